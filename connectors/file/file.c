@@ -1,0 +1,309 @@
+/*
+ * file.c — the file sink: one JSON-lines file per topic.
+ *
+ * Each record is appended to <path>/<topic>.jsonl through a user-space buffer.
+ * sink_flush writes the buffers and fdatasync()s every file written since the
+ * last flush (and the directory after a file was created), so that when it
+ * returns 0 everything written so far survives a crash.  Only then does the
+ * runtime let the source acknowledge it (pipeline.h).
+ *
+ * Invariant: a line is never split across a flush; bytes reach a file in the
+ * order the records were received.
+ *
+ * Delivery: at-least-once until the checkpoint protocol replaces appends with
+ * pre-committed part files (DESIGN §6): after a crash the source re-sends
+ * what was not acknowledged, and lines already written may appear again.
+ *
+ * Thread: sink thread (write/flush), main thread (new/open/free).
+ */
+#include "core/error.h"
+#include "core/log.h"
+#include "file/jsonl.h"
+#include "runtime/connector.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_BUF_LIMIT (1 << 20)
+
+typedef struct file_out {
+    char *topic;
+    int fd;
+    tm_buf_t buf;
+    bool dirty; /* written since the last fdatasync */
+} file_out_t;
+
+struct tm_sink {
+    char *name;
+    char *dir;
+    int dirfd;
+    tm_jsonl_t w;
+    file_out_t *outs;
+    int nouts, capouts;
+    bool dir_dirty;
+    /* One-entry cache: consecutive records usually share a table. */
+    const tm_schema_t *last_schema;
+    int last_out;
+    bool to_stdout;
+};
+
+static const tm_option_def_t file_options[] = {
+    {"path", TM_OPT_STRING, true, NULL, NULL,
+     "Directory that receives one <topic>.jsonl file per topic; created if missing."},
+    TM_JSONL_OPTIONS,
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+static const tm_option_def_t stdout_options[] = {
+    TM_JSONL_OPTIONS,
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void file_sink_free(tm_sink_t *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->nouts; i++) {
+        if (s->outs[i].fd >= 0 && !s->to_stdout)
+            close(s->outs[i].fd);
+        tm_buf_release(&s->outs[i].buf);
+        free(s->outs[i].topic);
+    }
+    free(s->outs);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    tm_jsonl_release(&s->w);
+    free(s->dir);
+    free(s->name);
+    free(s);
+}
+
+static int sink_new_common(tm_sink_t **out, const tm_sink_config_t *cfg, bool to_stdout,
+                           char *errstr, size_t errstr_size)
+{
+    tm_sink_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return TM_ENOMEM;
+    s->dirfd = -1;
+    s->to_stdout = to_stdout;
+    s->name = strdup(cfg->name);
+    s->last_out = -1;
+    if (!to_stdout)
+        s->dir = strdup(tm_opt_str(cfg->opts, "path"));
+    int rc = tm_jsonl_init(&s->w, cfg->opts, errstr, errstr_size);
+    if (rc != 0) {
+        file_sink_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int file_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr,
+                         size_t errstr_size)
+{
+    return sink_new_common(out, cfg, false, errstr, errstr_size);
+}
+
+static int stdout_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr,
+                           size_t errstr_size)
+{
+    return sink_new_common(out, cfg, true, errstr, errstr_size);
+}
+
+static int file_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    if (s->to_stdout)
+        return 0;
+    if (mkdir_p(s->dir) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "file sink '%s': cannot create directory %s (%s); check 'path' and its "
+                         "permissions",
+                         s->name, s->dir, strerror(errno));
+    s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "file sink '%s': cannot open directory %s (%s)", s->name, s->dir,
+                         strerror(errno));
+    return 0;
+}
+
+static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t errstr_size)
+{
+    if (s->last_out >= 0 && rec->schema == s->last_schema && rec->schema != NULL &&
+        rec->op != TM_OP_MESSAGE)
+        return s->last_out;
+    char topic[512];
+    tm_jsonl_topic(&s->w, rec, topic, sizeof(topic));
+    int idx = -1;
+    for (int i = 0; i < s->nouts; i++)
+        if (strcmp(s->outs[i].topic, topic) == 0) {
+            idx = i;
+            break;
+        }
+    if (idx < 0) {
+        if (s->nouts == s->capouts) {
+            int ncap = s->capouts ? s->capouts * 2 : 8;
+            file_out_t *p = realloc(s->outs, sizeof(*p) * (size_t)ncap);
+            if (p == NULL)
+                return TM_ENOMEM;
+            s->outs = p;
+            s->capouts = ncap;
+        }
+        file_out_t *o = &s->outs[s->nouts];
+        memset(o, 0, sizeof(*o));
+        o->topic = strdup(topic);
+        tm_buf_init(&o->buf);
+        if (s->to_stdout) {
+            o->fd = STDOUT_FILENO;
+        } else {
+            if (strchr(topic, '/') != NULL || topic[0] == '.' || topic[0] == '\0')
+                return tm_seterr(errstr, errstr_size, TM_ESINK,
+                                 "file sink '%s': topic '%s' is not a valid file name; change "
+                                 "the 'topic' template",
+                                 s->name, topic);
+            char fname[600];
+            snprintf(fname, sizeof(fname), "%s.jsonl", topic);
+            o->fd = openat(s->dirfd, fname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (o->fd < 0)
+                return tm_seterr(errstr, errstr_size, TM_ESINK,
+                                 "file sink '%s': cannot open %s/%s (%s)", s->name, s->dir, fname,
+                                 strerror(errno));
+            s->dir_dirty = true;
+        }
+        idx = s->nouts++;
+    }
+    if (rec->op != TM_OP_MESSAGE) {
+        s->last_schema = rec->schema;
+        s->last_out = idx;
+    }
+    return idx;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int out_drain(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_size)
+{
+    if (o->buf.len == 0)
+        return 0;
+    if (write_all(o->fd, o->buf.data, o->buf.len) != 0) {
+        int e = errno;
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "%s sink '%s': cannot write %s%s%s.jsonl (%s)%s",
+                         s->to_stdout ? "stdout" : "file", s->name, s->dir ? s->dir : "",
+                         s->dir ? "/" : "", o->topic, strerror(e),
+                         e == ENOSPC ? "; free disk space and restart: unacknowledged changes "
+                                       "are re-sent by the source"
+                                     : "");
+    }
+    tm_buf_clear(&o->buf);
+    o->dirty = true;
+    return 0;
+}
+
+static int file_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, size_t errstr_size)
+{
+    for (uint32_t i = 0; i < batch->count; i++) {
+        const tm_record_t *rec = &batch->recs[i];
+        int idx = out_for(s, rec, errstr, errstr_size);
+        if (idx < 0)
+            return idx;
+        int rc = tm_jsonl_encode(&s->w, rec);
+        if (rc != 0)
+            return tm_seterr(errstr, errstr_size, rc, "sink '%s': cannot encode a record (%s)",
+                             s->name, tm_strerror(rc));
+        file_out_t *o = &s->outs[idx];
+        if (tm_buf_append(&o->buf, s->w.line.data, s->w.line.len) != 0)
+            return TM_ENOMEM;
+        if (o->buf.len >= FILE_BUF_LIMIT && (rc = out_drain(s, o, errstr, errstr_size)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int file_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < s->nouts; i++) {
+        file_out_t *o = &s->outs[i];
+        int rc = out_drain(s, o, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+        if (o->dirty && !s->to_stdout && fdatasync(o->fd) != 0)
+            return tm_seterr(errstr, errstr_size, TM_ESINK,
+                             "file sink '%s': fdatasync of %s/%s.jsonl failed (%s)", s->name,
+                             s->dir, o->topic, strerror(errno));
+        o->dirty = false;
+    }
+    if (s->dir_dirty && s->dirfd >= 0) {
+        if (fsync(s->dirfd) != 0)
+            return tm_seterr(errstr, errstr_size, TM_ESINK,
+                             "file sink '%s': fsync of directory %s failed (%s)", s->name, s->dir,
+                             strerror(errno));
+        s->dir_dirty = false;
+    }
+    return 0;
+}
+
+const tm_connector_t tm_connector_file = {
+    .abi = TM_CONNECTOR_ABI,
+    .name = "file",
+    .kinds = TM_CONNECTOR_SINK,
+    .doc = "Appends Debezium JSON lines to <path>/<topic>.jsonl and fsyncs before acknowledging.",
+    .sink_options = file_options,
+    .delivery = "at-least-once (fsync before the source acknowledges; a crash may repeat "
+                "unacknowledged lines)",
+    .sink_new = file_sink_new,
+    .sink_open = file_sink_open,
+    .sink_write = file_sink_write,
+    .sink_flush = file_sink_flush,
+    .sink_free = file_sink_free,
+};
+
+const tm_connector_t tm_connector_stdout = {
+    .abi = TM_CONNECTOR_ABI,
+    .name = "stdout",
+    .kinds = TM_CONNECTOR_SINK,
+    .doc = "Writes Debezium JSON lines to standard output.",
+    .sink_options = stdout_options,
+    .delivery = "at-least-once",
+    .sink_new = stdout_sink_new,
+    .sink_open = file_sink_open,
+    .sink_write = file_sink_write,
+    .sink_flush = file_sink_flush,
+    .sink_free = file_sink_free,
+};

@@ -1,0 +1,101 @@
+/*
+ * jsonl.c — Debezium lines for the file and stdout sinks (see jsonl.h).
+ */
+#include "file/jsonl.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->schemas = tm_opt_bool(opts, "schemas");
+    const char *dm = tm_opt_str(opts, "decimal_handling");
+    o->decimal_mode = !strcasecmp(dm, "string")   ? TM_DECIMAL_STRING
+                      : !strcasecmp(dm, "double") ? TM_DECIMAL_DOUBLE
+                                                  : TM_DECIMAL_PRECISE;
+    const char *tp = tm_opt_str(opts, "time_precision");
+    o->time_mode = !strcasecmp(tp, "connect") ? TM_TIME_CONNECT : TM_TIME_ADAPTIVE;
+    o->connector = "postgresql";
+    o->version = TM_VERSION;
+}
+
+int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t errstr_size)
+{
+    tm_dbz_opts_t o;
+    memset(w, 0, sizeof(*w));
+    tm_jsonl_dbz_opts(opts, &o);
+    w->enc = tm_dbz_encoder_new(&o);
+    w->include_key = tm_opt_bool(opts, "include_key");
+    w->topic_tmpl = strdup(tm_opt_str(opts, "topic"));
+    tm_buf_init(&w->line);
+    if (w->enc == NULL || w->topic_tmpl == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    return 0;
+}
+
+void tm_jsonl_release(tm_jsonl_t *w)
+{
+    w->enc = tm_dbz_encoder_free(w->enc);
+    free(w->topic_tmpl);
+    w->topic_tmpl = NULL;
+    tm_buf_release(&w->line);
+}
+
+void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen)
+{
+    const tm_schema_t *s = rec->schema;
+    size_t n = 0;
+    const char *p = w->topic_tmpl;
+    if (outlen == 0)
+        return;
+    /* A logical-decoding message has no table: Debezium routes it to <prefix>.message. */
+    if (rec->op == TM_OP_MESSAGE || s == NULL || s->table == NULL) {
+        snprintf(out, outlen, "%s.message", s && s->source_name ? s->source_name : "tidemark");
+        return;
+    }
+    while (*p && n + 1 < outlen) {
+        const char *val = NULL;
+        size_t skip = 0;
+        if (!strncmp(p, "{source}", 8)) {
+            val = s->source_name, skip = 8;
+        } else if (!strncmp(p, "{db}", 4)) {
+            val = s->db, skip = 4;
+        } else if (!strncmp(p, "{schema}", 8)) {
+            val = s->namespace, skip = 8;
+        } else if (!strncmp(p, "{table}", 7)) {
+            val = s->table, skip = 7;
+        }
+        if (skip) {
+            for (const char *v = val ? val : ""; *v && n + 1 < outlen; v++)
+                out[n++] = *v;
+            p += skip;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+}
+
+int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec)
+{
+    int rc;
+    tm_buf_clear(&w->line);
+    if (w->include_key) {
+        if ((rc = tm_buf_puts(&w->line, "{\"key\":")) != 0)
+            return rc;
+        if (rec->op == TM_OP_MESSAGE || rec->op == TM_OP_TRUNCATE)
+            rc = tm_buf_puts(&w->line, "null");
+        else
+            rc = tm_dbz_encode_key(w->enc, rec, &w->line);
+        if (rc != 0 || (rc = tm_buf_puts(&w->line, ",\"value\":")) != 0)
+            return rc;
+    }
+    if ((rc = tm_dbz_encode_value(w->enc, rec, &w->line)) != 0)
+        return rc;
+    if (w->include_key && (rc = tm_buf_putc(&w->line, '}')) != 0)
+        return rc;
+    return tm_buf_putc(&w->line, '\n');
+}

@@ -1,0 +1,53 @@
+/*
+ * jsonl.h — the line-oriented Debezium writer shared by the file and stdout
+ * sinks.
+ *
+ * Each record becomes one line: its Debezium value envelope, or
+ * {"key":…,"value":…} with include_key.  Records are routed to a topic named
+ * by a template ("{source}.{schema}.{table}" by default, Debezium's
+ * topic.prefix.schema.table).  The caller supplies where a topic's bytes go.
+ *
+ * Thread: sink thread only.
+ */
+#ifndef TM_CONNECTORS_JSONL_H
+#define TM_CONNECTORS_JSONL_H
+
+#include "core/buf.h"
+#include "core/options.h"
+#include "core/row.h"
+#include "format/debezium.h"
+
+#include <stdbool.h>
+
+/* Options every line-writing sink accepts, as table rows to splice in. */
+#define TM_JSONL_OPTIONS                                                                           \
+    {"format", TM_OPT_ENUM, false, "debezium-json", "debezium-json",                              \
+     "Encoding of each line: the Debezium value envelope."},                                       \
+        {"schemas", TM_OPT_BOOL, false, "true", NULL,                                              \
+         "Include the Debezium schema part (Kafka Connect schemas.enable)."},                      \
+        {"include_key", TM_OPT_BOOL, false, "false", NULL,                                         \
+         "Write {\"key\":…,\"value\":…} instead of the value alone."},                             \
+        {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",               \
+         "Debezium decimal.handling.mode; defaults to the source's setting."},                     \
+        {"time_precision", TM_OPT_ENUM, false, "adaptive", "adaptive|connect",                     \
+         "Debezium time.precision.mode; defaults to the source's setting."},                       \
+        {"topic", TM_OPT_STRING, false, "{source}.{schema}.{table}", NULL,                         \
+         "Topic name template; {source}, {db}, {schema} and {table} are replaced."}
+
+typedef struct tm_jsonl {
+    tm_dbz_encoder_t *enc;
+    bool include_key;
+    char *topic_tmpl;
+    tm_buf_t line; /* scratch for one record */
+} tm_jsonl_t;
+
+int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t errstr_size);
+void tm_jsonl_release(tm_jsonl_t *w);
+/* Renders the topic of a record into out (NUL-terminated, truncated to outlen). */
+void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen);
+/* Encodes one record as a line (with '\n') into w->line. */
+int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec);
+/* Fills encoder options from a sink's options. */
+void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *out);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * row.h — the typed changelog record and the batch that carries it.
+ *
+ * A change is a record with an operation and up to two row images (DESIGN §2).
+ * Flink's RowKind is the anchor; an update travels as ONE record that carries
+ * both images, and tm_record_kinds() tells how it splits into -U/+U.
+ *
+ *      op         before          after        RowKinds
+ *      READ (r)   NULL            row          +I
+ *      CREATE (c) NULL            row          +I
+ *      UPDATE (u) row or NULL     row          -U, +U   (before NULL: +U only)
+ *      DELETE (d) row (key/full)  NULL         -D
+ *      TRUNCATE   NULL            NULL         (control-like, per table)
+ *      MESSAGE    NULL            NULL         (logical decoding message)
+ *
+ * Invariants:
+ *   1. Every row, value and string of a batch lives in the batch's arena.
+ *   2. A batch holds one reference to every schema its records point to.
+ *   3. Control events (barrier, watermark, schema change, end of input) never
+ *      travel inside a batch; see runtime/queue.h.
+ *   4. A batch is immutable once emitted; consumers only read it.  With
+ *      several consumers it is shared and reference counted.
+ *
+ * Thread: filled by one thread, then handed over through a queue.
+ */
+#ifndef TM_CORE_ROW_H
+#define TM_CORE_ROW_H
+
+#include "core/arena.h"
+#include "core/schema.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Datum flags. */
+enum {
+    TM_DATUM_UNAVAILABLE = 1 << 0, /* unchanged TOASTed value: not sent by the source */
+    TM_DATUM_WIDE = 1 << 1,        /* NUMERIC too wide for 128 bits: u.var holds its text */
+    TM_DATUM_NAN = 1 << 2,         /* NUMERIC NaN / ±Infinity: u.var holds its text */
+};
+
+typedef struct tm_datum {
+    union {
+        int64_t i64;
+        double f64;
+        bool b;
+        __int128 dec; /* NUMERIC unscaled value */
+        struct {
+            const char *ptr; /* arena memory; NUL-terminated for convenience */
+            uint32_t len;
+        } var;
+    } u;
+    int16_t scale; /* NUMERIC: scale of this value */
+    uint8_t flags;
+} tm_datum_t;
+
+typedef struct tm_row {
+    uint64_t *nulls; /* bit i set = column i is NULL */
+    tm_datum_t *vals;
+} tm_row_t;
+
+static inline bool tm_row_is_null(const tm_row_t *row, int i)
+{
+    return (row->nulls[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void tm_row_set_null(tm_row_t *row, int i, bool isnull)
+{
+    if (isnull)
+        row->nulls[i >> 6] |= (uint64_t)1 << (i & 63);
+    else
+        row->nulls[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+typedef enum tm_op {
+    TM_OP_READ = 'r',
+    TM_OP_CREATE = 'c',
+    TM_OP_UPDATE = 'u',
+    TM_OP_DELETE = 'd',
+    TM_OP_TRUNCATE = 't',
+    TM_OP_MESSAGE = 'm',
+} tm_op_t;
+
+/* Flink RowKind. */
+typedef enum tm_rowkind {
+    TM_KIND_INSERT,        /* +I */
+    TM_KIND_UPDATE_BEFORE, /* -U */
+    TM_KIND_UPDATE_AFTER,  /* +U */
+    TM_KIND_DELETE,        /* -D */
+} tm_rowkind_t;
+
+enum {
+    TM_SNAPSHOT_FALSE = 0,
+    TM_SNAPSHOT_TRUE,
+    TM_SNAPSHOT_LAST,
+    TM_SNAPSHOT_INCREMENTAL,
+};
+
+/*
+ * Where a record came from.  The fields are PostgreSQL-shaped; other sources
+ * fill what applies and leave the rest zero.
+ */
+typedef struct tm_source_info {
+    int64_t ts_us;       /* commit (or snapshot) time, µs since epoch */
+    uint64_t lsn;        /* LSN of this change (PostgreSQL) */
+    uint64_t commit_lsn; /* LSN of the last commit before this change: sequence[0] */
+    uint32_t xid;        /* transaction id, 0 if unknown */
+    uint8_t snapshot;    /* TM_SNAPSHOT_* */
+} tm_source_info_t;
+
+typedef struct tm_record {
+    tm_op_t op;
+    tm_schema_t *schema; /* borrowed: the batch holds the reference */
+    tm_row_t *before;    /* NULL when absent */
+    tm_row_t *after;     /* NULL when absent */
+    int64_t proc_us;     /* when the source produced the record, µs since epoch */
+    tm_source_info_t src;
+    /* TM_OP_MESSAGE only. */
+    const char *msg_prefix;
+    const uint8_t *msg_content;
+    uint32_t msg_len;
+} tm_record_t;
+
+/* Number of RowKinds a record expands to (0..2), written to kinds[]. */
+int tm_record_kinds(const tm_record_t *rec, tm_rowkind_t kinds[2]);
+
+#define TM_BATCH_MAX 1024
+
+typedef struct tm_batch {
+    atomic_int refcount;
+    tm_arena_t arena;
+    uint32_t count;
+    tm_record_t recs[TM_BATCH_MAX];
+    /* Distinct schemas referenced by recs; the batch owns one ref each. */
+    tm_schema_t **schemas;
+    uint32_t nschemas, schemas_cap;
+    /*
+     * Acknowledgement token: the source-defined position that is complete
+     * once everything up to and including this batch is durable (for
+     * PostgreSQL the commit LSN of the last whole transaction in or before the
+     * batch).  0 means "no new complete position".
+     */
+    uint64_t ack_token;
+} tm_batch_t;
+
+tm_batch_t *tm_batch_new(void);
+tm_batch_t *tm_batch_ref(tm_batch_t *batch);
+/* Drops one reference; frees the arena and schema refs at zero.  Accepts NULL. Returns NULL. */
+tm_batch_t *tm_batch_unref(tm_batch_t *batch);
+static inline bool tm_batch_full(const tm_batch_t *batch)
+{
+    return batch->count >= TM_BATCH_MAX;
+}
+/*
+ * Appends a zeroed record for `schema` (taking a batch reference on the schema
+ * if it is new to the batch).  Returns NULL if the batch is full or memory ran
+ * out.
+ */
+tm_record_t *tm_batch_add(tm_batch_t *batch, tm_schema_t *schema, tm_op_t op);
+/* Allocates a row for `schema` in the batch arena, all columns NULL. */
+tm_row_t *tm_batch_new_row(tm_batch_t *batch, const tm_schema_t *schema);
+/* Copies bytes into the arena and sets a var datum. */
+int tm_batch_set_var(tm_batch_t *batch, tm_datum_t *d, const void *p, size_t len);
+
+/*
+ * NUMERIC helpers.  tm_numeric_parse() reads a decimal string ("-12.340",
+ * "1e5" is not accepted) into an unscaled __int128 + scale, or sets
+ * TM_DATUM_WIDE/TM_DATUM_NAN and keeps the text when it does not fit.
+ */
+int tm_numeric_parse(tm_batch_t *batch, tm_datum_t *d, const char *s, size_t len);
+/* Formats a NUMERIC datum as a plain decimal string; returns length written (excl. NUL). */
+size_t tm_numeric_format(const tm_datum_t *d, char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,392 @@
+/*
+ * cli.c — command dispatch and the job life cycle (see cli.h).
+ *
+ * `run` builds every connector from the job (sinks first, so a sink that
+ * cannot open fails before a source creates a replication slot), starts the
+ * data plane, and runs the control loop (libevent) until the job ends or a
+ * signal stops it:
+ *
+ *     SIGTERM / first SIGINT → graceful stop: sources stop reading, sinks
+ *                              drain and flush, sources acknowledge, exit 0
+ *     second SIGINT          → immediate exit (130)
+ *
+ * Signal handlers are libevent's (they only wake the loop); worker threads
+ * block these signals so the kernel delivers them to the main thread.
+ */
+#include "daemon/cli.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "runtime/pipeline.h"
+#include "sql/job.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct run_state {
+    tm_pipeline_t *pipeline;
+    struct event_base *base;
+    int sigints;
+} run_state_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "tidemark %s — change-data-capture stream processor\n"
+            "\n"
+            "Usage:\n"
+            "  tidemark run JOB.sql [--state-dir DIR]   run a job until stopped\n"
+            "  tidemark explain JOB.sql                 print the plan, delivery guarantees and\n"
+            "                                           options in effect (secrets masked)\n"
+            "  tidemark --version                       print the version\n"
+            "  tidemark --help                          print this help\n"
+            "\n"
+            "Options:\n"
+            "  --state-dir DIR     the job's state directory (default ./tidemark-state)\n"
+            "  --log-level LEVEL   error, warn, info (default) or debug\n"
+            "  --log-format FMT    logfmt (default) or json\n"
+            "\n"
+            "Signals: SIGTERM stops gracefully; SIGINT twice stops at once.\n"
+            "Exit codes: 0 stopped cleanly, 1 internal failure, 2 configuration or SQL error,\n"
+            "            3 source error that cannot be retried.\n"
+            "Documentation: docs/ in the source tree; start with README.md.\n",
+            TM_VERSION);
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* ---- explain ---- */
+
+static void explain_line(void *arg, const char *text)
+{
+    (void)arg;
+    printf("      %s\n", text);
+}
+
+static void explain_options(const tm_options_t *opts, const tm_option_def_t *defs)
+{
+    for (const tm_option_def_t *d = defs; d && d->name; d++) {
+        const tm_option_kv_t *kv = NULL;
+        for (int i = 0; i < opts->n; i++)
+            if (strcmp(opts->kv[i].key, d->name) == 0)
+                kv = &opts->kv[i];
+        if (kv != NULL) {
+            char *shown = tm_option_display(kv);
+            printf("      %-22s = %s\n", d->name, shown ? shown : "");
+            free(shown);
+        } else if (d->def != NULL) {
+            printf("      %-22s = %s (default)\n", d->name,
+                   d->type == TM_OPT_SECRET ? "****" : d->def);
+        }
+    }
+    /* Passthrough options (e.g. kafka.*) are not in the table. */
+    for (int i = 0; i < opts->n; i++) {
+        if (opts->kv[i].def == NULL) {
+            char *shown = tm_option_display(&opts->kv[i]);
+            printf("      %-22s = %s\n", opts->kv[i].key, shown ? shown : "");
+            free(shown);
+        }
+    }
+}
+
+static int cmd_explain(const char *path)
+{
+    char err[2048];
+    tm_job_t *job = NULL;
+    int rc = tm_job_load(path, &job, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tidemark: %s\n", err);
+        return tm_exit_code_for(rc);
+    }
+    printf("job %s\n", job->path);
+    printf("\nplan:\n");
+    for (int i = 0; i < job->ninserts; i++) {
+        tm_job_table_t *src = &job->tables[job->inserts[i].source];
+        tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
+        printf("  pipeline %d (line %d): %s ──► %s\n", i + 1, job->inserts[i].line, src->name,
+               snk->name);
+        printf("    source %s [%s]: changelog +I/-U/+U/-D (Debezium ops r,c,u,d,t,m)\n",
+               src->name, src->conn->name);
+        printf("    project: SELECT * (every column, passthrough)\n");
+        printf("    sink %s [%s]\n", snk->name, snk->conn->name);
+    }
+    printf("\nsources:\n");
+    for (int i = 0; i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SOURCE)
+            continue;
+        printf("  %s (connector %s)\n", t->name, t->conn->name);
+        if (t->declared != NULL) {
+            printf("    declared columns:");
+            for (int c = 0; c < t->declared->ncols; c++)
+                printf("%s %s %s%s", c ? "," : "", t->declared->cols[c].name,
+                       tm_type_name(t->declared->cols[c].type),
+                       t->declared->cols[c].key_index >= 0 ? " (key)" : "");
+            printf("\n");
+        }
+        printf("    options:\n");
+        explain_options(t->opts, t->conn->source_options);
+        if (t->conn->source_new != NULL && t->conn->source_describe != NULL) {
+            tm_source_t *src = NULL;
+            tm_source_config_t cfg = {t->name, t->opts, t->declared, "."};
+            if (t->conn->source_new(&src, &cfg, err, sizeof(err)) == 0) {
+                printf("    details:\n");
+                t->conn->source_describe(src, explain_line, NULL);
+                t->conn->source_free(src);
+            } else {
+                fprintf(stderr, "tidemark: %s\n", err);
+                tm_job_free(job);
+                return TM_EXIT_CONFIG;
+            }
+        }
+    }
+    printf("\nsinks:\n");
+    for (int i = 0; i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SINK)
+            continue;
+        printf("  %s (connector %s)\n", t->name, t->conn->name);
+        printf("    delivery: %s\n", t->conn->delivery ? t->conn->delivery : "at-least-once");
+        printf("    options:\n");
+        explain_options(t->opts, t->conn->sink_options);
+    }
+    printf("\nsettings:\n");
+    explain_options(job->settings, tm_job_settings);
+    printf("\nnot built yet: checkpoints and exactly-once delivery, savepoints, operator state,\n"
+           "projections/filters/joins/aggregation, the MySQL and Kafka connectors, the admin "
+           "API.\n");
+    tm_job_free(job);
+    return TM_EXIT_OK;
+}
+
+/* ---- run ---- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    run_state_t *rs = arg;
+    (void)what;
+    if (sig == SIGINT) {
+        if (++rs->sigints >= 2) {
+            TM_WARN("main", "second SIGINT: stopping at once", "%s", "");
+            _exit(130);
+        }
+        TM_INFO("main", "SIGINT: stopping gracefully; press Ctrl-C again to stop at once", "%s",
+                "");
+    } else {
+        TM_INFO("main", "SIGTERM: stopping gracefully", "%s", "");
+    }
+    tm_pipeline_request_stop(rs->pipeline);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    run_state_t *rs = arg;
+    (void)fd;
+    (void)what;
+    if (tm_pipeline_done(rs->pipeline))
+        event_base_loopbreak(rs->base);
+}
+
+static int cmd_run(const char *path, const char *state_dir)
+{
+    char err[2048];
+    tm_job_t *job = NULL;
+    int rc = tm_job_load(path, &job, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tidemark: %s\n", err);
+        return tm_exit_code_for(rc);
+    }
+    const char *lvl = tm_opt_str(job->settings, "log_level");
+    if (tm_opt_isset(job->settings, "log_level"))
+        tm_log_set_level(lvl);
+    if (mkdir_p(state_dir) != 0) {
+        fprintf(stderr, "tidemark: cannot create state directory %s (%s); pass --state-dir\n",
+                state_dir, strerror(errno));
+        tm_job_free(job);
+        return TM_EXIT_CONFIG;
+    }
+    TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
+
+    tm_pipeline_t *p = tm_pipeline_new();
+    tm_pipeline_set_flush_interval(p, (int)tm_opt_duration_ms(job->settings,
+                                                              "sink_flush_interval"));
+    int *node = calloc((size_t)job->ntables, sizeof(int));
+    rc = 0;
+    /* Sinks first: a sink that cannot open must fail before a slot is created. */
+    for (int i = 0; rc == 0 && i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SINK)
+            continue;
+        tm_sink_t *sink = NULL;
+        tm_sink_config_t cfg = {t->name, t->opts, t->declared, state_dir};
+        rc = t->conn->sink_new(&sink, &cfg, err, sizeof(err));
+        if (rc == 0 && t->conn->sink_open)
+            rc = t->conn->sink_open(sink, err, sizeof(err));
+        if (rc != 0) {
+            if (sink)
+                t->conn->sink_free(sink);
+            break;
+        }
+        node[i] = tm_pipeline_add_sink(p, t->conn, sink, t->name);
+    }
+    for (int i = 0; rc == 0 && i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SOURCE)
+            continue;
+        tm_source_t *src = NULL;
+        tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir};
+        rc = t->conn->source_new(&src, &cfg, err, sizeof(err));
+        if (rc == 0 && t->conn->source_open)
+            rc = t->conn->source_open(src, err, sizeof(err));
+        if (rc != 0) {
+            if (src)
+                t->conn->source_free(src);
+            break;
+        }
+        node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
+    }
+    for (int i = 0; rc == 0 && i < job->ninserts; i++)
+        tm_pipeline_connect(p, node[job->inserts[i].source], node[job->inserts[i].sink]);
+    free(node);
+    if (rc != 0) {
+        TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
+        fprintf(stderr, "tidemark: %s\n", err);
+        tm_pipeline_free(p);
+        tm_job_free(job);
+        return tm_exit_code_for(rc);
+    }
+
+    run_state_t rs = {p, event_base_new(), 0};
+    struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
+    struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
+    struct event *tick = event_new(rs.base, -1, EV_PERSIST, on_tick, &rs);
+    struct timeval tv = {0, 100000};
+    evsignal_add(ev_term, NULL);
+    evsignal_add(ev_int, NULL);
+    event_add(tick, &tv);
+
+    /* Worker threads inherit this mask, so signals reach the main thread only. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    rc = tm_pipeline_start(p, err, sizeof(err));
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        TM_INFO("main", "running", "pipelines=%d", job->ninserts);
+        event_base_dispatch(rs.base);
+    }
+    int jrc = tm_pipeline_join(p, err, sizeof(err));
+    if (rc == 0)
+        rc = jrc;
+    event_free(ev_term);
+    event_free(ev_int);
+    event_free(tick);
+    event_base_free(rs.base);
+    tm_pipeline_free(p);
+    tm_job_free(job);
+    if (rc != 0) {
+        TM_ERROR("main", "job failed", "error=\"%s\"", err);
+        fprintf(stderr, "tidemark: %s\n", err);
+        return tm_exit_code_for(rc);
+    }
+    TM_INFO("main", "stopped", "%s", "");
+    return TM_EXIT_OK;
+}
+
+int tm_cli_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *state_dir = "./tidemark-state";
+    int c;
+    signal(SIGPIPE, SIG_IGN);
+    while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return TM_EXIT_OK;
+        case 'V':
+            printf("tidemark %s\n", TM_VERSION);
+            return TM_EXIT_OK;
+        case 's':
+            state_dir = optarg;
+            break;
+        case 'l':
+            if (tm_log_set_level(optarg) != 0) {
+                fprintf(stderr, "tidemark: --log-level '%s' is not one of error, warn, info, "
+                                "debug\n",
+                        optarg);
+                return TM_EXIT_CONFIG;
+            }
+            break;
+        case 'f':
+            if (strcmp(optarg, "json") == 0) {
+                tm_log_json = 1;
+            } else if (strcmp(optarg, "logfmt") != 0) {
+                fprintf(stderr, "tidemark: --log-format '%s' is not logfmt or json\n", optarg);
+                return TM_EXIT_CONFIG;
+            }
+            break;
+        default:
+            fprintf(stderr, "tidemark: see 'tidemark --help'\n");
+            return TM_EXIT_CONFIG;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return TM_EXIT_CONFIG;
+    }
+    const char *cmd = argv[optind];
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "explain") == 0) {
+        if (optind + 1 >= argc) {
+            fprintf(stderr, "tidemark: '%s' needs a job file: tidemark %s JOB.sql\n", cmd, cmd);
+            return TM_EXIT_CONFIG;
+        }
+        if (optind + 2 < argc) {
+            fprintf(stderr, "tidemark: unexpected argument '%s'; see 'tidemark --help'\n",
+                    argv[optind + 2]);
+            return TM_EXIT_CONFIG;
+        }
+        return cmd[0] == 'r' ? cmd_run(argv[optind + 1], state_dir)
+                             : cmd_explain(argv[optind + 1]);
+    }
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return TM_EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0) {
+        printf("tidemark %s\n", TM_VERSION);
+        return TM_EXIT_OK;
+    }
+    fprintf(stderr, "tidemark: unknown command '%s'; see 'tidemark --help'\n", cmd);
+    return TM_EXIT_CONFIG;
+}

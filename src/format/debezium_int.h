@@ -1,0 +1,147 @@
+/*
+ * debezium_int.h — private helpers shared by the Debezium encoder and decoder.
+ *
+ * Role: the one place that says how a tidemark column maps onto a Kafka
+ * Connect schema and a JSON value ("the wire form"), plus the leaf formatters
+ * and parsers that both directions need: shortest round-trip doubles, ISO-8601
+ * zoned times, and the two's-complement big-endian bytes of Kafka Connect's
+ * Decimal.  The encoder (debezium_enc.c) writes with these; the decoder
+ * (debezium_dec.c) reads the same forms back, which is what keeps
+ * decode(encode(x)) == x true.
+ *
+ * Invariants:
+ *   1. tm__dbz_col_desc() is a pure function of (column, options).  The fast
+ *      encoder, the Jansson reference encoder and the decoder (when an event
+ *      has no schema part) all call it, so they agree on every wire form.
+ *   2. Formatters never allocate; they write into caller buffers whose minimum
+ *      sizes are the TM__DBZ_*_MAX constants below.
+ *   3. Functions that produce variable-length output (decimal bytes and text)
+ *      append to a tm_buf_t and return 0 or TM_ENOMEM.
+ *
+ * Thread: everything here is reentrant; there is no shared state.
+ */
+#ifndef TM_FORMAT_DEBEZIUM_INT_H
+#define TM_FORMAT_DEBEZIUM_INT_H
+
+#include "core/buf.h"
+#include "core/row.h"
+#include "core/schema.h"
+#include "format/debezium.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Debezium's default `unavailable.value.placeholder` for unchanged TOASTed values. */
+#define TM_DBZ_UNAVAILABLE "__debezium_unavailable_value"
+#define TM_DBZ_UNAVAILABLE_LEN (sizeof(TM_DBZ_UNAVAILABLE) - 1)
+/* The same placeholder as Debezium writes it for uuid columns (UUID.nameUUIDFromBytes). */
+#define TM_DBZ_UNAVAILABLE_UUID "b68a35a7-17ad-35b3-af2a-ae46edb4545a"
+
+/* Logical names used on both sides. */
+#define TM_DBZ_DECIMAL "org.apache.kafka.connect.data.Decimal"
+#define TM_DBZ_VSD "io.debezium.data.VariableScaleDecimal"
+#define TM_DBZ_VSD_DOC "Variable scaled decimal"
+#define TM_DBZ_ENUM "io.debezium.data.Enum"
+#define TM_DBZ_JSON "io.debezium.data.Json"
+#define TM_DBZ_UUID "io.debezium.data.Uuid"
+
+/*
+ * How a value travels in JSON, beyond what the column type says.  The
+ * encoder picks one per column from the options; the decoder learns it from
+ * the event's schema part, or, without one, computes it as the encoder would.
+ */
+typedef enum tm_dbz_wire {
+    TM_DBZ_W_PLAIN = 0,  /* the type's natural form (see tm__dbz_col_desc) */
+    TM_DBZ_W_DEC_BYTES,  /* Decimal: base64 of the unscaled value at a fixed scale */
+    TM_DBZ_W_DEC_VSD,    /* VariableScaleDecimal: {"scale":s,"value":base64} */
+    TM_DBZ_W_DEC_STRING, /* decimal text, "12.34" */
+    TM_DBZ_W_DEC_DOUBLE, /* JSON number */
+    TM_DBZ_W_MS,         /* TIME/TIMESTAMP as integer milliseconds */
+    TM_DBZ_W_US,         /* TIME/TIMESTAMP as integer microseconds */
+    TM_DBZ_W_NS,         /* TIME/TIMESTAMP as integer nanoseconds (decoder only) */
+} tm_dbz_wire_t;
+
+/*
+ * The Kafka Connect schema of one column and its wire form.  Parameters are
+ * derived from `name`: Decimal gets scale (+ precision when known), Enum gets
+ * "allowed".  For arrays, `elem_type` names the element type whose own
+ * descriptor is computed on demand with tm__dbz_elem_desc().
+ */
+typedef struct tm_dbz_coldesc {
+    const char *type;    /* "int32", "string", "bytes", "struct", "array", ... */
+    const char *name;    /* logical name, or NULL */
+    int version;         /* schema version, 0 when Kafka Connect prints none */
+    const char *doc;     /* NULL except for VariableScaleDecimal */
+    int32_t scale;       /* Decimal: the column scale */
+    int32_t precision;   /* Decimal: connect.decimal.precision, -1 to omit */
+    const char *allowed; /* Enum: comma-separated labels, or NULL */
+    tm_type_t elem_type; /* arrays only */
+    uint8_t wire;        /* tm_dbz_wire_t */
+} tm_dbz_coldesc_t;
+
+/* Column → Kafka Connect schema and wire form (invariant 1). */
+void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
+/* Descriptor of an array's element type (elements are always optional). */
+void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
+
+/* Sizes of the caller buffers for the formatters below, NUL included. */
+#define TM__DBZ_DOUBLE_MAX 32
+#define TM__DBZ_ZONED_MAX 48
+
+/*
+ * Writes the shortest decimal text that reads back as exactly `v` (as a
+ * double, or for _f32 as a float), always with a '.' or exponent so that JSON
+ * readers see a real.  NaN and infinities are not numbers in JSON: for those
+ * the functions return 0 and tm__dbz_special_double() names the string form.
+ */
+size_t tm__dbz_fmt_f64(double v, char *buf);
+size_t tm__dbz_fmt_f32(double v, char *buf);
+/* "NaN", "Infinity", "-Infinity" (Kafka Connect's JSON spelling), or NULL if finite. */
+const char *tm__dbz_special_double(double v);
+
+/* µs since epoch → "2024-01-02T03:04:05.123456Z" in java.time ISO_OFFSET_DATE_TIME style. */
+size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf);
+/* µs since midnight UTC → "03:04:05.5Z" (ISO_OFFSET_TIME style). */
+size_t tm__dbz_fmt_zoned_time(int64_t us, char *buf);
+/* The inverses; they accept any UTC offset and return 0 or -1. */
+int tm__dbz_parse_zoned_ts(const char *s, size_t len, int64_t *us);
+int tm__dbz_parse_zoned_time(const char *s, size_t len, int64_t *us);
+
+/* Floor division, as java.time uses for negative instants. */
+static inline int64_t tm__dbz_floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/*
+ * NUMERIC datum → unscaled two's-complement big-endian bytes, minimal length
+ * (java.math.BigInteger.toByteArray), appended to `out`.  `target_scale` is
+ * the column scale, or TM_SCALE_VARIABLE to keep the value's own scale;
+ * *scale_out receives the scale used.  Values with more fractional digits
+ * than the target are rounded half-up, as PostgreSQL rounds on input.
+ * Returns TM_ENOTFOUND for NaN/Infinity (no Decimal form), TM_EINVAL for a
+ * malformed wide text, TM_ENOMEM.
+ */
+int tm__dbz_numeric_bytes(const tm_datum_t *d, int32_t target_scale, tm_buf_t *out,
+                          int32_t *scale_out);
+/*
+ * NUMERIC datum → plain decimal text at target_scale (or its own scale when
+ * TM_SCALE_VARIABLE) appended to `out`: the string-mode form.  NaN and
+ * infinities are written as their text.  0 or TM_ENOMEM / TM_EINVAL.
+ */
+int tm__dbz_numeric_text(const tm_datum_t *d, int32_t target_scale, tm_buf_t *out);
+/*
+ * Two's-complement big-endian bytes + scale → plain decimal text appended to
+ * `out` ("-12.34").  Any length; 0 or TM_ENOMEM.
+ */
+int tm__dbz_bytes_to_text(const uint8_t *b, size_t n, int32_t scale, tm_buf_t *out);
+
+/*
+ * Appends `part` segments joined by '.', skipping NULL ones: the
+ * "<prefix>.<schema>.<table>" stem of Debezium's schema names.
+ */
+int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * connector.h — the one small interface every source and sink implements.
+ *
+ * A connector is a descriptor (nginx modules are the model): a name, the
+ * kinds it supports, an options table and hooks.  The registry in
+ * runtime/registry.c lists them; docs/connectors/NAME.md are checked against the
+ * options tables by a unit test.
+ *
+ * Life cycle of a source (each step on the thread named):
+ *
+ *     source_new   (main)    parse options, no I/O; config errors only
+ *     source_open  (main)    connect, check the database, create slots; may fail
+ *                            with TM_ECONFIG / TM_ESOURCE / TM_ECONN
+ *     source_run   (source)  loop until tm_source_should_stop(); emit batches
+ *     source_free  (main)    after the thread has been joined
+ *
+ * and of a sink:
+ *
+ *     sink_new     (main)    parse options
+ *     sink_open    (main)    create files / connect
+ *     sink_write   (sink)    consume one batch; may buffer
+ *     sink_flush   (sink)    make everything written so far durable
+ *     sink_free    (main)
+ *
+ * The checkpoint protocol (DESIGN §6) adds pre-commit/commit/abort/recover;
+ * the slots exist now so that connectors can grow into them.
+ *
+ * Errors: hooks return 0 or a negative TM_E* code and fill errstr with a
+ * message that names what is wrong and what to do.
+ */
+#ifndef TM_RUNTIME_CONNECTOR_H
+#define TM_RUNTIME_CONNECTOR_H
+
+#include "core/options.h"
+#include "core/row.h"
+#include "core/schema.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TM_CONNECTOR_ABI 1
+
+enum {
+    TM_CONNECTOR_SOURCE = 1 << 0,
+    TM_CONNECTOR_SINK = 1 << 1,
+};
+
+typedef struct tm_source tm_source_t; /* connector-private */
+typedef struct tm_sink tm_sink_t;     /* connector-private */
+typedef struct tm_source_ctx tm_source_ctx_t;
+
+/* What the SQL layer hands a source. */
+typedef struct tm_source_config {
+    const char *name;           /* job-level table name, e.g. "shop" */
+    const tm_options_t *opts;   /* validated against the connector's table */
+    const tm_schema_t *declared; /* declared columns, or NULL for `()` */
+    const char *state_dir;      /* the job's state directory (exists) */
+} tm_source_config_t;
+
+typedef struct tm_sink_config {
+    const char *name;
+    const tm_options_t *opts;
+    const tm_schema_t *declared;
+    const char *state_dir;
+} tm_sink_config_t;
+
+typedef struct tm_connector {
+    int abi;
+    const char *name;
+    unsigned kinds;
+    const char *doc;
+    const tm_option_def_t *source_options;
+    const tm_option_def_t *sink_options;
+    const char *option_prefix; /* passthrough prefix such as "kafka.", or NULL */
+    /* Delivery guarantee of the sink, printed by explain. */
+    const char *delivery;
+
+    int (*source_new)(tm_source_t **out, const tm_source_config_t *cfg, char *errstr,
+                      size_t errstr_size);
+    int (*source_open)(tm_source_t *src, char *errstr, size_t errstr_size);
+    int (*source_run)(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size);
+    /* Human-readable lines for explain (tables, slot, snapshot mode). May be NULL. */
+    void (*source_describe)(const tm_source_t *src, void (*line)(void *arg, const char *text),
+                            void *arg);
+    void (*source_free)(tm_source_t *src);
+
+    int (*sink_new)(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr,
+                    size_t errstr_size);
+    int (*sink_open)(tm_sink_t *sink, char *errstr, size_t errstr_size);
+    int (*sink_write)(tm_sink_t *sink, const tm_batch_t *batch, char *errstr, size_t errstr_size);
+    int (*sink_flush)(tm_sink_t *sink, char *errstr, size_t errstr_size);
+    /* Checkpoint protocol (DESIGN §6); NULL until a sink implements it. */
+    int (*sink_precommit)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    int (*sink_commit)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    int (*sink_abort)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    void (*sink_free)(tm_sink_t *sink);
+} tm_connector_t;
+
+/* Looks a connector up by name; NULL if unknown. */
+const tm_connector_t *tm_connector_find(const char *name);
+/* NULL-terminated list of all connectors. */
+const tm_connector_t *const *tm_connector_all(void);
+
+/* ---- What the runtime offers a running source (thread: source) ---- */
+
+/*
+ * Hands a filled batch to every downstream queue.  Ownership passes to the
+ * runtime on success.  Waits at most `timeout_ms` for room (0 = do not wait):
+ * on TM_EAGAIN the caller still owns the batch and must retry later WITH THE
+ * SAME BATCH, after doing its housekeeping (a PostgreSQL source answers
+ * keepalives meanwhile); with several downstream queues the runtime resumes
+ * where it stopped.  Returns TM_ESTOPPED when the job is stopping; the caller
+ * then still owns the batch and should free it and return.
+ */
+int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms);
+/* Sends a schema-change control event downstream (takes a schema ref). */
+int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout_ms);
+/* True once the job has been asked to stop. */
+bool tm_source_should_stop(const tm_source_ctx_t *ctx);
+/*
+ * The highest ack token (see tm_batch_t.ack_token) that every sink has made
+ * durable — or, under checkpointing, that a completed checkpoint covers.  The
+ * source may release upstream resources up to it (PostgreSQL: flush LSN).
+ * 0 until something is acknowledged.
+ */
+uint64_t tm_source_acked(const tm_source_ctx_t *ctx);
+/*
+ * Asks every sink downstream to make everything emitted so far durable, and
+ * waits at most timeout_ms until tm_source_acked() covers the last emitted
+ * ack token.  Used when stopping (so the final status update acknowledges
+ * everything) and by snapshot-only runs.  0, TM_EAGAIN on timeout, or
+ * TM_ESTOPPED if the job failed meanwhile.
+ */
+int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms);
+/* The job's name for this source (its CREATE TABLE name). */
+const char *tm_source_name(const tm_source_ctx_t *ctx);
+/* Marks the source as connected and streaming (readiness, metrics). */
+void tm_source_set_ready(tm_source_ctx_t *ctx, bool ready);
+/* Counters for metrics. */
+void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes);
+
+#endif

@@ -1,0 +1,570 @@
+/*
+ * job.c — job file → tm_job_t, through libpg_query's JSON parse tree.
+ *
+ * The parse tree is PostgreSQL's own (version 15 grammar), so a job file is
+ * checked by the same parser as psql input; this file only reads the three
+ * statement kinds tidemark understands and rejects the rest with a message
+ * that names the statement and its line.
+ */
+#include "sql/job.h"
+#include "core/error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const tm_option_def_t tm_job_settings[] = {
+    {"sink_flush_interval", TM_OPT_DURATION, false, "200ms", NULL,
+     "How often sinks make their writes durable, which is when sources may acknowledge them."},
+    {"log_level", TM_OPT_ENUM, false, "info", "error|warn|info|debug", "Log verbosity."},
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+const char *const tm_job_format_options[] = {"schemas", "decimal_handling", "time_precision",
+                                             NULL};
+
+typedef struct parse_ctx {
+    const char *sql;
+    const char *path;
+    tm_job_t *job;
+    char *errstr;
+    size_t errstr_size;
+} parse_ctx_t;
+
+static int line_of(const char *sql, long pos)
+{
+    int line = 1;
+    for (long i = 0; i < pos && sql[i]; i++)
+        if (sql[i] == '\n')
+            line++;
+    return line;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The text of a node like {"String":{"sval":"x"}}. */
+static const char *node_sval(json_t *node)
+{
+    json_t *s = json_object_get(node, "String");
+    return s ? jstr(s, "sval") : NULL;
+}
+
+static tm_job_table_t *job_find_table(tm_job_t *job, const char *name, int *idx)
+{
+    for (int i = 0; i < job->ntables; i++)
+        if (strcmp(job->tables[i].name, name) == 0) {
+            if (idx)
+                *idx = i;
+            return &job->tables[i];
+        }
+    return NULL;
+}
+
+/* Reads a DefElem argument (String, Integer, Float, Boolean) as text. */
+static int defelem_value(json_t *arg, char *buf, size_t buflen)
+{
+    json_t *v;
+    if ((v = json_object_get(arg, "String")) != NULL) {
+        const char *s = jstr(v, "sval");
+        snprintf(buf, buflen, "%s", s ? s : "");
+        return 0;
+    }
+    if ((v = json_object_get(arg, "Integer")) != NULL) {
+        snprintf(buf, buflen, "%lld", (long long)json_integer_value(json_object_get(v, "ival")));
+        return 0;
+    }
+    if ((v = json_object_get(arg, "Float")) != NULL) {
+        const char *s = jstr(v, "fval");
+        snprintf(buf, buflen, "%s", s ? s : "0");
+        return 0;
+    }
+    if ((v = json_object_get(arg, "Boolean")) != NULL) {
+        snprintf(buf, buflen, "%s", json_is_true(json_object_get(v, "boolval")) ? "true" : "false");
+        return 0;
+    }
+    if ((v = json_object_get(arg, "TypeName")) != NULL) {
+        json_t *names = json_object_get(v, "names");
+        const char *s = node_sval(json_array_get(names, json_array_size(names) - 1));
+        snprintf(buf, buflen, "%s", s ? s : "");
+        return 0;
+    }
+    return -1;
+}
+
+/* A_Const → text. */
+static int aconst_value(json_t *c, char *buf, size_t buflen)
+{
+    json_t *v;
+    if ((v = json_object_get(c, "sval")) != NULL) {
+        snprintf(buf, buflen, "%s", jstr(v, "sval") ? jstr(v, "sval") : "");
+        return 0;
+    }
+    if ((v = json_object_get(c, "ival")) != NULL) {
+        snprintf(buf, buflen, "%lld", (long long)json_integer_value(json_object_get(v, "ival")));
+        return 0;
+    }
+    if ((v = json_object_get(c, "fval")) != NULL) {
+        snprintf(buf, buflen, "%s", jstr(v, "fval") ? jstr(v, "fval") : "0");
+        return 0;
+    }
+    if ((v = json_object_get(c, "boolval")) != NULL) {
+        snprintf(buf, buflen, "%s", json_is_true(json_object_get(v, "boolval")) ? "true" : "false");
+        return 0;
+    }
+    if (json_is_true(json_object_get(c, "isnull"))) {
+        snprintf(buf, buflen, "%s", "");
+        return 0;
+    }
+    return -1;
+}
+
+static const struct {
+    const char *name;
+    tm_type_t type;
+} declared_types[] = {
+    {"bool", TM_T_BOOL},         {"boolean", TM_T_BOOL},       {"int2", TM_T_INT16},
+    {"smallint", TM_T_INT16},    {"int4", TM_T_INT32},         {"int", TM_T_INT32},
+    {"integer", TM_T_INT32},     {"int8", TM_T_INT64},         {"bigint", TM_T_INT64},
+    {"float4", TM_T_FLOAT32},    {"real", TM_T_FLOAT32},       {"float8", TM_T_FLOAT64},
+    {"double", TM_T_FLOAT64},    {"numeric", TM_T_NUMERIC},    {"decimal", TM_T_NUMERIC},
+    {"text", TM_T_TEXT},         {"varchar", TM_T_TEXT},       {"bpchar", TM_T_TEXT},
+    {"char", TM_T_TEXT},         {"string", TM_T_TEXT},        {"bytea", TM_T_BYTES},
+    {"bytes", TM_T_BYTES},       {"json", TM_T_JSON},          {"jsonb", TM_T_JSON},
+    {"uuid", TM_T_UUID},         {"date", TM_T_DATE},          {"time", TM_T_TIME},
+    {"timetz", TM_T_TIMETZ},     {"timestamp", TM_T_TIMESTAMP}, {"timestamptz", TM_T_TIMESTAMPTZ},
+    {"interval", TM_T_INTERVAL},
+};
+
+static int parse_column(parse_ctx_t *pc, tm_column_t *col, json_t *cdef, int line, bool *is_pk)
+{
+    const char *name = jstr(cdef, "colname");
+    json_t *tn = json_object_get(cdef, "typeName");
+    json_t *names = json_object_get(tn, "names");
+    const char *tname = node_sval(json_array_get(names, json_array_size(names) - 1));
+    if (name == NULL || tname == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL, "%s:%d: malformed column definition",
+                         pc->path, line);
+    col->name = strdup(name);
+    col->db_type = strdup(tname);
+    col->type = TM_T_OTHER;
+    for (size_t i = 0; i < sizeof(declared_types) / sizeof(declared_types[0]); i++)
+        if (strcasecmp(declared_types[i].name, tname) == 0)
+            col->type = declared_types[i].type;
+    json_t *mods = json_object_get(tn, "typmods");
+    int64_t m[2] = {-1, -1};
+    for (size_t i = 0; i < json_array_size(mods) && i < 2; i++) {
+        json_t *ac = json_object_get(json_array_get(mods, i), "A_Const");
+        json_t *iv = json_object_get(json_object_get(ac, "ival"), "ival");
+        m[i] = json_is_integer(iv) ? json_integer_value(iv) : (ac ? 0 : -1);
+    }
+    if (col->type == TM_T_NUMERIC) {
+        col->precision = (int32_t)m[0];
+        col->scale = m[0] >= 0 ? (int32_t)(m[1] >= 0 ? m[1] : 0) : TM_SCALE_VARIABLE;
+    } else if (col->type == TM_T_TIME || col->type == TM_T_TIMETZ ||
+               col->type == TM_T_TIMESTAMP || col->type == TM_T_TIMESTAMPTZ) {
+        col->precision = (int32_t)m[0];
+    } else if (m[0] >= 0) {
+        col->length = (int32_t)m[0];
+    }
+    if (json_array_size(json_object_get(tn, "arrayBounds")) > 0) {
+        col->elem_type = col->type;
+        col->type = TM_T_ARRAY;
+    }
+    json_t *cons = json_object_get(cdef, "constraints");
+    for (size_t i = 0; i < json_array_size(cons); i++) {
+        json_t *c = json_object_get(json_array_get(cons, i), "Constraint");
+        const char *ct = jstr(c, "contype");
+        if (ct && strcmp(ct, "CONSTR_PRIMARY") == 0) {
+            *is_pk = true;
+            col->nullable = false;
+        } else if (ct && strcmp(ct, "CONSTR_NOTNULL") == 0) {
+            col->nullable = false;
+        }
+    }
+    return 0;
+}
+
+static int parse_create(parse_ctx_t *pc, json_t *cs, int line)
+{
+    tm_job_t *job = pc->job;
+    const char *name = jstr(json_object_get(cs, "relation"), "relname");
+    if (name == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL, "%s:%d: CREATE TABLE without a name",
+                         pc->path, line);
+    if (job_find_table(job, name, NULL) != NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: table '%s' is declared twice", pc->path, line, name);
+    tm_job_table_t *t = realloc(job->tables, sizeof(*t) * (size_t)(job->ntables + 1));
+    if (t == NULL)
+        return TM_ENOMEM;
+    job->tables = t;
+    t = &job->tables[job->ntables++];
+    memset(t, 0, sizeof(*t));
+    t->name = strdup(name);
+    t->line = line;
+    t->opts = tm_options_new();
+
+    json_t *opts = json_object_get(cs, "options");
+    const char *connector = NULL;
+    for (size_t i = 0; i < json_array_size(opts); i++) {
+        json_t *de = json_object_get(json_array_get(opts, i), "DefElem");
+        const char *key = jstr(de, "defname");
+        const char *ns = jstr(de, "defnamespace");
+        char val[8192], fullkey[256];
+        if (key == NULL)
+            continue;
+        if (defelem_value(json_object_get(de, "arg"), val, sizeof(val)) != 0)
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                             "%s:%d: table '%s': option '%s' needs a value, e.g. %s = 'value'",
+                             pc->path, line, name, key, key);
+        snprintf(fullkey, sizeof(fullkey), "%s%s%s", ns ? ns : "", ns ? "." : "", key);
+        if (strcasecmp(fullkey, "connector") == 0) {
+            connector = jstr(json_object_get(json_object_get(de, "arg"), "String"), "sval");
+            continue;
+        }
+        if (tm_options_lookup(t->opts, fullkey) != NULL)
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                             "%s:%d: table '%s': option '%s' is given twice", pc->path, line, name,
+                             fullkey);
+        tm_options_set(t->opts, fullkey, val);
+    }
+    if (connector == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
+                         "%s:%d: table '%s' has no connector; add WITH (connector = '…'), one of "
+                         "postgres-cdc, file, stdout",
+                         pc->path, line, name);
+    t->conn = tm_connector_find(connector);
+    if (t->conn == NULL) {
+        char known[256] = "";
+        size_t n = 0;
+        for (const tm_connector_t *const *c = tm_connector_all(); *c; c++)
+            n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "", (*c)->name);
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
+                         "%s:%d: table '%s': unknown connector '%s'; available: %s", pc->path,
+                         line, name, connector, known);
+    }
+
+    json_t *elts = json_object_get(cs, "tableElts");
+    if (json_array_size(elts) > 0) {
+        int ncols = 0;
+        for (size_t i = 0; i < json_array_size(elts); i++)
+            if (json_object_get(json_array_get(elts, i), "ColumnDef"))
+                ncols++;
+        tm_schema_t *s = tm_schema_new(ncols);
+        if (s == NULL)
+            return TM_ENOMEM;
+        t->declared = s;
+        int c = 0, nkeys = 0;
+        for (size_t i = 0; i < json_array_size(elts); i++) {
+            json_t *e = json_array_get(elts, i);
+            json_t *cdef = json_object_get(e, "ColumnDef");
+            if (cdef != NULL) {
+                bool pk = false;
+                int rc = parse_column(pc, &s->cols[c], cdef, line, &pk);
+                if (rc != 0)
+                    return rc;
+                if (pk)
+                    s->cols[c].key_index = (int16_t)nkeys++;
+                c++;
+                continue;
+            }
+            json_t *con = json_object_get(e, "Constraint");
+            const char *ct = jstr(con, "contype");
+            if (ct && strcmp(ct, "CONSTR_PRIMARY") == 0) {
+                if (nkeys > 0)
+                    return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                     "%s:%d: table '%s' declares its primary key twice", pc->path,
+                                     line, name);
+                json_t *keys = json_object_get(con, "keys");
+                for (size_t k = 0; k < json_array_size(keys); k++) {
+                    const char *kn = node_sval(json_array_get(keys, k));
+                    int ci = kn ? tm_schema_find(s, kn) : -1;
+                    if (ci < 0)
+                        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                         "%s:%d: table '%s': primary key column '%s' is not "
+                                         "declared",
+                                         pc->path, line, name, kn ? kn : "?");
+                    s->cols[ci].key_index = (int16_t)nkeys++;
+                    s->cols[ci].nullable = false;
+                }
+            } else if (ct != NULL) {
+                return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                                 "%s:%d: table '%s': only PRIMARY KEY and NOT NULL constraints are "
+                                 "supported",
+                                 pc->path, line, name);
+            }
+        }
+        if (tm_schema_finish(s) != 0)
+            return TM_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_insert(parse_ctx_t *pc, json_t *is, int line)
+{
+    tm_job_t *job = pc->job;
+    const char *sink = jstr(json_object_get(is, "relation"), "relname");
+    json_t *sel = json_object_get(json_object_get(is, "selectStmt"), "SelectStmt");
+    if (sink == NULL || sel == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d: only INSERT INTO <sink> SELECT … FROM <source> is supported",
+                         pc->path, line);
+    json_t *from = json_object_get(sel, "fromClause");
+    json_t *targets = json_object_get(sel, "targetList");
+    json_t *rv = json_object_get(json_array_get(from, 0), "RangeVar");
+    bool star = false;
+    if (json_array_size(targets) == 1) {
+        json_t *val = json_object_get(json_object_get(json_array_get(targets, 0), "ResTarget"),
+                                      "val");
+        json_t *fields = json_object_get(json_object_get(val, "ColumnRef"), "fields");
+        star = json_array_size(fields) == 1 &&
+               json_object_get(json_array_get(fields, 0), "A_Star") != NULL;
+    }
+    static const char *const unsupported[] = {"whereClause", "groupClause", "havingClause",
+                                              "sortClause", "limitCount", "distinctClause",
+                                              "windowClause", "withClause"};
+    bool extra = json_object_get(is, "cols") != NULL;
+    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
+        if (json_object_get(sel, unsupported[i]) != NULL)
+            extra = true;
+    if (!star || rv == NULL || json_array_size(from) != 1 || extra)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d: this version supports only INSERT INTO <sink> SELECT * FROM "
+                         "<source>; projections, filters, joins and aggregation are not built "
+                         "yet (see docs/sql.md)",
+                         pc->path, line);
+    const char *source = jstr(rv, "relname");
+    int si, ki;
+    tm_job_table_t *src = job_find_table(job, source, &si);
+    tm_job_table_t *snk = job_find_table(job, sink, &ki);
+    if (src == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: source table '%s' is not declared; add CREATE TABLE %s (…) WITH "
+                         "(connector = '…') before this INSERT",
+                         pc->path, line, source, source);
+    if (snk == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: sink table '%s' is not declared; add CREATE TABLE %s (…) WITH "
+                         "(connector = '…') before this INSERT",
+                         pc->path, line, sink, sink);
+    if (si == ki)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: table '%s' cannot feed itself", pc->path, line, sink);
+    src->role |= TM_ROLE_SOURCE;
+    snk->role |= TM_ROLE_SINK;
+    tm_job_insert_t *ins = realloc(job->inserts, sizeof(*ins) * (size_t)(job->ninserts + 1));
+    if (ins == NULL)
+        return TM_ENOMEM;
+    job->inserts = ins;
+    ins[job->ninserts].sink = ki;
+    ins[job->ninserts].source = si;
+    ins[job->ninserts].line = line;
+    job->ninserts++;
+    return 0;
+}
+
+static int parse_set(parse_ctx_t *pc, json_t *vs, int line)
+{
+    const char *name = jstr(vs, "name");
+    const char *kind = jstr(vs, "kind");
+    json_t *args = json_object_get(vs, "args");
+    char val[1024];
+    if (name == NULL || kind == NULL || strcmp(kind, "VAR_SET_VALUE") != 0 ||
+        json_array_size(args) != 1 ||
+        aconst_value(json_object_get(json_array_get(args, 0), "A_Const"), val, sizeof(val)) != 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: write settings as SET name = 'value'", pc->path, line);
+    return tm_options_set(pc->job->settings, name, val);
+}
+
+/* Checks each table's options against its connector, for the role it plays. */
+static int job_check(parse_ctx_t *pc)
+{
+    tm_job_t *job = pc->job;
+    char where[300];
+    for (int i = 0; i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        snprintf(where, sizeof(where), "%s:%d: table '%s'", pc->path, t->line, t->name);
+        if (t->role == (TM_ROLE_SOURCE | TM_ROLE_SINK))
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                             "%s is used both as a source and as a sink; declare two tables",
+                             where);
+        if (t->role == TM_ROLE_NONE)
+            continue;
+        bool src = t->role == TM_ROLE_SOURCE;
+        if (!(t->conn->kinds & (src ? TM_CONNECTOR_SOURCE : TM_CONNECTOR_SINK)))
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
+                             "%s: connector '%s' cannot be used as a %s", where, t->conn->name,
+                             src ? "source (it appears after FROM)" : "sink (it appears after "
+                                                                      "INSERT INTO)");
+        int rc = tm_options_validate(t->opts, src ? t->conn->source_options : t->conn->sink_options,
+                                     t->conn->option_prefix, where, pc->errstr, pc->errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    /*
+     * A sink that does not set an encoding option inherits its source's, so a
+     * Debezium user can write decimal_handling on the source as usual.
+     */
+    for (int i = 0; i < job->ninserts; i++) {
+        tm_job_table_t *src = &job->tables[job->inserts[i].source];
+        tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
+        for (const char *const *f = tm_job_format_options; *f; f++) {
+            const char *v = tm_options_lookup(src->opts, *f);
+            if (v == NULL || tm_opt_isset(snk->opts, *f))
+                continue;
+            const char *prev = NULL;
+            for (int j = 0; j < i; j++)
+                if (job->inserts[j].sink == job->inserts[i].sink)
+                    prev = tm_options_lookup(job->tables[job->inserts[j].source].opts, *f);
+            if (prev != NULL && strcmp(prev, v) != 0)
+                continue;
+            tm_options_set(snk->opts, *f, v);
+        }
+        snprintf(where, sizeof(where), "%s:%d: table '%s'", pc->path, snk->line, snk->name);
+        int rc = tm_options_validate(snk->opts, snk->conn->sink_options, snk->conn->option_prefix,
+                                     where, pc->errstr, pc->errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    if (job->ninserts == 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s: the job has no INSERT INTO … SELECT … statement, so nothing would "
+                         "run",
+                         pc->path);
+    snprintf(where, sizeof(where), "%s: SET", pc->path);
+    return tm_options_validate(job->settings, tm_job_settings, NULL, where, pc->errstr,
+                               pc->errstr_size);
+}
+
+int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr,
+                 size_t errstr_size)
+{
+    parse_ctx_t pc = {sql, path ? path : "job", NULL, errstr, errstr_size};
+    *out = NULL;
+    PgQueryParseResult r = pg_query_parse(sql);
+    if (r.error != NULL) {
+        int pos = r.error->cursorpos > 0 ? r.error->cursorpos - 1 : 0;
+        int line = line_of(sql, pos);
+        const char *ls = sql + pos;
+        while (ls > sql && ls[-1] != '\n')
+            ls--;
+        const char *le = strchr(ls, '\n');
+        int llen = le ? (int)(le - ls) : (int)strlen(ls);
+        int col = (int)(sql + pos - ls);
+        int rc = tm_seterr(errstr, errstr_size, TM_ESQL, "%s:%d:%d: %s\n  %.*s\n  %*s^", pc.path,
+                           line, col + 1, r.error->message, llen > 200 ? 200 : llen, ls, col, "");
+        pg_query_free_parse_result(r);
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *tree = json_loads(r.parse_tree, 0, &jerr);
+    pg_query_free_parse_result(r);
+    if (tree == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ESQL, "%s: cannot read the parse tree (%s)",
+                         pc.path, jerr.text);
+    tm_job_t *job = calloc(1, sizeof(*job));
+    job->path = strdup(pc.path);
+    job->settings = tm_options_new();
+    pc.job = job;
+    int rc = 0;
+    json_t *stmts = json_object_get(tree, "stmts");
+    for (size_t i = 0; rc == 0 && i < json_array_size(stmts); i++) {
+        json_t *raw = json_array_get(stmts, i);
+        long loc = (long)json_integer_value(json_object_get(raw, "stmt_location"));
+        /* Skip leading whitespace and comments so the line is the statement's own. */
+        while (sql[loc] && isspace((unsigned char)sql[loc]))
+            loc++;
+        while (sql[loc] == '-' && sql[loc + 1] == '-') {
+            while (sql[loc] && sql[loc] != '\n')
+                loc++;
+            while (sql[loc] && isspace((unsigned char)sql[loc]))
+                loc++;
+        }
+        int line = line_of(sql, loc);
+        json_t *stmt = json_object_get(raw, "stmt");
+        json_t *node;
+        if ((node = json_object_get(stmt, "CreateStmt")) != NULL) {
+            rc = parse_create(&pc, node, line);
+        } else if ((node = json_object_get(stmt, "InsertStmt")) != NULL) {
+            rc = parse_insert(&pc, node, line);
+        } else if ((node = json_object_get(stmt, "VariableSetStmt")) != NULL) {
+            rc = parse_set(&pc, node, line);
+        } else {
+            const char *kind = "?";
+            void *iter = json_object_iter(stmt);
+            if (iter)
+                kind = json_object_iter_key(iter);
+            rc = tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                           "%s:%d: statement %s is not supported in a job; use CREATE TABLE … "
+                           "WITH (…), INSERT INTO … SELECT … and SET",
+                           pc.path, line, kind);
+        }
+    }
+    json_decref(tree);
+    if (rc == 0)
+        rc = job_check(&pc);
+    if (rc != 0) {
+        tm_job_free(job);
+        return rc;
+    }
+    *out = job;
+    return 0;
+}
+
+int tm_job_load(const char *path, tm_job_t **out, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG, "cannot open job file %s (%s)", path,
+                         strerror(errno));
+    size_t cap = 8192, len = 0;
+    char *sql = malloc(cap);
+    size_t n;
+    while (sql != NULL && (n = fread(sql + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 >= cap) {
+            char *p = realloc(sql, cap * 2);
+            if (p == NULL) {
+                free(sql);
+                sql = NULL;
+                break;
+            }
+            sql = p;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (sql == NULL)
+        return TM_ENOMEM;
+    sql[len] = '\0';
+    int rc = tm_job_parse(sql, path, out, errstr, errstr_size);
+    free(sql);
+    return rc;
+}
+
+tm_job_t *tm_job_free(tm_job_t *job)
+{
+    if (job == NULL)
+        return NULL;
+    for (int i = 0; i < job->ntables; i++) {
+        free(job->tables[i].name);
+        tm_options_free(job->tables[i].opts);
+        tm_schema_unref(job->tables[i].declared);
+    }
+    free(job->tables);
+    free(job->inserts);
+    tm_options_free(job->settings);
+    free(job->path);
+    free(job);
+    return NULL;
+}

@@ -1,0 +1,258 @@
+"""Fixtures for the integration tests: a real PostgreSQL 15 and the daemon.
+
+One server (`pg`) serves the whole session, because starting one costs
+seconds.  Tests stay independent anyway: each gets its own database (`db`),
+and its own slot and publication names derived from that database's name,
+so nothing one test leaves behind can be seen by another.  The `cdc` fixture
+bundles what almost every test needs: that database, a job directory, a
+file sink directory, and cleanup of any daemon the test started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from pgserver import PgServer, lsn_to_int  # noqa: E402
+from tidemark import DEFAULT_BIN, Tidemark, cdc_job, wait_until  # noqa: E402
+
+# A role that must log in with a password, so that tests can check what
+# tidemark says about a wrong one.  Every other role is trusted.
+PW_ROLE = "pwuser"
+PW_ROLE_PASSWORD = "right-password"
+
+# No test may run longer than this unless it says so with
+# @pytest.mark.deadline(seconds); a hung daemon then fails one test instead of
+# eating the whole CI budget.
+DEFAULT_DEADLINE_SECONDS = 300
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "deadline(seconds): fail the test if it runs longer than this")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Teardown code reads these to decide whether to print the daemon's log.
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _failed(request) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _deadline(request):
+    marker = request.node.get_closest_marker("deadline")
+    seconds = marker.args[0] if marker else DEFAULT_DEADLINE_SECONDS
+
+    def expired(signum, frame):
+        raise DeadlineExceeded(f"test exceeded its deadline of {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """The session's PostgreSQL 15 server.
+
+    logical_decoding_work_mem is at its minimum so that any transaction past
+    64kB is streamed to tidemark before it commits (protocol v2 streaming),
+    which is the path the streaming tests need to reach.
+    """
+    server = PgServer(
+        extra_conf={"logical_decoding_work_mem": "64kB"},
+        hba_lines=[f"host all {PW_ROLE} 127.0.0.1/32 scram-sha-256"],
+    )
+    server.start()
+    try:
+        server.psql(f"CREATE ROLE {PW_ROLE} LOGIN REPLICATION PASSWORD '{PW_ROLE_PASSWORD}';")
+        yield server
+    finally:
+        server.stop()
+
+
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture
+def db(pg, request):
+    """A fresh database for this test; dropped, with its slots, afterwards."""
+    # The name carries the test's name to make the server log readable, and
+    # a counter to stay unique; it leaves room for the _slot/_pub suffixes
+    # within PostgreSQL's 63-byte limit for names.
+    base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:36]
+    name = f"t{next(_db_counter)}_{base}"
+    pg.psql(f'CREATE DATABASE "{name}";')
+    yield name
+    _drop_database(pg, name)
+
+
+def _drop_database(pg, name: str) -> None:
+    # A database with replication slots cannot be dropped, and an active slot
+    # cannot be dropped either; so end the walsenders, then the slots.
+    def slots_gone():
+        pg.psql(f"""
+            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+             WHERE database = '{name}' AND active_pid IS NOT NULL;
+            SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+             WHERE database = '{name}' AND NOT active;""", check=False)
+        return pg.psql(f"SELECT count(*) FROM pg_replication_slots "
+                       f"WHERE database = '{name}'") == "0"
+
+    wait_until(slots_gone, 30, f"the replication slots of database {name} to be dropped")
+    pg.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
+
+
+@pytest.fixture(scope="session")
+def tidemark_bin():
+    """The daemon under test, from $TIDEMARK_BIN (default build/tidemark)."""
+    raw = os.environ.get("TIDEMARK_BIN")
+    if raw == "":
+        pytest.skip("TIDEMARK_BIN is empty: the build failed or did not run, "
+                    "so there is no daemon to test")
+    path = Path(raw).resolve() if raw else DEFAULT_BIN
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.skip(f"no tidemark binary at {path}; build it with scripts/setup.sh "
+                    f"or point TIDEMARK_BIN at one")
+    return path
+
+
+class CdcCase:
+    """What one test needs to run a PostgreSQL CDC job against its database."""
+
+    def __init__(self, pg: PgServer, db: str, tmp_path: Path, tidemark_bin: Path):
+        self.pg = pg
+        self.db = db
+        self.dir = tmp_path
+        self.bin = tidemark_bin
+        self.out_dir = tmp_path / "out"
+        self.out_dir.mkdir()
+        self.slot = f"{db}_slot"
+        self.publication = f"{db}_pub"
+        self.source_name = "shop"
+        self.daemons: list = []
+
+    # -- database ------------------------------------------------------------
+
+    def dsn(self, **kw) -> str:
+        return self.pg.dsn(self.db, **kw)
+
+    def sql(self, text: str) -> str:
+        return self.pg.psql(text, db=self.db)
+
+    def connect(self, user: str = "postgres"):
+        return self.pg.connect(self.db, user)
+
+    def slot_row(self):
+        """(active, confirmed_flush_lsn) of this test's slot, or None if it does not exist."""
+        out = self.pg.psql(f"SELECT active, confirmed_flush_lsn FROM pg_replication_slots "
+                           f"WHERE slot_name = '{self.slot}'")
+        if not out:
+            return None
+        active, lsn = out.split("|")
+        return active == "t", (lsn or None)
+
+    def confirmed_flush_lsn(self) -> int:
+        row = self.slot_row()
+        assert row is not None and row[1] is not None, f"slot {self.slot} has no confirmed LSN"
+        return lsn_to_int(row[1])
+
+    def current_lsn(self) -> int:
+        return lsn_to_int(self.pg.psql("SELECT pg_current_wal_lsn()"))
+
+    def wait_slot_ready(self, proc=None, timeout: float = 60) -> None:
+        """Waits until the slot has reached its consistent point.
+
+        From then on every committed change is decoded for the slot, so a test
+        may make changes it expects to see streamed.  (A slot being created
+        is already listed, but without a confirmed_flush_lsn.)
+        """
+        def ready():
+            row = self.slot_row()
+            return row is not None and row[1] is not None
+
+        wait_until(ready, timeout, f"replication slot {self.slot} to be created", proc)
+
+    def wait_confirmed_past(self, lsn: int, timeout: float, proc=None) -> int:
+        """Waits until the slot's confirmed_flush_lsn is at or past lsn; returns it."""
+        def past():
+            row = self.slot_row()
+            if row is None or row[1] is None:
+                return None
+            value = lsn_to_int(row[1])
+            return value if value >= lsn else None
+
+        return wait_until(past, timeout, f"slot {self.slot} to confirm LSN {lsn:X}", proc)
+
+    # -- jobs -----------------------------------------------------------------
+
+    def source(self, tables: str = "public.orders", snapshot: str = "never", **extra) -> dict:
+        opts = {"connector": "postgres-cdc", "dsn": self.dsn(), "tables": tables,
+                "slot": self.slot, "publication": self.publication, "snapshot": snapshot}
+        opts.update(extra)
+        return opts
+
+    def file_sink(self, **extra) -> dict:
+        opts = {"connector": "file", "path": str(self.out_dir), "format": "debezium-json"}
+        opts.update(extra)
+        return opts
+
+    def job(self, tables: str = "public.orders", snapshot: str = "never",
+            source: dict = None, sink: dict = None) -> str:
+        """A job from this database to the file sink; source/sink add or override options."""
+        return cdc_job(self.source(tables, snapshot, **(source or {})),
+                       self.file_sink(**(sink or {})), source_name=self.source_name)
+
+    def tidemark(self, job_sql: str, name: str = "tm") -> Tidemark:
+        daemon = Tidemark(job_sql, self.dir / name, bin=self.bin)
+        self.daemons.append(daemon)
+        return daemon
+
+    def start(self, job_sql: str = None, **job_kwargs) -> Tidemark:
+        """Starts a daemon on job_sql, or on self.job(**job_kwargs)."""
+        return self.tidemark(job_sql or self.job(**job_kwargs)).start()
+
+    def topic_path(self, table: str, schema: str = "public", source_name: str = None) -> Path:
+        """The file sink's file for one table: <path>/<source>.<schema>.<table>.jsonl."""
+        return self.out_dir / f"{source_name or self.source_name}.{schema}.{table}.jsonl"
+
+    def cleanup(self, failed: bool) -> None:
+        for daemon in self.daemons:
+            daemon.kill9()
+            if failed:
+                print(f"\n=== {daemon.dir} ===\n{daemon.log_tail()}")
+        if failed:
+            print(f"\n=== PostgreSQL log (tail) ===\n{self.pg.log_tail(4000)}")
+
+
+@pytest.fixture
+def cdc(pg, db, tmp_path, tidemark_bin, request):
+    case = CdcCase(pg, db, tmp_path, tidemark_bin)
+    yield case
+    # Runs before the db fixture's teardown, so no daemon holds the slot
+    # while the database is dropped.
+    case.cleanup(_failed(request))
+

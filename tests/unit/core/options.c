@@ -1,0 +1,130 @@
+/* Unit tests: option tables, secrets expansion, DSN masking, durations. */
+#include "core/error.h"
+#include "core/options.h"
+#include "tm_test.h"
+
+#include <unistd.h>
+
+static const tm_option_def_t defs[] = {
+    {"dsn", TM_OPT_DSN, true, NULL, NULL, "connection string"},
+    {"mode", TM_OPT_ENUM, false, "a", "a|b", "mode"},
+    {"every", TM_OPT_DURATION, false, "10s", NULL, "interval"},
+    {"flag", TM_OPT_BOOL, false, "true", NULL, "flag"},
+    {"n", TM_OPT_INT, false, "5", NULL, "count"},
+    {"token", TM_OPT_SECRET, false, NULL, NULL, "secret"},
+    {NULL, 0, false, NULL, NULL, NULL},
+};
+
+static void test_defaults_and_types(void)
+{
+    char err[512];
+    tm_options_t *o = tm_options_new();
+    tm_options_set(o, "dsn", "host=x");
+    tm_options_set(o, "Every", "500ms");
+    TM_REQUIRE(tm_options_validate(o, defs, NULL, "table 't'", err, sizeof(err)) == 0);
+    TM_CHECK_INT(tm_opt_duration_ms(o, "every"), 500);
+    TM_CHECK_STR(tm_opt_str(o, "mode"), "a");
+    TM_CHECK(tm_opt_bool(o, "flag"));
+    TM_CHECK_INT(tm_opt_int(o, "n"), 5);
+    TM_CHECK(!tm_opt_isset(o, "mode"));
+    TM_CHECK(tm_opt_isset(o, "every"));
+    tm_options_free(o);
+}
+
+static void test_errors_name_the_option(void)
+{
+    char err[512];
+    tm_options_t *o = tm_options_new();
+    tm_options_set(o, "dsn", "host=x");
+    tm_options_set(o, "mdoe", "a");
+    TM_CHECK(tm_options_validate(o, defs, NULL, "table 't'", err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "unknown option 'mdoe'") != NULL);
+    TM_CHECK(strstr(err, "mode") != NULL);
+    tm_options_free(o);
+
+    o = tm_options_new();
+    TM_CHECK(tm_options_validate(o, defs, NULL, "table 't'", err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "'dsn' is required") != NULL);
+    tm_options_free(o);
+
+    o = tm_options_new();
+    tm_options_set(o, "dsn", "x");
+    tm_options_set(o, "mode", "c");
+    TM_CHECK(tm_options_validate(o, defs, NULL, "table 't'", err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "'mode' = 'c' is not one of a|b") != NULL);
+    tm_options_set(o, "mode", "b");
+    tm_options_set(o, "every", "soon");
+    TM_CHECK(tm_options_validate(o, defs, NULL, "table 't'", err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "'every'") != NULL);
+    tm_options_free(o);
+}
+
+static void test_secrets(void)
+{
+    char err[512], path[] = "/tmp/tm-secret-XXXXXX";
+    int fd = mkstemp(path);
+    TM_REQUIRE(fd >= 0);
+    TM_REQUIRE(write(fd, "fromfile\n", 9) == 9);
+    close(fd);
+    setenv("TM_TEST_PW", "fromenv", 1);
+    tm_options_t *o = tm_options_new();
+    char dsn[256];
+    snprintf(dsn, sizeof(dsn), "host=x password=${env:TM_TEST_PW}");
+    tm_options_set(o, "dsn", dsn);
+    char tok[256];
+    snprintf(tok, sizeof(tok), "${file:%s}", path);
+    tm_options_set(o, "token", tok);
+    TM_REQUIRE(tm_options_validate(o, defs, NULL, "t", err, sizeof(err)) == 0);
+    TM_CHECK_STR(tm_opt_str(o, "dsn"), "host=x password=fromenv");
+    TM_CHECK_STR(tm_opt_str(o, "token"), "fromfile");
+    for (int i = 0; i < o->n; i++) {
+        char *shown = tm_option_display(&o->kv[i]);
+        TM_CHECK(strstr(shown, "fromenv") == NULL && strstr(shown, "fromfile") == NULL);
+        free(shown);
+    }
+    tm_options_set(o, "token", "${env:TM_TEST_NOT_SET_ANYWHERE}");
+    TM_CHECK(tm_options_validate(o, defs, NULL, "t", err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "TM_TEST_NOT_SET_ANYWHERE") != NULL);
+    tm_options_free(o);
+    unlink(path);
+}
+
+static void test_dsn_mask(void)
+{
+    char *m = tm_dsn_mask("host=a password=s3cret user=b");
+    TM_CHECK_STR(m, "host=a password=**** user=b");
+    free(m);
+    m = tm_dsn_mask("host=a password = 'it''s s3cret' user=b");
+    TM_CHECK(strstr(m, "s3cret") == NULL);
+    TM_CHECK(strstr(m, "user=b") != NULL);
+    free(m);
+    m = tm_dsn_mask("postgresql://u:s3cret@h:5432/db?password=x&sslmode=require");
+    TM_CHECK(strstr(m, "s3cret") == NULL);
+    TM_CHECK(strstr(m, "sslmode=require") != NULL);
+    free(m);
+    m = tm_dsn_mask("password=p");
+    TM_CHECK_STR(m, "password=****");
+    free(m);
+}
+
+static void test_parsers(void)
+{
+    int64_t v;
+    TM_CHECK(tm_parse_duration_ms("1.5s", &v) == 0 && v == 1500);
+    TM_CHECK(tm_parse_duration_ms("2m", &v) == 0 && v == 120000);
+    TM_CHECK(tm_parse_duration_ms("250", &v) == 0 && v == 250);
+    TM_CHECK(tm_parse_duration_ms("-1s", &v) != 0);
+    TM_CHECK(tm_parse_size("64MB", &v) == 0 && v == 64000000);
+    TM_CHECK(tm_parse_size("1GiB", &v) == 0 && v == 1073741824);
+    TM_CHECK(tm_parse_size("lots", &v) != 0);
+}
+
+int main(void)
+{
+    TM_RUN(test_defaults_and_types);
+    TM_RUN(test_errors_name_the_option);
+    TM_RUN(test_secrets);
+    TM_RUN(test_dsn_mask);
+    TM_RUN(test_parsers);
+    return tm_test_done();
+}
