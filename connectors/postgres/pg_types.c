@@ -488,7 +488,7 @@ static bool eq_ci(const char *s, size_t len, const char *lit)
 /* "YYYY-MM-DD"; returns characters consumed or 0. */
 static size_t parse_ymd(const char *s, size_t len, int64_t *y, int64_t *mo, int64_t *d)
 {
-    size_t i = digits(s, len, 9, y);
+    size_t i = digits(s, len, 7, y);
     if (i < 1 || i >= len || s[i] != '-')
         return 0;
     i++;
@@ -657,8 +657,12 @@ int tm_pg_parse_timestamp(const char *s, size_t len, bool with_tz, int64_t *us)
         return TM_EPROTO;
     if (bc)
         y = 1 - y;
-    int64_t days = tm_pg_days_from_civil(y, (unsigned)mo, (unsigned)d);
-    *us = days * US_PER_DAY + tod - off * US_PER_SEC;
+    __int128 v = (__int128)tm_pg_days_from_civil(y, (unsigned)mo, (unsigned)d) * US_PER_DAY + tod -
+                 (__int128)off * US_PER_SEC;
+    /* Keep the infinity sentinels unambiguous: no finite value may reach them. */
+    if (v >= TM_PG_TS_POS_INF || v <= TM_PG_TS_NEG_INF)
+        return TM_EPROTO;
+    *us = (int64_t)v;
     return 0;
 }
 
@@ -778,8 +782,8 @@ static int parse_interval_pg(const char *s, size_t len, int64_t *us)
         if (k < len && s[k] == ':') {
             /* The time-of-day part: [-]HH:MM:SS[.f], hours may exceed 24. */
             int sign = s[i] == '-' ? -1 : 1;
-            int64_t h, m, sec = 0;
-            if (digits(s + j, len - j, 18, &h) != k - j || k == j)
+            int64_t h, m;
+            if (k == j || digits(s + j, len - j, 18, &h) != k - j)
                 return TM_EPROTO;
             k++;
             size_t n = digits(s + k, len - k, 2, &m);
@@ -788,13 +792,12 @@ static int parse_interval_pg(const char *s, size_t len, int64_t *us)
             k += n;
             __int128 frac = 0;
             if (k < len && s[k] == ':') {
-                __int128 v;
-                n = signed_micro(s + k + 1, len - k - 1, &v);
-                if (n == 0 || s[k + 1] == '-' || s[k + 1] == '+')
+                if (k + 1 >= len || s[k + 1] == '-' || s[k + 1] == '+')
+                    return TM_EPROTO;
+                n = signed_micro(s + k + 1, len - k - 1, &frac);
+                if (n == 0)
                     return TM_EPROTO;
                 k += 1 + n;
-                frac = v;
-                (void)sec;
             }
             total += sign * (((__int128)h * 3600 + m * 60) * US_PER_SEC + frac);
             i = k;
@@ -968,7 +971,7 @@ static int parse_bytea(tm_batch_t *batch, const char *s, size_t len, tm_datum_t 
             } else if (i + 1 < len && s[i + 1] == '\\') {
                 out[n++] = '\\';
                 i += 2;
-            } else if (i + 3 < len + 0 && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+            } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
                        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
                 out[n++] = (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
                 i += 4;

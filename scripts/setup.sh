@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs what tidemark needs to build and test, then builds it into build/.
+#
+# Idempotent and fast when repeated: the apt step is skipped when every
+# package is already installed, and meson reconfigures an existing build
+# directory instead of creating it again.
+#
+# Usage: scripts/setup.sh [--deps-only]
+#   --deps-only   install the packages and stop; do not build.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(
+    # Build tools and the compilers; clang's runtime provides libFuzzer.
+    meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+    # Libraries the daemon links against.
+    libpq-dev libjansson-dev librocksdb-dev libevent-dev libpg-query-dev librdkafka-dev
+    default-libmysqlclient-dev
+    # The servers and tools the integration tests start and drive.
+    postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
+)
+
+deps_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --deps-only) deps_only=1 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+missing_packages() {
+    local pkg status
+    for pkg in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        [[ "$status" == "installed" ]] || printf '%s\n' "$pkg"
+    done
+}
+
+install_packages() {
+    local -a missing sudo=()
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
+        say "all ${#PACKAGES[@]} packages are installed"
+        return
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo=(sudo)
+    fi
+    say "installing ${#missing[@]} missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Prints the arguments that create or update a meson build directory, so an
+# existing directory keeps its state and picks up changed options.
+meson_setup() {
+    local dir=$1
+    shift
+    if [[ -f "$dir/meson-private/coredata.dat" ]]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        # A directory left by a failed first setup holds no build yet, and
+        # plain setup works on it; --reconfigure would refuse.
+        meson setup "$dir" "$@"
+    fi
+}
+
+build() {
+    if [[ ! -f meson.build ]]; then
+        echo "setup.sh: no meson.build in $PWD; nothing to build" >&2
+        return 1
+    fi
+    say "configuring build/ (debugoptimized, werror)"
+    meson_setup build --buildtype=debugoptimized -Dwerror=true
+    say "building"
+    ninja -C build
+}
+
+install_packages
+if ((deps_only == 0)); then
+    build
+fi
