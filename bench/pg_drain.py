@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""PostgreSQL drain benchmark: tidemark against pg_recvlogical on identical slot contents.
+
+One throwaway PostgreSQL 15 gets two logical slots created at the same LSN, then a
+workload of inserts, updates and deletes (transactions of --txn-rows rows).  Both
+slots therefore hold exactly the same changes.  Then, one after the other:
+
+  * pg_recvlogical drains slot A with pgoutput to /dev/null and stops at the end LSN;
+  * tidemark drains slot B into a file sink (Debezium JSON, schemas on) and is timed
+    until every change is a line on disk.
+
+It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's peak
+RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
+
+    bench/pg_drain.py [--events 1000000] [--txn-rows 1000]
+"""
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "lib"))
+from pgserver import PgServer, lsn_to_int  # noqa: E402
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def workload(pg: PgServer, events: int, txn_rows: int) -> None:
+    """Inserts 60%, updates 20%, deletes 20% of `events`, in transactions of txn_rows."""
+    n_ins = events * 3 // 5
+    n_upd = events // 5
+    n_del = events - n_ins - n_upd
+    pg.psql(f"""
+DO $$
+DECLARE s bigint;
+BEGIN
+  s := 0;
+  WHILE s < {n_ins} LOOP
+    INSERT INTO bench SELECT g, g % 1000, md5(g::text), (g % 100000) / 100.0,
+                             timestamptz '2024-01-01' + g * interval '1 second'
+      FROM generate_series(s + 1, least(s + {txn_rows}, {n_ins})) g;
+    COMMIT;
+    s := s + {txn_rows};
+  END LOOP;
+  s := 0;
+  WHILE s < {n_upd} LOOP
+    UPDATE bench SET a = a + 1, b = md5(b) WHERE id > s AND id <= least(s + {txn_rows}, {n_upd});
+    COMMIT;
+    s := s + {txn_rows};
+  END LOOP;
+  s := 0;
+  WHILE s < {n_del} LOOP
+    DELETE FROM bench WHERE id > {n_ins} - s - {txn_rows} AND id <= {n_ins} - s
+                        AND id > {n_ins} - {n_del};
+    COMMIT;
+    s := s + {txn_rows};
+  END LOOP;
+END $$;
+""", db="bench")
+
+
+def count_lines(path: Path, state: dict) -> int:
+    """Counts newlines incrementally (only the bytes added since the last call)."""
+    total = 0
+    for f in path.glob("*.jsonl"):
+        off = state.get(f, (0, 0))
+        with open(f, "rb") as fh:
+            fh.seek(off[0])
+            data = fh.read()
+        n = off[1] + data.count(b"\n")
+        state[f] = (off[0] + len(data), n)
+        total += n
+    return total
+
+
+def peak_rss_kib(pid: int) -> int:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--txn-rows", type=int, default=1000)
+    ap.add_argument("--tidemark", default=str(REPO / "build" / "tidemark"))
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tm-bench-"))
+    pg = PgServer(extra_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}).start()
+    try:
+        pg.psql("CREATE DATABASE bench")
+        pg.psql("""CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c numeric(10,2),
+                                       d timestamptz);
+                   CREATE PUBLICATION bench_pub FOR TABLE bench;
+                   SELECT pg_create_logical_replication_slot('bench_a', 'pgoutput');
+                   SELECT pg_create_logical_replication_slot('bench_b', 'pgoutput');""",
+                db="bench")
+        t0 = time.monotonic()
+        workload(pg, args.events, args.txn_rows)
+        end_lsn = pg.psql("SELECT pg_current_wal_lsn()", db="bench").strip()
+        print(f"workload: {args.events} events in {time.monotonic() - t0:.1f}s, end LSN {end_lsn}")
+
+        # pg_recvlogical: the walsender's ceiling, output discarded.
+        env = dict(os.environ, PGHOST=pg.host, PGPORT=str(pg.port), PGUSER="postgres")
+        t0 = time.monotonic()
+        subprocess.run([str(PG_BIN / "pg_recvlogical"), "-d", "bench", "--slot", "bench_a",
+                        "--start", "-o", "proto_version=1", "-o", "publication_names=bench_pub",
+                        "-E", end_lsn, "--no-loop", "-f", "/dev/null"],
+                       env=env, check=True)
+        t_recv = time.monotonic() - t0
+
+        # tidemark: the same slot contents into a file sink, fsynced.
+        out = tmp / "out"
+        job = tmp / "job.sql"
+        job.write_text(f"""
+CREATE TABLE bench () WITH (connector = 'postgres-cdc',
+  dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
+  tables = 'public.bench', slot = 'bench_b', publication = 'bench_pub', snapshot = 'never');
+CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json');
+INSERT INTO out SELECT * FROM bench;
+""")
+        log = open(tmp / "tidemark.log", "wb")
+        t0 = time.monotonic()
+        proc = subprocess.Popen([args.tidemark, "run", str(job), "--state-dir", str(tmp / "st")],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        state: dict = {}
+        rss = -1
+        deadline = t0 + 1800
+        while True:
+            n = count_lines(out, state) if out.exists() else 0
+            rss = max(rss, peak_rss_kib(proc.pid))
+            if n >= args.events:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                print(f"tidemark stopped early or timed out with {n} lines; log: {tmp}/tidemark.log")
+                return 1
+            time.sleep(0.02)
+        t_tm = time.monotonic() - t0
+        rss = max(rss, peak_rss_kib(proc.pid))
+        proc.terminate()
+        proc.wait(timeout=60)
+
+        r_recv = args.events / t_recv
+        r_tm = args.events / t_tm
+        print(f"machine: {os.cpu_count()} cores, {cpu_model()}")
+        print(f"pg_recvlogical (pgoutput → /dev/null): {t_recv:.2f}s  {r_recv:,.0f} events/s")
+        print(f"tidemark (pgoutput → Debezium JSON file, fsync): {t_tm:.2f}s  {r_tm:,.0f} events/s")
+        print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
+        print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")
+        return 0
+    finally:
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2141 @@
+/*
+ * debezium_enc.c — the Debezium JSON encoder (DESIGN §2, §3).
+ *
+ * Role: turns tm_record_t into Debezium 2.x change events as Kafka Connect's
+ * JsonConverter prints them, plus the shared helpers of debezium_int.h (the
+ * type mapping and the leaf formatters).  Two encoders live here:
+ *
+ *   fast       tm_dbz_encode_value()/_key(): appends text to a tm_buf_t.  All
+ *              constant text of a table — the schema part, the JSON keys of
+ *              the row, the names in the source block — is rendered once per
+ *              (tm_schema_t, version) and cached; per event only values are
+ *              formatted, in place.
+ *   reference  tm_dbz_encode_value_json()/_key_json(): builds the same event
+ *              with Jansson objects, independently of the cached text.  Unit
+ *              tests parse the fast output and require json_equal() with it.
+ *
+ * The two share only the type mapping (tm__dbz_col_desc) and the leaf value
+ * formatters (numbers, times, decimal bytes), so a mistake in the fast
+ * writer's structure, keys, quoting or caching shows up as a difference.
+ *
+ * Layout of a value event with schemas on (field order as Debezium 2.x):
+ *
+ *   {"schema":{…Envelope…},"payload":{"before":…,"after":…,"source":{…},
+ *    "transaction":null,"op":"c","ts_ms":…,"ts_us":…,"ts_ns":…}}
+ *
+ *   value_head ──┘ (cached, ends with `"before":`)
+ *
+ * Invariants:
+ *   1. A cache entry holds one reference on its schema, so the schema's
+ *      address cannot be reused by another schema while the entry exists;
+ *      (pointer, version) is therefore a sound key.
+ *   2. The cache is bounded (TM__DBZ_ENC_MAX_TABLES); when full it is emptied.
+ *   3. On failure the output buffer is restored to its length at entry.
+ *
+ * Thread: an encoder belongs to one thread (a sink's).
+ */
+#include "core/error.h"
+#include "format/debezium.h"
+#include "format/debezium_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TM_VERSION
+#define TM_VERSION "0.0.0"
+#endif
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int tm__rc = (x);                                                                          \
+        if (tm__rc != 0)                                                                           \
+            return tm__rc;                                                                         \
+    } while (0)
+
+#define PUTS(out, lit) tm_buf_append((out), (lit), sizeof(lit) - 1)
+
+/* ======================================================================== */
+/* Type mapping                                                             */
+/* ======================================================================== */
+
+static int dbz_frac_digits(const tm_column_t *col)
+{
+    /* PostgreSQL's default for time/timestamp without a typmod is 6 digits. */
+    return col->precision < 0 ? 6 : col->precision;
+}
+
+void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc)
+{
+    bool adaptive = opts == NULL || opts->time_mode != TM_TIME_CONNECT;
+    tm_decimal_mode_t dmode = opts ? opts->decimal_mode : TM_DECIMAL_PRECISE;
+
+    memset(desc, 0, sizeof(*desc));
+    desc->type = "string";
+    desc->precision = -1;
+    desc->scale = col->scale;
+    desc->wire = TM_DBZ_W_PLAIN;
+
+    switch (col->type) {
+    case TM_T_BOOL:
+        desc->type = "boolean";
+        break;
+    case TM_T_INT16:
+        desc->type = "int16";
+        break;
+    case TM_T_INT32:
+        desc->type = "int32";
+        break;
+    case TM_T_INT64:
+        desc->type = "int64";
+        break;
+    case TM_T_FLOAT32:
+        desc->type = "float";
+        break;
+    case TM_T_FLOAT64:
+        desc->type = "double";
+        break;
+    case TM_T_NUMERIC:
+        if (dmode == TM_DECIMAL_STRING) {
+            desc->wire = TM_DBZ_W_DEC_STRING;
+        } else if (dmode == TM_DECIMAL_DOUBLE) {
+            desc->type = "double";
+            desc->wire = TM_DBZ_W_DEC_DOUBLE;
+        } else if (col->scale == TM_SCALE_VARIABLE) {
+            desc->type = "struct";
+            desc->name = TM_DBZ_VSD;
+            desc->version = 1;
+            desc->doc = TM_DBZ_VSD_DOC;
+            desc->wire = TM_DBZ_W_DEC_VSD;
+        } else {
+            desc->type = "bytes";
+            desc->name = TM_DBZ_DECIMAL;
+            desc->version = 1;
+            desc->precision = col->precision > 0 ? col->precision : -1;
+            desc->wire = TM_DBZ_W_DEC_BYTES;
+        }
+        break;
+    case TM_T_TEXT:
+    case TM_T_OTHER:
+        if (col->semantic != NULL) {
+            desc->name = col->semantic;
+            desc->version = 1;
+        }
+        break;
+    case TM_T_BYTES:
+        desc->type = "bytes";
+        if (col->semantic != NULL) {
+            desc->name = col->semantic;
+            desc->version = 1;
+        }
+        break;
+    case TM_T_JSON:
+        desc->name = col->semantic != NULL ? col->semantic : TM_DBZ_JSON;
+        desc->version = 1;
+        break;
+    case TM_T_UUID:
+        desc->name = TM_DBZ_UUID;
+        desc->version = 1;
+        break;
+    case TM_T_ENUM:
+        desc->name = col->semantic != NULL ? col->semantic : TM_DBZ_ENUM;
+        desc->version = 1;
+        desc->allowed = col->enum_values;
+        break;
+    case TM_T_DATE:
+        desc->type = "int32";
+        desc->name = adaptive ? "io.debezium.time.Date" : "org.apache.kafka.connect.data.Date";
+        desc->version = 1;
+        break;
+    case TM_T_TIME:
+        desc->version = 1;
+        if (!adaptive) {
+            desc->type = "int32";
+            desc->name = "org.apache.kafka.connect.data.Time";
+            desc->wire = TM_DBZ_W_MS;
+        } else if (dbz_frac_digits(col) <= 3) {
+            desc->type = "int32";
+            desc->name = "io.debezium.time.Time";
+            desc->wire = TM_DBZ_W_MS;
+        } else {
+            desc->type = "int64";
+            desc->name = "io.debezium.time.MicroTime";
+            desc->wire = TM_DBZ_W_US;
+        }
+        break;
+    case TM_T_TIMESTAMP:
+        desc->type = "int64";
+        desc->version = 1;
+        if (!adaptive) {
+            desc->name = "org.apache.kafka.connect.data.Timestamp";
+            desc->wire = TM_DBZ_W_MS;
+        } else if (dbz_frac_digits(col) <= 3) {
+            desc->name = "io.debezium.time.Timestamp";
+            desc->wire = TM_DBZ_W_MS;
+        } else {
+            desc->name = "io.debezium.time.MicroTimestamp";
+            desc->wire = TM_DBZ_W_US;
+        }
+        break;
+    case TM_T_TIMETZ:
+        desc->name = "io.debezium.time.ZonedTime";
+        desc->version = 1;
+        break;
+    case TM_T_TIMESTAMPTZ:
+        desc->name = "io.debezium.time.ZonedTimestamp";
+        desc->version = 1;
+        break;
+    case TM_T_INTERVAL:
+        desc->type = "int64";
+        desc->name = "io.debezium.time.MicroDuration";
+        desc->version = 1;
+        break;
+    case TM_T_ARRAY:
+        desc->type = "array";
+        desc->elem_type = col->elem_type;
+        break;
+    }
+}
+
+void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc)
+{
+    tm_column_t col;
+    memset(&col, 0, sizeof(col));
+    /* PostgreSQL has no arrays of arrays: a nested array type is described as text. */
+    col.type = (elem_type == TM_T_ARRAY || elem_type == 0) ? TM_T_TEXT : elem_type;
+    col.precision = -1;
+    col.scale = TM_SCALE_VARIABLE;
+    col.length = -1;
+    col.nullable = true;
+    col.key_index = -1;
+    tm__dbz_col_desc(&col, opts, desc);
+}
+
+/* ======================================================================== */
+/* Numbers                                                                  */
+/* ======================================================================== */
+
+const char *tm__dbz_special_double(double v)
+{
+    if (isnan(v))
+        return "NaN";
+    if (isinf(v))
+        return v > 0 ? "Infinity" : "-Infinity";
+    return NULL;
+}
+
+/* Makes sure a %g rendering reads as a real, the way Java prints doubles. */
+static size_t dbz_real_marker(char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '.' || buf[i] == 'e' || buf[i] == 'E')
+            return n;
+    buf[n++] = '.';
+    buf[n++] = '0';
+    buf[n] = '\0';
+    return n;
+}
+
+size_t tm__dbz_fmt_f64(double v, char *buf)
+{
+    if (!isfinite(v))
+        return 0;
+    /*
+     * Fifteen significant digits round-trip for most values that came from
+     * decimal text; the 16/17-digit retries cover the rest.  %g trims
+     * trailing zeros, so 0.1 prints as "0.1".
+     */
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, TM__DBZ_DOUBLE_MAX - 2, "%.*g", prec, v);
+        if (prec == 17 || strtod(buf, NULL) == v)
+            break;
+    }
+    return dbz_real_marker(buf, (size_t)n);
+}
+
+size_t tm__dbz_fmt_f32(double v, char *buf)
+{
+    float f = (float)v;
+    if (!isfinite(f))
+        return 0;
+    /* Java's Float.toString: the shortest text that reads back as the same float. */
+    int n = 0;
+    for (int prec = 6; prec <= 9; prec++) {
+        n = snprintf(buf, TM__DBZ_DOUBLE_MAX - 2, "%.*g", prec, (double)f);
+        if (prec == 9 || strtof(buf, NULL) == f)
+            break;
+    }
+    return dbz_real_marker(buf, (size_t)n);
+}
+
+static bool i128_pow10(int n, __int128 *out)
+{
+    if (n < 0 || n > 38)
+        return false;
+    __int128 p = 1;
+    while (n-- > 0)
+        p *= 10;
+    *out = p;
+    return true;
+}
+
+/*
+ * Rescales an unscaled value from scale `from` to scale `to`, rounding half
+ * away from zero.  Returns false when the result does not fit in 128 bits.
+ */
+static bool i128_rescale(__int128 v, int32_t from, int32_t to, __int128 *out)
+{
+    __int128 p;
+    if (to == from) {
+        *out = v;
+        return true;
+    }
+    if (to > from) {
+        if (!i128_pow10(to - from, &p))
+            return v == 0 ? (*out = 0, true) : false;
+        return !__builtin_mul_overflow(v, p, out);
+    }
+    if (!i128_pow10(from - to, &p)) {
+        /* |v| < 2^127 < 10^39 / 2, so dividing by 10^39 or more rounds to zero. */
+        *out = 0;
+        return true;
+    }
+    __int128 q = v / p, r = v % p;
+    unsigned __int128 ar = r < 0 ? -(unsigned __int128)r : (unsigned __int128)r;
+    if (ar >= (unsigned __int128)p - ar)
+        q += v < 0 ? -1 : 1;
+    *out = q;
+    return true;
+}
+
+/* Decimal digits of a magnitude, most significant first; returns the count (1..39). */
+static int u128_digits(unsigned __int128 m, char *buf)
+{
+    char tmp[40];
+    int n = 0;
+    if (m <= UINT64_MAX) {
+        uint64_t s = (uint64_t)m;
+        do {
+            tmp[n++] = (char)('0' + s % 10);
+            s /= 10;
+        } while (s);
+    } else {
+        do {
+            tmp[n++] = (char)('0' + (int)(m % 10));
+            m /= 10;
+        } while (m);
+    }
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Appends sign + digits with a decimal point `scale` places from the right. */
+static int append_scaled_digits(tm_buf_t *out, bool neg, const char *digits, size_t n,
+                                int32_t scale)
+{
+    /* Strip leading zeros of the unscaled digits; keep one for zero. */
+    while (n > 1 && digits[0] == '0') {
+        digits++;
+        n--;
+    }
+    bool zero = n == 1 && digits[0] == '0';
+    if (neg && !zero)
+        TRY(tm_buf_putc(out, '-'));
+    if (scale <= 0) {
+        TRY(tm_buf_append(out, digits, n));
+        if (!zero)
+            for (int32_t i = 0; i < -scale; i++)
+                TRY(tm_buf_putc(out, '0'));
+        return 0;
+    }
+    if (n > (size_t)scale) {
+        TRY(tm_buf_append(out, digits, n - (size_t)scale));
+        TRY(tm_buf_putc(out, '.'));
+        return tm_buf_append(out, digits + n - (size_t)scale, (size_t)scale);
+    }
+    TRY(PUTS(out, "0."));
+    for (size_t i = n; i < (size_t)scale; i++)
+        TRY(tm_buf_putc(out, '0'));
+    return tm_buf_append(out, digits, n);
+}
+
+/*
+ * Parses plain decimal text ("-123.4500") into sign, all digits and the count
+ * of fractional digits.  Returns 0, TM_EINVAL or TM_ENOMEM.
+ */
+static int dec_text_split(const char *s, size_t n, bool *neg, tm_buf_t *digits, int32_t *frac)
+{
+    size_t i = 0;
+    bool dot = false, any = false;
+    *neg = false;
+    *frac = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        *neg = s[i++] == '-';
+    for (; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            TRY(tm_buf_putc(digits, s[i]));
+            any = true;
+            if (dot) {
+                if (*frac == INT16_MAX)
+                    return TM_EINVAL;
+                (*frac)++;
+            }
+        } else if (s[i] == '.' && !dot) {
+            dot = true;
+        } else {
+            return TM_EINVAL;
+        }
+    }
+    return any ? 0 : TM_EINVAL;
+}
+
+/*
+ * Brings a digit string at scale `frac` to scale `to`, in place: pads with
+ * zeros or cuts with half-up rounding.
+ */
+static int digits_rescale(tm_buf_t *digits, int32_t frac, int32_t to)
+{
+    if (to >= frac) {
+        for (int32_t i = frac; i < to; i++)
+            TRY(tm_buf_putc(digits, '0'));
+        return 0;
+    }
+    size_t drop = (size_t)(frac - to);
+    bool up;
+    if (drop > digits->len) {
+        digits->len = 0;
+        up = false;
+    } else {
+        up = digits->data[digits->len - drop] >= '5';
+        digits->len -= drop;
+    }
+    if (digits->len == 0)
+        TRY(tm_buf_putc(digits, '0'));
+    if (up) {
+        size_t i = digits->len;
+        while (i > 0 && digits->data[i - 1] == '9')
+            digits->data[--i] = '0';
+        if (i > 0) {
+            digits->data[i - 1]++;
+        } else {
+            TRY(tm_buf_putc(digits, '0'));
+            memmove(digits->data + 1, digits->data, digits->len - 1);
+            digits->data[0] = '1';
+        }
+    }
+    return 0;
+}
+
+/* Appends the minimal two's-complement big-endian form of a BE magnitude. */
+static int append_twos(tm_buf_t *out, bool neg, uint8_t *mag, size_t n)
+{
+    /* mag has one spare leading byte, mag[0] == 0, so the sign fits. */
+    if (neg) {
+        unsigned carry = 1;
+        for (size_t i = n; i-- > 0;) {
+            unsigned v = (uint8_t)~mag[i] + carry;
+            mag[i] = (uint8_t)v;
+            carry = v >> 8;
+        }
+    }
+    size_t i = 0;
+    while (i + 1 < n && ((mag[i] == 0x00 && !(mag[i + 1] & 0x80)) ||
+                         (mag[i] == 0xff && (mag[i + 1] & 0x80))))
+        i++;
+    return tm_buf_append(out, mag + i, n - i);
+}
+
+/* Decimal digit string → big-endian two's-complement bytes appended to out. */
+static int digits_to_twos(const char *d, size_t n, bool neg, tm_buf_t *out)
+{
+    /* Little-endian base-2^32 limbs; log2(10) < 3.33 bits per digit. */
+    size_t nlimbs = n * 333 / 3200 + 2;
+    uint32_t *limb = calloc(nlimbs, sizeof(*limb));
+    uint8_t *mag = malloc(nlimbs * 4 + 1);
+    int rc = TM_ENOMEM;
+    if (limb == NULL || mag == NULL)
+        goto done;
+    size_t used = 1;
+    for (size_t i = 0; i < n;) {
+        uint32_t chunk = 0, mul = 1;
+        for (int k = 0; k < 9 && i < n; k++, i++) {
+            chunk = chunk * 10 + (uint32_t)(d[i] - '0');
+            mul *= 10;
+        }
+        uint64_t carry = chunk;
+        for (size_t j = 0; j < used; j++) {
+            uint64_t v = (uint64_t)limb[j] * mul + carry;
+            limb[j] = (uint32_t)v;
+            carry = v >> 32;
+        }
+        if (carry && used < nlimbs)
+            limb[used++] = (uint32_t)carry;
+    }
+    mag[0] = 0;
+    for (size_t j = 0; j < used; j++) {
+        uint32_t v = limb[used - 1 - j];
+        mag[1 + 4 * j] = (uint8_t)(v >> 24);
+        mag[2 + 4 * j] = (uint8_t)(v >> 16);
+        mag[3 + 4 * j] = (uint8_t)(v >> 8);
+        mag[4 + 4 * j] = (uint8_t)v;
+    }
+    rc = append_twos(out, neg, mag, used * 4 + 1);
+done:
+    free(limb);
+    free(mag);
+    return rc;
+}
+
+/* The wide path: a NUMERIC held as text, rescaled and converted digit by digit. */
+static int wide_bytes(const tm_datum_t *d, int32_t target, tm_buf_t *out, int32_t *scale_out)
+{
+    tm_buf_t digits;
+    bool neg;
+    int32_t frac;
+    tm_buf_init(&digits);
+    int rc = dec_text_split(d->u.var.ptr, d->u.var.len, &neg, &digits, &frac);
+    if (rc == 0) {
+        int32_t to = target == TM_SCALE_VARIABLE ? frac : target;
+        rc = digits_rescale(&digits, frac, to);
+        if (rc == 0)
+            rc = digits_to_twos(digits.data, digits.len, neg, out);
+        *scale_out = to;
+    }
+    tm_buf_release(&digits);
+    return rc;
+}
+
+int tm__dbz_numeric_bytes(const tm_datum_t *d, int32_t target_scale, tm_buf_t *out,
+                          int32_t *scale_out)
+{
+    if (d->flags & TM_DATUM_NAN)
+        return TM_ENOTFOUND;
+    if (d->flags & TM_DATUM_WIDE)
+        return wide_bytes(d, target_scale, out, scale_out);
+
+    __int128 v = d->u.dec;
+    int32_t to = target_scale == TM_SCALE_VARIABLE ? d->scale : target_scale;
+    if (!i128_rescale(d->u.dec, d->scale, to, &v)) {
+        /* Too wide once rescaled: go through the text form. */
+        char digits[48];
+        unsigned __int128 m = d->u.dec < 0 ? -(unsigned __int128)d->u.dec
+                                           : (unsigned __int128)d->u.dec;
+        int n = u128_digits(m, digits);
+        tm_buf_t tmp;
+        tm_buf_init(&tmp);
+        int rc = tm_buf_append(&tmp, digits, (size_t)n);
+        if (rc == 0)
+            rc = digits_rescale(&tmp, d->scale, to);
+        if (rc == 0)
+            rc = digits_to_twos(tmp.data, tmp.len, d->u.dec < 0, out);
+        tm_buf_release(&tmp);
+        *scale_out = to;
+        return rc;
+    }
+    uint8_t b[17];
+    unsigned __int128 u = (unsigned __int128)v;
+    b[0] = v < 0 ? 0xff : 0x00;
+    for (int i = 0; i < 16; i++)
+        b[16 - i] = (uint8_t)(u >> (8 * i));
+    *scale_out = to;
+    size_t i = 0;
+    while (i + 1 < sizeof(b) &&
+           ((b[i] == 0x00 && !(b[i + 1] & 0x80)) || (b[i] == 0xff && (b[i + 1] & 0x80))))
+        i++;
+    return tm_buf_append(out, b + i, sizeof(b) - i);
+}
+
+int tm__dbz_numeric_text(const tm_datum_t *d, int32_t target_scale, tm_buf_t *out)
+{
+    if (d->flags & TM_DATUM_NAN)
+        return tm_buf_append(out, d->u.var.ptr, d->u.var.len);
+    if (d->flags & TM_DATUM_WIDE) {
+        tm_buf_t digits;
+        bool neg;
+        int32_t frac;
+        tm_buf_init(&digits);
+        int rc = dec_text_split(d->u.var.ptr, d->u.var.len, &neg, &digits, &frac);
+        int32_t to = target_scale == TM_SCALE_VARIABLE ? frac : target_scale;
+        if (rc == 0)
+            rc = digits_rescale(&digits, frac, to);
+        if (rc == 0)
+            rc = append_scaled_digits(out, neg, digits.data, digits.len, to);
+        tm_buf_release(&digits);
+        return rc;
+    }
+    __int128 v;
+    int32_t to = target_scale == TM_SCALE_VARIABLE ? d->scale : target_scale;
+    if (!i128_rescale(d->u.dec, d->scale, to, &v)) {
+        /* Only growing the scale can overflow: append the missing zeros as text. */
+        v = d->u.dec;
+        char digits[48];
+        unsigned __int128 m = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+        int n = u128_digits(m, digits);
+        tm_buf_t tmp;
+        tm_buf_init(&tmp);
+        int rc = tm_buf_append(&tmp, digits, (size_t)n);
+        if (rc == 0)
+            rc = digits_rescale(&tmp, d->scale, to);
+        if (rc == 0)
+            rc = append_scaled_digits(out, v < 0, tmp.data, tmp.len, to);
+        tm_buf_release(&tmp);
+        return rc;
+    }
+    char digits[48];
+    unsigned __int128 m = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    int n = u128_digits(m, digits);
+    return append_scaled_digits(out, v < 0, digits, (size_t)n, to);
+}
+
+int tm__dbz_bytes_to_text(const uint8_t *b, size_t n, int32_t scale, tm_buf_t *out)
+{
+    if (n == 0)
+        return append_scaled_digits(out, false, "0", 1, scale);
+    bool neg = b[0] & 0x80;
+    size_t nlimbs = (n + 3) / 4;
+    uint32_t *limb = calloc(nlimbs, sizeof(*limb));
+    /* Nine decimal digits per 30 bits: 2.41 digits per byte, plus slack. */
+    size_t dcap = n * 25 / 10 + 16;
+    char *digits = malloc(dcap);
+    int rc = TM_ENOMEM;
+    if (limb == NULL || digits == NULL)
+        goto done;
+    /* Magnitude in little-endian limbs: two's-complement negation when negative. */
+    unsigned carry = neg ? 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = neg ? (uint8_t)~b[n - 1 - i] + carry : b[n - 1 - i];
+        if (neg)
+            carry = v >> 8;
+        limb[i / 4] |= (uint32_t)(uint8_t)v << (8 * (i % 4));
+    }
+    size_t used = nlimbs, nd = 0;
+    while (used > 0 && limb[used - 1] == 0)
+        used--;
+    while (used > 0) {
+        uint64_t rem = 0;
+        for (size_t j = used; j-- > 0;) {
+            uint64_t cur = (rem << 32) | limb[j];
+            limb[j] = (uint32_t)(cur / 1000000000u);
+            rem = cur % 1000000000u;
+        }
+        while (used > 0 && limb[used - 1] == 0)
+            used--;
+        for (int k = 0; k < 9 && nd < dcap; k++) {
+            digits[nd++] = (char)('0' + rem % 10);
+            rem /= 10;
+        }
+    }
+    if (nd == 0)
+        digits[nd++] = '0';
+    for (size_t i = 0; i < nd / 2; i++) {
+        char t = digits[i];
+        digits[i] = digits[nd - 1 - i];
+        digits[nd - 1 - i] = t;
+    }
+    rc = append_scaled_digits(out, neg, digits, nd, scale);
+done:
+    free(limb);
+    free(digits);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Time                                                                     */
+/* ======================================================================== */
+
+#define US_PER_DAY INT64_C(86400000000)
+
+/* Proleptic Gregorian calendar day number ↔ civil date (days since 1970-01-01). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static char *put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+/* "HH:MM:SS[.ffffff]" with trailing fraction zeros trimmed, as java.time prints. */
+static char *put_time_of_day(char *p, int64_t us)
+{
+    unsigned secs = (unsigned)(us / 1000000), frac = (unsigned)(us % 1000000);
+    p = put2(p, secs / 3600);
+    *p++ = ':';
+    p = put2(p, secs / 60 % 60);
+    *p++ = ':';
+    p = put2(p, secs % 60);
+    if (frac != 0) {
+        *p++ = '.';
+        int ndig = 6;
+        while (frac % 10 == 0) {
+            frac /= 10;
+            ndig--;
+        }
+        for (int i = ndig - 1; i >= 0; i--) {
+            p[i] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        p += ndig;
+    }
+    return p;
+}
+
+size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf)
+{
+    int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY;
+    if (rem < 0) {
+        rem += US_PER_DAY;
+        days--;
+    }
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    char *p = buf;
+    /* ISO_LOCAL_DATE: 4-digit years, '+' beyond 9999, '-' before year 0 (1 BC). */
+    if (y > 9999)
+        p += sprintf(p, "+%lld", (long long)y);
+    else if (y < 0)
+        p += sprintf(p, "-%04lld", -(long long)y);
+    else
+        p += sprintf(p, "%04lld", (long long)y);
+    *p++ = '-';
+    p = put2(p, m);
+    *p++ = '-';
+    p = put2(p, d);
+    *p++ = 'T';
+    p = put_time_of_day(p, rem);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
+size_t tm__dbz_fmt_zoned_time(int64_t us, char *buf)
+{
+    int64_t rem = us % US_PER_DAY;
+    if (rem < 0)
+        rem += US_PER_DAY;
+    char *p = put_time_of_day(buf, rem);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
+/* Reads exactly `n` digits at s[*i]. */
+static bool rd_digits(const char *s, size_t len, size_t *i, int n, int64_t *out)
+{
+    int64_t v = 0;
+    for (int k = 0; k < n; k++) {
+        if (*i >= len || s[*i] < '0' || s[*i] > '9')
+            return false;
+        v = v * 10 + (s[(*i)++] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "HH:MM[:SS[.fffffffff]]" → µs since midnight (extra fraction digits truncated). */
+static bool rd_time_of_day(const char *s, size_t len, size_t *i, int64_t *us)
+{
+    int64_t hh, mi, ss = 0, frac = 0;
+    if (!rd_digits(s, len, i, 2, &hh) || *i >= len || s[(*i)++] != ':' ||
+        !rd_digits(s, len, i, 2, &mi))
+        return false;
+    if (*i < len && s[*i] == ':') {
+        (*i)++;
+        if (!rd_digits(s, len, i, 2, &ss))
+            return false;
+        if (*i < len && s[*i] == '.') {
+            (*i)++;
+            int nd = 0;
+            while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
+                if (nd < 6)
+                    frac = frac * 10 + (s[*i] - '0');
+                nd++;
+                (*i)++;
+            }
+            if (nd == 0 || nd > 9)
+                return false;
+            for (; nd < 6; nd++)
+                frac *= 10;
+        }
+    }
+    /* 24:00:00 is PostgreSQL's end of day for time and timetz. */
+    if (hh > 24 || mi > 59 || ss > 60 || (hh == 24 && (mi || ss || frac)))
+        return false;
+    *us = ((hh * 60 + mi) * 60 + ss) * 1000000 + frac;
+    return true;
+}
+
+/* "Z" | "+HH" | "+HH:MM" | "+HHMM" | "+HH:MM:SS", or nothing (UTC) → offset in µs. */
+static bool rd_offset(const char *s, size_t len, size_t *i, int64_t *off_us)
+{
+    *off_us = 0;
+    if (*i == len)
+        return true;
+    if (s[*i] == 'Z' || s[*i] == 'z') {
+        (*i)++;
+        return *i == len;
+    }
+    if (s[*i] != '+' && s[*i] != '-')
+        return false;
+    int sign = s[(*i)++] == '-' ? -1 : 1;
+    int64_t hh, mi = 0, ss = 0;
+    if (!rd_digits(s, len, i, 2, &hh))
+        return false;
+    if (*i < len && s[*i] == ':')
+        (*i)++;
+    if (*i < len && !rd_digits(s, len, i, 2, &mi))
+        return false;
+    if (*i < len && s[*i] == ':') {
+        (*i)++;
+        if (!rd_digits(s, len, i, 2, &ss))
+            return false;
+    }
+    if (*i != len || hh > 18 || mi > 59 || ss > 59)
+        return false;
+    *off_us = sign * ((hh * 60 + mi) * 60 + ss) * 1000000;
+    return true;
+}
+
+int tm__dbz_parse_zoned_ts(const char *s, size_t len, int64_t *us)
+{
+    size_t i = 0;
+    int sign = 1;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+        sign = s[i++] == '-' ? -1 : 1;
+    int64_t y = 0, mo, d, tod, off;
+    int ny = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && ny < 10) {
+        y = y * 10 + (s[i++] - '0');
+        ny++;
+    }
+    if (ny < 4 || i >= len || s[i++] != '-' || !rd_digits(s, len, &i, 2, &mo) || i >= len ||
+        s[i++] != '-' || !rd_digits(s, len, &i, 2, &d) || i >= len ||
+        (s[i] != 'T' && s[i] != 't' && s[i] != ' '))
+        return -1;
+    i++;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || !rd_time_of_day(s, len, &i, &tod) ||
+        !rd_offset(s, len, &i, &off))
+        return -1;
+    int64_t days = days_from_civil(sign * y, (unsigned)mo, (unsigned)d), r;
+    if (__builtin_mul_overflow(days, US_PER_DAY, &r) || __builtin_add_overflow(r, tod, &r) ||
+        __builtin_sub_overflow(r, off, &r))
+        return -1;
+    *us = r;
+    return 0;
+}
+
+int tm__dbz_parse_zoned_time(const char *s, size_t len, int64_t *us)
+{
+    size_t i = 0;
+    int64_t tod, off;
+    if (!rd_time_of_day(s, len, &i, &tod) || !rd_offset(s, len, &i, &off))
+        return -1;
+    int64_t v = (tod - off) % US_PER_DAY;
+    *us = v < 0 ? v + US_PER_DAY : v;
+    return 0;
+}
+
+/* ======================================================================== */
+/* Names                                                                    */
+/* ======================================================================== */
+
+int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema)
+{
+    /* MySQL has no schema level: its topics are <prefix>.<db>.<table>. */
+    const char *parts[3] = {schema->source_name,
+                            schema->namespace != NULL ? schema->namespace : schema->db,
+                            schema->table};
+    bool first = true;
+    for (int i = 0; i < 3; i++) {
+        if (parts[i] == NULL)
+            continue;
+        if (!first)
+            TRY(tm_buf_putc(out, '.'));
+        TRY(tm_buf_puts(out, parts[i]));
+        first = false;
+    }
+    return 0;
+}
+
+/* ======================================================================== */
+/* Per-connector constant parts                                             */
+/* ======================================================================== */
+
+enum { TM__DBZ_PG = 0, TM__DBZ_MYSQL = 1 };
+
+/* One field of a source struct: the data the schema part and the reference share. */
+typedef struct src_field {
+    const char *field;
+    const char *type;
+    bool optional;
+} src_field_t;
+
+/* `snapshot` is special-cased: an optional Enum with a default. */
+#define SNAPSHOT_ALLOWED "true,last,false,incremental"
+
+static const src_field_t pg_source_fields[] = {
+    {"version", "string", false},  {"connector", "string", false}, {"name", "string", false},
+    {"ts_ms", "int64", false},     {"snapshot", NULL, true},       {"db", "string", false},
+    {"sequence", "string", true},  {"ts_us", "int64", true},       {"ts_ns", "int64", true},
+    {"schema", "string", false},   {"table", "string", false},     {"txId", "int64", true},
+    {"lsn", "int64", true},        {"xmin", "int64", true},        {NULL, NULL, false},
+};
+
+/*
+ * MySQL's source block.  tm_source_info_t has no binlog coordinates yet, so
+ * the encoder writes neutral values for them; a MySQL source fills them once
+ * it exists (see enc_source_mysql_tail).
+ */
+static const src_field_t mysql_source_fields[] = {
+    {"version", "string", false}, {"connector", "string", false}, {"name", "string", false},
+    {"ts_ms", "int64", false},    {"snapshot", NULL, true},       {"db", "string", false},
+    {"sequence", "string", true}, {"ts_us", "int64", true},       {"ts_ns", "int64", true},
+    {"table", "string", true},    {"server_id", "int64", false},  {"gtid", "string", true},
+    {"file", "string", false},    {"pos", "int64", false},        {"row", "int32", false},
+    {"thread", "int64", true},    {"query", "string", true},      {NULL, NULL, false},
+};
+
+static const char *const snapshot_names[] = {"false", "true", "last", "incremental"};
+
+static const char *snapshot_name(uint8_t s)
+{
+    return s < sizeof(snapshot_names) / sizeof(snapshot_names[0]) ? snapshot_names[s] : "false";
+}
+
+/* ======================================================================== */
+/* The encoder and its per-table cache                                      */
+/* ======================================================================== */
+
+#define TM__DBZ_ENC_BUCKETS 64
+#define TM__DBZ_ENC_MAX_TABLES 1024
+
+typedef struct enc_table {
+    struct enc_table *next;
+    tm_schema_t *schema; /* one reference (invariant 1) */
+    uint32_t version;
+    tm_dbz_coldesc_t *desc; /* per column */
+    tm_buf_t value_head;    /* …`"payload":{"before":` or `{"before":` */
+    tm_buf_t src_head;      /* `,"source":{"version":…,"name":"…","ts_ms":` */
+    tm_buf_t src_db;        /* `,"db":"…","sequence":` */
+    tm_buf_t src_tail;      /* PG: `,"schema":"…","table":"…","txId":`; MySQL: up to `}` */
+    tm_buf_t key_head;      /* `{"schema":…,"payload":` or empty */
+    tm_buf_t names;         /* `"a":` `,"b":` … for every column, concatenated */
+    uint32_t *name_off;     /* ncols + 1 offsets into names */
+    tm_buf_t key_names;     /* the same for the key columns */
+    uint32_t *key_off;
+    int nkey;
+    int *key_cols; /* owned copy: schema key columns, or all columns */
+} enc_table_t;
+
+struct tm_dbz_encoder {
+    tm_dbz_opts_t opts; /* connector/version point at the owned copies below */
+    char *connector;
+    char *version;
+    int kind; /* TM__DBZ_PG / TM__DBZ_MYSQL */
+    enc_table_t *buckets[TM__DBZ_ENC_BUCKETS];
+    enc_table_t *last;
+    unsigned ntables;
+    tm_buf_t source_schema; /* the source field of the envelope schema, constant */
+    tm_buf_t scratch;
+    tm_buf_t scratch2;
+};
+
+static void enc_table_free(enc_table_t *t)
+{
+    if (t == NULL)
+        return;
+    tm_schema_unref(t->schema);
+    free(t->desc);
+    tm_buf_release(&t->value_head);
+    tm_buf_release(&t->src_head);
+    tm_buf_release(&t->src_db);
+    tm_buf_release(&t->src_tail);
+    tm_buf_release(&t->key_head);
+    tm_buf_release(&t->names);
+    free(t->name_off);
+    tm_buf_release(&t->key_names);
+    free(t->key_off);
+    free(t->key_cols);
+    free(t);
+}
+
+static void enc_cache_clear(tm_dbz_encoder_t *enc)
+{
+    for (int b = 0; b < TM__DBZ_ENC_BUCKETS; b++) {
+        enc_table_t *t = enc->buckets[b];
+        while (t != NULL) {
+            enc_table_t *next = t->next;
+            enc_table_free(t);
+            t = next;
+        }
+        enc->buckets[b] = NULL;
+    }
+    enc->last = NULL;
+    enc->ntables = 0;
+}
+
+/* ---- schema text writers (cold path: once per table) ---- */
+
+static int w_str(tm_buf_t *out, const char *s)
+{
+    return tm_buf_append_json_str(out, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* `"optional":…,"name":…,"version":…,"doc":…,"parameters":{…}` (JsonConverter's order). */
+static int w_schema_attrs(tm_buf_t *out, const tm_dbz_coldesc_t *desc, bool optional)
+{
+    TRY(optional ? PUTS(out, ",\"optional\":true") : PUTS(out, ",\"optional\":false"));
+    if (desc->name != NULL) {
+        TRY(PUTS(out, ",\"name\":"));
+        TRY(w_str(out, desc->name));
+    }
+    if (desc->version > 0)
+        TRY(tm_buf_appendf(out, ",\"version\":%d", desc->version));
+    if (desc->doc != NULL) {
+        TRY(PUTS(out, ",\"doc\":"));
+        TRY(w_str(out, desc->doc));
+    }
+    if (desc->wire == TM_DBZ_W_DEC_BYTES) {
+        TRY(tm_buf_appendf(out, ",\"parameters\":{\"scale\":\"%d\"", (int)desc->scale));
+        if (desc->precision > 0)
+            TRY(tm_buf_appendf(out, ",\"connect.decimal.precision\":\"%d\"",
+                               (int)desc->precision));
+        TRY(tm_buf_putc(out, '}'));
+    } else if (desc->allowed != NULL) {
+        TRY(PUTS(out, ",\"parameters\":{\"allowed\":"));
+        TRY(w_str(out, desc->allowed));
+        TRY(tm_buf_putc(out, '}'));
+    }
+    return 0;
+}
+
+static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t *desc,
+                          bool optional, const char *field)
+{
+    TRY(PUTS(out, "{\"type\":"));
+    TRY(w_str(out, desc->type));
+    if (desc->wire == TM_DBZ_W_DEC_VSD)
+        TRY(PUTS(out, ",\"fields\":[{\"type\":\"int32\",\"optional\":false,\"field\":\"scale\"},"
+                      "{\"type\":\"bytes\",\"optional\":false,\"field\":\"value\"}]"));
+    if (strcmp(desc->type, "array") == 0) {
+        tm_dbz_coldesc_t elem;
+        tm__dbz_elem_desc(desc->elem_type, opts, &elem);
+        TRY(PUTS(out, ",\"items\":"));
+        TRY(w_value_schema(out, opts, &elem, true, NULL));
+    }
+    TRY(w_schema_attrs(out, desc, optional));
+    if (field != NULL) {
+        TRY(PUTS(out, ",\"field\":"));
+        TRY(w_str(out, field));
+    }
+    return tm_buf_putc(out, '}');
+}
+
+/* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem>.<suffix>"[,"field":…]}` */
+static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schema_t *schema,
+                        const tm_dbz_coldesc_t *desc, const int *cols, int ncols, bool optional,
+                        const char *suffix, const char *field)
+{
+    TRY(PUTS(out, "{\"type\":\"struct\",\"fields\":["));
+    for (int k = 0; k < ncols; k++) {
+        int i = cols ? cols[k] : k;
+        if (k > 0)
+            TRY(tm_buf_putc(out, ','));
+        TRY(w_value_schema(out, opts, &desc[i], schema->cols[i].nullable, schema->cols[i].name));
+    }
+    TRY(optional ? PUTS(out, "],\"optional\":true,\"name\":\"")
+                 : PUTS(out, "],\"optional\":false,\"name\":\""));
+    /* The stem goes through the escaper via a scratch copy. */
+    tm_buf_t stem;
+    tm_buf_init(&stem);
+    int rc = tm__dbz_append_stem(&stem, schema);
+    if (rc == 0)
+        rc = tm_buf_puts(&stem, suffix);
+    if (rc == 0 && stem.len > 0) {
+        /* Drop the quotes the escaper adds: we already opened the string. */
+        size_t before = out->len;
+        rc = tm_buf_append_json_str(out, stem.data, stem.len);
+        if (rc == 0) {
+            memmove(out->data + before, out->data + before + 1, out->len - before - 2);
+            out->len -= 2;
+        }
+    }
+    tm_buf_release(&stem);
+    TRY(rc);
+    TRY(tm_buf_putc(out, '"'));
+    if (field != NULL) {
+        TRY(PUTS(out, ",\"field\":"));
+        TRY(w_str(out, field));
+    }
+    return tm_buf_putc(out, '}');
+}
+
+static const src_field_t *source_fields(int kind)
+{
+    return kind == TM__DBZ_MYSQL ? mysql_source_fields : pg_source_fields;
+}
+
+static const char *source_schema_name(int kind)
+{
+    return kind == TM__DBZ_MYSQL ? "io.debezium.connector.mysql.Source"
+                                 : "io.debezium.connector.postgresql.Source";
+}
+
+static int w_source_schema(tm_buf_t *out, int kind)
+{
+    TRY(PUTS(out, "{\"type\":\"struct\",\"fields\":["));
+    const src_field_t *f = source_fields(kind);
+    for (int i = 0; f[i].field != NULL; i++) {
+        if (i > 0)
+            TRY(tm_buf_putc(out, ','));
+        if (f[i].type == NULL) {
+            TRY(PUTS(out, "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\","
+                          "\"version\":1,\"parameters\":{\"allowed\":\"" SNAPSHOT_ALLOWED "\"},"
+                          "\"default\":\"false\",\"field\":"));
+        } else {
+            TRY(tm_buf_appendf(out, "{\"type\":\"%s\",\"optional\":%s,\"field\":", f[i].type,
+                               f[i].optional ? "true" : "false"));
+        }
+        TRY(w_str(out, f[i].field));
+        TRY(tm_buf_putc(out, '}'));
+    }
+    return tm_buf_appendf(out, "],\"optional\":false,\"name\":\"%s\",\"field\":\"source\"}",
+                          source_schema_name(kind));
+}
+
+#define TXN_SCHEMA                                                                                 \
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"  \
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"                           \
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"data_collection_order\"}],"                \
+    "\"optional\":true,\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"}"
+
+#define ENVELOPE_TAIL_FIELDS                                                                       \
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"                                   \
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"                                  \
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"                                  \
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"}"
+
+/* Writes `"k":` (with a leading comma unless first) into names, recording offsets. */
+static int names_add(tm_buf_t *names, uint32_t *off, int k, const char *name)
+{
+    off[k] = (uint32_t)names->len;
+    if (k > 0)
+        TRY(tm_buf_putc(names, ','));
+    TRY(w_str(names, name));
+    TRY(tm_buf_putc(names, ':'));
+    off[k + 1] = (uint32_t)names->len;
+    return 0;
+}
+
+static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
+{
+    const tm_schema_t *s = t->schema;
+    int ncols = s->ncols;
+    t->desc = calloc((size_t)(ncols > 0 ? ncols : 1), sizeof(*t->desc));
+    t->name_off = calloc((size_t)ncols + 1, sizeof(*t->name_off));
+    if (t->desc == NULL || t->name_off == NULL)
+        return TM_ENOMEM;
+    for (int i = 0; i < ncols; i++) {
+        tm__dbz_col_desc(&s->cols[i], &enc->opts, &t->desc[i]);
+        TRY(names_add(&t->names, t->name_off, i, s->cols[i].name));
+    }
+
+    /* The key is the primary key, or every column when there is none (DESIGN §3). */
+    t->nkey = s->nkeys > 0 ? s->nkeys : ncols;
+    t->key_cols = calloc((size_t)t->nkey + 1, sizeof(*t->key_cols));
+    t->key_off = calloc((size_t)t->nkey + 1, sizeof(*t->key_off));
+    if (t->key_cols == NULL || t->key_off == NULL)
+        return TM_ENOMEM;
+    for (int k = 0; k < t->nkey; k++) {
+        int i = s->nkeys > 0 ? s->key_cols[k] : k;
+        if (NEVER(i < 0 || i >= ncols))
+            return TM_EINVAL;
+        t->key_cols[k] = i;
+        TRY(names_add(&t->key_names, t->key_off, k, s->cols[i].name));
+    }
+
+    /* Value head. */
+    tm_buf_t *h = &t->value_head;
+    if (enc->opts.schemas) {
+        TRY(PUTS(h, "{\"schema\":{\"type\":\"struct\",\"fields\":["));
+        TRY(w_row_schema(h, &enc->opts, s, t->desc, NULL, ncols, true, ".Value", "before"));
+        TRY(tm_buf_putc(h, ','));
+        TRY(w_row_schema(h, &enc->opts, s, t->desc, NULL, ncols, true, ".Value", "after"));
+        TRY(tm_buf_putc(h, ','));
+        TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
+        TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":\""));
+        size_t at = h->len;
+        TRY(tm__dbz_append_stem(h, s));
+        TRY(PUTS(h, ".Envelope"));
+        /* Re-escape the stem in place (names rarely need it; keep it correct anyway). */
+        tm_buf_t stem;
+        tm_buf_init(&stem);
+        int rc = tm_buf_append(&stem, h->data + at, h->len - at);
+        h->len = at;
+        if (rc == 0)
+            rc = tm_buf_append_json_str(h, stem.data, stem.len);
+        tm_buf_release(&stem);
+        TRY(rc);
+        TRY(PUTS(h, ",\"version\":2},\"payload\":{\"before\":"));
+        /* Drop the escaper's opening quote duplicate: `"name":"` + `"stem"`. */
+        char *q = strstr(h->data + at - 1, "\"\"");
+        if (q != NULL && q == h->data + at - 1) {
+            memmove(q, q + 1, h->len - (size_t)(q + 1 - h->data));
+            h->len--;
+            h->data[h->len] = '\0';
+        }
+    } else {
+        TRY(PUTS(h, "{\"before\":"));
+    }
+
+    /* Source block pieces. */
+    TRY(PUTS(&t->src_head, ",\"source\":{\"version\":"));
+    TRY(w_str(&t->src_head, enc->version));
+    TRY(PUTS(&t->src_head, ",\"connector\":"));
+    TRY(w_str(&t->src_head, enc->connector));
+    TRY(PUTS(&t->src_head, ",\"name\":"));
+    TRY(w_str(&t->src_head, s->source_name));
+    TRY(PUTS(&t->src_head, ",\"ts_ms\":"));
+    TRY(PUTS(&t->src_db, ",\"db\":"));
+    TRY(w_str(&t->src_db, s->db));
+    TRY(PUTS(&t->src_db, ",\"sequence\":"));
+    if (enc->kind == TM__DBZ_MYSQL) {
+        TRY(PUTS(&t->src_tail, ",\"table\":"));
+        TRY(w_str(&t->src_tail, s->table));
+        TRY(PUTS(&t->src_tail, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
+                               "\"row\":0,\"thread\":null,\"query\":null}"));
+    } else {
+        TRY(PUTS(&t->src_tail, ",\"schema\":"));
+        TRY(w_str(&t->src_tail, s->namespace));
+        TRY(PUTS(&t->src_tail, ",\"table\":"));
+        TRY(w_str(&t->src_tail, s->table));
+        TRY(PUTS(&t->src_tail, ",\"txId\":"));
+    }
+
+    /* Key head. */
+    if (enc->opts.schemas) {
+        TRY(PUTS(&t->key_head, "{\"schema\":"));
+        TRY(w_row_schema(&t->key_head, &enc->opts, s, t->desc, t->key_cols, t->nkey, false,
+                         ".Key", NULL));
+        TRY(PUTS(&t->key_head, ",\"payload\":"));
+    }
+    return 0;
+}
+
+static enc_table_t *enc_table_get(tm_dbz_encoder_t *enc, tm_schema_t *schema, int *err)
+{
+    enc_table_t *t = enc->last;
+    if (t != NULL && t->schema == schema && t->version == schema->version)
+        return t;
+    unsigned b = (unsigned)(((uintptr_t)schema >> 4) ^ schema->version) % TM__DBZ_ENC_BUCKETS;
+    for (t = enc->buckets[b]; t != NULL; t = t->next)
+        if (t->schema == schema && t->version == schema->version)
+            return enc->last = t;
+
+    if (enc->ntables >= TM__DBZ_ENC_MAX_TABLES)
+        enc_cache_clear(enc);
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        *err = TM_ENOMEM;
+        return NULL;
+    }
+    t->schema = tm_schema_ref(schema);
+    t->version = schema->version;
+    int rc = enc_table_build(enc, t);
+    if (rc != 0) {
+        enc_table_free(t);
+        *err = rc;
+        return NULL;
+    }
+    t->next = enc->buckets[b];
+    enc->buckets[b] = t;
+    enc->ntables++;
+    return enc->last = t;
+}
+
+tm_dbz_encoder_t *tm_dbz_encoder_new(const tm_dbz_opts_t *opts)
+{
+    tm_dbz_encoder_t *enc = calloc(1, sizeof(*enc));
+    if (enc == NULL)
+        return NULL;
+    if (opts != NULL)
+        enc->opts = *opts;
+    enc->connector = strdup(opts && opts->connector ? opts->connector : "postgresql");
+    enc->version = strdup(opts && opts->version ? opts->version : TM_VERSION);
+    if (enc->connector == NULL || enc->version == NULL)
+        return tm_dbz_encoder_free(enc);
+    enc->opts.connector = enc->connector;
+    enc->opts.version = enc->version;
+    /* Anything that is not MySQL gets PostgreSQL's source shape, the richer of the two. */
+    enc->kind = strcmp(enc->connector, "mysql") == 0 ? TM__DBZ_MYSQL : TM__DBZ_PG;
+    if (w_source_schema(&enc->source_schema, enc->kind) != 0)
+        return tm_dbz_encoder_free(enc);
+    return enc;
+}
+
+tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
+{
+    if (enc == NULL)
+        return NULL;
+    enc_cache_clear(enc);
+    tm_buf_release(&enc->source_schema);
+    tm_buf_release(&enc->scratch);
+    tm_buf_release(&enc->scratch2);
+    free(enc->connector);
+    free(enc->version);
+    free(enc);
+    return NULL;
+}
+
+/* ======================================================================== */
+/* Fast value writers (hot path)                                            */
+/* ======================================================================== */
+
+/* Writes an int64 that is `v * mul`, or null when that overflows (ts_ns of far dates). */
+static int w_scaled_i64(tm_buf_t *out, int64_t v, int64_t mul)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(v, mul, &r))
+        return PUTS(out, "null");
+    return tm_buf_append_i64(out, r);
+}
+
+static int w_double(tm_buf_t *out, double v, bool f32)
+{
+    char tmp[TM__DBZ_DOUBLE_MAX];
+    const char *sp = tm__dbz_special_double(f32 ? (double)(float)v : v);
+    if (sp != NULL)
+        return tm_buf_append_json_str(out, sp, strlen(sp));
+    size_t n = f32 ? tm__dbz_fmt_f32(v, tmp) : tm__dbz_fmt_f64(v, tmp);
+    return tm_buf_append(out, tmp, n);
+}
+
+static int w_numeric(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc, const tm_datum_t *d,
+                     tm_buf_t *out)
+{
+    tm_buf_t *sc = &enc->scratch;
+    int32_t scale;
+    int rc;
+    tm_buf_clear(sc);
+    switch (desc->wire) {
+    case TM_DBZ_W_DEC_BYTES:
+    case TM_DBZ_W_DEC_VSD:
+        rc = tm__dbz_numeric_bytes(d, desc->wire == TM_DBZ_W_DEC_VSD ? TM_SCALE_VARIABLE
+                                                                    : desc->scale,
+                                   sc, &scale);
+        /* Debezium writes NaN as null in precise mode: Decimal has no NaN. */
+        if (rc == TM_ENOTFOUND)
+            return PUTS(out, "null");
+        TRY(rc);
+        if (desc->wire == TM_DBZ_W_DEC_BYTES) {
+            TRY(tm_buf_putc(out, '"'));
+            TRY(tm_buf_append_base64(out, sc->data, sc->len));
+            return tm_buf_putc(out, '"');
+        }
+        TRY(PUTS(out, "{\"scale\":"));
+        TRY(tm_buf_append_i64(out, scale));
+        TRY(PUTS(out, ",\"value\":\""));
+        TRY(tm_buf_append_base64(out, sc->data, sc->len));
+        return PUTS(out, "\"}");
+    case TM_DBZ_W_DEC_STRING:
+        TRY(tm__dbz_numeric_text(d, desc->scale, sc));
+        return tm_buf_append_json_str(out, sc->data, sc->len);
+    default:
+        TRY(tm__dbz_numeric_text(d, TM_SCALE_VARIABLE, sc));
+        TRY(tm_buf_putc(sc, '\0'));
+        return w_double(out, strtod(sc->data, NULL), false);
+    }
+}
+
+/*
+ * The unchanged-TOAST placeholder in the column's own wire form, as Debezium's
+ * UnchangedToastedPlaceholder builds it: the string for text-like columns,
+ * its bytes for bytea, and for arrays a one-element string list or one
+ * element per placeholder byte.  Types that cannot be TOASTed get null.
+ */
+static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
+                         const tm_dbz_coldesc_t *desc, tm_buf_t *out)
+{
+    static const char ph[] = TM_DBZ_UNAVAILABLE;
+    if (col->type == TM_T_UUID)
+        return PUTS(out, "\"" TM_DBZ_UNAVAILABLE_UUID "\"");
+    if (col->type == TM_T_BYTES) {
+        TRY(tm_buf_putc(out, '"'));
+        TRY(tm_buf_append_base64(out, ph, sizeof(ph) - 1));
+        return tm_buf_putc(out, '"');
+    }
+    if (col->type == TM_T_ARRAY) {
+        tm_dbz_coldesc_t e;
+        tm__dbz_elem_desc(col->elem_type, opts, &e);
+        if (strcmp(e.type, "string") == 0) {
+            if (e.name != NULL && strcmp(e.name, TM_DBZ_UUID) == 0)
+                return PUTS(out, "[\"" TM_DBZ_UNAVAILABLE_UUID "\"]");
+            return PUTS(out, "[\"" TM_DBZ_UNAVAILABLE "\"]");
+        }
+        bool ints = strcmp(e.type, "int16") == 0 || strcmp(e.type, "int32") == 0 ||
+                    strcmp(e.type, "int64") == 0;
+        bool reals = strcmp(e.type, "float") == 0 || strcmp(e.type, "double") == 0;
+        if (!ints && !reals)
+            return PUTS(out, "null");
+        TRY(tm_buf_putc(out, '['));
+        for (size_t i = 0; i < sizeof(ph) - 1; i++) {
+            if (i > 0)
+                TRY(tm_buf_putc(out, ','));
+            TRY(tm_buf_append_i64(out, (unsigned char)ph[i]));
+            if (reals)
+                TRY(PUTS(out, ".0"));
+        }
+        return tm_buf_putc(out, ']');
+    }
+    if (strcmp(desc->type, "string") == 0)
+        return PUTS(out, "\"" TM_DBZ_UNAVAILABLE "\"");
+    return PUTS(out, "null");
+}
+
+static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
+                   const tm_row_t *row, int i, tm_buf_t *out)
+{
+    if (tm_row_is_null(row, i))
+        return PUTS(out, "null");
+    const tm_datum_t *d = &row->vals[i];
+    if (d->flags & TM_DATUM_UNAVAILABLE)
+        return w_unavailable(&enc->opts, col, desc, out);
+    char tmp[TM__DBZ_ZONED_MAX];
+    size_t n;
+    switch (col->type) {
+    case TM_T_BOOL:
+        return d->u.b ? PUTS(out, "true") : PUTS(out, "false");
+    case TM_T_INT16:
+    case TM_T_INT32:
+    case TM_T_INT64:
+    case TM_T_DATE:
+    case TM_T_INTERVAL:
+        return tm_buf_append_i64(out, d->u.i64);
+    case TM_T_FLOAT32:
+        return w_double(out, d->u.f64, true);
+    case TM_T_FLOAT64:
+        return w_double(out, d->u.f64, false);
+    case TM_T_NUMERIC:
+        return w_numeric(enc, desc, d, out);
+    case TM_T_BYTES:
+        TRY(tm_buf_putc(out, '"'));
+        TRY(tm_buf_append_base64(out, d->u.var.ptr, d->u.var.len));
+        return tm_buf_putc(out, '"');
+    case TM_T_TIME:
+    case TM_T_TIMESTAMP:
+        return tm_buf_append_i64(out, desc->wire == TM_DBZ_W_MS
+                                          ? tm__dbz_floordiv(d->u.i64, 1000)
+                                          : d->u.i64);
+    case TM_T_TIMETZ:
+        n = tm__dbz_fmt_zoned_time(d->u.i64, tmp);
+        return tm_buf_append_json_str(out, tmp, n);
+    case TM_T_TIMESTAMPTZ:
+        n = tm__dbz_fmt_zoned_ts(d->u.i64, tmp);
+        return tm_buf_append_json_str(out, tmp, n);
+    case TM_T_ARRAY:
+        /* The source already rendered the array as JSON in Debezium's element forms. */
+        if (d->u.var.len == 0)
+            return PUTS(out, "[]");
+        return tm_buf_append(out, d->u.var.ptr, d->u.var.len);
+    default:
+        return tm_buf_append_json_str(out, d->u.var.ptr, d->u.var.len);
+    }
+}
+
+static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *row, tm_buf_t *out)
+{
+    if (row == NULL)
+        return PUTS(out, "null");
+    const tm_schema_t *s = t->schema;
+    TRY(tm_buf_putc(out, '{'));
+    for (int i = 0; i < s->ncols; i++) {
+        TRY(tm_buf_append(out, t->names.data + t->name_off[i],
+                          t->name_off[i + 1] - t->name_off[i]));
+        TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
+    }
+    return tm_buf_putc(out, '}');
+}
+
+/* `"[\"<commit>\",\"<lsn>\"]"`: a JSON string that holds a JSON array (Debezium's sequence). */
+static int w_sequence(tm_buf_t *out, const tm_source_info_t *src)
+{
+    TRY(PUTS(out, "\"["));
+    if (src->commit_lsn != 0) {
+        TRY(PUTS(out, "\\\""));
+        TRY(tm_buf_append_u64(out, src->commit_lsn));
+        TRY(PUTS(out, "\\\""));
+    } else {
+        TRY(PUTS(out, "null"));
+    }
+    TRY(tm_buf_putc(out, ','));
+    if (src->lsn != 0) {
+        TRY(PUTS(out, "\\\""));
+        TRY(tm_buf_append_u64(out, src->lsn));
+        TRY(PUTS(out, "\\\""));
+    } else {
+        TRY(PUTS(out, "null"));
+    }
+    return PUTS(out, "]\"");
+}
+
+/* The timestamps, snapshot and position parts of a source block, between the cached pieces. */
+static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t *db,
+                    const tm_buf_t *tail, const tm_record_t *rec, tm_buf_t *out)
+{
+    const tm_source_info_t *src = &rec->src;
+    TRY(tm_buf_append(out, head->data, head->len));
+    TRY(tm_buf_append_i64(out, tm__dbz_floordiv(src->ts_us, 1000)));
+    TRY(PUTS(out, ",\"snapshot\":\""));
+    TRY(tm_buf_puts(out, snapshot_name(src->snapshot)));
+    TRY(tm_buf_putc(out, '"'));
+    TRY(tm_buf_append(out, db->data, db->len));
+    if (enc->kind == TM__DBZ_MYSQL)
+        TRY(PUTS(out, "null"));
+    else
+        TRY(w_sequence(out, src));
+    TRY(PUTS(out, ",\"ts_us\":"));
+    TRY(tm_buf_append_i64(out, src->ts_us));
+    TRY(PUTS(out, ",\"ts_ns\":"));
+    TRY(w_scaled_i64(out, src->ts_us, 1000));
+    TRY(tm_buf_append(out, tail->data, tail->len));
+    if (enc->kind == TM__DBZ_MYSQL)
+        return 0;
+    if (src->xid != 0)
+        TRY(tm_buf_append_u64(out, src->xid));
+    else
+        TRY(PUTS(out, "null"));
+    TRY(PUTS(out, ",\"lsn\":"));
+    if (src->lsn != 0)
+        TRY(tm_buf_append_u64(out, src->lsn));
+    else
+        TRY(PUTS(out, "null"));
+    return PUTS(out, ",\"xmin\":null}");
+}
+
+static int w_envelope_ts(tm_buf_t *out, int64_t us)
+{
+    TRY(PUTS(out, ",\"ts_ms\":"));
+    TRY(tm_buf_append_i64(out, tm__dbz_floordiv(us, 1000)));
+    TRY(PUTS(out, ",\"ts_us\":"));
+    TRY(tm_buf_append_i64(out, us));
+    TRY(PUTS(out, ",\"ts_ns\":"));
+    return w_scaled_i64(out, us, 1000);
+}
+
+#define MSG_BLOCK_SCHEMA                                                                           \
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}," \
+    "{\"type\":\"bytes\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,"            \
+    "\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}"
+
+/*
+ * A logical decoding message (op m) in Debezium's PostgreSQL shape.  Messages
+ * are rare, so everything is rendered on the spot.  They belong to no table:
+ * the source block carries empty schema and table names, as Debezium's does.
+ */
+static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
+{
+    const tm_schema_t *s = rec->schema;
+    tm_buf_t head, db, tail;
+    tm_buf_init(&head);
+    tm_buf_init(&db);
+    tm_buf_init(&tail);
+    int rc = 0;
+    if (enc->opts.schemas) {
+        rc |= PUTS(out, "{\"schema\":{\"type\":\"struct\",\"fields\":["
+                        "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
+                        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
+        rc |= tm_buf_append(out, enc->source_schema.data, enc->source_schema.len);
+        rc |= PUTS(out, "," TXN_SCHEMA "," MSG_BLOCK_SCHEMA "],\"optional\":false,"
+                        "\"name\":\"io.debezium.connector.postgresql.MessageValue\","
+                        "\"version\":1},\"payload\":");
+    }
+    rc |= PUTS(out, "{\"op\":\"m\",\"ts_ms\":");
+    rc |= tm_buf_append_i64(out, tm__dbz_floordiv(rec->proc_us, 1000));
+    rc |= PUTS(&head, ",\"source\":{\"version\":");
+    rc |= w_str(&head, enc->version);
+    rc |= PUTS(&head, ",\"connector\":");
+    rc |= w_str(&head, enc->connector);
+    rc |= PUTS(&head, ",\"name\":");
+    rc |= w_str(&head, s ? s->source_name : NULL);
+    rc |= PUTS(&head, ",\"ts_ms\":");
+    rc |= PUTS(&db, ",\"db\":");
+    rc |= w_str(&db, s ? s->db : NULL);
+    rc |= PUTS(&db, ",\"sequence\":");
+    if (enc->kind == TM__DBZ_MYSQL)
+        rc |= PUTS(&tail, ",\"table\":\"\",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
+                          "\"row\":0,\"thread\":null,\"query\":null}");
+    else
+        rc |= PUTS(&tail, ",\"schema\":\"\",\"table\":\"\",\"txId\":");
+    if (rc == 0)
+        rc = w_source(enc, &head, &db, &tail, rec, out);
+    tm_buf_release(&head);
+    tm_buf_release(&db);
+    tm_buf_release(&tail);
+    TRY(rc != 0 ? TM_ENOMEM : 0);
+    TRY(PUTS(out, ",\"transaction\":null,\"message\":{\"prefix\":"));
+    if (rec->msg_prefix != NULL)
+        TRY(w_str(out, rec->msg_prefix));
+    else
+        TRY(PUTS(out, "null"));
+    TRY(PUTS(out, ",\"content\":"));
+    if (rec->msg_content != NULL || rec->msg_len == 0) {
+        TRY(tm_buf_putc(out, '"'));
+        TRY(tm_buf_append_base64(out, rec->msg_content, rec->msg_len));
+        TRY(tm_buf_putc(out, '"'));
+    } else {
+        TRY(PUTS(out, "null"));
+    }
+    TRY(PUTS(out, "}}"));
+    if (enc->opts.schemas)
+        TRY(tm_buf_putc(out, '}'));
+    return 0;
+}
+
+static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
+{
+    if (rec->op == TM_OP_MESSAGE)
+        return enc_message(enc, rec, out);
+    if (rec->schema == NULL)
+        return TM_EINVAL;
+    int err = 0;
+    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    if (t == NULL)
+        return err;
+    bool rows = rec->op != TM_OP_TRUNCATE;
+    TRY(tm_buf_append(out, t->value_head.data, t->value_head.len));
+    TRY(w_row(enc, t, rows ? rec->before : NULL, out));
+    TRY(PUTS(out, ",\"after\":"));
+    TRY(w_row(enc, t, rows ? rec->after : NULL, out));
+    TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
+    char opbuf[] = ",\"transaction\":null,\"op\":\"?\"";
+    opbuf[sizeof(opbuf) - 3] = (char)rec->op;
+    TRY(tm_buf_append(out, opbuf, sizeof(opbuf) - 1));
+    TRY(w_envelope_ts(out, rec->proc_us));
+    TRY(tm_buf_putc(out, '}'));
+    if (enc->opts.schemas)
+        TRY(tm_buf_putc(out, '}'));
+    return 0;
+}
+
+int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
+{
+    size_t start = out->len;
+    int rc = enc_value(enc, rec, out);
+    if (rc != 0) {
+        out->len = start;
+        if (out->data != NULL)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+#define MSG_KEY_SCHEMA                                                                             \
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}]," \
+    "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
+
+static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
+{
+    if (rec->op == TM_OP_MESSAGE) {
+        if (enc->opts.schemas)
+            TRY(PUTS(out, "{\"schema\":" MSG_KEY_SCHEMA ",\"payload\":"));
+        TRY(PUTS(out, "{\"prefix\":"));
+        TRY(rec->msg_prefix ? w_str(out, rec->msg_prefix) : PUTS(out, "null"));
+        TRY(tm_buf_putc(out, '}'));
+        return enc->opts.schemas ? tm_buf_putc(out, '}') : 0;
+    }
+    /* Debezium's truncate events have no key. */
+    if (rec->op == TM_OP_TRUNCATE)
+        return TM_ENOTFOUND;
+    if (rec->schema == NULL)
+        return TM_EINVAL;
+    int err = 0;
+    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    if (t == NULL)
+        return err;
+    const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
+    const tm_schema_t *s = t->schema;
+    TRY(tm_buf_append(out, t->key_head.data, t->key_head.len));
+    TRY(tm_buf_putc(out, '{'));
+    for (int k = 0; k < t->nkey; k++) {
+        int i = t->key_cols[k];
+        TRY(tm_buf_append(out, t->key_names.data + t->key_off[k],
+                          t->key_off[k + 1] - t->key_off[k]));
+        if (row == NULL)
+            TRY(PUTS(out, "null"));
+        else
+            TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
+    }
+    TRY(tm_buf_putc(out, '}'));
+    return enc->opts.schemas ? tm_buf_putc(out, '}') : 0;
+}
+
+int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
+{
+    size_t start = out->len;
+    int rc = enc_key(enc, rec, out);
+    if (rc != 0) {
+        out->len = start;
+        if (out->data != NULL)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+/* ======================================================================== */
+/* Reference encoder (Jansson)                                              */
+/* ======================================================================== */
+
+static json_t *j_str(const char *s)
+{
+    return json_string(s ? s : "");
+}
+
+static json_t *j_strn(const char *s, size_t n)
+{
+    return json_stringn(s ? s : "", s ? n : 0);
+}
+
+static json_t *j_i64(int64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static json_t *j_scaled(int64_t v, int64_t mul)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(v, mul, &r))
+        return json_null();
+    return j_i64(r);
+}
+
+/* A real as the fast writer prints it: the double nearest to its shortest text. */
+static json_t *j_double(double v, bool f32)
+{
+    const char *sp = tm__dbz_special_double(f32 ? (double)(float)v : v);
+    if (sp != NULL)
+        return json_string(sp);
+    if (!f32)
+        return json_real(v);
+    char tmp[TM__DBZ_DOUBLE_MAX];
+    tm__dbz_fmt_f32(v, tmp);
+    return json_real(strtod(tmp, NULL));
+}
+
+static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t *desc,
+                              bool optional, const char *field)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(desc->type));
+    if (desc->wire == TM_DBZ_W_DEC_VSD) {
+        json_t *fields = json_array();
+        json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "int32", "optional", 0,
+                                                "field", "scale"));
+        json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "bytes", "optional", 0,
+                                                "field", "value"));
+        json_object_set_new(o, "fields", fields);
+    }
+    if (strcmp(desc->type, "array") == 0) {
+        tm_dbz_coldesc_t elem;
+        tm__dbz_elem_desc(desc->elem_type, opts, &elem);
+        json_object_set_new(o, "items", j_schema_field(opts, &elem, true, NULL));
+    }
+    json_object_set_new(o, "optional", json_boolean(optional));
+    if (desc->name)
+        json_object_set_new(o, "name", json_string(desc->name));
+    if (desc->version > 0)
+        json_object_set_new(o, "version", json_integer(desc->version));
+    if (desc->doc)
+        json_object_set_new(o, "doc", json_string(desc->doc));
+    if (desc->wire == TM_DBZ_W_DEC_BYTES) {
+        char b[16];
+        json_t *p = json_object();
+        snprintf(b, sizeof(b), "%d", (int)desc->scale);
+        json_object_set_new(p, "scale", json_string(b));
+        if (desc->precision > 0) {
+            snprintf(b, sizeof(b), "%d", (int)desc->precision);
+            json_object_set_new(p, "connect.decimal.precision", json_string(b));
+        }
+        json_object_set_new(o, "parameters", p);
+    } else if (desc->allowed) {
+        json_object_set_new(o, "parameters", json_pack("{s:s}", "allowed", desc->allowed));
+    }
+    if (field)
+        json_object_set_new(o, "field", j_str(field));
+    return o;
+}
+
+static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, bool key,
+                            const char *suffix, const char *field)
+{
+    json_t *fields = json_array();
+    int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
+    for (int k = 0; k < n; k++) {
+        int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
+        tm_dbz_coldesc_t desc;
+        tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
+        json_array_append_new(fields, j_schema_field(&enc->opts, &desc, s->cols[i].nullable,
+                                                     s->cols[i].name));
+    }
+    tm_buf_t name;
+    tm_buf_init(&name);
+    tm__dbz_append_stem(&name, s);
+    tm_buf_puts(&name, suffix);
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string("struct"));
+    json_object_set_new(o, "fields", fields);
+    json_object_set_new(o, "optional", json_boolean(!key));
+    json_object_set_new(o, "name", j_strn(name.data, name.len));
+    if (field)
+        json_object_set_new(o, "field", json_string(field));
+    tm_buf_release(&name);
+    return o;
+}
+
+static json_t *j_source_schema(const tm_dbz_encoder_t *enc)
+{
+    json_t *fields = json_array();
+    const src_field_t *f = source_fields(enc->kind);
+    for (int i = 0; f[i].field; i++) {
+        if (f[i].type == NULL)
+            json_array_append_new(
+                fields, json_pack("{s:s,s:b,s:s,s:i,s:{s:s},s:s,s:s}", "type", "string", "optional",
+                                  1, "name", "io.debezium.data.Enum", "version", 1, "parameters",
+                                  "allowed", SNAPSHOT_ALLOWED, "default", "false", "field",
+                                  f[i].field));
+        else
+            json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", f[i].type, "optional",
+                                                    f[i].optional, "field", f[i].field));
+    }
+    return json_pack("{s:s,s:o,s:b,s:s,s:s}", "type", "struct", "fields", fields, "optional", 0,
+                     "name", source_schema_name(enc->kind), "field", "source");
+}
+
+static json_t *j_txn_schema(void)
+{
+    return json_pack("{s:s,s:[{s:s,s:b,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}],s:b,s:s,s:i,s:s}",
+                     "type", "struct", "fields", "type", "string", "optional", 0, "field", "id",
+                     "type", "int64", "optional", 0, "field", "total_order", "type", "int64",
+                     "optional", 0, "field", "data_collection_order", "optional", 1, "name",
+                     "event.block", "version", 1, "field", "transaction");
+}
+
+static json_t *j_numeric(const tm_dbz_coldesc_t *desc, const tm_datum_t *d)
+{
+    tm_buf_t b, b64;
+    tm_buf_init(&b);
+    tm_buf_init(&b64);
+    json_t *v = NULL;
+    int32_t scale = 0;
+    int rc;
+    switch (desc->wire) {
+    case TM_DBZ_W_DEC_BYTES:
+    case TM_DBZ_W_DEC_VSD:
+        rc = tm__dbz_numeric_bytes(
+            d, desc->wire == TM_DBZ_W_DEC_VSD ? TM_SCALE_VARIABLE : desc->scale, &b, &scale);
+        if (rc == TM_ENOTFOUND) {
+            v = json_null();
+            break;
+        }
+        if (rc != 0 || tm_buf_append_base64(&b64, b.data, b.len) != 0)
+            break;
+        v = j_strn(b64.data, b64.len);
+        if (desc->wire == TM_DBZ_W_DEC_VSD)
+            v = json_pack("{s:i,s:o}", "scale", (int)scale, "value", v);
+        break;
+    case TM_DBZ_W_DEC_STRING:
+        if (tm__dbz_numeric_text(d, desc->scale, &b) == 0)
+            v = j_strn(b.data, b.len);
+        break;
+    default:
+        if (tm__dbz_numeric_text(d, TM_SCALE_VARIABLE, &b) == 0 && tm_buf_putc(&b, '\0') == 0)
+            v = j_double(strtod(b.data, NULL), false);
+        break;
+    }
+    tm_buf_release(&b);
+    tm_buf_release(&b64);
+    return v;
+}
+
+static json_t *j_base64(const void *p, size_t n)
+{
+    tm_buf_t b;
+    tm_buf_init(&b);
+    json_t *v = tm_buf_append_base64(&b, p, n) == 0 ? j_strn(b.data, b.len) : NULL;
+    tm_buf_release(&b);
+    return v;
+}
+
+static json_t *j_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
+                             const tm_dbz_coldesc_t *desc)
+{
+    static const char ph[] = TM_DBZ_UNAVAILABLE;
+    if (col->type == TM_T_UUID)
+        return json_string(TM_DBZ_UNAVAILABLE_UUID);
+    if (col->type == TM_T_BYTES)
+        return j_base64(ph, sizeof(ph) - 1);
+    if (col->type == TM_T_ARRAY) {
+        tm_dbz_coldesc_t e;
+        tm__dbz_elem_desc(col->elem_type, opts, &e);
+        json_t *a = json_array();
+        if (strcmp(e.type, "string") == 0) {
+            bool uuid = e.name && strcmp(e.name, TM_DBZ_UUID) == 0;
+            json_array_append_new(a, json_string(uuid ? TM_DBZ_UNAVAILABLE_UUID : ph));
+            return a;
+        }
+        bool reals = strcmp(e.type, "float") == 0 || strcmp(e.type, "double") == 0;
+        if (!reals && strncmp(e.type, "int", 3) != 0) {
+            json_decref(a);
+            return json_null();
+        }
+        for (size_t i = 0; i < sizeof(ph) - 1; i++)
+            json_array_append_new(a, reals ? json_real((unsigned char)ph[i])
+                                           : json_integer((unsigned char)ph[i]));
+        return a;
+    }
+    if (strcmp(desc->type, "string") == 0)
+        return json_string(ph);
+    return json_null();
+}
+
+static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
+                       const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i)
+{
+    if (tm_row_is_null(row, i))
+        return json_null();
+    const tm_datum_t *d = &row->vals[i];
+    if (d->flags & TM_DATUM_UNAVAILABLE)
+        return j_unavailable(&enc->opts, col, desc);
+    char tmp[TM__DBZ_ZONED_MAX];
+    switch (col->type) {
+    case TM_T_BOOL:
+        return json_boolean(d->u.b);
+    case TM_T_INT16:
+    case TM_T_INT32:
+    case TM_T_INT64:
+    case TM_T_DATE:
+    case TM_T_INTERVAL:
+        return j_i64(d->u.i64);
+    case TM_T_FLOAT32:
+    case TM_T_FLOAT64:
+        return j_double(d->u.f64, col->type == TM_T_FLOAT32);
+    case TM_T_NUMERIC:
+        return j_numeric(desc, d);
+    case TM_T_BYTES:
+        return j_base64(d->u.var.ptr, d->u.var.len);
+    case TM_T_TIME:
+    case TM_T_TIMESTAMP:
+        return j_i64(desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000) : d->u.i64);
+    case TM_T_TIMETZ:
+        return json_stringn(tmp, tm__dbz_fmt_zoned_time(d->u.i64, tmp));
+    case TM_T_TIMESTAMPTZ:
+        return json_stringn(tmp, tm__dbz_fmt_zoned_ts(d->u.i64, tmp));
+    case TM_T_ARRAY:
+        if (d->u.var.len == 0)
+            return json_array();
+        return json_loadb(d->u.var.ptr, d->u.var.len, JSON_DECODE_ANY, NULL);
+    default:
+        return j_strn(d->u.var.ptr, d->u.var.len);
+    }
+}
+
+static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm_row_t *row,
+                     bool key)
+{
+    json_t *o = json_object();
+    int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
+    for (int k = 0; k < n; k++) {
+        int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
+        tm_dbz_coldesc_t desc;
+        tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
+        json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i) : json_null();
+        if (v == NULL) {
+            json_decref(o);
+            return NULL;
+        }
+        json_object_set_new(o, s->cols[i].name ? s->cols[i].name : "", v);
+    }
+    return o;
+}
+
+static json_t *j_sequence(const tm_source_info_t *src)
+{
+    char b[64];
+    char c[24] = "null", l[24] = "null";
+    if (src->commit_lsn)
+        snprintf(c, sizeof(c), "\"%llu\"", (unsigned long long)src->commit_lsn);
+    if (src->lsn)
+        snprintf(l, sizeof(l), "\"%llu\"", (unsigned long long)src->lsn);
+    snprintf(b, sizeof(b), "[%s,%s]", c, l);
+    return json_string(b);
+}
+
+static json_t *j_source(const tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    const tm_schema_t *s = rec->schema;
+    const tm_source_info_t *src = &rec->src;
+    bool msg = rec->op == TM_OP_MESSAGE;
+    json_t *o = json_object();
+    json_object_set_new(o, "version", j_str(enc->version));
+    json_object_set_new(o, "connector", j_str(enc->connector));
+    json_object_set_new(o, "name", j_str(s ? s->source_name : NULL));
+    json_object_set_new(o, "ts_ms", j_i64(tm__dbz_floordiv(src->ts_us, 1000)));
+    json_object_set_new(o, "snapshot", json_string(snapshot_name(src->snapshot)));
+    json_object_set_new(o, "db", j_str(s ? s->db : NULL));
+    json_object_set_new(o, "sequence",
+                        enc->kind == TM__DBZ_MYSQL ? json_null() : j_sequence(src));
+    json_object_set_new(o, "ts_us", j_i64(src->ts_us));
+    json_object_set_new(o, "ts_ns", j_scaled(src->ts_us, 1000));
+    if (enc->kind == TM__DBZ_MYSQL) {
+        json_object_set_new(o, "table", j_str(msg || !s ? NULL : s->table));
+        json_object_set_new(o, "server_id", json_integer(0));
+        json_object_set_new(o, "gtid", json_null());
+        json_object_set_new(o, "file", json_string(""));
+        json_object_set_new(o, "pos", json_integer(0));
+        json_object_set_new(o, "row", json_integer(0));
+        json_object_set_new(o, "thread", json_null());
+        json_object_set_new(o, "query", json_null());
+    } else {
+        json_object_set_new(o, "schema", j_str(msg || !s ? NULL : s->namespace));
+        json_object_set_new(o, "table", j_str(msg || !s ? NULL : s->table));
+        json_object_set_new(o, "txId", src->xid ? json_integer(src->xid) : json_null());
+        json_object_set_new(o, "lsn", src->lsn ? json_integer((json_int_t)src->lsn) : json_null());
+        json_object_set_new(o, "xmin", json_null());
+    }
+    return o;
+}
+
+static json_t *j_message(tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "op", json_string("m"));
+    json_object_set_new(p, "ts_ms", j_i64(tm__dbz_floordiv(rec->proc_us, 1000)));
+    json_object_set_new(p, "source", j_source(enc, rec));
+    json_object_set_new(p, "transaction", json_null());
+    json_t *m = json_object();
+    json_object_set_new(m, "prefix", rec->msg_prefix ? json_string(rec->msg_prefix) : json_null());
+    json_object_set_new(m, "content", rec->msg_content || rec->msg_len == 0
+                                          ? j_base64(rec->msg_content, rec->msg_len)
+                                          : json_null());
+    json_object_set_new(p, "message", m);
+    if (!enc->opts.schemas)
+        return p;
+    json_t *fields = json_array();
+    json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "string", "optional", 0,
+                                            "field", "op"));
+    json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "int64", "optional", 1,
+                                            "field", "ts_ms"));
+    json_array_append_new(fields, j_source_schema(enc));
+    json_array_append_new(fields, j_txn_schema());
+    json_array_append_new(
+        fields,
+        json_pack("{s:s,s:[{s:s,s:b,s:s},{s:s,s:b,s:s}],s:b,s:s,s:i,s:s}", "type", "struct",
+                  "fields", "type", "string", "optional", 1, "field", "prefix", "type", "bytes",
+                  "optional", 1, "field", "content", "optional", 0, "name",
+                  "io.debezium.connector.postgresql.Message", "version", 1, "field", "message"));
+    json_t *schema = json_pack("{s:s,s:o,s:b,s:s,s:i}", "type", "struct", "fields", fields,
+                               "optional", 0, "name", "io.debezium.connector.postgresql.MessageValue",
+                               "version", 1);
+    return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
+}
+
+json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    if (rec->op == TM_OP_MESSAGE)
+        return j_message(enc, rec);
+    const tm_schema_t *s = rec->schema;
+    if (s == NULL)
+        return NULL;
+    bool rows = rec->op != TM_OP_TRUNCATE;
+    json_t *before = rows && rec->before ? j_row(enc, s, rec->before, false) : json_null();
+    json_t *after = rows && rec->after ? j_row(enc, s, rec->after, false) : json_null();
+    if (before == NULL || after == NULL) {
+        json_decref(before);
+        json_decref(after);
+        return NULL;
+    }
+    char op[2] = {(char)rec->op, '\0'};
+    json_t *p = json_object();
+    json_object_set_new(p, "before", before);
+    json_object_set_new(p, "after", after);
+    json_object_set_new(p, "source", j_source(enc, rec));
+    json_object_set_new(p, "transaction", json_null());
+    json_object_set_new(p, "op", json_string(op));
+    json_object_set_new(p, "ts_ms", j_i64(tm__dbz_floordiv(rec->proc_us, 1000)));
+    json_object_set_new(p, "ts_us", j_i64(rec->proc_us));
+    json_object_set_new(p, "ts_ns", j_scaled(rec->proc_us, 1000));
+    if (!enc->opts.schemas)
+        return p;
+
+    json_t *fields = json_array();
+    json_array_append_new(fields, j_row_schema(enc, s, false, ".Value", "before"));
+    json_array_append_new(fields, j_row_schema(enc, s, false, ".Value", "after"));
+    json_array_append_new(fields, j_source_schema(enc));
+    json_array_append_new(fields, j_txn_schema());
+    json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "string", "optional", 0,
+                                            "field", "op"));
+    static const char *const ts[] = {"ts_ms", "ts_us", "ts_ns"};
+    for (int i = 0; i < 3; i++)
+        json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "int64", "optional", 1,
+                                                "field", ts[i]));
+    tm_buf_t name;
+    tm_buf_init(&name);
+    tm__dbz_append_stem(&name, s);
+    tm_buf_puts(&name, ".Envelope");
+    json_t *schema = json_object();
+    json_object_set_new(schema, "type", json_string("struct"));
+    json_object_set_new(schema, "fields", fields);
+    json_object_set_new(schema, "optional", json_false());
+    json_object_set_new(schema, "name", j_strn(name.data, name.len));
+    json_object_set_new(schema, "version", json_integer(2));
+    tm_buf_release(&name);
+    return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
+}
+
+json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    json_t *p;
+    if (rec->op == TM_OP_MESSAGE) {
+        p = json_pack("{s:o}", "prefix",
+                      rec->msg_prefix ? json_string(rec->msg_prefix) : json_null());
+        if (!enc->opts.schemas)
+            return p;
+        json_t *schema = json_pack("{s:s,s:[{s:s,s:b,s:s}],s:b,s:s,s:i}", "type", "struct",
+                                   "fields", "type", "string", "optional", 1, "field", "prefix",
+                                   "optional", 0, "name",
+                                   "io.debezium.connector.postgresql.MessageKey", "version", 1);
+        return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
+    }
+    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL)
+        return NULL;
+    const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
+    p = j_row(enc, rec->schema, row, true);
+    if (p == NULL || !enc->opts.schemas)
+        return p;
+    return json_pack("{s:o,s:o}", "schema", j_row_schema(enc, rec->schema, true, ".Key", NULL),
+                     "payload", p);
+}
