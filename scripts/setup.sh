@@ -33,10 +33,15 @@ done
 say() { printf '==> %s\n' "$*" >&2; }
 
 missing_packages() {
+    # One dpkg-query for all packages: it is slow to start, and this check is
+    # all that a repeated run pays for the apt step.
+    local -A installed=()
     local pkg status
+    while read -r pkg status; do
+        [[ "$status" == "installed" ]] && installed[${pkg%%:*}]=1
+    done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
     for pkg in "${PACKAGES[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-        [[ "$status" == "installed" ]] || printf '%s\n' "$pkg"
+        [[ -n "${installed[$pkg]:-}" ]] || printf '%s\n' "$pkg"
     done
 }
 
@@ -51,14 +56,14 @@ install_packages() {
         sudo=(sudo)
     fi
     say "installing ${#missing[@]} missing packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -q
+    # env rather than export: sudo would drop an exported variable.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-# Prints the arguments that create or update a meson build directory, so an
-# existing directory keeps its state and picks up changed options.
+# Creates or updates a meson build directory: an existing one keeps its state
+# and picks up changed options.
 meson_setup() {
     local dir=$1
     shift

@@ -1056,7 +1056,21 @@ static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz
     return tm_buf_putc(out, '}');
 }
 
-/* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem>.<suffix>"[,"field":…]}` */
+/* `"<stem><suffix>"` as a JSON string: Debezium's record schema names. */
+static int w_stem_name(tm_buf_t *out, const tm_schema_t *schema, const char *suffix)
+{
+    tm_buf_t name;
+    tm_buf_init(&name);
+    int rc = tm__dbz_append_stem(&name, schema);
+    if (rc == 0)
+        rc = tm_buf_puts(&name, suffix);
+    if (rc == 0)
+        rc = tm_buf_append_json_str(out, name.data, name.len);
+    tm_buf_release(&name);
+    return rc;
+}
+
+/* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem><suffix>"[,"field":…]}` */
 static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schema_t *schema,
                         const tm_dbz_coldesc_t *desc, const int *cols, int ncols, bool optional,
                         const char *suffix, const char *field)
@@ -1068,26 +1082,9 @@ static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schem
             TRY(tm_buf_putc(out, ','));
         TRY(w_value_schema(out, opts, &desc[i], schema->cols[i].nullable, schema->cols[i].name));
     }
-    TRY(optional ? PUTS(out, "],\"optional\":true,\"name\":\"")
-                 : PUTS(out, "],\"optional\":false,\"name\":\""));
-    /* The stem goes through the escaper via a scratch copy. */
-    tm_buf_t stem;
-    tm_buf_init(&stem);
-    int rc = tm__dbz_append_stem(&stem, schema);
-    if (rc == 0)
-        rc = tm_buf_puts(&stem, suffix);
-    if (rc == 0 && stem.len > 0) {
-        /* Drop the quotes the escaper adds: we already opened the string. */
-        size_t before = out->len;
-        rc = tm_buf_append_json_str(out, stem.data, stem.len);
-        if (rc == 0) {
-            memmove(out->data + before, out->data + before + 1, out->len - before - 2);
-            out->len -= 2;
-        }
-    }
-    tm_buf_release(&stem);
-    TRY(rc);
-    TRY(tm_buf_putc(out, '"'));
+    TRY(optional ? PUTS(out, "],\"optional\":true,\"name\":")
+                 : PUTS(out, "],\"optional\":false,\"name\":"));
+    TRY(w_stem_name(out, schema, suffix));
     if (field != NULL) {
         TRY(PUTS(out, ",\"field\":"));
         TRY(w_str(out, field));
@@ -1188,27 +1185,9 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
         TRY(w_row_schema(h, &enc->opts, s, t->desc, NULL, ncols, true, ".Value", "after"));
         TRY(tm_buf_putc(h, ','));
         TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
-        TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":\""));
-        size_t at = h->len;
-        TRY(tm__dbz_append_stem(h, s));
-        TRY(PUTS(h, ".Envelope"));
-        /* Re-escape the stem in place (names rarely need it; keep it correct anyway). */
-        tm_buf_t stem;
-        tm_buf_init(&stem);
-        int rc = tm_buf_append(&stem, h->data + at, h->len - at);
-        h->len = at;
-        if (rc == 0)
-            rc = tm_buf_append_json_str(h, stem.data, stem.len);
-        tm_buf_release(&stem);
-        TRY(rc);
+        TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":"));
+        TRY(w_stem_name(h, s, ".Envelope"));
         TRY(PUTS(h, ",\"version\":2},\"payload\":{\"before\":"));
-        /* Drop the escaper's opening quote duplicate: `"name":"` + `"stem"`. */
-        char *q = strstr(h->data + at - 1, "\"\"");
-        if (q != NULL && q == h->data + at - 1) {
-            memmove(q, q + 1, h->len - (size_t)(q + 1 - h->data));
-            h->len--;
-            h->data[h->len] = '\0';
-        }
     } else {
         TRY(PUTS(h, "{\"before\":"));
     }
