@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,7 +289,7 @@ typedef struct scalar {
     uint32_t oid;
 } scalar_t;
 
-/* Resolves domains; returns false for arrays (then *elem_oid/*delim are set). */
+/* Resolves domains; returns false for arrays (then elem_oid and delim are set). */
 static bool resolve(const tm_pg_typecache_t *tc, uint32_t oid, int32_t *typmod, scalar_t *sc,
                     uint32_t *elem_oid, char *delim)
 {

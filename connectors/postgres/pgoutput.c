@@ -160,7 +160,7 @@ bool tm_pg_decoder_in_stream(const tm_pg_decoder_t *dec)
 
 static int rd_tuple(tm_pg_decoder_t *dec, reader_t *r, int which, tm_pg_tuple_t *tup)
 {
-    uint16_t ncols;
+    uint16_t ncols = 0;
     int rc = rd_u16(r, "tuple column count", &ncols);
     if (rc != 0)
         return rc;
@@ -172,7 +172,7 @@ static int rd_tuple(tm_pg_decoder_t *dec, reader_t *r, int which, tm_pg_tuple_t 
         return TM_ENOMEM;
     tm_pg_tuple_col_t *cols = dec->tupcols[which];
     for (uint16_t i = 0; i < ncols; i++) {
-        uint8_t kind;
+        uint8_t kind = 0;
         if ((rc = rd_u8(r, "tuple column kind", &kind)) != 0)
             return rc;
         cols[i].kind = (char)kind;
@@ -215,8 +215,8 @@ static int rd_stream_xid(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 static int dec_relation(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 {
     int rc;
-    uint8_t replident;
-    uint16_t ncols;
+    uint8_t replident = 0;
+    uint16_t ncols = 0;
     if ((rc = rd_stream_xid(dec, r, msg)) != 0 ||
         (rc = rd_u32(r, "relation id", &msg->u.relation.relid)) != 0 ||
         (rc = rd_str(r, "namespace", &msg->u.relation.nspname)) != 0 ||
@@ -233,7 +233,7 @@ static int dec_relation(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
         return TM_ENOMEM;
     for (uint16_t i = 0; i < ncols; i++) {
         tm_pg_relcol_t *c = &dec->relcols[i];
-        uint32_t typmod;
+        uint32_t typmod = 0;
         if ((rc = rd_u8(r, "column flags", &c->flags)) != 0 ||
             (rc = rd_str(r, "column name", &c->name)) != 0 ||
             (rc = rd_u32(r, "column type", &c->type_oid)) != 0 ||
@@ -249,7 +249,7 @@ static int dec_relation(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 static int dec_change(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 {
     int rc;
-    uint8_t part;
+    uint8_t part = 0;
     if ((rc = rd_stream_xid(dec, r, msg)) != 0 ||
         (rc = rd_u32(r, "relation id", &msg->u.change.relid)) != 0 ||
         (rc = rd_u8(r, "tuple kind", &part)) != 0)
@@ -277,7 +277,7 @@ static int dec_change(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 static int dec_truncate(tm_pg_decoder_t *dec, reader_t *r, tm_pg_msg_t *msg)
 {
     int rc;
-    uint32_t n;
+    uint32_t n = 0;
     if ((rc = rd_stream_xid(dec, r, msg)) != 0 ||
         (rc = rd_u32(r, "relation count", &n)) != 0 ||
         (rc = rd_u8(r, "options", &msg->u.truncate.options)) != 0)

@@ -173,6 +173,11 @@ bool tm_pg_txbuf_has(const tm_pg_txbuf_t *tb, uint32_t xid)
     return txn_find(tb, xid) != NULL;
 }
 
+size_t tm_pg_txbuf_count(const tm_pg_txbuf_t *tb)
+{
+    return tb->ntxns;
+}
+
 uint64_t tm_pg_txbuf_size(const tm_pg_txbuf_t *tb, uint32_t xid)
 {
     const txn_t *t = txn_find(tb, xid);
@@ -298,8 +303,10 @@ int tm_pg_txbuf_replay(tm_pg_txbuf_t *tb, uint32_t xid, tm_pg_txreplay_t **out, 
     if (rp == NULL)
         return TM_ENOMEM;
     txn_t *t = txn_find(tb, xid);
-    if (t == NULL)
-        return *out = rp, 0; /* empty */
+    if (t == NULL) {
+        *out = rp; /* an empty replay: nothing was spilled */
+        return 0;
+    }
     if (tb->cur_txn == t) {
         int rc = tm_pg_txbuf_block_stop(tb, errstr, errstr_size);
         if (rc != 0) {

@@ -57,6 +57,8 @@ int tm_pg_txbuf_abort(tm_pg_txbuf_t *tb, uint32_t xid, uint32_t subxid, char *er
                       size_t errstr_size);
 /* True while xid has spilled data. */
 bool tm_pg_txbuf_has(const tm_pg_txbuf_t *tb, uint32_t xid);
+/* Number of streamed transactions not yet committed or aborted. */
+size_t tm_pg_txbuf_count(const tm_pg_txbuf_t *tb);
 /* Number of bytes spilled for xid so far (0 if unknown). */
 uint64_t tm_pg_txbuf_size(const tm_pg_txbuf_t *tb, uint32_t xid);
 

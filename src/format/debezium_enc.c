@@ -363,33 +363,52 @@ static int append_scaled_digits(tm_buf_t *out, bool neg, const char *digits, siz
 }
 
 /*
- * Parses plain decimal text ("-123.4500") into sign, all digits and the count
- * of fractional digits.  Returns 0, TM_EINVAL or TM_ENOMEM.
+ * Parses decimal text into sign, all digits and the scale they are at:
+ * "-123.4500" gives 1234500 at scale 4.  It accepts what tm_numeric_parse()
+ * keeps as wide text: surrounding blanks, a sign, and an exponent ("1.5e-3"
+ * is 15 at scale 4, "1e5" is 1 at scale -5).  Returns 0, TM_EINVAL or
+ * TM_ENOMEM.
  */
 static int dec_text_split(const char *s, size_t n, bool *neg, tm_buf_t *digits, int32_t *frac)
 {
     size_t i = 0;
     bool dot = false, any = false;
+    int64_t f = 0;
     *neg = false;
-    *frac = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
     if (i < n && (s[i] == '-' || s[i] == '+'))
         *neg = s[i++] == '-';
     for (; i < n; i++) {
         if (s[i] >= '0' && s[i] <= '9') {
             TRY(tm_buf_putc(digits, s[i]));
             any = true;
-            if (dot) {
-                if (*frac == INT16_MAX)
-                    return TM_EINVAL;
-                (*frac)++;
-            }
+            f += dot;
         } else if (s[i] == '.' && !dot) {
             dot = true;
         } else {
-            return TM_EINVAL;
+            break;
         }
     }
-    return any ? 0 : TM_EINVAL;
+    if (any && i < n && (s[i] == 'e' || s[i] == 'E')) {
+        bool eneg = false;
+        int64_t e = 0;
+        if (++i < n && (s[i] == '-' || s[i] == '+'))
+            eneg = s[i++] == '-';
+        if (i >= n)
+            return TM_EINVAL;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            if (e < 1000000)
+                e = e * 10 + (s[i] - '0');
+        f += eneg ? e : -e;
+    }
+    /* Scales beyond what NUMERIC can hold would only make the conversions slow. */
+    if (!any || i != n || f > 200000 || f < -200000)
+        return TM_EINVAL;
+    *frac = (int32_t)f;
+    return 0;
 }
 
 /*
@@ -842,8 +861,17 @@ int tm__dbz_parse_zoned_ts(const char *s, size_t len, int64_t *us)
         !rd_offset(s, len, &i, &off))
         return -1;
     int64_t days = days_from_civil(sign * y, (unsigned)mo, (unsigned)d), r;
-    if (__builtin_mul_overflow(days, US_PER_DAY, &r) || __builtin_add_overflow(r, tod, &r) ||
-        __builtin_sub_overflow(r, off, &r))
+    /*
+     * Before the epoch, days * US_PER_DAY alone can pass INT64_MIN even when
+     * the instant fits (PostgreSQL's -infinity neighbourhood): count from the
+     * end of the day instead.
+     */
+    if (days < 0 ? __builtin_mul_overflow(days + 1, US_PER_DAY, &r) ||
+                       __builtin_add_overflow(r, tod - US_PER_DAY, &r)
+                 : __builtin_mul_overflow(days, US_PER_DAY, &r) ||
+                       __builtin_add_overflow(r, tod, &r))
+        return -1;
+    if (__builtin_sub_overflow(r, off, &r))
         return -1;
     *us = r;
     return 0;
@@ -1625,11 +1653,11 @@ int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t 
 {
     size_t start = out->len;
     int rc = enc_value(enc, rec, out);
-    if (rc != 0) {
+    if (rc != 0)
         out->len = start;
-        if (out->data != NULL)
-            out->data[start] = '\0';
-    }
+    /* Keep the text NUL-terminated for callers that print it (buf.c leaves room). */
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
     return rc;
 }
 
@@ -1677,11 +1705,11 @@ int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *o
 {
     size_t start = out->len;
     int rc = enc_key(enc, rec, out);
-    if (rc != 0) {
+    if (rc != 0)
         out->len = start;
-        if (out->data != NULL)
-            out->data[start] = '\0';
-    }
+    /* Keep the text NUL-terminated for callers that print it (buf.c leaves room). */
+    if (out->data != NULL)
+        out->data[out->len] = '\0';
     return rc;
 }
 

@@ -94,6 +94,12 @@ def pg():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pw_role(pg):
+    """(name, password) of the session server's role that logs in with a password."""
+    return PW_ROLE, PW_ROLE_PASSWORD
+
+
 _db_counter = itertools.count(1)
 
 

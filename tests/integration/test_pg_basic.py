@@ -2,14 +2,14 @@
 
 Covers the plain paths: insert, update and delete under both replica
 identities, truncate, logical decoding messages, the sink options (schemas,
-include_key, stdout), table selection, and the CLI's explain, --version and
---help.
+include_key, stdout), table selection and declared columns, and the CLI's
+explain, --version and --help.
 """
 
 import re
 
-from tidemark import (assert_envelope, assert_pg_source, cdc_job, debezium_decimal, payload,
-                      read_jsonl, run_cli, wait_for_lines, wait_for_records, wait_until)
+from tidemark import (assert_envelope, assert_pg_source, cdc_job, create_table, debezium_decimal,
+                      payload, read_jsonl, run_cli, wait_for_lines, wait_for_records, wait_until)
 
 ORDERS = """
 CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int, amount numeric(10,2), status text);
@@ -270,3 +270,21 @@ def test_version_and_help(tidemark_bin):
     text = help_.stdout + help_.stderr
     for word in ("run", "explain", "--state-dir"):
         assert word in text, f"--help should mention {word}:\n{text}"
+
+
+def test_declared_columns(cdc):
+    cdc.sql(ORDERS)
+    source = {"connector": "postgres-cdc", "dsn": cdc.dsn(), "table": "public.orders",
+              "slot": cdc.slot, "publication": cdc.publication, "snapshot": "never"}
+    job = "\n".join([
+        create_table("orders", source, columns="id int PRIMARY KEY, amount numeric(10,2)"),
+        create_table("out", cdc.file_sink(schemas=False)),
+        "INSERT INTO out SELECT * FROM orders;",
+    ])
+    tm = cdc.tidemark(job).start()
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO orders VALUES (1, 10, 12.34, 'new');")
+    # The topic is named after the job's table, which here is "orders".
+    records = wait_for_lines(cdc.topic_path("orders", source_name="orders"), 1, proc=tm)
+    after = payload(records[0])["after"]
+    assert (after["id"], after["amount"]) == (1, "BNI="), after

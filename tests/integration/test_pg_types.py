@@ -211,9 +211,9 @@ def test_logical_type_names_in_schema(cdc):
 
 
 @pytest.mark.parametrize("mode, expected_fixed, expected_any", [
-    ("precise", "BNI=", {"scale": 5, "value": "BMsv"}),
-    ("string", "12.34", "3.14159"),
-    ("double", 12.34, 3.14159),
+    pytest.param("precise", "BNI=", {"scale": 5, "value": "BMsv"}, id="precise"),
+    pytest.param("string", "12.34", "3.14159", id="string"),
+    pytest.param("double", 12.34, 3.14159, id="double"),
 ])
 def test_decimal_handling(cdc, mode, expected_fixed, expected_any):
     cdc.sql("CREATE TABLE public.amounts (id int PRIMARY KEY, fixed numeric(10,2), "
@@ -228,9 +228,11 @@ def test_decimal_handling(cdc, mode, expected_fixed, expected_any):
 
 @pytest.mark.parametrize("mode, expected", [
     # adaptive: the column's precision (6 by default) picks microseconds.
-    ("adaptive", {"t": 11045123456, "ts": epoch_micros(2024, 1, 2, 3, 4, 5, 123456)}),
+    pytest.param("adaptive", {"t": 11045123456, "ts": epoch_micros(2024, 1, 2, 3, 4, 5, 123456)},
+                 id="adaptive"),
     # connect: Kafka Connect's own Time and Timestamp, in milliseconds.
-    ("connect", {"t": 11045123, "ts": epoch_micros(2024, 1, 2, 3, 4, 5, 123456) // 1000}),
+    pytest.param("connect", {"t": 11045123, "ts": epoch_micros(2024, 1, 2, 3, 4, 5, 123456) // 1000},
+                 id="connect"),
 ])
 def test_time_precision(cdc, mode, expected):
     cdc.sql("CREATE TABLE public.times (id int PRIMARY KEY, t time, ts timestamp, d date);")

@@ -1,0 +1,370 @@
+/*
+ * pg_snapshot.c — the initial snapshot of the PostgreSQL source.
+ *
+ * Role: reads every captured table inside the REPEATABLE READ transaction
+ * that source_open prepared (with the slot's exported snapshot, so the rows
+ * are exactly the state at the slot's consistent point) and emits them as
+ * op 'r' records.
+ *
+ * Tables with a primary key are read in keyset chunks
+ *
+ *     SELECT cols FROM t WHERE (pk) > ($last) ORDER BY pk LIMIT chunk
+ *
+ * which keeps each query cheap and memory bounded whatever the table size;
+ * tables without one go through a cursor, FETCH chunk rows at a time.
+ *
+ * Invariants:
+ *   1. Only the last record of the whole snapshot is marked TM_SNAPSHOT_LAST:
+ *      a full batch is emitted only when the next row is at hand, so the
+ *      final row is always still in the unsent batch when the snapshot ends.
+ *   2. Only that final batch carries an ack token (the consistent point).
+ *      snapshot.done is written once tm_source_acked() reaches it, and not
+ *      before: a crash earlier makes the next start redo the snapshot.
+ *   3. The replication connection is idle during the snapshot (the slot
+ *      exists, streaming has not started), so waiting on back-pressure here
+ *      needs no keepalives.
+ *
+ * Thread: the source thread.
+ */
+#include "postgres/postgres_int.h"
+
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct snapstate {
+    uint64_t total;   /* rows emitted over all tables */
+    int64_t start_us; /* monotonic */
+} snapstate_t;
+
+/* Hands a batch over, waiting as long as it takes unless the job stops. */
+static int emit_blocking(tm_source_ctx_t *ctx, tm_batch_t *b)
+{
+    for (;;) {
+        int rc = tm_source_emit(ctx, b, 100);
+        if (rc == 0)
+            return 0;
+        if (rc != TM_EAGAIN) {
+            tm_batch_unref(b);
+            return rc;
+        }
+        if (tm_source_should_stop(ctx)) {
+            tm_batch_unref(b);
+            return TM_ESTOPPED;
+        }
+    }
+}
+
+/* Returns a record slot, emitting the current batch first if it is full. */
+static int next_record(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel,
+                       tm_record_t **out)
+{
+    if (src->cur != NULL && tm_batch_full(src->cur)) {
+        tm_batch_t *b = src->cur;
+        src->cur = NULL;
+        int rc = emit_blocking(ctx, b);
+        if (rc != 0)
+            return rc;
+    }
+    if (src->cur == NULL && (src->cur = tm_batch_new()) == NULL)
+        return TM_ENOMEM;
+    *out = tm_batch_add(src->cur, rel->schema, TM_OP_READ);
+    return *out != NULL ? 0 : TM_ENOMEM;
+}
+
+static int row_from_result(tm_source_t *src, tm_pg_rel_t *rel, PGresult *res, int r,
+                           tm_row_t **out, char *errstr, size_t errstr_size)
+{
+    tm_batch_t *b = src->cur;
+    const tm_schema_t *s = rel->schema;
+    tm_row_t *row = tm_batch_new_row(b, s);
+    if (row == NULL)
+        return TM_ENOMEM;
+    for (int c = 0; c < s->ncols; c++) {
+        if (PQgetisnull(res, r, c))
+            continue;
+        char why[256];
+        int rc = tm_pg_value_parse(b, &rel->ct[c], PQgetvalue(res, r, c),
+                                   (size_t)PQgetlength(res, r, c), &row->vals[c], why,
+                                   sizeof(why));
+        if (rc != 0)
+            return rc == TM_ENOMEM ? rc
+                                   : tm_seterr(errstr, errstr_size, TM_EPROTO,
+                                               "snapshot of %s.%s, column %s (%s): %s",
+                                               s->namespace, s->table, s->cols[c].name,
+                                               s->cols[c].db_type, why);
+        tm_row_set_null(row, c, false);
+    }
+    *out = row;
+    return 0;
+}
+
+static void progress(const tm_source_t *src, const tm_pg_table_t *t, uint64_t rows, bool done,
+                     const snapstate_t *st, int64_t table_start_us)
+{
+    double secs = (double)(tm_pg_mono_us() - table_start_us) / 1e6;
+    double pct = done ? 100.0 : t->reltuples > 0 ? 100.0 * (double)rows / t->reltuples : 0.0;
+    if (pct > 100.0)
+        pct = done ? 100.0 : 99.9;
+    TM_INFO(TM_PG_COMP, "snapshot progress",
+            "source=%s table=%s.%s rows=%" PRIu64 " pct=%.1f rate=%.0f total=%" PRIu64
+            " done=%s",
+            src->name, t->nspname, t->relname, rows, pct, secs > 0 ? (double)rows / secs : 0.0,
+            st->total, done ? "true" : "false");
+}
+
+static int emit_rows(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel, PGresult *res,
+                     snapstate_t *st, char *errstr, size_t errstr_size)
+{
+    int rows = PQntuples(res);
+    int64_t now = tm_pg_wall_us();
+    for (int r = 0; r < rows; r++) {
+        tm_record_t *rec;
+        int rc = next_record(src, ctx, rel, &rec);
+        if (rc != 0)
+            return rc;
+        rec->proc_us = now;
+        rec->src.ts_us = now;
+        rec->src.lsn = src->snapshot_lsn;
+        rec->src.snapshot = TM_SNAPSHOT_TRUE;
+        if ((rc = row_from_result(src, rel, res, r, &rec->after, errstr, errstr_size)) != 0)
+            return rc;
+        st->total++;
+    }
+    tm_source_count(ctx, (uint64_t)rows, 0);
+    return 0;
+}
+
+static char *column_list(const tm_schema_t *s)
+{
+    tm_buf_t b;
+    tm_buf_init(&b);
+    for (int i = 0; i < s->ncols; i++) {
+        char *q = tm_pg_quote_ident(s->cols[i].name);
+        if (q == NULL || tm_buf_appendf(&b, "%s%s", i ? ", " : "", q) != 0) {
+            free(q);
+            tm_buf_release(&b);
+            return NULL;
+        }
+        free(q);
+    }
+    if (s->ncols == 0)
+        tm_buf_puts(&b, "NULL");
+    if (tm_buf_putc(&b, '\0') != 0) {
+        tm_buf_release(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+static int snapshot_table(tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_table_t *t,
+                          snapstate_t *st, char *errstr, size_t errstr_size)
+{
+    tm_schema_t *s;
+    tm_pg_coltype_t *ct;
+    char replident, *rowfilter = NULL, mbuf[512];
+    bool changed;
+    int rc = tm_pg_schema_from_catalog(src, t, &s, &ct, &replident, &rowfilter, errstr,
+                                       errstr_size);
+    if (rc != 0)
+        return rc;
+    if ((rc = tm_pg_rel_install(src, t->relid, replident, s, ct, &changed)) != 0) {
+        free(rowfilter);
+        return rc;
+    }
+    tm_pg_rel_t *rel = tm_pg_rel_find(src, t->relid);
+    s = rel->schema;
+    char *cols = column_list(s);
+    char *qn = tm_pg_quote_ident(t->nspname), *qr = tm_pg_quote_ident(t->relname);
+    tm_buf_t sql, order, keys, params;
+    tm_buf_init(&sql);
+    tm_buf_init(&order);
+    tm_buf_init(&keys);
+    tm_buf_init(&params);
+    char **last = NULL;
+    uint64_t rows = 0;
+    int64_t t0 = tm_pg_mono_us(), last_log = t0;
+    if (cols == NULL || qn == NULL || qr == NULL) {
+        rc = TM_ENOMEM;
+        goto out;
+    }
+    TM_INFO(TM_PG_COMP, "snapshot of table started",
+            "source=%s table=%s.%s estimate=%.0f chunk=%" PRId64 " key_columns=%d", src->name,
+            t->nspname, t->relname, t->reltuples, src->chunk_size, s->nkeys);
+
+    if (s->nkeys > 0) {
+        for (int k = 0; k < s->nkeys; k++) {
+            char *q = tm_pg_quote_ident(s->cols[s->key_cols[k]].name);
+            if (q == NULL) {
+                rc = TM_ENOMEM;
+                goto out;
+            }
+            tm_buf_appendf(&keys, "%s%s", k ? ", " : "", q);
+            tm_buf_appendf(&params, "%s$%d", k ? ", " : "", k + 1);
+            free(q);
+        }
+        tm_buf_putc(&keys, '\0');
+        tm_buf_putc(&params, '\0');
+        last = calloc((size_t)s->nkeys, sizeof(char *));
+        if (last == NULL || keys.data == NULL || params.data == NULL) {
+            rc = TM_ENOMEM;
+            goto out;
+        }
+        for (bool first = true;; first = false) {
+            tm_buf_clear(&sql);
+            tm_buf_appendf(&sql, "SELECT %s FROM %s.%s", cols, qn, qr);
+            if (rowfilter != NULL || !first)
+                tm_buf_puts(&sql, " WHERE ");
+            if (rowfilter != NULL)
+                tm_buf_appendf(&sql, "(%s)%s", rowfilter, first ? "" : " AND ");
+            if (!first)
+                tm_buf_appendf(&sql, "(%s) > (%s)", keys.data, params.data);
+            tm_buf_appendf(&sql, " ORDER BY %s LIMIT %" PRId64, keys.data, src->chunk_size);
+            if (tm_buf_putc(&sql, '\0') != 0) {
+                rc = TM_ENOMEM;
+                goto out;
+            }
+            PGresult *res = PQexecParams(src->conn, sql.data, first ? 0 : s->nkeys, NULL,
+                                         (const char *const *)last, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = tm_seterr(errstr, errstr_size, TM_ESOURCE, "snapshot of %s.%s failed: %s",
+                               t->nspname, t->relname,
+                               PQresultErrorMessage(res) ? PQresultErrorMessage(res) : "");
+                PQclear(res);
+                goto out;
+            }
+            int n = PQntuples(res);
+            rc = emit_rows(src, ctx, rel, res, st, errstr, errstr_size);
+            if (rc == 0 && n > 0) {
+                for (int k = 0; k < s->nkeys; k++) {
+                    free(last[k]);
+                    last[k] = strdup(PQgetvalue(res, n - 1, s->key_cols[k]));
+                    if (last[k] == NULL)
+                        rc = TM_ENOMEM;
+                }
+            }
+            PQclear(res);
+            if (rc != 0)
+                goto out;
+            rows += (uint64_t)n;
+            int64_t now = tm_pg_mono_us();
+            if (n < src->chunk_size)
+                break;
+            if (now - last_log >= 5000000) {
+                progress(src, t, rows, false, st, t0);
+                last_log = now;
+            }
+            if (tm_source_should_stop(ctx)) {
+                rc = TM_ESTOPPED;
+                goto out;
+            }
+        }
+    } else {
+        tm_buf_appendf(&sql, "DECLARE tidemark_snapshot NO SCROLL CURSOR FOR SELECT %s FROM %s.%s",
+                       cols, qn, qr);
+        if (rowfilter != NULL)
+            tm_buf_appendf(&sql, " WHERE (%s)", rowfilter);
+        if (tm_buf_putc(&sql, '\0') != 0 ||
+            (rc = tm_pg_exec(src->conn, sql.data, errstr, errstr_size)) != 0)
+            goto out;
+        char fetch[64];
+        snprintf(fetch, sizeof(fetch), "FETCH FORWARD %" PRId64 " FROM tidemark_snapshot",
+                 src->chunk_size);
+        for (;;) {
+            PGresult *res = PQexec(src->conn, fetch);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(mbuf, sizeof(mbuf), "%s", PQresultErrorMessage(res));
+                rc = tm_seterr(errstr, errstr_size, TM_ESOURCE, "snapshot of %s.%s failed: %s",
+                               t->nspname, t->relname, mbuf);
+                PQclear(res);
+                goto out;
+            }
+            int n = PQntuples(res);
+            rc = emit_rows(src, ctx, rel, res, st, errstr, errstr_size);
+            PQclear(res);
+            if (rc != 0)
+                goto out;
+            rows += (uint64_t)n;
+            int64_t now = tm_pg_mono_us();
+            if (n < src->chunk_size)
+                break;
+            if (now - last_log >= 5000000) {
+                progress(src, t, rows, false, st, t0);
+                last_log = now;
+            }
+            if (tm_source_should_stop(ctx)) {
+                rc = TM_ESTOPPED;
+                goto out;
+            }
+        }
+        rc = tm_pg_exec(src->conn, "CLOSE tidemark_snapshot", errstr, errstr_size);
+    }
+    if (rc == 0)
+        progress(src, t, rows, true, st, t0);
+out:
+    if (last != NULL)
+        for (int k = 0; k < s->nkeys; k++)
+            free(last[k]);
+    free(last);
+    tm_buf_release(&sql);
+    tm_buf_release(&order);
+    tm_buf_release(&keys);
+    tm_buf_release(&params);
+    free(cols);
+    free(qn);
+    free(qr);
+    free(rowfilter);
+    return rc;
+}
+
+int tm_pg_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    snapstate_t st = {0, tm_pg_mono_us()};
+    int rc = 0;
+    for (int i = 0; i < src->ntables && rc == 0; i++)
+        rc = snapshot_table(src, ctx, &src->tables[i], &st, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    /* Ending the transaction releases the exported snapshot; the rows are all read. */
+    if ((rc = tm_pg_exec(src->conn, "COMMIT", errstr, errstr_size)) != 0)
+        return rc;
+    src->snapshot_exported = false;
+    double secs = (double)(tm_pg_mono_us() - st.start_us) / 1e6;
+    char lsn[24];
+    TM_INFO(TM_PG_COMP, "snapshot read",
+            "source=%s tables=%d rows=%" PRIu64 " seconds=%.1f rate=%.0f lsn=%s", src->name,
+            src->ntables, st.total, secs, secs > 0 ? (double)st.total / secs : 0.0,
+            tm_pg_lsn_format(src->snapshot_lsn, lsn));
+    if (src->cur == NULL || src->cur->count == 0) {
+        /* Nothing to acknowledge downstream: the snapshot is complete as it is. */
+        src->marker_pending = false;
+        return tm_pg_marker_write(src, errstr, errstr_size);
+    }
+    tm_batch_t *b = src->cur;
+    src->cur = NULL;
+    b->recs[b->count - 1].src.snapshot = TM_SNAPSHOT_LAST;
+    b->ack_token = src->snapshot_lsn;
+    if (b->ack_token > src->sealed_token)
+        src->sealed_token = b->ack_token;
+    src->marker_pending = true;
+    return emit_blocking(ctx, b);
+}
+
+int tm_pg_marker_check(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    if (!src->marker_pending || tm_source_acked(ctx) < src->snapshot_lsn)
+        return 0;
+    int rc = tm_pg_marker_write(src, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    src->marker_pending = false;
+    char lsn[24];
+    TM_INFO(TM_PG_COMP, "snapshot acknowledged", "source=%s lsn=%s", src->name,
+            tm_pg_lsn_format(src->snapshot_lsn, lsn));
+    return 0;
+}

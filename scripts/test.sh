@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The project's test command: every test layer, then one summary line.
+#
+# Stages, in order:
+#   1. scripts/setup.sh: install packages, build build/ (debugoptimized, werror)
+#   2. unit tests in build/
+#   3. unit tests in build-asan/, built with AddressSanitizer and UBSan
+#   4. integration tests (tests/integration, pytest) against real servers
+#
+# A stage that cannot build, or that crashes without reporting its tests,
+# counts as one failure, and the stages after it still run where they can:
+# one broken layer must not hide what the others say.
+#
+# The last line printed is always "N passed, N failed, N skipped", summed
+# over all stages, and the exit status is non-zero if anything failed.
+#
+# Environment:
+#   TIDEMARK_TEST_FILTER   a pytest -k expression, to run some integration tests only
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+# Debian's python, because pytest and psycopg2 come from Debian packages and
+# another python3 earlier on PATH (pyenv, a venv) would not see them.
+PYTHON=/usr/bin/python3
+
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-test.XXXXXX")
+trap 'rm -rf "$LOGDIR"' EXIT
+
+passed=0
+failed=0
+skipped=0
+problems=()
+
+stage() { printf '\n==> %s\n' "$*"; }
+
+# Records a failure that no test runner counted (a build that broke, a runner
+# that crashed), so that it still shows in the totals.
+stage_failed() {
+    printf '!!! %s\n' "$*"
+    problems+=("$*")
+    failed=$((failed + 1))
+}
+
+add_counts() {
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+    skipped=$((skipped + $3))
+}
+
+meson_setup() {
+    local dir=$1
+    shift
+    if [[ -f "$dir/meson-private/coredata.dat" ]]; then
+        meson setup --reconfigure "$dir" "$@"
+    else
+        meson setup "$dir" "$@"
+    fi
+}
+
+# Runs the unit suite of one build directory and adds meson's summary counts:
+# passed = Ok + Expected Fail, failed = Fail + Unexpected Pass + Timeout.
+run_unit_tests() {
+    local dir=$1 what=$2
+    shift 2
+    local log="$LOGDIR/meson-test-$dir.log" rc counts p f s
+    meson test -C "$dir" --suite unit --print-errorlogs "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    counts=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '
+        /^Ok:/              { p += $2 }
+        /^Expected Fail:/   { p += $3 }
+        /^Fail:/            { f += $2 }
+        /^Unexpected Pass:/ { f += $3 }
+        /^Timeout:/         { f += $2 }
+        /^Skipped:/         { s += $2 }
+        END { printf "%d %d %d\n", p, f, s }')
+    read -r p f s <<<"$counts"
+    add_counts "$p" "$f" "$s"
+    # "No suitable tests defined." exits 0 and counts nothing, which is fine.
+    # A non-zero exit with no failed test means the runner itself failed.
+    if ((rc != 0 && f == 0)); then
+        stage_failed "$what: meson test exited with status $rc without a failing test"
+    fi
+}
+
+# Reads pytest's JUnit XML: "passed failed skipped".  A test case with a
+# failure or error element failed (errors include setup/teardown and
+# collection errors); one with a skipped element (skip, xfail) was skipped.
+JUNIT_COUNTS=$(cat <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+passed = failed = skipped = 0
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    tags = {child.tag for child in case}
+    if tags & {"failure", "error"}:
+        failed += 1
+    elif "skipped" in tags:
+        skipped += 1
+    else:
+        passed += 1
+print(passed, failed, skipped)
+PY
+)
+
+# -- 1. packages and the main build ------------------------------------------
+stage "setup: packages and build/"
+build_ok=1
+if ! bash scripts/setup.sh; then
+    build_ok=0
+    stage_failed "setup: installing packages or building build/ failed"
+fi
+
+# -- 2. unit tests ------------------------------------------------------------
+stage "unit tests (build/)"
+if ((build_ok)); then
+    run_unit_tests build "unit tests"
+else
+    echo "skipped: build/ did not build"
+fi
+
+# -- 3. unit tests under sanitizers ------------------------------------------
+# A debug build (-O0) gives exact stack traces and keeps GCC from raising the
+# spurious warnings it is prone to under -fsanitize with optimization; the
+# warning gate is the werror build of stage 1.
+stage "unit tests under ASan and UBSan (build-asan/)"
+if meson_setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+    && ninja -C build-asan; then
+    # Without halt_on_error UBSan only prints and the test still passes.
+    ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:print_summary=1 \
+    UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1:print_summary=1 \
+        run_unit_tests build-asan "unit tests (ASan/UBSan)" --timeout-multiplier 3
+else
+    stage_failed "unit tests (ASan/UBSan): build-asan/ did not build"
+fi
+
+# -- 4. integration tests ----------------------------------------------------
+stage "integration tests (tests/integration)"
+# An empty TIDEMARK_BIN tells the fixtures that there is no daemon to test,
+# so they skip rather than run a stale binary; the harness's own tests
+# still run.
+tidemark_bin=""
+if ((build_ok)); then
+    tidemark_bin="$ROOT/build/tidemark"
+fi
+junit="$LOGDIR/pytest.xml"
+pytest_args=(-m pytest tests/integration -v -rA -p no:cacheprovider --junitxml="$junit")
+if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
+    pytest_args+=(-k "$TIDEMARK_TEST_FILTER")
+fi
+TIDEMARK_BIN="$tidemark_bin" PYTHONDONTWRITEBYTECODE=1 "$PYTHON" "${pytest_args[@]}"
+rc=$?
+p=0 f=0 s=0
+if [[ -s "$junit" ]] && counts=$("$PYTHON" -c "$JUNIT_COUNTS" "$junit"); then
+    read -r p f s <<<"$counts"
+fi
+add_counts "$p" "$f" "$s"
+# Exit status 5 means no test was collected (a filter that matched nothing):
+# not a failure, and nothing to count.
+if ((rc != 0 && rc != 5 && f == 0)); then
+    stage_failed "integration tests: pytest exited with status $rc without a failing test"
+fi
+
+# -- summary -----------------------------------------------------------------
+printf '\n'
+for problem in "${problems[@]}"; do
+    printf 'stage failure: %s\n' "$problem"
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
