@@ -31,7 +31,8 @@ die() { say "error: $*"; exit 1; }
 [[ "$DEMO_SECONDS" =~ ^[0-9]+$ ]] || die "DEMO_SECONDS must be a whole number of seconds"
 
 say "installing packages and building tidemark (scripts/setup.sh)"
-bash scripts/setup.sh
+# Its output is commentary too: stdout is kept for the events alone.
+bash scripts/setup.sh >&2
 TIDEMARK="$ROOT/build/tidemark"
 [[ -x "$TIDEMARK" ]] || die "the build did not produce $TIDEMARK"
 

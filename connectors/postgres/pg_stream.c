@@ -588,7 +588,11 @@ static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
         free(lit);
         return TM_ENOMEM;
     }
-    if (st->proto == 2)
+    if (src->server_version > 0 && src->server_version < 140000)
+        snprintf(cmd, sizeof(cmd),
+                 "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
+                 qslot, lit);
+    else if (st->proto == 2)
         snprintf(cmd, sizeof(cmd),
                  "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '2', publication_names %s, "
                  "streaming 'on', messages 'true')",
@@ -824,7 +828,8 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         return TM_ENOMEM;
     st->src = src;
     st->ctx = ctx;
-    st->proto = src->streaming ? 2 : 1;
+    /* Streaming (protocol 2) and messages arrived in PostgreSQL 14. */
+    st->proto = src->streaming && (src->server_version == 0 || src->server_version >= 140000) ? 2 : 1;
     int rc = 0;
     char *spill = NULL;
     if (src->types == NULL && (src->types = tm_pg_typecache_new()) == NULL)

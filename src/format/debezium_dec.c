@@ -647,6 +647,21 @@ static uint32_t cache_next_version(tm_dbz_decoder_t *dec, const char *ident, siz
     return v + 1;
 }
 
+/* The most recently used row schema of a stream identity, or NULL. */
+static dec_entry_t *cache_latest(tm_dbz_decoder_t *dec, const char *ident, size_t identlen)
+{
+    dec_entry_t *best = NULL;
+    for (size_t i = 0; i < dec->ncache; i++) {
+        dec_entry_t *e = &dec->cache[i];
+        if (e->key[0] != 'M' && e->identlen == identlen &&
+            memcmp(e->ident, ident, identlen) == 0 && (best == NULL || e->used > best->used))
+            best = e;
+    }
+    if (best != NULL)
+        best->used = ++dec->tick;
+    return best;
+}
+
 /*
  * Takes over `schema` (one reference) and the wire arrays; returns the
  * entry, or NULL on out-of-memory (everything released).
@@ -1531,6 +1546,14 @@ static int resolve_schema(tm_dbz_decoder_t *dec, char tag, const ident_t *id,
         *out = e;
         return 0;
     }
+    if (tag == 'I' && ninfer == 0 && (e = cache_latest(dec, key->data + 1, identlen)) != NULL) {
+        /*
+         * Nothing to infer from (a truncate, or a delete without a before
+         * image): the event belongs to whatever its stream looked like last.
+         */
+        *out = e;
+        return 0;
+    }
     uint8_t *wire = NULL;
     int32_t *wscale = NULL;
     tm_schema_t *s;
@@ -1661,7 +1684,7 @@ static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_
         return tm_seterr(errstr, errstr_size, TM_EAGAIN, "the batch is full");
 
     const jv_t *before = obj_get(payload, "before"), *after = obj_get(payload, "after");
-    dec_entry_t *e;
+    dec_entry_t *e = NULL;
     int rc = resolve_schema(dec, op == TM_OP_MESSAGE ? 'M' : '?', &id, schema_part, after, before,
                             &e, errstr, errstr_size);
     if (rc != 0)

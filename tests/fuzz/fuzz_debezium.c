@@ -21,7 +21,8 @@
  * or by hand, without meson:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *       tests/fuzz/fuzz_debezium.c src/format/debezium_*.c src/core/*.c \
+ *       tests/fuzz/fuzz_debezium.c src/format/debezium_{enc,dec}.c \
+ *       src/core/{arena,buf,error,row,schema}.c \
  *       -ljansson -lm -o fuzz-debezium
  *
  * Every file in tests/fuzz/debezium/ (seeds and every crash ever found) is

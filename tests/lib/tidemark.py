@@ -24,6 +24,11 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_SOURCE = 3
 
+# Starts each run's section of stderr.log.  log_text() leaves these lines out,
+# so a test that looks for words in what the daemon said is never fooled by
+# the command line (whose paths carry the test's name).
+START_MARKER = "---- tidemark-test: start"
+
 # How often the polling helpers look again.  Short enough that tests do not
 # idle, long enough that polling a file costs nothing.
 POLL_SECONDS = 0.1
@@ -65,7 +70,7 @@ class Tidemark:
         cmd = [str(self.bin), "run", str(self.job_path), "--state-dir", str(self.state_dir),
                *extra_args]
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            err.write(f"---- start #{self.starts}: {' '.join(cmd)}\n".encode())
+            err.write(f"{START_MARKER} #{self.starts}: {' '.join(cmd)}\n".encode())
             err.flush()
             # The daemon writes to files, never to pipes we would have to
             # drain: a full pipe would stall it and make the test time out.
@@ -117,6 +122,10 @@ class Tidemark:
 
     def log_text(self) -> str:
         """Everything the daemon wrote to stderr, over all its starts."""
+        return "".join(line for line in self._stderr().splitlines(keepends=True)
+                       if not line.startswith(START_MARKER))
+
+    def _stderr(self) -> str:
         try:
             return self.stderr_path.read_text(errors="replace")
         except OSError:
@@ -129,7 +138,7 @@ class Tidemark:
             return ""
 
     def log_tail(self, nchars: int = 6000) -> str:
-        text = self.log_text()
+        text = self._stderr()
         if len(text) > nchars:
             text = "...\n" + text[-nchars:]
         state = "running" if self.running() else f"exited with {self.poll()}"

@@ -60,7 +60,7 @@ static void fill_record(fmt_gen_t *g, tm_batch_t *b, tm_record_t *r, const tm_sc
     }
     /* Times around now, far past and far future (ts_ns overflows to null). */
     static const int64_t times[] = {INT64_C(1704164645123456), 0, -1, INT64_C(-62135596800000000),
-                                    INT64_C(9223372036854775), INT64_C(9300000000000000000)};
+                                    INT64_C(9223372036854775), INT64_C(9200000000000000000)};
     r->proc_us = times[fmt_next(g) % 6];
     r->src.ts_us = times[fmt_next(g) % 6];
     r->src.lsn = fmt_chance(g, 20) ? 0 : fmt_next(g) >> 2;
@@ -109,9 +109,9 @@ static void run_mode(tm_decimal_mode_t dm, tm_time_mode_t tmode, bool schemas,
     tm_schema_t *s = fmt_schema(keyed, connector);
     tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
     fmt_gen_t g = {seed};
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < 2; round++) {
         tm_batch_t *b = tm_batch_new();
-        for (int n = 0; n < 60; n++) {
+        for (int n = 0; n < 50; n++) {
             tm_record_t *r = tm_batch_add(b, s, ops[fmt_next(&g) % 6]);
             fill_record(&g, b, r, s, &o);
             compare(enc, r, false, checked);
@@ -138,7 +138,7 @@ static void test_all_modes(void)
                     for (int k = 0; k < 2; k++)
                         run_mode(dms[d], tms[t], sc, connectors[c], k, seed++, &checked);
     fprintf(stderr, "compared %d encodings\n", checked);
-    TM_CHECK(checked > 10000);
+    TM_CHECK(checked > 5000);
 }
 
 static void test_anonymous_schema(void)
