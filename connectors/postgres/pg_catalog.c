@@ -533,7 +533,9 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         "SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, c.relreplident, "
         "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
         "         WHERE i.indrelid = c.oid AND i.indisprimary AND i.indkey[k.pos] = a.attnum), "
-        "       pt.attnames IS NULL OR a.attname = ANY(pt.attnames), pt.rowfilter "
+        "       pt.attnames IS NULL OR a.attname = ANY(pt.attnames), pt.rowfilter, "
+        "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
+        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum) "
         "  FROM pg_catalog.pg_class c "
         "  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
         "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -545,7 +547,9 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         "SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, c.relreplident, "
         "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
         "         WHERE i.indrelid = c.oid AND i.indisprimary AND i.indkey[k.pos] = a.attnum), "
-        "       true, NULL "
+        "       true, NULL, "
+        "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
+        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum) "
         "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
         " WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND $2::text IS NOT NULL "
         " ORDER BY a.attnum";
@@ -584,8 +588,11 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         rc = TM_ENOMEM;
     /* Key positions come from indkey order; renumber them densely over the kept columns. */
     int i = 0;
-    int keypos[1700];
-    int nkeypos = 0;
+    int keypos[1700], idxpos[1700];
+    int nkeypos = 0, nidxpos = 0;
+    int *idxkey = calloc(ncols ? (size_t)ncols : 1, sizeof(int));
+    if (idxkey == NULL)
+        rc = TM_ENOMEM;
     for (int r = 0; r < rows && rc == 0; r++) {
         if (PQgetvalue(res, r, 6)[0] != 't')
             continue;
@@ -602,9 +609,26 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
             c->key_index = (int16_t)atoi(PQgetvalue(res, r, 5));
             keypos[nkeypos++] = i;
         }
+        if (!PQgetisnull(res, r, 8) && nidxpos < (int)(sizeof(idxpos) / sizeof(idxpos[0]))) {
+            idxkey[i] = atoi(PQgetvalue(res, r, 8));
+            idxpos[nidxpos++] = i;
+        }
         i++;
     }
     PQclear(res);
+    /*
+     * Without a primary key, REPLICA IDENTITY USING INDEX names the next best
+     * key, exactly as tm_pg_schema_from_relation() falls back to the Relation
+     * message's identity flags, so both paths agree on the shape.
+     */
+    if (nkeypos == 0 && *replident == 'i') {
+        for (int k = 0; k < nidxpos; k++) {
+            keypos[k] = idxpos[k];
+            s->cols[idxpos[k]].key_index = (int16_t)idxkey[idxpos[k]];
+        }
+        nkeypos = nidxpos;
+    }
+    free(idxkey);
     /* Sort key columns by their indkey position, then number them 0..n-1. */
     for (int a = 1; a < nkeypos; a++)
         for (int b = a; b > 0 && s->cols[keypos[b - 1]].key_index > s->cols[keypos[b]].key_index;

@@ -187,6 +187,12 @@ static int send_status(stream_t *st, bool force)
                         false);
     if (PQputCopyData(src->repl, (const char *)msg, sizeof(msg)) != 1 || PQflush(src->repl) < 0)
         return TM_ECONN;
+    if (flush != st->flush_sent) {
+        char a[24], b[24], c[24];
+        TM_DEBUG(TM_PG_COMP, "status update", "source=%s write=%s flush=%s acked=%s",
+                 src->name, tm_pg_lsn_format(write, a), tm_pg_lsn_format(flush, b),
+                 tm_pg_lsn_format(acked, c));
+    }
     st->last_status_us = now;
     st->flush_sent = flush;
     st->reply_requested = false;

@@ -281,9 +281,18 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
                        src->name, src->chunk_size);
         goto fail;
     }
-    if (src->heartbeat_ms < 0 || src->status_ms < 0 || src->reconnect_ms < 0) {
+    if (src->heartbeat_ms < 0 || src->reconnect_ms < 0) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                       "table '%s': durations must not be negative", src->name);
+                       "table '%s': heartbeat_interval and reconnect_timeout must not be negative",
+                       src->name);
+        goto fail;
+    }
+    if (src->status_ms <= 0 || src->status_ms > 3600000) {
+        /* Without status updates a back-pressured connection hits wal_sender_timeout. */
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': option 'status_interval' must be between 1ms and 1h (keep it "
+                       "well below the server's wal_sender_timeout)",
+                       src->name);
         goto fail;
     }
     if (strlen(src->slot) > 63 || src->slot[0] == '\0' ||

@@ -50,11 +50,22 @@ typedef struct tm_dbz_encoder tm_dbz_encoder_t;
 tm_dbz_encoder_t *tm_dbz_encoder_new(const tm_dbz_opts_t *opts);
 tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc);
 
-/* Appends the value envelope of rec (no trailing newline).  0 or TM_E*. */
+/*
+ * Appends the value envelope of rec (no trailing newline).  0 or TM_E*; on
+ * failure `out` is restored to its length at entry.  The text is always
+ * NUL-terminated (out->data[out->len] == '\0').  The encoder keeps a
+ * reference on every schema it has cached (at most 1024, then it starts over).
+ */
 int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
-/* Appends the key: {"schema":…,"payload":{pk…}} (or just the payload). */
+/*
+ * Appends the key: {"schema":…,"payload":{pk…}} (or just the payload).  The
+ * key columns are the primary key, or every column when there is none; the
+ * values come from `after`, or `before` for deletes.  A message's key is
+ * Debezium's MessageKey {"prefix":…}.  A truncate has no key: TM_ENOTFOUND,
+ * nothing appended.
+ */
 int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
-/* Reference encoder (Jansson).  Returns a new reference or NULL. */
+/* Reference encoder (Jansson).  Returns a new reference or NULL (truncate key: NULL). */
 json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 
@@ -66,9 +77,15 @@ tm_dbz_decoder_t *tm_dbz_decoder_free(tm_dbz_decoder_t *dec);
 
 /*
  * Decodes one event (a value envelope, with or without the schema part) and
- * appends the record to batch.  A tombstone (len == 0 or "null") yields
- * TM_ENOTFOUND and appends nothing.  Malformed input yields TM_ECORRUPT with a
- * message naming the field.  Never crashes on any input.
+ * appends the record to batch.  A tombstone (len == 0, "null", or
+ * {"schema":…,"payload":null}) yields TM_ENOTFOUND and appends nothing.
+ * Malformed input yields TM_ECORRUPT with a message naming the field; a full
+ * batch yields TM_EAGAIN.  On any error nothing is appended.  Never crashes on
+ * any input.
+ *
+ * The record's schema belongs to the batch (and to the decoder's cache, which
+ * hands out one schema object per stream and shape, at most 256 at a time);
+ * its source_name/db/namespace/table come from the event's source block.
  */
 int tm_dbz_decode(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_batch_t *batch,
                   tm_record_t **out, char *errstr, size_t errstr_size);

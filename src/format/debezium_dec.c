@@ -997,6 +997,24 @@ static char infer_letter(const jv_t *v, tm_arena_t *arena)
     }
 }
 
+/*
+ * The type that holds a field's values in both images.  A guess must never
+ * make its own event fail, so disagreements widen: int and real to double,
+ * int and big integer to numeric, anything else to JSON text.
+ */
+static char infer_merge(char a, char b)
+{
+    if (a == '0' || a == b)
+        return b == '0' ? a : b;
+    if (b == '0')
+        return a;
+    if ((a == 'i' && b == 'f') || (a == 'f' && b == 'i'))
+        return 'f';
+    if ((a == 'i' && b == 'n') || (a == 'n' && b == 'i'))
+        return 'n';
+    return 'j';
+}
+
 static tm_type_t letter_type(char c)
 {
     switch (c) {
@@ -1041,14 +1059,14 @@ static int infer_signature(tm_dbz_decoder_t *dec, const jv_t *after, const jv_t 
             if (seen)
                 continue;
             char letter = infer_letter(&o->kids[i], &dec->scratch);
-            if (letter == '0' && k == 0 && before != NULL) {
+            if (k == 0 && before != NULL) {
                 const jv_t *other = NULL;
                 for (uint32_t m = 0; before->kind == JV_OBJ && m < before->n; m++)
                     if (before->keys[m].n == name->n &&
                         memcmp(before->keys[m].s, name->s, name->n) == 0)
                         other = &before->kids[m];
                 if (other != NULL)
-                    letter = infer_letter(other, &dec->scratch);
+                    letter = infer_merge(letter, infer_letter(other, &dec->scratch));
             }
             /* All-null so far reads as text; it must not split the stream's schema. */
             if (letter == '0')
@@ -1354,13 +1372,29 @@ static int conv_value(conv_ctx_t *cx, const tm_column_t *col, uint8_t wire, int3
             return mismatch(cx, col, v, "an array");
         return set_var(cx, d, v->raw, v->rawlen);
     case TM_T_DATE:
+        if (v->kind == JV_STR) {
+            /* An ISO date ("2020-07-17"), as string-typed date columns carry it. */
+            char iso[40];
+            if (v->n != 10)
+                return mismatch(cx, col, v, "days since 1970 or an ISO date");
+            snprintf(iso, sizeof(iso), "%.10sT00:00:00Z", v->s);
+            if (tm__dbz_parse_zoned_ts(iso, strlen(iso), &x) != 0)
+                return mismatch(cx, col, v, "days since 1970 or an ISO date");
+            d->u.i64 = tm__dbz_floordiv(x, INT64_C(86400000000));
+            return 0;
+        }
+        /* fall through */
     case TM_T_INTERVAL:
         if (!num_i64(v, sa, &x))
             return v->kind == JV_NUM ? out_of_range(cx, col) : mismatch(cx, col, v, "an integer");
         d->u.i64 = x;
         return 0;
-    case TM_T_TIME:
     case TM_T_TIMESTAMP:
+        /* A ZonedTimestamp string into a zone-less column: its UTC wall clock. */
+        if (v->kind == JV_STR && tm__dbz_parse_zoned_ts(v->s, v->n, &d->u.i64) == 0)
+            return 0;
+        return time_units(cx, col, wire, v, &d->u.i64);
+    case TM_T_TIME:
         return time_units(cx, col, wire, v, &d->u.i64);
     case TM_T_TIMESTAMPTZ:
         if (v->kind == JV_NUM)
@@ -1397,7 +1431,7 @@ static int decode_row(conv_ctx_t *cx, const dec_entry_t *e, const jv_t *obj, tm_
         const jkey_t *name = &obj->keys[k];
         int c = -1;
         /* Events list fields in column order, so position k is the usual match. */
-        if (k < (uint32_t)s->ncols && e->namelen[k] == name->n &&
+        if (k < (uint32_t)s->ncols && e->namelen[k] == name->n && s->cols[k].name != NULL &&
             memcmp(s->cols[k].name, name->s, name->n) == 0) {
             c = (int)k;
         } else {

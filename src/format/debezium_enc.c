@@ -237,10 +237,82 @@ static size_t dbz_real_marker(char *buf, size_t n)
     return n;
 }
 
+/* Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Writes x / 10^s as plain decimal text, with at least one fractional digit. */
+static size_t put_scaled_u64(char *buf, bool neg, uint64_t x, int s)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    while (n <= s)
+        digits[n++] = '0';
+    size_t o = 0;
+    if (neg)
+        buf[o++] = '-';
+    for (int i = n - 1; i >= s; i--)
+        buf[o++] = digits[i];
+    buf[o++] = '.';
+    if (s == 0)
+        buf[o++] = '0';
+    for (int i = s - 1; i >= 0; i--)
+        buf[o++] = digits[i];
+    buf[o] = '\0';
+    return o;
+}
+
+/*
+ * The common case without printf: a value with few decimals (prices,
+ * measurements) is x / 10^s for a small integer x.  The first s for which
+ * the correctly rounded quotient x / 10^s is v gives the shortest text; both
+ * operands are exact, so the quotient is exactly what strtod() reads back.
+ */
+static size_t fmt_f64_fast(double v, char *buf)
+{
+    double a = fabs(v);
+    if (!(a < 1e15) || (a != 0 && a < 1e-7))
+        return 0;
+    for (int s = 0; s <= 15; s++) {
+        double scaled = a * exact_pow10[s];
+        if (scaled >= 9007199254740992.0)
+            return 0;
+        uint64_t x = (uint64_t)(scaled + 0.5);
+        if ((double)x / exact_pow10[s] == a)
+            return put_scaled_u64(buf, signbit(v), x, s);
+    }
+    return 0;
+}
+
+/* The same for floats: x < 2^24 and 10^s (s <= 10) are exact floats. */
+static size_t fmt_f32_fast(float f, char *buf)
+{
+    float a = fabsf(f);
+    if (!(a < 1e7f) || (a != 0 && a < 1e-5f))
+        return 0;
+    for (int s = 0; s <= 10; s++) {
+        double scaled = (double)a * exact_pow10[s];
+        if (scaled >= 16777216.0)
+            return 0;
+        uint32_t x = (uint32_t)(scaled + 0.5);
+        if ((float)x / (float)exact_pow10[s] == a)
+            return put_scaled_u64(buf, signbit(f), x, s);
+    }
+    return 0;
+}
+
 size_t tm__dbz_fmt_f64(double v, char *buf)
 {
     if (!isfinite(v))
         return 0;
+    size_t fast = fmt_f64_fast(v, buf);
+    if (fast > 0)
+        return fast;
     /*
      * Fifteen significant digits round-trip for most values that came from
      * decimal text; the 16/17-digit retries cover the rest.  %g trims
@@ -260,6 +332,9 @@ size_t tm__dbz_fmt_f32(double v, char *buf)
     float f = (float)v;
     if (!isfinite(f))
         return 0;
+    size_t fast = fmt_f32_fast(f, buf);
+    if (fast > 0)
+        return fast;
     /* Java's Float.toString: the shortest text that reads back as the same float. */
     int n = 0;
     for (int prec = 6; prec <= 9; prec++) {
@@ -735,7 +810,10 @@ size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf)
     civil_from_days(days, &y, &m, &d);
     char *p = buf;
     /* ISO_LOCAL_DATE: 4-digit years, '+' beyond 9999, '-' before year 0 (1 BC). */
-    if (y > 9999)
+    if (y >= 0 && y <= 9999) {
+        p = put2(p, (unsigned)(y / 100));
+        p = put2(p, (unsigned)(y % 100));
+    } else if (y > 9999)
         p += sprintf(p, "+%lld", (long long)y);
     else if (y < 0)
         p += sprintf(p, "-%04lld", -(long long)y);
@@ -1034,7 +1112,7 @@ static int w_str(tm_buf_t *out, const char *s)
     return tm_buf_append_json_str(out, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* `"optional":…,"name":…,"version":…,"doc":…,"parameters":{…}` (JsonConverter's order). */
+/* `"optional","name","version","doc","parameters"`: JsonConverter's order. */
 static int w_schema_attrs(tm_buf_t *out, const tm_dbz_coldesc_t *desc, bool optional)
 {
     TRY(optional ? PUTS(out, ",\"optional\":true") : PUTS(out, ",\"optional\":false"));
@@ -1139,8 +1217,9 @@ static int w_source_schema(tm_buf_t *out, int kind)
         if (i > 0)
             TRY(tm_buf_putc(out, ','));
         if (f[i].type == NULL) {
-            TRY(PUTS(out, "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\","
-                          "\"version\":1,\"parameters\":{\"allowed\":\"" SNAPSHOT_ALLOWED "\"},"
+            TRY(PUTS(out, "{\"type\":\"string\",\"optional\":true,"
+                          "\"name\":\"io.debezium.data.Enum\",\"version\":1,"
+                          "\"parameters\":{\"allowed\":\"" SNAPSHOT_ALLOWED "\"},"
                           "\"default\":\"false\",\"field\":"));
         } else {
             TRY(tm_buf_appendf(out, "{\"type\":\"%s\",\"optional\":%s,\"field\":", f[i].type,
@@ -1323,13 +1402,76 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
 /* Fast value writers (hot path)                                            */
 /* ======================================================================== */
 
+/*
+ * Appenders for the hot path: the capacity check is inline and the rare
+ * growth goes through tm_buf_reserve(), so the many small pieces of an event
+ * cost a compare and a memcpy each.  Like buf.c they leave data[len]
+ * addressable; the public entry points write the final NUL.
+ */
+static inline int bput(tm_buf_t *b, const void *p, size_t n)
+{
+    if (b->len + n >= b->cap && tm_buf_reserve(b, n) != 0)
+        return TM_ENOMEM;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+#define BPUTS(b, lit) bput((b), (lit), sizeof(lit) - 1)
+
+static inline int bputc(tm_buf_t *b, char c)
+{
+    if (b->len + 1 >= b->cap && tm_buf_reserve(b, 1) != 0)
+        return TM_ENOMEM;
+    b->data[b->len++] = c;
+    return 0;
+}
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
+                                  "25262728293031323334353637383940414243444546474849"
+                                  "50515253545556575859606162636465666768697071727374"
+                                  "75767778798081828384858687888990919293949596979899";
+
+static inline int bput_u64(tm_buf_t *b, uint64_t v)
+{
+    char tmp[20], *p = tmp + sizeof(tmp);
+    if (b->len + 21 >= b->cap && tm_buf_reserve(b, 21) != 0)
+        return TM_ENOMEM;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int bput_i64(tm_buf_t *b, int64_t v)
+{
+    if (v < 0) {
+        TRY(bputc(b, '-'));
+        return bput_u64(b, (uint64_t)0 - (uint64_t)v);
+    }
+    return bput_u64(b, (uint64_t)v);
+}
+
+
 /* Writes an int64 that is `v * mul`, or null when that overflows (ts_ns of far dates). */
 static int w_scaled_i64(tm_buf_t *out, int64_t v, int64_t mul)
 {
     int64_t r;
     if (__builtin_mul_overflow(v, mul, &r))
-        return PUTS(out, "null");
-    return tm_buf_append_i64(out, r);
+        return BPUTS(out, "null");
+    return bput_i64(out, r);
 }
 
 static int w_double(tm_buf_t *out, double v, bool f32)
@@ -1339,7 +1481,7 @@ static int w_double(tm_buf_t *out, double v, bool f32)
     if (sp != NULL)
         return tm_buf_append_json_str(out, sp, strlen(sp));
     size_t n = f32 ? tm__dbz_fmt_f32(v, tmp) : tm__dbz_fmt_f64(v, tmp);
-    return tm_buf_append(out, tmp, n);
+    return bput(out, tmp, n);
 }
 
 static int w_numeric(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc, const tm_datum_t *d,
@@ -1357,24 +1499,24 @@ static int w_numeric(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc, const 
                                    sc, &scale);
         /* Debezium writes NaN as null in precise mode: Decimal has no NaN. */
         if (rc == TM_ENOTFOUND)
-            return PUTS(out, "null");
+            return BPUTS(out, "null");
         TRY(rc);
         if (desc->wire == TM_DBZ_W_DEC_BYTES) {
-            TRY(tm_buf_putc(out, '"'));
+            TRY(bputc(out, '"'));
             TRY(tm_buf_append_base64(out, sc->data, sc->len));
-            return tm_buf_putc(out, '"');
+            return bputc(out, '"');
         }
-        TRY(PUTS(out, "{\"scale\":"));
-        TRY(tm_buf_append_i64(out, scale));
-        TRY(PUTS(out, ",\"value\":\""));
+        TRY(BPUTS(out, "{\"scale\":"));
+        TRY(bput_i64(out, scale));
+        TRY(BPUTS(out, ",\"value\":\""));
         TRY(tm_buf_append_base64(out, sc->data, sc->len));
-        return PUTS(out, "\"}");
+        return BPUTS(out, "\"}");
     case TM_DBZ_W_DEC_STRING:
         TRY(tm__dbz_numeric_text(d, desc->scale, sc));
         return tm_buf_append_json_str(out, sc->data, sc->len);
     default:
         TRY(tm__dbz_numeric_text(d, TM_SCALE_VARIABLE, sc));
-        TRY(tm_buf_putc(sc, '\0'));
+        TRY(bputc(sc, '\0'));
         return w_double(out, strtod(sc->data, NULL), false);
     }
 }
@@ -1390,45 +1532,45 @@ static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
 {
     static const char ph[] = TM_DBZ_UNAVAILABLE;
     if (col->type == TM_T_UUID)
-        return PUTS(out, "\"" TM_DBZ_UNAVAILABLE_UUID "\"");
+        return BPUTS(out, "\"" TM_DBZ_UNAVAILABLE_UUID "\"");
     if (col->type == TM_T_BYTES) {
-        TRY(tm_buf_putc(out, '"'));
+        TRY(bputc(out, '"'));
         TRY(tm_buf_append_base64(out, ph, sizeof(ph) - 1));
-        return tm_buf_putc(out, '"');
+        return bputc(out, '"');
     }
     if (col->type == TM_T_ARRAY) {
         tm_dbz_coldesc_t e;
         tm__dbz_elem_desc(col->elem_type, opts, &e);
         if (strcmp(e.type, "string") == 0) {
             if (e.name != NULL && strcmp(e.name, TM_DBZ_UUID) == 0)
-                return PUTS(out, "[\"" TM_DBZ_UNAVAILABLE_UUID "\"]");
-            return PUTS(out, "[\"" TM_DBZ_UNAVAILABLE "\"]");
+                return BPUTS(out, "[\"" TM_DBZ_UNAVAILABLE_UUID "\"]");
+            return BPUTS(out, "[\"" TM_DBZ_UNAVAILABLE "\"]");
         }
         bool ints = strcmp(e.type, "int16") == 0 || strcmp(e.type, "int32") == 0 ||
                     strcmp(e.type, "int64") == 0;
         bool reals = strcmp(e.type, "float") == 0 || strcmp(e.type, "double") == 0;
         if (!ints && !reals)
-            return PUTS(out, "null");
-        TRY(tm_buf_putc(out, '['));
+            return BPUTS(out, "null");
+        TRY(bputc(out, '['));
         for (size_t i = 0; i < sizeof(ph) - 1; i++) {
             if (i > 0)
-                TRY(tm_buf_putc(out, ','));
-            TRY(tm_buf_append_i64(out, (unsigned char)ph[i]));
+                TRY(bputc(out, ','));
+            TRY(bput_i64(out, (unsigned char)ph[i]));
             if (reals)
-                TRY(PUTS(out, ".0"));
+                TRY(BPUTS(out, ".0"));
         }
-        return tm_buf_putc(out, ']');
+        return bputc(out, ']');
     }
     if (strcmp(desc->type, "string") == 0)
-        return PUTS(out, "\"" TM_DBZ_UNAVAILABLE "\"");
-    return PUTS(out, "null");
+        return BPUTS(out, "\"" TM_DBZ_UNAVAILABLE "\"");
+    return BPUTS(out, "null");
 }
 
 static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
                    const tm_row_t *row, int i, tm_buf_t *out)
 {
     if (tm_row_is_null(row, i))
-        return PUTS(out, "null");
+        return BPUTS(out, "null");
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return w_unavailable(&enc->opts, col, desc, out);
@@ -1436,13 +1578,13 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     size_t n;
     switch (col->type) {
     case TM_T_BOOL:
-        return d->u.b ? PUTS(out, "true") : PUTS(out, "false");
+        return d->u.b ? BPUTS(out, "true") : BPUTS(out, "false");
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
     case TM_T_DATE:
     case TM_T_INTERVAL:
-        return tm_buf_append_i64(out, d->u.i64);
+        return bput_i64(out, d->u.i64);
     case TM_T_FLOAT32:
         return w_double(out, d->u.f64, true);
     case TM_T_FLOAT64:
@@ -1450,12 +1592,12 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_NUMERIC:
         return w_numeric(enc, desc, d, out);
     case TM_T_BYTES:
-        TRY(tm_buf_putc(out, '"'));
+        TRY(bputc(out, '"'));
         TRY(tm_buf_append_base64(out, d->u.var.ptr, d->u.var.len));
-        return tm_buf_putc(out, '"');
+        return bputc(out, '"');
     case TM_T_TIME:
     case TM_T_TIMESTAMP:
-        return tm_buf_append_i64(out, desc->wire == TM_DBZ_W_MS
+        return bput_i64(out, desc->wire == TM_DBZ_W_MS
                                           ? tm__dbz_floordiv(d->u.i64, 1000)
                                           : d->u.i64);
     case TM_T_TIMETZ:
@@ -1467,8 +1609,8 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_ARRAY:
         /* The source already rendered the array as JSON in Debezium's element forms. */
         if (d->u.var.len == 0)
-            return PUTS(out, "[]");
-        return tm_buf_append(out, d->u.var.ptr, d->u.var.len);
+            return BPUTS(out, "[]");
+        return bput(out, d->u.var.ptr, d->u.var.len);
     default:
         return tm_buf_append_json_str(out, d->u.var.ptr, d->u.var.len);
     }
@@ -1477,37 +1619,37 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
 static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *row, tm_buf_t *out)
 {
     if (row == NULL)
-        return PUTS(out, "null");
+        return BPUTS(out, "null");
     const tm_schema_t *s = t->schema;
-    TRY(tm_buf_putc(out, '{'));
+    TRY(bputc(out, '{'));
     for (int i = 0; i < s->ncols; i++) {
-        TRY(tm_buf_append(out, t->names.data + t->name_off[i],
+        TRY(bput(out, t->names.data + t->name_off[i],
                           t->name_off[i + 1] - t->name_off[i]));
         TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
     }
-    return tm_buf_putc(out, '}');
+    return bputc(out, '}');
 }
 
 /* `"[\"<commit>\",\"<lsn>\"]"`: a JSON string that holds a JSON array (Debezium's sequence). */
 static int w_sequence(tm_buf_t *out, const tm_source_info_t *src)
 {
-    TRY(PUTS(out, "\"["));
+    TRY(BPUTS(out, "\"["));
     if (src->commit_lsn != 0) {
-        TRY(PUTS(out, "\\\""));
-        TRY(tm_buf_append_u64(out, src->commit_lsn));
-        TRY(PUTS(out, "\\\""));
+        TRY(BPUTS(out, "\\\""));
+        TRY(bput_u64(out, src->commit_lsn));
+        TRY(BPUTS(out, "\\\""));
     } else {
-        TRY(PUTS(out, "null"));
+        TRY(BPUTS(out, "null"));
     }
-    TRY(tm_buf_putc(out, ','));
+    TRY(bputc(out, ','));
     if (src->lsn != 0) {
-        TRY(PUTS(out, "\\\""));
-        TRY(tm_buf_append_u64(out, src->lsn));
-        TRY(PUTS(out, "\\\""));
+        TRY(BPUTS(out, "\\\""));
+        TRY(bput_u64(out, src->lsn));
+        TRY(BPUTS(out, "\\\""));
     } else {
-        TRY(PUTS(out, "null"));
+        TRY(BPUTS(out, "null"));
     }
-    return PUTS(out, "]\"");
+    return BPUTS(out, "]\"");
 }
 
 /* The timestamps, snapshot and position parts of a source block, between the cached pieces. */
@@ -1515,112 +1657,114 @@ static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t 
                     const tm_buf_t *tail, const tm_record_t *rec, tm_buf_t *out)
 {
     const tm_source_info_t *src = &rec->src;
-    TRY(tm_buf_append(out, head->data, head->len));
-    TRY(tm_buf_append_i64(out, tm__dbz_floordiv(src->ts_us, 1000)));
-    TRY(PUTS(out, ",\"snapshot\":\""));
+    TRY(bput(out, head->data, head->len));
+    TRY(bput_i64(out, tm__dbz_floordiv(src->ts_us, 1000)));
+    TRY(BPUTS(out, ",\"snapshot\":\""));
     TRY(tm_buf_puts(out, snapshot_name(src->snapshot)));
-    TRY(tm_buf_putc(out, '"'));
-    TRY(tm_buf_append(out, db->data, db->len));
+    TRY(bputc(out, '"'));
+    TRY(bput(out, db->data, db->len));
     if (enc->kind == TM__DBZ_MYSQL)
-        TRY(PUTS(out, "null"));
+        TRY(BPUTS(out, "null"));
     else
         TRY(w_sequence(out, src));
-    TRY(PUTS(out, ",\"ts_us\":"));
-    TRY(tm_buf_append_i64(out, src->ts_us));
-    TRY(PUTS(out, ",\"ts_ns\":"));
+    TRY(BPUTS(out, ",\"ts_us\":"));
+    TRY(bput_i64(out, src->ts_us));
+    TRY(BPUTS(out, ",\"ts_ns\":"));
     TRY(w_scaled_i64(out, src->ts_us, 1000));
-    TRY(tm_buf_append(out, tail->data, tail->len));
+    TRY(bput(out, tail->data, tail->len));
     if (enc->kind == TM__DBZ_MYSQL)
         return 0;
     if (src->xid != 0)
-        TRY(tm_buf_append_u64(out, src->xid));
+        TRY(bput_u64(out, src->xid));
     else
-        TRY(PUTS(out, "null"));
-    TRY(PUTS(out, ",\"lsn\":"));
+        TRY(BPUTS(out, "null"));
+    TRY(BPUTS(out, ",\"lsn\":"));
     if (src->lsn != 0)
-        TRY(tm_buf_append_u64(out, src->lsn));
+        TRY(bput_u64(out, src->lsn));
     else
-        TRY(PUTS(out, "null"));
-    return PUTS(out, ",\"xmin\":null}");
+        TRY(BPUTS(out, "null"));
+    return BPUTS(out, ",\"xmin\":null}");
 }
 
 static int w_envelope_ts(tm_buf_t *out, int64_t us)
 {
-    TRY(PUTS(out, ",\"ts_ms\":"));
-    TRY(tm_buf_append_i64(out, tm__dbz_floordiv(us, 1000)));
-    TRY(PUTS(out, ",\"ts_us\":"));
-    TRY(tm_buf_append_i64(out, us));
-    TRY(PUTS(out, ",\"ts_ns\":"));
+    TRY(BPUTS(out, ",\"ts_ms\":"));
+    TRY(bput_i64(out, tm__dbz_floordiv(us, 1000)));
+    TRY(BPUTS(out, ",\"ts_us\":"));
+    TRY(bput_i64(out, us));
+    TRY(BPUTS(out, ",\"ts_ns\":"));
     return w_scaled_i64(out, us, 1000);
 }
 
 #define MSG_BLOCK_SCHEMA                                                                           \
-    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}," \
+    "{\"type\":\"struct\",\"fields\":["                                                            \
+    "{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"},"                                \
     "{\"type\":\"bytes\",\"optional\":true,\"field\":\"content\"}],\"optional\":false,"            \
     "\"name\":\"io.debezium.connector.postgresql.Message\",\"version\":1,\"field\":\"message\"}"
 
 /*
+ * The source pieces of a message.  A message belongs to no table: its source
+ * block carries empty schema and table names, as Debezium's does.
+ */
+static int message_source_pieces(tm_dbz_encoder_t *enc, const tm_schema_t *s, tm_buf_t *head,
+                                 tm_buf_t *db, tm_buf_t *tail)
+{
+    TRY(PUTS(head, ",\"source\":{\"version\":"));
+    TRY(w_str(head, enc->version));
+    TRY(PUTS(head, ",\"connector\":"));
+    TRY(w_str(head, enc->connector));
+    TRY(PUTS(head, ",\"name\":"));
+    TRY(w_str(head, s ? s->source_name : NULL));
+    TRY(PUTS(head, ",\"ts_ms\":"));
+    TRY(PUTS(db, ",\"db\":"));
+    TRY(w_str(db, s ? s->db : NULL));
+    TRY(PUTS(db, ",\"sequence\":"));
+    if (enc->kind == TM__DBZ_MYSQL)
+        return PUTS(tail, ",\"table\":\"\",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
+                          "\"row\":0,\"thread\":null,\"query\":null}");
+    return PUTS(tail, ",\"schema\":\"\",\"table\":\"\",\"txId\":");
+}
+
+/*
  * A logical decoding message (op m) in Debezium's PostgreSQL shape.  Messages
- * are rare, so everything is rendered on the spot.  They belong to no table:
- * the source block carries empty schema and table names, as Debezium's does.
+ * are rare, so everything is rendered on the spot.
  */
 static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
 {
-    const tm_schema_t *s = rec->schema;
+    if (enc->opts.schemas) {
+        TRY(BPUTS(out, "{\"schema\":{\"type\":\"struct\",\"fields\":["
+                       "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
+                       "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"));
+        TRY(bput(out, enc->source_schema.data, enc->source_schema.len));
+        TRY(BPUTS(out, "," TXN_SCHEMA "," MSG_BLOCK_SCHEMA "],\"optional\":false,"
+                       "\"name\":\"io.debezium.connector.postgresql.MessageValue\","
+                       "\"version\":1},\"payload\":"));
+    }
+    TRY(BPUTS(out, "{\"op\":\"m\",\"ts_ms\":"));
+    TRY(bput_i64(out, tm__dbz_floordiv(rec->proc_us, 1000)));
     tm_buf_t head, db, tail;
     tm_buf_init(&head);
     tm_buf_init(&db);
     tm_buf_init(&tail);
-    int rc = 0;
-    if (enc->opts.schemas) {
-        rc |= PUTS(out, "{\"schema\":{\"type\":\"struct\",\"fields\":["
-                        "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
-                        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},");
-        rc |= tm_buf_append(out, enc->source_schema.data, enc->source_schema.len);
-        rc |= PUTS(out, "," TXN_SCHEMA "," MSG_BLOCK_SCHEMA "],\"optional\":false,"
-                        "\"name\":\"io.debezium.connector.postgresql.MessageValue\","
-                        "\"version\":1},\"payload\":");
-    }
-    rc |= PUTS(out, "{\"op\":\"m\",\"ts_ms\":");
-    rc |= tm_buf_append_i64(out, tm__dbz_floordiv(rec->proc_us, 1000));
-    rc |= PUTS(&head, ",\"source\":{\"version\":");
-    rc |= w_str(&head, enc->version);
-    rc |= PUTS(&head, ",\"connector\":");
-    rc |= w_str(&head, enc->connector);
-    rc |= PUTS(&head, ",\"name\":");
-    rc |= w_str(&head, s ? s->source_name : NULL);
-    rc |= PUTS(&head, ",\"ts_ms\":");
-    rc |= PUTS(&db, ",\"db\":");
-    rc |= w_str(&db, s ? s->db : NULL);
-    rc |= PUTS(&db, ",\"sequence\":");
-    if (enc->kind == TM__DBZ_MYSQL)
-        rc |= PUTS(&tail, ",\"table\":\"\",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
-                          "\"row\":0,\"thread\":null,\"query\":null}");
-    else
-        rc |= PUTS(&tail, ",\"schema\":\"\",\"table\":\"\",\"txId\":");
+    int rc = message_source_pieces(enc, rec->schema, &head, &db, &tail);
     if (rc == 0)
         rc = w_source(enc, &head, &db, &tail, rec, out);
     tm_buf_release(&head);
     tm_buf_release(&db);
     tm_buf_release(&tail);
-    TRY(rc != 0 ? TM_ENOMEM : 0);
-    TRY(PUTS(out, ",\"transaction\":null,\"message\":{\"prefix\":"));
-    if (rec->msg_prefix != NULL)
-        TRY(w_str(out, rec->msg_prefix));
-    else
-        TRY(PUTS(out, "null"));
-    TRY(PUTS(out, ",\"content\":"));
+    TRY(rc);
+    TRY(BPUTS(out, ",\"transaction\":null,\"message\":{\"prefix\":"));
+    TRY(rec->msg_prefix != NULL ? w_str(out, rec->msg_prefix) : BPUTS(out, "null"));
+    TRY(BPUTS(out, ",\"content\":"));
     if (rec->msg_content != NULL || rec->msg_len == 0) {
-        TRY(tm_buf_putc(out, '"'));
+        TRY(bputc(out, '"'));
         TRY(tm_buf_append_base64(out, rec->msg_content, rec->msg_len));
-        TRY(tm_buf_putc(out, '"'));
+        TRY(bputc(out, '"'));
     } else {
-        TRY(PUTS(out, "null"));
+        TRY(BPUTS(out, "null"));
     }
-    TRY(PUTS(out, "}}"));
-    if (enc->opts.schemas)
-        TRY(tm_buf_putc(out, '}'));
-    return 0;
+    TRY(BPUTS(out, "}}"));
+    return enc->opts.schemas ? bputc(out, '}') : 0;
 }
 
 static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
@@ -1634,18 +1778,18 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     if (t == NULL)
         return err;
     bool rows = rec->op != TM_OP_TRUNCATE;
-    TRY(tm_buf_append(out, t->value_head.data, t->value_head.len));
+    TRY(bput(out, t->value_head.data, t->value_head.len));
     TRY(w_row(enc, t, rows ? rec->before : NULL, out));
-    TRY(PUTS(out, ",\"after\":"));
+    TRY(BPUTS(out, ",\"after\":"));
     TRY(w_row(enc, t, rows ? rec->after : NULL, out));
     TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
     char opbuf[] = ",\"transaction\":null,\"op\":\"?\"";
     opbuf[sizeof(opbuf) - 3] = (char)rec->op;
-    TRY(tm_buf_append(out, opbuf, sizeof(opbuf) - 1));
+    TRY(bput(out, opbuf, sizeof(opbuf) - 1));
     TRY(w_envelope_ts(out, rec->proc_us));
-    TRY(tm_buf_putc(out, '}'));
+    TRY(bputc(out, '}'));
     if (enc->opts.schemas)
-        TRY(tm_buf_putc(out, '}'));
+        TRY(bputc(out, '}'));
     return 0;
 }
 
@@ -1662,18 +1806,19 @@ int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t 
 }
 
 #define MSG_KEY_SCHEMA                                                                             \
-    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}]," \
+    "{\"type\":\"struct\",\"fields\":["                                                            \
+    "{\"type\":\"string\",\"optional\":true,\"field\":\"prefix\"}],"                               \
     "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.MessageKey\",\"version\":1}"
 
 static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
 {
     if (rec->op == TM_OP_MESSAGE) {
         if (enc->opts.schemas)
-            TRY(PUTS(out, "{\"schema\":" MSG_KEY_SCHEMA ",\"payload\":"));
-        TRY(PUTS(out, "{\"prefix\":"));
-        TRY(rec->msg_prefix ? w_str(out, rec->msg_prefix) : PUTS(out, "null"));
-        TRY(tm_buf_putc(out, '}'));
-        return enc->opts.schemas ? tm_buf_putc(out, '}') : 0;
+            TRY(BPUTS(out, "{\"schema\":" MSG_KEY_SCHEMA ",\"payload\":"));
+        TRY(BPUTS(out, "{\"prefix\":"));
+        TRY(rec->msg_prefix ? w_str(out, rec->msg_prefix) : BPUTS(out, "null"));
+        TRY(bputc(out, '}'));
+        return enc->opts.schemas ? bputc(out, '}') : 0;
     }
     /* Debezium's truncate events have no key. */
     if (rec->op == TM_OP_TRUNCATE)
@@ -1686,19 +1831,19 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         return err;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     const tm_schema_t *s = t->schema;
-    TRY(tm_buf_append(out, t->key_head.data, t->key_head.len));
-    TRY(tm_buf_putc(out, '{'));
+    TRY(bput(out, t->key_head.data, t->key_head.len));
+    TRY(bputc(out, '{'));
     for (int k = 0; k < t->nkey; k++) {
         int i = t->key_cols[k];
-        TRY(tm_buf_append(out, t->key_names.data + t->key_off[k],
+        TRY(bput(out, t->key_names.data + t->key_off[k],
                           t->key_off[k + 1] - t->key_off[k]));
         if (row == NULL)
-            TRY(PUTS(out, "null"));
+            TRY(BPUTS(out, "null"));
         else
             TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
     }
-    TRY(tm_buf_putc(out, '}'));
-    return enc->opts.schemas ? tm_buf_putc(out, '}') : 0;
+    TRY(bputc(out, '}'));
+    return enc->opts.schemas ? bputc(out, '}') : 0;
 }
 
 int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
@@ -2064,9 +2209,9 @@ static json_t *j_message(tm_dbz_encoder_t *enc, const tm_record_t *rec)
                   "fields", "type", "string", "optional", 1, "field", "prefix", "type", "bytes",
                   "optional", 1, "field", "content", "optional", 0, "name",
                   "io.debezium.connector.postgresql.Message", "version", 1, "field", "message"));
-    json_t *schema = json_pack("{s:s,s:o,s:b,s:s,s:i}", "type", "struct", "fields", fields,
-                               "optional", 0, "name", "io.debezium.connector.postgresql.MessageValue",
-                               "version", 1);
+    json_t *schema =
+        json_pack("{s:s,s:o,s:b,s:s,s:i}", "type", "struct", "fields", fields, "optional", 0,
+                  "name", "io.debezium.connector.postgresql.MessageValue", "version", 1);
     return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
 }
 

@@ -108,7 +108,7 @@ def db(pg, request):
     # The name deliberately leaves out the test's name: slot and publication
     # names derive from it and turn up in tidemark's messages, where a test
     # name such as test_wal_level_... would satisfy the error tests' keyword
-    # checks by accident.  A comment in the server log ties it to the test.
+    # checks by accident.  The database comment (\l+ in psql) names the test.
     name = f"tm{next(_db_counter)}"
     pg.psql(f'CREATE DATABASE "{name}"; COMMENT ON DATABASE "{name}" IS '
             f"'{request.node.nodeid.replace(chr(39), chr(39) * 2)}';")

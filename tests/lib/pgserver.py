@@ -38,7 +38,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 

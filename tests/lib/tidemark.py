@@ -8,13 +8,15 @@ saves its writer.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / "build" / "tidemark"
@@ -37,7 +39,9 @@ POLL_SECONDS = 0.1
 def tidemark_bin() -> Path:
     """The binary under test: $TIDEMARK_BIN, else build/tidemark in this repo."""
     value = os.environ.get("TIDEMARK_BIN")
-    return Path(value) if value else DEFAULT_BIN
+    # Resolved now: the daemon runs with its job directory as the working
+    # directory, where a relative path would point elsewhere.
+    return Path(value).resolve() if value else DEFAULT_BIN
 
 
 class Tidemark:
@@ -52,7 +56,7 @@ class Tidemark:
     def __init__(self, job_sql_text: str, tmpdir: Union[str, Path], bin: Optional[Path] = None):
         self.dir = Path(tmpdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.bin = Path(bin) if bin else tidemark_bin()
+        self.bin = Path(bin).resolve() if bin else tidemark_bin()
         self.job_path = self.dir / "job.sql"
         self.state_dir = self.dir / "state"
         self.stdout_path = self.dir / "stdout.log"
@@ -320,19 +324,12 @@ def row_id(record: dict, column: str = "id"):
     return image.get(column)
 
 
-def ops(records: Iterable[dict]) -> List[str]:
-    return [payload(r)["op"] for r in records]
-
-
 def debezium_decimal(value, scale: int) -> str:
     """Debezium's precise decimal: base64 of the unscaled value, big-endian two's complement.
 
     The byte count is the minimal one that holds the sign bit, as Java's
     BigInteger.toByteArray() gives it: 12.34 at scale 2 -> 1234 -> 04 D2 -> "BNI=".
     """
-    import base64
-    from decimal import Decimal
-
     unscaled = int((Decimal(value) * (Decimal(10) ** scale)).to_integral_exact())
     magnitude_bits = unscaled.bit_length() if unscaled >= 0 else (~unscaled).bit_length()
     raw = unscaled.to_bytes(magnitude_bits // 8 + 1, "big", signed=True)

@@ -362,7 +362,8 @@ static void test_other_types(void)
     s = one_col(TM_T_NUMERIC, -1, TM_SCALE_VARIABLE);
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, true),
                  "{\"type\":\"struct\",\"fields\":[{\"type\":\"int32\",\"optional\":false,"
-                 "\"field\":\"scale\"},{\"type\":\"bytes\",\"optional\":false,\"field\":\"value\"}],"
+                 "\"field\":\"scale\"},{\"type\":\"bytes\",\"optional\":false,"
+                 "\"field\":\"value\"}],"
                  "\"optional\":false,\"name\":\"io.debezium.data.VariableScaleDecimal\","
                  "\"version\":1,\"doc\":\"Variable scaled decimal\",\"field\":\"v\"}");
     tm_schema_unref(s);

@@ -147,7 +147,8 @@ static const char *const fmt_texts[] = {
 
 static const char *const fmt_numerics[] = {
     "0", "1", "-1", "12.34", "-12.34", "0.01", "-0.01", "99999999.99", "-99999999.99",
-    "12.3", "7", "170141183460469231731687303715884105727", "-170141183460469231731687303715884105727",
+    "12.3", "7", "170141183460469231731687303715884105727",
+    "-170141183460469231731687303715884105727",
     "123456789012345678901234567890123456789012345.5", "-0.000000000000000000000000000000000000001",
     "1e3", "NaN", "Infinity", "-Infinity", "0.0000", "-3.14159265358979",
 };
@@ -208,7 +209,8 @@ static inline void fmt_gen_value(fmt_gen_t *g, tm_batch_t *b, const tm_column_t 
         bool dbl = o->decimal_mode == TM_DECIMAL_DOUBLE;
         int k = (int)fmt_range(g, 0, 3);
         if (k == 0) {
-            const char *s = fmt_numerics[fmt_next(g) % (sizeof(fmt_numerics) / sizeof(*fmt_numerics))];
+            size_t nlit = sizeof(fmt_numerics) / sizeof(*fmt_numerics);
+            const char *s = fmt_numerics[fmt_next(g) % nlit];
             /* Keep to what the column holds: its scale, and doubles' 15 digits. */
             bool special = s[0] == 'N' || s[0] == 'I' || s[1] == 'I';
             bool wide = strlen(s) > 20 && !special;

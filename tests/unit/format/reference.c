@@ -111,7 +111,7 @@ static void run_mode(tm_decimal_mode_t dm, tm_time_mode_t tmode, bool schemas,
     fmt_gen_t g = {seed};
     for (int round = 0; round < 2; round++) {
         tm_batch_t *b = tm_batch_new();
-        for (int n = 0; n < 50; n++) {
+        for (int n = 0; n < 40; n++) {
             tm_record_t *r = tm_batch_add(b, s, ops[fmt_next(&g) % 6]);
             fill_record(&g, b, r, s, &o);
             compare(enc, r, false, checked);

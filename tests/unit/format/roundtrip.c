@@ -318,8 +318,19 @@ static void test_declared_matching(void)
     TM_CHECK_INT(rec->schema->nkeys, 1);
     TM_CHECK_INT(rec->src.snapshot, TM_SNAPSHOT_TRUE);
     TM_CHECK_INT(rec->src.ts_us, 5000);
-    /* A second table through the same decoder gets its own schema object. */
     tm_record_t *rec2;
+    /* ISO strings are accepted for dates and zone-less timestamps too. */
+    TM_REQUIRE(decode_str(dec, b,
+                          "{\"op\":\"c\",\"after\":{\"id\":7,\"d\":\"2020-07-17\","
+                          "\"ts6\":\"2020-07-17T18:00:22.5Z\",\"ts3\":\"1969-12-31T23:59:59Z\"}}",
+                          &rec2, err, sizeof(err)) == 0);
+    TM_CHECK_INT(rec2->after->vals[16].u.i64, 18460);
+    TM_CHECK_INT(rec2->after->vals[22].u.i64, INT64_C(1595008822500000));
+    TM_CHECK_INT(rec2->after->vals[21].u.i64, -1000000);
+    TM_CHECK_INT(decode_str(dec, b, "{\"op\":\"c\",\"after\":{\"d\":\"2020-7-17\"}}", &rec2, err,
+                            sizeof(err)),
+                 TM_ECORRUPT);
+    /* A second table through the same decoder gets its own schema object. */
     TM_REQUIRE(decode_str(dec, b,
                           "{\"op\":\"c\",\"after\":{\"id\":6},\"source\":{\"name\":\"kafka\","
                           "\"db\":\"x\",\"schema\":\"y\",\"table\":\"other\"}}",

@@ -201,7 +201,8 @@ static const tm_datum_t *col(const tm_record_t *r, bool after, const char *name)
 static bool col_str(const tm_record_t *r, bool after, const char *name, const char *want)
 {
     const tm_datum_t *d = col(r, after, name);
-    return d != NULL && d->u.var.len == strlen(want) && memcmp(d->u.var.ptr, want, d->u.var.len) == 0;
+    return d != NULL && d->u.var.len == strlen(want) &&
+           memcmp(d->u.var.ptr, want, d->u.var.len) == 0;
 }
 
 static const tm_dbz_opts_t dec_opts = {.connector = "postgresql"};
