@@ -82,6 +82,7 @@ typedef struct stream {
     uint64_t partial_lsn;     /* invariant 2 */
     uint64_t partial_count;   /* invariant 2 */
     uint64_t prev_commit_end; /* Debezium sequence[0] */
+    bool untokened;           /* records were emitted after the last token (see seal) */
     uint64_t flush_sent;
     int64_t last_status_us;
     int64_t last_heartbeat_us;
@@ -106,17 +107,33 @@ static int outq_push(tm_source_t *src, tm_batch_t *batch, tm_schema_t *schema)
     return 0;
 }
 
-/* Seals the current batch: it gets its ack token and joins the queue. */
+/*
+ * Seals the current batch: it gets its ack token and joins the queue.
+ *
+ * A batch that ends inside a transaction carries no new token, and the
+ * Commit may then arrive with nothing after it.  The records already
+ * emitted are acknowledged only through a later token, so in that case an
+ * empty batch carries the transaction's end LSN: without it, "everything
+ * emitted is acknowledged" could not be told from "the last token is
+ * acknowledged", and the caught-up rule would confirm WAL whose records the
+ * sinks had not yet made durable.
+ */
 static int seal(stream_t *st)
 {
     tm_source_t *src = st->src;
     tm_batch_t *b = src->cur;
-    if (b == NULL || b->count == 0)
+    bool empty = b == NULL || b->count == 0;
+    if (empty && !(st->untokened && st->done_end > src->sealed_token))
         return 0;
+    if (b == NULL && (b = tm_batch_new()) == NULL)
+        return TM_ENOMEM;
     src->cur = NULL;
     if (st->done_end > src->sealed_token) {
         b->ack_token = st->done_end;
         src->sealed_token = st->done_end;
+        st->untokened = false;
+    } else {
+        st->untokened = true;
     }
     tm_source_count(st->ctx, b->count, 0);
     int rc = outq_push(src, b, NULL);
@@ -165,7 +182,7 @@ static bool caught_up(const stream_t *st, uint64_t acked)
     const tm_source_t *src = st->src;
     return !st->tx.active && st->replay == NULL && src->outq_len == 0 &&
            (src->cur == NULL || src->cur->count == 0) && tm_pg_txbuf_count(st->txbuf) == 0 &&
-           acked >= src->sealed_token && !src->marker_pending;
+           !st->untokened && acked >= src->sealed_token && !src->marker_pending;
 }
 
 static int send_status(stream_t *st, bool force)
@@ -424,6 +441,18 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
     bool transactional = (msg->u.message.flags & TM_PG_MESSAGE_TRANSACTIONAL) != 0;
     if (transactional && change_skipped(st))
         return 0;
+    if (!transactional && !st->tx.active) {
+        /*
+         * A non-transactional message has no commit: its own position is the
+         * token that acknowledges it, and a resent copy (after a reconnect)
+         * lies below it.
+         */
+        if (lsn < st->done_end)
+            return 0;
+        if (strcmp(msg->u.message.prefix, TM_PG_HEARTBEAT_PREFIX) == 0)
+            return 0;
+        st->done_end = lsn + 1;
+    }
     if (strcmp(msg->u.message.prefix, TM_PG_HEARTBEAT_PREFIX) == 0)
         return 0;
     if (src->msg_schema == NULL) {
@@ -827,6 +856,26 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
     }
 }
 
+/*
+ * On a graceful stop the sinks still flush what they were handed.  Waiting
+ * (bounded) for those acknowledgements lets the final status update, and
+ * snapshot.done, cover everything emitted, so a restart resends nothing.
+ */
+static void drain_acks(stream_t *st, int64_t max_ms)
+{
+    tm_source_t *src = st->src;
+    int64_t until = tm_pg_mono_us() + max_ms * 1000;
+    char err[256];
+    while (tm_pg_mono_us() < until) {
+        tm_pg_marker_check(src, st->ctx, err, sizeof(err));
+        if (!src->marker_pending && tm_source_acked(st->ctx) >= src->sealed_token)
+            return;
+        if (src->repl != NULL && PQstatus(src->repl) == CONNECTION_OK)
+            send_status(st, false);
+        usleep(20000);
+    }
+}
+
 int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
     stream_t *st = calloc(1, sizeof(*st));
@@ -861,6 +910,7 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         rc = stream_loop(st, errstr, errstr_size);
     }
     if (rc == 0 || rc == TM_ESTOPPED) {
+        drain_acks(st, 5000);
         /* A last word, so the slot reflects everything acknowledged so far. */
         if (src->repl != NULL && PQstatus(src->repl) == CONNECTION_OK) {
             send_status(st, true);

@@ -1014,8 +1014,8 @@ static const src_field_t pg_source_fields[] = {
 
 /*
  * MySQL's source block.  tm_source_info_t has no binlog coordinates yet, so
- * the encoder writes neutral values for them; a MySQL source fills them once
- * it exists (see enc_source_mysql_tail).
+ * the encoder writes neutral values for them (w_mysql_source_tail); once a
+ * MySQL source fills them, they move from that cached tail into w_source().
  */
 static const src_field_t mysql_source_fields[] = {
     {"version", "string", false}, {"connector", "string", false}, {"name", "string", false},
@@ -1068,7 +1068,6 @@ struct tm_dbz_encoder {
     unsigned ntables;
     tm_buf_t source_schema; /* the source field of the envelope schema, constant */
     tm_buf_t scratch;
-    tm_buf_t scratch2;
 };
 
 static void enc_table_free(enc_table_t *t)
@@ -1198,6 +1197,18 @@ static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schem
     return tm_buf_putc(out, '}');
 }
 
+/*
+ * MySQL's source fields after the common ones.  The binlog coordinates are
+ * constants until tm_source_info_t carries them (see mysql_source_fields).
+ */
+static int w_mysql_source_tail(tm_buf_t *out, const char *table)
+{
+    TRY(PUTS(out, ",\"table\":"));
+    TRY(w_str(out, table));
+    return PUTS(out, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,\"row\":0,"
+                     "\"thread\":null,\"query\":null}");
+}
+
 static const src_field_t *source_fields(int kind)
 {
     return kind == TM__DBZ_MYSQL ? mysql_source_fields : pg_source_fields;
@@ -1311,10 +1322,7 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     TRY(w_str(&t->src_db, s->db));
     TRY(PUTS(&t->src_db, ",\"sequence\":"));
     if (enc->kind == TM__DBZ_MYSQL) {
-        TRY(PUTS(&t->src_tail, ",\"table\":"));
-        TRY(w_str(&t->src_tail, s->table));
-        TRY(PUTS(&t->src_tail, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
-                               "\"row\":0,\"thread\":null,\"query\":null}"));
+        TRY(w_mysql_source_tail(&t->src_tail, s->table));
     } else {
         TRY(PUTS(&t->src_tail, ",\"schema\":"));
         TRY(w_str(&t->src_tail, s->namespace));
@@ -1391,7 +1399,6 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
     enc_cache_clear(enc);
     tm_buf_release(&enc->source_schema);
     tm_buf_release(&enc->scratch);
-    tm_buf_release(&enc->scratch2);
     free(enc->connector);
     free(enc->version);
     free(enc);
@@ -1574,7 +1581,7 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return w_unavailable(&enc->opts, col, desc, out);
-    char tmp[TM__DBZ_ZONED_MAX];
+    char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
     switch (col->type) {
     case TM_T_BOOL:
@@ -1597,15 +1604,16 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
         return bputc(out, '"');
     case TM_T_TIME:
     case TM_T_TIMESTAMP:
-        return bput_i64(out, desc->wire == TM_DBZ_W_MS
-                                          ? tm__dbz_floordiv(d->u.i64, 1000)
-                                          : d->u.i64);
+        return bput_i64(out, desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000)
+                                                       : d->u.i64);
     case TM_T_TIMETZ:
-        n = tm__dbz_fmt_zoned_time(d->u.i64, tmp);
-        return tm_buf_append_json_str(out, tmp, n);
     case TM_T_TIMESTAMPTZ:
-        n = tm__dbz_fmt_zoned_ts(d->u.i64, tmp);
-        return tm_buf_append_json_str(out, tmp, n);
+        /* ISO text never needs escaping: quote it and copy. */
+        tmp[0] = '"';
+        n = col->type == TM_T_TIMETZ ? tm__dbz_fmt_zoned_time(d->u.i64, tmp + 1)
+                                     : tm__dbz_fmt_zoned_ts(d->u.i64, tmp + 1);
+        tmp[n + 1] = '"';
+        return bput(out, tmp, n + 2);
     case TM_T_ARRAY:
         /* The source already rendered the array as JSON in Debezium's element forms. */
         if (d->u.var.len == 0)
@@ -1720,8 +1728,7 @@ static int message_source_pieces(tm_dbz_encoder_t *enc, const tm_schema_t *s, tm
     TRY(w_str(db, s ? s->db : NULL));
     TRY(PUTS(db, ",\"sequence\":"));
     if (enc->kind == TM__DBZ_MYSQL)
-        return PUTS(tail, ",\"table\":\"\",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,"
-                          "\"row\":0,\"thread\":null,\"query\":null}");
+        return w_mysql_source_tail(tail, NULL);
     return PUTS(tail, ",\"schema\":\"\",\"table\":\"\",\"txId\":");
 }
 

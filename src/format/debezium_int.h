@@ -139,8 +139,9 @@ int tm__dbz_numeric_text(const tm_datum_t *d, int32_t target_scale, tm_buf_t *ou
 int tm__dbz_bytes_to_text(const uint8_t *b, size_t n, int32_t scale, tm_buf_t *out);
 
 /*
- * Appends `part` segments joined by '.', skipping NULL ones: the
- * "<prefix>.<schema>.<table>" stem of Debezium's schema names.
+ * Appends "<source_name>.<namespace>.<table>" — the stem of Debezium's record
+ * schema names (…Value, …Key, …Envelope) — skipping NULL parts.  Without a
+ * namespace (MySQL) the db takes its place, as in Debezium's MySQL topics.
  */
 int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema);
 

@@ -161,7 +161,7 @@ static void pipeline_fail(tm_pipeline_t *p, int rc, const char *who, const char 
     pthread_mutex_lock(&p->err_lock);
     if (p->first_rc == 0) {
         p->first_rc = rc;
-        snprintf(p->first_err, sizeof(p->first_err), "%s: %s", who, msg);
+        snprintf(p->first_err, sizeof(p->first_err), "%.100s: %.900s", who, msg);
     }
     pthread_mutex_unlock(&p->err_lock);
     atomic_store(&p->stop, true);
