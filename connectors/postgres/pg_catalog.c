@@ -333,6 +333,24 @@ int tm_pg_rel_install(tm_source_t *src, uint32_t relid, char replident, tm_schem
         }
         schema->version = rel->schema->version + 1;
         *changed = true;
+        for (int i = 0; i < schema->ncols && i < rel->schema->ncols; i++) {
+            const tm_column_t *x = &rel->schema->cols[i], *y = &schema->cols[i];
+            if (strcmp(x->name, y->name) != 0 || x->type != y->type ||
+                x->precision != y->precision || x->scale != y->scale ||
+                x->nullable != y->nullable || x->key_index != y->key_index ||
+                x->type_oid != y->type_oid || x->typmod != y->typmod ||
+                x->elem_type != y->elem_type || strcmp(x->db_type, y->db_type) != 0 ||
+                (x->enum_values == NULL) != (y->enum_values == NULL) ||
+                (x->enum_values && strcmp(x->enum_values, y->enum_values) != 0)) {
+                TM_DEBUG(TM_PG_COMP, "column changed",
+                         "relid=%" PRIu32 " column=%s type=%s/%s oid=%" PRIu32 "/%" PRIu32
+                         " typmod=%d/%d nullable=%d/%d key=%d/%d db_type=%s/%s",
+                         relid, y->name, tm_type_name(x->type), tm_type_name(y->type),
+                         x->type_oid, y->type_oid, x->typmod, y->typmod, x->nullable,
+                         y->nullable, x->key_index, y->key_index, x->db_type, y->db_type);
+                break;
+            }
+        }
         tm_schema_unref(rel->schema);
     }
     rel->schema = schema;

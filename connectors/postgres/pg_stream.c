@@ -396,7 +396,7 @@ static int on_change(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *e
         (rc = tm_pg_tuple_to_row(b, rel, &msg->u.change.newtup, &rec->after, errstr,
                                  errstr_size)) != 0)
         return rc;
-    if (rec->before != NULL && rec->after != NULL) {
+    if (msg->u.change.old_kind == 'O' && rec->after != NULL) {
         /*
          * An unchanged TOASTed value is, by definition, the old one: with
          * REPLICA IDENTITY FULL the old row carries it, so use it.

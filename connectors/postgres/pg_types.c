@@ -238,7 +238,13 @@ int tm_pg_typecache_note_name(tm_pg_typecache_t *tc, uint32_t oid, const char *n
     tm_pg_typeinfo_t *t = cache_slot(tc, oid);
     if (t == NULL)
         return TM_ENOMEM;
-    /* A Type message only names the type; typtype stays 0 until the catalog says more. */
+    /*
+     * A Type message names the *base* type of a domain (pgoutput resolves it
+     * with getBaseType), so it never overrides what the catalog said; it only
+     * names a type the catalog has not been asked about (typtype stays 0).
+     */
+    if (t->typtype != 0)
+        return 0;
     char *n = strdup(name), *ns = strdup(nspname);
     if (n == NULL || ns == NULL) {
         free(n);

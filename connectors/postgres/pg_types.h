@@ -99,7 +99,10 @@ tm_pg_typecache_t *tm_pg_typecache_new(void);
 tm_pg_typecache_t *tm_pg_typecache_free(tm_pg_typecache_t *tc);
 /* Copies *info (deep) into the cache, replacing an entry with the same oid. */
 int tm_pg_typecache_put(tm_pg_typecache_t *tc, const tm_pg_typeinfo_t *info);
-/* Records a Type message's names for an oid (kept if the catalog lookup fails). */
+/*
+ * Records a Type message's names for an oid not yet learnt from the catalog
+ * (kept if the catalog lookup fails); never overrides a catalog entry.
+ */
 int tm_pg_typecache_note_name(tm_pg_typecache_t *tc, uint32_t oid, const char *nspname,
                               const char *name);
 const tm_pg_typeinfo_t *tm_pg_typecache_get(const tm_pg_typecache_t *tc, uint32_t oid);

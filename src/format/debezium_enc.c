@@ -1417,6 +1417,9 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
  */
 static inline int bput(tm_buf_t *b, const void *p, size_t n)
 {
+    /* Empty pieces (an unused cached part) may be NULL: memcpy must not see them. */
+    if (n == 0)
+        return 0;
     if (b->len + n >= b->cap && tm_buf_reserve(b, n) != 0)
         return TM_ENOMEM;
     memcpy(b->data + b->len, p, n);

@@ -329,6 +329,10 @@ static void test_describe(void)
     /* A Type message alone (no catalog row yet) still needs a lookup. */
     TM_CHECK(tm_pg_typecache_note_name(tc, 16500, "public", "later") == 0);
     TM_CHECK(tm_pg_type_missing(tc, 16500) == 16500);
+    /* A Type message names a domain's base type; the catalog's name wins. */
+    TM_CHECK(tm_pg_typecache_note_name(tc, 16410, "pg_catalog", "numeric") == 0);
+    TM_REQUIRE(tm_pg_column_describe(tc, 16410, -1, c, &ct) == 0);
+    TM_CHECK_STR(c->db_type, "price");
     tm_pg_typecache_free(tc);
     tm_schema_unref(s);
 }
