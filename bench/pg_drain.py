@@ -12,7 +12,7 @@ slots therefore hold exactly the same changes.  Then, one after the other:
 It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's peak
 RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
 
-    bench/pg_drain.py [--events 1000000] [--txn-rows 1000]
+    bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--no-schemas] [--perf FILE]
 """
 import argparse
 import os
@@ -104,6 +104,10 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--txn-rows", type=int, default=1000)
     ap.add_argument("--tidemark", default=str(REPO / "build" / "tidemark"))
+    ap.add_argument("--no-schemas", action="store_true",
+                    help="write payloads only (schemas = false), as Flink's debezium-json reads them")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tm-bench-"))
@@ -137,12 +141,17 @@ def main() -> int:
 CREATE TABLE bench () WITH (connector = 'postgres-cdc',
   dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
   tables = 'public.bench', slot = 'bench_b', publication = 'bench_pub', snapshot = 'never');
-CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json');
+CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
+  schemas = {'false' if args.no_schemas else 'true'});
 INSERT INTO out SELECT * FROM bench;
 """)
         log = open(tmp / "tidemark.log", "wb")
         t0 = time.monotonic()
-        proc = subprocess.Popen([args.tidemark, "run", str(job), "--state-dir", str(tmp / "st")],
+        cmd = [args.tidemark, "run", str(job), "--state-dir", str(tmp / "st")]
+        if args.perf:
+            cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf,
+                   "--"] + cmd
+        proc = subprocess.Popen(cmd,
                                 stdout=subprocess.DEVNULL, stderr=log)
         state: dict = {}
         rss = -1
@@ -158,7 +167,10 @@ INSERT INTO out SELECT * FROM bench;
             time.sleep(0.02)
         t_tm = time.monotonic() - t0
         rss = max(rss, peak_rss_kib(proc.pid))
-        proc.terminate()
+        if args.perf:
+            subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
+        else:
+            proc.terminate()
         proc.wait(timeout=60)
 
         r_recv = args.events / t_recv
@@ -168,6 +180,9 @@ INSERT INTO out SELECT * FROM bench;
         print(f"tidemark (pgoutput → Debezium JSON file, fsync): {t_tm:.2f}s  {r_tm:,.0f} events/s")
         print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
         print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")
+        nbytes = sum(f.stat().st_size for f in out.glob("*.jsonl"))
+        print(f"tidemark output: {nbytes / args.events:.0f} bytes/event "
+              f"(schemas {'off' if args.no_schemas else 'on'})")
         return 0
     finally:
         pg.stop()

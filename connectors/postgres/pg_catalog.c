@@ -285,9 +285,11 @@ bool tm_pg_wanted(const tm_source_t *src, const char *nspname, const char *relna
 
 static bool same_shape(const tm_schema_t *a, const tm_schema_t *b)
 {
-    if (!tm_schema_equal_shape(a, b) || a->full_identity != b->full_identity || a->ncols != b->ncols)
+    if (!tm_schema_equal_shape(a, b) || a->full_identity != b->full_identity ||
+        a->ncols != b->ncols)
         return false;
-    if ((a->namespace == NULL) != (b->namespace == NULL) || (a->table == NULL) != (b->table == NULL))
+    if ((a->namespace == NULL) != (b->namespace == NULL) ||
+        (a->table == NULL) != (b->table == NULL))
         return false;
     if (a->namespace && strcmp(a->namespace, b->namespace) != 0)
         return false;

@@ -884,7 +884,8 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
     st->src = src;
     st->ctx = ctx;
     /* Streaming (protocol 2) and messages arrived in PostgreSQL 14. */
-    st->proto = src->streaming && (src->server_version == 0 || src->server_version >= 140000) ? 2 : 1;
+    bool v14 = src->server_version == 0 || src->server_version >= 140000;
+    st->proto = src->streaming && v14 ? 2 : 1;
     int rc = 0;
     char *spill = NULL;
     if (src->types == NULL && (src->types = tm_pg_typecache_new()) == NULL)

@@ -980,7 +980,8 @@ static int parse_bytea(tm_batch_t *batch, const char *s, size_t len, tm_datum_t 
                 i += 2;
             } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
                        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-                out[n++] = (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+                out[n++] =
+                    (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
                 i += 4;
             } else {
                 return TM_EPROTO;

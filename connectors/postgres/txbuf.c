@@ -375,7 +375,8 @@ int tm_pg_txreplay_next(tm_pg_txreplay_t *rp, uint32_t *subxid, uint64_t *lsn,
             return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                              "spill file %s ends inside a record", rp->path);
         uint32_t sx = tm_pg_get_u32(hdr + 4);
-        bool catalog = rlen > 0 && (rp->buf[0] == TM_PG_MSG_RELATION || rp->buf[0] == TM_PG_MSG_TYPE);
+        bool catalog =
+            rlen > 0 && (rp->buf[0] == TM_PG_MSG_RELATION || rp->buf[0] == TM_PG_MSG_TYPE);
         if (!catalog && is_aborted(rp, sx))
             continue;
         *subxid = sx;
