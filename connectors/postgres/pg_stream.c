@@ -688,13 +688,19 @@ static void copy_error(PGconn *conn, char *buf, size_t buflen, bool *fatal)
     snprintf(buf, buflen, "%s", PQerrorMessage(conn));
     *fatal = false;
     PGresult *res;
-    while ((res = PQgetResult(conn)) != NULL) {
-        if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+    /*
+     * After the server's CopyDone libpq stays in COPY IN state and keeps
+     * returning that result; a bounded loop reads any error and stops there.
+     */
+    for (int i = 0; i < 8 && (res = PQgetResult(conn)) != NULL; i++) {
+        ExecStatusType status = PQresultStatus(res);
+        if (status == PGRES_FATAL_ERROR) {
             snprintf(buf, buflen, "%s", PQresultErrorMessage(res));
             *fatal = fatal_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
         }
         PQclear(res);
-        if (PQstatus(conn) != CONNECTION_OK)
+        if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH ||
+            PQstatus(conn) != CONNECTION_OK)
             break;
     }
     buf[strcspn(buf, "\n")] = '\0';
@@ -799,8 +805,15 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
             continue;
         }
         if (st->replay != NULL) {
-            if ((rc = replay_some(st, errstr, errstr_size)) != 0)
+            rc = replay_some(st, errstr, errstr_size);
+            if (rc == TM_ECONN) {
+                /* A catalog lookup failed: the server resends the transaction after a reconnect. */
+                snprintf(why, sizeof(why), "%s", errstr);
+                if ((rc = reconnect(st, why, errstr, errstr_size)) != 0)
+                    return rc;
+            } else if (rc != 0) {
                 return rc;
+            }
             continue;
         }
         int r = 0;

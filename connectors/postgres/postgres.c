@@ -736,7 +736,15 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
     int rc = 0;
     if (!exists) {
         char *targets = publication_targets(src, NULL);
-        char *sql = targets ? xasprintf("CREATE PUBLICATION %s FOR %s", qpub, targets) : NULL;
+        /*
+         * Changes of a partition are published under the partitioned table's
+         * name, which is the one the user listed (PostgreSQL 13 and later).
+         */
+        char *sql = targets ? xasprintf("CREATE PUBLICATION %s FOR %s%s", qpub, targets,
+                                        src->server_version >= 130000
+                                            ? " WITH (publish_via_partition_root = true)"
+                                            : "")
+                            : NULL;
         if (sql == NULL) {
             rc = TM_ENOMEM;
         } else if (!src->create) {
@@ -1154,7 +1162,9 @@ static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, s
 {
     int rc = 0;
     if (src->do_snapshot) {
-        tm_source_set_ready(ctx, true);
+        /* Ready means streaming; a bounded initial_only job is ready while it reads. */
+        if (!src->slot_for_streaming)
+            tm_source_set_ready(ctx, true);
         rc = tm_pg_snapshot_run(src, ctx, errstr, errstr_size);
         if (rc != 0)
             return rc == TM_ESTOPPED ? 0 : rc;
