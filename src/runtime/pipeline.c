@@ -42,6 +42,8 @@ struct tm_source_ctx {
     /* Fan-out progress of a batch that got TM_EAGAIN half way. */
     tm_batch_t *pending;
     int pending_next;
+    tm_schema_t *pending_schema;
+    int pending_schema_next;
     uint64_t last_token;
     uint64_t sync_seq;
     _Atomic bool ready;
@@ -219,18 +221,27 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout_ms)
 {
     tm_pipeline_t *p = ctx->p;
-    for (int i = 0; i < ctx->nedges; i++) {
-        tm_edge_t *e = &p->edges[ctx->edges[i]];
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    /* Like tm_source_emit(): a retry resumes at the first queue not yet served. */
+    if (ctx->pending_schema != schema) {
+        ctx->pending_schema = schema;
+        ctx->pending_schema_next = 0;
+    }
+    while (ctx->pending_schema_next < ctx->nedges) {
+        tm_edge_t *e = &p->edges[ctx->edges[ctx->pending_schema_next]];
         tm_event_t ev = {.kind = TM_EV_SCHEMA_CHANGE, .producer = e->slot};
         ev.u.schema = tm_schema_ref(schema);
-        int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-        while (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) != 0) {
-            if (atomic_load(&p->stop) || (timeout_ms >= 0 && now_ms() >= deadline)) {
-                tm_schema_unref(schema);
-                return atomic_load(&p->stop) ? TM_ESTOPPED : TM_EAGAIN;
-            }
+        if (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) == 0) {
+            ctx->pending_schema_next++;
+            continue;
         }
+        tm_schema_unref(schema);
+        if (atomic_load(&p->stop))
+            return TM_ESTOPPED;
+        if (timeout_ms >= 0 && now_ms() >= deadline)
+            return TM_EAGAIN;
     }
+    ctx->pending_schema = NULL;
     return 0;
 }
 
