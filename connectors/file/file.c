@@ -17,6 +17,7 @@
  * Thread: sink thread (write/flush), main thread (new/open/free).
  */
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "file/jsonl.h"
 #include "runtime/connector.h"
@@ -63,23 +64,6 @@ static const tm_option_def_t stdout_options[] = {
     TM_JSONL_OPTIONS,
     {NULL, 0, false, NULL, NULL, NULL},
 };
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 static void file_sink_free(tm_sink_t *s)
 {
@@ -137,7 +121,7 @@ static int file_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
 {
     if (s->to_stdout)
         return 0;
-    if (mkdir_p(s->dir) != 0)
+    if (tm_mkdir_p(s->dir, 0755) != 0)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "file sink '%s': cannot create directory %s (%s); check 'path' and its "
                          "permissions",

@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Strips libpq's trailing newline(s) into a static-free copy in buf. */
-static const char *pqmsg(const char *m, char *buf, size_t buflen)
+const char *tm_pg_msg(const char *m, char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "%s", m != NULL ? m : "");
     size_t n = strlen(buf);
@@ -51,7 +51,7 @@ int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr
         int rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                            "option 'dsn' (%s) is not a valid libpq connection string: %s; use "
                            "'host=… port=… dbname=… user=…' or a postgresql:// URI",
-                           src->dsn_masked, perr ? pqmsg(perr, mbuf, sizeof(mbuf)) : "no memory");
+                           src->dsn_masked, perr ? tm_pg_msg(perr, mbuf, sizeof(mbuf)) : "no memory");
         PQfreemem(perr);
         return rc;
     }
@@ -113,7 +113,7 @@ int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr
     if (conn == NULL)
         return TM_ENOMEM;
     if (PQstatus(conn) != CONNECTION_OK) {
-        const char *m = pqmsg(PQerrorMessage(conn), mbuf, sizeof(mbuf));
+        const char *m = tm_pg_msg(PQerrorMessage(conn), mbuf, sizeof(mbuf));
         int rc;
         if (strstr(m, "password") != NULL || strstr(m, "authentication") != NULL)
             rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
@@ -159,7 +159,7 @@ int tm_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
     int rc = 0;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = tm_seterr(errstr, errstr_size, TM_ESOURCE, "PostgreSQL rejected \"%.200s\": %s", sql,
-                       pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                       tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
     PQclear(res);
     return rc;
 }
@@ -216,7 +216,7 @@ static int load_type(tm_source_t *src, uint32_t oid, char *errstr, size_t errstr
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONN, "cannot look up type %" PRIu32 ": %s", oid,
-                       pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                       tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
         PQclear(res);
         return rc;
     }
@@ -431,7 +431,7 @@ static int attrs_info(tm_source_t *src, uint32_t relid, attinfo_t **out, int *n,
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONN,
                        "cannot read the columns of relation %" PRIu32 ": %s", relid,
-                       pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                       tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
         PQclear(res);
         return rc;
     }
@@ -578,7 +578,7 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = tm_seterr(errstr, errstr_size, TM_ESOURCE, "cannot read the columns of %s.%s: %s",
                        t->nspname, t->relname,
-                       pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                       tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
         PQclear(res);
         return rc;
     }

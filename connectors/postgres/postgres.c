@@ -35,6 +35,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -108,18 +109,6 @@ static char *xasprintf(const char *fmt, ...)
         out = NULL;
     va_end(ap);
     return out;
-}
-
-static const char *pqmsg(const char *m, char *buf, size_t buflen)
-{
-    snprintf(buf, buflen, "%s", m != NULL ? m : "");
-    size_t n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    for (char *p = buf; *p; p++)
-        if (*p == '\n')
-            *p = ' ';
-    return buf;
 }
 
 /*
@@ -351,34 +340,10 @@ fail:
 static int write_file_atomic(const char *dir, const char *name, const char *content,
                              char *errstr, size_t errstr_size)
 {
-    char *tmp = xasprintf("%s/%s.tmp", dir, name), *path = xasprintf("%s/%s", dir, name);
-    int rc = 0;
-    if (tmp == NULL || path == NULL) {
-        rc = TM_ENOMEM;
-        goto out;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        rc = tm_seterr(errstr, errstr_size, TM_EIO, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    bool ok = fputs(content, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        rc = tm_seterr(errstr, errstr_size, TM_EIO, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    /* The rename is durable only once the directory entry is. */
-    FILE *d = fopen(dir, "r");
-    if (d != NULL) {
-        fsync(fileno(d));
-        fclose(d);
-    }
-out:
-    free(tmp);
-    free(path);
-    return rc;
+    if (tm_write_file_atomic(dir, name, content, strlen(content)) != 0)
+        return tm_seterr(errstr, errstr_size, TM_EIO, "cannot write %s/%s: %s", dir, name,
+                         strerror(errno));
+    return 0;
 }
 
 /* Reads the first line of <state>/<name> into buf; false if absent. */
@@ -433,23 +398,6 @@ static int remove_state(const tm_source_t *src, const char *name)
     return 0;
 }
 
-static int mkdirs(const char *dir)
-{
-    char *tmp = strdup(dir);
-    if (tmp == NULL)
-        return TM_ENOMEM;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        mkdir(tmp, 0700);
-        *p = '/';
-    }
-    int rc = (mkdir(tmp, 0700) != 0 && errno != EEXIST) ? TM_EIO : 0;
-    free(tmp);
-    return rc;
-}
-
 /* ---- source_open: checks ---- */
 
 static PGresult *query(PGconn *conn, const char *sql, int nparams, const char *const *params)
@@ -461,7 +409,7 @@ static int query_failed(PGresult *res, const char *what, char *errstr, size_t er
 {
     char mbuf[512];
     int rc = tm_seterr(errstr, errstr_size, TM_ESOURCE, "cannot %s: %s", what,
-                       pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                       tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
     PQclear(res);
     return rc;
 }
@@ -761,7 +709,7 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
                                "IN SCHEMA), or an administrator can create it and you set "
                                "create = false",
                                src->publication, sql,
-                               pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                               tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
             else
                 TM_INFO(TM_PG_COMP, "created publication", "source=%s publication=%s",
                         src->name, src->publication);
@@ -836,7 +784,7 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
                                "own the publication and the tables, or an administrator can "
                                "run that statement",
                                src->publication, sql,
-                               pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                               tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
             else
                 TM_INFO(TM_PG_COMP, "added tables to publication", "source=%s publication=%s",
                         src->name, src->publication);
@@ -961,7 +909,7 @@ static int create_slot(tm_source_t *src, bool export, char *errstr, size_t errst
     PGresult *res = PQexec(src->repl, sql);
     free(sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *m = pqmsg(PQresultErrorMessage(res), mbuf, sizeof(mbuf));
+        const char *m = tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf));
         int rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
                            "cannot create replication slot '%s': %s%s", src->slot, m,
                            strstr(m, "max_replication_slots")
@@ -1114,7 +1062,7 @@ static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     int rc;
     bool need_repl = src->snapmode != TM_PG_SNAP_INITIAL_ONLY;
-    if ((rc = mkdirs(src->state_dir)) != 0)
+    if ((rc = tm_mkdir_p(src->state_dir, 0700)) != 0)
         return tm_seterr(errstr, errstr_size, TM_EIO, "cannot create state directory %s: %s",
                          src->state_dir, strerror(errno));
     if ((rc = tm_pg_connect(src, false, &src->conn, errstr, errstr_size)) != 0)

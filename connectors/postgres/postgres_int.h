@@ -119,6 +119,12 @@ struct tm_source {
 /* ---- pg_catalog.c ---- */
 
 /*
+ * Copies a libpq message into buf without its trailing newline and with inner
+ * newlines folded, so it reads well on one log line.  Returns buf.
+ */
+const char *tm_pg_msg(const char *m, char *buf, size_t buflen);
+
+/*
  * Connects with the DSN plus TM_PG_SESSION_OPTIONS (and replication=database
  * when `replication`).  On failure returns TM_ESOURCE or TM_ECONN with libpq's
  * message, the masked DSN and what to do.

@@ -16,6 +16,7 @@
 #include "postgres/txbuf.h"
 
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "postgres/pgoutput.h"
 
 #include <dirent.h>
@@ -65,26 +66,6 @@ static char *spill_path(const char *dir, uint32_t xid)
     return p;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char *tmp = strdup(dir);
-    if (tmp == NULL)
-        return TM_ENOMEM;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-            free(tmp);
-            return TM_EIO;
-        }
-        *p = '/';
-    }
-    int rc = (mkdir(tmp, 0700) != 0 && errno != EEXIST) ? TM_EIO : 0;
-    free(tmp);
-    return rc;
-}
-
 static int remove_spills(const char *dir, char *errstr, size_t errstr_size)
 {
     DIR *d = opendir(dir);
@@ -116,7 +97,7 @@ static int remove_spills(const char *dir, char *errstr, size_t errstr_size)
 int tm_pg_txbuf_new(tm_pg_txbuf_t **out, const char *dir, char *errstr, size_t errstr_size)
 {
     *out = NULL;
-    if (mkdir_p(dir) != 0)
+    if (tm_mkdir_p(dir, 0700) != 0)
         return tm_seterr(errstr, errstr_size, TM_EIO, "cannot create spill directory %s: %s",
                          dir, strerror(errno));
     int rc = remove_spills(dir, errstr, errstr_size);

@@ -15,6 +15,7 @@
  */
 #include "daemon/cli.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "runtime/pipeline.h"
 #include "sql/job.h"
@@ -57,23 +58,6 @@ static void usage(FILE *f)
             "            3 source error that cannot be retried.\n"
             "Documentation: docs/ in the source tree; start with README.md.\n",
             TM_VERSION);
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
 }
 
 /* ---- explain ---- */
@@ -220,7 +204,7 @@ static int cmd_run(const char *path, const char *state_dir)
     const char *lvl = tm_opt_str(job->settings, "log_level");
     if (tm_opt_isset(job->settings, "log_level"))
         tm_log_set_level(lvl);
-    if (mkdir_p(state_dir) != 0) {
+    if (tm_mkdir_p(state_dir, 0750) != 0) {
         fprintf(stderr, "tidemark: cannot create state directory %s (%s); pass --state-dir\n",
                 state_dir, strerror(errno));
         tm_job_free(job);

@@ -1,0 +1,87 @@
+/*
+ * fsutil.c — crash-safe file-system helpers (see fsutil.h).
+ */
+#include "core/fsutil.h"
+#include "core/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tm_mkdir_p(const char *path, mode_t mode)
+{
+    char *tmp = strdup(path);
+    if (tmp == NULL)
+        return TM_ENOMEM;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
+            free(tmp);
+            return TM_EIO;
+        }
+        *p = '/';
+    }
+    int rc = (mkdir(tmp, mode) != 0 && errno != EEXIST) ? TM_EIO : 0;
+    free(tmp);
+    return rc;
+}
+
+int tm_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return TM_EIO;
+    int rc = fsync(fd) == 0 ? 0 : TM_EIO;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int tm_write_file_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[4096], path[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= sizeof(tmp) ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return TM_EIO;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return TM_EIO;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto fail;
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) != 0)
+        goto fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto fail;
+    /* The rename is durable only once the directory entry is. */
+    return tm_fsync_dir(dir);
+fail:;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    errno = saved;
+    return TM_EIO;
+}

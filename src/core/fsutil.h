@@ -1,0 +1,25 @@
+/*
+ * fsutil.h — small file-system helpers with crash-safe semantics.
+ *
+ * Return 0 or a negative TM_E* code; errno is left as the failing call set it,
+ * so callers can name the reason in their own message.
+ * Thread: any.
+ */
+#ifndef TM_CORE_FSUTIL_H
+#define TM_CORE_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p: creates every missing component of path with `mode`. */
+int tm_mkdir_p(const char *path, mode_t mode);
+/* fsync()s a directory, which makes the entries created or renamed in it durable. */
+int tm_fsync_dir(const char *dir);
+/*
+ * Replaces dir/name with data atomically and durably: write dir/name.tmp,
+ * fsync it, rename it over dir/name, fsync dir.  After a crash the file holds
+ * either the old content or the new one, never a mix.
+ */
+int tm_write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+
+#endif
