@@ -12,12 +12,13 @@ slots therefore hold exactly the same changes.  Then, one after the other:
 It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's peak
 RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
 
-    bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--no-schemas] [--perf FILE]
+    bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--no-schemas] [--perf FILE]
 """
 import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,10 +100,57 @@ def peak_rss_kib(pid: int) -> int:
     return -1
 
 
+def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path) -> tuple:
+    """Runs tidemark on `slot` until every change is a line on disk.
+
+    Returns (seconds, peak RSS KiB, output bytes)."""
+    out = run_dir / "out"
+    job = run_dir / "job.sql"
+    job.write_text(f"""
+CREATE TABLE bench () WITH (connector = 'postgres-cdc',
+  dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
+  tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never');
+CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
+  schemas = {'false' if args.no_schemas else 'true'});
+INSERT INTO out SELECT * FROM bench;
+""")
+    log = open(run_dir / "tidemark.log", "wb")
+    cmd = [args.tidemark, "run", str(job), "--state-dir", str(run_dir / "st")]
+    if args.perf:
+        cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf,
+               "--"] + cmd
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    state: dict = {}
+    rss = -1
+    deadline = t0 + 1800
+    while True:
+        n = count_lines(out, state) if out.exists() else 0
+        rss = max(rss, peak_rss_kib(proc.pid))
+        if n >= args.events:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"tidemark stopped early or timed out with {n} lines; "
+                               f"log: {run_dir}/tidemark.log")
+        time.sleep(0.02)
+    seconds = time.monotonic() - t0
+    rss = max(rss, peak_rss_kib(proc.pid))
+    if args.perf:
+        subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
+    else:
+        proc.terminate()
+    proc.wait(timeout=60)
+    nbytes = sum(f.stat().st_size for f in out.glob("*.jsonl"))
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, rss, nbytes
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--txn-rows", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="drains per tool, alternating which goes first; medians are reported")
     ap.add_argument("--tidemark", default=str(REPO / "build" / "tidemark"))
     ap.add_argument("--no-schemas", action="store_true",
                     help="write payloads only (schemas = false), as Flink's debezium-json reads them")
@@ -114,75 +162,56 @@ def main() -> int:
     pg = PgServer(extra_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}).start()
     try:
         pg.psql("CREATE DATABASE bench")
+        slots = ["warm"] + [f"{tool}_{i}" for i in range(args.repeat) for tool in ("recv", "tm")]
         pg.psql("""CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c numeric(10,2),
                                        d timestamptz);
-                   CREATE PUBLICATION bench_pub FOR TABLE bench;
-                   SELECT pg_create_logical_replication_slot('bench_a', 'pgoutput');
-                   SELECT pg_create_logical_replication_slot('bench_b', 'pgoutput');""",
-                db="bench")
+                   CREATE PUBLICATION bench_pub FOR TABLE bench;""", db="bench")
+        for slot in slots:
+            pg.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')", db="bench")
         t0 = time.monotonic()
         workload(pg, args.events, args.txn_rows)
         end_lsn = pg.psql("SELECT pg_current_wal_lsn()", db="bench").strip()
         print(f"workload: {args.events} events in {time.monotonic() - t0:.1f}s, end LSN {end_lsn}")
-
-        # pg_recvlogical: the walsender's ceiling, output discarded.
         env = dict(os.environ, PGHOST=pg.host, PGPORT=str(pg.port), PGUSER="postgres")
-        t0 = time.monotonic()
-        subprocess.run([str(PG_BIN / "pg_recvlogical"), "-d", "bench", "--slot", "bench_a",
-                        "--start", "-o", "proto_version=1", "-o", "publication_names=bench_pub",
-                        "-E", end_lsn, "--no-loop", "-f", "/dev/null"],
-                       env=env, check=True)
-        t_recv = time.monotonic() - t0
 
-        # tidemark: the same slot contents into a file sink, fsynced.
-        out = tmp / "out"
-        job = tmp / "job.sql"
-        job.write_text(f"""
-CREATE TABLE bench () WITH (connector = 'postgres-cdc',
-  dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
-  tables = 'public.bench', slot = 'bench_b', publication = 'bench_pub', snapshot = 'never');
-CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
-  schemas = {'false' if args.no_schemas else 'true'});
-INSERT INTO out SELECT * FROM bench;
-""")
-        log = open(tmp / "tidemark.log", "wb")
-        t0 = time.monotonic()
-        cmd = [args.tidemark, "run", str(job), "--state-dir", str(tmp / "st")]
-        if args.perf:
-            cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-o", args.perf,
-                   "--"] + cmd
-        proc = subprocess.Popen(cmd,
-                                stdout=subprocess.DEVNULL, stderr=log)
-        state: dict = {}
-        rss = -1
-        deadline = t0 + 1800
-        while True:
-            n = count_lines(out, state) if out.exists() else 0
-            rss = max(rss, peak_rss_kib(proc.pid))
-            if n >= args.events:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                print(f"tidemark stopped early or timed out with {n} lines; log: {tmp}/tidemark.log")
-                return 1
-            time.sleep(0.02)
-        t_tm = time.monotonic() - t0
-        rss = max(rss, peak_rss_kib(proc.pid))
-        if args.perf:
-            subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
-        else:
-            proc.terminate()
-        proc.wait(timeout=60)
+        def recvlogical(slot: str) -> float:
+            t0 = time.monotonic()
+            subprocess.run([str(PG_BIN / "pg_recvlogical"), "-d", "bench", "--slot", slot,
+                            "--start", "-o", "proto_version=1",
+                            "-o", "publication_names=bench_pub",
+                            "-E", end_lsn, "--no-loop", "-f", "/dev/null"],
+                           env=env, check=True)
+            return time.monotonic() - t0
 
-        r_recv = args.events / t_recv
-        r_tm = args.events / t_tm
+        # A first, unmeasured drain warms the page cache with the WAL, so that
+        # no measured run pays for reading it from disk.
+        pg.psql("CHECKPOINT", db="bench")
+        recvlogical("warm")
+        t_recv, t_tm, rss, nbytes = [], [], 0, 0
+        for i in range(args.repeat):
+            # Alternate the order so that neither tool always runs on a fresher machine.
+            order = ("recv", "tm") if i % 2 == 0 else ("tm", "recv")
+            for tool in order:
+                if tool == "recv":
+                    t_recv.append(recvlogical(f"recv_{i}"))
+                else:
+                    sec, r, nbytes = drain_tidemark(args, pg, f"tm_{i}", tmp)
+                    t_tm.append(sec)
+                    rss = max(rss, r)
+            print(f"run {i + 1}: pg_recvlogical {args.events / t_recv[-1]:,.0f} events/s, "
+                  f"tidemark {args.events / t_tm[-1]:,.0f} events/s")
+
+        r_recv = args.events / statistics.median(t_recv)
+        r_tm = args.events / statistics.median(t_tm)
         print(f"machine: {os.cpu_count()} cores, {cpu_model()}")
-        print(f"pg_recvlogical (pgoutput → /dev/null): {t_recv:.2f}s  {r_recv:,.0f} events/s")
-        print(f"tidemark (pgoutput → Debezium JSON file, fsync): {t_tm:.2f}s  {r_tm:,.0f} events/s")
+        print(f"events: {args.events} (60% insert, 20% update, 20% delete), "
+              f"{args.txn_rows} rows per transaction; medians of {args.repeat} runs each")
+        print(f"pg_recvlogical (pgoutput → /dev/null): {r_recv:,.0f} events/s")
+        print(f"tidemark (pgoutput → Debezium JSON file, fsync, schemas "
+              f"{'off' if args.no_schemas else 'on'}, {nbytes / args.events:.0f} bytes/event): "
+              f"{r_tm:,.0f} events/s")
         print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
         print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")
-        nbytes = sum(f.stat().st_size for f in out.glob("*.jsonl"))
-        print(f"tidemark output: {nbytes / args.events:.0f} bytes/event "
-              f"(schemas {'off' if args.no_schemas else 'on'})")
         return 0
     finally:
         pg.stop()

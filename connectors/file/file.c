@@ -227,13 +227,11 @@ static int file_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, 
         int idx = out_for(s, rec, errstr, errstr_size);
         if (idx < 0)
             return idx;
-        int rc = tm_jsonl_encode(&s->w, rec);
+        file_out_t *o = &s->outs[idx];
+        int rc = tm_jsonl_encode(&s->w, rec, &o->buf);
         if (rc != 0)
             return tm_seterr(errstr, errstr_size, rc, "sink '%s': cannot encode a record (%s)",
                              s->name, tm_strerror(rc));
-        file_out_t *o = &s->outs[idx];
-        if (tm_buf_append(&o->buf, s->w.line.data, s->w.line.len) != 0)
-            return TM_ENOMEM;
         if (o->buf.len >= FILE_BUF_LIMIT && (rc = out_drain(s, o, errstr, errstr_size)) != 0)
             return rc;
     }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+static int jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *line);
+
 void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -30,7 +32,6 @@ int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t 
     w->enc = tm_dbz_encoder_new(&o);
     w->include_key = tm_opt_bool(opts, "include_key");
     w->topic_tmpl = strdup(tm_opt_str(opts, "topic"));
-    tm_buf_init(&w->line);
     if (w->enc == NULL || w->topic_tmpl == NULL)
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     return 0;
@@ -41,7 +42,6 @@ void tm_jsonl_release(tm_jsonl_t *w)
     w->enc = tm_dbz_encoder_free(w->enc);
     free(w->topic_tmpl);
     w->topic_tmpl = NULL;
-    tm_buf_release(&w->line);
 }
 
 void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen)
@@ -79,23 +79,35 @@ void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size
     out[n] = '\0';
 }
 
-int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec)
+int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
+{
+    size_t start = out->len;
+    int rc = jsonl_encode(w, rec, out);
+    if (rc != 0) {
+        /* A failed record leaves no partial line behind. */
+        out->len = start;
+        if (out->data != NULL)
+            out->data[start] = '\0';
+    }
+    return rc;
+}
+
+static int jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *line)
 {
     int rc;
-    tm_buf_clear(&w->line);
     if (w->include_key) {
-        if ((rc = tm_buf_puts(&w->line, "{\"key\":")) != 0)
+        if ((rc = tm_buf_puts(line, "{\"key\":")) != 0)
             return rc;
         if (rec->op == TM_OP_MESSAGE || rec->op == TM_OP_TRUNCATE)
-            rc = tm_buf_puts(&w->line, "null");
+            rc = tm_buf_puts(line, "null");
         else
-            rc = tm_dbz_encode_key(w->enc, rec, &w->line);
-        if (rc != 0 || (rc = tm_buf_puts(&w->line, ",\"value\":")) != 0)
+            rc = tm_dbz_encode_key(w->enc, rec, line);
+        if (rc != 0 || (rc = tm_buf_puts(line, ",\"value\":")) != 0)
             return rc;
     }
-    if ((rc = tm_dbz_encode_value(w->enc, rec, &w->line)) != 0)
+    if ((rc = tm_dbz_encode_value(w->enc, rec, line)) != 0)
         return rc;
-    if (w->include_key && (rc = tm_buf_putc(&w->line, '}')) != 0)
+    if (w->include_key && (rc = tm_buf_putc(line, '}')) != 0)
         return rc;
-    return tm_buf_putc(&w->line, '\n');
+    return tm_buf_putc(line, '\n');
 }

@@ -38,15 +38,14 @@ typedef struct tm_jsonl {
     tm_dbz_encoder_t *enc;
     bool include_key;
     char *topic_tmpl;
-    tm_buf_t line; /* scratch for one record */
 } tm_jsonl_t;
 
 int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t errstr_size);
 void tm_jsonl_release(tm_jsonl_t *w);
 /* Renders the topic of a record into out (NUL-terminated, truncated to outlen). */
 void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen);
-/* Encodes one record as a line (with '\n') into w->line. */
-int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec);
+/* Appends one record as a line (with '\n') to out; on error out is unchanged. */
+int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out);
 /* Fills encoder options from a sink's options. */
 void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *out);
 
