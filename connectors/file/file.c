@@ -22,8 +22,11 @@
 #include "file/jsonl.h"
 #include "runtime/connector.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +54,18 @@ struct tm_sink {
     const tm_schema_t *last_schema;
     int last_out;
     bool to_stdout;
+    /*
+     * Two-phase commit (the job runs checkpoints): records of epoch N go to
+     * <path>/.pending/<topic>.<N>.part; pre-commit fsyncs them and records
+     * each topic file's committed length ("base"); commit truncates the topic
+     * file to base and appends the part, which makes a repeated commit (after
+     * a crash in the middle of one) harmless.
+     */
+    bool twopc;
+    int pendfd;
+    uint64_t epoch; /* the epoch being written */
+    tm_buf_t parts; /* JSON handle of the last pre-committed epoch */
+    uint64_t parts_epoch;
 };
 
 static const tm_option_def_t file_options[] = {
@@ -78,6 +93,9 @@ static void file_sink_free(tm_sink_t *s)
     free(s->outs);
     if (s->dirfd >= 0)
         close(s->dirfd);
+    if (s->pendfd >= 0)
+        close(s->pendfd);
+    tm_buf_release(&s->parts);
     tm_jsonl_release(&s->w);
     free(s->dir);
     free(s->name);
@@ -91,7 +109,10 @@ static int sink_new_common(tm_sink_t **out, const tm_sink_config_t *cfg, bool to
     if (s == NULL)
         return TM_ENOMEM;
     s->dirfd = -1;
+    s->pendfd = -1;
     s->to_stdout = to_stdout;
+    s->twopc = !to_stdout && cfg->checkpointing;
+    s->epoch = 1;
     s->name = strdup(cfg->name);
     s->last_out = -1;
     if (!to_stdout)
@@ -131,6 +152,17 @@ static int file_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "file sink '%s': cannot open directory %s (%s)", s->name, s->dir,
                          strerror(errno));
+    if (s->twopc) {
+        if (mkdirat(s->dirfd, ".pending", 0755) != 0 && errno != EEXIST)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "file sink '%s': cannot create %s/.pending (%s)", s->name, s->dir,
+                             strerror(errno));
+        s->pendfd = openat(s->dirfd, ".pending", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->pendfd < 0)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "file sink '%s': cannot open %s/.pending (%s)", s->name, s->dir,
+                             strerror(errno));
+    }
     return 0;
 }
 
@@ -168,14 +200,17 @@ static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t er
                                  "file sink '%s': topic '%s' is not a valid file name; change "
                                  "the 'topic' template",
                                  s->name, topic);
-            char fname[600];
-            snprintf(fname, sizeof(fname), "%s.jsonl", topic);
-            o->fd = openat(s->dirfd, fname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-            if (o->fd < 0)
-                return tm_seterr(errstr, errstr_size, TM_ESINK,
-                                 "file sink '%s': cannot open %s/%s (%s)", s->name, s->dir, fname,
-                                 strerror(errno));
-            s->dir_dirty = true;
+            o->fd = -1;
+            if (!s->twopc) {
+                char fname[600];
+                snprintf(fname, sizeof(fname), "%s.jsonl", topic);
+                o->fd = openat(s->dirfd, fname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (o->fd < 0)
+                    return tm_seterr(errstr, errstr_size, TM_ESINK,
+                                     "file sink '%s': cannot open %s/%s (%s)", s->name, s->dir,
+                                     fname, strerror(errno));
+                s->dir_dirty = true;
+            }
         }
         idx = s->nouts++;
     }
@@ -205,6 +240,16 @@ static int out_drain(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_si
 {
     if (o->buf.len == 0)
         return 0;
+    if (o->fd < 0 && s->twopc) {
+        char part[600];
+        snprintf(part, sizeof(part), "%s.%" PRIu64 ".part", o->topic, s->epoch);
+        o->fd = openat(s->pendfd, part, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (o->fd < 0)
+            return tm_seterr(errstr, errstr_size, TM_ESINK,
+                             "file sink '%s': cannot create %s/.pending/%s (%s)", s->name, s->dir,
+                             part, strerror(errno));
+        s->dir_dirty = true;
+    }
     if (write_all(o->fd, o->buf.data, o->buf.len) != 0) {
         int e = errno;
         return tm_seterr(errstr, errstr_size, TM_ESINK,
@@ -261,18 +306,191 @@ static int file_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* ---- two-phase commit (thread: sink; recover on main before start) ---- */
+
+static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                               size_t errstr_size)
+{
+    json_t *parts = json_array();
+    int rc = 0;
+    for (int i = 0; i < s->nouts && rc == 0; i++) {
+        file_out_t *o = &s->outs[i];
+        if ((rc = out_drain(s, o, errstr, errstr_size)) != 0 || o->fd < 0)
+            continue;
+        if (fdatasync(o->fd) != 0) {
+            rc = tm_seterr(errstr, errstr_size, TM_ESINK,
+                           "file sink '%s': fdatasync of %s/.pending/%s.%" PRIu64
+                           ".part failed (%s)",
+                           s->name, s->dir, o->topic, epoch, strerror(errno));
+            break;
+        }
+        close(o->fd);
+        o->fd = -1;
+        o->dirty = false;
+        /* Only commits append to a topic file, so its size now is the committed length. */
+        char fname[600];
+        struct stat st;
+        snprintf(fname, sizeof(fname), "%s.jsonl", o->topic);
+        off_t base = fstatat(s->dirfd, fname, &st, 0) == 0 ? st.st_size : 0;
+        json_t *part = json_object();
+        json_object_set_new(part, "topic", json_string(o->topic));
+        json_object_set_new(part, "base", json_integer((json_int_t)base));
+        json_array_append_new(parts, part);
+    }
+    if (rc == 0 && s->dir_dirty && fsync(s->pendfd) != 0)
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK,
+                       "file sink '%s': fsync of %s/.pending failed (%s)", s->name, s->dir,
+                       strerror(errno));
+    s->dir_dirty = false;
+    if (rc == 0) {
+        json_t *h = json_pack("{s:I,s:o}", "epoch", (json_int_t)epoch, "parts", parts);
+        char *text = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+        tm_buf_clear(&s->parts);
+        tm_buf_puts(&s->parts, text ? text : "");
+        tm_buf_puts(handle, text ? text : "");
+        free(text);
+        s->parts_epoch = epoch;
+        s->epoch = epoch + 1;
+    } else {
+        json_decref(parts);
+    }
+    return rc;
+}
+
+/* Appends one pre-committed part to its topic file; repeatable (see struct tm_sink). */
+static int commit_part(tm_sink_t *s, const char *topic, uint64_t epoch, off_t base, char *errstr,
+                       size_t errstr_size)
+{
+    char part[600], fname[600];
+    snprintf(part, sizeof(part), "%s.%" PRIu64 ".part", topic, epoch);
+    snprintf(fname, sizeof(fname), "%s.jsonl", topic);
+    int in = openat(s->pendfd, part, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? 0 : tm_seterr(errstr, errstr_size, TM_ESINK,
+                                               "file sink '%s': cannot open %s/.pending/%s (%s)",
+                                               s->name, s->dir, part, strerror(errno));
+    int out = openat(s->dirfd, fname, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
+    int rc = 0;
+    if (out < 0 || fstat(out, &st) != 0) {
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': cannot open %s/%s (%s)",
+                       s->name, s->dir, fname, strerror(errno));
+        goto done;
+    }
+    if (st.st_size < base) {
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK,
+                       "file sink '%s': %s/%s is shorter (%lld bytes) than its committed length "
+                       "(%lld); it was changed outside tidemark",
+                       s->name, s->dir, fname, (long long)st.st_size, (long long)base);
+        goto done;
+    }
+    /* Whatever an interrupted earlier commit of this epoch appended goes first. */
+    if (ftruncate(out, base) != 0 || lseek(out, base, SEEK_SET) < 0) {
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': cannot truncate %s/%s (%s)",
+                       s->name, s->dir, fname, strerror(errno));
+        goto done;
+    }
+    char buf[1 << 16];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0) {
+        if (write_all(out, buf, (size_t)n) != 0) {
+            n = -1;
+            break;
+        }
+    }
+    if (n < 0 || fdatasync(out) != 0) {
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': cannot append to %s/%s (%s)",
+                       s->name, s->dir, fname, strerror(errno));
+        goto done;
+    }
+    unlinkat(s->pendfd, part, 0);
+done:
+    if (out >= 0)
+        close(out);
+    close(in);
+    return rc;
+}
+
+static int commit_handle(tm_sink_t *s, const char *handle, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *h = json_loads(handle, 0, &jerr);
+    json_t *parts = json_object_get(h, "parts");
+    uint64_t epoch = (uint64_t)json_integer_value(json_object_get(h, "epoch"));
+    int rc = 0;
+    if (h == NULL || !json_is_array(parts) || epoch == 0)
+        rc = tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
+                       "file sink '%s': the checkpoint's pre-commit handle is unreadable", s->name);
+    for (size_t i = 0; rc == 0 && i < json_array_size(parts); i++) {
+        json_t *p = json_array_get(parts, i);
+        const char *topic = json_string_value(json_object_get(p, "topic"));
+        json_int_t base = json_integer_value(json_object_get(p, "base"));
+        if (topic == NULL || strchr(topic, '/') != NULL)
+            continue;
+        rc = commit_part(s, topic, epoch, (off_t)base, errstr, errstr_size);
+    }
+    json_decref(h);
+    if (rc == 0 && (fsync(s->dirfd) != 0 || fsync(s->pendfd) != 0))
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': fsync of %s failed (%s)",
+                       s->name, s->dir, strerror(errno));
+    return rc;
+}
+
+static int file_sink_commit(tm_sink_t *s, uint64_t epoch, char *errstr, size_t errstr_size)
+{
+    if (s->parts_epoch != epoch || s->parts.len == 0)
+        return 0;
+    int rc = commit_handle(s, s->parts.data, errstr, errstr_size);
+    if (rc == 0)
+        tm_buf_clear(&s->parts);
+    return rc;
+}
+
+static int file_sink_recover(tm_sink_t *s, uint64_t epoch, const char *handle, char *errstr,
+                             size_t errstr_size)
+{
+    int rc = 0;
+    if (epoch > 0 && handle != NULL && handle[0] != '\0')
+        rc = commit_handle(s, handle, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    /* Parts of epochs newer than the last completed checkpoint are aborted. */
+    DIR *d = fdopendir(dup(s->pendfd));
+    if (d != NULL) {
+        struct dirent *e;
+        int removed = 0;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            if (unlinkat(s->pendfd, e->d_name, 0) == 0)
+                removed++;
+        }
+        closedir(d);
+        if (removed > 0) {
+            fsync(s->pendfd);
+            TM_INFO("file", "discarded uncommitted output", "sink=%s parts=%d", s->name, removed);
+        }
+    }
+    s->epoch = epoch + 1;
+    return 0;
+}
+
 const tm_connector_t tm_connector_file = {
     .abi = TM_CONNECTOR_ABI,
     .name = "file",
     .kinds = TM_CONNECTOR_SINK,
     .doc = "Appends Debezium JSON lines to <path>/<topic>.jsonl and fsyncs before acknowledging.",
     .sink_options = file_options,
-    .delivery = "at-least-once (fsync before the source acknowledges; a crash may repeat "
-                "unacknowledged lines)",
+    .delivery = "exactly-once with checkpoints (two-phase commit per checkpoint); without "
+                "checkpoints at-least-once (fsync before the source acknowledges)",
     .sink_new = file_sink_new,
     .sink_open = file_sink_open,
     .sink_write = file_sink_write,
     .sink_flush = file_sink_flush,
+    .sink_precommit = file_sink_precommit,
+    .sink_commit = file_sink_commit,
+    .sink_recover = file_sink_recover,
     .sink_free = file_sink_free,
 };
 

@@ -104,6 +104,7 @@ static int outq_push(tm_source_t *src, tm_batch_t *batch, tm_schema_t *schema)
     tm_pg_out_t *o = outq_at(src, src->outq_len++);
     o->batch = batch;
     o->schema = schema;
+    o->barrier = 0;
     return 0;
 }
 
@@ -149,16 +150,22 @@ static int flush_outq(stream_t *st, int timeout_ms)
     while (src->outq_len > 0) {
         tm_pg_out_t *o = outq_at(src, 0);
         int rc;
-        if (o->batch != NULL)
+        if (o->batch != NULL) {
             rc = tm_source_emit(st->ctx, o->batch, timeout_ms);
-        else
+        } else if (o->barrier != 0) {
+            char pos[24];
+            rc = tm_source_emit_barrier(st->ctx, o->barrier, o->barrier_token,
+                                        tm_pg_lsn_format(o->barrier_token, pos), timeout_ms);
+        } else {
             rc = tm_source_emit_schema(st->ctx, o->schema, timeout_ms);
+        }
         if (rc != 0)
             return rc;
         /* On success the runtime owns the batch; the schema event took its own reference. */
         tm_schema_unref(o->schema);
         o->batch = NULL;
         o->schema = NULL;
+        o->barrier = 0;
         src->outq_head = (src->outq_head + 1) % TM_PG_OUTQ_MAX;
         src->outq_len--;
     }
@@ -780,6 +787,32 @@ static int wait_input(stream_t *st, int timeout_ms)
     return 0;
 }
 
+/*
+ * Injects a requested checkpoint barrier, but only between transactions
+ * (DESIGN §6): everything before it has been put into batches, and its token
+ * is the end LSN of the last complete transaction (or the snapshot's
+ * consistent point if none has streamed yet).
+ */
+static int maybe_barrier(stream_t *st)
+{
+    tm_source_t *src = st->src;
+    uint64_t id = tm_source_barrier_due(st->ctx);
+    if (id == 0 || st->tx.active || st->replay != NULL || src->outq_len >= TM_PG_OUTQ_MAX - 1)
+        return 0;
+    for (int i = 0; i < src->outq_len; i++)
+        if (outq_at(src, i)->barrier == id)
+            return 0;
+    int rc = seal(st);
+    if (rc != 0)
+        return rc;
+    tm_pg_out_t *o = outq_at(src, src->outq_len++);
+    o->batch = NULL;
+    o->schema = NULL;
+    o->barrier = id;
+    o->barrier_token = st->done_end > src->sealed_token ? st->done_end : src->sealed_token;
+    return 0;
+}
+
 static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
 {
     tm_source_t *src = st->src;
@@ -804,6 +837,8 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
                 return 0;
             continue;
         }
+        if ((rc = maybe_barrier(st)) != 0)
+            return rc;
         if (st->replay != NULL) {
             rc = replay_some(st, errstr, errstr_size);
             if (rc == TM_ECONN) {
@@ -896,6 +931,8 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         return TM_ENOMEM;
     st->src = src;
     st->ctx = ctx;
+    /* Transactions a completed checkpoint already committed are not emitted again. */
+    st->done_end = src->restore_token;
     /* Streaming (protocol 2) and messages arrived in PostgreSQL 14. */
     bool v14 = src->server_version == 0 || src->server_version >= 140000;
     st->proto = src->streaming && v14 ? 2 : 1;

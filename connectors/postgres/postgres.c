@@ -235,6 +235,7 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
     if (src == NULL)
         return TM_ENOMEM;
     src->name = strdup(cfg->name ? cfg->name : "postgres");
+    src->restore_token = cfg->restore_token;
     src->dsn = strdup(tm_opt_str(o, "dsn") ? tm_opt_str(o, "dsn") : "");
     src->dsn_masked = tm_dsn_mask(src->dsn);
     src->state_dir = xasprintf("%s/postgres-%s", cfg->state_dir ? cfg->state_dir : ".",

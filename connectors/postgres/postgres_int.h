@@ -66,7 +66,9 @@ typedef struct tm_pg_rel {
 /* An event waiting to be handed to the runtime, in order. */
 typedef struct tm_pg_out {
     tm_batch_t *batch;   /* either a batch ... */
-    tm_schema_t *schema; /* ... or a schema change (owned reference) */
+    tm_schema_t *schema; /* ... or a schema change (owned reference) ... */
+    uint64_t barrier;    /* ... or checkpoint barrier `barrier` ... */
+    uint64_t barrier_token; /* ... complete up to this end LSN */
 } tm_pg_out_t;
 
 #define TM_PG_OUTQ_MAX 64
@@ -114,6 +116,7 @@ struct tm_source {
     tm_pg_out_t outq[TM_PG_OUTQ_MAX];
     int outq_head, outq_len;
     uint64_t sealed_token; /* highest ack_token put on a batch */
+    uint64_t restore_token; /* end LSN committed by the last completed checkpoint */
 };
 
 /* ---- pg_catalog.c ---- */

@@ -17,12 +17,15 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "runtime/checkpoint.h"
 #include "runtime/pipeline.h"
 #include "sql/job.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +35,40 @@
 
 typedef struct run_state {
     tm_pipeline_t *pipeline;
+    tm_coordinator_t *coord; /* NULL without checkpoints */
     struct event_base *base;
     int sigints;
+    bool stopping;           /* a graceful stop waits for the final checkpoint */
+    uint64_t final_target;
+    int64_t stop_deadline_ms;
+    int rc;
+    char err[1024];
 } run_state_t;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A graceful stop with checkpoints takes a final checkpoint first, so that
+ * everything read so far is committed and acknowledged (DESIGN §9).
+ */
+static void begin_stop(run_state_t *rs)
+{
+    if (rs->coord == NULL || tm_pipeline_error(rs->pipeline) != 0) {
+        tm_pipeline_request_stop(rs->pipeline);
+        return;
+    }
+    if (rs->stopping)
+        return;
+    rs->stopping = true;
+    rs->final_target = tm_coordinator_last_completed(rs->coord) + 1;
+    rs->stop_deadline_ms = mono_ms() + 60000;
+    tm_coordinator_trigger_now(rs->coord);
+}
 
 static void usage(FILE *f)
 {
@@ -180,7 +214,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     } else {
         TM_INFO("main", "SIGTERM: stopping gracefully", "%s", "");
     }
-    tm_pipeline_request_stop(rs->pipeline);
+    begin_stop(rs);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -188,6 +222,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     run_state_t *rs = arg;
     (void)fd;
     (void)what;
+    if (rs->coord != NULL && rs->rc == 0 && tm_pipeline_error(rs->pipeline) == 0) {
+        rs->rc = tm_coordinator_tick(rs->coord, rs->err, sizeof(rs->err));
+        if (rs->rc != 0)
+            tm_pipeline_request_stop(rs->pipeline);
+        if (rs->stopping && ((tm_coordinator_idle(rs->coord) &&
+                              tm_coordinator_last_completed(rs->coord) >= rs->final_target) ||
+                             mono_ms() > rs->stop_deadline_ms)) {
+            if (mono_ms() > rs->stop_deadline_ms)
+                TM_WARN("main", "final checkpoint did not complete in 60 s; stopping without it",
+                        "%s", "");
+            tm_pipeline_request_stop(rs->pipeline);
+        }
+    } else if (rs->stopping) {
+        tm_pipeline_request_stop(rs->pipeline);
+    }
     if (tm_pipeline_done(rs->pipeline))
         event_base_loopbreak(rs->base);
 }
@@ -212,9 +261,24 @@ static int cmd_run(const char *path, const char *state_dir)
     }
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
 
+    int64_t chk_interval = tm_opt_duration_ms(job->settings, "checkpoint_interval");
+    tm_checkpoint_info_t restored;
+    memset(&restored, 0, sizeof(restored));
+    if (chk_interval > 0) {
+        rc = tm_checkpoint_load_latest(state_dir, &restored, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "tidemark: %s\n", err);
+            tm_job_free(job);
+            return tm_exit_code_for(rc);
+        }
+        if (restored.id > 0)
+            TM_INFO("main", "restoring from checkpoint", "checkpoint=%" PRIu64, restored.id);
+    }
     tm_pipeline_t *p = tm_pipeline_new();
     tm_pipeline_set_flush_interval(p, (int)tm_opt_duration_ms(job->settings,
                                                               "sink_flush_interval"));
+    if (chk_interval > 0)
+        tm_pipeline_set_ack_policy(p, TM_ACK_CHECKPOINT);
     int *node = calloc((size_t)job->ntables, sizeof(int));
     rc = 0;
     /* Sinks first: a sink that cannot open must fail before a slot is created. */
@@ -223,10 +287,15 @@ static int cmd_run(const char *path, const char *state_dir)
         if (t->role != TM_ROLE_SINK)
             continue;
         tm_sink_t *sink = NULL;
-        tm_sink_config_t cfg = {t->name, t->opts, t->declared, state_dir};
+        tm_sink_config_t cfg = {t->name, t->opts, t->declared, state_dir, chk_interval > 0};
         rc = t->conn->sink_new(&sink, &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->sink_open)
             rc = t->conn->sink_open(sink, err, sizeof(err));
+        /* Recovery: commit the last completed epoch if needed, discard newer ones. */
+        if (rc == 0 && chk_interval > 0 && t->conn->sink_recover)
+            rc = t->conn->sink_recover(sink, restored.id,
+                                       tm_checkpoint_sink_handle(&restored, t->name), err,
+                                       sizeof(err));
         if (rc != 0) {
             if (sink)
                 t->conn->sink_free(sink);
@@ -239,7 +308,8 @@ static int cmd_run(const char *path, const char *state_dir)
         if (t->role != TM_ROLE_SOURCE)
             continue;
         tm_source_t *src = NULL;
-        tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir};
+        tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir,
+                                  tm_checkpoint_source_token(&restored, t->name)};
         rc = t->conn->source_new(&src, &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->source_open)
             rc = t->conn->source_open(src, err, sizeof(err));
@@ -261,7 +331,15 @@ static int cmd_run(const char *path, const char *state_dir)
         return tm_exit_code_for(rc);
     }
 
-    run_state_t rs = {p, event_base_new(), 0};
+    run_state_t rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.pipeline = p;
+    rs.base = event_base_new();
+    if (chk_interval > 0)
+        rs.coord = tm_coordinator_new(
+            p, state_dir, path, chk_interval, tm_opt_duration_ms(job->settings, "checkpoint_timeout"),
+            (int)tm_opt_int(job->settings, "checkpoints_retained"), restored.id);
+    tm_checkpoint_info_release(&restored);
     struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
     struct event *tick = event_new(rs.base, -1, EV_PERSIST, on_tick, &rs);
@@ -285,6 +363,11 @@ static int cmd_run(const char *path, const char *state_dir)
     int jrc = tm_pipeline_join(p, err, sizeof(err));
     if (rc == 0)
         rc = jrc;
+    if (rc == 0 && rs.rc != 0) {
+        rc = rs.rc;
+        snprintf(err, sizeof(err), "%s", rs.err);
+    }
+    tm_coordinator_free(rs.coord);
     event_free(ev_term);
     event_free(ev_int);
     event_free(tick);

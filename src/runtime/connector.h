@@ -31,6 +31,7 @@
 #ifndef TM_RUNTIME_CONNECTOR_H
 #define TM_RUNTIME_CONNECTOR_H
 
+#include "core/buf.h"
 #include "core/options.h"
 #include "core/row.h"
 #include "core/schema.h"
@@ -56,6 +57,13 @@ typedef struct tm_source_config {
     const tm_options_t *opts;   /* validated against the connector's table */
     const tm_schema_t *declared; /* declared columns, or NULL for `()` */
     const char *state_dir;      /* the job's state directory (exists) */
+    /*
+     * The ack token recorded for this source by the last completed checkpoint,
+     * or 0.  Everything up to it is already committed in every sink, so the
+     * source must not emit it again (PostgreSQL: skip transactions whose end
+     * LSN is at or below it).
+     */
+    uint64_t restore_token;
 } tm_source_config_t;
 
 typedef struct tm_sink_config {
@@ -63,6 +71,8 @@ typedef struct tm_sink_config {
     const tm_options_t *opts;
     const tm_schema_t *declared;
     const char *state_dir;
+    /* The job runs checkpoints: a sink with 2PC stages its output per epoch. */
+    bool checkpointing;
 } tm_sink_config_t;
 
 typedef struct tm_connector {
@@ -90,10 +100,23 @@ typedef struct tm_connector {
     int (*sink_open)(tm_sink_t *sink, char *errstr, size_t errstr_size);
     int (*sink_write)(tm_sink_t *sink, const tm_batch_t *batch, char *errstr, size_t errstr_size);
     int (*sink_flush)(tm_sink_t *sink, char *errstr, size_t errstr_size);
-    /* Checkpoint protocol (DESIGN §6); NULL until a sink implements it. */
-    int (*sink_precommit)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    /*
+     * Checkpoint protocol (DESIGN §6); NULL for a sink without two-phase
+     * commit, which is then at-least-once and is only flushed at barriers.
+     *
+     * sink_precommit (sink thread): make everything received before barrier
+     *     `epoch` durable but invisible, and describe it in `handle` (text the
+     *     coordinator stores in chk-N/_metadata).
+     * sink_commit (sink thread): make epoch visible.  Must be idempotent.
+     * sink_recover (main, before the threads start): the last completed
+     *     checkpoint is `epoch` with this sink's `handle` (0/NULL if none):
+     *     commit it if that has not happened yet, discard anything newer.
+     */
+    int (*sink_precommit)(tm_sink_t *sink, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                          size_t errstr_size);
     int (*sink_commit)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
-    int (*sink_abort)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    int (*sink_recover)(tm_sink_t *sink, uint64_t epoch, const char *handle, char *errstr,
+                        size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
 } tm_connector_t;
 
@@ -133,6 +156,18 @@ uint64_t tm_source_acked(const tm_source_ctx_t *ctx);
  * TM_ESTOPPED if the job failed meanwhile.
  */
 int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms);
+/*
+ * Checkpoints (thread: source).  tm_source_barrier_due() returns the id of a
+ * checkpoint whose barrier this source has not injected yet, or 0.  The source
+ * injects it at its next consistent point (PostgreSQL: between transactions,
+ * never inside one) with tm_source_emit_barrier(), after emitting everything
+ * before that point.  `token` is the ack token complete at that point and
+ * `position` a human-readable form of it for _metadata and `inspect`.
+ * Same retry rule as tm_source_emit(): on TM_EAGAIN call again with the same id.
+ */
+uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx);
+int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
+                           int timeout_ms);
 /* The job's name for this source (its CREATE TABLE name). */
 const char *tm_source_name(const tm_source_ctx_t *ctx);
 /* Marks the source as connected and streaming (readiness, metrics). */

@@ -46,6 +46,12 @@ struct tm_source_ctx {
     int pending_schema_next;
     uint64_t last_token;
     uint64_t sync_seq;
+    /* Barrier injection: the last id fully injected, and one in progress. */
+    uint64_t bar_done;
+    uint64_t bar_pending_id;
+    int bar_pending_next;
+    uint64_t bar_token;
+    char bar_position[128];
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
 };
@@ -63,6 +69,16 @@ typedef struct tm_sink_node {
     char err[1024];
     int edges[TM_MAX_NODES];
     int nedges;
+    /* Barrier alignment (sink thread only). */
+    uint64_t aligning;
+    bool got[TM_MAX_NODES];
+    int ngot;
+    tm_event_t *held; /* events of inputs that already delivered the barrier */
+    int nheld, capheld;
+    uint64_t committed_local;
+    tm_buf_t handle;
+    _Atomic uint64_t precommitted;
+    _Atomic uint64_t committed;
 } tm_sink_node_t;
 
 struct tm_pipeline {
@@ -73,6 +89,9 @@ struct tm_pipeline {
     tm_edge_t edges[TM_MAX_NODES];
     int nedges;
     int flush_ms;
+    tm_ack_policy_t policy;
+    _Atomic uint64_t barrier_req;
+    _Atomic uint64_t completed;
     _Atomic bool stop;
     _Atomic int running;
     pthread_mutex_t err_lock;
@@ -245,6 +264,37 @@ int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout
     return 0;
 }
 
+uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx)
+{
+    uint64_t req = atomic_load(&ctx->p->barrier_req);
+    return req > ctx->bar_done ? req : 0;
+}
+
+int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
+                           int timeout_ms)
+{
+    tm_pipeline_t *p = ctx->p;
+    if (ctx->bar_pending_id != id) {
+        ctx->bar_pending_id = id;
+        ctx->bar_pending_next = 0;
+        /* Recorded before the barrier is pushed: the queue orders it for the coordinator. */
+        ctx->bar_token = token;
+        snprintf(ctx->bar_position, sizeof(ctx->bar_position), "%s", position ? position : "");
+    }
+    while (ctx->bar_pending_next < ctx->nedges) {
+        if (atomic_load(&p->stop))
+            return TM_ESTOPPED;
+        tm_edge_t *e = &p->edges[ctx->edges[ctx->bar_pending_next]];
+        tm_event_t ev = {.kind = TM_EV_BARRIER, .producer = e->slot};
+        ev.u.id = id;
+        if (tm_queue_push(&p->sinks[e->sink]->queue, &ev, timeout_ms) != 0)
+            return TM_EAGAIN;
+        ctx->bar_pending_next++;
+    }
+    ctx->bar_done = id;
+    return 0;
+}
+
 uint64_t tm_source_acked(const tm_source_ctx_t *ctx)
 {
     uint64_t min = UINT64_MAX;
@@ -268,7 +318,7 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
         while (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) != 0) {
             if (now_ms() >= deadline)
                 return TM_EAGAIN;
-            if (p->first_rc != 0)
+            if (tm_pipeline_error(p) != 0)
                 return TM_ESTOPPED;
         }
     }
@@ -281,10 +331,7 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
             return 0;
         if (now_ms() >= deadline)
             return TM_EAGAIN;
-        pthread_mutex_lock(&p->err_lock);
-        int failed = p->first_rc;
-        pthread_mutex_unlock(&p->err_lock);
-        if (failed != 0)
+        if (tm_pipeline_error(p) != 0)
             return TM_ESTOPPED;
         usleep(5000);
     }
@@ -323,90 +370,273 @@ static void *source_main(void *arg)
 
 /* ---- sink side (thread: sink) ---- */
 
-static int sink_flush(tm_sink_node_t *s, bool *dirty, bool failed)
+typedef struct sink_loop {
+    tm_sink_node_t *s;
+    bool dirty;
+    bool failed;
+    int ended;
+    int64_t last_flush;
+} sink_loop_t;
+
+static void sink_fail(sink_loop_t *l, int rc)
 {
+    if (l->failed)
+        return;
+    l->failed = true;
+    l->s->rc = rc;
+    pipeline_fail(l->s->p, rc, l->s->name, l->s->err);
+}
+
+/*
+ * Makes what was written durable.  Under TM_ACK_SINK_DURABLE this is also
+ * where acknowledgement happens: only now may the sources acknowledge what
+ * these batches carried.
+ */
+static void sink_flush(sink_loop_t *l)
+{
+    tm_sink_node_t *s = l->s;
     tm_pipeline_t *p = s->p;
-    if (!*dirty || failed)
-        return 0;
+    l->last_flush = now_ms();
+    if (!l->dirty || l->failed)
+        return;
     int rc = s->conn->sink_flush ? s->conn->sink_flush(s->sink, s->err, sizeof(s->err)) : 0;
-    if (rc != 0)
-        return rc;
-    /* Only now may the sources acknowledge what these batches carried. */
-    for (int i = 0; i < s->nedges; i++) {
-        tm_edge_t *e = &p->edges[s->edges[i]];
-        atomic_store(&e->durable_token, e->pending_token);
+    if (rc != 0) {
+        sink_fail(l, rc);
+        return;
     }
-    *dirty = false;
-    return 0;
+    if (p->policy == TM_ACK_SINK_DURABLE) {
+        for (int i = 0; i < s->nedges; i++) {
+            tm_edge_t *e = &p->edges[s->edges[i]];
+            atomic_store(&e->durable_token, e->pending_token);
+        }
+    }
+    l->dirty = false;
+}
+
+/* Commits the newest completed checkpoint this sink has pre-committed. */
+static void sink_commit_completed(sink_loop_t *l)
+{
+    tm_sink_node_t *s = l->s;
+    uint64_t done = atomic_load(&s->p->completed);
+    if (done <= s->committed_local || atomic_load(&s->precommitted) < done)
+        return;
+    if (!l->failed && s->conn->sink_commit != NULL) {
+        int rc = s->conn->sink_commit(s->sink, done, s->err, sizeof(s->err));
+        if (rc != 0)
+            sink_fail(l, rc);
+    }
+    s->committed_local = done;
+    atomic_store(&s->committed, done);
+}
+
+/* Barrier `id` has arrived on every input: pre-commit the epoch it closes. */
+static void sink_barrier_aligned(sink_loop_t *l, uint64_t id)
+{
+    tm_sink_node_t *s = l->s;
+    tm_buf_clear(&s->handle);
+    if (!l->failed) {
+        if (s->conn->sink_precommit != NULL) {
+            int rc = s->conn->sink_precommit(s->sink, id, &s->handle, s->err, sizeof(s->err));
+            if (rc != 0)
+                sink_fail(l, rc);
+            l->dirty = false;
+        } else {
+            l->dirty = true;
+            sink_flush(l);
+        }
+    }
+    if (!l->failed)
+        atomic_store(&s->precommitted, id);
+}
+
+static void sink_handle(sink_loop_t *l, tm_event_t *ev);
+
+static void sink_hold(tm_sink_node_t *s, tm_event_t *ev)
+{
+    if (s->nheld == s->capheld) {
+        int ncap = s->capheld ? s->capheld * 2 : 16;
+        tm_event_t *p = realloc(s->held, sizeof(*p) * (size_t)ncap);
+        if (p == NULL) {
+            tm_event_release(ev);
+            return;
+        }
+        s->held = p;
+        s->capheld = ncap;
+    }
+    s->held[s->nheld++] = *ev;
+}
+
+static void sink_handle(sink_loop_t *l, tm_event_t *ev)
+{
+    tm_sink_node_t *s = l->s;
+    tm_pipeline_t *p = s->p;
+    tm_edge_t *e = &p->edges[s->edges[ev->producer]];
+    /*
+     * Alignment: an input that already delivered the barrier is held back
+     * until every input has, so that nothing after the barrier lands in the
+     * epoch it closes.
+     */
+    if (s->aligning != 0 && s->got[ev->producer] && ev->kind != TM_EV_END) {
+        sink_hold(s, ev);
+        return;
+    }
+    switch (ev->kind) {
+    case TM_EV_BATCH:
+        if (!l->failed) {
+            int rc = s->conn->sink_write(s->sink, ev->u.batch, s->err, sizeof(s->err));
+            if (rc != 0)
+                sink_fail(l, rc);
+        }
+        if (ev->u.batch->ack_token > e->pending_token)
+            e->pending_token = ev->u.batch->ack_token;
+        l->dirty = true;
+        break;
+    case TM_EV_SYNC:
+        sink_flush(l);
+        atomic_store(&e->synced_id, ev->u.id);
+        break;
+    case TM_EV_BARRIER:
+        if (s->aligning == 0) {
+            s->aligning = ev->u.id;
+            memset(s->got, 0, sizeof(s->got));
+            s->ngot = 0;
+        }
+        s->got[ev->producer] = true;
+        s->ngot++;
+        if (s->ngot == s->nedges) {
+            uint64_t id = s->aligning;
+            s->aligning = 0;
+            sink_barrier_aligned(l, id);
+            /* Release what was held back, in arrival order. */
+            tm_event_t *held = s->held;
+            int nheld = s->nheld;
+            s->held = NULL;
+            s->nheld = s->capheld = 0;
+            for (int i = 0; i < nheld; i++)
+                sink_handle(l, &held[i]);
+            free(held);
+        }
+        break;
+    case TM_EV_END:
+        l->ended++;
+        break;
+    default:
+        break;
+    }
+    tm_event_release(ev);
 }
 
 static void *sink_main(void *arg)
 {
     tm_sink_node_t *s = arg;
     tm_pipeline_t *p = s->p;
-    int ended = 0;
-    bool dirty = false, failed = false;
-    int64_t last_flush = now_ms();
+    sink_loop_t l = {.s = s, .last_flush = now_ms()};
+    /* Periodic flushes acknowledge, or (without 2PC) at least make output visible. */
+    bool timed_flush = p->policy == TM_ACK_SINK_DURABLE || s->conn->sink_precommit == NULL;
 
-    while (ended < s->nedges) {
-        int wait = 200;
-        if (dirty) {
-            int64_t left = last_flush + p->flush_ms - now_ms();
-            wait = left > 0 ? (int)left : 0;
+    while (l.ended < s->nedges) {
+        int wait = 100;
+        if (l.dirty && timed_flush) {
+            int64_t left = l.last_flush + p->flush_ms - now_ms();
+            wait = left > 0 ? (int)(left < 100 ? left : 100) : 0;
         }
+        sink_commit_completed(&l);
         tm_event_t ev;
-        int rc = tm_queue_pop(&s->queue, &ev, wait);
-        if (rc == 0) {
-            tm_edge_t *e = &p->edges[s->edges[ev.producer]];
-            switch (ev.kind) {
-            case TM_EV_BATCH:
-                if (!failed) {
-                    rc = s->conn->sink_write(s->sink, ev.u.batch, s->err, sizeof(s->err));
-                    if (rc != 0) {
-                        failed = true;
-                        s->rc = rc;
-                        pipeline_fail(p, rc, s->name, s->err);
-                    }
-                }
-                if (ev.u.batch->ack_token > e->pending_token)
-                    e->pending_token = ev.u.batch->ack_token;
-                dirty = true;
-                break;
-            case TM_EV_SYNC:
-                rc = sink_flush(s, &dirty, failed);
-                if (rc != 0 && !failed) {
-                    failed = true;
-                    s->rc = rc;
-                    pipeline_fail(p, rc, s->name, s->err);
-                }
-                last_flush = now_ms();
-                atomic_store(&e->synced_id, ev.u.id);
-                break;
-            case TM_EV_END:
-                ended++;
-                break;
-            default:
-                break;
-            }
-            tm_event_release(&ev);
-        }
-        if (dirty && now_ms() - last_flush >= p->flush_ms) {
-            rc = sink_flush(s, &dirty, failed);
-            if (rc != 0 && !failed) {
-                failed = true;
-                s->rc = rc;
-                pipeline_fail(p, rc, s->name, s->err);
-            }
-            last_flush = now_ms();
-        }
+        if (tm_queue_pop(&s->queue, &ev, wait) == 0)
+            sink_handle(&l, &ev);
+        if (timed_flush && l.dirty && now_ms() - l.last_flush >= p->flush_ms)
+            sink_flush(&l);
     }
-    int rc = sink_flush(s, &dirty, failed);
-    if (rc != 0 && !failed) {
-        s->rc = rc;
-        pipeline_fail(p, rc, s->name, s->err);
-    }
+    if (timed_flush)
+        sink_flush(&l);
+    sink_commit_completed(&l);
+    for (int i = 0; i < s->nheld; i++)
+        tm_event_release(&s->held[i]);
+    s->nheld = 0;
     atomic_fetch_sub(&p->running, 1);
     return NULL;
+}
+
+/* ---- checkpoint coordination (thread: main) ---- */
+
+void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy)
+{
+    p->policy = policy;
+}
+
+void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id)
+{
+    atomic_store(&p->barrier_req, id);
+}
+
+bool tm_pipeline_precommitted(tm_pipeline_t *p, uint64_t id)
+{
+    for (int i = 0; i < p->nsinks; i++)
+        if (atomic_load(&p->sinks[i]->precommitted) < id)
+            return false;
+    return true;
+}
+
+bool tm_pipeline_committed(tm_pipeline_t *p, uint64_t id)
+{
+    for (int i = 0; i < p->nsinks; i++)
+        if (atomic_load(&p->sinks[i]->committed) < id)
+            return false;
+    return true;
+}
+
+int tm_pipeline_nsources(const tm_pipeline_t *p)
+{
+    return p->nsources;
+}
+
+int tm_pipeline_nsinks(const tm_pipeline_t *p)
+{
+    return p->nsinks;
+}
+
+const char *tm_pipeline_source_name(const tm_pipeline_t *p, int i)
+{
+    return p->sources[i]->name;
+}
+
+const char *tm_pipeline_sink_name(const tm_pipeline_t *p, int i)
+{
+    return p->sinks[i]->name;
+}
+
+uint64_t tm_pipeline_source_token(const tm_pipeline_t *p, int i)
+{
+    return p->sources[i]->bar_token;
+}
+
+const char *tm_pipeline_source_position(const tm_pipeline_t *p, int i)
+{
+    return p->sources[i]->bar_position;
+}
+
+const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i)
+{
+    return p->sinks[i]->handle.data ? p->sinks[i]->handle.data : "";
+}
+
+void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id)
+{
+    /* The tokens recorded with barrier `id` are now covered by a completed checkpoint. */
+    for (int i = 0; i < p->nsources; i++) {
+        tm_source_ctx_t *c = p->sources[i];
+        for (int k = 0; k < c->nedges; k++)
+            atomic_store(&p->edges[c->edges[k]].durable_token, c->bar_token);
+    }
+    atomic_store(&p->completed, id);
+}
+
+int tm_pipeline_error(tm_pipeline_t *p)
+{
+    pthread_mutex_lock(&p->err_lock);
+    int rc = p->first_rc;
+    pthread_mutex_unlock(&p->err_lock);
+    return rc;
 }
 
 int tm_pipeline_start(tm_pipeline_t *p, char *errstr, size_t errstr_size)
@@ -464,6 +694,8 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         if (s->conn->sink_free)
             s->conn->sink_free(s->sink);
         tm_queue_destroy(&s->queue);
+        tm_buf_release(&s->handle);
+        free(s->held);
         free(s->name);
         free(s);
     }

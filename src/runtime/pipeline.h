@@ -50,6 +50,38 @@ int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx);
 /* How often a sink makes its writes durable (and so acknowledgeable). */
 void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms);
 
+/*
+ * Checkpointing (thread: main).  With the policy TM_ACK_CHECKPOINT, sinks are
+ * flushed and pre-committed at barriers instead of on a timer, and a source's
+ * acked token only moves when tm_pipeline_complete() is called.
+ */
+void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy);
+/* Asks every source to inject barrier `id` at its next consistent point. */
+void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id);
+/* True once every sink has pre-committed checkpoint `id`. */
+bool tm_pipeline_precommitted(tm_pipeline_t *p, uint64_t id);
+/*
+ * After all sinks pre-committed `id`: per source its recorded token and
+ * position, and per sink its pre-commit handle.  The strings stay valid until
+ * the next checkpoint starts.
+ */
+int tm_pipeline_nsources(const tm_pipeline_t *p);
+int tm_pipeline_nsinks(const tm_pipeline_t *p);
+const char *tm_pipeline_source_name(const tm_pipeline_t *p, int i);
+const char *tm_pipeline_sink_name(const tm_pipeline_t *p, int i);
+uint64_t tm_pipeline_source_token(const tm_pipeline_t *p, int i);
+const char *tm_pipeline_source_position(const tm_pipeline_t *p, int i);
+const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i);
+/*
+ * Checkpoint `id` is durable in _metadata: sinks commit it and sources may
+ * acknowledge its tokens.
+ */
+void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id);
+/* True once every sink has committed `id`. */
+bool tm_pipeline_committed(tm_pipeline_t *p, uint64_t id);
+/* The first error so far (0 if none); safe from any thread. */
+int tm_pipeline_error(tm_pipeline_t *p);
+
 int tm_pipeline_start(tm_pipeline_t *p, char *errstr, size_t errstr_size);
 /* Asks sources to stop; sinks drain and flush.  Safe from any thread. */
 void tm_pipeline_request_stop(tm_pipeline_t *p);

@@ -22,6 +22,13 @@ const tm_option_def_t tm_job_settings[] = {
     {"sink_flush_interval", TM_OPT_DURATION, false, "200ms", NULL,
      "How often sinks make their writes durable, which is when sources may acknowledge them."},
     {"log_level", TM_OPT_ENUM, false, "info", "error|warn|info|debug", "Log verbosity."},
+    {"checkpoint_interval", TM_OPT_DURATION, false, "0", NULL,
+     "How often a checkpoint is taken; 0 turns checkpoints off (at-least-once, acknowledged "
+     "after each sink flush)."},
+    {"checkpoint_timeout", TM_OPT_DURATION, false, "10min", NULL,
+     "A checkpoint still open after this long is logged and counted as timed out."},
+    {"checkpoints_retained", TM_OPT_INT, false, "3", NULL,
+     "How many completed checkpoints are kept in the state directory."},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 

@@ -1,0 +1,344 @@
+/*
+ * checkpoint.c — the coordinator's state machine and _metadata files
+ * (see checkpoint.h for the protocol and its invariants).
+ */
+#include "runtime/checkpoint.h"
+#include "core/error.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define METADATA_FORMAT 1
+
+struct tm_coordinator {
+    tm_pipeline_t *p;
+    char *dir; /* <state_dir>/checkpoints */
+    char *job;
+    int64_t interval_ms;
+    int64_t timeout_ms;
+    int retained;
+    uint64_t last_completed;
+    uint64_t inflight;   /* 0 when idle */
+    bool committing;     /* metadata written, waiting for the sinks to commit */
+    bool warned_timeout;
+    int64_t started_ms;
+    int64_t next_ms;
+    uint64_t failed;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool parse_chk_name(const char *name, uint64_t *id)
+{
+    char *end;
+    if (strncmp(name, "chk-", 4) != 0)
+        return false;
+    *id = strtoull(name + 4, &end, 10);
+    return *id > 0 && *end == '\0';
+}
+
+void tm_checkpoint_info_release(tm_checkpoint_info_t *info)
+{
+    for (int i = 0; i < info->nsources; i++) {
+        free(info->sources[i].name);
+        free(info->sources[i].position);
+    }
+    for (int i = 0; i < info->nsinks; i++) {
+        free(info->sinks[i].name);
+        free(info->sinks[i].handle);
+    }
+    memset(info, 0, sizeof(*info));
+}
+
+static int read_metadata(const char *path, tm_checkpoint_info_t *info)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (root == NULL)
+        return TM_ECORRUPT;
+    int rc = TM_ECORRUPT;
+    json_t *id = json_object_get(root, "checkpoint");
+    json_t *sources = json_object_get(root, "sources");
+    json_t *sinks = json_object_get(root, "sinks");
+    if (!json_is_integer(id) || !json_is_object(sources) || !json_is_object(sinks))
+        goto out;
+    memset(info, 0, sizeof(*info));
+    info->id = (uint64_t)json_integer_value(id);
+    const char *key;
+    json_t *v;
+    json_object_foreach(sources, key, v)
+    {
+        if (info->nsources >= 64)
+            break;
+        const char *tok = json_string_value(json_object_get(v, "token"));
+        const char *pos = json_string_value(json_object_get(v, "position"));
+        info->sources[info->nsources].name = strdup(key);
+        info->sources[info->nsources].token = tok ? strtoull(tok, NULL, 10) : 0;
+        info->sources[info->nsources].position = strdup(pos ? pos : "");
+        info->nsources++;
+    }
+    json_object_foreach(sinks, key, v)
+    {
+        if (info->nsinks >= 64)
+            break;
+        const char *h = json_string_value(json_object_get(v, "handle"));
+        info->sinks[info->nsinks].name = strdup(key);
+        info->sinks[info->nsinks].handle = strdup(h ? h : "");
+        info->nsinks++;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info, char *errstr,
+                              size_t errstr_size)
+{
+    char dir[4096];
+    memset(info, 0, sizeof(*info));
+    snprintf(dir, sizeof(dir), "%s/checkpoints", state_dir);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    uint64_t ids[4096];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 4096) {
+        uint64_t id;
+        if (parse_chk_name(e->d_name, &id))
+            ids[n++] = id;
+    }
+    closedir(d);
+    /* Newest first; a chk-N without readable _metadata never completed (invariant 2). */
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (ids[i] != 0 && (best < 0 || ids[i] > ids[best]))
+                best = i;
+        if (best < 0)
+            return 0;
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/chk-%" PRIu64 "/_metadata", dir, ids[best]);
+        if (access(path, F_OK) == 0) {
+            int rc = read_metadata(path, info);
+            if (rc == 0)
+                return 0;
+            return tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
+                             "checkpoint metadata %s is corrupt; move that checkpoint directory "
+                             "away to recover from the previous one",
+                             path);
+        }
+        ids[best] = 0;
+    }
+}
+
+uint64_t tm_checkpoint_source_token(const tm_checkpoint_info_t *info, const char *name)
+{
+    for (int i = 0; i < info->nsources; i++)
+        if (strcmp(info->sources[i].name, name) == 0)
+            return info->sources[i].token;
+    return 0;
+}
+
+const char *tm_checkpoint_sink_handle(const tm_checkpoint_info_t *info, const char *name)
+{
+    for (int i = 0; i < info->nsinks; i++)
+        if (strcmp(info->sinks[i].name, name) == 0)
+            return info->sinks[i].handle;
+    return NULL;
+}
+
+tm_coordinator_t *tm_coordinator_new(tm_pipeline_t *p, const char *state_dir, const char *job,
+                                     int64_t interval_ms, int64_t timeout_ms, int retained,
+                                     uint64_t last_completed)
+{
+    tm_coordinator_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    size_t n = strlen(state_dir) + 16;
+    c->dir = malloc(n);
+    snprintf(c->dir, n, "%s/checkpoints", state_dir);
+    c->job = strdup(job);
+    c->p = p;
+    c->interval_ms = interval_ms;
+    c->timeout_ms = timeout_ms;
+    c->retained = retained > 0 ? retained : 1;
+    c->last_completed = last_completed;
+    c->next_ms = mono_ms() + interval_ms;
+    return c;
+}
+
+tm_coordinator_t *tm_coordinator_free(tm_coordinator_t *c)
+{
+    if (c == NULL)
+        return NULL;
+    free(c->dir);
+    free(c->job);
+    free(c);
+    return NULL;
+}
+
+static int rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            char child[4200];
+            snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
+            if (rm_rf(child) != 0)
+                unlink(child);
+        }
+        closedir(d);
+        return rmdir(path);
+    }
+    return unlink(path);
+}
+
+/* Deletes completed checkpoints older than the retained ones, and abandoned ones. */
+static void retain(tm_coordinator_t *c)
+{
+    DIR *d = opendir(c->dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint64_t id;
+        if (!parse_chk_name(e->d_name, &id))
+            continue;
+        if (id + (uint64_t)c->retained <= c->last_completed || id > c->last_completed) {
+            char path[4200];
+            snprintf(path, sizeof(path), "%s/%s", c->dir, e->d_name);
+            rm_rf(path);
+        }
+    }
+    closedir(d);
+}
+
+static int write_metadata(tm_coordinator_t *c, uint64_t id, int64_t duration_ms, char *errstr,
+                          size_t errstr_size)
+{
+    json_t *root = json_object();
+    json_t *sources = json_object();
+    json_t *sinks = json_object();
+    char num[32];
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    json_object_set_new(root, "format", json_integer(METADATA_FORMAT));
+    json_object_set_new(root, "job", json_string(c->job));
+    json_object_set_new(root, "checkpoint", json_integer((json_int_t)id));
+    json_object_set_new(root, "completed_at_ms",
+                        json_integer((json_int_t)tv.tv_sec * 1000 + tv.tv_usec / 1000));
+    json_object_set_new(root, "duration_ms", json_integer(duration_ms));
+    for (int i = 0; i < tm_pipeline_nsources(c->p); i++) {
+        json_t *src = json_object();
+        /* Tokens are unsigned 64-bit: a string keeps every bit. */
+        snprintf(num, sizeof(num), "%" PRIu64, tm_pipeline_source_token(c->p, i));
+        json_object_set_new(src, "token", json_string(num));
+        json_object_set_new(src, "position", json_string(tm_pipeline_source_position(c->p, i)));
+        json_object_set_new(sources, tm_pipeline_source_name(c->p, i), src);
+    }
+    for (int i = 0; i < tm_pipeline_nsinks(c->p); i++) {
+        json_t *snk = json_object();
+        json_object_set_new(snk, "handle", json_string(tm_pipeline_sink_handle(c->p, i)));
+        json_object_set_new(sinks, tm_pipeline_sink_name(c->p, i), snk);
+    }
+    json_object_set_new(root, "sources", sources);
+    json_object_set_new(root, "sinks", sinks);
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    if (text == NULL)
+        return TM_ENOMEM;
+    char chk[4200];
+    snprintf(chk, sizeof(chk), "%s/chk-%" PRIu64, c->dir, id);
+    int rc = 0;
+    if (tm_mkdir_p(chk, 0750) != 0 || tm_write_file_atomic(chk, "_metadata", text, strlen(text)) != 0 ||
+        tm_fsync_dir(c->dir) != 0)
+        rc = tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
+                       "cannot write checkpoint %s/_metadata (%s); check the state directory's "
+                       "free space and permissions",
+                       chk, strerror(errno));
+    free(text);
+    return rc;
+}
+
+void tm_coordinator_trigger_now(tm_coordinator_t *c)
+{
+    c->next_ms = 0;
+}
+
+bool tm_coordinator_idle(const tm_coordinator_t *c)
+{
+    return c->inflight == 0 && !c->committing;
+}
+
+uint64_t tm_coordinator_last_completed(const tm_coordinator_t *c)
+{
+    return c->last_completed;
+}
+
+int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
+{
+    int64_t now = mono_ms();
+    if (c->committing) {
+        if (!tm_pipeline_committed(c->p, c->last_completed))
+            return 0;
+        c->committing = false;
+        retain(c);
+    }
+    if (c->inflight == 0) {
+        if (now < c->next_ms)
+            return 0;
+        c->inflight = c->last_completed + 1;
+        c->started_ms = now;
+        c->warned_timeout = false;
+        TM_DEBUG("checkpoint", "triggered", "checkpoint=%" PRIu64, c->inflight);
+        tm_pipeline_request_barrier(c->p, c->inflight);
+        return 0;
+    }
+    if (!tm_pipeline_precommitted(c->p, c->inflight)) {
+        if (!c->warned_timeout && now - c->started_ms > c->timeout_ms) {
+            /*
+             * A barrier that cannot pass (a source stuck in a long snapshot, a
+             * sink that cannot write) keeps the checkpoint open: there is no
+             * partial state to roll back, and the previous checkpoint stays
+             * the recovery point.
+             */
+            c->warned_timeout = true;
+            c->failed++;
+            TM_WARN("checkpoint", "checkpoint is taking longer than checkpoint_timeout",
+                    "checkpoint=%" PRIu64 " elapsed_ms=%" PRId64 " timeouts=%" PRIu64,
+                    c->inflight, now - c->started_ms, c->failed);
+        }
+        return 0;
+    }
+    int rc = write_metadata(c, c->inflight, now - c->started_ms, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    c->last_completed = c->inflight;
+    c->inflight = 0;
+    c->committing = true;
+    c->next_ms = now + c->interval_ms;
+    tm_pipeline_complete(c->p, c->last_completed);
+    TM_INFO("checkpoint", "completed", "checkpoint=%" PRIu64 " duration_ms=%" PRId64,
+            c->last_completed, now - c->started_ms);
+    return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * checkpoint.h — the checkpoint coordinator and its on-disk metadata
+ * (DESIGN §6).
+ *
+ * Every `checkpoint_interval` the coordinator asks the sources for barrier N.
+ * Sources inject it between transactions, sinks align and pre-commit, and
+ * once every sink has pre-committed N the coordinator writes
+ * <state_dir>/checkpoints/chk-N/_metadata atomically (temporary file, fsync,
+ * rename, fsync of the directory).  That rename is the commit point.  Then
+ * sinks commit N and sources may acknowledge N's positions upstream.
+ *
+ *     idle ──timer──► triggered(N) ──all sinks pre-committed──► metadata written
+ *       ▲                                                          │
+ *       └───────────── all sinks committed N ◄── complete(N) ◄─────┘
+ *
+ * Invariants:
+ *   1. At most one checkpoint is in flight; N+1 starts only after every sink
+ *      committed N, so a sink never has two epochs pending.
+ *   2. A checkpoint that has not written its _metadata never counts: recovery
+ *      uses the newest chk-N whose _metadata parses.
+ *   3. Only the last `checkpoints_retained` completed checkpoints are kept.
+ *
+ * Thread: main (the control loop).
+ */
+#ifndef TM_RUNTIME_CHECKPOINT_H
+#define TM_RUNTIME_CHECKPOINT_H
+
+#include "runtime/pipeline.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the last completed checkpoint recorded, read back at start. */
+typedef struct tm_checkpoint_info {
+    uint64_t id; /* 0: there is none */
+    int nsources, nsinks;
+    struct {
+        char *name;
+        uint64_t token;
+        char *position;
+    } sources[64];
+    struct {
+        char *name;
+        char *handle;
+    } sinks[64];
+} tm_checkpoint_info_t;
+
+/* Reads the newest completed checkpoint under state_dir; info->id == 0 if none. */
+int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info, char *errstr,
+                              size_t errstr_size);
+void tm_checkpoint_info_release(tm_checkpoint_info_t *info);
+uint64_t tm_checkpoint_source_token(const tm_checkpoint_info_t *info, const char *name);
+const char *tm_checkpoint_sink_handle(const tm_checkpoint_info_t *info, const char *name);
+
+typedef struct tm_coordinator tm_coordinator_t;
+
+tm_coordinator_t *tm_coordinator_new(tm_pipeline_t *p, const char *state_dir, const char *job,
+                                     int64_t interval_ms, int64_t timeout_ms, int retained,
+                                     uint64_t last_completed);
+tm_coordinator_t *tm_coordinator_free(tm_coordinator_t *c);
+/*
+ * Advances the state machine; call on every tick.  Returns 0, or an error
+ * if writing _metadata failed (the job should stop: TM_ECHECKPOINT).
+ */
+int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size);
+/* Starts a checkpoint now (for the final one at a graceful stop). */
+void tm_coordinator_trigger_now(tm_coordinator_t *c);
+/* True when no checkpoint is in flight and the last one was committed. */
+bool tm_coordinator_idle(const tm_coordinator_t *c);
+uint64_t tm_coordinator_last_completed(const tm_coordinator_t *c);
+
+#endif
