@@ -482,8 +482,6 @@ const tm_connector_t tm_connector_file = {
     .kinds = TM_CONNECTOR_SINK,
     .doc = "Appends Debezium JSON lines to <path>/<topic>.jsonl and fsyncs before acknowledging.",
     .sink_options = file_options,
-    .delivery = "exactly-once with checkpoints (two-phase commit per checkpoint); without "
-                "checkpoints at-least-once (fsync before the source acknowledges)",
     .sink_new = file_sink_new,
     .sink_open = file_sink_open,
     .sink_write = file_sink_write,
@@ -500,7 +498,6 @@ const tm_connector_t tm_connector_stdout = {
     .kinds = TM_CONNECTOR_SINK,
     .doc = "Writes Debezium JSON lines to standard output.",
     .sink_options = stdout_options,
-    .delivery = "at-least-once",
     .sink_new = stdout_sink_new,
     .sink_open = file_sink_open,
     .sink_write = file_sink_write,

@@ -1205,7 +1205,6 @@ const tm_connector_t tm_connector_postgres = {
     .source_options = pg_source_options,
     .sink_options = NULL,
     .option_prefix = NULL,
-    .delivery = NULL,
     .source_new = pg_source_new,
     .source_open = pg_source_open,
     .source_run = pg_source_run,

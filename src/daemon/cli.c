@@ -185,15 +185,25 @@ static int cmd_explain(const char *path)
         if (t->role != TM_ROLE_SINK)
             continue;
         printf("  %s (connector %s)\n", t->name, t->conn->name);
-        printf("    delivery: %s\n", t->conn->delivery ? t->conn->delivery : "at-least-once");
+        bool exactly = tm_opt_duration_ms(job->settings, "checkpoint_interval") > 0 &&
+                       t->conn->sink_precommit != NULL;
+        printf("    delivery: %s\n", exactly ? "exactly-once (two-phase commit per checkpoint)"
+                                              : "at-least-once");
         printf("    options:\n");
         explain_options(t->opts, t->conn->sink_options);
     }
     printf("\nsettings:\n");
     explain_options(job->settings, tm_job_settings);
-    printf("\nnot built yet: checkpoints and exactly-once delivery, savepoints, operator state,\n"
-           "projections/filters/joins/aggregation, the MySQL and Kafka connectors, the admin "
-           "API.\n");
+    int64_t chk = tm_opt_duration_ms(job->settings, "checkpoint_interval");
+    if (chk > 0)
+        printf("\ncheckpoints: every %" PRId64 " ms into <state-dir>/checkpoints; sinks with "
+               "two-phase commit are exactly-once, sources acknowledge completed checkpoints only\n",
+               chk);
+    else
+        printf("\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
+               "at-least-once, sources acknowledge what sinks flushed\n");
+    printf("\nnot built yet: savepoints, operator state, projections/filters/joins/aggregation, "
+           "the MySQL and Kafka connectors, the admin API.\n");
     tm_job_free(job);
     return TM_EXIT_OK;
 }

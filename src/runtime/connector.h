@@ -83,8 +83,6 @@ typedef struct tm_connector {
     const tm_option_def_t *source_options;
     const tm_option_def_t *sink_options;
     const char *option_prefix; /* passthrough prefix such as "kafka.", or NULL */
-    /* Delivery guarantee of the sink, printed by explain. */
-    const char *delivery;
 
     int (*source_new)(tm_source_t **out, const tm_source_config_t *cfg, char *errstr,
                       size_t errstr_size);
