@@ -118,6 +118,25 @@ static void progress(const tm_source_t *src, const tm_pg_table_t *t, uint64_t ro
             st->total, done ? "true" : "false");
 }
 
+/*
+ * Book-keeping after one chunk of n rows: counts them, logs progress every
+ * 5 s, and says whether to go on: 0 for the next chunk, 1 when the table is
+ * done (a short chunk), TM_ESTOPPED when the job is stopping.
+ */
+static int chunk_done(const tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_table_t *t,
+                      const snapstate_t *st, int n, uint64_t *rows, int64_t t0, int64_t *last_log)
+{
+    *rows += (uint64_t)n;
+    if (n < src->chunk_size)
+        return 1;
+    int64_t now = tm_pg_mono_us();
+    if (now - *last_log >= 5000000) {
+        progress(src, t, *rows, false, st, t0);
+        *last_log = now;
+    }
+    return tm_source_should_stop(ctx) ? TM_ESTOPPED : 0;
+}
+
 static int emit_rows(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel, PGresult *res,
                      snapstate_t *st, char *errstr, size_t errstr_size)
 {
@@ -251,19 +270,12 @@ static int snapshot_table(tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_ta
             PQclear(res);
             if (rc != 0)
                 goto out;
-            rows += (uint64_t)n;
-            int64_t now = tm_pg_mono_us();
-            if (n < src->chunk_size)
+            if ((rc = chunk_done(src, ctx, t, st, n, &rows, t0, &last_log)) != 0)
                 break;
-            if (now - last_log >= 5000000) {
-                progress(src, t, rows, false, st, t0);
-                last_log = now;
-            }
-            if (tm_source_should_stop(ctx)) {
-                rc = TM_ESTOPPED;
-                goto out;
-            }
         }
+        if (rc < 0)
+            goto out;
+        rc = 0;
     } else {
         tm_buf_appendf(&sql, "DECLARE tidemark_snapshot NO SCROLL CURSOR FOR SELECT %s FROM %s.%s",
                        cols, qn, qr);
@@ -289,19 +301,11 @@ static int snapshot_table(tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_ta
             PQclear(res);
             if (rc != 0)
                 goto out;
-            rows += (uint64_t)n;
-            int64_t now = tm_pg_mono_us();
-            if (n < src->chunk_size)
+            if ((rc = chunk_done(src, ctx, t, st, n, &rows, t0, &last_log)) != 0)
                 break;
-            if (now - last_log >= 5000000) {
-                progress(src, t, rows, false, st, t0);
-                last_log = now;
-            }
-            if (tm_source_should_stop(ctx)) {
-                rc = TM_ESTOPPED;
-                goto out;
-            }
         }
+        if (rc < 0)
+            goto out;
         rc = tm_pg_exec(src->conn, "CLOSE tidemark_snapshot", errstr, errstr_size);
     }
     if (rc == 0)
