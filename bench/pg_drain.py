@@ -12,7 +12,8 @@ slots therefore hold exactly the same changes.  Then, one after the other:
 It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's peak
 RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
 
-    bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--no-schemas] [--perf FILE]
+    bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--no-schemas]
+                      [--checkpoint-interval 1s] [--perf FILE]
 """
 import argparse
 import os
@@ -100,7 +101,7 @@ def peak_rss_kib(pid: int) -> int:
     return -1
 
 
-def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path) -> tuple:
+def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path, checkpoint: str = None) -> tuple:
     """Runs tidemark on `slot` until every change is a line on disk.
 
     Returns (seconds, peak RSS KiB, output bytes)."""
@@ -113,7 +114,8 @@ CREATE TABLE bench () WITH (connector = 'postgres-cdc',
 CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
   schemas = {'false' if args.no_schemas else 'true'});
 INSERT INTO out SELECT * FROM bench;
-""")
+""" + (f"SET checkpoint_interval = '{checkpoint}';\n" if checkpoint else ""))
+    shutil.rmtree(run_dir / "st", ignore_errors=True)
     log = open(run_dir / "tidemark.log", "wb")
     cmd = [args.tidemark, "run", str(job), "--state-dir", str(run_dir / "st")]
     if args.perf:
@@ -154,6 +156,9 @@ def main() -> int:
     ap.add_argument("--tidemark", default=str(REPO / "build" / "tidemark"))
     ap.add_argument("--no-schemas", action="store_true",
                     help="write payloads only (schemas = false), as Flink's debezium-json reads them")
+    ap.add_argument("--checkpoint-interval", metavar="DURATION",
+                    help="also drain with checkpoints at this interval (exactly-once file sink) "
+                         "and print the checkpoint overhead ratio")
     ap.add_argument("--perf", metavar="FILE",
                     help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     args = ap.parse_args()
@@ -162,7 +167,8 @@ def main() -> int:
     pg = PgServer(extra_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}).start()
     try:
         pg.psql("CREATE DATABASE bench")
-        slots = ["warm"] + [f"{tool}_{i}" for i in range(args.repeat) for tool in ("recv", "tm")]
+        tools = ["recv", "tm"] + (["chk"] if args.checkpoint_interval else [])
+        slots = ["warm"] + [f"{tool}_{i}" for i in range(args.repeat) for tool in tools]
         pg.psql("""CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c numeric(10,2),
                                        d timestamptz);
                    CREATE PUBLICATION bench_pub FOR TABLE bench;""", db="bench")
@@ -187,19 +193,26 @@ def main() -> int:
         # no measured run pays for reading it from disk.
         pg.psql("CHECKPOINT", db="bench")
         recvlogical("warm")
-        t_recv, t_tm, rss, nbytes = [], [], 0, 0
+        t_recv, t_tm, t_chk, rss, nbytes = [], [], [], 0, 0
         for i in range(args.repeat):
-            # Alternate the order so that neither tool always runs on a fresher machine.
-            order = ("recv", "tm") if i % 2 == 0 else ("tm", "recv")
+            # Rotate the order so that no tool always runs on a fresher machine.
+            order = tools[i % len(tools):] + tools[:i % len(tools)]
             for tool in order:
                 if tool == "recv":
                     t_recv.append(recvlogical(f"recv_{i}"))
-                else:
+                elif tool == "tm":
                     sec, r, nbytes = drain_tidemark(args, pg, f"tm_{i}", tmp)
                     t_tm.append(sec)
                     rss = max(rss, r)
-            print(f"run {i + 1}: pg_recvlogical {args.events / t_recv[-1]:,.0f} events/s, "
-                  f"tidemark {args.events / t_tm[-1]:,.0f} events/s")
+                else:
+                    sec, r, _ = drain_tidemark(args, pg, f"chk_{i}", tmp, args.checkpoint_interval)
+                    t_chk.append(sec)
+                    rss = max(rss, r)
+            line = (f"run {i + 1}: pg_recvlogical {args.events / t_recv[-1]:,.0f} events/s, "
+                    f"tidemark {args.events / t_tm[-1]:,.0f} events/s")
+            if t_chk:
+                line += f", tidemark with checkpoints {args.events / t_chk[-1]:,.0f} events/s"
+            print(line)
 
         r_recv = args.events / statistics.median(t_recv)
         r_tm = args.events / statistics.median(t_tm)
@@ -211,6 +224,11 @@ def main() -> int:
               f"{'off' if args.no_schemas else 'on'}, {nbytes / args.events:.0f} bytes/event): "
               f"{r_tm:,.0f} events/s")
         print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
+        if t_chk:
+            r_chk = args.events / statistics.median(t_chk)
+            print(f"tidemark with checkpoint_interval = {args.checkpoint_interval} (exactly-once, "
+                  f"timed until the last epoch is committed): {r_chk:,.0f} events/s")
+            print(f"checkpoint overhead ratio (with / without checkpoints): {r_chk / r_tm:.2f}")
         print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")
         return 0
     finally:

@@ -8,13 +8,15 @@ the topic file holds every committed change exactly once, in commit order.
 """
 
 import random
+import re
 import time
 from collections import Counter
 
 import pytest
 
+from pgserver import lsn_to_int
 from test_pg_recovery import EVENTS, Writer, insert_events
-from tidemark import payload, read_jsonl, row_id, wait_for_records, wait_until
+from tidemark import payload, read_jsonl, row_id, run_cli, wait_for_records, wait_until
 
 
 def checkpointed_job(cdc, interval="300ms"):
@@ -81,6 +83,14 @@ def test_graceful_stop_commits_a_final_checkpoint(cdc):
     assert "msg=\"completed\" checkpoint=1" in tm.log_text(), tm.log_tail()
     checkpoints = sorted(p.name for p in (tm.dir / "state" / "checkpoints").iterdir())
     assert checkpoints == ["chk-1"], checkpoints
+    shown = run_cli(["inspect", tm.dir / "state"], bin=cdc.bin)
+    assert shown.returncode == 0, shown.stderr
+    assert "checkpoint 1" in shown.stdout, shown.stdout
+    match = re.search(r"^\s+shop\s+position ([0-9A-F]+/[0-9A-F]+) ", shown.stdout, re.M)
+    assert match, shown.stdout
+    # The slot was acknowledged at least up to the position the checkpoint
+    # recorded (past it only over WAL that held nothing for this slot).
+    assert lsn_to_int(cdc.slot_row()[1]) >= lsn_to_int(match.group(1)), shown.stdout
     first = read_jsonl(cdc.topic_path("events")) if cdc.topic_path("events").exists() else []
     assert len({row_id(r) for r in first}) == len(first) <= 10
 
