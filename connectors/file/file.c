@@ -391,13 +391,25 @@ static int commit_part(tm_sink_t *s, const char *topic, uint64_t epoch, off_t ba
                        s->name, s->dir, fname, strerror(errno));
         goto done;
     }
-    char buf[1 << 16];
+    /*
+     * copy_file_range keeps the bytes in the kernel (and shares extents on
+     * file systems that can); a plain read/write loop is the fallback.
+     */
     ssize_t n;
-    while ((n = read(in, buf, sizeof(buf))) > 0) {
-        if (write_all(out, buf, (size_t)n) != 0) {
+    loff_t off_out = base;
+    while ((n = copy_file_range(in, NULL, out, &off_out, 1 << 30, 0)) > 0)
+        ;
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+        char buf[1 << 16];
+        if (lseek(out, off_out, SEEK_SET) < 0)
             n = -1;
-            break;
-        }
+        else
+            while ((n = read(in, buf, sizeof(buf))) > 0) {
+                if (write_all(out, buf, (size_t)n) != 0) {
+                    n = -1;
+                    break;
+                }
+            }
     }
     if (n < 0 || fdatasync(out) != 0) {
         rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': cannot append to %s/%s (%s)",
