@@ -940,17 +940,6 @@ static int parse_money(tm_batch_t *batch, const char *s, size_t len, tm_datum_t 
     return tm_numeric_parse(batch, d, start, total) == 0 ? 0 : TM_EPROTO;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int parse_bytea(tm_batch_t *batch, const char *s, size_t len, tm_datum_t *d)
 {
     uint8_t *out;
@@ -962,7 +951,7 @@ static int parse_bytea(tm_batch_t *batch, const char *s, size_t len, tm_datum_t 
         if (out == NULL)
             return TM_ENOMEM;
         for (size_t i = 2; i < len; i += 2) {
-            int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+            int hi = tm_hexval(s[i]), lo = tm_hexval(s[i + 1]);
             if (hi < 0 || lo < 0)
                 return TM_EPROTO;
             out[n++] = (uint8_t)(hi << 4 | lo);

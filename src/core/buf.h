@@ -48,6 +48,18 @@ static inline void tm_buf_clear(tm_buf_t *buf)
     buf->len = 0;
 }
 
+/* The value of one hexadecimal digit, or -1. */
+static inline int tm_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Decodes standard base64 (padding optional).  Returns decoded length or -1. */
 long tm_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap);
 

@@ -35,6 +35,7 @@
  *
  * Thread: a decoder belongs to one thread (a Kafka source's).
  */
+#include "core/buf.h"
 #include "core/error.h"
 #include "format/debezium.h"
 #include "format/debezium_int.h"
@@ -96,24 +97,13 @@ static void jp_ws(jparser_t *jp)
         jp->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool rd_hex4(jparser_t *jp, unsigned *out)
 {
     if (jp->end - jp->p < 4)
         return jp_fail(jp, "truncated \\u escape");
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(jp->p[i]);
+        int h = tm_hexval(jp->p[i]);
         if (h < 0)
             return jp_fail(jp, "bad \\u escape");
         v = v << 4 | (unsigned)h;
