@@ -107,7 +107,7 @@ static int row_from_result(tm_source_t *src, tm_pg_rel_t *rel, PGresult *res, in
 static void progress(const tm_source_t *src, const tm_pg_table_t *t, uint64_t rows, bool done,
                      const snapstate_t *st, int64_t table_start_us)
 {
-    double secs = (double)(tm_pg_mono_us() - table_start_us) / 1e6;
+    double secs = (double)(tm_mono_us() - table_start_us) / 1e6;
     double pct = done ? 100.0 : t->reltuples > 0 ? 100.0 * (double)rows / t->reltuples : 0.0;
     if (pct > 100.0)
         pct = done ? 100.0 : 99.9;
@@ -129,7 +129,7 @@ static int chunk_done(const tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_
     *rows += (uint64_t)n;
     if (n < src->chunk_size)
         return 1;
-    int64_t now = tm_pg_mono_us();
+    int64_t now = tm_mono_us();
     if (now - *last_log >= 5000000) {
         progress(src, t, *rows, false, st, t0);
         *last_log = now;
@@ -141,7 +141,7 @@ static int emit_rows(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel, P
                      snapstate_t *st, char *errstr, size_t errstr_size)
 {
     int rows = PQntuples(res);
-    int64_t now = tm_pg_wall_us();
+    int64_t now = tm_wall_us();
     for (int r = 0; r < rows; r++) {
         tm_record_t *rec;
         int rc = next_record(src, ctx, rel, &rec);
@@ -207,7 +207,7 @@ static int snapshot_table(tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_ta
     tm_buf_init(&params);
     char **last = NULL;
     uint64_t rows = 0;
-    int64_t t0 = tm_pg_mono_us(), last_log = t0;
+    int64_t t0 = tm_mono_us(), last_log = t0;
     if (cols == NULL || qn == NULL || qr == NULL) {
         rc = TM_ENOMEM;
         goto out;
@@ -328,7 +328,7 @@ out:
 
 int tm_pg_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
-    snapstate_t st = {0, tm_pg_mono_us()};
+    snapstate_t st = {0, tm_mono_us()};
     int rc = 0;
     for (int i = 0; i < src->ntables && rc == 0; i++)
         rc = snapshot_table(src, ctx, &src->tables[i], &st, errstr, errstr_size);
@@ -338,7 +338,7 @@ int tm_pg_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, siz
     if ((rc = tm_pg_exec(src->conn, "COMMIT", errstr, errstr_size)) != 0)
         return rc;
     src->snapshot_exported = false;
-    double secs = (double)(tm_pg_mono_us() - st.start_us) / 1e6;
+    double secs = (double)(tm_mono_us() - st.start_us) / 1e6;
     char lsn[24];
     TM_INFO(TM_PG_COMP, "snapshot read",
             "source=%s tables=%d rows=%" PRIu64 " seconds=%.1f rate=%.0f lsn=%s", src->name,

@@ -195,7 +195,7 @@ static bool caught_up(const stream_t *st, uint64_t acked)
 static int send_status(stream_t *st, bool force)
 {
     tm_source_t *src = st->src;
-    int64_t now = tm_pg_mono_us();
+    int64_t now = tm_mono_us();
     uint64_t acked = tm_source_acked(st->ctx);
     uint64_t flush = acked;
     if (caught_up(st, acked) && st->server_end > flush)
@@ -207,7 +207,7 @@ static int send_status(stream_t *st, bool force)
         return 0;
     uint64_t write = st->recv_lsn > flush ? st->recv_lsn : flush;
     uint8_t msg[34];
-    tm_pg_status_update(msg, write, flush, flush, tm_pg_wall_us() - TM_PG_EPOCH_OFFSET_US,
+    tm_pg_status_update(msg, write, flush, flush, tm_wall_us() - TM_PG_EPOCH_OFFSET_US,
                         false);
     if (PQputCopyData(src->repl, (const char *)msg, sizeof(msg)) != 1 || PQflush(src->repl) < 0)
         return TM_ECONN;
@@ -226,7 +226,7 @@ static int send_status(stream_t *st, bool force)
 static void heartbeat(stream_t *st)
 {
     tm_source_t *src = st->src;
-    int64_t now = tm_pg_mono_us();
+    int64_t now = tm_mono_us();
     if (src->heartbeat_ms <= 0 || now - st->last_heartbeat_us < src->heartbeat_ms * 1000)
         return;
     st->last_heartbeat_us = now;
@@ -298,7 +298,7 @@ static bool change_skipped(stream_t *st)
 
 static void fill_source(stream_t *st, tm_record_t *rec, uint64_t lsn)
 {
-    rec->proc_us = tm_pg_wall_us();
+    rec->proc_us = tm_wall_us();
     rec->src.ts_us = st->tx.active ? st->tx.ts_us : rec->proc_us;
     rec->src.lsn = lsn;
     rec->src.commit_lsn = st->prev_commit_end;
@@ -718,8 +718,8 @@ static void copy_error(PGconn *conn, char *buf, size_t buflen, bool *fatal)
 /* Sleeps up to ms while still handing batches over and watching for stop. */
 static bool nap(stream_t *st, int64_t ms)
 {
-    int64_t until = tm_pg_mono_us() + ms * 1000;
-    while (tm_pg_mono_us() < until) {
+    int64_t until = tm_mono_us() + ms * 1000;
+    while (tm_mono_us() < until) {
         if (tm_source_should_stop(st->ctx))
             return false;
         if (st->src->outq_len > 0) {
@@ -739,7 +739,7 @@ static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_
             "source=%s error=\"%s\" timeout_ms=%" PRId64, src->name, why, src->reconnect_ms);
     tm_source_set_ready(st->ctx, false);
     reset_session(st);
-    int64_t deadline = tm_pg_mono_us() + src->reconnect_ms * 1000;
+    int64_t deadline = tm_mono_us() + src->reconnect_ms * 1000;
     int64_t backoff = 500;
     char last[512];
     snprintf(last, sizeof(last), "%s", why);
@@ -759,7 +759,7 @@ static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_
             if (rc != TM_ECONN)
                 return tm_seterr(errstr, errstr_size, rc, "%s", last);
         }
-        if (tm_pg_mono_us() >= deadline)
+        if (tm_mono_us() >= deadline)
             return tm_seterr(errstr, errstr_size, TM_ECONN,
                              "lost the replication connection to PostgreSQL (%s) and could not "
                              "reconnect within reconnect_timeout (%" PRId64 " ms, %d attempts): "
@@ -912,9 +912,9 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
 static void drain_acks(stream_t *st, int64_t max_ms)
 {
     tm_source_t *src = st->src;
-    int64_t until = tm_pg_mono_us() + max_ms * 1000;
+    int64_t until = tm_mono_us() + max_ms * 1000;
     char err[256];
-    while (tm_pg_mono_us() < until) {
+    while (tm_mono_us() < until) {
         tm_pg_marker_check(src, st->ctx, err, sizeof(err));
         if (!src->marker_pending && tm_source_acked(st->ctx) >= src->sealed_token)
             return;

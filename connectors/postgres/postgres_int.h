@@ -21,6 +21,7 @@
 #ifndef TM_PG_POSTGRES_INT_H
 #define TM_PG_POSTGRES_INT_H
 
+#include "core/clock.h"
 #include "postgres/pg_types.h"
 #include "postgres/pgoutput.h"
 #include "postgres/txbuf.h"
@@ -187,8 +188,5 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
 int tm_pg_tuple_to_row(tm_batch_t *batch, const tm_pg_rel_t *rel, const tm_pg_tuple_t *tup,
                        tm_row_t **out, char *errstr, size_t errstr_size);
 
-/* Monotonic and wall clocks in µs. */
-int64_t tm_pg_mono_us(void);
-int64_t tm_pg_wall_us(void);
 
 #endif

@@ -14,6 +14,7 @@
  * block these signals so the kernel delivers them to the main thread.
  */
 #include "daemon/cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -46,13 +47,6 @@ typedef struct run_state {
     char err[1024];
 } run_state_t;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * A graceful stop with checkpoints takes a final checkpoint first, so that
  * everything read so far is committed and acknowledged (DESIGN §9).
@@ -67,7 +61,7 @@ static void begin_stop(run_state_t *rs)
         return;
     rs->stopping = true;
     rs->final_target = tm_coordinator_last_completed(rs->coord) + 1;
-    rs->stop_deadline_ms = mono_ms() + 60000;
+    rs->stop_deadline_ms = tm_mono_ms() + 60000;
     tm_coordinator_trigger_now(rs->coord);
 }
 
@@ -305,8 +299,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             tm_pipeline_request_stop(rs->pipeline);
         if (rs->stopping && ((tm_coordinator_idle(rs->coord) &&
                               tm_coordinator_last_completed(rs->coord) >= rs->final_target) ||
-                             mono_ms() > rs->stop_deadline_ms)) {
-            if (mono_ms() > rs->stop_deadline_ms)
+                             tm_mono_ms() > rs->stop_deadline_ms)) {
+            if (tm_mono_ms() > rs->stop_deadline_ms)
                 TM_WARN("main", "final checkpoint did not complete in 60 s; stopping without it",
                         "%s", "");
             tm_pipeline_request_stop(rs->pipeline);

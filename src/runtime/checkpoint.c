@@ -3,6 +3,7 @@
  * (see checkpoint.h for the protocol and its invariants).
  */
 #include "runtime/checkpoint.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -35,13 +36,6 @@ struct tm_coordinator {
     int64_t next_ms;
     uint64_t failed;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool parse_chk_name(const char *name, uint64_t *id)
 {
@@ -180,7 +174,7 @@ tm_coordinator_t *tm_coordinator_new(tm_pipeline_t *p, const char *state_dir, co
     c->timeout_ms = timeout_ms;
     c->retained = retained > 0 ? retained : 1;
     c->last_completed = last_completed;
-    c->next_ms = mono_ms() + interval_ms;
+    c->next_ms = tm_mono_ms() + interval_ms;
     return c;
 }
 
@@ -297,7 +291,7 @@ uint64_t tm_coordinator_last_completed(const tm_coordinator_t *c)
 
 int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
 {
-    int64_t now = mono_ms();
+    int64_t now = tm_mono_ms();
     if (c->committing) {
         if (!tm_pipeline_committed(c->p, c->last_completed))
             return 0;

@@ -3,6 +3,7 @@
  * (see pipeline.h for the invariants).
  */
 #include "runtime/pipeline.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "runtime/queue.h"
@@ -98,13 +99,6 @@ struct tm_pipeline {
     int first_rc;
     char first_err[1024];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 tm_pipeline_t *tm_pipeline_new(void)
 {
@@ -240,7 +234,7 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout_ms)
 {
     tm_pipeline_t *p = ctx->p;
-    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    int64_t deadline = tm_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     /* Like tm_source_emit(): a retry resumes at the first queue not yet served. */
     if (ctx->pending_schema != schema) {
         ctx->pending_schema = schema;
@@ -257,7 +251,7 @@ int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout
         tm_schema_unref(schema);
         if (atomic_load(&p->stop))
             return TM_ESTOPPED;
-        if (timeout_ms >= 0 && now_ms() >= deadline)
+        if (timeout_ms >= 0 && tm_mono_ms() >= deadline)
             return TM_EAGAIN;
     }
     ctx->pending_schema = NULL;
@@ -310,13 +304,13 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
 {
     tm_pipeline_t *p = ctx->p;
     uint64_t id = ++ctx->sync_seq;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = tm_mono_ms() + timeout_ms;
     for (int i = 0; i < ctx->nedges; i++) {
         tm_edge_t *e = &p->edges[ctx->edges[i]];
         tm_event_t ev = {.kind = TM_EV_SYNC, .producer = e->slot};
         ev.u.id = id;
         while (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) != 0) {
-            if (now_ms() >= deadline)
+            if (tm_mono_ms() >= deadline)
                 return TM_EAGAIN;
             if (tm_pipeline_error(p) != 0)
                 return TM_ESTOPPED;
@@ -329,7 +323,7 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
                 all = false;
         if (all)
             return 0;
-        if (now_ms() >= deadline)
+        if (tm_mono_ms() >= deadline)
             return TM_EAGAIN;
         if (tm_pipeline_error(p) != 0)
             return TM_ESTOPPED;
@@ -396,7 +390,7 @@ static void sink_flush(sink_loop_t *l)
 {
     tm_sink_node_t *s = l->s;
     tm_pipeline_t *p = s->p;
-    l->last_flush = now_ms();
+    l->last_flush = tm_mono_ms();
     if (!l->dirty || l->failed)
         return;
     int rc = s->conn->sink_flush ? s->conn->sink_flush(s->sink, s->err, sizeof(s->err)) : 0;
@@ -530,21 +524,21 @@ static void *sink_main(void *arg)
 {
     tm_sink_node_t *s = arg;
     tm_pipeline_t *p = s->p;
-    sink_loop_t l = {.s = s, .last_flush = now_ms()};
+    sink_loop_t l = {.s = s, .last_flush = tm_mono_ms()};
     /* Periodic flushes acknowledge, or (without 2PC) at least make output visible. */
     bool timed_flush = p->policy == TM_ACK_SINK_DURABLE || s->conn->sink_precommit == NULL;
 
     while (l.ended < s->nedges) {
         int wait = 100;
         if (l.dirty && timed_flush) {
-            int64_t left = l.last_flush + p->flush_ms - now_ms();
+            int64_t left = l.last_flush + p->flush_ms - tm_mono_ms();
             wait = left > 0 ? (int)(left < 100 ? left : 100) : 0;
         }
         sink_commit_completed(&l);
         tm_event_t ev;
         if (tm_queue_pop(&s->queue, &ev, wait) == 0)
             sink_handle(&l, &ev);
-        if (timed_flush && l.dirty && now_ms() - l.last_flush >= p->flush_ms)
+        if (timed_flush && l.dirty && tm_mono_ms() - l.last_flush >= p->flush_ms)
             sink_flush(&l);
     }
     if (timed_flush)
