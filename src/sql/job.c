@@ -398,6 +398,26 @@ static int job_check(parse_ctx_t *pc)
 {
     tm_job_t *job = pc->job;
     char where[300];
+    if (job->ninserts == 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s: the job has no INSERT INTO … SELECT … statement, so nothing would "
+                         "run",
+                         pc->path);
+    /*
+     * A sink that does not set an encoding option inherits it from its
+     * source (the first INSERT's, if several feed it), so a Debezium user can
+     * write decimal_handling on the source as usual.  This happens before
+     * validation, so inherited values are checked like the sink's own.
+     */
+    for (int i = 0; i < job->ninserts; i++) {
+        tm_job_table_t *src = &job->tables[job->inserts[i].source];
+        tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
+        for (const char *const *f = tm_job_format_options; *f; f++) {
+            const char *v = tm_options_lookup(src->opts, *f);
+            if (v != NULL && !tm_opt_isset(snk->opts, *f))
+                tm_options_set(snk->opts, *f, v);
+        }
+    }
     for (int i = 0; i < job->ntables; i++) {
         tm_job_table_t *t = &job->tables[i];
         snprintf(where, sizeof(where), "%s:%d: table '%s'", pc->path, t->line, t->name);
@@ -418,36 +438,6 @@ static int job_check(parse_ctx_t *pc)
         if (rc != 0)
             return rc;
     }
-    /*
-     * A sink that does not set an encoding option inherits its source's, so a
-     * Debezium user can write decimal_handling on the source as usual.
-     */
-    for (int i = 0; i < job->ninserts; i++) {
-        tm_job_table_t *src = &job->tables[job->inserts[i].source];
-        tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
-        for (const char *const *f = tm_job_format_options; *f; f++) {
-            const char *v = tm_options_lookup(src->opts, *f);
-            if (v == NULL || tm_opt_isset(snk->opts, *f))
-                continue;
-            const char *prev = NULL;
-            for (int j = 0; j < i; j++)
-                if (job->inserts[j].sink == job->inserts[i].sink)
-                    prev = tm_options_lookup(job->tables[job->inserts[j].source].opts, *f);
-            if (prev != NULL && strcmp(prev, v) != 0)
-                continue;
-            tm_options_set(snk->opts, *f, v);
-        }
-        snprintf(where, sizeof(where), "%s:%d: table '%s'", pc->path, snk->line, snk->name);
-        int rc = tm_options_validate(snk->opts, snk->conn->sink_options, snk->conn->option_prefix,
-                                     where, pc->errstr, pc->errstr_size);
-        if (rc != 0)
-            return rc;
-    }
-    if (job->ninserts == 0)
-        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
-                         "%s: the job has no INSERT INTO … SELECT … statement, so nothing would "
-                         "run",
-                         pc->path);
     snprintf(where, sizeof(where), "%s: SET", pc->path);
     return tm_options_validate(job->settings, tm_job_settings, NULL, where, pc->errstr,
                                pc->errstr_size);
