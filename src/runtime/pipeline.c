@@ -66,7 +66,6 @@ typedef struct tm_sink_node {
     tm_queue_t queue;
     pthread_t thread;
     bool started;
-    int rc;
     char err[1024];
     int edges[TM_MAX_NODES];
     int nedges;
@@ -338,6 +337,7 @@ void tm_source_set_ready(tm_source_ctx_t *ctx, bool ready)
 
 void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes)
 {
+    /* Events are already counted by tm_source_emit(); only bytes read are new here. */
     (void)events;
     atomic_fetch_add_explicit(&ctx->bytes, bytes, memory_order_relaxed);
 }
@@ -377,7 +377,6 @@ static void sink_fail(sink_loop_t *l, int rc)
     if (l->failed)
         return;
     l->failed = true;
-    l->s->rc = rc;
     pipeline_fail(l->s->p, rc, l->s->name, l->s->err);
 }
 
