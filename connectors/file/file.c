@@ -449,7 +449,8 @@ static int commit_handle(tm_sink_t *s, const char *handle, char *errstr, size_t 
     return rc;
 }
 
-static int file_sink_commit(tm_sink_t *s, uint64_t epoch, char *errstr, size_t errstr_size)
+static int file_sink_commit(tm_sink_t *s, uint64_t epoch, const char *progress, char *errstr,
+                            size_t errstr_size)
 {
     if (s->parts_epoch != epoch || s->parts.len == 0)
         return 0;

@@ -64,6 +64,13 @@ typedef struct tm_source_config {
      * LSN is at or below it).
      */
     uint64_t restore_token;
+    /*
+     * The position string this source recorded with that checkpoint's barrier
+     * (tm_source_emit_barrier), or NULL.  Sources whose position does not fit
+     * a token (Kafka: offsets per partition) resume from it.
+     */
+    const char *restore_position;
+    const char *job; /* the job's name (the job file's base name without .sql) */
 } tm_source_config_t;
 
 typedef struct tm_sink_config {
@@ -73,6 +80,8 @@ typedef struct tm_sink_config {
     const char *state_dir;
     /* The job runs checkpoints: a sink with 2PC stages its output per epoch. */
     bool checkpointing;
+    const char *job;                /* the job's name (job file base name without .sql) */
+    int64_t checkpoint_interval_ms; /* 0 when checkpoints are off */
 } tm_sink_config_t;
 
 typedef struct tm_connector {
@@ -106,15 +115,38 @@ typedef struct tm_connector {
      *     `epoch` durable but invisible, and describe it in `handle` (text the
      *     coordinator stores in chk-N/_metadata).
      * sink_commit (sink thread): make epoch visible.  Must be idempotent.
+     *     `progress` is the checkpoint's progress record, JSON text
+     *     {"job":J,"checkpoint":N,"sources":{NAME:POSITION,...}}; a
+     *     decision-log sink writes it inside the same transaction as the
+     *     data.  Others may ignore it.
      * sink_recover (main, before the threads start): the last completed
      *     checkpoint is `epoch` with this sink's `handle` (0/NULL if none):
      *     commit it if that has not happened yet, discard anything newer.
      */
     int (*sink_precommit)(tm_sink_t *sink, uint64_t epoch, tm_buf_t *handle, char *errstr,
                           size_t errstr_size);
-    int (*sink_commit)(tm_sink_t *sink, uint64_t epoch, char *errstr, size_t errstr_size);
+    int (*sink_commit)(tm_sink_t *sink, uint64_t epoch, const char *progress, char *errstr,
+                       size_t errstr_size);
     int (*sink_recover)(tm_sink_t *sink, uint64_t epoch, const char *handle, char *errstr,
                         size_t errstr_size);
+    /*
+     * The job's decision log (DESIGN §6; NULL for sinks that never are one).
+     * A sink whose commit cannot be redone after a crash (Kafka: a new
+     * producer's init_transactions aborts what the old one left open) decides
+     * whether checkpoint N completed.  The coordinator writes chk-N/_metadata
+     * as pending, then the decision-log sink commits N (its commit is the
+     * commit point), and only then do the other sinks commit N and sources
+     * acknowledge it.
+     *
+     * sink_is_decision_log (main, after sink_new): true if this sink, as
+     *     configured, is the decision log (Kafka: delivery = 'exactly-once').
+     * sink_decided (main, after sink_open, before sink_recover): fence
+     *     earlier instances and abort what they left open, then set *epoch
+     *     to the newest checkpoint whose commit this sink recorded (0 if
+     *     none).  Recovery then uses that checkpoint, not a newer pending one.
+     */
+    bool (*sink_is_decision_log)(const tm_sink_t *sink);
+    int (*sink_decided)(tm_sink_t *sink, uint64_t *epoch, char *errstr, size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
 } tm_connector_t;
 

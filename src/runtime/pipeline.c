@@ -414,7 +414,7 @@ static void sink_commit_completed(sink_loop_t *l)
     if (done <= s->committed_local || atomic_load(&s->precommitted) < done)
         return;
     if (!l->failed && s->conn->sink_commit != NULL) {
-        int rc = s->conn->sink_commit(s->sink, done, s->err, sizeof(s->err));
+        int rc = s->conn->sink_commit(s->sink, done, NULL, s->err, sizeof(s->err));
         if (rc != 0)
             sink_fail(l, rc);
     }
