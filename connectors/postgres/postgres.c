@@ -62,7 +62,7 @@ static const tm_option_def_t pg_source_options[] = {
      "publication name (default tidemark_<table name>)"},
     {"create", TM_OPT_BOOL, false, "true", NULL,
      "create the slot and the publication when they are missing"},
-    {"snapshot", TM_OPT_ENUM, false, "initial", "initial|never|initial_only|when_needed",
+    {"snapshot", TM_OPT_ENUM, false, "initial", "initial|never|initial_only|when_needed|always",
      "initial snapshot mode"},
     {"snapshot_chunk_size", TM_OPT_INT, false, "10000", NULL,
      "rows per primary-key chunk of the initial snapshot"},
@@ -247,6 +247,8 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
         src->snapmode = TM_PG_SNAP_NEVER;
     else if (strcmp(mode, "initial_only") == 0)
         src->snapmode = TM_PG_SNAP_INITIAL_ONLY;
+    else if (strcmp(mode, "always") == 0)
+        src->snapmode = TM_PG_SNAP_ALWAYS;
     else
         src->snapmode = TM_PG_SNAP_WHEN_NEEDED;
 
@@ -1011,6 +1013,21 @@ static int plan_slot_and_snapshot(tm_source_t *src, char *errstr, size_t errstr_
             return create_slot(src, false, errstr, errstr_size);
         }
         break;
+    case TM_PG_SNAP_ALWAYS:
+        if (si.exists && marker) {
+            /*
+             * Re-read the tables, then stream from the slot's position:
+             * changes in between may arrive twice, which the upsert
+             * operator of a job with a primary key drops as duplicates.
+             */
+            char at[24];
+            TM_INFO(TM_PG_COMP, "snapshot = 'always': reading the tables again",
+                    "source=%s slot=%s confirmed_flush=%s", src->name, src->slot,
+                    tm_pg_lsn_format(si.confirmed_flush, at));
+            src->do_snapshot = true;
+            return begin_plain_snapshot(src, si.confirmed_flush, errstr, errstr_size);
+        }
+        break;
     case TM_PG_SNAP_WHEN_NEEDED:
         if (si.exists && marker) {
             src->do_snapshot = false;
@@ -1122,7 +1139,8 @@ static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, s
 static void pg_source_describe(const tm_source_t *src, void (*line)(void *arg, const char *text),
                                void *arg)
 {
-    static const char *const modes[] = {"initial", "never", "initial_only", "when_needed"};
+    static const char *const modes[] = {"initial", "never", "initial_only", "when_needed",
+                                        "always"};
     char *s;
     tm_buf_t b;
     tm_buf_init(&b);

@@ -39,6 +39,7 @@ typedef enum {
     TM_PG_SNAP_NEVER,
     TM_PG_SNAP_INITIAL_ONLY,
     TM_PG_SNAP_WHEN_NEEDED,
+    TM_PG_SNAP_ALWAYS, /* re-read the tables on every start (backfills) */
 } tm_pg_snapmode_t;
 
 /* One entry of the `tables` option: a table, or every table of a schema ("s.*"). */

@@ -4,6 +4,7 @@
 #include "core/fsutil.h"
 #include "core/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -84,4 +85,36 @@ fail:;
     unlink(tmp);
     errno = saved;
     return TM_EIO;
+}
+
+int tm_rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : TM_EIO;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) == 0 || errno == ENOENT ? 0 : TM_EIO;
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return TM_EIO;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        size_t n = strlen(path) + strlen(e->d_name) + 2;
+        char *child = malloc(n);
+        if (child == NULL) {
+            rc = TM_ENOMEM;
+            break;
+        }
+        snprintf(child, n, "%s/%s", path, e->d_name);
+        if (tm_rm_rf(child) != 0)
+            rc = TM_EIO;
+        free(child);
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
+        rc = TM_EIO;
+    return rc;
 }

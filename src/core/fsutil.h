@@ -21,5 +21,10 @@ int tm_fsync_dir(const char *dir);
  * either the old content or the new one, never a mix.
  */
 int tm_write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+/*
+ * Removes `path` and, if it is a directory, everything under it (symlinks
+ * are removed, not followed).  A missing path is not an error.
+ */
+int tm_rm_rf(const char *path);
 
 #endif

@@ -18,7 +18,10 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "daemon/admin.h"
 #include "runtime/checkpoint.h"
+#include "runtime/jobstate.h"
+#include "state/savepoint.h"
 #include "runtime/pipeline.h"
 #include "sql/job.h"
 
@@ -26,6 +29,8 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <time.h>
 #include <signal.h>
@@ -35,17 +40,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+typedef struct run_opts {
+    const char *state_dir;
+    const char *from_savepoint;
+    const char *admin_address; /* NULL: the job's admin_address setting */
+    bool allow_non_restored;
+} run_opts_t;
+
+/* A savepoint request from the admin API (one at a time). */
+typedef struct savepoint_req {
+    int64_t id;       /* 0: none yet */
+    bool active;      /* waiting for checkpoint `target` */
+    bool stop;        /* stop the job once written */
+    uint64_t target;
+    char *dir;
+    char *path;       /* once completed */
+    char error[1024]; /* once failed */
+} savepoint_req_t;
+
 typedef struct run_state {
     tm_pipeline_t *pipeline;
     tm_coordinator_t *coord; /* NULL without checkpoints */
     struct event_base *base;
+    const tm_job_t *job;
+    const char *job_name;
+    const char *state_dir;
+    int64_t chk_interval;
     int sigints;
     bool stopping;           /* a graceful stop waits for the final checkpoint */
     uint64_t final_target;
     int64_t stop_deadline_ms;
+    int64_t started_wall_ms;
+    savepoint_req_t sp;
     int rc;
     char err[1024];
 } run_state_t;
+
 
 /*
  * A graceful stop with checkpoints takes a final checkpoint first, so that
@@ -71,11 +101,17 @@ static void usage(FILE *f)
             "tidemark %s — change-data-capture stream processor\n"
             "\n"
             "Usage:\n"
-            "  tidemark run JOB.sql [--state-dir DIR]   run a job until stopped\n"
+            "  tidemark run JOB.sql [--state-dir DIR] [--from-savepoint P]\n"
+            "               [--allow-non-restored-state] [--admin-address HOST:PORT]\n"
+            "                                           run a job until stopped\n"
             "  tidemark explain JOB.sql                 print the plan, delivery guarantees and\n"
             "                                           options in effect (secrets masked)\n"
-            "  tidemark inspect DIR                     print what the newest checkpoint in a state\n"
-            "                                           directory (or a chk-N directory) holds\n"
+            "  tidemark inspect DIR                     print what a state directory's newest\n"
+            "                                           checkpoint, a chk-N or a savepoint holds\n"
+            "  tidemark savepoint [--dir D] [--state-dir S | --admin HOST:PORT]\n"
+            "                                           take a savepoint of the running job\n"
+            "  tidemark stop [--savepoint] [--dir D] [--state-dir S | --admin HOST:PORT]\n"
+            "                                           stop the running job (final checkpoint)\n"
             "  tidemark --version                       print the version\n"
             "  tidemark --help                          print this help\n"
             "\n"
@@ -83,6 +119,10 @@ static void usage(FILE *f)
             "  --state-dir DIR     the job's state directory (default ./tidemark-state)\n"
             "  --log-level LEVEL   error, warn, info (default) or debug\n"
             "  --log-format FMT    logfmt (default) or json\n"
+            "  --from-savepoint P  restore state and positions from savepoint directory P\n"
+            "  --allow-non-restored-state\n"
+            "                      drop savepoint/checkpoint state of operators the job lost\n"
+            "  --admin-address A   where the admin API listens (overrides SET admin_address)\n"
             "\n"
             "Signals: SIGTERM stops gracefully; SIGINT twice stops at once.\n"
             "Exit codes: 0 stopped cleanly, 1 internal failure, 2 configuration or SQL error,\n"
@@ -125,6 +165,41 @@ static void explain_options(const tm_options_t *opts, const tm_option_def_t *def
     }
 }
 
+/* The job's name: the file's base name without ".sql". */
+static char *job_name_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char *name = strdup(base);
+    size_t n = name ? strlen(name) : 0;
+    if (n > 4 && strcmp(name + n - 4, ".sql") == 0)
+        name[n - 4] = '\0';
+    return name;
+}
+
+static bool declares_key(const tm_job_table_t *t)
+{
+    return t->declared != NULL && t->declared->nkeys > 0;
+}
+
+/*
+ * The stable uid of the upsert operator of INSERT i, or NULL when the
+ * pipeline has none.  Derived from the plan: the tables' names, so that a
+ * changed job keeps the state of the pipelines it kept.
+ */
+static char *upsert_uid(const tm_job_t *job, int i)
+{
+    const tm_job_table_t *src = &job->tables[job->inserts[i].source];
+    const tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
+    if (!declares_key(src) && !declares_key(snk))
+        return NULL;
+    size_t n = strlen(src->name) + strlen(snk->name) + 16;
+    char *uid = malloc(n);
+    if (uid != NULL)
+        snprintf(uid, n, "upsert/%s/%s", src->name, snk->name);
+    return uid;
+}
+
 static int cmd_explain(const char *path)
 {
     char err[2048];
@@ -144,6 +219,13 @@ static int cmd_explain(const char *path)
         printf("    source %s [%s]: changelog +I/-U/+U/-D (Debezium ops r,c,u,d,t,m)\n",
                src->name, src->conn->name);
         printf("    project: SELECT * (every column, passthrough)\n");
+        char *uid = upsert_uid(job, i);
+        if (uid != NULL)
+            printf("    upsert (changelog normalization keyed by the primary key; uid %s; state "
+                   "in RocksDB over %lld worker(s), %lld key groups)\n",
+                   uid, (long long)tm_opt_int(job->settings, "parallelism"),
+                   (long long)tm_opt_int(job->settings, "max_parallelism"));
+        free(uid);
         printf("    sink %s [%s]\n", snk->name, snk->conn->name);
     }
     printf("\nsources:\n");
@@ -182,10 +264,28 @@ static int cmd_explain(const char *path)
         if (t->role != TM_ROLE_SINK)
             continue;
         printf("  %s (connector %s)\n", t->name, t->conn->name);
-        bool exactly = tm_opt_duration_ms(job->settings, "checkpoint_interval") > 0 &&
-                       t->conn->sink_precommit != NULL;
-        printf("    delivery: %s\n", exactly ? "exactly-once (two-phase commit per checkpoint)"
-                                              : "at-least-once");
+        int64_t chk_ms = tm_opt_duration_ms(job->settings, "checkpoint_interval");
+        bool exactly = chk_ms > 0 && t->conn->sink_precommit != NULL;
+        bool decision_log = false;
+        if (exactly && t->conn->sink_is_decision_log != NULL) {
+            tm_sink_t *snk = NULL;
+            tm_sink_config_t cfg = {t->name, t->opts, t->declared, ".", true, "explain", chk_ms};
+            if (t->conn->sink_new(&snk, &cfg, err, sizeof(err)) == 0) {
+                /* A sink that can be the decision log is exactly-once only as one. */
+                decision_log = t->conn->sink_is_decision_log(snk);
+                exactly = decision_log;
+                t->conn->sink_free(snk);
+            } else {
+                fprintf(stderr, "tidemark: %s\n", err);
+                tm_job_free(job);
+                return TM_EXIT_CONFIG;
+            }
+        }
+        printf("    delivery: %s\n",
+               decision_log ? "exactly-once (transaction per checkpoint); this sink is the job's "
+                              "decision log: its commit completes each checkpoint"
+               : exactly    ? "exactly-once (two-phase commit per checkpoint)"
+                            : "at-least-once");
         printf("    options:\n");
         explain_options(t->opts, t->conn->sink_options);
     }
@@ -199,13 +299,34 @@ static int cmd_explain(const char *path)
     else
         printf("\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                "at-least-once, sources acknowledge what sinks flushed\n");
-    printf("\nnot built yet: savepoints, operator state, projections/filters/joins/aggregation, "
-           "the MySQL and Kafka connectors, the admin API.\n");
+    printf("\nnot built yet: projections, filters, joins and aggregation (only SELECT * and the "
+           "upsert operator), event-time watermarks, the MySQL connector, PostgreSQL and Kafka "
+           "sinks' other formats than documented.\n");
     tm_job_free(job);
     return TM_EXIT_OK;
 }
 
 /* ---- inspect ---- */
+
+static void inspect_savepoint_part(void *arg, const tm_savepoint_desc_t *d)
+{
+    (void)arg;
+    switch (d->part) {
+    case TM_SAVEPOINT_HEADER:
+        printf("  format %d, job %s, max_parallelism %d, %u operator(s), %" PRIu64
+               " records, %" PRIu64 " bytes (checksums verified)\n",
+               d->version, d->job, d->max_parallelism, d->noperators, d->records, d->bytes);
+        break;
+    case TM_SAVEPOINT_OPERATOR:
+        printf("  operator %s: %u key group(s), %" PRIu64 " records, %" PRIu64 " bytes\n", d->uid,
+               d->keygroups, d->records, d->bytes);
+        break;
+    case TM_SAVEPOINT_KEYGROUP:
+        printf("    key group %d: %" PRIu64 " records, %" PRIu64 " bytes\n", d->kg, d->records,
+               d->bytes);
+        break;
+    }
+}
 
 /*
  * Prints what a checkpoint holds.  DIR is a chk-N directory or a state
@@ -264,8 +385,46 @@ static int cmd_inspect(const char *dir)
         const char *h = json_string_value(json_object_get(v, "handle"));
         printf("    %-20s %s\n", key, h && h[0] ? h : "(none: no two-phase commit)");
     }
-    printf("  operator state: none (no stateful operators in this version)\n");
+    const char *dl = json_string_value(json_object_get(m, "decision_log"));
+    if (dl != NULL)
+        printf("  decision log: sink %s (the checkpoint is complete once it committed)\n", dl);
+    const char *from = json_string_value(json_object_get(m, "restored_from"));
+    if (from != NULL)
+        printf("  lineage:     restored from savepoint %s\n", from);
+    json_t *state = json_object_get(m, "state");
+    if (!json_is_object(state)) {
+        printf("  operator state: none (the job has no stateful operators)\n");
+    } else {
+        printf("  operator state: %lld worker(s), max_parallelism %lld\n",
+               (long long)json_integer_value(json_object_get(state, "parallelism")),
+               (long long)json_integer_value(json_object_get(state, "max_parallelism")));
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(state, "operators"), i, x)
+            printf("    operator %s\n", json_string_value(x));
+        json_array_foreach(json_object_get(state, "workers"), i, x)
+        {
+            json_t *kg = json_object_get(x, "key_groups");
+            printf("    worker %zu: key groups %lld-%lld, %lld bytes (%lld new), %s\n", i,
+                   (long long)json_integer_value(json_array_get(kg, 0)),
+                   (long long)json_integer_value(json_array_get(kg, 1)),
+                   (long long)json_integer_value(json_object_get(x, "bytes")),
+                   (long long)json_integer_value(json_object_get(x, "bytes_new")),
+                   json_string_value(json_object_get(x, "dir")));
+        }
+    }
     json_decref(m);
+    /* A savepoint: the portable state file, verified completely, by operator and key group. */
+    char tmsp[4200];
+    snprintf(tmsp, sizeof(tmsp), "%s/state.tmsp", dir);
+    if (access(tmsp, F_OK) == 0) {
+        printf("savepoint state %s\n", tmsp);
+        int rc = tm_savepoint_describe(tmsp, inspect_savepoint_part, NULL, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "tidemark: %s\n", err);
+            return TM_EXIT_CHECKPOINT;
+        }
+    }
     return TM_EXIT_OK;
 }
 
@@ -288,6 +447,29 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     begin_stop(rs);
 }
 
+/* Writes the savepoint of the checkpoint the pending request waited for. */
+static void savepoint_write(run_state_t *rs)
+{
+    savepoint_req_t *sp = &rs->sp;
+    uint64_t id = tm_coordinator_last_completed(rs->coord);
+    tm_checkpoint_info_t info;
+    char err[1024];
+    int rc = tm_checkpoint_load(rs->state_dir, id, &info, err, sizeof(err));
+    char *path = NULL;
+    if (rc == 0)
+        rc = tm_jobstate_savepoint(&info, sp->dir, rs->job_name, &path, err, sizeof(err));
+    tm_checkpoint_info_release(&info);
+    sp->active = false;
+    if (rc != 0) {
+        snprintf(sp->error, sizeof(sp->error), "%s", err);
+        TM_ERROR("savepoint", "savepoint failed", "request=%" PRId64 " error=\"%s\"", sp->id, err);
+        return;
+    }
+    sp->path = path;
+    TM_INFO("savepoint", "savepoint written", "request=%" PRId64 " checkpoint=%" PRIu64
+            " path=%s", sp->id, id, path);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     run_state_t *rs = arg;
@@ -297,9 +479,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         rs->rc = tm_coordinator_tick(rs->coord, rs->err, sizeof(rs->err));
         if (rs->rc != 0)
             tm_pipeline_request_stop(rs->pipeline);
-        if (rs->stopping && ((tm_coordinator_idle(rs->coord) &&
-                              tm_coordinator_last_completed(rs->coord) >= rs->final_target) ||
-                             tm_mono_ms() > rs->stop_deadline_ms)) {
+        if (rs->sp.active && tm_coordinator_idle(rs->coord) &&
+            tm_coordinator_last_completed(rs->coord) >= rs->sp.target)
+            savepoint_write(rs);
+        if (rs->stopping && !rs->sp.active &&
+            ((tm_coordinator_idle(rs->coord) &&
+              tm_coordinator_last_completed(rs->coord) >= rs->final_target) ||
+             tm_mono_ms() > rs->stop_deadline_ms)) {
             if (tm_mono_ms() > rs->stop_deadline_ms)
                 TM_WARN("main", "final checkpoint did not complete in 60 s; stopping without it",
                         "%s", "");
@@ -308,13 +494,223 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     } else if (rs->stopping) {
         tm_pipeline_request_stop(rs->pipeline);
     }
+    if (rs->sp.active && (rs->coord == NULL || rs->rc != 0 || tm_pipeline_error(rs->pipeline))) {
+        rs->sp.active = false;
+        snprintf(rs->sp.error, sizeof(rs->sp.error), "the job failed before the savepoint's "
+                                                     "checkpoint completed; see the daemon's log");
+    }
     if (tm_pipeline_done(rs->pipeline))
         event_base_loopbreak(rs->base);
 }
 
-static int cmd_run(const char *path, const char *state_dir)
+/* ---- admin API hooks (thread: main, the control loop) ---- */
+
+static bool admin_ready(void *arg)
+{
+    run_state_t *rs = arg;
+    return tm_pipeline_sources_ready(rs->pipeline) && !rs->stopping &&
+           (rs->coord == NULL || tm_coordinator_last_completed(rs->coord) > 0);
+}
+
+static void admin_metrics(void *arg, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    tm_pipeline_t *p = rs->pipeline;
+    tm_buf_appendf(out, "# HELP tidemark_source_events_total Change events emitted by a source.\n"
+                       "# TYPE tidemark_source_events_total counter\n");
+    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
+        uint64_t ev, by;
+        bool ready;
+        tm_pipeline_source_counts(p, i, &ev, &by, &ready);
+        tm_buf_appendf(out, "tidemark_source_events_total{source=\"%s\"} %" PRIu64 "\n",
+                      tm_pipeline_source_name(p, i), ev);
+    }
+    tm_buf_appendf(out, "# HELP tidemark_source_ready 1 when the source is connected and streaming.\n"
+                       "# TYPE tidemark_source_ready gauge\n");
+    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
+        uint64_t ev, by;
+        bool ready;
+        tm_pipeline_source_counts(p, i, &ev, &by, &ready);
+        tm_buf_appendf(out, "tidemark_source_ready{source=\"%s\"} %d\n",
+                      tm_pipeline_source_name(p, i), ready ? 1 : 0);
+    }
+    if (rs->coord != NULL) {
+        tm_checkpoint_stats_t st;
+        tm_coordinator_stats(rs->coord, &st);
+        tm_buf_appendf(out,
+                      "# TYPE tidemark_checkpoints_completed_total counter\n"
+                      "tidemark_checkpoints_completed_total %" PRIu64 "\n"
+                      "# TYPE tidemark_checkpoints_failed_total counter\n"
+                      "tidemark_checkpoints_failed_total %" PRIu64 "\n"
+                      "# TYPE tidemark_checkpoint_last_id gauge\n"
+                      "tidemark_checkpoint_last_id %" PRIu64 "\n"
+                      "# TYPE tidemark_checkpoint_duration_seconds gauge\n"
+                      "tidemark_checkpoint_duration_seconds %.3f\n"
+                      "# TYPE tidemark_checkpoint_state_bytes gauge\n"
+                      "tidemark_checkpoint_state_bytes %" PRIu64 "\n"
+                      "# TYPE tidemark_checkpoint_state_new_bytes gauge\n"
+                      "tidemark_checkpoint_state_new_bytes %" PRIu64 "\n",
+                      st.completed, st.failed, st.last_id, (double)st.last_duration_ms / 1000.0,
+                      st.last_state_bytes, st.last_state_bytes_new);
+    }
+    if (tm_pipeline_nworkers(p) > 0 && tm_pipeline_nupserts(p) > 0) {
+        tm_store_memory_t m;
+        tm_store_memory_usage(tm_pipeline_worker_store(p, 0), &m);
+        uint64_t memtables = 0;
+        for (int w = 0; w < tm_pipeline_nworkers(p); w++) {
+            tm_store_memory_t mw;
+            tm_store_memory_usage(tm_pipeline_worker_store(p, w), &mw);
+            memtables += mw.memtables;
+        }
+        tm_buf_appendf(out,
+                      "# TYPE tidemark_state_memory_limit_bytes gauge\n"
+                      "tidemark_state_memory_limit_bytes %" PRIu64 "\n"
+                      "# TYPE tidemark_state_block_cache_bytes gauge\n"
+                      "tidemark_state_block_cache_bytes %" PRIu64 "\n"
+                      "# TYPE tidemark_state_memtable_bytes gauge\n"
+                      "tidemark_state_memtable_bytes %" PRIu64 "\n",
+                      m.limit, m.cache_usage, memtables);
+    }
+}
+
+static void admin_job(void *arg, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    json_t *root = json_object();
+    json_object_set_new(root, "job", json_string(rs->job_name));
+    json_object_set_new(root, "file", json_string(rs->job->path));
+    json_object_set_new(root, "state", json_string(rs->stopping ? "stopping" : "running"));
+    json_object_set_new(root, "version", json_string(TM_VERSION));
+    json_object_set_new(root, "started_at_ms", json_integer(rs->started_wall_ms));
+    json_object_set_new(root, "checkpoint_interval_ms", json_integer(rs->chk_interval));
+    json_object_set_new(root, "parallelism", json_integer(tm_pipeline_nworkers(rs->pipeline)));
+    json_t *sources = json_array();
+    for (int i = 0; i < tm_pipeline_nsources(rs->pipeline); i++) {
+        uint64_t ev, by;
+        bool ready;
+        tm_pipeline_source_counts(rs->pipeline, i, &ev, &by, &ready);
+        json_array_append_new(sources, json_pack("{s:s,s:b,s:I}", "name",
+                                                 tm_pipeline_source_name(rs->pipeline, i), "ready",
+                                                 ready, "events", (json_int_t)ev));
+    }
+    json_object_set_new(root, "sources", sources);
+    json_t *sinks = json_array();
+    for (int i = 0; i < tm_pipeline_nsinks(rs->pipeline); i++)
+        json_array_append_new(sinks, json_pack("{s:s}", "name",
+                                               tm_pipeline_sink_name(rs->pipeline, i)));
+    json_object_set_new(root, "sinks", sinks);
+    json_t *ops = json_array();
+    for (int i = 0; i < tm_pipeline_nupserts(rs->pipeline); i++)
+        json_array_append_new(ops, json_string(tm_pipeline_upsert_uid(rs->pipeline, i)));
+    json_object_set_new(root, "operators", ops);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text != NULL)
+        tm_buf_puts(out, text);
+    free(text);
+}
+
+static void admin_checkpoints(void *arg, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    json_t *root = json_object();
+    if (rs->coord != NULL) {
+        tm_checkpoint_stats_t st;
+        tm_coordinator_stats(rs->coord, &st);
+        json_object_set_new(root, "enabled", json_true());
+        json_object_set_new(root, "interval_ms", json_integer(rs->chk_interval));
+        json_object_set_new(root, "completed", json_integer((json_int_t)st.completed));
+        json_object_set_new(root, "failed", json_integer((json_int_t)st.failed));
+        if (st.last_id > 0)
+            json_object_set_new(
+                root, "latest",
+                json_pack("{s:I,s:I,s:I,s:I,s:s}", "id", (json_int_t)st.last_id, "duration_ms",
+                          (json_int_t)st.last_duration_ms, "state_bytes",
+                          (json_int_t)st.last_state_bytes, "completed_at_ms",
+                          (json_int_t)st.last_completed_wall_ms, "directory",
+                          tm_coordinator_dir(rs->coord)));
+    } else {
+        json_object_set_new(root, "enabled", json_false());
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text != NULL)
+        tm_buf_puts(out, text);
+    free(text);
+}
+
+static int64_t admin_savepoint(void *arg, const char *dir, bool stop, char *errstr,
+                               size_t errstr_size)
+{
+    run_state_t *rs = arg;
+    if (rs->coord == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "savepoints need checkpoints; add SET checkpoint_interval = '10s' to the "
+                         "job");
+    if (rs->sp.active)
+        return tm_seterr(errstr, errstr_size, TM_EAGAIN,
+                         "savepoint request %" PRId64 " is still in progress", rs->sp.id);
+    if (rs->stopping)
+        return tm_seterr(errstr, errstr_size, TM_ESTOPPED, "the job is stopping");
+    char def[4200];
+    if (dir == NULL || dir[0] == '\0') {
+        snprintf(def, sizeof(def), "%s/savepoints", rs->state_dir);
+        dir = def;
+    }
+    savepoint_req_t *sp = &rs->sp;
+    free(sp->dir);
+    free(sp->path);
+    sp->path = NULL;
+    sp->error[0] = '\0';
+    sp->dir = strdup(dir);
+    sp->id++;
+    sp->active = true;
+    sp->stop = stop;
+    if (stop) {
+        begin_stop(rs);
+        sp->target = rs->final_target;
+    } else {
+        /* The checkpoint in flight, if any, or the next one, started now. */
+        sp->target = tm_coordinator_last_completed(rs->coord) + 1;
+        tm_coordinator_trigger_now(rs->coord);
+    }
+    TM_INFO("savepoint", "savepoint requested", "request=%" PRId64 " dir=%s stop=%s", sp->id,
+            sp->dir, stop ? "true" : "false");
+    return sp->id;
+}
+
+static bool admin_savepoint_status(void *arg, int64_t id, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    if (id <= 0 || id != rs->sp.id)
+        return false;
+    json_t *root = json_pack("{s:I,s:s}", "id", (json_int_t)id, "status",
+                             rs->sp.active  ? "in_progress"
+                             : rs->sp.path ? "completed"
+                                           : "failed");
+    if (rs->sp.path)
+        json_object_set_new(root, "path", json_string(rs->sp.path));
+    if (!rs->sp.active && !rs->sp.path)
+        json_object_set_new(root, "error", json_string(rs->sp.error));
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text != NULL)
+        tm_buf_puts(out, text);
+    free(text);
+    return true;
+}
+
+static void admin_stop(void *arg)
+{
+    begin_stop(arg);
+}
+
+/* ---- run: building the job ---- */
+
+static int cmd_run(const char *path, const run_opts_t *ro)
 {
     char err[2048];
+    const char *state_dir = ro->state_dir;
     tm_job_t *job = NULL;
     int rc = tm_job_load(path, &job, err, sizeof(err));
     if (rc != 0) {
@@ -330,57 +726,148 @@ static int cmd_run(const char *path, const char *state_dir)
         tm_job_free(job);
         return TM_EXIT_CONFIG;
     }
+    char *job_name = job_name_of(path);
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
 
     int64_t chk_interval = tm_opt_duration_ms(job->settings, "checkpoint_interval");
-    tm_checkpoint_info_t restored;
-    memset(&restored, 0, sizeof(restored));
-    if (chk_interval > 0) {
-        rc = tm_checkpoint_load_latest(state_dir, &restored, err, sizeof(err));
-        if (rc != 0) {
-            fprintf(stderr, "tidemark: %s\n", err);
-            tm_job_free(job);
-            return tm_exit_code_for(rc);
-        }
-        if (restored.id > 0)
-            TM_INFO("main", "restoring from checkpoint", "checkpoint=%" PRIu64, restored.id);
-    }
+    tm_checkpoint_info_t latest, sp_info, *restored = NULL;
+    memset(&latest, 0, sizeof(latest));
+    memset(&sp_info, 0, sizeof(sp_info));
     tm_pipeline_t *p = tm_pipeline_new();
-    tm_pipeline_set_flush_interval(p, (int)tm_opt_duration_ms(job->settings,
-                                                              "sink_flush_interval"));
-    if (chk_interval > 0)
-        tm_pipeline_set_ack_policy(p, TM_ACK_CHECKPOINT);
+    tm_jobstate_t js;
+    memset(&js, 0, sizeof(js));
     int *node = calloc((size_t)job->ntables, sizeof(int));
-    rc = 0;
-    /* Sinks first: a sink that cannot open must fail before a slot is created. */
+    tm_sink_t **sinks = calloc((size_t)job->ntables, sizeof(*sinks));
+    char **uids = calloc((size_t)job->ninserts + 1, sizeof(*uids));
+    int nuids = 0, dl = -1;
+    char *restored_from = NULL; /* the savepoint this run's lineage started from */
+    char *sp_real = NULL;
+
+    /* 1. Sinks first: a sink that cannot open must fail before a slot is created. */
     for (int i = 0; rc == 0 && i < job->ntables; i++) {
         tm_job_table_t *t = &job->tables[i];
         if (t->role != TM_ROLE_SINK)
             continue;
-        tm_sink_t *sink = NULL;
-        tm_sink_config_t cfg = {t->name, t->opts, t->declared, state_dir, chk_interval > 0};
-        rc = t->conn->sink_new(&sink, &cfg, err, sizeof(err));
+        tm_sink_config_t cfg = {t->name,  t->opts,  t->declared,  state_dir, chk_interval > 0,
+                                job_name, chk_interval};
+        rc = t->conn->sink_new(&sinks[i], &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->sink_open)
-            rc = t->conn->sink_open(sink, err, sizeof(err));
-        /* Recovery: commit the last completed epoch if needed, discard newer ones. */
-        if (rc == 0 && chk_interval > 0 && t->conn->sink_recover)
-            rc = t->conn->sink_recover(sink, restored.id,
-                                       tm_checkpoint_sink_handle(&restored, t->name), err,
-                                       sizeof(err));
-        if (rc != 0) {
-            if (sink)
-                t->conn->sink_free(sink);
-            break;
+            rc = t->conn->sink_open(sinks[i], err, sizeof(err));
+        if (rc == 0 && chk_interval > 0 && t->conn->sink_is_decision_log != NULL &&
+            t->conn->sink_is_decision_log(sinks[i])) {
+            if (dl >= 0)
+                rc = tm_seterr(err, sizeof(err), TM_ECONFIG,
+                               "sinks '%s' and '%s' would both be the job's decision log; a job "
+                               "may have at most one exactly-once Kafka sink (DESIGN §6)",
+                               job->tables[dl].name, t->name);
+            dl = i;
         }
-        node[i] = tm_pipeline_add_sink(p, t->conn, sink, t->name);
+    }
+
+    /* 2. What to restore: the latest checkpoint, a savepoint, or nothing. */
+    if (rc == 0 && chk_interval > 0)
+        rc = tm_checkpoint_load_latest(state_dir, &latest, err, sizeof(err));
+    if (rc == 0 && ro->from_savepoint != NULL) {
+        sp_real = realpath(ro->from_savepoint, NULL);
+        rc = tm_checkpoint_load_dir(sp_real ? sp_real : ro->from_savepoint, &sp_info, err,
+                                    sizeof(err));
+        if (rc == TM_ENOTFOUND)
+            rc = TM_ECONFIG;
+    }
+    if (rc == 0 && sp_real != NULL && !(latest.id > 0 && latest.restored_from != NULL &&
+                                        strcmp(latest.restored_from, sp_real) == 0)) {
+        restored = &sp_info;
+        restored_from = sp_real;
+        TM_INFO("main", "restoring from savepoint", "savepoint=%s checkpoint=%" PRIu64, sp_real,
+                sp_info.id);
+    } else if (rc == 0 && latest.id > 0) {
+        restored = &latest;
+        restored_from = latest.restored_from;
+        if (sp_real != NULL)
+            TM_INFO("main", "this job was already restored from the savepoint; recovering from "
+                            "its newest checkpoint instead",
+                    "savepoint=%s checkpoint=%" PRIu64, sp_real, latest.id);
+    }
+    /* The decision log fences earlier instances and decides a pending checkpoint. */
+    if (rc == 0 && dl >= 0) {
+        uint64_t decided = 0;
+        tm_job_table_t *t = &job->tables[dl];
+        rc = t->conn->sink_decided(sinks[dl], &decided, err, sizeof(err));
+        if (rc == 0 && restored == &latest && latest.decision_log != NULL &&
+            decided < latest.id) {
+            TM_WARN("main", "the newest checkpoint was not committed by the decision log; "
+                            "recovering from the one it committed",
+                    "pending=%" PRIu64 " decided=%" PRIu64 " decision_log=%s", latest.id,
+                    decided, t->name);
+            tm_checkpoint_info_release(&latest);
+            tm_checkpoint_discard_after(state_dir, decided);
+            if (decided > 0)
+                rc = tm_checkpoint_load(state_dir, decided, &latest, err, sizeof(err));
+            restored = latest.id > 0 ? &latest : NULL;
+            restored_from = restored ? latest.restored_from : NULL;
+        }
+    }
+    if (restored != NULL && restored->id > 0 && restored == &latest)
+        TM_INFO("main", "restoring from checkpoint", "checkpoint=%" PRIu64, latest.id);
+
+    /* 3. Sinks recover: commit the restored epoch if needed, discard newer ones. */
+    for (int i = 0; rc == 0 && i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SINK || chk_interval <= 0 || t->conn->sink_recover == NULL)
+            continue;
+        bool from_chk = restored == &latest;
+        rc = t->conn->sink_recover(sinks[i], from_chk ? latest.id : 0,
+                                   from_chk ? tm_checkpoint_sink_handle(&latest, t->name) : NULL,
+                                   err, sizeof(err));
+    }
+
+    /* 4. Keyed state: the stateful operators of the plan, and their stores. */
+    for (int i = 0; rc == 0 && i < job->ninserts; i++)
+        if ((uids[nuids] = upsert_uid(job, i)) != NULL)
+            nuids++;
+    int parallelism = (int)tm_opt_int(job->settings, "parallelism");
+    if (rc == 0 && (nuids > 0 || (restored && restored->noperators > 0))) {
+        tm_jobstate_opts_t jo = {
+            .state_dir = state_dir,
+            .parallelism = parallelism,
+            .max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism"),
+            .state_memory = (size_t)tm_opt_size(job->settings, "state_memory"),
+            .state_ttl_us = tm_opt_duration_ms(job->settings, "state_ttl") * 1000,
+            .uids = (const char *const *)uids,
+            .nuids = nuids,
+            .allow_non_restored = ro->allow_non_restored,
+        };
+        rc = tm_jobstate_open(&js, &jo, restored == &latest ? &latest : NULL,
+                              restored == &sp_info ? sp_real : NULL, err, sizeof(err));
+        if (rc == 0)
+            rc = tm_pipeline_set_workers(p, js.stores, js.n);
+    }
+
+    /* 5. The pipeline: sinks, then sources resuming where the restore point left them. */
+    for (int i = 0; rc == 0 && i < job->ntables; i++) {
+        tm_job_table_t *t = &job->tables[i];
+        if (t->role != TM_ROLE_SINK)
+            continue;
+        node[i] = tm_pipeline_add_sink(p, t->conn, sinks[i], t->name);
+        sinks[i] = NULL;
+        if (i == dl)
+            tm_pipeline_set_decision_log(p, node[i]);
     }
     for (int i = 0; rc == 0 && i < job->ntables; i++) {
         tm_job_table_t *t = &job->tables[i];
         if (t->role != TM_ROLE_SOURCE)
             continue;
         tm_source_t *src = NULL;
-        tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir,
-                                  tm_checkpoint_source_token(&restored, t->name)};
+        const char *pos = NULL;
+        uint64_t token = 0;
+        if (restored != NULL) {
+            token = tm_checkpoint_source_token(restored, t->name);
+            for (int k = 0; k < restored->nsources; k++)
+                if (strcmp(restored->sources[k].name, t->name) == 0 &&
+                    restored->sources[k].position[0] != '\0')
+                    pos = restored->sources[k].position;
+        }
+        tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir, token, pos, job_name};
         rc = t->conn->source_new(&src, &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->source_open)
             rc = t->conn->source_open(src, err, sizeof(err));
@@ -391,26 +878,72 @@ static int cmd_run(const char *path, const char *state_dir)
         }
         node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
     }
-    for (int i = 0; rc == 0 && i < job->ninserts; i++)
-        tm_pipeline_connect(p, node[job->inserts[i].source], node[job->inserts[i].sink]);
+    for (int i = 0, u = 0; rc == 0 && i < job->ninserts; i++) {
+        int s = node[job->inserts[i].source], k = node[job->inserts[i].sink];
+        char *uid = upsert_uid(job, i);
+        if (uid != NULL)
+            rc = tm_pipeline_connect_upsert(p, s, k, uids[u++], err, sizeof(err));
+        else
+            tm_pipeline_connect(p, s, k);
+        free(uid);
+    }
+    for (int i = 0; i < job->ntables; i++)
+        if (sinks[i] != NULL)
+            job->tables[i].conn->sink_free(sinks[i]);
+    free(sinks);
     free(node);
+
+    run_state_t rs;
+    memset(&rs, 0, sizeof(rs));
+    if (rc == 0) {
+        tm_pipeline_set_flush_interval(p, (int)tm_opt_duration_ms(job->settings,
+                                                                  "sink_flush_interval"));
+        if (chk_interval > 0) {
+            char chk_root[4200];
+            snprintf(chk_root, sizeof(chk_root), "%s/checkpoints", state_dir);
+            tm_pipeline_set_ack_policy(p, TM_ACK_CHECKPOINT);
+            tm_pipeline_set_state_checkpoint_dir(p, chk_root);
+            /* New checkpoint ids continue after anything the state directory holds. */
+            uint64_t last = restored ? restored->id : 0;
+            tm_checkpoint_info_t newest;
+            if (tm_checkpoint_load_latest(state_dir, &newest, err, sizeof(err)) == 0) {
+                if (newest.id > last)
+                    last = newest.id;
+                tm_checkpoint_info_release(&newest);
+            }
+            rs.coord = tm_coordinator_new(
+                p, state_dir, job_name, chk_interval,
+                tm_opt_duration_ms(job->settings, "checkpoint_timeout"),
+                (int)tm_opt_int(job->settings, "checkpoints_retained"), last);
+            tm_coordinator_set_lineage(rs.coord, restored_from);
+            if (dl >= 0)
+                tm_coordinator_set_decision_log(rs.coord, job->tables[dl].name);
+        }
+    }
+    tm_checkpoint_info_release(&latest);
+    tm_checkpoint_info_release(&sp_info);
+    free(sp_real);
     if (rc != 0) {
         TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
         fprintf(stderr, "tidemark: %s\n", err);
+        tm_coordinator_free(rs.coord);
         tm_pipeline_free(p);
+        tm_jobstate_close(&js);
+        for (int i = 0; i < nuids; i++)
+            free(uids[i]);
+        free(uids);
+        free(job_name);
         tm_job_free(job);
         return tm_exit_code_for(rc);
     }
 
-    run_state_t rs;
-    memset(&rs, 0, sizeof(rs));
     rs.pipeline = p;
+    rs.job = job;
+    rs.job_name = job_name;
+    rs.state_dir = state_dir;
+    rs.chk_interval = chk_interval;
+    rs.started_wall_ms = tm_wall_us() / 1000;
     rs.base = event_base_new();
-    if (chk_interval > 0)
-        rs.coord = tm_coordinator_new(
-            p, state_dir, path, chk_interval, tm_opt_duration_ms(job->settings, "checkpoint_timeout"),
-            (int)tm_opt_int(job->settings, "checkpoints_retained"), restored.id);
-    tm_checkpoint_info_release(&restored);
     struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
     struct event *tick = event_new(rs.base, -1, EV_PERSIST, on_tick, &rs);
@@ -419,31 +952,64 @@ static int cmd_run(const char *path, const char *state_dir)
     evsignal_add(ev_int, NULL);
     event_add(tick, &tv);
 
-    /* Worker threads inherit this mask, so signals reach the main thread only. */
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    rc = tm_pipeline_start(p, err, sizeof(err));
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0) {
-        TM_INFO("main", "running", "pipelines=%d", job->ninserts);
-        event_base_dispatch(rs.base);
+    /* The admin API: an explicit address must work; the default may be taken. */
+    tm_admin_hooks_t hooks = {&rs,         admin_ready,     admin_metrics,         admin_job,
+                              admin_checkpoints, admin_savepoint, admin_savepoint_status,
+                              admin_stop};
+    const char *addr = ro->admin_address ? ro->admin_address
+                                         : tm_opt_str(job->settings, "admin_address");
+    bool explicit_addr = ro->admin_address != NULL || tm_opt_isset(job->settings, "admin_address");
+    char addr_file[4200];
+    snprintf(addr_file, sizeof(addr_file), "%s/%s", state_dir, TM_ADMIN_ADDR_FILE);
+    tm_admin_t *admin = NULL;
+    rc = tm_admin_start(rs.base, addr, tm_opt_str(job->settings, "admin_token"), &hooks,
+                        addr_file, &admin, err, sizeof(err));
+    if (rc != 0 && !explicit_addr) {
+        TM_WARN("main", "admin API not started; set admin_address to another address",
+                "error=\"%s\"", err);
+        rc = 0;
+    } else if (rc == 0) {
+        TM_INFO("main", "admin API listening", "address=%s", tm_admin_address(admin));
     }
-    int jrc = tm_pipeline_join(p, err, sizeof(err));
+
+    if (rc == 0) {
+        /* Worker threads inherit this mask, so signals reach the main thread only. */
+        sigset_t set, old;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &set, &old);
+        rc = tm_pipeline_start(p, err, sizeof(err));
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (rc == 0) {
+        TM_INFO("main", "running", "pipelines=%d workers=%d stateful_operators=%d restored=\"%s\"",
+                job->ninserts, nuids > 0 ? js.n : 0, nuids, js.n > 0 ? js.restored : "nothing");
+        event_base_dispatch(rs.base);
+    } else {
+        tm_pipeline_request_stop(p);
+    }
+    int jrc = tm_pipeline_join(p, rc == 0 ? err : (char[1]){0}, rc == 0 ? sizeof(err) : 0);
     if (rc == 0)
         rc = jrc;
     if (rc == 0 && rs.rc != 0) {
         rc = rs.rc;
         snprintf(err, sizeof(err), "%s", rs.err);
     }
+    tm_admin_free(admin);
     tm_coordinator_free(rs.coord);
     event_free(ev_term);
     event_free(ev_int);
     event_free(tick);
     event_base_free(rs.base);
     tm_pipeline_free(p);
+    tm_jobstate_close(&js);
+    for (int i = 0; i < nuids; i++)
+        free(uids[i]);
+    free(uids);
+    free(rs.sp.dir);
+    free(rs.sp.path);
+    free(job_name);
     tm_job_free(job);
     if (rc != 0) {
         TM_ERROR("main", "job failed", "error=\"%s\"", err);
@@ -462,11 +1028,33 @@ int tm_cli_main(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
+        {"from-savepoint", required_argument, NULL, 'S'},
+        {"allow-non-restored-state", no_argument, NULL, 'A'},
+        {"admin-address", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
-    const char *state_dir = "./tidemark-state";
+    run_opts_t ro = {.state_dir = "./tidemark-state"};
     int c;
     signal(SIGPIPE, SIG_IGN);
+    /* savepoint and stop talk to a running daemon and parse their own flags. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-')
+            continue;
+        if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0) {
+            char **args = calloc((size_t)argc + 1, sizeof(*args));
+            int n = 0;
+            args[n++] = argv[i];
+            for (int k = 1; k < argc; k++)
+                if (k != i)
+                    args[n++] = argv[k];
+            optind = 1;
+            int rc = argv[i][1] == 'a' ? tm_admin_cli_savepoint(n, args)
+                                       : tm_admin_cli_stop(n, args);
+            free(args);
+            return rc;
+        }
+        break;
+    }
     while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -476,7 +1064,16 @@ int tm_cli_main(int argc, char **argv)
             printf("tidemark %s\n", TM_VERSION);
             return TM_EXIT_OK;
         case 's':
-            state_dir = optarg;
+            ro.state_dir = optarg;
+            break;
+        case 'S':
+            ro.from_savepoint = optarg;
+            break;
+        case 'A':
+            ro.allow_non_restored = true;
+            break;
+        case 'a':
+            ro.admin_address = optarg;
             break;
         case 'l':
             if (tm_log_set_level(optarg) != 0) {
@@ -514,7 +1111,7 @@ int tm_cli_main(int argc, char **argv)
                     argv[optind + 2]);
             return TM_EXIT_CONFIG;
         }
-        return cmd[0] == 'r' ? cmd_run(argv[optind + 1], state_dir)
+        return cmd[0] == 'r' ? cmd_run(argv[optind + 1], &ro)
                              : cmd_explain(argv[optind + 1]);
     }
     if (strcmp(cmd, "inspect") == 0) {

@@ -25,6 +25,8 @@ struct tm_upsert {
     tm_store_cf_t *cf;
     char *uid;
     int maxp;
+    int kg_first, kg_last; /* owned key groups */
+    bool keyless;          /* emits records without a key */
     tm_store_batch_t *wb;
     tm_batch_t *scratch; /* only its arena is used (invariant 2) */
     tm_buf_t key_old, key_new;
@@ -138,6 +140,9 @@ int tm_upsert_new(tm_store_t *store, const char *uid, int max_parallelism, tm_up
         return TM_ENOMEM;
     op->store = store;
     op->maxp = smaxp;
+    op->kg_first = 0;
+    op->kg_last = smaxp - 1;
+    op->keyless = true;
     tm_buf_init(&op->key_old);
     tm_buf_init(&op->key_new);
     tm_buf_init(&op->stored);
@@ -168,6 +173,19 @@ tm_upsert_t *tm_upsert_free(tm_upsert_t *op)
     free(op->uid);
     free(op);
     return NULL;
+}
+
+void tm_upsert_set_owner(tm_upsert_t *op, int kg_first, int kg_last, bool keyless)
+{
+    op->kg_first = kg_first;
+    op->kg_last = kg_last;
+    op->keyless = keyless;
+}
+
+static bool owned(const tm_upsert_t *op, const tm_buf_t *key)
+{
+    int kg = tm_keygroup_of(key->data, key->len, op->maxp);
+    return kg >= op->kg_first && kg <= op->kg_last;
 }
 
 const tm_upsert_stats_t *tm_upsert_stats(const tm_upsert_t *op)
@@ -360,7 +378,7 @@ static int do_truncate(tm_upsert_t *op, tm_batch_t *out, const tm_record_t *rec,
             return rc;
         op->stats.truncates++;
     }
-    return pass_through(op, out, rec);
+    return op->keyless ? pass_through(op, out, rec) : 0;
 }
 
 static int process_one(tm_upsert_t *op, tm_batch_t *out, const tm_record_t *rec, char *errstr,
@@ -377,7 +395,7 @@ static int process_one(tm_upsert_t *op, tm_batch_t *out, const tm_record_t *rec,
     case TM_OP_DELETE:
         break;
     default:
-        return pass_through(op, out, rec);
+        return op->keyless ? pass_through(op, out, rec) : 0;
     }
     if (s == NULL)
         goto no_key;
@@ -385,8 +403,11 @@ static int process_one(tm_upsert_t *op, tm_batch_t *out, const tm_record_t *rec,
         rc = state_key(s, rec->before, &op->key_old);
         if (rc == TM_EINVAL)
             goto no_key;
-        return rc != 0 ? rc : do_delete(op, out, rec, &op->key_old, rec->before, errstr,
-                                        errstr_size);
+        if (rc != 0)
+            return rc;
+        if (!owned(op, &op->key_old))
+            goto foreign;
+        return do_delete(op, out, rec, &op->key_old, rec->before, errstr, errstr_size);
     }
     rc = state_key(s, rec->after, &op->key_new);
     if (rc == TM_EINVAL)
@@ -398,17 +419,29 @@ static int process_one(tm_upsert_t *op, tm_batch_t *out, const tm_record_t *rec,
         if (rc == TM_ENOMEM)
             return rc;
         if (rc == 0 && !same_key(&op->key_old, &op->key_new)) {
-            /* The primary key changed: retract the old key, then upsert the new one. */
+            /*
+             * The primary key changed: retract the old key, then upsert the
+             * new one; each half only where its key group is owned.
+             */
+            bool old_here = owned(op, &op->key_old), new_here = owned(op, &op->key_new);
+            if (!old_here && !new_here)
+                goto foreign;
             op->stats.key_changes++;
-            if ((rc = do_delete(op, out, rec, &op->key_old, rec->before, errstr, errstr_size)) != 0)
+            if (old_here &&
+                (rc = do_delete(op, out, rec, &op->key_old, rec->before, errstr, errstr_size)) != 0)
                 return rc;
-            return do_upsert(op, out, rec, &op->key_new, NULL, errstr, errstr_size);
+            return new_here ? do_upsert(op, out, rec, &op->key_new, NULL, errstr, errstr_size) : 0;
         }
     }
+    if (!owned(op, &op->key_new))
+        goto foreign;
     return do_upsert(op, out, rec, &op->key_new, rec->before, errstr, errstr_size);
 no_key:
     op->stats.no_key++;
-    return pass_through(op, out, rec);
+    return op->keyless ? pass_through(op, out, rec) : 0;
+foreign:
+    op->stats.foreign++;
+    return 0;
 }
 
 int tm_upsert_process(tm_upsert_t *op, const tm_batch_t *in, uint32_t start, tm_batch_t *out,

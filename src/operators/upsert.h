@@ -55,6 +55,7 @@
 #include "core/row.h"
 #include "state/store.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,7 @@ typedef struct tm_upsert_stats {
     uint64_t shape_changes;    /* stored row of an older schema shape: source images passed on */
     uint64_t no_key;           /* no usable primary key: passed on unchanged */
     uint64_t truncates;        /* truncates (each deleted its table's keys) */
+    uint64_t foreign;          /* skipped: the key belongs to another worker */
 } tm_upsert_stats_t;
 
 /*
@@ -81,6 +83,18 @@ typedef struct tm_upsert_stats {
  */
 int tm_upsert_new(tm_store_t *store, const char *uid, int max_parallelism, tm_upsert_t **out,
                   char *errstr, size_t errstr_size);
+/*
+ * Restricts the operator to the key groups [kg_first, kg_last] its worker
+ * owns (keygroup.h), for a runtime that hands every worker the whole input
+ * batch.  A record whose key lives elsewhere is consumed without output; a
+ * primary-key-changing update emits only the half whose key is owned (the
+ * retracting delete, or the new key's insert).  Records without a key
+ * (truncate, message, no primary key) are emitted only when `keyless` is
+ * true, by exactly one worker; a truncate still deletes the table's keys in
+ * every worker.  The default is everything: [0, max_parallelism), keyless.
+ */
+void tm_upsert_set_owner(tm_upsert_t *op, int kg_first, int kg_last, bool keyless);
+
 /* Accepts NULL; returns NULL.  The state stays in the store. */
 tm_upsert_t *tm_upsert_free(tm_upsert_t *op);
 

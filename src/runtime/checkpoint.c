@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #include <dirent.h>
@@ -35,6 +36,12 @@ struct tm_coordinator {
     int64_t started_ms;
     int64_t next_ms;
     uint64_t failed;
+    uint64_t ncompleted;
+    char *restored_from;
+    char *decision_log;
+    int64_t last_duration_ms;
+    int64_t last_wall_ms;
+    uint64_t last_bytes, last_bytes_new;
 };
 
 static bool parse_chk_name(const char *name, uint64_t *id)
@@ -48,6 +55,12 @@ static bool parse_chk_name(const char *name, uint64_t *id)
 
 void tm_checkpoint_info_release(tm_checkpoint_info_t *info)
 {
+    free(info->dir);
+    free(info->job);
+    free(info->decision_log);
+    free(info->restored_from);
+    for (int i = 0; i < info->noperators; i++)
+        free(info->operators[i]);
     for (int i = 0; i < info->nsources; i++) {
         free(info->sources[i].name);
         free(info->sources[i].position);
@@ -73,6 +86,25 @@ static int read_metadata(const char *path, tm_checkpoint_info_t *info)
         goto out;
     memset(info, 0, sizeof(*info));
     info->id = (uint64_t)json_integer_value(id);
+    const char *str;
+    if ((str = json_string_value(json_object_get(root, "job"))) != NULL)
+        info->job = strdup(str);
+    if ((str = json_string_value(json_object_get(root, "decision_log"))) != NULL)
+        info->decision_log = strdup(str);
+    if ((str = json_string_value(json_object_get(root, "restored_from"))) != NULL)
+        info->restored_from = strdup(str);
+    json_t *state = json_object_get(root, "state");
+    if (json_is_object(state)) {
+        info->parallelism = (int)json_integer_value(json_object_get(state, "parallelism"));
+        info->max_parallelism = (int)json_integer_value(json_object_get(state, "max_parallelism"));
+        size_t i;
+        json_t *uid;
+        json_array_foreach(json_object_get(state, "operators"), i, uid)
+        {
+            if (json_is_string(uid) && info->noperators < 64)
+                info->operators[info->noperators++] = strdup(json_string_value(uid));
+        }
+    }
     const char *key;
     json_t *v;
     json_object_foreach(sources, key, v)
@@ -101,25 +133,59 @@ out:
     return rc;
 }
 
-int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info, char *errstr,
-                              size_t errstr_size)
+int tm_checkpoint_load_dir(const char *dir, tm_checkpoint_info_t *info, char *errstr,
+                           size_t errstr_size)
+{
+    char path[4200];
+    memset(info, 0, sizeof(*info));
+    snprintf(path, sizeof(path), "%s/_metadata", dir);
+    if (access(path, F_OK) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOTFOUND,
+                         "%s holds no _metadata: it is not a completed checkpoint or savepoint",
+                         dir);
+    if (read_metadata(path, info) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
+                         "metadata %s is corrupt; move that directory away to recover from "
+                         "an earlier checkpoint",
+                         path);
+    info->dir = strdup(dir);
+    return 0;
+}
+
+int tm_checkpoint_load(const char *state_dir, uint64_t id, tm_checkpoint_info_t *info,
+                       char *errstr, size_t errstr_size)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/checkpoints/chk-%" PRIu64, state_dir, id);
+    return tm_checkpoint_load_dir(dir, info, errstr, errstr_size);
+}
+
+/* The ids of every chk-N under state_dir, unsorted; returns how many. */
+static int list_ids(const char *state_dir, uint64_t *ids, int max)
 {
     char dir[4096];
-    memset(info, 0, sizeof(*info));
     snprintf(dir, sizeof(dir), "%s/checkpoints", state_dir);
     DIR *d = opendir(dir);
     if (d == NULL)
         return 0;
-    uint64_t ids[4096];
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 4096) {
+    while ((e = readdir(d)) != NULL && n < max) {
         uint64_t id;
         if (parse_chk_name(e->d_name, &id))
             ids[n++] = id;
     }
     closedir(d);
-    /* Newest first; a chk-N without readable _metadata never completed (invariant 2). */
+    return n;
+}
+
+int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info, char *errstr,
+                              size_t errstr_size)
+{
+    static uint64_t ids[4096];
+    memset(info, 0, sizeof(*info));
+    int n = list_ids(state_dir, ids, 4096);
+    /* Newest first; a chk-N without _metadata never completed (invariant 2). */
     for (;;) {
         int best = -1;
         for (int i = 0; i < n; i++)
@@ -127,18 +193,23 @@ int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info,
                 best = i;
         if (best < 0)
             return 0;
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/chk-%" PRIu64 "/_metadata", dir, ids[best]);
-        if (access(path, F_OK) == 0) {
-            int rc = read_metadata(path, info);
-            if (rc == 0)
-                return 0;
-            return tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
-                             "checkpoint metadata %s is corrupt; move that checkpoint directory "
-                             "away to recover from the previous one",
-                             path);
-        }
+        int rc = tm_checkpoint_load(state_dir, ids[best], info, errstr, errstr_size);
+        if (rc != TM_ENOTFOUND)
+            return rc;
         ids[best] = 0;
+    }
+}
+
+void tm_checkpoint_discard_after(const char *state_dir, uint64_t id)
+{
+    static uint64_t ids[4096];
+    int n = list_ids(state_dir, ids, 4096);
+    for (int i = 0; i < n; i++) {
+        if (ids[i] <= id)
+            continue;
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%s/checkpoints/chk-%" PRIu64, state_dir, ids[i]);
+        tm_rm_rf(dir);
     }
 }
 
@@ -184,27 +255,38 @@ tm_coordinator_t *tm_coordinator_free(tm_coordinator_t *c)
         return NULL;
     free(c->dir);
     free(c->job);
+    free(c->restored_from);
+    free(c->decision_log);
     free(c);
     return NULL;
 }
 
-static int rm_rf(const char *path)
+void tm_coordinator_set_lineage(tm_coordinator_t *c, const char *restored_from)
 {
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char child[4200];
-            snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-            if (rm_rf(child) != 0)
-                unlink(child);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
+    free(c->restored_from);
+    c->restored_from = restored_from ? strdup(restored_from) : NULL;
+}
+
+void tm_coordinator_set_decision_log(tm_coordinator_t *c, const char *sink)
+{
+    free(c->decision_log);
+    c->decision_log = sink ? strdup(sink) : NULL;
+}
+
+void tm_coordinator_stats(const tm_coordinator_t *c, tm_checkpoint_stats_t *out)
+{
+    out->completed = c->ncompleted;
+    out->failed = c->failed;
+    out->last_id = c->last_completed;
+    out->last_duration_ms = c->last_duration_ms;
+    out->last_state_bytes = c->last_bytes;
+    out->last_state_bytes_new = c->last_bytes_new;
+    out->last_completed_wall_ms = c->last_wall_ms;
+}
+
+const char *tm_coordinator_dir(const tm_coordinator_t *c)
+{
+    return c->dir;
 }
 
 /* Deletes completed checkpoints older than the retained ones, and abandoned ones. */
@@ -221,7 +303,7 @@ static void retain(tm_coordinator_t *c)
         if (id + (uint64_t)c->retained <= c->last_completed || id > c->last_completed) {
             char path[4200];
             snprintf(path, sizeof(path), "%s/%s", c->dir, e->d_name);
-            rm_rf(path);
+            tm_rm_rf(path);
         }
     }
     closedir(d);
@@ -257,6 +339,40 @@ static int write_metadata(tm_coordinator_t *c, uint64_t id, int64_t duration_ms,
     }
     json_object_set_new(root, "sources", sources);
     json_object_set_new(root, "sinks", sinks);
+    if (c->decision_log != NULL)
+        json_object_set_new(root, "decision_log", json_string(c->decision_log));
+    if (c->restored_from != NULL)
+        json_object_set_new(root, "restored_from", json_string(c->restored_from));
+    c->last_bytes = c->last_bytes_new = 0;
+    int nworkers = tm_pipeline_nworkers(c->p);
+    if (nworkers > 0 && tm_pipeline_nupserts(c->p) > 0) {
+        json_t *state = json_object();
+        json_t *ops = json_array();
+        json_t *workers = json_array();
+        for (int i = 0; i < tm_pipeline_nupserts(c->p); i++)
+            json_array_append_new(ops, json_string(tm_pipeline_upsert_uid(c->p, i)));
+        for (int w = 0; w < nworkers; w++) {
+            int first, last;
+            tm_store_checkpoint_info_t ci;
+            tm_pipeline_worker_info(c->p, w, &first, &last, &ci);
+            json_t *wj = json_object();
+            char rel[64];
+            snprintf(rel, sizeof(rel), "state/worker-%d", w);
+            json_object_set_new(wj, "dir", json_string(rel));
+            json_object_set_new(wj, "key_groups", json_pack("[i,i]", first, last));
+            json_object_set_new(wj, "bytes", json_integer((json_int_t)ci.bytes));
+            json_object_set_new(wj, "bytes_new", json_integer((json_int_t)ci.bytes_new));
+            json_object_set_new(wj, "files", json_integer((json_int_t)ci.files));
+            json_array_append_new(workers, wj);
+            c->last_bytes += ci.bytes;
+            c->last_bytes_new += ci.bytes_new;
+        }
+        json_object_set_new(state, "parallelism", json_integer(nworkers));
+        json_object_set_new(state, "max_parallelism", json_integer(tm_pipeline_max_parallelism(c->p)));
+        json_object_set_new(state, "operators", ops);
+        json_object_set_new(state, "workers", workers);
+        json_object_set_new(root, "state", state);
+    }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
     if (text == NULL)
@@ -264,6 +380,7 @@ static int write_metadata(tm_coordinator_t *c, uint64_t id, int64_t duration_ms,
     char chk[4200];
     snprintf(chk, sizeof(chk), "%s/chk-%" PRIu64, c->dir, id);
     int rc = 0;
+    tm_failpoint("checkpoint.before_metadata");
     if (tm_mkdir_p(chk, 0750) != 0 || tm_write_file_atomic(chk, "_metadata", text, strlen(text)) != 0 ||
         tm_fsync_dir(c->dir) != 0)
         rc = tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
@@ -272,6 +389,20 @@ static int write_metadata(tm_coordinator_t *c, uint64_t id, int64_t duration_ms,
                        chk, strerror(errno));
     free(text);
     return rc;
+}
+
+/* {"job":J,"checkpoint":N,"sources":{NAME:POSITION}}: what a decision log records. */
+static char *progress_record(tm_coordinator_t *c, uint64_t id)
+{
+    json_t *sources = json_object();
+    for (int i = 0; i < tm_pipeline_nsources(c->p); i++)
+        json_object_set_new(sources, tm_pipeline_source_name(c->p, i),
+                            json_string(tm_pipeline_source_position(c->p, i)));
+    json_t *root = json_pack("{s:s,s:I,s:o}", "job", c->job, "checkpoint", (json_int_t)id,
+                             "sources", sources);
+    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(root);
+    return text;
 }
 
 void tm_coordinator_trigger_now(tm_coordinator_t *c)
@@ -325,13 +456,21 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
         return 0;
     }
     int rc = write_metadata(c, c->inflight, now - c->started_ms, errstr, errstr_size);
-    if (rc != 0)
+    if (rc != 0) {
+        c->failed++;
         return rc;
+    }
+    tm_failpoint("checkpoint.after_metadata");
     c->last_completed = c->inflight;
     c->inflight = 0;
     c->committing = true;
     c->next_ms = now + c->interval_ms;
-    tm_pipeline_complete(c->p, c->last_completed);
+    c->ncompleted++;
+    c->last_duration_ms = now - c->started_ms;
+    c->last_wall_ms = tm_wall_us() / 1000;
+    char *progress = progress_record(c, c->last_completed);
+    tm_pipeline_complete(c->p, c->last_completed, progress);
+    free(progress);
     TM_INFO("checkpoint", "completed", "checkpoint=%" PRIu64 " duration_ms=%" PRId64,
             c->last_completed, now - c->started_ms);
     return 0;

@@ -34,6 +34,14 @@
 /* What the last completed checkpoint recorded, read back at start. */
 typedef struct tm_checkpoint_info {
     uint64_t id; /* 0: there is none */
+    char *dir;   /* the chk-N (or savepoint) directory */
+    char *job;
+    char *decision_log;  /* the decision-log sink's name, or NULL */
+    char *restored_from; /* the savepoint this job's lineage started from, or NULL */
+    int parallelism;     /* workers whose state the checkpoint holds (0: no state) */
+    int max_parallelism;
+    int noperators;
+    char *operators[64]; /* stateful operator uids */
     int nsources, nsinks;
     struct {
         char *name;
@@ -49,6 +57,16 @@ typedef struct tm_checkpoint_info {
 /* Reads the newest completed checkpoint under state_dir; info->id == 0 if none. */
 int tm_checkpoint_load_latest(const char *state_dir, tm_checkpoint_info_t *info, char *errstr,
                               size_t errstr_size);
+/*
+ * Reads checkpoint `id` under state_dir (TM_ENOTFOUND if it has no
+ * _metadata), or the checkpoint/savepoint directory `dir` (id 0).
+ */
+int tm_checkpoint_load(const char *state_dir, uint64_t id, tm_checkpoint_info_t *info,
+                       char *errstr, size_t errstr_size);
+int tm_checkpoint_load_dir(const char *dir, tm_checkpoint_info_t *info, char *errstr,
+                           size_t errstr_size);
+/* Deletes every chk-N under state_dir with N > id (pending ones the decision log refused). */
+void tm_checkpoint_discard_after(const char *state_dir, uint64_t id);
 void tm_checkpoint_info_release(tm_checkpoint_info_t *info);
 uint64_t tm_checkpoint_source_token(const tm_checkpoint_info_t *info, const char *name);
 const char *tm_checkpoint_sink_handle(const tm_checkpoint_info_t *info, const char *name);
@@ -59,6 +77,21 @@ tm_coordinator_t *tm_coordinator_new(tm_pipeline_t *p, const char *state_dir, co
                                      int64_t interval_ms, int64_t timeout_ms, int retained,
                                      uint64_t last_completed);
 tm_coordinator_t *tm_coordinator_free(tm_coordinator_t *c);
+/* The savepoint this job was started from, recorded in every _metadata. */
+void tm_coordinator_set_lineage(tm_coordinator_t *c, const char *restored_from);
+/* The decision-log sink (written to _metadata), or NULL. */
+void tm_coordinator_set_decision_log(tm_coordinator_t *c, const char *sink);
+
+typedef struct tm_checkpoint_stats {
+    uint64_t completed, failed; /* failed: timed out or failed to persist */
+    uint64_t last_id;
+    int64_t last_duration_ms;
+    uint64_t last_state_bytes, last_state_bytes_new;
+    int64_t last_completed_wall_ms;
+} tm_checkpoint_stats_t;
+void tm_coordinator_stats(const tm_coordinator_t *c, tm_checkpoint_stats_t *out);
+/* The checkpoints directory (<state_dir>/checkpoints). */
+const char *tm_coordinator_dir(const tm_coordinator_t *c);
 /*
  * Advances the state machine; call on every tick.  Returns 0, or an error
  * if writing _metadata failed (the job should stop: TM_ECHECKPOINT).

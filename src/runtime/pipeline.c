@@ -6,8 +6,13 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/failpoint.h"
+#include "core/fsutil.h"
+#include "operators/upsert.h"
 #include "runtime/queue.h"
+#include "state/keygroup.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,9 +24,46 @@
 #define TM_MAX_NODES 64
 #define TM_QUEUE_CAPACITY 16
 #define TM_DEFAULT_FLUSH_MS 200
+#define TM_MAX_WORKERS 256
+
+/*
+ * Workers (DESIGN §5).  A source whose output goes through a stateful
+ * operator hands every batch to every worker (one reference each, no copy);
+ * each worker's operators consume only the records whose key groups it owns
+ * (tm_upsert_set_owner), so a key always meets the same worker and its state.
+ * Each worker is a producer on the queues of the sinks its operators feed,
+ * through one edge per (worker, connection), so sinks align barriers over
+ * workers exactly as over sources.
+ */
+typedef struct tm_sconn {
+    int src, sink;
+    char *uid;
+    int edge0; /* worker w's edge is edge0 + w */
+} tm_sconn_t;
+
+typedef struct tm_worker {
+    tm_pipeline_t *p;
+    int idx;
+    tm_queue_t queue;
+    pthread_t thread;
+    bool started;
+    tm_store_t *store;
+    int kg_first, kg_last;
+    tm_upsert_t *ops[TM_MAX_NODES]; /* per connection */
+    uint64_t aligning;
+    bool got[TM_MAX_NODES];
+    int ngot;
+    tm_event_t *held;
+    int nheld, capheld;
+    int ended;
+    bool failed;
+    char err[1024];
+    tm_store_checkpoint_info_t chk; /* of the last snapshot */
+    _Atomic uint64_t snapshotted;
+} tm_worker_t;
 
 typedef struct tm_edge {
-    int src, sink;
+    int src, sink; /* src: the source whose tokens this edge carries */
     int slot; /* index among the sink's producers */
     _Atomic uint64_t durable_token;
     _Atomic uint64_t synced_id;
@@ -38,8 +80,11 @@ struct tm_source_ctx {
     bool started;
     int rc;
     char err[1024];
-    int edges[TM_MAX_NODES];
+    int edges[TM_MAX_NODES]; /* direct edges to sinks */
     int nedges;
+    int aedges[TM_MAX_NODES * 2]; /* every edge carrying this source's tokens */
+    int naedges;
+    int wslot; /* producer slot in every worker queue, or -1 */
     /* Fan-out progress of a batch that got TM_EAGAIN half way. */
     tm_batch_t *pending;
     int pending_next;
@@ -86,8 +131,17 @@ struct tm_pipeline {
     int nsources;
     tm_sink_node_t *sinks[TM_MAX_NODES];
     int nsinks;
-    tm_edge_t edges[TM_MAX_NODES];
+    tm_edge_t edges[TM_MAX_NODES * 4];
     int nedges;
+    tm_worker_t *workers[TM_MAX_WORKERS];
+    int nworkers;
+    int wsources; /* sources feeding the workers */
+    tm_sconn_t sconns[TM_MAX_NODES];
+    int nsconns;
+    char *chk_root; /* workers snapshot into <chk_root>/chk-N/state/worker-W */
+    int dl;         /* decision-log sink, or -1 */
+    char *progress; /* progress record of the checkpoint being decided */
+    _Atomic uint64_t deciding;
     int flush_ms;
     tm_ack_policy_t policy;
     _Atomic uint64_t barrier_req;
@@ -105,6 +159,7 @@ tm_pipeline_t *tm_pipeline_new(void)
     if (p == NULL)
         return NULL;
     p->flush_ms = TM_DEFAULT_FLUSH_MS;
+    p->dl = -1;
     pthread_mutex_init(&p->err_lock, NULL);
     return p;
 }
@@ -127,6 +182,7 @@ int tm_pipeline_add_source(tm_pipeline_t *p, const tm_connector_t *conn, tm_sour
     c->conn = conn;
     c->src = src;
     c->name = strdup(name);
+    c->wslot = -1;
     p->sources[p->nsources] = c;
     return p->nsources++;
 }
@@ -152,21 +208,124 @@ int tm_pipeline_add_sink(tm_pipeline_t *p, const tm_connector_t *conn, tm_sink_t
     return p->nsinks++;
 }
 
-int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx)
+/* A new edge from source `src_idx`'s tokens into sink `sink_idx`'s queue. */
+static int new_edge(tm_pipeline_t *p, int src_idx, int sink_idx)
 {
-    if (p->nedges >= TM_MAX_NODES || src_idx >= p->nsources || sink_idx >= p->nsinks)
-        return TM_EINVAL;
     tm_source_ctx_t *c = p->sources[src_idx];
     tm_sink_node_t *s = p->sinks[sink_idx];
+    if (p->nedges >= (int)(sizeof(p->edges) / sizeof(p->edges[0])) || s->nedges >= TM_MAX_NODES ||
+        c->naedges >= (int)(sizeof(c->aedges) / sizeof(c->aedges[0])))
+        return TM_EINVAL;
     tm_edge_t *e = &p->edges[p->nedges];
     e->src = src_idx;
     e->sink = sink_idx;
     e->slot = s->nedges;
     atomic_init(&e->durable_token, 0);
     atomic_init(&e->synced_id, 0);
-    c->edges[c->nedges++] = p->nedges;
+    c->aedges[c->naedges++] = p->nedges;
     s->edges[s->nedges++] = p->nedges;
     return p->nedges++;
+}
+
+int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx)
+{
+    if (src_idx >= p->nsources || sink_idx >= p->nsinks ||
+        p->sources[src_idx]->nedges >= TM_MAX_NODES)
+        return TM_EINVAL;
+    int e = new_edge(p, src_idx, sink_idx);
+    if (e >= 0)
+        p->sources[src_idx]->edges[p->sources[src_idx]->nedges++] = e;
+    return e;
+}
+
+static void *worker_main(void *arg);
+
+int tm_pipeline_set_workers(tm_pipeline_t *p, tm_store_t *const *stores, int n)
+{
+    if (n <= 0 || n > TM_MAX_WORKERS || p->nworkers != 0)
+        return TM_EINVAL;
+    int maxp = tm_store_max_parallelism(stores[0]);
+    for (int w = 0; w < n; w++) {
+        tm_worker_t *wk = calloc(1, sizeof(*wk));
+        if (wk == NULL || tm_queue_init(&wk->queue, TM_QUEUE_CAPACITY) != 0) {
+            free(wk);
+            return TM_ENOMEM;
+        }
+        wk->p = p;
+        wk->idx = w;
+        wk->store = stores[w];
+        tm_keygroup_range(w, n, maxp, &wk->kg_first, &wk->kg_last);
+        p->workers[p->nworkers++] = wk;
+    }
+    return 0;
+}
+
+int tm_pipeline_connect_upsert(tm_pipeline_t *p, int src_idx, int sink_idx, const char *uid,
+                               char *errstr, size_t errstr_size)
+{
+    if (p->nworkers == 0 || p->nsconns >= TM_MAX_NODES || src_idx >= p->nsources ||
+        sink_idx >= p->nsinks)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "too many stateful connections");
+    tm_sconn_t *sc = &p->sconns[p->nsconns];
+    tm_source_ctx_t *c = p->sources[src_idx];
+    sc->src = src_idx;
+    sc->sink = sink_idx;
+    sc->uid = strdup(uid);
+    sc->edge0 = p->nedges;
+    for (int w = 0; w < p->nworkers; w++) {
+        tm_worker_t *wk = p->workers[w];
+        int rc = new_edge(p, src_idx, sink_idx);
+        if (rc < 0)
+            return tm_seterr(errstr, errstr_size, rc, "too many connections for one job");
+        rc = tm_upsert_new(wk->store, uid, 0, &wk->ops[p->nsconns], errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+        tm_upsert_set_owner(wk->ops[p->nsconns], wk->kg_first, wk->kg_last, w == 0);
+    }
+    if (c->wslot < 0)
+        c->wslot = p->wsources++;
+    p->nsconns++;
+    return 0;
+}
+
+void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root)
+{
+    free(p->chk_root);
+    p->chk_root = chk_root ? strdup(chk_root) : NULL;
+}
+
+int tm_pipeline_nworkers(const tm_pipeline_t *p)
+{
+    return p->nworkers;
+}
+
+void tm_pipeline_worker_info(const tm_pipeline_t *p, int w, int *kg_first, int *kg_last,
+                             tm_store_checkpoint_info_t *chk)
+{
+    *kg_first = p->workers[w]->kg_first;
+    *kg_last = p->workers[w]->kg_last;
+    if (chk != NULL)
+        *chk = p->workers[w]->chk;
+}
+
+int tm_pipeline_max_parallelism(const tm_pipeline_t *p)
+{
+    return p->nworkers > 0 ? tm_store_max_parallelism(p->workers[0]->store) : 0;
+}
+
+int tm_pipeline_nupserts(const tm_pipeline_t *p)
+{
+    return p->nsconns;
+}
+
+const char *tm_pipeline_upsert_uid(const tm_pipeline_t *p, int i)
+{
+    return p->sconns[i].uid;
+}
+
+void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_idx)
+{
+    p->dl = sink_idx;
 }
 
 /* Records the first error of the job and asks everything to stop. */
@@ -203,6 +362,24 @@ const char *tm_source_name(const tm_source_ctx_t *ctx)
     return ctx->name;
 }
 
+/* A source's outputs: its direct sink edges, then every worker (if it feeds them). */
+static int ntargets(const tm_source_ctx_t *ctx)
+{
+    return ctx->nedges + (ctx->wslot >= 0 ? ctx->p->nworkers : 0);
+}
+
+static tm_queue_t *target(const tm_source_ctx_t *ctx, int t, int *producer)
+{
+    tm_pipeline_t *p = ctx->p;
+    if (t < ctx->nedges) {
+        tm_edge_t *e = &p->edges[ctx->edges[t]];
+        *producer = e->slot;
+        return &p->sinks[e->sink]->queue;
+    }
+    *producer = ctx->wslot;
+    return &p->workers[t - ctx->nedges]->queue;
+}
+
 int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 {
     tm_pipeline_t *p = ctx->p;
@@ -210,13 +387,13 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
         ctx->pending = batch;
         ctx->pending_next = 0;
     }
-    while (ctx->pending_next < ctx->nedges) {
+    while (ctx->pending_next < ntargets(ctx)) {
         if (atomic_load(&p->stop))
             return TM_ESTOPPED;
-        tm_edge_t *e = &p->edges[ctx->edges[ctx->pending_next]];
-        tm_event_t ev = {.kind = TM_EV_BATCH, .producer = e->slot};
+        tm_event_t ev = {.kind = TM_EV_BATCH};
+        tm_queue_t *q = target(ctx, ctx->pending_next, &ev.producer);
         ev.u.batch = tm_batch_ref(batch);
-        if (tm_queue_push(&p->sinks[e->sink]->queue, &ev, timeout_ms) != 0) {
+        if (tm_queue_push(q, &ev, timeout_ms) != 0) {
             tm_batch_unref(batch);
             return TM_EAGAIN;
         }
@@ -239,11 +416,11 @@ int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout
         ctx->pending_schema = schema;
         ctx->pending_schema_next = 0;
     }
-    while (ctx->pending_schema_next < ctx->nedges) {
-        tm_edge_t *e = &p->edges[ctx->edges[ctx->pending_schema_next]];
-        tm_event_t ev = {.kind = TM_EV_SCHEMA_CHANGE, .producer = e->slot};
+    while (ctx->pending_schema_next < ntargets(ctx)) {
+        tm_event_t ev = {.kind = TM_EV_SCHEMA_CHANGE};
+        tm_queue_t *q = target(ctx, ctx->pending_schema_next, &ev.producer);
         ev.u.schema = tm_schema_ref(schema);
-        if (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) == 0) {
+        if (tm_queue_push(q, &ev, 50) == 0) {
             ctx->pending_schema_next++;
             continue;
         }
@@ -274,13 +451,13 @@ int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, co
         ctx->bar_token = token;
         snprintf(ctx->bar_position, sizeof(ctx->bar_position), "%s", position ? position : "");
     }
-    while (ctx->bar_pending_next < ctx->nedges) {
+    while (ctx->bar_pending_next < ntargets(ctx)) {
         if (atomic_load(&p->stop))
             return TM_ESTOPPED;
-        tm_edge_t *e = &p->edges[ctx->edges[ctx->bar_pending_next]];
-        tm_event_t ev = {.kind = TM_EV_BARRIER, .producer = e->slot};
+        tm_event_t ev = {.kind = TM_EV_BARRIER};
+        tm_queue_t *q = target(ctx, ctx->bar_pending_next, &ev.producer);
         ev.u.id = id;
-        if (tm_queue_push(&p->sinks[e->sink]->queue, &ev, timeout_ms) != 0)
+        if (tm_queue_push(q, &ev, timeout_ms) != 0)
             return TM_EAGAIN;
         ctx->bar_pending_next++;
     }
@@ -291,12 +468,12 @@ int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, co
 uint64_t tm_source_acked(const tm_source_ctx_t *ctx)
 {
     uint64_t min = UINT64_MAX;
-    for (int i = 0; i < ctx->nedges; i++) {
-        uint64_t t = atomic_load(&ctx->p->edges[ctx->edges[i]].durable_token);
+    for (int i = 0; i < ctx->naedges; i++) {
+        uint64_t t = atomic_load(&ctx->p->edges[ctx->aedges[i]].durable_token);
         if (t < min)
             min = t;
     }
-    return ctx->nedges ? min : ctx->last_token;
+    return ctx->naedges ? min : ctx->last_token;
 }
 
 int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
@@ -304,21 +481,22 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
     tm_pipeline_t *p = ctx->p;
     uint64_t id = ++ctx->sync_seq;
     int64_t deadline = tm_mono_ms() + timeout_ms;
-    for (int i = 0; i < ctx->nedges; i++) {
-        tm_edge_t *e = &p->edges[ctx->edges[i]];
-        tm_event_t ev = {.kind = TM_EV_SYNC, .producer = e->slot};
+    for (int t = 0; t < ntargets(ctx); t++) {
+        tm_event_t ev = {.kind = TM_EV_SYNC};
+        tm_queue_t *q = target(ctx, t, &ev.producer);
         ev.u.id = id;
-        while (tm_queue_push(&p->sinks[e->sink]->queue, &ev, 50) != 0) {
+        while (tm_queue_push(q, &ev, 50) != 0) {
             if (tm_mono_ms() >= deadline)
                 return TM_EAGAIN;
             if (tm_pipeline_error(p) != 0)
                 return TM_ESTOPPED;
         }
     }
+    /* Workers pass SYNC on to their edges, so every edge of this source reports it. */
     for (;;) {
         bool all = true;
-        for (int i = 0; i < ctx->nedges; i++)
-            if (atomic_load(&p->edges[ctx->edges[i]].synced_id) < id)
+        for (int i = 0; i < ctx->naedges; i++)
+            if (atomic_load(&p->edges[ctx->aedges[i]].synced_id) < id)
                 all = false;
         if (all)
             return 0;
@@ -352,11 +530,11 @@ static void *source_main(void *arg)
             snprintf(ctx->err, sizeof(ctx->err), "%s", tm_strerror(ctx->rc));
         pipeline_fail(p, ctx->rc, ctx->name, ctx->err);
     }
-    /* A source that ends (initial_only, or an error) still tells its sinks. */
-    for (int i = 0; i < ctx->nedges; i++) {
-        tm_edge_t *e = &p->edges[ctx->edges[i]];
-        tm_event_t ev = {.kind = TM_EV_END, .producer = e->slot};
-        tm_queue_push(&p->sinks[e->sink]->queue, &ev, -1);
+    /* A source that ends (initial_only, or an error) still tells its sinks and workers. */
+    for (int t = 0; t < ntargets(ctx); t++) {
+        tm_event_t ev = {.kind = TM_EV_END};
+        tm_queue_t *q = target(ctx, t, &ev.producer);
+        tm_queue_push(q, &ev, -1);
     }
     atomic_fetch_sub(&p->running, 1);
     return NULL;
@@ -406,20 +584,44 @@ static void sink_flush(sink_loop_t *l)
     l->dirty = false;
 }
 
-/* Commits the newest completed checkpoint this sink has pre-committed. */
+/* Checkpoint `id` is complete: sources may acknowledge its tokens, sinks commit it. */
+static void pipeline_publish(tm_pipeline_t *p, uint64_t id)
+{
+    for (int i = 0; i < p->nsources; i++) {
+        tm_source_ctx_t *c = p->sources[i];
+        for (int k = 0; k < c->naedges; k++)
+            atomic_store(&p->edges[c->aedges[k]].durable_token, c->bar_token);
+    }
+    atomic_store(&p->completed, id);
+}
+
+/*
+ * Commits the newest completed checkpoint this sink has pre-committed.  The
+ * decision-log sink commits first, alone, when its checkpoint's _metadata is
+ * pending; its commit completes the checkpoint for everyone else.
+ */
 static void sink_commit_completed(sink_loop_t *l)
 {
     tm_sink_node_t *s = l->s;
-    uint64_t done = atomic_load(&s->p->completed);
+    tm_pipeline_t *p = s->p;
+    bool dl = s->idx == p->dl;
+    uint64_t done = atomic_load(dl ? &p->deciding : &p->completed);
     if (done <= s->committed_local || atomic_load(&s->precommitted) < done)
         return;
     if (!l->failed && s->conn->sink_commit != NULL) {
-        int rc = s->conn->sink_commit(s->sink, done, NULL, s->err, sizeof(s->err));
-        if (rc != 0)
+        tm_failpoint("sink.before_commit");
+        int rc = s->conn->sink_commit(s->sink, done, dl ? p->progress : NULL, s->err,
+                                      sizeof(s->err));
+        if (rc != 0) {
             sink_fail(l, rc);
+            return;
+        }
+        tm_failpoint("sink.after_commit");
     }
     s->committed_local = done;
     atomic_store(&s->committed, done);
+    if (dl && !l->failed)
+        pipeline_publish(p, done);
 }
 
 /* Barrier `id` has arrived on every input: pre-commit the epoch it closes. */
@@ -433,6 +635,7 @@ static void sink_barrier_aligned(sink_loop_t *l, uint64_t id)
             if (rc != 0)
                 sink_fail(l, rc);
             l->dirty = false;
+            tm_failpoint("sink.after_precommit");
         } else {
             l->dirty = true;
             sink_flush(l);
@@ -550,6 +753,193 @@ static void *sink_main(void *arg)
     return NULL;
 }
 
+/* ---- workers (thread: worker) ---- */
+
+static void worker_fail(tm_worker_t *wk, int rc)
+{
+    if (wk->failed)
+        return;
+    wk->failed = true;
+    char who[32];
+    snprintf(who, sizeof(who), "worker %d", wk->idx);
+    if (wk->err[0] == '\0')
+        snprintf(wk->err, sizeof(wk->err), "%s", tm_strerror(rc));
+    pipeline_fail(wk->p, rc, who, wk->err);
+}
+
+/* Pushes onto an edge's sink queue; sinks always drain, so this cannot wait forever. */
+static void worker_push(tm_worker_t *wk, int edge, tm_event_t *ev)
+{
+    tm_pipeline_t *p = wk->p;
+    tm_edge_t *e = &p->edges[edge];
+    ev->producer = e->slot;
+    tm_queue_push(&p->sinks[e->sink]->queue, ev, -1);
+}
+
+/* Sends a control event (barrier, sync, end) to this worker's edges of source `src` (-1: all). */
+static void worker_broadcast(tm_worker_t *wk, int src, tm_event_kind_t kind, uint64_t id)
+{
+    tm_pipeline_t *p = wk->p;
+    for (int c = 0; c < p->nsconns; c++) {
+        if (src >= 0 && p->sconns[c].src != src)
+            continue;
+        tm_event_t ev = {.kind = kind};
+        ev.u.id = id;
+        worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
+    }
+}
+
+static void worker_batch(tm_worker_t *wk, int src, const tm_batch_t *in)
+{
+    tm_pipeline_t *p = wk->p;
+    for (int c = 0; c < p->nsconns; c++) {
+        if (p->sconns[c].src != src)
+            continue;
+        uint32_t start = 0;
+        bool sent = false;
+        do {
+            tm_batch_t *out = tm_batch_new();
+            if (out == NULL) {
+                snprintf(wk->err, sizeof(wk->err), "out of memory");
+                worker_fail(wk, TM_ENOMEM);
+                return;
+            }
+            out->ack_token = in->ack_token;
+            int n = (int)(in->count - start);
+            if (!wk->failed)
+                n = tm_upsert_process(wk->ops[c], in, start, out, wk->err, sizeof(wk->err));
+            if (n < 0) {
+                worker_fail(wk, n);
+                n = (int)(in->count - start);
+            }
+            start += (uint32_t)n;
+            /*
+             * Under sink-durable acknowledgement every input batch yields at
+             * least one (maybe empty) batch, so its token reaches the sinks
+             * even when everything in it was a duplicate.
+             */
+            if (out->count > 0 || (!sent && p->policy == TM_ACK_SINK_DURABLE)) {
+                tm_event_t ev = {.kind = TM_EV_BATCH};
+                ev.u.batch = out;
+                worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
+                sent = true;
+            } else {
+                tm_batch_unref(out);
+            }
+        } while (start < in->count);
+    }
+}
+
+/* Snapshots the worker's store for checkpoint `id` (DESIGN §6 step 2). */
+static void worker_snapshot(tm_worker_t *wk, uint64_t id)
+{
+    tm_pipeline_t *p = wk->p;
+    if (wk->failed || p->chk_root == NULL || p->policy != TM_ACK_CHECKPOINT)
+        return;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/chk-%" PRIu64 "/state/worker-%d", p->chk_root, id, wk->idx);
+    /* Left by a run that crashed before this checkpoint completed. */
+    tm_rm_rf(dir);
+    int rc = tm_store_checkpoint(wk->store, dir, &wk->chk, wk->err, sizeof(wk->err));
+    if (rc != 0) {
+        worker_fail(wk, rc);
+        return;
+    }
+    tm_failpoint("worker.after_snapshot");
+    atomic_store(&wk->snapshotted, id);
+}
+
+static void worker_handle(tm_worker_t *wk, tm_event_t *ev);
+
+static void worker_hold(tm_worker_t *wk, tm_event_t *ev)
+{
+    if (wk->nheld == wk->capheld) {
+        int ncap = wk->capheld ? wk->capheld * 2 : 16;
+        tm_event_t *h = realloc(wk->held, sizeof(*h) * (size_t)ncap);
+        if (h == NULL) {
+            tm_event_release(ev);
+            snprintf(wk->err, sizeof(wk->err), "out of memory while aligning a barrier");
+            worker_fail(wk, TM_ENOMEM);
+            return;
+        }
+        wk->held = h;
+        wk->capheld = ncap;
+    }
+    wk->held[wk->nheld++] = *ev;
+}
+
+/* Maps a worker-queue producer slot back to its source. */
+static int worker_input_source(const tm_pipeline_t *p, int slot)
+{
+    for (int i = 0; i < p->nsources; i++)
+        if (p->sources[i]->wslot == slot)
+            return i;
+    return -1;
+}
+
+static void worker_handle(tm_worker_t *wk, tm_event_t *ev)
+{
+    tm_pipeline_t *p = wk->p;
+    if (wk->aligning != 0 && wk->got[ev->producer] && ev->kind != TM_EV_END) {
+        worker_hold(wk, ev);
+        return;
+    }
+    int src = worker_input_source(p, ev->producer);
+    switch (ev->kind) {
+    case TM_EV_BATCH:
+        worker_batch(wk, src, ev->u.batch);
+        break;
+    case TM_EV_SYNC:
+        worker_broadcast(wk, src, TM_EV_SYNC, ev->u.id);
+        break;
+    case TM_EV_BARRIER:
+        if (wk->aligning == 0) {
+            wk->aligning = ev->u.id;
+            memset(wk->got, 0, sizeof(wk->got));
+            wk->ngot = 0;
+        }
+        wk->got[ev->producer] = true;
+        wk->ngot++;
+        if (wk->ngot == p->wsources) {
+            uint64_t id = wk->aligning;
+            wk->aligning = 0;
+            worker_snapshot(wk, id);
+            worker_broadcast(wk, -1, TM_EV_BARRIER, id);
+            tm_event_t *held = wk->held;
+            int nheld = wk->nheld;
+            wk->held = NULL;
+            wk->nheld = wk->capheld = 0;
+            for (int i = 0; i < nheld; i++)
+                worker_handle(wk, &held[i]);
+            free(held);
+        }
+        break;
+    case TM_EV_END:
+        wk->ended++;
+        break;
+    default:
+        break;
+    }
+    tm_event_release(ev);
+}
+
+static void *worker_main(void *arg)
+{
+    tm_worker_t *wk = arg;
+    tm_pipeline_t *p = wk->p;
+    while (wk->ended < p->wsources) {
+        tm_event_t ev;
+        if (tm_queue_pop(&wk->queue, &ev, 100) == 0)
+            worker_handle(wk, &ev);
+    }
+    for (int i = 0; i < wk->nheld; i++)
+        tm_event_release(&wk->held[i]);
+    wk->nheld = 0;
+    worker_broadcast(wk, -1, TM_EV_END, 0);
+    atomic_fetch_sub(&p->running, 1);
+    return NULL;
+}
+
 /* ---- checkpoint coordination (thread: main) ---- */
 
 void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy)
@@ -613,15 +1003,37 @@ const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i)
     return p->sinks[i]->handle.data ? p->sinks[i]->handle.data : "";
 }
 
-void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id)
+void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id, const char *progress)
 {
-    /* The tokens recorded with barrier `id` are now covered by a completed checkpoint. */
-    for (int i = 0; i < p->nsources; i++) {
-        tm_source_ctx_t *c = p->sources[i];
-        for (int k = 0; k < c->nedges; k++)
-            atomic_store(&p->edges[c->edges[k]].durable_token, c->bar_token);
+    if (p->dl < 0) {
+        pipeline_publish(p, id);
+        return;
     }
-    atomic_store(&p->completed, id);
+    /* The decision-log sink commits first; its thread publishes (sink_commit_completed). */
+    free(p->progress);
+    p->progress = strdup(progress ? progress : "{}");
+    atomic_store(&p->deciding, id);
+}
+
+bool tm_pipeline_sources_ready(const tm_pipeline_t *p)
+{
+    for (int i = 0; i < p->nsources; i++)
+        if (!atomic_load(&p->sources[i]->ready))
+            return false;
+    return true;
+}
+
+void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, uint64_t *bytes,
+                               bool *ready)
+{
+    *events = atomic_load_explicit(&p->sources[i]->events, memory_order_relaxed);
+    *bytes = atomic_load_explicit(&p->sources[i]->bytes, memory_order_relaxed);
+    *ready = atomic_load(&p->sources[i]->ready);
+}
+
+tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w)
+{
+    return p->workers[w]->store;
 }
 
 int tm_pipeline_error(tm_pipeline_t *p)
@@ -634,14 +1046,24 @@ int tm_pipeline_error(tm_pipeline_t *p)
 
 int tm_pipeline_start(tm_pipeline_t *p, char *errstr, size_t errstr_size)
 {
-    atomic_store(&p->running, p->nsinks + p->nsources);
+    /* Workers without a stateful connection have nothing to do. */
+    int nworkers = p->nsconns > 0 ? p->nworkers : 0;
+    atomic_store(&p->running, p->nsinks + nworkers + p->nsources);
     for (int i = 0; i < p->nsinks; i++) {
         if (pthread_create(&p->sinks[i]->thread, NULL, sink_main, p->sinks[i]) != 0) {
-            atomic_fetch_sub(&p->running, p->nsinks + p->nsources - i);
+            atomic_fetch_sub(&p->running, p->nsinks + nworkers + p->nsources - i);
             tm_pipeline_request_stop(p);
             return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start sink thread");
         }
         p->sinks[i]->started = true;
+    }
+    for (int i = 0; i < nworkers; i++) {
+        if (pthread_create(&p->workers[i]->thread, NULL, worker_main, p->workers[i]) != 0) {
+            atomic_fetch_sub(&p->running, nworkers + p->nsources - i);
+            tm_pipeline_request_stop(p);
+            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start worker thread");
+        }
+        p->workers[i]->started = true;
     }
     for (int i = 0; i < p->nsources; i++) {
         if (pthread_create(&p->sources[i]->thread, NULL, source_main, p->sources[i]) != 0) {
@@ -660,6 +1082,11 @@ int tm_pipeline_join(tm_pipeline_t *p, char *errstr, size_t errstr_size)
         if (p->sources[i]->started) {
             pthread_join(p->sources[i]->thread, NULL);
             p->sources[i]->started = false;
+        }
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->workers[i]->started) {
+            pthread_join(p->workers[i]->thread, NULL);
+            p->workers[i]->started = false;
         }
     for (int i = 0; i < p->nsinks; i++)
         if (p->sinks[i]->started) {
@@ -692,6 +1119,18 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         free(s->name);
         free(s);
     }
+    for (int w = 0; w < p->nworkers; w++) {
+        tm_worker_t *wk = p->workers[w];
+        for (int c = 0; c < p->nsconns; c++)
+            tm_upsert_free(wk->ops[c]);
+        tm_queue_destroy(&wk->queue);
+        free(wk->held);
+        free(wk);
+    }
+    for (int c = 0; c < p->nsconns; c++)
+        free(p->sconns[c].uid);
+    free(p->chk_root);
+    free(p->progress);
     pthread_mutex_destroy(&p->err_lock);
     free(p);
     return NULL;

@@ -26,6 +26,7 @@
 #define TM_RUNTIME_PIPELINE_H
 
 #include "runtime/connector.h"
+#include "state/store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +48,27 @@ int tm_pipeline_add_sink(tm_pipeline_t *p, const tm_connector_t *conn, tm_sink_t
                          const char *name);
 /* Routes every batch of source `src_idx` to sink `sink_idx`. */
 int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx);
+/*
+ * Stateful operators (DESIGN §5), before start.  tm_pipeline_set_workers
+ * creates `n` worker threads; worker w uses stores[w] (borrowed: the caller
+ * closes the stores after tm_pipeline_join, and they must share one
+ * max_parallelism) and owns key-group range w of n (keygroup.h).
+ * tm_pipeline_connect_upsert routes source → upsert operator `uid` (one
+ * instance per worker) → sink.  With checkpoints, each worker snapshots its
+ * store at barrier N into <chk_root>/chk-N/state/worker-W before passing
+ * the barrier on.
+ */
+int tm_pipeline_set_workers(tm_pipeline_t *p, tm_store_t *const *stores, int n);
+int tm_pipeline_connect_upsert(tm_pipeline_t *p, int src_idx, int sink_idx, const char *uid,
+                               char *errstr, size_t errstr_size);
+void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root);
+int tm_pipeline_nworkers(const tm_pipeline_t *p);
+int tm_pipeline_nupserts(const tm_pipeline_t *p);
+int tm_pipeline_max_parallelism(const tm_pipeline_t *p);
+const char *tm_pipeline_upsert_uid(const tm_pipeline_t *p, int i);
+/* Worker w's key groups and (after all sinks pre-committed N) its snapshot of N. */
+void tm_pipeline_worker_info(const tm_pipeline_t *p, int w, int *kg_first, int *kg_last,
+                             tm_store_checkpoint_info_t *chk);
 /* How often a sink makes its writes durable (and so acknowledgeable). */
 void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms);
 
@@ -74,11 +96,20 @@ const char *tm_pipeline_source_position(const tm_pipeline_t *p, int i);
 const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i);
 /*
  * Checkpoint `id` is durable in _metadata: sinks commit it and sources may
- * acknowledge its tokens.
+ * acknowledge its tokens.  With a decision-log sink, that sink commits first
+ * (passing `progress`, the checkpoint's progress record) and only its
+ * successful commit lets the others commit and the sources acknowledge.
  */
-void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id);
+void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id, const char *progress);
+/* Makes sink `sink_idx` the job's decision log (DESIGN §6).  Before start. */
+void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_idx);
 /* True once every sink has committed `id`. */
 bool tm_pipeline_committed(tm_pipeline_t *p, uint64_t id);
+/* Metrics and readiness (thread: any). */
+bool tm_pipeline_sources_ready(const tm_pipeline_t *p);
+void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, uint64_t *bytes,
+                               bool *ready);
+tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w);
 /* The first error so far (0 if none); safe from any thread. */
 int tm_pipeline_error(tm_pipeline_t *p);
 

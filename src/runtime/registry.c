@@ -8,11 +8,13 @@
 extern const tm_connector_t tm_connector_postgres;
 extern const tm_connector_t tm_connector_file;
 extern const tm_connector_t tm_connector_stdout;
+extern const tm_connector_t tm_connector_kafka;
 
 static const tm_connector_t *const connectors[] = {
     &tm_connector_postgres,
     &tm_connector_file,
     &tm_connector_stdout,
+    &tm_connector_kafka,
     NULL,
 };
 

@@ -29,6 +29,19 @@ const tm_option_def_t tm_job_settings[] = {
      "A checkpoint still open after this long is logged and counted as timed out."},
     {"checkpoints_retained", TM_OPT_INT, false, "3", NULL,
      "How many completed checkpoints are kept in the state directory."},
+    {"parallelism", TM_OPT_INT, false, "1", NULL,
+     "Worker threads that run the stateful operators; each owns a range of key groups."},
+    {"max_parallelism", TM_OPT_INT, false, "128", NULL,
+     "Key groups keyed state is split into; the most workers a job can ever use.  Fixed for "
+     "the life of the job's state, savepoints included."},
+    {"state_memory", TM_OPT_SIZE, false, "256MB", NULL,
+     "Memory for all keyed state together: RocksDB block cache plus memtables."},
+    {"state_ttl", TM_OPT_DURATION, false, "0", NULL,
+     "Keyed state not written for this long expires; 0 keeps it forever."},
+    {"admin_address", TM_OPT_STRING, false, "127.0.0.1:8081", NULL,
+     "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
+    {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
+     "Bearer token the admin API requires; mandatory when admin_address is not loopback."},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 

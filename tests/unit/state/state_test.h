@@ -89,6 +89,32 @@ static inline tm_store_opts_t tst_opts(int64_t ttl_us)
     return o;
 }
 
+static int tst_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A copy of `text` with its lines sorted (order-free comparison of outputs). */
+static inline char *tst_sort_lines(const char *text)
+{
+    char *copy = strdup(text);
+    size_t n = 0, cap = 16;
+    char **lines = malloc(cap * sizeof(*lines));
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (n == cap)
+            lines = realloc(lines, (cap *= 2) * sizeof(*lines));
+        lines[n++] = l;
+    }
+    qsort(lines, n, sizeof(*lines), tst_cmp_str);
+    size_t len = strlen(text) + 2;
+    char *out = calloc(1, len), *at = out;
+    for (size_t i = 0; i < n; i++)
+        at += sprintf(at, "%s\n", lines[i]);
+    free(lines);
+    free(copy);
+    return out;
+}
+
 static inline void tst_col(tm_schema_t *s, int i, const char *name, tm_type_t type, int key)
 {
     tm_schema_set_str(&s->cols[i].name, name);
