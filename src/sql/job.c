@@ -34,7 +34,7 @@ const tm_option_def_t tm_job_settings[] = {
     {"max_parallelism", TM_OPT_INT, false, "128", NULL,
      "Key groups keyed state is split into; the most workers a job can ever use.  Fixed for "
      "the life of the job's state, savepoints included."},
-    {"state_memory", TM_OPT_SIZE, false, "256MB", NULL,
+    {"state_memory", TM_OPT_SIZE, false, "256MiB", NULL,
      "Memory for all keyed state together: RocksDB block cache plus memtables."},
     {"state_ttl", TM_OPT_DURATION, false, "0", NULL,
      "Keyed state not written for this long expires; 0 keeps it forever."},

@@ -1,0 +1,250 @@
+"""Keyed state in jobs: the upsert operator, workers, savepoints and restore.
+
+A pipeline whose source declares a PRIMARY KEY runs through the upsert
+operator (docs/sql.md), with its state in RocksDB over `parallelism`
+workers, checkpointed at barriers and written to portable savepoints
+through the admin API (docs/operations.md).
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tidemark import (create_table, payload, read_jsonl, row_id, run_cli, wait_for_records,
+                      wait_until)
+
+ITEMS = """
+CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);
+INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 200) g;
+"""
+
+
+def items_job(cdc, parallelism=2, sinks=("out",), snapshot="initial", interval="300ms",
+              extra_source=None):
+    """PostgreSQL items (declared key) → one file sink per name in `sinks`."""
+    src = {"connector": "postgres-cdc", "dsn": cdc.dsn(), "table": "public.items",
+           "slot": cdc.slot, "publication": cdc.publication, "snapshot": snapshot}
+    src.update(extra_source or {})
+    parts = [create_table("shop", src, "id int PRIMARY KEY, name text, qty int")]
+    for name in sinks:
+        out = cdc.dir / name
+        out.mkdir(exist_ok=True)
+        parts.append(create_table(name, {"connector": "file", "path": str(out),
+                                         "schemas": False}))
+        parts.append(f"INSERT INTO {name} SELECT * FROM shop;")
+    parts.append(f"SET checkpoint_interval = '{interval}';")
+    parts.append(f"SET parallelism = {parallelism};")
+    parts.append("SET admin_address = '127.0.0.1:0';")
+    return "\n".join(parts) + "\n"
+
+
+def topic(cdc, sink="out") -> Path:
+    return cdc.dir / sink / "shop.public.items.jsonl"
+
+
+def replay(records):
+    """The table a consumer builds by applying the change events in order."""
+    table = {}
+    for rec in records:
+        p = payload(rec)
+        if p["op"] == "d":
+            table.pop(p["before"]["id"], None)
+        else:
+            table[p["after"]["id"]] = p["after"]
+    return table
+
+
+def db_rows(cdc):
+    out = cdc.sql("SELECT id, name, qty FROM items ORDER BY id")
+    rows = {}
+    for line in out.splitlines():
+        i, name, qty = line.split("|")
+        rows[int(i)] = {"id": int(i), "name": name, "qty": int(qty)}
+    return rows
+
+
+def wait_replayed(cdc, tm, sink="out", timeout=120):
+    want = db_rows(cdc)
+    return wait_for_records(topic(cdc, sink), lambda recs: replay(recs) == want, timeout,
+                            f"{sink} to replay to the table's {len(want)} rows", tm)
+
+
+def state_dir(tm) -> Path:
+    return tm.dir / "state"
+
+
+def cli(tm, *args, timeout=120):
+    return run_cli([*args, "--state-dir", str(state_dir(tm))], timeout=timeout)
+
+
+def test_upsert_drops_duplicates_and_fills_before_images(cdc):
+    cdc.sql(ITEMS)
+    # REPLICA IDENTITY DEFAULT: PostgreSQL sends no before image; the operator has it.
+    tm = cdc.start(items_job(cdc, parallelism=2))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    cdc.sql("UPDATE items SET qty = qty + 1000 WHERE id <= 5;"
+            "UPDATE items SET name = name WHERE id BETWEEN 6 AND 10;"  # no change: dropped
+            "DELETE FROM items WHERE id BETWEEN 11 AND 12;"
+            "UPDATE items SET id = id + 1000 WHERE id = 13;")  # a primary-key change
+    recs = wait_replayed(cdc, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    recs = read_jsonl(topic(cdc))
+    changes = [payload(r) for r in recs[200:]]
+    ops = sorted((p["op"], (p["after"] or p["before"])["id"]) for p in changes)
+    assert ops == sorted([("u", i) for i in range(1, 6)] + [("d", 11), ("d", 12), ("d", 13),
+                                                            ("c", 1013)]), ops
+    for p in changes:
+        if p["op"] == "u":
+            assert p["before"] == {"id": p["after"]["id"], "name": f"item {p['after']['id']}",
+                                   "qty": p["after"]["id"]}
+        if p["op"] == "d":
+            assert p["before"]["name"] == f"item {p['before']['id']}", p
+
+
+def test_restart_after_kill_keeps_state(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc, parallelism=2))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    # A checkpoint after the snapshot: its state holds all 200 rows.
+    wait_until(lambda: len(re.findall(r'comp=checkpoint msg="completed"', tm.log_text())) >= 3,
+               30, "completed checkpoints", tm)
+    tm.kill9()
+    cdc.sql("UPDATE items SET qty = -1 WHERE id = 7")
+    tm.start()
+    wait_replayed(cdc, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    recs = [payload(r) for r in read_jsonl(topic(cdc))]
+    updates = [p for p in recs if p["op"] == "u"]
+    # The state survived the kill: the update retracts the snapshot row, and nothing repeats.
+    assert len(updates) == 1 and updates[0]["before"]["qty"] == 7, updates
+    assert len(recs) == 201
+
+
+def take_savepoint(tm, *extra):
+    res = cli(tm, "savepoint", *extra)
+    assert res.returncode == 0, res.stderr
+    path = Path(res.stdout.strip().splitlines()[-1])
+    assert (path / "_metadata").exists() and (path / "state.tmsp").exists(), path
+    return path
+
+
+def test_savepoint_restores_at_another_parallelism(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc, parallelism=3))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    cdc.sql("UPDATE items SET qty = qty * 2 WHERE id % 3 = 0")
+    wait_replayed(cdc, tm)
+    res = cli(tm, "stop", "--savepoint", "--dir", str(cdc.dir / "savepoints"))
+    assert res.returncode == 0, res.stderr
+    sp = Path(res.stdout.strip().splitlines()[-1])
+    assert tm.wait_exit(60) == 0, tm.log_tail()
+    before = len(read_jsonl(topic(cdc)))
+
+    info = run_cli(["inspect", str(sp)])
+    assert info.returncode == 0, info.stderr
+    assert "operator upsert/shop/out" in info.stdout
+    assert "3 worker(s)" in info.stdout and "checksums verified" in info.stdout
+    m = re.search(r"operator upsert/shop/out: \d+ key group\(s\), (\d+) records", info.stdout)
+    assert m and int(m.group(1)) == 200, info.stdout
+
+    # Changes while stopped, then a restore into one worker (and a fresh state directory).
+    cdc.sql("UPDATE items SET qty = 0 WHERE id <= 3; DELETE FROM items WHERE id = 200")
+    tm2 = cdc.tidemark(items_job(cdc, parallelism=1), name="tm2")
+    tm2.start(["--from-savepoint", str(sp)])
+    wait_replayed(cdc, tm2)
+    assert tm2.terminate() == 0, tm2.log_tail()
+    assert "restored keyed state" in tm2.log_text() and "workers=1" in tm2.log_text()
+    recs = [payload(r) for r in read_jsonl(topic(cdc))]
+    new = recs[before:]
+    # Exactly the four changes, each retracting the row the savepoint's state held.
+    assert sorted((p["op"], (p["before"] or {}).get("id")) for p in new) == [
+        ("d", 200), ("u", 1), ("u", 2), ("u", 3)], new
+    for p in new:
+        assert p["before"]["qty"] == (p["before"]["id"] * (2 if p["before"]["id"] % 3 == 0 else 1))
+
+
+def test_dropped_operator_is_refused_unless_allowed(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc, sinks=("out", "extra")))
+    wait_for_records(topic(cdc, "extra"), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    sp = take_savepoint(tm, "--dir", str(cdc.dir / "sp"))
+    assert tm.terminate() == 0, tm.log_tail()
+
+    job = items_job(cdc, sinks=("out",))
+    tm2 = cdc.tidemark(job, name="tm2")
+    tm2.start(["--from-savepoint", str(sp)])
+    assert tm2.wait_exit(60) == 2
+    err = tm2.log_text()
+    assert "upsert/shop/extra" in err and "--allow-non-restored-state" in err, err
+
+    tm3 = cdc.tidemark(job, name="tm3")
+    tm3.start(["--from-savepoint", str(sp), "--allow-non-restored-state"])
+    cdc.sql("UPDATE items SET qty = 5 WHERE id = 1")
+    wait_replayed(cdc, tm3)
+    assert tm3.terminate() == 0, tm3.log_tail()
+    assert "skipped_operators=1" in tm3.log_text()
+
+
+def test_backfill_a_new_sink_from_a_savepoint(cdc):
+    """docs/operations.md's recipe: savepoint, add a sink, restore with snapshot = 'always'."""
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc, sinks=("out",)))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    res = cli(tm, "stop", "--savepoint", "--dir", str(cdc.dir / "sp"))
+    assert res.returncode == 0, res.stderr
+    sp = res.stdout.strip().splitlines()[-1]
+    assert tm.wait_exit(60) == 0
+    before = len(read_jsonl(topic(cdc)))
+
+    cdc.sql("UPDATE items SET qty = 99 WHERE id = 50")
+    job = items_job(cdc, sinks=("out", "backfill"), extra_source={"snapshot": "always"})
+    tm2 = cdc.tidemark(job, name="tm2")
+    tm2.start(["--from-savepoint", sp, "--state-dir", str(tm.dir / "state")])
+    wait_replayed(cdc, tm2, sink="backfill")
+    wait_replayed(cdc, tm2, sink="out")
+    assert tm2.terminate() == 0, tm2.log_tail()
+    # The new sink got the whole table; the old one only the change (the re-read rows
+    # were duplicates of its restored state).
+    new_out = [payload(r) for r in read_jsonl(topic(cdc))[before:]]
+    assert [(p["op"], p["after"]["id"]) for p in new_out] == [("u", 50)], new_out
+    backfill = [payload(r) for r in read_jsonl(topic(cdc, "backfill"))]
+    assert len(backfill) == 200 and {p["op"] for p in backfill} <= {"r", "u", "c"}
+
+
+def test_admin_api_health_metrics_and_checkpoints(cdc):
+    import urllib.request
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    addr_file = state_dir(tm) / "admin.addr"
+    wait_until(addr_file.exists, 30, "admin.addr", tm)
+    base = "http://" + addr_file.read_text().strip()
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            return r.status, r.read().decode()
+
+    assert get("/healthz")[0] == 200
+    wait_until(lambda: get("/v1/checkpoints")[1].find('"latest"') >= 0, 30, "a checkpoint", tm)
+    status, _ = get("/readyz")
+    assert status == 200
+    _, text = get("/metrics")
+    assert re.search(r'^tidemark_source_events_total\{source="shop"\} 200$', text, re.M), text
+    assert re.search(r"^tidemark_checkpoints_completed_total [1-9]", text, re.M), text
+    assert re.search(r"^tidemark_state_memory_limit_bytes 268435456$", text, re.M), text[-600:]
+    job = json.loads(get("/v1/job")[1])
+    assert job["operators"] == ["upsert/shop/out"] and job["parallelism"] == 2
+    assert tm.terminate() == 0
+    assert not addr_file.exists()
+
+
+def test_savepoint_without_checkpoints_is_refused(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc).replace("SET checkpoint_interval = '300ms';", ""))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    res = cli(tm, "savepoint")
+    assert res.returncode != 0
+    assert "checkpoint_interval" in res.stderr, res.stderr
+    assert tm.terminate() == 0
