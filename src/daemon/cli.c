@@ -44,6 +44,7 @@ typedef struct run_opts {
     const char *state_dir;
     const char *from_savepoint;
     const char *admin_address; /* NULL: the job's admin_address setting */
+    int64_t checkpoint_interval_ms; /* -1: the job's checkpoint_interval setting */
     bool allow_non_restored;
 } run_opts_t;
 
@@ -123,6 +124,9 @@ static void usage(FILE *f)
             "  --allow-non-restored-state\n"
             "                      drop savepoint/checkpoint state of operators the job lost\n"
             "  --admin-address A   where the admin API listens (overrides SET admin_address)\n"
+            "  --checkpoint-interval D\n"
+            "                      checkpoint every D, e.g. 10s; 0 = off (overrides SET\n"
+            "                      checkpoint_interval)\n"
             "\n"
             "Signals: SIGTERM stops gracefully; SIGINT twice stops at once.\n"
             "Exit codes: 0 stopped cleanly, 1 internal failure, 2 configuration or SQL error,\n"
@@ -729,7 +733,9 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     char *job_name = job_name_of(path);
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
 
-    int64_t chk_interval = tm_opt_duration_ms(job->settings, "checkpoint_interval");
+    int64_t chk_interval = ro->checkpoint_interval_ms >= 0
+                               ? ro->checkpoint_interval_ms
+                               : tm_opt_duration_ms(job->settings, "checkpoint_interval");
     tm_checkpoint_info_t latest, sp_info, *restored = NULL;
     memset(&latest, 0, sizeof(latest));
     memset(&sp_info, 0, sizeof(sp_info));
@@ -1031,9 +1037,10 @@ int tm_cli_main(int argc, char **argv)
         {"from-savepoint", required_argument, NULL, 'S'},
         {"allow-non-restored-state", no_argument, NULL, 'A'},
         {"admin-address", required_argument, NULL, 'a'},
+        {"checkpoint-interval", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
-    run_opts_t ro = {.state_dir = "./tidemark-state"};
+    run_opts_t ro = {.state_dir = "./tidemark-state", .checkpoint_interval_ms = -1};
     int c;
     signal(SIGPIPE, SIG_IGN);
     /* savepoint and stop talk to a running daemon and parse their own flags. */
@@ -1074,6 +1081,15 @@ int tm_cli_main(int argc, char **argv)
             break;
         case 'a':
             ro.admin_address = optarg;
+            break;
+        case 'c':
+            if (tm_parse_duration_ms(optarg, &ro.checkpoint_interval_ms) != 0 ||
+                ro.checkpoint_interval_ms < 0) {
+                fprintf(stderr, "tidemark: --checkpoint-interval '%s' is not a duration such as "
+                                "'10s', '500ms' or '0' (off)\n",
+                        optarg);
+                return TM_EXIT_CONFIG;
+            }
             break;
         case 'l':
             if (tm_log_set_level(optarg) != 0) {

@@ -248,3 +248,15 @@ def test_savepoint_without_checkpoints_is_refused(cdc):
     assert res.returncode != 0
     assert "checkpoint_interval" in res.stderr, res.stderr
     assert tm.terminate() == 0
+
+
+def test_checkpoint_interval_flag_overrides_the_job(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.tidemark(items_job(cdc).replace("SET checkpoint_interval = '300ms';", ""))
+    tm.start(["--checkpoint-interval", "200ms"])
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    wait_until(lambda: list((state_dir(tm) / "checkpoints").glob("chk-*/_metadata")), 30,
+               "a checkpoint taken because of --checkpoint-interval", tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    bad = run_cli(["run", str(tm.job_path), "--checkpoint-interval", "soon"])
+    assert bad.returncode == 2 and "--checkpoint-interval 'soon'" in bad.stderr
