@@ -13,7 +13,7 @@ It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's 
 RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
 
     bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--no-schemas]
-                      [--checkpoint-interval 1s] [--perf FILE]
+                      [--checkpoint-interval 1s [--commit append|rename]] [--perf FILE]
 """
 import argparse
 import os
@@ -80,7 +80,8 @@ END $$;
 def count_lines(path: Path, state: dict) -> int:
     """Counts newlines incrementally (only the bytes added since the last call)."""
     total = 0
-    for f in path.glob("*.jsonl"):
+    # <topic>.jsonl, or <topic>/part-<N>.jsonl with commit = 'rename'.
+    for f in list(path.glob("*.jsonl")) + list(path.glob("*/part-*.jsonl")):
         off = state.get(f, (0, 0))
         with open(f, "rb") as fh:
             fh.seek(off[0])
@@ -112,7 +113,7 @@ CREATE TABLE bench () WITH (connector = 'postgres-cdc',
   dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
   tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never');
 CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
-  schemas = {'false' if args.no_schemas else 'true'});
+  schemas = {'false' if args.no_schemas else 'true'}, commit = '{args.commit}');
 INSERT INTO out SELECT * FROM bench;
 """ + (f"SET checkpoint_interval = '{checkpoint}';\n" if checkpoint else ""))
     shutil.rmtree(run_dir / "st", ignore_errors=True)
@@ -143,6 +144,7 @@ INSERT INTO out SELECT * FROM bench;
         proc.terminate()
     proc.wait(timeout=60)
     nbytes = sum(f.stat().st_size for f in out.glob("*.jsonl"))
+    nbytes += sum(f.stat().st_size for f in out.glob("*/part-*.jsonl"))
     shutil.rmtree(out, ignore_errors=True)
     return seconds, rss, nbytes
 
@@ -159,6 +161,8 @@ def main() -> int:
     ap.add_argument("--checkpoint-interval", metavar="DURATION",
                     help="also drain with checkpoints at this interval (exactly-once file sink) "
                          "and print the checkpoint overhead ratio")
+    ap.add_argument("--commit", choices=["append", "rename"], default="append",
+                    help="the file sink's commit mode under checkpoints (docs/connectors/file.md)")
     ap.add_argument("--perf", metavar="FILE",
                     help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     args = ap.parse_args()
@@ -226,7 +230,8 @@ def main() -> int:
         print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
         if t_chk:
             r_chk = args.events / statistics.median(t_chk)
-            print(f"tidemark with checkpoint_interval = {args.checkpoint_interval} (exactly-once, "
+            print(f"tidemark with checkpoint_interval = {args.checkpoint_interval} and commit = "
+                  f"'{args.commit}' (exactly-once, "
                   f"timed until the last epoch is committed): {r_chk:,.0f} events/s")
             print(f"checkpoint overhead ratio (with / without checkpoints): {r_chk / r_tm:.2f}")
         print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")

@@ -17,6 +17,7 @@
  * Thread: sink thread (write/flush), main thread (new/open/free).
  */
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "file/jsonl.h"
@@ -66,11 +67,20 @@ struct tm_sink {
     uint64_t epoch; /* the epoch being written */
     tm_buf_t parts; /* JSON handle of the last pre-committed epoch */
     uint64_t parts_epoch;
+    /*
+     * commit = 'rename': a committed epoch's part is renamed to
+     * <path>/<topic>/part-<N>.jsonl instead of being appended to
+     * <topic>.jsonl, so every byte is written once (Flink's FileSink layout).
+     */
+    bool rename_commit;
 };
 
 static const tm_option_def_t file_options[] = {
     {"path", TM_OPT_STRING, true, NULL, NULL,
      "Directory that receives one <topic>.jsonl file per topic; created if missing."},
+    {"commit", TM_OPT_ENUM, false, "append", "append|rename",
+     "With checkpoints: append each committed epoch to <topic>.jsonl, or rename it into "
+     "<topic>/part-<N>.jsonl (written once, faster)."},
     TM_JSONL_OPTIONS,
     {NULL, 0, false, NULL, NULL, NULL},
 };
@@ -115,8 +125,10 @@ static int sink_new_common(tm_sink_t **out, const tm_sink_config_t *cfg, bool to
     s->epoch = 1;
     s->name = strdup(cfg->name);
     s->last_out = -1;
-    if (!to_stdout)
+    if (!to_stdout) {
         s->dir = strdup(tm_opt_str(cfg->opts, "path"));
+        s->rename_commit = s->twopc && strcmp(tm_opt_str(cfg->opts, "commit"), "rename") == 0;
+    }
     int rc = tm_jsonl_init(&s->w, cfg->opts, errstr, errstr_size);
     if (rc != 0) {
         file_sink_free(s);
@@ -327,6 +339,22 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
         close(o->fd);
         o->fd = -1;
         o->dirty = false;
+        /*
+         * The part was opened under the epoch this sink expected next; the
+         * coordinator's id wins (after a savepoint restore they differ).
+         */
+        if (s->epoch != epoch) {
+            char from[600], to[600];
+            snprintf(from, sizeof(from), "%s.%" PRIu64 ".part", o->topic, s->epoch);
+            snprintf(to, sizeof(to), "%s.%" PRIu64 ".part", o->topic, epoch);
+            if (renameat(s->pendfd, from, s->pendfd, to) != 0) {
+                rc = tm_seterr(errstr, errstr_size, TM_ESINK,
+                               "file sink '%s': cannot rename %s/.pending/%s to %s (%s)", s->name,
+                               s->dir, from, to, strerror(errno));
+                break;
+            }
+            s->dir_dirty = true;
+        }
         /* Only commits append to a topic file, so its size now is the committed length. */
         char fname[600];
         struct stat st;
@@ -336,6 +364,7 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
         json_object_set_new(part, "topic", json_string(o->topic));
         json_object_set_new(part, "base", json_integer((json_int_t)base));
         json_array_append_new(parts, part);
+        tm_failpoint("file.precommit.mid");
     }
     if (rc == 0 && s->dir_dirty && fsync(s->pendfd) != 0)
         rc = tm_seterr(errstr, errstr_size, TM_ESINK,
@@ -344,6 +373,8 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
     s->dir_dirty = false;
     if (rc == 0) {
         json_t *h = json_pack("{s:I,s:o}", "epoch", (json_int_t)epoch, "parts", parts);
+        if (s->rename_commit)
+            json_object_set_new(h, "commit", json_string("rename"));
         char *text = json_dumps(h, JSON_COMPACT);
         json_decref(h);
         tm_buf_clear(&s->parts);
@@ -391,6 +422,7 @@ static int commit_part(tm_sink_t *s, const char *topic, uint64_t epoch, off_t ba
                        s->name, s->dir, fname, strerror(errno));
         goto done;
     }
+    tm_failpoint("file.commit.mid");
     /*
      * copy_file_range keeps the bytes in the kernel (and shares extents on
      * file systems that can); a plain read/write loop is the fallback.
@@ -416,11 +448,48 @@ static int commit_part(tm_sink_t *s, const char *topic, uint64_t epoch, off_t ba
                        s->name, s->dir, fname, strerror(errno));
         goto done;
     }
+    tm_failpoint("file.commit.appended");
     unlinkat(s->pendfd, part, 0);
 done:
     if (out >= 0)
         close(out);
     close(in);
+    return rc;
+}
+
+/*
+ * commit = 'rename': moves one pre-committed part to <topic>/part-<N>.jsonl.
+ * Repeatable: a part already moved is found in place.
+ */
+static int commit_part_rename(tm_sink_t *s, const char *topic, uint64_t epoch, char *errstr,
+                              size_t errstr_size)
+{
+    char part[600], target[700];
+    snprintf(part, sizeof(part), "%s.%" PRIu64 ".part", topic, epoch);
+    snprintf(target, sizeof(target), "%s/part-%020" PRIu64 ".jsonl", topic, epoch);
+    if (mkdirat(s->dirfd, topic, 0755) != 0 && errno != EEXIST)
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': cannot create directory %s/%s (%s)", s->name, s->dir,
+                         topic, strerror(errno));
+    tm_failpoint("file.commit.mid");
+    if (renameat(s->pendfd, part, s->dirfd, target) != 0) {
+        struct stat st;
+        if (errno == ENOENT && fstatat(s->dirfd, target, &st, 0) == 0)
+            return 0; /* committed before a crash */
+        if (errno == ENOENT)
+            return 0; /* an epoch without data for this topic */
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': cannot rename %s/.pending/%s to %s (%s)", s->name, s->dir,
+                         part, target, strerror(errno));
+    }
+    int dfd = openat(s->dirfd, topic, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': fsync of %s/%s failed (%s)",
+                       s->name, s->dir, topic, strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    tm_failpoint("file.commit.appended");
     return rc;
 }
 
@@ -440,7 +509,11 @@ static int commit_handle(tm_sink_t *s, const char *handle, char *errstr, size_t 
         json_int_t base = json_integer_value(json_object_get(p, "base"));
         if (topic == NULL || strchr(topic, '/') != NULL)
             continue;
-        rc = commit_part(s, topic, epoch, (off_t)base, errstr, errstr_size);
+        const char *mode = json_string_value(json_object_get(h, "commit"));
+        if (mode != NULL && strcmp(mode, "rename") == 0)
+            rc = commit_part_rename(s, topic, epoch, errstr, errstr_size);
+        else
+            rc = commit_part(s, topic, epoch, (off_t)base, errstr, errstr_size);
     }
     json_decref(h);
     if (rc == 0 && (fsync(s->dirfd) != 0 || fsync(s->pendfd) != 0))

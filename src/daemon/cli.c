@@ -678,7 +678,7 @@ static int64_t admin_savepoint(void *arg, const char *dir, bool stop, char *errs
         sp->target = tm_coordinator_last_completed(rs->coord) + 1;
         tm_coordinator_trigger_now(rs->coord);
     }
-    TM_INFO("savepoint", "savepoint requested", "request=%" PRId64 " dir=%s stop=%s", sp->id,
+    TM_INFO("savepoint", "savepoint requested", "request=%" PRId64 " dir=\"%s\" stop=%s", sp->id,
             sp->dir, stop ? "true" : "false");
     return sp->id;
 }
@@ -1043,17 +1043,37 @@ int tm_cli_main(int argc, char **argv)
     run_opts_t ro = {.state_dir = "./tidemark-state", .checkpoint_interval_ms = -1};
     int c;
     signal(SIGPIPE, SIG_IGN);
-    /* savepoint and stop talk to a running daemon and parse their own flags. */
+    /*
+     * savepoint and stop talk to a running daemon and parse their own flags;
+     * global flags before the command are applied here (logging) or passed
+     * on (--state-dir).
+     */
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--state-dir") == 0 || strcmp(argv[i], "--log-level") == 0 ||
+            strcmp(argv[i], "--log-format") == 0) {
+            i++; /* its value */
+            continue;
+        }
         if (argv[i][0] == '-')
             continue;
         if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0) {
             char **args = calloc((size_t)argc + 1, sizeof(*args));
             int n = 0;
             args[n++] = argv[i];
-            for (int k = 1; k < argc; k++)
-                if (k != i)
-                    args[n++] = argv[k];
+            for (int k = 1; k < argc; k++) {
+                if (k == i)
+                    continue;
+                if (k < i && (strcmp(argv[k], "--log-level") == 0 ||
+                              strcmp(argv[k], "--log-format") == 0) && k + 1 < i) {
+                    if (argv[k][6] == 'l')
+                        tm_log_set_level(argv[k + 1]);
+                    else
+                        tm_log_json = strcmp(argv[k + 1], "json") == 0;
+                    k++;
+                    continue;
+                }
+                args[n++] = argv[k];
+            }
             optind = 1;
             int rc = argv[i][1] == 'a' ? tm_admin_cli_savepoint(n, args)
                                        : tm_admin_cli_stop(n, args);

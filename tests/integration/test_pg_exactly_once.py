@@ -19,8 +19,9 @@ from test_pg_recovery import EVENTS, Writer, insert_events
 from tidemark import payload, read_jsonl, row_id, run_cli, wait_for_records, wait_until
 
 
-def checkpointed_job(cdc, interval="300ms"):
-    job = cdc.job(tables="public.events", snapshot="never", sink={"schemas": False})
+def checkpointed_job(cdc, interval="300ms", commit="append"):
+    job = cdc.job(tables="public.events", snapshot="never",
+                  sink={"schemas": False, "commit": commit})
     return job + f"\nSET checkpoint_interval = '{interval}';\n"
 
 
@@ -121,3 +122,31 @@ def test_nothing_is_visible_before_its_checkpoint_completes(cdc):
     assert tm.terminate() == 0, tm.log_tail()
     assert_exactly_once(read_jsonl(cdc.topic_path("events")), range(1, 8))
     assert not part_glob()
+
+
+@pytest.mark.deadline(600)
+def test_rename_commit_survives_kills_and_writes_parts(cdc):
+    """commit = 'rename': each epoch becomes <topic>/part-<N>.jsonl, exactly once."""
+    cdc.sql(EVENTS)
+    tm = cdc.start(checkpointed_job(cdc, commit="rename"))
+    cdc.wait_slot_ready(tm)
+    rng = random.Random(7)
+    writer = Writer(cdc, first_id=1, limit=50_000)
+    writer.start()
+    try:
+        for _ in range(3):
+            time.sleep(rng.uniform(0.3, 1.5))
+            tm.kill9()
+            tm.start()
+    finally:
+        end = writer.finish()
+    insert_events(cdc, range(end, end + 10), "after the last restart")
+    expected = range(1, end + 10)
+    wait_for_ids_once(cdc, tm, expected)
+    assert tm.terminate() == 0, tm.log_tail()
+    topic_dir = cdc.topic_path("events").with_suffix("")
+    parts = sorted(topic_dir.glob("part-*.jsonl"))
+    assert parts and not cdc.topic_path("events").exists()
+    assert all(re.fullmatch(r"part-\d{20}\.jsonl", p.name) for p in parts), parts
+    assert_exactly_once(read_jsonl(cdc.topic_path("events")), expected)
+    assert not list((cdc.out_dir / ".pending").glob("*.part"))

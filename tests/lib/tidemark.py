@@ -196,10 +196,26 @@ def cdc_job(source: Mapping[str, object], sink: Mapping[str, object],
 
 # -- reading sink files -------------------------------------------------------
 
+def _parts_dir(path: Path) -> Optional[Path]:
+    """The file sink's `commit = 'rename'` layout: <path>/<topic>/part-<N>.jsonl."""
+    d = path.with_suffix("") if path.suffix == ".jsonl" else path
+    return d if d.is_dir() else None
+
+
 def _complete_lines(path: Path) -> List[str]:
-    """The lines of a file that end in a newline; a torn last line is left out."""
+    """The lines of a file that end in a newline; a torn last line is left out.
+
+    For a topic written with `commit = 'rename'` (no <topic>.jsonl, but a
+    <topic>/ directory of part files) the parts are read in name order, which
+    is commit order.
+    """
+    path = Path(path)
+    parts = _parts_dir(path) if not path.is_file() else None
     try:
-        data = Path(path).read_bytes()
+        if parts is not None:
+            data = b"".join(p.read_bytes() for p in sorted(parts.glob("part-*.jsonl")))
+        else:
+            data = path.read_bytes()
     except FileNotFoundError:
         return []
     # Whatever follows the last newline is a line still being written, or

@@ -1,0 +1,948 @@
+/*
+ * admin.c — the admin HTTP API server on the control loop (see admin.h).
+ *
+ * A request goes through three steps, all on the loop thread:
+ *
+ *     evhttp ──► on_request: bearer check ──► route table ──► handler ──► hook
+ *                     │ 401                      │ 404 / 405     │ reply now, or
+ *                     ▼                          ▼               ▼ hold (long poll)
+ *                   reply                      reply       waiters ──50 ms timer──► reply
+ *
+ * Invariants:
+ *   1. Every request gets exactly one reply: handlers reply before returning,
+ *      except the savepoint-status long poll, which moves the request to
+ *      `waiters`; the wait timer or tm_admin_free() replies to it later.
+ *   2. A held request stays valid until we reply: libevent detaches (does not
+ *      free) a request whose client goes away before the reply, and
+ *      tm_admin_free() answers every waiter before evhttp_free().
+ *   3. The authorization check runs before routing, so without the token a
+ *      client learns nothing, not even which paths exist.
+ *   4. Every open connection that carried a request is in `conns` (evhttp's
+ *      close callback removes it), so tm_admin_free() can write out replies
+ *      the loop has queued but not sent: a daemon that stops right after a
+ *      stop-savepoint completes still tells the waiting CLI its path.
+ *
+ * Thread: main (the control loop that runs `base`).
+ */
+#include "daemon/admin.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/fsutil.h"
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WAIT_TICK_MS 50
+#define WAIT_MAX_MS 30000
+#define FLUSH_MS 500
+#define JSON_TYPE "application/json"
+#define TEXT_TYPE "text/plain; charset=utf-8"
+#define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct waiter {
+    struct evhttp_request *req;
+    int64_t id;
+    int64_t deadline_ms;
+    struct waiter *next;
+} waiter_t;
+
+struct tm_admin {
+    struct event_base *base;
+    struct evhttp *http;
+    tm_admin_hooks_t hooks;
+    char *token; /* NULL: no authorization */
+    size_t token_len;
+    char address[INET6_ADDRSTRLEN + 8];
+    char *addr_file; /* NULL: none */
+    char file_text[INET6_ADDRSTRLEN + 10]; /* what we wrote to addr_file */
+    waiter_t *waiters;
+    struct event *wait_timer;
+    /* Open connections that carried a request, for the flush in tm_admin_free(). */
+    struct evhttp_connection **conns;
+    size_t nconns, capconns;
+};
+
+/* ---- replies ---- */
+
+/*
+ * Copies text that a client chose (the request path) for a log field
+ * inside quotes: at most 160 characters, anything but printable ASCII,
+ * quotes and backslashes shown as '?'.
+ */
+static void log_text(char *out, size_t outlen, const char *text)
+{
+    size_t n = 0;
+    for (; *text && n + 1 < outlen && n < 160; text++) {
+        unsigned char c = (unsigned char)*text;
+        out[n++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
+static void reply(struct evhttp_request *req, int code, const char *type, const char *body,
+                  size_t len)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    struct evbuffer *b = evbuffer_new();
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* libevent 2.1 would send the body after HEAD's headers; announce its length only. */
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", len);
+        evhttp_add_header(h, "Content-Length", n);
+    } else if (b != NULL && len > 0) {
+        evbuffer_add(b, body, len);
+    }
+    evhttp_send_reply(req, code, NULL, b);
+    if (b != NULL)
+        evbuffer_free(b);
+}
+
+/* Sends a JSON body, ending it with a newline for people reading it with curl. */
+static int reply_json(struct evhttp_request *req, int code, const char *json, size_t len)
+{
+    tm_buf_t b;
+    tm_buf_init(&b);
+    if (tm_buf_append(&b, json, len) != 0 ||
+        (len > 0 && json[len - 1] != '\n' && tm_buf_putc(&b, '\n') != 0)) {
+        tm_buf_release(&b);
+        reply(req, 500, JSON_TYPE, "{\"error\":\"out of memory\"}\n", 26);
+        return 500;
+    }
+    reply(req, code, JSON_TYPE, b.data, b.len);
+    tm_buf_release(&b);
+    return code;
+}
+
+static int reply_error(struct evhttp_request *req, int code, const char *msg)
+{
+    tm_buf_t b;
+    tm_buf_init(&b);
+    tm_buf_puts(&b, "{\"error\":");
+    tm_buf_append_json_str(&b, msg, strlen(msg));
+    tm_buf_puts(&b, "}\n");
+    reply(req, code, JSON_TYPE, b.data ? b.data : "", b.len);
+    tm_buf_release(&b);
+    return code;
+}
+
+/* ---- authorization ---- */
+
+/*
+ * Compares the presented token with ours in time that depends only on our
+ * token's length, so response times do not reveal how much of a guess was
+ * right.
+ */
+static bool token_matches(const tm_admin_t *a, const char *given, size_t given_len)
+{
+    volatile unsigned char diff = (unsigned char)(given_len != a->token_len);
+    for (size_t i = 0; i < a->token_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)a->token[i]);
+    }
+    return diff == 0;
+}
+
+static bool authorized(const tm_admin_t *a, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    size_t n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    return token_matches(a, h, n);
+}
+
+/* ---- request bodies ---- */
+
+/*
+ * Parses an optional JSON object body.  Sets *out to NULL for an empty body.
+ * Returns 0, or replies 400 and returns the status.
+ */
+static int parse_body(struct evhttp_request *req, json_t **out)
+{
+    *out = NULL;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *p = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+    size_t skip = 0;
+    while (skip < len && (p[skip] == ' ' || p[skip] == '\t' || p[skip] == '\r' || p[skip] == '\n'))
+        skip++;
+    if (skip == len)
+        return 0;
+    json_error_t jerr;
+    json_t *j = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+    char msg[300];
+    if (j == NULL) {
+        snprintf(msg, sizeof(msg), "the request body is not valid JSON: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
+        return reply_error(req, 400, msg);
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return reply_error(req, 400, "the request body must be a JSON object");
+    }
+    *out = j;
+    return 0;
+}
+
+/*
+ * Checks that every member of `body` is one of `allowed` ("dir", "savepoint")
+ * with the right type: "dir" a non-empty string, "savepoint" a boolean.
+ * Returns 0, or replies 400 and returns the status.
+ */
+static int check_fields(struct evhttp_request *req, json_t *body, const char *const *allowed,
+                        const char *expected)
+{
+    const char *key;
+    json_t *v;
+    char msg[300];
+    json_object_foreach(body, key, v)
+    {
+        bool known = false;
+        for (const char *const *k = allowed; *k; k++)
+            known |= strcmp(key, *k) == 0;
+        if (!known) {
+            snprintf(msg, sizeof(msg), "unknown field \"%.64s\" in the request body (expected %s)",
+                     key, expected);
+            return reply_error(req, 400, msg);
+        }
+        if (strcmp(key, "dir") == 0 && (!json_is_string(v) || json_string_length(v) == 0))
+            return reply_error(req, 400, "\"dir\" must be a non-empty string (a directory path)");
+        if (strcmp(key, "dir") == 0 && strlen(json_string_value(v)) != json_string_length(v))
+            return reply_error(req, 400, "\"dir\" must not contain a NUL character");
+        if (strcmp(key, "savepoint") == 0 && !json_is_boolean(v))
+            return reply_error(req, 400, "\"savepoint\" must be true or false");
+    }
+    return 0;
+}
+
+/* Maps a savepoint hook's error code to an HTTP status (table in admin.h). */
+static int savepoint_http_status(int64_t rc)
+{
+    switch (rc) {
+    case TM_EAGAIN:
+    case TM_EUNSUPPORTED:
+    case TM_ESTOPPED:
+        return 409;
+    case TM_EINVAL:
+    case TM_ECONFIG:
+        return 400;
+    default:
+        return 500;
+    }
+}
+
+/* Starts a savepoint through the hook and replies 202 {"id":N} or the error. */
+static int start_savepoint(tm_admin_t *a, struct evhttp_request *req, const char *dir, bool stop)
+{
+    char err[512] = "";
+    int64_t id = a->hooks.savepoint(a->hooks.arg, dir, stop, err, sizeof(err));
+    if (id < 0) {
+        if (err[0] == '\0')
+            snprintf(err, sizeof(err), "cannot start a savepoint: %s", tm_strerror((int)id));
+        return reply_error(req, savepoint_http_status(id), err);
+    }
+    if (NEVER(id == 0))
+        return reply_error(req, 500, "the daemon returned no savepoint id");
+    char body[64], loc[64];
+    snprintf(body, sizeof(body), "{\"id\":%" PRId64 "}\n", id);
+    snprintf(loc, sizeof(loc), "/v1/savepoints/%" PRId64, id);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    return reply_json(req, 202, body, strlen(body));
+}
+
+/* ---- savepoint status and the long poll ---- */
+
+/*
+ * Reads the status of savepoint `id` into `out`.  Returns 1 if it is still in
+ * progress, 0 if it is finished, -1 if the id is unknown.
+ */
+static int read_status(tm_admin_t *a, int64_t id, tm_buf_t *out)
+{
+    tm_buf_clear(out);
+    if (!a->hooks.savepoint_status(a->hooks.arg, id, out))
+        return -1;
+    json_t *j = json_loadb(out->data ? out->data : "", out->len, 0, NULL);
+    const char *s = json_string_value(json_object_get(j, "status"));
+    int in_progress = s != NULL && strcmp(s, "in_progress") == 0;
+    json_decref(j);
+    return in_progress;
+}
+
+/* Replies with a status read by read_status(): 200 and the JSON, or 404. */
+static int reply_read_status(struct evhttp_request *req, int64_t id, int st, const tm_buf_t *out)
+{
+    if (st < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "no savepoint request %" PRId64 " (the daemon may have restarted)", id);
+        return reply_error(req, 404, msg);
+    }
+    return reply_json(req, 200, out->data ? out->data : "", out->len);
+}
+
+static int reply_status(tm_admin_t *a, struct evhttp_request *req, int64_t id)
+{
+    tm_buf_t out;
+    tm_buf_init(&out);
+    int code = reply_read_status(req, id, read_status(a, id, &out), &out);
+    tm_buf_release(&out);
+    return code;
+}
+
+static void on_wait_tick(evutil_socket_t fd, short what, void *arg)
+{
+    tm_admin_t *a = arg;
+    (void)fd;
+    (void)what;
+    int64_t now = tm_mono_ms();
+    tm_buf_t out;
+    tm_buf_init(&out);
+    for (waiter_t **pp = &a->waiters; *pp != NULL;) {
+        waiter_t *w = *pp;
+        int st = read_status(a, w->id, &out);
+        if (st == 1 && now < w->deadline_ms) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        reply_read_status(w->req, w->id, st, &out);
+        free(w);
+    }
+    tm_buf_release(&out);
+    if (a->waiters == NULL)
+        event_del(a->wait_timer);
+}
+
+/* Parses the "wait_ms" query parameter: 0 when absent; -1 when malformed. */
+static int64_t wait_param(struct evhttp_request *req)
+{
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *q = u ? evhttp_uri_get_query(u) : NULL;
+    if (q == NULL)
+        return 0;
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (evhttp_parse_query_str(q, &params) != 0)
+        return -1;
+    const char *v = evhttp_find_header(&params, "wait_ms");
+    int64_t ms = 0;
+    if (v != NULL) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        ms = (end == v || *end != '\0' || errno != 0 || x < 0) ? -1
+             : x > WAIT_MAX_MS                               ? WAIT_MAX_MS
+                                                             : (int64_t)x;
+    }
+    evhttp_clear_headers(&params);
+    return ms;
+}
+
+/* ---- handlers ---- */
+
+typedef int (*handler_fn)(tm_admin_t *a, struct evhttp_request *req, const char *tail);
+
+static int h_healthz(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)a;
+    (void)tail;
+    reply(req, 200, TEXT_TYPE, "ok\n", 3);
+    return 200;
+}
+
+static int h_readyz(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    if (a->hooks.ready == NULL)
+        return reply_error(req, 501, "readiness is not available in this daemon");
+    if (a->hooks.ready(a->hooks.arg)) {
+        reply(req, 200, TEXT_TYPE, "ready\n", 6);
+        return 200;
+    }
+    reply(req, 503, TEXT_TYPE, "not ready\n", 10);
+    return 503;
+}
+
+/* Serves a document produced by a hook that appends into a buffer. */
+static int serve_doc(struct evhttp_request *req, void (*fn)(void *, tm_buf_t *), void *arg,
+                     const char *type, const char *what)
+{
+    if (fn == NULL) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%s is not available in this daemon", what);
+        return reply_error(req, 501, msg);
+    }
+    tm_buf_t out;
+    tm_buf_init(&out);
+    fn(arg, &out);
+    int code = 200;
+    if (strcmp(type, JSON_TYPE) == 0)
+        code = reply_json(req, 200, out.data ? out.data : "", out.len);
+    else
+        reply(req, 200, type, out.data ? out.data : "", out.len);
+    tm_buf_release(&out);
+    return code;
+}
+
+static int h_metrics(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    return serve_doc(req, a->hooks.metrics, a->hooks.arg, PROM_TYPE, "/metrics");
+}
+
+static int h_job(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    return serve_doc(req, a->hooks.job, a->hooks.arg, JSON_TYPE, "/v1/job");
+}
+
+static int h_checkpoints(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    return serve_doc(req, a->hooks.checkpoints, a->hooks.arg, JSON_TYPE, "/v1/checkpoints");
+}
+
+static int h_savepoint_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"dir", NULL};
+    (void)tail;
+    if (a->hooks.savepoint == NULL)
+        return reply_error(req, 501, "savepoints are not available in this daemon");
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"dir\"");
+    if (code == 0)
+        code = start_savepoint(a, req, json_string_value(json_object_get(body, "dir")), false);
+    json_decref(body);
+    return code;
+}
+
+static int h_savepoint_get(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    if (a->hooks.savepoint_status == NULL)
+        return reply_error(req, 501, "savepoints are not available in this daemon");
+    char *end;
+    errno = 0;
+    long long id = strtoll(tail, &end, 10);
+    if (end == tail || *end != '\0' || errno != 0 || id <= 0 || tail[0] == '+' ||
+        tail[0] == '-' || tail[0] == ' ') {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "no savepoint request \"%.32s\" (ids are positive integers)",
+                 tail);
+        return reply_error(req, 404, msg);
+    }
+    int64_t wait = wait_param(req);
+    if (wait < 0)
+        return reply_error(req, 400, "wait_ms must be a number of milliseconds (at most 30000)");
+    if (wait > 0) {
+        tm_buf_t out;
+        tm_buf_init(&out);
+        int st = read_status(a, id, &out);
+        tm_buf_release(&out);
+        waiter_t *w = st == 1 ? calloc(1, sizeof(*w)) : NULL;
+        if (w != NULL) {
+            w->req = req;
+            w->id = id;
+            w->deadline_ms = tm_mono_ms() + wait;
+            w->next = a->waiters;
+            a->waiters = w;
+            if (!evtimer_pending(a->wait_timer, NULL)) {
+                struct timeval tv = {0, WAIT_TICK_MS * 1000};
+                evtimer_add(a->wait_timer, &tv);
+            }
+            return 0;
+        }
+    }
+    return reply_status(a, req, id);
+}
+
+static int h_stop(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"savepoint", "dir", NULL};
+    (void)tail;
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"savepoint\", \"dir\"");
+    bool with_sp = json_is_true(json_object_get(body, "savepoint"));
+    const char *dir = json_string_value(json_object_get(body, "dir"));
+    if (code == 0 && dir != NULL && !with_sp)
+        code = reply_error(req, 400, "\"dir\" needs \"savepoint\": true");
+    if (code == 0 && with_sp) {
+        code = a->hooks.savepoint == NULL
+                   ? reply_error(req, 501, "savepoints are not available in this daemon")
+                   : start_savepoint(a, req, dir, true);
+    } else if (code == 0) {
+        if (a->hooks.stop == NULL) {
+            code = reply_error(req, 501, "stopping through the admin API is not available");
+        } else {
+            a->hooks.stop(a->hooks.arg);
+            code = reply_json(req, 202, "{}\n", 3);
+        }
+    }
+    json_decref(body);
+    return code;
+}
+
+/* ---- routing ---- */
+
+typedef struct route {
+    const char *path;
+    bool prefix; /* path is a prefix; the rest is the handler's `tail` */
+    int method;  /* EVHTTP_REQ_GET also serves HEAD */
+    handler_fn fn;
+} route_t;
+
+static const route_t routes[] = {
+    {"/healthz", false, EVHTTP_REQ_GET, h_healthz},
+    {"/readyz", false, EVHTTP_REQ_GET, h_readyz},
+    {"/metrics", false, EVHTTP_REQ_GET, h_metrics},
+    {"/v1/job", false, EVHTTP_REQ_GET, h_job},
+    {"/v1/checkpoints", false, EVHTTP_REQ_GET, h_checkpoints},
+    {"/v1/savepoints", false, EVHTTP_REQ_POST, h_savepoint_post},
+    {"/v1/savepoints/", true, EVHTTP_REQ_GET, h_savepoint_get},
+    {"/v1/stop", false, EVHTTP_REQ_POST, h_stop},
+};
+
+static const char *method_name(int m)
+{
+    static const struct {
+        int method;
+        const char *name;
+    } names[] = {
+        {EVHTTP_REQ_GET, "GET"},         {EVHTTP_REQ_POST, "POST"},
+        {EVHTTP_REQ_HEAD, "HEAD"},       {EVHTTP_REQ_PUT, "PUT"},
+        {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+        {EVHTTP_REQ_PATCH, "PATCH"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].method == m)
+            return names[i].name;
+    return "OTHER";
+}
+
+static int route(tm_admin_t *a, struct evhttp_request *req, int method, const char *path)
+{
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route_t *r = &routes[i];
+        size_t n = strlen(r->path);
+        bool match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] != '\0'
+                               : strcmp(path, r->path) == 0;
+        if (!match)
+            continue;
+        if (method == r->method || (method == EVHTTP_REQ_HEAD && r->method == EVHTTP_REQ_GET))
+            return r->fn(a, req, path + n);
+        snprintf(allow, sizeof(allow), "%s", r->method == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
+    }
+    if (allow[0] != '\0') {
+        char msg[128];
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        snprintf(msg, sizeof(msg), "%s is not allowed here; use %s", method_name(method), allow);
+        return reply_error(req, 405, msg);
+    }
+    return reply_error(req, 404, "no such endpoint; see docs/operations.md for the admin API");
+}
+
+/* evhttp calls this as it closes or frees a connection (libevent 2.1, incoming ones included). */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    tm_admin_t *a = arg;
+    for (size_t i = 0; i < a->nconns; i++) {
+        if (a->conns[i] == evcon) {
+            a->conns[i] = a->conns[--a->nconns];
+            return;
+        }
+    }
+}
+
+/*
+ * Remembers the request's connection until it closes, so that tm_admin_free()
+ * can write out a reply the loop has not sent yet.  Without memory the
+ * connection is just not remembered: only that flush is lost.
+ */
+static void track_connection(tm_admin_t *a, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon == NULL)
+        return;
+    for (size_t i = 0; i < a->nconns; i++)
+        if (a->conns[i] == evcon)
+            return;
+    if (a->nconns == a->capconns) {
+        size_t ncap = a->capconns ? a->capconns * 2 : 16;
+        struct evhttp_connection **p = realloc(a->conns, ncap * sizeof(*p));
+        if (p == NULL)
+            return;
+        a->conns = p;
+        a->capconns = ncap;
+    }
+    a->conns[a->nconns++] = evcon;
+    evhttp_connection_set_closecb(evcon, on_conn_close, a);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    tm_admin_t *a = arg;
+    track_connection(a, req);
+    int method = (int)evhttp_request_get_command(req);
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    if (path == NULL || path[0] == '\0')
+        path = "/";
+    int code;
+    if (a->token != NULL && !authorized(a, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"tidemark\"");
+        code = reply_error(req, 401,
+                           "this admin API needs \"Authorization: Bearer <admin_token>\"");
+    } else {
+        code = route(a, req, method, path);
+    }
+    /* The query string is not logged: nothing but wait_ms belongs there. */
+    char shown[168], *peer = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    log_text(shown, sizeof(shown), path);
+    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+        if (evcon != NULL)
+            evhttp_connection_get_peer(evcon, &peer, &port);
+        TM_INFO("admin", "request", "method=%s path=\"%s\" status=%d peer=\"%s:%u\"",
+                method_name(method), shown, code, peer ? peer : "?", (unsigned)port);
+    } else {
+        TM_DEBUG("admin", "request", "method=%s path=\"%s\" status=%d", method_name(method), shown,
+                 code);
+    }
+}
+
+/* ---- start and free ---- */
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+           (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
+}
+
+/*
+ * Parses "HOST:PORT", "[V6]:PORT" or "localhost:PORT" with a numeric host.
+ * Returns 0 or TM_ECONFIG.
+ */
+static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+                             char *errstr, size_t errstr_size)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port;
+    size_t hlen;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close[1] != ':')
+            goto bad;
+        hlen = (size_t)(close - addr - 1);
+        if (hlen >= sizeof(host))
+            goto bad;
+        memcpy(host, addr + 1, hlen);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)) != NULL)
+            goto bad;
+        hlen = (size_t)(colon - addr);
+        if (hlen >= sizeof(host))
+            goto bad;
+        memcpy(host, addr, hlen);
+        port = colon + 1;
+    }
+    host[hlen] = '\0';
+    char *end;
+    errno = 0;
+    long p = strtol(port, &end, 10);
+    if (port[0] < '0' || port[0] > '9' || *end != '\0' || errno != 0 || p > 65535)
+        goto bad;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (addr[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)p);
+        *sslen = sizeof(*in);
+        return 0;
+    }
+    if (addr[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+        *sslen = sizeof(*in6);
+        return 0;
+    }
+bad:
+    return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                     "admin address '%s' is not HOST:PORT with a numeric IP address; write e.g. "
+                     "127.0.0.1:8081, [::1]:8081 or 127.0.0.1:0 (any free port)",
+                     addr);
+}
+
+/* Formats an address as "1.2.3.4:P" or "[::1]:P". */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, outlen, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(out, outlen, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    }
+}
+
+/* Opens a listening socket on `ss`.  Returns the fd, or -1 with errno set. */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    /* SO_REUSEADDR lets a restarted daemon bind while old connections sit in TIME_WAIT. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, sslen) != 0 || listen(fd, 64) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Splits `path` into a directory and a file name for tm_write_file_atomic(). */
+static int write_addr_file(const char *path, const char *text)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else if ((size_t)(slash - path) < sizeof(dir))
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    else
+        return TM_EIO;
+    if (name[0] == '\0') {
+        errno = EISDIR;
+        return TM_EIO;
+    }
+    return tm_write_file_atomic(dir, name, text, strlen(text));
+}
+
+int tm_admin_start(struct event_base *base, const char *addr, const char *token,
+                   const tm_admin_hooks_t *hooks, const char *addr_file, tm_admin_t **out,
+                   char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (addr == NULL || addr[0] == '\0')
+        addr = TM_ADMIN_DEFAULT_ADDR;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc = parse_listen_addr(addr, &ss, &sslen, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (token != NULL && token[0] == '\0')
+        token = NULL;
+    if (!is_loopback(&ss) && token == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "admin address '%s' is not a loopback address; serving the admin API "
+                         "there requires admin_token (a bearer token every request must carry), "
+                         "or bind 127.0.0.1",
+                         addr);
+    for (const char *t = token; t && *t; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "admin_token contains a space or a non-printable character; use "
+                             "printable ASCII only (e.g. the output of 'openssl rand -hex 32')");
+
+    tm_admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    a->base = base;
+    if (hooks != NULL)
+        a->hooks = *hooks;
+    if (token != NULL) {
+        a->token = strdup(token);
+        a->token_len = strlen(token);
+    }
+    if (addr_file != NULL)
+        a->addr_file = strdup(addr_file);
+    a->http = evhttp_new(base);
+    a->wait_timer = event_new(base, -1, EV_PERSIST, on_wait_tick, a);
+    if ((token != NULL && a->token == NULL) || (addr_file != NULL && a->addr_file == NULL) ||
+        a->http == NULL || a->wait_timer == NULL) {
+        tm_admin_free(a);
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    }
+    evhttp_set_gencb(a->http, on_request, a);
+    evhttp_set_max_body_size(a->http, TM_ADMIN_MAX_BODY);
+    evhttp_set_max_headers_size(a->http, 16 * 1024);
+    evhttp_set_timeout(a->http, 60);
+    /* Methods evhttp would refuse on its own get our 405 with an Allow header instead. */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+
+    int fd = listen_on(&ss, sslen);
+    if (fd < 0) {
+        int saved = errno;
+        tm_admin_free(a);
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "cannot listen on admin address %s (%s)%s", addr, strerror(saved),
+                         saved == EADDRINUSE
+                             ? ": another process (another tidemark?) holds the port; choose "
+                               "another admin address, or port 0 for any free port"
+                             : "");
+    }
+    if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+        close(fd);
+        tm_admin_free(a);
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot serve admin address %s", addr);
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
+    format_addr(&bound, a->address, sizeof(a->address));
+
+    if (a->addr_file != NULL) {
+        /* A wildcard bind is reached locally through the loopback address of its family. */
+        struct sockaddr_storage local = bound;
+        if (local.ss_family == AF_INET &&
+            ((struct sockaddr_in *)&local)->sin_addr.s_addr == htonl(INADDR_ANY))
+            ((struct sockaddr_in *)&local)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (local.ss_family == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&local)->sin6_addr))
+            ((struct sockaddr_in6 *)&local)->sin6_addr = in6addr_loopback;
+        char shown[sizeof(a->address)];
+        format_addr(&local, shown, sizeof(shown));
+        snprintf(a->file_text, sizeof(a->file_text), "%s\n", shown);
+        if (write_addr_file(a->addr_file, a->file_text) != 0) {
+            int saved = errno;
+            free(a->addr_file);
+            a->addr_file = NULL; /* not ours to remove */
+            tm_admin_free(a);
+            return tm_seterr(errstr, errstr_size, TM_EIO,
+                             "cannot write the admin address file %s (%s); it must be writable "
+                             "for 'tidemark savepoint' and 'tidemark stop' to find the daemon",
+                             addr_file, strerror(saved));
+        }
+    }
+    TM_INFO("admin", "listening", "address=%s auth=%s", a->address, a->token ? "bearer" : "none");
+    *out = a;
+    return 0;
+}
+
+const char *tm_admin_address(const tm_admin_t *a)
+{
+    return a->address;
+}
+
+/*
+ * Writes what is queued on a connection straight to its socket, without
+ * running the loop, so that a reply leaves before the process exits.
+ */
+static void flush_connection(struct evhttp_connection *evcon, int64_t deadline_ms)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    struct evbuffer *outb = bufferevent_get_output(bev);
+    /* A socket bufferevent freezes the front of its output; only its own writer drains it. */
+    evbuffer_unfreeze(outb, 1);
+    while (evbuffer_get_length(outb) > 0) {
+        int left = (int)(deadline_ms - tm_mono_ms());
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (left <= 0 || poll(&pfd, 1, left) <= 0)
+            break;
+        if (evbuffer_write(outb, fd) < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+    }
+    evbuffer_freeze(outb, 1);
+}
+
+/* Removes the address file if it still names this server (another daemon may have taken it). */
+static void remove_addr_file(const tm_admin_t *a)
+{
+    char buf[sizeof(a->file_text)];
+    int fd = open(a->addr_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n >= 0) {
+        buf[n] = '\0';
+        if (strcmp(buf, a->file_text) == 0)
+            unlink(a->addr_file);
+    }
+}
+
+tm_admin_t *tm_admin_free(tm_admin_t *a)
+{
+    if (a == NULL)
+        return NULL;
+    int64_t deadline = tm_mono_ms() + FLUSH_MS;
+    while (a->waiters != NULL) {
+        waiter_t *w = a->waiters;
+        a->waiters = w->next;
+        reply_status(a, w->req, w->id);
+        free(w);
+    }
+    for (size_t i = 0; i < a->nconns; i++)
+        flush_connection(a->conns[i], deadline);
+    if (a->wait_timer != NULL)
+        event_free(a->wait_timer);
+    if (a->http != NULL)
+        evhttp_free(a->http);
+    if (a->addr_file != NULL && a->file_text[0] != '\0')
+        remove_addr_file(a);
+    if (a->token != NULL) {
+        explicit_bzero(a->token, a->token_len);
+        free(a->token);
+    }
+    free(a->conns);
+    free(a->addr_file);
+    free(a);
+    return NULL;
+}

@@ -1,0 +1,774 @@
+/*
+ * admin_client.c — a small blocking HTTP/1.1 client for the admin API, and
+ * the `tidemark savepoint` and `tidemark stop` commands built on it (see
+ * admin.h).
+ *
+ * The client opens one connection per request (Connection: close), bounds
+ * the connect and the whole exchange by a deadline with poll(2), and reads
+ * the answer up to Content-Length or the end of the stream.  It talks to one
+ * server, ours, so it reads only what evhttp sends: no chunked encoding, no
+ * redirects, no TLS.
+ *
+ * The commands wait for a savepoint with a long poll (GET
+ * /v1/savepoints/N?wait_ms=M), issued again whenever it returns "in_progress",
+ * but never more often than every 200 ms.  The daemon answers a held poll
+ * even as it exits after a stop-with-savepoint, so `stop --savepoint` learns
+ * the path; a daemon that closed before any poll was held is reported as
+ * such, with a pointer to its log.
+ *
+ * Thread: main (the CLI); tm_admin_request() on any thread.
+ */
+#include "daemon/admin.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/options.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RESPONSE (8 * 1024 * 1024)
+#define POLL_INTERVAL_MS 200
+#define LONG_POLL_MS 5000
+#define REQUEST_MS 30000
+#define DEFAULT_TIMEOUT_MS (10 * 60 * 1000)
+
+/* ---- the HTTP client ---- */
+
+/* Splits "HOST:PORT" or "[V6]:PORT".  Returns 0 or TM_EINVAL. */
+static int split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *h = addr, *p;
+    size_t n;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close[1] != ':')
+            return TM_EINVAL;
+        h = addr + 1;
+        n = (size_t)(close - h);
+        p = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)) != NULL)
+            return TM_EINVAL;
+        n = (size_t)(colon - addr);
+        p = colon + 1;
+    }
+    if (n == 0 || n >= hostlen || p[0] == '\0' || strlen(p) >= portlen ||
+        strspn(p, "0123456789") != strlen(p))
+        return TM_EINVAL;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, portlen, "%s", p);
+    return 0;
+}
+
+static int remaining_ms(int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - tm_mono_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/*
+ * Connects to the first address of `host` that accepts before the deadline.
+ * Returns the socket, or a negative TM_E* code with errstr filled.
+ */
+static int connect_before(const char *addr, const char *host, const char *port,
+                          int64_t deadline_ms, char *errstr, size_t errstr_size)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0)
+        return tm_seterr(errstr, errstr_size, TM_ECONN, "cannot resolve %s (%s)", addr,
+                         gai_strerror(gai));
+    int rc = TM_ECONN, saved = ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            saved = errno;
+            close(fd);
+            continue;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int n;
+        do
+            n = poll(&pfd, 1, remaining_ms(deadline_ms));
+        while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            close(fd);
+            rc = TM_EAGAIN;
+            saved = ETIMEDOUT;
+            break;
+        }
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+            saved = soerr ? soerr : errno;
+            close(fd);
+            continue;
+        }
+        freeaddrinfo(res);
+        return fd;
+    }
+    freeaddrinfo(res);
+    return tm_seterr(errstr, errstr_size, rc, "cannot connect to %s (%s)", addr,
+                     strerror(saved));
+}
+
+static int send_all(int fd, const char *p, size_t len, int64_t deadline_ms)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return TM_EIO;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int left = remaining_ms(deadline_ms);
+        if (left == 0 || (poll(&pfd, 1, left) == 0))
+            return TM_EAGAIN;
+    }
+    return 0;
+}
+
+/* Finds header `name` in the header block [h, end); returns its value or NULL. */
+static const char *find_header(const char *h, const char *end, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    while (h < end) {
+        const char *eol = memchr(h, '\n', (size_t)(end - h));
+        if (eol == NULL)
+            eol = end;
+        if ((size_t)(eol - h) > nlen && strncasecmp(h, name, nlen) == 0 && h[nlen] == ':') {
+            const char *v = h + nlen + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *vlen = (size_t)(ve - v);
+            return v;
+        }
+        h = eol + 1;
+    }
+    return NULL;
+}
+
+int tm_admin_request(const char *addr, const char *token, const char *method, const char *path,
+                     const char *body, int timeout_ms, int *status, tm_buf_t *resp, char *errstr,
+                     size_t errstr_size)
+{
+    char host[256], port[16];
+    if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "admin address '%s' is not HOST:PORT (e.g. 127.0.0.1:8081 or "
+                         "[::1]:8081)",
+                         addr);
+    for (const char *t = token; t && *t; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "the admin token contains a space or a non-printable character");
+    int64_t deadline = tm_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    tm_buf_t req;
+    tm_buf_init(&req);
+    size_t blen = body ? strlen(body) : 0;
+    int rc = tm_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tidemark/%s\r\n"
+                                  "Accept: application/json\r\nConnection: close\r\n",
+                            method, path, addr, TM_VERSION);
+    if (rc == 0 && token != NULL && token[0] != '\0') {
+        rc = tm_buf_puts(&req, "Authorization: Bearer ");
+        rc = rc ? rc : tm_buf_puts(&req, token);
+        rc = rc ? rc : tm_buf_puts(&req, "\r\n");
+    }
+    /* evhttp reads a POST body without Content-Length until the connection closes. */
+    if (rc == 0 && (body != NULL || strcmp(method, "GET") != 0))
+        rc = tm_buf_appendf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+                            blen);
+    rc = rc ? rc : tm_buf_puts(&req, "\r\n");
+    rc = rc ? rc : tm_buf_append(&req, body ? body : "", blen);
+    if (rc != 0) {
+        explicit_bzero(req.data, req.cap);
+        tm_buf_release(&req);
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    }
+
+    int fd = connect_before(addr, host, port, deadline, errstr, errstr_size);
+    if (fd < 0) {
+        explicit_bzero(req.data, req.cap);
+        tm_buf_release(&req);
+        return fd;
+    }
+    rc = send_all(fd, req.data, req.len, deadline);
+    explicit_bzero(req.data, req.cap);
+    tm_buf_release(&req);
+    if (rc != 0) {
+        int saved = errno;
+        close(fd);
+        return rc == TM_EAGAIN
+                   ? tm_seterr(errstr, errstr_size, TM_EAGAIN,
+                               "%s did not take the request within %d ms", addr, timeout_ms)
+                   : tm_seterr(errstr, errstr_size, TM_EIO, "sending to %s failed (%s)", addr,
+                               strerror(saved));
+    }
+
+    /* Read until the server closes, or until the body announced by Content-Length is in. */
+    tm_buf_t in;
+    tm_buf_init(&in);
+    bool have_headers = false;
+    size_t body_off = 0, want = SIZE_MAX;
+    int rerr = 0;
+    rc = 0;
+    for (;;) {
+        if (!have_headers && in.len > 0) {
+            char *e = memmem(in.data, in.len, "\r\n\r\n", 4);
+            if (e != NULL) {
+                have_headers = true;
+                body_off = (size_t)(e - in.data) + 4;
+                size_t vlen;
+                const char *v = find_header(in.data, e + 2, "Content-Length", &vlen);
+                if (v != NULL) {
+                    char num[24];
+                    snprintf(num, sizeof(num), "%.*s", (int)(vlen < 23 ? vlen : 23), v);
+                    char *end;
+                    unsigned long long x = strtoull(num, &end, 10);
+                    if (end == num || *end != '\0' || x > MAX_RESPONSE) {
+                        rc = TM_EPROTO;
+                        break;
+                    }
+                    want = (size_t)x;
+                }
+                if (strcmp(method, "HEAD") == 0)
+                    want = 0; /* Content-Length is the GET body's; none follows */
+                if (find_header(in.data, e + 2, "Transfer-Encoding", &vlen) != NULL) {
+                    rc = TM_EPROTO;
+                    break;
+                }
+            }
+        }
+        if (have_headers && want != SIZE_MAX && in.len - body_off >= want)
+            break;
+        if (in.len > MAX_RESPONSE + 65536) {
+            rc = TM_EPROTO;
+            break;
+        }
+        if (tm_buf_reserve(&in, 16384) != 0) {
+            rc = TM_ENOMEM;
+            break;
+        }
+        ssize_t n = recv(fd, in.data + in.len, in.cap - in.len - 1, 0);
+        if (n > 0) {
+            in.len += (size_t)n;
+            in.data[in.len] = '\0';
+            continue;
+        }
+        if (n == 0)
+            break; /* closed: complete only if the headers and body are in (checked below) */
+        if (errno != EAGAIN && errno != EINTR) {
+            rerr = errno;
+            rc = TM_EIO;
+            break;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int left = remaining_ms(deadline);
+        if (left == 0 || poll(&pfd, 1, left) == 0) {
+            rc = TM_EAGAIN;
+            break;
+        }
+    }
+    close(fd);
+    int code = 0;
+    if (rc == 0 && (!have_headers || (want != SIZE_MAX && in.len - body_off < want) ||
+                    sscanf(in.data, "HTTP/1.%*d %3d", &code) != 1 || code < 100 || code > 599))
+        rc = in.len == 0 ? TM_EIO : TM_EPROTO;
+    if (rc != 0) {
+        tm_buf_release(&in);
+        switch (rc) {
+        case TM_EAGAIN:
+            return tm_seterr(errstr, errstr_size, rc, "%s did not answer within %d ms", addr,
+                             timeout_ms);
+        case TM_EIO:
+            return tm_seterr(errstr, errstr_size, rc, "%s closed the connection without an "
+                                                      "answer%s%s%s",
+                             addr, rerr ? " (" : "", rerr ? strerror(rerr) : "",
+                             rerr ? ")" : "");
+        case TM_ENOMEM:
+            return tm_seterr(errstr, errstr_size, rc, "out of memory");
+        default:
+            return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                             "%s sent an answer that is not an HTTP response of the tidemark "
+                             "admin API",
+                             addr);
+        }
+    }
+    *status = code;
+    tm_buf_clear(resp);
+    size_t blen_in = want != SIZE_MAX ? want : in.len - body_off;
+    rc = tm_buf_append(resp, in.data + body_off, blen_in);
+    tm_buf_release(&in);
+    if (rc != 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* ---- the commands ---- */
+
+typedef struct cli {
+    const char *cmd; /* "savepoint" or "stop" */
+    char *dir;       /* absolute, or NULL */
+    const char *state_dir;
+    bool state_dir_given;
+    const char *admin;
+    const char *token;
+    bool savepoint;
+    int64_t timeout_ms;
+    int64_t deadline_ms;
+    char addr[300];
+    char addr_file[4200]; /* "" unless the address came from a file */
+    char from[4300];      /* where the address came from, for messages */
+} cli_t;
+
+static void usage(FILE *f, const char *cmd)
+{
+    if (strcmp(cmd, "stop") == 0)
+        fprintf(f, "Usage: tidemark stop [--savepoint] [--dir DIR] [--state-dir DIR | --admin "
+                   "HOST:PORT]\n"
+                   "                     [--token TOKEN] [--timeout DURATION]\n"
+                   "\n"
+                   "Stops the running job gracefully (a final checkpoint) and waits until the\n"
+                   "daemon has exited.  With --savepoint it first takes a savepoint, prints its\n"
+                   "path, and the job stops once the savepoint is complete.\n"
+                   "\n"
+                   "  --savepoint          take a savepoint, then stop\n"
+                   "  --dir DIR            write the savepoint under DIR (needs --savepoint;\n"
+                   "                       default: the job's savepoint directory)\n");
+    else
+        fprintf(f, "Usage: tidemark savepoint [--dir DIR] [--state-dir DIR | --admin HOST:PORT]\n"
+                   "                          [--token TOKEN] [--timeout DURATION]\n"
+                   "\n"
+                   "Takes a savepoint of the running job, waits until it is complete and prints\n"
+                   "its path.  The job keeps running.\n"
+                   "\n"
+                   "  --dir DIR            write the savepoint under DIR (default: the job's\n"
+                   "                       savepoint directory)\n");
+    fprintf(f, "  --state-dir DIR      find the daemon through DIR/admin.addr (default\n"
+               "                       ./tidemark-state, then 127.0.0.1:8081)\n"
+               "  --admin HOST:PORT    the daemon's admin address instead\n"
+               "  --token TOKEN        the admin API's bearer token (default: the environment\n"
+               "                       variable TIDEMARK_ADMIN_TOKEN, which ps cannot show)\n"
+               "  --timeout DURATION   give up after DURATION, e.g. 90s or 10m (default 10m)\n"
+               "\n"
+               "Exit codes: 0 done, 1 failed (the reason on stderr), 2 usage error.\n");
+}
+
+/* Parses the command's arguments.  Returns -1 to go on, else the exit code. */
+static int parse_args(cli_t *c, int argc, char **argv)
+{
+    static const struct option savepoint_opts[] = {
+        {"dir", required_argument, NULL, 'd'},     {"state-dir", required_argument, NULL, 's'},
+        {"admin", required_argument, NULL, 'a'},   {"token", required_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct option stop_opts[] = {
+        {"savepoint", no_argument, NULL, 'S'},     {"dir", required_argument, NULL, 'd'},
+        {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
+        {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    bool stop = strcmp(c->cmd, "stop") == 0;
+    const char *dir = NULL;
+    int opt;
+    optind = 0; /* the top-level command line was parsed with getopt too */
+    while ((opt = getopt_long(argc, argv, "+h", stop ? stop_opts : savepoint_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 's':
+            c->state_dir = optarg;
+            c->state_dir_given = true;
+            break;
+        case 'a':
+            c->admin = optarg;
+            break;
+        case 't':
+            c->token = optarg;
+            break;
+        case 'S':
+            c->savepoint = true;
+            break;
+        case 'T':
+            if (tm_parse_duration_ms(optarg, &c->timeout_ms) != 0 || c->timeout_ms <= 0) {
+                fprintf(stderr, "tidemark %s: --timeout '%s' is not a duration; write e.g. "
+                                "90s or 10m\n",
+                        c->cmd, optarg);
+                return TM_EXIT_CONFIG;
+            }
+            break;
+        case 'h':
+            usage(stdout, c->cmd);
+            return TM_EXIT_OK;
+        default:
+            usage(stderr, c->cmd);
+            return TM_EXIT_CONFIG;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tidemark %s: unexpected argument '%s'\n", c->cmd, argv[optind]);
+        usage(stderr, c->cmd);
+        return TM_EXIT_CONFIG;
+    }
+    char host[256], port[16];
+    if (c->admin != NULL && split_addr(c->admin, host, sizeof(host), port, sizeof(port)) != 0) {
+        fprintf(stderr, "tidemark %s: --admin '%s' is not HOST:PORT (e.g. 127.0.0.1:8081 or "
+                        "[::1]:8081)\n",
+                c->cmd, c->admin);
+        return TM_EXIT_CONFIG;
+    }
+    if (c->admin != NULL && c->state_dir_given) {
+        fprintf(stderr, "tidemark %s: pass --state-dir or --admin, not both\n", c->cmd);
+        usage(stderr, c->cmd);
+        return TM_EXIT_CONFIG;
+    }
+    if (stop && dir != NULL && !c->savepoint) {
+        fprintf(stderr, "tidemark stop: --dir needs --savepoint\n");
+        usage(stderr, c->cmd);
+        return TM_EXIT_CONFIG;
+    }
+    if (dir != NULL && dir[0] == '\0') {
+        fprintf(stderr, "tidemark %s: --dir is empty\n", c->cmd);
+        return TM_EXIT_CONFIG;
+    }
+    if (dir != NULL) {
+        /* The daemon's working directory is not ours: send an absolute path. */
+        char cwd[4096];
+        if (dir[0] == '/') {
+            c->dir = strdup(dir);
+        } else if (getcwd(cwd, sizeof(cwd)) != NULL) {
+            size_t n = strlen(cwd) + strlen(dir) + 2;
+            c->dir = malloc(n);
+            if (c->dir != NULL)
+                snprintf(c->dir, n, "%s/%s", cwd, dir[0] == '.' && dir[1] == '/' ? dir + 2 : dir);
+        } else {
+            fprintf(stderr, "tidemark %s: cannot make --dir '%s' absolute (%s); pass an absolute "
+                            "path\n",
+                    c->cmd, dir, strerror(errno));
+            return TM_EXIT_CONFIG;
+        }
+        if (c->dir == NULL) {
+            fprintf(stderr, "tidemark %s: out of memory\n", c->cmd);
+            return TM_EXIT_FAILURE;
+        }
+    }
+    if (c->token == NULL)
+        c->token = getenv("TIDEMARK_ADMIN_TOKEN");
+    return -1;
+}
+
+/* Reads the first line of `path` into `out`.  Returns 0, or -1 with errno set. */
+static int read_addr_file(const char *path, char *out, size_t outlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, out, outlen - 1);
+    int saved = errno;
+    close(fd);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\r\n \t")] = '\0';
+    if (out[0] == '\0') {
+        errno = ENODATA;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Finds the daemon's address: --admin, else <state-dir>/admin.addr, else (only
+ * when --state-dir was not given) the default address.  An explicit state
+ * directory without the file fails rather than guessing, so that `stop` never
+ * reaches a daemon of another job.  Returns -1 to go on, else the exit code.
+ */
+static int find_daemon(cli_t *c)
+{
+    if (c->admin != NULL) {
+        snprintf(c->addr, sizeof(c->addr), "%s", c->admin);
+        snprintf(c->from, sizeof(c->from), "--admin");
+        return -1;
+    }
+    snprintf(c->addr_file, sizeof(c->addr_file), "%s/%s", c->state_dir, TM_ADMIN_ADDR_FILE);
+    if (read_addr_file(c->addr_file, c->addr, sizeof(c->addr)) == 0) {
+        snprintf(c->from, sizeof(c->from), "from %s", c->addr_file);
+        return -1;
+    }
+    int saved = errno;
+    if (c->state_dir_given || saved != ENOENT) {
+        fprintf(stderr, "tidemark %s: cannot read %s (%s): is tidemark running with --state-dir "
+                        "%s? pass --state-dir or --admin\n",
+                c->cmd, c->addr_file, strerror(saved), c->state_dir);
+        return TM_EXIT_FAILURE;
+    }
+    c->addr_file[0] = '\0';
+    snprintf(c->addr, sizeof(c->addr), "%s", TM_ADMIN_DEFAULT_ADDR);
+    snprintf(c->from, sizeof(c->from), "the default; no %s/%s", c->state_dir, TM_ADMIN_ADDR_FILE);
+    return -1;
+}
+
+/* One request within the command's deadline. */
+static int cli_request(const cli_t *c, const char *method, const char *path, const char *body,
+                       int timeout_ms, int *status, tm_buf_t *resp, char *err, size_t errlen)
+{
+    int left = remaining_ms(c->deadline_ms);
+    if (timeout_ms > left)
+        timeout_ms = left;
+    if (timeout_ms <= 0)
+        return tm_seterr(err, errlen, TM_EAGAIN, "the --timeout passed");
+    return tm_admin_request(c->addr, c->token, method, path, body, timeout_ms, status, resp, err,
+                            errlen);
+}
+
+static void report_unreachable(const cli_t *c, int rc, const char *err)
+{
+    if (rc == TM_EINVAL)
+        fprintf(stderr, "tidemark %s: %s (%s)\n", c->cmd, err, c->from);
+    else
+        fprintf(stderr, "tidemark %s: daemon not running at %s (%s): %s; is tidemark running? "
+                        "pass --state-dir or --admin\n",
+                c->cmd, c->addr, c->from, err);
+}
+
+/* Reports an answer that is not the expected one, using the daemon's {"error": ...}. */
+static void report_http_error(const cli_t *c, int status, const tm_buf_t *resp)
+{
+    json_t *j = json_loadb(resp->data ? resp->data : "", resp->len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    if (status == 401)
+        fprintf(stderr, "tidemark %s: the admin API at %s refused the token (401): pass --token or "
+                        "set TIDEMARK_ADMIN_TOKEN to the daemon's admin_token\n",
+                c->cmd, c->addr);
+    else if (msg != NULL)
+        fprintf(stderr, "tidemark %s: %s (HTTP %d from %s)\n", c->cmd, msg, status, c->addr);
+    else
+        fprintf(stderr, "tidemark %s: unexpected HTTP %d from %s\n", c->cmd, status, c->addr);
+    json_decref(j);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Reads {"id": N} from a 202 answer; 0 if absent. */
+static int64_t answer_id(const tm_buf_t *resp)
+{
+    json_t *j = json_loadb(resp->data ? resp->data : "", resp->len, 0, NULL);
+    json_int_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    return id > 0 ? (int64_t)id : 0;
+}
+
+/*
+ * Waits for savepoint `id` and prints its path.  `stopping`: the daemon exits
+ * once the savepoint completes.  Returns the exit code.
+ */
+static int await_savepoint(const cli_t *c, int64_t id, bool stopping)
+{
+    char path[64], err[1024];
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int code = TM_EXIT_FAILURE;
+    for (;;) {
+        int left = remaining_ms(c->deadline_ms);
+        if (left == 0) {
+            fprintf(stderr, "tidemark %s: savepoint %" PRId64 " did not complete within the "
+                            "--timeout; it may still complete: GET /v1/savepoints/%" PRId64
+                            " on %s tells\n",
+                    c->cmd, id, id, c->addr);
+            break;
+        }
+        int wait = left < LONG_POLL_MS ? left : LONG_POLL_MS;
+        snprintf(path, sizeof(path), "/v1/savepoints/%" PRId64 "?wait_ms=%d", id, wait);
+        int64_t sent = tm_mono_ms();
+        int status = 0;
+        int rc = cli_request(c, "GET", path, NULL, wait + REQUEST_MS, &status, &resp, err,
+                             sizeof(err));
+        if (rc == TM_EAGAIN)
+            continue; /* the deadline check above reports it */
+        if (rc != 0) {
+            if (stopping)
+                fprintf(stderr, "tidemark %s: the daemon at %s closed before it reported "
+                                "savepoint %" PRId64 " (%s); its log names the savepoint's path "
+                                "if it completed\n",
+                        c->cmd, c->addr, id, err);
+            else
+                fprintf(stderr, "tidemark %s: lost the daemon at %s while waiting for savepoint "
+                                "%" PRId64 ": %s\n",
+                        c->cmd, c->addr, id, err);
+            break;
+        }
+        if (status != 200) {
+            report_http_error(c, status, &resp);
+            break;
+        }
+        json_t *j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
+        const char *st = json_string_value(json_object_get(j, "status"));
+        const char *sp = json_string_value(json_object_get(j, "path"));
+        const char *why = json_string_value(json_object_get(j, "error"));
+        bool again = false;
+        if (st != NULL && strcmp(st, "completed") == 0 && sp != NULL) {
+            printf("%s\n", sp);
+            fflush(stdout);
+            code = TM_EXIT_OK;
+        } else if (st != NULL && strcmp(st, "completed") == 0) {
+            fprintf(stderr, "tidemark %s: savepoint %" PRId64 " completed but the daemon did "
+                            "not say where\n",
+                    c->cmd, id);
+        } else if (st != NULL && strcmp(st, "failed") == 0) {
+            fprintf(stderr, "tidemark %s: savepoint %" PRId64 " failed: %s\n", c->cmd, id,
+                    why ? why : "(the daemon gave no reason; see its log)");
+        } else if (st != NULL && strcmp(st, "in_progress") == 0) {
+            again = true;
+        } else {
+            fprintf(stderr, "tidemark %s: the daemon reported savepoint %" PRId64 " as '%s'\n",
+                    c->cmd, id, st ? st : "(no status)");
+        }
+        json_decref(j);
+        if (!again)
+            break;
+        int elapsed = (int)(tm_mono_ms() - sent);
+        if (elapsed < POLL_INTERVAL_MS)
+            sleep_ms(POLL_INTERVAL_MS - elapsed);
+    }
+    tm_buf_release(&resp);
+    return code;
+}
+
+/* True once the daemon is gone: its address file removed or its address refusing. */
+static bool daemon_gone(const cli_t *c)
+{
+    if (c->addr_file[0] != '\0' && access(c->addr_file, F_OK) != 0 && errno == ENOENT)
+        return true;
+    char err[512];
+    int status;
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int rc = cli_request(c, "GET", "/healthz", NULL, 2000, &status, &resp, err, sizeof(err));
+    tm_buf_release(&resp);
+    /* A slow answer is a daemon still busy stopping; only a refusal or a close means gone. */
+    return rc == TM_ECONN || rc == TM_EIO || rc == TM_EPROTO;
+}
+
+static int await_exit(const cli_t *c)
+{
+    while (!daemon_gone(c)) {
+        int left = remaining_ms(c->deadline_ms);
+        if (left == 0) {
+            fprintf(stderr, "tidemark %s: the daemon at %s is still running at the --timeout; it "
+                            "goes on stopping (see its log)\n",
+                    c->cmd, c->addr);
+            return TM_EXIT_FAILURE;
+        }
+        sleep_ms(left < POLL_INTERVAL_MS ? left : POLL_INTERVAL_MS);
+    }
+    return TM_EXIT_OK;
+}
+
+/* Builds {"dir": D} or {"savepoint": true, "dir": D}; NULL when there is nothing to send. */
+static char *request_body(const cli_t *c, bool with_savepoint_flag)
+{
+    json_t *o = json_object();
+    if (with_savepoint_flag)
+        json_object_set_new(o, "savepoint", json_true());
+    if (c->dir != NULL)
+        json_object_set_new(o, "dir", json_string(c->dir));
+    char *s = json_object_size(o) > 0 ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static int run(cli_t *c, int argc, char **argv)
+{
+    int code = parse_args(c, argc, argv);
+    if (code < 0)
+        code = find_daemon(c);
+    if (code >= 0)
+        return code;
+    c->deadline_ms = tm_mono_ms() + c->timeout_ms;
+    bool stop = strcmp(c->cmd, "stop") == 0;
+    bool with_sp = !stop || c->savepoint;
+    char *body = request_body(c, stop && c->savepoint);
+    char err[1024];
+    int status = 0;
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int rc = cli_request(c, "POST", stop ? "/v1/stop" : "/v1/savepoints", body, REQUEST_MS,
+                         &status, &resp, err, sizeof(err));
+    free(body);
+    int64_t id = 0;
+    if (rc != 0) {
+        report_unreachable(c, rc, err);
+        code = TM_EXIT_FAILURE;
+    } else if (status != 202) {
+        report_http_error(c, status, &resp);
+        code = TM_EXIT_FAILURE;
+    } else if (with_sp && (id = answer_id(&resp)) == 0) {
+        fprintf(stderr, "tidemark %s: the daemon at %s accepted the savepoint but sent no id\n",
+                c->cmd, c->addr);
+        code = TM_EXIT_FAILURE;
+    } else {
+        code = with_sp ? await_savepoint(c, id, stop) : TM_EXIT_OK;
+        if (code == TM_EXIT_OK && stop)
+            code = await_exit(c);
+    }
+    tm_buf_release(&resp);
+    return code;
+}
+
+static int cli_main(const char *cmd, int argc, char **argv)
+{
+    cli_t c;
+    memset(&c, 0, sizeof(c));
+    c.cmd = cmd;
+    c.state_dir = "./tidemark-state";
+    c.timeout_ms = DEFAULT_TIMEOUT_MS;
+    int code = run(&c, argc, argv);
+    free(c.dir);
+    return code;
+}
+
+int tm_admin_cli_savepoint(int argc, char **argv)
+{
+    return cli_main("savepoint", argc, argv);
+}
+
+int tm_admin_cli_stop(int argc, char **argv)
+{
+    return cli_main("stop", argc, argv);
+}

@@ -1,0 +1,875 @@
+/*
+ * Unit tests: the admin HTTP API (src/daemon/admin.c) and its CLI client
+ * (src/daemon/admin_client.c).
+ *
+ * A real server runs on 127.0.0.1:0 on an event_base in its own thread, with
+ * fake hooks that play the daemon: a savepoint completes 300 ms after it is
+ * requested, a directory containing "fail" makes it fail, "/bad" is refused.
+ * Requests go over real sockets, through tm_admin_request() or, where the
+ * headers matter, a raw HTTP exchange.  The CLI commands run in this process
+ * with stdout and stderr captured.
+ */
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "daemon/admin.h"
+#include "tm_test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SAVEPOINT_MS 300
+
+/* ---- the fake daemon ---- */
+
+typedef struct fake {
+    atomic_bool ready;
+    atomic_int stop_calls;
+    /* Touched only on the loop thread while it runs. */
+    int64_t next_id;
+    int64_t sp_id, sp_done_at;
+    bool sp_fail, sp_stop;
+    char sp_path[512];
+} fake_t;
+
+static bool fake_ready(void *arg)
+{
+    return atomic_load(&((fake_t *)arg)->ready);
+}
+
+static void fake_metrics(void *arg, tm_buf_t *out)
+{
+    (void)arg;
+    tm_buf_puts(out, "# TYPE tidemark_up gauge\ntidemark_up 1\n");
+}
+
+static void fake_job(void *arg, tm_buf_t *out)
+{
+    (void)arg;
+    tm_buf_puts(out, "{\"job\":\"test.sql\",\"state\":\"running\"}");
+}
+
+static void fake_checkpoints(void *arg, tm_buf_t *out)
+{
+    (void)arg;
+    tm_buf_puts(out, "{\"completed\":[{\"id\":7}]}");
+}
+
+static int64_t fake_savepoint(void *arg, const char *dir, bool stop, char *errstr,
+                              size_t errstr_size)
+{
+    fake_t *f = arg;
+    if (dir != NULL && strcmp(dir, "/bad") == 0)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "savepoint dir /bad is not writable");
+    if (f->sp_id != 0 && tm_mono_ms() < f->sp_done_at)
+        return tm_seterr(errstr, errstr_size, TM_EAGAIN, "savepoint %lld is in progress",
+                         (long long)f->sp_id);
+    f->sp_id = ++f->next_id;
+    f->sp_done_at = tm_mono_ms() + SAVEPOINT_MS;
+    f->sp_fail = dir != NULL && strstr(dir, "fail") != NULL;
+    f->sp_stop = stop;
+    snprintf(f->sp_path, sizeof(f->sp_path), "%s/savepoint-%lld", dir ? dir : "/default",
+             (long long)f->sp_id);
+    return f->sp_id;
+}
+
+static bool fake_status(void *arg, int64_t id, tm_buf_t *out)
+{
+    fake_t *f = arg;
+    if (id <= 0 || id > f->next_id)
+        return false;
+    bool done = id != f->sp_id || tm_mono_ms() >= f->sp_done_at;
+    if (!done)
+        tm_buf_appendf(out, "{\"id\":%lld,\"status\":\"in_progress\"}", (long long)id);
+    else if (id == f->sp_id && f->sp_fail)
+        tm_buf_appendf(out, "{\"id\":%lld,\"status\":\"failed\",\"error\":\"disk full\"}",
+                       (long long)id);
+    else
+        tm_buf_appendf(out, "{\"id\":%lld,\"status\":\"completed\",\"path\":\"%s\"}",
+                       (long long)id, id == f->sp_id ? f->sp_path : "/old");
+    return true;
+}
+
+static void fake_stop(void *arg)
+{
+    atomic_fetch_add(&((fake_t *)arg)->stop_calls, 1);
+}
+
+/* ---- the server thread ---- */
+
+typedef struct server {
+    struct event_base *base;
+    struct event *tick;
+    tm_admin_t *admin;
+    fake_t fake;
+    pthread_t thread;
+    atomic_bool quit;
+    atomic_bool exited; /* the fake daemon freed the server itself */
+    bool exit_on_stop;
+    char addr[64];
+} server_t;
+
+/*
+ * Runs on the loop thread.  With exit_on_stop it plays `tidemark run`: a stop,
+ * or a completed stop-savepoint, frees the admin server and ends the loop in
+ * the same turn, as the daemon does when the job is done.
+ */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    server_t *s = arg;
+    (void)fd;
+    (void)what;
+    bool stop_now = s->exit_on_stop && s->admin != NULL &&
+                    (atomic_load(&s->fake.stop_calls) > 0 ||
+                     (s->fake.sp_stop && tm_mono_ms() >= s->fake.sp_done_at));
+    if (stop_now) {
+        atomic_store(&s->exited, true);
+        s->admin = tm_admin_free(s->admin);
+    }
+    if (stop_now || atomic_load(&s->quit))
+        event_base_loopbreak(s->base);
+}
+
+static void *server_main(void *arg)
+{
+    server_t *s = arg;
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+static const tm_admin_hooks_t *full_hooks(fake_t *f)
+{
+    static _Thread_local tm_admin_hooks_t h;
+    h = (tm_admin_hooks_t){f,           fake_ready,     fake_metrics, fake_job, fake_checkpoints,
+                           fake_savepoint, fake_status, fake_stop};
+    return &h;
+}
+
+static int server_start(server_t *s, const char *token, const tm_admin_hooks_t *hooks,
+                        const char *addr_file, bool exit_on_stop)
+{
+    memset(s, 0, sizeof(*s));
+    s->exit_on_stop = exit_on_stop;
+    s->base = event_base_new();
+    char err[512];
+    tm_admin_hooks_t h = hooks ? *hooks : *full_hooks(&s->fake);
+    int rc = tm_admin_start(s->base, "127.0.0.1:0", token, &h, addr_file, &s->admin, err,
+                            sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tm_admin_start: %s\n", err);
+        event_base_free(s->base);
+        return rc;
+    }
+    snprintf(s->addr, sizeof(s->addr), "%s", tm_admin_address(s->admin));
+    s->tick = event_new(s->base, -1, EV_PERSIST, on_tick, s);
+    struct timeval tv = {0, 10000};
+    event_add(s->tick, &tv);
+    pthread_create(&s->thread, NULL, server_main, s);
+    return 0;
+}
+
+static void server_stop(server_t *s)
+{
+    atomic_store(&s->quit, true);
+    pthread_join(s->thread, NULL);
+    s->admin = tm_admin_free(s->admin);
+    event_free(s->tick);
+    event_base_free(s->base);
+}
+
+/* ---- clients ---- */
+
+static int req(const server_t *s, const char *token, const char *method, const char *path,
+               const char *body, int *status, tm_buf_t *resp)
+{
+    char err[512];
+    int rc = tm_admin_request(s->addr, token, method, path, body, 5000, status, resp, err,
+                              sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "tm_admin_request %s %s: %s\n", method, path, err);
+    return rc;
+}
+
+/* Sends `text` as is and returns the whole answer, headers included. */
+static int raw_http(const server_t *s, const char *text, tm_buf_t *out)
+{
+    int port = atoi(strrchr(s->addr, ':') + 1);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        close(fd);
+        return -1;
+    }
+    size_t len = strlen(text);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break; /* the server may answer (413) before reading everything */
+        off += (size_t)n;
+    }
+    tm_buf_clear(out);
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        tm_buf_append(out, buf, (size_t)n);
+    close(fd);
+    return out->len > 0 ? 0 : -1;
+}
+
+static const char *json_str(const tm_buf_t *b, const char *key, char *out, size_t outlen)
+{
+    json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+    const char *v = json_string_value(json_object_get(j, key));
+    snprintf(out, outlen, "%s", v ? v : "");
+    json_decref(j);
+    return v ? out : NULL;
+}
+
+static long long json_int(const tm_buf_t *b, const char *key)
+{
+    json_t *j = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
+    long long v = json_is_integer(json_object_get(j, key))
+                      ? (long long)json_integer_value(json_object_get(j, key))
+                      : -1;
+    json_decref(j);
+    return v;
+}
+
+/* Runs a CLI command with stdout and stderr captured into `out` and `err`. */
+static int capture(int (*fn)(int, char **), char **argv, tm_buf_t *out, tm_buf_t *err)
+{
+    int argc = 0;
+    while (argv[argc] != NULL)
+        argc++;
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    dup2(fileno(fo), 1);
+    dup2(fileno(fe), 2);
+    int code = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    FILE *files[2] = {fo, fe};
+    tm_buf_t *bufs[2] = {out, err};
+    for (int i = 0; i < 2; i++) {
+        char buf[4096];
+        size_t n;
+        tm_buf_clear(bufs[i]);
+        rewind(files[i]);
+        while ((n = fread(buf, 1, sizeof(buf), files[i])) > 0)
+            tm_buf_append(bufs[i], buf, n);
+        tm_buf_putc(bufs[i], '\0');
+        bufs[i]->len--;
+        fclose(files[i]);
+    }
+    return code;
+}
+
+static char tmp_root[256];
+
+static void make_dir(char *out, size_t outlen, const char *name)
+{
+    snprintf(out, outlen, "%s/%s", tmp_root, name);
+    mkdir(out, 0700);
+}
+
+/* ---- tests ---- */
+
+static void test_health_ready_metrics(void)
+{
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, NULL, false) == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    TM_CHECK(strncmp(s.addr, "127.0.0.1:", 10) == 0 && atoi(s.addr + 10) > 0);
+    TM_CHECK(req(&s, NULL, "GET", "/healthz", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK_STR(resp.data, "ok\n");
+
+    TM_CHECK(req(&s, NULL, "GET", "/readyz", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 503);
+    atomic_store(&s.fake.ready, true);
+    TM_CHECK(req(&s, NULL, "GET", "/readyz", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+
+    TM_CHECK(raw_http(&s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                      &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
+    TM_CHECK(strstr(resp.data, "Content-Type: text/plain; version=0.0.4") != NULL);
+    TM_CHECK(strstr(resp.data, "\r\n\r\n# TYPE tidemark_up gauge\ntidemark_up 1\n") != NULL);
+
+    TM_CHECK(req(&s, NULL, "GET", "/v1/job", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    char v[64];
+    TM_CHECK_STR(json_str(&resp, "state", v, sizeof(v)), "running");
+    TM_CHECK(req(&s, NULL, "GET", "/v1/checkpoints", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK(strstr(resp.data, "\"completed\"") != NULL);
+
+    /* HEAD is GET without a body. */
+    TM_CHECK(raw_http(&s, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                      &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
+    TM_CHECK(strstr(resp.data, "Content-Length: 3\r\n") != NULL);
+    TM_CHECK(strstr(resp.data, "\r\n\r\n") != NULL && strstr(resp.data, "\r\n\r\n")[4] == '\0');
+    TM_CHECK(req(&s, NULL, "HEAD", "/v1/job", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK_INT(resp.len, 0);
+    tm_buf_release(&resp);
+    server_stop(&s);
+}
+
+static void test_savepoint_flow(void)
+{
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, NULL, false) == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    char v[256];
+
+    TM_CHECK(raw_http(&s,
+                      "POST /v1/savepoints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      "Content-Length: 17\r\n\r\n{\"dir\": \"/tmp/x\"}",
+                      &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 202", 12) == 0);
+    TM_CHECK(strstr(resp.data, "Location: /v1/savepoints/1\r\n") != NULL);
+    TM_CHECK(strstr(resp.data, "{\"id\":1}") != NULL);
+
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/1", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK_STR(json_str(&resp, "status", v, sizeof(v)), "in_progress");
+
+    /* A second savepoint while one is in progress: 409 with the daemon's reason. */
+    TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 409);
+    TM_CHECK_STR(json_str(&resp, "error", v, sizeof(v)), "savepoint 1 is in progress");
+
+    /* The long poll answers when the savepoint completes, well before wait_ms. */
+    int64_t t0 = tm_mono_ms();
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/1?wait_ms=5000", NULL, &st, &resp) == 0);
+    int64_t took = tm_mono_ms() - t0;
+    TM_CHECK_INT(st, 200);
+    TM_CHECK_STR(json_str(&resp, "status", v, sizeof(v)), "completed");
+    TM_CHECK_STR(json_str(&resp, "path", v, sizeof(v)), "/tmp/x/savepoint-1");
+    TM_CHECK(took < 2000);
+
+    /* Without a body: the default directory. */
+    TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 202);
+    TM_CHECK_INT(json_int(&resp, "id"), 2);
+    /* A long poll that runs out answers "in_progress". */
+    t0 = tm_mono_ms();
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/2?wait_ms=60", NULL, &st, &resp) == 0);
+    TM_CHECK(tm_mono_ms() - t0 >= 50);
+    TM_CHECK_STR(json_str(&resp, "status", v, sizeof(v)), "in_progress");
+    usleep((SAVEPOINT_MS + 50) * 1000);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/2", NULL, &st, &resp) == 0);
+    TM_CHECK_STR(json_str(&resp, "path", v, sizeof(v)), "/default/savepoint-2");
+
+    /* A failing savepoint reports the daemon's error. */
+    TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", "{\"dir\":\"/tmp/fail\"}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 202);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/3?wait_ms=3000", NULL, &st, &resp) == 0);
+    TM_CHECK_STR(json_str(&resp, "status", v, sizeof(v)), "failed");
+    TM_CHECK_STR(json_str(&resp, "error", v, sizeof(v)), "disk full");
+
+    /* A refused directory is the client's mistake: 400. */
+    TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", "{\"dir\":\"/bad\"}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 400);
+    TM_CHECK_STR(json_str(&resp, "error", v, sizeof(v)), "savepoint dir /bad is not writable");
+
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/99", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/99?wait_ms=1000", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/abc", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/-1", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/1?wait_ms=soon", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 400);
+
+    /* Stop with a savepoint returns its id; without one, {}. */
+    TM_CHECK(req(&s, NULL, "POST", "/v1/stop", "{\"savepoint\":true,\"dir\":\"/tmp/s\"}", &st,
+                 &resp) == 0);
+    TM_CHECK_INT(st, 202);
+    TM_CHECK_INT(json_int(&resp, "id"), 4);
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/stop", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 202);
+    TM_CHECK_STR(resp.data, "{}\n");
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 1);
+    tm_buf_release(&resp);
+    server_stop(&s);
+    TM_CHECK(s.fake.sp_stop);
+}
+
+static void test_http_errors(void)
+{
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, NULL, false) == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    char v[256];
+    static const struct {
+        const char *method, *path, *body;
+        int status;
+        const char *error; /* a substring of {"error": ...}, or NULL */
+    } cases[] = {
+        {"GET", "/nope", NULL, 404, "no such endpoint"},
+        {"GET", "/", NULL, 404, NULL},
+        {"GET", "/v1/savepoints/", NULL, 404, NULL},
+        {"GET", "/healthz/", NULL, 404, NULL},
+        {"GET", "/v1/stop", NULL, 405, "use POST"},
+        {"GET", "/v1/savepoints", NULL, 405, "use POST"},
+        {"POST", "/healthz", NULL, 405, "use GET, HEAD"},
+        {"DELETE", "/v1/savepoints/1", NULL, 405, "DELETE is not allowed"},
+        {"PUT", "/metrics", "{}", 405, NULL},
+        {"POST", "/v1/savepoints", "{\"dir\":", 400, "not valid JSON"},
+        {"POST", "/v1/savepoints", "[1]", 400, "must be a JSON object"},
+        {"POST", "/v1/savepoints", "{\"directory\":\"/x\"}", 400, "unknown field \"directory\""},
+        {"POST", "/v1/savepoints", "{\"dir\":7}", 400, "non-empty string"},
+        {"POST", "/v1/savepoints", "{\"dir\":\"\"}", 400, "non-empty string"},
+        {"POST", "/v1/savepoints", "{\"dir\":\"/a\",\"dir\":\"/b\"}", 400, "duplicate"},
+        {"POST", "/v1/stop", "{\"dir\":\"/x\"}", 400, "needs \"savepoint\": true"},
+        {"POST", "/v1/stop", "{\"savepoint\":\"yes\"}", 400, "true or false"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TM_CHECK(req(&s, NULL, cases[i].method, cases[i].path, cases[i].body, &st, &resp) == 0);
+        if (st != cases[i].status)
+            fprintf(stderr, "case %zu: %s %s -> %d %s\n", i, cases[i].method, cases[i].path, st,
+                    resp.data);
+        TM_CHECK_INT(st, cases[i].status);
+        if (cases[i].error != NULL)
+            TM_CHECK(json_str(&resp, "error", v, sizeof(v)) != NULL &&
+                     strstr(v, cases[i].error) != NULL);
+    }
+    /* Nothing above reached the hooks. */
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
+
+    TM_CHECK(raw_http(&s, "GET /v1/stop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                      &resp) == 0);
+    TM_CHECK(strstr(resp.data, "Allow: POST\r\n") != NULL);
+    TM_CHECK(strstr(resp.data, "Content-Type: application/json") != NULL);
+
+    /* A body over the limit is refused without reaching a handler. */
+    size_t big = TM_ADMIN_MAX_BODY + 1024;
+    char *text = malloc(big + 200);
+    TM_REQUIRE(text != NULL);
+    int n = snprintf(text, 200,
+                     "POST /v1/savepoints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     big);
+    memset(text + n, ' ', big);
+    text[n + (int)big] = '\0';
+    TM_CHECK(raw_http(&s, text, &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 413", 12) == 0);
+    free(text);
+    server_stop(&s);
+    TM_CHECK_INT(s.fake.next_id, 0);
+    tm_buf_release(&resp);
+}
+
+static void test_null_hooks_501(void)
+{
+    server_t s;
+    tm_admin_hooks_t none = {0};
+    TM_REQUIRE(server_start(&s, NULL, &none, NULL, false) == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    TM_CHECK(req(&s, NULL, "GET", "/healthz", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    const char *gets[] = {"/readyz", "/metrics", "/v1/job", "/v1/checkpoints", "/v1/savepoints/1"};
+    for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++) {
+        TM_CHECK(req(&s, NULL, "GET", gets[i], NULL, &st, &resp) == 0);
+        TM_CHECK_INT(st, 501);
+    }
+    TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/stop", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/stop", "{\"savepoint\":true}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    tm_buf_release(&resp);
+    server_stop(&s);
+}
+
+static void test_config_errors(void)
+{
+    struct event_base *base = event_base_new();
+    fake_t f;
+    memset(&f, 0, sizeof(f));
+    tm_admin_t *a = NULL;
+    char err[512];
+    /* DESIGN §9: binding elsewhere than loopback requires admin_token. */
+    TM_CHECK_INT(tm_admin_start(base, "0.0.0.0:0", NULL, full_hooks(&f), NULL, &a, err,
+                                sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(a == NULL);
+    TM_CHECK(strstr(err, "admin_token") != NULL && strstr(err, "0.0.0.0:0") != NULL);
+    TM_CHECK_INT(tm_admin_start(base, "[::]:0", "", full_hooks(&f), NULL, &a, err, sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(strstr(err, "admin_token") != NULL);
+    /* A token that cannot travel in a header, never echoed in the message. */
+    TM_CHECK_INT(tm_admin_start(base, "127.0.0.1:0", "sec ret", full_hooks(&f), NULL, &a, err,
+                                sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(strstr(err, "sec ret") == NULL);
+    const char *bad[] = {"8081", "127.0.0.1", "127.0.0.1:", "127.0.0.1:x", "127.0.0.1:70000",
+                         "example.com:8081", "::1:8081", "[::1]8081", "[127.0.0.1]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        TM_CHECK_INT(tm_admin_start(base, bad[i], NULL, full_hooks(&f), NULL, &a, err,
+                                    sizeof(err)),
+                     TM_ECONFIG);
+        TM_CHECK(strstr(err, "is not HOST:PORT") != NULL);
+    }
+    /* localhost and [::1] are loopback (IPv6 may be missing in a container). */
+    TM_CHECK(tm_admin_start(base, "localhost:0", NULL, full_hooks(&f), NULL, &a, err,
+                            sizeof(err)) == 0);
+    TM_CHECK(a != NULL && strncmp(tm_admin_address(a), "127.0.0.1:", 10) == 0);
+    a = tm_admin_free(a);
+    if (tm_admin_start(base, "[::1]:0", NULL, full_hooks(&f), NULL, &a, err, sizeof(err)) == 0) {
+        TM_CHECK(strncmp(tm_admin_address(a), "[::1]:", 6) == 0);
+        a = tm_admin_free(a);
+    } else {
+        TM_CHECK(strstr(err, "cannot listen") != NULL);
+    }
+
+    /* A port in use is a configuration error that says so. */
+    tm_admin_t *first = NULL;
+    TM_REQUIRE(tm_admin_start(base, "127.0.0.1:0", NULL, full_hooks(&f), NULL, &first, err,
+                              sizeof(err)) == 0);
+    TM_CHECK_INT(tm_admin_start(base, tm_admin_address(first), NULL, full_hooks(&f), NULL, &a,
+                                err, sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(strstr(err, "in use") != NULL);
+    tm_admin_free(first);
+
+    /* A wildcard bind with a token is allowed; the address file names loopback. */
+    char dir[PATH_MAX], file[PATH_MAX + 32], text[64] = "";
+    make_dir(dir, sizeof(dir), "wild");
+    snprintf(file, sizeof(file), "%s/%s", dir, TM_ADMIN_ADDR_FILE);
+    TM_CHECK(tm_admin_start(base, "0.0.0.0:0", "t0ken", full_hooks(&f), file, &a, err,
+                            sizeof(err)) == 0);
+    if (a != NULL) {
+        FILE *fp = fopen(file, "r");
+        TM_CHECK(fp != NULL && fgets(text, sizeof(text), fp) != NULL);
+        if (fp)
+            fclose(fp);
+        char want[80];
+        snprintf(want, sizeof(want), "127.0.0.1:%s\n", strrchr(tm_admin_address(a), ':') + 1);
+        TM_CHECK_STR(text, want);
+        TM_CHECK(strncmp(tm_admin_address(a), "0.0.0.0:", 8) == 0);
+        a = tm_admin_free(a);
+    }
+    TM_CHECK(access(file, F_OK) != 0);
+
+    /* An address file that cannot be written fails the start. */
+    TM_CHECK_INT(tm_admin_start(base, "127.0.0.1:0", NULL, full_hooks(&f), "/nonexistent/x/a",
+                                &a, err, sizeof(err)),
+                 TM_EIO);
+    TM_CHECK(strstr(err, "/nonexistent/x/a") != NULL);
+    TM_CHECK(tm_admin_free(NULL) == NULL);
+    event_base_free(base);
+}
+
+static void test_bearer_token(void)
+{
+    server_t s;
+    TM_REQUIRE(server_start(&s, "s3cret-T0ken", NULL, NULL, false) == 0);
+    tm_buf_t resp, out, err;
+    tm_buf_init(&resp);
+    tm_buf_init(&out);
+    tm_buf_init(&err);
+    int st = 0;
+    const char *wrong[] = {NULL, "", "s3cret-T0ke", "s3cret-T0ken2", "S3cret-T0ken", "x"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        TM_CHECK(req(&s, wrong[i], "GET", "/healthz", NULL, &st, &resp) == 0);
+        TM_CHECK_INT(st, 401);
+        TM_CHECK(req(&s, wrong[i], "POST", "/v1/stop", NULL, &st, &resp) == 0);
+        TM_CHECK_INT(st, 401);
+    }
+    /* Without the token even unknown paths say 401, not 404. */
+    TM_CHECK(req(&s, NULL, "GET", "/nope", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 401);
+    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          "Authorization: Basic czNjcmV0\r\n\r\n",
+                      &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 401", 12) == 0);
+    TM_CHECK(strstr(resp.data, "WWW-Authenticate: Bearer") != NULL);
+    TM_CHECK(strstr(resp.data, "s3cret") == NULL);
+    /* The scheme is case-insensitive (RFC 7235). */
+    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          "Authorization: bearer s3cret-T0ken\r\n\r\n",
+                      &resp) == 0);
+    TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
+    TM_CHECK(req(&s, "s3cret-T0ken", "GET", "/healthz", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
+
+    /* The CLI: --token, TIDEMARK_ADMIN_TOKEN, and a clear message without one. */
+    char *argv1[] = {"savepoint", "--admin", s.addr, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, argv1, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "refused the token (401)") != NULL);
+    char *argv2[] = {"savepoint", "--admin", s.addr, "--token", "s3cret-T0ken", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, argv2, &out, &err), 0);
+    TM_CHECK_STR(out.data, "/default/savepoint-1\n");
+    setenv("TIDEMARK_ADMIN_TOKEN", "s3cret-T0ken", 1);
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, argv1, &out, &err), 0);
+    TM_CHECK_STR(out.data, "/default/savepoint-2\n");
+    unsetenv("TIDEMARK_ADMIN_TOKEN");
+    tm_buf_release(&resp);
+    tm_buf_release(&out);
+    tm_buf_release(&err);
+    server_stop(&s);
+}
+
+static void test_addr_file(void)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 32], text[64] = "";
+    make_dir(dir, sizeof(dir), "state-addr");
+    snprintf(file, sizeof(file), "%s/%s", dir, TM_ADMIN_ADDR_FILE);
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, false) == 0);
+    FILE *fp = fopen(file, "r");
+    TM_CHECK(fp != NULL && fgets(text, sizeof(text), fp) != NULL);
+    if (fp)
+        fclose(fp);
+    char want[80];
+    snprintf(want, sizeof(want), "%s\n", s.addr);
+    TM_CHECK_STR(text, want);
+    TM_CHECK(access(file, F_OK) == 0);
+    char tmpname[PATH_MAX + 40];
+    snprintf(tmpname, sizeof(tmpname), "%s.tmp", file);
+    TM_CHECK(access(tmpname, F_OK) != 0);
+    server_stop(&s);
+    TM_CHECK(access(file, F_OK) != 0);
+
+    /* A file that another daemon has rewritten since is left alone. */
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, false) == 0);
+    fp = fopen(file, "w");
+    fputs("127.0.0.1:1\n", fp);
+    fclose(fp);
+    server_stop(&s);
+    TM_CHECK(access(file, F_OK) == 0);
+    unlink(file);
+}
+
+static void test_cli_savepoint(void)
+{
+    char state[PATH_MAX], file[PATH_MAX + 32];
+    make_dir(state, sizeof(state), "state-cli");
+    snprintf(file, sizeof(file), "%s/%s", state, TM_ADMIN_ADDR_FILE);
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, false) == 0);
+    tm_buf_t out, err;
+    tm_buf_init(&out);
+    tm_buf_init(&err);
+
+    char *a1[] = {"savepoint", "--admin", s.addr, "--dir", "/tmp/sp", NULL};
+    int64_t t0 = tm_mono_ms();
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a1, &out, &err), 0);
+    TM_CHECK_STR(out.data, "/tmp/sp/savepoint-1\n");
+    TM_CHECK(tm_mono_ms() - t0 >= SAVEPOINT_MS - 20);
+
+    /* Through the state directory's address file; a relative --dir is made absolute. */
+    char *a2[] = {"savepoint", "--state-dir", state, "--dir", "./rel", "--timeout", "30s", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a2, &out, &err), 0);
+    char cwd[PATH_MAX], want[PATH_MAX + 64];
+    TM_REQUIRE(getcwd(cwd, sizeof(cwd)) != NULL);
+    snprintf(want, sizeof(want), "%s/rel/savepoint-2\n", cwd);
+    TM_CHECK_STR(out.data, want);
+
+    /* The daemon's failure, on stderr, exit 1. */
+    char *a3[] = {"savepoint", "--admin", s.addr, "--dir", "/tmp/fail", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a3, &out, &err), 1);
+    TM_CHECK_STR(out.data, "");
+    TM_CHECK(strstr(err.data, "savepoint 3 failed: disk full") != NULL);
+    char *a4[] = {"savepoint", "--admin", s.addr, "--dir", "/bad", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a4, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "savepoint dir /bad is not writable (HTTP 400") != NULL);
+
+    /* A timeout shorter than the savepoint. */
+    char *a5[] = {"savepoint", "--admin", s.addr, "--timeout", "100ms", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a5, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "did not complete within the --timeout") != NULL);
+    server_stop(&s);
+
+    /* No daemon. */
+    char *a6[] = {"savepoint", "--state-dir", state, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a6, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "is tidemark running") != NULL);
+    TM_CHECK(strstr(err.data, "pass --state-dir or --admin") != NULL);
+    char *a7[] = {"savepoint", "--admin", s.addr, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a7, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "daemon not running at ") != NULL);
+    TM_CHECK(strstr(err.data, "is tidemark running? pass --state-dir or --admin") != NULL);
+
+    /* Usage errors exit 2. */
+    char *u1[] = {"savepoint", "--bogus", NULL};
+    char *u2[] = {"savepoint", "--timeout", "soon", NULL};
+    char *u3[] = {"savepoint", "--admin", "x:1", "--state-dir", state, NULL};
+    char *u4[] = {"savepoint", "extra", NULL};
+    char *u5[] = {"savepoint", "--savepoint", NULL};
+    char *u7[] = {"savepoint", "--admin", "bogus", NULL};
+    char **usage_cases[] = {u1, u2, u3, u4, u5, u7};
+    for (size_t i = 0; i < sizeof(usage_cases) / sizeof(usage_cases[0]); i++) {
+        TM_CHECK_INT(capture(tm_admin_cli_savepoint, usage_cases[i], &out, &err), 2);
+        TM_CHECK(strstr(err.data, "Usage: tidemark savepoint") != NULL ||
+                 strstr(err.data, "--timeout") != NULL || strstr(err.data, "--admin") != NULL);
+    }
+    char *h[] = {"savepoint", "--help", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, h, &out, &err), 0);
+    TM_CHECK(strstr(out.data, "Usage: tidemark savepoint") != NULL);
+    char *u6[] = {"stop", "--dir", "/x", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, u6, &out, &err), 2);
+    TM_CHECK(strstr(err.data, "--dir needs --savepoint") != NULL);
+    tm_buf_release(&out);
+    tm_buf_release(&err);
+}
+
+static void test_cli_stop(void)
+{
+    char state[PATH_MAX], file[PATH_MAX + 32];
+    make_dir(state, sizeof(state), "state-stop");
+    snprintf(file, sizeof(file), "%s/%s", state, TM_ADMIN_ADDR_FILE);
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, true) == 0);
+    tm_buf_t out, err;
+    tm_buf_init(&out);
+    tm_buf_init(&err);
+    char *a1[] = {"stop", "--state-dir", state, "--timeout", "20s", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, a1, &out, &err), 0);
+    TM_CHECK_STR(out.data, "");
+    TM_CHECK(atomic_load(&s.exited));
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 1);
+    TM_CHECK(access(file, F_OK) != 0);
+    server_stop(&s);
+
+    /*
+     * Stop with a savepoint: the fake daemon exits in the same loop turn in
+     * which the savepoint completes, so the path reaches the client only
+     * through the held long poll that tm_admin_free() answers.
+     */
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, true) == 0);
+    char *a2[] = {"stop", "--savepoint", "--dir", "/tmp/final", "--admin", s.addr, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, a2, &out, &err), 0);
+    TM_CHECK_STR(out.data, "/tmp/final/savepoint-1\n");
+    if (out.len == 0)
+        fprintf(stderr, "stop --savepoint stderr: %s\n", err.data);
+    TM_CHECK(atomic_load(&s.exited));
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
+    TM_CHECK(access(file, F_OK) != 0);
+    server_stop(&s);
+
+    /* A stop-savepoint that fails leaves the daemon running; the CLI says why. */
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, false) == 0);
+    char *a3[] = {"stop", "--savepoint", "--dir", "/tmp/fail", "--state-dir", state, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, a3, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "savepoint 1 failed: disk full") != NULL);
+    TM_CHECK(!atomic_load(&s.exited));
+    server_stop(&s);
+
+    /* A daemon that does not exit within the timeout. */
+    TM_REQUIRE(server_start(&s, NULL, NULL, file, false) == 0);
+    char *a4[] = {"stop", "--admin", s.addr, "--timeout", "500ms", NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, a4, &out, &err), 1);
+    TM_CHECK(strstr(err.data, "still running at the --timeout") != NULL);
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 1);
+    server_stop(&s);
+    tm_buf_release(&out);
+    tm_buf_release(&err);
+}
+
+static void test_client_errors(void)
+{
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    char err[512];
+    TM_CHECK_INT(tm_admin_request("nonsense", NULL, "GET", "/healthz", NULL, 1000, &st, &resp,
+                                  err, sizeof(err)),
+                 TM_EINVAL);
+    TM_CHECK(strstr(err, "not HOST:PORT") != NULL);
+    TM_CHECK_INT(tm_admin_request("127.0.0.1:1", "a\r\nX-Evil: 1", "GET", "/healthz", NULL, 1000,
+                                  &st, &resp, err, sizeof(err)),
+                 TM_EINVAL);
+
+    /* A listener that accepts and never answers: a timeout, not a hang. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sin);
+    TM_REQUIRE(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(lfd, 4) == 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    int64_t t0 = tm_mono_ms();
+    TM_CHECK_INT(tm_admin_request(addr, NULL, "GET", "/healthz", NULL, 200, &st, &resp, err,
+                                  sizeof(err)),
+                 TM_EAGAIN);
+    int64_t took = tm_mono_ms() - t0;
+    TM_CHECK(took >= 150 && took < 2000);
+    close(lfd);
+    /* Nothing listens there now. */
+    TM_CHECK_INT(tm_admin_request(addr, NULL, "GET", "/healthz", NULL, 1000, &st, &resp, err,
+                                  sizeof(err)),
+                 TM_ECONN);
+    TM_CHECK(strstr(err, "refused") != NULL);
+    tm_buf_release(&resp);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    tm_log_level = TM_LOG_WARN;
+    snprintf(tmp_root, sizeof(tmp_root), "/tmp/tm-test-admin-XXXXXX");
+    if (mkdtemp(tmp_root) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    TM_RUN(test_health_ready_metrics);
+    TM_RUN(test_savepoint_flow);
+    TM_RUN(test_http_errors);
+    TM_RUN(test_null_hooks_501);
+    TM_RUN(test_config_errors);
+    TM_RUN(test_bearer_token);
+    TM_RUN(test_addr_file);
+    TM_RUN(test_cli_savepoint);
+    TM_RUN(test_cli_stop);
+    TM_RUN(test_client_errors);
+    const char *dirs[] = {"wild", "state-addr", "state-cli", "state-stop"};
+    char p[PATH_MAX + 64];
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s/%s", tmp_root, dirs[i], TM_ADMIN_ADDR_FILE);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/%s", tmp_root, dirs[i]);
+        rmdir(p);
+    }
+    rmdir(tmp_root);
+    return tm_test_done();
+}
