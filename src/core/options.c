@@ -490,7 +490,8 @@ char *tm_option_display(const tm_option_kv_t *kv)
         return tm_dsn_mask(kv->value);
     /* Anything that looks like a secret by name is masked too. */
     if (strstr(kv->key, "password") || strstr(kv->key, "secret") || strstr(kv->key, "token") ||
-        strstr(kv->key, "sasl.jaas"))
+        strstr(kv->key, "sasl.jaas") || strstr(kv->key, "key.pem") || strstr(kv->key, "ssl_key") ||
+        strstr(kv->key, "private"))
         return strdup("****");
     /* Show a ${env:}/${file:} reference as written, never its value. */
     if (kv->raw != NULL && strstr(kv->raw, "${") != NULL)

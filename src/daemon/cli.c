@@ -271,20 +271,20 @@ static int cmd_explain(const char *path)
         int64_t chk_ms = tm_opt_duration_ms(job->settings, "checkpoint_interval");
         bool exactly = chk_ms > 0 && t->conn->sink_precommit != NULL;
         bool decision_log = false;
-        if (exactly && t->conn->sink_is_decision_log != NULL) {
-            tm_sink_t *snk = NULL;
-            tm_sink_config_t cfg = {t->name, t->opts, t->declared, ".", true, "explain", chk_ms};
-            if (t->conn->sink_new(&snk, &cfg, err, sizeof(err)) == 0) {
-                /* A sink that can be the decision log is exactly-once only as one. */
-                decision_log = t->conn->sink_is_decision_log(snk);
-                exactly = decision_log;
-                t->conn->sink_free(snk);
-            } else {
-                fprintf(stderr, "tidemark: %s\n", err);
-                tm_job_free(job);
-                return TM_EXIT_CONFIG;
-            }
+        /* sink_new validates without I/O, so explain refuses what run would refuse. */
+        tm_sink_t *snk = NULL;
+        tm_sink_config_t cfg = {t->name, t->opts, t->declared, ".", chk_ms > 0, "explain", chk_ms};
+        if (t->conn->sink_new(&snk, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "tidemark: %s\n", err);
+            tm_job_free(job);
+            return TM_EXIT_CONFIG;
         }
+        if (exactly && t->conn->sink_is_decision_log != NULL) {
+            /* A sink that can be the decision log is exactly-once only as one. */
+            decision_log = t->conn->sink_is_decision_log(snk);
+            exactly = decision_log;
+        }
+        t->conn->sink_free(snk);
         printf("    delivery: %s\n",
                decision_log ? "exactly-once (transaction per checkpoint); this sink is the job's "
                               "decision log: its commit completes each checkpoint"

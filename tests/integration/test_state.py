@@ -260,3 +260,21 @@ def test_checkpoint_interval_flag_overrides_the_job(cdc):
     assert tm.terminate() == 0, tm.log_tail()
     bad = run_cli(["run", str(tm.job_path), "--checkpoint-interval", "soon"])
     assert bad.returncode == 2 and "--checkpoint-interval 'soon'" in bad.stderr
+
+
+def test_restart_with_another_parallelism_rescales_the_checkpoint(cdc):
+    cdc.sql(ITEMS)
+    tm = cdc.start(items_job(cdc, parallelism=2))
+    wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
+    wait_until(lambda: len(re.findall(r'comp=checkpoint msg="completed"', tm.log_text())) >= 3,
+               30, "completed checkpoints", tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    tm.job_path.write_text(items_job(cdc, parallelism=3))
+    cdc.sql("UPDATE items SET qty = qty + 1 WHERE id <= 20")
+    tm.start()
+    wait_replayed(cdc, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert "rescaling checkpoint state" in tm.log_text() and "from=2 to=3" in tm.log_text()
+    recs = [payload(r) for r in read_jsonl(topic(cdc))]
+    assert len(recs) == 220
+    assert all(p["op"] == "u" and p["before"]["qty"] == p["after"]["qty"] - 1 for p in recs[200:])
