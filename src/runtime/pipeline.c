@@ -27,6 +27,20 @@
 #define TM_MAX_WORKERS 256
 
 /*
+ * Barrier alignment, shared by sinks and workers (DESIGN §6 step 2): once an
+ * input has delivered barrier N, its later events are held back until every
+ * input has delivered N, so nothing after the barrier lands in the epoch it
+ * closes.
+ */
+typedef struct tm_align {
+    uint64_t aligning; /* 0 when no barrier is being aligned */
+    bool got[TM_MAX_NODES];
+    int ngot;
+    tm_event_t *held;
+    int nheld, capheld;
+} tm_align_t;
+
+/*
  * Workers (DESIGN §5).  A source whose output goes through a stateful
  * operator hands every batch to every worker (one reference each, no copy);
  * each worker's operators consume only the records whose key groups it owns
@@ -50,11 +64,7 @@ typedef struct tm_worker {
     tm_store_t *store;
     int kg_first, kg_last;
     tm_upsert_t *ops[TM_MAX_NODES]; /* per connection */
-    uint64_t aligning;
-    bool got[TM_MAX_NODES];
-    int ngot;
-    tm_event_t *held;
-    int nheld, capheld;
+    tm_align_t align;
     int ended;
     bool failed;
     char err[1024];
@@ -114,12 +124,7 @@ typedef struct tm_sink_node {
     char err[1024];
     int edges[TM_MAX_NODES];
     int nedges;
-    /* Barrier alignment (sink thread only). */
-    uint64_t aligning;
-    bool got[TM_MAX_NODES];
-    int ngot;
-    tm_event_t *held; /* events of inputs that already delivered the barrier */
-    int nheld, capheld;
+    tm_align_t align; /* sink thread only */
     uint64_t committed_local;
     tm_buf_t handle;
     _Atomic uint64_t precommitted;
@@ -348,6 +353,65 @@ void tm_pipeline_request_stop(tm_pipeline_t *p)
 bool tm_pipeline_done(tm_pipeline_t *p)
 {
     return atomic_load(&p->running) == 0;
+}
+
+/* ---- barrier alignment (thread: the sink's or worker's) ---- */
+
+/*
+ * Holds `ev` back if its input already delivered the barrier being aligned.
+ * Returns 1 (held: the aligner owns it), 0 (process it now) or TM_ENOMEM
+ * (the event was released; the caller must fail the job).
+ */
+static int align_hold(tm_align_t *a, tm_event_t *ev)
+{
+    if (a->aligning == 0 || !a->got[ev->producer] || ev->kind == TM_EV_END)
+        return 0;
+    if (a->nheld == a->capheld) {
+        int ncap = a->capheld ? a->capheld * 2 : 16;
+        tm_event_t *h = realloc(a->held, sizeof(*h) * (size_t)ncap);
+        if (h == NULL) {
+            tm_event_release(ev);
+            return TM_ENOMEM;
+        }
+        a->held = h;
+        a->capheld = ncap;
+    }
+    a->held[a->nheld++] = *ev;
+    return 1;
+}
+
+/* Barrier `id` from `producer`; returns id once all `ninputs` delivered it, else 0. */
+static uint64_t align_barrier(tm_align_t *a, int producer, uint64_t id, int ninputs)
+{
+    if (a->aligning == 0) {
+        a->aligning = id;
+        memset(a->got, 0, sizeof(a->got));
+        a->ngot = 0;
+    }
+    a->got[producer] = true;
+    if (++a->ngot < ninputs)
+        return 0;
+    a->aligning = 0;
+    return id;
+}
+
+/* Hands the held events to the caller (to replay in order, then free). */
+static tm_event_t *align_take(tm_align_t *a, int *n)
+{
+    tm_event_t *held = a->held;
+    *n = a->nheld;
+    a->held = NULL;
+    a->nheld = a->capheld = 0;
+    return held;
+}
+
+static void align_drop(tm_align_t *a)
+{
+    for (int i = 0; i < a->nheld; i++)
+        tm_event_release(&a->held[i]);
+    free(a->held);
+    a->held = NULL;
+    a->nheld = a->capheld = 0;
 }
 
 /* ---- source side (thread: source) ---- */
@@ -645,35 +709,17 @@ static void sink_barrier_aligned(sink_loop_t *l, uint64_t id)
         atomic_store(&s->precommitted, id);
 }
 
-static void sink_handle(sink_loop_t *l, tm_event_t *ev);
-
-static void sink_hold(tm_sink_node_t *s, tm_event_t *ev)
-{
-    if (s->nheld == s->capheld) {
-        int ncap = s->capheld ? s->capheld * 2 : 16;
-        tm_event_t *p = realloc(s->held, sizeof(*p) * (size_t)ncap);
-        if (p == NULL) {
-            tm_event_release(ev);
-            return;
-        }
-        s->held = p;
-        s->capheld = ncap;
-    }
-    s->held[s->nheld++] = *ev;
-}
-
 static void sink_handle(sink_loop_t *l, tm_event_t *ev)
 {
     tm_sink_node_t *s = l->s;
     tm_pipeline_t *p = s->p;
     tm_edge_t *e = &p->edges[s->edges[ev->producer]];
-    /*
-     * Alignment: an input that already delivered the barrier is held back
-     * until every input has, so that nothing after the barrier lands in the
-     * epoch it closes.
-     */
-    if (s->aligning != 0 && s->got[ev->producer] && ev->kind != TM_EV_END) {
-        sink_hold(s, ev);
+    int held = align_hold(&s->align, ev);
+    if (held != 0) {
+        if (held < 0) {
+            snprintf(s->err, sizeof(s->err), "out of memory while aligning a barrier");
+            sink_fail(l, held);
+        }
         return;
     }
     switch (ev->kind) {
@@ -691,28 +737,19 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
         sink_flush(l);
         atomic_store(&e->synced_id, ev->u.id);
         break;
-    case TM_EV_BARRIER:
-        if (s->aligning == 0) {
-            s->aligning = ev->u.id;
-            memset(s->got, 0, sizeof(s->got));
-            s->ngot = 0;
-        }
-        s->got[ev->producer] = true;
-        s->ngot++;
-        if (s->ngot == s->nedges) {
-            uint64_t id = s->aligning;
-            s->aligning = 0;
+    case TM_EV_BARRIER: {
+        uint64_t id = align_barrier(&s->align, ev->producer, ev->u.id, s->nedges);
+        if (id != 0) {
             sink_barrier_aligned(l, id);
             /* Release what was held back, in arrival order. */
-            tm_event_t *held = s->held;
-            int nheld = s->nheld;
-            s->held = NULL;
-            s->nheld = s->capheld = 0;
-            for (int i = 0; i < nheld; i++)
+            int n;
+            tm_event_t *held = align_take(&s->align, &n);
+            for (int i = 0; i < n; i++)
                 sink_handle(l, &held[i]);
             free(held);
         }
         break;
+    }
     case TM_EV_END:
         l->ended++;
         break;
@@ -746,9 +783,7 @@ static void *sink_main(void *arg)
     if (timed_flush)
         sink_flush(&l);
     sink_commit_completed(&l);
-    for (int i = 0; i < s->nheld; i++)
-        tm_event_release(&s->held[i]);
-    s->nheld = 0;
+    align_drop(&s->align);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
 }
@@ -849,25 +884,6 @@ static void worker_snapshot(tm_worker_t *wk, uint64_t id)
     atomic_store(&wk->snapshotted, id);
 }
 
-static void worker_handle(tm_worker_t *wk, tm_event_t *ev);
-
-static void worker_hold(tm_worker_t *wk, tm_event_t *ev)
-{
-    if (wk->nheld == wk->capheld) {
-        int ncap = wk->capheld ? wk->capheld * 2 : 16;
-        tm_event_t *h = realloc(wk->held, sizeof(*h) * (size_t)ncap);
-        if (h == NULL) {
-            tm_event_release(ev);
-            snprintf(wk->err, sizeof(wk->err), "out of memory while aligning a barrier");
-            worker_fail(wk, TM_ENOMEM);
-            return;
-        }
-        wk->held = h;
-        wk->capheld = ncap;
-    }
-    wk->held[wk->nheld++] = *ev;
-}
-
 /* Maps a worker-queue producer slot back to its source. */
 static int worker_input_source(const tm_pipeline_t *p, int slot)
 {
@@ -880,8 +896,12 @@ static int worker_input_source(const tm_pipeline_t *p, int slot)
 static void worker_handle(tm_worker_t *wk, tm_event_t *ev)
 {
     tm_pipeline_t *p = wk->p;
-    if (wk->aligning != 0 && wk->got[ev->producer] && ev->kind != TM_EV_END) {
-        worker_hold(wk, ev);
+    int held = align_hold(&wk->align, ev);
+    if (held != 0) {
+        if (held < 0) {
+            snprintf(wk->err, sizeof(wk->err), "out of memory while aligning a barrier");
+            worker_fail(wk, held);
+        }
         return;
     }
     int src = worker_input_source(p, ev->producer);
@@ -892,28 +912,19 @@ static void worker_handle(tm_worker_t *wk, tm_event_t *ev)
     case TM_EV_SYNC:
         worker_broadcast(wk, src, TM_EV_SYNC, ev->u.id);
         break;
-    case TM_EV_BARRIER:
-        if (wk->aligning == 0) {
-            wk->aligning = ev->u.id;
-            memset(wk->got, 0, sizeof(wk->got));
-            wk->ngot = 0;
-        }
-        wk->got[ev->producer] = true;
-        wk->ngot++;
-        if (wk->ngot == p->wsources) {
-            uint64_t id = wk->aligning;
-            wk->aligning = 0;
+    case TM_EV_BARRIER: {
+        uint64_t id = align_barrier(&wk->align, ev->producer, ev->u.id, p->wsources);
+        if (id != 0) {
             worker_snapshot(wk, id);
             worker_broadcast(wk, -1, TM_EV_BARRIER, id);
-            tm_event_t *held = wk->held;
-            int nheld = wk->nheld;
-            wk->held = NULL;
-            wk->nheld = wk->capheld = 0;
-            for (int i = 0; i < nheld; i++)
+            int n;
+            tm_event_t *held = align_take(&wk->align, &n);
+            for (int i = 0; i < n; i++)
                 worker_handle(wk, &held[i]);
             free(held);
         }
         break;
+    }
     case TM_EV_END:
         wk->ended++;
         break;
@@ -932,9 +943,7 @@ static void *worker_main(void *arg)
         if (tm_queue_pop(&wk->queue, &ev, 100) == 0)
             worker_handle(wk, &ev);
     }
-    for (int i = 0; i < wk->nheld; i++)
-        tm_event_release(&wk->held[i]);
-    wk->nheld = 0;
+    align_drop(&wk->align);
     worker_broadcast(wk, -1, TM_EV_END, 0);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
@@ -1115,7 +1124,6 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
             s->conn->sink_free(s->sink);
         tm_queue_destroy(&s->queue);
         tm_buf_release(&s->handle);
-        free(s->held);
         free(s->name);
         free(s);
     }
@@ -1124,7 +1132,6 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         for (int c = 0; c < p->nsconns; c++)
             tm_upsert_free(wk->ops[c]);
         tm_queue_destroy(&wk->queue);
-        free(wk->held);
         free(wk);
     }
     for (int c = 0; c < p->nsconns; c++)

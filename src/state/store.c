@@ -1171,35 +1171,6 @@ static bool looks_like_store(const char *dir)
     return yes || empty;
 }
 
-static int remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : TM_EIO;
-    if (!S_ISDIR(st.st_mode))
-        return unlink(path) == 0 || errno == ENOENT ? 0 : TM_EIO;
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return TM_EIO;
-    struct dirent *de;
-    char child[4096];
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, de->d_name) >= sizeof(child)) {
-            errno = ENAMETOOLONG;
-            rc = TM_EIO;
-            break;
-        }
-        rc = remove_tree(child);
-    }
-    closedir(d);
-    if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
-        rc = TM_EIO;
-    return rc;
-}
-
 int tm_store_remove_dir(const char *dir, char *errstr, size_t errstr_size)
 {
     struct stat st;
@@ -1210,7 +1181,7 @@ int tm_store_remove_dir(const char *dir, char *errstr, size_t errstr_size)
                          "refusing to remove %s: it does not look like a state store or "
                          "checkpoint",
                          dir);
-    if (remove_tree(dir) != 0)
+    if (tm_rm_rf(dir) != 0)
         return tm_seterr(errstr, errstr_size, TM_EIO, "cannot remove %s: %s", dir,
                          strerror(errno));
     return 0;
