@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what tidemark needs to build and test, then builds it into build/.
 #
+# It also fetches the Apache Kafka broker that the integration tests run
+# (tests/kafka/pom.xml) from Maven Central into ~/.m2, and caches its
+# classpath in ~/.cache/tidemark, where a clean build does not remove it.
+#
 # Idempotent and fast when repeated: the apt step is skipped when every
-# package is already installed, and meson reconfigures an existing build
+# package is already installed, the Kafka step when the cached classpath
+# names jars that all exist, and meson reconfigures an existing build
 # directory instead of creating it again.
 #
 # Usage: scripts/setup.sh [--deps-only]
-#   --deps-only   install the packages and stop; do not build.
+#   --deps-only   install the packages and the Kafka broker and stop; do not build.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,13 +24,16 @@ PACKAGES=(
     default-libmysqlclient-dev
     # The servers and tools the integration tests start and drive.
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
+    # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
+    # the Python client and kcat drive it.
+    openjdk-17-jdk-headless maven python3-confluent-kafka kcat
 )
 
 deps_only=0
 for arg in "$@"; do
     case "$arg" in
         --deps-only) deps_only=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +70,17 @@ install_packages() {
         apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# Resolves the Kafka broker and caches its classpath.  kafkaserver.py does the
+# work, so that this step and a test run that finds no cache agree on where
+# the cache is and when it is still good.  Debian's python, as in test.sh.
+fetch_kafka() {
+    local cpfile
+    if ! cpfile=$(/usr/bin/python3 tests/lib/kafkaserver.py fetch); then
+        return 1
+    fi
+    say "Kafka broker classpath: $cpfile"
+}
+
 # Creates or updates a meson build directory: an existing one keeps its state
 # and picks up changed options.
 meson_setup() {
@@ -88,6 +107,17 @@ build() {
 }
 
 install_packages
+# A Kafka fetch that fails (Maven Central unreachable) must not stop the
+# build and the unit tests; the Kafka tests try again and fail loudly if it
+# still cannot be had.  With --deps-only, fetching is the whole job.
+kafka_ok=1
+fetch_kafka || kafka_ok=0
+if ((kafka_ok == 0)); then
+    echo "setup.sh: could not fetch the Kafka broker for the tests (see above)" >&2
+    if ((deps_only)); then
+        exit 1
+    fi
+fi
 if ((deps_only == 0)); then
     build
 fi

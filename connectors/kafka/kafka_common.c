@@ -47,6 +47,14 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 int tm_kafka_conf_new(const tm_options_t *opts, const char *table, const char *comp,
                       rd_kafka_conf_t **out, char *errstr, size_t errstr_size)
 {
+    (void)comp;
+    return tm_kafka_conf_new_filtered(opts, table, NULL, out, errstr, errstr_size);
+}
+
+int tm_kafka_conf_new_filtered(const tm_options_t *opts, const char *table,
+                               bool (*keep)(const char *prop), rd_kafka_conf_t **out,
+                               char *errstr, size_t errstr_size)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = 0;
     const char *servers = tm_opt_str(opts, "bootstrap_servers");
@@ -55,14 +63,13 @@ int tm_kafka_conf_new(const tm_options_t *opts, const char *table, const char *c
     const size_t plen = strlen(TM_KAFKA_PREFIX);
     for (int i = 0; rc == 0 && i < opts->n; i++) {
         const tm_option_kv_t *kv = &opts->kv[i];
-        if (strncmp(kv->key, TM_KAFKA_PREFIX, plen) == 0)
+        if (strncmp(kv->key, TM_KAFKA_PREFIX, plen) == 0 && (keep == NULL || keep(kv->key + plen)))
             rc = tm_kafka_conf_set(conf, table, kv->key + plen, kv->value, errstr, errstr_size);
     }
     if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
-    (void)comp;
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     *out = conf;
     return 0;

@@ -33,6 +33,17 @@
 int tm_kafka_conf_new(const tm_options_t *opts, const char *table, const char *comp,
                       rd_kafka_conf_t **out, char *errstr, size_t errstr_size);
 
+/*
+ * The same, passing on only the `kafka.*` properties for which keep(name
+ * without the prefix) is true (NULL: all).  A client of another kind than the
+ * table's (the Kafka sink's progress reader is a consumer) takes only the
+ * connection and security settings, so librdkafka does not warn about the
+ * rest.  Thread: main.
+ */
+int tm_kafka_conf_new_filtered(const tm_options_t *opts, const char *table,
+                               bool (*keep)(const char *prop), rd_kafka_conf_t **out,
+                               char *errstr, size_t errstr_size);
+
 /* Sets one property, with the same error rule.  Returns 0 or TM_ECONFIG. */
 int tm_kafka_conf_set(rd_kafka_conf_t *conf, const char *table, const char *name,
                       const char *value, char *errstr, size_t errstr_size);
@@ -50,7 +61,22 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
                               void *arg);
 void tm_kafka_source_free(tm_source_t *src);
 
-/* ---- sink (kafka_sink.c) ---- */
+/* ---- sink (kafka_sink*.c; see kafka_sink_int.h) ---- */
 extern const tm_option_def_t tm_kafka_sink_options[];
+int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr,
+                      size_t errstr_size);
+int tm_kafka_sink_open(tm_sink_t *sink, char *errstr, size_t errstr_size);
+int tm_kafka_sink_write(tm_sink_t *sink, const tm_batch_t *batch, char *errstr,
+                        size_t errstr_size);
+int tm_kafka_sink_flush(tm_sink_t *sink, char *errstr, size_t errstr_size);
+int tm_kafka_sink_precommit(tm_sink_t *sink, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                            size_t errstr_size);
+int tm_kafka_sink_commit(tm_sink_t *sink, uint64_t epoch, const char *progress, char *errstr,
+                         size_t errstr_size);
+int tm_kafka_sink_recover(tm_sink_t *sink, uint64_t epoch, const char *handle, char *errstr,
+                          size_t errstr_size);
+bool tm_kafka_sink_is_decision_log(const tm_sink_t *sink);
+int tm_kafka_sink_decided(tm_sink_t *sink, uint64_t *epoch, char *errstr, size_t errstr_size);
+void tm_kafka_sink_free(tm_sink_t *sink);
 
 #endif

@@ -262,3 +262,32 @@ def cdc(pg, db, tmp_path, tidemark_bin, request):
     # while the database is dropped.
     case.cleanup(_failed(request))
 
+
+@pytest.fixture(scope="session")
+def kafka():
+    """The session's Apache Kafka broker (KRaft, one node, real transactions).
+
+    Started once, because a JVM takes seconds.  Tests stay independent by
+    using topics and transactional ids of their own.  A test that stops or
+    kills a broker must start a KafkaServer of its own, not use this one.
+    """
+    import shutil
+
+    from kafkaserver import KafkaServer, classpath_file, find_java
+
+    if find_java() is None:
+        pytest.skip("no java: install openjdk-17-jdk-headless (scripts/setup.sh does)")
+    if shutil.which("mvn") is None and not classpath_file().exists():
+        pytest.skip("no mvn to fetch the Kafka broker with: install maven "
+                    "(scripts/setup.sh does)")
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        pytest.skip("no confluent_kafka: install python3-confluent-kafka "
+                    "(scripts/setup.sh does)")
+    server = KafkaServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
