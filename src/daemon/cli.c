@@ -926,6 +926,7 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                 tm_coordinator_set_decision_log(rs.coord, job->tables[dl].name);
         }
     }
+    uint64_t restored_id = restored ? restored->id : 0;
     tm_checkpoint_info_release(&latest);
     tm_checkpoint_info_release(&sp_info);
     free(sp_real);
@@ -989,8 +990,11 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (rc == 0) {
-        TM_INFO("main", "running", "pipelines=%d workers=%d stateful_operators=%d restored=\"%s\"",
-                job->ninserts, nuids > 0 ? js.n : 0, nuids, js.n > 0 ? js.restored : "nothing");
+        TM_INFO("main", "running",
+                "pipelines=%d workers=%d stateful_operators=%d restored_checkpoint=%" PRIu64
+                " keyed_state=\"%s\"",
+                job->ninserts, nuids > 0 ? js.n : 0, nuids, restored_id,
+                js.n > 0 ? js.restored : "none");
         event_base_dispatch(rs.base);
     } else {
         tm_pipeline_request_stop(p);
