@@ -107,7 +107,7 @@ struct tm_source_ctx {
     uint64_t bar_pending_id;
     int bar_pending_next;
     uint64_t bar_token;
-    char bar_position[128];
+    char *bar_position; /* any length: Kafka records offsets of every partition */
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
 };
@@ -513,7 +513,15 @@ int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, co
         ctx->bar_pending_next = 0;
         /* Recorded before the barrier is pushed: the queue orders it for the coordinator. */
         ctx->bar_token = token;
-        snprintf(ctx->bar_position, sizeof(ctx->bar_position), "%s", position ? position : "");
+        /*
+         * Read by the coordinator only after every sink pre-committed this
+         * barrier, and the next barrier is requested only after that.
+         */
+        char *copy = strdup(position ? position : "");
+        if (copy == NULL)
+            return TM_ENOMEM;
+        free(ctx->bar_position);
+        ctx->bar_position = copy;
     }
     while (ctx->bar_pending_next < ntargets(ctx)) {
         if (atomic_load(&p->stop))
@@ -1004,7 +1012,7 @@ uint64_t tm_pipeline_source_token(const tm_pipeline_t *p, int i)
 
 const char *tm_pipeline_source_position(const tm_pipeline_t *p, int i)
 {
-    return p->sources[i]->bar_position;
+    return p->sources[i]->bar_position ? p->sources[i]->bar_position : "";
 }
 
 const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i)
@@ -1115,6 +1123,7 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         tm_source_ctx_t *c = p->sources[i];
         if (c->conn->source_free)
             c->conn->source_free(c->src);
+        free(c->bar_position);
         free(c->name);
         free(c);
     }
