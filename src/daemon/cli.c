@@ -304,8 +304,7 @@ static int cmd_explain(const char *path)
         printf("\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                "at-least-once, sources acknowledge what sinks flushed\n");
     printf("\nnot built yet: projections, filters, joins and aggregation (only SELECT * and the "
-           "upsert operator), event-time watermarks, the MySQL connector, PostgreSQL and Kafka "
-           "sinks' other formats than documented.\n");
+           "upsert operator), event-time watermarks, the MySQL source, the PostgreSQL sink.\n");
     tm_job_free(job);
     return TM_EXIT_OK;
 }
