@@ -5,7 +5,9 @@
 #   1. scripts/setup.sh: install packages, build build/ (debugoptimized, werror)
 #   2. unit tests in build/
 #   3. unit tests in build-asan/, built with AddressSanitizer and UBSan
-#   4. integration tests (tests/integration, pytest) against real servers
+#   4. integration and crash tests (tests/integration, tests/crash; one pytest
+#      run) against real servers; the crash test's seed is fixed unless
+#      TIDEMARK_CRASH_SEED is set, and it prints the seed and a rerun command
 #
 # A stage that cannot build, or that crashes without reporting its tests,
 # counts as one failure, and the stages after it still run where they can:
@@ -15,7 +17,9 @@
 # over all stages, and the exit status is non-zero if anything failed.
 #
 # Environment:
-#   TIDEMARK_TEST_FILTER   a pytest -k expression, to run some integration tests only
+#   TIDEMARK_TEST_FILTER   a pytest -k expression, to run some integration/crash tests only
+#   TIDEMARK_CRASH_SEED    the crash test's seed (default fixed; 'random' draws one; printed)
+#   TIDEMARK_CRASH_KILLS   the crash test's number of kills (default 24)
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -134,8 +138,8 @@ else
     stage_failed "unit tests (ASan/UBSan): build-asan/ did not build"
 fi
 
-# -- 4. integration tests ----------------------------------------------------
-stage "integration tests (tests/integration)"
+# -- 4. integration and crash tests -------------------------------------------
+stage "integration and crash tests (tests/integration, tests/crash)"
 # An empty TIDEMARK_BIN tells the fixtures that there is no daemon to test,
 # so they skip rather than run a stale binary; the harness's own tests
 # still run.
@@ -144,7 +148,8 @@ if ((build_ok)); then
     tidemark_bin="$ROOT/build/tidemark"
 fi
 junit="$LOGDIR/pytest.xml"
-pytest_args=(-m pytest tests/integration -v -rA -p no:cacheprovider --junitxml="$junit")
+pytest_args=(-m pytest tests/integration tests/crash -v -rA -p no:cacheprovider
+    --junitxml="$junit")
 if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
     pytest_args+=(-k "$TIDEMARK_TEST_FILTER")
 fi
@@ -158,7 +163,7 @@ add_counts "$p" "$f" "$s"
 # Exit status 5 means no test was collected (a filter that matched nothing):
 # not a failure, and nothing to count.
 if ((rc != 0 && rc != 5 && f == 0)); then
-    stage_failed "integration tests: pytest exited with status $rc without a failing test"
+    stage_failed "integration/crash tests: pytest exited with status $rc without a failing test"
 fi
 
 # -- summary -----------------------------------------------------------------

@@ -132,7 +132,12 @@ static int seal(stream_t *st)
     if (st->done_end > src->sealed_token) {
         b->ack_token = st->done_end;
         src->sealed_token = st->done_end;
-        st->untokened = false;
+        /*
+         * The token covers the transactions completed so far; records of a
+         * transaction still open (already in this batch) are not covered
+         * until a later token, so the caught-up rule must not fire yet.
+         */
+        st->untokened = st->tx.active && !st->tx.skip_all && st->tx.nchanges > st->tx.skip_n;
     } else {
         st->untokened = true;
     }

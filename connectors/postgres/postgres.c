@@ -980,6 +980,22 @@ static int plan_slot_and_snapshot(tm_source_t *src, char *errstr, size_t errstr_
         (rc = slot_check(src, &si, errstr, errstr_size)) != 0)
         return rc;
 
+    /*
+     * The checkpoint that committed the snapshot completed, but the process
+     * died before snapshot.done was written: the snapshot is in the sinks,
+     * so it is done (reading it again would repeat every row).  No barrier
+     * passes during a snapshot, so a restored token at or past the slot's
+     * position can only come from a checkpoint after the snapshot.
+     */
+    if (si.exists && !marker && src->snapmode != TM_PG_SNAP_NEVER && slot_created_by_us(src) &&
+        src->restore_token != 0 && src->restore_token >= si.confirmed_flush) {
+        TM_INFO(TM_PG_COMP, "snapshot was committed by the restored checkpoint; marking it done",
+                "source=%s slot=%s", src->name, src->slot);
+        src->snapshot_lsn = si.confirmed_flush;
+        if ((rc = tm_pg_marker_write(src, errstr, errstr_size)) != 0)
+            return rc;
+        marker = true;
+    }
     if (si.exists && !marker && src->snapmode != TM_PG_SNAP_NEVER && slot_created_by_us(src)) {
         TM_WARN(TM_PG_COMP, "dropping slot of an unfinished snapshot and starting over",
                 "source=%s slot=%s", src->name, src->slot);

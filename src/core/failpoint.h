@@ -45,6 +45,8 @@
  *   sink.after_precommit         sink thread: a sink returned from pre-commit
  *   sink.before_commit           sink thread: about to commit epoch N
  *   sink.after_commit            sink thread: commit of epoch N returned
+ *   worker.after_snapshot        worker thread: its keyed state for checkpoint N
+ *                                is snapshotted, the barrier not yet forwarded
  *   file.precommit.mid           file sink pre-commit: after one topic's
  *                                part was fsynced, before the next topic's
  *                                part and before the handle exists

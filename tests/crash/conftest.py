@@ -1,0 +1,77 @@
+"""Fixtures for the crash tests: a PostgreSQL 15 of their own, the daemon, a deadline.
+
+The server is separate from tests/integration's: the crash run creates and
+drops its own database, and its settings (fsync off: PostgreSQL is never the
+process that crashes here) are its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(HERE))
+
+from pgserver import PgServer  # noqa: E402
+from tidemark import DEFAULT_BIN  # noqa: E402
+
+# No crash test may run longer than this unless it says so with
+# @pytest.mark.deadline(seconds).
+DEFAULT_DEADLINE_SECONDS = 300
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "deadline(seconds): fail the test if it runs longer than this")
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _deadline(request):
+    marker = request.node.get_closest_marker("deadline")
+    seconds = marker.args[0] if marker else DEFAULT_DEADLINE_SECONDS
+
+    def expired(signum, frame):
+        raise DeadlineExceeded(f"test exceeded its deadline of {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="session")
+def crash_pg():
+    """A PostgreSQL 15 for the crash tests; transactions over 64kB are streamed."""
+    server = PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def crash_bin():
+    """The daemon under test, from $TIDEMARK_BIN (default build/tidemark)."""
+    raw = os.environ.get("TIDEMARK_BIN")
+    if raw == "":
+        pytest.skip("TIDEMARK_BIN is empty: the build failed or did not run, "
+                    "so there is no daemon to test")
+    path = Path(raw).resolve() if raw else DEFAULT_BIN
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.skip(f"no tidemark binary at {path}; build it with scripts/setup.sh "
+                    f"or point TIDEMARK_BIN at one")
+    return path
