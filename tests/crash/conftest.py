@@ -8,7 +8,6 @@ process that crashes here) are its own.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -18,38 +17,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
+from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
 from pgserver import PgServer  # noqa: E402
 from tidemark import DEFAULT_BIN  # noqa: E402
 
-# No crash test may run longer than this unless it says so with
-# @pytest.mark.deadline(seconds).
-DEFAULT_DEADLINE_SECONDS = 300
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "deadline(seconds): fail the test if it runs longer than this")
-
-
-class DeadlineExceeded(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def _deadline(request):
-    marker = request.node.get_closest_marker("deadline")
-    seconds = marker.args[0] if marker else DEFAULT_DEADLINE_SECONDS
-
-    def expired(signum, frame):
-        raise DeadlineExceeded(f"test exceeded its deadline of {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    register_marker(config)
 
 
 @pytest.fixture(scope="session")

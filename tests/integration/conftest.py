@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
+from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
 from pgserver import PgServer, lsn_to_int  # noqa: E402
 from tidemark import DEFAULT_BIN, Tidemark, cdc_job, wait_until  # noqa: E402
 
@@ -28,15 +28,10 @@ from tidemark import DEFAULT_BIN, Tidemark, cdc_job, wait_until  # noqa: E402
 PW_ROLE = "pwuser"
 PW_ROLE_PASSWORD = "right-password"
 
-# No test may run longer than this unless it says so with
-# @pytest.mark.deadline(seconds); a hung daemon then fails one test instead of
-# eating the whole CI budget.
-DEFAULT_DEADLINE_SECONDS = 300
 
 
 def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "deadline(seconds): fail the test if it runs longer than this")
+    register_marker(config)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -50,27 +45,6 @@ def pytest_runtest_makereport(item, call):
 def _failed(request) -> bool:
     rep = getattr(request.node, "rep_call", None)
     return rep is None or rep.failed
-
-
-class DeadlineExceeded(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def _deadline(request):
-    marker = request.node.get_closest_marker("deadline")
-    seconds = marker.args[0] if marker else DEFAULT_DEADLINE_SECONDS
-
-    def expired(signum, frame):
-        raise DeadlineExceeded(f"test exceeded its deadline of {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")
