@@ -11,6 +11,7 @@ librdkafka mock cluster does none of this).
 import itertools
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -139,9 +140,18 @@ def test_transactional_offset_commits_are_kept_only_on_commit(kafka):
                 producer.commit_transaction(30)
             else:
                 producer.abort_transaction(30)
-            committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)[0]
+            # The broker writes the transaction's markers just after it answers the
+            # commit, so the committed offset may become readable a moment later.
+            want = 7 if commit else -1001  # -1001: none (OFFSET_INVALID)
+            deadline = time.monotonic() + 30
+            while True:
+                committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)[0]
+                if (committed.error is None and committed.offset == want) or \
+                        time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             assert committed.error is None
-            assert committed.offset == (7 if commit else -1001)  # -1001: none (OFFSET_INVALID)
+            assert committed.offset == want
     finally:
         consumer.close()
 
