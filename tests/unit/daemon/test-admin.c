@@ -3,7 +3,7 @@
  * (src/daemon/admin_client.c).
  *
  * A real server runs on 127.0.0.1:0 on an event_base in its own thread, with
- * fake hooks that play the daemon: a savepoint completes 300 ms after it is
+ * fake hooks that play the daemon: a savepoint completes 1 s after it is
  * requested, a directory containing "fail" makes it fail, "/bad" is refused.
  * Requests go over real sockets, through tm_admin_request() or, where the
  * headers matter, a raw HTTP exchange.  The CLI commands run in this process
@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SAVEPOINT_MS 300
+#define SAVEPOINT_MS 1000
 
 /* ---- the fake daemon ---- */
 
@@ -368,12 +368,12 @@ static void test_savepoint_flow(void)
 
     /* The long poll answers when the savepoint completes, well before wait_ms. */
     int64_t t0 = tm_mono_ms();
-    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/1?wait_ms=5000", NULL, &st, &resp) == 0);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/savepoints/1?wait_ms=20000", NULL, &st, &resp) == 0);
     int64_t took = tm_mono_ms() - t0;
     TM_CHECK_INT(st, 200);
     TM_CHECK_STR(json_str(&resp, "status", v, sizeof(v)), "completed");
     TM_CHECK_STR(json_str(&resp, "path", v, sizeof(v)), "/tmp/x/savepoint-1");
-    TM_CHECK(took < 2000);
+    TM_CHECK(took < 15000); /* answered on completion, not at the end of wait_ms */
 
     /* Without a body: the default directory. */
     TM_CHECK(req(&s, NULL, "POST", "/v1/savepoints", NULL, &st, &resp) == 0);
@@ -833,7 +833,7 @@ static void test_client_errors(void)
                                   sizeof(err)),
                  TM_EAGAIN);
     int64_t took = tm_mono_ms() - t0;
-    TM_CHECK(took >= 150 && took < 2000);
+    TM_CHECK(took >= 150 && took < 10000);
     close(lfd);
     /* Nothing listens there now. */
     TM_CHECK_INT(tm_admin_request(addr, NULL, "GET", "/healthz", NULL, 1000, &st, &resp, err,
