@@ -29,5 +29,6 @@ const tm_connector_t tm_connector_kafka = {
     .sink_recover = tm_kafka_sink_recover,
     .sink_is_decision_log = tm_kafka_sink_is_decision_log,
     .sink_decided = tm_kafka_sink_decided,
+    .sink_poll = tm_kafka_sink_poll,
     .sink_free = tm_kafka_sink_free,
 };

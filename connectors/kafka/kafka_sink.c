@@ -34,6 +34,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/shutdown.h"
 #include "file/jsonl.h"
 
 #include <inttypes.h>
@@ -44,6 +45,8 @@
 
 /* How long sink_open waits for the cluster before it reports it unreachable. */
 #define KS_OPEN_TIMEOUT_MS 30000
+/* The producer queue's default bound (librdkafka's own is 1 GiB). */
+#define KS_QUEUE_KBYTES "65536"
 /* Warnings about a stalled producer come at most this often. */
 #define KS_WARN_EVERY_MS 10000
 
@@ -170,6 +173,16 @@ int tm__ks_fatal(tm_sink_t *s, rd_kafka_resp_err_t err, const char *what, char *
     else
         snprintf(reason, sizeof(reason), "%s", rd_kafka_err2str(err));
     s->failed_fatal = true;
+    int64_t open_ms = s->txn_open ? tm_mono_ms() - s->txn_began_ms : 0;
+    if (s->eos && tm__ks_is_fenced(err) && open_ms >= s->txn_timeout_ms)
+        /* The coordinator aborts a timed-out transaction and bumps the epoch: it looks fenced. */
+        return tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
+                         "sink '%s': Kafka aborted the transaction of transactional id '%s' after "
+                         "it was open %" PRId64 " s, past transaction.timeout.ms (%" PRId64
+                         " ms), and fenced this producer (%s); the brokers were unreachable or "
+                         "the checkpoint was delayed that long. The job stops, and a restart "
+                         "resumes from the last completed checkpoint",
+                         s->name, s->txn_id, open_ms / 1000, s->txn_timeout_ms, reason);
     if (s->eos && tm__ks_is_fenced(err))
         return tm_seterr(errstr, errstr_size, TM_ESINK,
                          "sink '%s': another tidemark instance with transactional id '%s' took "
@@ -189,6 +202,13 @@ int tm__ks_fatal(tm_sink_t *s, rd_kafka_resp_err_t err, const char *what, char *
                      s->eos ? "completed checkpoint" : "acknowledged position");
 }
 
+int tm__ks_stopped(tm_sink_t *s, const char *what, char *errstr, size_t errstr_size)
+{
+    return tm_seterr(errstr, errstr_size, TM_ESTOPPED,
+                     "sink '%s': a stop was requested while %s at start; the job did not run",
+                     s->name, what);
+}
+
 /*
  * One round of waiting for Kafka: polls (serving delivery reports), warns at
  * most every KS_WARN_EVERY_MS, and gives up after `limit_ms` (0: never).
@@ -196,6 +216,8 @@ int tm__ks_fatal(tm_sink_t *s, rd_kafka_resp_err_t err, const char *what, char *
 static int stall(tm_sink_t *s, int64_t since, int64_t limit_ms, const char *what, char *errstr,
                  size_t errstr_size)
 {
+    if (s->opening && tm_shutdown_requested())
+        return tm__ks_stopped(s, what, errstr, errstr_size);
     rd_kafka_poll(s->rk, 100);
     if (rd_kafka_fatal_error(s->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return tm__ks_fatal(s, RD_KAFKA_RESP_ERR__FATAL, what, errstr, errstr_size);
@@ -224,15 +246,24 @@ static int delivery_error(tm_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t e = s->dr_err;
     if (rd_kafka_fatal_error(s->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR || tm__ks_is_fenced(e))
         return tm__ks_fatal(s, e, "delivering messages", errstr, errstr_size);
+    if (s->eos && e == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+        /* The transaction's time ran out: an outage or a stall, not the settings. */
+        return tm_seterr(errstr, errstr_size, TM_ECONN,
+                         "sink '%s': Kafka (%s) did not acknowledge %" PRIu64
+                         " message(s) of the open transaction, the first for topic '%s', "
+                         "within its transaction.timeout.ms (%" PRId64
+                         " ms; last error: %s): the brokers were unreachable or too slow for "
+                         "that long. The transaction is aborted, the job stops, and a restart "
+                         "resumes from the last completed checkpoint",
+                         s->name, s->bootstrap, s->dr_failed, s->dr_topic, s->txn_timeout_ms,
+                         s->last_error ? rd_kafka_err2str(s->last_error) : "none");
     const char *hint = "";
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
         hint = "; raise the topic's max.message.bytes and 'kafka.message.max.bytes'";
     else if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
         hint = "; grant the principal WRITE on the topic";
     else if (e == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
-        hint = s->eos ? "; the transaction timed out: raise 'kafka.transaction.timeout.ms' or "
-                        "lower checkpoint_interval"
-                      : "; 'kafka.message.timeout.ms' was set, so messages may time out";
+        hint = "; 'kafka.message.timeout.ms' was set, so messages may time out";
     return tm_seterr(errstr, errstr_size, TM_ESINK,
                      "sink '%s': Kafka did not accept %" PRIu64
                      " message(s), the first for topic '%s': %s (%s)%s; the job stops and "
@@ -275,6 +306,46 @@ static int unreachable(tm_sink_t *s, const char *topic, char *errstr, size_t err
                      s->name, s->bootstrap, topic[0] ? " to look up topic '" : "", topic,
                      topic[0] ? "'" : "",
                      s->last_error ? rd_kafka_err2str(s->last_error) : "timed out");
+}
+
+/*
+ * Waits until a topic just created shows in the cluster's metadata with a
+ * leader for every partition.  Creation is asynchronous: produced at once,
+ * librdkafka may find the topic unknown, hold the messages, and fail them
+ * with "Unknown topic" when topic.metadata.propagation.max.ms runs out.
+ * After KS_OPEN_TIMEOUT_MS it goes on with a warning; a delivery failure
+ * then stops the job with the topic's name (tm_kafka_sink_poll).
+ */
+static int topic_ready(tm_sink_t *s, const char *name, char *errstr, size_t errstr_size)
+{
+    int64_t since = tm_mono_ms();
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        int rc = metadata(s, &md, errstr, errstr_size);
+        if (rc != 0)
+            return rc == TM_ECONN ? unreachable(s, name, errstr, errstr_size) : rc;
+        bool ready = false;
+        for (int i = 0; i < md->topic_cnt; i++) {
+            const struct rd_kafka_metadata_topic *t = &md->topics[i];
+            if (strcmp(t->topic, name) != 0)
+                continue;
+            ready = t->err == RD_KAFKA_RESP_ERR_NO_ERROR && t->partition_cnt > 0;
+            for (int p = 0; ready && p < t->partition_cnt; p++)
+                ready = t->partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                        t->partitions[p].leader >= 0;
+        }
+        rd_kafka_metadata_destroy(md);
+        if (ready)
+            return 0;
+        if (tm_mono_ms() - since >= KS_OPEN_TIMEOUT_MS) {
+            TM_WARN(TM_KS_COMP, "topic not ready",
+                    "sink=%s topic=%s waited_s=%d detail=\"the new topic has no leader in the "
+                    "cluster's metadata yet; producing anyway\"",
+                    s->name, name, KS_OPEN_TIMEOUT_MS / 1000);
+            return 0;
+        }
+        rd_kafka_poll(s->rk, 100);
+    }
 }
 
 int tm__ks_ensure_topic(tm_sink_t *s, const char *name, bool compact, int partitions,
@@ -337,10 +408,10 @@ int tm__ks_ensure_topic(tm_sink_t *s, const char *name, bool compact, int partit
         TM_INFO(TM_KS_COMP, "created topic", "sink=%s topic=%s partitions=%d replication=%d%s",
                 s->name, name, partitions, s->replication,
                 compact ? " cleanup_policy=compact" : "");
-        return 0;
+        return topic_ready(s, name, errstr, errstr_size);
     }
     if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-        return 0; /* created meanwhile, by another instance or job */
+        return topic_ready(s, name, errstr, errstr_size); /* created meanwhile elsewhere */
     return tm_seterr(errstr, errstr_size,
                      err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT
                          ? TM_ECONN
@@ -590,6 +661,13 @@ int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr
     if ((rc = conf_default(s, "partitioner", "murmur2_random", errstr, errstr_size)) != 0 ||
         (rc = conf_default(s, "client.id", cid, errstr, errstr_size)) != 0)
         goto fail;
+    /*
+     * librdkafka would queue up to 1 GiB; 64 MiB keeps the daemon's memory
+     * bounded, and a full queue is back-pressure (produce waits) anyway.
+     */
+    if ((rc = conf_default(s, "queue.buffering.max.kbytes", KS_QUEUE_KBYTES, errstr,
+                           errstr_size)) != 0)
+        goto fail;
     if (tm_opt_isset(o, "compression") || tm_options_lookup(o, "kafka.compression.type") == NULL)
         rc = conf_default(s, "compression.codec", tm_opt_str(o, "compression"), errstr,
                           errstr_size);
@@ -690,4 +768,37 @@ int tm_kafka_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
      * messages; they become visible when the checkpoint commits.
      */
     return tm__ks_flush(s, "waiting for acknowledgements", errstr, errstr_size);
+}
+
+/*
+ * Between events: serves delivery reports, so a message Kafka refused fails
+ * the job now (naming the topic) instead of at the next checkpoint, and
+ * warns when queued messages make no progress (invariant 2).
+ */
+int tm_kafka_sink_poll(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    if (s->rk == NULL)
+        return 0;
+    rd_kafka_poll(s->rk, 0);
+    if (s->dr_failed > 0)
+        return delivery_error(s, errstr, errstr_size);
+    if (rd_kafka_fatal_error(s->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return tm__ks_fatal(s, RD_KAFKA_RESP_ERR__FATAL, "delivering messages", errstr,
+                            errstr_size);
+    int64_t now = tm_mono_ms();
+    int queued = rd_kafka_outq_len(s->rk);
+    if (queued == 0 || s->delivered != s->poll_delivered || s->poll_since_ms == 0) {
+        s->poll_delivered = s->delivered;
+        s->poll_since_ms = now;
+        return 0;
+    }
+    if (now - s->poll_since_ms >= KS_WARN_EVERY_MS && now - s->last_warn_ms >= KS_WARN_EVERY_MS) {
+        s->last_warn_ms = now;
+        TM_WARN(TM_KS_COMP, "waiting for Kafka",
+                "sink=%s waiting_for=\"deliveries\" waited_s=%" PRId64
+                " queued=%d brokers=\"%s\" last_error=\"%s\"",
+                s->name, (now - s->poll_since_ms) / 1000, queued, s->bootstrap,
+                s->last_error ? rd_kafka_err2str(s->last_error) : "none");
+    }
+    return 0;
 }

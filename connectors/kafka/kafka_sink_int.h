@@ -115,6 +115,9 @@ struct tm_sink {
     bool purging; /* aborting: purge reports are expected, not failures */
     rd_kafka_resp_err_t last_error; /* from the error callback, for messages */
     int64_t last_warn_ms;
+    /* sink_poll: deliveries seen at the last poll, and since when none came. */
+    uint64_t poll_delivered;
+    int64_t poll_since_ms;
 
     /* Scratch. */
     tm_ks_msgs_t out;
@@ -126,6 +129,7 @@ struct tm_sink {
     char *progress_key;
     bool txn_inited;
     bool txn_open;
+    int64_t txn_began_ms; /* when the open transaction began (monotonic) */
     bool decided_known;
     uint64_t decided;   /* newest checkpoint the progress topic records */
     uint64_t pending;   /* pre-committed, waiting for its commit; 0 if none */
@@ -156,6 +160,8 @@ int tm__ks_flush(tm_sink_t *s, const char *why, char *errstr, size_t errstr_size
 int tm__ks_fatal(tm_sink_t *s, rd_kafka_resp_err_t err, const char *what, char *errstr,
                  size_t errstr_size);
 bool tm__ks_is_fenced(rd_kafka_resp_err_t err);
+/* TM_ESTOPPED: a stop was requested while the sink waited at start (core/shutdown.h). */
+int tm__ks_stopped(tm_sink_t *s, const char *what, char *errstr, size_t errstr_size);
 
 void tm__ks_msgs_init(tm_ks_msgs_t *m);
 void tm__ks_msgs_clear(tm_ks_msgs_t *m);

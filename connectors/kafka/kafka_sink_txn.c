@@ -51,6 +51,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/shutdown.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -136,6 +137,8 @@ int tm__ks_txn_configure(tm_sink_t *s, const tm_sink_config_t *cfg, char *errstr
 static int retry_wait(tm_sink_t *s, int64_t since, int *attempt, const char *what,
                       rd_kafka_error_t *e, char *errstr, size_t errstr_size)
 {
+    if (!s->txn_inited && tm_shutdown_requested())
+        return tm__ks_stopped(s, what, errstr, errstr_size);
     int64_t now = tm_mono_ms();
     int64_t limit = 2 * s->txn_timeout_ms;
     if (now - since >= limit)
@@ -214,6 +217,7 @@ static int txn_begin(tm_sink_t *s, char *errstr, size_t errstr_size)
         return rc;
     }
     s->txn_open = true;
+    s->txn_began_ms = tm_mono_ms();
     return 0;
 }
 
@@ -399,10 +403,10 @@ int tm_kafka_sink_commit(tm_sink_t *s, uint64_t epoch, const char *progress, cha
             break;
         if (rd_kafka_error_txn_requires_abort(e)) {
             rc = tm_seterr(errstr, errstr_size, TM_ECHECKPOINT,
-                           "sink '%s': Kafka aborted the transaction of checkpoint %" PRIu64
+                           "sink '%s': Kafka (%s) aborted the transaction of checkpoint %" PRIu64
                            " (%s); the job stops, and recovery replays from the last "
                            "completed checkpoint",
-                           s->name, epoch, rd_kafka_error_string(e));
+                           s->name, s->bootstrap, epoch, rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             txn_abort(s, "the commit failed");
             return rc;
@@ -582,6 +586,10 @@ static int read_progress(tm_sink_t *s, uint64_t *out, char *errstr, size_t errst
     int64_t since = tm_mono_ms(), warned = since;
     int64_t limit = 2 * s->txn_timeout_ms + 30000;
     while (ps.ndone < ps.np) {
+        if (tm_shutdown_requested()) {
+            rc = tm__ks_stopped(s, "reading the progress topic", errstr, errstr_size);
+            goto done;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         int64_t now = tm_mono_ms();
         if (m != NULL) {

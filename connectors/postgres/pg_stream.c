@@ -798,15 +798,25 @@ static int wait_input(stream_t *st, int timeout_ms)
  * is the end LSN of the last complete transaction (or the snapshot's
  * consistent point if none has streamed yet).
  */
-static int maybe_barrier(stream_t *st)
+/* The id of a requested barrier not queued yet, or 0. */
+static uint64_t barrier_wanted(stream_t *st)
 {
     tm_source_t *src = st->src;
     uint64_t id = tm_source_barrier_due(st->ctx);
-    if (id == 0 || st->tx.active || st->replay != NULL || src->outq_len >= TM_PG_OUTQ_MAX - 1)
+    if (id == 0)
         return 0;
     for (int i = 0; i < src->outq_len; i++)
         if (outq_at(src, i)->barrier == id)
             return 0;
+    return id;
+}
+
+static int maybe_barrier(stream_t *st)
+{
+    tm_source_t *src = st->src;
+    uint64_t id = barrier_wanted(st);
+    if (id == 0 || st->tx.active || st->replay != NULL || src->outq_len >= TM_PG_OUTQ_MAX - 1)
+        return 0;
     int rc = seal(st);
     if (rc != 0)
         return rc;
@@ -873,6 +883,14 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
             }
             if (rc != 0)
                 return rc;
+            /*
+             * A barrier goes in only between transactions.  Under
+             * back-pressure a pass usually ends mid-transaction (the queue
+             * fills), so a barrier could wait for ever for the top of the
+             * loop to find a boundary: end the pass at this one instead.
+             */
+            if (!st->tx.active && st->replay == NULL && barrier_wanted(st) != 0)
+                break;
         }
         if (r == -1 || r == -2 || r == -3) {
             bool fatal = false;

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/shutdown.h"
 #include "daemon/admin.h"
 #include "runtime/checkpoint.h"
 #include "runtime/jobstate.h"
@@ -433,6 +434,31 @@ static int cmd_inspect(const char *dir)
 
 /* ---- run ---- */
 
+/*
+ * Until the event loop runs, a signal only raises the shutdown flag: opening
+ * sinks and sources can wait long (brokers that do not answer), and those
+ * waits check the flag.  A second SIGINT still exits at once.
+ */
+static volatile sig_atomic_t start_sigints;
+
+static void on_start_signal(int sig)
+{
+    if (sig == SIGINT && ++start_sigints >= 2)
+        _exit(130);
+    tm_shutdown_request();
+}
+
+static void install_start_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_start_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     run_state_t *rs = arg;
@@ -730,6 +756,7 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         return TM_EXIT_CONFIG;
     }
     char *job_name = job_name_of(path);
+    install_start_signals();
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
 
     int64_t chk_interval = ro->checkpoint_interval_ms >= 0
@@ -929,9 +956,18 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     tm_checkpoint_info_release(&latest);
     tm_checkpoint_info_release(&sp_info);
     free(sp_real);
+    if ((rc == 0 || rc == TM_ESTOPPED) && tm_shutdown_requested()) {
+        /* Nothing was read yet, so stopping now loses nothing. */
+        TM_INFO("main", "stopping gracefully", "detail=\"a stop was requested while the job "
+                "started; it did not run\"%s%s%s", rc ? " reason=\"" : "", rc ? err : "",
+                rc ? "\"" : "");
+        rc = TM_ESTOPPED;
+    }
     if (rc != 0) {
-        TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
-        fprintf(stderr, "tidemark: %s\n", err);
+        if (rc != TM_ESTOPPED) {
+            TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
+            fprintf(stderr, "tidemark: %s\n", err);
+        }
         tm_coordinator_free(rs.coord);
         tm_pipeline_free(p);
         tm_jobstate_close(&js);
@@ -994,6 +1030,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                 " keyed_state=\"%s\"",
                 job->ninserts, nuids > 0 ? js.n : 0, nuids, restored_id,
                 js.n > 0 ? js.restored : "none");
+        if (tm_shutdown_requested()) /* a signal between the start-up checks and evsignal_add */
+            begin_stop(&rs);
         event_base_dispatch(rs.base);
     } else {
         tm_pipeline_request_stop(p);

@@ -147,6 +147,13 @@ typedef struct tm_connector {
      */
     bool (*sink_is_decision_log)(const tm_sink_t *sink);
     int (*sink_decided)(tm_sink_t *sink, uint64_t *epoch, char *errstr, size_t errstr_size);
+    /*
+     * sink_poll (sink thread; NULL if not needed): called about every 100 ms
+     * while no event arrives, so a sink whose writes complete in the
+     * background (Kafka) reports a failed delivery or a stall now rather than
+     * at the next flush or checkpoint.  Non-zero fails the job.
+     */
+    int (*sink_poll)(tm_sink_t *sink, char *errstr, size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
 } tm_connector_t;
 

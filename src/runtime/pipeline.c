@@ -783,8 +783,13 @@ static void *sink_main(void *arg)
         }
         sink_commit_completed(&l);
         tm_event_t ev;
-        if (tm_queue_pop(&s->queue, &ev, wait) == 0)
+        if (tm_queue_pop(&s->queue, &ev, wait) == 0) {
             sink_handle(&l, &ev);
+        } else if (!l.failed && s->conn->sink_poll != NULL) {
+            int rc = s->conn->sink_poll(s->sink, s->err, sizeof(s->err));
+            if (rc != 0)
+                sink_fail(&l, rc);
+        }
         if (timed_flush && l.dirty && tm_mono_ms() - l.last_flush >= p->flush_ms)
             sink_flush(&l);
     }

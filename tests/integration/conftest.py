@@ -259,7 +259,13 @@ def kafka():
     except ImportError:
         pytest.skip("no confluent_kafka: install python3-confluent-kafka "
                     "(scripts/setup.sh does)")
-    server = KafkaServer()
+    # The session's broker is never restarted, so it needs no quick
+    # re-registration after a kill: Kafka's own heartbeat settings, rather
+    # than kafkaserver.py's 4 s session, keep a broker on a loaded machine
+    # from being fenced by its own controller (partitions then have no
+    # leader and producers stall) in the middle of a test.
+    server = KafkaServer(extra_conf={"broker.heartbeat.interval.ms": 2000,
+                                     "broker.session.timeout.ms": 9000})
     server.start()
     try:
         yield server

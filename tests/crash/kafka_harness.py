@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""The crash harness with the Kafka sink: PostgreSQL -> Kafka, exactly-once.
+
+The sidecar use of DESIGN §1 under kill -9.  It runs harness.py's workload
+(workload.py) and job sources, kills tidemark the way harness.py does, and
+judges the output with checker.py; what changes is the sink and how its
+output is read:
+
+  * the job's sink is `connector = 'kafka'`, `delivery = 'exactly-once'`, so
+    it is the job's decision log (DESIGN §6): checkpoint N completes only
+    when its Kafka transaction (N's records plus the progress record)
+    commits, after chk-N/_metadata was written as *pending*;
+  * the kills include every runtime failpoint (the file sink's are left out,
+    there is no file sink): each once at a fixed hit first
+    (`checkpoint.after_metadata`, between the pending _metadata and the Kafka
+    commit; `sink.after_commit`, Kafka committed and the runtime never learnt
+    it; `sink.before_commit`, `sink.after_precommit`,
+    `checkpoint.before_metadata`, `worker.after_snapshot`), then mixed at
+    random with timed kills and kills inside transactions;
+  * at the end a `read_committed` consumer reads every topic; the messages
+    become checker.Event objects, and checker.check() compares them with the
+    workload's log exactly as it does for the file sink (every committed
+    change once, in commit order per key and, on single-partition topics,
+    along the topic; row images; the snapshot cut; replay = database).
+    On top: each message's key is the row's primary key, each delete is
+    followed by its tombstone (same key, same partition) and each tombstone
+    follows a delete, and each key stays on one partition.
+
+The shop tables' topics have one partition (so commit order along a topic is
+checked); the keyed ledger table's topic has three (so per-key order is
+checked across partitions, with the upsert operator's parallelism 2).
+
+Only the stable parts of harness.py are imported (the job's groups and
+columns, CrashTidemark, compiled_failpoints); the kill loop is this file's
+own, so that changes to the file-sink harness do not change this one.
+
+    python3 tests/crash/kafka_harness.py --kills 200 --seed 7
+
+starts its own PostgreSQL 15 and Kafka broker.  A seed fixes the workload and
+the kill schedule (kinds, delays, failpoints and their seeds); how the kills
+interleave with the daemon's threads is up to the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(HERE))
+
+import checker  # noqa: E402
+from harness import (GROUPS, KEYED_COLUMNS, CrashTidemark, HarnessError,  # noqa: E402
+                     compiled_failpoints)
+from tidemark import create_table, tidemark_bin  # noqa: E402
+from workload import TABLES, Generator  # noqa: E402
+
+# The runtime's failpoints; the file sink's (file.*) have no call site on the
+# Kafka path.
+KAFKA_FAILPOINTS = [
+    "checkpoint.before_metadata",
+    "checkpoint.after_metadata",
+    "sink.after_precommit",
+    "sink.before_commit",
+    "sink.after_commit",
+    "worker.after_snapshot",
+]
+
+# Each run kills at these first (those compiled in), once each, after the
+# snapshot phase.  checkpoint.after_metadata=kill@1: the first checkpoint of a
+# start has its _metadata pending and its Kafka transaction open; the restart
+# must discard it.  sink.after_commit=kill@1: Kafka committed it and the
+# runtime never learnt it; the restart must restore it, not an older one.
+FORCED_FAILPOINTS = [
+    "checkpoint.after_metadata=kill@1",
+    "sink.after_commit=kill@1",
+    "sink.before_commit=kill@2",
+    "sink.after_precommit=kill@2",
+    "checkpoint.before_metadata=kill@3",
+    "checkpoint.after_metadata=kill@4",
+    "worker.after_snapshot=kill@3",
+    "sink.after_commit=kill@3",
+]
+
+# Relative weights of the kill kinds after that.
+KIND_WEIGHTS = {"timed": 4, "mid-tx": 2, "mid-large-tx": 1, "failpoint": 4}
+
+# Partitions of each table's topic.
+PARTITIONS = {"accounts": 1, "items": 1, "bulk": 1, "fence": 1, "ledger": 3}
+
+# What the sources log about their snapshots.
+LOG = {
+    "reading bulk": r'msg="snapshot of table started" source=shop table=public\.bulk ',
+    "shop read": r'msg="snapshot read" source=shop ',
+}
+# Once a source's snapshot is committed and marked done (snapshot.done): when
+# its checkpoint is acknowledged, when a restart finds it committed by the
+# restored checkpoint, or when it starts with the marker there already.
+MARKED = {g.source: (rf'msg="snapshot acknowledged" source={g.source} ',
+                     rf'msg="snapshot was committed by the restored checkpoint; marking it done" '
+                     rf'source={g.source} ',
+                     rf'msg="source opened" source={g.source} .* snapshot=no ')
+          for g in GROUPS}
+
+
+class KafkaCrashRun:
+    """One run: a database, a workload, a daemon with an exactly-once Kafka sink,
+    `kills` crashes, and the checker's verdict on what Kafka committed."""
+
+    def __init__(self, pg, kafka, workdir: Path, seed: int, kills: int,
+                 bulk_rows: int = 20000, snapshot_kills: int = 2, snapshot_chunk: int = 10,
+                 checkpoint_interval: str = "300ms", deadline: float = 3600,
+                 binary: Optional[Path] = None, out=print):
+        self.pg = pg
+        self.kafka = kafka
+        self.workdir = Path(workdir)
+        self.seed = seed
+        self.kills_wanted = kills
+        self.bulk_rows = bulk_rows
+        self.snapshot_kills = min(snapshot_kills, kills)
+        self.snapshot_chunk = snapshot_chunk
+        self.checkpoint_interval = checkpoint_interval
+        self.deadline = time.monotonic() + deadline
+        self.binary = Path(binary) if binary else tidemark_bin()
+        self.out = out
+        self.rng = random.Random(seed)
+        # Its own database (so slots) and topics, apart from any other run.
+        self.db = f"kcrash_{seed % 1_000_000}"
+        self.prefix = f"kc{seed % 1_000_000}-{uuid.uuid4().hex[:8]}"
+        self.available = [n for n in compiled_failpoints(self.binary) if n in KAFKA_FAILPOINTS]
+        self.kinds: Counter = Counter()
+        self.fired: Counter = Counter()
+        self.kills = 0
+        self.started = time.monotonic()
+        # Seconds the bulk table takes to read, at the least (2000 chunk queries).
+        self.snapshot_est = 0.25 * (bulk_rows / snapshot_chunk) / 2000
+        self.gen: Optional[Generator] = None
+        self.tm: Optional[CrashTidemark] = None
+
+    # -- the job ------------------------------------------------------------------
+
+    def topic(self, group: checker.Group, table: str) -> str:
+        return f"{self.prefix}.{group.source}.public.{table}"
+
+    @property
+    def progress_topic(self) -> str:
+        return f"{self.prefix}.progress"
+
+    def job_sql(self) -> str:
+        def source(group: checker.Group, **extra) -> dict:
+            opts = {"connector": "postgres-cdc", "dsn": self.pg.dsn(self.db),
+                    "slot": f"{self.db}_{group.source}",
+                    "publication": f"{self.db}_{group.source}", "snapshot": "initial"}
+            opts.update(extra)
+            return opts
+
+        shop, keyed = GROUPS
+        sink = {"connector": "kafka", "bootstrap_servers": self.kafka.bootstrap,
+                "topic": self.prefix + ".{source}.{schema}.{table}",
+                "delivery": "exactly-once", "schemas": False,
+                "progress_topic": self.progress_topic,
+                "transactional_id_prefix": self.prefix,
+                # The topics exist (setup); a missing one is a harness error.
+                "create_topics": False}
+        return "\n".join([
+            create_table(shop.source, source(shop, tables=",".join(
+                f"public.{t}" for t in shop.tables), snapshot_chunk_size=self.snapshot_chunk)),
+            create_table(keyed.source, source(keyed, table="public.ledger"), KEYED_COLUMNS),
+            create_table("out", sink),
+            f"INSERT INTO out SELECT * FROM {shop.source};",
+            f"INSERT INTO out SELECT * FROM {keyed.source};",
+            f"SET checkpoint_interval = '{self.checkpoint_interval}';",
+            "SET parallelism = 2;",
+            "SET admin_address = '127.0.0.1:0';",
+            "",
+        ])
+
+    def setup(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for group in GROUPS:
+            for table in group.tables:
+                self.kafka.create_topic(self.topic(group, table), partitions=PARTITIONS[table])
+        self.kafka.create_topic(self.progress_topic, partitions=1,
+                                config={"cleanup.policy": "compact"})
+        self.pg.psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE); '
+                     f'CREATE DATABASE "{self.db}";')
+        self.gen = Generator(lambda: self.pg.connect(self.db), seed=self.seed,
+                             bulk_rows=self.bulk_rows,
+                             log_path=self.workdir / "workload.jsonl")
+        self.gen.create_schema()
+        self.gen.populate()
+        self.tm = CrashTidemark(self.job_sql(), self.workdir / "tm", bin=self.binary)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:7.1f}s] {text}")
+
+    def check_time(self, what: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise HarnessError(f"the harness ran out of time {what} after {self.kills} kills")
+
+    def check_generator(self) -> None:
+        if self.gen.error is not None:
+            raise HarnessError(f"the workload failed: {self.gen.error!r}") from self.gen.error
+        if not self.gen.is_alive():
+            raise HarnessError("the workload stopped early")
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleeps while the daemon runs; False if it exited meanwhile."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if not self.tm.running():
+                return False
+            time.sleep(min(0.01, max(0.0, end - time.monotonic())))
+        return True
+
+    def logged(self, offset: int, *patterns: str) -> bool:
+        text = self.tm.section(offset)
+        return any(re.search(p, text) for p in patterns)
+
+    def wait_log(self, offset: int, *patterns: str, timeout: float) -> bool:
+        """Waits until this start's log matches one of the regexes; False after timeout or exit."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.logged(offset, *patterns):
+                return True
+            if not self.tm.running():
+                return self.logged(offset, *patterns)
+            time.sleep(0.01)
+        return False
+
+    def died_by_itself(self, offset: int, expect_failpoint: bool) -> None:
+        """The daemon exited without us: fine after a failpoint's kill, a failure otherwise."""
+        rc = self.tm.poll()
+        if rc == -signal.SIGKILL and expect_failpoint and \
+                "failpoint fired" in self.tm.section(offset):
+            return
+        raise HarnessError(f"tidemark exited by itself with {rc} (start #{self.tm.starts})\n"
+                           f"{self.tm.log_tail()}")
+
+    def kill(self, kind: str, offset: int, detail: str = "") -> None:
+        was_running = self.tm.running()
+        self.tm.kill9()
+        self.kills += 1
+        self.kinds[kind] += 1
+        checkpoints = self.tm.section(offset).count('msg="completed" checkpoint=')
+        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {kind:<34} {detail}"
+                 f"{'' if was_running else ' (had exited)'} checkpoints={checkpoints} "
+                 f"tx={len(self.gen.log)}")
+
+    def downtime(self) -> None:
+        time.sleep(self.rng.uniform(0.0, 0.4))
+
+    def snapshots_marked(self, offset: int) -> bool:
+        return all(self.logged(offset, *pats) for pats in MARKED.values())
+
+    # -- the kill kinds ---------------------------------------------------------------------
+
+    def kill_in_snapshot(self) -> bool:
+        """One kill around the shop source's snapshot; False once it is marked done.
+
+        Mostly while the bulk table is read; sometimes after it is read,
+        before or after the checkpoint that commits it (its Kafka
+        transaction) and before the source marks it done (snapshot.done):
+        the restart must then stream on, not read the tables again.
+        """
+        offset = self.tm.start_with()
+        if not self.wait_log(offset, LOG["reading bulk"], *MARKED["shop"], timeout=60):
+            if not self.tm.running():
+                self.died_by_itself(offset, False)
+            raise HarnessError(f"the snapshot did not start within 60s\n{self.tm.log_tail()}")
+        delay = self.rng.uniform(0.0, 3 * self.snapshot_est)
+        if not self.sleep(delay):
+            self.died_by_itself(offset, False)
+        text = self.tm.section(offset)
+        if self.snapshots_marked(offset):
+            kind = "timed (after the snapshot)"
+        elif 'msg="completed" checkpoint=' in text:
+            kind = "snapshot (checkpoint written, unmarked)"
+        elif re.search(LOG["shop read"], text):
+            kind = "snapshot (read, not committed)"
+        else:
+            kind = "snapshot (reading)"
+        self.kill(kind, offset, f"{delay:.2f}s after 'reading bulk'")
+        return kind != "timed (after the snapshot)"
+
+    def kill_timed(self) -> None:
+        # Some kills come right after the start, while recovery runs.
+        early = self.rng.random() < 0.2
+        delay = self.rng.uniform(0.0, 0.25) if early else self.rng.uniform(0.25, 3.0)
+        offset = self.tm.start_with()
+        if not self.sleep(delay):
+            self.died_by_itself(offset, False)
+        self.kill("timed (early)" if early else "timed", offset, f"after {delay:.2f}s")
+
+    def kill_mid_tx(self, large: bool) -> None:
+        offset = self.tm.start_with()
+        if not self.sleep(self.rng.uniform(0.2, 1.5)):
+            self.died_by_itself(offset, False)
+        flag = self.gen.in_large_tx if large else self.gen.in_tx
+        inside = flag.wait(timeout=20 if large else 5)
+        if not self.tm.running():
+            self.died_by_itself(offset, False)
+        if inside:
+            time.sleep(self.rng.uniform(0.0, 0.005))
+        kind = ("mid-large-tx" if large else "mid-tx") if inside else "timed (no tx came)"
+        self.kill(kind, offset)
+
+    def failpoint_spec(self) -> str:
+        name = self.rng.choice(self.available)
+        if self.rng.random() < 0.6:
+            return f"{name}=kill@{self.rng.randint(1, 6)}"
+        return f"{name}=kill%{self.rng.choice([10, 25, 50])}"
+
+    def kill_at_failpoint(self, spec: str, timeout: float = 8.0) -> None:
+        fp_seed = self.rng.randrange(1 << 32)
+        offset = self.tm.start_with(spec, fp_seed)
+        end = time.monotonic() + timeout
+        while self.tm.running() and time.monotonic() < end:
+            time.sleep(0.01)
+        if self.tm.running():
+            self.kill("timed (failpoint idle)", offset, f"{spec} did not fire in {timeout:.0f}s")
+            return
+        self.died_by_itself(offset, True)
+        text = self.tm.section(offset)
+        fired = re.search(r'msg="failpoint fired" name=(\S+) hit=(\d+)', text)
+        name, hit = fired.group(1), fired.group(2)
+        self.kills += 1
+        self.fired[name] += 1
+        self.kinds[f"failpoint {name}"] += 1
+        checkpoints = text.count('msg="completed" checkpoint=')
+        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {'failpoint ' + name:<34} "
+                 f"{spec} seed={fp_seed} (hit {hit}) checkpoints={checkpoints} "
+                 f"tx={len(self.gen.log)}")
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> checker.Report:
+        self.say(f"seed={self.seed} kills={self.kills_wanted} bulk_rows={self.bulk_rows} "
+                 f"binary={self.binary} workdir={self.workdir} topics={self.prefix}.*")
+        self.say(f"failpoints compiled in (Kafka path): {', '.join(self.available) or 'none'}")
+        self.setup()
+        self.gen.start()
+        try:
+            return self._run()
+        finally:
+            # Whatever went wrong, leave no daemon and no writer behind.
+            self.tm.kill9()
+            if self.gen.is_alive():
+                self.gen.stop_event.set()
+                self.gen.join(30)
+
+    def _run(self) -> checker.Report:
+        try:
+            for _ in range(self.snapshot_kills):
+                self.check_time("in the snapshot phase")
+                in_snapshot = self.kill_in_snapshot()
+                self.downtime()
+                if not in_snapshot:
+                    break  # marked done: later starts do not read the tables again
+            for spec in FORCED_FAILPOINTS:
+                if self.kills >= self.kills_wanted:
+                    break
+                if spec.split("=", 1)[0] not in self.available:
+                    continue
+                self.check_time("at the fixed failpoints")
+                self.check_generator()
+                self.kill_at_failpoint(spec)
+                self.downtime()
+            kinds = [k for k in KIND_WEIGHTS if k != "failpoint" or self.available]
+            weights = [KIND_WEIGHTS[k] for k in kinds]
+            while self.kills < self.kills_wanted:
+                self.check_time("in the kill loop")
+                self.check_generator()
+                kind = self.rng.choices(kinds, weights)[0]
+                if kind == "timed":
+                    self.kill_timed()
+                elif kind == "mid-tx":
+                    self.kill_mid_tx(large=False)
+                elif kind == "mid-large-tx":
+                    self.kill_mid_tx(large=True)
+                else:
+                    self.kill_at_failpoint(self.failpoint_spec())
+                self.downtime()
+        finally:
+            self.gen.finish()
+        return self.finish()
+
+    # -- the end ------------------------------------------------------------------------
+
+    def finish(self) -> checker.Report:
+        token = f"fence-{self.seed}-{self.kills}"
+        fence = self.gen.fence(token, also=[g.tables[0] for g in GROUPS if "fence" not in g.tables])
+        self.gen.close_log()
+        self.say(f"workload stopped after {len(self.gen.log)} transactions "
+                 f"({sum(len(t.changes) for t in self.gen.log)} changes, "
+                 f"{self.gen.rolled_back} rolled back, "
+                 f"{self.gen.savepoints_rolled_back} savepoints rolled back; "
+                 f"{dict(self.gen.kinds)}); fence txId={fence.txid}")
+        offset = self.tm.start_with()
+        # Each fence change's row, by its unique ver, committed in Kafka.
+        wanted = {}
+        for ch in fence.changes:
+            group = next(g for g in GROUPS if ch.table in g.tables)
+            wanted[self.topic(group, ch.table)] = re.compile(rb'"ver":%d[,}]' % ch.after["ver"])
+        reader = TopicReader(self.kafka, list(wanted))
+        try:
+            end = min(self.deadline, time.monotonic() + 300)
+            while True:
+                reader.poll(0.3)
+                if all(any(v is not None and row.search(v) for v in reader.read[t])
+                       for t, row in wanted.items()):
+                    break
+                if not self.tm.running():
+                    self.died_by_itself(offset, False)
+                if time.monotonic() > end:
+                    raise HarnessError(f"the fence (txId {fence.txid}) was not committed to "
+                                       f"{sorted(wanted)} within the time left\n"
+                                       f"{self.tm.log_tail()}")
+        finally:
+            reader.close()
+        rc = self.tm.terminate(timeout=120)
+        if rc != 0:
+            raise HarnessError(f"tidemark exited with {rc} after SIGTERM\n{self.tm.log_tail()}")
+        self.say(f"drained: the fence is committed in Kafka after {self.tm.starts} starts")
+        final_state = self.gen.database_state()
+        report = self.check_topics(final_state)
+        for table, rows in final_state.items():
+            if rows != self.gen.model.rows[table]:
+                report.add("harness error",
+                           f"the workload's model of {table} differs from the database")
+        log = self.tm.log_text()
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.kinds.items()))
+        report.stats.update({
+            "kills": f"{self.kills} ({kinds})",
+            "starts": self.tm.starts,
+            "checkpoints completed": log.count('msg="completed" checkpoint='),
+            "decision log reads": log.count('msg="decision log read"'),
+            "pending checkpoints discarded by the decision log": log.count(
+                "the newest checkpoint was not committed by the decision log"),
+            "snapshots restarted": log.count("dropping slot of an unfinished snapshot"),
+            "snapshots found committed by the restored checkpoint": log.count(
+                "snapshot was committed by the restored checkpoint"),
+            "seconds": f"{time.monotonic() - self.started:.0f}",
+        })
+        (self.workdir / "report.txt").write_text(report.text() + "\n")
+        return report
+
+    def check_topics(self, final_state) -> checker.Report:
+        events: Dict[str, List[checker.Event]] = {}
+        extra: List[Tuple[str, str]] = []
+        counts = Counter()
+        for group in GROUPS:
+            for table in group.tables:
+                topic = self.topic(group, table)
+                msgs = self.kafka.consume_all(topic, isolation="read_committed", timeout=120,
+                                              settle=True)
+                evs, problems, n = messages_to_events(table, msgs)
+                events[table] = evs
+                extra.extend(problems)
+                counts.update(n)
+        report = checker.check(self.gen.log, events, final_state, GROUPS)
+        for kind, text in extra:
+            report.add(kind, text)
+        report.stats["kafka messages"] = (f"{counts['events']} events, "
+                                          f"{counts['tombstones']} tombstones")
+        aborted = sum(len(self.kafka.consume_all(self.topic(g, t), "read_uncommitted",
+                                                 timeout=120))
+                      for g in GROUPS for t in g.tables)
+        report.stats["records in aborted transactions (read_uncommitted only)"] = \
+            aborted - counts["events"] - counts["tombstones"]
+        return report
+
+
+# -- Kafka messages as checker events ----------------------------------------------------
+
+def messages_to_events(table: str, msgs) -> Tuple[List[checker.Event], List[Tuple[str, str]],
+                                                  Counter]:
+    """The events of one topic (partitions one after the other, each in offset order),
+    and what is wrong with keys and tombstones."""
+    t = TABLES[table]
+    events: List[checker.Event] = []
+    problems: List[Tuple[str, str]] = []
+    counts = Counter()
+    by_partition = defaultdict(list)
+    for m in msgs:
+        by_partition[m.partition].append(m)
+    partition_of_key: Dict[tuple, int] = {}
+    for partition in sorted(by_partition):
+        part = by_partition[partition]
+        for i, m in enumerate(part):
+            where = f"{m.topic}[{m.partition}]@{m.offset}"
+            try:
+                key = json.loads(m.key) if m.key is not None else None
+            except ValueError as e:
+                problems.append(("unreadable output", f"{where}: key is not JSON ({e})"))
+                continue
+            if m.value is None:
+                counts["tombstones"] += 1
+                prev = part[i - 1] if i > 0 else None
+                ok = prev is not None and prev.key == m.key and prev.value is not None \
+                    and json.loads(prev.value).get("op") == "d"
+                if not ok:
+                    problems.append(("tombstone without its delete",
+                                     f"{table} {where}: tombstone for key {key} does not follow "
+                                     f"a delete of that key"))
+                continue
+            counts["events"] += 1
+            try:
+                p = checker._payload(json.loads(m.value))
+            except ValueError as e:
+                problems.append(("unreadable output", f"{where}: value is not JSON ({e}): "
+                                                      f"{m.value[:200]!r}"))
+                continue
+            src = p.get("source") or {}
+            image = p.get("after") or p.get("before") or {}
+            row_key = tuple(image.get(k) for k in t.key)
+            ev = checker.Event(table, p.get("op"), src.get("txId"), src.get("lsn"), row_key,
+                               p.get("before"), p.get("after"), where)
+            events.append(ev)
+            want_key = {k: image.get(k) for k in t.key}
+            if key != want_key:
+                problems.append(("wrong message key",
+                                 f"{table} {where}: key {key}, expected the primary key "
+                                 f"{want_key} ({ev.describe()})"))
+            first = partition_of_key.setdefault(row_key, m.partition)
+            if first != m.partition:
+                problems.append(("key on two partitions",
+                                 f"{table} key={row_key}: on partitions {first} and "
+                                 f"{m.partition} ({ev.describe()})"))
+            if ev.op == "d":
+                nxt = part[i + 1] if i + 1 < len(part) else None
+                if nxt is None or nxt.value is not None or nxt.key != m.key:
+                    problems.append(("delete without its tombstone",
+                                     f"{table} {where}: {ev.describe()} is not followed by a "
+                                     f"tombstone of its key"))
+    return events, problems, counts
+
+
+class TopicReader:
+    """A read_committed consumer over every partition of some topics, from offset 0."""
+
+    def __init__(self, kafka, topics: Sequence[str]):
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer(kafka.client_conf(**{
+            "group.id": f"kcrash-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 50}))
+        self.consumer.assign([TopicPartition(t, p, 0) for t in topics
+                              for p in kafka.partitions(t)])
+        self.read: Dict[str, list] = {t: [] for t in topics}  # values, in arrival order
+
+    def poll(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            m = self.consumer.poll(0.05)
+            if m is None or m.error() is not None:
+                continue
+            self.read[m.topic()].append(m.value())
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def run_kafka_harness(pg, kafka, workdir: Path, seed: int, kills: int, **kw) -> checker.Report:
+    return KafkaCrashRun(pg, kafka, workdir, seed, kills, **kw).run()
+
+
+def main(argv=None) -> int:
+    from kafkaserver import KafkaServer
+    from pgserver import PgServer
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kills", type=int, default=100, help="how many times to kill tidemark")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    ap.add_argument("--bulk-rows", type=int, default=20000,
+                    help="rows of the bulk table, which the snapshot reads (default 20000)")
+    ap.add_argument("--snapshot-kills", type=int, default=None,
+                    help="kills during the initial snapshot (default: kills/25, at least 2)")
+    ap.add_argument("--checkpoint-interval", default="300ms")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep everything here (default: a temporary directory, deleted "
+                         "after a run that passed)")
+    ap.add_argument("--deadline", type=float, default=6 * 3600, help="seconds (default 6h)")
+    args = ap.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(1, 1 << 31)
+    snapshot_kills = (args.snapshot_kills if args.snapshot_kills is not None
+                      else max(2, args.kills // 25))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"tidemark-kcrash-{seed}-"))
+    binary = tidemark_bin()
+    if not binary.exists():
+        print(f"no tidemark binary at {binary}; build it (ninja -C build) or set TIDEMARK_BIN",
+              file=sys.stderr)
+        return 2
+    print(f"Kafka crash harness: seed {seed}; reproduce with --seed {seed} --kills {args.kills}",
+          flush=True)
+
+    def terminated(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")  # so the servers below are stopped
+
+    signal.signal(signal.SIGTERM, terminated)
+    with PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True) as pg, \
+            KafkaServer(workdir / "broker", extra_conf={"broker.heartbeat.interval.ms": 2000,
+                                                        "broker.session.timeout.ms": 9000}) \
+            as kafka:
+        try:
+            report = run_kafka_harness(pg, kafka, workdir, seed, args.kills,
+                                       bulk_rows=args.bulk_rows, snapshot_kills=snapshot_kills,
+                                       checkpoint_interval=args.checkpoint_interval,
+                                       deadline=args.deadline,
+                                       out=lambda s: print(s, flush=True))
+        except AssertionError as e:
+            print(f"\nFAILED (seed {seed}): {e}\nkept: {workdir}", flush=True)
+            return 1
+    print("\n" + report.text())
+    if report.ok:
+        print(f"\nPASSED (seed {seed})")
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    print(f"\nFAILED (seed {seed}); kept: {workdir}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
