@@ -142,7 +142,14 @@ class CrashTidemark(Tidemark):
 
 
 class CrashRun:
-    """One harness run: a database, a workload, a daemon, `kills` crashes, a verdict."""
+    """One harness run: a database, a workload, a daemon, `kills` crashes, a verdict.
+
+    kafka_harness.KafkaCrashRun reuses the kills and the loop; it overrides
+    the job, the snapshot kills, the fixed failpoints and the verdict.
+    """
+
+    # A daemon found dead when a kill comes is a failure (subclasses may note it).
+    tolerate_exit = False
 
     def __init__(self, pg: PgServer, workdir: Path, seed: int, kills: int,
                  bulk_rows: int = 20000, snapshot_kills: int = 2, snapshot_chunk: int = 10,
@@ -162,6 +169,7 @@ class CrashRun:
         self.rng = random.Random(seed)
         self.db = f"crash_{seed % 1_000_000}"
         self.kinds: Counter = Counter()
+        self.fired: Counter = Counter()
         self.kills = 0
         self.started = time.monotonic()
         self.available = compiled_failpoints(self.binary)
@@ -246,15 +254,18 @@ class CrashRun:
             time.sleep(min(0.01, max(0.0, end - time.monotonic())))
         return True
 
+    def logged(self, offset: int, *patterns: str) -> bool:
+        text = self.tm.section(offset)
+        return any(re.search(p, text) for p in patterns)
+
     def wait_log(self, offset: int, *patterns: str, timeout: float) -> bool:
         """Waits until this start's log matches one of the regexes; False after timeout or exit."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            text = self.tm.section(offset)
-            if any(re.search(p, text) for p in patterns):
+            if self.logged(offset, *patterns):
                 return True
             if not self.tm.running():
-                return any(re.search(p, self.tm.section(offset)) for p in patterns)
+                return self.logged(offset, *patterns)
             time.sleep(0.01)
         return False
 
@@ -268,15 +279,16 @@ class CrashRun:
                            f"{self.tm.log_tail()}")
 
     def kill(self, kind: str, offset: int, detail: str = "") -> None:
-        if not self.tm.running():
+        was_running = self.tm.running()
+        if not was_running and not self.tolerate_exit:
             self.died_by_itself(offset, False)
         self.tm.kill9()
         self.kills += 1
         self.kinds[kind] += 1
-        text = self.tm.section(offset)
-        checkpoints = text.count('msg="completed" checkpoint=')
-        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {kind:<28} {detail} "
-                 f"checkpoints={checkpoints} tx={len(self.gen.log)}")
+        checkpoints = self.tm.section(offset).count('msg="completed" checkpoint=')
+        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {kind:<34} {detail}"
+                 f"{'' if was_running else ' (had exited)'} checkpoints={checkpoints} "
+                 f"tx={len(self.gen.log)}")
 
     def downtime(self) -> None:
         time.sleep(self.rng.uniform(0.0, 0.4))
@@ -350,27 +362,30 @@ class CrashRun:
         end = time.monotonic() + timeout
         while self.tm.running() and time.monotonic() < end:
             time.sleep(0.01)
-        if not self.tm.running():
-            self.died_by_itself(offset, True)
-            self.tm.proc.wait()
-            text = self.tm.section(offset)
-            fired = text[text.index("failpoint fired"):].split("\n", 1)[0]
-            name = fired.split("name=", 1)[1].split()[0]
-            self.kills += 1
-            self.kinds[f"failpoint {name}"] += 1
-            hit = fired.split("hit=", 1)[1].split()[0]
-            checkpoints = text.count('msg="completed" checkpoint=')
-            self.say(f"kill {self.kills:3d}/{self.kills_wanted} {'failpoint ' + name:<28} "
-                     f"{spec} seed={fp_seed} (hit {hit}) checkpoints={checkpoints} "
-                     f"tx={len(self.gen.log)}")
-        else:
+        if self.tm.running():
             self.kill("timed (failpoint idle)", offset, f"{spec} did not fire in {timeout:.0f}s")
+            return
+        self.died_by_itself(offset, True)
+        self.tm.proc.wait()
+        text = self.tm.section(offset)
+        fired = re.search(r'msg="failpoint fired" name=(\S+) hit=(\d+)', text)
+        name, hit = fired.group(1), fired.group(2)
+        self.kills += 1
+        self.fired[name] += 1
+        self.kinds[f"failpoint {name}"] += 1
+        checkpoints = text.count('msg="completed" checkpoint=')
+        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {'failpoint ' + name:<34} "
+                 f"{spec} seed={fp_seed} (hit {hit}) checkpoints={checkpoints} "
+                 f"tx={len(self.gen.log)}")
 
     # -- the run ------------------------------------------------------------------------------
 
+    def banner(self) -> str:
+        return (f"seed={self.seed} kills={self.kills_wanted} bulk_rows={self.bulk_rows} "
+                f"binary={self.binary} workdir={self.workdir}")
+
     def run(self) -> checker.Report:
-        self.say(f"seed={self.seed} kills={self.kills_wanted} bulk_rows={self.bulk_rows} "
-                 f"binary={self.binary} workdir={self.workdir}")
+        self.say(self.banner())
         self.say(f"failpoints compiled in: {', '.join(self.available) or 'none'}")
         try:
             self.setup()
@@ -399,24 +414,28 @@ class CrashRun:
                         if "file.commit.mid" in self.available else self.available[0])
                 self.kill_at_failpoint(f"{name}=kill@1")
                 self.downtime()
-            kinds = [k for k in KIND_WEIGHTS if k != "failpoint" or self.available]
-            weights = [KIND_WEIGHTS[k] for k in kinds]
-            while self.kills < self.kills_wanted:
-                self.check_time("in the kill loop")
-                self.check_generator()
-                kind = self.rng.choices(kinds, weights)[0]
-                if kind == "timed":
-                    self.kill_timed()
-                elif kind == "mid-tx":
-                    self.kill_mid_tx(large=False)
-                elif kind == "mid-large-tx":
-                    self.kill_mid_tx(large=True)
-                else:
-                    self.kill_at_failpoint(self.failpoint_spec())
-                self.downtime()
+            self.random_kills()
         finally:
             self.gen.finish()
         return self.finish()
+
+    def random_kills(self) -> None:
+        """Kills of random kinds (weighted) until there were kills_wanted."""
+        kinds = [k for k in KIND_WEIGHTS if k != "failpoint" or self.available]
+        weights = [KIND_WEIGHTS[k] for k in kinds]
+        while self.kills < self.kills_wanted:
+            self.check_time("in the kill loop")
+            self.check_generator()
+            kind = self.rng.choices(kinds, weights)[0]
+            if kind == "timed":
+                self.kill_timed()
+            elif kind == "mid-tx":
+                self.kill_mid_tx(large=False)
+            elif kind == "mid-large-tx":
+                self.kill_mid_tx(large=True)
+            else:
+                self.kill_at_failpoint(self.failpoint_spec())
+            self.downtime()
 
     def finish(self) -> checker.Report:
         token = f"fence-{self.seed}-{self.kills}"

@@ -30,9 +30,10 @@ The shop tables' topics have one partition (so commit order along a topic is
 checked); the keyed ledger table's topic has three (so per-key order is
 checked across partitions, with the upsert operator's parallelism 2).
 
-Only the stable parts of harness.py are imported (the job's groups and
-columns, CrashTidemark, compiled_failpoints); the kill loop is this file's
-own, so that changes to the file-sink harness do not change this one.
+KafkaCrashRun extends harness.py's CrashRun: the kills (timed, inside
+transactions, at failpoints) and their random loop are shared, so both
+harnesses crash the daemon the same way; the job, the snapshot kills, the
+fixed failpoints and the verdict (read back from Kafka) are this file's.
 
     python3 tests/crash/kafka_harness.py --kills 200 --seed 7
 
@@ -55,15 +56,15 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
-from harness import (GROUPS, KEYED_COLUMNS, CrashTidemark, HarnessError,  # noqa: E402
-                     compiled_failpoints)
+from harness import (GROUPS, KEYED_COLUMNS, CrashRun, CrashTidemark,  # noqa: E402
+                     HarnessError)
 from tidemark import create_table, tidemark_bin  # noqa: E402
 from workload import TABLES, Generator  # noqa: E402
 
@@ -94,9 +95,6 @@ FORCED_FAILPOINTS = [
     "sink.after_commit=kill@3",
 ]
 
-# Relative weights of the kill kinds after that.
-KIND_WEIGHTS = {"timed": 4, "mid-tx": 2, "mid-large-tx": 1, "failpoint": 4}
-
 # Partitions of each table's topic.
 PARTITIONS = {"accounts": 1, "items": 1, "bulk": 1, "fence": 1, "ledger": 3}
 
@@ -115,39 +113,26 @@ MARKED = {g.source: (rf'msg="snapshot acknowledged" source={g.source} ',
           for g in GROUPS}
 
 
-class KafkaCrashRun:
+class KafkaCrashRun(CrashRun):
     """One run: a database, a workload, a daemon with an exactly-once Kafka sink,
-    `kills` crashes, and the checker's verdict on what Kafka committed."""
+    `kills` crashes, and the checker's verdict on what Kafka committed.
 
-    def __init__(self, pg, kafka, workdir: Path, seed: int, kills: int,
-                 bulk_rows: int = 20000, snapshot_kills: int = 2, snapshot_chunk: int = 10,
-                 checkpoint_interval: str = "300ms", deadline: float = 3600,
-                 binary: Optional[Path] = None, out=print):
-        self.pg = pg
+    The kills and their loop are CrashRun's; the job, the snapshot kills, the
+    fixed failpoints and the verdict are this class's own.
+    """
+
+    # A kill may find the daemon gone (noted in the kill's line, not a failure).
+    tolerate_exit = True
+
+    def __init__(self, pg, kafka, workdir: Path, seed: int, kills: int, **kw):
+        super().__init__(pg, workdir, seed, kills, **kw)
         self.kafka = kafka
-        self.workdir = Path(workdir)
-        self.seed = seed
-        self.kills_wanted = kills
-        self.bulk_rows = bulk_rows
-        self.snapshot_kills = min(snapshot_kills, kills)
-        self.snapshot_chunk = snapshot_chunk
-        self.checkpoint_interval = checkpoint_interval
-        self.deadline = time.monotonic() + deadline
-        self.binary = Path(binary) if binary else tidemark_bin()
-        self.out = out
-        self.rng = random.Random(seed)
         # Its own database (so slots) and topics, apart from any other run.
         self.db = f"kcrash_{seed % 1_000_000}"
         self.prefix = f"kc{seed % 1_000_000}-{uuid.uuid4().hex[:8]}"
-        self.available = [n for n in compiled_failpoints(self.binary) if n in KAFKA_FAILPOINTS]
-        self.kinds: Counter = Counter()
-        self.fired: Counter = Counter()
-        self.kills = 0
-        self.started = time.monotonic()
+        self.available = [n for n in self.available if n in KAFKA_FAILPOINTS]
         # Seconds the bulk table takes to read, at the least (2000 chunk queries).
-        self.snapshot_est = 0.25 * (bulk_rows / snapshot_chunk) / 2000
-        self.gen: Optional[Generator] = None
-        self.tm: Optional[CrashTidemark] = None
+        self.snapshot_est = 0.25 * (self.bulk_rows / self.snapshot_chunk) / 2000
 
     # -- the job ------------------------------------------------------------------
 
@@ -205,65 +190,6 @@ class KafkaCrashRun:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def say(self, text: str) -> None:
-        self.out(f"[{time.monotonic() - self.started:7.1f}s] {text}")
-
-    def check_time(self, what: str) -> None:
-        if time.monotonic() > self.deadline:
-            raise HarnessError(f"the harness ran out of time {what} after {self.kills} kills")
-
-    def check_generator(self) -> None:
-        if self.gen.error is not None:
-            raise HarnessError(f"the workload failed: {self.gen.error!r}") from self.gen.error
-        if not self.gen.is_alive():
-            raise HarnessError("the workload stopped early")
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleeps while the daemon runs; False if it exited meanwhile."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if not self.tm.running():
-                return False
-            time.sleep(min(0.01, max(0.0, end - time.monotonic())))
-        return True
-
-    def logged(self, offset: int, *patterns: str) -> bool:
-        text = self.tm.section(offset)
-        return any(re.search(p, text) for p in patterns)
-
-    def wait_log(self, offset: int, *patterns: str, timeout: float) -> bool:
-        """Waits until this start's log matches one of the regexes; False after timeout or exit."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.logged(offset, *patterns):
-                return True
-            if not self.tm.running():
-                return self.logged(offset, *patterns)
-            time.sleep(0.01)
-        return False
-
-    def died_by_itself(self, offset: int, expect_failpoint: bool) -> None:
-        """The daemon exited without us: fine after a failpoint's kill, a failure otherwise."""
-        rc = self.tm.poll()
-        if rc == -signal.SIGKILL and expect_failpoint and \
-                "failpoint fired" in self.tm.section(offset):
-            return
-        raise HarnessError(f"tidemark exited by itself with {rc} (start #{self.tm.starts})\n"
-                           f"{self.tm.log_tail()}")
-
-    def kill(self, kind: str, offset: int, detail: str = "") -> None:
-        was_running = self.tm.running()
-        self.tm.kill9()
-        self.kills += 1
-        self.kinds[kind] += 1
-        checkpoints = self.tm.section(offset).count('msg="completed" checkpoint=')
-        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {kind:<34} {detail}"
-                 f"{'' if was_running else ' (had exited)'} checkpoints={checkpoints} "
-                 f"tx={len(self.gen.log)}")
-
-    def downtime(self) -> None:
-        time.sleep(self.rng.uniform(0.0, 0.4))
-
     def snapshots_marked(self, offset: int) -> bool:
         return all(self.logged(offset, *pats) for pats in MARKED.values())
 
@@ -297,71 +223,10 @@ class KafkaCrashRun:
         self.kill(kind, offset, f"{delay:.2f}s after 'reading bulk'")
         return kind != "timed (after the snapshot)"
 
-    def kill_timed(self) -> None:
-        # Some kills come right after the start, while recovery runs.
-        early = self.rng.random() < 0.2
-        delay = self.rng.uniform(0.0, 0.25) if early else self.rng.uniform(0.25, 3.0)
-        offset = self.tm.start_with()
-        if not self.sleep(delay):
-            self.died_by_itself(offset, False)
-        self.kill("timed (early)" if early else "timed", offset, f"after {delay:.2f}s")
-
-    def kill_mid_tx(self, large: bool) -> None:
-        offset = self.tm.start_with()
-        if not self.sleep(self.rng.uniform(0.2, 1.5)):
-            self.died_by_itself(offset, False)
-        flag = self.gen.in_large_tx if large else self.gen.in_tx
-        inside = flag.wait(timeout=20 if large else 5)
-        if not self.tm.running():
-            self.died_by_itself(offset, False)
-        if inside:
-            time.sleep(self.rng.uniform(0.0, 0.005))
-        kind = ("mid-large-tx" if large else "mid-tx") if inside else "timed (no tx came)"
-        self.kill(kind, offset)
-
-    def failpoint_spec(self) -> str:
-        name = self.rng.choice(self.available)
-        if self.rng.random() < 0.6:
-            return f"{name}=kill@{self.rng.randint(1, 6)}"
-        return f"{name}=kill%{self.rng.choice([10, 25, 50])}"
-
-    def kill_at_failpoint(self, spec: str, timeout: float = 8.0) -> None:
-        fp_seed = self.rng.randrange(1 << 32)
-        offset = self.tm.start_with(spec, fp_seed)
-        end = time.monotonic() + timeout
-        while self.tm.running() and time.monotonic() < end:
-            time.sleep(0.01)
-        if self.tm.running():
-            self.kill("timed (failpoint idle)", offset, f"{spec} did not fire in {timeout:.0f}s")
-            return
-        self.died_by_itself(offset, True)
-        text = self.tm.section(offset)
-        fired = re.search(r'msg="failpoint fired" name=(\S+) hit=(\d+)', text)
-        name, hit = fired.group(1), fired.group(2)
-        self.kills += 1
-        self.fired[name] += 1
-        self.kinds[f"failpoint {name}"] += 1
-        checkpoints = text.count('msg="completed" checkpoint=')
-        self.say(f"kill {self.kills:3d}/{self.kills_wanted} {'failpoint ' + name:<34} "
-                 f"{spec} seed={fp_seed} (hit {hit}) checkpoints={checkpoints} "
-                 f"tx={len(self.gen.log)}")
-
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self) -> checker.Report:
-        self.say(f"seed={self.seed} kills={self.kills_wanted} bulk_rows={self.bulk_rows} "
-                 f"binary={self.binary} workdir={self.workdir} topics={self.prefix}.*")
-        self.say(f"failpoints compiled in (Kafka path): {', '.join(self.available) or 'none'}")
-        self.setup()
-        self.gen.start()
-        try:
-            return self._run()
-        finally:
-            # Whatever went wrong, leave no daemon and no writer behind.
-            self.tm.kill9()
-            if self.gen.is_alive():
-                self.gen.stop_event.set()
-                self.gen.join(30)
+    def banner(self) -> str:
+        return f"{super().banner()} topics={self.prefix}.*"
 
     def _run(self) -> checker.Report:
         try:
@@ -380,21 +245,7 @@ class KafkaCrashRun:
                 self.check_generator()
                 self.kill_at_failpoint(spec)
                 self.downtime()
-            kinds = [k for k in KIND_WEIGHTS if k != "failpoint" or self.available]
-            weights = [KIND_WEIGHTS[k] for k in kinds]
-            while self.kills < self.kills_wanted:
-                self.check_time("in the kill loop")
-                self.check_generator()
-                kind = self.rng.choices(kinds, weights)[0]
-                if kind == "timed":
-                    self.kill_timed()
-                elif kind == "mid-tx":
-                    self.kill_mid_tx(large=False)
-                elif kind == "mid-large-tx":
-                    self.kill_mid_tx(large=True)
-                else:
-                    self.kill_at_failpoint(self.failpoint_spec())
-                self.downtime()
+            self.random_kills()
         finally:
             self.gen.finish()
         return self.finish()
@@ -581,7 +432,7 @@ def run_kafka_harness(pg, kafka, workdir: Path, seed: int, kills: int, **kw) -> 
 
 
 def main(argv=None) -> int:
-    from kafkaserver import KafkaServer
+    from kafkaserver import STEADY_CONF, KafkaServer
     from pgserver import PgServer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -614,9 +465,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, terminated)
     with PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True) as pg, \
-            KafkaServer(workdir / "broker", extra_conf={"broker.heartbeat.interval.ms": 2000,
-                                                        "broker.session.timeout.ms": 9000}) \
-            as kafka:
+            KafkaServer(workdir / "broker", extra_conf=STEADY_CONF) as kafka:
         try:
             report = run_kafka_harness(pg, kafka, workdir, seed, args.kills,
                                        bulk_rows=args.bulk_rows, snapshot_kills=snapshot_kills,

@@ -18,7 +18,6 @@ after the Kafka commit of the checkpoint that holds the initial snapshot.
 
 import json
 import os
-import shutil
 import time
 from collections import Counter
 
@@ -35,25 +34,12 @@ DEFAULT_SEED = 20261122
 @pytest.fixture(scope="module")
 def crash_kafka(tmp_path_factory):
     """A Kafka broker (KRaft, one node) for this module; the crash tests never stop it."""
-    from kafkaserver import KafkaServer, classpath_file, find_java
+    from kafkaserver import STEADY_CONF, KafkaServer, missing_prerequisite
 
-    if find_java() is None:
-        pytest.skip("no java: install openjdk-17-jdk-headless (scripts/setup.sh does)")
-    if shutil.which("mvn") is None and not classpath_file().exists():
-        pytest.skip("no mvn to fetch the Kafka broker with: install maven "
-                    "(scripts/setup.sh does)")
-    try:
-        import confluent_kafka  # noqa: F401
-    except ImportError:
-        pytest.skip("no confluent_kafka: install python3-confluent-kafka "
-                    "(scripts/setup.sh does)")
-    # Never restarted, so it needs no quick re-registration: Kafka's own
-    # heartbeat settings, rather than kafkaserver.py's 4 s session, keep a
-    # broker on a loaded machine from being fenced by its controller
-    # ("All brokers are currently fenced") in the middle of a run.
-    server = KafkaServer(tmp_path_factory.mktemp("kafka-crash") / "broker",
-                         extra_conf={"broker.heartbeat.interval.ms": 2000,
-                                     "broker.session.timeout.ms": 9000})
+    why = missing_prerequisite()
+    if why:
+        pytest.skip(why)
+    server = KafkaServer(tmp_path_factory.mktemp("kafka-crash") / "broker", extra_conf=STEADY_CONF)
     server.start()
     try:
         yield server

@@ -245,27 +245,14 @@ def kafka():
     using topics and transactional ids of their own.  A test that stops or
     kills a broker must start a KafkaServer of its own, not use this one.
     """
-    import shutil
+    from kafkaserver import STEADY_CONF, KafkaServer, missing_prerequisite
 
-    from kafkaserver import KafkaServer, classpath_file, find_java
-
-    if find_java() is None:
-        pytest.skip("no java: install openjdk-17-jdk-headless (scripts/setup.sh does)")
-    if shutil.which("mvn") is None and not classpath_file().exists():
-        pytest.skip("no mvn to fetch the Kafka broker with: install maven "
-                    "(scripts/setup.sh does)")
-    try:
-        import confluent_kafka  # noqa: F401
-    except ImportError:
-        pytest.skip("no confluent_kafka: install python3-confluent-kafka "
-                    "(scripts/setup.sh does)")
-    # The session's broker is never restarted, so it needs no quick
-    # re-registration after a kill: Kafka's own heartbeat settings, rather
-    # than kafkaserver.py's 4 s session, keep a broker on a loaded machine
-    # from being fenced by its own controller (partitions then have no
-    # leader and producers stall) in the middle of a test.
-    server = KafkaServer(extra_conf={"broker.heartbeat.interval.ms": 2000,
-                                     "broker.session.timeout.ms": 9000})
+    why = missing_prerequisite()
+    if why:
+        pytest.skip(why)
+    # Never restarted: Kafka's own heartbeats (STEADY_CONF), so a loaded
+    # machine cannot get the broker fenced by its controller mid-test.
+    server = KafkaServer(extra_conf=STEADY_CONF)
     server.start()
     try:
         yield server

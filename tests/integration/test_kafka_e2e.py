@@ -144,16 +144,13 @@ def describe_ids(ids, expected) -> str:
 def own_broker(tmp_path: Path):
     """A broker of the test's own, which it may stop and kill.
 
-    With Kafka's default heartbeats (kafkaserver.py shortens the session to
-    4 s so that a killed broker re-registers sooner): on a loaded machine a 4 s
-    session lapses, the controller fences the only broker, and topics can
-    neither be created nor led ("All brokers are currently fenced").
+    With Kafka's own heartbeats (STEADY_CONF): the restarts here wait for the
+    old session to lapse, but a 4 s session on a loaded machine would get the
+    only broker fenced by its controller mid-test.
     """
-    from kafkaserver import KafkaServer
+    from kafkaserver import STEADY_CONF, KafkaServer
 
-    return KafkaServer(basedir=tmp_path / "broker", heap="384m",
-                       extra_conf={"broker.heartbeat.interval.ms": 2000,
-                                   "broker.session.timeout.ms": 9000})
+    return KafkaServer(basedir=tmp_path / "broker", heap="384m", extra_conf=STEADY_CONF)
 
 
 class RowWriter(threading.Thread):

@@ -75,6 +75,13 @@ LOG_FILE = "kafka.log"
 
 # The broker's settings.  Callers may override any of them through
 # extra_conf, e.g. auto.create.topics.enable=false.
+# For a broker that is never restarted, and so needs no quick re-registration
+# after a kill: Kafka's own heartbeat settings rather than BASE_CONF's 4 s
+# session, which on a loaded machine lapses, so that the controller fences its
+# only broker ("All brokers are currently fenced"): topics then can neither
+# be created nor led, and producers stall.
+STEADY_CONF = {"broker.heartbeat.interval.ms": 2000, "broker.session.timeout.ms": 9000}
+
 BASE_CONF = {
     # A single node: every internal topic lives on it alone.  Without these
     # the transaction coordinator and the group coordinator wait forever for
@@ -294,6 +301,19 @@ def _finish_cds_dump(archive: Path, tmp: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
         archive.with_name(archive.name + ".dumping").unlink(missing_ok=True)
+
+
+def missing_prerequisite() -> Optional[str]:
+    """Why no broker can be started here (a reason to skip a test with), or None."""
+    if find_java() is None:
+        return "no java: install openjdk-17-jdk-headless (scripts/setup.sh does)"
+    if shutil.which("mvn") is None and not classpath_file().exists():
+        return "no mvn to fetch the Kafka broker with: install maven (scripts/setup.sh does)"
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return "no confluent_kafka: install python3-confluent-kafka (scripts/setup.sh does)"
+    return None
 
 
 def find_java() -> Optional[str]:
