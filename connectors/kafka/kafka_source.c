@@ -44,6 +44,15 @@
  *   5. Never stall silently.  While brokers do not answer, a line is logged
  *      every 10 s; malformed records are logged at most once a second with a
  *      running count; every wait checks tm_source_should_stop().
+ *   6. Watermarks (DESIGN §4).  Each partition keeps the newest event time it
+ *      has read and when it last read a record.  The source's watermark is
+ *      the minimum, over partitions that are not idle (idle_timeout), of
+ *      that event time minus watermark_delay; a partition that has read
+ *      nothing and is not idle holds it back entirely.  It is queued behind
+ *      the batch holding every record it was computed from, only when it
+ *      advances, at most every WATERMARK_INTERVAL_MS.  It is not part of the
+ *      position: after a restore it is rebuilt from the records read again,
+ *      as Flink does for per-partition watermarks.
  *
  * Thread: source_new/open/describe/free on the main thread, source_run on the
  * source thread.  librdkafka's error, commit and delivery callbacks are
@@ -75,7 +84,7 @@
 
 /* Sealed events allowed to wait before input stops being read. */
 #define MAX_WAITING 2
-/* Room in the output queue: MAX_WAITING batches, a seal and a barrier. */
+/* Room in the output queue: MAX_WAITING batches, a seal and a barrier (or a watermark). */
 #define OUTQ_MAX 6
 /* Messages handled between two housekeeping passes. */
 #define READ_BUDGET 4096
@@ -93,6 +102,8 @@
 #define MISSING_TOPIC_CHECKS 3
 /* The runtime keeps a barrier's position in a buffer of this size (pipeline.c). */
 #define RUNTIME_POSITION_MAX 128
+/* The source's watermark is recomputed (and emitted if it advanced) at most this often. */
+#define WATERMARK_INTERVAL_MS 200
 /* How long destroying a librdkafka handle may take before it is abandoned. */
 #define DESTROY_TIMEOUT_MS 5000
 
@@ -123,7 +134,11 @@ const tm_option_def_t tm_kafka_source_options[] = {
     {"partition_discovery_interval", TM_OPT_DURATION, false, "30s", NULL,
      "how often to look for partitions added to the topics (0 = only at start)"},
     {"idle_timeout", TM_OPT_DURATION, false, NULL, NULL,
-     "reserved for per-partition watermarks, which are not built yet"},
+     "a partition without records for this long stops holding the watermark back (default: "
+     "never; 0 = never)"},
+    {"watermark_delay", TM_OPT_DURATION, false, "0", NULL,
+     "bounded out-of-orderness: a partition's watermark is the newest event time (source.ts_ms) "
+     "it read minus this"},
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "schemas.enable for the sinks this source feeds (the decoder reads both forms)"},
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
@@ -149,6 +164,9 @@ typedef struct kpart {
     int topic;
     int32_t partition;
     int64_t next; /* invariant 1 */
+    /* Invariant 6. */
+    int64_t max_event_us; /* newest event time read, INT64_MIN before the first record */
+    int64_t active_ms;    /* monotonic time of the last record, or of the assignment */
 } kpart_t;
 
 /* A restored position entry. */
@@ -166,9 +184,11 @@ typedef struct kcommit {
     int64_t *next;
 } kcommit_t;
 
-/* An event waiting for the runtime: a batch, or a barrier. */
+/* An event waiting for the runtime: a batch, a barrier, or a watermark. */
 typedef struct kout {
     tm_batch_t *batch;
+    bool watermark;
+    int64_t watermark_us;
     uint64_t barrier;
     uint64_t token;
     char *position;
@@ -191,8 +211,9 @@ struct tm_source {
     int on_error;
     bool dlq_explicit;
     int64_t discovery_ms;
-    int64_t idle_timeout_ms;
+    int64_t idle_timeout_ms; /* 0: partitions never become idle */
     bool idle_timeout_set;
+    int64_t watermark_delay_us;
     tm_dbz_opts_t dbz;
     tm_schema_t *declared;
     uint64_t restore_token;
@@ -230,6 +251,8 @@ struct tm_source {
     int last_topic;
     int64_t next_discovery_ms;
     bool position_warned;
+    int64_t watermark_queued; /* INT64_MIN before the first (invariant 6) */
+    int64_t watermark_next_ms;
 
     /* Counters. */
     uint64_t nrecords, ntombstones, nmalformed, ndead, nskipped;
@@ -612,13 +635,20 @@ int tm_kafka_source_new(tm_source_t **out, const tm_source_config_t *cfg, char *
     src->discovery_ms = tm_opt_duration_ms(o, "partition_discovery_interval");
     src->idle_timeout_set = tm_opt_isset(o, "idle_timeout");
     src->idle_timeout_ms = tm_opt_duration_ms(o, "idle_timeout");
-    if (src->discovery_ms < 0 || src->idle_timeout_ms < 0) {
+    int64_t delay_ms = tm_opt_duration_ms(o, "watermark_delay");
+    if (src->discovery_ms < 0 || src->idle_timeout_ms < 0 || delay_ms < 0) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                       "table '%s': options 'partition_discovery_interval' and 'idle_timeout' "
-                       "must not be negative",
+                       "table '%s': options 'partition_discovery_interval', 'idle_timeout' and "
+                       "'watermark_delay' must not be negative",
                        src->name);
         goto fail;
     }
+    if (__builtin_mul_overflow(delay_ms, 1000, &src->watermark_delay_us)) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': option 'watermark_delay' is too large", src->name);
+        goto fail;
+    }
+    src->watermark_queued = INT64_MIN;
     if (src->discovery_ms > 0 && src->discovery_ms < 1000) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                        "table '%s': option 'partition_discovery_interval' must be 0 (off) or at "
@@ -830,9 +860,9 @@ int tm_kafka_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
     if (src->dlq_explicit && src->on_error != ON_ERROR_DEAD_LETTER)
         TM_WARN(COMP, "dead_letter_topic is ignored", "source=%s on_error=%s", src->name,
                 on_error_names[src->on_error]);
-    if (src->idle_timeout_set)
-        TM_INFO(COMP, "idle_timeout is reserved: per-partition watermarks are not built yet",
-                "source=%s idle_timeout_ms=%" PRId64, src->name, src->idle_timeout_ms);
+    TM_DEBUG(COMP, "per-partition watermarks",
+             "source=%s watermark_delay_ms=%" PRId64 " idle_timeout_ms=%" PRId64, src->name,
+             src->watermark_delay_us / 1000, src->idle_timeout_ms);
     src->dec = tm_dbz_decoder_new(&src->dbz, src->declared);
     return src->dec != NULL ? 0 : TM_ENOMEM;
 }
@@ -901,6 +931,8 @@ static int part_add(tm_source_t *src, int topic, int32_t partition)
     p->topic = topic;
     p->partition = partition;
     p->next = -1;
+    p->max_event_us = INT64_MIN;
+    p->active_ms = tm_mono_ms();
     t->pidx[partition] = src->nparts++;
     return 0;
 }
@@ -1059,6 +1091,9 @@ static int assign_parts(tm_source_t *src, int first, int count, bool incremental
         rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
                        "table '%s': cannot assign %d partition(s) to the consumer: %s",
                        src->name, count, why);
+    /* A partition's idle_timeout runs from its assignment until its first record. */
+    for (int i = 0; rc == 0 && i < count; i++)
+        src->parts[first + i].active_ms = tm_mono_ms();
     rd_kafka_error_destroy(e);
     return rc;
 }
@@ -1400,10 +1435,10 @@ static int flush_outq(tm_source_t *src, int timeout_ms)
 {
     while (src->outq_len > 0) {
         kout_t *o = outq_at(src, 0);
-        int rc = o->batch != NULL
-                     ? tm_source_emit(src->ctx, o->batch, timeout_ms)
-                     : tm_source_emit_barrier(src->ctx, o->barrier, o->token, o->position,
-                                              timeout_ms);
+        int rc = o->batch != NULL ? tm_source_emit(src->ctx, o->batch, timeout_ms)
+                 : o->watermark   ? tm_source_emit_watermark(src->ctx, o->watermark_us, timeout_ms)
+                                  : tm_source_emit_barrier(src->ctx, o->barrier, o->token,
+                                                           o->position, timeout_ms);
         if (rc != 0)
             return rc;
         /* On success the runtime owns the batch. */
@@ -1468,6 +1503,57 @@ static int maybe_barrier(tm_source_t *src, bool *blocked, char *errstr, size_t e
     o->position = pos;
     TM_DEBUG(COMP, "barrier queued", "source=%s checkpoint=%" PRIu64 " token=%" PRIu64
              " position=%s", src->name, id, token, pos);
+    return 0;
+}
+
+/*
+ * The source's watermark now (invariant 6), or false when there is none: no
+ * partition yet, one that is not idle has read nothing, or all are idle.
+ */
+static bool source_watermark(const tm_source_t *src, int64_t now_ms, int64_t *out)
+{
+    int64_t min = INT64_MAX;
+    for (int i = 0; i < src->nparts; i++) {
+        const kpart_t *p = &src->parts[i];
+        if (src->idle_timeout_ms > 0 && now_ms - p->active_ms >= src->idle_timeout_ms)
+            continue;
+        if (p->max_event_us == INT64_MIN)
+            return false;
+        int64_t w;
+        if (__builtin_sub_overflow(p->max_event_us, src->watermark_delay_us, &w))
+            w = INT64_MIN + 1;
+        if (w < min)
+            min = w;
+    }
+    if (min == INT64_MAX)
+        return false;
+    *out = min;
+    return true;
+}
+
+/*
+ * Queues the source's watermark if it advanced, behind a batch sealed from
+ * everything read so far.  Leaves room for a seal and a barrier after it.
+ */
+static int maybe_watermark(tm_source_t *src)
+{
+    int64_t now = tm_mono_ms();
+    if (now < src->watermark_next_ms)
+        return 0;
+    src->watermark_next_ms = now + WATERMARK_INTERVAL_MS;
+    int64_t wm;
+    if (!source_watermark(src, now, &wm) || wm <= src->watermark_queued ||
+        src->outq_len > OUTQ_MAX - 4)
+        return 0;
+    int rc = seal(src);
+    if (rc != 0)
+        return rc == TM_EAGAIN ? 0 : rc;
+    kout_t *o = outq_push(src);
+    if (o == NULL)
+        return TM_ENOMEM;
+    o->watermark = true;
+    o->watermark_us = wm;
+    src->watermark_queued = wm;
     return 0;
 }
 
@@ -1726,6 +1812,7 @@ static int on_message(tm_source_t *src, const rd_kafka_message_t *m, char *errst
     tm_source_count(src->ctx, 0, m->len + m->key_len);
     int rc = TM_ENOTFOUND;
     char why[512] = "";
+    int64_t event_us = 0;
     if (m->payload != NULL && m->len > 0) {
         if (src->cur != NULL && tm_batch_full(src->cur) && (rc = seal(src)) != 0)
             return rc;
@@ -1733,8 +1820,15 @@ static int on_message(tm_source_t *src, const rd_kafka_message_t *m, char *errst
             return TM_ENOMEM;
         tm_record_t *rec = NULL;
         rc = tm_dbz_decode(src->dec, m->payload, m->len, src->cur, &rec, why, sizeof(why));
-        if (rc == 0)
+        if (rc == 0) {
+            /*
+             * Event time (invariant 6): the commit time in the source
+             * database, source.ts_ms (DESIGN §4), else the envelope's ts_ms
+             * (when Debezium processed it).
+             */
+            event_us = rec->src.ts_us != 0 ? rec->src.ts_us : rec->proc_us;
             rc = finish_record(src, src->cur, rec, topic, why, sizeof(why));
+        }
     }
     switch (rc) {
     case 0:
@@ -1755,6 +1849,13 @@ static int on_message(tm_source_t *src, const rd_kafka_message_t *m, char *errst
     }
     p->next = m->offset + 1;
     src->moved = true;
+    /* Tombstones, undecodable records and events without ts_ms have the Kafka timestamp. */
+    int64_t kafka_ms = event_us == 0 ? rd_kafka_message_timestamp(m, NULL) : -1;
+    if (kafka_ms > 0 && !__builtin_mul_overflow(kafka_ms, 1000, &kafka_ms))
+        event_us = kafka_ms;
+    if (event_us != 0 && event_us > p->max_event_us)
+        p->max_event_us = event_us;
+    p->active_ms = tm_mono_ms();
     return 0;
 }
 
@@ -1809,6 +1910,8 @@ static int stream_loop(tm_source_t *src, char *errstr, size_t errstr_size)
         }
         bool blocked;
         if ((rc = maybe_barrier(src, &blocked, errstr, errstr_size)) != 0)
+            return rc;
+        if (!blocked && (rc = maybe_watermark(src)) != 0)
             return rc;
         if (blocked) {
             /* Invariant 3: the checkpoint waits for the dead letters before it. */
@@ -1965,9 +2068,22 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
     if (s != NULL)
         line(arg, s);
     free(s);
-    if (src->idle_timeout_set && (s = xasprintf("idle_timeout %" PRId64 " ms: reserved, "
-                                                "per-partition watermarks are not built yet",
-                                                src->idle_timeout_ms)))
+    if ((s = xasprintf("watermarks: per partition, event time source.ts_ms (else the envelope's "
+                       "ts_ms, else the Kafka timestamp) minus watermark_delay %" PRId64 " ms; the source's is the "
+                       "minimum over partitions that are not idle, emitted when it advances; not "
+                       "checkpointed, no operator uses them yet",
+                       src->watermark_delay_us / 1000)))
+        line(arg, s);
+    free(s);
+    if (src->idle_timeout_ms > 0)
+        s = xasprintf("idle_timeout %" PRId64 " ms: a partition without records for that long "
+                      "stops holding the watermark back",
+                      src->idle_timeout_ms);
+    else
+        s = xasprintf("idle_timeout %s: a partition without records holds the watermark back "
+                      "until it has some",
+                      src->idle_timeout_set ? "0 (never idle)" : "unset (never idle)");
+    if (s != NULL)
         line(arg, s);
     free(s);
 }

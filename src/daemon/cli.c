@@ -305,7 +305,8 @@ static int cmd_explain(const char *path)
         printf("\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                "at-least-once, sources acknowledge what sinks flushed\n");
     printf("\nnot built yet: projections, filters, joins and aggregation (only SELECT * and the "
-           "upsert operator), event-time watermarks, the MySQL source, the PostgreSQL sink.\n");
+           "upsert operator), operators that use event time (the Kafka source emits per-partition "
+           "watermarks, shown in /metrics and /v1/job), the MySQL source, the PostgreSQL sink.\n");
     tm_job_free(job);
     return TM_EXIT_OK;
 }
@@ -563,6 +564,16 @@ static void admin_metrics(void *arg, tm_buf_t *out)
         tm_buf_appendf(out, "tidemark_source_ready{source=\"%s\"} %d\n",
                       tm_pipeline_source_name(p, i), ready ? 1 : 0);
     }
+    /* A source appears here once it has emitted its first watermark. */
+    tm_buf_appendf(out, "# HELP tidemark_source_watermark_seconds The last event-time watermark a "
+                       "source emitted, in seconds since the epoch.\n"
+                       "# TYPE tidemark_source_watermark_seconds gauge\n");
+    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
+        int64_t wm;
+        if (tm_pipeline_source_watermark(p, i, &wm))
+            tm_buf_appendf(out, "tidemark_source_watermark_seconds{source=\"%s\"} %.6f\n",
+                          tm_pipeline_source_name(p, i), (double)wm / 1e6);
+    }
     if (rs->coord != NULL) {
         tm_checkpoint_stats_t st;
         tm_coordinator_stats(rs->coord, &st);
@@ -618,9 +629,15 @@ static void admin_job(void *arg, tm_buf_t *out)
         uint64_t ev, by;
         bool ready;
         tm_pipeline_source_counts(rs->pipeline, i, &ev, &by, &ready);
-        json_array_append_new(sources, json_pack("{s:s,s:b,s:I}", "name",
+        int64_t wm;
+        /* Milliseconds since the epoch, rounded down; null before the first watermark. */
+        json_t *wm_ms = tm_pipeline_source_watermark(rs->pipeline, i, &wm)
+                            ? json_integer((json_int_t)(wm >= 0 ? wm / 1000 : -((999 - wm) / 1000)))
+                            : json_null();
+        json_array_append_new(sources, json_pack("{s:s,s:b,s:I,s:o}", "name",
                                                  tm_pipeline_source_name(rs->pipeline, i), "ready",
-                                                 ready, "events", (json_int_t)ev));
+                                                 ready, "events", (json_int_t)ev, "watermark_ms",
+                                                 wm_ms));
     }
     json_object_set_new(root, "sources", sources);
     json_t *sinks = json_array();

@@ -205,6 +205,18 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms);
 uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx);
 int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
                            int timeout_ms);
+/*
+ * Event time (thread: source; DESIGN §2, §4).  Sends watermark(ts_us, µs since
+ * the epoch) to everything downstream of this source, between batches and in
+ * order with them: it says no later record of this source has an event time
+ * below ts_us.  Watermarks are monotonic per source: a value not above the
+ * last one emitted is dropped and 0 returned.  The runtime records the last
+ * one for metrics (tm_pipeline_source_watermark).  Same retry rule as
+ * tm_source_emit_barrier(): on TM_EAGAIN call again (a newer value may take
+ * the place of the one that waited; an older one finishes it); TM_ESTOPPED
+ * when the job is stopping.
+ */
+int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms);
 /* The job's name for this source (its CREATE TABLE name). */
 const char *tm_source_name(const tm_source_ctx_t *ctx);
 /* Marks the source as connected and streaming (readiness, metrics). */

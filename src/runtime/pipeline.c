@@ -70,6 +70,13 @@ typedef struct tm_worker {
     char err[1024];
     tm_store_checkpoint_info_t chk; /* of the last snapshot */
     _Atomic uint64_t snapshotted;
+    /*
+     * Event time (DESIGN §4): the newest watermark of each input slot
+     * (INT64_MIN before its first, INT64_MAX once it ended) and the last one
+     * passed on, which is the minimum over the inputs.
+     */
+    int64_t wm_in[TM_MAX_NODES];
+    int64_t wm_out;
 } tm_worker_t;
 
 typedef struct tm_edge {
@@ -108,6 +115,11 @@ struct tm_source_ctx {
     int bar_pending_next;
     uint64_t bar_token;
     char *bar_position; /* any length: Kafka records offsets of every partition */
+    /* Watermark injection: one in progress, and the last fully emitted (INT64_MIN: none). */
+    bool wm_pending_active;
+    int64_t wm_pending;
+    int wm_pending_next;
+    _Atomic int64_t watermark_us;
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
 };
@@ -188,6 +200,7 @@ int tm_pipeline_add_source(tm_pipeline_t *p, const tm_connector_t *conn, tm_sour
     c->src = src;
     c->name = strdup(name);
     c->wslot = -1;
+    atomic_init(&c->watermark_us, INT64_MIN);
     p->sources[p->nsources] = c;
     return p->nsources++;
 }
@@ -259,6 +272,9 @@ int tm_pipeline_set_workers(tm_pipeline_t *p, tm_store_t *const *stores, int n)
         wk->p = p;
         wk->idx = w;
         wk->store = stores[w];
+        for (int i = 0; i < TM_MAX_NODES; i++)
+            wk->wm_in[i] = INT64_MIN;
+        wk->wm_out = INT64_MIN;
         tm_keygroup_range(w, n, maxp, &wk->kg_first, &wk->kg_last);
         p->workers[p->nworkers++] = wk;
     }
@@ -537,6 +553,40 @@ int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, co
     return 0;
 }
 
+int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms)
+{
+    tm_pipeline_t *p = ctx->p;
+    if (ctx->wm_pending_active && ts_us <= ctx->wm_pending) {
+        /* Some targets may already have the one in flight: finish it, never go below it. */
+        ts_us = ctx->wm_pending;
+    } else {
+        /* Watermarks only move forward; a stale one is dropped, not an error. */
+        if (ts_us <= atomic_load(&ctx->watermark_us))
+            return 0;
+        /*
+         * A newer value after TM_EAGAIN restarts the fan-out: targets that
+         * already got the older one get the newer one too, so every target
+         * still sees a monotonic sequence.
+         */
+        ctx->wm_pending_active = true;
+        ctx->wm_pending = ts_us;
+        ctx->wm_pending_next = 0;
+    }
+    while (ctx->wm_pending_next < ntargets(ctx)) {
+        if (atomic_load(&p->stop))
+            return TM_ESTOPPED;
+        tm_event_t ev = {.kind = TM_EV_WATERMARK};
+        tm_queue_t *q = target(ctx, ctx->wm_pending_next, &ev.producer);
+        ev.u.ts_us = ts_us;
+        if (tm_queue_push(q, &ev, timeout_ms) != 0)
+            return TM_EAGAIN;
+        ctx->wm_pending_next++;
+    }
+    ctx->wm_pending_active = false;
+    atomic_store(&ctx->watermark_us, ts_us);
+    return 0;
+}
+
 uint64_t tm_source_acked(const tm_source_ctx_t *ctx)
 {
     uint64_t min = UINT64_MAX;
@@ -761,6 +811,9 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
     case TM_EV_END:
         l->ended++;
         break;
+    case TM_EV_WATERMARK:
+        /* No sink reads event time yet; held ones were replayed in order like any event. */
+        break;
     default:
         break;
     }
@@ -833,6 +886,33 @@ static void worker_broadcast(tm_worker_t *wk, int src, tm_event_kind_t kind, uin
             continue;
         tm_event_t ev = {.kind = kind};
         ev.u.id = id;
+        worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
+    }
+}
+
+/*
+ * Input slot `slot` moved its watermark to `ts_us` (INT64_MAX: it ended).
+ * The worker's own watermark is the minimum over its inputs (DESIGN §4); it
+ * is passed on to every edge when it advances.  Nothing after the workers
+ * reads it yet: sinks release watermark events unread.
+ */
+static void worker_watermark(tm_worker_t *wk, int slot, int64_t ts_us)
+{
+    tm_pipeline_t *p = wk->p;
+    if (slot < 0 || slot >= TM_MAX_NODES || ts_us <= wk->wm_in[slot])
+        return;
+    wk->wm_in[slot] = ts_us;
+    int64_t min = INT64_MAX;
+    for (int i = 0; i < p->wsources; i++)
+        if (wk->wm_in[i] < min)
+            min = wk->wm_in[i];
+    /* INT64_MIN: an input has none yet; INT64_MAX: every input ended. */
+    if (min == INT64_MIN || min == INT64_MAX || min <= wk->wm_out)
+        return;
+    wk->wm_out = min;
+    for (int c = 0; c < p->nsconns; c++) {
+        tm_event_t ev = {.kind = TM_EV_WATERMARK};
+        ev.u.ts_us = min;
         worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
     }
 }
@@ -938,8 +1018,13 @@ static void worker_handle(tm_worker_t *wk, tm_event_t *ev)
         }
         break;
     }
+    case TM_EV_WATERMARK:
+        worker_watermark(wk, ev->producer, ev->u.ts_us);
+        break;
     case TM_EV_END:
         wk->ended++;
+        /* An ended input no longer holds the others' watermark back. */
+        worker_watermark(wk, ev->producer, INT64_MAX);
         break;
     default:
         break;
@@ -1051,6 +1136,13 @@ void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, 
     *events = atomic_load_explicit(&p->sources[i]->events, memory_order_relaxed);
     *bytes = atomic_load_explicit(&p->sources[i]->bytes, memory_order_relaxed);
     *ready = atomic_load(&p->sources[i]->ready);
+}
+
+bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us)
+{
+    int64_t wm = atomic_load(&p->sources[i]->watermark_us);
+    *ts_us = wm;
+    return wm != INT64_MIN;
 }
 
 tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w)

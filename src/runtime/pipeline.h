@@ -109,6 +109,11 @@ bool tm_pipeline_committed(tm_pipeline_t *p, uint64_t id);
 bool tm_pipeline_sources_ready(const tm_pipeline_t *p);
 void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, uint64_t *bytes,
                                bool *ready);
+/*
+ * The last watermark source `i` emitted (µs since epoch) in *ts_us; false
+ * (and INT64_MIN) before its first.
+ */
+bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us);
 tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w);
 /* The first error so far (0 if none); safe from any thread. */
 int tm_pipeline_error(tm_pipeline_t *p);
