@@ -10,21 +10,14 @@
     That stop is a connection error (exit 3) or a failed checkpoint (exit
     4) naming the broker, not the interval.  A SIGTERM while the Kafka sink
     still waits for its brokers at start stops the daemon gracefully (exit 0).
-  * Kafka -> file and Kafka -> Kafka exactly-once in one job (the Kafka sink
-    is the decision log, the file sink commits after it) through kill -9 at
-    random moments and at the failpoints around the commits, while a
-    transactional producer writes Debezium events (some transactions
-    aborted): both outputs hold every committed event exactly once, with its
-    row images, in partition order (per key when the source declares a
-    primary key and the upsert operator runs on two workers, restoring its
-    state at every crash), and the two sinks hold the same sequence.
   * The format round trip: PostgreSQL -> Kafka (Debezium JSON with schemas)
     read back by the Kafka source into a file sink gives the same changelog
     as PostgreSQL -> file directly (ops, before/after images of every type,
     source blocks, value schemas), but for the documented split of a
     primary-key change into delete + create.
 
-Fencing by a second instance is test_kafka_sink.py's
+Kafka -> file and Kafka -> Kafka through kill -9 is test_kafka_etl_crash.py;
+fencing by a second instance is test_kafka_sink.py's
 test_second_instance_fences_the_first, and dead letters are in
 test_kafka_source.py; they are not repeated here.
 """
@@ -33,13 +26,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pytest
