@@ -776,41 +776,80 @@ static int conf_default(tm_source_t *src, rd_kafka_conf_t *conf, const char *pro
     return tm_kafka_conf_set(conf, src->name, prop, value, errstr, errstr_size);
 }
 
-static int open_consumer(tm_source_t *src, char *errstr, size_t errstr_size)
+/* A librdkafka property the source sets: over the job's kafka.* (forced), or as a default. */
+typedef struct kprop {
+    const char *name, *value;
+    bool forced;
+} kprop_t;
+
+static void consumer_callbacks(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit_cb);
+}
+
+static void producer_callbacks(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_cb);
+}
+
+/*
+ * One librdkafka client of this source (the consumer, or the dead-letter
+ * producer): the job's kafka.* options, then `props`, quiet connection
+ * closes and a client.id of tidemark-<source><suffix>, the error callback
+ * and the client's own callbacks.
+ */
+static int new_client(tm_source_t *src, rd_kafka_type_t type, const char *what,
+                      const char *suffix, const kprop_t *props,
+                      void (*callbacks)(rd_kafka_conf_t *conf), rd_kafka_t **out, char *errstr,
+                      size_t errstr_size)
 {
     rd_kafka_conf_t *conf = NULL;
     char why[512], cid[300];
     int rc = tm_kafka_conf_new(src->opts, src->name, COMP, &conf, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    snprintf(cid, sizeof(cid), "tidemark-%s", src->name);
-    if ((rc = tm_kafka_conf_set(conf, src->name, "group.id", src->group_id, errstr,
-                                errstr_size)) != 0 ||
-        (rc = tm_kafka_conf_set(conf, src->name, "enable.auto.commit", "false", errstr,
-                                errstr_size)) != 0 ||
-        (rc = tm_kafka_conf_set(conf, src->name, "enable.auto.offset.store", "false", errstr,
-                                errstr_size)) != 0 ||
-        (rc = conf_default(src, conf, "isolation.level", "read_committed", errstr,
-                           errstr_size)) != 0 ||
-        (rc = conf_default(src, conf, "auto.offset.reset", "earliest", errstr, errstr_size)) !=
-            0 ||
-        (rc = conf_default(src, conf, "enable.partition.eof", "false", errstr, errstr_size)) !=
-            0 ||
-        (rc = conf_default(src, conf, "log.connection.close", "false", errstr, errstr_size)) !=
-            0 ||
-        (rc = conf_default(src, conf, "client.id", cid, errstr, errstr_size)) != 0) {
+    snprintf(cid, sizeof(cid), "tidemark-%s%s", src->name, suffix);
+    for (; rc == 0 && props->name != NULL; props++)
+        rc = props->forced ? tm_kafka_conf_set(conf, src->name, props->name, props->value, errstr,
+                                               errstr_size)
+                           : conf_default(src, conf, props->name, props->value, errstr,
+                                          errstr_size);
+    if (rc == 0)
+        rc = conf_default(src, conf, "log.connection.close", "false", errstr, errstr_size);
+    if (rc == 0)
+        rc = conf_default(src, conf, "client.id", cid, errstr, errstr_size);
+    if (rc != 0) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
     rd_kafka_conf_set_opaque(conf, src);
     rd_kafka_conf_set_error_cb(conf, on_error_cb);
-    rd_kafka_conf_set_offset_commit_cb(conf, on_commit_cb);
-    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (src->rk == NULL) {
+    callbacks(conf);
+    *out = rd_kafka_new(type, conf, why, sizeof(why));
+    if (*out == NULL) {
         rd_kafka_conf_destroy(conf);
-        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                         "table '%s': cannot create the Kafka consumer: %s", src->name, why);
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG, "table '%s': cannot create the %s: %s",
+                         src->name, what, why);
     }
+    return 0;
+}
+
+static int open_consumer(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    /* The checkpoints own the offsets (invariant 1): the group only sees commits for lag. */
+    const kprop_t props[] = {
+        {"group.id", src->group_id, true},
+        {"enable.auto.commit", "false", true},
+        {"enable.auto.offset.store", "false", true},
+        {"isolation.level", "read_committed", false},
+        {"auto.offset.reset", "earliest", false},
+        {"enable.partition.eof", "false", false},
+        {NULL, NULL, false},
+    };
+    int rc = new_client(src, RD_KAFKA_CONSUMER, "Kafka consumer", "", props, consumer_callbacks,
+                        &src->rk, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
     /* Errors and commit results are then served by consumer_poll on the source thread. */
     rd_kafka_poll_set_consumer(src->rk);
     for (int i = 0; i < src->ntopics; i++)
@@ -823,31 +862,13 @@ static int open_consumer(tm_source_t *src, char *errstr, size_t errstr_size)
 
 static int open_dead_letter(tm_source_t *src, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = NULL;
-    char why[512], cid[300];
-    int rc = tm_kafka_conf_new(src->opts, src->name, COMP, &conf, errstr, errstr_size);
-    if (rc != 0)
-        return rc;
-    snprintf(cid, sizeof(cid), "tidemark-%s-dlq", src->name);
-    if ((rc = conf_default(src, conf, "enable.idempotence", "true", errstr, errstr_size)) != 0 ||
-        (rc = conf_default(src, conf, "linger.ms", "5", errstr, errstr_size)) != 0 ||
-        (rc = conf_default(src, conf, "log.connection.close", "false", errstr, errstr_size)) !=
-            0 ||
-        (rc = conf_default(src, conf, "client.id", cid, errstr, errstr_size)) != 0) {
-        rd_kafka_conf_destroy(conf);
-        return rc;
-    }
-    rd_kafka_conf_set_opaque(conf, src);
-    rd_kafka_conf_set_error_cb(conf, on_error_cb);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_cb);
-    src->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (src->dlq == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                         "table '%s': cannot create the dead-letter producer: %s", src->name,
-                         why);
-    }
-    return 0;
+    static const kprop_t props[] = {
+        {"enable.idempotence", "true", false},
+        {"linger.ms", "5", false},
+        {NULL, NULL, false},
+    };
+    return new_client(src, RD_KAFKA_PRODUCER, "dead-letter producer", "-dlq", props,
+                      producer_callbacks, &src->dlq, errstr, errstr_size);
 }
 
 int tm_kafka_source_open(tm_source_t *src, char *errstr, size_t errstr_size)

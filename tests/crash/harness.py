@@ -495,8 +495,13 @@ def run_harness(pg: PgServer, workdir: Path, seed: int, kills: int, **kw) -> che
     return CrashRun(pg, workdir, seed, kills, **kw).run()
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def harness_main(argv, doc: str, label: str, tmp_prefix: str, servers, run) -> int:
+    """The command line of a harness (this one's and kafka_harness.py's).
+
+    servers(workdir) is a context manager that starts the servers and yields
+    them; run(servers, workdir, seed, kills, **options) returns the Report.
+    """
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=100, help="how many times to kill tidemark")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     ap.add_argument("--bulk-rows", type=int, default=20000,
@@ -512,21 +517,25 @@ def main(argv=None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1, 1 << 31)
     snapshot_kills = (args.snapshot_kills if args.snapshot_kills is not None
                       else max(2, args.kills // 25))
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"tidemark-crash-{seed}-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"{tmp_prefix}{seed}-"))
     binary = tidemark_bin()
     if not binary.exists():
         print(f"no tidemark binary at {binary}; build it (ninja -C build) or set TIDEMARK_BIN",
               file=sys.stderr)
         return 2
-    print(f"crash harness: seed {seed}; reproduce with --seed {seed} --kills {args.kills}",
+    print(f"{label}: seed {seed}; reproduce with --seed {seed} --kills {args.kills}",
           flush=True)
-    with PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True) as pg:
+
+    def terminated(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")  # so the servers below are stopped
+
+    signal.signal(signal.SIGTERM, terminated)
+    with servers(workdir) as started:
         try:
-            report = run_harness(pg, workdir, seed, args.kills, bulk_rows=args.bulk_rows,
-                                 snapshot_kills=snapshot_kills,
-                                 checkpoint_interval=args.checkpoint_interval,
-                                 deadline=args.deadline,
-                                 out=lambda s: print(s, flush=True))
+            report = run(started, workdir, seed, args.kills, bulk_rows=args.bulk_rows,
+                         snapshot_kills=snapshot_kills,
+                         checkpoint_interval=args.checkpoint_interval,
+                         deadline=args.deadline, out=lambda s: print(s, flush=True))
         except AssertionError as e:
             print(f"\nFAILED (seed {seed}): {e}\nkept: {workdir}", flush=True)
             return 1
@@ -538,6 +547,13 @@ def main(argv=None) -> int:
         return 0
     print(f"\nFAILED (seed {seed}); kept: {workdir}")
     return 1
+
+
+def main(argv=None) -> int:
+    return harness_main(
+        argv, __doc__, "crash harness", "tidemark-crash-",
+        lambda workdir: PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True),
+        lambda pg, *args, **kw: run_harness(pg, *args, **kw))
 
 
 if __name__ == "__main__":

@@ -44,14 +44,10 @@ interleave with the daemon's threads is up to the machine.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import json
-import random
 import re
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -64,8 +60,8 @@ sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
 from harness import (GROUPS, KEYED_COLUMNS, CrashRun, CrashTidemark,  # noqa: E402
-                     HarnessError)
-from tidemark import create_table, tidemark_bin  # noqa: E402
+                     HarnessError, harness_main)
+from tidemark import create_table  # noqa: E402
 from workload import TABLES, Generator  # noqa: E402
 
 # The runtime's failpoints; the file sink's (file.*) have no call site on the
@@ -431,58 +427,20 @@ def run_kafka_harness(pg, kafka, workdir: Path, seed: int, kills: int, **kw) -> 
     return KafkaCrashRun(pg, kafka, workdir, seed, kills, **kw).run()
 
 
-def main(argv=None) -> int:
+@contextlib.contextmanager
+def servers(workdir: Path):
+    """PostgreSQL and a Kafka broker for a command-line run, as (pg, kafka)."""
     from kafkaserver import STEADY_CONF, KafkaServer
     from pgserver import PgServer
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kills", type=int, default=100, help="how many times to kill tidemark")
-    ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    ap.add_argument("--bulk-rows", type=int, default=20000,
-                    help="rows of the bulk table, which the snapshot reads (default 20000)")
-    ap.add_argument("--snapshot-kills", type=int, default=None,
-                    help="kills during the initial snapshot (default: kills/25, at least 2)")
-    ap.add_argument("--checkpoint-interval", default="300ms")
-    ap.add_argument("--workdir", type=Path, default=None,
-                    help="keep everything here (default: a temporary directory, deleted "
-                         "after a run that passed)")
-    ap.add_argument("--deadline", type=float, default=6 * 3600, help="seconds (default 6h)")
-    args = ap.parse_args(argv)
-    seed = args.seed if args.seed is not None else random.randrange(1, 1 << 31)
-    snapshot_kills = (args.snapshot_kills if args.snapshot_kills is not None
-                      else max(2, args.kills // 25))
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"tidemark-kcrash-{seed}-"))
-    binary = tidemark_bin()
-    if not binary.exists():
-        print(f"no tidemark binary at {binary}; build it (ninja -C build) or set TIDEMARK_BIN",
-              file=sys.stderr)
-        return 2
-    print(f"Kafka crash harness: seed {seed}; reproduce with --seed {seed} --kills {args.kills}",
-          flush=True)
-
-    def terminated(signum, frame):
-        raise SystemExit(f"stopped by signal {signum}")  # so the servers below are stopped
-
-    signal.signal(signal.SIGTERM, terminated)
     with PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True) as pg, \
             KafkaServer(workdir / "broker", extra_conf=STEADY_CONF) as kafka:
-        try:
-            report = run_kafka_harness(pg, kafka, workdir, seed, args.kills,
-                                       bulk_rows=args.bulk_rows, snapshot_kills=snapshot_kills,
-                                       checkpoint_interval=args.checkpoint_interval,
-                                       deadline=args.deadline,
-                                       out=lambda s: print(s, flush=True))
-        except AssertionError as e:
-            print(f"\nFAILED (seed {seed}): {e}\nkept: {workdir}", flush=True)
-            return 1
-    print("\n" + report.text())
-    if report.ok:
-        print(f"\nPASSED (seed {seed})")
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        return 0
-    print(f"\nFAILED (seed {seed}); kept: {workdir}")
-    return 1
+        yield pg, kafka
+
+
+def main(argv=None) -> int:
+    return harness_main(argv, __doc__, "Kafka crash harness", "tidemark-kcrash-", servers,
+                        lambda both, *args, **kw: run_kafka_harness(*both, *args, **kw))
 
 
 if __name__ == "__main__":
