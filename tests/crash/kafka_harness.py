@@ -59,10 +59,10 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
-from harness import (GROUPS, KEYED_COLUMNS, CrashRun, CrashTidemark,  # noqa: E402
+from harness import (GROUPS, KEYED_COLUMNS, CrashRun,  # noqa: E402
                      HarnessError, harness_main)
 from tidemark import create_table  # noqa: E402
-from workload import TABLES, Generator  # noqa: E402
+from workload import TABLES  # noqa: E402
 
 # The runtime's failpoints; the file sink's (file.*) have no call site on the
 # Kafka path.
@@ -169,20 +169,12 @@ class KafkaCrashRun(CrashRun):
         ])
 
     def setup(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         for group in GROUPS:
             for table in group.tables:
                 self.kafka.create_topic(self.topic(group, table), partitions=PARTITIONS[table])
         self.kafka.create_topic(self.progress_topic, partitions=1,
                                 config={"cleanup.policy": "compact"})
-        self.pg.psql(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE); '
-                     f'CREATE DATABASE "{self.db}";')
-        self.gen = Generator(lambda: self.pg.connect(self.db), seed=self.seed,
-                             bulk_rows=self.bulk_rows,
-                             log_path=self.workdir / "workload.jsonl")
-        self.gen.create_schema()
-        self.gen.populate()
-        self.tm = CrashTidemark(self.job_sql(), self.workdir / "tm", bin=self.binary)
+        super().setup()  # the database, the workload and the daemon, with this job
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -36,7 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from tidemark import START_MARKER, Tidemark, cdc_job, create_table, read_jsonl, wait_until
+from tidemark import (START_MARKER, RowWriter, Tidemark, cdc_job, create_table, read_jsonl,
+                      wait_until)
 
 EVENTS = "CREATE TABLE public.events (id int PRIMARY KEY, note text);"
 
@@ -145,37 +145,6 @@ def own_broker(tmp_path: Path):
     return KafkaServer(basedir=tmp_path / "broker", heap="384m", extra_conf=STEADY_CONF)
 
 
-class RowWriter(threading.Thread):
-    """Inserts events rows 1, 2, ... one per transaction until stopped."""
-
-    def __init__(self, cdc):
-        super().__init__(daemon=True)
-        self.cdc = cdc
-        self.next_id = 1
-        self.stop_event = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            conn = self.cdc.connect()
-            cur = conn.cursor()
-            while not self.stop_event.is_set():
-                cur.execute("INSERT INTO events VALUES (%s, 'streamed')", (self.next_id,))
-                self.next_id += 1
-                time.sleep(0.004)
-            conn.close()
-        except Exception as e:  # Reported by finish(), in the test's thread.
-            self.error = e
-
-    def finish(self) -> int:
-        """Stops the writer; returns the first id it did not write."""
-        self.stop_event.set()
-        self.join(timeout=60)
-        assert not self.is_alive(), "the writer thread did not stop"
-        assert self.error is None, f"the writer failed: {self.error!r}"
-        return self.next_id
-
-
 # The outages: the broker stopped cleanly (SIGTERM), or killed (SIGKILL), and
 # started again, well within the sink's transaction timeout (5 min here, so
 # that a broker slow to come back on a loaded machine is still a short outage:
@@ -215,7 +184,7 @@ def test_broker_outage_under_exactly_once_loses_and_repeats_nothing(cdc, kafka, 
                       source_name=cdc.source_name) + "SET checkpoint_interval = '300ms';\n"
         tm = cdc.start(job)
         cdc.wait_slot_ready(tm)
-        writer = RowWriter(cdc)
+        writer = RowWriter(cdc, pause=0.004)
         writer.start()
         exits = []
         try:

@@ -22,21 +22,13 @@ import itertools
 import json
 import re
 import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 
+from test_kafka_source import KafkaCase
 from tidemark import Tidemark, create_table, run_cli, wait_until
 
 T0 = 1_700_000_000_000  # ms since the epoch
-_names = itertools.count(1)
-
-
-def _unique(what: str) -> str:
-    return f"tmwm-{what}-{next(_names)}-{uuid.uuid4().hex[:6]}"
-
-
 def event(i: int, ts_ms=None, source_ts_ms=None) -> bytes:
     """A Debezium create event; ts_ms None leaves the envelope's ts_ms out."""
     source = {"version": "2.7.0.Final", "connector": "postgresql", "name": "shop",
@@ -49,55 +41,24 @@ def event(i: int, ts_ms=None, source_ts_ms=None) -> bytes:
     return json.dumps(ev).encode()
 
 
-class Case:
-    def __init__(self, kafka, tmp_path: Path, tidemark_bin: Path):
-        self.kafka = kafka
-        self.dir = tmp_path
-        self.bin = tidemark_bin
-        self.daemons: list = []
-        self._producer = None
+class Case(KafkaCase):
+    """test_kafka_source's KafkaCase, with jobs that expose the admin API."""
 
-    def topic(self, partitions: int) -> str:
-        name = _unique("t")
-        self.kafka.create_topic(name, partitions=partitions)
-        return name
-
-    def produce(self, topic: str, partition: int, values) -> None:
-        if self._producer is None:
-            from confluent_kafka import Producer
-
-            self._producer = Producer(self.kafka.client_conf(**{
-                "acks": "all", "enable.idempotence": True, "linger.ms": 5}))
-        errors = []
-        for v in values:
-            self._producer.produce(topic, key=b"k", value=v, partition=partition,
-                                   on_delivery=lambda err, msg: err and errors.append(err))
-        assert self._producer.flush(60) == 0, "messages not delivered within 60s"
-        assert not errors, errors
+    def produce_to(self, topic: str, partition: int, values) -> None:
+        self.produce(topic, [(b"k", v) for v in values], partition=partition)
 
     def start(self, name: str, topic: str, columns: str = "", settings: str = "",
               **opts) -> Tidemark:
-        src = {"connector": "kafka", "bootstrap_servers": self.kafka.bootstrap, "topic": topic,
-               "group_id": _unique("group")}
-        src.update(opts)
         out = self.dir / name / "out"
         out.mkdir(parents=True)
         job = "\n".join([
-            create_table("src", src, columns),
+            create_table("src", self.source(topic, **opts), columns),
             create_table("sink", {"connector": "file", "path": str(out), "schemas": False}),
             "INSERT INTO sink SELECT * FROM src;",
             "SET admin_address = '127.0.0.1:0';",
             settings,
         ]) + "\n"
-        tm = Tidemark(job, self.dir / name, bin=self.bin)
-        self.daemons.append(tm)
-        return tm.start()
-
-    def cleanup(self, failed: bool) -> None:
-        for tm in self.daemons:
-            tm.kill9()
-            if failed:
-                print(f"\n=== {tm.dir} ===\n{tm.log_tail()}")
+        return self.tidemark(job, name).start()
 
 
 @pytest.fixture
@@ -156,12 +117,12 @@ def wait_events(tm, n: int) -> dict:
 
 
 def test_min_over_partitions_and_idle_timeout(wcase):
-    topic = wcase.topic(partitions=2)
+    topic = wcase.topic("wm", partitions=2)
     ids = itertools.count(1)
     sent = [0]
 
     def produce(partition, *ts_ms):
-        wcase.produce(topic, partition, [event(next(ids), ts) for ts in ts_ms])
+        wcase.produce_to(topic, partition, [event(next(ids), ts) for ts in ts_ms])
         sent[0] += len(ts_ms)
 
     # Partition 1 is behind partition 0; the watermark is its newest ts_ms minus the delay.
@@ -195,13 +156,13 @@ def test_min_over_partitions_and_idle_timeout(wcase):
 
 
 def test_a_partition_without_records_holds_the_watermark_until_idle(wcase):
-    topic = wcase.topic(partitions=2)
+    topic = wcase.topic("wm", partitions=2)
     ids = itertools.count(1)
     sent = [0]
 
     def produce_p0():
         # Only source.ts_ms: that is the event time.
-        wcase.produce(topic, 0, [event(next(ids), None, source_ts_ms=T0 + 10_000)])
+        wcase.produce_to(topic, 0, [event(next(ids), None, source_ts_ms=T0 + 10_000)])
         sent[0] += 1
 
     produce_p0()
@@ -225,10 +186,10 @@ def test_a_partition_without_records_holds_the_watermark_until_idle(wcase):
 def test_watermarks_pass_workers_and_checkpoint_barriers(wcase):
     # A declared key puts the upsert operator (two workers) between source and
     # sink: watermark events interleave with batches and barriers there.
-    topic = wcase.topic(partitions=2)
+    topic = wcase.topic("wm", partitions=2)
     n = 400
     for part in (0, 1):
-        wcase.produce(topic, part, [event(i, T0 + i) for i in range(part, n, 2)])
+        wcase.produce_to(topic, part, [event(i, T0 + i) for i in range(part, n, 2)])
     tm = wcase.start("keyed", topic, columns="id bigint PRIMARY KEY, status text",
                      settings="SET checkpoint_interval = '200ms';\nSET parallelism = 2;")
     wait_watermark(tm, T0 + n - 2, "both partitions read")

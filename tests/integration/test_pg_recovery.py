@@ -7,14 +7,14 @@ a re-sent tail after kill -9 are allowed in this version; after a graceful
 stop there are none.
 """
 
-import threading
 import time
 from collections import Counter
 
 import pytest
 
 from pgserver import lsn_to_int
-from tidemark import payload, read_jsonl, row_id, wait_for_lines, wait_for_records, wait_until
+from tidemark import (RowWriter, payload, read_jsonl, row_id, wait_for_lines, wait_for_records,
+                      wait_until)
 
 EVENTS = "CREATE TABLE public.events (id int PRIMARY KEY, note text);"
 
@@ -59,45 +59,12 @@ def insert_events(cdc, ids, note, pause=0.0):
         conn.close()
 
 
-class Writer(threading.Thread):
-    """Inserts one row per transaction until stopped, so that a crash lands
-    in the middle of the stream rather than at a quiet moment."""
-
-    def __init__(self, cdc, first_id, limit=20_000):
-        super().__init__(daemon=True)
-        self.cdc = cdc
-        self.next_id = first_id
-        self.limit = limit
-        self.stop_event = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            conn = self.cdc.connect()
-            cur = conn.cursor()
-            while not self.stop_event.is_set() and self.next_id < self.limit:
-                cur.execute("INSERT INTO events VALUES (%s, 'streamed')", (self.next_id,))
-                self.next_id += 1
-                time.sleep(0.005)
-            conn.close()
-        except Exception as e:  # Reported by finish(), in the test's thread.
-            self.error = e
-
-    def finish(self) -> int:
-        """Stops the writer; returns the first id it did not write."""
-        self.stop_event.set()
-        self.join(timeout=60)
-        assert not self.is_alive(), "the writer thread did not stop"
-        assert self.error is None, f"the writer failed: {self.error!r}"
-        return self.next_id
-
-
 @pytest.mark.deadline(600)
 def test_kill9_mid_stream_loses_no_committed_change(cdc):
     cdc.sql(EVENTS)
     tm = start_events_job(cdc)
 
-    writer = Writer(cdc, first_id=1)
+    writer = RowWriter(cdc, first_id=1, limit=20_000)
     writer.start()
     try:
         wait_for_lines(cdc.topic_path("events"), 20, timeout=120, proc=tm)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -408,3 +409,40 @@ def assert_envelope(record: dict, schemas: bool = True) -> dict:
         assert isinstance(p[field], int), f"payload.{field} should be an integer: {p}"
     assert p["transaction"] is None, f"transaction metadata is off, so null: {p}"
     return p
+
+
+class RowWriter(threading.Thread):
+    """Inserts rows (id, 'streamed') into `events`, one per transaction, from
+    first_id on, until stopped (or `limit` ids): a stream that a crash or an
+    outage lands in the middle of, rather than at a quiet moment."""
+
+    def __init__(self, cdc, first_id: int = 1, limit: Optional[int] = None,
+                 pause: float = 0.005):
+        super().__init__(daemon=True)
+        self.cdc = cdc
+        self.next_id = first_id
+        self.limit = limit
+        self.pause = pause
+        self.stop_event = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            conn = self.cdc.connect()
+            cur = conn.cursor()
+            while not self.stop_event.is_set() and (self.limit is None or
+                                                    self.next_id < self.limit):
+                cur.execute("INSERT INTO events VALUES (%s, 'streamed')", (self.next_id,))
+                self.next_id += 1
+                time.sleep(self.pause)
+            conn.close()
+        except Exception as e:  # Reported by finish(), in the test's thread.
+            self.error = e
+
+    def finish(self) -> int:
+        """Stops the writer; returns the first id it did not write."""
+        self.stop_event.set()
+        self.join(timeout=60)
+        assert not self.is_alive(), "the writer thread did not stop"
+        assert self.error is None, f"the writer failed: {self.error!r}"
+        return self.next_id
