@@ -437,7 +437,8 @@ class CrashRun:
                 self.kill_at_failpoint(self.failpoint_spec())
             self.downtime()
 
-    def finish(self) -> checker.Report:
+    def stop_workload(self):
+        """Ends the workload with a fence transaction (returned), whose rows mark the end."""
         token = f"fence-{self.seed}-{self.kills}"
         # One change per source, so that each source's stream carries the fence.
         fence = self.gen.fence(token, also=[g.tables[0] for g in GROUPS if "fence" not in g.tables])
@@ -447,6 +448,10 @@ class CrashRun:
                  f"{self.gen.rolled_back} rolled back, "
                  f"{self.gen.savepoints_rolled_back} savepoints rolled back; "
                  f"{dict(self.gen.kinds)}); fence txId={fence.txid}")
+        return fence
+
+    def finish(self) -> checker.Report:
+        fence = self.stop_workload()
         offset = self.tm.start_with()
         # Each fence change's row, by its unique ver: streamed, or read by a
         # snapshot if the last start had to take one again.

@@ -241,14 +241,7 @@ class KafkaCrashRun(CrashRun):
     # -- the end ------------------------------------------------------------------------
 
     def finish(self) -> checker.Report:
-        token = f"fence-{self.seed}-{self.kills}"
-        fence = self.gen.fence(token, also=[g.tables[0] for g in GROUPS if "fence" not in g.tables])
-        self.gen.close_log()
-        self.say(f"workload stopped after {len(self.gen.log)} transactions "
-                 f"({sum(len(t.changes) for t in self.gen.log)} changes, "
-                 f"{self.gen.rolled_back} rolled back, "
-                 f"{self.gen.savepoints_rolled_back} savepoints rolled back; "
-                 f"{dict(self.gen.kinds)}); fence txId={fence.txid}")
+        fence = self.stop_workload()
         offset = self.tm.start_with()
         # Each fence change's row, by its unique ver, committed in Kafka.
         wanted = {}

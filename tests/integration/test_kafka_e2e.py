@@ -145,6 +145,14 @@ def own_broker(tmp_path: Path):
     return KafkaServer(basedir=tmp_path / "broker", heap="384m", extra_conf=STEADY_CONF)
 
 
+def eos_sink(server, prefix: str, txn_timeout_ms: int) -> dict:
+    """An exactly-once Kafka sink on `server`, with topics and ids of this test's own."""
+    return {"connector": "kafka", "bootstrap_servers": server.bootstrap,
+            "topic": prefix + ".{schema}.{table}", "progress_topic": prefix + ".progress",
+            "transactional_id_prefix": prefix, "delivery": "exactly-once", "schemas": False,
+            '"kafka.transaction.timeout.ms"': txn_timeout_ms}
+
+
 # The outages: the broker stopped cleanly (SIGTERM), or killed (SIGKILL), and
 # started again, well within the sink's transaction timeout (5 min here, so
 # that a broker slow to come back on a loaded machine is still a short outage:
@@ -175,11 +183,7 @@ def test_broker_outage_under_exactly_once_loses_and_repeats_nothing(cdc, kafka, 
         topic = f"{prefix}.public.events"
         server.create_topic(topic, partitions=1)
         cdc.sql(EVENTS)
-        sink = {"connector": "kafka", "bootstrap_servers": server.bootstrap,
-                "topic": prefix + ".{schema}.{table}", "progress_topic": prefix + ".progress",
-                "transactional_id_prefix": prefix, "delivery": "exactly-once",
-                "schemas": False}
-        sink['"kafka.transaction.timeout.ms"'] = spec["txn_timeout_ms"]
+        sink = eos_sink(server, prefix, spec["txn_timeout_ms"])
         job = cdc_job(cdc.source("public.events", "never"), sink,
                       source_name=cdc.source_name) + "SET checkpoint_interval = '300ms';\n"
         tm = cdc.start(job)
@@ -257,10 +261,7 @@ def test_outage_past_the_transaction_timeout_stops_with_a_documented_exit(cdc, k
         topic = f"{prefix}.public.events"
         server.create_topic(topic, partitions=1)
         cdc.sql(EVENTS)
-        sink = {"connector": "kafka", "bootstrap_servers": server.bootstrap,
-                "topic": prefix + ".{schema}.{table}", "progress_topic": prefix + ".progress",
-                "transactional_id_prefix": prefix, "delivery": "exactly-once",
-                "schemas": False, '"kafka.transaction.timeout.ms"': 20000}
+        sink = eos_sink(server, prefix, 20000)
         # A long interval: right after a commit, the next checkpoint (and
         # commit) is seconds away, so the outage (a kill: it begins at once)
         # finds the sink with a record in an open transaction, and then in
