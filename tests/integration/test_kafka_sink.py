@@ -440,7 +440,7 @@ def test_exactly_once_under_load_with_frequent_checkpoints(cdc, kafka):
 def test_exactly_once_after_kill9_restarts(cdc, kafka):
     # The crash harness (tests/crash) goes further; this is the sink's own
     # check that a crash mid-epoch leaves nothing twice and loses nothing.
-    from test_pg_recovery import Writer
+    from tidemark import RowWriter
 
     prefix = unique("kill")
     topic = f"{prefix}.public.events"
@@ -449,7 +449,7 @@ def test_exactly_once_after_kill9_restarts(cdc, kafka):
     tm = cdc.start(job)
     cdc.wait_slot_ready(tm)
     rng = random.Random(20261122)
-    writer = Writer(cdc, first_id=1, limit=100_000)
+    writer = RowWriter(cdc, first_id=1, limit=100_000)
     writer.start()
     try:
         for _ in range(3):

@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from pgserver import lsn_to_int
-from test_pg_recovery import EVENTS, Writer, insert_events
-from tidemark import payload, read_jsonl, row_id, run_cli, wait_for_records, wait_until
+from test_pg_recovery import EVENTS, insert_events
+from tidemark import RowWriter, payload, read_jsonl, row_id, run_cli, wait_for_records, wait_until
 
 
 def checkpointed_job(cdc, interval="300ms", commit="append"):
@@ -49,7 +49,7 @@ def test_kill9_repeatedly_gives_each_change_exactly_once(cdc):
     tm = cdc.start(checkpointed_job(cdc))
     cdc.wait_slot_ready(tm)
     rng = random.Random(20261122)
-    writer = Writer(cdc, first_id=1, limit=100_000)
+    writer = RowWriter(cdc, first_id=1, limit=100_000)
     writer.start()
     kills = 0
     try:
@@ -131,7 +131,7 @@ def test_rename_commit_survives_kills_and_writes_parts(cdc):
     tm = cdc.start(checkpointed_job(cdc, commit="rename"))
     cdc.wait_slot_ready(tm)
     rng = random.Random(7)
-    writer = Writer(cdc, first_id=1, limit=50_000)
+    writer = RowWriter(cdc, first_id=1, limit=50_000)
     writer.start()
     try:
         for _ in range(3):
