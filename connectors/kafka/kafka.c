@@ -30,5 +30,6 @@ const tm_connector_t tm_connector_kafka = {
     .sink_is_decision_log = tm_kafka_sink_is_decision_log,
     .sink_decided = tm_kafka_sink_decided,
     .sink_poll = tm_kafka_sink_poll,
+    .sink_acked = tm_kafka_sink_acked,
     .sink_free = tm_kafka_sink_free,
 };

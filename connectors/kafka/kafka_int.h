@@ -70,6 +70,7 @@ int tm_kafka_sink_write(tm_sink_t *sink, const tm_batch_t *batch, char *errstr,
                         size_t errstr_size);
 int tm_kafka_sink_flush(tm_sink_t *sink, char *errstr, size_t errstr_size);
 int tm_kafka_sink_poll(tm_sink_t *sink, char *errstr, size_t errstr_size);
+int tm_kafka_sink_acked(tm_sink_t *sink, uint64_t *writes, char *errstr, size_t errstr_size);
 int tm_kafka_sink_precommit(tm_sink_t *sink, uint64_t epoch, tm_buf_t *handle, char *errstr,
                             size_t errstr_size);
 int tm_kafka_sink_commit(tm_sink_t *sink, uint64_t epoch, const char *progress, char *errstr,

@@ -91,6 +91,46 @@ const tm_option_def_t tm_kafka_sink_options[] = {
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
+/* ---- at-least-once acknowledgement by delivery reports (thread: sink) ---- */
+
+/* Opens write number ++writes, held until ack_done(its number) at its end. */
+static int ack_begin(tm_sink_t *s)
+{
+    if (s->ack_len == s->ack_cap) {
+        uint32_t ncap = s->ack_cap ? s->ack_cap * 2 : 64;
+        uint32_t *n = malloc(sizeof(*n) * ncap);
+        if (n == NULL)
+            return TM_ENOMEM;
+        for (uint32_t i = 0; i < s->ack_len; i++)
+            n[i] = s->ack_rem[(s->ack_head + i) % s->ack_cap];
+        free(s->ack_rem);
+        s->ack_rem = n;
+        s->ack_cap = ncap;
+        s->ack_head = 0;
+    }
+    if (s->ack_len == 0)
+        s->ack_base = s->writes + 1;
+    s->ack_rem[(s->ack_head + s->ack_len++) % s->ack_cap] = 1;
+    s->writes++;
+    return 0;
+}
+
+/* One message of write `w` was delivered (or the write finished producing). */
+static void ack_done(tm_sink_t *s, uint64_t w)
+{
+    if (w == 0 || w < s->ack_base || w - s->ack_base >= s->ack_len)
+        return; /* exactly-once, or not tracked */
+    uint32_t *rem = &s->ack_rem[(s->ack_head + (w - s->ack_base)) % s->ack_cap];
+    if (NEVER(*rem == 0))
+        return;
+    (*rem)--;
+    while (s->ack_len > 0 && s->ack_rem[s->ack_head] == 0) {
+        s->ack_head = (s->ack_head + 1) % s->ack_cap;
+        s->ack_len--;
+        s->ack_base++;
+    }
+}
+
 /* ---- librdkafka callbacks (thread: whichever calls rd_kafka_poll/flush) ---- */
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -99,6 +139,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         s->delivered++;
+        ack_done(s, (uint64_t)(uintptr_t)m->_private);
         return;
     }
     if (s->purging && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
@@ -461,7 +502,7 @@ static int produce(tm_sink_t *s, rd_kafka_topic_t *rkt, const char *key, size_t 
                    const char *val, size_t vlen, bool has_val, const char *hdr, const char *hval,
                    size_t hlen, char *errstr, size_t errstr_size)
 {
-    rd_kafka_vu_t vu[5];
+    rd_kafka_vu_t vu[6];
     size_t n = 0;
     memset(vu, 0, sizeof(vu));
     vu[n].vtype = RD_KAFKA_VTYPE_RKT;
@@ -478,6 +519,11 @@ static int produce(tm_sink_t *s, rd_kafka_topic_t *rkt, const char *key, size_t 
     }
     vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
     vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+    if (s->producing != 0) {
+        /* At-least-once: the write it belongs to, for its delivery report. */
+        vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+        vu[n++].u.ptr = (void *)(uintptr_t)s->producing;
+    }
     if (hdr != NULL) {
         vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
         vu[n].u.header.name = hdr;
@@ -489,6 +535,8 @@ static int produce(tm_sink_t *s, rd_kafka_topic_t *rkt, const char *key, size_t 
         rd_kafka_error_t *e = rd_kafka_produceva(s->rk, vu, n);
         if (e == NULL) {
             s->produced++;
+            if (s->producing != 0) /* its write waits for this message's delivery too */
+                s->ack_rem[(s->ack_head + (s->producing - s->ack_base)) % s->ack_cap]++;
             return 0;
         }
         rd_kafka_resp_err_t code = rd_kafka_error_code(e);
@@ -581,6 +629,7 @@ void tm_kafka_sink_free(tm_sink_t *s)
     tm_dbz_encoder_free(s->enc);
     tm__ks_msgs_release(&s->out);
     tm__ks_msgs_release(&s->held);
+    free(s->ack_rem);
     free(s->topic_tmpl);
     free(s->bootstrap);
     free(s->txn_id);
@@ -758,7 +807,13 @@ int tm_kafka_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, siz
     }
     if (s->eos)
         return tm__ks_txn_write(s, &s->out, errstr, errstr_size);
-    return tm__ks_produce_all(s, &s->out, errstr, errstr_size);
+    if (ack_begin(s) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "sink '%s': out of memory", s->name);
+    s->producing = s->writes;
+    int rc = tm__ks_produce_all(s, &s->out, errstr, errstr_size);
+    s->producing = 0;
+    ack_done(s, s->writes); /* every message of the write is queued: release its hold */
+    return rc;
 }
 
 int tm_kafka_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
@@ -792,13 +847,35 @@ int tm_kafka_sink_poll(tm_sink_t *s, char *errstr, size_t errstr_size)
         s->poll_since_ms = now;
         return 0;
     }
+    const char *last = s->last_error ? rd_kafka_err2str(s->last_error) : "none";
     if (now - s->poll_since_ms >= KS_WARN_EVERY_MS && now - s->last_warn_ms >= KS_WARN_EVERY_MS) {
         s->last_warn_ms = now;
         TM_WARN(TM_KS_COMP, "waiting for Kafka",
                 "sink=%s waiting_for=\"deliveries\" waited_s=%" PRId64
                 " queued=%d brokers=\"%s\" last_error=\"%s\"",
-                s->name, (now - s->poll_since_ms) / 1000, queued, s->bootstrap,
-                s->last_error ? rd_kafka_err2str(s->last_error) : "none");
+                s->name, (now - s->poll_since_ms) / 1000, queued, s->bootstrap, last);
     }
+    if (s->unavailable_ms > 0 && now - s->poll_since_ms >= s->unavailable_ms)
+        return tm_seterr(errstr, errstr_size, TM_ECONN,
+                         "sink '%s': Kafka (%s) delivered nothing for %" PRId64
+                         " s with %d message(s) queued (last error: %s); the job stops without "
+                         "acknowledging what was not delivered, so a restart re-sends it. Check "
+                         "the brokers, or raise unavailable_timeout",
+                         s->name, s->bootstrap, (now - s->poll_since_ms) / 1000, queued, last);
+    return 0;
+}
+
+/*
+ * Without checkpoints, at-least-once: how many writes Kafka acknowledged in
+ * full (every message of them, acks=all), so the runtime can acknowledge
+ * their source positions while the producer keeps its queue full, rather
+ * than emptying it with a blocking flush every sink_flush_interval.
+ */
+int tm_kafka_sink_acked(tm_sink_t *s, uint64_t *writes, char *errstr, size_t errstr_size)
+{
+    int rc = tm_kafka_sink_poll(s, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    *writes = s->ack_len > 0 ? s->ack_base - 1 : s->writes;
     return 0;
 }

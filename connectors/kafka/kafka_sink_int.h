@@ -115,6 +115,18 @@ struct tm_sink {
     bool purging; /* aborting: purge reports are expected, not failures */
     rd_kafka_resp_err_t last_error; /* from the error callback, for messages */
     int64_t last_warn_ms;
+    /*
+     * At-least-once acknowledgement by delivery reports (tm_kafka_sink_acked):
+     * a ring of the writes not yet delivered in full, oldest first, each with
+     * its count of undelivered messages (+1 while sink_write still produces).
+     * Write number `ack_base` is at `ack_head`; every write before it is
+     * delivered.  Messages carry their write number as their opaque.
+     */
+    uint32_t *ack_rem;
+    uint32_t ack_cap, ack_head, ack_len;
+    uint64_t ack_base;
+    uint64_t writes;
+    uint64_t producing; /* the write being produced (its messages' opaque), or 0 */
     /* sink_poll: deliveries seen at the last poll, and since when none came. */
     uint64_t poll_delivered;
     int64_t poll_since_ms;

@@ -154,6 +154,16 @@ typedef struct tm_connector {
      * at the next flush or checkpoint.  Non-zero fails the job.
      */
     int (*sink_poll)(tm_sink_t *sink, char *errstr, size_t errstr_size);
+    /*
+     * sink_acked (sink thread; NULL if not supported): without checkpoints,
+     * a sink whose writes become durable in the background (Kafka: delivery
+     * reports) sets *writes to how many sink_write calls, counted from the
+     * first, are durable in full.  The runtime then acknowledges their
+     * sources' positions without a blocking sink_flush every
+     * sink_flush_interval; it still flushes on a sync request and at the end.
+     * Non-zero fails the job.
+     */
+    int (*sink_acked)(tm_sink_t *sink, uint64_t *writes, char *errstr, size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
 } tm_connector_t;
 

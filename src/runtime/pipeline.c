@@ -664,12 +664,24 @@ static void *source_main(void *arg)
 
 /* ---- sink side (thread: sink) ---- */
 
+/* A write not yet durable, under sink_acked: which edge's token it carries. */
+typedef struct pending_ack {
+    uint64_t write; /* its number, from 1 */
+    int edge;
+    uint64_t token;
+} pending_ack_t;
+
 typedef struct sink_loop {
     tm_sink_node_t *s;
     bool dirty;
     bool failed;
     int ended;
     int64_t last_flush;
+    /* sink_acked: writes so far, and those not acknowledged yet (in order). */
+    bool async_acks;
+    uint64_t writes;
+    pending_ack_t *acks;
+    size_t acks_head, acks_len, acks_cap;
 } sink_loop_t;
 
 static void sink_fail(sink_loop_t *l, int rc)
@@ -703,7 +715,51 @@ static void sink_flush(sink_loop_t *l)
             atomic_store(&e->durable_token, e->pending_token);
         }
     }
+    l->acks_head = l->acks_len = 0; /* every write is durable now */
     l->dirty = false;
+}
+
+/* Remembers that write number `write` carried `token` of edge `edge` (sink_acked). */
+static int ack_track(sink_loop_t *l, int edge, uint64_t token)
+{
+    if (l->acks_len == l->acks_cap) {
+        size_t ncap = l->acks_cap ? l->acks_cap * 2 : 64;
+        pending_ack_t *n = malloc(ncap * sizeof(*n));
+        if (n == NULL)
+            return TM_ENOMEM;
+        for (size_t i = 0; i < l->acks_len; i++)
+            n[i] = l->acks[(l->acks_head + i) % l->acks_cap];
+        free(l->acks);
+        l->acks = n;
+        l->acks_cap = ncap;
+        l->acks_head = 0;
+    }
+    pending_ack_t *a = &l->acks[(l->acks_head + l->acks_len++) % l->acks_cap];
+    a->write = l->writes;
+    a->edge = edge;
+    a->token = token;
+    return 0;
+}
+
+/* Acknowledges the sources' tokens of the writes the sink reports durable. */
+static void ack_poll(sink_loop_t *l)
+{
+    tm_sink_node_t *s = l->s;
+    uint64_t durable = 0;
+    int rc = s->conn->sink_acked(s->sink, &durable, s->err, sizeof(s->err));
+    if (rc != 0) {
+        sink_fail(l, rc);
+        return;
+    }
+    while (l->acks_len > 0 && l->acks[l->acks_head].write <= durable) {
+        pending_ack_t *a = &l->acks[l->acks_head];
+        tm_edge_t *e = &s->p->edges[a->edge];
+        /* Tokens grow per edge; a sync's flush may already have gone further. */
+        if (a->token > atomic_load(&e->durable_token))
+            atomic_store(&e->durable_token, a->token);
+        l->acks_head = (l->acks_head + 1) % l->acks_cap;
+        l->acks_len--;
+    }
 }
 
 /* Checkpoint `id` is complete: sources may acknowledge its tokens, sinks commit it. */
@@ -786,9 +842,15 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
             int rc = s->conn->sink_write(s->sink, ev->u.batch, s->err, sizeof(s->err));
             if (rc != 0)
                 sink_fail(l, rc);
+            l->writes++;
         }
         if (ev->u.batch->ack_token > e->pending_token)
             e->pending_token = ev->u.batch->ack_token;
+        if (l->async_acks && !l->failed &&
+            ack_track(l, s->edges[ev->producer], e->pending_token) != 0) {
+            snprintf(s->err, sizeof(s->err), "out of memory while tracking acknowledgements");
+            sink_fail(l, TM_ENOMEM);
+        }
         l->dirty = true;
         break;
     case TM_EV_SYNC:
@@ -825,11 +887,18 @@ static void *sink_main(void *arg)
     tm_sink_node_t *s = arg;
     tm_pipeline_t *p = s->p;
     sink_loop_t l = {.s = s, .last_flush = tm_mono_ms()};
-    /* Periodic flushes acknowledge, or (without 2PC) at least make output visible. */
-    bool timed_flush = p->policy == TM_ACK_SINK_DURABLE || s->conn->sink_precommit == NULL;
+    /*
+     * Periodic flushes acknowledge, or (without 2PC) at least make output
+     * visible; a sink that reports durability itself (sink_acked) is asked
+     * instead, without blocking.
+     */
+    l.async_acks = p->policy == TM_ACK_SINK_DURABLE && s->conn->sink_acked != NULL;
+    bool timed_flush =
+        !l.async_acks && (p->policy == TM_ACK_SINK_DURABLE || s->conn->sink_precommit == NULL);
+    int64_t last_ack_poll = 0;
 
     while (l.ended < s->nedges) {
-        int wait = 100;
+        int wait = l.async_acks && l.acks_len > 0 ? 20 : 100;
         if (l.dirty && timed_flush) {
             int64_t left = l.last_flush + p->flush_ms - tm_mono_ms();
             wait = left > 0 ? (int)(left < 100 ? left : 100) : 0;
@@ -843,13 +912,18 @@ static void *sink_main(void *arg)
             if (rc != 0)
                 sink_fail(&l, rc);
         }
+        if (l.async_acks && !l.failed && l.acks_len > 0 && tm_mono_ms() - last_ack_poll >= 20) {
+            last_ack_poll = tm_mono_ms();
+            ack_poll(&l);
+        }
         if (timed_flush && l.dirty && tm_mono_ms() - l.last_flush >= p->flush_ms)
             sink_flush(&l);
     }
-    if (timed_flush)
+    if (timed_flush || l.async_acks)
         sink_flush(&l);
     sink_commit_completed(&l);
     align_drop(&s->align);
+    free(l.acks);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
 }
