@@ -882,6 +882,9 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
     tm_event_release(ev);
 }
 
+/* See sink_main: events a decision-log sink takes while its commit is pending. */
+#define DL_PENDING_MAX TM_QUEUE_CAPACITY
+
 static void *sink_main(void *arg)
 {
     tm_sink_node_t *s = arg;
@@ -896,6 +899,8 @@ static void *sink_main(void *arg)
     bool timed_flush =
         !l.async_acks && (p->policy == TM_ACK_SINK_DURABLE || s->conn->sink_precommit == NULL);
     int64_t last_ack_poll = 0;
+    /* Events taken since this decision-log sink pre-committed, before it committed. */
+    int taken_pending = 0;
 
     while (l.ended < s->nedges) {
         int wait = l.async_acks && l.acks_len > 0 ? 20 : 100;
@@ -904,9 +909,27 @@ static void *sink_main(void *arg)
             wait = left > 0 ? (int)(left < 100 ? left : 100) : 0;
         }
         sink_commit_completed(&l);
+        if (s->idx == p->dl && atomic_load(&s->precommitted) > s->committed_local &&
+            !l.failed && !atomic_load(&p->stop) && tm_pipeline_error(p) == 0) {
+            /*
+             * Between pre-commit and commit the decision-log sink (Kafka) can
+             * only hold what arrives in memory, for as long as _metadata
+             * takes to reach the disk: take at most DL_PENDING_MAX events,
+             * then leave the rest in the queue, which back-pressures the
+             * sources, so that a slow fsync cannot grow the daemon without
+             * bound.
+             */
+            if (taken_pending >= DL_PENDING_MAX) {
+                usleep(1000);
+                continue;
+            }
+        } else {
+            taken_pending = 0;
+        }
         tm_event_t ev;
         if (tm_queue_pop(&s->queue, &ev, wait) == 0) {
             sink_handle(&l, &ev);
+            taken_pending++;
         } else if (!l.failed && s->conn->sink_poll != NULL) {
             int rc = s->conn->sink_poll(s->sink, s->err, sizeof(s->err));
             if (rc != 0)
