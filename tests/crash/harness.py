@@ -34,12 +34,10 @@ makes a failure likely to recur, not certain.  See README.md.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +51,7 @@ sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
 from pgserver import PgServer  # noqa: E402
-from tidemark import START_MARKER, Tidemark, create_table, tidemark_bin  # noqa: E402
+from tidemark import Tidemark, create_table, tidemark_bin  # noqa: E402
 from workload import Generator  # noqa: E402
 
 # The job: `shop` streams four tables through a stateless pipeline (one
@@ -89,9 +87,6 @@ FAILPOINTS = [
     "file.commit.appended",
     "worker.after_snapshot",
 ]
-FP_ENV = "TIDEMARK_FAILPOINTS"
-FP_SEED_ENV = "TIDEMARK_FAILPOINT_SEED"
-
 # Relative weights of the kill kinds after the snapshot phase.
 KIND_WEIGHTS = {"timed": 4, "mid-tx": 2, "mid-large-tx": 1, "failpoint": 4}
 
@@ -104,41 +99,6 @@ def compiled_failpoints(binary: Path) -> List[str]:
 
 class HarnessError(AssertionError):
     pass
-
-
-class CrashTidemark(Tidemark):
-    """Tidemark, started with or without failpoints in its environment."""
-
-    def start_with(self, failpoints: Optional[str] = None, seed: int = 0) -> int:
-        """Starts the daemon; returns the offset in stderr.log where this start's output begins.
-
-        Tidemark.start() with an environment of its own: the workload thread
-        runs meanwhile, and changing os.environ under a running libpq is a
-        race.
-        """
-        assert not self.running(), "tidemark is already running"
-        env = {k: v for k, v in os.environ.items() if k not in (FP_ENV, FP_SEED_ENV)}
-        if failpoints:
-            env[FP_ENV] = failpoints
-            env[FP_SEED_ENV] = str(seed)
-        self.starts += 1
-        cmd = [str(self.bin), "run", str(self.job_path), "--state-dir", str(self.state_dir)]
-        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            offset = err.tell()
-            note = f" {FP_ENV}={failpoints} {FP_SEED_ENV}={seed}" if failpoints else ""
-            err.write(f"{START_MARKER} #{self.starts}:{note} {' '.join(cmd)}\n".encode())
-            err.flush()
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         cwd=self.dir, env=env)
-        return offset
-
-    def section(self, offset: int) -> str:
-        try:
-            with open(self.stderr_path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
 
 
 class CrashRun:
@@ -177,7 +137,7 @@ class CrashRun:
         # (20 000 rows by 10) take 0.5 s to 1 s here.
         self.snapshot_est = 0.5 * (bulk_rows / snapshot_chunk) / 2000
         self.gen: Optional[Generator] = None
-        self.tm: Optional[CrashTidemark] = None
+        self.tm: Optional[Tidemark] = None
 
     # -- setup -----------------------------------------------------------------------
 
@@ -227,7 +187,7 @@ class CrashRun:
                              log_path=self.workdir / "workload.jsonl")
         self.gen.create_schema()
         self.gen.populate()
-        self.tm = CrashTidemark(self.job_sql(), self.workdir / "tm", bin=self.binary)
+        self.tm = Tidemark(self.job_sql(), self.workdir / "tm", bin=self.binary)
 
     # -- helpers -------------------------------------------------------------------------
 

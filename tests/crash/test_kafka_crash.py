@@ -23,9 +23,9 @@ from collections import Counter
 
 import pytest
 
-from harness import CrashTidemark, compiled_failpoints
+from harness import compiled_failpoints
 from kafka_harness import KafkaCrashRun
-from tidemark import create_table
+from tidemark import Tidemark, create_table
 
 CI_KILLS = 24
 DEFAULT_SEED = 20261122
@@ -105,7 +105,7 @@ def test_crash_after_the_snapshots_kafka_commit_does_not_read_it_again(crash_pg,
     job = "\n".join([create_table("src", src), create_table("out", sink),
                      "INSERT INTO out SELECT * FROM src;", "SET checkpoint_interval = '300ms';",
                      "SET admin_address = '127.0.0.1:0';", ""])
-    tm = CrashTidemark(job, tmp_path / "tm", bin=crash_bin)
+    tm = Tidemark(job, tmp_path / "tm", bin=crash_bin)
 
     def payloads():
         return [json.loads(m.value) for m in crash_kafka.consume_all(topic, settle=True)

@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from harness import CrashTidemark, compiled_failpoints
-from tidemark import create_table, payload, read_jsonl
+from harness import compiled_failpoints
+from tidemark import Tidemark, create_table, payload, read_jsonl
 
 TABLE = "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);"
 
@@ -41,7 +41,7 @@ def test_crash_after_the_snapshots_checkpoint_does_not_read_it_again(crash_pg, c
     crash_pg.psql(TABLE + "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;",
                   db=db)
     out = tmp_path / "out"
-    tm = CrashTidemark(job(crash_pg, db, out), tmp_path / "tm", bin=crash_bin)
+    tm = Tidemark(job(crash_pg, db, out), tmp_path / "tm", bin=crash_bin)
     try:
         offset = tm.start_with("checkpoint.after_metadata=kill@1", seed=1)
         rc = tm.wait_exit(60)

@@ -25,9 +25,7 @@ test_kafka_source.py; they are not repeated here.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -35,8 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tidemark import (START_MARKER, RowWriter, Tidemark, cdc_job, create_table, read_jsonl,
-                      wait_until)
+from tidemark import RowWriter, Tidemark, cdc_job, create_table, read_jsonl, wait_until
 
 EVENTS = "CREATE TABLE public.events (id int PRIMARY KEY, note text);"
 
@@ -75,34 +72,6 @@ def daemons(tmp_path, tidemark_bin, request):
         tm.kill9()
         if rep is None or rep.failed:
             print(f"\n=== {tm.dir} ===\n{tm.log_tail()}")
-
-
-def start_with_failpoints(tm: Tidemark, spec: str = "", seed: int = 0) -> int:
-    """Tidemark.start() with TIDEMARK_FAILPOINTS=spec (and its seed) in the daemon's own
-    environment, not ours (a producer thread runs meanwhile); returns the offset in
-    stderr.log where this start's output begins."""
-    assert not tm.running(), "tidemark is already running"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TIDEMARK_FAILPOINTS", "TIDEMARK_FAILPOINT_SEED")}
-    if spec:
-        env["TIDEMARK_FAILPOINTS"] = spec
-        env["TIDEMARK_FAILPOINT_SEED"] = str(seed)
-    tm.starts += 1
-    cmd = [str(tm.bin), "run", str(tm.job_path), "--state-dir", str(tm.state_dir)]
-    with open(tm.stderr_path, "ab") as err, open(tm.stdout_path, "ab") as out:
-        offset = err.tell()
-        note = f" TIDEMARK_FAILPOINTS={spec}" if spec else ""
-        err.write(f"{START_MARKER} #{tm.starts}:{note} {' '.join(cmd)}\n".encode())
-        err.flush()
-        tm.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   cwd=tm.dir, env=env)
-    return offset
-
-
-def log_since(tm: Tidemark, offset: int) -> str:
-    with open(tm.stderr_path, "rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace")
 
 
 def existing_topics(kafka) -> set:

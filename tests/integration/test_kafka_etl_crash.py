@@ -63,8 +63,7 @@ from tidemark import create_table, read_jsonl, wait_until
 
 # The Daemons helpers of the Kafka end-to-end tests (tests/integration is on
 # sys.path: pytest puts a test file's directory there, as it has no __init__.py).
-from test_kafka_e2e import (daemons, log_since, start_with_failpoints,  # noqa: F401
-                            unique)
+from test_kafka_e2e import daemons, unique  # noqa: F401
 
 SEED = 20261122
 PARTITIONS = 3
@@ -415,11 +414,11 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
         for n, (kind, spec) in enumerate(schedule, start=1):
             assert producer.is_alive(), f"the producer stopped early: {producer.error!r}"
             if kind == "failpoint":
-                offset = start_with_failpoints(tm, spec, seed=rng.randrange(1 << 32))
+                offset = tm.start_with(spec, seed=rng.randrange(1 << 32))
                 # The failpoint kills the daemon itself; a checkpoint every 300 ms
                 # reaches any of them within a few seconds of a start.
                 rc = tm.wait_exit(120)
-                text = log_since(tm, offset)
+                text = tm.section(offset)
                 name = spec.split("=")[0]
                 assert rc == -signal.SIGKILL and f'msg="failpoint fired" name={name} ' in text, \
                     f"start #{tm.starts} with {spec}: exit {rc}, failpoint not fired\n" \
@@ -427,7 +426,7 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
                 failpoint_kills += 1
                 kinds[name] += 1
             else:
-                offset = start_with_failpoints(tm)
+                offset = tm.start_with()
                 if rng.random() < 0.35:
                     # Early: during recovery, the decision log's read or the first epoch.
                     kinds["timed (early)"] += 1
@@ -435,7 +434,7 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
                 else:
                     # After this start completed a checkpoint, so restores differ.
                     kinds["timed"] += 1
-                    wait_until(lambda: COMPLETED in log_since(tm, offset),
+                    wait_until(lambda: COMPLETED in tm.section(offset),
                                120, "a completed checkpoint after the restart", tm)
                     delay = rng.uniform(0.0, 1.5)
                 end = time.monotonic() + delay
@@ -444,7 +443,7 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
                     time.sleep(0.01)
                 tm.assert_running(f"(start #{tm.starts}, before its timed kill)")
                 tm.kill9()
-            text = log_since(tm, offset)
+            text = tm.section(offset)
             print(f"[{time.monotonic() - started:6.1f}s] kill {n}/{len(schedule)} "
                   f"{spec or kind}: checkpoints completed in this start "
                   f"{text.count(COMPLETED)}, "
@@ -455,7 +454,7 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
 
     # The last start: no failpoints; it must catch up, then stop gracefully.
     expected = {ev.seq for ev in producer.committed}
-    start_with_failpoints(tm)
+    tm.start_with()
 
     def caught_up():
         return expected <= {o.seq for o in file_output(out_dir)}

@@ -31,6 +31,9 @@ EXIT_SOURCE = 3
 # so a test that looks for words in what the daemon said is never fooled by
 # the command line (whose paths carry the test's name).
 START_MARKER = "---- tidemark-test: start"
+# Failpoints (src/core/failpoint.h): names, and the seed of their draws.
+FP_ENV = "TIDEMARK_FAILPOINTS"
+FP_SEED_ENV = "TIDEMARK_FAILPOINT_SEED"
 
 # How often the polling helpers look again.  Short enough that tests do not
 # idle, long enough that polling a file costs nothing.
@@ -69,19 +72,47 @@ class Tidemark:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self, extra_args: Sequence[str] = ()) -> "Tidemark":
+        self.start_with(extra_args=extra_args)
+        return self
+
+    def start_with(self, failpoints: Optional[str] = None, seed: int = 0,
+                   extra_args: Sequence[str] = ()) -> int:
+        """Starts the daemon, with TIDEMARK_FAILPOINTS=failpoints (and its
+        seed) if given; returns the offset in stderr.log where this start's
+        output begins (see section()).
+
+        The failpoints go into the daemon's own environment, never ours: a
+        test's other threads may be inside libpq meanwhile, and an inherited
+        TIDEMARK_FAILPOINTS is dropped.
+        """
         assert self.proc is None or self.proc.poll() is not None, \
             "tidemark is already running; stop it before starting it again"
+        env = {k: v for k, v in os.environ.items() if k not in (FP_ENV, FP_SEED_ENV)}
+        if failpoints:
+            env[FP_ENV] = failpoints
+            env[FP_SEED_ENV] = str(seed)
         self.starts += 1
         cmd = [str(self.bin), "run", str(self.job_path), "--state-dir", str(self.state_dir),
                *extra_args]
         with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
-            err.write(f"{START_MARKER} #{self.starts}: {' '.join(cmd)}\n".encode())
+            offset = err.tell()
+            note = f" {FP_ENV}={failpoints} {FP_SEED_ENV}={seed}" if failpoints else ""
+            err.write(f"{START_MARKER} #{self.starts}:{note} {' '.join(cmd)}\n".encode())
             err.flush()
             # The daemon writes to files, never to pipes we would have to
             # drain: a full pipe would stall it and make the test time out.
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, cwd=self.dir)
-        return self
+                                         stderr=err, cwd=self.dir, env=env)
+        return offset
+
+    def section(self, offset: int) -> str:
+        """stderr.log from `offset` (a start_with() result) on."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     @property
     def pid(self) -> Optional[int]:
