@@ -7,7 +7,6 @@ process that crashes here) are its own.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ sys.path.insert(0, str(HERE))
 
 from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
 from pgserver import PgServer  # noqa: E402
-from tidemark import DEFAULT_BIN  # noqa: E402
+from tidemark import daemon_under_test  # noqa: E402
 
 
 
@@ -41,12 +40,4 @@ def crash_pg():
 @pytest.fixture(scope="session")
 def crash_bin():
     """The daemon under test, from $TIDEMARK_BIN (default build/tidemark)."""
-    raw = os.environ.get("TIDEMARK_BIN")
-    if raw == "":
-        pytest.skip("TIDEMARK_BIN is empty: the build failed or did not run, "
-                    "so there is no daemon to test")
-    path = Path(raw).resolve() if raw else DEFAULT_BIN
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.skip(f"no tidemark binary at {path}; build it with scripts/setup.sh "
-                    f"or point TIDEMARK_BIN at one")
-    return path
+    return daemon_under_test()

@@ -141,7 +141,8 @@ class CrashRun:
 
     # -- setup -----------------------------------------------------------------------
 
-    def job_sql(self) -> str:
+    def source_tables(self) -> List[str]:
+        """The job's two postgres-cdc sources (GROUPS), each with its own slot."""
         def source(group: checker.Group, **extra) -> dict:
             opts = {"connector": "postgres-cdc", "dsn": self.pg.dsn(self.db),
                     "slot": f"{self.db}_{group.source}",
@@ -150,10 +151,16 @@ class CrashRun:
             return opts
 
         shop, keyed = GROUPS
-        statements = [
+        return [
             create_table(shop.source, source(shop, tables=",".join(
                 f"public.{t}" for t in shop.tables), snapshot_chunk_size=self.snapshot_chunk)),
             create_table(keyed.source, source(keyed, table="public.ledger"), KEYED_COLUMNS),
+        ]
+
+    def job_sql(self) -> str:
+        shop, keyed = GROUPS
+        statements = [
+            *self.source_tables(),
         ]
         for name, mode in SINKS.items():
             statements.append(create_table(name, {

@@ -59,7 +59,7 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
 import checker  # noqa: E402
-from harness import (GROUPS, KEYED_COLUMNS, CrashRun,  # noqa: E402
+from harness import (GROUPS, CrashRun,  # noqa: E402
                      HarnessError, harness_main)
 from tidemark import create_table  # noqa: E402
 from workload import TABLES  # noqa: E402
@@ -140,13 +140,6 @@ class KafkaCrashRun(CrashRun):
         return f"{self.prefix}.progress"
 
     def job_sql(self) -> str:
-        def source(group: checker.Group, **extra) -> dict:
-            opts = {"connector": "postgres-cdc", "dsn": self.pg.dsn(self.db),
-                    "slot": f"{self.db}_{group.source}",
-                    "publication": f"{self.db}_{group.source}", "snapshot": "initial"}
-            opts.update(extra)
-            return opts
-
         shop, keyed = GROUPS
         sink = {"connector": "kafka", "bootstrap_servers": self.kafka.bootstrap,
                 "topic": self.prefix + ".{source}.{schema}.{table}",
@@ -156,9 +149,7 @@ class KafkaCrashRun(CrashRun):
                 # The topics exist (setup); a missing one is a harness error.
                 "create_topics": False}
         return "\n".join([
-            create_table(shop.source, source(shop, tables=",".join(
-                f"public.{t}" for t in shop.tables), snapshot_chunk_size=self.snapshot_chunk)),
-            create_table(keyed.source, source(keyed, table="public.ledger"), KEYED_COLUMNS),
+            *self.source_tables(),
             create_table("out", sink),
             f"INSERT INTO out SELECT * FROM {shop.source};",
             f"INSERT INTO out SELECT * FROM {keyed.source};",

@@ -11,7 +11,6 @@ file sink directory, and cleanup of any daemon the test started.
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
 from pgserver import PgServer, lsn_to_int  # noqa: E402
-from tidemark import DEFAULT_BIN, Tidemark, cdc_job, wait_until  # noqa: E402
+from tidemark import Tidemark, cdc_job, daemon_under_test, wait_until  # noqa: E402
 
 # A role that must log in with a password, so that tests can check what
 # tidemark says about a wrong one.  Every other role is trusted.
@@ -109,15 +108,7 @@ def _drop_database(pg, name: str) -> None:
 @pytest.fixture(scope="session")
 def tidemark_bin():
     """The daemon under test, from $TIDEMARK_BIN (default build/tidemark)."""
-    raw = os.environ.get("TIDEMARK_BIN")
-    if raw == "":
-        pytest.skip("TIDEMARK_BIN is empty: the build failed or did not run, "
-                    "so there is no daemon to test")
-    path = Path(raw).resolve() if raw else DEFAULT_BIN
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.skip(f"no tidemark binary at {path}; build it with scripts/setup.sh "
-                    f"or point TIDEMARK_BIN at one")
-    return path
+    return daemon_under_test()
 
 
 class CdcCase:

@@ -477,3 +477,19 @@ class RowWriter(threading.Thread):
         assert not self.is_alive(), "the writer thread did not stop"
         assert self.error is None, f"the writer failed: {self.error!r}"
         return self.next_id
+
+
+def daemon_under_test() -> Path:
+    """The daemon the tests run, from $TIDEMARK_BIN (default build/tidemark);
+    skips the test (pytest.skip) when there is none."""
+    import pytest
+
+    raw = os.environ.get("TIDEMARK_BIN")
+    if raw == "":
+        pytest.skip("TIDEMARK_BIN is empty: the build failed or did not run, "
+                    "so there is no daemon to test")
+    path = Path(raw).resolve() if raw else DEFAULT_BIN
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.skip(f"no tidemark binary at {path}; build it with scripts/setup.sh "
+                    f"or point TIDEMARK_BIN at one")
+    return path
