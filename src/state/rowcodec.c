@@ -449,3 +449,30 @@ tm_row_t *tm_row_copy(tm_batch_t *batch, const tm_schema_t *schema, const tm_row
     }
     return copy;
 }
+
+int tm_row_cols_key_encode(const tm_schema_t *schema, const tm_row_t *row, const int *cols,
+                           int ncols, tm_buf_t *out)
+{
+    size_t start = out->len;
+    for (int k = 0; k < ncols; k++) {
+        int i = cols[k];
+        if (i < 0 || i >= schema->ncols) {
+            out->len = start;
+            return TM_EINVAL;
+        }
+        /* A NULL is its own value (GROUP BY puts every NULL in one group). */
+        bool isnull = tm_row_is_null(row, i);
+        if (!isnull && (row->vals[i].flags & TM_DATUM_UNAVAILABLE)) {
+            out->len = start;
+            return TM_EINVAL;
+        }
+        int rc = put_u8(out, isnull ? 0 : 1);
+        if (rc == 0 && !isnull)
+            rc = put_key_value(out, &schema->cols[i], &row->vals[i]);
+        if (rc != 0) {
+            out->len = start;
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -81,6 +81,18 @@ int tm_row_serialized_shape(const void *data, size_t len, uint32_t *shape);
 int tm_row_key_encode(const tm_schema_t *schema, const tm_row_t *row, tm_buf_t *out);
 
 /*
+ * Appends the columns `cols[0..ncols)` of `row`, in that order, to `out` in
+ * the same injective, normalised encoding as tm_row_key_encode(), each
+ * preceded by a u8 that is 0 for NULL (no value follows) and 1 otherwise.
+ * This is the key of a GROUP BY group, a join key and a hash exchange's
+ * key: equal values (1.50 and 1.5 included) give equal bytes, and the key
+ * group is tm_keygroup_of() of the bytes.  Returns 0, TM_ENOMEM, or
+ * TM_EINVAL for a column index out of range or an unavailable datum.
+ */
+int tm_row_cols_key_encode(const tm_schema_t *schema, const tm_row_t *row, const int *cols,
+                           int ncols, tm_buf_t *out);
+
+/*
  * Deep-copies `row` (of `schema`) into `batch`'s arena.  Returns NULL when
  * memory runs out.
  */
