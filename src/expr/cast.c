@@ -209,8 +209,9 @@ int tm__datum_to_text(tm_type_t type, const tm_datum_t *in, tm_arena_t *arena, c
     size_t n;
     switch (type) {
     case TM_T_BOOL:
-        *ptr = in->u.b ? "true" : "false";
-        *len = in->u.b ? 4 : 5;
+        /* boolout; a cast to text says "true"/"false" instead (tm__cast_datum). */
+        *ptr = in->u.b ? "t" : "f";
+        *len = 1;
         return 0;
     case TM_T_INT16:
     case TM_T_INT32:
@@ -349,7 +350,7 @@ static int parse_float(const char *s0, size_t len0, bool single, double *out, ch
     double v = strtod(buf, &end);
     if (end == buf || *end != '\0')
         return bad_input(tname, s0, len0, errstr, errstr_size);
-    if (!isnan(v) && !isinf(v) && strcasestr(buf, "inf") == NULL) {
+    if (strcasestr(buf, "inf") == NULL && strcasestr(buf, "nan") == NULL) {
         bool range = errno == ERANGE && (v == 0 || isinf(v) || fabs(v) >= 1);
         if (single && !range && (fabs(v) > FLT_MAX || (v != 0 && fabs(v) < FLT_TRUE_MIN)))
             range = true;
@@ -962,7 +963,13 @@ int tm__cast_datum(tm_type_t from, const tm_datum_t *in, const tm_expr_type_t *t
     if (is_var_text(t)) {
         const char *p;
         size_t len;
-        int rc = tm__datum_to_text(from, in, arena, &p, &len);
+        int rc = 0;
+        if (from == TM_T_BOOL) {
+            p = in->u.b ? "true" : "false";
+            len = strlen(p);
+        } else {
+            rc = tm__datum_to_text(from, in, arena, &p, &len);
+        }
         if (rc)
             return tm_seterr(errstr, errstr_size, rc, "out of memory");
         return tm__datum_from_text(p, len, to, arena, out, errstr, errstr_size);

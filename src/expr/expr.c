@@ -353,7 +353,9 @@ static int call_node(tm_expr_pool_t *pool, const tm__func_t *fn, const char *nam
     if (!e || !(e->args = args_new(pool, nargs)))
         return nomem(errstr, errstr_size);
     e->fn = fn;
-    e->name = name;
+    e->name = tm_arena_strdup(&pool->arena, name);
+    if (!e->name)
+        return nomem(errstr, errstr_size);
     e->nargs = nargs;
     bool nn = !(fn->flags & TM__FN_NONSTRICT);
     for (int i = 0; i < nargs; i++) {
