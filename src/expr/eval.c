@@ -104,7 +104,7 @@ int tm__eval(const tm_expr_t *e, const tm_row_t *row, const tm_eval_env_t *env, 
             return rc;
         *isnull = vn;
         memset(out, 0, sizeof(*out));
-        out->u.b = !v.u.b;
+        out->u.b = !vn && !v.u.b;
         return 0;
     case EK_TEST: {
         rc = tm__eval(e->args[0], row, env, &v, &vn, errstr, errstr_size);

@@ -231,10 +231,11 @@ FN(f_concat_op)
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (int i = 0; i < 2; i++) {
-        const char *p = a[i].u.b ? "true" : "false";
+        bool isbool = e->args[i]->type.type == TM_T_BOOL;
+        const char *p = isbool && a[i].u.b ? "true" : "false";
         size_t n = strlen(p);
         /* || converts like a cast to text (true -> "true"); concat() uses boolout ("t"). */
-        if ((e->args[i]->type.type != TM_T_BOOL &&
+        if ((!isbool &&
              tm__datum_to_text(e->args[i]->type.type, &a[i], env->arena, &p, &n)) ||
             append(env->arena, &buf, &len, &cap, p, n))
             NOMEM();

@@ -726,19 +726,13 @@ int tm_num_sign(const tm_datum_t *d)
     return d->u.dec > 0 ? 1 : d->u.dec < 0 ? -1 : 0;
 }
 
-static const __int128 *pow10_table(void)
+/* 10^k for 0 <= k <= 38 (computed, so there is no shared table to initialise across threads). */
+static __int128 pow10i(int k)
 {
-    static __int128 t[39];
-    static bool init;
-    if (!init) {
-        __int128 v = 1;
-        for (int i = 0; i < 39; i++) {
-            t[i] = v;
-            v *= 10;
-        }
-        init = true;
-    }
-    return t;
+    __int128 v = 1;
+    while (k-- > 0)
+        v *= 10;
+    return v;
 }
 
 /* v * 10^k without overflow, or false. */
@@ -746,7 +740,7 @@ static bool scale_up(__int128 v, int k, __int128 *out)
 {
     if (k < 0 || k > 38)
         return false;
-    return !__builtin_mul_overflow(v, pow10_table()[k], out);
+    return !__builtin_mul_overflow(v, pow10i(k), out);
 }
 
 static int special_rank(nkind_t k)
