@@ -343,33 +343,57 @@ FN(f_split_part)
     int64_t n = a[2].u.i64;
     if (n == 0)
         ROW_ERR("field position must not be zero");
-    /* Split into fields; an empty delimiter makes the whole string one field. */
-    size_t starts[2048], ends[2048];
-    int nf = 0;
-    if (sl == 0) {
+    if (sl == 0)
         RET_TEXT("", 0);
-    }
-    size_t b = 0;
-    for (size_t i = 0; dl > 0 && i + dl <= sl;) {
-        if (memcmp(s + i, d, dl) == 0) {
-            if (nf < 2047) {
-                starts[nf] = b;
-                ends[nf] = i;
-                nf++;
+    /* An empty delimiter makes the whole string one field. */
+    int64_t nfields = 1;
+    if (dl > 0) {
+        for (size_t i = 0; i + dl <= sl;) {
+            if (memcmp(s + i, d, dl) == 0) {
+                nfields++;
+                i += dl;
+            } else {
+                i++;
             }
+        }
+    }
+    int64_t want = n > 0 ? n - 1 : nfields + n;
+    if (want < 0 || want >= nfields)
+        RET_TEXT("", 0);
+    size_t b = 0, i = 0;
+    int64_t field = 0;
+    while (dl > 0 && i + dl <= sl) {
+        if (memcmp(s + i, d, dl) == 0) {
+            if (field == want)
+                RET_TEXT(s + b, i - b);
+            field++;
             i += dl;
             b = i;
         } else {
             i++;
         }
     }
-    starts[nf] = b;
-    ends[nf] = sl;
-    nf++;
-    int64_t idx = n > 0 ? n - 1 : nf + n;
-    if (idx < 0 || idx >= nf)
+    RET_TEXT(s + b, sl - b);
+}
+
+FN(f_repeat)
+{
+    int64_t n = a[1].u.i64;
+    size_t len = a[0].u.var.len;
+    if (n <= 0 || len == 0)
         RET_TEXT("", 0);
-    RET_TEXT(s + starts[idx], ends[idx] - starts[idx]);
+    if ((uint64_t)n * len > 256u * 1024 * 1024)
+        ROW_ERR("requested length too large");
+    char *p = tm_arena_alloc(env->arena, (size_t)n * len + 1);
+    if (!p)
+        NOMEM();
+    for (int64_t i = 0; i < n; i++)
+        memcpy(p + (size_t)i * len, vp(&a[0]), len);
+    p[(size_t)n * len] = '\0';
+    memset(out, 0, sizeof(*out));
+    out->u.var.ptr = p;
+    out->u.var.len = (uint32_t)((size_t)n * len);
+    return 0;
 }
 
 FN(f_left)
@@ -1324,14 +1348,13 @@ static int js_get(const char *s, size_t b, size_t e2, const char *key, size_t kl
         if (s[i] != '[')
             return 1;
         /* Count elements first when the index is negative. */
-        size_t ext_b[1];
         int64_t n = 0, want = idx;
         if (idx < 0) {
             size_t k = js_ws(s, e2, i + 1);
             int64_t cnt = 0;
             while (k < e2 && s[k] != ']') {
                 size_t x = js_skip(s, e2, k);
-                if (x == (size_t)-1)
+                if (x == (size_t)-1 || x == k)
                     return 1;
                 cnt++;
                 k = js_ws(s, e2, x);
@@ -1342,11 +1365,10 @@ static int js_get(const char *s, size_t b, size_t e2, const char *key, size_t kl
             if (want < 0)
                 return 1;
         }
-        (void)ext_b;
         size_t k = js_ws(s, e2, i + 1);
         while (k < e2 && s[k] != ']') {
             size_t x = js_skip(s, e2, k);
-            if (x == (size_t)-1)
+            if (x == (size_t)-1 || x == k)
                 return 1;
             if (n == want) {
                 *rb = k;
@@ -1382,7 +1404,7 @@ static int js_get(const char *s, size_t b, size_t e2, const char *key, size_t kl
             return 1;
         v = js_ws(s, e2, v + 1);
         size_t ve = js_skip(s, e2, v);
-        if (ve == (size_t)-1)
+        if (ve == (size_t)-1 || ve == v)
             return 1;
         if (match) {
             /* The last duplicate wins, as in jsonb. */
@@ -1587,6 +1609,7 @@ static const tm__func_t functions[] = {
     {"rtrim", 2, {T_TX, T_TX}, T_TX, f_rtrim2, 0},
     {"replace", 3, {T_TX, T_TX, T_TX}, T_TX, f_replace, 0},
     {"split_part", 3, {T_TX, T_TX, T_I4}, T_TX, f_split_part, 0},
+    {"repeat", 2, {T_TX, T_I4}, T_TX, f_repeat, 0},
     {"left", 2, {T_TX, T_I4}, T_TX, f_left, 0},
     {"right", 2, {T_TX, T_I4}, T_TX, f_right, 0},
     {"lpad", 2, {T_TX, T_I4}, T_TX, f_lpad2, 0},

@@ -390,6 +390,34 @@ static void test_format_and_inspection(void)
     TM_CHECK(keep);
 }
 
+/* Malformed JSON text arriving in a column (not a literal) yields NULL, never a hang or a crash. */
+static void test_json_garbage(void)
+{
+    static const char *const bad[] = {"[1}", "[1,", "{\"a\" 1}", "{\"a\":", "\"", "[[[[", "}"};
+    char err[256];
+    tm_expr_type_t jt = {TM_T_JSON, 0, -1, TM_SCALE_VARIABLE};
+    tm_expr_t *col = tm_expr_column(pool, 0, &jt, "j"), *e1, *e2, *e3;
+    TM_REQUIRE(tm_expr_operator(pool, "->", col, tm_expr_int(pool, 1), &e1, err, sizeof(err)) == 0);
+    TM_REQUIRE(tm_expr_operator(pool, "->>", col, tm_expr_string(pool, "a"), &e2, err,
+                                sizeof(err)) == 0);
+    TM_REQUIRE(tm_expr_operator(pool, "#>>", col, tm_expr_string(pool, "{a,0}"), &e3, err,
+                                sizeof(err)) == 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t nulls = 0;
+        tm_datum_t v;
+        memset(&v, 0, sizeof(v));
+        v.u.var.ptr = bad[i];
+        v.u.var.len = (uint32_t)strlen(bad[i]);
+        tm_row_t r = {&nulls, &v};
+        tm_eval_env_t env = {&arena, 0};
+        tm_datum_t out;
+        bool isnull;
+        TM_CHECK(tm_expr_eval(e1, &r, &env, &out, &isnull, err, sizeof(err)) == 0 && isnull);
+        TM_CHECK(tm_expr_eval(e2, &r, &env, &out, &isnull, err, sizeof(err)) == 0 && isnull);
+        TM_CHECK(tm_expr_eval(e3, &r, &env, &out, &isnull, err, sizeof(err)) == 0 && isnull);
+    }
+}
+
 int main(void)
 {
     pool = tm_expr_pool_new();
@@ -397,6 +425,7 @@ int main(void)
     setup_row();
     TM_RUN(test_pg_cases);
     TM_RUN(test_format_and_inspection);
+    TM_RUN(test_json_garbage);
     tm_arena_release(&arena);
     pool = tm_expr_pool_free(pool);
     return tm_test_done();
