@@ -10,9 +10,10 @@
  *      reset to 0 when its last finite input is retracted, so rounding
  *      drift does not outlive the values that caused it.
  *   2. tm_agg_acc_update() either applies the whole change or none of it.
- *   3. avg over integers and numerics divides exactly as PostgreSQL's
- *      numeric division (select_div_scale: at least 16 significant digits,
- *      never fewer decimals than the sum; round half away from zero).
+ *   3. avg over integers and numerics is PostgreSQL's numeric division
+ *      (expr/numeric.h tm_num_div: select_div_scale, at least 16
+ *      significant digits, never fewer decimals than the sum, round half
+ *      away from zero) of the sum at its display scale by the count.
  *   4. tm_agg_value_encode() of two values compares with memcmp() as the
  *      values compare, and equal values give equal bytes.
  *
@@ -20,6 +21,7 @@
  */
 #include "expr/agg.h"
 #include "core/error.h"
+#include "expr/numeric.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -469,42 +471,6 @@ overflow:
                      tm_agg_name(call->kind));
 }
 
-/* Decimal digits of |v| into buf (no sign, no leading zeros; "0" for 0); returns the length. */
-static int u128_digits(unsigned __int128 u, char *buf)
-{
-    char tmp[48];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + (int)(u % 10));
-        u /= 10;
-    } while (u != 0);
-    for (int i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
-    buf[n] = '\0';
-    return n;
-}
-
-static unsigned __int128 u128_abs(__int128 v)
-{
-    return v < 0 ? (unsigned __int128)0 - (unsigned __int128)v : (unsigned __int128)v;
-}
-
-/*
- * PostgreSQL's base-10000 weight and first digit of |digits| × 10^-scale
- * (digits without leading zeros), as select_div_scale() reads them.
- */
-static void nbase_weight(const char *digits, int n, int scale, int *weight, int *first)
-{
-    int e = n - 1 - scale; /* decimal exponent of the leading digit */
-    int w = e >= 0 ? e / 4 : -((-e + 3) / 4);
-    int k = e - 4 * w + 1; /* decimal digits in the first base-10000 digit: 1..4 */
-    int f = 0;
-    for (int i = 0; i < k; i++)
-        f = f * 10 + (i < n ? digits[i] - '0' : 0);
-    *weight = w;
-    *first = f;
-}
-
 /* Sets *out from a decimal text through the numeric parser (wide values keep their text). */
 static int numeric_from_text(tm_batch_t *batch, tm_datum_t *out, const char *text)
 {
@@ -514,85 +480,20 @@ static int numeric_from_text(tm_batch_t *batch, tm_datum_t *out, const char *tex
 }
 
 /*
- * sum / cnt (sum an unscaled numeric at `scale`, shown with `dscale`; cnt
- * >= 1) as PostgreSQL's numeric division computes avg (invariant 3).
+ * sum / cnt as PostgreSQL's avg: numeric division of the sum, shown at its
+ * display scale `dscale` (exact: every value present has scale <= dscale),
+ * by the count (invariant 3).  `sum` is unscaled at `scale` >= dscale.
  */
 static int numeric_avg(__int128 sum, int scale, int dscale, int64_t cnt, tm_batch_t *batch,
-                       tm_datum_t *out)
+                       tm_datum_t *out, char *errstr, size_t errstr_size)
 {
-    char sd[48], cd[24];
-    unsigned __int128 u = u128_abs(sum);
-    int sn = u128_digits(u, sd), cn = u128_digits((unsigned __int128)cnt, cd);
-    int w1 = 0, f1 = 0, w2, f2;
-    if (u != 0)
-        nbase_weight(sd, sn, scale, &w1, &f1);
-    nbase_weight(cd, cn, 0, &w2, &f2);
-    int qweight = w1 - w2;
-    if (f1 <= f2)
-        qweight--;
-    int rscale = 16 - qweight * 4;
-    if (rscale < dscale)
-        rscale = dscale;
-    if (rscale < 0)
-        rscale = 0;
-    if (rscale > 1000)
-        rscale = 1000;
-    /*
-     * Long division: the integer quotient is the result at `scale`; each
-     * further digit comes from the remainder (which is below cnt, so ten
-     * times it fits).  One digit past rscale decides the rounding.
-     */
-    unsigned __int128 q = u / (unsigned __int128)cnt, r = u % (unsigned __int128)cnt;
-    char buf[2200];
-    char qd[48];
-    int qn = u128_digits(q, qd);
-    int have = scale; /* digits of buf after the decimal point */
-    /* Left-pad with zeros so that at least one integer digit stays after rounding. */
-    int pad = have + 1 > qn ? have + 1 - qn : 0;
-    memset(buf, '0', (size_t)pad);
-    memcpy(buf + pad, qd, (size_t)qn);
-    int n = pad + qn;
-    while (have < rscale + 1) {
-        r *= 10;
-        buf[n++] = (char)('0' + (int)(r / (unsigned __int128)cnt));
-        r %= (unsigned __int128)cnt;
-        have++;
-    }
-    /* Drop digits past rscale + 1, then round on the one after rscale. */
-    n -= have - (rscale + 1);
-    bool up = buf[n - 1] >= '5';
-    n--;
-    buf[n] = '\0';
-    for (int i = n - 1; up && i >= 0; i--) {
-        if (buf[i] == '9') {
-            buf[i] = '0';
-        } else {
-            buf[i]++;
-            up = false;
-        }
-    }
-    char text[2300];
-    size_t t = 0;
-    if (sum < 0)
-        text[t++] = '-';
-    if (up)
-        text[t++] = '1';
-    int intlen = n - rscale;
-    if (intlen <= 0) {
-        text[t++] = '0';
-    } else {
-        memcpy(text + t, buf, (size_t)intlen);
-        t += (size_t)intlen;
-    }
-    if (rscale > 0) {
-        text[t++] = '.';
-        for (int i = 0; i < rscale; i++) {
-            int at = n - rscale + i;
-            text[t++] = at >= 0 ? buf[at] : '0';
-        }
-    }
-    text[t] = '\0';
-    return numeric_from_text(batch, out, text);
+    for (int k = scale; k > dscale; k--)
+        sum /= 10;
+    tm_datum_t a, b;
+    tm_num_from_dec(sum, dscale, &a);
+    tm_num_from_int(cnt, &b);
+    memset(out, 0, sizeof(*out));
+    return tm_num_div(&a, &b, batch != NULL ? &batch->arena : NULL, out, errstr, errstr_size);
 }
 
 /* NaN / ±Infinity result of a sum or avg with special inputs; false when there are none. */
@@ -656,7 +557,7 @@ int tm_agg_acc_get(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_batch_
     switch (acc_kind(call)) {
     case ACC_INT:
         if (avg)
-            return numeric_avg(acc->isum, 0, 0, acc->n, batch, out);
+            return numeric_avg(acc->isum, 0, 0, acc->n, batch, out, errstr, errstr_size);
         if (call->result_type.type == TM_T_INT64) {
             if (acc->isum > INT64_MAX || acc->isum < INT64_MIN)
                 return tm_seterr(errstr, errstr_size, TM_EINVAL, "bigint out of range");
@@ -682,7 +583,7 @@ int tm_agg_acc_get(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_batch_
         int32_t d = display_scale(acc);
         int64_t finite = acc->n;
         if (avg)
-            return numeric_avg(acc->isum, acc->scale, d, finite, batch, out);
+            return numeric_avg(acc->isum, acc->scale, d, finite, batch, out, errstr, errstr_size);
         __int128 v = acc->isum;
         for (int32_t k = acc->scale; k > d; k--)
             v /= 10; /* exact: every value present has scale <= d */
