@@ -226,6 +226,8 @@ static int row_error(tm_operator_t *op, const tm_record_t *rec, const char *reas
 
 static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_t **out)
 {
+    if (klen == 0)
+        key = (const uint8_t *)""; /* the global aggregate's key: an empty buffer has no data */
     uint64_t h = tm_xxh64(key, klen, 0x9a6);
     for (uint32_t i = (uint32_t)h & op->gmask;; i = (i + 1) & op->gmask) {
         int32_t gi = op->gmap[i];
@@ -356,6 +358,8 @@ static int group_batch(tm_operator_t *op, const tm_batch_t *batch, char *errstr,
 static int add_value(tm_operator_t *op, int gi, int agg, const tm_datum_t *d, int sign,
                      const tm_record_t *rec)
 {
+    if (op->val.data == NULL && tm_buf_reserve(&op->val, 1) != 0)
+        return TM_ENOMEM; /* an empty value (''): the buffer still needs memory to point at */
     uint64_t h = tm_xxh64(op->val.data, op->val.len, (uint64_t)gi * 1000003u + (uint64_t)agg);
     for (uint32_t i = (uint32_t)h & op->vmask;; i = (i + 1) & op->vmask) {
         vent_t *v = op->vmap[i];
