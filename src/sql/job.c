@@ -449,6 +449,11 @@ static int parse_insert(parse_ctx_t *pc, json_t *is, int line, int location)
                          "%s:%d: only INSERT INTO <sink> SELECT … is supported (not VALUES or "
                          "DEFAULT VALUES)",
                          pc->path, line);
+    if (json_object_get(is, "withClause") != NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d: WITH (common table expressions) is not supported; declare the "
+                         "query with CREATE VIEW name AS SELECT … instead",
+                         pc->path, line);
     if (json_object_get(is, "onConflictClause") != NULL ||
         json_object_get(is, "returningList") != NULL)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
