@@ -561,6 +561,19 @@ static int fit_sink(pctx_t *pc, tm_plan_node_t *top, const tm_job_table_t *sink)
             tm_schema_unref(s);
             return rc;
         }
+        /* The unique key follows its columns to their sink positions (casts keep it). */
+        for (int k = 0; top->key != NULL && k < top->nkey; k++) {
+            int j = 0;
+            while (j < m && from[j] != top->key[k])
+                j++;
+            if (j == m) {
+                free(top->key);
+                top->key = NULL;
+                top->nkey = 0;
+                break;
+            }
+            top->key[k] = j;
+        }
         free(from);
         free(top->calc_exprs);
         top->calc_exprs = exprs;
@@ -569,7 +582,6 @@ static int fit_sink(pctx_t *pc, tm_plan_node_t *top, const tm_job_table_t *sink)
         tm_schema_unref(top->schema);
         top->schema = s;
         top->calc.out_schema = s;
-        calc_key(top);
         if (set_schema_key(s, top->key, top->nkey) != 0)
             return TM_EINVAL;
     }

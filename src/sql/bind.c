@@ -862,13 +862,14 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
         return unsupported(b, location, "UNION, INTERSECT and EXCEPT");
     if (json_object_get(sel, "valuesLists") != NULL)
         return unsupported(b, location, "VALUES");
-    if ((v = json_object_get(sel, "sortClause")) != NULL)
-        return err_at(b, node_location(json_array_get(v, 0)) >= 0
-                             ? node_location(json_array_get(v, 0))
-                             : location,
+    if ((v = json_object_get(sel, "sortClause")) != NULL) {
+        int loc = node_location(json_object_get(json_object_get(json_array_get(v, 0), "SortBy"),
+                                                "node"));
+        return err_at(b, loc >= 0 ? loc : location,
                       TM_EUNSUPPORTED,
                       "ORDER BY is not supported in a streaming query: a changelog has no order "
                       "(Top-N is not built yet)");
+    }
     if ((v = json_object_get(sel, "limitCount")) != NULL ||
         (v = json_object_get(sel, "limitOffset")) != NULL)
         return err_at(b, node_location(v) >= 0 ? node_location(v) : location, TM_EUNSUPPORTED,
