@@ -339,9 +339,9 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "  none: every pipeline passes records from its source to its sink\n");
     for (int s = 0; s < plan->nstages; s++) {
         const tm_plan_stage_t *st = &plan->stages[s];
-        fprintf(f, "  stage %d: %s × %d, input ", s + 1, st->name, st->parallelism);
+        fprintf(f, "  stage %d: %s × %d, input ", s + 1, st->label, st->parallelism);
         print_exchange(f, st->nodes[0]);
-        fprintf(f, "%s\n", st->stateful ? ", stateful" : ", stateless");
+        fprintf(f, "%s; name %s\n", st->stateful ? ", stateful" : ", stateless", st->name);
     }
     int rc = explain_sources(plan, f, errstr, errstr_size);
     if (rc == 0)

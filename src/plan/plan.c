@@ -738,13 +738,24 @@ static int plan_stages(tm_plan_t *plan)
             return TM_ENOMEM;
         st->nodes = nv;
         st->nodes[st->nnodes++] = n;
-        st->stateful |= n->stateful;
-        char *name = fmt_dup("%s%s%s", st->name ? st->name : "", st->name ? " → " : "",
-                             tm_plan_kind_name(n->kind));
-        if (name == NULL)
+        if (n->stateful) {
+            const char **uv = realloc(st->uids, sizeof(*uv) * (size_t)(st->nuids + 1));
+            if (uv == NULL)
+                return TM_ENOMEM;
+            st->uids = uv;
+            st->uids[st->nuids++] = n->uid;
+            if (!st->stateful)
+                st->name = n->uid;
+            st->stateful = true;
+        }
+        if (st->name == NULL)
+            st->name = n->uid;
+        char *label = fmt_dup("%s%s%s", st->label ? st->label : "", st->label ? " → " : "",
+                              tm_plan_kind_name(n->kind));
+        if (label == NULL)
             return TM_ENOMEM;
-        free(st->name);
-        st->name = name;
+        free(st->label);
+        st->label = label;
     }
     return 0;
 }
@@ -795,7 +806,8 @@ tm_plan_t *tm_plan_free(tm_plan_t *plan)
     free(plan->pipelines);
     for (int i = 0; i < plan->nstages; i++) {
         free(plan->stages[i].nodes);
-        free(plan->stages[i].name);
+        free(plan->stages[i].label);
+        free(plan->stages[i].uids);
     }
     free(plan->stages);
     free(plan->job_name);

@@ -124,7 +124,16 @@ typedef struct tm_plan_stage {
     int parallelism;
     tm_exchange_kind_t exchange; /* into the stage's first node */
     bool stateful;
-    char *name; /* "upsert → calc" */
+    /*
+     * Stable and unique: the uid of its first stateful operator, else of its
+     * first operator.  The runtime names the stage's stores after it and the
+     * state layer restores by it (tm_jobstate_stage_t.name), so a stage that
+     * is only an upsert keeps the name the first version gave it.
+     */
+    const char *name;
+    char *label;        /* "upsert → calc" (explain, logs) */
+    const char **uids;  /* its stateful operators' uids */
+    int nuids;
 } tm_plan_stage_t;
 
 typedef struct tm_plan {
@@ -160,6 +169,11 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *out, char *errstr, size_t errst
 int tm_plan_state_uids(const tm_plan_t *plan, const char **uids, int max);
 
 /*
+ * The state layer opens one set of stores per stateful stage: for each
+ * plan->stages[s] with `stateful`, a tm_jobstate_stage_t {name, parallelism,
+ * uids, nuids}; after tm_plan_build, tm_pipeline_set_stage_stores(p,
+ * stage_nodes[s], …) hands them to the stage.
+ *
  * Adds the plan's stages to `p` and links them: table_nodes[t] is the node
  * id the caller got from tm_pipeline_add_source/add_sink for job table t
  * (-1 for unused tables).  stage_nodes (optional, nstages entries) receives
