@@ -24,10 +24,12 @@
 #ifndef TM_EXPR_AGG_H
 #define TM_EXPR_AGG_H
 
+#include "core/buf.h"
 #include "expr/expr.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum tm_agg_kind {
     TM_AGG_COUNT_STAR = 1,
@@ -61,5 +63,82 @@ bool tm_agg_is_aggregate(const char *name);
 int tm_agg_resolve(const char *name, bool star, bool distinct, const tm_expr_type_t *arg_types,
                    int nargs, tm_agg_call_t *out, char *errstr, size_t errstr_size);
 const char *tm_agg_name(tm_agg_kind_t kind);
+
+/* ---- accumulators (added with group_agg; thread: any, pure) ---- */
+
+/* Distinct numeric scales an accumulator tracks exactly (more are merged upwards). */
+#define TM_AGG_SCALES 16
+
+/*
+ * The running state of one aggregate call over one group.  Which fields
+ * are used depends on the call: count → n; sum/avg of integers → n, isum;
+ * of numerics → n, the special-value counts, isum at `scale` and the scale
+ * histogram (the result's display scale is the largest scale among the
+ * values present, as PostgreSQL's); of floats → n, special counts, fsum;
+ * bool_and/bool_or → n, ntrue; min, max, string_agg → n only (their values
+ * are in the group's multiset, kept by group_agg).  Under DISTINCT the
+ * accumulator sees each distinct value once (group_agg feeds it the
+ * multiset's 0 → 1 and 1 → 0 transitions).
+ */
+typedef struct tm_agg_acc {
+    int64_t n;                  /* inputs counted (rows for count(*), else non-NULL values) */
+    int64_t ntrue;              /* bool_and / bool_or: true inputs */
+    int64_t nnan, npinf, nninf; /* NaN, +Infinity, -Infinity inputs of sum/avg */
+    __int128 isum;              /* integer sum; numeric sum at `scale` */
+    double fsum;                /* float sum of the finite inputs */
+    int32_t scale;
+    int nscales;
+    struct {
+        int32_t scale;
+        int64_t count;
+    } scales[TM_AGG_SCALES];
+} tm_agg_acc_t;
+
+void tm_agg_acc_init(tm_agg_acc_t *acc);
+/*
+ * Accumulates (sign +1) or retracts (sign -1) one input: `d` is the
+ * non-NULL argument value, or NULL for count(*).  Returns 0, or TM_EINVAL
+ * with a message when the value cannot be summed (a numeric sum beyond 38
+ * digits, an infinite or NaN numeric's text unknown); acc is then unchanged.
+ */
+int tm_agg_acc_update(const tm_agg_call_t *call, tm_agg_acc_t *acc, const tm_datum_t *d,
+                      int sign, char *errstr, size_t errstr_size);
+/* acc += other (two partial accumulators of the same call).  0 or TM_EINVAL on overflow. */
+int tm_agg_acc_merge(const tm_agg_call_t *call, tm_agg_acc_t *acc, const tm_agg_acc_t *other,
+                     char *errstr, size_t errstr_size);
+/*
+ * The result of count, sum, avg, bool_and and bool_or from `acc`: *isnull,
+ * or *out (numeric results may be allocated in `batch`'s arena).  Returns 0,
+ * TM_EINVAL for a result out of its type's range ("bigint out of range"), or
+ * TM_ENOMEM.  min, max and string_agg are computed from the multiset.
+ */
+int tm_agg_acc_get(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_batch_t *batch,
+                   tm_datum_t *out, bool *isnull, char *errstr, size_t errstr_size);
+/* Appends / reads the accumulator's bytes (the group_agg state format). */
+int tm_agg_acc_encode(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_buf_t *out);
+/* Reads from *p (advanced past the accumulator); TM_ECORRUPT when malformed. */
+int tm_agg_acc_decode(const tm_agg_call_t *call, tm_agg_acc_t *acc, const uint8_t **p,
+                      const uint8_t *end);
+
+/* True when the call keeps the multiset of its values (min, max, string_agg, DISTINCT). */
+bool tm_agg_keeps_values(const tm_agg_call_t *call);
+
+/*
+ * Order-preserving ("memcomparable") encoding of a non-NULL value: two
+ * values compare with memcmp() as tm_datum_compare() orders them (text and
+ * other variable-length types bytewise, NaN above every number), and equal
+ * values (1.5 and 1.50, -0.0 and 0.0) encode equally.  The encoding is not
+ * self-delimiting: it is the last component of a key.  Returns 0, TM_ENOMEM,
+ * or TM_EINVAL for an unavailable datum.
+ */
+int tm_agg_value_encode(tm_type_t type, const tm_datum_t *d, tm_buf_t *out);
+/*
+ * Decodes tm_agg_value_encode()'s bytes into *out (variable-length data in
+ * `batch`'s arena).  A numeric comes back with scale `scale` (the scale of
+ * the value first stored; the encoding normalises it away) or more if the
+ * value needs it.  Returns 0, TM_ECORRUPT or TM_ENOMEM.
+ */
+int tm_agg_value_decode(tm_type_t type, const uint8_t *p, size_t len, int32_t scale,
+                        tm_batch_t *batch, tm_datum_t *out);
 
 #endif

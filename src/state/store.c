@@ -80,10 +80,12 @@ struct tm_store_iter {
     tm_store_t *store;
     rocksdb_iterator_t *it;
     rocksdb_readoptions_t *ropts;
-    int kg, kg_last;
+    int kg, kg_first, kg_last;
     uint8_t *prefix; /* kg (2 bytes) ‖ operator prefix: the current seek target */
     size_t plen;     /* length of the operator prefix */
     bool positioned; /* the iterator sits on the current kg's range */
+    bool reverse;    /* descending key order (tm_store_iter_new_reverse) */
+    uint8_t *bound;  /* reverse: the seek target just past the current kg's range */
 };
 
 /* ---- helpers ---- */
@@ -778,8 +780,8 @@ int tm_store_batch_commit(tm_store_batch_t *b, char *errstr, size_t errstr_size)
 
 /* ---- iteration ---- */
 
-int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
-                      const void *prefix, size_t plen, tm_store_iter_t **out)
+static int iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
+                    const void *prefix, size_t plen, bool reverse, tm_store_iter_t **out)
 {
     *out = NULL;
     if (kg_first < 0 || kg_last >= store->max_parallelism || kg_first > kg_last + 1)
@@ -788,12 +790,15 @@ int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg
     if (it == NULL)
         return TM_ENOMEM;
     it->store = store;
-    it->kg = kg_first;
+    it->reverse = reverse;
+    it->kg = reverse ? kg_last : kg_first;
+    it->kg_first = kg_first;
     it->kg_last = kg_last;
     it->plen = plen;
     it->prefix = malloc(TM_KEYGROUP_PREFIX + plen);
+    it->bound = malloc(TM_KEYGROUP_PREFIX + plen);
     it->ropts = rocksdb_readoptions_create();
-    if (it->prefix == NULL || it->ropts == NULL) {
+    if (it->prefix == NULL || it->bound == NULL || it->ropts == NULL) {
         tm_store_iter_free(it);
         return TM_ENOMEM;
     }
@@ -808,6 +813,47 @@ int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg
     return 0;
 }
 
+int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
+                      const void *prefix, size_t plen, tm_store_iter_t **out)
+{
+    return iter_new(store, cf, kg_first, kg_last, prefix, plen, false, out);
+}
+
+int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
+                              const void *prefix, size_t plen, tm_store_iter_t **out)
+{
+    return iter_new(store, cf, kg_first, kg_last, prefix, plen, true, out);
+}
+
+/*
+ * Puts a reverse iterator on the last key of key group it->kg that starts
+ * with the prefix (or just before the range when it has none): seeks for the
+ * last key <= the smallest key past the range, and steps back once when the
+ * seek found that bound itself.
+ */
+static void seek_last(tm_store_iter_t *it)
+{
+    size_t full = TM_KEYGROUP_PREFIX + it->plen;
+    uint8_t *bound = it->bound;
+    tm_keygroup_put(it->prefix, it->kg);
+    memcpy(bound, it->prefix, full);
+    size_t blen = it->plen;
+    if (it->plen > 0 && prefix_successor(bound + TM_KEYGROUP_PREFIX, &blen)) {
+        blen += TM_KEYGROUP_PREFIX;
+    } else {
+        /* Key groups are below 2^15, so kg + 1 still fits the u16 prefix. */
+        tm_keygroup_put(bound, it->kg + 1);
+        blen = TM_KEYGROUP_PREFIX;
+    }
+    rocksdb_iter_seek_for_prev(it->it, (const char *)bound, blen);
+    size_t klen = 0;
+    if (rocksdb_iter_valid(it->it)) {
+        const char *k = rocksdb_iter_key(it->it, &klen);
+        if (klen == blen && memcmp(k, bound, blen) == 0)
+            rocksdb_iter_prev(it->it);
+    }
+}
+
 int tm_store_iter_next(tm_store_iter_t *it, tm_store_entry_t *e, char *errstr,
                        size_t errstr_size)
 {
@@ -815,12 +861,18 @@ int tm_store_iter_next(tm_store_iter_t *it, tm_store_entry_t *e, char *errstr,
     size_t full = TM_KEYGROUP_PREFIX + it->plen;
     int64_t now = tm_store_now(store);
     for (;;) {
-        if (it->kg > it->kg_last)
+        if (it->kg > it->kg_last || it->kg < it->kg_first)
             return 0;
         if (!it->positioned) {
-            tm_keygroup_put(it->prefix, it->kg);
-            rocksdb_iter_seek(it->it, (const char *)it->prefix, full);
+            if (it->reverse) {
+                seek_last(it);
+            } else {
+                tm_keygroup_put(it->prefix, it->kg);
+                rocksdb_iter_seek(it->it, (const char *)it->prefix, full);
+            }
             it->positioned = true;
+        } else if (it->reverse) {
+            rocksdb_iter_prev(it->it);
         } else {
             rocksdb_iter_next(it->it);
         }
@@ -839,11 +891,21 @@ int tm_store_iter_next(tm_store_iter_t *it, tm_store_entry_t *e, char *errstr,
              */
             if (k == NULL)
                 return 0; /* nothing further in the column family at all */
-            int next = it->kg + 1;
-            if (klen >= TM_KEYGROUP_PREFIX) {
-                int at = tm_keygroup_get((const uint8_t *)k);
-                if (at > next)
-                    next = at;
+            int next;
+            if (it->reverse) {
+                next = it->kg - 1;
+                if (klen >= TM_KEYGROUP_PREFIX) {
+                    int at = tm_keygroup_get((const uint8_t *)k);
+                    if (at < next)
+                        next = at;
+                }
+            } else {
+                next = it->kg + 1;
+                if (klen >= TM_KEYGROUP_PREFIX) {
+                    int at = tm_keygroup_get((const uint8_t *)k);
+                    if (at > next)
+                        next = at;
+                }
             }
             it->kg = next;
             it->positioned = false;
@@ -874,6 +936,7 @@ tm_store_iter_t *tm_store_iter_free(tm_store_iter_t *it)
     if (it->ropts != NULL)
         rocksdb_readoptions_destroy(it->ropts);
     free(it->prefix);
+    free(it->bound);
     free(it);
     return NULL;
 }

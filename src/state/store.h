@@ -218,6 +218,13 @@ typedef struct tm_store_entry {
 int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
                       const void *prefix, size_t plen, tm_store_iter_t **out);
 /*
+ * As tm_store_iter_new(), but the entries come in descending key order,
+ * key group kg_last first: the first entry returned is the last key under
+ * the prefix (the maximum of an order-preserving key encoding).
+ */
+int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
+                              const void *prefix, size_t plen, tm_store_iter_t **out);
+/*
  * Advances: 1 with *e filled (pointers valid until the next call), 0 at the
  * end, TM_ECORRUPT or TM_EIO.
  */

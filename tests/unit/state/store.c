@@ -166,6 +166,95 @@ static void test_iterate_and_delete_prefix(void)
     tst_rmdir(dir);
 }
 
+/* Appends "kg:key;" for each entry, forwards or in reverse. */
+static int list_iter(tm_store_t *st, tm_store_cf_t *cf, int first, int last, const char *prefix,
+                     size_t plen, bool reverse, tm_buf_t *out)
+{
+    tm_store_iter_t *it;
+    int rc = reverse ? tm_store_iter_new_reverse(st, cf, first, last, prefix, plen, &it)
+                     : tm_store_iter_new(st, cf, first, last, prefix, plen, &it);
+    if (rc != 0)
+        return rc;
+    tm_store_entry_t e;
+    int n = 0;
+    while ((rc = tm_store_iter_next(it, &e, err, sizeof(err))) == 1) {
+        tm_buf_appendf(out, "%d:", e.kg);
+        for (size_t i = 0; i < e.klen; i++)
+            tm_buf_appendf(out, "%02x", e.key[i]);
+        tm_buf_putc(out, ';');
+        n++;
+    }
+    tm_store_iter_free(it);
+    return rc < 0 ? rc : n;
+}
+
+/* Reverses a "a;b;c;" list into "c;b;a;" (NUL-terminated in place of out). */
+static void reverse_list(const tm_buf_t *in, tm_buf_t *out)
+{
+    tm_buf_clear(out);
+    size_t end = in->len;
+    while (end > 0) {
+        size_t start = end - 1;
+        while (start > 0 && in->data[start - 1] != ';')
+            start--;
+        tm_buf_append(out, in->data + start, end - start);
+        end = start;
+    }
+    tm_buf_putc(out, '\0');
+}
+
+/*
+ * Reverse iteration returns exactly the forward entries backwards, for
+ * prefixes with and without a successor, empty key groups, keys equal to the
+ * prefix's successor and keys that are a prefix of the prefix.
+ */
+static void test_iterate_reverse(void)
+{
+    char *dir = tst_tmpdir();
+    tm_store_opts_t o = tst_opts(0);
+    tm_store_t *st;
+    tm_store_cf_t *cf;
+    TM_REQUIRE(tm_store_open(dir, &o, &st, err, sizeof(err)) == 0);
+    TM_REQUIRE(tm_store_cf(st, "op", &cf, err, sizeof(err)) == 0);
+    static const char *const keys[] = {"", "a", "a/", "a/0", "a/1", "a/1x", "a0", "b", "\xff",
+                                       "\xff\xff", "\xff\xff\x01"};
+    const int nkeys = (int)(sizeof(keys) / sizeof(keys[0]));
+    for (int kg = 0; kg < 128; kg += 5)
+        for (int k = 0; k < nkeys; k++)
+            if ((kg + k) % 3 != 0)
+                put_str(st, cf, kg, keys[k], "v");
+    put_str(st, cf, 127, "a/9", "v");
+    static const char *const prefixes[] = {NULL, "a", "a/", "a/1", "b", "\xff", "\xff\xff", "c"};
+    static const int ranges[][2] = {{0, 127}, {0, 0}, {5, 5}, {3, 12}, {126, 127}, {6, 9}};
+    tm_buf_t fwd, rev, back;
+    tm_buf_init(&fwd);
+    tm_buf_init(&rev);
+    tm_buf_init(&back);
+    for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++)
+        for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+            const char *pf = prefixes[p];
+            size_t plen = pf ? strlen(pf) : 0;
+            tm_buf_clear(&fwd);
+            tm_buf_clear(&rev);
+            int nf = list_iter(st, cf, ranges[r][0], ranges[r][1], pf, plen, false, &fwd);
+            int nr = list_iter(st, cf, ranges[r][0], ranges[r][1], pf, plen, true, &rev);
+            TM_CHECK_INT(nr, nf);
+            reverse_list(&fwd, &back);
+            tm_buf_putc(&rev, '\0');
+            TM_CHECK_STR(rev.data, back.data);
+        }
+    /* The whole column family backwards starts at the last key of the last key group. */
+    tm_buf_clear(&rev);
+    TM_CHECK(list_iter(st, cf, 0, 127, "a/", 2, true, &rev) > 0);
+    tm_buf_putc(&rev, '\0');
+    TM_CHECK(strncmp(rev.data, "127:612f39;", 11) == 0);
+    tm_buf_release(&fwd);
+    tm_buf_release(&rev);
+    tm_buf_release(&back);
+    tm_store_close(st);
+    tst_rmdir(dir);
+}
+
 static void test_ttl_expiry(void)
 {
     char *dir = tst_tmpdir();
@@ -367,6 +456,7 @@ int main(void)
     TM_RUN(test_basic_ops_and_reopen);
     TM_RUN(test_batch_read_your_writes);
     TM_RUN(test_iterate_and_delete_prefix);
+    TM_RUN(test_iterate_reverse);
     TM_RUN(test_ttl_expiry);
     TM_RUN(test_checkpoint_restore);
     TM_RUN(test_memory_budget);

@@ -1,0 +1,897 @@
+/*
+ * group_agg.c — GROUP BY aggregation over a retract stream, mini-batched
+ * (see group_agg.h).
+ *
+ * State layout in column family `uid` (G = tm_row_cols_key_encode of the
+ * group columns, which is prefix-free for a given group schema; the key
+ * group of every key below is tm_keygroup_of(G)):
+ *
+ *     G ‖ 00 00                  group state: u8 version (1), zigzag rows,
+ *                                varint length ‖ the last emitted result row
+ *                                (tm_row_serialize of out_schema; length 0 =
+ *                                none emitted), then each aggregate's
+ *                                accumulator (tm_agg_acc_encode)
+ *     G ‖ u16 BE (i + 1) ‖ V     multiset entry of aggregate i that keeps
+ *                                values: V = tm_agg_value_encode(value),
+ *                                value = varint count ‖ zigzag scale (the
+ *                                numeric scale the value was first seen with)
+ *
+ * so the entries of aggregate i of a group are one ordered key range: min is
+ * its first key, max its last, string_agg reads it in order.
+ *
+ *     process(batch):
+ *       1. group the batch's row images by G (hash map in the scratch arena),
+ *          each with its sign (+1 insert/after, -1 delete/before)
+ *       2. per group: read the group state once, apply every image to the
+ *          accumulators, fold the images of value-keeping aggregates into
+ *          per-value deltas, then read and write each touched entry once
+ *       3. commit (so that iterators see the entries), then per group:
+ *          compute the result (min/max/string_agg from the entries, only for
+ *          aggregates whose entries changed), compare with the stored
+ *          result, emit at most one change, write the group state
+ *       4. commit again and emit the output batch
+ *
+ * Invariants:
+ *   1. Every state write of a process() call is committed before it
+ *      returns, so on_barrier has nothing left to flush (operator.h, 3).
+ *   2. A group's stored result is exactly the last row emitted for it, so
+ *      the next change's before image is what downstream holds.
+ *   3. An entry exists only with a count > 0; a DISTINCT accumulator holds
+ *      exactly the values with an entry.
+ *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a row
+ *      of another key group fails the call (a partitioning bug upstream).
+ *
+ * Thread: its subtask's.
+ */
+#include "operators/group_agg.h"
+#include "core/error.h"
+#include "state/hash.h"
+#include "state/rowcodec.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATE_VERSION 1
+
+/* One row image of the batch applied to a group. */
+typedef struct contrib {
+    struct contrib *next;
+    const tm_record_t *rec;
+    const tm_row_t *row;
+    int sign;
+} contrib_t;
+
+/* The net change of one value of one value-keeping aggregate of one group. */
+typedef struct vent {
+    struct vent *next; /* in its group */
+    int group, agg;
+    uint64_t hash;
+    const uint8_t *key; /* the value's encoding */
+    size_t klen;
+    int64_t delta;
+    const tm_datum_t *datum; /* a representative value (the input batch's) */
+    const tm_record_t *rec;
+} vent_t;
+
+typedef struct group {
+    const uint8_t *key; /* G */
+    size_t klen;
+    uint64_t hash;
+    int kg;
+    int64_t drows;
+    contrib_t *first, *last;
+    vent_t *vals;
+    bool *changed; /* per aggregate: its entries changed in this batch */
+} group_t;
+
+struct tm_operator {
+    const tm_group_agg_spec_t *spec;
+    tm_operator_ctx_t ctx;
+    tm_store_t *store;
+    tm_store_cf_t *cf;
+    tm_store_batch_t *wb;
+    int maxp;
+    int nkeep;           /* aggregates that keep values */
+    tm_batch_t *scratch; /* only its arena: per-call groups, maps and rows */
+    tm_batch_t *out;     /* the output batch being filled */
+    tm_buf_t key, ekey, val, ser, state, sbuf;
+    /* Per call. */
+    group_t *groups;
+    int ngroups;
+    int32_t *gmap; /* open addressing: group index + 1, 0 = empty */
+    uint32_t gmask;
+    vent_t **vmap;
+    uint32_t vmask;
+};
+
+/* ---- small encodings ---- */
+
+static int put_varint(tm_buf_t *out, uint64_t v)
+{
+    uint8_t b[10];
+    int n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v != 0)
+            b[n] |= 0x80;
+        n++;
+    } while (v != 0);
+    return tm_buf_append(out, b, (size_t)n);
+}
+
+static int put_zz(tm_buf_t *out, int64_t v)
+{
+    return put_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return TM_ECORRUPT;
+        uint8_t b = *(*p)++;
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 0;
+        }
+    }
+    return TM_ECORRUPT;
+}
+
+static int get_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+    uint64_t u;
+    if (get_varint(p, end, &u) != 0)
+        return TM_ECORRUPT;
+    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    return 0;
+}
+
+/* G ‖ u16 BE tag into op->ekey (tag 0 = the group state, i + 1 = aggregate i's entries). */
+static int entry_prefix(tm_operator_t *op, const group_t *g, int tag)
+{
+    tm_buf_clear(&op->ekey);
+    int rc = tm_buf_append(&op->ekey, g->key, g->klen);
+    rc = rc ? rc : tm_buf_putc(&op->ekey, (char)(uint8_t)(tag >> 8));
+    return rc ? rc : tm_buf_putc(&op->ekey, (char)(uint8_t)tag);
+}
+
+/* ---- life cycle ---- */
+
+static void op_free(tm_operator_t *op)
+{
+    if (op == NULL)
+        return;
+    tm_store_batch_free(op->wb);
+    tm_batch_unref(op->scratch);
+    tm_batch_unref(op->out);
+    tm_buf_release(&op->key);
+    tm_buf_release(&op->ekey);
+    tm_buf_release(&op->val);
+    tm_buf_release(&op->ser);
+    tm_buf_release(&op->state);
+    tm_buf_release(&op->sbuf);
+    free(op);
+}
+
+int tm_group_agg_key(const void *spec, const tm_schema_t *schema, const tm_row_t *row,
+                     tm_buf_t *out)
+{
+    const tm_group_agg_spec_t *s = spec;
+    return tm_row_cols_key_encode(schema, row, s->group_cols, s->ngroup, out);
+}
+
+/* ---- emitting ---- */
+
+static int emit_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    if (op->out == NULL || op->out->count == 0)
+        return 0;
+    tm_batch_t *b = op->out;
+    op->out = NULL;
+    atomic_fetch_add(&op->ctx.metrics->records_out, b->count);
+    int rc = tm_collector_emit(out, b);
+    if (rc != 0)
+        return tm_seterr(errstr, errstr_size, rc, "group_agg %s: the output was refused (%s)",
+                         op->ctx.uid, tm_strerror(rc));
+    return 0;
+}
+
+/* A record in the output batch, emitting the batch first when it is full. */
+static int out_record(tm_operator_t *op, tm_collector_t *out, tm_op_t kind, tm_record_t **rec,
+                      char *errstr, size_t errstr_size)
+{
+    if (op->out != NULL && tm_batch_full(op->out)) {
+        int rc = emit_out(op, out, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    if (op->out == NULL && (op->out = tm_batch_new()) == NULL)
+        return TM_ENOMEM;
+    *rec = tm_batch_add(op->out, op->spec->out_schema, kind);
+    return *rec == NULL ? TM_ENOMEM : 0;
+}
+
+/* ---- grouping (step 1) ---- */
+
+static int row_error(tm_operator_t *op, const tm_record_t *rec, const char *reason, char *errstr,
+                     size_t errstr_size)
+{
+    return tm_operator_row_error(&op->ctx, rec, reason, errstr, errstr_size);
+}
+
+static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_t **out)
+{
+    if (klen == 0)
+        key = (const uint8_t *)""; /* the global aggregate's key: an empty buffer has no data */
+    uint64_t h = tm_xxh64(key, klen, 0x9a6);
+    for (uint32_t i = (uint32_t)h & op->gmask;; i = (i + 1) & op->gmask) {
+        int32_t gi = op->gmap[i];
+        if (gi == 0) {
+            group_t *g = &op->groups[op->ngroups];
+            memset(g, 0, sizeof(*g));
+            g->key = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, key, klen);
+            g->changed = tm_arena_zalloc(&op->scratch->arena,
+                                         sizeof(bool) * (size_t)(op->spec->naggs + 1));
+            if (g->key == NULL || g->changed == NULL)
+                return TM_ENOMEM;
+            g->klen = klen;
+            g->hash = h;
+            g->kg = tm_keygroup_of(key, klen, op->maxp);
+            op->gmap[i] = ++op->ngroups;
+            *out = g;
+            return 0;
+        }
+        group_t *g = &op->groups[gi - 1];
+        if (g->hash == h && g->klen == klen && memcmp(g->key, key, klen) == 0) {
+            *out = g;
+            return 0;
+        }
+    }
+}
+
+static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row, int sign,
+                     char *errstr, size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    tm_buf_clear(&op->key);
+    int rc = tm_row_cols_key_encode(spec->in_schema, row, spec->group_cols, spec->ngroup, &op->key);
+    if (rc == TM_EINVAL)
+        return row_error(op, rec,
+                         "a GROUP BY column is an unchanged TOASTed value the source did not "
+                         "send (set REPLICA IDENTITY FULL on the table)",
+                         errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    group_t *g;
+    if ((rc = find_group(op, (const uint8_t *)op->key.data, op->key.len, &g)) != 0)
+        return rc;
+    if (g->kg < op->ctx.kg_first || g->kg > op->ctx.kg_last)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "group_agg %s: subtask %d received a row of key group %d, but owns key "
+                         "groups %d..%d; its input is not hash-partitioned by the group key "
+                         "(tm_group_agg_key)",
+                         op->ctx.uid, op->ctx.subtask, g->kg, op->ctx.kg_first,
+                         op->ctx.kg_last);
+    contrib_t *c = tm_arena_alloc(&op->scratch->arena, sizeof(*c));
+    if (c == NULL)
+        return TM_ENOMEM;
+    c->next = NULL;
+    c->rec = rec;
+    c->row = row;
+    c->sign = sign;
+    if (g->last != NULL)
+        g->last->next = c;
+    else
+        g->first = c;
+    g->last = c;
+    g->drows += sign;
+    return 0;
+}
+
+static int group_batch(tm_operator_t *op, const tm_batch_t *batch, char *errstr,
+                       size_t errstr_size)
+{
+    uint32_t cap = 16;
+    while (cap < 4 * batch->count + 16)
+        cap <<= 1;
+    op->gmask = cap - 1;
+    op->gmap = tm_arena_zalloc(&op->scratch->arena, sizeof(int32_t) * cap);
+    op->groups = tm_arena_alloc(&op->scratch->arena, sizeof(group_t) * (2 * batch->count + 1));
+    op->ngroups = 0;
+    uint32_t vcap = 16;
+    while (op->nkeep > 0 && vcap < 4 * batch->count * (uint32_t)op->nkeep + 16)
+        vcap <<= 1;
+    op->vmask = vcap - 1;
+    op->vmap = op->nkeep > 0 ? tm_arena_zalloc(&op->scratch->arena, sizeof(vent_t *) * vcap)
+                             : NULL;
+    if (op->gmap == NULL || op->groups == NULL || (op->nkeep > 0 && op->vmap == NULL))
+        return TM_ENOMEM;
+    for (uint32_t i = 0; i < batch->count; i++) {
+        const tm_record_t *rec = &batch->recs[i];
+        int rc = 0;
+        switch (rec->op) {
+        case TM_OP_READ:
+        case TM_OP_CREATE:
+            if (rec->after != NULL)
+                rc = add_image(op, rec, rec->after, 1, errstr, errstr_size);
+            break;
+        case TM_OP_UPDATE:
+            if (rec->before == NULL || rec->after == NULL)
+                return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                                 "group_agg %s: an update without its before image cannot be "
+                                 "retracted; the aggregate's input must be a retract stream",
+                                 op->ctx.uid);
+            rc = add_image(op, rec, rec->before, -1, errstr, errstr_size);
+            if (rc == 0)
+                rc = add_image(op, rec, rec->after, 1, errstr, errstr_size);
+            break;
+        case TM_OP_DELETE:
+            if (rec->before == NULL)
+                return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                                 "group_agg %s: a delete without its before image cannot be "
+                                 "retracted",
+                                 op->ctx.uid);
+            rc = add_image(op, rec, rec->before, -1, errstr, errstr_size);
+            break;
+        case TM_OP_TRUNCATE:
+            return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                             "group_agg %s: the input table was truncated; an aggregate cannot "
+                             "retract rows it is not told about, so the job must be restarted "
+                             "from a fresh snapshot",
+                             op->ctx.uid);
+        default:
+            break; /* logical decoding messages carry no rows */
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- applying (step 2) ---- */
+
+static int add_value(tm_operator_t *op, int gi, int agg, const tm_datum_t *d, int sign,
+                     const tm_record_t *rec)
+{
+    if (op->val.data == NULL && tm_buf_reserve(&op->val, 1) != 0)
+        return TM_ENOMEM; /* an empty value (''): the buffer still needs memory to point at */
+    uint64_t h = tm_xxh64(op->val.data, op->val.len, (uint64_t)gi * 1000003u + (uint64_t)agg);
+    for (uint32_t i = (uint32_t)h & op->vmask;; i = (i + 1) & op->vmask) {
+        vent_t *v = op->vmap[i];
+        if (v == NULL) {
+            v = tm_arena_alloc(&op->scratch->arena, sizeof(*v));
+            if (v == NULL)
+                return TM_ENOMEM;
+            v->key = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, op->val.data,
+                                                      op->val.len);
+            if (v->key == NULL)
+                return TM_ENOMEM;
+            v->klen = op->val.len;
+            v->group = gi;
+            v->agg = agg;
+            v->hash = h;
+            v->delta = sign;
+            v->datum = d;
+            v->rec = rec;
+            v->next = op->groups[gi].vals;
+            op->groups[gi].vals = v;
+            op->vmap[i] = v;
+            return 0;
+        }
+        if (v->hash == h && v->group == gi && v->agg == agg && v->klen == op->val.len &&
+            memcmp(v->key, op->val.data, v->klen) == 0) {
+            v->delta += sign;
+            return 0;
+        }
+    }
+}
+
+/* Reads a group's state; *found false when it has none (accumulators zeroed). */
+static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t *rows,
+                      const uint8_t **res, size_t *rlen, bool *found, char *errstr,
+                      size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    *rows = 0;
+    *res = NULL;
+    *rlen = 0;
+    *found = false;
+    for (int i = 0; i < spec->naggs; i++)
+        tm_agg_acc_init(&accs[i]);
+    int rc = entry_prefix(op, g, 0);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    rc = tm_store_batch_get(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->state,
+                            errstr, errstr_size);
+    if (rc == TM_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    const uint8_t *p = (const uint8_t *)op->state.data, *end = p + op->state.len;
+    uint64_t len;
+    if (p >= end || *p++ != STATE_VERSION || get_zz(&p, end, rows) != 0 ||
+        get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+        goto corrupt;
+    *res = len > 0 ? p : NULL;
+    *rlen = (size_t)len;
+    p += len;
+    for (int i = 0; i < spec->naggs; i++)
+        if (tm_agg_acc_decode(&spec->aggs[i], &accs[i], &p, end) != 0)
+            goto corrupt;
+    if (p != end)
+        goto corrupt;
+    *found = true;
+    return 0;
+corrupt:
+    return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                     "group_agg %s: the state of a group in key group %d is unreadable (written "
+                     "by an incompatible version?)",
+                     op->ctx.uid, g->kg);
+}
+
+/* Applies one image to every aggregate: accumulators, or value deltas for value-keeping ones. */
+static int apply_image(tm_operator_t *op, int gi, tm_agg_acc_t *accs, const contrib_t *c,
+                       char *errstr, size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    for (int i = 0; i < spec->naggs; i++) {
+        const tm_agg_call_t *call = &spec->aggs[i];
+        const tm_datum_t *d = NULL;
+        if (call->kind != TM_AGG_COUNT_STAR) {
+            if (call->arg < 0 || call->arg >= spec->in_schema->ncols)
+                return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                                 "group_agg %s: aggregate %d reads column %d, which the input "
+                                 "does not have",
+                                 op->ctx.uid, i, call->arg);
+            if (tm_row_is_null(c->row, call->arg))
+                continue; /* NULL inputs are ignored by every aggregate but count(*) */
+            d = &c->row->vals[call->arg];
+        }
+        char why[256];
+        int rc;
+        if (tm_agg_keeps_values(call)) {
+            tm_buf_clear(&op->val);
+            rc = tm_agg_value_encode(call->arg_type.type, d, &op->val);
+            if (rc == TM_EINVAL) {
+                tm_seterr(why, sizeof(why), rc,
+                          "%s: the argument is an unchanged TOASTed value the source did not "
+                          "send (set REPLICA IDENTITY FULL on the table)",
+                          tm_agg_name(call->kind));
+            } else {
+                if (rc == 0)
+                    rc = add_value(op, gi, i, d, c->sign, c->rec);
+                if (rc == 0 && !call->distinct)
+                    rc = tm_agg_acc_update(call, &accs[i], d, c->sign, why, sizeof(why));
+                if (rc != TM_EINVAL && rc != 0)
+                    return rc;
+            }
+        } else {
+            rc = tm_agg_acc_update(call, &accs[i], d, c->sign, why, sizeof(why));
+        }
+        if (rc == TM_EINVAL && (rc = row_error(op, c->rec, why, errstr, errstr_size)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads, updates and writes the touched entries of a group (step 2, value part). */
+static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char *errstr,
+                        size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    for (vent_t *v = g->vals; v != NULL; v = v->next) {
+        if (v->delta == 0)
+            continue;
+        const tm_agg_call_t *call = &spec->aggs[v->agg];
+        int rc = entry_prefix(op, g, v->agg + 1);
+        rc = rc ? rc : tm_buf_append(&op->ekey, v->key, v->klen);
+        if (rc != 0)
+            return rc;
+        atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+        rc = tm_store_batch_get(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf,
+                                errstr, errstr_size);
+        int64_t old = 0, scale = v->datum->scale;
+        if (rc == 0) {
+            const uint8_t *p = (const uint8_t *)op->sbuf.data, *end = p + op->sbuf.len;
+            uint64_t cnt;
+            if (get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 || p != end ||
+                cnt > INT64_MAX)
+                return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                                 "group_agg %s: a value entry in key group %d is unreadable",
+                                 op->ctx.uid, g->kg);
+            old = (int64_t)cnt;
+        } else if (rc != TM_ENOTFOUND) {
+            return rc;
+        }
+        int64_t now = old + v->delta;
+        g->changed[v->agg] = true;
+        if (call->distinct && (old > 0) != (now > 0)) {
+            /*
+             * A value appeared or disappeared: the DISTINCT accumulator sees
+             * it once.  A retraction uses the stored value (its scale), so
+             * the scale histogram gets back exactly what it was given.
+             */
+            tm_datum_t stored;
+            const tm_datum_t *d = v->datum;
+            if (now <= 0) {
+                rc = tm_agg_value_decode(call->arg_type.type, v->key, v->klen, (int32_t)scale,
+                                         op->scratch, &stored);
+                if (rc != 0)
+                    return rc == TM_ENOMEM ? rc
+                                           : tm_seterr(errstr, errstr_size, rc,
+                                                       "group_agg %s: a stored value is "
+                                                       "unreadable",
+                                                       op->ctx.uid);
+                d = &stored;
+            }
+            char why[256];
+            rc = tm_agg_acc_update(call, &accs[v->agg], d, now > 0 ? 1 : -1, why, sizeof(why));
+            if (rc == TM_EINVAL && (rc = row_error(op, v->rec, why, errstr, errstr_size)) != 0)
+                return rc;
+            if (rc != 0)
+                return rc;
+        }
+        if (now > 0) {
+            tm_buf_clear(&op->sbuf);
+            rc = put_varint(&op->sbuf, (uint64_t)now);
+            rc = rc ? rc : put_zz(&op->sbuf, call->arg_type.type == TM_T_NUMERIC ? scale : 0);
+            rc = rc ? rc
+                    : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                                         op->sbuf.data, op->sbuf.len);
+        } else {
+            rc = tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- results (step 3) ---- */
+
+/* min / max: the first / last entry of the aggregate's range. */
+static int value_extreme(tm_operator_t *op, group_t *g, int agg, bool last, tm_datum_t *out,
+                         bool *isnull, char *errstr, size_t errstr_size)
+{
+    const tm_agg_call_t *call = &op->spec->aggs[agg];
+    int rc = entry_prefix(op, g, agg + 1);
+    if (rc != 0)
+        return rc;
+    tm_store_iter_t *it;
+    rc = last ? tm_store_iter_new_reverse(op->store, op->cf, g->kg, g->kg, op->ekey.data,
+                                          op->ekey.len, &it)
+              : tm_store_iter_new(op->store, op->cf, g->kg, g->kg, op->ekey.data, op->ekey.len,
+                                  &it);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    tm_store_entry_t e;
+    rc = tm_store_iter_next(it, &e, errstr, errstr_size);
+    *isnull = rc == 0;
+    if (rc == 1) {
+        const uint8_t *p = e.val, *end = e.val + e.vlen;
+        uint64_t cnt;
+        int64_t scale;
+        rc = get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 ? TM_ECORRUPT : 0;
+        if (rc == 0)
+            rc = tm_agg_value_decode(call->arg_type.type, e.key + op->ekey.len,
+                                     e.klen - op->ekey.len, (int32_t)scale, op->scratch, out);
+        if (rc == TM_ECORRUPT)
+            tm_seterr(errstr, errstr_size, rc, "group_agg %s: a stored value is unreadable",
+                      op->ctx.uid);
+    }
+    tm_store_iter_free(it);
+    return rc;
+}
+
+/* string_agg: every value in order (DISTINCT: once each), joined by the separator. */
+static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, bool *isnull,
+                      char *errstr, size_t errstr_size)
+{
+    const tm_agg_call_t *call = &op->spec->aggs[agg];
+    int rc = entry_prefix(op, g, agg + 1);
+    if (rc != 0)
+        return rc;
+    tm_store_iter_t *it;
+    if ((rc = tm_store_iter_new(op->store, op->cf, g->kg, g->kg, op->ekey.data, op->ekey.len,
+                                &it)) != 0)
+        return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    tm_buf_clear(&op->sbuf);
+    size_t sep = call->separator ? strlen(call->separator) : 0;
+    bool any = false;
+    tm_store_entry_t e;
+    while ((rc = tm_store_iter_next(it, &e, errstr, errstr_size)) == 1) {
+        const uint8_t *p = e.val, *end = e.val + e.vlen;
+        uint64_t cnt;
+        if (get_varint(&p, end, &cnt) != 0) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                           "group_agg %s: a stored value is unreadable", op->ctx.uid);
+            break;
+        }
+        if (call->distinct)
+            cnt = 1;
+        for (uint64_t k = 0; rc == 1 && k < cnt; k++) {
+            if (any && sep > 0 && tm_buf_append(&op->sbuf, call->separator, sep) != 0)
+                rc = TM_ENOMEM;
+            else if (tm_buf_append(&op->sbuf, e.key + op->ekey.len, e.klen - op->ekey.len) != 0)
+                rc = TM_ENOMEM;
+            any = true;
+        }
+        if (rc != 1)
+            break;
+    }
+    tm_store_iter_free(it);
+    if (rc != 0)
+        return rc;
+    *isnull = !any;
+    memset(out, 0, sizeof(*out));
+    return any ? tm_batch_set_var(op->scratch, out, op->sbuf.len ? op->sbuf.data : "",
+                                  op->sbuf.len)
+               : 0;
+}
+
+/* The group's result row (in scratch); `old` (may be NULL) supplies unchanged multiset results. */
+static int build_result(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs,
+                        const tm_row_t *old, tm_row_t **out, char *errstr, size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    tm_row_t *r = tm_batch_new_row(op->scratch, spec->out_schema);
+    if (r == NULL)
+        return TM_ENOMEM;
+    /* Every image of a group has the same group values; the first one supplies them. */
+    const tm_row_t *src = g->first->row;
+    for (int j = 0; j < spec->ngroup; j++) {
+        int c = spec->group_cols[j];
+        if (!tm_row_is_null(src, c)) {
+            r->vals[j] = src->vals[c];
+            tm_row_set_null(r, j, false);
+        }
+    }
+    for (int i = 0; i < spec->naggs; i++) {
+        const tm_agg_call_t *call = &spec->aggs[i];
+        int col = spec->ngroup + i;
+        tm_datum_t d;
+        bool isnull = true;
+        int rc;
+        bool from_values = call->kind == TM_AGG_MIN || call->kind == TM_AGG_MAX ||
+                           call->kind == TM_AGG_STRING_AGG;
+        if (from_values && old != NULL && !g->changed[i]) {
+            isnull = tm_row_is_null(old, col);
+            d = old->vals[col];
+            rc = 0;
+        } else if (call->kind == TM_AGG_MIN || call->kind == TM_AGG_MAX) {
+            rc = value_extreme(op, g, i, call->kind == TM_AGG_MAX, &d, &isnull, errstr,
+                               errstr_size);
+        } else if (call->kind == TM_AGG_STRING_AGG) {
+            rc = value_join(op, g, i, &d, &isnull, errstr, errstr_size);
+        } else {
+            char why[256];
+            rc = tm_agg_acc_get(call, &accs[i], op->scratch, &d, &isnull, why, sizeof(why));
+            if (rc == TM_EINVAL) {
+                /* A result out of its type's range: the row error of the group's last change. */
+                isnull = true;
+                rc = row_error(op, g->last->rec, why, errstr, errstr_size);
+            }
+        }
+        if (rc != 0)
+            return rc;
+        if (!isnull) {
+            r->vals[col] = d;
+            tm_row_set_null(r, col, false);
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, int64_t rows,
+                       const tm_buf_t *result)
+{
+    tm_buf_clear(&op->state);
+    int rc = tm_buf_putc(&op->state, STATE_VERSION);
+    rc = rc ? rc : put_zz(&op->state, rows);
+    rc = rc ? rc : put_varint(&op->state, result->len);
+    rc = rc ? rc : tm_buf_append(&op->state, result->data, result->len);
+    for (int i = 0; rc == 0 && i < op->spec->naggs; i++)
+        rc = tm_agg_acc_encode(&op->spec->aggs[i], &accs[i], &op->state);
+    rc = rc ? rc : entry_prefix(op, g, 0);
+    return rc ? rc
+              : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                                   op->state.data, op->state.len);
+}
+
+static int emit_change(tm_operator_t *op, tm_collector_t *out, const group_t *g, tm_op_t kind,
+                       const uint8_t *old, size_t oldlen, const tm_row_t *after, char *errstr,
+                       size_t errstr_size)
+{
+    tm_schema_t *s = op->spec->out_schema;
+    tm_record_t *r;
+    int rc = out_record(op, out, kind, &r, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    r->proc_us = g->last->rec->proc_us;
+    r->src = g->last->rec->src;
+    if (old != NULL) {
+        rc = tm_row_deserialize(s, old, oldlen, op->out, &r->before);
+        if (rc != 0)
+            return rc == TM_ENOMEM ? rc
+                                   : tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                                               "group_agg %s: a stored result row is unreadable "
+                                               "(the output schema changed?)",
+                                               op->ctx.uid);
+    }
+    if (after != NULL && (r->after = tm_row_copy(op->out, s, after)) == NULL)
+        return TM_ENOMEM;
+    return 0;
+}
+
+/* Steps 2 and 3 for one group, after its entries were committed. */
+static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t rows,
+                        const uint8_t *res, size_t rlen, tm_collector_t *out, char *errstr,
+                        size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    tm_schema_t *s = spec->out_schema;
+    int rc;
+    if (rows <= 0 && spec->ngroup > 0) {
+        /* The group became empty: retract its row and forget it. */
+        if (res != NULL &&
+            (rc = emit_change(op, out, g, TM_OP_DELETE, res, rlen, NULL, errstr, errstr_size)) != 0)
+            return rc;
+        if ((rc = entry_prefix(op, g, 0)) != 0)
+            return rc;
+        return tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+    }
+    tm_row_t *old = NULL;
+    if (res != NULL && tm_row_deserialize(s, res, rlen, op->scratch, &old) != 0)
+        old = NULL; /* recomputed below from the entries */
+    tm_row_t *row;
+    if ((rc = build_result(op, g, accs, old, &row, errstr, errstr_size)) != 0)
+        return rc;
+    tm_buf_clear(&op->ser);
+    if ((rc = tm_row_serialize(s, row, &op->ser)) != 0)
+        return rc;
+    if (res == NULL)
+        rc = emit_change(op, out, g, TM_OP_CREATE, NULL, 0, row, errstr, errstr_size);
+    else if (op->ser.len != rlen || memcmp(op->ser.data, res, rlen) != 0)
+        rc = emit_change(op, out, g, TM_OP_UPDATE, res, rlen, row, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    return write_group(op, g, accs, rows < 0 ? 0 : rows, &op->ser);
+}
+
+/* ---- hooks ---- */
+
+static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    (void)input;
+    const tm_group_agg_spec_t *spec = op->spec;
+    tm_arena_reset(&op->scratch->arena);
+    atomic_fetch_add(&op->ctx.metrics->records_in, batch->count);
+    int rc = group_batch(op, batch, errstr, errstr_size);
+    if (rc != 0 || op->ngroups == 0)
+        return rc;
+    size_t naggs = (size_t)(spec->naggs > 0 ? spec->naggs : 1);
+    tm_agg_acc_t *accs = tm_arena_alloc(&op->scratch->arena,
+                                        sizeof(tm_agg_acc_t) * naggs * (size_t)op->ngroups);
+    int64_t *rows = tm_arena_alloc(&op->scratch->arena, sizeof(int64_t) * (size_t)op->ngroups);
+    const uint8_t **res = tm_arena_alloc(&op->scratch->arena, sizeof(*res) * (size_t)op->ngroups);
+    size_t *rlen = tm_arena_alloc(&op->scratch->arena, sizeof(size_t) * (size_t)op->ngroups);
+    if (accs == NULL || rows == NULL || res == NULL || rlen == NULL)
+        return TM_ENOMEM;
+    bool values = false;
+    for (int gi = 0; gi < op->ngroups; gi++) {
+        group_t *g = &op->groups[gi];
+        tm_agg_acc_t *ga = &accs[(size_t)gi * naggs];
+        bool found;
+        rc = read_group(op, g, ga, &rows[gi], &res[gi], &rlen[gi], &found, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+        if (res[gi] != NULL) {
+            /* op->state is reused: keep the stored result in scratch. */
+            res[gi] = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, res[gi], rlen[gi]);
+            if (res[gi] == NULL)
+                return TM_ENOMEM;
+        }
+        rows[gi] += g->drows;
+        for (contrib_t *c = g->first; c != NULL; c = c->next)
+            if ((rc = apply_image(op, gi, ga, c, errstr, errstr_size)) != 0)
+                return rc;
+        if (g->vals != NULL) {
+            values = true;
+            if ((rc = apply_values(op, g, ga, errstr, errstr_size)) != 0)
+                return rc;
+        }
+    }
+    /* Iterators read the database, not the write batch: the entries go in first. */
+    if (values && (rc = tm_store_batch_commit(op->wb, errstr, errstr_size)) != 0)
+        return rc;
+    for (int gi = 0; gi < op->ngroups; gi++) {
+        rc = finish_group(op, &op->groups[gi], &accs[(size_t)gi * naggs], rows[gi], res[gi],
+                          rlen[gi], out, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    return rc != 0 ? rc : emit_out(op, out, errstr, errstr_size);
+}
+
+static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, char *errstr,
+                         size_t errstr_size)
+{
+    (void)id;
+    int rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    return rc != 0 ? rc : emit_out(op, out, errstr, errstr_size);
+}
+
+static int op_on_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    return op_on_barrier(op, 0, out, errstr, errstr_size);
+}
+
+static const tm_operator_ops_t group_agg_ops = {
+    .name = "group_agg",
+    .ninputs = 1,
+    .process = op_process,
+    .on_barrier = op_on_barrier,
+    .on_end = op_on_end,
+    .free = op_free,
+};
+
+int tm_group_agg_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
+                     const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                     size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = spec_arg;
+    *out = NULL;
+    if (ctx->store == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "group_agg %s: the operator keeps state and needs a store",
+                         ctx->uid ? ctx->uid : "");
+    if (spec->ngroup < 0 || spec->naggs < 0 || spec->naggs > 65534 || spec->out_schema == NULL ||
+        spec->out_schema->ncols != spec->ngroup + spec->naggs)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "group_agg %s: the output schema must have the %d group columns and "
+                         "the %d aggregates",
+                         ctx->uid ? ctx->uid : "", spec->ngroup, spec->naggs);
+    int maxp = tm_store_max_parallelism(ctx->store);
+    if (ctx->kg_first < 0 || ctx->kg_last >= maxp || ctx->kg_first > ctx->kg_last)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "group_agg %s: key groups %d..%d are outside the store's 0..%d",
+                         ctx->uid ? ctx->uid : "", ctx->kg_first, ctx->kg_last, maxp - 1);
+    tm_operator_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return TM_ENOMEM;
+    op->spec = spec;
+    op->ctx = *ctx;
+    op->store = ctx->store;
+    op->maxp = maxp;
+    for (int i = 0; i < spec->naggs; i++)
+        op->nkeep += tm_agg_keeps_values(&spec->aggs[i]);
+    tm_buf_init(&op->key);
+    tm_buf_init(&op->ekey);
+    tm_buf_init(&op->val);
+    tm_buf_init(&op->ser);
+    tm_buf_init(&op->state);
+    tm_buf_init(&op->sbuf);
+    int rc = tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
+    if (rc == 0 && (op->scratch = tm_batch_new()) == NULL)
+        rc = TM_ENOMEM;
+    if (rc == 0)
+        rc = tm_store_batch_new(ctx->store, &op->wb);
+    if (rc != 0) {
+        op_free(op);
+        return rc;
+    }
+    *ops = &group_agg_ops;
+    *out = op;
+    return 0;
+}
