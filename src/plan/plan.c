@@ -103,7 +103,7 @@ static char *fmt_dup(const char *fmt, ...)
 
 static int *int_dup(const int *v, int n)
 {
-    if (n <= 0)
+    if (n <= 0 || v == NULL)
         return NULL;
     int *d = malloc(sizeof(int) * (size_t)n);
     if (d != NULL)

@@ -910,8 +910,10 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
     int loc = node_location(item) >= 0 ? node_location(item) : location;
     if (kind == NULL || !json_is_object(body))
         return err_at(b, loc, TM_ESQL, "malformed FROM item");
-    if (strcmp(kind, "JoinExpr") == 0)
-        return err_at(b, loc, TM_EUNSUPPORTED, "JOIN is not built yet");
+    if (strcmp(kind, "JoinExpr") == 0) {
+        int l = node_location(json_object_get(body, "larg"));
+        return err_at(b, l >= 0 ? l : loc, TM_EUNSUPPORTED, "JOIN is not built yet");
+    }
     if (strcmp(kind, "RangeFunction") == 0)
         return err_at(b, loc, TM_EUNSUPPORTED,
                       "functions in FROM (TUMBLE, HOP, SESSION, …) are not built yet");

@@ -125,7 +125,7 @@ static void test_issue_queries(void)
 
     /* Stateful uids for the state layer. */
     const char *uids[16];
-    TM_CHECK_INT(tm_plan_state_uids(plan, uids, 16), 9);
+    TM_CHECK_INT(tm_plan_state_uids(plan, uids, 16), 8);
     TM_CHECK_STR(uids[0], "upsert/orders/big_orders");
     tm_plan_free(plan);
     tm_job_free(job);

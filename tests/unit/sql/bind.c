@@ -63,7 +63,7 @@ static void test_errors(void)
     expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE count(*) > 1;",
                       "aggregate functions are not allowed in WHERE");
     expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id = b.id;",
-                      "job.sql:4:33: JOIN is not built yet");
+                      "job.sql:4:34: JOIN is not built yet");
     expect_bind_error("INSERT INTO out SELECT id FROM orders, orders x;", "joins");
     expect_bind_error("INSERT INTO out SELECT id FROM orders ORDER BY id;",
                       "job.sql:4:48: ORDER BY is not supported in a streaming query");
