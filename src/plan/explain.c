@@ -62,7 +62,7 @@ static void print_key(FILE *f, const tm_plan_node_t *n)
     if (n->nkey > 0 && n->key == NULL)
         fprintf(f, "the source's primary key");
     else if (n->nkey == 0 && n->kind != TM_PLAN_SCAN)
-        fprintf(f, n->mode == TM_MODE_UPSERT ? "none (one row)" : "none");
+        fprintf(f, n->mode == TM_MODE_UPSERT ? "() (a single row)" : "none");
     else if (n->nkey == 0)
         fprintf(f, "none");
     else {

@@ -305,6 +305,9 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     n->exchange = TM_EXCHANGE_FORWARD;
     n->parallelism = input->parallelism;
     calc_key(n);
+    /* An upsert stream whose key is not selected is still a retract stream (it has before images). */
+    if (n->mode == TM_MODE_UPSERT && input->nkey > 0 && n->nkey == 0)
+        n->mode = n->before_images ? TM_MODE_RETRACT : TM_MODE_UPSERT;
     if (set_schema_key(n->schema, n->key, n->nkey) != 0)
         return NULL;
     return n;

@@ -116,6 +116,8 @@ static void test_issue_queries(void)
     TM_CHECK(strncmp(n[6]->uid, "agg/buckets/2-", 14) == 0);
     TM_CHECK(n[6]->exchange == TM_EXCHANGE_HASH && n[6]->stage != n[3]->stage);
     TM_CHECK(n[5]->kind == TM_PLAN_CALC && n[5]->stage == n[3]->stage);
+    /* The pre-aggregation drops the first aggregation's key: a retract stream again. */
+    TM_CHECK(n[5]->mode == TM_MODE_RETRACT && n[5]->nkey == 0 && n[5]->before_images);
     TM_CHECK(n[8]->mode == TM_MODE_UPSERT && n[8]->nkey == 1);
 
     /* 4. A global aggregate runs on one subtask. */
