@@ -2,9 +2,10 @@
  * job.c — job file → tm_job_t, through libpg_query's JSON parse tree.
  *
  * The parse tree is PostgreSQL's own (version 15 grammar), so a job file is
- * checked by the same parser as psql input; this file only reads the three
+ * checked by the same parser as psql input; this file only reads the four
  * statement kinds tidemark understands and rejects the rest with a message
- * that names the statement and its line.
+ * that names the statement and its line.  Queries are kept as parse nodes
+ * for the binder (sql/bind.c), which reports what they may not contain.
  */
 #include "sql/job.h"
 #include "core/error.h"
@@ -42,6 +43,9 @@ const tm_option_def_t tm_job_settings[] = {
      "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
     {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
      "Bearer token the admin API requires; mandatory when admin_address is not loopback."},
+    {"on_error", TM_OPT_ENUM, false, "fail", "fail|skip|dead-letter",
+     "What a row whose expression fails (division by zero, a bad cast) does: fail the job, "
+     "skip the row (counted and logged), or skip it and log it as a dead letter."},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -329,66 +333,228 @@ static int parse_create(parse_ctx_t *pc, json_t *cs, int line)
     return 0;
 }
 
-static int parse_insert(parse_ctx_t *pc, json_t *is, int line)
+static void position_of(const char *sql, long pos, int *line, int *col)
+{
+    int l = 1;
+    long ls = 0;
+    for (long i = 0; i < pos && sql[i]; i++)
+        if (sql[i] == '\n') {
+            l++;
+            ls = i + 1;
+        }
+    *line = l;
+    *col = (int)(pos - ls) + 1;
+}
+
+static int node_location(json_t *node)
+{
+    /* A node is {"Kind": {..., "location": n}}; some carry it on the outer object. */
+    json_t *loc = json_object_get(node, "location");
+    if (!json_is_integer(loc)) {
+        void *it = json_object_iter(node);
+        json_t *inner = it ? json_object_iter_value(it) : NULL;
+        loc = json_is_object(inner) ? json_object_get(inner, "location") : NULL;
+    }
+    return json_is_integer(loc) ? (int)json_integer_value(loc) : -1;
+}
+
+static int job_find_view(tm_job_t *job, const char *name)
+{
+    for (int i = 0; i < job->nviews; i++)
+        if (strcmp(job->views[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/*
+ * Walks a SELECT for the relations it reads.  With `insert` set, tables get
+ * the source role and the insert its first source; views are followed (their
+ * own relations were checked when they were declared).  Without, it only
+ * checks that every relation is known (CREATE VIEW).
+ */
+static int walk_relations(parse_ctx_t *pc, json_t *node, int line, tm_job_insert_t *insert,
+                          int depth)
+{
+    if (depth > 64)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: the query nests too deeply", pc->path, line);
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++) {
+            int rc = walk_relations(pc, json_array_get(node, i), line, insert, depth + 1);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!json_is_object(node))
+        return 0;
+    json_t *with = json_object_get(node, "withClause");
+    if (with != NULL) {
+        int l, c;
+        position_of(pc->sql, node_location(json_object_get(with, "WithClause")) >= 0
+                                 ? node_location(json_object_get(with, "WithClause"))
+                                 : 0,
+                    &l, &c);
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d:%d: WITH (common table expressions) is not supported; declare "
+                         "the query with CREATE VIEW name AS SELECT … instead",
+                         pc->path, l, c);
+    }
+    json_t *rv = json_object_get(node, "RangeVar");
+    if (rv != NULL) {
+        const char *name = jstr(rv, "relname");
+        int ti = -1, vi;
+        if (name == NULL)
+            return 0;
+        if (job_find_table(pc->job, name, &ti) != NULL) {
+            if (insert != NULL) {
+                pc->job->tables[ti].role |= TM_ROLE_SOURCE;
+                if (ti == insert->sink)
+                    return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                     "%s:%d: table '%s' cannot feed itself", pc->path, line,
+                                     name);
+                if (insert->source < 0)
+                    insert->source = ti;
+            }
+            return 0;
+        }
+        if ((vi = job_find_view(pc->job, name)) >= 0)
+            return insert ? walk_relations(pc, pc->job->views[vi].select, line, insert,
+                                           depth + 1)
+                          : 0;
+        int l, c;
+        position_of(pc->sql, node_location(node), &l, &c);
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d:%d: source table '%s' is not declared; add CREATE TABLE %s (…) "
+                         "WITH (connector = '…') or CREATE VIEW %s AS SELECT … before this "
+                         "statement",
+                         pc->path, l, c, name, name, name);
+    }
+    void *it;
+    for (it = json_object_iter(node); it != NULL; it = json_object_iter_next(node, it)) {
+        int rc = walk_relations(pc, json_object_iter_value(it), line, insert, depth + 1);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_insert(parse_ctx_t *pc, json_t *is, int line, int location)
 {
     tm_job_t *job = pc->job;
     const char *sink = jstr(json_object_get(is, "relation"), "relname");
     json_t *sel = json_object_get(json_object_get(is, "selectStmt"), "SelectStmt");
-    if (sink == NULL || sel == NULL)
+    if (sink == NULL || sel == NULL || json_object_get(sel, "valuesLists") != NULL)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
-                         "%s:%d: only INSERT INTO <sink> SELECT … FROM <source> is supported",
+                         "%s:%d: only INSERT INTO <sink> SELECT … is supported (not VALUES or "
+                         "DEFAULT VALUES)",
                          pc->path, line);
-    json_t *from = json_object_get(sel, "fromClause");
-    json_t *targets = json_object_get(sel, "targetList");
-    json_t *rv = json_object_get(json_array_get(from, 0), "RangeVar");
-    bool star = false;
-    if (json_array_size(targets) == 1) {
-        json_t *val = json_object_get(json_object_get(json_array_get(targets, 0), "ResTarget"),
-                                      "val");
-        json_t *fields = json_object_get(json_object_get(val, "ColumnRef"), "fields");
-        star = json_array_size(fields) == 1 &&
-               json_object_get(json_array_get(fields, 0), "A_Star") != NULL;
-    }
-    static const char *const unsupported[] = {"whereClause", "groupClause", "havingClause",
-                                              "sortClause", "limitCount", "distinctClause",
-                                              "windowClause", "withClause"};
-    bool extra = json_object_get(is, "cols") != NULL;
-    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
-        if (json_object_get(sel, unsupported[i]) != NULL)
-            extra = true;
-    if (!star || rv == NULL || json_array_size(from) != 1 || extra)
+    if (json_object_get(is, "withClause") != NULL)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
-                         "%s:%d: this version supports only INSERT INTO <sink> SELECT * FROM "
-                         "<source>; projections, filters, joins and aggregation are not built "
-                         "yet (see docs/sql.md)",
+                         "%s:%d: WITH (common table expressions) is not supported; declare the "
+                         "query with CREATE VIEW name AS SELECT … instead",
                          pc->path, line);
-    const char *source = jstr(rv, "relname");
-    int si, ki;
-    tm_job_table_t *src = job_find_table(job, source, &si);
+    if (json_object_get(is, "onConflictClause") != NULL ||
+        json_object_get(is, "returningList") != NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d: INSERT … ON CONFLICT and RETURNING are not supported; a sink "
+                         "with a PRIMARY KEY receives upserts on it",
+                         pc->path, line);
+    int ki;
     tm_job_table_t *snk = job_find_table(job, sink, &ki);
-    if (src == NULL)
-        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
-                         "%s:%d: source table '%s' is not declared; add CREATE TABLE %s (…) WITH "
-                         "(connector = '…') before this INSERT",
-                         pc->path, line, source, source);
     if (snk == NULL)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
                          "%s:%d: sink table '%s' is not declared; add CREATE TABLE %s (…) WITH "
                          "(connector = '…') before this INSERT",
                          pc->path, line, sink, sink);
-    if (si == ki)
-        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
-                         "%s:%d: table '%s' cannot feed itself", pc->path, line, sink);
-    src->role |= TM_ROLE_SOURCE;
-    snk->role |= TM_ROLE_SINK;
     tm_job_insert_t *ins = realloc(job->inserts, sizeof(*ins) * (size_t)(job->ninserts + 1));
     if (ins == NULL)
         return TM_ENOMEM;
     job->inserts = ins;
-    ins[job->ninserts].sink = ki;
-    ins[job->ninserts].source = si;
-    ins[job->ninserts].line = line;
-    job->ninserts++;
+    ins = &job->inserts[job->ninserts++];
+    memset(ins, 0, sizeof(*ins));
+    ins->sink = ki;
+    ins->source = -1;
+    ins->line = line;
+    ins->location = location;
+    ins->select = json_incref(sel);
+    json_t *cols = json_object_get(is, "cols");
+    if (json_array_size(cols) > 0) {
+        size_t n = json_array_size(cols);
+        ins->cols = calloc(n, sizeof(char *));
+        ins->col_locations = calloc(n, sizeof(int));
+        if (ins->cols == NULL || ins->col_locations == NULL)
+            return TM_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            json_t *rt = json_object_get(json_array_get(cols, i), "ResTarget");
+            const char *cn = jstr(rt, "name");
+            if (cn == NULL || json_object_get(rt, "indirection") != NULL)
+                return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                 "%s:%d: INSERT INTO %s (…) lists plain column names only",
+                                 pc->path, line, sink);
+            for (int k = 0; k < ins->ncols; k++)
+                if (strcmp(ins->cols[k], cn) == 0)
+                    return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                     "%s:%d: column \"%s\" is named twice in INSERT INTO %s (…)",
+                                     pc->path, line, cn, sink);
+            ins->cols[i] = strdup(cn);
+            ins->col_locations[i] = node_location(json_array_get(cols, i));
+            ins->ncols++;
+        }
+    }
+    snk->role |= TM_ROLE_SINK;
+    int rc = walk_relations(pc, sel, line, ins, 0);
+    if (rc != 0)
+        return rc;
+    if (ins->source < 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: INSERT INTO %s reads no source table; a pipeline streams from "
+                         "a table declared with CREATE TABLE … WITH (connector = '…') (add FROM "
+                         "<source>)",
+                         pc->path, line, sink);
+    return 0;
+}
+
+static int parse_view(parse_ctx_t *pc, json_t *vs, int line, int location)
+{
+    tm_job_t *job = pc->job;
+    const char *name = jstr(json_object_get(vs, "view"), "relname");
+    json_t *sel = json_object_get(json_object_get(vs, "query"), "SelectStmt");
+    if (name == NULL || sel == NULL)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: write views as CREATE VIEW name AS SELECT …", pc->path, line);
+    if (json_is_true(json_object_get(vs, "replace")))
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                         "%s:%d: CREATE OR REPLACE VIEW is not supported; a job declares each "
+                         "view once (CREATE VIEW %s AS …)",
+                         pc->path, line, name);
+    if (job_find_table(job, name, NULL) != NULL || job_find_view(job, name) >= 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: '%s' is already declared; views and tables share one namespace",
+                         pc->path, line, name);
+    int rc = walk_relations(pc, sel, line, NULL, 0);
+    if (rc != 0)
+        return rc;
+    tm_job_view_t *v = realloc(job->views, sizeof(*v) * (size_t)(job->nviews + 1));
+    if (v == NULL)
+        return TM_ENOMEM;
+    job->views = v;
+    v = &job->views[job->nviews++];
+    memset(v, 0, sizeof(*v));
+    v->name = strdup(name);
+    v->line = line;
+    v->location = location;
+    v->select = json_incref(sel);
+    json_t *aliases = json_object_get(vs, "aliases");
+    if (json_array_size(aliases) > 0) {
+        v->aliases = calloc(json_array_size(aliases), sizeof(char *));
+        if (v->aliases == NULL)
+            return TM_ENOMEM;
+        for (size_t i = 0; i < json_array_size(aliases); i++) {
+            const char *a = node_sval(json_array_get(aliases, i));
+            v->aliases[v->naliases++] = strdup(a ? a : "?");
+        }
+    }
     return 0;
 }
 
@@ -483,7 +649,12 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
         return tm_seterr(errstr, errstr_size, TM_ESQL, "%s: cannot read the parse tree (%s)",
                          pc.path, jerr.text);
     tm_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        json_decref(tree);
+        return TM_ENOMEM;
+    }
     job->path = strdup(pc.path);
+    job->sql = strdup(sql);
     job->settings = tm_options_new();
     pc.job = job;
     int rc = 0;
@@ -506,7 +677,9 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
         if ((node = json_object_get(stmt, "CreateStmt")) != NULL) {
             rc = parse_create(&pc, node, line);
         } else if ((node = json_object_get(stmt, "InsertStmt")) != NULL) {
-            rc = parse_insert(&pc, node, line);
+            rc = parse_insert(&pc, node, line, (int)loc);
+        } else if ((node = json_object_get(stmt, "ViewStmt")) != NULL) {
+            rc = parse_view(&pc, node, line, (int)loc);
         } else if ((node = json_object_get(stmt, "VariableSetStmt")) != NULL) {
             rc = parse_set(&pc, node, line);
         } else {
@@ -516,7 +689,7 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
                 kind = json_object_iter_key(iter);
             rc = tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                            "%s:%d: statement %s is not supported in a job; use CREATE TABLE … "
-                           "WITH (…), INSERT INTO … SELECT … and SET",
+                           "WITH (…), CREATE VIEW … AS SELECT …, INSERT INTO … SELECT … and SET",
                            pc.path, line, kind);
         }
     }
@@ -572,9 +745,46 @@ tm_job_t *tm_job_free(tm_job_t *job)
         tm_schema_unref(job->tables[i].declared);
     }
     free(job->tables);
+    for (int i = 0; i < job->ninserts; i++) {
+        json_decref(job->inserts[i].select);
+        for (int k = 0; k < job->inserts[i].ncols; k++)
+            free(job->inserts[i].cols[k]);
+        free(job->inserts[i].cols);
+        free(job->inserts[i].col_locations);
+    }
     free(job->inserts);
+    for (int i = 0; i < job->nviews; i++) {
+        free(job->views[i].name);
+        json_decref(job->views[i].select);
+        for (int k = 0; k < job->views[i].naliases; k++)
+            free(job->views[i].aliases[k]);
+        free(job->views[i].aliases);
+    }
+    free(job->views);
+    free(job->sql);
     tm_options_free(job->settings);
     free(job->path);
     free(job);
     return NULL;
+}
+
+void tm_job_position(const tm_job_t *job, int location, int *line, int *col)
+{
+    if (location < 0 || job->sql == NULL) {
+        *line = 0;
+        *col = 0;
+        return;
+    }
+    position_of(job->sql, location, line, col);
+}
+
+int tm_job_find_table(const tm_job_t *job, const char *name)
+{
+    int idx = -1;
+    return job_find_table((tm_job_t *)job, name, &idx) ? idx : -1;
+}
+
+int tm_job_find_view(const tm_job_t *job, const char *name)
+{
+    return job_find_view((tm_job_t *)job, name);
 }

@@ -91,8 +91,8 @@ static void test_errors(void)
                  TM_ECONFIG, "job.sql:2: table 'b': unknown option 'colour'");
     expect_error("CREATE TABLE s () WITH (connector='postgres-cdc', dsn='x', tables='a.b');\n"
                  "CREATE TABLE b () WITH (connector='stdout');\n"
-                 "INSERT INTO b SELECT id FROM s;",
-                 TM_EUNSUPPORTED, "job.sql:3: this version supports only");
+                 "INSERT INTO b VALUES (1);",
+                 TM_EUNSUPPORTED, "job.sql:3: only INSERT INTO <sink> SELECT");
     expect_error("CREATE TABLE b () WITH (connector='stdout');\n"
                  "INSERT INTO b SELECT * FROM nowhere;",
                  TM_ESQL, "source table 'nowhere' is not declared");
@@ -104,10 +104,72 @@ static void test_errors(void)
     expect_error("DROP TABLE x;", TM_EUNSUPPORTED, "DropStmt is not supported");
 }
 
+static void test_views_and_queries(void)
+{
+    char err[1024];
+    tm_job_t *job = NULL;
+    const char *sql =
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, amount numeric(10,2))\n"
+        "  WITH (connector = 'postgres-cdc', dsn = 'host=x', table = 'public.orders');\n"
+        "CREATE TABLE unused () WITH (connector = 'stdout');\n"
+        "CREATE TABLE out () WITH (connector = 'stdout');\n"
+        "CREATE VIEW per_customer AS SELECT customer_id, sum(amount) AS total FROM orders\n"
+        "  GROUP BY customer_id;\n"
+        "INSERT INTO out (bucket, n) SELECT floor(total / 100), count(*) FROM per_customer\n"
+        "  GROUP BY 1;\n"
+        "SET on_error = 'skip';\n";
+    int rc = tm_job_parse(sql, "job.sql", &job, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_CHECK_INT(job->nviews, 1);
+    TM_CHECK_STR(job->views[0].name, "per_customer");
+    TM_CHECK_INT(job->views[0].line, 5);
+    TM_CHECK_INT(job->ninserts, 1);
+    /* The source is found through the view. */
+    TM_CHECK_INT(job->inserts[0].source, 0);
+    TM_CHECK_INT(job->inserts[0].sink, 2);
+    TM_CHECK_INT(job->tables[0].role, TM_ROLE_SOURCE);
+    TM_CHECK_INT(job->tables[1].role, TM_ROLE_NONE);
+    TM_CHECK_INT(job->inserts[0].ncols, 2);
+    TM_CHECK_STR(job->inserts[0].cols[1], "n");
+    TM_CHECK(job->inserts[0].select != NULL);
+    TM_CHECK_STR(tm_opt_str(job->settings, "on_error"), "skip");
+    int line, col;
+    tm_job_position(job, job->inserts[0].location, &line, &col);
+    TM_CHECK_INT(line, 7);
+    TM_CHECK_INT(col, 1);
+    tm_job_free(job);
+}
+
+static void test_query_errors(void)
+{
+    const char *src =
+        "CREATE TABLE s (a int) WITH (connector='postgres-cdc', dsn='x', table='a.b');\n"
+        "CREATE TABLE b () WITH (connector='stdout');\n";
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "%sCREATE VIEW v AS SELECT a FROM nowhere;", src);
+    expect_error(sql, TM_ESQL, "job.sql:3:32: source table 'nowhere' is not declared");
+    snprintf(sql, sizeof(sql), "%sCREATE VIEW s AS SELECT a FROM s;", src);
+    expect_error(sql, TM_ESQL, "'s' is already declared");
+    snprintf(sql, sizeof(sql), "%sCREATE VIEW v AS SELECT a FROM b;\nINSERT INTO b SELECT * FROM v;",
+             src);
+    expect_error(sql, TM_ESQL, "table 'b' cannot feed itself");
+    snprintf(sql, sizeof(sql), "%sINSERT INTO b SELECT 1;", src);
+    expect_error(sql, TM_ESQL, "reads no source table");
+    snprintf(sql, sizeof(sql), "%sWITH x AS (SELECT a FROM s) INSERT INTO b SELECT * FROM x;",
+             src);
+    expect_error(sql, TM_EUNSUPPORTED, "WITH");
+    snprintf(sql, sizeof(sql), "%sINSERT INTO b SELECT * FROM s; SET on_error = 'ignore';", src);
+    expect_error(sql, TM_ECONFIG, "on_error");
+}
+
 int main(void)
 {
     TM_RUN(test_good_job);
     TM_RUN(test_declared_columns);
     TM_RUN(test_errors);
+    TM_RUN(test_views_and_queries);
+    TM_RUN(test_query_errors);
     return tm_test_done();
 }

@@ -1,0 +1,832 @@
+/*
+ * plan.c — the planner: bound queries (sql/bind.h) → plan nodes with
+ * changelog modes, keys, exchanges, parallelism and uids (see plan.h).
+ *
+ * Rules, in the order they apply to one INSERT:
+ *   1. FROM a table: a Scan (one per source table, shared by every INSERT
+ *      that reads it).  A table with a declared PRIMARY KEY — or a SELECT *
+ *      pipeline into a sink that declares one, as in the first version — gets
+ *      an Upsert hashed by that key right after it, before anything stateful.
+ *      FROM a subquery or view: that query's plan, inlined.
+ *   2. Not grouped: one Calc (WHERE + select list), unless the query is a
+ *      passthrough SELECT *.
+ *   3. Grouped: a Calc computing the group keys and aggregate arguments as
+ *      columns (WHERE folded in), GroupAgg behind a HASH exchange on the keys
+ *      (SINGLE for a global aggregate), then a Calc for HAVING and the select
+ *      list.
+ *   4. The select list is fitted to the sink (its declared columns and the
+ *      INSERT's column list: order, casts, names), then the Sink checks the
+ *      mode and the key it receives (sink_check, the one capability check).
+ *
+ * Invariants:
+ *   1. Nodes are appended after their input, so plan->nodes is in
+ *      topological order and ids grow from sources to sinks.
+ *   2. Every expression lives in plan->pool; every schema a node holds is a
+ *      reference it releases.
+ *   3. Planning never touches a connector: it is pure over the job.
+ *
+ * Thread: the main thread.
+ */
+#include "plan/plan.h"
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pctx {
+    tm_plan_t *plan;
+    int insert;
+    const char *sink_name;
+    int nagg;  /* aggregations planned so far for this INSERT */
+    int ncalc; /* calcs planned so far for this INSERT */
+    char *errstr;
+    size_t errstr_size;
+} pctx_t;
+
+const char *tm_changelog_mode_name(tm_changelog_mode_t mode)
+{
+    switch (mode) {
+    case TM_MODE_INSERT_ONLY:
+        return "insert-only";
+    case TM_MODE_RETRACT:
+        return "retract";
+    case TM_MODE_UPSERT:
+        return "upsert";
+    }
+    return "?";
+}
+
+const char *tm_plan_kind_name(tm_plan_kind_t kind)
+{
+    static const char *const names[] = {"?",        "scan", "upsert", "calc", "group_agg",
+                                        "sink",     "join", "window_agg", "topn"};
+    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_TOPN ? names[kind] : "?";
+}
+
+static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const tm_job_t *job = pc->plan->job;
+    int line = 0, col = 0;
+    if (location >= 0)
+        tm_job_position(job, location, &line, &col);
+    else if (pc->insert >= 0)
+        tm_job_position(job, job->inserts[pc->insert].location, &line, &col);
+    if (line > 0)
+        return tm_seterr(pc->errstr, pc->errstr_size, code, "%s:%d:%d: %s", job->path, line, col,
+                         msg);
+    return tm_seterr(pc->errstr, pc->errstr_size, code, "%s: %s", job->path, msg);
+}
+
+static char *fmt_dup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *fmt_dup(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static int *int_dup(const int *v, int n)
+{
+    if (n <= 0 || v == NULL)
+        return NULL;
+    int *d = malloc(sizeof(int) * (size_t)n);
+    if (d != NULL)
+        memcpy(d, v, sizeof(int) * (size_t)n);
+    return d;
+}
+
+static tm_plan_node_t *node_add(tm_plan_t *plan, tm_plan_kind_t kind, tm_plan_node_t *input,
+                                int insert)
+{
+    tm_plan_node_t *n = calloc(1, sizeof(*n));
+    tm_plan_node_t **v = realloc(plan->nodes, sizeof(*v) * (size_t)(plan->nnodes + 1));
+    if (n == NULL || v == NULL) {
+        free(n);
+        if (v != NULL)
+            plan->nodes = v;
+        return NULL;
+    }
+    plan->nodes = v;
+    plan->nodes[plan->nnodes++] = n;
+    n->kind = kind;
+    n->id = plan->nnodes;
+    n->input = input;
+    n->insert = insert;
+    n->table = -1;
+    n->stage = -1;
+    n->parallelism = 1;
+    return n;
+}
+
+static void node_free(tm_plan_node_t *n)
+{
+    if (n == NULL)
+        return;
+    free(n->uid);
+    tm_schema_unref(n->schema);
+    free(n->key);
+    free(n->exchange_cols);
+    free(n->calc_exprs);
+    tm_schema_unref((tm_schema_t *)n->calc.in_schema);
+    free(n->agg_group_cols);
+    for (int k = 0; k < n->agg.naggs; k++)
+        free(n->agg_calls[k].separator);
+    free(n->agg_calls);
+    tm_schema_unref((tm_schema_t *)n->agg.in_schema);
+    free(n);
+}
+
+/* Computed rows carry the identity of the sink they are for (docs/sql.md, output envelope). */
+static int set_identity(pctx_t *pc, tm_schema_t *s)
+{
+    tm_schema_set_str(&s->source_name, "tidemark");
+    tm_schema_set_str(&s->db, NULL);
+    tm_schema_set_str(&s->namespace, pc->plan->job_name);
+    tm_schema_set_str(&s->table, pc->sink_name);
+    s->full_identity = true;
+    return s->source_name && s->namespace && s->table ? 0 : TM_ENOMEM;
+}
+
+/* Sets key_index from a list of columns and refreshes key_cols. */
+static int set_schema_key(tm_schema_t *s, const int *key, int nkey)
+{
+    for (int i = 0; i < s->ncols; i++)
+        s->cols[i].key_index = -1;
+    for (int k = 0; k < nkey; k++)
+        s->cols[key[k]].key_index = (int16_t)k;
+    return tm_schema_finish(s) == 0 ? 0 : TM_EINVAL;
+}
+
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    for (; s && *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 16777619u;
+    }
+    h ^= 0xff;
+    h *= 16777619u;
+    return h;
+}
+
+/* ---- sources ---- */
+
+static tm_plan_node_t *scan_for(pctx_t *pc, int table)
+{
+    tm_plan_t *plan = pc->plan;
+    for (int i = 0; i < plan->nnodes; i++)
+        if (plan->nodes[i]->kind == TM_PLAN_SCAN && plan->nodes[i]->table == table)
+            return plan->nodes[i];
+    const tm_job_table_t *t = &plan->job->tables[table];
+    tm_plan_node_t *n = node_add(plan, TM_PLAN_SCAN, NULL, -1);
+    if (n == NULL)
+        return NULL;
+    n->table = table;
+    n->uid = fmt_dup("scan/%s", t->name);
+    n->schema = t->declared ? tm_schema_ref(t->declared) : NULL;
+    n->exchange = 0;
+    if (t->declared != NULL && t->declared->nkeys > 0) {
+        /* A CDC source keyed by its primary key: an update may carry only the key as before. */
+        n->mode = TM_MODE_UPSERT;
+        n->before_images = false;
+        n->key = int_dup(t->declared->key_cols, t->declared->nkeys);
+        n->nkey = t->declared->nkeys;
+    } else {
+        n->mode = TM_MODE_RETRACT;
+        n->before_images = true;
+    }
+    return n->uid ? n : NULL;
+}
+
+static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
+{
+    tm_plan_t *plan = pc->plan;
+    const tm_job_table_t *t = &plan->job->tables[table];
+    tm_plan_node_t *scan = scan_for(pc, table);
+    if (scan == NULL)
+        return NULL;
+    bool pk = t->declared != NULL && t->declared->nkeys > 0;
+    if (!pk && !force_upsert)
+        return scan;
+    tm_plan_node_t *n = node_add(plan, TM_PLAN_UPSERT, scan, pc->insert);
+    if (n == NULL)
+        return NULL;
+    n->table = table;
+    n->uid = fmt_dup("upsert/%s/%s", t->name, pc->sink_name);
+    n->schema = scan->schema ? tm_schema_ref(scan->schema) : NULL;
+    n->mode = TM_MODE_RETRACT;
+    n->before_images = true;
+    if (pk) {
+        n->key = int_dup(t->declared->key_cols, t->declared->nkeys);
+        n->nkey = t->declared->nkeys;
+        n->exchange_cols = int_dup(t->declared->key_cols, t->declared->nkeys);
+        n->nexchange = t->declared->nkeys;
+    } else {
+        /* The records' own primary key, learnt from the database (first-version behaviour). */
+        n->nkey = 1;
+    }
+    n->exchange = TM_EXCHANGE_HASH;
+    n->parallelism = plan->parallelism;
+    n->stateful = true;
+    return n->uid ? n : NULL;
+}
+
+/* ---- calc ---- */
+
+/* The unique key of a calc's output: every input key column projected bare. */
+static void calc_key(tm_plan_node_t *n)
+{
+    tm_plan_node_t *in = n->input;
+    free(n->key);
+    n->key = NULL;
+    n->nkey = 0;
+    if (in->nkey <= 0 || in->key == NULL)
+        return;
+    int *key = calloc((size_t)in->nkey, sizeof(int));
+    if (key == NULL)
+        return;
+    for (int k = 0; k < in->nkey; k++) {
+        key[k] = -1;
+        for (int i = 0; i < n->calc.nexprs && key[k] < 0; i++)
+            if (tm_expr_column_index(n->calc_exprs[i]) == in->key[k])
+                key[k] = i;
+        if (key[k] < 0) {
+            free(key);
+            return;
+        }
+    }
+    n->key = key;
+    n->nkey = in->nkey;
+}
+
+static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t *in_schema,
+                                 tm_expr_t *filter, tm_expr_t *const *exprs, int nexprs,
+                                 const tm_schema_t *out, const char *role)
+{
+    tm_plan_node_t *n = node_add(pc->plan, TM_PLAN_CALC, input, pc->insert);
+    if (n == NULL)
+        return NULL;
+    pc->ncalc++;
+    n->uid = fmt_dup("calc/%s/%d", pc->sink_name, pc->ncalc);
+    n->calc_role = role;
+    n->calc_exprs = calloc((size_t)nexprs + 1, sizeof(*n->calc_exprs));
+    n->schema = tm_schema_clone(out);
+    if (n->uid == NULL || n->calc_exprs == NULL || n->schema == NULL ||
+        set_identity(pc, n->schema) != 0)
+        return NULL;
+    memcpy(n->calc_exprs, exprs, sizeof(*exprs) * (size_t)nexprs);
+    n->calc.in_schema = tm_schema_ref(in_schema);
+    n->calc.filter = filter;
+    n->calc.exprs = (const tm_expr_t *const *)n->calc_exprs;
+    n->calc.nexprs = nexprs;
+    n->calc.out_schema = n->schema;
+    /* A SELECT * … WHERE keeps truncates and messages flowing; computed rows do not. */
+    bool star = in_schema != NULL && nexprs == in_schema->ncols;
+    for (int i = 0; star && i < nexprs; i++)
+        star = tm_expr_column_index(exprs[i]) == i;
+    n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG;
+    n->mode = input->mode;
+    n->before_images = input->before_images;
+    n->exchange = TM_EXCHANGE_FORWARD;
+    n->parallelism = input->parallelism;
+    calc_key(n);
+    /* An upsert stream whose key is not selected is still a retract stream (it has before images). */
+    if (n->mode == TM_MODE_UPSERT && input->nkey > 0 && n->nkey == 0)
+        n->mode = n->before_images ? TM_MODE_RETRACT : TM_MODE_UPSERT;
+    if (set_schema_key(n->schema, n->key, n->nkey) != 0)
+        return NULL;
+    return n;
+}
+
+/* ---- group_agg ---- */
+
+static tm_plan_node_t *plan_group_agg(pctx_t *pc, tm_plan_node_t *pre, const tm_bound_query_t *q)
+{
+    tm_plan_t *plan = pc->plan;
+    tm_plan_node_t *n = node_add(plan, TM_PLAN_GROUP_AGG, pre, pc->insert);
+    if (n == NULL)
+        return NULL;
+    pc->nagg++;
+    /* The fingerprint: what the state means (keys, argument expressions, aggregates). */
+    uint32_t h = 2166136261u;
+    char buf[2048], tn[64];
+    for (int i = 0; i < q->npre; i++) {
+        tm_expr_format(q->pre_exprs[i], NULL, buf, sizeof(buf));
+        h = fnv(h, buf);
+        h = fnv(h, tm_expr_type_name(tm_expr_type(q->pre_exprs[i]), tn, sizeof(tn)));
+        if (i == q->ngroup - 1)
+            h = fnv(h, "|");
+    }
+    for (int k = 0; k < q->naggs; k++) {
+        snprintf(buf, sizeof(buf), "%s/%d/%d/%s", tm_agg_name(q->aggs[k].kind),
+                 q->aggs[k].distinct, q->aggs[k].arg,
+                 q->aggs[k].separator ? q->aggs[k].separator : "");
+        h = fnv(h, buf);
+    }
+    n->uid = fmt_dup("agg/%s/%d-%08x", pc->sink_name, pc->nagg, h);
+    n->agg_group_cols = calloc((size_t)q->ngroup + 1, sizeof(int));
+    n->agg_calls = calloc((size_t)q->naggs + 1, sizeof(tm_agg_call_t));
+    n->schema = tm_schema_clone(q->agg_schema);
+    if (n->uid == NULL || n->agg_group_cols == NULL || n->agg_calls == NULL ||
+        n->schema == NULL || set_identity(pc, n->schema) != 0)
+        return NULL;
+    for (int i = 0; i < q->ngroup; i++)
+        n->agg_group_cols[i] = i;
+    for (int k = 0; k < q->naggs; k++) {
+        n->agg_calls[k] = q->aggs[k];
+        n->agg_calls[k].separator = q->aggs[k].separator ? strdup(q->aggs[k].separator) : NULL;
+    }
+    n->agg.in_schema = tm_schema_ref(pre->schema);
+    n->agg.group_cols = n->agg_group_cols;
+    n->agg.ngroup = q->ngroup;
+    n->agg.aggs = n->agg_calls;
+    n->agg.naggs = q->naggs;
+    n->agg.out_schema = n->schema;
+    n->mode = TM_MODE_UPSERT;
+    n->before_images = true;
+    n->key = int_dup(n->agg_group_cols, q->ngroup);
+    n->nkey = q->ngroup;
+    n->stateful = true;
+    if (q->ngroup > 0) {
+        n->exchange = TM_EXCHANGE_HASH;
+        n->exchange_cols = int_dup(n->agg_group_cols, q->ngroup);
+        n->nexchange = q->ngroup;
+        n->parallelism = plan->parallelism;
+    } else {
+        n->exchange = TM_EXCHANGE_SINGLE;
+        n->parallelism = 1;
+    }
+    return n;
+}
+
+/* ---- queries ---- */
+
+static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
+                      tm_plan_node_t **out);
+
+static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
+                      tm_plan_node_t **out)
+{
+    if (q->sub != NULL)
+        return plan_query(pc, q->sub, force_upsert, out);
+    *out = plan_table(pc, q->table, force_upsert);
+    return *out ? 0 : TM_ENOMEM;
+}
+
+static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
+                      tm_plan_node_t **out)
+{
+    tm_plan_node_t *in = NULL;
+    int rc = plan_input(pc, q, force_upsert && q->passthrough, &in);
+    if (rc != 0)
+        return rc;
+    if (q->passthrough) {
+        *out = in;
+        return 0;
+    }
+    if (!q->grouped) {
+        *out = plan_calc(pc, in, q->in_schema, q->where, q->targets, q->ntargets, q->out_schema,
+                         "project");
+        return *out ? 0 : TM_ENOMEM;
+    }
+    if (!in->before_images)
+        return plan_err(pc, q->location, TM_EUNSUPPORTED,
+                        "an aggregation needs a changelog whose updates carry their before "
+                        "images; declare the source's PRIMARY KEY");
+    /* The pre-aggregation layout: group keys, then aggregate arguments. */
+    tm_schema_t *pre_schema = tm_schema_new(q->npre);
+    if (pre_schema == NULL)
+        return TM_ENOMEM;
+    for (int i = 0; i < q->npre; i++) {
+        tm_schema_set_str(&pre_schema->cols[i].name, q->pre_names[i]);
+        tm_expr_type_to_column(tm_expr_type(q->pre_exprs[i]), &pre_schema->cols[i]);
+        pre_schema->cols[i].nullable = !tm_expr_not_null(q->pre_exprs[i]);
+    }
+    tm_plan_node_t *pre = plan_calc(pc, in, q->in_schema, q->where, q->pre_exprs, q->npre,
+                                    pre_schema, "pre-aggregate");
+    tm_schema_unref(pre_schema);
+    if (pre == NULL)
+        return TM_ENOMEM;
+    tm_plan_node_t *agg = plan_group_agg(pc, pre, q);
+    if (agg == NULL)
+        return TM_ENOMEM;
+    *out = plan_calc(pc, agg, q->agg_schema, q->having, q->targets, q->ntargets, q->out_schema,
+                     q->having ? "having + project" : "project");
+    return *out ? 0 : TM_ENOMEM;
+}
+
+/* ---- fitting the output to the sink ---- */
+
+static bool is_number(tm_type_t t)
+{
+    return t == TM_T_INT16 || t == TM_T_INT32 || t == TM_T_INT64 || t == TM_T_FLOAT32 ||
+           t == TM_T_FLOAT64 || t == TM_T_NUMERIC;
+}
+
+/* PostgreSQL's assignment casts, the ones an INSERT applies silently. */
+static bool assignable(tm_type_t from, tm_type_t to)
+{
+    if (from == to || to == TM_T_TEXT)
+        return true;
+    if (is_number(from) && is_number(to))
+        return true;
+    if (from == TM_T_DATE && (to == TM_T_TIMESTAMP || to == TM_T_TIMESTAMPTZ))
+        return true;
+    if ((from == TM_T_TIMESTAMP && to == TM_T_TIMESTAMPTZ) ||
+        (from == TM_T_TIMESTAMPTZ && to == TM_T_TIMESTAMP))
+        return true;
+    if (from == TM_T_JSON && to == TM_T_JSON)
+        return true;
+    return false;
+}
+
+static int fit_expr(pctx_t *pc, tm_plan_node_t *top, int i, const tm_column_t *want,
+                    const char *sink, int location, tm_expr_t **e)
+{
+    const tm_expr_type_t *have = tm_expr_type(*e);
+    tm_expr_type_t target;
+    tm_expr_type_from_column(want, &target);
+    char h[64], w[64], err[1024];
+    if (have->type == target.type &&
+        (have->type != TM_T_NUMERIC || target.scale == TM_SCALE_VARIABLE ||
+         (have->scale == target.scale && have->precision == target.precision)))
+        return 0;
+    if (!assignable(have->type, target.type) && have->type != TM_T_OTHER)
+        return plan_err(pc, location, TM_ESQL,
+                        "column %d (%s) of the query is %s, but sink '%s' declares column "
+                        "\"%s\" as %s; CAST the expression to %s or change the sink's column "
+                        "type",
+                        i + 1, top->schema->cols[i].name, tm_expr_type_name(have, h, sizeof(h)),
+                        sink, want->name, tm_expr_type_name(&target, w, sizeof(w)),
+                        tm_expr_type_name(&target, w, sizeof(w)));
+    tm_expr_t *cast = NULL;
+    int rc = tm_expr_cast(pc->plan->pool, *e, &target, &cast, err, sizeof(err));
+    if (rc != 0)
+        return plan_err(pc, location, TM_ESQL, "column %d (%s) cannot be stored in sink '%s' "
+                        "column \"%s\": %s", i + 1, top->schema->cols[i].name, sink, want->name,
+                        err);
+    *e = cast;
+    return 0;
+}
+
+/*
+ * Fits the final Calc's output to the sink: the INSERT's column list, the
+ * sink's declared columns (order, count, assignment casts) and names.
+ */
+static int fit_sink(pctx_t *pc, tm_plan_node_t *top, const tm_job_table_t *sink)
+{
+    const tm_job_insert_t *ins = &pc->plan->job->inserts[pc->insert];
+    const tm_schema_t *decl = sink->declared;
+    int n = top->calc.nexprs;
+    int loc = ins->location;
+    if (ins->ncols > 0 && ins->ncols != n)
+        return plan_err(pc, loc, TM_ESQL, "INSERT has more %s than %s: %d column%s listed, the "
+                        "query has %d",
+                        ins->ncols < n ? "expressions" : "target columns",
+                        ins->ncols < n ? "target columns" : "expressions", ins->ncols,
+                        ins->ncols == 1 ? "" : "s", n);
+    if (decl == NULL) {
+        for (int i = 0; i < ins->ncols; i++)
+            tm_schema_set_str(&top->schema->cols[i].name, ins->cols[i]);
+    } else {
+        int m = decl->ncols;
+        int *from = calloc((size_t)m + 1, sizeof(int));
+        tm_expr_t **exprs = calloc((size_t)m + 1, sizeof(*exprs));
+        tm_schema_t *s = tm_schema_new(m);
+        int rc = from && exprs && s ? 0 : TM_ENOMEM;
+        if (rc == 0 && ins->ncols == 0 && n != m)
+            rc = plan_err(pc, loc, TM_ESQL,
+                          "the query has %d column%s but sink '%s' declares %d; select one "
+                          "expression per sink column (in its order), or name the columns: "
+                          "INSERT INTO %s (col, …) SELECT …",
+                          n, n == 1 ? "" : "s", sink->name, m, sink->name);
+        for (int j = 0; rc == 0 && j < m; j++) {
+            from[j] = ins->ncols == 0 ? j : -1;
+            for (int i = 0; i < ins->ncols; i++)
+                if (strcmp(ins->cols[i], decl->cols[j].name) == 0)
+                    from[j] = i;
+        }
+        for (int i = 0; rc == 0 && i < ins->ncols; i++)
+            if (tm_schema_find(decl, ins->cols[i]) < 0)
+                rc = plan_err(pc, ins->col_locations[i], TM_ESQL,
+                              "column \"%s\" of sink '%s' does not exist", ins->cols[i],
+                              sink->name);
+        for (int j = 0; rc == 0 && j < m; j++) {
+            const tm_column_t *want = &decl->cols[j];
+            if (from[j] < 0) {
+                if (!want->nullable || want->key_index >= 0) {
+                    rc = plan_err(pc, loc, TM_ESQL,
+                                  "sink '%s' column \"%s\" is NOT NULL but INSERT INTO %s (…) "
+                                  "does not set it; add it to the column list",
+                                  sink->name, want->name, sink->name);
+                    break;
+                }
+                tm_expr_type_t t;
+                tm_expr_type_from_column(want, &t);
+                char err[512];
+                tm_expr_t *null = tm_expr_null(pc->plan->pool);
+                if (null == NULL || tm_expr_cast(pc->plan->pool, null, &t, &exprs[j], err,
+                                                 sizeof(err)) != 0)
+                    exprs[j] = null;
+            } else {
+                int i = from[j];
+                int tloc = loc;
+                exprs[j] = top->calc_exprs[i];
+                rc = fit_expr(pc, top, i, want, sink->name, tloc, &exprs[j]);
+            }
+            if (rc == 0) {
+                tm_column_t *c = &s->cols[j];
+                tm_schema_set_str(&c->name, want->name);
+                tm_expr_type_to_column(tm_expr_type(exprs[j]), c);
+                c->nullable = !tm_expr_not_null(exprs[j]);
+            }
+        }
+        if (rc == 0)
+            rc = set_identity(pc, s);
+        if (rc != 0) {
+            free(from);
+            free(exprs);
+            tm_schema_unref(s);
+            return rc;
+        }
+        /* The unique key follows its columns to their sink positions (casts keep it). */
+        for (int k = 0; top->key != NULL && k < top->nkey; k++) {
+            int j = 0;
+            while (j < m && from[j] != top->key[k])
+                j++;
+            if (j == m) {
+                free(top->key);
+                top->key = NULL;
+                top->nkey = 0;
+                break;
+            }
+            top->key[k] = j;
+        }
+        free(from);
+        free(top->calc_exprs);
+        top->calc_exprs = exprs;
+        top->calc.exprs = (const tm_expr_t *const *)exprs;
+        top->calc.nexprs = m;
+        tm_schema_unref(top->schema);
+        top->schema = s;
+        top->calc.out_schema = s;
+        if (set_schema_key(s, top->key, top->nkey) != 0)
+            return TM_EINVAL;
+    }
+    /* Names become JSON fields and sink columns: each must be a real, distinct name. */
+    for (int i = 0; i < top->schema->ncols; i++) {
+        const char *nm = top->schema->cols[i].name;
+        if (nm == NULL || strcmp(nm, "?column?") == 0)
+            return plan_err(pc, loc, TM_ESQL,
+                            "column %d of the query into '%s' has no name; give it one with "
+                            "AS name",
+                            i + 1, sink->name);
+        for (int k = 0; k < i; k++)
+            if (strcmp(top->schema->cols[k].name, nm) == 0)
+                return plan_err(pc, loc, TM_ESQL,
+                                "the query into '%s' has two columns named \"%s\" (%d and %d); "
+                                "rename one with AS",
+                                sink->name, nm, k + 1, i + 1);
+    }
+    return 0;
+}
+
+static void key_names(const tm_schema_t *s, const int *key, int nkey, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < nkey && n + 1 < len; k++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", k ? ", " : "",
+                              s && key ? s->cols[key[k]].name : "?");
+}
+
+/*
+ * The one place that says which changelogs a sink takes.  Every sink of
+ * this version writes Debezium envelopes (before/after images, op c/u/d,
+ * tombstones on the key), which carry insert-only, retract and upsert
+ * streams alike; a sink that declares a PRIMARY KEY receives upserts on it.
+ */
+static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t *sink)
+{
+    tm_plan_node_t *in = sinknode->input;
+    const tm_schema_t *decl = sink->declared;
+    int loc = pc->plan->job->inserts[pc->insert].location;
+    sinknode->mode = in->mode;
+    sinknode->before_images = in->before_images;
+    if (decl == NULL || decl->nkeys == 0 || in->schema == NULL) {
+        sinknode->key = int_dup(in->key, in->nkey);
+        sinknode->nkey = in->key ? in->nkey : (in->nkey > 0 ? 1 : 0);
+        return 0;
+    }
+    /* The query's unique key must be the sink's primary key, as a set of columns. */
+    bool same = in->key != NULL && in->nkey == decl->nkeys;
+    for (int k = 0; same && k < decl->nkeys; k++) {
+        bool found = false;
+        for (int j = 0; j < in->nkey; j++)
+            found |= in->key[j] == decl->key_cols[k];
+        same = found;
+    }
+    char want[256], have[256];
+    key_names(decl, decl->key_cols, decl->nkeys, want, sizeof(want));
+    key_names(in->schema, in->key, in->nkey, have, sizeof(have));
+    if (!same) {
+        if (in->key == NULL || in->nkey == 0)
+            return plan_err(pc, loc, TM_ESQL,
+                            "sink '%s' declares PRIMARY KEY (%s), but the query's rows have no "
+                            "unique key; select the source's primary key columns unchanged, or "
+                            "GROUP BY %s, or drop the sink's PRIMARY KEY to receive the full "
+                            "changelog",
+                            sink->name, want, want);
+        return plan_err(pc, loc, TM_ESQL,
+                        "sink '%s' declares PRIMARY KEY (%s), but the query's rows are unique "
+                        "on (%s); make the sink's key (%s), or GROUP BY %s",
+                        sink->name, want, have, have, want);
+    }
+    sinknode->sink_upsert = true;
+    sinknode->mode = TM_MODE_UPSERT;
+    sinknode->key = int_dup(in->key, in->nkey);
+    sinknode->nkey = in->nkey;
+    return 0;
+}
+
+static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_size)
+{
+    const tm_job_t *job = plan->job;
+    const tm_job_insert_t *ins = &job->inserts[insert];
+    const tm_job_table_t *sink = &job->tables[ins->sink];
+    pctx_t pc = {plan, insert, sink->name, 0, 0, errstr, errstr_size};
+    tm_bound_query_t *q = NULL;
+    int rc = tm_bind_insert(job, insert, plan->pool, &q, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    bool sink_pk = sink->declared != NULL && sink->declared->nkeys > 0;
+    tm_plan_node_t *top = NULL;
+    rc = plan_query(&pc, q, q->passthrough && sink_pk, &top);
+    if (rc == 0 && q->passthrough && ins->ncols > 0)
+        rc = plan_err(&pc, ins->col_locations[0], TM_EUNSUPPORTED,
+                      "INSERT INTO %s (columns) SELECT * over a table without declared columns "
+                      "is not supported; declare the source's columns",
+                      sink->name);
+    if (rc == 0 && top->kind == TM_PLAN_CALC && !q->passthrough)
+        rc = fit_sink(&pc, top, sink);
+    tm_plan_node_t *sn = NULL;
+    if (rc == 0) {
+        sn = node_add(plan, TM_PLAN_SINK, top, insert);
+        if (sn == NULL)
+            rc = TM_ENOMEM;
+    }
+    if (rc == 0) {
+        sn->table = ins->sink;
+        sn->uid = fmt_dup("sink/%s", sink->name);
+        sn->schema = top->schema ? tm_schema_ref(top->schema) : NULL;
+        sn->exchange = TM_EXCHANGE_FORWARD;
+        sn->parallelism = 1;
+        rc = sn->uid ? sink_check(&pc, sn, sink) : TM_ENOMEM;
+    }
+    if (rc == 0) {
+        tm_plan_pipeline_t *v =
+            realloc(plan->pipelines, sizeof(*v) * (size_t)(plan->npipelines + 1));
+        if (v == NULL) {
+            rc = TM_ENOMEM;
+        } else {
+            plan->pipelines = v;
+            v[plan->npipelines].insert = insert;
+            v[plan->npipelines].sink = sn;
+            plan->npipelines++;
+        }
+    }
+    tm_bound_query_free(q);
+    return rc;
+}
+
+/* Chains each FORWARD node into its input's stage; anything else starts a stage. */
+static int plan_stages(tm_plan_t *plan)
+{
+    for (int i = 0; i < plan->nnodes; i++) {
+        tm_plan_node_t *n = plan->nodes[i];
+        if (n->kind == TM_PLAN_SCAN || n->kind == TM_PLAN_SINK)
+            continue;
+        tm_plan_stage_t *st;
+        if (n->exchange == TM_EXCHANGE_FORWARD && n->input && n->input->stage >= 0) {
+            n->stage = n->input->stage;
+            st = &plan->stages[n->stage];
+        } else {
+            tm_plan_stage_t *v = realloc(plan->stages, sizeof(*v) * (size_t)(plan->nstages + 1));
+            if (v == NULL)
+                return TM_ENOMEM;
+            plan->stages = v;
+            n->stage = plan->nstages++;
+            st = &plan->stages[n->stage];
+            memset(st, 0, sizeof(*st));
+            st->parallelism = n->parallelism;
+            st->exchange = n->exchange;
+        }
+        tm_plan_node_t **nv = realloc(st->nodes, sizeof(*nv) * (size_t)(st->nnodes + 1));
+        if (nv == NULL)
+            return TM_ENOMEM;
+        st->nodes = nv;
+        st->nodes[st->nnodes++] = n;
+        if (n->stateful) {
+            const char **uv = realloc(st->uids, sizeof(*uv) * (size_t)(st->nuids + 1));
+            if (uv == NULL)
+                return TM_ENOMEM;
+            st->uids = uv;
+            st->uids[st->nuids++] = n->uid;
+            if (!st->stateful)
+                st->name = n->uid;
+            st->stateful = true;
+        }
+        if (st->name == NULL)
+            st->name = n->uid;
+        char *label = fmt_dup("%s%s%s", st->label ? st->label : "", st->label ? " → " : "",
+                              tm_plan_kind_name(n->kind));
+        if (label == NULL)
+            return TM_ENOMEM;
+        free(st->label);
+        st->label = label;
+    }
+    return 0;
+}
+
+int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (errstr_size > 0)
+        errstr[0] = '\0';
+    tm_plan_t *plan = calloc(1, sizeof(*plan));
+    if (plan == NULL)
+        return TM_ENOMEM;
+    plan->job = job;
+    plan->pool = tm_expr_pool_new();
+    plan->parallelism = (int)tm_opt_int(job->settings, "parallelism");
+    plan->max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism");
+    if (plan->parallelism < 1)
+        plan->parallelism = 1;
+    const char *base = strrchr(job->path, '/');
+    plan->job_name = strdup(base ? base + 1 : job->path);
+    if (plan->job_name != NULL) {
+        size_t n = strlen(plan->job_name);
+        if (n > 4 && strcmp(plan->job_name + n - 4, ".sql") == 0)
+            plan->job_name[n - 4] = '\0';
+    }
+    int rc = plan->pool && plan->job_name ? 0 : TM_ENOMEM;
+    for (int i = 0; rc == 0 && i < job->ninserts; i++)
+        rc = plan_insert(plan, i, errstr, errstr_size);
+    if (rc == 0)
+        rc = plan_stages(plan);
+    if (rc != 0) {
+        if (rc == TM_ENOMEM && (errstr_size == 0 || errstr[0] == '\0'))
+            tm_seterr(errstr, errstr_size, rc, "%s: out of memory while planning", job->path);
+        tm_plan_free(plan);
+        return rc;
+    }
+    *out = plan;
+    return 0;
+}
+
+tm_plan_t *tm_plan_free(tm_plan_t *plan)
+{
+    if (plan == NULL)
+        return NULL;
+    for (int i = 0; i < plan->nnodes; i++)
+        node_free(plan->nodes[i]);
+    free(plan->nodes);
+    free(plan->pipelines);
+    for (int i = 0; i < plan->nstages; i++) {
+        free(plan->stages[i].nodes);
+        free(plan->stages[i].label);
+        free(plan->stages[i].uids);
+    }
+    free(plan->stages);
+    free(plan->job_name);
+    tm_expr_pool_free(plan->pool);
+    free(plan);
+    return NULL;
+}
+
+int tm_plan_state_uids(const tm_plan_t *plan, const char **uids, int max)
+{
+    int n = 0;
+    for (int i = 0; i < plan->nnodes; i++)
+        if (plan->nodes[i]->stateful) {
+            if (n < max)
+                uids[n] = plan->nodes[i]->uid;
+            n++;
+        }
+    return n;
+}

@@ -1,0 +1,189 @@
+/*
+ * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
+ * Sink; Join, WindowAgg and TopN reserved) each carrying its changelog
+ * mode, unique key, the exchange into it, parallelism, state and a stable
+ * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
+ * through the binder (sql/bind.h); explain.c prints it; build.c turns it
+ * into the runtime graph (runtime/graph.h).
+ *
+ * Changelog modes follow Flink's inference:
+ *
+ *   insert-only   +I only
+ *   retract       +I -U +U -D; every update and delete carries the row it
+ *                 retracts (`before_images`)
+ *   upsert        +I +U -D keyed by `key`; an update may lack its before
+ *                 image unless before_images is set
+ *
+ *   Scan      a source with a declared PRIMARY KEY is an upsert stream on
+ *             it (a before image may carry only the key); without one it is
+ *             taken as a retract stream with full images (REPLICA IDENTITY
+ *             FULL is the user's promise; explain says so)
+ *   Upsert    (ChangelogNormalize) upsert → retract with exact before images,
+ *             keyed by the source's primary key; hash-partitioned by it
+ *   Calc      keeps its input's mode; the unique key survives when every key
+ *             column is projected as a bare column
+ *   GroupAgg  needs before images; emits upsert keyed by the group columns,
+ *             with before images; hash-partitioned by them (SINGLE, one
+ *             subtask, for a global aggregate)
+ *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
+ *             upserts on it, and the key must be the query's unique key
+ *
+ * Uids are derived from the job, so the same job gives the same uids and a
+ * changed job keeps the uids (and state) of the parts it kept:
+ *   upsert/<source>/<sink>      the upsert of INSERT INTO sink (the format of
+ *                               the first version, so its state restores)
+ *   agg/<sink>/<n>-<hash>       the n-th aggregation from the source of
+ *                               INSERT INTO sink; hash = a fingerprint of its
+ *                               keys, arguments and aggregates, so changing
+ *                               the aggregation starts new state instead of
+ *                               misreading the old
+ *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
+ *
+ * Ownership: a plan borrows its job (which must outlive it) and owns its
+ * nodes, expressions (one pool) and operator specs; the runtime graph
+ * built from it borrows the specs, so the plan must outlive the pipeline.
+ * Thread: the main thread.
+ */
+#ifndef TM_PLAN_PLAN_H
+#define TM_PLAN_PLAN_H
+
+#include "expr/agg.h"
+#include "expr/expr.h"
+#include "operators/calc.h"
+#include "operators/group_agg.h"
+#include "runtime/graph.h"
+#include "sql/bind.h"
+#include "sql/job.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef enum tm_plan_kind {
+    TM_PLAN_SCAN = 1,
+    TM_PLAN_UPSERT,
+    TM_PLAN_CALC,
+    TM_PLAN_GROUP_AGG,
+    TM_PLAN_SINK,
+    TM_PLAN_JOIN,       /* reserved */
+    TM_PLAN_WINDOW_AGG, /* reserved */
+    TM_PLAN_TOPN,       /* reserved */
+} tm_plan_kind_t;
+
+typedef enum tm_changelog_mode {
+    TM_MODE_INSERT_ONLY = 1,
+    TM_MODE_RETRACT,
+    TM_MODE_UPSERT,
+} tm_changelog_mode_t;
+
+typedef struct tm_plan_node tm_plan_node_t;
+
+struct tm_plan_node {
+    tm_plan_kind_t kind;
+    int id;               /* 1-based, in plan order (inputs before consumers) */
+    tm_plan_node_t *input; /* NULL for a Scan */
+    int insert;           /* the INSERT it belongs to; -1 for a Scan (shared) */
+    int table;            /* Scan, Upsert, Sink: the job table */
+    char *uid;
+
+    /* Output. */
+    tm_schema_t *schema;  /* NULL: rows keep their source's schema (passthrough) */
+    tm_changelog_mode_t mode;
+    bool before_images;   /* updates/deletes carry the full row they retract */
+    int *key;             /* unique key: output columns; NULL with nkey > 0 = the */
+    int nkey;             /* source's own primary key (passthrough) */
+
+    /* How the input reaches it, and who runs it. */
+    tm_exchange_kind_t exchange; /* FORWARD, HASH (on exchange_cols), SINGLE */
+    int *exchange_cols;          /* input columns; NULL = the records' primary key */
+    int nexchange;
+    int parallelism;
+    bool stateful;
+    int stage; /* build: the stage (operator chain) it runs in, -1 for scans and sinks */
+
+    /* Calc. */
+    tm_calc_spec_t calc;
+    tm_expr_t **calc_exprs;
+    const char *calc_role; /* "project", "pre-aggregate", "having" (explain) */
+    /* GroupAgg. */
+    tm_group_agg_spec_t agg;
+    int *agg_group_cols;
+    tm_agg_call_t *agg_calls;
+    /* Sink. */
+    bool sink_upsert; /* receives upserts on its declared primary key */
+};
+
+typedef struct tm_plan_pipeline {
+    int insert;
+    tm_plan_node_t *sink;
+} tm_plan_pipeline_t;
+
+/* A stage of the runtime graph: consecutive nodes chained on one thread. */
+typedef struct tm_plan_stage {
+    tm_plan_node_t **nodes;
+    int nnodes;
+    int parallelism;
+    tm_exchange_kind_t exchange; /* into the stage's first node */
+    bool stateful;
+    /*
+     * Stable and unique: the uid of its first stateful operator, else of its
+     * first operator.  The runtime names the stage's stores after it and the
+     * state layer restores by it (tm_jobstate_stage_t.name), so a stage that
+     * is only an upsert keeps the name the first version gave it.
+     */
+    const char *name;
+    char *label;        /* "upsert → calc" (explain, logs) */
+    const char **uids;  /* its stateful operators' uids */
+    int nuids;
+} tm_plan_stage_t;
+
+typedef struct tm_plan {
+    const tm_job_t *job;
+    tm_expr_pool_t *pool;
+    tm_plan_node_t **nodes;
+    int nnodes;
+    tm_plan_pipeline_t *pipelines;
+    int npipelines;
+    tm_plan_stage_t *stages;
+    int nstages;
+    int parallelism;
+    int max_parallelism;
+    char *job_name; /* the job file's base name without .sql (output identity) */
+} tm_plan_t;
+
+/*
+ * Plans every INSERT of the job.  Errors (TM_ESQL, TM_EUNSUPPORTED) name the
+ * statement's position and what to change.  `job` must outlive the plan.
+ */
+int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errstr_size);
+tm_plan_t *tm_plan_free(tm_plan_t *plan);
+
+/*
+ * Prints the plan: each pipeline's nodes with mode, unique key, exchange,
+ * parallelism, state, uid and expressions; the stages; then the sources,
+ * sinks, settings and checkpoint sections.  Validates each source and sink
+ * configuration (without I/O) as run would; returns 0 or that error.
+ */
+int tm_plan_explain(const tm_plan_t *plan, FILE *out, char *errstr, size_t errstr_size);
+
+/* The stable uids of the stateful operators (for the state layer). */
+int tm_plan_state_uids(const tm_plan_t *plan, const char **uids, int max);
+
+/*
+ * The state layer opens one set of stores per stateful stage: for each
+ * plan->stages[s] with `stateful`, a tm_jobstate_stage_t {name, parallelism,
+ * uids, nuids}; after tm_plan_build, tm_pipeline_set_stage_stores(p,
+ * stage_nodes[s], …) hands them to the stage.
+ *
+ * Adds the plan's stages to `p` and links them: table_nodes[t] is the node
+ * id the caller got from tm_pipeline_add_source/add_sink for job table t
+ * (-1 for unused tables).  stage_nodes (optional, nstages entries) receives
+ * the node id of each stage, so the caller can give stateful stages their
+ * stores (tm_pipeline_set_stage_stores).
+ */
+int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int *stage_nodes,
+                  char *errstr, size_t errstr_size);
+
+const char *tm_changelog_mode_name(tm_changelog_mode_t mode);
+const char *tm_plan_kind_name(tm_plan_kind_t kind);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * bind.h — a SELECT's parse tree resolved into a bound query: names to
+ * columns, parse nodes to typed expressions (expr/expr.h), aggregate calls
+ * to tm_agg_call_t (expr/agg.h).  SQLite's resolve step, PostgreSQL's
+ * parse analysis (DESIGN §8, §13).
+ *
+ * One bound query is one SELECT block:
+ *
+ *     FROM    one job table, or a subquery (FROM (SELECT …) AS x, or a view,
+ *             inlined as a subquery)
+ *     WHERE   a predicate over the FROM layout (`in_schema`)
+ *     GROUP BY / aggregates:
+ *             pre_exprs over in_schema: the group keys (0 .. ngroup-1), then
+ *             the aggregates' distinct argument expressions; aggs[k].arg
+ *             indexes pre_exprs.  The aggregation's output layout
+ *             (`agg_schema`) is the group keys then one column per aggregate.
+ *     HAVING  a predicate over agg_schema
+ *     targets the select list: over agg_schema when `grouped`, else over
+ *             in_schema; out_schema names and types them.
+ *
+ * A query over a table that declares no columns (`CREATE TABLE t () …`) can
+ * only be `SELECT * FROM t`: that is a `passthrough` query (rows keep their
+ * source schema), and so is SELECT * without WHERE over any table.
+ *
+ * Errors are TM_ESQL (or TM_EUNSUPPORTED for a construct this version does
+ * not run) with "<path>:<line>:<col>: <message>", PostgreSQL's wording
+ * where it has one ("column \"x\" does not exist", "column \"t.x\" must
+ * appear in the GROUP BY clause or be used in an aggregate function"), and
+ * the name of any unsupported construct.  Binding never crashes on a parse
+ * tree it does not know: an unknown node kind is an unsupported construct.
+ *
+ * Ownership: expressions live in the caller's pool; a bound query owns its
+ * subquery, arrays and schemas (out_schema and agg_schema are references
+ * the planner may take).  Thread: the planner's.
+ */
+#ifndef TM_SQL_BIND_H
+#define TM_SQL_BIND_H
+
+#include "expr/agg.h"
+#include "expr/expr.h"
+#include "sql/job.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct tm_bound_query tm_bound_query_t;
+
+struct tm_bound_query {
+    /* FROM: a job table (table >= 0) or a subquery (sub != NULL). */
+    int table;
+    tm_bound_query_t *sub;
+    char *from_name;      /* the table's, view's or alias's name (explain, errors) */
+    bool from_view;       /* sub is the view named from_name */
+    tm_schema_t *in_schema; /* the FROM layout; NULL for a table without declared columns */
+
+    bool passthrough; /* SELECT * with no WHERE and no grouping: rows pass unchanged */
+    tm_expr_t *where; /* over in_schema, or NULL */
+
+    bool grouped;          /* GROUP BY, HAVING, DISTINCT or an aggregate */
+    int ngroup;            /* group keys: pre_exprs[0 .. ngroup-1] */
+    tm_expr_t **pre_exprs; /* group keys, then aggregate arguments; over in_schema */
+    char **pre_names;
+    int npre;
+    tm_agg_call_t *aggs;   /* arg indexes pre_exprs (-1 for count(*)) */
+    int naggs;
+    tm_schema_t *agg_schema; /* ngroup + naggs columns */
+    tm_expr_t *having;       /* over agg_schema, or NULL */
+
+    tm_expr_t **targets; /* the select list */
+    int ntargets;
+    int *target_locations; /* byte offsets, for the planner's messages */
+    tm_schema_t *out_schema; /* names and types of targets; NULL when passthrough over `()` */
+
+    int location; /* byte offset of the SELECT */
+};
+
+/*
+ * Binds the SELECT of INSERT number `insert` of the job.  On success *out is
+ * the bound query (free with tm_bound_query_free); its expressions are in
+ * `pool`.
+ */
+int tm_bind_insert(const tm_job_t *job, int insert, tm_expr_pool_t *pool, tm_bound_query_t **out,
+                   char *errstr, size_t errstr_size);
+/* Binds any SelectStmt parse node of the job (a view's, an insert's). */
+int tm_bind_select(const tm_job_t *job, struct json_t *select, tm_expr_pool_t *pool,
+                   tm_bound_query_t **out, char *errstr, size_t errstr_size);
+/* Accepts NULL; returns NULL. */
+tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q);
+
+/* The job table a query finally reads (through subqueries and views). */
+int tm_bound_query_source(const tm_bound_query_t *q);
+
+#endif

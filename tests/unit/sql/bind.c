@@ -1,0 +1,216 @@
+/*
+ * Unit tests: the binder's errors (names, positions, PostgreSQL's wording,
+ * unsupported constructs named) and the shape of bound queries.
+ */
+#include "core/error.h"
+#include "sql/bind.h"
+#include "tm_test.h"
+
+#include <string.h>
+
+/* Line 1-2: the source; line 3: a sink; the query under test is on line 4. */
+static const char *prefix =
+    "CREATE TABLE orders (id bigint, customer_id int, amount numeric(10,2), status text,\n"
+    "  created_at timestamp, PRIMARY KEY (id)) WITH (connector='postgres-cdc', dsn='host=x', table='public.orders');\n"
+    "CREATE TABLE out () WITH (connector = 'stdout');\n";
+
+static int bind_one(const char *query, tm_bound_query_t **q, tm_job_t **job, tm_expr_pool_t *pool,
+                    char *err, size_t errlen)
+{
+    char sql[4096];
+    snprintf(sql, sizeof(sql), "%s%s", prefix, query);
+    int rc = tm_job_parse(sql, "job.sql", job, err, errlen);
+    if (rc != 0)
+        return rc;
+    return tm_bind_insert(*job, (*job)->ninserts - 1, pool, q, err, errlen);
+}
+
+static void expect_bind_error(const char *query, const char *needle)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    tm_bound_query_t *q = NULL;
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    int rc = bind_one(query, &q, &job, pool, err, sizeof(err));
+    TM_CHECK(rc == TM_ESQL || rc == TM_EUNSUPPORTED);
+    TM_CHECK(q == NULL);
+    if (strstr(err, needle) == NULL) {
+        fprintf(stderr, "query: %s\nerror '%s' lacks '%s'\n", query, err, needle);
+        TM_CHECK(0);
+    }
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
+static void test_errors(void)
+{
+    expect_bind_error("INSERT INTO out SELECT id, nope FROM orders;",
+                      "job.sql:4:28: column \"nope\" does not exist");
+    expect_bind_error("INSERT INTO out SELECT o.id FROM orders;",
+                      "job.sql:4:24: missing FROM-clause entry for table \"o\"");
+    expect_bind_error("INSERT INTO out SELECT lenght(status) AS l FROM orders;", "lenght");
+    expect_bind_error("INSERT INTO out SELECT lenght(status) AS l FROM orders;", "length");
+    expect_bind_error("INSERT INTO out SELECT status + 1 AS x FROM orders;", "text");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE amount;",
+                      "argument of WHERE must be type boolean, not type numeric");
+    expect_bind_error("INSERT INTO out SELECT status, count(*) AS n FROM orders\n"
+                      "  GROUP BY customer_id;",
+                      "job.sql:4:24: column \"orders.status\" must appear in the GROUP BY clause "
+                      "or be used in an aggregate function");
+    expect_bind_error("INSERT INTO out SELECT customer_id, sum(count(*)) AS n FROM orders "
+                      "GROUP BY customer_id;",
+                      "aggregate function calls cannot be nested");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE count(*) > 1;",
+                      "aggregate functions are not allowed in WHERE");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id = b.id;",
+                      "job.sql:4:34: JOIN is not built yet");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders, orders x;", "joins");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders ORDER BY id;",
+                      "job.sql:4:48: ORDER BY is not supported in a streaming query");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders LIMIT 3;", "LIMIT");
+    expect_bind_error("INSERT INTO out SELECT id, row_number() OVER () AS r FROM orders;",
+                      "window functions");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE id IN (SELECT id FROM orders);",
+                      "a subquery in an expression is not supported");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders UNION SELECT id FROM orders;",
+                      "UNION");
+    expect_bind_error("INSERT INTO out SELECT DISTINCT ON (id) id FROM orders;", "DISTINCT ON");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders GROUP BY ROLLUP (id);", "ROLLUP");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders GROUP BY 3;",
+                      "GROUP BY position 3 is not in select list");
+    expect_bind_error("INSERT INTO out SELECT ARRAY[1, 2] AS a FROM orders;", "ARRAY");
+}
+
+static void test_undeclared_columns(void)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    const char *sql =
+        "CREATE TABLE shop () WITH (connector='postgres-cdc', dsn='x', tables='a.b');\n"
+        "CREATE TABLE out () WITH (connector = 'stdout');\n"
+        "INSERT INTO out SELECT id FROM shop;\n"
+        "INSERT INTO out SELECT * FROM shop;\n";
+    TM_REQUIRE(tm_job_parse(sql, "job.sql", &job, err, sizeof(err)) == 0);
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    tm_bound_query_t *q = NULL;
+    TM_CHECK_INT(tm_bind_insert(job, 0, pool, &q, err, sizeof(err)), TM_ESQL);
+    TM_CHECK(strstr(err, "job.sql:3:24: table 'shop' declares no columns") != NULL);
+    TM_CHECK_INT(tm_bind_insert(job, 1, pool, &q, err, sizeof(err)), 0);
+    TM_CHECK(q->passthrough && q->out_schema == NULL && q->table == 0);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
+static void test_grouped_shape(void)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    tm_bound_query_t *q = NULL;
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    int rc = bind_one("INSERT INTO out SELECT customer_id, count(*) AS n, sum(amount) AS total,\n"
+                      "  min(amount) AS lo, max(amount) AS hi, avg(amount) AS mean,\n"
+                      "  count(DISTINCT status) AS statuses FROM orders o GROUP BY o.customer_id\n"
+                      "  HAVING count(*) > 1;",
+                      &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_CHECK(q->grouped && !q->passthrough);
+    TM_CHECK_INT(q->ngroup, 1);
+    /* count(*) in HAVING is the select list's count(*); amount is one argument column. */
+    TM_CHECK_INT(q->naggs, 6);
+    TM_CHECK_INT(q->npre, 3);
+    TM_CHECK(q->aggs[0].kind == TM_AGG_COUNT_STAR && q->aggs[0].arg == -1);
+    TM_CHECK(q->aggs[1].kind == TM_AGG_SUM && q->aggs[1].arg == 1);
+    TM_CHECK(q->aggs[5].kind == TM_AGG_COUNT && q->aggs[5].distinct && q->aggs[5].arg == 2);
+    TM_CHECK(q->having != NULL);
+    TM_CHECK_INT(q->ntargets, 7);
+    TM_CHECK_INT(tm_expr_column_index(q->targets[0]), 0);
+    TM_CHECK_INT(tm_expr_column_index(q->targets[2]), 2);
+    TM_CHECK_STR(q->out_schema->cols[6].name, "statuses");
+    TM_CHECK(q->out_schema->cols[1].type == TM_T_INT64);
+    TM_CHECK(q->out_schema->cols[2].type == TM_T_NUMERIC);
+    TM_CHECK_INT(q->agg_schema->ncols, 7);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+
+    /* GROUP BY an output ordinal and an output alias. */
+    rc = bind_one("INSERT INTO out SELECT floor(amount / 100) AS bucket, count(*) AS n\n"
+                  "  FROM orders GROUP BY bucket;",
+                  &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_CHECK_INT(q->ngroup, 1);
+    TM_CHECK_INT(tm_expr_column_index(q->targets[0]), 0);
+    TM_CHECK_STR(q->agg_schema->cols[0].name, "bucket");
+    tm_bound_query_free(q);
+    tm_job_free(job);
+
+    /* A view, aggregated again: the inner query is a subquery of the outer. */
+    rc = bind_one("CREATE VIEW per_customer AS SELECT customer_id, sum(amount) AS total\n"
+                  "  FROM orders GROUP BY customer_id;\n"
+                  "INSERT INTO out SELECT floor(total / 100) AS bucket, count(*) AS customers\n"
+                  "  FROM per_customer GROUP BY 1;",
+                  &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_CHECK(q->sub != NULL && q->from_view && q->sub->grouped);
+    TM_CHECK_STR(q->from_name, "per_customer");
+    TM_CHECK_INT(tm_bound_query_source(q), 0);
+    TM_CHECK_INT(q->in_schema->ncols, 2);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+
+    /* SELECT DISTINCT is a GROUP BY over the select list. */
+    rc = bind_one("INSERT INTO out SELECT DISTINCT status FROM orders;", &q, &job, pool, err,
+                  sizeof(err));
+    TM_REQUIRE(rc == 0);
+    TM_CHECK(q->grouped && q->ngroup == 1 && q->naggs == 0);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
+static void test_expressions(void)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    tm_bound_query_t *q = NULL;
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    int rc = bind_one(
+        "INSERT INTO out SELECT id, extract(hour FROM created_at) AS h,\n"
+        "  substring(status FROM 2 FOR 3) AS s, position('x' IN status) AS p,\n"
+        "  trim(both ' ' FROM status) AS t, CURRENT_TIMESTAMP AS now, amount::numeric(12,4) AS a,\n"
+        "  CASE WHEN amount > 10 THEN 'big' ELSE 'small' END AS size,\n"
+        "  coalesce(status, 'none') AS st, greatest(amount, 1) AS g, nullif(status, '') AS n,\n"
+        "  status IS NULL AS isn, (amount > 1) IS TRUE AS ist, id IN (1, 2) AS i,\n"
+        "  amount BETWEEN 1 AND 2 AS b, status LIKE 'a%' AS l, status ILIKE 'A%' AS il,\n"
+        "  id IS DISTINCT FROM 3 AS d, -amount AS neg, NOT (id = 1) AS nt, 3000000000 AS big\n"
+        "FROM orders WHERE status <> 'cancelled' AND amount > 100;",
+        &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_CHECK_INT(q->ntargets, 21);
+    TM_CHECK(q->where != NULL && tm_expr_type(q->where)->type == TM_T_BOOL);
+    TM_CHECK(tm_expr_uses_now(q->targets[5]));
+    TM_CHECK(q->out_schema->cols[6].type == TM_T_NUMERIC && q->out_schema->cols[6].scale == 4);
+    TM_CHECK(q->out_schema->cols[7].type == TM_T_TEXT);
+    TM_CHECK(q->out_schema->cols[20].type == TM_T_INT64);
+    TM_CHECK(q->out_schema->cols[11].type == TM_T_BOOL && !q->out_schema->cols[11].nullable);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
+int main(void)
+{
+    TM_RUN(test_errors);
+    TM_RUN(test_undeclared_columns);
+    TM_RUN(test_grouped_shape);
+    TM_RUN(test_expressions);
+    return tm_test_done();
+}
