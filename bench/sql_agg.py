@@ -752,8 +752,13 @@ def main() -> int:
                           f"wall-clock rate {wall_ratio:.2f}, peak RSS {rss_ratio:.2f} "
                           f"(target ≤ 0.20)")
                 elif fl:
-                    print("  tidemark / Flink: pending (tidemark not measured)" if not tm_ok
-                          else "  tidemark / Flink: no tidemark run")
+                    if tm_ok:
+                        print("  tidemark / Flink: no successful tidemark run")
+                    elif tm_why.startswith("not measured"):
+                        print("  tidemark / Flink: pending (tidemark not measured)")
+                    else:
+                        print("  tidemark / Flink: pending (tidemark: SQL aggregation not "
+                              "available in this build)")
         return 0
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
