@@ -402,6 +402,14 @@ SET admin_address = '127.0.0.1:0';
         if r.returncode != 0:
             lines = (r.stderr.strip() or r.stdout.strip() or "?").splitlines()
             return False, lines[-1]
+        # A build may accept the job and still plan no aggregation (one built while the
+        # SQL layer was being merged explained this GROUP BY as `project: SELECT *
+        # (every column, passthrough)`); only a plan with a group-by step counts.
+        if not self.args.tidemark_passthrough and \
+                not re.search(r"^\s+group by ", r.stdout, re.M):
+            plan = [ln.strip() for ln in r.stdout.splitlines() if ln.startswith("    ")]
+            return False, ("explain accepts the job but its plan has no group-by step: "
+                           + " / ".join(plan[:3]))
         return True, r.stdout
 
     def metrics_events(self, admin: str) -> int:
@@ -534,8 +542,11 @@ SET admin_address = '127.0.0.1:0';
                     final[ev["after"]["customer_id"]] = ev["after"]
                 elif ev.get("op") == "d":
                     final.pop(ev["before"]["customer_id"], None)
-        rows = sum(int(r["cnt"]) for r in final.values())
-        total = sum((Decimal(str(r["total"])) for r in final.values()), Decimal(0))
+        try:
+            rows = sum(int(r["cnt"]) for r in final.values())
+            total = sum((Decimal(str(r["total"])) for r in final.values()), Decimal(0))
+        except (KeyError, TypeError, ValueError) as e:
+            return f"MISMATCH: the output rows are not the query's ({e!r} in {path})"
         return ds.check(rows, total, len(final))
 
     def drop_topic(self, topic: str) -> None:
