@@ -621,15 +621,12 @@ static void admin_metrics(void *arg, tm_buf_t *out)
     }
     int nstores = tm_pipeline_nstores(p);
     if (nstores > 0) {
-        tm_pipeline_store_info_t si;
-        tm_pipeline_store_info(p, 0, &si);
         tm_store_memory_t m;
-        tm_store_memory_usage(si.store, &m);
+        tm_store_memory_usage(tm_pipeline_store(p, 0), &m);
         uint64_t memtables = 0;
         for (int i = 0; i < nstores; i++) {
             tm_store_memory_t mw;
-            tm_pipeline_store_info(p, i, &si);
-            tm_store_memory_usage(si.store, &mw);
+            tm_store_memory_usage(tm_pipeline_store(p, i), &mw);
             memtables += mw.memtables;
         }
         tm_buf_appendf(out,

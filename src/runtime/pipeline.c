@@ -512,6 +512,19 @@ void tm_pipeline_store_info(const tm_pipeline_t *p, int i, tm_pipeline_store_inf
     }
 }
 
+tm_store_t *tm_pipeline_store(const tm_pipeline_t *p, int i)
+{
+    for (int s = 0; s < p->nstages; s++) {
+        tm_stage_t *st = p->stages[s];
+        if (!st->stateful || st->stores == NULL)
+            continue;
+        if (i < st->parallelism)
+            return st->stores[i];
+        i -= st->parallelism;
+    }
+    return NULL;
+}
+
 void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_node)
 {
     if (sink_node >= 0 && sink_node < p->nnodes && p->nodes[sink_node].kind == NODE_SINK)

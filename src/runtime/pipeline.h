@@ -82,6 +82,12 @@ typedef struct tm_pipeline_store_info {
 /* Every store, stage by stage, subtask by subtask.  Thread: main, or any for metrics. */
 int tm_pipeline_nstores(const tm_pipeline_t *p);
 void tm_pipeline_store_info(const tm_pipeline_t *p, int i, tm_pipeline_store_info_t *out);
+/*
+ * Store i alone (thread: any).  Metrics use this: store_info's `chk` is
+ * written by the subtask at barriers and is only safe to read from the
+ * coordinator once every sink pre-committed.
+ */
+tm_store_t *tm_pipeline_store(const tm_pipeline_t *p, int i);
 
 /* How often a sink makes its writes durable (and so acknowledgeable). */
 void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms);

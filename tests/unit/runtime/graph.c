@@ -481,6 +481,21 @@ static void test_link_checks(void)
     TM_CHECK(tm_pipeline_link(p, s, st, 0, TM_EXCHANGE_HASH, NULL, err, sizeof(err)) < 0);
     TM_CHECK(tm_pipeline_add_stage(p, "zero", 0, &f, 1, err, sizeof(err)) < 0);
     tm_pipeline_free(p);
+
+    /* A stateful stage without stores is refused at start, and nothing runs. */
+    p = tm_pipeline_new();
+    s = tm_pipeline_add_source(p, &fake_conn, &src, "src");
+    k = tm_pipeline_add_sink(p, &fake_conn, &sink, "out");
+    f.stateful = true;
+    st = tm_pipeline_add_stage(p, "needs-state", 1, &f, 1, err, sizeof(err));
+    TM_CHECK(tm_pipeline_link(p, s, st, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) >= 0);
+    TM_CHECK(tm_pipeline_link(p, st, k, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) >= 0);
+    err[0] = '\0';
+    TM_CHECK(tm_pipeline_start(p, err, sizeof(err)) == TM_EINVAL);
+    TM_CHECK(strstr(err, "needs-state") != NULL && strstr(err, "stores") != NULL);
+    TM_CHECK_INT(tm_pipeline_join(p, err, sizeof(err)), 0);
+    TM_CHECK(tm_pipeline_done(p));
+    tm_pipeline_free(p);
 }
 
 int main(void)
