@@ -5,6 +5,8 @@
 #   1. scripts/setup.sh: install packages, build build/ (debugoptimized, werror)
 #   2. unit tests in build/
 #   3. unit tests in build-asan/, built with AddressSanitizer and UBSan
+#   3b. unit tests in build-tsan/, built with ThreadSanitizer (the runtime's
+#      threads, queues and atomics: DESIGN §13)
 #   4. integration and crash tests (tests/integration, tests/crash; one pytest
 #      run) against real servers; the crash test's seed is fixed unless
 #      TIDEMARK_CRASH_SEED is set, and it prints the seed and a rerun command
@@ -136,6 +138,20 @@ if meson_setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_l
         run_unit_tests build-asan "unit tests (ASan/UBSan)" --timeout-multiplier 3
 else
     stage_failed "unit tests (ASan/UBSan): build-asan/ did not build"
+fi
+
+# -- 3b. unit tests under ThreadSanitizer --------------------------------------
+# Every unit test, RocksDB's included: RocksDB is not instrumented, but its
+# threads only touch memory the store hands them through its own locks, and
+# the state tests run clean under TSan.  halt_on_error makes a race fail the
+# test instead of only printing it.
+stage "unit tests under TSan (build-tsan/)"
+if meson_setup build-tsan --buildtype=debug -Db_sanitize=thread -Db_lundef=false \
+    && ninja -C build-tsan; then
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        run_unit_tests build-tsan "unit tests (TSan)" --timeout-multiplier 3
+else
+    stage_failed "unit tests (TSan): build-tsan/ did not build"
 fi
 
 # -- 4. integration and crash tests -------------------------------------------

@@ -28,6 +28,18 @@ tm_batch_t *tm_batch_new(void)
     b->nschemas = 0;
     b->schemas_cap = 0;
     b->ack_token = 0;
+    b->ack_source = -1;
+    b->parent = NULL;
+    return b;
+}
+
+tm_batch_t *tm_batch_new_child(tm_batch_t *parent)
+{
+    tm_batch_t *b = tm_batch_new();
+    if (b != NULL && parent != NULL) {
+        b->parent = tm_batch_ref(parent);
+        b->ack_source = parent->ack_source;
+    }
     return b;
 }
 
@@ -48,7 +60,9 @@ tm_batch_t *tm_batch_unref(tm_batch_t *b)
         tm_schema_unref(b->schemas[i]);
     free(b->schemas);
     tm_arena_release(&b->arena);
+    tm_batch_t *parent = b->parent;
     free(b);
+    tm_batch_unref(parent);
     return NULL;
 }
 

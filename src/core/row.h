@@ -141,9 +141,27 @@ typedef struct tm_batch {
      * batch).  0 means "no new complete position".
      */
     uint64_t ack_token;
+    /*
+     * Which source's position ack_token is (the runtime's index of the
+     * source, set when the source emits; -1 before).  Batches of several
+     * sources can meet in one stage, and tokens are only comparable per
+     * source.
+     */
+    int16_t ack_source;
+    /*
+     * A batch whose records borrow rows of another batch (an exchange's
+     * per-subtask child) holds one reference to that parent here, so the
+     * parent's arena and schemas outlive the child.  NULL otherwise.
+     */
+    struct tm_batch *parent;
 } tm_batch_t;
 
 tm_batch_t *tm_batch_new(void);
+/*
+ * A new empty batch that holds a reference to `parent` (see tm_batch_t.parent)
+ * and its ack_source; its records may point at rows of the parent.
+ */
+tm_batch_t *tm_batch_new_child(tm_batch_t *parent);
 tm_batch_t *tm_batch_ref(tm_batch_t *batch);
 /* Drops one reference; frees the arena and schema refs at zero.  Accepts NULL. Returns NULL. */
 tm_batch_t *tm_batch_unref(tm_batch_t *batch);

@@ -20,7 +20,9 @@
 #include "core/log.h"
 #include "core/shutdown.h"
 #include "daemon/admin.h"
+#include "operators/upsert.h"
 #include "runtime/checkpoint.h"
+#include "runtime/graph.h"
 #include "runtime/jobstate.h"
 #include "state/savepoint.h"
 #include "runtime/pipeline.h"
@@ -408,10 +410,18 @@ static int cmd_inspect(const char *dir)
         json_t *x;
         json_array_foreach(json_object_get(state, "operators"), i, x)
             printf("    operator %s\n", json_string_value(x));
-        json_array_foreach(json_object_get(state, "workers"), i, x)
+        /* One store per stateful stage subtask; older checkpoints list "workers". */
+        json_t *stores = json_object_get(state, "stores");
+        bool old = !json_is_array(stores);
+        if (old)
+            stores = json_object_get(state, "workers");
+        json_array_foreach(stores, i, x)
         {
             json_t *kg = json_object_get(x, "key_groups");
-            printf("    worker %zu: key groups %lld-%lld, %lld bytes (%lld new), %s\n", i,
+            const char *stage = json_string_value(json_object_get(x, "stage"));
+            long long sub = old ? (long long)i : (long long)json_integer_value(json_object_get(x, "subtask"));
+            printf("    store %s subtask %lld: key groups %lld-%lld, %lld bytes (%lld new), %s\n",
+                   stage ? stage : "workers", sub,
                    (long long)json_integer_value(json_array_get(kg, 0)),
                    (long long)json_integer_value(json_array_get(kg, 1)),
                    (long long)json_integer_value(json_object_get(x, "bytes")),
@@ -609,13 +619,14 @@ static void admin_metrics(void *arg, tm_buf_t *out)
                       st.completed, st.failed, st.last_id, (double)st.last_duration_ms / 1000.0,
                       st.last_state_bytes, st.last_state_bytes_new);
     }
-    if (tm_pipeline_nworkers(p) > 0 && tm_pipeline_nupserts(p) > 0) {
+    int nstores = tm_pipeline_nstores(p);
+    if (nstores > 0) {
         tm_store_memory_t m;
-        tm_store_memory_usage(tm_pipeline_worker_store(p, 0), &m);
+        tm_store_memory_usage(tm_pipeline_store(p, 0), &m);
         uint64_t memtables = 0;
-        for (int w = 0; w < tm_pipeline_nworkers(p); w++) {
+        for (int i = 0; i < nstores; i++) {
             tm_store_memory_t mw;
-            tm_store_memory_usage(tm_pipeline_worker_store(p, w), &mw);
+            tm_store_memory_usage(tm_pipeline_store(p, i), &mw);
             memtables += mw.memtables;
         }
         tm_buf_appendf(out,
@@ -626,6 +637,31 @@ static void admin_metrics(void *arg, tm_buf_t *out)
                       "# TYPE tidemark_state_memtable_bytes gauge\n"
                       "tidemark_state_memtable_bytes %" PRIu64 "\n",
                       m.limit, m.cache_usage, memtables);
+    }
+    /* Per operator, summed over its stage's subtasks. */
+    static const struct {
+        const char *name, *help;
+    } op_counters[] = {
+        {"tidemark_operator_records_in_total", "records an operator consumed"},
+        {"tidemark_operator_records_out_total", "records an operator emitted"},
+        {"tidemark_operator_row_errors_total", "rows whose expressions failed"},
+        {"tidemark_operator_rows_skipped_total", "failed rows dropped by on_error"},
+    };
+    for (size_t c = 0; tm_pipeline_nstages(p) > 0 && c < sizeof(op_counters) / sizeof(op_counters[0]);
+         c++) {
+        tm_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", op_counters[c].name,
+                      op_counters[c].help, op_counters[c].name);
+        for (int st = 0; st < tm_pipeline_nstages(p); st++)
+            for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
+                tm_operator_metrics_t m;
+                tm_pipeline_op_metrics(p, st, k, &m);
+                uint64_t v = c == 0   ? m.records_in
+                             : c == 1 ? m.records_out
+                             : c == 2 ? m.row_errors
+                                      : m.rows_skipped;
+                tm_buf_appendf(out, "%s{operator=\"%s\"} %" PRIu64 "\n", op_counters[c].name,
+                              tm_pipeline_op_uid(p, st, k), v);
+            }
     }
 }
 
@@ -639,7 +675,25 @@ static void admin_job(void *arg, tm_buf_t *out)
     json_object_set_new(root, "version", json_string(TM_VERSION));
     json_object_set_new(root, "started_at_ms", json_integer(rs->started_wall_ms));
     json_object_set_new(root, "checkpoint_interval_ms", json_integer(rs->chk_interval));
-    json_object_set_new(root, "parallelism", json_integer(tm_pipeline_nworkers(rs->pipeline)));
+    tm_pipeline_t *p = rs->pipeline;
+    int parallelism = 0;
+    json_t *stages = json_array();
+    json_t *ops = json_array();
+    for (int st = 0; st < tm_pipeline_nstages(p); st++) {
+        if (tm_pipeline_stage_parallelism(p, st) > parallelism)
+            parallelism = tm_pipeline_stage_parallelism(p, st);
+        json_t *uids = json_array();
+        for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
+            json_array_append_new(uids, json_string(tm_pipeline_op_uid(p, st, k)));
+            json_array_append_new(ops, json_string(tm_pipeline_op_uid(p, st, k)));
+        }
+        json_array_append_new(stages, json_pack("{s:s,s:i,s:o}", "name",
+                                                tm_pipeline_stage_name(p, st), "parallelism",
+                                                tm_pipeline_stage_parallelism(p, st), "operators",
+                                                uids));
+    }
+    json_object_set_new(root, "parallelism", json_integer(parallelism));
+    json_object_set_new(root, "stages", stages);
     json_t *sources = json_array();
     for (int i = 0; i < tm_pipeline_nsources(rs->pipeline); i++) {
         uint64_t ev, by;
@@ -661,9 +715,6 @@ static void admin_job(void *arg, tm_buf_t *out)
         json_array_append_new(sinks, json_pack("{s:s}", "name",
                                                tm_pipeline_sink_name(rs->pipeline, i)));
     json_object_set_new(root, "sinks", sinks);
-    json_t *ops = json_array();
-    for (int i = 0; i < tm_pipeline_nupserts(rs->pipeline); i++)
-        json_array_append_new(ops, json_string(tm_pipeline_upsert_uid(rs->pipeline, i)));
     json_object_set_new(root, "operators", ops);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
@@ -768,6 +819,42 @@ static void admin_stop(void *arg)
 }
 
 /* ---- run: building the job ---- */
+
+/*
+ * The job's graph for today's two shapes (DESIGN §13), until the planner's
+ * plan/build.c replaces this: INSERT … SELECT * is a direct source → sink
+ * edge; with a declared primary key it is source ─HASH(upsert key)─►
+ * stage[upsert] × parallelism ─► sink.  `uids` are the upsert uids in INSERT
+ * order and js->stages[k] the stores of uid k.
+ */
+static int build_graph_legacy(tm_pipeline_t *p, const tm_job_t *job, const int *node,
+                              char *const *uids, const tm_jobstate_t *js, int parallelism,
+                              char *err, size_t errsz)
+{
+    static const tm_exchange_key_t upsert_key = {tm_upsert_exchange_key, NULL};
+    int rc = 0;
+    for (int i = 0, u = 0; rc >= 0 && i < job->ninserts; i++) {
+        int src = node[job->inserts[i].source], snk = node[job->inserts[i].sink];
+        char *uid = upsert_uid(job, i);
+        if (uid == NULL) {
+            rc = tm_pipeline_link(p, src, snk, 0, TM_EXCHANGE_FORWARD, NULL, err, errsz);
+            continue;
+        }
+        free(uid);
+        tm_operator_factory_t f = {tm_upsert_op_new, NULL, uids[u], true};
+        int stage = tm_pipeline_add_stage(p, uids[u], parallelism, &f, 1, err, errsz);
+        if (stage < 0)
+            return stage;
+        rc = tm_pipeline_set_stage_stores(p, stage, js->stages[u].stores, js->stages[u].n);
+        if (rc != 0)
+            return tm_seterr(err, errsz, rc, "stage %s: its stores do not fit", uids[u]);
+        rc = tm_pipeline_link(p, src, stage, 0, TM_EXCHANGE_HASH, &upsert_key, err, errsz);
+        if (rc >= 0)
+            rc = tm_pipeline_link(p, stage, snk, 0, TM_EXCHANGE_FORWARD, NULL, err, errsz);
+        u++;
+    }
+    return rc < 0 ? rc : 0;
+}
 
 static int cmd_run(const char *path, const run_opts_t *ro)
 {
@@ -891,22 +978,28 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         if ((uids[nuids] = upsert_uid(job, i)) != NULL)
             nuids++;
     int parallelism = (int)tm_opt_int(job->settings, "parallelism");
+    int max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism");
+    /* One stateful stage per upsert operator, each with its own stores (jobstate.h). */
+    tm_jobstate_stage_t *jstages = calloc((size_t)nuids + 1, sizeof(*jstages));
+    if (jstages == NULL)
+        rc = tm_seterr(err, sizeof(err), TM_ENOMEM, "out of memory");
+    for (int k = 0; rc == 0 && k < nuids; k++)
+        jstages[k] = (tm_jobstate_stage_t){uids[k], parallelism, (const char *const *)&uids[k], 1};
     if (rc == 0 && (nuids > 0 || (restored && restored->noperators > 0))) {
         tm_jobstate_opts_t jo = {
             .state_dir = state_dir,
-            .parallelism = parallelism,
-            .max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism"),
+            .max_parallelism = max_parallelism,
             .state_memory = (size_t)tm_opt_size(job->settings, "state_memory"),
             .state_ttl_us = tm_opt_duration_ms(job->settings, "state_ttl") * 1000,
-            .uids = (const char *const *)uids,
-            .nuids = nuids,
+            .stages = jstages,
+            .nstages = nuids,
             .allow_non_restored = ro->allow_non_restored,
         };
         rc = tm_jobstate_open(&js, &jo, restored == &latest ? &latest : NULL,
                               restored == &sp_info ? sp_real : NULL, err, sizeof(err));
-        if (rc == 0)
-            rc = tm_pipeline_set_workers(p, js.stores, js.n);
     }
+    free(jstages);
+    tm_pipeline_set_max_parallelism(p, max_parallelism);
 
     /* 5. The pipeline: sinks, then sources resuming where the restore point left them. */
     for (int i = 0; rc == 0 && i < job->ntables; i++) {
@@ -943,15 +1036,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         }
         node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
     }
-    for (int i = 0, u = 0; rc == 0 && i < job->ninserts; i++) {
-        int s = node[job->inserts[i].source], k = node[job->inserts[i].sink];
-        char *uid = upsert_uid(job, i);
-        if (uid != NULL)
-            rc = tm_pipeline_connect_upsert(p, s, k, uids[u++], err, sizeof(err));
-        else
-            tm_pipeline_connect(p, s, k);
-        free(uid);
-    }
+    if (rc == 0)
+        rc = build_graph_legacy(p, job, node, uids, &js, parallelism, err, sizeof(err));
     for (int i = 0; i < job->ntables; i++)
         if (sinks[i] != NULL)
             job->tables[i].conn->sink_free(sinks[i]);
@@ -1062,8 +1148,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         TM_INFO("main", "running",
                 "pipelines=%d workers=%d stateful_operators=%d restored_checkpoint=%" PRIu64
                 " keyed_state=\"%s\"",
-                job->ninserts, nuids > 0 ? js.n : 0, nuids, restored_id,
-                js.n > 0 ? js.restored : "none");
+                job->ninserts, nuids > 0 ? parallelism : 0, nuids, restored_id,
+                js.nstages > 0 ? js.restored : "none");
         if (tm_shutdown_requested()) /* a signal between the start-up checks and evsignal_add */
             begin_stop(&rs);
         event_base_dispatch(rs.base);

@@ -85,6 +85,17 @@ static bool same_key(const tm_buf_t *a, const tm_buf_t *b)
     return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 }
 
+int tm_upsert_exchange_key(const void *arg, const tm_schema_t *schema, const tm_row_t *row,
+                           tm_buf_t *out)
+{
+    (void)arg;
+    if (row == NULL || schema->nkeys <= 0)
+        return TM_EINVAL;
+    /* Appends, as the exchange expects; state_key() clears first for its own use. */
+    int rc = append_tag(schema, out);
+    return rc != 0 ? rc : tm_row_key_encode(schema, row, out);
+}
+
 int tm_upsert_keygroups(const tm_record_t *rec, int max_parallelism, int kg[2])
 {
     const tm_schema_t *s = rec->schema;
@@ -462,4 +473,81 @@ int tm_upsert_process(tm_upsert_t *op, const tm_batch_t *in, uint32_t start, tm_
     /* Invariant 1 of upsert.h: state matches what was emitted once we return. */
     int rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
     return rc != 0 ? rc : (int)(i - start);
+}
+
+/* ---- the operator.h face ---- */
+
+typedef struct upsert_op {
+    tm_upsert_t *u;
+    const tm_operator_ctx_t *ctx;
+} upsert_op_t;
+
+static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    upsert_op_t *o = (upsert_op_t *)op;
+    (void)input;
+    uint32_t start = 0;
+    while (start < batch->count) {
+        tm_batch_t *b = tm_batch_new();
+        if (b == NULL)
+            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "upsert operator %s: out of memory",
+                             o->ctx->uid);
+        int n = tm_upsert_process(o->u, batch, start, b, errstr, errstr_size);
+        if (n < 0) {
+            tm_batch_unref(b);
+            return n;
+        }
+        start += (uint32_t)n;
+        if (b->count == 0) {
+            tm_batch_unref(b);
+            continue;
+        }
+        int rc = tm_collector_emit(out, b);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void op_free(tm_operator_t *op)
+{
+    upsert_op_t *o = (upsert_op_t *)op;
+    if (o == NULL)
+        return;
+    tm_upsert_free(o->u);
+    free(o);
+}
+
+static const tm_operator_ops_t upsert_ops = {
+    .name = "upsert",
+    .ninputs = 1,
+    .process = op_process,
+    .free = op_free,
+};
+
+int tm_upsert_op_new(const void *spec, const tm_operator_ctx_t *ctx,
+                     const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                     size_t errstr_size)
+{
+    (void)spec;
+    *out = NULL;
+    if (ctx->store == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "upsert operator %s needs a state store", ctx->uid);
+    upsert_op_t *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return TM_ENOMEM;
+    int rc = tm_upsert_new(ctx->store, ctx->uid, ctx->max_parallelism, &o->u, errstr,
+                           errstr_size);
+    if (rc != 0) {
+        free(o);
+        return rc;
+    }
+    o->ctx = ctx;
+    /* The exchange already routes by key group; keyless records reach every subtask. */
+    tm_upsert_set_owner(o->u, ctx->kg_first, ctx->kg_last, ctx->subtask == 0);
+    *ops = &upsert_ops;
+    *out = (tm_operator_t *)o;
+    return 0;
 }

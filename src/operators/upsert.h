@@ -41,18 +41,22 @@
  *      reset per record; nothing is kept between calls but the write batch,
  *      which is empty.
  *
- * Not handled here (the runtime's job): routing.  Each record must reach the
- * worker that owns its key group; a primary-key-changing update touches two
- * key groups and should be split by the router into a delete and an insert
- * when they belong to different workers.  Given a whole update, this
- * operator handles both halves in its own store.
+ * As an operator of the runtime (operator.h, tm_upsert_op_new) it runs in a
+ * stage fed by a HASH exchange keyed by tm_upsert_exchange_key(), whose bytes
+ * are exactly the state key, so each subtask receives the keys whose key
+ * groups it owns; the exchange splits a primary-key-changing update into a
+ * delete and an insert.  Records without a key (truncate, message, a table
+ * without primary key) reach every subtask: each applies a truncate to its
+ * own keys, and only subtask 0 emits them.
  *
- * Thread: the worker that owns the store.
+ * Thread: the stage subtask that owns the store.
  */
 #ifndef TM_OPERATORS_UPSERT_H
 #define TM_OPERATORS_UPSERT_H
 
+#include "core/buf.h"
 #include "core/row.h"
+#include "runtime/operator.h"
 #include "state/store.h"
 
 #include <stdbool.h>
@@ -120,5 +124,20 @@ const tm_upsert_stats_t *tm_upsert_stats(const tm_upsert_t *op);
  * primary key, or TM_ENOMEM.
  */
 int tm_upsert_keygroups(const tm_record_t *rec, int max_parallelism, int kg[2]);
+
+/*
+ * The operator.h face of this operator (a tm_operator_new_fn).  `spec` may
+ * be NULL; the uid, store, key-group range and subtask come from ctx.
+ */
+int tm_upsert_op_new(const void *spec, const tm_operator_ctx_t *ctx,
+                     const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                     size_t errstr_size);
+/*
+ * tm_exchange_key_t.encode for a HASH exchange in front of the operator: the
+ * state key of `row` (table tag ‖ primary key).  TM_EINVAL when the table has
+ * no primary key.  `arg` is unused.  Thread: any.
+ */
+int tm_upsert_exchange_key(const void *arg, const tm_schema_t *schema, const tm_row_t *row,
+                           tm_buf_t *out);
 
 #endif

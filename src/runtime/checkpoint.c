@@ -61,6 +61,13 @@ void tm_checkpoint_info_release(tm_checkpoint_info_t *info)
     free(info->restored_from);
     for (int i = 0; i < info->noperators; i++)
         free(info->operators[i]);
+    for (int i = 0; i < info->nstores; i++) {
+        free(info->stores[i].stage);
+        free(info->stores[i].dir);
+        for (int k = 0; k < info->stores[i].nuids; k++)
+            free(info->stores[i].uids[k]);
+    }
+    free(info->stores);
     for (int i = 0; i < info->nsources; i++) {
         free(info->sources[i].name);
         free(info->sources[i].position);
@@ -70,6 +77,68 @@ void tm_checkpoint_info_release(tm_checkpoint_info_t *info)
         free(info->sinks[i].handle);
     }
     memset(info, 0, sizeof(*info));
+}
+
+static int read_store(json_t *x, int idx, const char *stage, tm_checkpoint_store_t *st,
+                      const tm_checkpoint_info_t *info)
+{
+    json_t *kg = json_object_get(x, "key_groups");
+    const char *dir = json_string_value(json_object_get(x, "dir"));
+    if (dir == NULL || !json_is_array(kg))
+        return TM_ECORRUPT;
+    st->dir = strdup(dir);
+    st->stage = strdup(stage ? stage : "");
+    st->kg_first = (int)json_integer_value(json_array_get(kg, 0));
+    st->kg_last = (int)json_integer_value(json_array_get(kg, 1));
+    st->bytes = (uint64_t)json_integer_value(json_object_get(x, "bytes"));
+    st->bytes_new = (uint64_t)json_integer_value(json_object_get(x, "bytes_new"));
+    json_t *sub = json_object_get(x, "subtask");
+    st->subtask = json_is_integer(sub) ? (int)json_integer_value(sub) : idx;
+    json_t *par = json_object_get(x, "parallelism");
+    st->parallelism = json_is_integer(par) ? (int)json_integer_value(par) : info->parallelism;
+    json_t *ops = json_object_get(x, "operators");
+    size_t i;
+    json_t *uid;
+    if (json_is_array(ops)) {
+        json_array_foreach(ops, i, uid)
+        {
+            if (json_is_string(uid) && st->nuids < 16)
+                st->uids[st->nuids++] = strdup(json_string_value(uid));
+        }
+    } else {
+        /* The older layout: one set of workers held every operator. */
+        for (int k = 0; k < info->noperators && st->nuids < 16; k++)
+            st->uids[st->nuids++] = strdup(info->operators[k]);
+    }
+    return st->dir != NULL && st->stage != NULL ? 0 : TM_ENOMEM;
+}
+
+/* The "stores" list (or the older "workers" list) of the state section. */
+static int read_stores(json_t *state, tm_checkpoint_info_t *info)
+{
+    json_t *stores = json_object_get(state, "stores");
+    const char *stage = NULL;
+    if (!json_is_array(stores)) {
+        stores = json_object_get(state, "workers");
+        stage = "workers";
+    }
+    if (!json_is_array(stores) || json_array_size(stores) == 0)
+        return 0;
+    size_t n = json_array_size(stores);
+    info->stores = calloc(n, sizeof(*info->stores));
+    if (info->stores == NULL)
+        return TM_ENOMEM;
+    size_t i;
+    json_t *x;
+    json_array_foreach(stores, i, x)
+    {
+        const char *name = stage ? stage : json_string_value(json_object_get(x, "stage"));
+        int rc = read_store(x, (int)i, name, &info->stores[info->nstores], info);
+        info->nstores++;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 static int read_metadata(const char *path, tm_checkpoint_info_t *info)
@@ -104,6 +173,8 @@ static int read_metadata(const char *path, tm_checkpoint_info_t *info)
             if (json_is_string(uid) && info->noperators < 64)
                 info->operators[info->noperators++] = strdup(json_string_value(uid));
         }
+        if (read_stores(state, info) != 0)
+            goto out;
     }
     const char *key;
     json_t *v;
@@ -129,6 +200,8 @@ static int read_metadata(const char *path, tm_checkpoint_info_t *info)
     }
     rc = 0;
 out:
+    if (rc != 0 && info->id != 0)
+        tm_checkpoint_info_release(info);
     json_decref(root);
     return rc;
 }
@@ -344,33 +417,43 @@ static int write_metadata(tm_coordinator_t *c, uint64_t id, int64_t duration_ms,
     if (c->restored_from != NULL)
         json_object_set_new(root, "restored_from", json_string(c->restored_from));
     c->last_bytes = c->last_bytes_new = 0;
-    int nworkers = tm_pipeline_nworkers(c->p);
-    if (nworkers > 0 && tm_pipeline_nupserts(c->p) > 0) {
+    int nstores = tm_pipeline_nstores(c->p);
+    if (nstores > 0) {
+        /* One entry per store of a stateful stage subtask (docs/state.md). */
         json_t *state = json_object();
         json_t *ops = json_array();
-        json_t *workers = json_array();
-        for (int i = 0; i < tm_pipeline_nupserts(c->p); i++)
-            json_array_append_new(ops, json_string(tm_pipeline_upsert_uid(c->p, i)));
-        for (int w = 0; w < nworkers; w++) {
-            int first, last;
-            tm_store_checkpoint_info_t ci;
-            tm_pipeline_worker_info(c->p, w, &first, &last, &ci);
-            json_t *wj = json_object();
-            char rel[64];
-            snprintf(rel, sizeof(rel), "state/worker-%d", w);
-            json_object_set_new(wj, "dir", json_string(rel));
-            json_object_set_new(wj, "key_groups", json_pack("[i,i]", first, last));
-            json_object_set_new(wj, "bytes", json_integer((json_int_t)ci.bytes));
-            json_object_set_new(wj, "bytes_new", json_integer((json_int_t)ci.bytes_new));
-            json_object_set_new(wj, "files", json_integer((json_int_t)ci.files));
-            json_array_append_new(workers, wj);
-            c->last_bytes += ci.bytes;
-            c->last_bytes_new += ci.bytes_new;
+        json_t *stores = json_array();
+        int first_par = 0;
+        for (int i = 0; i < nstores; i++) {
+            tm_pipeline_store_info_t si;
+            tm_pipeline_store_info(c->p, i, &si);
+            if (i == 0)
+                first_par = si.parallelism;
+            json_t *uids = json_array();
+            for (int k = 0; k < si.nuids; k++) {
+                json_array_append_new(uids, json_string(si.uids[k]));
+                if (si.subtask == 0)
+                    json_array_append_new(ops, json_string(si.uids[k]));
+            }
+            json_t *sj = json_object();
+            json_object_set_new(sj, "stage", json_string(si.stage));
+            json_object_set_new(sj, "operators", uids);
+            json_object_set_new(sj, "subtask", json_integer(si.subtask));
+            json_object_set_new(sj, "parallelism", json_integer(si.parallelism));
+            json_object_set_new(sj, "dir", json_string(si.dir));
+            json_object_set_new(sj, "key_groups", json_pack("[i,i]", si.kg_first, si.kg_last));
+            json_object_set_new(sj, "bytes", json_integer((json_int_t)si.chk.bytes));
+            json_object_set_new(sj, "bytes_new", json_integer((json_int_t)si.chk.bytes_new));
+            json_object_set_new(sj, "files", json_integer((json_int_t)si.chk.files));
+            json_array_append_new(stores, sj);
+            c->last_bytes += si.chk.bytes;
+            c->last_bytes_new += si.chk.bytes_new;
         }
-        json_object_set_new(state, "parallelism", json_integer(nworkers));
-        json_object_set_new(state, "max_parallelism", json_integer(tm_pipeline_max_parallelism(c->p)));
+        json_object_set_new(state, "parallelism", json_integer(first_par));
+        json_object_set_new(state, "max_parallelism",
+                            json_integer(tm_pipeline_max_parallelism(c->p)));
         json_object_set_new(state, "operators", ops);
-        json_object_set_new(state, "workers", workers);
+        json_object_set_new(state, "stores", stores);
         json_object_set_new(root, "state", state);
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);

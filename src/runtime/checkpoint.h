@@ -31,6 +31,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * One store of a stateful stage subtask as a checkpoint recorded it.  A
+ * checkpoint written before stores were per stage ("workers") reads back as
+ * one stage "workers" holding every operator, with dirs state/worker-W.
+ */
+typedef struct tm_checkpoint_store {
+    char *stage;  /* the stage's name */
+    char *dir;    /* relative to the checkpoint directory */
+    int subtask, parallelism;
+    int kg_first, kg_last;
+    int nuids;
+    char *uids[16];
+    uint64_t bytes, bytes_new;
+} tm_checkpoint_store_t;
+
 /* What the last completed checkpoint recorded, read back at start. */
 typedef struct tm_checkpoint_info {
     uint64_t id; /* 0: there is none */
@@ -38,10 +53,12 @@ typedef struct tm_checkpoint_info {
     char *job;
     char *decision_log;  /* the decision-log sink's name, or NULL */
     char *restored_from; /* the savepoint this job's lineage started from, or NULL */
-    int parallelism;     /* workers whose state the checkpoint holds (0: no state) */
+    int parallelism;     /* subtasks of its first stateful stage (0: no state); for display */
     int max_parallelism;
     int noperators;
-    char *operators[64]; /* stateful operator uids */
+    char *operators[64]; /* stateful operator uids, of every stage */
+    int nstores;
+    tm_checkpoint_store_t *stores;
     int nsources, nsinks;
     struct {
         char *name;

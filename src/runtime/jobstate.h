@@ -1,22 +1,29 @@
 /*
- * jobstate.h — a job's keyed state on disk: opening the workers' stores
- * (empty, from a checkpoint, from a savepoint, or rescaled) and writing a
- * savepoint from a completed checkpoint.
+ * jobstate.h — a job's keyed state on disk: opening the stores of every
+ * stateful stage (empty, from a checkpoint, from a savepoint, or rescaled)
+ * and writing a savepoint from a completed checkpoint.
  *
- * Layout under the state directory:
+ * One RocksDB store per (stateful stage, subtask): two stages cannot share
+ * a store, because each snapshots it when its own barrier aligns.  Layout
+ * under the state directory:
  *
- *     work/worker-W/                 worker W's live RocksDB (scratch: a
- *                                    crash leaves it behind, and it is
- *                                    always rebuilt from a checkpoint)
- *     checkpoints/chk-N/state/worker-W/   RocksDB checkpoint (hard links)
+ *     work/stageK-W/                      stage K's subtask W's live RocksDB
+ *                                         (scratch: a crash leaves it behind,
+ *                                         and it is always rebuilt from a
+ *                                         checkpoint)
+ *     checkpoints/chk-N/state/NAME-W/     RocksDB checkpoint (hard links) of
+ *                                         stage NAME's subtask W; _metadata's
+ *                                         state.stores lists them
  *
  * and a savepoint directory holds `_metadata` (the checkpoint's, with its
  * source positions) and `state.tmsp` (state/savepoint.h's portable format).
  *
- * Restoring a checkpoint with the parallelism it was taken with hard-links
- * its files into fresh working directories.  With another parallelism the
- * checkpoint is first written to a temporary portable savepoint and that is
- * restored, so both paths move whole key groups to their new owners.
+ * A stage whose checkpoint stores have the same operator uids and the same
+ * parallelism is restored by hard-linking its files into fresh working
+ * directories.  Any other stage whose operators have state in the
+ * checkpoint (rescaled, or operators moved between stages) is restored
+ * through a temporary portable savepoint of the whole checkpoint, so whole
+ * key groups move to their new owners.
  *
  * Invariants:
  *   1. A plan that lost a stateful operator is refused (TM_ECONFIG naming
@@ -35,30 +42,43 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct tm_jobstate {
+/* The stores of one stateful stage: stores[w] is subtask w's. */
+typedef struct tm_jobstate_stores {
     int n;
     tm_store_t **stores;
+} tm_jobstate_stores_t;
+
+typedef struct tm_jobstate {
+    int nstages;
+    tm_jobstate_stores_t *stages; /* parallel to opts->stages */
     tm_store_mem_t *mem;
     /* What the stores were restored from, for the log and explain. */
     char restored[64];
     uint64_t restored_records;
 } tm_jobstate_t;
 
+/* A stateful stage of the plan. */
+typedef struct tm_jobstate_stage {
+    const char *name;
+    int parallelism;
+    const char *const *uids; /* its stateful operators */
+    int nuids;
+} tm_jobstate_stage_t;
+
 typedef struct tm_jobstate_opts {
     const char *state_dir;
-    int parallelism;
     int max_parallelism;
     size_t state_memory;
     int64_t state_ttl_us;
-    const char *const *uids; /* the plan's stateful operators */
-    int nuids;
+    const tm_jobstate_stage_t *stages;
+    int nstages;
     bool allow_non_restored;
 } tm_jobstate_opts_t;
 
 /*
- * Opens opts->parallelism stores: from checkpoint `chk` (may be NULL or
- * without state), else from savepoint directory `savepoint` (may be NULL),
- * else empty.  Returns 0 or TM_E* with a message that says what to do.
+ * Opens the stores of every stage in opts->stages: from checkpoint `chk`
+ * (may be NULL or without state), else from savepoint directory `savepoint`
+ * (may be NULL), else empty.  With no stages it only checks invariant 1.  Returns 0 or TM_E* with a message that says what to do.
  */
 int tm_jobstate_open(tm_jobstate_t *js, const tm_jobstate_opts_t *opts,
                      const tm_checkpoint_info_t *chk, const char *savepoint, char *errstr,

@@ -1,17 +1,55 @@
 /*
- * pipeline.c — source and sink threads, fan-out, and the ack seam
- * (see pipeline.h for the invariants).
+ * pipeline.c — the operator graph at run time (DESIGN §13): source threads
+ * with the one source-output path, stage subtask threads running operator
+ * chains, sink threads, the exchanges between them, and the ack seam (see
+ * pipeline.h and graph.h for the contracts).
+ *
+ * Threads and queues:
+ *
+ *     source thread ─┬─ exchange(edge) ──► queue of stage subtask 0 ─► thread ─┬─► queue of sink
+ *                    └─ exchange(edge) ──► queue of stage subtask 1 ─► thread ─┘
+ *
+ * Every stage subtask and every sink owns one bounded queue and one thread;
+ * each event carries the consumer's input slot (one per edge and producer
+ * subtask), and the consumer's input module (input.h) aligns barriers,
+ * computes the watermark and counts END over those slots.
+ *
+ * Invariants:
+ *   1. No deadlock from back-pressure: the graph is a DAG whose last hop is
+ *      a sink, every consumer has its own thread, and sinks always drain
+ *      (a failed sink keeps popping without writing), so a blocking push
+ *      from a stage subtask always completes eventually.  Sources push with
+ *      a timeout (the connector's retry contract) and stop on request.
+ *   2. A producer's events reach each consumer slot in the order produced,
+ *      so barriers, watermarks and END stay between the batches they
+ *      separate.
+ *   3. A stage subtask forwards barrier N only after its operators flushed
+ *      (on_barrier) and its store was snapshotted for N; a sink pre-commits
+ *      N only after every live slot delivered it.  So chk-N holds exactly
+ *      the effects of the input before barrier N.
+ *   4. Ack tokens travel with the data: a stage gives every output edge and
+ *      consumer subtask each input batch's token after that batch's output
+ *      (under TM_ACK_SINK_DURABLE), so a sink slot's durable token of a
+ *      source covers everything the source emitted up to it.
+ *   5. Operator instances are made on the main thread before the threads
+ *      start, and then used by their subtask's thread only.
+ *
+ * Thread: the tm_pipeline_* functions are main-thread unless pipeline.h
+ * says otherwise; tm_source_* run on the calling source's thread.
  */
 #include "runtime/pipeline.h"
 #include "core/clock.h"
 #include "core/error.h"
-#include "core/log.h"
 #include "core/failpoint.h"
 #include "core/fsutil.h"
-#include "operators/upsert.h"
+#include "core/log.h"
+#include "runtime/exchange.h"
+#include "runtime/graph.h"
+#include "runtime/input.h"
 #include "runtime/queue.h"
 #include "state/keygroup.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,111 +60,89 @@
 #include <unistd.h>
 
 #define TM_MAX_NODES 64
+#define TM_MAX_STAGES 64
+#define TM_MAX_EDGES 256
+#define TM_MAX_PARALLELISM 256
 #define TM_QUEUE_CAPACITY 16
 #define TM_DEFAULT_FLUSH_MS 200
-#define TM_MAX_WORKERS 256
+#define TM_DEFAULT_MAXP 128
 
-/*
- * Barrier alignment, shared by sinks and workers (DESIGN §6 step 2): once an
- * input has delivered barrier N, its later events are held back until every
- * input has delivered N, so nothing after the barrier lands in the epoch it
- * closes.
- */
-typedef struct tm_align {
-    uint64_t aligning; /* 0 when no barrier is being aligned */
-    bool got[TM_MAX_NODES];
-    int ngot;
-    tm_event_t *held;
-    int nheld, capheld;
-} tm_align_t;
+typedef enum { NODE_SOURCE = 1, NODE_SINK, NODE_STAGE } node_kind_t;
 
-/*
- * Workers (DESIGN §5).  A source whose output goes through a stateful
- * operator hands every batch to every worker (one reference each, no copy);
- * each worker's operators consume only the records whose key groups it owns
- * (tm_upsert_set_owner), so a key always meets the same worker and its state.
- * Each worker is a producer on the queues of the sinks its operators feed,
- * through one edge per (worker, connection), so sinks align barriers over
- * workers exactly as over sources.
- */
-typedef struct tm_sconn {
-    int src, sink;
-    char *uid;
-    int edge0; /* worker w's edge is edge0 + w */
-} tm_sconn_t;
-
-typedef struct tm_worker {
-    tm_pipeline_t *p;
-    int idx;
-    tm_queue_t queue;
-    pthread_t thread;
-    bool started;
-    tm_store_t *store;
-    int kg_first, kg_last;
-    tm_upsert_t *ops[TM_MAX_NODES]; /* per connection */
-    tm_align_t align;
-    int ended;
-    bool failed;
-    char err[1024];
-    tm_store_checkpoint_info_t chk; /* of the last snapshot */
-    _Atomic uint64_t snapshotted;
-    /*
-     * Event time (DESIGN §4): the newest watermark of each input slot
-     * (INT64_MIN before its first, INT64_MAX once it ended) and the last one
-     * passed on, which is the minimum over the inputs.
-     */
-    int64_t wm_in[TM_MAX_NODES];
-    int64_t wm_out;
-} tm_worker_t;
+typedef struct tm_node {
+    node_kind_t kind;
+    int idx; /* among its kind */
+} tm_node_t;
 
 typedef struct tm_edge {
-    int src, sink; /* src: the source whose tokens this edge carries */
-    int slot; /* index among the sink's producers */
-    _Atomic uint64_t durable_token;
-    _Atomic uint64_t synced_id;
-    uint64_t pending_token; /* sink thread only */
+    int from, to; /* node ids */
+    int input;
+    tm_exchange_kind_t kind;
+    tm_exchange_key_t key;
+    int pfrom, pto; /* parallelism of both ends (sources and sinks: 1) */
+    int *slot;      /* [producer * pto + consumer]: the consumer's input slot, or -1 */
 } tm_edge_t;
+
+/* A producer's side of one outgoing edge. */
+typedef struct tm_out {
+    int edge;
+    tm_exchange_t x;
+} tm_out_t;
+
+/* Events a source still has to push, in order (the retry contract). */
+typedef struct tm_pend {
+    tm_event_t *evs;
+    tm_queue_t **qs;
+    int n, cap, next;
+} tm_pend_t;
 
 struct tm_source_ctx {
     tm_pipeline_t *p;
-    int idx;
+    int idx, node;
     const tm_connector_t *conn;
     tm_source_t *src;
     char *name;
     pthread_t thread;
-    bool started;
+    bool started, ran;
     int rc;
     char err[1024];
-    int edges[TM_MAX_NODES]; /* direct edges to sinks */
-    int nedges;
-    int aedges[TM_MAX_NODES * 2]; /* every edge carrying this source's tokens */
-    int naedges;
-    int wslot; /* producer slot in every worker queue, or -1 */
-    /* Fan-out progress of a batch that got TM_EAGAIN half way. */
+    tm_out_t *outs;
+    int nouts;
+    /* (sink, slot) pairs whose durable tokens of this source decide its ack. */
+    int (*acks)[2];
+    int nacks;
+    /* One pending fan-out per kind of emit (tm_source_emit's retry contract). */
     tm_batch_t *pending;
-    int pending_next;
+    tm_pend_t pend_batch;
     tm_schema_t *pending_schema;
-    int pending_schema_next;
-    uint64_t last_token;
-    uint64_t sync_seq;
-    /* Barrier injection: the last id fully injected, and one in progress. */
-    uint64_t bar_done;
+    tm_pend_t pend_schema;
     uint64_t bar_pending_id;
-    int bar_pending_next;
-    uint64_t bar_token;
-    char *bar_position; /* any length: Kafka records offsets of every partition */
-    /* Watermark injection: one in progress, and the last fully emitted (INT64_MIN: none). */
+    tm_pend_t pend_bar;
     bool wm_pending_active;
     int64_t wm_pending;
-    int wm_pending_next;
+    tm_pend_t pend_wm;
+    uint64_t last_token;
+    uint64_t sync_seq;
+    uint64_t bar_done;
+    uint64_t bar_token;
+    char *bar_position; /* any length: Kafka records offsets of every partition */
+    _Atomic uint64_t published; /* TM_ACK_CHECKPOINT: token of the last completed checkpoint */
     _Atomic int64_t watermark_us;
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
 };
 
+/* One input slot of a sink and the ack state of every source through it. */
+typedef struct tm_sink_slot {
+    int edge, producer; /* producer subtask */
+    _Atomic uint64_t *durable; /* [nsources] */
+    _Atomic uint64_t *synced;  /* [nsources] */
+    uint64_t *pending;         /* [nsources]; sink thread only */
+} tm_sink_slot_t;
+
 typedef struct tm_sink_node {
     tm_pipeline_t *p;
-    int idx;
+    int idx, node;
     const tm_connector_t *conn;
     tm_sink_t *sink;
     char *name;
@@ -134,28 +150,78 @@ typedef struct tm_sink_node {
     pthread_t thread;
     bool started;
     char err[1024];
-    int edges[TM_MAX_NODES];
-    int nedges;
-    tm_align_t align; /* sink thread only */
+    tm_sink_slot_t *slots;
+    int nslots;
+    tm_input_t input; /* sink thread only */
     uint64_t committed_local;
     tm_buf_t handle;
     _Atomic uint64_t precommitted;
     _Atomic uint64_t committed;
 } tm_sink_node_t;
 
+typedef struct tm_stage tm_stage_t;
+
+typedef struct tm_subtask tm_subtask_t;
+
+/* The collector of operator `op` of a subtask's chain. */
+typedef struct tm_link {
+    tm_collector_t c;
+    tm_subtask_t *sub;
+    int op;
+} tm_link_t;
+
+struct tm_subtask {
+    tm_stage_t *st;
+    int idx;
+    tm_queue_t queue;
+    pthread_t thread;
+    bool started, ran;
+    int nslots;
+    tm_input_t input;
+    tm_operator_ctx_t *ctx;      /* [nops] */
+    tm_operator_t **ops;         /* [nops] */
+    const tm_operator_ops_t **hooks;
+    tm_operator_metrics_t *metrics; /* [nops]; read by any thread */
+    tm_link_t *links;            /* [nops] */
+    int64_t *wm_op;              /* [nops]: the last watermark each operator saw */
+    int64_t wm_fwd;
+    tm_batch_t *held;            /* the chain's last output, not routed yet */
+    tm_out_t *outs;
+    int nouts;
+    int kg_first, kg_last;
+    bool failed;
+    char err[1024];
+    tm_store_checkpoint_info_t chk;
+};
+
+struct tm_stage {
+    tm_pipeline_t *p;
+    int idx, node;
+    char *name;
+    int parallelism;
+    int nops;
+    tm_operator_factory_t *facs; /* uids are copies */
+    tm_store_t **stores;         /* borrowed; NULL for a stateless stage */
+    bool stateful;
+    char dirname[200];
+    tm_subtask_t **subs;
+};
+
 struct tm_pipeline {
+    tm_node_t nodes[TM_MAX_NODES * 2 + TM_MAX_STAGES];
+    int nnodes;
     tm_source_ctx_t *sources[TM_MAX_NODES];
     int nsources;
     tm_sink_node_t *sinks[TM_MAX_NODES];
     int nsinks;
-    tm_edge_t edges[TM_MAX_NODES * 4];
+    tm_stage_t *stages[TM_MAX_STAGES];
+    int nstages;
+    tm_edge_t edges[TM_MAX_EDGES];
     int nedges;
-    tm_worker_t *workers[TM_MAX_WORKERS];
-    int nworkers;
-    int wsources; /* sources feeding the workers */
-    tm_sconn_t sconns[TM_MAX_NODES];
-    int nsconns;
-    char *chk_root; /* workers snapshot into <chk_root>/chk-N/state/worker-W */
+    int maxp;
+    tm_error_policy_t on_error;
+    bool built;
+    char *chk_root; /* stateful subtasks snapshot into <chk_root>/chk-N/<store dir> */
     int dl;         /* decision-log sink, or -1 */
     char *progress; /* progress record of the checkpoint being decided */
     _Atomic uint64_t deciding;
@@ -177,6 +243,7 @@ tm_pipeline_t *tm_pipeline_new(void)
         return NULL;
     p->flush_ms = TM_DEFAULT_FLUSH_MS;
     p->dl = -1;
+    p->maxp = TM_DEFAULT_MAXP;
     pthread_mutex_init(&p->err_lock, NULL);
     return p;
 }
@@ -186,34 +253,62 @@ void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms)
     p->flush_ms = ms > 0 ? ms : TM_DEFAULT_FLUSH_MS;
 }
 
+void tm_pipeline_set_max_parallelism(tm_pipeline_t *p, int max_parallelism)
+{
+    if (max_parallelism > 0)
+        p->maxp = max_parallelism;
+}
+
+void tm_pipeline_set_error_policy(tm_pipeline_t *p, tm_error_policy_t policy)
+{
+    p->on_error = policy;
+}
+
+static int add_node(tm_pipeline_t *p, node_kind_t kind, int idx)
+{
+    if (p->nnodes >= (int)(sizeof(p->nodes) / sizeof(p->nodes[0])))
+        return TM_EINVAL;
+    p->nodes[p->nnodes].kind = kind;
+    p->nodes[p->nnodes].idx = idx;
+    return p->nnodes++;
+}
+
 int tm_pipeline_add_source(tm_pipeline_t *p, const tm_connector_t *conn, tm_source_t *src,
                            const char *name)
 {
-    if (p->nsources >= TM_MAX_NODES)
+    if (p->nsources >= TM_MAX_NODES || p->built)
         return TM_EINVAL;
     tm_source_ctx_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL || (c->name = strdup(name)) == NULL) {
+        free(c);
         return TM_ENOMEM;
+    }
     c->p = p;
     c->idx = p->nsources;
     c->conn = conn;
     c->src = src;
-    c->name = strdup(name);
-    c->wslot = -1;
     atomic_init(&c->watermark_us, INT64_MIN);
-    p->sources[p->nsources] = c;
-    return p->nsources++;
+    int node = add_node(p, NODE_SOURCE, c->idx);
+    if (node < 0) {
+        free(c->name);
+        free(c);
+        return node;
+    }
+    c->node = node;
+    p->sources[p->nsources++] = c;
+    return node;
 }
 
 int tm_pipeline_add_sink(tm_pipeline_t *p, const tm_connector_t *conn, tm_sink_t *sink,
                          const char *name)
 {
-    if (p->nsinks >= TM_MAX_NODES)
+    if (p->nsinks >= TM_MAX_NODES || p->built)
         return TM_EINVAL;
     tm_sink_node_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return TM_ENOMEM;
-    if (tm_queue_init(&s->queue, TM_QUEUE_CAPACITY) != 0) {
+    if (tm_queue_init(&s->queue, TM_QUEUE_CAPACITY) != 0 || (s->name = strdup(name)) == NULL) {
+        tm_queue_destroy(&s->queue);
         free(s);
         return TM_ENOMEM;
     }
@@ -221,92 +316,150 @@ int tm_pipeline_add_sink(tm_pipeline_t *p, const tm_connector_t *conn, tm_sink_t
     s->idx = p->nsinks;
     s->conn = conn;
     s->sink = sink;
-    s->name = strdup(name);
-    p->sinks[p->nsinks] = s;
-    return p->nsinks++;
+    int node = add_node(p, NODE_SINK, s->idx);
+    if (node < 0) {
+        tm_queue_destroy(&s->queue);
+        free(s->name);
+        free(s);
+        return node;
+    }
+    s->node = node;
+    p->sinks[p->nsinks++] = s;
+    return node;
 }
 
-/* A new edge from source `src_idx`'s tokens into sink `sink_idx`'s queue. */
-static int new_edge(tm_pipeline_t *p, int src_idx, int sink_idx)
+/* A file-system-safe form of a stage name for its store directories. */
+static void stage_dirname(const tm_pipeline_t *p, const tm_stage_t *st, char *out, size_t n)
 {
-    tm_source_ctx_t *c = p->sources[src_idx];
-    tm_sink_node_t *s = p->sinks[sink_idx];
-    if (p->nedges >= (int)(sizeof(p->edges) / sizeof(p->edges[0])) || s->nedges >= TM_MAX_NODES ||
-        c->naedges >= (int)(sizeof(c->aedges) / sizeof(c->aedges[0])))
-        return TM_EINVAL;
-    tm_edge_t *e = &p->edges[p->nedges];
-    e->src = src_idx;
-    e->sink = sink_idx;
-    e->slot = s->nedges;
-    atomic_init(&e->durable_token, 0);
-    atomic_init(&e->synced_id, 0);
-    c->aedges[c->naedges++] = p->nedges;
-    s->edges[s->nedges++] = p->nedges;
-    return p->nedges++;
+    size_t j = 0;
+    for (const char *c = st->name; *c != '\0' && j + 1 < n && j < 120; c++)
+        out[j++] = isalnum((unsigned char)*c) || *c == '-' ? *c : '_';
+    out[j] = '\0';
+    for (int i = 0; i < p->nstages; i++)
+        if (p->stages[i] != st && strcmp(p->stages[i]->dirname, out) == 0) {
+            snprintf(out + j, n - j, "_%d", st->idx);
+            break;
+        }
 }
 
-int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx)
+int tm_pipeline_add_stage(tm_pipeline_t *p, const char *name, int parallelism,
+                          const tm_operator_factory_t *ops, int nops, char *errstr,
+                          size_t errstr_size)
 {
-    if (src_idx >= p->nsources || sink_idx >= p->nsinks ||
-        p->sources[src_idx]->nedges >= TM_MAX_NODES)
-        return TM_EINVAL;
-    int e = new_edge(p, src_idx, sink_idx);
-    if (e >= 0)
-        p->sources[src_idx]->edges[p->sources[src_idx]->nedges++] = e;
-    return e;
+    if (p->built || p->nstages >= TM_MAX_STAGES)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "too many stages for one job (at most %d)",
+                         TM_MAX_STAGES);
+    if (parallelism < 1 || parallelism > TM_MAX_PARALLELISM)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "stage %s: parallelism %d is out of range (1 to %d)", name, parallelism,
+                         TM_MAX_PARALLELISM);
+    if (nops < 1 || ops == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "stage %s has no operators", name);
+    tm_stage_t *st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->facs = calloc((size_t)nops, sizeof(*st->facs))) == NULL ||
+        (st->name = strdup(name)) == NULL) {
+        if (st != NULL)
+            free(st->facs);
+        free(st);
+        return TM_ENOMEM;
+    }
+    st->p = p;
+    st->idx = p->nstages;
+    st->parallelism = parallelism;
+    st->nops = nops;
+    for (int i = 0; i < nops; i++) {
+        st->facs[i] = ops[i];
+        st->facs[i].uid = strdup(ops[i].uid ? ops[i].uid : "");
+        if (ops[i].stateful)
+            st->stateful = true;
+    }
+    int node = add_node(p, NODE_STAGE, st->idx);
+    if (node < 0) {
+        for (int i = 0; i < nops; i++)
+            free((char *)st->facs[i].uid);
+        free(st->facs);
+        free(st->name);
+        free(st);
+        return tm_seterr(errstr, errstr_size, node, "too many nodes for one job");
+    }
+    st->node = node;
+    p->stages[p->nstages++] = st;
+    stage_dirname(p, st, st->dirname, sizeof(st->dirname));
+    return node;
 }
 
-static void *worker_main(void *arg);
-
-int tm_pipeline_set_workers(tm_pipeline_t *p, tm_store_t *const *stores, int n)
+static tm_stage_t *stage_of(const tm_pipeline_t *p, int node)
 {
-    if (n <= 0 || n > TM_MAX_WORKERS || p->nworkers != 0)
+    if (node < 0 || node >= p->nnodes || p->nodes[node].kind != NODE_STAGE)
+        return NULL;
+    return p->stages[p->nodes[node].idx];
+}
+
+int tm_pipeline_set_stage_stores(tm_pipeline_t *p, int stage, tm_store_t *const *stores, int n)
+{
+    tm_stage_t *st = stage_of(p, stage);
+    if (st == NULL || n != st->parallelism || p->built)
         return TM_EINVAL;
     int maxp = tm_store_max_parallelism(stores[0]);
-    for (int w = 0; w < n; w++) {
-        tm_worker_t *wk = calloc(1, sizeof(*wk));
-        if (wk == NULL || tm_queue_init(&wk->queue, TM_QUEUE_CAPACITY) != 0) {
-            free(wk);
-            return TM_ENOMEM;
-        }
-        wk->p = p;
-        wk->idx = w;
-        wk->store = stores[w];
-        for (int i = 0; i < TM_MAX_NODES; i++)
-            wk->wm_in[i] = INT64_MIN;
-        wk->wm_out = INT64_MIN;
-        tm_keygroup_range(w, n, maxp, &wk->kg_first, &wk->kg_last);
-        p->workers[p->nworkers++] = wk;
-    }
+    for (int i = 1; i < n; i++)
+        if (tm_store_max_parallelism(stores[i]) != maxp)
+            return TM_EINVAL;
+    free(st->stores);
+    if ((st->stores = calloc((size_t)n, sizeof(*st->stores))) == NULL)
+        return TM_ENOMEM;
+    memcpy(st->stores, stores, sizeof(*stores) * (size_t)n);
     return 0;
 }
 
-int tm_pipeline_connect_upsert(tm_pipeline_t *p, int src_idx, int sink_idx, const char *uid,
-                               char *errstr, size_t errstr_size)
+static int node_parallelism(const tm_pipeline_t *p, int node)
 {
-    if (p->nworkers == 0 || p->nsconns >= TM_MAX_NODES || src_idx >= p->nsources ||
-        sink_idx >= p->nsinks)
-        return tm_seterr(errstr, errstr_size, TM_EINVAL, "too many stateful connections");
-    tm_sconn_t *sc = &p->sconns[p->nsconns];
-    tm_source_ctx_t *c = p->sources[src_idx];
-    sc->src = src_idx;
-    sc->sink = sink_idx;
-    sc->uid = strdup(uid);
-    sc->edge0 = p->nedges;
-    for (int w = 0; w < p->nworkers; w++) {
-        tm_worker_t *wk = p->workers[w];
-        int rc = new_edge(p, src_idx, sink_idx);
-        if (rc < 0)
-            return tm_seterr(errstr, errstr_size, rc, "too many connections for one job");
-        rc = tm_upsert_new(wk->store, uid, 0, &wk->ops[p->nsconns], errstr, errstr_size);
-        if (rc != 0)
-            return rc;
-        tm_upsert_set_owner(wk->ops[p->nsconns], wk->kg_first, wk->kg_last, w == 0);
-    }
-    if (c->wslot < 0)
-        c->wslot = p->wsources++;
-    p->nsconns++;
-    return 0;
+    tm_stage_t *st = stage_of(p, node);
+    return st != NULL ? st->parallelism : 1;
+}
+
+static int stage_maxp(const tm_pipeline_t *p, const tm_stage_t *st)
+{
+    return st != NULL && st->stores != NULL ? tm_store_max_parallelism(st->stores[0]) : p->maxp;
+}
+
+int tm_pipeline_link(tm_pipeline_t *p, int from, int to, int input, tm_exchange_kind_t kind,
+                     const tm_exchange_key_t *key, char *errstr, size_t errstr_size)
+{
+    if (p->built || p->nedges >= TM_MAX_EDGES)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "too many edges for one job (at most %d)",
+                         TM_MAX_EDGES);
+    if (from < 0 || from >= p->nnodes || to < 0 || to >= p->nnodes ||
+        p->nodes[from].kind == NODE_SINK || p->nodes[to].kind == NODE_SOURCE || from == to)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "cannot link node %d to node %d: edges go from a source or stage to a "
+                         "stage or sink", from, to);
+    if (kind < TM_EXCHANGE_FORWARD || kind > TM_EXCHANGE_SINGLE)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "unknown exchange kind %d", (int)kind);
+    if (kind == TM_EXCHANGE_HASH && (key == NULL || key->encode == NULL))
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "a hash exchange needs a key");
+    tm_stage_t *dst = stage_of(p, to);
+    int pfrom = node_parallelism(p, from), pto = node_parallelism(p, to);
+    if (dst != NULL && kind == TM_EXCHANGE_FORWARD && pfrom != pto)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "a forward edge into stage %s needs equal parallelism (%d and %d); use a "
+                         "hash or broadcast exchange", dst->name, pfrom, pto);
+    if (dst != NULL && kind == TM_EXCHANGE_SINGLE && pto != 1)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "a single exchange needs stage %s to have parallelism 1", dst->name);
+    if (dst != NULL && (input < 0 || input > 1))
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "input %d of stage %s does not exist",
+                         input, dst->name);
+    tm_edge_t *e = &p->edges[p->nedges];
+    memset(e, 0, sizeof(*e));
+    e->from = from;
+    e->to = to;
+    e->input = input;
+    e->kind = kind;
+    if (key != NULL)
+        e->key = *key;
+    e->pfrom = pfrom;
+    e->pto = pto;
+    return p->nedges++;
 }
 
 void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root)
@@ -315,38 +468,67 @@ void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root
     p->chk_root = chk_root ? strdup(chk_root) : NULL;
 }
 
-int tm_pipeline_nworkers(const tm_pipeline_t *p)
-{
-    return p->nworkers;
-}
-
-void tm_pipeline_worker_info(const tm_pipeline_t *p, int w, int *kg_first, int *kg_last,
-                             tm_store_checkpoint_info_t *chk)
-{
-    *kg_first = p->workers[w]->kg_first;
-    *kg_last = p->workers[w]->kg_last;
-    if (chk != NULL)
-        *chk = p->workers[w]->chk;
-}
-
 int tm_pipeline_max_parallelism(const tm_pipeline_t *p)
 {
-    return p->nworkers > 0 ? tm_store_max_parallelism(p->workers[0]->store) : 0;
+    for (int i = 0; i < p->nstages; i++)
+        if (p->stages[i]->stores != NULL)
+            return stage_maxp(p, p->stages[i]);
+    return 0;
 }
 
-int tm_pipeline_nupserts(const tm_pipeline_t *p)
+int tm_pipeline_nstores(const tm_pipeline_t *p)
 {
-    return p->nsconns;
+    int n = 0;
+    for (int i = 0; i < p->nstages; i++)
+        if (p->stages[i]->stateful && p->stages[i]->stores != NULL)
+            n += p->stages[i]->parallelism;
+    return n;
 }
 
-const char *tm_pipeline_upsert_uid(const tm_pipeline_t *p, int i)
+void tm_pipeline_store_info(const tm_pipeline_t *p, int i, tm_pipeline_store_info_t *out)
 {
-    return p->sconns[i].uid;
+    memset(out, 0, sizeof(*out));
+    for (int s = 0; s < p->nstages; s++) {
+        tm_stage_t *st = p->stages[s];
+        if (!st->stateful || st->stores == NULL)
+            continue;
+        if (i >= st->parallelism) {
+            i -= st->parallelism;
+            continue;
+        }
+        out->stage = st->name;
+        out->stage_idx = s;
+        out->subtask = i;
+        out->parallelism = st->parallelism;
+        tm_keygroup_range(i, st->parallelism, stage_maxp(p, st), &out->kg_first, &out->kg_last);
+        for (int k = 0; k < st->nops && out->nuids < 16; k++)
+            if (st->facs[k].stateful)
+                out->uids[out->nuids++] = st->facs[k].uid;
+        snprintf(out->dir, sizeof(out->dir), "state/%s-%d", st->dirname, i);
+        out->store = st->stores[i];
+        if (st->subs != NULL && st->subs[i] != NULL)
+            out->chk = st->subs[i]->chk;
+        return;
+    }
 }
 
-void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_idx)
+tm_store_t *tm_pipeline_store(const tm_pipeline_t *p, int i)
 {
-    p->dl = sink_idx;
+    for (int s = 0; s < p->nstages; s++) {
+        tm_stage_t *st = p->stages[s];
+        if (!st->stateful || st->stores == NULL)
+            continue;
+        if (i < st->parallelism)
+            return st->stores[i];
+        i -= st->parallelism;
+    }
+    return NULL;
+}
+
+void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_node)
+{
+    if (sink_node >= 0 && sink_node < p->nnodes && p->nodes[sink_node].kind == NODE_SINK)
+        p->dl = p->nodes[sink_node].idx;
 }
 
 /* Records the first error of the job and asks everything to stop. */
@@ -371,63 +553,139 @@ bool tm_pipeline_done(tm_pipeline_t *p)
     return atomic_load(&p->running) == 0;
 }
 
-/* ---- barrier alignment (thread: the sink's or worker's) ---- */
+/* ---- producers' output: one path for sources and stage subtasks ---- */
 
-/*
- * Holds `ev` back if its input already delivered the barrier being aligned.
- * Returns 1 (held: the aligner owns it), 0 (process it now) or TM_ENOMEM
- * (the event was released; the caller must fail the job).
- */
-static int align_hold(tm_align_t *a, tm_event_t *ev)
+/* The queue of subtask `c` of consumer node `node`. */
+static tm_queue_t *consumer_queue(tm_pipeline_t *p, int node, int c)
 {
-    if (a->aligning == 0 || !a->got[ev->producer] || ev->kind == TM_EV_END)
-        return 0;
-    if (a->nheld == a->capheld) {
-        int ncap = a->capheld ? a->capheld * 2 : 16;
-        tm_event_t *h = realloc(a->held, sizeof(*h) * (size_t)ncap);
-        if (h == NULL) {
+    if (p->nodes[node].kind == NODE_SINK)
+        return &p->sinks[p->nodes[node].idx]->queue;
+    return &p->stages[p->nodes[node].idx]->subs[c]->queue;
+}
+
+static void pend_clear(tm_pend_t *pd)
+{
+    for (int i = pd->next; i < pd->n; i++)
+        tm_event_release(&pd->evs[i]);
+    pd->n = pd->next = 0;
+}
+
+static void pend_free(tm_pend_t *pd)
+{
+    pend_clear(pd);
+    free(pd->evs);
+    free(pd->qs);
+    memset(pd, 0, sizeof(*pd));
+}
+
+/* Appends an event (taking over its references) for queue q; on failure releases it. */
+static int pend_add(tm_pend_t *pd, tm_queue_t *q, tm_event_t *ev)
+{
+    if (pd->n == pd->cap) {
+        int ncap = pd->cap ? pd->cap * 2 : 8;
+        tm_event_t *e = realloc(pd->evs, sizeof(*e) * (size_t)ncap);
+        if (e != NULL)
+            pd->evs = e;
+        tm_queue_t **qs = e ? realloc(pd->qs, sizeof(*qs) * (size_t)ncap) : NULL;
+        if (qs == NULL) {
             tm_event_release(ev);
             return TM_ENOMEM;
         }
-        a->held = h;
-        a->capheld = ncap;
+        pd->qs = qs;
+        pd->cap = ncap;
     }
-    a->held[a->nheld++] = *ev;
-    return 1;
+    pd->evs[pd->n] = *ev;
+    pd->qs[pd->n++] = q;
+    return 0;
 }
 
-/* Barrier `id` from `producer`; returns id once all `ninputs` delivered it, else 0. */
-static uint64_t align_barrier(tm_align_t *a, int producer, uint64_t id, int ninputs)
+/* Where an exchange's deliveries go: producer subtask `producer` of out `o`. */
+typedef struct route_ctx {
+    tm_pipeline_t *p;
+    const tm_edge_t *e;
+    int producer;
+    tm_pend_t *pd; /* sources: collect; NULL: push now (stage subtasks) */
+} route_ctx_t;
+
+static int deliver(void *arg, int target, tm_batch_t *batch)
 {
-    if (a->aligning == 0) {
-        a->aligning = id;
-        memset(a->got, 0, sizeof(a->got));
-        a->ngot = 0;
+    route_ctx_t *r = arg;
+    tm_event_t ev = {.kind = TM_EV_BATCH};
+    ev.u.batch = batch;
+    ev.producer = r->e->slot[r->producer * r->e->pto + target];
+    tm_queue_t *q = consumer_queue(r->p, r->e->to, target);
+    if (r->pd != NULL)
+        return pend_add(r->pd, q, &ev);
+    /* Invariant 1: a stage subtask's blocking push always completes. */
+    tm_queue_push(q, &ev, -1);
+    return 0;
+}
+
+/*
+ * Builds the fan-out of one event of producer subtask `producer` over its
+ * outs: a batch goes through each edge's exchange, a control event to each
+ * edge's control targets.  `ev` keeps its references (each target gets its
+ * own).  With pd == NULL the events are pushed now (blocking).
+ */
+static int fan_out(tm_pipeline_t *p, tm_out_t *outs, int nouts, int producer,
+                   const tm_event_t *ev, tm_pend_t *pd)
+{
+    int targets[TM_MAX_PARALLELISM];
+    for (int o = 0; o < nouts; o++) {
+        const tm_edge_t *e = &p->edges[outs[o].edge];
+        route_ctx_t r = {p, e, producer, pd};
+        int rc;
+        if (ev->kind == TM_EV_BATCH) {
+            rc = tm_exchange_route(&outs[o].x, ev->u.batch, deliver, &r);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        int n = tm_exchange_control_targets(&outs[o].x, targets);
+        for (int t = 0; t < n; t++) {
+            tm_event_t c = *ev;
+            if (c.kind == TM_EV_SCHEMA_CHANGE)
+                tm_schema_ref(c.u.schema);
+            c.producer = e->slot[producer * e->pto + targets[t]];
+            tm_queue_t *q = consumer_queue(p, e->to, targets[t]);
+            if (pd != NULL) {
+                if ((rc = pend_add(pd, q, &c)) != 0)
+                    return rc;
+            } else {
+                tm_queue_push(q, &c, -1);
+            }
+        }
     }
-    a->got[producer] = true;
-    if (++a->ngot < ninputs)
-        return 0;
-    a->aligning = 0;
-    return id;
+    return 0;
 }
 
-/* Hands the held events to the caller (to replay in order, then free). */
-static tm_event_t *align_take(tm_align_t *a, int *n)
+/*
+ * The one source-output routine: pushes what is pending, resuming where an
+ * earlier TM_EAGAIN stopped.  0 once everything is pushed, TM_EAGAIN (the
+ * rest stays pending), or TM_ESTOPPED.
+ */
+static int source_push(tm_source_ctx_t *ctx, tm_pend_t *pd, int timeout_ms)
 {
-    tm_event_t *held = a->held;
-    *n = a->nheld;
-    a->held = NULL;
-    a->nheld = a->capheld = 0;
-    return held;
+    tm_pipeline_t *p = ctx->p;
+    while (pd->next < pd->n) {
+        if (atomic_load(&p->stop))
+            return TM_ESTOPPED;
+        if (tm_queue_push(pd->qs[pd->next], &pd->evs[pd->next], timeout_ms) != 0)
+            return TM_EAGAIN;
+        pd->next++;
+    }
+    pd->n = pd->next = 0;
+    return 0;
 }
 
-static void align_drop(tm_align_t *a)
+/* Starts a new fan-out of `ev` into `pd` (dropping an abandoned one). */
+static int source_prepare(tm_source_ctx_t *ctx, tm_pend_t *pd, const tm_event_t *ev)
 {
-    for (int i = 0; i < a->nheld; i++)
-        tm_event_release(&a->held[i]);
-    free(a->held);
-    a->held = NULL;
-    a->nheld = a->capheld = 0;
+    pend_clear(pd);
+    int rc = fan_out(ctx->p, ctx->outs, ctx->nouts, 0, ev, pd);
+    if (rc != 0)
+        pend_clear(pd);
+    return rc;
 }
 
 /* ---- source side (thread: source) ---- */
@@ -442,43 +700,22 @@ const char *tm_source_name(const tm_source_ctx_t *ctx)
     return ctx->name;
 }
 
-/* A source's outputs: its direct sink edges, then every worker (if it feeds them). */
-static int ntargets(const tm_source_ctx_t *ctx)
-{
-    return ctx->nedges + (ctx->wslot >= 0 ? ctx->p->nworkers : 0);
-}
-
-static tm_queue_t *target(const tm_source_ctx_t *ctx, int t, int *producer)
-{
-    tm_pipeline_t *p = ctx->p;
-    if (t < ctx->nedges) {
-        tm_edge_t *e = &p->edges[ctx->edges[t]];
-        *producer = e->slot;
-        return &p->sinks[e->sink]->queue;
-    }
-    *producer = ctx->wslot;
-    return &p->workers[t - ctx->nedges]->queue;
-}
-
 int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 {
-    tm_pipeline_t *p = ctx->p;
     if (ctx->pending != batch) {
-        ctx->pending = batch;
-        ctx->pending_next = 0;
-    }
-    while (ctx->pending_next < ntargets(ctx)) {
-        if (atomic_load(&p->stop))
-            return TM_ESTOPPED;
+        batch->ack_source = (int16_t)ctx->idx;
         tm_event_t ev = {.kind = TM_EV_BATCH};
-        tm_queue_t *q = target(ctx, ctx->pending_next, &ev.producer);
-        ev.u.batch = tm_batch_ref(batch);
-        if (tm_queue_push(q, &ev, timeout_ms) != 0) {
-            tm_batch_unref(batch);
-            return TM_EAGAIN;
-        }
-        ctx->pending_next++;
+        ev.u.batch = batch;
+        int rc = source_prepare(ctx, &ctx->pend_batch, &ev);
+        if (rc != 0)
+            return rc;
+        ctx->pending = batch;
     }
+    int rc = source_push(ctx, &ctx->pend_batch, timeout_ms);
+    if (rc == TM_ESTOPPED)
+        ctx->pending = NULL; /* the caller frees the batch; never resume with its address */
+    if (rc != 0)
+        return rc;
     atomic_fetch_add_explicit(&ctx->events, batch->count, memory_order_relaxed);
     if (batch->ack_token > ctx->last_token)
         ctx->last_token = batch->ack_token;
@@ -489,24 +726,23 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 
 int tm_source_emit_schema(tm_source_ctx_t *ctx, tm_schema_t *schema, int timeout_ms)
 {
-    tm_pipeline_t *p = ctx->p;
     int64_t deadline = tm_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-    /* Like tm_source_emit(): a retry resumes at the first queue not yet served. */
     if (ctx->pending_schema != schema) {
-        ctx->pending_schema = schema;
-        ctx->pending_schema_next = 0;
-    }
-    while (ctx->pending_schema_next < ntargets(ctx)) {
         tm_event_t ev = {.kind = TM_EV_SCHEMA_CHANGE};
-        tm_queue_t *q = target(ctx, ctx->pending_schema_next, &ev.producer);
-        ev.u.schema = tm_schema_ref(schema);
-        if (tm_queue_push(q, &ev, 50) == 0) {
-            ctx->pending_schema_next++;
-            continue;
+        ev.u.schema = schema;
+        int rc = source_prepare(ctx, &ctx->pend_schema, &ev);
+        if (rc != 0)
+            return rc;
+        ctx->pending_schema = schema;
+    }
+    for (;;) {
+        int rc = source_push(ctx, &ctx->pend_schema, 50);
+        if (rc == 0)
+            break;
+        if (rc == TM_ESTOPPED) {
+            ctx->pending_schema = NULL;
+            return rc;
         }
-        tm_schema_unref(schema);
-        if (atomic_load(&p->stop))
-            return TM_ESTOPPED;
         if (timeout_ms >= 0 && tm_mono_ms() >= deadline)
             return TM_EAGAIN;
     }
@@ -523,39 +759,36 @@ uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx)
 int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
                            int timeout_ms)
 {
-    tm_pipeline_t *p = ctx->p;
     if (ctx->bar_pending_id != id) {
-        ctx->bar_pending_id = id;
-        ctx->bar_pending_next = 0;
-        /* Recorded before the barrier is pushed: the queue orders it for the coordinator. */
-        ctx->bar_token = token;
         /*
-         * Read by the coordinator only after every sink pre-committed this
-         * barrier, and the next barrier is requested only after that.
+         * Recorded before the barrier is pushed; read by the coordinator only
+         * after every sink pre-committed this barrier, and the next barrier
+         * is requested only after that.
          */
         char *copy = strdup(position ? position : "");
         if (copy == NULL)
             return TM_ENOMEM;
+        tm_event_t ev = {.kind = TM_EV_BARRIER};
+        ev.u.id = id;
+        int rc = source_prepare(ctx, &ctx->pend_bar, &ev);
+        if (rc != 0) {
+            free(copy);
+            return rc;
+        }
+        ctx->bar_pending_id = id;
+        ctx->bar_token = token;
         free(ctx->bar_position);
         ctx->bar_position = copy;
     }
-    while (ctx->bar_pending_next < ntargets(ctx)) {
-        if (atomic_load(&p->stop))
-            return TM_ESTOPPED;
-        tm_event_t ev = {.kind = TM_EV_BARRIER};
-        tm_queue_t *q = target(ctx, ctx->bar_pending_next, &ev.producer);
-        ev.u.id = id;
-        if (tm_queue_push(q, &ev, timeout_ms) != 0)
-            return TM_EAGAIN;
-        ctx->bar_pending_next++;
-    }
+    int rc = source_push(ctx, &ctx->pend_bar, timeout_ms);
+    if (rc != 0)
+        return rc;
     ctx->bar_done = id;
     return 0;
 }
 
 int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms)
 {
-    tm_pipeline_t *p = ctx->p;
     if (ctx->wm_pending_active && ts_us <= ctx->wm_pending) {
         /* Some targets may already have the one in flight: finish it, never go below it. */
         ts_us = ctx->wm_pending;
@@ -568,20 +801,17 @@ int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms
          * already got the older one get the newer one too, so every target
          * still sees a monotonic sequence.
          */
+        tm_event_t ev = {.kind = TM_EV_WATERMARK};
+        ev.u.ts_us = ts_us;
+        int rc = source_prepare(ctx, &ctx->pend_wm, &ev);
+        if (rc != 0)
+            return rc;
         ctx->wm_pending_active = true;
         ctx->wm_pending = ts_us;
-        ctx->wm_pending_next = 0;
     }
-    while (ctx->wm_pending_next < ntargets(ctx)) {
-        if (atomic_load(&p->stop))
-            return TM_ESTOPPED;
-        tm_event_t ev = {.kind = TM_EV_WATERMARK};
-        tm_queue_t *q = target(ctx, ctx->wm_pending_next, &ev.producer);
-        ev.u.ts_us = ts_us;
-        if (tm_queue_push(q, &ev, timeout_ms) != 0)
-            return TM_EAGAIN;
-        ctx->wm_pending_next++;
-    }
+    int rc = source_push(ctx, &ctx->pend_wm, timeout_ms);
+    if (rc != 0)
+        return rc;
     ctx->wm_pending_active = false;
     atomic_store(&ctx->watermark_us, ts_us);
     return 0;
@@ -589,13 +819,19 @@ int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms
 
 uint64_t tm_source_acked(const tm_source_ctx_t *ctx)
 {
+    tm_pipeline_t *p = ctx->p;
+    if (ctx->nacks == 0)
+        return ctx->last_token;
+    if (p->policy == TM_ACK_CHECKPOINT)
+        return atomic_load(&ctx->published);
     uint64_t min = UINT64_MAX;
-    for (int i = 0; i < ctx->naedges; i++) {
-        uint64_t t = atomic_load(&ctx->p->edges[ctx->aedges[i]].durable_token);
+    for (int i = 0; i < ctx->nacks; i++) {
+        tm_sink_slot_t *sl = &p->sinks[ctx->acks[i][0]]->slots[ctx->acks[i][1]];
+        uint64_t t = atomic_load(&sl->durable[ctx->idx]);
         if (t < min)
             min = t;
     }
-    return ctx->naedges ? min : ctx->last_token;
+    return min;
 }
 
 int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
@@ -603,23 +839,30 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
     tm_pipeline_t *p = ctx->p;
     uint64_t id = ++ctx->sync_seq;
     int64_t deadline = tm_mono_ms() + timeout_ms;
-    for (int t = 0; t < ntargets(ctx); t++) {
-        tm_event_t ev = {.kind = TM_EV_SYNC};
-        tm_queue_t *q = target(ctx, t, &ev.producer);
-        ev.u.id = id;
-        while (tm_queue_push(q, &ev, 50) != 0) {
-            if (tm_mono_ms() >= deadline)
-                return TM_EAGAIN;
-            if (tm_pipeline_error(p) != 0)
-                return TM_ESTOPPED;
-        }
+    tm_pend_t pd;
+    memset(&pd, 0, sizeof(pd));
+    tm_event_t ev = {.kind = TM_EV_SYNC, .source = ctx->idx};
+    ev.u.id = id;
+    int rc = fan_out(p, ctx->outs, ctx->nouts, 0, &ev, &pd);
+    while (rc == 0 && pd.next < pd.n) {
+        if (tm_queue_push(pd.qs[pd.next], &pd.evs[pd.next], 50) == 0)
+            pd.next++;
+        else if (tm_mono_ms() >= deadline)
+            rc = TM_EAGAIN;
+        else if (tm_pipeline_error(p) != 0)
+            rc = TM_ESTOPPED;
     }
-    /* Workers pass SYNC on to their edges, so every edge of this source reports it. */
+    pend_free(&pd);
+    if (rc != 0)
+        return rc;
+    /* Stages pass SYNC on, so every sink slot that carries this source's tokens reports it. */
     for (;;) {
         bool all = true;
-        for (int i = 0; i < ctx->naedges; i++)
-            if (atomic_load(&p->edges[ctx->aedges[i]].synced_id) < id)
+        for (int i = 0; i < ctx->nacks && all; i++) {
+            tm_sink_slot_t *sl = &p->sinks[ctx->acks[i][0]]->slots[ctx->acks[i][1]];
+            if (atomic_load(&sl->synced[ctx->idx]) < id)
                 all = false;
+        }
         if (all)
             return 0;
         if (tm_mono_ms() >= deadline)
@@ -652,22 +895,19 @@ static void *source_main(void *arg)
             snprintf(ctx->err, sizeof(ctx->err), "%s", tm_strerror(ctx->rc));
         pipeline_fail(p, ctx->rc, ctx->name, ctx->err);
     }
-    /* A source that ends (initial_only, or an error) still tells its sinks and workers. */
-    for (int t = 0; t < ntargets(ctx); t++) {
-        tm_event_t ev = {.kind = TM_EV_END};
-        tm_queue_t *q = target(ctx, t, &ev.producer);
-        tm_queue_push(q, &ev, -1);
-    }
+    /* A source that ends (initial_only, or an error) still tells everything downstream. */
+    tm_event_t ev = {.kind = TM_EV_END};
+    fan_out(p, ctx->outs, ctx->nouts, 0, &ev, NULL);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
 }
 
 /* ---- sink side (thread: sink) ---- */
 
-/* A write not yet durable, under sink_acked: which edge's token it carries. */
+/* A write not yet durable, under sink_acked: which slot and source's token it carries. */
 typedef struct pending_ack {
     uint64_t write; /* its number, from 1 */
-    int edge;
+    int slot, source;
     uint64_t token;
 } pending_ack_t;
 
@@ -675,7 +915,6 @@ typedef struct sink_loop {
     tm_sink_node_t *s;
     bool dirty;
     bool failed;
-    int ended;
     int64_t last_flush;
     /* sink_acked: writes so far, and those not acknowledged yet (in order). */
     bool async_acks;
@@ -689,6 +928,8 @@ static void sink_fail(sink_loop_t *l, int rc)
     if (l->failed)
         return;
     l->failed = true;
+    if (l->s->err[0] == '\0')
+        snprintf(l->s->err, sizeof(l->s->err), "%s", tm_strerror(rc));
     pipeline_fail(l->s->p, rc, l->s->name, l->s->err);
 }
 
@@ -710,17 +951,16 @@ static void sink_flush(sink_loop_t *l)
         return;
     }
     if (p->policy == TM_ACK_SINK_DURABLE) {
-        for (int i = 0; i < s->nedges; i++) {
-            tm_edge_t *e = &p->edges[s->edges[i]];
-            atomic_store(&e->durable_token, e->pending_token);
-        }
+        for (int i = 0; i < s->nslots; i++)
+            for (int k = 0; k < p->nsources; k++)
+                atomic_store(&s->slots[i].durable[k], s->slots[i].pending[k]);
     }
     l->acks_head = l->acks_len = 0; /* every write is durable now */
     l->dirty = false;
 }
 
-/* Remembers that write number `write` carried `token` of edge `edge` (sink_acked). */
-static int ack_track(sink_loop_t *l, int edge, uint64_t token)
+/* Remembers that write number `write` carried `token` of (slot, source) (sink_acked). */
+static int ack_track(sink_loop_t *l, int slot, int source, uint64_t token)
 {
     if (l->acks_len == l->acks_cap) {
         size_t ncap = l->acks_cap ? l->acks_cap * 2 : 64;
@@ -736,7 +976,8 @@ static int ack_track(sink_loop_t *l, int edge, uint64_t token)
     }
     pending_ack_t *a = &l->acks[(l->acks_head + l->acks_len++) % l->acks_cap];
     a->write = l->writes;
-    a->edge = edge;
+    a->slot = slot;
+    a->source = source;
     a->token = token;
     return 0;
 }
@@ -753,10 +994,10 @@ static void ack_poll(sink_loop_t *l)
     }
     while (l->acks_len > 0 && l->acks[l->acks_head].write <= durable) {
         pending_ack_t *a = &l->acks[l->acks_head];
-        tm_edge_t *e = &s->p->edges[a->edge];
-        /* Tokens grow per edge; a sync's flush may already have gone further. */
-        if (a->token > atomic_load(&e->durable_token))
-            atomic_store(&e->durable_token, a->token);
+        _Atomic uint64_t *d = &s->slots[a->slot].durable[a->source];
+        /* Tokens grow per (slot, source); a sync's flush may already have gone further. */
+        if (a->token > atomic_load(d))
+            atomic_store(d, a->token);
         l->acks_head = (l->acks_head + 1) % l->acks_cap;
         l->acks_len--;
     }
@@ -765,11 +1006,8 @@ static void ack_poll(sink_loop_t *l)
 /* Checkpoint `id` is complete: sources may acknowledge its tokens, sinks commit it. */
 static void pipeline_publish(tm_pipeline_t *p, uint64_t id)
 {
-    for (int i = 0; i < p->nsources; i++) {
-        tm_source_ctx_t *c = p->sources[i];
-        for (int k = 0; k < c->naedges; k++)
-            atomic_store(&p->edges[c->aedges[k]].durable_token, c->bar_token);
-    }
+    for (int i = 0; i < p->nsources; i++)
+        atomic_store(&p->sources[i]->published, p->sources[i]->bar_token);
     atomic_store(&p->completed, id);
 }
 
@@ -823,12 +1061,24 @@ static void sink_barrier_aligned(sink_loop_t *l, uint64_t id)
         atomic_store(&s->precommitted, id);
 }
 
+static void sink_handle(sink_loop_t *l, tm_event_t *ev);
+
+static void sink_aligned(sink_loop_t *l, uint64_t id)
+{
+    sink_barrier_aligned(l, id);
+    /* Release what was held back, in arrival order. */
+    size_t n;
+    tm_event_t *held = tm_input_take_held(&l->s->input, &n);
+    for (size_t i = 0; i < n; i++)
+        sink_handle(l, &held[i]);
+    free(held);
+}
+
 static void sink_handle(sink_loop_t *l, tm_event_t *ev)
 {
     tm_sink_node_t *s = l->s;
     tm_pipeline_t *p = s->p;
-    tm_edge_t *e = &p->edges[s->edges[ev->producer]];
-    int held = align_hold(&s->align, ev);
+    int held = tm_input_offer(&s->input, ev);
     if (held != 0) {
         if (held < 0) {
             snprintf(s->err, sizeof(s->err), "out of memory while aligning a barrier");
@@ -836,45 +1086,49 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
         }
         return;
     }
+    tm_sink_slot_t *sl = &s->slots[ev->producer];
     switch (ev->kind) {
-    case TM_EV_BATCH:
-        if (!l->failed) {
-            int rc = s->conn->sink_write(s->sink, ev->u.batch, s->err, sizeof(s->err));
+    case TM_EV_BATCH: {
+        tm_batch_t *b = ev->u.batch;
+        if (!l->failed && b->count > 0) {
+            int rc = s->conn->sink_write(s->sink, b, s->err, sizeof(s->err));
             if (rc != 0)
                 sink_fail(l, rc);
             l->writes++;
         }
-        if (ev->u.batch->ack_token > e->pending_token)
-            e->pending_token = ev->u.batch->ack_token;
-        if (l->async_acks && !l->failed &&
-            ack_track(l, s->edges[ev->producer], e->pending_token) != 0) {
-            snprintf(s->err, sizeof(s->err), "out of memory while tracking acknowledgements");
-            sink_fail(l, TM_ENOMEM);
+        int src = b->ack_source;
+        if (src >= 0 && src < p->nsources && b->ack_token > sl->pending[src]) {
+            sl->pending[src] = b->ack_token;
+            if (l->async_acks && !l->failed &&
+                ack_track(l, ev->producer, src, sl->pending[src]) != 0) {
+                snprintf(s->err, sizeof(s->err), "out of memory while tracking acknowledgements");
+                sink_fail(l, TM_ENOMEM);
+            }
         }
         l->dirty = true;
         break;
+    }
     case TM_EV_SYNC:
         sink_flush(l);
-        atomic_store(&e->synced_id, ev->u.id);
+        if (ev->source >= 0 && ev->source < p->nsources)
+            atomic_store(&sl->synced[ev->source], ev->u.id);
         break;
     case TM_EV_BARRIER: {
-        uint64_t id = align_barrier(&s->align, ev->producer, ev->u.id, s->nedges);
-        if (id != 0) {
-            sink_barrier_aligned(l, id);
-            /* Release what was held back, in arrival order. */
-            int n;
-            tm_event_t *held = align_take(&s->align, &n);
-            for (int i = 0; i < n; i++)
-                sink_handle(l, &held[i]);
-            free(held);
-        }
+        uint64_t id = tm_input_barrier(&s->input, ev->producer, ev->u.id);
+        if (id != 0)
+            sink_aligned(l, id);
         break;
     }
-    case TM_EV_END:
-        l->ended++;
+    case TM_EV_END: {
+        bool wm;
+        uint64_t id = tm_input_end(&s->input, ev->producer, &wm);
+        if (id != 0)
+            sink_aligned(l, id);
         break;
+    }
     case TM_EV_WATERMARK:
-        /* No sink reads event time yet; held ones were replayed in order like any event. */
+        /* No sink reads event time yet; the valve keeps the input module's view current. */
+        tm_input_watermark(&s->input, ev->producer, ev->u.ts_us);
         break;
     default:
         break;
@@ -902,7 +1156,7 @@ static void *sink_main(void *arg)
     /* Events taken since this decision-log sink pre-committed, before it committed. */
     int taken_pending = 0;
 
-    while (l.ended < s->nedges) {
+    while (!tm_input_all_ended(&s->input)) {
         int wait = l.async_acks && l.acks_len > 0 ? 20 : 100;
         if (l.dirty && timed_flush) {
             int64_t left = l.last_flush + p->flush_ms - tm_mono_ms();
@@ -916,7 +1170,7 @@ static void *sink_main(void *arg)
              * only hold what arrives in memory, for as long as _metadata
              * takes to reach the disk: take at most DL_PENDING_MAX events,
              * then leave the rest in the queue, which back-pressures the
-             * sources, so that a slow fsync cannot grow the daemon without
+             * producers, so that a slow fsync cannot grow the daemon without
              * bound.
              */
             if (taken_pending >= DL_PENDING_MAX) {
@@ -945,203 +1199,454 @@ static void *sink_main(void *arg)
     if (timed_flush || l.async_acks)
         sink_flush(&l);
     sink_commit_completed(&l);
-    align_drop(&s->align);
     free(l.acks);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
 }
 
-/* ---- workers (thread: worker) ---- */
+/* ---- stage subtasks (thread: the subtask's) ---- */
 
-static void worker_fail(tm_worker_t *wk, int rc)
+static void sub_fail(tm_subtask_t *sub, int rc)
 {
-    if (wk->failed)
+    if (sub->failed)
         return;
-    wk->failed = true;
-    char who[32];
-    snprintf(who, sizeof(who), "worker %d", wk->idx);
-    if (wk->err[0] == '\0')
-        snprintf(wk->err, sizeof(wk->err), "%s", tm_strerror(rc));
-    pipeline_fail(wk->p, rc, who, wk->err);
+    sub->failed = true;
+    char who[256];
+    snprintf(who, sizeof(who), "stage %s subtask %d", sub->st->name, sub->idx);
+    if (sub->err[0] == '\0')
+        snprintf(sub->err, sizeof(sub->err), "%s", tm_strerror(rc));
+    pipeline_fail(sub->st->p, rc, who, sub->err);
 }
 
-/* Pushes onto an edge's sink queue; sinks always drain, so this cannot wait forever. */
-static void worker_push(tm_worker_t *wk, int edge, tm_event_t *ev)
+/* Sends a control event to every consumer subtask of every outgoing edge. */
+static void sub_control(tm_subtask_t *sub, const tm_event_t *ev)
 {
-    tm_pipeline_t *p = wk->p;
-    tm_edge_t *e = &p->edges[edge];
-    ev->producer = e->slot;
-    tm_queue_push(&p->sinks[e->sink]->queue, ev, -1);
+    fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, ev, NULL);
 }
 
-/* Sends a control event (barrier, sync, end) to this worker's edges of source `src` (-1: all). */
-static void worker_broadcast(tm_worker_t *wk, int src, tm_event_kind_t kind, uint64_t id)
+/* Routes one output batch of the chain downstream (takes the reference). */
+static void sub_route(tm_subtask_t *sub, tm_batch_t *b)
 {
-    tm_pipeline_t *p = wk->p;
-    for (int c = 0; c < p->nsconns; c++) {
-        if (src >= 0 && p->sconns[c].src != src)
-            continue;
-        tm_event_t ev = {.kind = kind};
-        ev.u.id = id;
-        worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
+    tm_event_t ev = {.kind = TM_EV_BATCH};
+    ev.u.batch = b;
+    int rc = fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, &ev, NULL);
+    if (rc != 0) {
+        snprintf(sub->err, sizeof(sub->err), "cannot route a batch: %s", tm_strerror(rc));
+        sub_fail(sub, rc);
     }
+    tm_batch_unref(b);
 }
 
 /*
- * Input slot `slot` moved its watermark to `ts_us` (INT64_MAX: it ended).
- * The worker's own watermark is the minimum over its inputs (DESIGN §4); it
- * is passed on to every edge when it advances.  Nothing after the workers
- * reads it yet: sinks release watermark events unread.
+ * Sends the chain's held output on, with the ack token of the input batch
+ * that produced it (invariant 4): on the held batch when the stage alone
+ * owns it, else on an empty batch after it.
  */
-static void worker_watermark(tm_worker_t *wk, int slot, int64_t ts_us)
+static void sub_flush_held(tm_subtask_t *sub, uint64_t token, int source)
 {
-    tm_pipeline_t *p = wk->p;
-    if (slot < 0 || slot >= TM_MAX_NODES || ts_us <= wk->wm_in[slot])
-        return;
-    wk->wm_in[slot] = ts_us;
-    int64_t min = INT64_MAX;
-    for (int i = 0; i < p->wsources; i++)
-        if (wk->wm_in[i] < min)
-            min = wk->wm_in[i];
-    /* INT64_MIN: an input has none yet; INT64_MAX: every input ended. */
-    if (min == INT64_MIN || min == INT64_MAX || min <= wk->wm_out)
-        return;
-    wk->wm_out = min;
-    for (int c = 0; c < p->nsconns; c++) {
+    tm_batch_t *b = sub->held;
+    sub->held = NULL;
+    bool carry = token != 0 && sub->st->p->policy == TM_ACK_SINK_DURABLE;
+    if (b != NULL && carry && atomic_load(&b->refcount) == 1) {
+        b->ack_token = token;
+        b->ack_source = (int16_t)source;
+        carry = false;
+    }
+    if (b != NULL)
+        sub_route(sub, b);
+    if (carry) {
+        tm_batch_t *t = tm_batch_new();
+        if (t == NULL) {
+            snprintf(sub->err, sizeof(sub->err), "out of memory");
+            sub_fail(sub, TM_ENOMEM);
+            return;
+        }
+        t->ack_token = token;
+        t->ack_source = (int16_t)source;
+        sub_route(sub, t);
+    }
+}
+
+/* Collector of operator `op`: into op+1, or the stage's output after the last. */
+static int link_emit(tm_collector_t *c, tm_batch_t *batch)
+{
+    tm_link_t *ln = (tm_link_t *)c;
+    tm_subtask_t *sub = ln->sub;
+    if (atomic_load(&sub->st->p->stop) && sub->failed) {
+        tm_batch_unref(batch);
+        return TM_ESTOPPED;
+    }
+    atomic_fetch_add_explicit(&sub->metrics[ln->op].records_out, batch->count,
+                              memory_order_relaxed);
+    int next = ln->op + 1;
+    if (next < sub->st->nops) {
+        int rc = 0;
+        if (batch->count > 0 && !sub->failed) {
+            atomic_fetch_add_explicit(&sub->metrics[next].records_in, batch->count,
+                                      memory_order_relaxed);
+            rc = sub->hooks[next]->process(sub->ops[next], 0, batch, &sub->links[next].c,
+                                           sub->err, sizeof(sub->err));
+            if (rc != 0)
+                sub_fail(sub, rc);
+        }
+        tm_batch_unref(batch);
+        return rc;
+    }
+    if (sub->held != NULL)
+        sub_flush_held(sub, 0, -1);
+    sub->held = batch;
+    return 0;
+}
+
+static void sub_batch(tm_subtask_t *sub, const tm_event_t *ev)
+{
+    tm_batch_t *in = ev->u.batch;
+    if (!sub->failed && in->count > 0) {
+        atomic_fetch_add_explicit(&sub->metrics[0].records_in, in->count, memory_order_relaxed);
+        int rc = sub->hooks[0]->process(sub->ops[0], 0, in, &sub->links[0].c, sub->err,
+                                        sizeof(sub->err));
+        if (rc != 0)
+            sub_fail(sub, rc);
+    }
+    sub_flush_held(sub, sub->failed ? 0 : in->ack_token, in->ack_source);
+}
+
+/* The valve moved to ts_us: operators in chain order, then downstream. */
+static void sub_watermark(tm_subtask_t *sub, int64_t ts_us)
+{
+    int64_t w = ts_us;
+    for (int i = 0; i < sub->st->nops && !sub->failed; i++) {
+        if (w <= sub->wm_op[i])
+            return;
+        sub->wm_op[i] = w;
+        int64_t fwd = w;
+        if (sub->hooks[i]->on_watermark != NULL) {
+            int rc = sub->hooks[i]->on_watermark(sub->ops[i], w, &fwd, &sub->links[i].c,
+                                                 sub->err, sizeof(sub->err));
+            if (rc != 0)
+                sub_fail(sub, rc);
+        }
+        w = fwd;
+    }
+    sub_flush_held(sub, 0, -1);
+    if (w > sub->wm_fwd) {
+        sub->wm_fwd = w;
         tm_event_t ev = {.kind = TM_EV_WATERMARK};
-        ev.u.ts_us = min;
-        worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
+        ev.u.ts_us = w;
+        sub_control(sub, &ev);
     }
 }
 
-static void worker_batch(tm_worker_t *wk, int src, const tm_batch_t *in)
+/* Snapshots the subtask's store for checkpoint `id` (DESIGN §6 step 2). */
+static void sub_snapshot(tm_subtask_t *sub, uint64_t id)
 {
-    tm_pipeline_t *p = wk->p;
-    for (int c = 0; c < p->nsconns; c++) {
-        if (p->sconns[c].src != src)
-            continue;
-        uint32_t start = 0;
-        bool sent = false;
-        do {
-            tm_batch_t *out = tm_batch_new();
-            if (out == NULL) {
-                snprintf(wk->err, sizeof(wk->err), "out of memory");
-                worker_fail(wk, TM_ENOMEM);
-                return;
-            }
-            out->ack_token = in->ack_token;
-            int n = (int)(in->count - start);
-            if (!wk->failed)
-                n = tm_upsert_process(wk->ops[c], in, start, out, wk->err, sizeof(wk->err));
-            if (n < 0) {
-                worker_fail(wk, n);
-                n = (int)(in->count - start);
-            }
-            start += (uint32_t)n;
-            /*
-             * Under sink-durable acknowledgement every input batch yields at
-             * least one (maybe empty) batch, so its token reaches the sinks
-             * even when everything in it was a duplicate.
-             */
-            if (out->count > 0 || (!sent && p->policy == TM_ACK_SINK_DURABLE)) {
-                tm_event_t ev = {.kind = TM_EV_BATCH};
-                ev.u.batch = out;
-                worker_push(wk, p->sconns[c].edge0 + wk->idx, &ev);
-                sent = true;
-            } else {
-                tm_batch_unref(out);
-            }
-        } while (start < in->count);
-    }
-}
-
-/* Snapshots the worker's store for checkpoint `id` (DESIGN §6 step 2). */
-static void worker_snapshot(tm_worker_t *wk, uint64_t id)
-{
-    tm_pipeline_t *p = wk->p;
-    if (wk->failed || p->chk_root == NULL || p->policy != TM_ACK_CHECKPOINT)
+    tm_stage_t *st = sub->st;
+    tm_pipeline_t *p = st->p;
+    if (sub->failed || st->stores == NULL || p->chk_root == NULL || p->policy != TM_ACK_CHECKPOINT)
         return;
     char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/chk-%" PRIu64 "/state/worker-%d", p->chk_root, id, wk->idx);
+    snprintf(dir, sizeof(dir), "%s/chk-%" PRIu64 "/state/%s-%d", p->chk_root, id, st->dirname,
+             sub->idx);
     /* Left by a run that crashed before this checkpoint completed. */
     tm_rm_rf(dir);
-    int rc = tm_store_checkpoint(wk->store, dir, &wk->chk, wk->err, sizeof(wk->err));
+    int rc = tm_store_checkpoint(st->stores[sub->idx], dir, &sub->chk, sub->err, sizeof(sub->err));
     if (rc != 0) {
-        worker_fail(wk, rc);
+        sub_fail(sub, rc);
         return;
     }
     tm_failpoint("worker.after_snapshot");
-    atomic_store(&wk->snapshotted, id);
 }
 
-/* Maps a worker-queue producer slot back to its source. */
-static int worker_input_source(const tm_pipeline_t *p, int slot)
+static void sub_handle(tm_subtask_t *sub, tm_event_t *ev);
+
+/* Barrier `id` aligned (invariant 3): flush, snapshot, forward, replay. */
+static void sub_aligned(tm_subtask_t *sub, uint64_t id)
 {
-    for (int i = 0; i < p->nsources; i++)
-        if (p->sources[i]->wslot == slot)
-            return i;
-    return -1;
+    for (int i = 0; i < sub->st->nops && !sub->failed; i++) {
+        if (sub->hooks[i]->on_barrier == NULL)
+            continue;
+        int rc = sub->hooks[i]->on_barrier(sub->ops[i], id, &sub->links[i].c, sub->err,
+                                           sizeof(sub->err));
+        if (rc != 0)
+            sub_fail(sub, rc);
+    }
+    sub_flush_held(sub, 0, -1);
+    sub_snapshot(sub, id);
+    tm_event_t bar = {.kind = TM_EV_BARRIER};
+    bar.u.id = id;
+    sub_control(sub, &bar);
+    size_t n;
+    tm_event_t *held = tm_input_take_held(&sub->input, &n);
+    for (size_t i = 0; i < n; i++)
+        sub_handle(sub, &held[i]);
+    free(held);
 }
 
-static void worker_handle(tm_worker_t *wk, tm_event_t *ev)
+static void sub_handle(tm_subtask_t *sub, tm_event_t *ev)
 {
-    tm_pipeline_t *p = wk->p;
-    int held = align_hold(&wk->align, ev);
+    int held = tm_input_offer(&sub->input, ev);
     if (held != 0) {
         if (held < 0) {
-            snprintf(wk->err, sizeof(wk->err), "out of memory while aligning a barrier");
-            worker_fail(wk, held);
+            snprintf(sub->err, sizeof(sub->err), "out of memory while aligning a barrier");
+            sub_fail(sub, held);
         }
         return;
     }
-    int src = worker_input_source(p, ev->producer);
     switch (ev->kind) {
     case TM_EV_BATCH:
-        worker_batch(wk, src, ev->u.batch);
+        sub_batch(sub, ev);
         break;
     case TM_EV_SYNC:
-        worker_broadcast(wk, src, TM_EV_SYNC, ev->u.id);
+    case TM_EV_SCHEMA_CHANGE:
+        sub_control(sub, ev);
         break;
     case TM_EV_BARRIER: {
-        uint64_t id = align_barrier(&wk->align, ev->producer, ev->u.id, p->wsources);
-        if (id != 0) {
-            worker_snapshot(wk, id);
-            worker_broadcast(wk, -1, TM_EV_BARRIER, id);
-            int n;
-            tm_event_t *held = align_take(&wk->align, &n);
-            for (int i = 0; i < n; i++)
-                worker_handle(wk, &held[i]);
-            free(held);
-        }
+        uint64_t id = tm_input_barrier(&sub->input, ev->producer, ev->u.id);
+        if (id != 0)
+            sub_aligned(sub, id);
         break;
     }
     case TM_EV_WATERMARK:
-        worker_watermark(wk, ev->producer, ev->u.ts_us);
+        if (tm_input_watermark(&sub->input, ev->producer, ev->u.ts_us))
+            sub_watermark(sub, tm_input_watermark_out(&sub->input));
         break;
-    case TM_EV_END:
-        wk->ended++;
-        /* An ended input no longer holds the others' watermark back. */
-        worker_watermark(wk, ev->producer, INT64_MAX);
+    case TM_EV_END: {
+        bool wm;
+        uint64_t id = tm_input_end(&sub->input, ev->producer, &wm);
+        if (wm)
+            sub_watermark(sub, tm_input_watermark_out(&sub->input));
+        if (id != 0)
+            sub_aligned(sub, id);
         break;
+    }
     default:
         break;
     }
     tm_event_release(ev);
 }
 
-static void *worker_main(void *arg)
+static void *sub_main(void *arg)
 {
-    tm_worker_t *wk = arg;
-    tm_pipeline_t *p = wk->p;
-    while (wk->ended < p->wsources) {
+    tm_subtask_t *sub = arg;
+    tm_pipeline_t *p = sub->st->p;
+    while (!tm_input_all_ended(&sub->input)) {
         tm_event_t ev;
-        if (tm_queue_pop(&wk->queue, &ev, 100) == 0)
-            worker_handle(wk, &ev);
+        if (tm_queue_pop(&sub->queue, &ev, 100) == 0)
+            sub_handle(sub, &ev);
     }
-    align_drop(&wk->align);
-    worker_broadcast(wk, -1, TM_EV_END, 0);
+    for (int i = 0; i < sub->st->nops && !sub->failed; i++) {
+        if (sub->hooks[i]->on_end == NULL)
+            continue;
+        int rc = sub->hooks[i]->on_end(sub->ops[i], &sub->links[i].c, sub->err, sizeof(sub->err));
+        if (rc != 0)
+            sub_fail(sub, rc);
+    }
+    sub_flush_held(sub, 0, -1);
+    tm_event_t end = {.kind = TM_EV_END};
+    sub_control(sub, &end);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
+}
+
+/* ---- building the graph (thread: main, in tm_pipeline_start) ---- */
+
+static int build_outs(tm_pipeline_t *p, int node, int producer, tm_out_t **outs, int *nouts)
+{
+    int n = 0;
+    for (int e = 0; e < p->nedges; e++)
+        n += p->edges[e].from == node;
+    *outs = calloc(n ? (size_t)n : 1, sizeof(**outs));
+    if (*outs == NULL)
+        return TM_ENOMEM;
+    *nouts = 0;
+    for (int e = 0; e < p->nedges; e++) {
+        tm_edge_t *ed = &p->edges[e];
+        if (ed->from != node)
+            continue;
+        tm_out_t *o = &(*outs)[(*nouts)++];
+        o->edge = e;
+        int rc = tm_exchange_init(&o->x, ed->kind, ed->kind == TM_EXCHANGE_HASH ? &ed->key : NULL,
+                                  ed->pto, stage_maxp(p, stage_of(p, ed->to)), producer,
+                                  p->policy == TM_ACK_SINK_DURABLE);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Numbers every consumer's input slots (one per edge and producer subtask that reaches it). */
+static int build_slots(tm_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+    for (int e = 0; e < p->nedges; e++) {
+        tm_edge_t *ed = &p->edges[e];
+        ed->slot = malloc(sizeof(int) * (size_t)ed->pfrom * (size_t)ed->pto);
+        if (ed->slot == NULL)
+            return TM_ENOMEM;
+        tm_exchange_t x;
+        tm_exchange_key_t dummy = {NULL, NULL};
+        for (int ps = 0; ps < ed->pfrom; ps++) {
+            for (int c = 0; c < ed->pto; c++)
+                ed->slot[ps * ed->pto + c] = -1;
+            int targets[TM_MAX_PARALLELISM];
+            int rc = tm_exchange_init(&x, ed->kind == TM_EXCHANGE_HASH ? TM_EXCHANGE_BROADCAST
+                                                                       : ed->kind,
+                                      &dummy, ed->pto, p->maxp, ps, false);
+            if (rc != 0)
+                return rc;
+            int n = tm_exchange_control_targets(&x, targets);
+            tm_exchange_destroy(&x);
+            for (int t = 0; t < n; t++) {
+                int c = targets[t];
+                if (p->nodes[ed->to].kind == NODE_SINK) {
+                    tm_sink_node_t *s = p->sinks[p->nodes[ed->to].idx];
+                    tm_sink_slot_t *sl = realloc(s->slots, sizeof(*sl) * (size_t)(s->nslots + 1));
+                    if (sl == NULL)
+                        return TM_ENOMEM;
+                    s->slots = sl;
+                    sl = &s->slots[s->nslots];
+                    memset(sl, 0, sizeof(*sl));
+                    sl->edge = e;
+                    sl->producer = ps;
+                    sl->durable = calloc((size_t)p->nsources + 1, sizeof(*sl->durable));
+                    sl->synced = calloc((size_t)p->nsources + 1, sizeof(*sl->synced));
+                    sl->pending = calloc((size_t)p->nsources + 1, sizeof(*sl->pending));
+                    if (sl->durable == NULL || sl->synced == NULL || sl->pending == NULL)
+                        return TM_ENOMEM;
+                    for (int k = 0; k <= p->nsources; k++) {
+                        atomic_init(&sl->durable[k], 0);
+                        atomic_init(&sl->synced[k], 0);
+                    }
+                    ed->slot[ps * ed->pto + c] = s->nslots++;
+                } else {
+                    tm_subtask_t *sub = stage_of(p, ed->to)->subs[c];
+                    ed->slot[ps * ed->pto + c] = sub->nslots++;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < p->nsinks; i++)
+        if (p->sinks[i]->nslots == 0)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL, "sink %s has no input",
+                             p->sinks[i]->name);
+    for (int i = 0; i < p->nstages; i++)
+        if (p->stages[i]->subs[0]->nslots == 0)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL, "stage %s has no input",
+                             p->stages[i]->name);
+    return 0;
+}
+
+/* The sink slots that carry source `c`'s tokens: those whose producer it reaches. */
+static int build_acks(tm_pipeline_t *p, tm_source_ctx_t *c)
+{
+    bool reach[sizeof(p->nodes) / sizeof(p->nodes[0])];
+    memset(reach, 0, sizeof(reach));
+    reach[c->node] = true;
+    /* Edges were added in any order; iterate to a fixed point over the DAG. */
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int e = 0; e < p->nedges; e++)
+            if (reach[p->edges[e].from] && !reach[p->edges[e].to])
+                reach[p->edges[e].to] = changed = true;
+    }
+    int n = 0;
+    for (int i = 0; i < p->nsinks; i++)
+        for (int k = 0; k < p->sinks[i]->nslots; k++)
+            n += reach[p->edges[p->sinks[i]->slots[k].edge].from];
+    c->acks = calloc(n ? (size_t)n : 1, sizeof(*c->acks));
+    if (c->acks == NULL)
+        return TM_ENOMEM;
+    for (int i = 0; i < p->nsinks; i++)
+        for (int k = 0; k < p->sinks[i]->nslots; k++)
+            if (reach[p->edges[p->sinks[i]->slots[k].edge].from]) {
+                c->acks[c->nacks][0] = i;
+                c->acks[c->nacks++][1] = k;
+            }
+    return 0;
+}
+
+/* Creates subtask w of stage st and its operator instances (invariant 5). */
+static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
+                         size_t errstr_size)
+{
+    tm_subtask_t *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL)
+        return TM_ENOMEM;
+    st->subs[w] = sub;
+    sub->st = st;
+    sub->idx = w;
+    sub->wm_fwd = INT64_MIN;
+    int n = st->nops;
+    sub->ctx = calloc((size_t)n, sizeof(*sub->ctx));
+    sub->ops = calloc((size_t)n, sizeof(*sub->ops));
+    sub->hooks = calloc((size_t)n, sizeof(*sub->hooks));
+    sub->metrics = calloc((size_t)n, sizeof(*sub->metrics));
+    sub->links = calloc((size_t)n, sizeof(*sub->links));
+    sub->wm_op = calloc((size_t)n, sizeof(*sub->wm_op));
+    if (sub->ctx == NULL || sub->ops == NULL || sub->hooks == NULL || sub->metrics == NULL ||
+        sub->links == NULL || sub->wm_op == NULL || tm_queue_init(&sub->queue, TM_QUEUE_CAPACITY))
+        return TM_ENOMEM;
+    int maxp = stage_maxp(p, st);
+    tm_keygroup_range(w, st->parallelism, maxp, &sub->kg_first, &sub->kg_last);
+    for (int i = 0; i < n; i++) {
+        sub->wm_op[i] = INT64_MIN;
+        sub->links[i].c.emit = link_emit;
+        sub->links[i].c.arg = &sub->links[i];
+        sub->links[i].sub = sub;
+        sub->links[i].op = i;
+        tm_operator_ctx_t *ctx = &sub->ctx[i];
+        ctx->uid = st->facs[i].uid;
+        ctx->job = "";
+        ctx->subtask = w;
+        ctx->parallelism = st->parallelism;
+        ctx->max_parallelism = maxp;
+        ctx->kg_first = sub->kg_first;
+        ctx->kg_last = sub->kg_last;
+        ctx->store = st->stores != NULL ? st->stores[w] : NULL;
+        ctx->on_error = p->on_error;
+        ctx->metrics = &sub->metrics[i];
+        if (st->facs[i].stateful && ctx->store == NULL)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "stage %s: operator %s is stateful but the stage has no stores",
+                             st->name, ctx->uid);
+        int rc = st->facs[i].make(st->facs[i].spec, ctx, &sub->hooks[i], &sub->ops[i], errstr,
+                                  errstr_size);
+        if (rc != 0)
+            return rc;
+        if (sub->hooks[i]->restore != NULL &&
+            (rc = sub->hooks[i]->restore(sub->ops[i], errstr, errstr_size)) != 0)
+            return rc;
+    }
+    return build_outs(p, st->node, w, &sub->outs, &sub->nouts);
+}
+
+static int build(tm_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    for (int i = 0; i < p->nstages && rc == 0; i++) {
+        tm_stage_t *st = p->stages[i];
+        if (st->stateful && st->stores == NULL)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "stage %s has stateful operators but no stores", st->name);
+        st->subs = calloc((size_t)st->parallelism, sizeof(*st->subs));
+        if (st->subs == NULL)
+            return TM_ENOMEM;
+        for (int w = 0; w < st->parallelism && rc == 0; w++)
+            rc = build_subtask(p, st, w, errstr, errstr_size);
+    }
+    for (int i = 0; i < p->nsources && rc == 0; i++)
+        rc = build_outs(p, p->sources[i]->node, 0, &p->sources[i]->outs, &p->sources[i]->nouts);
+    if (rc == 0)
+        rc = build_slots(p, errstr, errstr_size);
+    for (int i = 0; i < p->nsources && rc == 0; i++)
+        rc = build_acks(p, p->sources[i]);
+    for (int i = 0; i < p->nsinks && rc == 0; i++)
+        rc = tm_input_init(&p->sinks[i]->input, p->sinks[i]->nslots);
+    for (int i = 0; i < p->nstages && rc == 0; i++)
+        for (int w = 0; w < p->stages[i]->parallelism && rc == 0; w++)
+            rc = tm_input_init(&p->stages[i]->subs[w]->input, p->stages[i]->subs[w]->nslots);
+    if (rc == TM_ENOMEM && (errstr_size == 0 || errstr[0] == '\0'))
+        tm_seterr(errstr, errstr_size, rc, "out of memory while building the job's graph");
+    return rc;
 }
 
 /* ---- checkpoint coordination (thread: main) ---- */
@@ -1242,11 +1747,6 @@ bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us)
     return wm != INT64_MIN;
 }
 
-tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w)
-{
-    return p->workers[w]->store;
-}
-
 int tm_pipeline_error(tm_pipeline_t *p)
 {
     pthread_mutex_lock(&p->err_lock);
@@ -1255,36 +1755,94 @@ int tm_pipeline_error(tm_pipeline_t *p)
     return rc;
 }
 
+/* ---- stage metrics (graph.h; thread: any once built) ---- */
+
+int tm_pipeline_nstages(const tm_pipeline_t *p)
+{
+    return p->nstages;
+}
+
+const char *tm_pipeline_stage_name(const tm_pipeline_t *p, int stage)
+{
+    return p->stages[stage]->name;
+}
+
+int tm_pipeline_stage_parallelism(const tm_pipeline_t *p, int stage)
+{
+    return p->stages[stage]->parallelism;
+}
+
+int tm_pipeline_stage_nops(const tm_pipeline_t *p, int stage)
+{
+    return p->stages[stage]->nops;
+}
+
+const char *tm_pipeline_op_uid(const tm_pipeline_t *p, int stage, int op)
+{
+    return p->stages[stage]->facs[op].uid;
+}
+
+void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operator_metrics_t *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    tm_stage_t *st = p->stages[stage];
+    if (st->subs == NULL)
+        return;
+    for (int w = 0; w < st->parallelism; w++) {
+        if (st->subs[w] == NULL || st->subs[w]->metrics == NULL)
+            continue;
+        tm_operator_metrics_t *m = &st->subs[w]->metrics[op];
+#define SUM(f) atomic_fetch_add_explicit(&sum->f, atomic_load_explicit(&m->f, memory_order_relaxed), \
+                                         memory_order_relaxed)
+        SUM(records_in);
+        SUM(records_out);
+        SUM(row_errors);
+        SUM(rows_skipped);
+        SUM(state_reads);
+#undef SUM
+    }
+}
+
+/* ---- life cycle ---- */
+
 int tm_pipeline_start(tm_pipeline_t *p, char *errstr, size_t errstr_size)
 {
-    /* Workers without a stateful connection have nothing to do. */
-    int nworkers = p->nsconns > 0 ? p->nworkers : 0;
-    atomic_store(&p->running, p->nsinks + nworkers + p->nsources);
-    for (int i = 0; i < p->nsinks; i++) {
-        if (pthread_create(&p->sinks[i]->thread, NULL, sink_main, p->sinks[i]) != 0) {
-            atomic_fetch_sub(&p->running, p->nsinks + nworkers + p->nsources - i);
-            tm_pipeline_request_stop(p);
-            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start sink thread");
-        }
+    if (p->built)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "the pipeline was already started");
+    p->built = true;
+    int rc = build(p, errstr, errstr_size);
+    if (rc != 0) {
+        atomic_store(&p->stop, true);
+        return rc;
+    }
+    int nsubs = 0;
+    for (int i = 0; i < p->nstages; i++)
+        nsubs += p->stages[i]->parallelism;
+    int total = p->nsinks + nsubs + p->nsources, started = 0;
+    atomic_store(&p->running, total);
+    /* Consumers first, so that nothing is pushed into a queue nobody drains. */
+    for (int i = 0; i < p->nsinks; i++, started++) {
+        if (pthread_create(&p->sinks[i]->thread, NULL, sink_main, p->sinks[i]) != 0)
+            goto fail;
         p->sinks[i]->started = true;
     }
-    for (int i = 0; i < nworkers; i++) {
-        if (pthread_create(&p->workers[i]->thread, NULL, worker_main, p->workers[i]) != 0) {
-            atomic_fetch_sub(&p->running, nworkers + p->nsources - i);
-            tm_pipeline_request_stop(p);
-            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start worker thread");
+    for (int i = p->nstages; i-- > 0;)
+        for (int w = 0; w < p->stages[i]->parallelism; w++, started++) {
+            tm_subtask_t *sub = p->stages[i]->subs[w];
+            if (pthread_create(&sub->thread, NULL, sub_main, sub) != 0)
+                goto fail;
+            sub->started = sub->ran = true;
         }
-        p->workers[i]->started = true;
-    }
-    for (int i = 0; i < p->nsources; i++) {
-        if (pthread_create(&p->sources[i]->thread, NULL, source_main, p->sources[i]) != 0) {
-            atomic_fetch_sub(&p->running, p->nsources - i);
-            tm_pipeline_request_stop(p);
-            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start source thread");
-        }
-        p->sources[i]->started = true;
+    for (int i = 0; i < p->nsources; i++, started++) {
+        if (pthread_create(&p->sources[i]->thread, NULL, source_main, p->sources[i]) != 0)
+            goto fail;
+        p->sources[i]->started = p->sources[i]->ran = true;
     }
     return 0;
+fail:
+    atomic_fetch_sub(&p->running, total - started);
+    tm_pipeline_request_stop(p);
+    return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot start a thread of the job");
 }
 
 int tm_pipeline_join(tm_pipeline_t *p, char *errstr, size_t errstr_size)
@@ -1294,10 +1852,33 @@ int tm_pipeline_join(tm_pipeline_t *p, char *errstr, size_t errstr_size)
             pthread_join(p->sources[i]->thread, NULL);
             p->sources[i]->started = false;
         }
-    for (int i = 0; i < p->nworkers; i++)
-        if (p->workers[i]->started) {
-            pthread_join(p->workers[i]->thread, NULL);
-            p->workers[i]->started = false;
+    /*
+     * A producer whose thread never started (start failed half way) sends
+     * no END, so its consumers are told here; they run and drain.
+     */
+    for (int i = 0; i < p->nsources; i++)
+        if (p->sources[i]->outs != NULL && !p->sources[i]->ran && atomic_load(&p->running) > 0) {
+            tm_event_t ev = {.kind = TM_EV_END};
+            fan_out(p, p->sources[i]->outs, p->sources[i]->nouts, 0, &ev, NULL);
+            p->sources[i]->ran = true;
+        }
+    for (int i = 0; i < p->nstages; i++)
+        for (int w = 0; p->stages[i]->subs && w < p->stages[i]->parallelism; w++) {
+            tm_subtask_t *sub = p->stages[i]->subs[w];
+            if (sub != NULL && sub->outs != NULL && !sub->ran && p->nstages > 0 &&
+                atomic_load(&p->running) > 0) {
+                tm_event_t ev = {.kind = TM_EV_END};
+                sub_control(sub, &ev);
+                sub->ran = true;
+            }
+        }
+    for (int i = 0; i < p->nstages; i++)
+        for (int w = 0; p->stages[i]->subs && w < p->stages[i]->parallelism; w++) {
+            tm_subtask_t *sub = p->stages[i]->subs[w];
+            if (sub != NULL && sub->started) {
+                pthread_join(sub->thread, NULL);
+                sub->started = false;
+            }
         }
     for (int i = 0; i < p->nsinks; i++)
         if (p->sinks[i]->started) {
@@ -1309,6 +1890,34 @@ int tm_pipeline_join(tm_pipeline_t *p, char *errstr, size_t errstr_size)
     return p->first_rc;
 }
 
+static void free_outs(tm_out_t *outs, int n)
+{
+    for (int i = 0; outs != NULL && i < n; i++)
+        tm_exchange_destroy(&outs[i].x);
+    free(outs);
+}
+
+static void free_subtask(tm_subtask_t *sub)
+{
+    if (sub == NULL)
+        return;
+    for (int i = 0; i < sub->st->nops && sub->ops != NULL; i++)
+        if (sub->ops[i] != NULL && sub->hooks[i] != NULL && sub->hooks[i]->free != NULL)
+            sub->hooks[i]->free(sub->ops[i]);
+    tm_batch_unref(sub->held);
+    free(sub->ctx);
+    free(sub->ops);
+    free(sub->hooks);
+    free(sub->metrics);
+    free(sub->links);
+    free(sub->wm_op);
+    free_outs(sub->outs, sub->nouts);
+    tm_input_destroy(&sub->input);
+    if (sub->queue.ring != NULL)
+        tm_queue_destroy(&sub->queue);
+    free(sub);
+}
+
 tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
 {
     if (p == NULL)
@@ -1317,28 +1926,46 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         tm_source_ctx_t *c = p->sources[i];
         if (c->conn->source_free)
             c->conn->source_free(c->src);
+        pend_free(&c->pend_batch);
+        pend_free(&c->pend_schema);
+        pend_free(&c->pend_bar);
+        pend_free(&c->pend_wm);
+        free_outs(c->outs, c->nouts);
+        free(c->acks);
         free(c->bar_position);
         free(c->name);
         free(c);
+    }
+    for (int i = 0; i < p->nstages; i++) {
+        tm_stage_t *st = p->stages[i];
+        for (int w = 0; st->subs != NULL && w < st->parallelism; w++)
+            free_subtask(st->subs[w]);
+        free(st->subs);
+        for (int k = 0; k < st->nops; k++)
+            free((char *)st->facs[k].uid);
+        free(st->facs);
+        free(st->stores);
+        free(st->name);
+        free(st);
     }
     for (int i = 0; i < p->nsinks; i++) {
         tm_sink_node_t *s = p->sinks[i];
         if (s->conn->sink_free)
             s->conn->sink_free(s->sink);
         tm_queue_destroy(&s->queue);
+        tm_input_destroy(&s->input);
+        for (int k = 0; k < s->nslots; k++) {
+            free(s->slots[k].durable);
+            free(s->slots[k].synced);
+            free(s->slots[k].pending);
+        }
+        free(s->slots);
         tm_buf_release(&s->handle);
         free(s->name);
         free(s);
     }
-    for (int w = 0; w < p->nworkers; w++) {
-        tm_worker_t *wk = p->workers[w];
-        for (int c = 0; c < p->nsconns; c++)
-            tm_upsert_free(wk->ops[c]);
-        tm_queue_destroy(&wk->queue);
-        free(wk);
-    }
-    for (int c = 0; c < p->nsconns; c++)
-        free(p->sconns[c].uid);
+    for (int e = 0; e < p->nedges; e++)
+        free(p->edges[e].slot);
     free(p->chk_root);
     free(p->progress);
     pthread_mutex_destroy(&p->err_lock);

@@ -1,26 +1,30 @@
 /*
- * pipeline.h — the data plane: source threads, sink threads, the queues
- * between them, and the acknowledgement seam.
+ * pipeline.h — the data plane: source threads, stage subtask threads, sink
+ * threads, the queues between them, and the acknowledgement seam.  The graph
+ * itself (stages, edges, exchanges) is described through graph.h; this
+ * header is the part the coordinator, the admin API and the CLI use.
  *
- *     source thread ──emit──► queue ──► sink thread ──write/flush──► target
- *          ▲                                   │
- *          └────── acked token (atomic) ◄──────┘  (after sink_flush)
+ *     source ──exchange──► queue ─► stage subtask [op ─► op] ──exchange──► queue ─► sink
+ *        ▲                                                                           │
+ *        └──────────── acked token (atomic, per source) ◄──────── sink_flush ◄───────┘
  *
- * Acknowledgement policy.  Under TM_ACK_SINK_DURABLE (the only policy until
- * checkpoints exist) a source's acked token is the minimum, over the sinks it
- * feeds, of the highest ack_token each has made durable with sink_flush().
- * The checkpoint coordinator will replace this with TM_ACK_CHECKPOINT, where
- * the acked token only moves when a checkpoint completes; sources do not
- * change, they only read tm_source_acked().
+ * Acknowledgement policy.  Under TM_ACK_SINK_DURABLE a source's acked token
+ * is the minimum, over every sink input slot that carries its tokens, of the
+ * highest token of that source the sink has made durable with sink_flush()
+ * (or that sink_acked() reported).  Under TM_ACK_CHECKPOINT the acked token
+ * only moves when a checkpoint completes: it becomes the token the source
+ * recorded with that checkpoint's barrier.
  *
  * Invariants:
  *   1. A token is published as acked only after sink_flush() returned 0 for
- *      every sink that received the batches carrying it.
- *   2. A failing sink keeps draining its queue (without writing) so sources
- *      never block forever on a dead consumer; the job stops with its error.
+ *      every sink slot that received the batches carrying it.
+ *   2. A failing sink or stage keeps draining its queue (without writing)
+ *      so producers never block forever on a dead consumer; the job stops
+ *      with its error.
  *   3. The first error wins; the process exit code is derived from it.
  *
- * Thread: tm_pipeline_* are called from the main (control) thread.
+ * Thread: tm_pipeline_* are called from the main (control) thread unless a
+ * function says otherwise.
  */
 #ifndef TM_RUNTIME_PIPELINE_H
 #define TM_RUNTIME_PIPELINE_H
@@ -41,34 +45,50 @@ typedef enum {
 tm_pipeline_t *tm_pipeline_new(void);
 tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p);
 
-/* Adds an opened source/sink; the pipeline takes ownership.  Returns its index. */
+/*
+ * Adds an opened source/sink; the pipeline takes ownership.  Returns its
+ * node id (graph.h: sources, sinks and stages share one number space) or a
+ * negative TM_E*.  Sources and sinks are also numbered among themselves in
+ * the order added (0, 1, …): that index is the `i` of the accessors below.
+ */
 int tm_pipeline_add_source(tm_pipeline_t *p, const tm_connector_t *conn, tm_source_t *src,
                            const char *name);
 int tm_pipeline_add_sink(tm_pipeline_t *p, const tm_connector_t *conn, tm_sink_t *sink,
                          const char *name);
-/* Routes every batch of source `src_idx` to sink `sink_idx`. */
-int tm_pipeline_connect(tm_pipeline_t *p, int src_idx, int sink_idx);
 /*
- * Stateful operators (DESIGN §5), before start.  tm_pipeline_set_workers
- * creates `n` worker threads; worker w uses stores[w] (borrowed: the caller
- * closes the stores after tm_pipeline_join, and they must share one
- * max_parallelism) and owns key-group range w of n (keygroup.h).
- * tm_pipeline_connect_upsert routes source → upsert operator `uid` (one
- * instance per worker) → sink.  With checkpoints, each worker snapshots its
- * store at barrier N into <chk_root>/chk-N/state/worker-W before passing
- * the barrier on.
+ * Key groups of stateless stages' hash exchanges (stateful stages take their
+ * stores').  Default 128.
  */
-int tm_pipeline_set_workers(tm_pipeline_t *p, tm_store_t *const *stores, int n);
-int tm_pipeline_connect_upsert(tm_pipeline_t *p, int src_idx, int sink_idx, const char *uid,
-                               char *errstr, size_t errstr_size);
+void tm_pipeline_set_max_parallelism(tm_pipeline_t *p, int max_parallelism);
+/*
+ * With checkpoints, each stateful stage subtask snapshots its store at
+ * barrier N into <chk_root>/chk-N/<store dir> before passing the barrier on.
+ */
 void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root);
-int tm_pipeline_nworkers(const tm_pipeline_t *p);
-int tm_pipeline_nupserts(const tm_pipeline_t *p);
 int tm_pipeline_max_parallelism(const tm_pipeline_t *p);
-const char *tm_pipeline_upsert_uid(const tm_pipeline_t *p, int i);
-/* Worker w's key groups and (after all sinks pre-committed N) its snapshot of N. */
-void tm_pipeline_worker_info(const tm_pipeline_t *p, int w, int *kg_first, int *kg_last,
-                             tm_store_checkpoint_info_t *chk);
+
+/* One store of a stateful stage subtask, for _metadata and metrics. */
+typedef struct tm_pipeline_store_info {
+    const char *stage;     /* the stage's name */
+    int stage_idx;         /* index among stages (graph.h: tm_pipeline_nstages) */
+    int subtask, parallelism;
+    int kg_first, kg_last;
+    const char *uids[16];  /* its stateful operators */
+    int nuids;
+    char dir[256];         /* relative to chk-N: "state/<stage>-<subtask>" */
+    tm_store_t *store;
+    tm_store_checkpoint_info_t chk; /* of the last snapshot (after all sinks pre-committed N) */
+} tm_pipeline_store_info_t;
+/* Every store, stage by stage, subtask by subtask.  Thread: main, or any for metrics. */
+int tm_pipeline_nstores(const tm_pipeline_t *p);
+void tm_pipeline_store_info(const tm_pipeline_t *p, int i, tm_pipeline_store_info_t *out);
+/*
+ * Store i alone (thread: any).  Metrics use this: store_info's `chk` is
+ * written by the subtask at barriers and is only safe to read from the
+ * coordinator once every sink pre-committed.
+ */
+tm_store_t *tm_pipeline_store(const tm_pipeline_t *p, int i);
+
 /* How often a sink makes its writes durable (and so acknowledgeable). */
 void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms);
 
@@ -101,8 +121,8 @@ const char *tm_pipeline_sink_handle(const tm_pipeline_t *p, int i);
  * successful commit lets the others commit and the sources acknowledge.
  */
 void tm_pipeline_complete(tm_pipeline_t *p, uint64_t id, const char *progress);
-/* Makes sink `sink_idx` the job's decision log (DESIGN §6).  Before start. */
-void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_idx);
+/* Makes sink node `sink_node` (as returned by add_sink) the job's decision log (DESIGN §6). */
+void tm_pipeline_set_decision_log(tm_pipeline_t *p, int sink_node);
 /* True once every sink has committed `id`. */
 bool tm_pipeline_committed(tm_pipeline_t *p, uint64_t id);
 /* Metrics and readiness (thread: any). */
@@ -114,12 +134,15 @@ void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, 
  * (and INT64_MIN) before its first.
  */
 bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us);
-tm_store_t *tm_pipeline_worker_store(const tm_pipeline_t *p, int w);
 /* The first error so far (0 if none); safe from any thread. */
 int tm_pipeline_error(tm_pipeline_t *p);
 
+/*
+ * Checks the graph, creates the operator instances (on this thread), and
+ * starts every thread.
+ */
 int tm_pipeline_start(tm_pipeline_t *p, char *errstr, size_t errstr_size);
-/* Asks sources to stop; sinks drain and flush.  Safe from any thread. */
+/* Asks sources to stop; stages and sinks drain and flush.  Safe from any thread. */
 void tm_pipeline_request_stop(tm_pipeline_t *p);
 /* True once every thread has finished. */
 bool tm_pipeline_done(tm_pipeline_t *p);

@@ -36,7 +36,8 @@ typedef enum tm_event_kind {
 
 typedef struct tm_event {
     tm_event_kind_t kind;
-    int producer; /* index of the producing edge, set by the runtime */
+    int producer; /* the consumer's input slot it arrived on, set by the runtime */
+    int source;   /* TM_EV_SYNC: index of the source that asked for it */
     union {
         tm_batch_t *batch;
         uint64_t id;

@@ -611,16 +611,21 @@ static int verify_all(sp_t *sp, char *errstr, size_t errstr_size)
 
 /* ---- restore ---- */
 
-static int apply_section(sp_t *sp, uint32_t i, const tm_savepoint_target_t *t, int tgt_op,
-                         tm_store_batch_t **batches, tm_store_cf_t **cfs, tm_buf_t *buf,
-                         char *errstr, size_t errstr_size)
+/* The stores operator `op` of the target restores into, and how many. */
+static tm_store_t *const *tgt_stores(const tm_savepoint_target_t *t, int op, int *n)
+{
+    if (t->uid_stores != NULL) {
+        *n = t->uid_nstores[op];
+        return t->uid_stores[op];
+    }
+    *n = t->nstores;
+    return t->stores;
+}
+
+static int apply_section(sp_t *sp, uint32_t i, tm_store_batch_t *b, tm_store_cf_t *cf,
+                         tm_buf_t *buf, char *errstr, size_t errstr_size)
 {
     const sec_t *s = &sp->secs[i];
-    int w = tm_keygroup_worker(s->kg, t->nstores, sp->maxp);
-    if (NEVER(w < 0))
-        return TM_EINVAL;
-    tm_store_cf_t *cf = cfs[(size_t)tgt_op * (size_t)t->nstores + (size_t)w];
-    tm_store_batch_t *b = batches[w];
     if (fseeko(sp->f, (off_t)(s->off + SEC_HEAD), SEEK_SET) != 0)
         return tm_seterr(errstr, errstr_size, TM_EIO, "savepoint %s: seek failed: %s", sp->path,
                          strerror(errno));
@@ -661,40 +666,62 @@ static int find_uid(const tm_savepoint_target_t *t, const char *uid)
     return -1;
 }
 
+/* Invariant 3 and keygroup.h's bounds, for every store of every target operator. */
+static int check_target(const sp_t *sp, const tm_savepoint_target_t *t, const char *path,
+                        char *errstr, size_t errstr_size)
+{
+    int nsets = t->uid_stores != NULL ? t->nuids : 1;
+    for (int op = 0; op < nsets; op++) {
+        int n;
+        tm_store_t *const *stores = tgt_stores(t, op, &n);
+        if (n < 1 || stores == NULL)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "savepoint restore: no target stores");
+        for (int w = 0; w < n; w++) {
+            int m = tm_store_max_parallelism(stores[w]);
+            if (m != sp->maxp)
+                return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                                 "savepoint %s was taken with max_parallelism = %d but the job "
+                                 "runs with %d; max_parallelism cannot change across a savepoint",
+                                 path, sp->maxp, m);
+        }
+        int rc = tm_keygroup_check(sp->maxp, n, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int tm_savepoint_restore(const char *path, const tm_savepoint_target_t *t,
                          tm_savepoint_stats_t *stats, char *errstr, size_t errstr_size)
 {
-    if (t == NULL || t->nstores < 1 || t->stores == NULL || t->nuids < 0 ||
-        (t->nuids > 0 && t->uids == NULL))
+    if (t == NULL || t->nuids < 0 || (t->nuids > 0 && t->uids == NULL) ||
+        (t->uid_stores == NULL && (t->nstores < 1 || t->stores == NULL)) ||
+        (t->uid_stores != NULL && t->uid_nstores == NULL))
         return tm_seterr(errstr, errstr_size, TM_EINVAL, "savepoint restore: no target stores");
     sp_t sp;
     int rc = sp_open(&sp, path, errstr, errstr_size);
     if (rc == 0)
         rc = verify_all(&sp, errstr, errstr_size);
+    if (rc == 0)
+        rc = check_target(&sp, t, path, errstr, errstr_size);
     if (rc != 0) {
         sp_close(&sp);
         return rc;
     }
-    for (int w = 0; w < t->nstores; w++) {
-        int m = tm_store_max_parallelism(t->stores[w]);
-        if (m != sp.maxp) {
-            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                           "savepoint %s was taken with max_parallelism = %d but the job runs "
-                           "with %d; max_parallelism cannot change across a savepoint",
-                           path, sp.maxp, m);
-            sp_close(&sp);
-            return rc;
-        }
+    /* One write batch and column family per (target operator, subtask), made on first use. */
+    int maxn = 1;
+    for (int op = 0; op < t->nuids; op++) {
+        int n;
+        tgt_stores(t, op, &n);
+        if (n > maxn)
+            maxn = n;
     }
-    if ((rc = tm_keygroup_check(sp.maxp, t->nstores, errstr, errstr_size)) != 0) {
-        sp_close(&sp);
-        return rc;
-    }
+    size_t ncells = (size_t)(t->nuids ? t->nuids : 1) * (size_t)maxn;
     /* Map savepoint operators to the new plan before touching any store (invariant 3). */
     int *map = calloc(sp.nops ? sp.nops : 1, sizeof(int));
-    tm_store_batch_t **batches = calloc((size_t)t->nstores, sizeof(*batches));
-    tm_store_cf_t **cfs = calloc((size_t)(t->nuids ? t->nuids : 1) * (size_t)t->nstores,
-                                 sizeof(*cfs));
+    tm_store_batch_t **batches = calloc(ncells, sizeof(*batches));
+    tm_store_cf_t **cfs = calloc(ncells, sizeof(*cfs));
     tm_buf_t buf;
     tm_buf_init(&buf);
     uint32_t skipped = 0, restored_ops = 0;
@@ -718,26 +745,31 @@ int tm_savepoint_restore(const char *path, const tm_savepoint_target_t *t,
         }
         skipped++;
     }
-    for (int w = 0; w < t->nstores; w++)
-        if ((rc = tm_store_batch_new(t->stores[w], &batches[w])) != 0)
-            goto out;
     /* Column families are created only for operators that have records to restore. */
     for (uint32_t i = 0; i < sp.nsecs && rc == 0; i++) {
         const sec_t *s = &sp.secs[i];
         int op = map[s->op];
         if (op < 0)
             continue;
-        int w = tm_keygroup_worker(s->kg, t->nstores, sp.maxp);
-        tm_store_cf_t **slot = &cfs[(size_t)op * (size_t)t->nstores + (size_t)w];
-        if (*slot == NULL &&
-            (rc = tm_store_cf(t->stores[w], t->uids[op], slot, errstr, errstr_size)) != 0)
+        int n;
+        tm_store_t *const *stores = tgt_stores(t, op, &n);
+        int w = tm_keygroup_worker(s->kg, n, sp.maxp);
+        if (NEVER(w < 0)) {
+            rc = TM_EINVAL;
             break;
-        rc = apply_section(&sp, i, t, op, batches, cfs, &buf, errstr, errstr_size);
+        }
+        size_t cell = (size_t)op * (size_t)maxn + (size_t)w;
+        if (batches[cell] == NULL && (rc = tm_store_batch_new(stores[w], &batches[cell])) != 0)
+            break;
+        if (cfs[cell] == NULL &&
+            (rc = tm_store_cf(stores[w], t->uids[op], &cfs[cell], errstr, errstr_size)) != 0)
+            break;
+        rc = apply_section(&sp, i, batches[cell], cfs[cell], &buf, errstr, errstr_size);
         records += s->records;
     }
 out:
-    for (int w = 0; batches != NULL && w < t->nstores; w++)
-        tm_store_batch_free(batches[w]);
+    for (size_t c = 0; batches != NULL && c < ncells; c++)
+        tm_store_batch_free(batches[c]);
     free(batches);
     free(cfs);
     free(map);

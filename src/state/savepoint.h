@@ -84,11 +84,18 @@ typedef struct tm_savepoint_target {
      * of refusing (--allow-non-restored-state).
      */
     bool allow_non_restored;
+    /*
+     * Optional, parallel to `uids`: the stores of the stage that now holds
+     * uid i (uid_stores[i][w] is its subtask w's) and how many.  NULL: every
+     * uid goes to `stores`, which may then be NULL/0 when this is set.
+     */
+    tm_store_t *const *const *uid_stores;
+    const int *uid_nstores;
 } tm_savepoint_target_t;
 
 /*
- * Restores `path` into the target stores, each key group into the store of
- * the worker that owns it.  Records keep their timestamps.  Returns 0;
+ * Restores `path` into the target stores, each operator's key group into the
+ * store of the subtask that owns it among that operator's stores.  Records keep their timestamps.  Returns 0;
  * TM_ECORRUPT naming the damaged part; TM_EUNSUPPORTED for a newer format;
  * TM_ECONFIG when max_parallelism differs or a savepoint operator has no
  * place in the new plan (the message names its uid); TM_EIO.

@@ -1,6 +1,7 @@
 /* Unit tests: the upsert (changelog normalisation) operator (operators/upsert.h). */
 #include "operators/upsert.h"
 #include "state/hash.h"
+#include "state/keygroup.h"
 #include "state/savepoint.h"
 #include "state_test.h"
 
@@ -718,8 +719,42 @@ static void test_schema_change(void)
     fx_close(&f);
 }
 
+/* The exchange key in front of the operator is its state key: routing and state agree. */
+static void test_exchange_key_matches_state_key(void)
+{
+    tm_schema_t *s = tst_items_schema();
+    tm_batch_t *b = tm_batch_new();
+    tm_buf_t key;
+    tm_buf_init(&key);
+    for (int64_t id = 1; id <= 200; id++) {
+        tm_record_t *r = add(b, s, TM_OP_CREATE, NULL, mkrow(b, s, id, "x", 100, NULL));
+        int kg[2];
+        TM_REQUIRE(tm_upsert_keygroups(r, 128, kg) == 1);
+        tm_buf_clear(&key);
+        TM_REQUIRE(tm_upsert_exchange_key(NULL, s, r->after, &key) == 0);
+        TM_CHECK_INT(tm_keygroup_of(key.data, key.len, 128), kg[0]);
+        if (b->count == TM_BATCH_MAX) {
+            tm_batch_unref(b);
+            b = tm_batch_new();
+        }
+    }
+    /* No primary key: no exchange key (the record reaches every subtask). */
+    tm_schema_t *nokey = tm_schema_clone(s);
+    for (int i = 0; i < nokey->ncols; i++)
+        nokey->cols[i].key_index = -1;
+    tm_schema_finish(nokey);
+    tm_buf_clear(&key);
+    TM_CHECK_INT(tm_upsert_exchange_key(NULL, nokey, mkrow(b, nokey, 1, "x", 1, NULL), &key),
+                 TM_EINVAL);
+    tm_schema_unref(nokey);
+    tm_buf_release(&key);
+    tm_batch_unref(b);
+    tm_schema_unref(s);
+}
+
 int main(void)
 {
+    TM_RUN(test_exchange_key_matches_state_key);
     TM_RUN(test_inserts_and_duplicates);
     TM_RUN(test_insert_of_known_key_becomes_update);
     TM_RUN(test_updates_get_before_images);

@@ -1,0 +1,508 @@
+/*
+ * Unit tests: the operator graph at run time (runtime/graph.h, pipeline.h)
+ * and the checkpoint coordinator driving it (runtime/checkpoint.h), with a
+ * fake source and sink defined here.
+ *
+ *     fake source ──HASH(k)──► stage "count" × 2 [test op] ──► fake sink
+ */
+#include "core/clock.h"
+#include "core/error.h"
+#include "runtime/checkpoint.h"
+#include "runtime/pipeline.h"
+#include "rt_test.h"
+#include "state/state_test.h"
+#include "state/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define MAXP 128
+#define NKEYS 23
+
+/* ---- the fake source: n records, keys i % NKEYS, v = i, a token per batch ---- */
+
+struct tm_source {
+    tm_schema_t *schema;
+    int n;          /* records to emit */
+    int per_batch;
+    bool linger;    /* keep answering barriers until stopped (for checkpoints) */
+    uint64_t acked; /* tm_source_acked after the final sync */
+};
+
+static int emit_retry(tm_source_ctx_t *ctx, tm_batch_t *b)
+{
+    for (;;) {
+        int rc = tm_source_emit(ctx, b, 50);
+        if (rc != TM_EAGAIN)
+            return rc;
+    }
+}
+
+static int barrier_if_due(tm_source_ctx_t *ctx, uint64_t token)
+{
+    uint64_t id = tm_source_barrier_due(ctx);
+    if (id == 0)
+        return 0;
+    char pos[32];
+    snprintf(pos, sizeof(pos), "at %llu", (unsigned long long)token);
+    int rc;
+    while ((rc = tm_source_emit_barrier(ctx, id, token, pos, 50)) == TM_EAGAIN)
+        ;
+    return rc;
+}
+
+static int fake_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    tm_source_set_ready(ctx, true);
+    uint64_t token = 0;
+    for (int i = 0; i < src->n;) {
+        tm_batch_t *b = tm_batch_new();
+        for (int j = 0; j < src->per_batch && i < src->n; j++, i++)
+            rt_add(b, src->schema, TM_OP_CREATE, NULL, rt_row(b, src->schema, i % NKEYS, i));
+        b->ack_token = ++token;
+        int rc = emit_retry(ctx, b);
+        if (rc != 0) {
+            tm_batch_unref(b);
+            return rc;
+        }
+        int64_t wm = (int64_t)i * 1000;
+        while ((rc = tm_source_emit_watermark(ctx, wm, 50)) == TM_EAGAIN)
+            ;
+        if (rc == 0)
+            rc = barrier_if_due(ctx, token);
+        if (rc != 0)
+            return rc;
+    }
+    while (src->linger && !tm_source_should_stop(ctx)) {
+        int rc = barrier_if_due(ctx, token);
+        if (rc != 0)
+            return rc == TM_ESTOPPED ? 0 : rc;
+        usleep(2000);
+    }
+    if (!src->linger && tm_source_sync(ctx, 10000) == 0)
+        src->acked = tm_source_acked(ctx);
+    return 0;
+}
+
+static void fake_source_free(tm_source_t *src)
+{
+    (void)src;
+}
+
+/* ---- the fake sink: remembers (k, v) in arrival order, epochs pre-committed and committed ---- */
+
+struct tm_sink {
+    pthread_mutex_t lock;
+    int64_t *k, *v;
+    int n, cap;
+    uint64_t precommits[64], commits[64];
+    int nprecommits, ncommits;
+    int flushes;
+    int64_t ops_seen[4];
+};
+
+static int fake_write(tm_sink_t *s, const tm_batch_t *b, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < b->count; i++) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 256;
+            s->k = realloc(s->k, sizeof(*s->k) * (size_t)s->cap);
+            s->v = realloc(s->v, sizeof(*s->v) * (size_t)s->cap);
+        }
+        const tm_row_t *r = b->recs[i].after;
+        s->k[s->n] = r->vals[0].u.i64;
+        s->v[s->n++] = r->vals[1].u.i64;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int fake_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    s->flushes++;
+    return 0;
+}
+
+static int fake_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                          size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    pthread_mutex_lock(&s->lock);
+    if (s->nprecommits < 64)
+        s->precommits[s->nprecommits++] = epoch;
+    pthread_mutex_unlock(&s->lock);
+    tm_buf_appendf(handle, "epoch-%llu", (unsigned long long)epoch);
+    return 0;
+}
+
+static int fake_commit(tm_sink_t *s, uint64_t epoch, const char *progress, char *errstr,
+                       size_t errstr_size)
+{
+    (void)progress;
+    (void)errstr;
+    (void)errstr_size;
+    pthread_mutex_lock(&s->lock);
+    if (s->ncommits < 64)
+        s->commits[s->ncommits++] = epoch;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void fake_sink_free(tm_sink_t *s)
+{
+    (void)s;
+}
+
+static const tm_connector_t fake_conn = {
+    .abi = TM_CONNECTOR_ABI,
+    .name = "fake",
+    .kinds = TM_CONNECTOR_SOURCE | TM_CONNECTOR_SINK,
+    .source_run = fake_run,
+    .source_free = fake_source_free,
+    .sink_write = fake_write,
+    .sink_flush = fake_flush,
+    .sink_precommit = fake_precommit,
+    .sink_commit = fake_commit,
+    .sink_free = fake_sink_free,
+};
+
+/* ---- the test operator: copies records, checks key ownership, counts barriers in state ---- */
+
+static _Atomic int foreign_keys, ends, barriers_seen, watermarks_seen;
+
+typedef struct test_op {
+    const tm_operator_ctx_t *ctx;
+    tm_store_cf_t *cf;
+} test_op_t;
+
+static int op_process(tm_operator_t *op, int input, const tm_batch_t *in, tm_collector_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    test_op_t *t = (test_op_t *)op;
+    (void)input;
+    (void)errstr;
+    (void)errstr_size;
+    tm_batch_t *b = tm_batch_new();
+    for (uint32_t i = 0; i < in->count; i++) {
+        const tm_record_t *r = &in->recs[i];
+        int64_t k = r->after->vals[0].u.i64;
+        if (rt_owner(k, t->ctx->parallelism, t->ctx->max_parallelism) != t->ctx->subtask)
+            atomic_fetch_add(&foreign_keys, 1);
+        tm_record_t *o = tm_batch_add(b, r->schema, r->op);
+        o->after = rt_row(b, r->schema, k, r->after->vals[1].u.i64);
+    }
+    return tm_collector_emit(out, b);
+}
+
+static int op_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, char *errstr,
+                      size_t errstr_size)
+{
+    test_op_t *t = (test_op_t *)op;
+    (void)out;
+    atomic_fetch_add(&barriers_seen, 1);
+    /* A state write the snapshot must contain. */
+    char key[16];
+    int n = snprintf(key, sizeof(key), "b%d", t->ctx->subtask);
+    return tm_store_put(t->ctx->store, t->cf, t->ctx->kg_first, key, (size_t)n, &id, sizeof(id),
+                        errstr, errstr_size);
+}
+
+static int op_watermark(tm_operator_t *op, int64_t ts_us, int64_t *forward_us,
+                        tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    (void)op;
+    (void)out;
+    (void)errstr;
+    (void)errstr_size;
+    (void)forward_us;
+    (void)ts_us;
+    atomic_fetch_add(&watermarks_seen, 1);
+    return 0;
+}
+
+static int op_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    (void)op;
+    (void)out;
+    (void)errstr;
+    (void)errstr_size;
+    atomic_fetch_add(&ends, 1);
+    return 0;
+}
+
+static void op_free(tm_operator_t *op)
+{
+    free(op);
+}
+
+static const tm_operator_ops_t test_ops = {
+    .name = "test",
+    .ninputs = 1,
+    .process = op_process,
+    .on_watermark = op_watermark,
+    .on_barrier = op_barrier,
+    .on_end = op_end,
+    .free = op_free,
+};
+
+static int test_op_new(const void *spec, const tm_operator_ctx_t *ctx,
+                       const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                       size_t errstr_size)
+{
+    (void)spec;
+    test_op_t *t = calloc(1, sizeof(*t));
+    t->ctx = ctx;
+    int rc = tm_store_cf(ctx->store, ctx->uid, &t->cf, errstr, errstr_size);
+    if (rc != 0) {
+        free(t);
+        return rc;
+    }
+    *ops = &test_ops;
+    *out = (tm_operator_t *)t;
+    return 0;
+}
+
+/* ---- the harness ---- */
+
+typedef struct harness {
+    char *dir;
+    tm_store_t *stores[2];
+    tm_pipeline_t *p;
+    tm_source_t src;
+    tm_sink_t sink;
+    int stage;
+} harness_t;
+
+static char err[1024];
+
+static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack_policy_t policy)
+{
+    memset(h, 0, sizeof(*h));
+    atomic_store(&foreign_keys, 0);
+    atomic_store(&ends, 0);
+    atomic_store(&barriers_seen, 0);
+    atomic_store(&watermarks_seen, 0);
+    h->dir = tst_tmpdir();
+    TM_REQUIRE(h->dir != NULL);
+    tm_store_opts_t so = tst_opts(0);
+    so.max_parallelism = MAXP;
+    for (int w = 0; w < 2; w++) {
+        char d[600];
+        snprintf(d, sizeof(d), "%s/store-%d", h->dir, w);
+        TM_REQUIRE(tm_store_open(d, &so, &h->stores[w], err, sizeof(err)) == 0);
+    }
+    h->src.schema = rt_schema();
+    h->src.n = n;
+    h->src.per_batch = per_batch;
+    h->src.linger = linger;
+    pthread_mutex_init(&h->sink.lock, NULL);
+    h->p = tm_pipeline_new();
+    tm_pipeline_set_ack_policy(h->p, policy);
+    tm_pipeline_set_flush_interval(h->p, 20);
+    int s = tm_pipeline_add_source(h->p, &fake_conn, &h->src, "src");
+    int k = tm_pipeline_add_sink(h->p, &fake_conn, &h->sink, "out");
+    tm_operator_factory_t f = {test_op_new, NULL, "test/op", true};
+    h->stage = tm_pipeline_add_stage(h->p, "count", 2, &f, 1, err, sizeof(err));
+    /* One number space: source 0, sink 1, stage 2. */
+    TM_CHECK(s == 0 && k == 1 && h->stage == 2);
+    TM_REQUIRE(tm_pipeline_set_stage_stores(h->p, h->stage, h->stores, 2) == 0);
+    TM_REQUIRE(tm_pipeline_link(h->p, s, h->stage, 0, TM_EXCHANGE_HASH, &rt_exchange_key, err,
+                                sizeof(err)) >= 0);
+    TM_REQUIRE(tm_pipeline_link(h->p, h->stage, k, 0, TM_EXCHANGE_FORWARD, NULL, err,
+                                sizeof(err)) >= 0);
+}
+
+static void harness_free(harness_t *h)
+{
+    h->p = tm_pipeline_free(h->p);
+    for (int w = 0; w < 2; w++)
+        tm_store_close(h->stores[w]);
+    tm_schema_unref(h->src.schema);
+    free(h->sink.k);
+    free(h->sink.v);
+    pthread_mutex_destroy(&h->sink.lock);
+    tst_rmdir(h->dir);
+}
+
+/* Every row arrives once, per-key order holds, END ends the job, acks reach the source. */
+static void test_hash_stage_delivers_every_row_once_in_key_order(void)
+{
+    harness_t h;
+    harness_init(&h, 5000, 100, false, TM_ACK_SINK_DURABLE);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_done(h.p) && tm_mono_ms() < deadline)
+        usleep(5000);
+    TM_CHECK(tm_pipeline_done(h.p));
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    TM_CHECK_INT(h.sink.n, 5000);
+    char *seen = calloc(5000, 1);
+    int64_t last[NKEYS];
+    for (int k = 0; k < NKEYS; k++)
+        last[k] = -1;
+    for (int i = 0; i < h.sink.n; i++) {
+        int64_t k = h.sink.k[i], v = h.sink.v[i];
+        TM_REQUIRE(v >= 0 && v < 5000 && k == v % NKEYS);
+        TM_CHECK(!seen[v]);
+        seen[v] = 1;
+        TM_CHECK(v > last[k]);
+        last[k] = v;
+    }
+    free(seen);
+    TM_CHECK_INT(atomic_load(&foreign_keys), 0);
+    TM_CHECK_INT(atomic_load(&ends), 2); /* on_end in both subtasks */
+    TM_CHECK(atomic_load(&watermarks_seen) > 0);
+    /* The last token (50 batches) is acknowledged through both subtasks' sink slots. */
+    TM_CHECK_INT((long long)h.src.acked, 50);
+    tm_operator_metrics_t m;
+    tm_pipeline_op_metrics(h.p, 0, 0, &m);
+    TM_CHECK_INT((long long)m.records_in, 5000);
+    TM_CHECK_INT((long long)m.records_out, 5000);
+    TM_CHECK_STR(tm_pipeline_op_uid(h.p, 0, 0), "test/op");
+    harness_free(&h);
+}
+
+/* Barriers align over both subtasks, each snapshots its store, the sink pre-commits. */
+static void test_barrier_aligns_snapshots_and_precommits(void)
+{
+    harness_t h;
+    harness_init(&h, 2000, 50, true, TM_ACK_CHECKPOINT);
+    char root[700];
+    snprintf(root, sizeof(root), "%s/checkpoints", h.dir);
+    tm_pipeline_set_state_checkpoint_dir(h.p, root);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    tm_pipeline_request_barrier(h.p, 1);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_precommitted(h.p, 1) && tm_mono_ms() < deadline)
+        usleep(2000);
+    TM_REQUIRE(tm_pipeline_precommitted(h.p, 1));
+    TM_CHECK_INT(atomic_load(&barriers_seen), 2);
+    TM_CHECK_STR(tm_pipeline_sink_handle(h.p, 0), "epoch-1");
+    TM_CHECK_INT(tm_pipeline_nstores(h.p), 2);
+    for (int w = 0; w < 2; w++) {
+        tm_pipeline_store_info_t si;
+        tm_pipeline_store_info(h.p, w, &si);
+        TM_CHECK_INT(si.subtask, w);
+        TM_CHECK_STR(si.uids[0], "test/op");
+        char d[1200];
+        snprintf(d, sizeof(d), "%s/chk-1/%s", root, si.dir);
+        TM_CHECK(access(d, F_OK) == 0);
+        TM_CHECK(si.chk.bytes > 0);
+    }
+    /* Nothing committed or acknowledged before complete(). */
+    TM_CHECK(!tm_pipeline_committed(h.p, 1));
+    uint64_t token = tm_pipeline_source_token(h.p, 0);
+    TM_CHECK(token > 0);
+    tm_pipeline_complete(h.p, 1, NULL);
+    deadline = tm_mono_ms() + 10000;
+    while (!tm_pipeline_committed(h.p, 1) && tm_mono_ms() < deadline)
+        usleep(2000);
+    TM_CHECK(tm_pipeline_committed(h.p, 1));
+    tm_pipeline_request_stop(h.p);
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    TM_CHECK_INT(h.sink.nprecommits, 1);
+    TM_CHECK_INT(h.sink.ncommits, 1);
+    harness_free(&h);
+}
+
+/* The coordinator drives checkpoints through barrier → pre-commit → _metadata → commit. */
+static void test_coordinator_completes_checkpoints(void)
+{
+    harness_t h;
+    harness_init(&h, 3000, 50, true, TM_ACK_CHECKPOINT);
+    char root[700];
+    snprintf(root, sizeof(root), "%s/checkpoints", h.dir);
+    tm_pipeline_set_state_checkpoint_dir(h.p, root);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    tm_coordinator_t *c = tm_coordinator_new(h.p, h.dir, "job", 30, 10000, 2, 0);
+    TM_REQUIRE(c != NULL);
+    tm_checkpoint_stats_t st = {0};
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (st.completed < 3 && tm_mono_ms() < deadline) {
+        TM_CHECK_INT(tm_coordinator_tick(c, err, sizeof(err)), 0);
+        tm_coordinator_stats(c, &st);
+        usleep(2000);
+    }
+    TM_CHECK(st.completed >= 3);
+    tm_checkpoint_info_t info;
+    TM_REQUIRE(tm_checkpoint_load_latest(h.dir, &info, err, sizeof(err)) == 0);
+    TM_CHECK(info.id >= 3);
+    TM_CHECK_INT(info.max_parallelism, MAXP);
+    TM_CHECK_INT(info.noperators, 1);
+    TM_CHECK_STR(info.operators[0], "test/op");
+    TM_REQUIRE(info.nstores == 2);
+    for (int i = 0; i < 2; i++) {
+        TM_CHECK_STR(info.stores[i].stage, "count");
+        TM_CHECK_INT(info.stores[i].subtask, i);
+        TM_CHECK_INT(info.stores[i].parallelism, 2);
+        TM_CHECK_STR(info.stores[i].uids[0], "test/op");
+        char d[1200];
+        snprintf(d, sizeof(d), "%s/%s", info.dir, info.stores[i].dir);
+        TM_CHECK(access(d, F_OK) == 0);
+    }
+    /* Acknowledgement moved with the completed checkpoint. */
+    TM_CHECK(tm_checkpoint_source_token(&info, "src") > 0);
+    char want[32];
+    snprintf(want, sizeof(want), "epoch-%llu", (unsigned long long)info.id);
+    TM_CHECK_STR(tm_checkpoint_sink_handle(&info, "out"), want);
+    tm_checkpoint_info_release(&info);
+    tm_pipeline_request_stop(h.p);
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    tm_coordinator_free(c);
+    TM_CHECK(h.sink.ncommits >= 3);
+    harness_free(&h);
+}
+
+/* Graph errors are refused with a message. */
+static void test_link_checks(void)
+{
+    tm_pipeline_t *p = tm_pipeline_new();
+    tm_source_t src = {0};
+    tm_sink_t sink;
+    memset(&sink, 0, sizeof(sink));
+    int s = tm_pipeline_add_source(p, &fake_conn, &src, "src");
+    int k = tm_pipeline_add_sink(p, &fake_conn, &sink, "out");
+    tm_operator_factory_t f = {test_op_new, NULL, "x", false};
+    int st = tm_pipeline_add_stage(p, "two", 2, &f, 1, err, sizeof(err));
+    TM_CHECK(st >= 0);
+    TM_CHECK(tm_pipeline_link(p, k, s, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) < 0);
+    TM_CHECK(tm_pipeline_link(p, s, st, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) < 0);
+    TM_CHECK(strstr(err, "equal parallelism") != NULL);
+    TM_CHECK(tm_pipeline_link(p, s, st, 0, TM_EXCHANGE_HASH, NULL, err, sizeof(err)) < 0);
+    TM_CHECK(tm_pipeline_add_stage(p, "zero", 0, &f, 1, err, sizeof(err)) < 0);
+    tm_pipeline_free(p);
+
+    /* A stateful stage without stores is refused at start, and nothing runs. */
+    p = tm_pipeline_new();
+    s = tm_pipeline_add_source(p, &fake_conn, &src, "src");
+    k = tm_pipeline_add_sink(p, &fake_conn, &sink, "out");
+    f.stateful = true;
+    st = tm_pipeline_add_stage(p, "needs-state", 1, &f, 1, err, sizeof(err));
+    TM_CHECK(tm_pipeline_link(p, s, st, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) >= 0);
+    TM_CHECK(tm_pipeline_link(p, st, k, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) >= 0);
+    err[0] = '\0';
+    TM_CHECK(tm_pipeline_start(p, err, sizeof(err)) == TM_EINVAL);
+    TM_CHECK(strstr(err, "needs-state") != NULL && strstr(err, "stores") != NULL);
+    TM_CHECK_INT(tm_pipeline_join(p, err, sizeof(err)), 0);
+    TM_CHECK(tm_pipeline_done(p));
+    tm_pipeline_free(p);
+}
+
+int main(void)
+{
+    TM_RUN(test_hash_stage_delivers_every_row_once_in_key_order);
+    TM_RUN(test_barrier_aligns_snapshots_and_precommits);
+    TM_RUN(test_coordinator_completes_checkpoints);
+    TM_RUN(test_link_checks);
+    return tm_test_done();
+}
