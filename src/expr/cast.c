@@ -9,7 +9,7 @@
  * a literal and a replicated value agree.  Output splits the microseconds
  * into whole days (24 h each) and a time of day, both with the sign of the
  * value: 36 hours prints "1 day 12:00:00" where PostgreSQL keeps "36:00:00",
- * and a month never prints as "1 mon".  docs/sql-functions.md says so.
+ * and a month never prints as "1 mon".  docs/sql.md says so.
  *
  * Invariants:
  *   1. tm__datum_from_text(tm__datum_to_text(x)) == x for every finite value.

@@ -23,7 +23,7 @@ static const pg_case_t cases[] = {
 #include "cases.inc"
 };
 
-/* Where tidemark knowingly differs from PostgreSQL (docs/sql-functions.md lists them). */
+/* Where tidemark knowingly differs from PostgreSQL (docs/sql.md lists them). */
 static const struct {
     const char *expr, *type, *value;
 } known_differences[] = {
