@@ -419,7 +419,8 @@ static int cmd_inspect(const char *dir)
         {
             json_t *kg = json_object_get(x, "key_groups");
             const char *stage = json_string_value(json_object_get(x, "stage"));
-            long long sub = old ? (long long)i : (long long)json_integer_value(json_object_get(x, "subtask"));
+            long long sub = old ? (long long)i
+                                : (long long)json_integer_value(json_object_get(x, "subtask"));
             printf("    store %s subtask %lld: key groups %lld-%lld, %lld bytes (%lld new), %s\n",
                    stage ? stage : "workers", sub,
                    (long long)json_integer_value(json_array_get(kg, 0)),
@@ -647,8 +648,8 @@ static void admin_metrics(void *arg, tm_buf_t *out)
         {"tidemark_operator_row_errors_total", "rows whose expressions failed"},
         {"tidemark_operator_rows_skipped_total", "failed rows dropped by on_error"},
     };
-    for (size_t c = 0; tm_pipeline_nstages(p) > 0 && c < sizeof(op_counters) / sizeof(op_counters[0]);
-         c++) {
+    size_t ncounters = tm_pipeline_nstages(p) > 0 ? sizeof(op_counters) / sizeof(op_counters[0]) : 0;
+    for (size_t c = 0; c < ncounters; c++) {
         tm_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", op_counters[c].name,
                       op_counters[c].help, op_counters[c].name);
         for (int st = 0; st < tm_pipeline_nstages(p); st++)

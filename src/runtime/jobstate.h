@@ -78,7 +78,8 @@ typedef struct tm_jobstate_opts {
 /*
  * Opens the stores of every stage in opts->stages: from checkpoint `chk`
  * (may be NULL or without state), else from savepoint directory `savepoint`
- * (may be NULL), else empty.  With no stages it only checks invariant 1.  Returns 0 or TM_E* with a message that says what to do.
+ * (may be NULL), else empty.  With no stages it only checks invariant 1.
+ * Returns 0 or TM_E* with a message that says what to do.
  */
 int tm_jobstate_open(tm_jobstate_t *js, const tm_jobstate_opts_t *opts,
                      const tm_checkpoint_info_t *chk, const char *savepoint, char *errstr,

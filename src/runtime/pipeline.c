@@ -1792,8 +1792,9 @@ void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operat
         if (st->subs[w] == NULL || st->subs[w]->metrics == NULL)
             continue;
         tm_operator_metrics_t *m = &st->subs[w]->metrics[op];
-#define SUM(f) atomic_fetch_add_explicit(&sum->f, atomic_load_explicit(&m->f, memory_order_relaxed), \
-                                         memory_order_relaxed)
+#define SUM(f)                                                                                     \
+    atomic_fetch_add_explicit(&sum->f, atomic_load_explicit(&m->f, memory_order_relaxed),          \
+                              memory_order_relaxed)
         SUM(records_in);
         SUM(records_out);
         SUM(row_errors);
