@@ -724,7 +724,7 @@ def fold(lines, kinds: Optional[List[str]], drop: Sequence[str] = (),
                 else:
                     rows.pop(before, None)
                     errors.append(f"{where}: op {op!r} retracts a row that is not in the "
-                                  f"result: {fmt_row(before)}")
+                                  f"result: {fmt_row(before, _kept(kinds, names, drop))}")
             if op == "u":
                 after = image(p, "after", where)
                 if after is not None:
@@ -732,6 +732,12 @@ def fold(lines, kinds: Optional[List[str]], drop: Sequence[str] = (),
         else:
             errors.append(f"{where}: unexpected op {op!r} in a query's output")
     return Folded(names, schemas, rows, errors, events, ops)
+
+
+def _kept(kinds, names, drop) -> List[str]:
+    if not kinds or not names:
+        return []
+    return [k for k, n in zip(kinds, names) if n not in drop]
 
 
 def _after_fields(schema: dict) -> Optional[List[dict]]:
@@ -753,9 +759,24 @@ class CaseFailure(AssertionError):
     pass
 
 
-def fmt_value(v) -> str:
+def fmt_value(v, kind: str = "") -> str:
+    """A canonical value as a person reads it (times back as ISO text)."""
     if v is None:
         return "NULL"
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            if kind in ("timestamp", "timestamptz"):
+                t = EPOCH + timedelta(microseconds=v)
+                return t.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".") + \
+                    ("Z" if kind == "timestamptz" else "")
+            if kind == "date":
+                return (EPOCH_DATE + timedelta(days=v)).isoformat()
+            if kind == "interval":
+                return f"{v}µs (= {v / US_PER_DAY:g} days)"
+            if kind == "time":
+                return str(timedelta(microseconds=v))
+        except OverflowError:
+            pass
     if isinstance(v, str):
         return repr(v)
     if isinstance(v, bytes):
@@ -763,15 +784,23 @@ def fmt_value(v) -> str:
     return repr(v)
 
 
-def fmt_row(row) -> str:
-    return "(" + ", ".join(fmt_value(v) for v in row) + ")"
+def fmt_row(row, kinds: Optional[Sequence[str]] = None) -> str:
+    kinds = list(kinds or [])
+    return "(" + ", ".join(fmt_value(v, kinds[i] if i < len(kinds) else "")
+                           for i, v in enumerate(row)) + ")"
 
 
 def _sort_key(row):
-    return tuple((0, "") if v is None else (1, repr(v)) for v in row)
+    def one(v):
+        if v is None:
+            return (0, 0, "")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return (1, v, "")
+        return (2, 0, repr(v))
+    return tuple(one(v) for v in row)
 
 
-def _diff_columns(a, b, names) -> List[str]:
+def _diff_columns(a, b, names, kinds=None) -> List[str]:
     out = []
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -783,12 +812,14 @@ def _diff_columns(a, b, names) -> List[str]:
                 except InvalidOperation:
                     pass
             name = names[i] if names and i < len(names) else f"#{i + 1}"
-            out.append(f"{name}: PostgreSQL {fmt_value(x)}, tidemark {fmt_value(y)}{hint}")
+            kind = kinds[i] if kinds and i < len(kinds) else ""
+            out.append(f"{name}: PostgreSQL {fmt_value(x, kind)}, tidemark "
+                       f"{fmt_value(y, kind)}{hint}")
     return out
 
 
 def describe_difference(expected: Counter, got: Counter, names: List[str],
-                        limit: int = 25) -> List[str]:
+                        limit: int = 25, kinds: Optional[List[str]] = None) -> List[str]:
     """Lines that say which rows differ; pairs rows that share their first column."""
     missing = expected - got
     extra = got - expected
@@ -798,6 +829,7 @@ def describe_difference(expected: Counter, got: Counter, names: List[str],
     lines.append(f"rows: PostgreSQL {sum(expected.values())}, tidemark {sum(got.values())}; "
                  f"{sum(missing.values())} missing from tidemark, {sum(extra.values())} extra "
                  f"in tidemark")
+    lines.append(f"columns: ({', '.join(names)})")
     # Pair a missing row with an extra one that has the same first column
     # (the group key or id in most cases) when that pairing is unique.
     by_first_m: Dict[object, list] = {}
@@ -816,22 +848,22 @@ def describe_difference(expected: Counter, got: Counter, names: List[str],
     if pairs:
         lines.append(f"differing rows, paired by their first column ({len(pairs)}):")
         for m, e in sorted(pairs, key=lambda p: _sort_key(p[0]))[:limit]:
-            lines.append(f"  PostgreSQL {fmt_row(m)}")
-            lines.append(f"  tidemark   {fmt_row(e)}")
-            for d in _diff_columns(m, e, names):
+            lines.append(f"  PostgreSQL {fmt_row(m, kinds)}")
+            lines.append(f"  tidemark   {fmt_row(e, kinds)}")
+            for d in _diff_columns(m, e, names, kinds):
                 lines.append(f"      {d}")
     rest_m = [r for r in missing if ("m", r) not in paired]
     rest_e = [r for r in extra if ("e", r) not in paired]
     if rest_m:
         lines.append(f"missing (PostgreSQL has them, tidemark does not): {len(rest_m)} distinct")
         for r in sorted(rest_m, key=_sort_key)[:limit]:
-            lines.append(f"  - {fmt_row(r)}" + (f" x{missing[r]}" if missing[r] > 1 else ""))
+            lines.append(f"  - {fmt_row(r, kinds)}" + (f" x{missing[r]}" if missing[r] > 1 else ""))
         if len(rest_m) > limit:
             lines.append(f"  ... and {len(rest_m) - limit} more")
     if rest_e:
         lines.append(f"extra (tidemark has them, PostgreSQL does not): {len(rest_e)} distinct")
         for r in sorted(rest_e, key=_sort_key)[:limit]:
-            lines.append(f"  + {fmt_row(r)}" + (f" x{extra[r]}" if extra[r] > 1 else ""))
+            lines.append(f"  + {fmt_row(r, kinds)}" + (f" x{extra[r]}" if extra[r] > 1 else ""))
         if len(rest_e) > limit:
             lines.append(f"  ... and {len(rest_e) - limit} more")
     return lines
@@ -928,6 +960,8 @@ class CaseRun:
 
     def setup_database(self, gen: WorkloadGen) -> None:
         ddl = "\n".join(t.ddl() for t in self.case.tables)
+        self.workload_sql.append("-- tables and views")
+        self.workload_sql += [ddl] + [v.strip().rstrip(";") + ";" for v in self.case.views]
         self.sql(ddl)
         for v in self.case.views:
             self.sql(v.strip().rstrip(";") + ";")
@@ -1026,6 +1060,34 @@ class CaseRun:
             raise CaseFailure(f"tidemark exited with {rc} on SIGTERM (expected 0)")
         self.compare()
 
+    def oracle_only(self) -> PgResult:
+        """The case's workload and query in PostgreSQL alone (no daemon): checks the case.
+
+        Both the oracle query and the query tidemark would run must be valid
+        PostgreSQL with comparable result types, and the workload must apply.
+        """
+        self.env.dir.mkdir(parents=True, exist_ok=True)
+        gen = WorkloadGen(self.case, self.seed)
+        self.setup_database(gen)
+        self.apply(gen.transactions())
+        if self.case.expect_failure or "on_error" in self.case.settings:
+            # The query itself must fail in PostgreSQL too, for the same reason.
+            try:
+                pg_answer(self.env.pg, self.env.db, self.case.job_query())
+            except CaseFailure as e:
+                want = self.case.expect_failure or "division by zero"
+                if want not in str(e):
+                    raise
+            else:
+                raise CaseFailure(f"{self.case.name}: the query succeeds in PostgreSQL, so it "
+                                  f"tests no row error")
+            if self.case.expect_failure:
+                return PgResult([], [], Counter())
+        result = pg_answer(self.env.pg, self.env.db, self.case.pg_query())
+        if self.case.oracle_query and "on_error" not in self.case.settings:
+            pg_answer(self.env.pg, self.env.db, self.case.job_query())
+        return result
+
     def _apply_with_kills(self, txs: List[List[str]]) -> None:
         """The workload in a thread, slowed a little; kill -9 and restart meanwhile."""
         r = random.Random(self.seed ^ 0x5EED)
@@ -1087,7 +1149,8 @@ class CaseRun:
         if types:
             problems.append("result columns differ from PostgreSQL's:")
             problems += ["  " + t for t in types]
-        diff = describe_difference(expected, folded.rows, names)
+        diff = describe_difference(expected, folded.rows, names,
+                                   kinds=[kinds[i] for i in keep])
         problems += diff
         undecodable = [v for row in folded.rows for v in row if isinstance(v, Undecodable)]
         if undecodable:
