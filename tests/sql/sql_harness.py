@@ -1100,7 +1100,7 @@ class CaseRun:
 
         def work():
             try:
-                self.apply(txs, pause=0.012)
+                self.apply(txs, pause=0.02)
             except BaseException as e:  # reported below, in the test's thread
                 error.append(e)
 
@@ -1172,17 +1172,19 @@ class CaseRun:
         if problems:
             raise CaseFailure("\n".join(problems), ) from None
         self.summary = (f"{sum(expected.values())} rows match after {folded.events} events "
-                        f"({dict(folded.ops)})")
+                        f"({dict(folded.ops)}); {len(self.kill_log)} kills, "
+                        f"{self.daemon.starts if self.daemon else 0} starts")
 
     # -- the report ---------------------------------------------------------------
 
     def rerun_command(self) -> str:
-        sel = f"{self.case.name} and {self.mode}"
+        target = self.env.nodeid or f"tests/sql/test_sql.py::test_sql_case[{self.case.name}-" \
+                                    f"{self.mode}]"
         env = f"TIDEMARK_SQL_SEED={self.env.base_seed} "
         if self.mode == "kill":
             env += "TIDEMARK_SQL_FULL=1 "
         return (f"{env}TIDEMARK_BIN={shlex.quote(str(self.env.bin))} /usr/bin/python3 -m pytest "
-                f"tests/sql/test_sql.py -k {shlex.quote(sel)}")
+                f"{shlex.quote(target)}")
 
     def report(self, failure: BaseException) -> str:
         c = self.case
@@ -1210,7 +1212,7 @@ class CaseRun:
                  f"  output     {self.out_dir}",
                  f"  database   {self.env.db} (dropped after the test)",
                  "rerun:", "  " + self.rerun_command()]
-        if self.daemon is not None:
+        if self.daemon is not None and "--- tidemark (" not in str(failure):
             head += ["", self.daemon.log_tail(3000)]
         text = "\n".join(head)
         try:
