@@ -20,7 +20,6 @@ same on both sides.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from sql_cases import CASES
-from sql_harness import CaseEnv, base_seed, run_case
+from sql_harness import DEFAULT_SEED, CaseEnv, base_seed, run_case
 
 FULL = os.environ.get("TIDEMARK_SQL_FULL", "") not in ("", "0")
 BASE_SEED = base_seed()
@@ -21,7 +21,8 @@ def _params():
     for case in CASES:
         yield pytest.param(case, "p1", id=f"{case.name}-p1")
         yield pytest.param(case, "p2", id=f"{case.name}-p2")
-        if FULL or case.kill_ci:
+        # A case that expects the job to fail has nothing to recover to.
+        if (FULL or case.kill_ci) and not case.expect_failure:
             yield pytest.param(case, "kill", id=f"{case.name}-kill")
 
 
@@ -57,6 +58,8 @@ def test_case_is_valid_postgresql(case, sql_pg, sql_db, tmp_path):
     run = CaseRun(case, "p1", CaseEnv(pg=sql_pg, db=sql_db, dir=tmp_path, bin=None,
                                       base_seed=BASE_SEED))
     result = run.oracle_only()
-    if case.expect_failure is None and not case.name.startswith("global_aggregate_emptied"):
+    # With the fixed seed every case must compare something; another seed may
+    # leave, say, a HAVING with no group, which is no fault of the case.
+    if case.expect_failure is None and BASE_SEED == DEFAULT_SEED:
         assert sum(result.rows.values()) > 0, \
             f"{case.name}: PostgreSQL returns no rows, so the case compares nothing"
