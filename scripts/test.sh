@@ -7,9 +7,11 @@
 #   3. unit tests in build-asan/, built with AddressSanitizer and UBSan
 #   3b. unit tests in build-tsan/, built with ThreadSanitizer (the runtime's
 #      threads, queues and atomics: DESIGN §13)
-#   4. integration and crash tests (tests/integration, tests/crash; one pytest
-#      run) against real servers; the crash test's seed is fixed unless
-#      TIDEMARK_CRASH_SEED is set, and it prints the seed and a rerun command
+#   4. integration, crash and SQL tests (tests/integration, tests/crash,
+#      tests/sql; one pytest run) against real servers; the crash test's seed
+#      is fixed unless TIDEMARK_CRASH_SEED is set, and it prints the seed and
+#      a rerun command; the SQL suite compares every query with PostgreSQL
+#      (tests/sql/README.md)
 #
 # A stage that cannot build, or that crashes without reporting its tests,
 # counts as one failure, and the stages after it still run where they can:
@@ -22,6 +24,8 @@
 #   TIDEMARK_TEST_FILTER   a pytest -k expression, to run some integration/crash tests only
 #   TIDEMARK_CRASH_SEED    the crash test's seed (default fixed; 'random' draws one; printed)
 #   TIDEMARK_CRASH_KILLS   the crash test's number of kills (default 24)
+#   TIDEMARK_SQL_SEED      the SQL suite's base seed (default fixed; 'random' draws one)
+#   TIDEMARK_SQL_FULL      1: the SQL suite's kill round on every case, not CI's subset
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -155,7 +159,7 @@ else
 fi
 
 # -- 4. integration and crash tests -------------------------------------------
-stage "integration and crash tests (tests/integration, tests/crash)"
+stage "integration, crash and SQL tests (tests/integration, tests/crash, tests/sql)"
 # An empty TIDEMARK_BIN tells the fixtures that there is no daemon to test,
 # so they skip rather than run a stale binary; the harness's own tests
 # still run.
@@ -164,7 +168,7 @@ if ((build_ok)); then
     tidemark_bin="$ROOT/build/tidemark"
 fi
 junit="$LOGDIR/pytest.xml"
-pytest_args=(-m pytest tests/integration tests/crash -v -rA -p no:cacheprovider
+pytest_args=(-m pytest tests/integration tests/crash tests/sql -v -rA -p no:cacheprovider
     --junitxml="$junit")
 if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
     pytest_args+=(-k "$TIDEMARK_TEST_FILTER")
@@ -179,7 +183,7 @@ add_counts "$p" "$f" "$s"
 # Exit status 5 means no test was collected (a filter that matched nothing):
 # not a failure, and nothing to count.
 if ((rc != 0 && rc != 5 && f == 0)); then
-    stage_failed "integration/crash tests: pytest exited with status $rc without a failing test"
+    stage_failed "integration/crash/SQL tests: pytest exited with status $rc without a failing test"
 fi
 
 # -- summary -----------------------------------------------------------------

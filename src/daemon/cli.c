@@ -20,12 +20,12 @@
 #include "core/log.h"
 #include "core/shutdown.h"
 #include "daemon/admin.h"
-#include "operators/upsert.h"
 #include "runtime/checkpoint.h"
 #include "runtime/graph.h"
 #include "runtime/jobstate.h"
 #include "state/savepoint.h"
 #include "runtime/pipeline.h"
+#include "plan/plan.h"
 #include "sql/job.h"
 
 #include <errno.h>
@@ -141,38 +141,6 @@ static void usage(FILE *f)
 
 /* ---- explain ---- */
 
-static void explain_line(void *arg, const char *text)
-{
-    (void)arg;
-    printf("      %s\n", text);
-}
-
-static void explain_options(const tm_options_t *opts, const tm_option_def_t *defs)
-{
-    for (const tm_option_def_t *d = defs; d && d->name; d++) {
-        const tm_option_kv_t *kv = NULL;
-        for (int i = 0; i < opts->n; i++)
-            if (strcmp(opts->kv[i].key, d->name) == 0)
-                kv = &opts->kv[i];
-        if (kv != NULL) {
-            char *shown = tm_option_display(kv);
-            printf("      %-22s = %s\n", d->name, shown ? shown : "");
-            free(shown);
-        } else if (d->def != NULL) {
-            printf("      %-22s = %s (default)\n", d->name,
-                   d->type == TM_OPT_SECRET ? "****" : d->def);
-        }
-    }
-    /* Passthrough options (e.g. kafka.*) are not in the table. */
-    for (int i = 0; i < opts->n; i++) {
-        if (opts->kv[i].def == NULL) {
-            char *shown = tm_option_display(&opts->kv[i]);
-            printf("      %-22s = %s\n", opts->kv[i].key, shown ? shown : "");
-            free(shown);
-        }
-    }
-}
-
 /* The job's name: the file's base name without ".sql". */
 static char *job_name_of(const char *path)
 {
@@ -185,133 +153,21 @@ static char *job_name_of(const char *path)
     return name;
 }
 
-static bool declares_key(const tm_job_table_t *t)
-{
-    return t->declared != NULL && t->declared->nkeys > 0;
-}
-
-/*
- * The stable uid of the upsert operator of INSERT i, or NULL when the
- * pipeline has none.  Derived from the plan: the tables' names, so that a
- * changed job keeps the state of the pipelines it kept.
- */
-static char *upsert_uid(const tm_job_t *job, int i)
-{
-    const tm_job_table_t *src = &job->tables[job->inserts[i].source];
-    const tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
-    if (!declares_key(src) && !declares_key(snk))
-        return NULL;
-    size_t n = strlen(src->name) + strlen(snk->name) + 16;
-    char *uid = malloc(n);
-    if (uid != NULL)
-        snprintf(uid, n, "upsert/%s/%s", src->name, snk->name);
-    return uid;
-}
-
 static int cmd_explain(const char *path)
 {
     char err[2048];
     tm_job_t *job = NULL;
+    tm_plan_t *plan = NULL;
     int rc = tm_job_load(path, &job, err, sizeof(err));
-    if (rc != 0) {
+    if (rc == 0)
+        rc = tm_plan_new(job, &plan, err, sizeof(err));
+    if (rc == 0)
+        rc = tm_plan_explain(plan, stdout, err, sizeof(err));
+    if (rc != 0)
         fprintf(stderr, "tidemark: %s\n", err);
-        return tm_exit_code_for(rc);
-    }
-    printf("job %s\n", job->path);
-    printf("\nplan:\n");
-    for (int i = 0; i < job->ninserts; i++) {
-        tm_job_table_t *src = &job->tables[job->inserts[i].source];
-        tm_job_table_t *snk = &job->tables[job->inserts[i].sink];
-        printf("  pipeline %d (line %d): %s ──► %s\n", i + 1, job->inserts[i].line, src->name,
-               snk->name);
-        printf("    source %s [%s]: changelog +I/-U/+U/-D (Debezium ops r,c,u,d,t,m)\n",
-               src->name, src->conn->name);
-        printf("    project: SELECT * (every column, passthrough)\n");
-        char *uid = upsert_uid(job, i);
-        if (uid != NULL)
-            printf("    upsert (changelog normalization keyed by the primary key; uid %s; state "
-                   "in RocksDB over %lld worker(s), %lld key groups)\n",
-                   uid, (long long)tm_opt_int(job->settings, "parallelism"),
-                   (long long)tm_opt_int(job->settings, "max_parallelism"));
-        free(uid);
-        printf("    sink %s [%s]\n", snk->name, snk->conn->name);
-    }
-    printf("\nsources:\n");
-    for (int i = 0; i < job->ntables; i++) {
-        tm_job_table_t *t = &job->tables[i];
-        if (t->role != TM_ROLE_SOURCE)
-            continue;
-        printf("  %s (connector %s)\n", t->name, t->conn->name);
-        if (t->declared != NULL) {
-            printf("    declared columns:");
-            for (int c = 0; c < t->declared->ncols; c++)
-                printf("%s %s %s%s", c ? "," : "", t->declared->cols[c].name,
-                       tm_type_name(t->declared->cols[c].type),
-                       t->declared->cols[c].key_index >= 0 ? " (key)" : "");
-            printf("\n");
-        }
-        printf("    options:\n");
-        explain_options(t->opts, t->conn->source_options);
-        if (t->conn->source_new != NULL && t->conn->source_describe != NULL) {
-            tm_source_t *src = NULL;
-            tm_source_config_t cfg = {t->name, t->opts, t->declared, "."};
-            if (t->conn->source_new(&src, &cfg, err, sizeof(err)) == 0) {
-                printf("    details:\n");
-                t->conn->source_describe(src, explain_line, NULL);
-                t->conn->source_free(src);
-            } else {
-                fprintf(stderr, "tidemark: %s\n", err);
-                tm_job_free(job);
-                return TM_EXIT_CONFIG;
-            }
-        }
-    }
-    printf("\nsinks:\n");
-    for (int i = 0; i < job->ntables; i++) {
-        tm_job_table_t *t = &job->tables[i];
-        if (t->role != TM_ROLE_SINK)
-            continue;
-        printf("  %s (connector %s)\n", t->name, t->conn->name);
-        int64_t chk_ms = tm_opt_duration_ms(job->settings, "checkpoint_interval");
-        bool exactly = chk_ms > 0 && t->conn->sink_precommit != NULL;
-        bool decision_log = false;
-        /* sink_new validates without I/O, so explain refuses what run would refuse. */
-        tm_sink_t *snk = NULL;
-        tm_sink_config_t cfg = {t->name, t->opts, t->declared, ".", chk_ms > 0, "explain", chk_ms};
-        if (t->conn->sink_new(&snk, &cfg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "tidemark: %s\n", err);
-            tm_job_free(job);
-            return TM_EXIT_CONFIG;
-        }
-        if (exactly && t->conn->sink_is_decision_log != NULL) {
-            /* A sink that can be the decision log is exactly-once only as one. */
-            decision_log = t->conn->sink_is_decision_log(snk);
-            exactly = decision_log;
-        }
-        t->conn->sink_free(snk);
-        printf("    delivery: %s\n",
-               decision_log ? "exactly-once (transaction per checkpoint); this sink is the job's "
-                              "decision log: its commit completes each checkpoint"
-               : exactly    ? "exactly-once (two-phase commit per checkpoint)"
-                            : "at-least-once");
-        printf("    options:\n");
-        explain_options(t->opts, t->conn->sink_options);
-    }
-    printf("\nsettings:\n");
-    explain_options(job->settings, tm_job_settings);
-    int64_t chk = tm_opt_duration_ms(job->settings, "checkpoint_interval");
-    if (chk > 0)
-        printf("\ncheckpoints: every %" PRId64 " ms into <state-dir>/checkpoints; sinks with "
-               "two-phase commit are exactly-once, sources acknowledge completed checkpoints only\n",
-               chk);
-    else
-        printf("\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
-               "at-least-once, sources acknowledge what sinks flushed\n");
-    printf("\nnot built yet: projections, filters, joins and aggregation (only SELECT * and the "
-           "upsert operator), operators that use event time (the Kafka source emits per-partition "
-           "watermarks, shown in /metrics and /v1/job), the MySQL source, the PostgreSQL sink.\n");
+    tm_plan_free(plan);
     tm_job_free(job);
-    return TM_EXIT_OK;
+    return rc != 0 ? tm_exit_code_for(rc) : TM_EXIT_OK;
 }
 
 /* ---- inspect ---- */
@@ -819,44 +675,6 @@ static void admin_stop(void *arg)
     begin_stop(arg);
 }
 
-/* ---- run: building the job ---- */
-
-/*
- * The job's graph for today's two shapes (DESIGN §13), until the planner's
- * plan/build.c replaces this: INSERT … SELECT * is a direct source → sink
- * edge; with a declared primary key it is source ─HASH(upsert key)─►
- * stage[upsert] × parallelism ─► sink.  `uids` are the upsert uids in INSERT
- * order and js->stages[k] the stores of uid k.
- */
-static int build_graph_legacy(tm_pipeline_t *p, const tm_job_t *job, const int *node,
-                              char *const *uids, const tm_jobstate_t *js, int parallelism,
-                              char *err, size_t errsz)
-{
-    static const tm_exchange_key_t upsert_key = {tm_upsert_exchange_key, NULL};
-    int rc = 0;
-    for (int i = 0, u = 0; rc >= 0 && i < job->ninserts; i++) {
-        int src = node[job->inserts[i].source], snk = node[job->inserts[i].sink];
-        char *uid = upsert_uid(job, i);
-        if (uid == NULL) {
-            rc = tm_pipeline_link(p, src, snk, 0, TM_EXCHANGE_FORWARD, NULL, err, errsz);
-            continue;
-        }
-        free(uid);
-        tm_operator_factory_t f = {tm_upsert_op_new, NULL, uids[u], true};
-        int stage = tm_pipeline_add_stage(p, uids[u], parallelism, &f, 1, err, errsz);
-        if (stage < 0)
-            return stage;
-        rc = tm_pipeline_set_stage_stores(p, stage, js->stages[u].stores, js->stages[u].n);
-        if (rc != 0)
-            return tm_seterr(err, errsz, rc, "stage %s: its stores do not fit", uids[u]);
-        rc = tm_pipeline_link(p, src, stage, 0, TM_EXCHANGE_HASH, &upsert_key, err, errsz);
-        if (rc >= 0)
-            rc = tm_pipeline_link(p, stage, snk, 0, TM_EXCHANGE_FORWARD, NULL, err, errsz);
-        u++;
-    }
-    return rc < 0 ? rc : 0;
-}
-
 static int cmd_run(const char *path, const run_opts_t *ro)
 {
     char err[2048];
@@ -867,12 +685,21 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         fprintf(stderr, "tidemark: %s\n", err);
         return tm_exit_code_for(rc);
     }
+    /* Planning errors stop the job before anything is opened or created. */
+    tm_plan_t *plan = NULL;
+    rc = tm_plan_new(job, &plan, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tidemark: %s\n", err);
+        tm_job_free(job);
+        return tm_exit_code_for(rc);
+    }
     const char *lvl = tm_opt_str(job->settings, "log_level");
     if (tm_opt_isset(job->settings, "log_level"))
         tm_log_set_level(lvl);
     if (tm_mkdir_p(state_dir, 0750) != 0) {
         fprintf(stderr, "tidemark: cannot create state directory %s (%s); pass --state-dir\n",
                 state_dir, strerror(errno));
+        tm_plan_free(plan);
         tm_job_free(job);
         return TM_EXIT_CONFIG;
     }
@@ -891,8 +718,9 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     memset(&js, 0, sizeof(js));
     int *node = calloc((size_t)job->ntables, sizeof(int));
     tm_sink_t **sinks = calloc((size_t)job->ntables, sizeof(*sinks));
-    char **uids = calloc((size_t)job->ninserts + 1, sizeof(*uids));
-    int nuids = 0, dl = -1;
+    int *stage_nodes = calloc((size_t)plan->nstages + 1, sizeof(int));
+    int *stage_js = calloc((size_t)plan->nstages + 1, sizeof(int)); /* index in js, or -1 */
+    int nstateful = 0, nuids = 0, dl = -1;
     char *restored_from = NULL; /* the savepoint this run's lineage started from */
     char *sp_real = NULL;
 
@@ -974,26 +802,29 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                                    err, sizeof(err));
     }
 
-    /* 4. Keyed state: the stateful operators of the plan, and their stores. */
-    for (int i = 0; rc == 0 && i < job->ninserts; i++)
-        if ((uids[nuids] = upsert_uid(job, i)) != NULL)
-            nuids++;
-    int parallelism = (int)tm_opt_int(job->settings, "parallelism");
+    /* 4. Keyed state: one set of stores per stateful stage of the plan (jobstate.h). */
     int max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism");
-    /* One stateful stage per upsert operator, each with its own stores (jobstate.h). */
-    tm_jobstate_stage_t *jstages = calloc((size_t)nuids + 1, sizeof(*jstages));
-    if (jstages == NULL)
+    tm_jobstate_stage_t *jstages = calloc((size_t)plan->nstages + 1, sizeof(*jstages));
+    if (jstages == NULL || stage_nodes == NULL || stage_js == NULL)
         rc = tm_seterr(err, sizeof(err), TM_ENOMEM, "out of memory");
-    for (int k = 0; rc == 0 && k < nuids; k++)
-        jstages[k] = (tm_jobstate_stage_t){uids[k], parallelism, (const char *const *)&uids[k], 1};
-    if (rc == 0 && (nuids > 0 || (restored && restored->noperators > 0))) {
+    for (int s = 0; rc == 0 && s < plan->nstages; s++) {
+        const tm_plan_stage_t *st = &plan->stages[s];
+        stage_js[s] = -1;
+        if (!st->stateful)
+            continue;
+        stage_js[s] = nstateful;
+        jstages[nstateful++] = (tm_jobstate_stage_t){st->name, st->parallelism, st->uids,
+                                                     st->nuids};
+        nuids += st->nuids;
+    }
+    if (rc == 0 && (nstateful > 0 || (restored && restored->noperators > 0))) {
         tm_jobstate_opts_t jo = {
             .state_dir = state_dir,
             .max_parallelism = max_parallelism,
             .state_memory = (size_t)tm_opt_size(job->settings, "state_memory"),
             .state_ttl_us = tm_opt_duration_ms(job->settings, "state_ttl") * 1000,
             .stages = jstages,
-            .nstages = nuids,
+            .nstages = nstateful,
             .allow_non_restored = ro->allow_non_restored,
         };
         rc = tm_jobstate_open(&js, &jo, restored == &latest ? &latest : NULL,
@@ -1037,8 +868,25 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         }
         node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
     }
+    /* 6. The plan's stages and edges (plan/build.c), and their stores. */
     if (rc == 0)
-        rc = build_graph_legacy(p, job, node, uids, &js, parallelism, err, sizeof(err));
+        rc = tm_plan_build(plan, p, node, stage_nodes, err, sizeof(err));
+    for (int s = 0; rc == 0 && s < plan->nstages; s++) {
+        if (stage_js[s] < 0)
+            continue;
+        rc = tm_pipeline_set_stage_stores(p, stage_nodes[s], js.stages[stage_js[s]].stores,
+                                          js.stages[stage_js[s]].n);
+        if (rc != 0)
+            tm_seterr(err, sizeof(err), rc, "stage %s: its stores do not fit",
+                      plan->stages[s].name);
+    }
+    if (rc == 0) {
+        const char *policy = tm_opt_str(job->settings, "on_error");
+        tm_pipeline_set_error_policy(p, strcmp(policy, "skip") == 0 ? TM_ON_ERROR_SKIP
+                                        : strcmp(policy, "dead-letter") == 0
+                                            ? TM_ON_ERROR_DEAD_LETTER
+                                            : TM_ON_ERROR_FAIL);
+    }
     for (int i = 0; i < job->ntables; i++)
         if (sinks[i] != NULL)
             job->tables[i].conn->sink_free(sinks[i]);
@@ -1091,10 +939,10 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         tm_coordinator_free(rs.coord);
         tm_pipeline_free(p);
         tm_jobstate_close(&js);
-        for (int i = 0; i < nuids; i++)
-            free(uids[i]);
-        free(uids);
+        free(stage_nodes);
+        free(stage_js);
         free(job_name);
+        tm_plan_free(plan);
         tm_job_free(job);
         return tm_exit_code_for(rc);
     }
@@ -1149,7 +997,7 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         TM_INFO("main", "running",
                 "pipelines=%d workers=%d stateful_operators=%d restored_checkpoint=%" PRIu64
                 " keyed_state=\"%s\"",
-                job->ninserts, nuids > 0 ? parallelism : 0, nuids, restored_id,
+                job->ninserts, plan->parallelism, nuids, restored_id,
                 js.nstages > 0 ? js.restored : "none");
         if (tm_shutdown_requested()) /* a signal between the start-up checks and evsignal_add */
             begin_stop(&rs);
@@ -1172,9 +1020,10 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     event_base_free(rs.base);
     tm_pipeline_free(p);
     tm_jobstate_close(&js);
-    for (int i = 0; i < nuids; i++)
-        free(uids[i]);
-    free(uids);
+    free(stage_nodes);
+    free(stage_js);
+    /* After the join: the pipeline borrowed the plan's operator specs. */
+    tm_plan_free(plan);
     free(rs.sp.dir);
     free(rs.sp.path);
     free(job_name);

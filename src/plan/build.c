@@ -27,18 +27,6 @@
 
 #include <stdlib.h>
 
-/*
- * The upsert operator as a tm_operator_new_fn and its exchange key, being
- * added to operators/upsert.h on the runtime branch; declared here with the
- * signatures of operator.h / graph.h until that header has them (a second,
- * identical declaration is harmless and can then be deleted).
- */
-int tm_upsert_op_new(const void *spec, const tm_operator_ctx_t *ctx,
-                     const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
-                     size_t errstr_size);
-int tm_upsert_exchange_key(const void *arg, const tm_schema_t *schema, const tm_row_t *row,
-                           tm_buf_t *out);
-
 static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *errstr,
                       size_t errstr_size)
 {

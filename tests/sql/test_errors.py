@@ -1,0 +1,108 @@
+"""`tidemark explain` on SQL it must refuse: exit code 2, a message with the
+line and column of the offending text, words a person can act on, and never
+a crash.
+
+Each case places its SELECT in a complete job (declared source columns, a
+file sink), so the only thing wrong is the query.  The position must point
+into the offending text: line exactly, column anywhere within it (whether
+an error points at an operator or at the start of its left operand is the
+implementation's choice, as long as it is inside the expression).
+"""
+
+import re
+
+import pytest
+
+from tidemark import EXIT_CONFIG, run_cli
+
+SOURCE = ("CREATE TABLE orders (id int, customer text, amount numeric(10,2), qty int, "
+          "note text, PRIMARY KEY (id))\n"
+          "    WITH (connector = 'postgres-cdc', dsn = 'host=127.0.0.1 port=1 dbname=x "
+          "user=postgres',\n"
+          "          table = 'public.orders');\n"
+          "CREATE TABLE out () WITH (connector = 'file', path = '{out}');\n")
+
+POSITION = re.compile(r"\.sql:(\d+):(\d+):")
+
+# (id, the query after INSERT INTO out, the offending text, words that must all be in
+# the message (case-insensitive), words of which one must be)
+CASES = [
+    ("unknown_column", "SELECT id, amout\n  FROM orders", "amout", ["amout"],
+     ["does not exist", "unknown", "no column"]),
+    ("unknown_column_in_where", "SELECT id FROM orders\n WHERE custmer = 'ann'", "custmer",
+     ["custmer"], ["does not exist", "unknown", "no column"]),
+    ("unknown_function_suggests", "SELECT id, lenght(note) AS n FROM orders", "lenght(note)",
+     ["lenght", "length"], ["does not exist", "unknown"]),
+    ("operator_type_mismatch", "SELECT id,\n       note + 1 AS x FROM orders", "note + 1",
+     ["text", "integer"], ["operator", "does not exist", "cannot"]),
+    ("aggregate_type_mismatch", "SELECT customer, sum(note) AS s FROM orders GROUP BY customer",
+     "sum(note)", ["sum", "text"], ["does not exist", "cannot", "not allowed"]),
+    ("where_not_boolean", "SELECT id FROM orders WHERE amount", "amount", ["boolean"],
+     ["where", "must be", "argument"]),
+    ("case_branch_types", "SELECT id, CASE WHEN qty > 1 THEN qty ELSE note END AS c FROM orders",
+     "CASE WHEN qty > 1 THEN qty ELSE note END", ["integer", "text"],
+     ["case", "cannot be matched", "match"]),
+    ("unknown_table", "SELECT id FROM ordrs", "ordrs", ["ordrs"],
+     ["does not exist", "unknown", "no table", "not declared"]),
+    ("join_unsupported", "SELECT o.id FROM orders o JOIN orders p ON o.id = p.id",
+     "orders o JOIN orders p ON o.id = p.id", ["join"],
+     ["not supported", "unsupported", "not built", "not yet"]),
+    ("order_by_limit_unsupported", "SELECT id FROM orders ORDER BY id LIMIT 5",
+     "ORDER BY id LIMIT 5", [], ["order by", "limit"]),
+    ("window_function_unsupported",
+     "SELECT id, count(*) OVER (PARTITION BY customer) AS n FROM orders",
+     "count(*) OVER (PARTITION BY customer)", [], ["window", "over"]),
+    ("non_grouped_column", "SELECT customer, amount FROM orders GROUP BY customer", "amount",
+     ["amount", "group by"], ["must appear", "aggregate"]),
+    ("aggregate_in_where", "SELECT id FROM orders WHERE sum(amount) > 1", "sum(amount)",
+     ["aggregate"], ["where", "not allowed"]),
+    ("nested_aggregate", "SELECT customer, sum(count(*)) AS s FROM orders GROUP BY customer",
+     "count(*)", ["aggregate"], ["nested", "cannot", "not allowed"]),
+]
+
+
+def _locate(text: str, needle: str):
+    """(line, first column, last column) of needle in the INSERT statement, 1-based."""
+    at = text.index(needle, text.index("INSERT INTO out"))
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    first_line_len = len(needle.split("\n")[0])
+    return line, col, col + first_line_len - 1
+
+
+@pytest.mark.parametrize("name,query,offending,must,one_of", CASES, ids=[c[0] for c in CASES])
+def test_explain_rejects_with_position(name, query, offending, must, one_of, sql_bin, tmp_path):
+    job = SOURCE.format(out=tmp_path / "out") + f"INSERT INTO out {query};\n"
+    path = tmp_path / "job.sql"
+    path.write_text(job)
+    res = run_cli(["explain", path], bin=sql_bin)
+    said = (res.stdout + res.stderr).strip()
+    context = f"\njob.sql:\n{job}\n--- tidemark said (exit {res.returncode}) ---\n{said}"
+    assert res.returncode >= 0, f"tidemark died of signal {-res.returncode}{context}"
+    for crash in ("AddressSanitizer", "runtime error:", "Segmentation", "Assertion"):
+        assert crash not in said, f"tidemark crashed ({crash}){context}"
+    assert res.returncode == EXIT_CONFIG, \
+        f"expected exit code {EXIT_CONFIG} (a configuration error){context}"
+    lowered = said.lower()
+    missing = [w for w in must if w.lower() not in lowered]
+    assert not missing, f"the message should mention {missing}{context}"
+    if one_of:
+        assert any(w.lower() in lowered for w in one_of), \
+            f"the message should say one of {one_of}{context}"
+    m = POSITION.search(said)
+    assert m, f"the message has no job.sql:LINE:COLUMN position{context}"
+    line, first, last = _locate(job, offending)
+    got_line, got_col = int(m.group(1)), int(m.group(2))
+    assert (got_line, first <= got_col <= last) == (line, True), \
+        (f"the position {got_line}:{got_col} should point into {offending!r} at line {line}, "
+         f"columns {first}-{last}{context}")
+
+
+def test_explain_accepts_select_star(sql_bin, tmp_path):
+    """The control: the same job with a query tidemark runs today explains cleanly."""
+    job = SOURCE.format(out=tmp_path / "out") + "INSERT INTO out SELECT * FROM orders;\n"
+    path = tmp_path / "job.sql"
+    path.write_text(job)
+    res = run_cli(["explain", path], bin=sql_bin)
+    assert res.returncode == 0, f"exit {res.returncode}:\n{res.stdout}\n{res.stderr}"
+    assert "orders" in res.stdout and "out" in res.stdout, res.stdout
