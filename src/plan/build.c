@@ -116,6 +116,7 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
             break;
         }
         rc = tm_pipeline_link(p, from, ids[s], 0, first->exchange, &key, errstr, errstr_size);
+        rc = rc < 0 ? rc : 0;
     }
     for (int i = 0; rc == 0 && i < plan->npipelines; i++) {
         const tm_plan_node_t *sink = plan->pipelines[i].sink;
@@ -127,6 +128,7 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
             break;
         }
         rc = tm_pipeline_link(p, from, to, 0, TM_EXCHANGE_FORWARD, NULL, errstr, errstr_size);
+        rc = rc < 0 ? rc : 0;
     }
     if (rc == 0 && stage_nodes != NULL)
         for (int s = 0; s < plan->nstages; s++)

@@ -72,7 +72,8 @@ int tm_pipeline_set_stage_stores(tm_pipeline_t *p, int stage, tm_store_t *const 
 /*
  * Connects node `from` (a source or a stage) to input `input` (0, or 1 for
  * the second input of a two-input operator) of node `to` (a stage or a
- * sink).  `key` is required for HASH and ignored otherwise.
+ * sink).  `key` is required for HASH and ignored otherwise.  Returns the
+ * edge's id (>= 0) or a negative TM_E* with errstr filled.
  */
 int tm_pipeline_link(tm_pipeline_t *p, int from, int to, int input, tm_exchange_kind_t kind,
                      const tm_exchange_key_t *key, char *errstr, size_t errstr_size);
