@@ -12,8 +12,8 @@
  */
 #include "core/datum.h"
 
-#include "expr/numeric.h"
-#include "state/hash.h"
+#include "core/numeric.h"
+#include "core/hash.h"
 
 #include <math.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  *      drift does not outlive the values that caused it.
  *   2. tm_agg_acc_update() either applies the whole change or none of it.
  *   3. avg over integers and numerics is PostgreSQL's numeric division
- *      (expr/numeric.h tm_num_div: select_div_scale, at least 16
+ *      (core/numeric.h tm_num_div: select_div_scale, at least 16
  *      significant digits, never fewer decimals than the sum, round half
  *      away from zero) of the sum at its display scale by the count.
  *   4. tm_agg_value_encode() of two values compares with memcmp() as the
@@ -21,7 +21,7 @@
  */
 #include "expr/agg.h"
 #include "core/error.h"
-#include "expr/numeric.h"
+#include "core/numeric.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -19,7 +19,7 @@
  * Thread: any.
  */
 #include "expr/expr_int.h"
-#include "expr/numeric.h"
+#include "core/numeric.h"
 
 #include <ctype.h>
 #include <errno.h>

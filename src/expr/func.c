@@ -23,7 +23,7 @@
  * Thread: any; the table is constant.
  */
 #include "expr/expr_int.h"
-#include "expr/numeric.h"
+#include "core/numeric.h"
 
 #include "core/datum.h"
 

@@ -45,7 +45,7 @@
  */
 #include "operators/group_agg.h"
 #include "core/error.h"
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/rowcodec.h"
 
 #include <stdatomic.h>

@@ -3,7 +3,7 @@
  */
 #include "state/keygroup.h"
 #include "core/error.h"
-#include "state/hash.h"
+#include "core/hash.h"
 
 static int maxp_ok(int maxp)
 {

@@ -3,7 +3,7 @@
  * checkpointed and rescaled (DESIGN §5).
  *
  * A key's key group is hash(key) mod max_parallelism, where hash is XXH64
- * with seed 0 over the operator's key bytes (state/hash.h).  Key groups are
+ * with seed 0 over the operator's key bytes (core/hash.h).  Key groups are
  * spread over the workers in contiguous ranges with Flink's formula
  * (KeyGroupRangeAssignment), so worker w of n owns
  *

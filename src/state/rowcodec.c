@@ -11,7 +11,7 @@
  */
 #include "state/rowcodec.h"
 #include "core/error.h"
-#include "state/hash.h"
+#include "core/hash.h"
 
 #include <math.h>
 #include <string.h>

@@ -18,7 +18,7 @@
 #include "state/savepoint.h"
 #include "core/error.h"
 #include "core/fsutil.h"
-#include "state/hash.h"
+#include "core/hash.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -20,7 +20,7 @@
  *               u64 records u64 payload_bytes } u32 crc
  *     footer    u64 index_offset u64 index_len u32 crc "TMSE"
  *
- * Every CRC is CRC32C (state/hash.h) over the bytes of its part before the
+ * Every CRC is CRC32C (core/hash.h) over the bytes of its part before the
  * CRC field.  A section exists only for a key group that has records; the
  * index lists every operator written, with or without state.
  *

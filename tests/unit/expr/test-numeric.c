@@ -1,9 +1,9 @@
 /*
- * Unit tests: exact NUMERIC arithmetic (expr/numeric.h).  Every expected
+ * Unit tests: exact NUMERIC arithmetic (core/numeric.h).  Every expected
  * value was produced by PostgreSQL 15 running the same expression.
  */
 #include "core/error.h"
-#include "expr/numeric.h"
+#include "core/numeric.h"
 #include "tm_test.h"
 
 static tm_arena_t arena;

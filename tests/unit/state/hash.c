@@ -1,6 +1,6 @@
 /* Unit tests: xxHash64, CRC32C and key-group assignment. */
 #include "core/error.h"
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/keygroup.h"
 #include "tm_test.h"
 

@@ -1,5 +1,5 @@
 /* Unit tests: the portable savepoint format (state/savepoint.h). */
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/savepoint.h"
 #include "state_test.h"
 

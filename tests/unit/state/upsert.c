@@ -1,6 +1,6 @@
 /* Unit tests: the upsert (changelog normalisation) operator (operators/upsert.h). */
 #include "operators/upsert.h"
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/keygroup.h"
 #include "state/savepoint.h"
 #include "state_test.h"

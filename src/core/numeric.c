@@ -18,10 +18,10 @@
  *
  * Thread: any.
  */
-#include "expr/numeric.h"
+#include "core/numeric.h"
 
 #include "core/error.h"
-#include "state/hash.h"
+#include "core/hash.h"
 
 #include <ctype.h>
 #include <math.h>

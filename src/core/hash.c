@@ -7,7 +7,7 @@
  *   2. The CRC tables are complete before any thread reads them (table 0
  *      is a constant, the others are built under pthread_once).
  */
-#include "state/hash.h"
+#include "core/hash.h"
 
 #include <pthread.h>
 

@@ -31,8 +31,8 @@
  * Thread: any; pure functions (memory only from `arena` and the heap for
  * temporaries freed before return).
  */
-#ifndef TM_EXPR_NUMERIC_H
-#define TM_EXPR_NUMERIC_H
+#ifndef TM_CORE_NUMERIC_H
+#define TM_CORE_NUMERIC_H
 
 #include "core/arena.h"
 #include "core/row.h"

@@ -16,8 +16,8 @@
  *
  * Thread: any; no state besides constant tables.
  */
-#ifndef TM_STATE_HASH_H
-#define TM_STATE_HASH_H
+#ifndef TM_CORE_HASH_H
+#define TM_CORE_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
