@@ -3,9 +3,12 @@
 #
 # It builds tidemark (scripts/setup.sh), starts a throwaway PostgreSQL 15,
 # creates a small "shop" database, and runs a job that streams every change
-# of two tables to stdout as Debezium JSON.  While the job runs it makes a
-# few inserts, updates and deletes so you can watch them arrive, then stops
-# everything and deletes what it created.  Running it again starts afresh.
+# of two tables to stdout as Debezium JSON, and keeps a live aggregate
+# (revenue per customer, a GROUP BY over the orders changelog) in a file
+# that the demo prints as a table after every change.  While the job runs
+# it makes a few inserts, updates and deletes so you can watch them arrive
+# and the view follow, then stops everything and deletes what it created.
+# Running it again starts afresh.
 #
 # Events go to stdout; the demo's own commentary and tidemark's log go to
 # stderr, so `scripts/demo.sh 2>/dev/null` shows only the events.
@@ -93,7 +96,35 @@ cat >"$workdir/job.sql" <<SQL
 CREATE TABLE shop () WITH (connector = 'postgres-cdc', dsn = 'host=127.0.0.1 port=$PGPORT dbname=shop user=postgres', tables = 'public.orders, public.customers', slot = 'tidemark_demo', publication = 'tidemark_demo', snapshot = 'initial');
 CREATE TABLE out () WITH (connector = 'stdout', format = 'debezium-json', schemas = false);
 INSERT INTO out SELECT * FROM shop;
+
+-- A live aggregate over the orders changelog: correct under updates and deletes.
+CREATE TABLE orders (id int, customer_id int, amount numeric(10,2), status text, created_at timestamptz, PRIMARY KEY (id)) WITH (connector = 'postgres-cdc', dsn = 'host=127.0.0.1 port=$PGPORT dbname=shop user=postgres', table = 'public.orders', slot = 'tidemark_demo_orders', publication = 'tidemark_demo_orders', snapshot = 'initial');
+CREATE TABLE revenue () WITH (connector = 'file', path = '$workdir/view', format = 'debezium-json', schemas = false, decimal_handling = 'string');
+INSERT INTO revenue SELECT customer_id, count(*) AS orders, sum(amount) AS revenue, max(amount) AS biggest FROM orders WHERE status <> 'cancelled' GROUP BY customer_id;
 SQL
+
+# Prints the revenue view: the aggregate's changelog folded by its key.
+show_view() {
+    "$PYTHON" - "$workdir/view" <<'PY' >&2
+import glob, json, sys
+rows = {}
+for path in sorted(glob.glob(sys.argv[1] + "/*.jsonl")):
+    for line in open(path):
+        line = line.strip()
+        if not line or line == "null":
+            continue
+        p = json.loads(line)
+        p = p.get("payload", p)
+        if p.get("before") is not None:
+            rows.pop(p["before"]["customer_id"], None)
+        if p.get("after") is not None:
+            rows[p["after"]["customer_id"]] = p["after"]
+print("        view revenue (customer_id | orders | revenue | biggest):")
+for k in sorted(rows, key=lambda v: (v is None, v)):
+    r = rows[k]
+    print(f"          {r['customer_id']!s:>11} | {r['orders']:>6} | {r['revenue']:>7} | {r['biggest']}")
+PY
+}
 say "the job ($workdir/job.sql):"
 sed 's/^/    /' "$workdir/job.sql" >&2
 
@@ -101,16 +132,17 @@ say "starting tidemark; the rows that exist now arrive first, as snapshot reads 
 "$TIDEMARK" run "$workdir/job.sql" --state-dir "$workdir/state" &
 tidemark_pid=$!
 
-# Changes count from the moment the replication slot exists, so wait for it
-# (bounded) before making any.
+# Changes count from the moment the replication slots exist, so wait for
+# them (bounded) before making any.
 for ((i = 0; i < 300; i++)); do
     kill -0 "$tidemark_pid" 2>/dev/null || die "tidemark exited early; its log is above"
     ready=$(psql_in shop -At -c "SELECT count(*) FROM pg_replication_slots
-        WHERE slot_name = 'tidemark_demo' AND confirmed_flush_lsn IS NOT NULL")
-    [[ "$ready" == 1 ]] && break
+        WHERE slot_name IN ('tidemark_demo', 'tidemark_demo_orders')
+          AND confirmed_flush_lsn IS NOT NULL")
+    [[ "$ready" == 2 ]] && break
     sleep 0.1
 done
-[[ "${ready:-0}" == 1 ]] || die "tidemark did not create its replication slot within 30 seconds"
+[[ "${ready:-0}" == 2 ]] || die "tidemark did not create its replication slots within 30 seconds"
 
 STATEMENTS=(
     "INSERT INTO customers (name, email) VALUES ('Grace Hopper', 'grace@example.com')"
@@ -134,9 +166,11 @@ pause=$(awk -v s="$DEMO_SECONDS" -v n="${#STATEMENTS[@]}" 'BEGIN { printf "%.2f"
 
 say "making ${#STATEMENTS[@]} changes over about $DEMO_SECONDS seconds; watch them stream out"
 for statement in "${STATEMENTS[@]}"; do
-    sleep "$pause"
     say "sql> $statement"
     psql_in shop -c "$statement" >/dev/null
+    # The view is printed after the pause, once the change has come through.
+    sleep "$pause"
+    show_view
 done
 
 # Give the last change a moment to come out before stopping.
