@@ -200,6 +200,8 @@ static void test_expressions(void)
     TM_CHECK(q->out_schema->cols[6].type == TM_T_NUMERIC && q->out_schema->cols[6].scale == 4);
     TM_CHECK(q->out_schema->cols[7].type == TM_T_TEXT);
     TM_CHECK(q->out_schema->cols[20].type == TM_T_INT64);
+    /* EXTRACT is numeric since PostgreSQL 14 (it used to be bound as date_part, a double). */
+    TM_CHECK(q->out_schema->cols[1].type == TM_T_NUMERIC);
     TM_CHECK(q->out_schema->cols[11].type == TM_T_BOOL && !q->out_schema->cols[11].nullable);
     tm_bound_query_free(q);
     tm_job_free(job);
