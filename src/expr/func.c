@@ -961,6 +961,16 @@ FN(f_sqrt)
     return 0;
 }
 
+FN(f_power_n)
+{
+    return tm_num_power(&a[0], &a[1], env->arena, out, errstr, errstr_size);
+}
+
+FN(f_sqrt_n)
+{
+    return tm_num_sqrt(&a[0], env->arena, out, errstr, errstr_size);
+}
+
 /* ---------------------------------------------------------- time */
 
 FN(f_now)
@@ -1640,8 +1650,11 @@ static const tm__func_t functions[] = {
     {"mod", 2, {T_I8, T_I8}, T_I8, f_mod, 0},
     {"mod", 2, {T_N, T_N}, T_N, f_mod, 0},
     {"power", 2, {T_F8, T_F8}, T_F8, f_power, 0},
+    {"power", 2, {T_N, T_N}, T_N, f_power_n, 0},
     {"pow", 2, {T_F8, T_F8}, T_F8, f_power, 0},
+    {"pow", 2, {T_N, T_N}, T_N, f_power_n, 0},
     {"sqrt", 1, {T_F8}, T_F8, f_sqrt, 0},
+    {"sqrt", 1, {T_N}, T_N, f_sqrt_n, 0},
     {"now", 0, {0}, T_TZ, f_now, TM__FN_VOLATILE},
     {"current_timestamp", 0, {0}, T_TZ, f_now, TM__FN_VOLATILE},
     {"date_trunc", 2, {T_TX, T_TS}, T_TS, f_date_trunc, 0},

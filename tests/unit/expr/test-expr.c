@@ -31,8 +31,6 @@ static const struct {
     {"sum(i)", "!", "aggregate function sum is not allowed here"},
     /* Intervals are microseconds: 36 hours print with a day part. */
     {"'36 hours'::interval", "interval", "1 day 12:00:00"},
-    /* numeric power is computed as double precision. */
-    {"power(2.0, 3)", "double precision", "8"},
 };
 
 static const struct {
