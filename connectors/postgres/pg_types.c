@@ -673,6 +673,12 @@ int tm_pg_parse_timestamp(const char *s, size_t len, bool with_tz, int64_t *us)
     return 0;
 }
 
+/* The calendar months of an interval (row.h u.iv.months), saturated like clamp_us. */
+static int32_t clamp_months(__int128 v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 /* Saturating conversion of a 128-bit microsecond count. */
 static int64_t clamp_us(__int128 v)
 {
@@ -716,7 +722,7 @@ static size_t signed_micro(const char *s, size_t len, __int128 *out)
 }
 
 /* ISO 8601 "P1Y2M3DT4H5M6.5S" with per-field signs, as IntervalStyle iso_8601 prints. */
-static int parse_interval_iso(const char *s, size_t len, int64_t *us)
+static int parse_interval_iso(const char *s, size_t len, int64_t *us, int32_t *months_out)
 {
     size_t i = 0;
     bool neg_all = false;
@@ -766,14 +772,15 @@ static int parse_interval_iso(const char *s, size_t len, int64_t *us)
         return TM_EPROTO;
     __int128 total = months * US_PER_MONTH + days * US_PER_DAY + micros;
     *us = clamp_us(neg_all ? -total : total);
+    *months_out = clamp_months(neg_all ? -months : months);
     return 0;
 }
 
 /* postgres style: "1 year 2 mons -3 days +04:05:06.5", "00:00:00", "-00:00:01". */
-static int parse_interval_pg(const char *s, size_t len, int64_t *us)
+static int parse_interval_pg(const char *s, size_t len, int64_t *us, int32_t *months_out)
 {
     size_t i = 0;
-    __int128 total = 0;
+    __int128 total = 0, months = 0;
     bool any = false;
     while (i < len) {
         while (i < len && s[i] == ' ')
@@ -823,10 +830,13 @@ static int parse_interval_pg(const char *s, size_t len, int64_t *us)
             i++;
         size_t wl = i - w;
         const char *word = s + w;
-        if (wl >= 4 && strncmp(word, "year", 4) == 0)
+        if (wl >= 4 && strncmp(word, "year", 4) == 0) {
             total += v / 1000000 * 12 * US_PER_MONTH;
-        else if (wl >= 3 && strncmp(word, "mon", 3) == 0)
+            months += v / 1000000 * 12;
+        } else if (wl >= 3 && strncmp(word, "mon", 3) == 0) {
             total += v / 1000000 * US_PER_MONTH;
+            months += v / 1000000;
+        }
         else if (wl >= 3 && strncmp(word, "day", 3) == 0)
             total += v / 1000000 * US_PER_DAY;
         else
@@ -836,14 +846,21 @@ static int parse_interval_pg(const char *s, size_t len, int64_t *us)
     if (!any)
         return TM_EPROTO;
     *us = clamp_us(total);
+    *months_out = clamp_months(months);
     return 0;
 }
 
-int tm_pg_parse_interval(const char *s, size_t len, int64_t *us)
+int tm_pg_parse_interval(const char *s, size_t len, int64_t *us, int32_t *months)
 {
+    int32_t m = 0;
+    int rc;
     if (len > 0 && (s[0] == 'P' || (len > 1 && s[0] == '-' && s[1] == 'P')))
-        return parse_interval_iso(s, len, us);
-    return parse_interval_pg(s, len, us);
+        rc = parse_interval_iso(s, len, us, &m);
+    else
+        rc = parse_interval_pg(s, len, us, &m);
+    if (months)
+        *months = rc == 0 ? m : 0;
+    return rc;
 }
 
 static int parse_int(const char *s, size_t len, int64_t *out)
@@ -1018,7 +1035,7 @@ static int parse_scalar(tm_batch_t *batch, uint8_t kind, const char *s, size_t l
     case TM_PG_K_TIMESTAMPTZ:
         return tm_pg_parse_timestamp(s, len, true, &d->u.i64);
     case TM_PG_K_INTERVAL:
-        return tm_pg_parse_interval(s, len, &d->u.i64);
+        return tm_pg_parse_interval(s, len, &d->u.iv.us, &d->u.iv.months);
     default:
         return tm_batch_set_var(batch, d, s, len) == 0 ? 0 : TM_ENOMEM;
     }

@@ -139,7 +139,9 @@ int tm_pg_parse_date(const char *s, size_t len, int64_t *days);
 int tm_pg_parse_time(const char *s, size_t len, int64_t *us);
 int tm_pg_parse_timetz(const char *s, size_t len, int64_t *utc_us);
 int tm_pg_parse_timestamp(const char *s, size_t len, bool with_tz, int64_t *us);
-int tm_pg_parse_interval(const char *s, size_t len, int64_t *us);
+/* An interval as microseconds (a month is 30.4375 days) and, when `months` is not NULL, the
+ * calendar months among them (row.h u.iv). */
+int tm_pg_parse_interval(const char *s, size_t len, int64_t *us, int32_t *months);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (astronomical year numbering). */
 int64_t tm_pg_days_from_civil(int64_t y, unsigned m, unsigned d);

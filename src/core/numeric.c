@@ -1248,6 +1248,386 @@ int tm_num_ceil(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *e
     return round_common(a, 0, RM_CEIL, arena, out, errstr, errstr_size);
 }
 
+/* ---------------------------------------------------------- sqrt and power */
+
+static bool big_is_zero(const big_t *b)
+{
+    return b->n == 0;
+}
+
+static bool big_is_integral(const big_t *b)
+{
+    for (int i = 0; i < b->scale && i < b->n; i++)
+        if (b->d[i] != 0)
+            return false;
+    return true;
+}
+
+/* The integral value of b when it is within [-2^31, 2^31 - 1]. */
+static bool big_to_int32(const big_t *b, int32_t *out)
+{
+    int64_t v = 0;
+    for (int p = b->n - 1 - b->scale; p >= 0; p--) {
+        v = v * 10 + big_at(b, p);
+        if (v > (int64_t)INT32_MAX + 1)
+            return false;
+    }
+    if (b->neg)
+        v = -v;
+    if (v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+/* log10 |b| for a finite non-zero b, from its leading digits (for size estimates only). */
+static double big_log10_abs(const big_t *b)
+{
+    double m = 0;
+    int k = 0;
+    for (int i = b->n - 1; i >= 0 && k < 17; i--, k++)
+        m = m * 10 + b->d[i];
+    return log10(m) + (double)(b->n - k - b->scale);
+}
+
+/* The result 1 (scale 0), as PostgreSQL returns it for 1 ^ x and x ^ 0 with a special input. */
+static int num_one(tm_datum_t *out)
+{
+    tm_num_from_int(1, out);
+    return 0;
+}
+
+/* q = floor(sqrt(n)) for an integer n >= 0 (scale 0), by Newton's iteration from above. */
+static int big_isqrt(const big_t *n, big_t *q)
+{
+    big_t x, t, r, sum, two;
+    big_init(&x);
+    big_init(&t);
+    big_init(&r);
+    big_init(&sum);
+    big_from_i128(&two, 2, 0);
+    /* 10^k with 2k >= digits of n is at least sqrt(n). */
+    int k = (n->n + 1) / 2;
+    int rc = big_reserve(&x, k + 1);
+    if (rc)
+        goto done;
+    memset(x.d, 0, (size_t)k + 1);
+    x.d[k] = 1;
+    x.n = k + 1;
+    if (big_is_zero(n)) {
+        x.n = 0;
+    } else {
+        for (;;) {
+            if ((rc = big_divmod_int(n, &x, &t, &r)) != 0 || (rc = big_add_abs(&x, &t, &sum)) != 0 ||
+                (rc = big_divmod_int(&sum, &two, &t, &r)) != 0)
+                goto done;
+            if (big_cmp_abs(&t, &x) >= 0)
+                break;
+            if ((rc = big_copy(&x, &t)) != 0)
+                goto done;
+        }
+    }
+    rc = big_copy(q, &x);
+done:
+    big_done(&x);
+    big_done(&t);
+    big_done(&r);
+    big_done(&sum);
+    big_done(&two);
+    return rc;
+}
+
+int tm_num_sqrt(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *errstr,
+                size_t errstr_size)
+{
+    nkind_t k = datum_kind(a);
+    if (k == NK_NAN)
+        return make_special(NK_NAN, out);
+    if (tm_num_sign(a) < 0)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "cannot take square root of a negative number");
+    if (k == NK_PINF)
+        return make_special(NK_PINF, out);
+    big_t x, q, sq, rem, one;
+    if (big_from_datum(&x, a))
+        return nomem(errstr, errstr_size);
+    big_init(&q);
+    big_init(&sq);
+    big_init(&rem);
+    big_from_i128(&one, 1, 0);
+    /* numeric_sqrt: at least NUMERIC_MIN_SIG_DIGITS (16) significant digits, no fewer than the
+     * input's scale; the weight is PostgreSQL's, in base-10000 digits. */
+    int w, f;
+    big_weight(&x, &w, &f);
+    int rscale = 16 - (2 * w + 1);
+    if (rscale < x.scale)
+        rscale = x.scale;
+    if (rscale < 0)
+        rscale = 0;
+    if (rscale > TM_NUM_MAX_SCALE)
+        rscale = TM_NUM_MAX_SCALE;
+    /* sqrt(X / 10^s) * 10^rscale = sqrt(X * 10^(2 rscale - s)): an integer square root, then
+     * half up from the remainder (sqrt(N) >= q + 1/2 exactly when N - q^2 > q). */
+    int rc = big_shift(&x, 2 * rscale - x.scale);
+    x.scale = 0;
+    if (!rc)
+        rc = big_isqrt(&x, &q);
+    if (!rc)
+        rc = big_mul(&q, &q, &sq);
+    if (!rc)
+        rc = big_sub_abs(&x, &sq, &rem);
+    if (!rc && big_cmp_abs(&rem, &q) > 0) {
+        big_t up;
+        big_init(&up);
+        rc = big_add_abs(&q, &one, &up);
+        if (!rc)
+            rc = big_copy(&q, &up);
+        big_done(&up);
+    }
+    big_done(&x);
+    big_done(&sq);
+    big_done(&rem);
+    big_done(&one);
+    if (rc) {
+        big_done(&q);
+        return nomem(errstr, errstr_size);
+    }
+    q.scale = rscale;
+    q.neg = false;
+    big_norm(&q);
+    return finish_big(&q, arena, out, errstr, errstr_size);
+}
+
+/* Digits an exact integer power may have before power() gives up rather than spend the time. */
+#define POWER_MAX_EXACT_DIGITS 20000
+
+/* x ^ e for an int32 e: the exact power rounded to rscale (PostgreSQL's power_var_int result). */
+static int power_int(const big_t *x, int32_t e, int rscale, big_t *r, char *errstr,
+                     size_t errstr_size)
+{
+    if (e == 0 || (x->n == 1 && x->scale == 0 && x->d[0] == 1 && !x->neg)) {
+        big_from_i128(r, 1, 0);
+        return big_round_to(r, rscale, false) ? nomem(errstr, errstr_size) : 0;
+    }
+    uint32_t n = e < 0 ? (uint32_t)0 - (uint32_t)e : (uint32_t)e;
+    if (big_is_zero(x)) {
+        big_init(r);
+        r->scale = rscale; /* 0 ^ positive */
+        return 0;
+    }
+    double est = (double)e * big_log10_abs(x); /* log10 of the result */
+    if (est > TM_NUM_MAX_INT_DIGITS + 1)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "value overflows numeric format");
+    if (est < -(double)rscale - 2) {
+        big_init(r); /* rounds to zero at rscale */
+        r->scale = rscale;
+        return 0;
+    }
+    if ((double)n * (x->n + 1) > POWER_MAX_EXACT_DIGITS)
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "power(numeric, %d): the exact power would have more than %d digits; "
+                         "cast the arguments to double precision",
+                         e, POWER_MAX_EXACT_DIGITS);
+    /* Square and multiply, exactly. */
+    big_t acc, base, t;
+    big_from_i128(&acc, 1, 0);
+    big_init(&base);
+    big_init(&t);
+    int rc = big_copy(&base, x);
+    for (uint32_t m = n; rc == 0 && m; m >>= 1) {
+        if (m & 1) {
+            rc = big_mul(&acc, &base, &t);
+            if (!rc)
+                rc = big_copy(&acc, &t);
+        }
+        if (!rc && m > 1) {
+            rc = big_mul(&base, &base, &t);
+            if (!rc)
+                rc = big_copy(&base, &t);
+        }
+    }
+    big_done(&base);
+    big_done(&t);
+    if (!rc) {
+        if (e > 0) {
+            rc = big_copy(r, &acc);
+            if (!rc)
+                rc = big_round_to(r, rscale, false);
+        } else {
+            big_t one;
+            big_from_i128(&one, 1, 0);
+            rc = big_div_round(&one, &acc, rscale, false, r);
+            big_done(&one);
+        }
+    }
+    big_done(&acc);
+    return rc ? nomem(errstr, errstr_size) : 0;
+}
+
+#ifdef TM_HAVE_QUADMATH
+#include <quadmath.h>
+
+/* exp(y * ln x) for x > 0 and a non-integral y, in binary128, rounded to PostgreSQL's scale. */
+static int power_real(const big_t *x, const big_t *y, big_t *r, char *errstr, size_t errstr_size)
+{
+    char *xs = NULL, *ys = NULL, buf[128];
+    size_t xn = big_format(x, NULL, 0), yn = big_format(y, NULL, 0);
+    xs = malloc(xn + 1);
+    ys = malloc(yn + 1);
+    if (!xs || !ys) {
+        free(xs);
+        free(ys);
+        return nomem(errstr, errstr_size);
+    }
+    big_format(x, xs, xn + 1);
+    big_format(y, ys, yn + 1);
+    __float128 ln_num = logq(strtoflt128(xs, NULL)) * strtoflt128(ys, NULL);
+    free(xs);
+    free(ys);
+    /* power_var: overflow and underflow tests on ln(result), then the result's decimal weight
+     * picks the scale: 16 significant digits, no fewer than either input's scale. */
+    double val = (double)ln_num;
+    if (fabs(val) > 1000 * 2 * 3.01) {
+        if (val > 0)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL, "value overflows numeric format");
+        big_init(r);
+        r->scale = TM_NUM_MAX_SCALE;
+        return 0;
+    }
+    val *= 0.434294481903252;
+    int rscale = 16 - (int)val;
+    if (rscale < x->scale)
+        rscale = x->scale;
+    if (rscale < y->scale)
+        rscale = y->scale;
+    if (rscale < 0)
+        rscale = 0;
+    if (rscale > TM_NUM_MAX_SCALE)
+        rscale = TM_NUM_MAX_SCALE;
+    if (rscale + (int)val > 28)
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "power(numeric, numeric): a non-integer exponent is computed to 28 "
+                         "significant digits and this result needs %d; cast to double precision",
+                         rscale + (int)val);
+    quadmath_snprintf(buf, sizeof(buf), "%.33Qe", expq(ln_num));
+    big_init(r);
+    int rc = big_parse(r, buf, strlen(buf));
+    if (rc == TM_ENOMEM)
+        return nomem(errstr, errstr_size);
+    if (rc != 0 || r->kind != NK_FINITE)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "value overflows numeric format");
+    return big_round_to(r, rscale, false) ? nomem(errstr, errstr_size) : 0;
+}
+#else
+static int power_real(const big_t *x, const big_t *y, big_t *r, char *errstr, size_t errstr_size)
+{
+    (void)x;
+    (void)y;
+    (void)r;
+    return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                     "power(numeric, numeric) with a non-integer exponent needs libquadmath, "
+                     "which this build lacks; cast to double precision");
+}
+#endif
+
+/* numeric_power's rules for NaN and ±Infinity (PostgreSQL 15). */
+static int power_special(const tm_datum_t *a, const tm_datum_t *b, const big_t *x, const big_t *y,
+                         tm_datum_t *out, char *errstr, size_t errstr_size)
+{
+    nkind_t ka = datum_kind(a), kb = datum_kind(b);
+    if (ka == NK_NAN)
+        return kb == NK_FINITE && big_is_zero(y) ? num_one(out) : make_special(NK_NAN, out);
+    if (kb == NK_NAN) {
+        bool one = ka == NK_FINITE && !x->neg && x->n - x->scale == 1 && x->d[x->n - 1] == 1 &&
+                   big_is_integral(x);
+        return one ? num_one(out) : make_special(NK_NAN, out);
+    }
+    int sa = tm_num_sign(a), sb = tm_num_sign(b);
+    if (sa == 0 && sb < 0)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "zero raised to a negative power is undefined");
+    if (sa < 0 && kb == NK_FINITE && !big_is_integral(y))
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "a negative number raised to a non-integer power yields a complex result");
+    if (ka == NK_FINITE && !x->neg && x->n - x->scale == 1 && x->d[x->n - 1] == 1 &&
+        big_is_integral(x))
+        return num_one(out);
+    if (kb == NK_FINITE && big_is_zero(y))
+        return num_one(out);
+    if (kb != NK_FINITE) {
+        /* x ^ ±Infinity: 1 when |x| = 1, else by whether |x| > 1. */
+        int gt_one = 1;
+        if (ka == NK_FINITE) {
+            big_t one;
+            big_from_i128(&one, 1, 0);
+            gt_one = big_cmp_abs(x, &one);
+            big_done(&one);
+        }
+        if (gt_one == 0)
+            return num_one(out);
+        if ((gt_one > 0) == (sb > 0))
+            return make_special(NK_PINF, out);
+        tm_num_from_int(0, out);
+        return 0;
+    }
+    /* ±Infinity ^ finite non-zero y. */
+    if (sb < 0) {
+        tm_num_from_int(0, out);
+        return 0;
+    }
+    if (ka == NK_PINF)
+        return make_special(NK_PINF, out);
+    bool odd = big_is_integral(y) && (big_at(y, 0) & 1);
+    return make_special(odd ? NK_NINF : NK_PINF, out);
+}
+
+int tm_num_power(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_datum_t *out,
+                 char *errstr, size_t errstr_size)
+{
+    big_t x, y, r;
+    if (big_from_datum(&x, a))
+        return nomem(errstr, errstr_size);
+    if (big_from_datum(&y, b)) {
+        big_done(&x);
+        return nomem(errstr, errstr_size);
+    }
+    big_init(&r);
+    int rc;
+    if (datum_kind(a) != NK_FINITE || datum_kind(b) != NK_FINITE) {
+        rc = power_special(a, b, &x, &y, out, errstr, errstr_size);
+        goto done;
+    }
+    if (big_is_zero(&x) && y.neg && !big_is_zero(&y)) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "zero raised to a negative power is undefined");
+        goto done;
+    }
+    int32_t e;
+    if (big_is_integral(&y) && big_to_int32(&y, &e)) {
+        int rscale = x.scale > 16 ? x.scale : 16;
+        if (rscale > TM_NUM_MAX_SCALE)
+            rscale = TM_NUM_MAX_SCALE;
+        rc = power_int(&x, e, rscale, &r, errstr, errstr_size);
+    } else if (big_is_zero(&x)) {
+        r.scale = 16; /* 0 ^ positive non-integer */
+        rc = 0;
+    } else if (x.neg) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "a negative number raised to a non-integer power yields a complex result");
+    } else {
+        rc = power_real(&x, &y, &r, errstr, errstr_size);
+    }
+    if (rc == 0) {
+        big_norm(&r);
+        rc = big_to_datum(&r, arena, out, errstr, errstr_size);
+    }
+done:
+    big_done(&x);
+    big_done(&y);
+    big_done(&r);
+    return rc;
+}
+
 int tm_num_apply_typmod(const tm_datum_t *a, int precision, int scale, tm_arena_t *arena,
                         tm_datum_t *out, char *errstr, size_t errstr_size)
 {

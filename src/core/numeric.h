@@ -132,6 +132,25 @@ int tm_num_floor(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *
 int tm_num_ceil(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *errstr,
                 size_t errstr_size);
 /*
+ * sqrt(a) as PostgreSQL's numeric_sqrt: the exact square root rounded half
+ * up to max(16 - (2 * weight + 1), dscale) digits (weight in base-10000
+ * digits, so at least 16 significant digits); a < 0 is "cannot take square
+ * root of a negative number".
+ */
+int tm_num_sqrt(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *errstr,
+                size_t errstr_size);
+/*
+ * power(a, b) as PostgreSQL 15's numeric_power.  An integral exponent
+ * (within int32) gives the exact power rounded to max(16, a's scale)
+ * digits; any other exponent exp(b * ln(a)) rounded to 16 - floor(log10 of
+ * the result) digits (at least either input's scale), computed in binary128
+ * (a row error when that is not enough digits or the build lacks
+ * libquadmath).  NaN and Infinity follow PostgreSQL; 0 ^ negative and
+ * negative ^ non-integer are PostgreSQL's errors.
+ */
+int tm_num_power(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_datum_t *out,
+                 char *errstr, size_t errstr_size);
+/*
  * The numeric(precision, scale) typmod: rounds to `scale` and fails with
  * "numeric field overflow" when more than precision - scale digits remain
  * before the point.  precision < 0 means unconstrained (no-op).

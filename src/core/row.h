@@ -45,6 +45,18 @@ typedef struct tm_datum {
         double f64;
         bool b;
         __int128 dec; /* NUMERIC unscaled value */
+        /*
+         * INTERVAL: `us` (the same storage as i64) is the whole interval in
+         * microseconds, a month counted as 30.4375 days (Debezium's
+         * MicroDuration); `months` says how many calendar months of it came
+         * from month/year fields, so timestamp ± interval can step by
+         * calendar months as PostgreSQL does.  Zero when the source of the
+         * value did not say (Debezium input, timestamp differences).
+         */
+        struct {
+            int64_t us;
+            int32_t months;
+        } iv;
         struct {
             const char *ptr; /* arena memory; NUL-terminated for convenience */
             uint32_t len;

@@ -43,7 +43,7 @@ typedef enum tm_type {
     TM_T_TIMETZ,      /* u.i64, microseconds since midnight, normalised to UTC */
     TM_T_TIMESTAMP,   /* u.i64, microseconds since epoch, no zone */
     TM_T_TIMESTAMPTZ, /* u.i64, microseconds since epoch, UTC */
-    TM_T_INTERVAL,    /* u.i64, microseconds (Debezium MicroDuration rules) */
+    TM_T_INTERVAL,    /* u.iv: u.i64 microseconds (Debezium MicroDuration), and months */
     TM_T_ARRAY,       /* u.var, JSON array text; element type in elem_type */
     TM_T_ENUM,        /* u.var, the label */
     TM_T_OTHER,       /* u.var, the database's text form of an unmapped type */

@@ -3,10 +3,11 @@
  * (typinput/typoutput with TimeZone=UTC, DateStyle ISO, IntervalStyle
  * postgres, extra_float_digits=1) and its error messages.
  *
- * Intervals: tm holds an interval as microseconds only (row.h).  Input
- * converts months as 30.4375 days and years as 365.25 days, exactly as the
- * PostgreSQL source decoder does (connectors/postgres/pg_types.c), so that
- * a literal and a replicated value agree.  Output splits the microseconds
+ * Intervals: tm holds an interval as microseconds and the calendar months
+ * among them (row.h u.iv).  Input converts months as 30.4375 days and years
+ * as 365.25 days, exactly as the PostgreSQL source decoder does
+ * (connectors/postgres/pg_types.c), so that a literal and a replicated
+ * value agree, and keeps the whole months for timestamp ± interval.  Output splits the microseconds
  * into whole days (24 h each) and a time of day, both with the sign of the
  * value: 36 hours prints "1 day 12:00:00" where PostgreSQL keeps "36:00:00",
  * and a month never prints as "1 mon".  docs/sql.md says so.
@@ -640,14 +641,14 @@ static const struct {
  * The postgres-style interval input: "[@] n unit [n unit …] [[-]hh:mm[:ss[.f]]] [ago]",
  * fractions allowed on every unit, and a bare number meaning seconds.
  */
-static int parse_interval(const char *s0, size_t len0, int64_t *out, char *errstr,
-                          size_t errstr_size)
+static int parse_interval(const char *s0, size_t len0, int64_t *out, int32_t *months_out,
+                          char *errstr, size_t errstr_size)
 {
     const char *s = s0;
     size_t len = len0;
     trim(&s, &len);
     size_t i = 0;
-    long double total = 0;
+    long double total = 0, months = 0;
     bool any = false;
     if (i < len && s[i] == '@')
         i++;
@@ -658,6 +659,7 @@ static int parse_interval(const char *s0, size_t len0, int64_t *out, char *errst
             break;
         if (len - i == 3 && strncasecmp(s + i, "ago", 3) == 0 && any) {
             total = -total;
+            months = -months;
             i += 3;
             break;
         }
@@ -722,7 +724,18 @@ static int parse_interval(const char *s0, size_t len0, int64_t *out, char *errst
         }
         if (unit < 0)
             return bad_input("interval", s0, len0, errstr, errstr_size);
-        total += v * (long double)unit;
+        if (unit >= TM__US_PER_MONTH) {
+            /* Calendar months (row.h u.iv), as DecodeInterval: a fraction of a year is rounded
+             * to whole months, a fraction of a month is days of 30 (and time of day). */
+            long double mv = v * (long double)(unit / TM__US_PER_MONTH);
+            long double whole = unit > TM__US_PER_MONTH ? rintl(mv) : truncl(mv);
+            months += whole;
+            total += whole * (long double)TM__US_PER_MONTH;
+            if (unit == TM__US_PER_MONTH)
+                total += (mv - whole) * 30 * (long double)TM__US_PER_DAY;
+        } else {
+            total += v * (long double)unit;
+        }
         i = q;
         any = true;
     }
@@ -731,7 +744,10 @@ static int parse_interval(const char *s0, size_t len0, int64_t *out, char *errst
     long double r = roundl(total);
     if (r > (long double)INT64_MAX || r < (long double)INT64_MIN)
         return tm_seterr(errstr, errstr_size, TM_EINVAL, "interval out of range");
+    if (months > INT32_MAX || months < INT32_MIN)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "interval out of range");
     *out = (int64_t)r;
+    *months_out = (int32_t)months;
     return 0;
 }
 
@@ -869,7 +885,7 @@ int tm__datum_from_text(const char *s, size_t len, const tm_expr_type_t *to, tm_
         return parse_timestamp(s, len, to->type == TM_T_TIMESTAMPTZ, &out->u.i64, errstr,
                                errstr_size);
     case TM_T_INTERVAL:
-        return parse_interval(s, len, &out->u.i64, errstr, errstr_size);
+        return parse_interval(s, len, &out->u.iv.us, &out->u.iv.months, errstr, errstr_size);
     case TM_T_UUID:
         return parse_uuid(s, len, arena, out, errstr, errstr_size);
     case TM_T_BYTES:

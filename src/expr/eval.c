@@ -42,7 +42,18 @@ static int eval_call(const tm_expr_t *e, const tm_row_t *row, const tm_eval_env_
         }
     }
     *isnull = false;
-    return e->fn->impl(e, args, nulls, env, out, isnull, errstr, errstr_size);
+    /* Implementations set only the fields their type uses: the rest (flags, scale) must not be
+     * whatever the caller's datum held, or a stale TM_DATUM_UNAVAILABLE bit makes an aggregate
+     * over length(note) reject a value the source did send. */
+    memset(out, 0, sizeof(*out));
+    int rc = e->fn->impl(e, args, nulls, env, out, isnull, errstr, errstr_size);
+    if (rc == 0 && !*isnull) {
+        /* A value computed from one the source did not send is not known either. */
+        for (int i = 0; i < e->nargs; i++)
+            if (!nulls[i] && (args[i].flags & TM_DATUM_UNAVAILABLE))
+                out->flags |= TM_DATUM_UNAVAILABLE;
+    }
+    return rc;
 }
 
 int tm__eval(const tm_expr_t *e, const tm_row_t *row, const tm_eval_env_t *env, tm_datum_t *out,

@@ -710,6 +710,40 @@ static int ts_result(__int128 v, const char *what, tm_datum_t *out, char *errstr
     return 0;
 }
 
+static int32_t clamp_i32(__int128 v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+/*
+ * ts stepped by `months` calendar months as PostgreSQL's timestamp_pl_interval
+ * does: the same day of the month, or the month's last day when it is
+ * shorter, and the same time of day (timestamptz in UTC, the session zone).
+ */
+static bool add_months(__int128 ts, int64_t months, __int128 *out)
+{
+    __int128 day = ts / TM__US_PER_DAY, tod = ts % TM__US_PER_DAY;
+    if (tod < 0) {
+        tod += TM__US_PER_DAY;
+        day--;
+    }
+    int64_t y;
+    int m, d;
+    tm__civil_from_days((int64_t)day, &y, &m, &d);
+    __int128 total = (__int128)y * 12 + (m - 1) + months;
+    __int128 y2 = total >= 0 ? total / 12 : -((-total + 11) / 12);
+    int m2 = (int)(total - y2 * 12) + 1;
+    if (y2 < -4713 || y2 > 294277)
+        return false;
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y2 % 4 == 0 && y2 % 100 != 0) || y2 % 400 == 0;
+    int last = dim[m2 - 1] + (m2 == 2 && leap);
+    if (d > last)
+        d = last;
+    *out = (__int128)tm__days_from_civil((int64_t)y2, m2, d) * TM__US_PER_DAY + tod;
+    return true;
+}
+
 int tm__op_arith(const tm_expr_t *e, const tm_datum_t *a, const bool *nulls,
                  const tm_eval_env_t *env, tm_datum_t *out, bool *isnull, char *errstr,
                  size_t errstr_size)
@@ -731,8 +765,12 @@ int tm__op_arith(const tm_expr_t *e, const tm_datum_t *a, const bool *nulls,
             return 0;
         case TM_T_NUMERIC:
             return tm_num_neg(&a[0], env->arena, out, errstr, errstr_size);
-        case TM_T_INTERVAL:
-            return ts_result(-(__int128)a[0].u.i64, "interval", out, errstr, errstr_size);
+        case TM_T_INTERVAL: {
+            int rc = ts_result(-(__int128)a[0].u.i64, "interval", out, errstr, errstr_size);
+            if (rc == 0)
+                out->u.iv.months = clamp_i32(-(__int128)a[0].u.iv.months);
+            return rc;
+        }
         default:
             break;
         }
@@ -812,7 +850,24 @@ int tm__op_arith(const tm_expr_t *e, const tm_datum_t *a, const bool *nulls,
         return 0;
     case TM_T_TIMESTAMP:
     case TM_T_TIMESTAMPTZ: {
-        /* timestamp ± interval, interval + timestamp; a date side is in days. */
+        if (lt == TM_T_INTERVAL || t2 == TM_T_INTERVAL) {
+            /* timestamp ± interval, interval + timestamp (a date side at midnight): first the
+             * interval's calendar months, then the rest of it. */
+            const tm_datum_t *iv = lt == TM_T_INTERVAL ? &a[0] : &a[1];
+            const tm_datum_t *ts = lt == TM_T_INTERVAL ? &a[1] : &a[0];
+            tm_type_t tst = lt == TM_T_INTERVAL ? t2 : lt;
+            __int128 base = tst == TM_T_DATE ? (__int128)ts->u.i64 * TM__US_PER_DAY : ts->u.i64;
+            __int128 months = iv->u.iv.months;
+            __int128 rest = (__int128)iv->u.iv.us - months * TM__US_PER_MONTH;
+            if (op == '-') {
+                months = -months;
+                rest = -rest;
+            }
+            if (months != 0 && !add_months(base, (int64_t)months, &base))
+                ROW_ERR("timestamp out of range");
+            return ts_result(base + rest, "timestamp", out, errstr, errstr_size);
+        }
+        /* date + time; a date side is in days. */
         __int128 l = lt == TM_T_DATE ? (__int128)x * TM__US_PER_DAY : x;
         __int128 r = t2 == TM_T_DATE ? (__int128)y * TM__US_PER_DAY : y;
         if (t2 == TM_T_TIME && lt == TM_T_DATE)
@@ -820,9 +875,13 @@ int tm__op_arith(const tm_expr_t *e, const tm_datum_t *a, const bool *nulls,
         return ts_result(op == '+' ? l + r : l - r, "timestamp", out, errstr, errstr_size);
     }
     case TM_T_TIME:
-        /* time ± interval wraps around midnight. */
+        /* time ± interval wraps around midnight; the interval's months (and, by the wrap, its
+         * days) do not count, as in PostgreSQL. */
         {
-            __int128 v = op == '+' ? (__int128)x + y : (__int128)x - y;
+            const tm_datum_t *iv = lt == TM_T_INTERVAL ? &a[0] : &a[1];
+            __int128 span = (__int128)iv->u.iv.us - (__int128)iv->u.iv.months * TM__US_PER_MONTH;
+            __int128 t = lt == TM_T_INTERVAL ? y : x;
+            __int128 v = op == '+' ? t + span : t - span;
             v %= TM__US_PER_DAY;
             if (v < 0)
                 v += TM__US_PER_DAY;
@@ -842,12 +901,23 @@ int tm__op_arith(const tm_expr_t *e, const tm_datum_t *a, const bool *nulls,
                 ROW_ERR("interval out of range");
             memset(out, 0, sizeof(*out));
             out->u.i64 = (int64_t)llrint(r);
+            /* Whole months stay months (PostgreSQL's interval_mul truncates them too). */
+            double m = (double)(iv_left ? a[0].u.iv.months : a[1].u.iv.months);
+            double mr = op == '*' ? m * f : m / f;
+            out->u.iv.months = isfinite(mr) ? clamp_i32((__int128)trunc(mr)) : 0;
             return 0;
         }
         if (op == '-' && (lt == TM_T_TIMESTAMP || lt == TM_T_TIMESTAMPTZ || lt == TM_T_TIME))
             return ts_result((__int128)x - y, "interval", out, errstr, errstr_size);
-        return ts_result(op == '+' ? (__int128)x + y : (__int128)x - y, "interval", out, errstr,
-                         errstr_size);
+        {
+            int rc = ts_result(op == '+' ? (__int128)x + y : (__int128)x - y, "interval", out,
+                               errstr, errstr_size);
+            if (rc == 0 && lt == TM_T_INTERVAL && t2 == TM_T_INTERVAL) {
+                __int128 m1 = a[0].u.iv.months, m2 = a[1].u.iv.months;
+                out->u.iv.months = clamp_i32(op == '+' ? m1 + m2 : m1 - m2);
+            }
+            return rc;
+        }
     default:
         break;
     }
@@ -959,6 +1029,16 @@ FN(f_sqrt)
     memset(out, 0, sizeof(*out));
     out->u.f64 = sqrt(a[0].u.f64);
     return 0;
+}
+
+FN(f_power_n)
+{
+    return tm_num_power(&a[0], &a[1], env->arena, out, errstr, errstr_size);
+}
+
+FN(f_sqrt_n)
+{
+    return tm_num_sqrt(&a[0], env->arena, out, errstr, errstr_size);
 }
 
 /* ---------------------------------------------------------- time */
@@ -1640,8 +1720,11 @@ static const tm__func_t functions[] = {
     {"mod", 2, {T_I8, T_I8}, T_I8, f_mod, 0},
     {"mod", 2, {T_N, T_N}, T_N, f_mod, 0},
     {"power", 2, {T_F8, T_F8}, T_F8, f_power, 0},
+    {"power", 2, {T_N, T_N}, T_N, f_power_n, 0},
     {"pow", 2, {T_F8, T_F8}, T_F8, f_power, 0},
+    {"pow", 2, {T_N, T_N}, T_N, f_power_n, 0},
     {"sqrt", 1, {T_F8}, T_F8, f_sqrt, 0},
+    {"sqrt", 1, {T_N}, T_N, f_sqrt_n, 0},
     {"now", 0, {0}, T_TZ, f_now, TM__FN_VOLATILE},
     {"current_timestamp", 0, {0}, T_TZ, f_now, TM__FN_VOLATILE},
     {"date_trunc", 2, {T_TX, T_TS}, T_TS, f_date_trunc, 0},

@@ -545,9 +545,8 @@ static int bind_funccall(qctx_t *qc, json_t *fc, json_t *node, int location, int
         return unsupported(qc->b, location, "VARIADIC arguments");
     if (strcmp(name, "like_escape") == 0)
         return unsupported(qc->b, location, "LIKE … ESCAPE");
-    /* extract(field FROM x) reaches us as pg_catalog.extract('field', x). */
-    if (strcmp(name, "extract") == 0)
-        name = "date_part";
+    /* extract(field FROM x) reaches us as pg_catalog.extract('field', x): the function table has
+     * it, numeric as in PostgreSQL 14 and later (date_part stays double precision). */
     json_t *args = json_object_get(fc, "args");
     for (size_t i = 0; i < json_array_size(args); i++)
         if (json_object_get(json_array_get(args, i), "NamedArgExpr"))

@@ -622,6 +622,60 @@ static int job_check(parse_ctx_t *pc)
                                pc->errstr_size);
 }
 
+/*
+ * libpg_query 15-4.x writes an Integer A_Const whose value is 0 or negative as
+ * {"ival": {}} (its JSON writer omits values it takes for the default; fixed
+ * upstream in pganalyze/libpg_query#249).  The grammar folds a leading minus
+ * into the constant and reports the constant at the minus sign, so the value
+ * is read back from the job's text at the node's location: minus signs (each
+ * flips the sign), white space and the digits.  Text that is not such a
+ * literal leaves the node as it is, which everything downstream reads as 0.
+ */
+static void fix_integer_const(json_t *aconst, const char *sql, size_t sql_len)
+{
+    json_t *iv = json_object_get(aconst, "ival");
+    if (!json_is_object(iv) || json_object_get(iv, "ival") != NULL)
+        return;
+    json_t *locj = json_object_get(aconst, "location");
+    if (!json_is_integer(locj) || json_integer_value(locj) < 0 ||
+        (size_t)json_integer_value(locj) >= sql_len)
+        return;
+    const char *p = sql + json_integer_value(locj);
+    bool negative = false;
+    while (*p == '-' || isspace((unsigned char)*p)) {
+        if (*p == '-')
+            negative = !negative;
+        p++;
+    }
+    if (!isdigit((unsigned char)*p))
+        return;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(p, &end, 10);
+    if (errno != 0 || end == p)
+        return;
+    json_object_set_new(iv, "ival", json_integer(negative ? -v : v));
+}
+
+static void fix_integer_consts(json_t *node, const char *sql, size_t sql_len)
+{
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++)
+            fix_integer_consts(json_array_get(node, i), sql, sql_len);
+        return;
+    }
+    if (!json_is_object(node))
+        return;
+    const char *key;
+    json_t *value;
+    json_object_foreach(node, key, value) {
+        if (strcmp(key, "A_Const") == 0 && json_is_object(value))
+            fix_integer_const(value, sql, sql_len);
+        else
+            fix_integer_consts(value, sql, sql_len);
+    }
+}
+
 int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr,
                  size_t errstr_size)
 {
@@ -648,6 +702,7 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
     if (tree == NULL)
         return tm_seterr(errstr, errstr_size, TM_ESQL, "%s: cannot read the parse tree (%s)",
                          pc.path, jerr.text);
+    fix_integer_consts(tree, sql, strlen(sql));
     tm_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
         json_decref(tree);

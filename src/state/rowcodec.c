@@ -195,6 +195,9 @@ static bool datum_is_var(tm_type_t t, const tm_datum_t *d)
 }
 
 #define FLAGS_KNOWN (TM_DATUM_UNAVAILABLE | TM_DATUM_WIDE | TM_DATUM_NAN)
+/* In the stored flag byte only: an interval's calendar months (row.h u.iv.months) follow its
+ * microseconds.  Rows written before months were kept read back with months 0. */
+#define CODEC_IV_MONTHS 0x80
 
 uint32_t tm_row_shape_id(const tm_schema_t *schema)
 {
@@ -262,11 +265,16 @@ int tm_row_serialize(const tm_schema_t *schema, const tm_row_t *row, tm_buf_t *o
         if (tm_row_is_null(row, i))
             continue;
         const tm_datum_t *d = &row->vals[i];
-        if ((rc = put_u8(out, d->flags & FLAGS_KNOWN)) != 0)
+        bool months = schema->cols[i].type == TM_T_INTERVAL &&
+                      !(d->flags & TM_DATUM_UNAVAILABLE) && d->u.iv.months != 0;
+        if ((rc = put_u8(out, (uint8_t)((d->flags & FLAGS_KNOWN) |
+                                        (months ? CODEC_IV_MONTHS : 0)))) != 0)
             goto fail;
         if (d->flags & TM_DATUM_UNAVAILABLE)
             continue;
         if ((rc = put_value(out, &schema->cols[i], d)) != 0)
+            goto fail;
+        if (months && (rc = put_varint(out, zigzag(d->u.iv.months))) != 0)
             goto fail;
     }
     return 0;
@@ -357,15 +365,25 @@ int tm_row_deserialize(const tm_schema_t *schema, const void *data, size_t len,
             continue;
         tm_datum_t *d = &row->vals[i];
         uint8_t flags;
-        if (get_u8(&r, &flags) != 0 || (flags & ~FLAGS_KNOWN) != 0)
+        bool iv = schema->cols[i].type == TM_T_INTERVAL;
+        if (get_u8(&r, &flags) != 0 ||
+            (flags & ~(FLAGS_KNOWN | (iv ? CODEC_IV_MONTHS : 0))) != 0)
             return TM_ECORRUPT;
         tm_row_set_null(row, i, false);
-        d->flags = flags;
+        d->flags = flags & FLAGS_KNOWN;
         if (flags & TM_DATUM_UNAVAILABLE)
             continue;
         int rc = get_value(&r, batch, &schema->cols[i], d);
         if (rc != 0)
             return rc;
+        if (iv)
+            d->u.iv.months = 0;
+        if (flags & CODEC_IV_MONTHS) {
+            uint64_t m;
+            if (get_varint(&r, &m) != 0 || unzigzag(m) < INT32_MIN || unzigzag(m) > INT32_MAX)
+                return TM_ECORRUPT;
+            d->u.iv.months = (int32_t)unzigzag(m);
+        }
     }
     if (r.p != r.end)
         return TM_ECORRUPT;

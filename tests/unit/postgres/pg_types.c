@@ -172,7 +172,7 @@ static void test_intervals(void)
     int64_t v;
     const int64_t month = INT64_C(2629800000000), day = INT64_C(86400000000);
     const int64_t hms = ((4 * 60 + 5) * 60 + 6) * INT64_C(1000000) + 500000;
-#define IV(s) tm_pg_parse_interval((s), strlen(s), &v)
+#define IV(s) tm_pg_parse_interval((s), strlen(s), &v, NULL)
     TM_CHECK(IV("P1Y2M3DT4H5M6.5S") == 0 && v == 14 * month + 3 * day + hms);
     TM_CHECK(IV("PT0S") == 0 && v == 0);
     TM_CHECK(IV("P-1Y-2M3DT-4H-5M-6.5S") == 0 && v == -14 * month + 3 * day - hms);
@@ -192,6 +192,12 @@ static void test_intervals(void)
     /* Saturates rather than overflowing. */
     TM_CHECK(IV("P178000000Y") == 0 && v == INT64_MAX);
 #undef IV
+    /* The calendar months among them, for timestamp ± interval (row.h u.iv). */
+    int32_t m = -1;
+    TM_CHECK(tm_pg_parse_interval("1 year 2 mons 3 days 04:05:06.5", 31, &v, &m) == 0 && m == 14);
+    TM_CHECK(tm_pg_parse_interval("-1 mons", 7, &v, &m) == 0 && m == -1);
+    TM_CHECK(tm_pg_parse_interval("-P1Y2M3D", 8, &v, &m) == 0 && m == -14);
+    TM_CHECK(tm_pg_parse_interval("3 days", 6, &v, &m) == 0 && m == 0);
 }
 
 static void test_bytes_and_text(void)

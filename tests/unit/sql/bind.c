@@ -200,7 +200,43 @@ static void test_expressions(void)
     TM_CHECK(q->out_schema->cols[6].type == TM_T_NUMERIC && q->out_schema->cols[6].scale == 4);
     TM_CHECK(q->out_schema->cols[7].type == TM_T_TEXT);
     TM_CHECK(q->out_schema->cols[20].type == TM_T_INT64);
+    /* EXTRACT is numeric since PostgreSQL 14 (it used to be bound as date_part, a double). */
+    TM_CHECK(q->out_schema->cols[1].type == TM_T_NUMERIC);
     TM_CHECK(q->out_schema->cols[11].type == TM_T_BOOL && !q->out_schema->cols[11].nullable);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
+/* libpg_query 15-4.x drops the value of a zero or negative integer constant from its JSON; the job
+ * parser reads it back from the text (left(x, -1) was bound as left(x, 0)). */
+static void test_negative_integer_constants(void)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    tm_bound_query_t *q = NULL;
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    int rc = bind_one("INSERT INTO out SELECT left(status, -1) AS a, id + - 7 AS b,\n"
+                      "  id * - -2 AS c, 0 AS d, -2147483648 AS e, -3000000000 AS f\n"
+                      "FROM orders;",
+                      &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0);
+    TM_REQUIRE(q->ntargets == 6);
+    const char *want[] = {"left(status, -1)", "(id + -7)", "(id * 2)", "0", "-2147483648",
+                          "-3000000000"};
+    const char *names[] = {"id", "customer_id", "amount", "status", "created_at"};
+    for (int i = 0; i < 6; i++) {
+        char buf[256];
+        tm_expr_format(q->targets[i], names, buf, sizeof(buf));
+        TM_CHECK_STR(buf, want[i]);
+    }
+    TM_CHECK(q->out_schema->cols[4].type == TM_T_INT32);
+    TM_CHECK(q->out_schema->cols[5].type == TM_T_INT64);
+    /* A type modifier is an integer constant too (tidemark has no negative numeric scales). */
+    expect_bind_error("INSERT INTO out SELECT amount::numeric(4, -1) AS g FROM orders;",
+                      "NUMERIC scale -1 must be between 0 and precision 4");
     tm_bound_query_free(q);
     tm_job_free(job);
     tm_expr_pool_free(pool);
@@ -212,5 +248,6 @@ int main(void)
     TM_RUN(test_undeclared_columns);
     TM_RUN(test_grouped_shape);
     TM_RUN(test_expressions);
+    TM_RUN(test_negative_integer_constants);
     return tm_test_done();
 }

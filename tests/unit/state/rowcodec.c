@@ -169,6 +169,37 @@ static void test_numeric_edges(void)
     tm_schema_unref(s);
 }
 
+/* An interval keeps its calendar months (row.h u.iv) through state; none costs no bytes. */
+static void test_interval_months(void)
+{
+    tm_schema_t *s = tm_schema_new(1);
+    tst_col(s, 0, "iv", TM_T_INTERVAL, -1);
+    tm_batch_t *b = tm_batch_new();
+    const int32_t months[] = {0, 1, -14, INT32_MAX, INT32_MIN};
+    size_t plain_len = 0;
+    for (size_t i = 0; i < sizeof(months) / sizeof(months[0]); i++) {
+        tm_row_t *r = tm_batch_new_row(b, s);
+        tm_row_set_null(r, 0, false);
+        r->vals[0].u.iv.us = INT64_C(2629800000000) * months[i] + 7;
+        r->vals[0].u.iv.months = months[i];
+        tm_buf_t buf;
+        tm_buf_init(&buf);
+        tm_row_t *back;
+        TM_REQUIRE(tm_row_serialize(s, r, &buf) == 0);
+        if (months[i] == 0)
+            plain_len = buf.len;
+        else
+            TM_CHECK(buf.len > plain_len);
+        TM_REQUIRE(tm_row_deserialize(s, buf.data, buf.len, b, &back) == 0);
+        TM_CHECK(back->vals[0].u.iv.us == r->vals[0].u.iv.us);
+        TM_CHECK_INT(back->vals[0].u.iv.months, months[i]);
+        TM_CHECK_INT(back->vals[0].flags, 0);
+        tm_buf_release(&buf);
+    }
+    tm_batch_unref(b);
+    tm_schema_unref(s);
+}
+
 static void test_many_columns_nulls(void)
 {
     /* 130 columns: the null bitmap spans three words in memory, 17 bytes encoded. */
@@ -283,6 +314,7 @@ int main(void)
 {
     TM_RUN(test_roundtrip_every_type);
     TM_RUN(test_numeric_edges);
+    TM_RUN(test_interval_months);
     TM_RUN(test_many_columns_nulls);
     TM_RUN(test_malformed_and_shape);
     TM_RUN(test_key_encoding);
