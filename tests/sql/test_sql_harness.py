@@ -188,3 +188,21 @@ def test_dead_letter_check_folds_the_files_and_catches_differences(tmp_path):
     assert any("calc_out_1-1.jsonl:2" in p and "subtask" in p for p in problems), problems
     # No files at all.
     assert "wrote no files" in check(_FakeRun(tmp_path / "nothing", []))[0]
+
+
+def test_dead_letter_check_allows_replays_only_in_the_kill_round(tmp_path):
+    from sql_cases import _dead_letters_are_the_bad_rows as check
+    dl = tmp_path / "state" / "dead-letter"
+    dl.mkdir(parents=True)
+    r1 = {"id": 1, "n": "2.50", "d": 0, "label": "p"}
+    # A replay after a crash wrote the insert twice.
+    (dl / "calc_out_1-0.jsonl").write_text(_dl_line("c", after=r1) + "\n" +
+                                           _dl_line("c", after=r1) + "\n")
+    run = _FakeRun(tmp_path / "state", [(1, "2.50", 0, "p")])
+    assert any("fold to" in p for p in check(run))
+    run.mode = "kill"
+    assert check(run) == []
+    # Even then, a good row (d <> 0) is never a dead letter.
+    (dl / "calc_out_1-1.jsonl").write_text(
+        _dl_line("c", after={"id": 2, "n": "1.00", "d": 3, "label": "q"}, subtask=1) + "\n")
+    assert any("divisor is 3" in p for p in check(run))
