@@ -1143,8 +1143,12 @@ class CaseRun:
         """Half the workload, stop with a savepoint, restore at the other parallelism, the rest.
 
         The second daemon has a job file that differs only in SET
-        parallelism, and a state directory of its own: everything it knows
-        comes from the savepoint.  It appends to the same file sink.
+        parallelism and runs as docs/operations.md's upgrade recipe says:
+        `tidemark run job.sql --state-dir <the same> --from-savepoint P`.
+        Its keyed state comes from the savepoint, redistributed over the new
+        number of workers; it appends to the same file sink.  (The same
+        state directory matters: a postgres-cdc source restored into a new
+        one reads its tables again, see tests/sql/README.md.)
         """
         half = len(txs) // 2
         self.apply(txs[:half])
@@ -1176,7 +1180,9 @@ class CaseRun:
         self.daemon = Tidemark(self.job_text(after), self.env.dir / "tm2", bin=self.env.bin)
         self.daemons.append(self.daemon)
         (self.env.dir / "job2.sql").write_text(self.daemon.job_path.read_text())
-        self.daemon.start(["--from-savepoint", str(self.savepoint)])
+        first = self.daemons[0]
+        self.daemon.start(["--from-savepoint", str(self.savepoint), "--state-dir",
+                           str(first.state_dir)])
         self.apply(txs[half:])
 
     def _check_expected_failure(self) -> None:
