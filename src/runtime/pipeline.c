@@ -33,6 +33,11 @@
  *      source covers everything the source emitted up to it.
  *   5. Operator instances are made on the main thread before the threads
  *      start, and then used by their subtask's thread only.
+ *   6. Under on_error = 'dead-letter' with a dead-letter directory, every
+ *      operator instance has its own writer (deadletter.h), used by its
+ *      subtask's thread only; the subtask flushes them at each aligned
+ *      barrier before its snapshot and at the end, and fails with a writer's
+ *      I/O error after the batch that met it.
  *
  * Thread: the tm_pipeline_* functions are main-thread unless pipeline.h
  * says otherwise; tm_source_* run on the calling source's thread.
