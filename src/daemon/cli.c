@@ -503,6 +503,8 @@ static void admin_metrics(void *arg, tm_buf_t *out)
         {"tidemark_operator_records_out_total", "records an operator emitted"},
         {"tidemark_operator_row_errors_total", "rows whose expressions failed"},
         {"tidemark_operator_rows_skipped_total", "failed rows dropped by on_error"},
+        {"tidemark_operator_dead_letters_total",
+         "failed rows written to the dead-letter files (on_error = 'dead-letter')"},
     };
     size_t ncounters = tm_pipeline_nstages(p) > 0 ? sizeof(op_counters) / sizeof(op_counters[0]) : 0;
     for (size_t c = 0; c < ncounters; c++) {
@@ -515,7 +517,8 @@ static void admin_metrics(void *arg, tm_buf_t *out)
                 uint64_t v = c == 0   ? m.records_in
                              : c == 1 ? m.records_out
                              : c == 2 ? m.row_errors
-                                      : m.rows_skipped;
+                             : c == 3 ? m.rows_skipped
+                                      : m.dead_letters;
                 tm_buf_appendf(out, "%s{operator=\"%s\"} %" PRIu64 "\n", op_counters[c].name,
                               tm_pipeline_op_uid(p, st, k), v);
             }
@@ -886,6 +889,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                                         : strcmp(policy, "dead-letter") == 0
                                             ? TM_ON_ERROR_DEAD_LETTER
                                             : TM_ON_ERROR_FAIL);
+        if (strcmp(policy, "dead-letter") == 0) {
+            /* One file per operator instance under the state directory (docs/operations.md). */
+            char dl_dir[4200];
+            snprintf(dl_dir, sizeof(dl_dir), "%s/dead-letter", state_dir);
+            rc = tm_pipeline_set_dead_letter_dir(p, dl_dir, job_name);
+            if (rc != 0)
+                tm_seterr(err, sizeof(err), rc, "out of memory");
+        }
     }
     for (int i = 0; i < job->ntables; i++)
         if (sinks[i] != NULL)

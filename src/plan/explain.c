@@ -12,6 +12,7 @@
  */
 #include "plan/plan.h"
 #include "core/error.h"
+#include "runtime/deadletter.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -327,6 +328,42 @@ static int explain_sinks(const tm_plan_t *plan, FILE *f, char *err, size_t errle
     return 0;
 }
 
+/* What on_error does, and with 'dead-letter' which files get the rejected rows. */
+static void explain_row_errors(const tm_plan_t *plan, FILE *f)
+{
+    const char *policy = tm_opt_str(plan->job->settings, "on_error");
+    if (strcmp(policy, "dead-letter") != 0) {
+        fprintf(f, "\nrow errors: on_error = '%s': %s\n", policy,
+                strcmp(policy, "skip") == 0
+                    ? "a row whose expression fails is dropped, counted and logged"
+                    : "a row whose expression fails stops the job");
+        return;
+    }
+    fprintf(f, "\nrow errors: on_error = 'dead-letter': a row whose expression fails is dropped, "
+               "counted and appended as one JSON line (ts_ms, job, operator, subtask, reason, op, "
+               "before, after, source) to <state-dir>/dead-letter/<operator uid, '/' as "
+               "'_'>-<subtask>.jsonl, flushed at every checkpoint; at-least-once (a replay after "
+               "a crash may write a row again)\n");
+    for (int s = 0; s < plan->nstages; s++) {
+        const tm_plan_stage_t *st = &plan->stages[s];
+        for (int i = 0; i < st->nnodes; i++) {
+            const tm_plan_node_t *n = st->nodes[i];
+            /* Only expressions fail per row: projections, filters and aggregates. */
+            if (n->kind != TM_PLAN_CALC && n->kind != TM_PLAN_GROUP_AGG)
+                continue;
+            char name[512];
+            tm_dead_letter_file_name(name, sizeof(name), n->uid, 0);
+            size_t len = strlen(name);
+            /* "calc_out_1-0.jsonl" → "calc_out_1-{0..P-1}.jsonl" */
+            if (st->parallelism > 1 && len > 8)
+                fprintf(f, "  %s: dead-letter/%.*s{0..%d}.jsonl\n", n->uid, (int)(len - 7),
+                        name, st->parallelism - 1);
+            else
+                fprintf(f, "  %s: dead-letter/%s\n", n->uid, name);
+        }
+    }
+}
+
 int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_size)
 {
     const tm_job_t *job = plan->job;
@@ -359,6 +396,7 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
     else
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
+    explain_row_errors(plan, f);
     fprintf(f, "\nnot built yet: joins, window aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
                "operations (UNION …), operators that use event time (the Kafka source emits "

@@ -79,6 +79,17 @@ int tm_pipeline_link(tm_pipeline_t *p, int from, int to, int input, tm_exchange_
                      const tm_exchange_key_t *key, char *errstr, size_t errstr_size);
 /* The job's on_error policy and dead-letter handling for every operator. */
 void tm_pipeline_set_error_policy(tm_pipeline_t *p, tm_error_policy_t policy);
+/*
+ * Where rows rejected under TM_ON_ERROR_DEAD_LETTER go: each operator
+ * instance appends them to <dir>/<uid, '/' as '_'>-<subtask>.jsonl
+ * (runtime/deadletter.h), flushed and synced at every aligned barrier and
+ * at the end; an I/O error fails the job naming the file.  `job` is the
+ * job's name for the lines (and operator contexts).  Without a directory,
+ * dead-letter rows are only counted and logged, as under 'skip'.  Call
+ * before tm_pipeline_start.  Returns 0, TM_EINVAL after the start, or
+ * TM_ENOMEM.
+ */
+int tm_pipeline_set_dead_letter_dir(tm_pipeline_t *p, const char *dir, const char *job);
 
 /* Metrics (thread: any): stages, their subtasks and operators. */
 int tm_pipeline_nstages(const tm_pipeline_t *p);

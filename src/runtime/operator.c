@@ -43,9 +43,10 @@ int tm_operator_row_error(const tm_operator_ctx_t *ctx, const tm_record_t *rec,
         return 0;
     case TM_ON_ERROR_DEAD_LETTER:
         atomic_fetch_add_explicit(&ctx->metrics->rows_skipped, 1, memory_order_relaxed);
-        if (ctx->dead_letter != NULL)
+        if (ctx->dead_letter != NULL) {
+            atomic_fetch_add_explicit(&ctx->metrics->dead_letters, 1, memory_order_relaxed);
             ctx->dead_letter(ctx->dead_letter_arg, ctx->uid, rec, reason);
-        else
+        } else
             warn_skipped(ctx, reason, true);
         return 0;
     case TM_ON_ERROR_FAIL:

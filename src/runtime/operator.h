@@ -95,6 +95,7 @@ typedef struct tm_operator_metrics {
     _Atomic uint64_t row_errors;   /* rows that failed an expression */
     _Atomic uint64_t rows_skipped; /* of which dropped by on_error = 'skip' / 'dead-letter' */
     _Atomic uint64_t state_reads;  /* state accesses (one per key per batch when mini-batched) */
+    _Atomic uint64_t dead_letters; /* of rows_skipped, handed to the dead-letter output */
 } tm_operator_metrics_t;
 
 /* Where an operator instance runs; filled by the runtime. */
@@ -108,7 +109,12 @@ typedef struct tm_operator_ctx {
     tm_store_t *store;    /* this subtask's store; NULL for a stateless stage */
     tm_error_policy_t on_error;
     tm_operator_metrics_t *metrics; /* owned by the runtime; never NULL */
-    /* Dead-letter side output (on_error = 'dead-letter'); NULL: log only. */
+    /*
+     * Dead-letter side output (on_error = 'dead-letter'; runtime/deadletter.h
+     * when the pipeline has a dead-letter directory); NULL: log only.  It
+     * cannot fail the row: a writer keeps its I/O error, and the runtime
+     * fails the job with it after the batch.
+     */
     void (*dead_letter)(void *arg, const char *uid, const tm_record_t *rec, const char *reason);
     void *dead_letter_arg;
 } tm_operator_ctx_t;

@@ -33,6 +33,11 @@
  *      source covers everything the source emitted up to it.
  *   5. Operator instances are made on the main thread before the threads
  *      start, and then used by their subtask's thread only.
+ *   6. Under on_error = 'dead-letter' with a dead-letter directory, every
+ *      operator instance has its own writer (deadletter.h), used by its
+ *      subtask's thread only; the subtask flushes them at each aligned
+ *      barrier before its snapshot and at the end, and fails with a writer's
+ *      I/O error after the batch that met it.
  *
  * Thread: the tm_pipeline_* functions are main-thread unless pipeline.h
  * says otherwise; tm_source_* run on the calling source's thread.
@@ -43,6 +48,7 @@
 #include "core/failpoint.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "runtime/deadletter.h"
 #include "runtime/exchange.h"
 #include "runtime/graph.h"
 #include "runtime/input.h"
@@ -182,6 +188,7 @@ struct tm_subtask {
     tm_operator_t **ops;         /* [nops] */
     const tm_operator_ops_t **hooks;
     tm_operator_metrics_t *metrics; /* [nops]; read by any thread */
+    tm_dead_letter_t **dls;      /* [nops]: dead-letter writers, or NULL (deadletter.h) */
     tm_link_t *links;            /* [nops] */
     int64_t *wm_op;              /* [nops]: the last watermark each operator saw */
     int64_t wm_fwd;
@@ -220,6 +227,8 @@ struct tm_pipeline {
     int nedges;
     int maxp;
     tm_error_policy_t on_error;
+    char *dl_dir;   /* dead letters of on_error = 'dead-letter', or NULL */
+    char *job;      /* the job's name (operator contexts, dead letters) */
     bool built;
     char *chk_root; /* stateful subtasks snapshot into <chk_root>/chk-N/<store dir> */
     int dl;         /* decision-log sink, or -1 */
@@ -262,6 +271,17 @@ void tm_pipeline_set_max_parallelism(tm_pipeline_t *p, int max_parallelism)
 void tm_pipeline_set_error_policy(tm_pipeline_t *p, tm_error_policy_t policy)
 {
     p->on_error = policy;
+}
+
+int tm_pipeline_set_dead_letter_dir(tm_pipeline_t *p, const char *dir, const char *job)
+{
+    if (p->built)
+        return TM_EINVAL;
+    free(p->dl_dir);
+    free(p->job);
+    p->dl_dir = dir ? strdup(dir) : NULL;
+    p->job = job ? strdup(job) : NULL;
+    return (dir && !p->dl_dir) || (job && !p->job) ? TM_ENOMEM : 0;
 }
 
 static int add_node(tm_pipeline_t *p, node_kind_t kind, int idx)
@@ -1298,6 +1318,23 @@ static int link_emit(tm_collector_t *c, tm_batch_t *batch)
     return 0;
 }
 
+/*
+ * Fails the subtask with a dead-letter writer's I/O error, if one has one;
+ * with `flush`, first makes the written dead letters durable (at barriers,
+ * before the snapshot, and at the end: deadletter.h invariant 2).
+ */
+static void sub_dead_letters(tm_subtask_t *sub, bool flush)
+{
+    for (int i = 0; sub->dls != NULL && i < sub->st->nops && !sub->failed; i++) {
+        if (sub->dls[i] == NULL)
+            continue;
+        int rc = flush ? tm_dead_letter_flush(sub->dls[i], sub->err, sizeof(sub->err))
+                       : tm_dead_letter_error(sub->dls[i], sub->err, sizeof(sub->err));
+        if (rc != 0)
+            sub_fail(sub, rc);
+    }
+}
+
 static void sub_batch(tm_subtask_t *sub, const tm_event_t *ev)
 {
     tm_batch_t *in = ev->u.batch;
@@ -1307,6 +1344,7 @@ static void sub_batch(tm_subtask_t *sub, const tm_event_t *ev)
                                         sizeof(sub->err));
         if (rc != 0)
             sub_fail(sub, rc);
+        sub_dead_letters(sub, false);
     }
     sub_flush_held(sub, sub->failed ? 0 : in->ack_token, in->ack_source);
 }
@@ -1370,6 +1408,7 @@ static void sub_aligned(tm_subtask_t *sub, uint64_t id)
         if (rc != 0)
             sub_fail(sub, rc);
     }
+    sub_dead_letters(sub, true);
     sub_flush_held(sub, 0, -1);
     sub_snapshot(sub, id);
     tm_event_t bar = {.kind = TM_EV_BARRIER};
@@ -1441,6 +1480,7 @@ static void *sub_main(void *arg)
         if (rc != 0)
             sub_fail(sub, rc);
     }
+    sub_dead_letters(sub, true);
     sub_flush_held(sub, 0, -1);
     tm_event_t end = {.kind = TM_EV_END};
     sub_control(sub, &end);
@@ -1582,7 +1622,8 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
     sub->metrics = calloc((size_t)n, sizeof(*sub->metrics));
     sub->links = calloc((size_t)n, sizeof(*sub->links));
     sub->wm_op = calloc((size_t)n, sizeof(*sub->wm_op));
-    if (sub->ctx == NULL || sub->ops == NULL || sub->hooks == NULL || sub->metrics == NULL ||
+    sub->dls = calloc((size_t)n, sizeof(*sub->dls));
+    if (sub->dls == NULL || sub->ctx == NULL || sub->ops == NULL || sub->hooks == NULL || sub->metrics == NULL ||
         sub->links == NULL || sub->wm_op == NULL || tm_queue_init(&sub->queue, TM_QUEUE_CAPACITY))
         return TM_ENOMEM;
     int maxp = stage_maxp(p, st);
@@ -1595,7 +1636,7 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
         sub->links[i].op = i;
         tm_operator_ctx_t *ctx = &sub->ctx[i];
         ctx->uid = st->facs[i].uid;
-        ctx->job = "";
+        ctx->job = p->job ? p->job : "";
         ctx->subtask = w;
         ctx->parallelism = st->parallelism;
         ctx->max_parallelism = maxp;
@@ -1604,6 +1645,13 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
         ctx->store = st->stores != NULL ? st->stores[w] : NULL;
         ctx->on_error = p->on_error;
         ctx->metrics = &sub->metrics[i];
+        if (p->on_error == TM_ON_ERROR_DEAD_LETTER && p->dl_dir != NULL) {
+            sub->dls[i] = tm_dead_letter_new(p->dl_dir, ctx->job, ctx->uid, w);
+            if (sub->dls[i] == NULL)
+                return TM_ENOMEM;
+            ctx->dead_letter = tm_dead_letter_callback;
+            ctx->dead_letter_arg = sub->dls[i];
+        }
         if (st->facs[i].stateful && ctx->store == NULL)
             return tm_seterr(errstr, errstr_size, TM_EINVAL,
                              "stage %s: operator %s is stateful but the stage has no stores",
@@ -1800,6 +1848,7 @@ void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operat
         SUM(row_errors);
         SUM(rows_skipped);
         SUM(state_reads);
+        SUM(dead_letters);
 #undef SUM
     }
 }
@@ -1912,6 +1961,9 @@ static void free_subtask(tm_subtask_t *sub)
     free(sub->metrics);
     free(sub->links);
     free(sub->wm_op);
+    for (int i = 0; sub->dls != NULL && i < sub->st->nops; i++)
+        tm_dead_letter_free(sub->dls[i]);
+    free(sub->dls);
     free_outs(sub->outs, sub->nouts);
     tm_input_destroy(&sub->input);
     if (sub->queue.ring != NULL)
@@ -1968,6 +2020,8 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
     for (int e = 0; e < p->nedges; e++)
         free(p->edges[e].slot);
     free(p->chk_root);
+    free(p->dl_dir);
+    free(p->job);
     free(p->progress);
     pthread_mutex_destroy(&p->err_lock);
     free(p);

@@ -45,7 +45,8 @@ const tm_option_def_t tm_job_settings[] = {
      "Bearer token the admin API requires; mandatory when admin_address is not loopback."},
     {"on_error", TM_OPT_ENUM, false, "fail", "fail|skip|dead-letter",
      "What a row whose expression fails (division by zero, a bad cast) does: fail the job, "
-     "skip the row (counted and logged), or skip it and log it as a dead letter."},
+     "skip the row (counted and logged), or skip it and append it to "
+     "<state-dir>/dead-letter/<operator>-<subtask>.jsonl."},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 

@@ -278,3 +278,53 @@ def test_restart_with_another_parallelism_rescales_the_checkpoint(cdc):
     recs = [payload(r) for r in read_jsonl(topic(cdc))]
     assert len(recs) == 220
     assert all(p["op"] == "u" and p["before"]["qty"] == p["after"]["qty"] - 1 for p in recs[200:])
+
+
+def test_dead_letters_in_files_metrics_and_explain(cdc):
+    """on_error = 'dead-letter': the rejected rows in <state-dir>/dead-letter, counted in /metrics."""
+    import urllib.request
+    cdc.sql(ITEMS)
+    src = {"connector": "postgres-cdc", "dsn": cdc.dsn(), "table": "public.items",
+           "slot": cdc.slot, "publication": cdc.publication, "snapshot": "initial"}
+    (cdc.dir / "out").mkdir(exist_ok=True)
+    job = "\n".join([
+        create_table("shop", src, "id int PRIMARY KEY, name text, qty int"),
+        create_table("out", {"connector": "file", "path": str(cdc.dir / "out"),
+                             "schemas": False}),
+        # qty = id: the rows 5 and (after the update) 7 divide by zero.
+        "INSERT INTO out SELECT id, 100 / (qty - 5) AS q FROM shop;",
+        "SET checkpoint_interval = '300ms';",
+        "SET parallelism = 2;",
+        "SET on_error = 'dead-letter';",
+        "SET admin_address = '127.0.0.1:0';",
+    ]) + "\n"
+    tm = cdc.tidemark(job)
+    explain = run_cli(["explain", str(tm.job_path)])
+    assert explain.returncode == 0, explain.stderr
+    assert "<state-dir>/dead-letter/" in explain.stdout
+    assert "calc/out/1: dead-letter/calc_out_1-{0..1}.jsonl" in explain.stdout, explain.stdout
+    tm.start()
+    out = cdc.dir / "out"
+    wait_until(lambda: len(read_jsonl(next(out.glob("*.jsonl")))) == 199
+               if list(out.glob("*.jsonl")) else False, 60, "the 199 good rows", tm)
+    cdc.sql("UPDATE items SET qty = 5 WHERE id = 7")
+    dl = state_dir(tm) / "dead-letter"
+
+    def lines():
+        return [json.loads(line) for f in sorted(dl.glob("*.jsonl"))
+                for line in f.read_text().splitlines()]
+
+    # The files are written at checkpoint barriers.
+    wait_until(lambda: dl.is_dir() and len(lines()) == 2, 60, "two dead letters", tm)
+    addr = (state_dir(tm) / "admin.addr").read_text().strip()
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    assert re.search(r'^tidemark_operator_dead_letters_total\{operator="calc/out/1"\} 2$',
+                     metrics, re.M), metrics
+    assert tm.terminate() == 0, tm.log_tail()
+    got = sorted((d["op"], (d["after"] or {}).get("id"), d["reason"]) for d in lines())
+    assert got == [("r", 5, "division by zero"), ("u", 7, "division by zero")], got
+    upd = [d for d in lines() if d["op"] == "u"][0]
+    assert upd["before"] == {"id": 7, "name": "item 7", "qty": 7}, upd
+    assert upd["after"] == {"id": 7, "name": "item 7", "qty": 5}, upd
+    assert upd["source"] == "public.items" and upd["job"] == "job", upd

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pgserver import lsn_to_int
-from tidemark import Tidemark, create_table, read_jsonl, wait_until
+from tidemark import Tidemark, create_table, read_jsonl, run_cli, wait_until
 
 # The seed every case derives its own from (crc32 of the case name mixed in),
 # so CI runs the same workloads every time; TIDEMARK_SQL_SEED picks another.
@@ -156,6 +156,12 @@ class Case:
     volatile: Dict[str, Callable[[object, "RunInfo"], Optional[str]]] = \
         field(default_factory=dict)
     kill_ci: bool = False               # part of the kill round CI runs
+    # Part of the savepoint-rescale round CI runs (sp12/sp21: half the
+    # workload, stop with a savepoint, restore at the other parallelism).
+    rescale_ci: bool = False
+    # A check of its own after the comparison: f(run) -> a list of problems
+    # (e.g. the dead-letter files of on_error = 'dead-letter').
+    post_check: Optional[Callable[["CaseRun"], List[str]]] = None
     note: str = ""                      # what the case is about
 
     def job_query(self) -> str:
@@ -904,7 +910,9 @@ def type_mismatches(pg: PgResult, field_schemas: Optional[List[dict]],
 # Running a case
 # =============================================================================
 
-MODES = ("p1", "p2", "kill")
+MODES = ("p1", "p2", "kill", "sp12", "sp21")
+# The savepoint-rescale modes: parallelism before and after the savepoint.
+RESCALE = {"sp12": (1, 2), "sp21": (2, 1)}
 
 
 @dataclass
@@ -924,6 +932,11 @@ class CaseRun:
         self.case, self.mode, self.env = case, mode, env
         self.seed = case_seed(env.base_seed, case.name)
         self.parallelism = 1 if mode == "p1" else 2
+        if mode in RESCALE:
+            self.parallelism = RESCALE[mode][0]
+        self.savepoint: Optional[Path] = None
+        self.inspect_text = ""
+        self.daemons: List[Tidemark] = []    # every daemon of the run, in order
         self.out_dir = env.dir / "out"
         self.info = RunInfo()
         self.kill_log: List[str] = []
@@ -940,7 +953,8 @@ class CaseRun:
 
     # -- the job ----------------------------------------------------------------
 
-    def job_text(self) -> str:
+    def job_text(self, parallelism: Optional[int] = None) -> str:
+        parallelism = parallelism or self.parallelism
         parts = []
         for t in self.case.tables:
             opts = {"connector": "postgres-cdc", "dsn": self.env.pg.dsn(self.env.db),
@@ -955,7 +969,7 @@ class CaseRun:
             parts.append(v.strip().rstrip(";") + ";")
         parts.append(f"INSERT INTO out {self.case.job_query()};")
         parts.append(f"SET checkpoint_interval = '{CHECKPOINT_INTERVAL}';")
-        parts.append(f"SET parallelism = {self.parallelism};")
+        parts.append(f"SET parallelism = {parallelism};")
         parts.append("SET admin_address = '127.0.0.1:0';")
         for k, v in self.case.settings.items():
             parts.append(f"SET {k} = {v};")
@@ -1029,6 +1043,7 @@ class CaseRun:
     def start_daemon(self) -> None:
         if self.daemon is None:
             self.daemon = Tidemark(self.job_text(), self.env.dir / "tm", bin=self.env.bin)
+            self.daemons.append(self.daemon)
         self.daemon.start()
 
     def run(self) -> None:
@@ -1054,6 +1069,8 @@ class CaseRun:
             self.wait_slots_ready()
         if self.mode == "kill":
             self._apply_with_kills(txs)
+        elif self.mode in RESCALE:
+            self._apply_through_savepoint(txs)
         else:
             self.apply(txs)
         self.info.finished = time.time()
@@ -1122,6 +1139,52 @@ class CaseRun:
         if error:
             raise error[0]
 
+    def _apply_through_savepoint(self, txs: List[List[str]]) -> None:
+        """Half the workload, stop with a savepoint, restore at the other parallelism, the rest.
+
+        The second daemon has a job file that differs only in SET
+        parallelism and runs as docs/operations.md's upgrade recipe says:
+        `tidemark run job.sql --state-dir <the same> --from-savepoint P`.
+        Its keyed state comes from the savepoint, redistributed over the new
+        number of workers; it appends to the same file sink.  (The same
+        state directory matters: a postgres-cdc source restored into a new
+        one reads its tables again, see tests/sql/README.md.)
+        """
+        half = len(txs) // 2
+        self.apply(txs[:half])
+        self.wait_caught_up(self.end_lsn())
+        sp_dir = self.env.dir / "savepoints"
+        res = run_cli(["stop", "--savepoint", "--dir", str(sp_dir), "--state-dir",
+                       str(self.daemon.state_dir)], timeout=120, bin=self.env.bin)
+        if res.returncode != 0:
+            raise CaseFailure(f"`tidemark stop --savepoint` exited with {res.returncode}: "
+                              f"{res.stderr.strip()}\n{self.daemon.log_tail(3000)}")
+        self.savepoint = Path(res.stdout.strip().splitlines()[-1])
+        rc = self.daemon.wait_exit(60)
+        if rc != 0:
+            raise CaseFailure(f"tidemark exited with {rc} after stop --savepoint (expected 0)")
+        self.kill_log.append(f"stopped with savepoint {self.savepoint} after {half} of "
+                             f"{len(txs)} transactions")
+        info = run_cli(["inspect", str(self.savepoint)], bin=self.env.bin)
+        self.inspect_text = info.stdout
+        if info.returncode != 0:
+            raise CaseFailure(f"`tidemark inspect {self.savepoint}` exited with "
+                              f"{info.returncode}: {info.stderr.strip()}")
+        uids = re.findall(r"operator (\S+):", info.stdout)
+        if re.search(r"\b(count|sum|min|max|avg|bool_and|bool_or|string_agg)\s*\(",
+                     self.case.job_query(), re.I) and not any(u.startswith("agg/") for u in uids):
+            raise CaseFailure(f"`tidemark inspect` lists no aggregation operator (agg/...) in "
+                              f"the savepoint; it lists {uids}:\n{info.stdout}")
+        after = RESCALE[self.mode][1]
+        self.parallelism = after
+        self.daemon = Tidemark(self.job_text(after), self.env.dir / "tm2", bin=self.env.bin)
+        self.daemons.append(self.daemon)
+        (self.env.dir / "job2.sql").write_text(self.daemon.job_path.read_text())
+        first = self.daemons[0]
+        self.daemon.start(["--from-savepoint", str(self.savepoint), "--state-dir",
+                           str(first.state_dir)])
+        self.apply(txs[half:])
+
     def _check_expected_failure(self) -> None:
         rc = self.daemon.wait_exit(timeout=60)
         log = self.daemon.log_text()
@@ -1165,6 +1228,8 @@ class CaseRun:
         if undecodable:
             problems.append(f"values tidemark wrote that do not decode as PostgreSQL's type: "
                             f"{undecodable[:5]}")
+        if self.case.post_check is not None:
+            problems += self.case.post_check(self)
         for col, check in self.case.volatile.items():
             for v in volatile_seen.get(col, []):
                 complaint = check(v, self.info)
@@ -1175,9 +1240,11 @@ class CaseRun:
             problems.append("tidemark's sink wrote no events at all")
         if problems:
             raise CaseFailure("\n".join(problems), ) from None
+        kills = sum(k.startswith("kill") for k in self.kill_log)
         self.summary = (f"{sum(expected.values())} rows match after {folded.events} events "
-                        f"({dict(folded.ops)}); {len(self.kill_log)} kills, "
-                        f"{self.daemon.starts if self.daemon else 0} starts")
+                        f"({dict(folded.ops)}); {kills} kills, "
+                        f"{sum(d.starts for d in self.daemons)} starts"
+                        + (f", through savepoint {self.savepoint}" if self.savepoint else ""))
 
     # -- the report ---------------------------------------------------------------
 
@@ -1185,15 +1252,19 @@ class CaseRun:
         target = self.env.nodeid or f"tests/sql/test_sql.py::test_sql_case[{self.case.name}-" \
                                     f"{self.mode}]"
         env = f"TIDEMARK_SQL_SEED={self.env.base_seed} "
-        if self.mode == "kill":
+        if self.mode == "kill" or (self.mode in RESCALE and not self.case.rescale_ci):
             env += "TIDEMARK_SQL_FULL=1 "
         return (f"{env}TIDEMARK_BIN={shlex.quote(str(self.env.bin))} /usr/bin/python3 -m pytest "
                 f"{shlex.quote(target)}")
 
     def report(self, failure: BaseException) -> str:
         c = self.case
+        how = f"parallelism {self.parallelism}"
+        if self.mode in RESCALE:
+            how = (f"parallelism {RESCALE[self.mode][0]}, stop --savepoint, restored at "
+                   f"parallelism {RESCALE[self.mode][1]}")
         head = [
-            f"SQL case {c.name!r} failed ({self.mode}: parallelism {self.parallelism}"
+            f"SQL case {c.name!r} failed ({self.mode}: {how}"
             f"{', with kill -9s' if self.mode == 'kill' else ''})",
             f"seed {self.seed} (base seed {self.env.base_seed})",
         ]
@@ -1208,11 +1279,13 @@ class CaseRun:
             head.append("settings: " + ", ".join(f"{k} = {v}" for k, v in c.settings.items()))
         head += ["", str(failure).rstrip()]
         if self.kill_log:
-            head += ["", "kills: " + "; ".join(self.kill_log)]
+            head += ["", "kills and stops: " + "; ".join(self.kill_log)]
         head += ["", "files:",
                  f"  job        {self.env.dir / 'job.sql'}",
                  f"  workload   {self.env.dir / 'workload.sql'} (replayable with psql)",
-                 f"  daemon log {self.env.dir / 'tm' / 'stderr.log'}",
+                 f"  daemon log {self.env.dir / 'tm' / 'stderr.log'}"
+                 + (f" and {self.env.dir / 'tm2' / 'stderr.log'} (after the savepoint)"
+                    if self.mode in RESCALE else ""),
                  f"  output     {self.out_dir}",
                  f"  database   {self.env.db} (dropped after the test)",
                  "rerun:", "  " + self.rerun_command()]
@@ -1241,6 +1314,6 @@ def run_case(case: Case, mode: str, env: CaseEnv) -> "CaseRun":
         # The shared helpers' timeouts and "exited unexpectedly" messages.
         raise CaseFailure(run.report(e)) from None
     finally:
-        if run.daemon is not None:
-            run.daemon.kill9()
+        for d in run.daemons:
+            d.kill9()
     return run

@@ -1,9 +1,12 @@
 """Every SQL case, checked against PostgreSQL as the oracle (sql_harness.py).
 
-Each case runs at parallelism 1 (`p1`) and 2 (`p2`), and once more through
-kill -9s and restarts (`kill`).  CI runs the kill round on the cases marked
-kill_ci; TIDEMARK_SQL_FULL=1 runs it on every case.  TIDEMARK_SQL_SEED sets
-the base seed (default fixed; 'random' draws one; every failure prints it).
+Each case runs at parallelism 1 (`p1`) and 2 (`p2`), once more through
+kill -9s and restarts (`kill`), and through a savepoint and a rescale
+(`sp12`: half the workload at parallelism 1, `tidemark stop --savepoint`,
+the rest at parallelism 2 restored from it; `sp21` the reverse).  CI runs
+the kill round on the cases marked kill_ci and the rescale round on those
+marked rescale_ci; TIDEMARK_SQL_FULL=1 runs both on every case.
+TIDEMARK_SQL_SEED sets the base seed (default fixed; 'random' draws one; every failure prints it).
 """
 
 import os
@@ -24,6 +27,10 @@ def _params():
         # A case that expects the job to fail has nothing to recover to.
         if (FULL or case.kill_ci) and not case.expect_failure:
             yield pytest.param(case, "kill", id=f"{case.name}-kill")
+        # Half the workload, stop --savepoint, restore at the other parallelism.
+        if (FULL or case.rescale_ci) and not case.expect_failure:
+            yield pytest.param(case, "sp12", id=f"{case.name}-sp12")
+            yield pytest.param(case, "sp21", id=f"{case.name}-sp21")
 
 
 @pytest.mark.deadline(240)
@@ -45,6 +52,7 @@ def test_cases_are_well_formed():
         assert c.tables, f"{c.name}: no source tables"
         assert c.query.strip().upper().startswith("SELECT"), f"{c.name}: not a SELECT"
         assert any(c.kill_ci for c in CASES), "no case runs in CI's kill round"
+        assert any(c.rescale_ci for c in CASES), "no case runs in CI's rescale round"
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])

@@ -137,3 +137,72 @@ def test_a_tampered_changelog_fails_to_fold(sql_pg, sql_db, sql_bin, tmp_path, m
         run_case(case, "p1", CaseEnv(sql_pg, sql_db, tmp_path, sql_bin))
     report = str(info.value)
     assert "the changelog does not fold" in report and "never written" in report, report
+
+
+class _FakeDaemon:
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+
+
+class _FakeRun:
+    """What the dead-letter post-check reads: the daemons' state dirs and PostgreSQL."""
+
+    def __init__(self, state_dir, bad_rows):
+        self.daemons = [_FakeDaemon(state_dir)]
+        self._bad = bad_rows
+
+    def sql(self, text):
+        assert "d = 0" in text
+        return "\n".join("|".join(str(v) for v in row) for row in self._bad)
+
+
+def _dl_line(op, before=None, after=None, reason="division by zero", subtask=0):
+    return json.dumps({"ts_ms": 1, "job": "job", "operator": "calc/out/1", "subtask": subtask,
+                       "reason": reason, "op": op, "before": before, "after": after,
+                       "source": "public.divs"})
+
+
+def test_dead_letter_check_folds_the_files_and_catches_differences(tmp_path):
+    """The on_error = 'dead-letter' case's check passes on the right files and fails otherwise."""
+    from sql_cases import _dead_letters_are_the_bad_rows as check
+    dl = tmp_path / "state" / "dead-letter"
+    dl.mkdir(parents=True)
+    r1 = {"id": 1, "n": "2.50", "d": 0, "label": "p"}
+    r1b = {"id": 1, "n": "3.00", "d": 0, "label": "p"}
+    r2 = {"id": 2, "n": "1.00", "d": 0, "label": "q"}
+    good = [_dl_line("r", after=r1), _dl_line("u", r1, r1b), _dl_line("c", after=r2),
+            _dl_line("d", before=r2)]
+    (dl / "calc_out_1-0.jsonl").write_text("\n".join(good) + "\n")
+    run = _FakeRun(tmp_path / "state", [(1, "3.00", 0, "p")])
+    assert check(run) == []
+    # A bad row that never reached the files.
+    assert any("fold to" in p for p in check(_FakeRun(tmp_path / "state",
+                                                      [(1, "3.00", 0, "p"), (5, "1.00", 0, "r")])))
+    # The scale of a numeric matters, as in the comparison.
+    assert check(_FakeRun(tmp_path / "state", [(1, "3.0", 0, "p")])) != []
+    # Another reason, or a line in the wrong subtask's file.
+    (dl / "calc_out_1-1.jsonl").write_text(_dl_line("c", after=r2, reason="oops", subtask=1)
+                                           + "\n" + _dl_line("d", before=r2, subtask=0) + "\n")
+    problems = check(run)
+    assert any("reason 'oops'" in p for p in problems), problems
+    assert any("calc_out_1-1.jsonl:2" in p and "subtask" in p for p in problems), problems
+    # No files at all.
+    assert "wrote no files" in check(_FakeRun(tmp_path / "nothing", []))[0]
+
+
+def test_dead_letter_check_allows_replays_only_in_the_kill_round(tmp_path):
+    from sql_cases import _dead_letters_are_the_bad_rows as check
+    dl = tmp_path / "state" / "dead-letter"
+    dl.mkdir(parents=True)
+    r1 = {"id": 1, "n": "2.50", "d": 0, "label": "p"}
+    # A replay after a crash wrote the insert twice.
+    (dl / "calc_out_1-0.jsonl").write_text(_dl_line("c", after=r1) + "\n" +
+                                           _dl_line("c", after=r1) + "\n")
+    run = _FakeRun(tmp_path / "state", [(1, "2.50", 0, "p")])
+    assert any("fold to" in p for p in check(run))
+    run.mode = "kill"
+    assert check(run) == []
+    # Even then, a good row (d <> 0) is never a dead letter.
+    (dl / "calc_out_1-1.jsonl").write_text(
+        _dl_line("c", after={"id": 2, "n": "1.00", "d": 3, "label": "q"}, subtask=1) + "\n")
+    assert any("divisor is 3" in p for p in check(run))

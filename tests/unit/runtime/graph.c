@@ -13,6 +13,7 @@
 #include "state/state_test.h"
 #include "state/store.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -179,6 +180,8 @@ static const tm_connector_t fake_conn = {
 /* ---- the test operator: copies records, checks key ownership, counts barriers in state ---- */
 
 static _Atomic int foreign_keys, ends, barriers_seen, watermarks_seen;
+/* When > 0, the test operator rejects rows whose v is a multiple of it (row errors). */
+static _Atomic int reject_mod;
 
 typedef struct test_op {
     const tm_operator_ctx_t *ctx;
@@ -198,6 +201,15 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *in, tm_col
         int64_t k = r->after->vals[0].u.i64;
         if (rt_owner(k, t->ctx->parallelism, t->ctx->max_parallelism) != t->ctx->subtask)
             atomic_fetch_add(&foreign_keys, 1);
+        int mod = atomic_load(&reject_mod);
+        if (mod > 0 && r->after->vals[1].u.i64 % mod == 0) {
+            int rc = tm_operator_row_error(t->ctx, r, "division by zero", errstr, errstr_size);
+            if (rc != 0) {
+                tm_batch_unref(b);
+                return rc;
+            }
+            continue;
+        }
         tm_record_t *o = tm_batch_add(b, r->schema, r->op);
         o->after = rt_row(b, r->schema, k, r->after->vals[1].u.i64);
     }
@@ -292,6 +304,7 @@ static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack
     atomic_store(&ends, 0);
     atomic_store(&barriers_seen, 0);
     atomic_store(&watermarks_seen, 0);
+    atomic_store(&reject_mod, 0);
     h->dir = tst_tmpdir();
     TM_REQUIRE(h->dir != NULL);
     tm_store_opts_t so = tst_opts(0);
@@ -498,11 +511,93 @@ static void test_link_checks(void)
     tm_pipeline_free(p);
 }
 
+/* Runs the harness's job to its end; returns what join returns. */
+static int run_to_end(harness_t *h)
+{
+    TM_REQUIRE(tm_pipeline_start(h->p, err, sizeof(err)) == 0);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_done(h->p) && tm_mono_ms() < deadline)
+        usleep(5000);
+    TM_CHECK(tm_pipeline_done(h->p));
+    return tm_pipeline_join(h->p, err, sizeof(err));
+}
+
+/* on_error = 'dead-letter': each subtask's file holds exactly the rows it rejected. */
+static void test_dead_letters_go_to_one_file_per_subtask(void)
+{
+    harness_t h;
+    harness_init(&h, 5000, 100, false, TM_ACK_SINK_DURABLE);
+    atomic_store(&reject_mod, 7);
+    char dl_dir[600];
+    snprintf(dl_dir, sizeof(dl_dir), "%s/dead-letter", h.dir);
+    tm_pipeline_set_error_policy(h.p, TM_ON_ERROR_DEAD_LETTER);
+    TM_REQUIRE(tm_pipeline_set_dead_letter_dir(h.p, dl_dir, "jobx") == 0);
+    TM_CHECK_INT(run_to_end(&h), 0);
+    int rejected = (4999 / 7) + 1; /* v = 0, 7, …, 4998 */
+    TM_CHECK_INT(h.sink.n, 5000 - rejected);
+    char *seen = calloc(5000, 1);
+    int lines = 0;
+    for (int w = 0; w < 2; w++) {
+        char path[700];
+        snprintf(path, sizeof(path), "%s/test_op-%d.jsonl", dl_dir, w);
+        FILE *f = fopen(path, "r");
+        TM_REQUIRE(f != NULL);
+        char line[4096];
+        while (fgets(line, sizeof(line), f) != NULL) {
+            json_t *j = json_loads(line, 0, NULL);
+            TM_REQUIRE(j != NULL);
+            json_t *after = json_object_get(j, "after");
+            int64_t k = json_integer_value(json_object_get(after, "k"));
+            int64_t v = json_integer_value(json_object_get(after, "v"));
+            TM_REQUIRE(v >= 0 && v < 5000);
+            TM_CHECK(v % 7 == 0 && !seen[v]);
+            seen[v] = 1;
+            TM_CHECK(rt_owner(k, 2, MAXP) == w);
+            TM_CHECK_INT((int)json_integer_value(json_object_get(j, "subtask")), w);
+            TM_CHECK_STR(json_string_value(json_object_get(j, "operator")), "test/op");
+            TM_CHECK_STR(json_string_value(json_object_get(j, "job")), "jobx");
+            TM_CHECK_STR(json_string_value(json_object_get(j, "reason")), "division by zero");
+            TM_CHECK_STR(json_string_value(json_object_get(j, "source")), "public.t");
+            json_decref(j);
+            lines++;
+        }
+        fclose(f);
+    }
+    TM_CHECK_INT(lines, rejected);
+    free(seen);
+    tm_operator_metrics_t m;
+    tm_pipeline_op_metrics(h.p, 0, 0, &m);
+    TM_CHECK_INT((int)m.dead_letters, rejected);
+    TM_CHECK_INT((int)m.rows_skipped, rejected);
+    TM_CHECK_INT((int)m.row_errors, rejected);
+    harness_free(&h);
+}
+
+/* A dead-letter file that cannot be written fails the job, naming it. */
+static void test_dead_letter_io_error_fails_the_job(void)
+{
+    harness_t h;
+    harness_init(&h, 2000, 100, false, TM_ACK_SINK_DURABLE);
+    atomic_store(&reject_mod, 5);
+    char dl_dir[600];
+    snprintf(dl_dir, sizeof(dl_dir), "%s/not-a-dir", h.dir);
+    FILE *f = fopen(dl_dir, "w");
+    TM_REQUIRE(f != NULL);
+    fclose(f);
+    tm_pipeline_set_error_policy(h.p, TM_ON_ERROR_DEAD_LETTER);
+    TM_REQUIRE(tm_pipeline_set_dead_letter_dir(h.p, dl_dir, "jobx") == 0);
+    TM_CHECK_INT(run_to_end(&h), TM_EIO);
+    TM_CHECK(strstr(err, "not-a-dir/test_op-") != NULL);
+    harness_free(&h);
+}
+
 int main(void)
 {
     TM_RUN(test_hash_stage_delivers_every_row_once_in_key_order);
     TM_RUN(test_barrier_aligns_snapshots_and_precommits);
     TM_RUN(test_coordinator_completes_checkpoints);
     TM_RUN(test_link_checks);
+    TM_RUN(test_dead_letters_go_to_one_file_per_subtask);
+    TM_RUN(test_dead_letter_io_error_fails_the_job);
     return tm_test_done();
 }
