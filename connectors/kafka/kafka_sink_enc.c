@@ -26,6 +26,7 @@
  * Thread: sink.
  */
 #include "kafka_sink_int.h"
+#include "core/datum.h"
 
 #include "core/error.h"
 #include "core/log.h"
@@ -344,36 +345,6 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     return rc;
 }
 
-static bool datum_equal(const tm_column_t *col, const tm_datum_t *a, const tm_datum_t *b)
-{
-    switch (col->type) {
-    case TM_T_BOOL:
-        return a->u.b == b->u.b;
-    case TM_T_FLOAT32:
-    case TM_T_FLOAT64:
-        return a->u.f64 == b->u.f64;
-    case TM_T_NUMERIC:
-        if ((a->flags | b->flags) & (TM_DATUM_WIDE | TM_DATUM_NAN)) {
-            char x[160], y[160];
-            tm_numeric_format(a, x, sizeof(x));
-            tm_numeric_format(b, y, sizeof(y));
-            return strcmp(x, y) == 0;
-        }
-        return a->u.dec == b->u.dec && a->scale == b->scale;
-    case TM_T_TEXT:
-    case TM_T_BYTES:
-    case TM_T_JSON:
-    case TM_T_UUID:
-    case TM_T_ARRAY:
-    case TM_T_ENUM:
-    case TM_T_OTHER:
-        return a->u.var.len == b->u.var.len &&
-               (a->u.var.len == 0 || memcmp(a->u.var.ptr, b->u.var.ptr, a->u.var.len) == 0);
-    default:
-        return a->u.i64 == b->u.i64;
-    }
-}
-
 /* True when an update's before image carries a different primary key. */
 static bool key_changed(const tm_record_t *rec)
 {
@@ -389,7 +360,7 @@ static bool key_changed(const tm_record_t *rec)
             return true;
         if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
             continue;
-        if (!datum_equal(&sc->cols[c], a, b))
+        if (!tm_datum_equal(sc->cols[c].type, a, b))
             return true;
     }
     return false;

@@ -45,9 +45,28 @@ int tm_datum_compare(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b)
     bool ua = a->flags & TM_DATUM_UNAVAILABLE, ub = b->flags & TM_DATUM_UNAVAILABLE;
     if (ua || ub)
         return ua - ub;
+    switch (tm_type_storage(type)) {
+    case TM_STORAGE_BOOL:
+        return (int)a->u.b - (int)b->u.b;
+    case TM_STORAGE_I64:
+        return cmp_i64(a->u.i64, b->u.i64);
+    case TM_STORAGE_F64:
+        return cmp_f64(a->u.f64, b->u.f64);
+    case TM_STORAGE_NUMERIC:
+        return tm_num_cmp(a, b);
+    case TM_STORAGE_VAR:
+        return cmp_var(a, b);
+    case TM_STORAGE_UNKNOWN:
+        break;
+    }
+    return 0;
+}
+
+tm_storage_t tm_type_storage(tm_type_t type)
+{
     switch (type) {
     case TM_T_BOOL:
-        return (int)a->u.b - (int)b->u.b;
+        return TM_STORAGE_BOOL;
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
@@ -57,12 +76,12 @@ int tm_datum_compare(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b)
     case TM_T_TIMESTAMP:
     case TM_T_TIMESTAMPTZ:
     case TM_T_INTERVAL:
-        return cmp_i64(a->u.i64, b->u.i64);
+        return TM_STORAGE_I64;
     case TM_T_FLOAT32:
     case TM_T_FLOAT64:
-        return cmp_f64(a->u.f64, b->u.f64);
+        return TM_STORAGE_F64;
     case TM_T_NUMERIC:
-        return tm_num_cmp(a, b);
+        return TM_STORAGE_NUMERIC;
     case TM_T_TEXT:
     case TM_T_BYTES:
     case TM_T_JSON:
@@ -70,29 +89,17 @@ int tm_datum_compare(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b)
     case TM_T_ARRAY:
     case TM_T_ENUM:
     case TM_T_OTHER:
-        return cmp_var(a, b);
+        return TM_STORAGE_VAR;
     }
-    return 0;
+    return TM_STORAGE_UNKNOWN;
 }
 
 bool tm_datum_equal(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b)
 {
-    switch (type) {
-    case TM_T_TEXT:
-    case TM_T_BYTES:
-    case TM_T_JSON:
-    case TM_T_UUID:
-    case TM_T_ARRAY:
-    case TM_T_ENUM:
-    case TM_T_OTHER:
-        /* The common case for keys: skip the ordering work. */
-        if ((a->flags | b->flags) & TM_DATUM_UNAVAILABLE)
-            break;
+    /* The common case for keys: skip the ordering work. */
+    if (tm_type_storage(type) == TM_STORAGE_VAR && !((a->flags | b->flags) & TM_DATUM_UNAVAILABLE))
         return a->u.var.len == b->u.var.len &&
                (a->u.var.len == 0 || memcmp(a->u.var.ptr, b->u.var.ptr, a->u.var.len) == 0);
-    default:
-        break;
-    }
     return tm_datum_compare(type, a, b) == 0;
 }
 
@@ -110,21 +117,12 @@ uint64_t tm_datum_hash(tm_type_t type, const tm_datum_t *d, uint64_t seed)
         static const uint8_t tag = 0xFE;
         return tm_xxh64(&tag, 1, seed);
     }
-    switch (type) {
-    case TM_T_BOOL:
+    switch (tm_type_storage(type)) {
+    case TM_STORAGE_BOOL:
         return hash_u64(d->u.b ? 1 : 0, seed);
-    case TM_T_INT16:
-    case TM_T_INT32:
-    case TM_T_INT64:
-    case TM_T_DATE:
-    case TM_T_TIME:
-    case TM_T_TIMETZ:
-    case TM_T_TIMESTAMP:
-    case TM_T_TIMESTAMPTZ:
-    case TM_T_INTERVAL:
+    case TM_STORAGE_I64:
         return hash_u64((uint64_t)d->u.i64, seed);
-    case TM_T_FLOAT32:
-    case TM_T_FLOAT64: {
+    case TM_STORAGE_F64: {
         double v = d->u.f64;
         uint64_t bits;
         if (isnan(v))
@@ -134,16 +132,12 @@ uint64_t tm_datum_hash(tm_type_t type, const tm_datum_t *d, uint64_t seed)
         memcpy(&bits, &v, sizeof(bits));
         return hash_u64(bits, seed);
     }
-    case TM_T_NUMERIC:
+    case TM_STORAGE_NUMERIC:
         return tm_num_hash(d, seed);
-    case TM_T_TEXT:
-    case TM_T_BYTES:
-    case TM_T_JSON:
-    case TM_T_UUID:
-    case TM_T_ARRAY:
-    case TM_T_ENUM:
-    case TM_T_OTHER:
+    case TM_STORAGE_VAR:
         return tm_xxh64(d->u.var.ptr ? d->u.var.ptr : "", d->u.var.len, seed);
+    case TM_STORAGE_UNKNOWN:
+        break;
     }
     return seed;
 }

@@ -28,6 +28,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/*
+ * How a tm_type_t is held in a tm_datum_t (schema.h's per-type comments):
+ * the one switch over every type that code choosing a datum field uses.
+ */
+typedef enum tm_storage {
+    TM_STORAGE_BOOL,    /* u.b */
+    TM_STORAGE_I64,     /* u.i64: integers, dates, times, timestamps, intervals */
+    TM_STORAGE_F64,     /* u.f64 */
+    TM_STORAGE_NUMERIC, /* u.dec + scale, or u.var text when TM_DATUM_WIDE/NAN */
+    TM_STORAGE_VAR,     /* u.var: text, bytes, json, uuid, arrays, enums, others */
+    TM_STORAGE_UNKNOWN, /* not a tm_type_t */
+} tm_storage_t;
+
+tm_storage_t tm_type_storage(tm_type_t type);
+
 bool tm_datum_equal(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b);
 /* <0, 0, >0. */
 int tm_datum_compare(tm_type_t type, const tm_datum_t *a, const tm_datum_t *b);

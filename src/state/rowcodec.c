@@ -10,6 +10,7 @@
  *   3. A decoded row owns nothing outside the target batch's arena.
  */
 #include "state/rowcodec.h"
+#include "core/datum.h"
 #include "core/error.h"
 #include "core/hash.h"
 
@@ -151,47 +152,14 @@ static int get_bytes(rd_t *r, const uint8_t **p, size_t *len)
 
 /* ---- type classes ---- */
 
-enum { K_BOOL, K_INT, K_FLOAT, K_NUMERIC, K_VAR, K_UNKNOWN };
-
-static int type_kind(tm_type_t t)
-{
-    switch (t) {
-    case TM_T_BOOL:
-        return K_BOOL;
-    case TM_T_INT16:
-    case TM_T_INT32:
-    case TM_T_INT64:
-    case TM_T_DATE:
-    case TM_T_TIME:
-    case TM_T_TIMETZ:
-    case TM_T_TIMESTAMP:
-    case TM_T_TIMESTAMPTZ:
-    case TM_T_INTERVAL:
-        return K_INT;
-    case TM_T_FLOAT32:
-    case TM_T_FLOAT64:
-        return K_FLOAT;
-    case TM_T_NUMERIC:
-        return K_NUMERIC;
-    case TM_T_TEXT:
-    case TM_T_BYTES:
-    case TM_T_JSON:
-    case TM_T_UUID:
-    case TM_T_ARRAY:
-    case TM_T_ENUM:
-    case TM_T_OTHER:
-        return K_VAR;
-    }
-    return K_UNKNOWN;
-}
 
 /* True when the datum's value lives in u.var (and so in an arena). */
 static bool datum_is_var(tm_type_t t, const tm_datum_t *d)
 {
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return false;
-    int k = type_kind(t);
-    return k == K_VAR || (k == K_NUMERIC && (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)));
+    int k = tm_type_storage(t);
+    return k == TM_STORAGE_VAR || (k == TM_STORAGE_NUMERIC && (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)));
 }
 
 #define FLAGS_KNOWN (TM_DATUM_UNAVAILABLE | TM_DATUM_WIDE | TM_DATUM_NAN)
@@ -219,22 +187,24 @@ uint32_t tm_row_shape_id(const tm_schema_t *schema)
 
 static int put_value(tm_buf_t *out, const tm_column_t *col, const tm_datum_t *d)
 {
-    switch (type_kind(col->type)) {
-    case K_BOOL:
+    switch (tm_type_storage(col->type)) {
+    case TM_STORAGE_BOOL:
         return put_u8(out, d->u.b ? 1 : 0);
-    case K_INT:
+    case TM_STORAGE_I64:
         return put_varint(out, zigzag(d->u.i64));
-    case K_FLOAT:
+    case TM_STORAGE_F64:
         return put_f64(out, d->u.f64);
-    case K_NUMERIC:
+    case TM_STORAGE_NUMERIC:
         if (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN))
             return put_bytes(out, d->u.var.ptr, d->u.var.len);
         {
             int rc = put_varint(out, zigzag(d->scale));
             return rc != 0 ? rc : put_i128(out, d->u.dec);
         }
-    case K_VAR:
+    case TM_STORAGE_VAR:
         return put_bytes(out, d->u.var.ptr, d->u.var.len);
+    case TM_STORAGE_UNKNOWN:
+        break;
     }
     return TM_EINVAL;
 }
@@ -298,20 +268,20 @@ static int get_value(rd_t *r, tm_batch_t *batch, const tm_column_t *col, tm_datu
     size_t blen;
     uint64_t v;
     uint8_t b;
-    switch (type_kind(col->type)) {
-    case K_BOOL:
+    switch (tm_type_storage(col->type)) {
+    case TM_STORAGE_BOOL:
         if (get_u8(r, &b) != 0 || b > 1)
             return TM_ECORRUPT;
         d->u.b = b != 0;
         return 0;
-    case K_INT:
+    case TM_STORAGE_I64:
         if (get_varint(r, &v) != 0)
             return TM_ECORRUPT;
         d->u.i64 = unzigzag(v);
         return 0;
-    case K_FLOAT:
+    case TM_STORAGE_F64:
         return get_f64(r, &d->u.f64);
-    case K_NUMERIC:
+    case TM_STORAGE_NUMERIC:
         if (!(d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN))) {
             if (get_varint(r, &v) != 0)
                 return TM_ECORRUPT;
@@ -325,10 +295,12 @@ static int get_value(rd_t *r, tm_batch_t *batch, const tm_column_t *col, tm_datu
         if (get_bytes(r, &bp, &blen) != 0)
             return TM_ECORRUPT;
         return tm_batch_set_var(batch, d, bp, blen);
-    case K_VAR:
+    case TM_STORAGE_VAR:
         if (get_bytes(r, &bp, &blen) != 0)
             return TM_ECORRUPT;
         return tm_batch_set_var(batch, d, bp, blen);
+    case TM_STORAGE_UNKNOWN:
+        break;
     }
     return TM_EINVAL;
 }
@@ -395,8 +367,8 @@ int tm_row_deserialize(const tm_schema_t *schema, const void *data, size_t len,
 
 static int put_key_value(tm_buf_t *out, const tm_column_t *col, const tm_datum_t *d)
 {
-    switch (type_kind(col->type)) {
-    case K_FLOAT: {
+    switch (tm_type_storage(col->type)) {
+    case TM_STORAGE_F64: {
         double f = d->u.f64;
         /* One key for -0.0 and 0.0, and one for every NaN payload. */
         if (f == 0.0)
@@ -405,7 +377,7 @@ static int put_key_value(tm_buf_t *out, const tm_column_t *col, const tm_datum_t
             f = NAN;
         return put_f64(out, f);
     }
-    case K_NUMERIC: {
+    case TM_STORAGE_NUMERIC: {
         if (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)) {
             int rc = put_u8(out, 1);
             return rc != 0 ? rc : put_bytes(out, d->u.var.ptr, d->u.var.len);
