@@ -86,6 +86,7 @@ struct tm_store_iter {
     bool positioned; /* the iterator sits on the current kg's range */
     bool reverse;    /* descending key order (tm_store_iter_new_reverse) */
     uint8_t *bound;  /* reverse: the seek target just past the current kg's range */
+    size_t cap;      /* bytes allocated for prefix and for bound */
 };
 
 /* ---- helpers ---- */
@@ -795,8 +796,9 @@ static int iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_l
     it->kg_first = kg_first;
     it->kg_last = kg_last;
     it->plen = plen;
-    it->prefix = malloc(TM_KEYGROUP_PREFIX + plen);
-    it->bound = malloc(TM_KEYGROUP_PREFIX + plen);
+    it->cap = TM_KEYGROUP_PREFIX + plen;
+    it->prefix = malloc(it->cap);
+    it->bound = malloc(it->cap);
     it->ropts = rocksdb_readoptions_create();
     if (it->prefix == NULL || it->bound == NULL || it->ropts == NULL) {
         tm_store_iter_free(it);
@@ -823,6 +825,31 @@ int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first
                               const void *prefix, size_t plen, tm_store_iter_t **out)
 {
     return iter_new(store, cf, kg_first, kg_last, prefix, plen, true, out);
+}
+
+int tm_store_iter_seek(tm_store_iter_t *it, int kg, const void *prefix, size_t plen,
+                       bool reverse)
+{
+    if (kg < 0 || kg >= it->store->max_parallelism)
+        return TM_EINVAL;
+    if (TM_KEYGROUP_PREFIX + plen > it->cap) {
+        size_t cap = TM_KEYGROUP_PREFIX + plen + 32;
+        uint8_t *p = realloc(it->prefix, cap);
+        if (p == NULL)
+            return TM_ENOMEM;
+        it->prefix = p;
+        if ((p = realloc(it->bound, cap)) == NULL)
+            return TM_ENOMEM;
+        it->bound = p;
+        it->cap = cap;
+    }
+    if (plen > 0)
+        memcpy(it->prefix + TM_KEYGROUP_PREFIX, prefix, plen);
+    it->plen = plen;
+    it->kg = it->kg_first = it->kg_last = kg;
+    it->reverse = reverse;
+    it->positioned = false;
+    return 0;
 }
 
 /*

@@ -225,6 +225,16 @@ int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg
 int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
                               const void *prefix, size_t plen, tm_store_iter_t **out);
 /*
+ * Re-targets an iterator to key group `kg` (only) and the operator-key
+ * prefix `prefix`, in ascending or (reverse) descending key order, as if it
+ * were new: the next tm_store_iter_next() seeks.  Re-seeking one iterator is
+ * much cheaper than creating one per lookup, but it keeps the view of its
+ * creation: writes committed since are not seen.  Returns 0, TM_EINVAL for a
+ * key group outside the store's range, or TM_ENOMEM.
+ */
+int tm_store_iter_seek(tm_store_iter_t *it, int kg, const void *prefix, size_t plen,
+                       bool reverse);
+/*
  * Advances: 1 with *e filled (pointers valid until the next call), 0 at the
  * end, TM_ECORRUPT or TM_EIO.
  */
