@@ -1129,7 +1129,7 @@ int tm_group_agg_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
     if (rc == 0 && (op->scratch = tm_batch_new()) == NULL)
         rc = TM_ENOMEM;
     if (rc == 0)
-        rc = tm_store_batch_new(ctx->store, &op->wb);
+        rc = tm_store_batch_new_unindexed(ctx->store, &op->wb);
     if (rc != 0) {
         op_free(op);
         return rc;

@@ -178,6 +178,13 @@ int tm_store_delete_prefix(tm_store_t *store, tm_store_cf_t *cf, const void *pre
  * own pending writes first, then the database.
  */
 int tm_store_batch_new(tm_store_t *store, tm_store_batch_t **out);
+/*
+ * A batch without the index: writes cost less (no sorted index of the
+ * pending keys), but it cannot be read through — tm_store_batch_get()
+ * fails with TM_EINVAL while writes are pending.  For callers that never
+ * read a key they wrote before committing (group_agg's invariant 5).
+ */
+int tm_store_batch_new_unindexed(tm_store_t *store, tm_store_batch_t **out);
 tm_store_batch_t *tm_store_batch_free(tm_store_batch_t *batch);
 /*
  * Puts and deletes return 0, or TM_EINVAL for a key group outside

@@ -98,6 +98,40 @@ static void test_batch_read_your_writes(void)
     tst_rmdir(dir);
 }
 
+/* An unindexed batch: same writes and commit, no reads through it while writes are pending. */
+static void test_batch_unindexed(void)
+{
+    char *dir = tst_tmpdir();
+    tm_store_opts_t o = tst_opts(0);
+    tm_store_t *st;
+    tm_store_cf_t *cf;
+    TM_REQUIRE(tm_store_open(dir, &o, &st, err, sizeof(err)) == 0);
+    TM_REQUIRE(tm_store_cf(st, "op", &cf, err, sizeof(err)) == 0);
+    put_str(st, cf, 1, "old", "from db");
+    tm_store_batch_t *b;
+    TM_REQUIRE(tm_store_batch_new_unindexed(st, &b) == 0);
+    tm_buf_t v;
+    tm_buf_init(&v);
+    /* Empty: reads go to the database. */
+    TM_CHECK(tm_store_batch_get(b, cf, 1, "old", 3, &v, err, sizeof(err)) == 0 && v.len == 7);
+    TM_CHECK(tm_store_batch_put(b, cf, 1, "new", 3, "pending", 7) == 0);
+    TM_CHECK(tm_store_batch_delete(b, cf, 1, "old", 3) == 0);
+    TM_CHECK(tm_store_batch_put(b, cf, 1, "new", 3, "latest", 6) == 0);
+    TM_CHECK_INT(tm_store_batch_count(b), 3);
+    TM_CHECK_INT(tm_store_batch_get(b, cf, 1, "new", 3, &v, err, sizeof(err)), TM_EINVAL);
+    TM_CHECK(tm_store_get(st, cf, 1, "new", 3, &v, err, sizeof(err)) == TM_ENOTFOUND);
+    TM_REQUIRE(tm_store_batch_commit(b, err, sizeof(err)) == 0);
+    TM_CHECK_INT(tm_store_batch_count(b), 0);
+    /* The last write of a key wins, as with the indexed batch. */
+    TM_CHECK(tm_store_get(st, cf, 1, "new", 3, &v, err, sizeof(err)) == 0 && v.len == 6 &&
+             memcmp(v.data, "latest", 6) == 0);
+    TM_CHECK(tm_store_get(st, cf, 1, "old", 3, &v, err, sizeof(err)) == TM_ENOTFOUND);
+    tm_buf_release(&v);
+    tm_store_batch_free(b);
+    tm_store_close(st);
+    tst_rmdir(dir);
+}
+
 static int count_iter(tm_store_t *st, tm_store_cf_t *cf, int first, int last, const char *prefix,
                       int *kgs_seen)
 {
@@ -535,6 +569,7 @@ int main(void)
 {
     TM_RUN(test_basic_ops_and_reopen);
     TM_RUN(test_batch_read_your_writes);
+    TM_RUN(test_batch_unindexed);
     TM_RUN(test_iterate_and_delete_prefix);
     TM_RUN(test_iterate_reverse);
     TM_RUN(test_iterate_seek);
