@@ -6,30 +6,47 @@
  * group columns, which is prefix-free for a given group schema; the key
  * group of every key below is tm_keygroup_of(G)):
  *
- *     G ‖ 00 00                  group state: u8 version (1), zigzag rows,
+ *     G ‖ 00 00                  group state: u8 version (2), zigzag rows,
  *                                varint length ‖ the last emitted result row
  *                                (tm_row_serialize of out_schema; length 0 =
  *                                none emitted), then each aggregate's
- *                                accumulator (tm_agg_acc_encode)
- *     G ‖ u16 BE (i + 1) ‖ V     multiset entry of aggregate i that keeps
- *                                values: V = tm_agg_value_encode(value),
- *                                value = varint count ‖ zigzag scale (the
- *                                numeric scale the value was first seen with)
+ *                                accumulator (tm_agg_acc_encode), then the
+ *                                cached extremes: for each multiset m in
+ *                                order, its minimum if some min() reads it,
+ *                                then its maximum if some max() reads it,
+ *                                each varint (length + 1, 0 = empty
+ *                                multiset) ‖ tm_agg_value_encode bytes ‖
+ *                                zigzag scale
+ *     G ‖ u16 BE (m + 1) ‖ V     entry of multiset m: V = tm_agg_value_encode
+ *                                of a value, value = varint count ‖ zigzag
+ *                                scale (the numeric scale the value was
+ *                                first seen with)
  *
- * so the entries of aggregate i of a group are one ordered key range: min is
- * its first key, max its last, string_agg reads it in order.
+ * A multiset is the values of one argument column, shared by every
+ * value-keeping aggregate (min, max, string_agg, DISTINCT) of that column:
+ * min(x), max(x) and count(DISTINCT x) keep one multiset, not three.  The
+ * multisets are numbered in the order their column first appears among the
+ * aggregates.  Version 1 (one multiset per aggregate, no cached extremes)
+ * never shipped and is not read.
+ *
+ * The entries of a multiset of a group are one ordered key range: min is its
+ * first key, max its last, string_agg reads it in order.  min and max are
+ * cached in the group state, so that only a retraction of the extreme itself
+ * (its count dropping to zero) needs a seek.
  *
  *     process(batch):
  *       1. group the batch's row images by G (hash map in the scratch arena),
- *          each with its sign (+1 insert/after, -1 delete/before)
+ *          each with its sign (+1 insert/after, -1 delete/before), and net
+ *          the multiset changes per (group, multiset, value)
  *       2. per group: read the group state once, apply every image to the
- *          accumulators, fold the images of value-keeping aggregates into
- *          per-value deltas, then read and write each touched entry once
- *       3. commit (so that iterators see the entries), then per group:
- *          compute the result (min/max/string_agg from the entries, only for
- *          aggregates whose entries changed), compare with the stored
- *          result, emit at most one change, write the group state
- *       4. commit again and emit the output batch
+ *          accumulators, then read and write each value with a non-zero net
+ *          change once, feeding DISTINCT accumulators the 0 → 1 and 1 → 0
+ *          transitions and updating the cached extremes
+ *       3. per group: where an extreme was retracted or a string_agg's values
+ *          changed, commit the batch (once per call) and seek one iterator
+ *          (one per call); compute the result, compare with the stored one,
+ *          emit at most one change, write the group state
+ *       4. commit and emit the output batch
  *
  * Invariants:
  *   1. Every state write of a process() call is committed before it
@@ -37,9 +54,14 @@
  *   2. A group's stored result is exactly the last row emitted for it, so
  *      the next change's before image is what downstream holds.
  *   3. An entry exists only with a count > 0; a DISTINCT accumulator holds
- *      exactly the values with an entry.
+ *      exactly the values with an entry; a cached extreme is the first
+ *      (min) or last (max) entry of its multiset, and absent exactly when
+ *      the multiset is empty.
  *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a row
  *      of another key group fails the call (a partitioning bug upstream).
+ *   5. Within one call every key is read at most once, and before the call
+ *      writes it, so reads go straight to the database instead of through
+ *      the write batch's index (earlier calls' writes are committed, 1).
  *
  * Thread: its subtask's.
  */
@@ -52,7 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 /* One row image of the batch applied to a group. */
 typedef struct contrib {
@@ -62,10 +84,10 @@ typedef struct contrib {
     int sign;
 } contrib_t;
 
-/* The net change of one value of one value-keeping aggregate of one group. */
+/* The net change of one value of one multiset of one group. */
 typedef struct vent {
     struct vent *next; /* in its group */
-    int group, agg;
+    int group, ms;
     uint64_t hash;
     const uint8_t *key; /* the value's encoding */
     size_t klen;
@@ -73,6 +95,23 @@ typedef struct vent {
     const tm_datum_t *datum; /* a representative value (the input batch's) */
     const tm_record_t *rec;
 } vent_t;
+
+/* The values of one argument column, shared by its value-keeping aggregates. */
+typedef struct mset {
+    int col;
+    tm_type_t type;
+    bool min, max, join; /* some min() / max() / string_agg() reads it */
+    int first_agg;       /* the first aggregate reading it (for messages) */
+} mset_t;
+
+/* A cached minimum or maximum of a group's multiset (invariant 3). */
+typedef struct extreme {
+    const uint8_t *val; /* tm_agg_value_encode bytes (scratch) */
+    size_t len;
+    int32_t scale;
+    bool has;  /* the multiset is not empty */
+    bool lost; /* the cached value was retracted: the store must be asked */
+} extreme_t;
 
 typedef struct group {
     const uint8_t *key; /* G */
@@ -82,7 +121,8 @@ typedef struct group {
     int64_t drows;
     contrib_t *first, *last;
     vent_t *vals;
-    bool *changed; /* per aggregate: its entries changed in this batch */
+    bool *changed;   /* per multiset: its entries changed in this batch */
+    extreme_t *ext;  /* per multiset: [2m] its minimum, [2m + 1] its maximum */
 } group_t;
 
 struct tm_operator {
@@ -92,7 +132,12 @@ struct tm_operator {
     tm_store_cf_t *cf;
     tm_store_batch_t *wb;
     int maxp;
-    int nkeep;           /* aggregates that keep values */
+    mset_t *ms;          /* the multisets */
+    int nms;
+    int *agg_ms;         /* per aggregate: its multiset, or -1 */
+    bool *msbad;         /* per multiset: the current image's value is unavailable */
+    tm_store_iter_t *it; /* per call, created on first need (after a commit) */
+    bool join;           /* some string_agg(): its unchanged results come from the old row */
     tm_batch_t *scratch; /* only its arena: per-call groups, maps and rows */
     tm_batch_t *out;     /* the output batch being filled */
     tm_buf_t key, ekey, val, ser, state, sbuf;
@@ -166,7 +211,11 @@ static void op_free(tm_operator_t *op)
 {
     if (op == NULL)
         return;
+    tm_store_iter_free(op->it);
     tm_store_batch_free(op->wb);
+    free(op->ms);
+    free(op->agg_ms);
+    free(op->msbad);
     tm_batch_unref(op->scratch);
     tm_batch_unref(op->out);
     tm_buf_release(&op->key);
@@ -235,9 +284,11 @@ static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_
             group_t *g = &op->groups[op->ngroups];
             memset(g, 0, sizeof(*g));
             g->key = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, key, klen);
-            g->changed = tm_arena_zalloc(&op->scratch->arena,
-                                         sizeof(bool) * (size_t)(op->spec->naggs + 1));
-            if (g->key == NULL || g->changed == NULL)
+            g->changed =
+                tm_arena_zalloc(&op->scratch->arena, sizeof(bool) * (size_t)(op->nms + 1));
+            g->ext = tm_arena_zalloc(&op->scratch->arena,
+                                     sizeof(extreme_t) * 2 * (size_t)(op->nms + 1));
+            if (g->key == NULL || g->changed == NULL || g->ext == NULL)
                 return TM_ENOMEM;
             g->klen = klen;
             g->hash = h;
@@ -304,12 +355,12 @@ static int group_batch(tm_operator_t *op, const tm_batch_t *batch, char *errstr,
     op->groups = tm_arena_alloc(&op->scratch->arena, sizeof(group_t) * (2 * batch->count + 1));
     op->ngroups = 0;
     uint32_t vcap = 16;
-    while (op->nkeep > 0 && vcap < 4 * batch->count * (uint32_t)op->nkeep + 16)
+    while (op->nms > 0 && vcap < 4 * batch->count * (uint32_t)op->nms + 16)
         vcap <<= 1;
     op->vmask = vcap - 1;
-    op->vmap = op->nkeep > 0 ? tm_arena_zalloc(&op->scratch->arena, sizeof(vent_t *) * vcap)
-                             : NULL;
-    if (op->gmap == NULL || op->groups == NULL || (op->nkeep > 0 && op->vmap == NULL))
+    op->vmap = op->nms > 0 ? tm_arena_zalloc(&op->scratch->arena, sizeof(vent_t *) * vcap)
+                           : NULL;
+    if (op->gmap == NULL || op->groups == NULL || (op->nms > 0 && op->vmap == NULL))
         return TM_ENOMEM;
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
@@ -355,12 +406,12 @@ static int group_batch(tm_operator_t *op, const tm_batch_t *batch, char *errstr,
 
 /* ---- applying (step 2) ---- */
 
-static int add_value(tm_operator_t *op, int gi, int agg, const tm_datum_t *d, int sign,
+static int add_value(tm_operator_t *op, int gi, int ms, const tm_datum_t *d, int sign,
                      const tm_record_t *rec)
 {
     if (op->val.data == NULL && tm_buf_reserve(&op->val, 1) != 0)
         return TM_ENOMEM; /* an empty value (''): the buffer still needs memory to point at */
-    uint64_t h = tm_xxh64(op->val.data, op->val.len, (uint64_t)gi * 1000003u + (uint64_t)agg);
+    uint64_t h = tm_xxh64(op->val.data, op->val.len, (uint64_t)gi * 1000003u + (uint64_t)ms);
     for (uint32_t i = (uint32_t)h & op->vmask;; i = (i + 1) & op->vmask) {
         vent_t *v = op->vmap[i];
         if (v == NULL) {
@@ -373,7 +424,7 @@ static int add_value(tm_operator_t *op, int gi, int agg, const tm_datum_t *d, in
                 return TM_ENOMEM;
             v->klen = op->val.len;
             v->group = gi;
-            v->agg = agg;
+            v->ms = ms;
             v->hash = h;
             v->delta = sign;
             v->datum = d;
@@ -383,12 +434,105 @@ static int add_value(tm_operator_t *op, int gi, int agg, const tm_datum_t *d, in
             op->vmap[i] = v;
             return 0;
         }
-        if (v->hash == h && v->group == gi && v->agg == agg && v->klen == op->val.len &&
+        if (v->hash == h && v->group == gi && v->ms == ms && v->klen == op->val.len &&
             memcmp(v->key, op->val.data, v->klen) == 0) {
             v->delta += sign;
             return 0;
         }
     }
+}
+
+/* Orders groups as their state keys sort in the store: key group, then G. */
+static int group_cmp(const void *a, const void *b)
+{
+    const group_t *x = *(group_t *const *)a, *y = *(group_t *const *)b;
+    if (x->kg != y->kg)
+        return x->kg < y->kg ? -1 : 1;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Orders a group's values as their entry keys sort: multiset, then value bytes. */
+static int vent_cmp(const void *a, const void *b)
+{
+    const vent_t *x = *(vent_t *const *)a, *y = *(vent_t *const *)b;
+    if (x->ms != y->ms)
+        return x->ms < y->ms ? -1 : 1;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/*
+ * The batch's groups in key order, each with its values in key order: the
+ * memtable skiplist inserts a run of ascending keys from where the previous
+ * insert ended, which costs far fewer comparisons than inserts in hash order.
+ */
+static group_t **sort_groups(tm_operator_t *op)
+{
+    group_t **order = tm_arena_alloc(&op->scratch->arena, sizeof(group_t *) * (size_t)op->ngroups);
+    if (order == NULL)
+        return NULL;
+    size_t cap = 0;
+    vent_t **vs = NULL;
+    for (int gi = 0; gi < op->ngroups; gi++) {
+        group_t *g = &op->groups[gi];
+        order[gi] = g;
+        size_t n = 0;
+        for (vent_t *v = g->vals; v != NULL; v = v->next)
+            n++;
+        if (n < 2)
+            continue;
+        if (n > cap) {
+            cap = n * 2;
+            if ((vs = tm_arena_alloc(&op->scratch->arena, sizeof(vent_t *) * cap)) == NULL)
+                return NULL;
+        }
+        n = 0;
+        for (vent_t *v = g->vals; v != NULL; v = v->next)
+            vs[n++] = v;
+        qsort(vs, n, sizeof(*vs), vent_cmp);
+        for (size_t i = 0; i + 1 < n; i++)
+            vs[i]->next = vs[i + 1];
+        vs[n - 1]->next = NULL;
+        g->vals = vs[0];
+    }
+    qsort(order, (size_t)op->ngroups, sizeof(*order), group_cmp);
+    return order;
+}
+
+/* Reads a cached extreme (see the layout) into scratch memory; TM_ECORRUPT or TM_ENOMEM. */
+static int get_extreme(tm_operator_t *op, const uint8_t **p, const uint8_t *end, extreme_t *e)
+{
+    uint64_t len;
+    int64_t scale;
+    memset(e, 0, sizeof(*e));
+    if (get_varint(p, end, &len) != 0 || len > (uint64_t)(end - *p))
+        return TM_ECORRUPT;
+    if (len == 0)
+        return 0;
+    const uint8_t *v = *p;
+    *p += len - 1;
+    if (get_zz(p, end, &scale) != 0 || scale < INT16_MIN || scale > INT16_MAX)
+        return TM_ECORRUPT;
+    /* op->state is reused for the next group: keep the bytes in scratch. */
+    e->val = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, v, (size_t)len - 1);
+    if (e->val == NULL)
+        return TM_ENOMEM;
+    e->len = (size_t)len - 1;
+    e->scale = (int32_t)scale;
+    e->has = true;
+    return 0;
+}
+
+static int put_extreme(tm_buf_t *out, const extreme_t *e)
+{
+    if (!e->has)
+        return put_varint(out, 0);
+    int rc = put_varint(out, (uint64_t)e->len + 1);
+    rc = rc ? rc : tm_buf_append(out, e->val, e->len);
+    return rc ? rc : put_zz(out, e->scale);
 }
 
 /* Reads a group's state; *found false when it has none (accumulators zeroed). */
@@ -407,8 +551,9 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
     if (rc != 0)
         return rc;
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-    rc = tm_store_batch_get(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->state,
-                            errstr, errstr_size);
+    /* Invariant 5: the write batch cannot hold this key yet. */
+    rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->state, errstr,
+                      errstr_size);
     if (rc == TM_ENOTFOUND)
         return 0;
     if (rc != 0)
@@ -424,6 +569,11 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
     for (int i = 0; i < spec->naggs; i++)
         if (tm_agg_acc_decode(&spec->aggs[i], &accs[i], &p, end) != 0)
             goto corrupt;
+    for (int m = 0; m < op->nms; m++)
+        for (int k = 0; k < 2; k++)
+            if ((k == 0 ? op->ms[m].min : op->ms[m].max) &&
+                get_extreme(op, &p, end, &g->ext[2 * m + k]) != 0)
+                goto corrupt;
     if (p != end)
         goto corrupt;
     *found = true;
@@ -435,73 +585,157 @@ corrupt:
                      op->ctx.uid, g->kg);
 }
 
-/* Applies one image to every aggregate: accumulators, or value deltas for value-keeping ones. */
+/*
+ * Applies one image: its values to the multisets (netted per batch), then
+ * to every accumulator but the DISTINCT ones (fed by apply_values).
+ */
 static int apply_image(tm_operator_t *op, int gi, tm_agg_acc_t *accs, const contrib_t *c,
                        char *errstr, size_t errstr_size)
 {
     const tm_group_agg_spec_t *spec = op->spec;
+    int rc;
+    for (int m = 0; m < op->nms; m++) {
+        const mset_t *ms = &op->ms[m];
+        op->msbad[m] = false;
+        if (tm_row_is_null(c->row, ms->col))
+            continue;
+        const tm_datum_t *d = &c->row->vals[ms->col];
+        tm_buf_clear(&op->val);
+        rc = tm_agg_value_encode(ms->type, d, &op->val);
+        if (rc == TM_EINVAL) {
+            char why[256];
+            op->msbad[m] = true;
+            tm_seterr(why, sizeof(why), rc,
+                      "%s: the argument is an unchanged TOASTed value the source did not "
+                      "send (set REPLICA IDENTITY FULL on the table)",
+                      tm_agg_name(spec->aggs[ms->first_agg].kind));
+            if ((rc = row_error(op, c->rec, why, errstr, errstr_size)) != 0)
+                return rc;
+            continue;
+        }
+        if (rc == 0)
+            rc = add_value(op, gi, m, d, c->sign, c->rec);
+        if (rc != 0)
+            return rc;
+    }
     for (int i = 0; i < spec->naggs; i++) {
         const tm_agg_call_t *call = &spec->aggs[i];
         const tm_datum_t *d = NULL;
         if (call->kind != TM_AGG_COUNT_STAR) {
-            if (call->arg < 0 || call->arg >= spec->in_schema->ncols)
-                return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                                 "group_agg %s: aggregate %d reads column %d, which the input "
-                                 "does not have",
-                                 op->ctx.uid, i, call->arg);
             if (tm_row_is_null(c->row, call->arg))
                 continue; /* NULL inputs are ignored by every aggregate but count(*) */
             d = &c->row->vals[call->arg];
         }
+        int m = op->agg_ms[i];
+        if (m >= 0 && (op->msbad[m] || call->distinct))
+            continue;
         char why[256];
-        int rc;
-        if (tm_agg_keeps_values(call)) {
-            tm_buf_clear(&op->val);
-            rc = tm_agg_value_encode(call->arg_type.type, d, &op->val);
-            if (rc == TM_EINVAL) {
-                tm_seterr(why, sizeof(why), rc,
-                          "%s: the argument is an unchanged TOASTed value the source did not "
-                          "send (set REPLICA IDENTITY FULL on the table)",
-                          tm_agg_name(call->kind));
-            } else {
-                if (rc == 0)
-                    rc = add_value(op, gi, i, d, c->sign, c->rec);
-                if (rc == 0 && !call->distinct)
-                    rc = tm_agg_acc_update(call, &accs[i], d, c->sign, why, sizeof(why));
-                if (rc != TM_EINVAL && rc != 0)
-                    return rc;
-            }
-        } else {
-            rc = tm_agg_acc_update(call, &accs[i], d, c->sign, why, sizeof(why));
-        }
+        rc = tm_agg_acc_update(call, &accs[i], d, c->sign, why, sizeof(why));
         if (rc == TM_EINVAL && (rc = row_error(op, c->rec, why, errstr, errstr_size)) != 0)
+            return rc;
+        if (rc != 0 && rc != TM_EINVAL)
             return rc;
     }
     return 0;
 }
 
-/* Reads, updates and writes the touched entries of a group (step 2, value part). */
+/* A value entered or left multiset m: every DISTINCT aggregate of m sees it once. */
+static int distinct_change(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, const vent_t *v,
+                           int sign, int64_t scale, char *errstr, size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    const tm_datum_t *d = v->datum;
+    tm_datum_t stored;
+    bool decoded = false;
+    for (int i = 0; i < spec->naggs; i++) {
+        const tm_agg_call_t *call = &spec->aggs[i];
+        if (op->agg_ms[i] != v->ms || !call->distinct)
+            continue;
+        if (sign < 0 && !decoded) {
+            /*
+             * A retraction uses the stored value (its scale), so the scale
+             * histogram gets back exactly what it was given.
+             */
+            int rc = tm_agg_value_decode(op->ms[v->ms].type, v->key, v->klen, (int32_t)scale,
+                                         op->scratch, &stored);
+            if (rc != 0)
+                return rc == TM_ENOMEM ? rc
+                                       : tm_seterr(errstr, errstr_size, rc,
+                                                   "group_agg %s: a stored value in key group "
+                                                   "%d is unreadable",
+                                                   op->ctx.uid, g->kg);
+            d = &stored;
+            decoded = true;
+        }
+        char why[256];
+        int rc = tm_agg_acc_update(call, &accs[i], d, sign, why, sizeof(why));
+        if (rc == TM_EINVAL && (rc = row_error(op, v->rec, why, errstr, errstr_size)) != 0)
+            return rc;
+        if (rc != 0 && rc != TM_EINVAL)
+            return rc;
+    }
+    return 0;
+}
+
+/* Folds a value's new count into the cached extremes of its multiset (invariant 3). */
+static void extremes_update(tm_operator_t *op, group_t *g, const vent_t *v, int64_t old,
+                            int64_t now, int32_t scale)
+{
+    const mset_t *ms = &op->ms[v->ms];
+    for (int k = 0; k < 2; k++) {
+        if (!(k == 0 ? ms->min : ms->max))
+            continue;
+        extreme_t *e = &g->ext[2 * v->ms + k];
+        int cmp = 0;
+        if (e->has) {
+            size_t n = v->klen < e->len ? v->klen : e->len;
+            cmp = memcmp(v->key, e->val, n);
+            if (cmp == 0)
+                cmp = v->klen < e->len ? -1 : v->klen > e->len;
+            if (k == 1)
+                cmp = -cmp; /* for the maximum, "better" is larger */
+        }
+        if (now > 0) {
+            /*
+             * Every stored value is at least as good as the cached one, so a
+             * better value is the new extreme even when the cached one was
+             * retracted in this batch.
+             */
+            if (!e->has || cmp < 0) {
+                e->val = v->key;
+                e->len = v->klen;
+                e->scale = scale;
+                e->has = true;
+                e->lost = false;
+            }
+        } else if (old > 0 && e->has && cmp == 0) {
+            e->lost = true; /* the store knows what comes next */
+        }
+    }
+}
+
+/* Reads, updates and writes the touched entries of a group, once each (step 2, value part). */
 static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char *errstr,
                         size_t errstr_size)
 {
-    const tm_group_agg_spec_t *spec = op->spec;
     for (vent_t *v = g->vals; v != NULL; v = v->next) {
         if (v->delta == 0)
-            continue;
-        const tm_agg_call_t *call = &spec->aggs[v->agg];
-        int rc = entry_prefix(op, g, v->agg + 1);
+            continue; /* inserted and retracted within the batch: nothing to do */
+        const mset_t *ms = &op->ms[v->ms];
+        int rc = entry_prefix(op, g, v->ms + 1);
         rc = rc ? rc : tm_buf_append(&op->ekey, v->key, v->klen);
         if (rc != 0)
             return rc;
         atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-        rc = tm_store_batch_get(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf,
-                                errstr, errstr_size);
-        int64_t old = 0, scale = v->datum->scale;
+        /* Invariant 5: the write batch cannot hold this key yet. */
+        rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf,
+                          errstr, errstr_size);
+        int64_t old = 0, scale = ms->type == TM_T_NUMERIC ? v->datum->scale : 0;
         if (rc == 0) {
             const uint8_t *p = (const uint8_t *)op->sbuf.data, *end = p + op->sbuf.len;
             uint64_t cnt;
             if (get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 || p != end ||
-                cnt > INT64_MAX)
+                cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
                 return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                                  "group_agg %s: a value entry in key group %d is unreadable",
                                  op->ctx.uid, g->kg);
@@ -510,41 +744,20 @@ static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char 
             return rc;
         }
         int64_t now = old + v->delta;
-        g->changed[v->agg] = true;
-        if (call->distinct && (old > 0) != (now > 0)) {
-            /*
-             * A value appeared or disappeared: the DISTINCT accumulator sees
-             * it once.  A retraction uses the stored value (its scale), so
-             * the scale histogram gets back exactly what it was given.
-             */
-            tm_datum_t stored;
-            const tm_datum_t *d = v->datum;
-            if (now <= 0) {
-                rc = tm_agg_value_decode(call->arg_type.type, v->key, v->klen, (int32_t)scale,
-                                         op->scratch, &stored);
-                if (rc != 0)
-                    return rc == TM_ENOMEM ? rc
-                                           : tm_seterr(errstr, errstr_size, rc,
-                                                       "group_agg %s: a stored value is "
-                                                       "unreadable",
-                                                       op->ctx.uid);
-                d = &stored;
-            }
-            char why[256];
-            rc = tm_agg_acc_update(call, &accs[v->agg], d, now > 0 ? 1 : -1, why, sizeof(why));
-            if (rc == TM_EINVAL && (rc = row_error(op, v->rec, why, errstr, errstr_size)) != 0)
-                return rc;
-            if (rc != 0)
-                return rc;
-        }
+        g->changed[v->ms] = true;
+        if ((old > 0) != (now > 0) &&
+            (rc = distinct_change(op, g, accs, v, now > 0 ? 1 : -1, scale, errstr,
+                                  errstr_size)) != 0)
+            return rc;
+        extremes_update(op, g, v, old, now, (int32_t)scale);
         if (now > 0) {
             tm_buf_clear(&op->sbuf);
             rc = put_varint(&op->sbuf, (uint64_t)now);
-            rc = rc ? rc : put_zz(&op->sbuf, call->arg_type.type == TM_T_NUMERIC ? scale : 0);
+            rc = rc ? rc : put_zz(&op->sbuf, scale);
             rc = rc ? rc
                     : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
                                          op->sbuf.data, op->sbuf.len);
-        } else {
+        } else if (old > 0) {
             rc = tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
         }
         if (rc != 0)
@@ -555,39 +768,58 @@ static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char 
 
 /* ---- results (step 3) ---- */
 
-/* min / max: the first / last entry of the aggregate's range. */
-static int value_extreme(tm_operator_t *op, group_t *g, int agg, bool last, tm_datum_t *out,
-                         bool *isnull, char *errstr, size_t errstr_size)
+/*
+ * The call's iterator, positioned on multiset m of group g: created on first
+ * need after committing the batch, since an iterator sees the database as of
+ * its creation and the entries were written in step 2 (one commit and one
+ * iterator per call, however many groups seek).
+ */
+static int seek_values(tm_operator_t *op, const group_t *g, int m, bool reverse, char *errstr,
+                       size_t errstr_size)
 {
-    const tm_agg_call_t *call = &op->spec->aggs[agg];
-    int rc = entry_prefix(op, g, agg + 1);
-    if (rc != 0)
-        return rc;
-    tm_store_iter_t *it;
-    rc = last ? tm_store_iter_new_reverse(op->store, op->cf, g->kg, g->kg, op->ekey.data,
-                                          op->ekey.len, &it)
-              : tm_store_iter_new(op->store, op->cf, g->kg, g->kg, op->ekey.data, op->ekey.len,
-                                  &it);
-    if (rc != 0)
-        return rc;
-    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-    tm_store_entry_t e;
-    rc = tm_store_iter_next(it, &e, errstr, errstr_size);
-    *isnull = rc == 0;
-    if (rc == 1) {
-        const uint8_t *p = e.val, *end = e.val + e.vlen;
-        uint64_t cnt;
-        int64_t scale;
-        rc = get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 ? TM_ECORRUPT : 0;
-        if (rc == 0)
-            rc = tm_agg_value_decode(call->arg_type.type, e.key + op->ekey.len,
-                                     e.klen - op->ekey.len, (int32_t)scale, op->scratch, out);
-        if (rc == TM_ECORRUPT)
-            tm_seterr(errstr, errstr_size, rc, "group_agg %s: a stored value is unreadable",
-                      op->ctx.uid);
+    int rc;
+    if (op->it == NULL) {
+        if ((rc = tm_store_batch_commit(op->wb, errstr, errstr_size)) != 0)
+            return rc;
+        if ((rc = tm_store_iter_new(op->store, op->cf, g->kg, g->kg, NULL, 0, &op->it)) != 0)
+            return rc;
     }
-    tm_store_iter_free(it);
-    return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    rc = entry_prefix(op, g, m + 1);
+    return rc ? rc : tm_store_iter_seek(op->it, g->kg, op->ekey.data, op->ekey.len, reverse);
+}
+
+/* Re-reads a retracted extreme from the store: the first / last entry of the multiset. */
+static int seek_extreme(tm_operator_t *op, group_t *g, int m, int k, char *errstr,
+                        size_t errstr_size)
+{
+    extreme_t *e = &g->ext[2 * m + k];
+    int rc = seek_values(op, g, m, k == 1, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    tm_store_entry_t ent;
+    rc = tm_store_iter_next(op->it, &ent, errstr, errstr_size);
+    if (rc < 0)
+        return rc;
+    memset(e, 0, sizeof(*e));
+    if (rc == 0)
+        return 0; /* the multiset is empty */
+    const uint8_t *p = ent.val, *end = ent.val + ent.vlen;
+    uint64_t cnt;
+    int64_t scale;
+    if (get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 ||
+        scale < INT16_MIN || scale > INT16_MAX)
+        return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                         "group_agg %s: a value entry in key group %d is unreadable",
+                         op->ctx.uid, g->kg);
+    e->len = ent.klen - op->ekey.len;
+    e->val = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, ent.key + op->ekey.len,
+                                              e->len);
+    if (e->val == NULL)
+        return TM_ENOMEM;
+    e->scale = (int32_t)scale;
+    e->has = true;
+    return 0;
 }
 
 /* string_agg: every value in order (DISTINCT: once each), joined by the separator. */
@@ -595,19 +827,14 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
                       char *errstr, size_t errstr_size)
 {
     const tm_agg_call_t *call = &op->spec->aggs[agg];
-    int rc = entry_prefix(op, g, agg + 1);
+    int rc = seek_values(op, g, op->agg_ms[agg], false, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    tm_store_iter_t *it;
-    if ((rc = tm_store_iter_new(op->store, op->cf, g->kg, g->kg, op->ekey.data, op->ekey.len,
-                                &it)) != 0)
-        return rc;
-    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
     tm_buf_clear(&op->sbuf);
     size_t sep = call->separator ? strlen(call->separator) : 0;
     bool any = false;
     tm_store_entry_t e;
-    while ((rc = tm_store_iter_next(it, &e, errstr, errstr_size)) == 1) {
+    while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
         const uint8_t *p = e.val, *end = e.val + e.vlen;
         uint64_t cnt;
         if (get_varint(&p, end, &cnt) != 0) {
@@ -627,7 +854,6 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
         if (rc != 1)
             break;
     }
-    tm_store_iter_free(it);
     if (rc != 0)
         return rc;
     *isnull = !any;
@@ -637,9 +863,14 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
                : 0;
 }
 
-/* The group's result row (in scratch); `old` (may be NULL) supplies unchanged multiset results. */
+/*
+ * The group's result row (in scratch).  `old` (may be NULL) supplies
+ * unchanged string_agg results; `fresh`: the group had no stored result;
+ * `empty`: it has no rows (the global aggregate's empty-input result).
+ */
 static int build_result(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs,
-                        const tm_row_t *old, tm_row_t **out, char *errstr, size_t errstr_size)
+                        const tm_row_t *old, bool fresh, bool empty, tm_row_t **out,
+                        char *errstr, size_t errstr_size)
 {
     const tm_group_agg_spec_t *spec = op->spec;
     tm_row_t *r = tm_batch_new_row(op->scratch, spec->out_schema);
@@ -660,15 +891,25 @@ static int build_result(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs,
         tm_datum_t d;
         bool isnull = true;
         int rc;
-        bool from_values = call->kind == TM_AGG_MIN || call->kind == TM_AGG_MAX ||
-                           call->kind == TM_AGG_STRING_AGG;
-        if (from_values && old != NULL && !g->changed[i]) {
+        int m = op->agg_ms[i];
+        if (call->kind == TM_AGG_MIN || call->kind == TM_AGG_MAX) {
+            const extreme_t *e = &g->ext[2 * m + (call->kind == TM_AGG_MAX)];
+            isnull = !e->has;
+            rc = isnull ? 0
+                        : tm_agg_value_decode(op->ms[m].type, e->val, e->len, e->scale,
+                                              op->scratch, &d);
+            if (rc == TM_ECORRUPT)
+                rc = tm_seterr(errstr, errstr_size, rc,
+                               "group_agg %s: a cached %s in key group %d is unreadable",
+                               op->ctx.uid, tm_agg_name(call->kind), g->kg);
+        } else if (call->kind == TM_AGG_STRING_AGG && (empty || (fresh && !g->changed[m]))) {
+            /* No rows, or a new group whose values are unchanged: no values at all. */
+            isnull = true;
+            rc = 0;
+        } else if (call->kind == TM_AGG_STRING_AGG && old != NULL && !g->changed[m]) {
             isnull = tm_row_is_null(old, col);
             d = old->vals[col];
             rc = 0;
-        } else if (call->kind == TM_AGG_MIN || call->kind == TM_AGG_MAX) {
-            rc = value_extreme(op, g, i, call->kind == TM_AGG_MAX, &d, &isnull, errstr,
-                               errstr_size);
         } else if (call->kind == TM_AGG_STRING_AGG) {
             rc = value_join(op, g, i, &d, &isnull, errstr, errstr_size);
         } else {
@@ -701,6 +942,12 @@ static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, 
     rc = rc ? rc : tm_buf_append(&op->state, result->data, result->len);
     for (int i = 0; rc == 0 && i < op->spec->naggs; i++)
         rc = tm_agg_acc_encode(&op->spec->aggs[i], &accs[i], &op->state);
+    for (int m = 0; rc == 0 && m < op->nms; m++) {
+        if (op->ms[m].min)
+            rc = put_extreme(&op->state, &g->ext[2 * m]);
+        if (rc == 0 && op->ms[m].max)
+            rc = put_extreme(&op->state, &g->ext[2 * m + 1]);
+    }
     rc = rc ? rc : entry_prefix(op, g, 0);
     return rc ? rc
               : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
@@ -732,7 +979,7 @@ static int emit_change(tm_operator_t *op, tm_collector_t *out, const group_t *g,
     return 0;
 }
 
-/* Steps 2 and 3 for one group, after its entries were committed. */
+/* Step 3 for one group, after step 2 for every group. */
 static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t rows,
                         const uint8_t *res, size_t rlen, tm_collector_t *out, char *errstr,
                         size_t errstr_size)
@@ -749,11 +996,24 @@ static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64
             return rc;
         return tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
     }
+    /*
+     * A retracted extreme is re-read from the store (the only seeks for min
+     * and max), unless the group has no rows left and so no values.
+     */
+    for (int m = 0; m < op->nms; m++)
+        for (int k = 0; k < 2; k++) {
+            extreme_t *e = &g->ext[2 * m + k];
+            if (rows <= 0)
+                memset(e, 0, sizeof(*e));
+            else if (e->lost && (rc = seek_extreme(op, g, m, k, errstr, errstr_size)) != 0)
+                return rc;
+        }
     tm_row_t *old = NULL;
-    if (res != NULL && tm_row_deserialize(s, res, rlen, op->scratch, &old) != 0)
+    if (op->join && res != NULL && tm_row_deserialize(s, res, rlen, op->scratch, &old) != 0)
         old = NULL; /* recomputed below from the entries */
     tm_row_t *row;
-    if ((rc = build_result(op, g, accs, old, &row, errstr, errstr_size)) != 0)
+    if ((rc = build_result(op, g, accs, old, res == NULL, rows <= 0, &row, errstr,
+                           errstr_size)) != 0)
         return rc;
     tm_buf_clear(&op->ser);
     if ((rc = tm_row_serialize(s, row, &op->ser)) != 0)
@@ -769,10 +1029,9 @@ static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64
 
 /* ---- hooks ---- */
 
-static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
-                      char *errstr, size_t errstr_size)
+static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *out,
+                   char *errstr, size_t errstr_size)
 {
-    (void)input;
     const tm_group_agg_spec_t *spec = op->spec;
     tm_arena_reset(&op->scratch->arena);
     atomic_fetch_add(&op->ctx.metrics->records_in, batch->count);
@@ -785,11 +1044,12 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
     int64_t *rows = tm_arena_alloc(&op->scratch->arena, sizeof(int64_t) * (size_t)op->ngroups);
     const uint8_t **res = tm_arena_alloc(&op->scratch->arena, sizeof(*res) * (size_t)op->ngroups);
     size_t *rlen = tm_arena_alloc(&op->scratch->arena, sizeof(size_t) * (size_t)op->ngroups);
-    if (accs == NULL || rows == NULL || res == NULL || rlen == NULL)
+    group_t **order = sort_groups(op);
+    if (accs == NULL || rows == NULL || res == NULL || rlen == NULL || order == NULL)
         return TM_ENOMEM;
-    bool values = false;
-    for (int gi = 0; gi < op->ngroups; gi++) {
-        group_t *g = &op->groups[gi];
+    for (int k = 0; k < op->ngroups; k++) {
+        group_t *g = order[k];
+        int gi = (int)(g - op->groups);
         tm_agg_acc_t *ga = &accs[(size_t)gi * naggs];
         bool found;
         rc = read_group(op, g, ga, &rows[gi], &res[gi], &rlen[gi], &found, errstr, errstr_size);
@@ -805,23 +1065,29 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
         for (contrib_t *c = g->first; c != NULL; c = c->next)
             if ((rc = apply_image(op, gi, ga, c, errstr, errstr_size)) != 0)
                 return rc;
-        if (g->vals != NULL) {
-            values = true;
-            if ((rc = apply_values(op, g, ga, errstr, errstr_size)) != 0)
-                return rc;
-        }
+        if (g->vals != NULL && (rc = apply_values(op, g, ga, errstr, errstr_size)) != 0)
+            return rc;
     }
-    /* Iterators read the database, not the write batch: the entries go in first. */
-    if (values && (rc = tm_store_batch_commit(op->wb, errstr, errstr_size)) != 0)
-        return rc;
-    for (int gi = 0; gi < op->ngroups; gi++) {
-        rc = finish_group(op, &op->groups[gi], &accs[(size_t)gi * naggs], rows[gi], res[gi],
+    for (int k = 0; k < op->ngroups; k++) {
+        int gi = (int)(order[k] - op->groups);
+        rc = finish_group(op, order[k], &accs[(size_t)gi * naggs], rows[gi], res[gi],
                           rlen[gi], out, errstr, errstr_size);
         if (rc != 0)
             return rc;
     }
+    op->it = tm_store_iter_free(op->it);
     rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
     return rc != 0 ? rc : emit_out(op, out, errstr, errstr_size);
+}
+
+static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    (void)input;
+    int rc = process(op, batch, out, errstr, errstr_size);
+    /* The iterator pins memtables and blocks: it never outlives the call, even on failure. */
+    op->it = tm_store_iter_free(op->it);
+    return rc;
 }
 
 static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, char *errstr,
@@ -835,6 +1101,46 @@ static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, ch
 static int op_on_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
 {
     return op_on_barrier(op, 0, out, errstr, errstr_size);
+}
+
+/* One multiset per argument column of the value-keeping aggregates, in order of first use. */
+static int plan_multisets(tm_operator_t *op, char *errstr, size_t errstr_size)
+{
+    const tm_group_agg_spec_t *spec = op->spec;
+    size_t n = (size_t)spec->naggs + 1;
+    op->agg_ms = malloc(sizeof(int) * n);
+    op->ms = calloc(n, sizeof(mset_t));
+    op->msbad = calloc(n, sizeof(bool));
+    if (op->agg_ms == NULL || op->ms == NULL || op->msbad == NULL)
+        return TM_ENOMEM;
+    for (int i = 0; i < spec->naggs; i++) {
+        const tm_agg_call_t *call = &spec->aggs[i];
+        op->agg_ms[i] = -1;
+        if (call->kind != TM_AGG_COUNT_STAR &&
+            (call->arg < 0 || call->arg >= spec->in_schema->ncols))
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "group_agg %s: aggregate %d reads column %d, which the input "
+                             "does not have",
+                             op->ctx.uid, i, call->arg);
+        if (!tm_agg_keeps_values(call))
+            continue;
+        int m = 0;
+        while (m < op->nms &&
+               (op->ms[m].col != call->arg || op->ms[m].type != call->arg_type.type))
+            m++;
+        if (m == op->nms) {
+            op->ms[m].col = call->arg;
+            op->ms[m].type = call->arg_type.type;
+            op->ms[m].first_agg = i;
+            op->nms++;
+        }
+        op->agg_ms[i] = m;
+        op->ms[m].min |= call->kind == TM_AGG_MIN;
+        op->ms[m].max |= call->kind == TM_AGG_MAX;
+        op->ms[m].join |= call->kind == TM_AGG_STRING_AGG;
+        op->join |= call->kind == TM_AGG_STRING_AGG;
+    }
+    return 0;
 }
 
 static const tm_operator_ops_t group_agg_ops = {
@@ -874,19 +1180,18 @@ int tm_group_agg_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
     op->ctx = *ctx;
     op->store = ctx->store;
     op->maxp = maxp;
-    for (int i = 0; i < spec->naggs; i++)
-        op->nkeep += tm_agg_keeps_values(&spec->aggs[i]);
     tm_buf_init(&op->key);
     tm_buf_init(&op->ekey);
     tm_buf_init(&op->val);
     tm_buf_init(&op->ser);
     tm_buf_init(&op->state);
     tm_buf_init(&op->sbuf);
-    int rc = tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
+    int rc = plan_multisets(op, errstr, errstr_size);
+    rc = rc ? rc : tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
     if (rc == 0 && (op->scratch = tm_batch_new()) == NULL)
         rc = TM_ENOMEM;
     if (rc == 0)
-        rc = tm_store_batch_new(ctx->store, &op->wb);
+        rc = tm_store_batch_new_unindexed(ctx->store, &op->wb);
     if (rc != 0) {
         op_free(op);
         return rc;

@@ -73,7 +73,8 @@ struct tm_store {
 
 struct tm_store_batch {
     tm_store_t *store;
-    rocksdb_writebatch_wi_t *wb;
+    rocksdb_writebatch_wi_t *wb; /* indexed (tm_store_batch_new) */
+    rocksdb_writebatch_t *plain; /* or not (tm_store_batch_new_unindexed) */
 };
 
 struct tm_store_iter {
@@ -86,6 +87,7 @@ struct tm_store_iter {
     bool positioned; /* the iterator sits on the current kg's range */
     bool reverse;    /* descending key order (tm_store_iter_new_reverse) */
     uint8_t *bound;  /* reverse: the seek target just past the current kg's range */
+    size_t cap;      /* bytes allocated for prefix and for bound */
 };
 
 /* ---- helpers ---- */
@@ -362,6 +364,12 @@ static bool file_exists(const char *dir, const char *name)
 
 static int open_db(tm_store_t *store, char *errstr, size_t errstr_size)
 {
+    /*
+     * RocksDB's per-operation perf counters (thread-local, on by default)
+     * cost a TLS lookup on every skiplist step; nothing reads them.  The
+     * level is per thread, and this is the owner thread (header, Thread).
+     */
+    rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
     char *rerr = NULL;
     size_t ncf = 0;
     char **names = NULL;
@@ -679,6 +687,7 @@ out:
 
 int tm_store_batch_new(tm_store_t *store, tm_store_batch_t **out)
 {
+    rocksdb_set_perf_level(1); /* kDisable (see open_db), on the batch owner's thread */
     tm_store_batch_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return TM_ENOMEM;
@@ -693,11 +702,30 @@ int tm_store_batch_new(tm_store_t *store, tm_store_batch_t **out)
     return 0;
 }
 
+int tm_store_batch_new_unindexed(tm_store_t *store, tm_store_batch_t **out)
+{
+    rocksdb_set_perf_level(1); /* kDisable (see open_db), on the batch owner's thread */
+    tm_store_batch_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return TM_ENOMEM;
+    b->store = store;
+    b->plain = rocksdb_writebatch_create();
+    if (b->plain == NULL) {
+        free(b);
+        return TM_ENOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
 tm_store_batch_t *tm_store_batch_free(tm_store_batch_t *b)
 {
     if (b == NULL)
         return NULL;
-    rocksdb_writebatch_wi_destroy(b->wb);
+    if (b->wb != NULL)
+        rocksdb_writebatch_wi_destroy(b->wb);
+    if (b->plain != NULL)
+        rocksdb_writebatch_destroy(b->plain);
     free(b);
     return NULL;
 }
@@ -715,7 +743,10 @@ int tm_store_batch_put_ts(tm_store_batch_t *b, tm_store_cf_t *cf, int kg, const 
     size_t kl[2] = {sizeof(kgb), klen};
     const char *vp[2] = {(const char *)tsb, val};
     size_t vl[2] = {sizeof(tsb), vlen};
-    rocksdb_writebatch_wi_putv_cf(b->wb, cf->handle, 2, kp, kl, 2, vp, vl);
+    if (b->plain != NULL)
+        rocksdb_writebatch_putv_cf(b->plain, cf->handle, 2, kp, kl, 2, vp, vl);
+    else
+        rocksdb_writebatch_wi_putv_cf(b->wb, cf->handle, 2, kp, kl, 2, vp, vl);
     return 0;
 }
 
@@ -734,7 +765,10 @@ int tm_store_batch_delete(tm_store_batch_t *b, tm_store_cf_t *cf, int kg, const 
     tm_keygroup_put(kgb, kg);
     const char *kp[2] = {(const char *)kgb, key};
     size_t kl[2] = {sizeof(kgb), klen};
-    rocksdb_writebatch_wi_deletev_cf(b->wb, cf->handle, 2, kp, kl);
+    if (b->plain != NULL)
+        rocksdb_writebatch_deletev_cf(b->plain, cf->handle, 2, kp, kl);
+    else
+        rocksdb_writebatch_wi_deletev_cf(b->wb, cf->handle, 2, kp, kl);
     return 0;
 }
 
@@ -742,8 +776,13 @@ int tm_store_batch_get(tm_store_batch_t *b, tm_store_cf_t *cf, int kg, const voi
                        size_t klen, tm_buf_t *val, char *errstr, size_t errstr_size)
 {
     tm_store_t *store = b->store;
-    if (rocksdb_writebatch_wi_count(b->wb) == 0)
+    if (tm_store_batch_count(b) == 0)
         return tm_store_get(store, cf, kg, key, klen, val, errstr, errstr_size);
+    if (b->plain != NULL)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "state store %s: a read through an unindexed batch with pending writes "
+                         "(a caller bug: use tm_store_get or an indexed batch)",
+                         store->dir);
     int rc = compose_key(store, kg, key, klen);
     if (rc != 0)
         return rc;
@@ -763,18 +802,25 @@ int tm_store_batch_get(tm_store_batch_t *b, tm_store_cf_t *cf, int kg, const voi
 
 uint32_t tm_store_batch_count(tm_store_batch_t *b)
 {
-    return (uint32_t)rocksdb_writebatch_wi_count(b->wb);
+    return (uint32_t)(b->plain != NULL ? rocksdb_writebatch_count(b->plain)
+                                       : rocksdb_writebatch_wi_count(b->wb));
 }
 
 int tm_store_batch_commit(tm_store_batch_t *b, char *errstr, size_t errstr_size)
 {
-    if (rocksdb_writebatch_wi_count(b->wb) == 0)
+    if (tm_store_batch_count(b) == 0)
         return 0;
     char *rerr = NULL;
-    rocksdb_write_writebatch_wi(b->store->db, b->store->wopts, b->wb, &rerr);
+    if (b->plain != NULL)
+        rocksdb_write(b->store->db, b->store->wopts, b->plain, &rerr);
+    else
+        rocksdb_write_writebatch_wi(b->store->db, b->store->wopts, b->wb, &rerr);
     if (rerr != NULL)
         return rdb_err(rerr, TM_EIO, errstr, errstr_size, "write failed", b->store->dir);
-    rocksdb_writebatch_wi_clear(b->wb);
+    if (b->plain != NULL)
+        rocksdb_writebatch_clear(b->plain);
+    else
+        rocksdb_writebatch_wi_clear(b->wb);
     return 0;
 }
 
@@ -795,8 +841,9 @@ static int iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_l
     it->kg_first = kg_first;
     it->kg_last = kg_last;
     it->plen = plen;
-    it->prefix = malloc(TM_KEYGROUP_PREFIX + plen);
-    it->bound = malloc(TM_KEYGROUP_PREFIX + plen);
+    it->cap = TM_KEYGROUP_PREFIX + plen;
+    it->prefix = malloc(it->cap);
+    it->bound = malloc(it->cap);
     it->ropts = rocksdb_readoptions_create();
     if (it->prefix == NULL || it->bound == NULL || it->ropts == NULL) {
         tm_store_iter_free(it);
@@ -823,6 +870,31 @@ int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first
                               const void *prefix, size_t plen, tm_store_iter_t **out)
 {
     return iter_new(store, cf, kg_first, kg_last, prefix, plen, true, out);
+}
+
+int tm_store_iter_seek(tm_store_iter_t *it, int kg, const void *prefix, size_t plen,
+                       bool reverse)
+{
+    if (kg < 0 || kg >= it->store->max_parallelism)
+        return TM_EINVAL;
+    if (TM_KEYGROUP_PREFIX + plen > it->cap) {
+        size_t cap = TM_KEYGROUP_PREFIX + plen + 32;
+        uint8_t *p = realloc(it->prefix, cap);
+        if (p == NULL)
+            return TM_ENOMEM;
+        it->prefix = p;
+        if ((p = realloc(it->bound, cap)) == NULL)
+            return TM_ENOMEM;
+        it->bound = p;
+        it->cap = cap;
+    }
+    if (plen > 0)
+        memcpy(it->prefix + TM_KEYGROUP_PREFIX, prefix, plen);
+    it->plen = plen;
+    it->kg = it->kg_first = it->kg_last = kg;
+    it->reverse = reverse;
+    it->positioned = false;
+    return 0;
 }
 
 /*

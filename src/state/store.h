@@ -178,6 +178,13 @@ int tm_store_delete_prefix(tm_store_t *store, tm_store_cf_t *cf, const void *pre
  * own pending writes first, then the database.
  */
 int tm_store_batch_new(tm_store_t *store, tm_store_batch_t **out);
+/*
+ * A batch without the index: writes cost less (no sorted index of the
+ * pending keys), but it cannot be read through — tm_store_batch_get()
+ * fails with TM_EINVAL while writes are pending.  For callers that never
+ * read a key they wrote before committing (group_agg's invariant 5).
+ */
+int tm_store_batch_new_unindexed(tm_store_t *store, tm_store_batch_t **out);
 tm_store_batch_t *tm_store_batch_free(tm_store_batch_t *batch);
 /*
  * Puts and deletes return 0, or TM_EINVAL for a key group outside
@@ -224,6 +231,16 @@ int tm_store_iter_new(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg
  */
 int tm_store_iter_new_reverse(tm_store_t *store, tm_store_cf_t *cf, int kg_first, int kg_last,
                               const void *prefix, size_t plen, tm_store_iter_t **out);
+/*
+ * Re-targets an iterator to key group `kg` (only) and the operator-key
+ * prefix `prefix`, in ascending or (reverse) descending key order, as if it
+ * were new: the next tm_store_iter_next() seeks.  Re-seeking one iterator is
+ * much cheaper than creating one per lookup, but it keeps the view of its
+ * creation: writes committed since are not seen.  Returns 0, TM_EINVAL for a
+ * key group outside the store's range, or TM_ENOMEM.
+ */
+int tm_store_iter_seek(tm_store_iter_t *it, int kg, const void *prefix, size_t plen,
+                       bool reverse);
 /*
  * Advances: 1 with *e filled (pointers valid until the next call), 0 at the
  * end, TM_ECORRUPT or TM_EIO.

@@ -98,6 +98,40 @@ static void test_batch_read_your_writes(void)
     tst_rmdir(dir);
 }
 
+/* An unindexed batch: same writes and commit, no reads through it while writes are pending. */
+static void test_batch_unindexed(void)
+{
+    char *dir = tst_tmpdir();
+    tm_store_opts_t o = tst_opts(0);
+    tm_store_t *st;
+    tm_store_cf_t *cf;
+    TM_REQUIRE(tm_store_open(dir, &o, &st, err, sizeof(err)) == 0);
+    TM_REQUIRE(tm_store_cf(st, "op", &cf, err, sizeof(err)) == 0);
+    put_str(st, cf, 1, "old", "from db");
+    tm_store_batch_t *b;
+    TM_REQUIRE(tm_store_batch_new_unindexed(st, &b) == 0);
+    tm_buf_t v;
+    tm_buf_init(&v);
+    /* Empty: reads go to the database. */
+    TM_CHECK(tm_store_batch_get(b, cf, 1, "old", 3, &v, err, sizeof(err)) == 0 && v.len == 7);
+    TM_CHECK(tm_store_batch_put(b, cf, 1, "new", 3, "pending", 7) == 0);
+    TM_CHECK(tm_store_batch_delete(b, cf, 1, "old", 3) == 0);
+    TM_CHECK(tm_store_batch_put(b, cf, 1, "new", 3, "latest", 6) == 0);
+    TM_CHECK_INT(tm_store_batch_count(b), 3);
+    TM_CHECK_INT(tm_store_batch_get(b, cf, 1, "new", 3, &v, err, sizeof(err)), TM_EINVAL);
+    TM_CHECK(tm_store_get(st, cf, 1, "new", 3, &v, err, sizeof(err)) == TM_ENOTFOUND);
+    TM_REQUIRE(tm_store_batch_commit(b, err, sizeof(err)) == 0);
+    TM_CHECK_INT(tm_store_batch_count(b), 0);
+    /* The last write of a key wins, as with the indexed batch. */
+    TM_CHECK(tm_store_get(st, cf, 1, "new", 3, &v, err, sizeof(err)) == 0 && v.len == 6 &&
+             memcmp(v.data, "latest", 6) == 0);
+    TM_CHECK(tm_store_get(st, cf, 1, "old", 3, &v, err, sizeof(err)) == TM_ENOTFOUND);
+    tm_buf_release(&v);
+    tm_store_batch_free(b);
+    tm_store_close(st);
+    tst_rmdir(dir);
+}
+
 static int count_iter(tm_store_t *st, tm_store_cf_t *cf, int first, int last, const char *prefix,
                       int *kgs_seen)
 {
@@ -251,6 +285,86 @@ static void test_iterate_reverse(void)
     tm_buf_release(&fwd);
     tm_buf_release(&rev);
     tm_buf_release(&back);
+    tm_store_close(st);
+    tst_rmdir(dir);
+}
+
+/* Lists key group kg under prefix with an existing iterator, re-seeked. */
+static int list_seek(tm_store_iter_t *it, int kg, const char *prefix, size_t plen, bool reverse,
+                     tm_buf_t *out)
+{
+    int rc = tm_store_iter_seek(it, kg, prefix, plen, reverse);
+    if (rc != 0)
+        return rc;
+    tm_store_entry_t e;
+    int n = 0;
+    while ((rc = tm_store_iter_next(it, &e, err, sizeof(err))) == 1) {
+        tm_buf_appendf(out, "%d:", e.kg);
+        for (size_t i = 0; i < e.klen; i++)
+            tm_buf_appendf(out, "%02x", e.key[i]);
+        tm_buf_putc(out, ';');
+        n++;
+    }
+    return rc < 0 ? rc : n;
+}
+
+/*
+ * One iterator re-seeked to many (key group, prefix, direction) targets,
+ * including longer prefixes than it was created with, lists exactly what a
+ * fresh iterator lists, and keeps the view of its creation.
+ */
+static void test_iterate_seek(void)
+{
+    char *dir = tst_tmpdir();
+    tm_store_opts_t o = tst_opts(0);
+    tm_store_t *st;
+    tm_store_cf_t *cf;
+    TM_REQUIRE(tm_store_open(dir, &o, &st, err, sizeof(err)) == 0);
+    TM_REQUIRE(tm_store_cf(st, "op", &cf, err, sizeof(err)) == 0);
+    static const char *const keys[] = {"", "a", "a/", "a/0", "a/1", "a/1x", "a0", "b", "\xff",
+                                       "\xff\xff", "\xff\xff\x01", "long/prefix/key/0"};
+    const int nkeys = (int)(sizeof(keys) / sizeof(keys[0]));
+    for (int kg = 0; kg < 128; kg += 3)
+        for (int k = 0; k < nkeys; k++)
+            if ((kg + k) % 4 != 0)
+                put_str(st, cf, kg, keys[k], "v");
+    static const char *const prefixes[] = {NULL, "a", "a/", "a/1", "b", "\xff", "\xff\xff",
+                                           "c", "long/prefix/key/"};
+    tm_store_iter_t *it;
+    TM_REQUIRE(tm_store_iter_new(st, cf, 0, 0, NULL, 0, &it) == 0);
+    tm_buf_t fresh, seek;
+    tm_buf_init(&fresh);
+    tm_buf_init(&seek);
+    int total = 0;
+    for (int kg = 0; kg < 128; kg += 7)
+        for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++)
+            for (int rev = 0; rev < 2; rev++) {
+                const char *pf = prefixes[p];
+                size_t plen = pf ? strlen(pf) : 0;
+                tm_buf_clear(&fresh);
+                tm_buf_clear(&seek);
+                int nf = list_iter(st, cf, kg, kg, pf, plen, rev, &fresh);
+                int ns = list_seek(it, kg, pf, plen, rev, &seek);
+                TM_CHECK_INT(ns, nf);
+                tm_buf_putc(&fresh, '\0');
+                tm_buf_putc(&seek, '\0');
+                TM_CHECK_STR(seek.data, fresh.data);
+                total += ns;
+            }
+    TM_CHECK(total > 100);
+    /* Writes after the iterator's creation are not seen; a new iterator sees them. */
+    put_str(st, cf, 7, "zz-new", "v");
+    tm_buf_clear(&seek);
+    TM_CHECK_INT(list_seek(it, 7, "zz", 2, false, &seek), 0);
+    tm_store_iter_free(it);
+    TM_REQUIRE(tm_store_iter_new(st, cf, 0, 0, NULL, 0, &it) == 0);
+    tm_buf_clear(&seek);
+    TM_CHECK_INT(list_seek(it, 7, "zz", 2, true, &seek), 1);
+    TM_CHECK_INT(tm_store_iter_seek(it, 128, NULL, 0, false), TM_EINVAL);
+    TM_CHECK_INT(tm_store_iter_seek(it, -1, NULL, 0, false), TM_EINVAL);
+    tm_store_iter_free(it);
+    tm_buf_release(&fresh);
+    tm_buf_release(&seek);
     tm_store_close(st);
     tst_rmdir(dir);
 }
@@ -455,8 +569,10 @@ int main(void)
 {
     TM_RUN(test_basic_ops_and_reopen);
     TM_RUN(test_batch_read_your_writes);
+    TM_RUN(test_batch_unindexed);
     TM_RUN(test_iterate_and_delete_prefix);
     TM_RUN(test_iterate_reverse);
+    TM_RUN(test_iterate_seek);
     TM_RUN(test_ttl_expiry);
     TM_RUN(test_checkpoint_restore);
     TM_RUN(test_memory_budget);
