@@ -22,6 +22,7 @@
 #include "expr/agg.h"
 #include "core/error.h"
 #include "core/numeric.h"
+#include "expr/expr_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -69,54 +70,6 @@ const char *tm_agg_name(tm_agg_kind_t kind)
         return "string_agg";
     }
     return "?";
-}
-
-/* PostgreSQL's name of a type, for "function sum(text) does not exist". */
-static const char *pg_type_name(tm_type_t t)
-{
-    switch (t) {
-    case TM_T_BOOL:
-        return "boolean";
-    case TM_T_INT16:
-        return "smallint";
-    case TM_T_INT32:
-        return "integer";
-    case TM_T_INT64:
-        return "bigint";
-    case TM_T_FLOAT32:
-        return "real";
-    case TM_T_FLOAT64:
-        return "double precision";
-    case TM_T_NUMERIC:
-        return "numeric";
-    case TM_T_TEXT:
-        return "text";
-    case TM_T_BYTES:
-        return "bytea";
-    case TM_T_JSON:
-        return "json";
-    case TM_T_UUID:
-        return "uuid";
-    case TM_T_DATE:
-        return "date";
-    case TM_T_TIME:
-        return "time without time zone";
-    case TM_T_TIMETZ:
-        return "time with time zone";
-    case TM_T_TIMESTAMP:
-        return "timestamp without time zone";
-    case TM_T_TIMESTAMPTZ:
-        return "timestamp with time zone";
-    case TM_T_INTERVAL:
-        return "interval";
-    case TM_T_ARRAY:
-        return "array";
-    case TM_T_ENUM:
-        return "enum";
-    case TM_T_OTHER:
-        return "unknown";
-    }
-    return "unknown";
 }
 
 static bool is_int(tm_type_t t)
@@ -167,7 +120,7 @@ static int no_such_function(const char *name, const tm_expr_type_t *arg_types, i
     size_t at = 0;
     for (int i = 0; i < nargs && at < sizeof(args); i++)
         at += (size_t)snprintf(args + at, sizeof(args) - at, "%s%s", i ? ", " : "",
-                               pg_type_name(arg_types[i].type));
+                               tm__type_sql_name(arg_types[i].type));
     return tm_seterr(errstr, errstr_size, TM_ESQL,
                      "function %s(%s) does not exist; no aggregate of that name accepts these "
                      "argument types (add an explicit cast)",
