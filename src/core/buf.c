@@ -91,6 +91,48 @@ int tm_buf_append_i64(tm_buf_t *buf, int64_t v)
     return tm_buf_append_u64(buf, (uint64_t)v);
 }
 
+int tm_buf_put_varint(tm_buf_t *buf, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    return tm_buf_append(buf, tmp, n);
+}
+
+int tm_buf_put_zigzag(tm_buf_t *buf, int64_t v)
+{
+    return tm_buf_put_varint(buf, tm_zigzag(v));
+}
+
+int tm_buf_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return TM_ECORRUPT;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return TM_ECORRUPT;
+}
+
+int tm_buf_get_zigzag(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+    uint64_t u;
+    if (tm_buf_get_varint(p, end, &u) != 0)
+        return TM_ECORRUPT;
+    *v = tm_unzigzag(u);
+    return 0;
+}
+
 int tm_buf_append_json_str(tm_buf_t *buf, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

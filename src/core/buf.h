@@ -25,6 +25,33 @@ int tm_buf_append(tm_buf_t *buf, const void *p, size_t len);
 int tm_buf_appendf(tm_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tm_buf_append_i64(tm_buf_t *buf, int64_t v);
 int tm_buf_append_u64(tm_buf_t *buf, uint64_t v);
+/*
+ * Appends v as an unsigned LEB128 varint: 7 bits a byte, least significant
+ * first, the high bit set on every byte but the last (1..10 bytes).  State on
+ * disk uses this format: it must never change.
+ */
+int tm_buf_put_varint(tm_buf_t *buf, uint64_t v);
+/* Appends v zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) as a varint. */
+int tm_buf_put_zigzag(tm_buf_t *buf, int64_t v);
+/*
+ * Reads a varint written by tm_buf_put_varint from [*p, end) and advances *p
+ * past it.  Returns 0, or TM_ECORRUPT when the bytes end first or run past
+ * ten bytes; it never reads at or beyond end.
+ */
+int tm_buf_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+/* Reads a value written by tm_buf_put_zigzag; as tm_buf_get_varint. */
+int tm_buf_get_zigzag(const uint8_t **p, const uint8_t *end, int64_t *v);
+
+static inline uint64_t tm_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t tm_unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
 /* Appends s as a JSON string literal, with quotes and escapes. */
 int tm_buf_append_json_str(tm_buf_t *buf, const char *s, size_t len);
 /* Appends the standard base64 encoding of p (with padding). */

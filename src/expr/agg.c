@@ -549,51 +549,7 @@ int tm_agg_acc_get(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_batch_
     }
 }
 
-/* ---- accumulator bytes ---- */
-
-static int put_varint(tm_buf_t *out, uint64_t v)
-{
-    uint8_t b[10];
-    int n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v != 0)
-            b[n] |= 0x80;
-        n++;
-    } while (v != 0);
-    return tm_buf_append(out, b, (size_t)n);
-}
-
-static int put_zz(tm_buf_t *out, int64_t v)
-{
-    return put_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return TM_ECORRUPT;
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return TM_ECORRUPT;
-}
-
-static int get_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
-{
-    uint64_t u;
-    if (get_varint(p, end, &u) != 0)
-        return TM_ECORRUPT;
-    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-    return 0;
-}
+/* ---- accumulator bytes (varints and zigzag from core/buf.h) ---- */
 
 static int put_i128(tm_buf_t *out, __int128 v)
 {
@@ -618,12 +574,12 @@ static int get_i128(const uint8_t **p, const uint8_t *end, __int128 *v)
 
 int tm_agg_acc_encode(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_buf_t *out)
 {
-    int rc = put_zz(out, acc->n);
+    int rc = tm_buf_put_zigzag(out, acc->n);
     switch (acc_kind(call)) {
     case ACC_COUNT:
         break;
     case ACC_BOOL:
-        rc = rc ? rc : put_zz(out, acc->ntrue);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->ntrue);
         break;
     case ACC_INT:
         rc = rc ? rc : put_i128(out, acc->isum);
@@ -631,23 +587,23 @@ int tm_agg_acc_encode(const tm_agg_call_t *call, const tm_agg_acc_t *acc, tm_buf
     case ACC_FLOAT: {
         uint64_t bits;
         memcpy(&bits, &acc->fsum, 8);
-        rc = rc ? rc : put_zz(out, acc->nnan);
-        rc = rc ? rc : put_zz(out, acc->npinf);
-        rc = rc ? rc : put_zz(out, acc->nninf);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->nnan);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->npinf);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->nninf);
         for (int i = 0; rc == 0 && i < 8; i++)
             rc = tm_buf_putc(out, (char)(uint8_t)(bits >> (8 * i)));
         break;
     }
     case ACC_NUM:
-        rc = rc ? rc : put_zz(out, acc->nnan);
-        rc = rc ? rc : put_zz(out, acc->npinf);
-        rc = rc ? rc : put_zz(out, acc->nninf);
-        rc = rc ? rc : put_zz(out, acc->scale);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->nnan);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->npinf);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->nninf);
+        rc = rc ? rc : tm_buf_put_zigzag(out, acc->scale);
         rc = rc ? rc : put_i128(out, acc->isum);
-        rc = rc ? rc : put_varint(out, (uint64_t)acc->nscales);
+        rc = rc ? rc : tm_buf_put_varint(out, (uint64_t)acc->nscales);
         for (int i = 0; rc == 0 && i < acc->nscales; i++) {
-            rc = put_zz(out, acc->scales[i].scale);
-            rc = rc ? rc : put_zz(out, acc->scales[i].count);
+            rc = tm_buf_put_zigzag(out, acc->scales[i].scale);
+            rc = rc ? rc : tm_buf_put_zigzag(out, acc->scales[i].count);
         }
         break;
     }
@@ -659,18 +615,18 @@ int tm_agg_acc_decode(const tm_agg_call_t *call, tm_agg_acc_t *acc, const uint8_
 {
     tm_agg_acc_init(acc);
     int64_t v;
-    if (get_zz(p, end, &acc->n) != 0)
+    if (tm_buf_get_zigzag(p, end, &acc->n) != 0)
         return TM_ECORRUPT;
     switch (acc_kind(call)) {
     case ACC_COUNT:
         return 0;
     case ACC_BOOL:
-        return get_zz(p, end, &acc->ntrue);
+        return tm_buf_get_zigzag(p, end, &acc->ntrue);
     case ACC_INT:
         return get_i128(p, end, &acc->isum);
     case ACC_FLOAT: {
-        if (get_zz(p, end, &acc->nnan) || get_zz(p, end, &acc->npinf) ||
-            get_zz(p, end, &acc->nninf) || end - *p < 8)
+        if (tm_buf_get_zigzag(p, end, &acc->nnan) || tm_buf_get_zigzag(p, end, &acc->npinf) ||
+            tm_buf_get_zigzag(p, end, &acc->nninf) || end - *p < 8)
             return TM_ECORRUPT;
         uint64_t bits = 0;
         for (int i = 0; i < 8; i++)
@@ -681,15 +637,16 @@ int tm_agg_acc_decode(const tm_agg_call_t *call, tm_agg_acc_t *acc, const uint8_
     }
     case ACC_NUM: {
         uint64_t ns;
-        if (get_zz(p, end, &acc->nnan) || get_zz(p, end, &acc->npinf) ||
-            get_zz(p, end, &acc->nninf) || get_zz(p, end, &v) || v < 0 || v > INT16_MAX ||
-            get_i128(p, end, &acc->isum) || get_varint(p, end, &ns) || ns > TM_AGG_SCALES)
+        if (tm_buf_get_zigzag(p, end, &acc->nnan) || tm_buf_get_zigzag(p, end, &acc->npinf) ||
+            tm_buf_get_zigzag(p, end, &acc->nninf) || tm_buf_get_zigzag(p, end, &v) || v < 0 ||
+            v > INT16_MAX || get_i128(p, end, &acc->isum) || tm_buf_get_varint(p, end, &ns) ||
+            ns > TM_AGG_SCALES)
             return TM_ECORRUPT;
         acc->scale = (int32_t)v;
         acc->nscales = (int)ns;
         for (int i = 0; i < acc->nscales; i++) {
-            if (get_zz(p, end, &v) || v < INT16_MIN || v > INT16_MAX ||
-                get_zz(p, end, &acc->scales[i].count))
+            if (tm_buf_get_zigzag(p, end, &v) || v < INT16_MIN || v > INT16_MAX ||
+                tm_buf_get_zigzag(p, end, &acc->scales[i].count))
                 return TM_ECORRUPT;
             acc->scales[i].scale = (int32_t)v;
         }

@@ -150,51 +150,7 @@ struct tm_operator {
     uint32_t vmask;
 };
 
-/* ---- small encodings ---- */
-
-static int put_varint(tm_buf_t *out, uint64_t v)
-{
-    uint8_t b[10];
-    int n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v != 0)
-            b[n] |= 0x80;
-        n++;
-    } while (v != 0);
-    return tm_buf_append(out, b, (size_t)n);
-}
-
-static int put_zz(tm_buf_t *out, int64_t v)
-{
-    return put_varint(out, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return TM_ECORRUPT;
-        uint8_t b = *(*p)++;
-        r |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = r;
-            return 0;
-        }
-    }
-    return TM_ECORRUPT;
-}
-
-static int get_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
-{
-    uint64_t u;
-    if (get_varint(p, end, &u) != 0)
-        return TM_ECORRUPT;
-    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-    return 0;
-}
+/* ---- small encodings (varints and zigzag from core/buf.h) ---- */
 
 /* G ‖ u16 BE tag into op->ekey (tag 0 = the group state, i + 1 = aggregate i's entries). */
 static int entry_prefix(tm_operator_t *op, const group_t *g, int tag)
@@ -508,13 +464,13 @@ static int get_extreme(tm_operator_t *op, const uint8_t **p, const uint8_t *end,
     uint64_t len;
     int64_t scale;
     memset(e, 0, sizeof(*e));
-    if (get_varint(p, end, &len) != 0 || len > (uint64_t)(end - *p))
+    if (tm_buf_get_varint(p, end, &len) != 0 || len > (uint64_t)(end - *p))
         return TM_ECORRUPT;
     if (len == 0)
         return 0;
     const uint8_t *v = *p;
     *p += len - 1;
-    if (get_zz(p, end, &scale) != 0 || scale < INT16_MIN || scale > INT16_MAX)
+    if (tm_buf_get_zigzag(p, end, &scale) != 0 || scale < INT16_MIN || scale > INT16_MAX)
         return TM_ECORRUPT;
     /* op->state is reused for the next group: keep the bytes in scratch. */
     e->val = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, v, (size_t)len - 1);
@@ -529,10 +485,10 @@ static int get_extreme(tm_operator_t *op, const uint8_t **p, const uint8_t *end,
 static int put_extreme(tm_buf_t *out, const extreme_t *e)
 {
     if (!e->has)
-        return put_varint(out, 0);
-    int rc = put_varint(out, (uint64_t)e->len + 1);
+        return tm_buf_put_varint(out, 0);
+    int rc = tm_buf_put_varint(out, (uint64_t)e->len + 1);
     rc = rc ? rc : tm_buf_append(out, e->val, e->len);
-    return rc ? rc : put_zz(out, e->scale);
+    return rc ? rc : tm_buf_put_zigzag(out, e->scale);
 }
 
 /* Reads a group's state; *found false when it has none (accumulators zeroed). */
@@ -560,8 +516,8 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
         return rc;
     const uint8_t *p = (const uint8_t *)op->state.data, *end = p + op->state.len;
     uint64_t len;
-    if (p >= end || *p++ != STATE_VERSION || get_zz(&p, end, rows) != 0 ||
-        get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
+    if (p >= end || *p++ != STATE_VERSION || tm_buf_get_zigzag(&p, end, rows) != 0 ||
+        tm_buf_get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
         goto corrupt;
     *res = len > 0 ? p : NULL;
     *rlen = (size_t)len;
@@ -734,8 +690,8 @@ static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char 
         if (rc == 0) {
             const uint8_t *p = (const uint8_t *)op->sbuf.data, *end = p + op->sbuf.len;
             uint64_t cnt;
-            if (get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 || p != end ||
-                cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
+            if (tm_buf_get_varint(&p, end, &cnt) != 0 || tm_buf_get_zigzag(&p, end, &scale) != 0 ||
+                p != end || cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
                 return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                                  "group_agg %s: a value entry in key group %d is unreadable",
                                  op->ctx.uid, g->kg);
@@ -752,8 +708,8 @@ static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char 
         extremes_update(op, g, v, old, now, (int32_t)scale);
         if (now > 0) {
             tm_buf_clear(&op->sbuf);
-            rc = put_varint(&op->sbuf, (uint64_t)now);
-            rc = rc ? rc : put_zz(&op->sbuf, scale);
+            rc = tm_buf_put_varint(&op->sbuf, (uint64_t)now);
+            rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, scale);
             rc = rc ? rc
                     : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
                                          op->sbuf.data, op->sbuf.len);
@@ -807,7 +763,7 @@ static int seek_extreme(tm_operator_t *op, group_t *g, int m, int k, char *errst
     const uint8_t *p = ent.val, *end = ent.val + ent.vlen;
     uint64_t cnt;
     int64_t scale;
-    if (get_varint(&p, end, &cnt) != 0 || get_zz(&p, end, &scale) != 0 ||
+    if (tm_buf_get_varint(&p, end, &cnt) != 0 || tm_buf_get_zigzag(&p, end, &scale) != 0 ||
         scale < INT16_MIN || scale > INT16_MAX)
         return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                          "group_agg %s: a value entry in key group %d is unreadable",
@@ -837,7 +793,7 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
     while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
         const uint8_t *p = e.val, *end = e.val + e.vlen;
         uint64_t cnt;
-        if (get_varint(&p, end, &cnt) != 0) {
+        if (tm_buf_get_varint(&p, end, &cnt) != 0) {
             rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                            "group_agg %s: a stored value is unreadable", op->ctx.uid);
             break;
@@ -937,8 +893,8 @@ static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, 
 {
     tm_buf_clear(&op->state);
     int rc = tm_buf_putc(&op->state, STATE_VERSION);
-    rc = rc ? rc : put_zz(&op->state, rows);
-    rc = rc ? rc : put_varint(&op->state, result->len);
+    rc = rc ? rc : tm_buf_put_zigzag(&op->state, rows);
+    rc = rc ? rc : tm_buf_put_varint(&op->state, result->len);
     rc = rc ? rc : tm_buf_append(&op->state, result->data, result->len);
     for (int i = 0; rc == 0 && i < op->spec->naggs; i++)
         rc = tm_agg_acc_encode(&op->spec->aggs[i], &accs[i], &op->state);

@@ -19,28 +19,6 @@
 
 /* ---- primitive writers ---- */
 
-static int put_varint(tm_buf_t *out, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return tm_buf_append(out, tmp, n);
-}
-
-static uint64_t zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static int64_t unzigzag(uint64_t v)
-{
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-}
-
 static int put_u8(tm_buf_t *out, uint8_t v)
 {
     return tm_buf_append(out, &v, 1);
@@ -58,7 +36,7 @@ static int put_f64(tm_buf_t *out, double f)
 
 static int put_bytes(tm_buf_t *out, const void *p, size_t len)
 {
-    int rc = put_varint(out, len);
+    int rc = tm_buf_put_varint(out, len);
     return rc != 0 || len == 0 ? rc : tm_buf_append(out, p, len);
 }
 
@@ -98,18 +76,7 @@ static int get_u8(rd_t *r, uint8_t *v)
 
 static int get_varint(rd_t *r, uint64_t *v)
 {
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end)
-            return TM_ECORRUPT;
-        uint8_t b = *r->p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return TM_ECORRUPT;
+    return tm_buf_get_varint(&r->p, r->end, v);
 }
 
 static int get_f64(rd_t *r, double *f)
@@ -191,14 +158,14 @@ static int put_value(tm_buf_t *out, const tm_column_t *col, const tm_datum_t *d)
     case TM_STORAGE_BOOL:
         return put_u8(out, d->u.b ? 1 : 0);
     case TM_STORAGE_I64:
-        return put_varint(out, zigzag(d->u.i64));
+        return tm_buf_put_zigzag(out, d->u.i64);
     case TM_STORAGE_F64:
         return put_f64(out, d->u.f64);
     case TM_STORAGE_NUMERIC:
         if (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN))
             return put_bytes(out, d->u.var.ptr, d->u.var.len);
         {
-            int rc = put_varint(out, zigzag(d->scale));
+            int rc = tm_buf_put_zigzag(out, d->scale);
             return rc != 0 ? rc : put_i128(out, d->u.dec);
         }
     case TM_STORAGE_VAR:
@@ -218,7 +185,7 @@ int tm_row_serialize(const tm_schema_t *schema, const tm_row_t *row, tm_buf_t *o
                       (uint8_t)(shape >> 16), (uint8_t)(shape >> 24)};
     int rc = tm_buf_append(out, hdr, sizeof(hdr));
     if (rc == 0)
-        rc = put_varint(out, (uint64_t)ncols);
+        rc = tm_buf_put_varint(out, (uint64_t)ncols);
     size_t nbytes = ((size_t)ncols + 7) / 8;
     if (rc == 0)
         rc = tm_buf_reserve(out, nbytes);
@@ -244,7 +211,7 @@ int tm_row_serialize(const tm_schema_t *schema, const tm_row_t *row, tm_buf_t *o
             continue;
         if ((rc = put_value(out, &schema->cols[i], d)) != 0)
             goto fail;
-        if (months && (rc = put_varint(out, zigzag(d->u.iv.months))) != 0)
+        if (months && (rc = tm_buf_put_zigzag(out, d->u.iv.months)) != 0)
             goto fail;
     }
     return 0;
@@ -277,7 +244,7 @@ static int get_value(rd_t *r, tm_batch_t *batch, const tm_column_t *col, tm_datu
     case TM_STORAGE_I64:
         if (get_varint(r, &v) != 0)
             return TM_ECORRUPT;
-        d->u.i64 = unzigzag(v);
+        d->u.i64 = tm_unzigzag(v);
         return 0;
     case TM_STORAGE_F64:
         return get_f64(r, &d->u.f64);
@@ -285,7 +252,7 @@ static int get_value(rd_t *r, tm_batch_t *batch, const tm_column_t *col, tm_datu
         if (!(d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN))) {
             if (get_varint(r, &v) != 0)
                 return TM_ECORRUPT;
-            int64_t scale = unzigzag(v);
+            int64_t scale = tm_unzigzag(v);
             if (scale < INT16_MIN || scale > INT16_MAX)
                 return TM_ECORRUPT;
             d->scale = (int16_t)scale;
@@ -352,9 +319,9 @@ int tm_row_deserialize(const tm_schema_t *schema, const void *data, size_t len,
             d->u.iv.months = 0;
         if (flags & CODEC_IV_MONTHS) {
             uint64_t m;
-            if (get_varint(&r, &m) != 0 || unzigzag(m) < INT32_MIN || unzigzag(m) > INT32_MAX)
+            if (get_varint(&r, &m) != 0 || tm_unzigzag(m) < INT32_MIN || tm_unzigzag(m) > INT32_MAX)
                 return TM_ECORRUPT;
-            d->u.iv.months = (int32_t)unzigzag(m);
+            d->u.iv.months = (int32_t)tm_unzigzag(m);
         }
     }
     if (r.p != r.end)
@@ -392,7 +359,7 @@ static int put_key_value(tm_buf_t *out, const tm_column_t *col, const tm_datum_t
             scale = 0;
         int rc = put_u8(out, 0);
         if (rc == 0)
-            rc = put_varint(out, zigzag(scale));
+            rc = tm_buf_put_zigzag(out, scale);
         return rc != 0 ? rc : put_i128(out, v);
     }
     default:
