@@ -20,6 +20,7 @@
  * Thread: any; no shared state.
  */
 #include "expr/agg.h"
+#include "core/datum.h"
 #include "core/error.h"
 #include "core/numeric.h"
 #include "expr/expr_int.h"
@@ -791,21 +792,12 @@ int tm_agg_value_encode(tm_type_t type, const tm_datum_t *d, tm_buf_t *out)
 {
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return TM_EINVAL;
-    switch (type) {
-    case TM_T_BOOL:
+    switch (tm_type_storage(type)) {
+    case TM_STORAGE_BOOL:
         return tm_buf_putc(out, d->u.b ? 1 : 0);
-    case TM_T_INT16:
-    case TM_T_INT32:
-    case TM_T_INT64:
-    case TM_T_DATE:
-    case TM_T_TIME:
-    case TM_T_TIMETZ:
-    case TM_T_TIMESTAMP:
-    case TM_T_TIMESTAMPTZ:
-    case TM_T_INTERVAL:
+    case TM_STORAGE_I64:
         return put_be64(out, (uint64_t)d->u.i64 ^ ((uint64_t)1 << 63));
-    case TM_T_FLOAT32:
-    case TM_T_FLOAT64: {
+    case TM_STORAGE_F64: {
         double f = d->u.f64;
         if (f == 0.0)
             f = 0.0; /* -0.0 = 0.0 */
@@ -816,9 +808,9 @@ int tm_agg_value_encode(tm_type_t type, const tm_datum_t *d, tm_buf_t *out)
         bits = (bits >> 63) ? ~bits : bits | ((uint64_t)1 << 63);
         return put_be64(out, bits);
     }
-    case TM_T_NUMERIC:
+    case TM_STORAGE_NUMERIC:
         return encode_numeric(d, out);
-    default:
+    default: /* TM_STORAGE_VAR (and any other value: its bytes as they are) */
         return tm_buf_append(out, d->u.var.ptr, d->u.var.len);
     }
 }
@@ -899,27 +891,18 @@ int tm_agg_value_decode(tm_type_t type, const uint8_t *p, size_t len, int32_t sc
                         tm_batch_t *batch, tm_datum_t *out)
 {
     memset(out, 0, sizeof(*out));
-    switch (type) {
-    case TM_T_BOOL:
+    switch (tm_type_storage(type)) {
+    case TM_STORAGE_BOOL:
         if (len != 1 || p[0] > 1)
             return TM_ECORRUPT;
         out->u.b = p[0] != 0;
         return 0;
-    case TM_T_INT16:
-    case TM_T_INT32:
-    case TM_T_INT64:
-    case TM_T_DATE:
-    case TM_T_TIME:
-    case TM_T_TIMETZ:
-    case TM_T_TIMESTAMP:
-    case TM_T_TIMESTAMPTZ:
-    case TM_T_INTERVAL:
+    case TM_STORAGE_I64:
         if (len != 8)
             return TM_ECORRUPT;
         out->u.i64 = (int64_t)(get_be64(p) ^ ((uint64_t)1 << 63));
         return 0;
-    case TM_T_FLOAT32:
-    case TM_T_FLOAT64: {
+    case TM_STORAGE_F64: {
         if (len != 8)
             return TM_ECORRUPT;
         uint64_t bits = get_be64(p);
@@ -927,9 +910,9 @@ int tm_agg_value_decode(tm_type_t type, const uint8_t *p, size_t len, int32_t sc
         memcpy(&out->u.f64, &bits, 8);
         return 0;
     }
-    case TM_T_NUMERIC:
+    case TM_STORAGE_NUMERIC:
         return decode_numeric(p, len, scale, batch, out);
-    default:
+    default: /* TM_STORAGE_VAR (and any other value: its bytes as they are) */
         return tm_batch_set_var(batch, out, len > 0 ? (const void *)p : "", len);
     }
 }

@@ -155,16 +155,10 @@ static const tm_row_t *input_row(tm_operator_t *op, const map_entry_t *m, const 
 
 static bool is_var(const tm_column_t *col, const tm_datum_t *d)
 {
-    switch (col->type) {
-    case TM_T_NUMERIC:
+    switch (tm_type_storage(col->type)) {
+    case TM_STORAGE_NUMERIC:
         return (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)) != 0;
-    case TM_T_TEXT:
-    case TM_T_BYTES:
-    case TM_T_JSON:
-    case TM_T_UUID:
-    case TM_T_ARRAY:
-    case TM_T_ENUM:
-    case TM_T_OTHER:
+    case TM_STORAGE_VAR:
         return true;
     default:
         return false;
