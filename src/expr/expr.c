@@ -1004,6 +1004,19 @@ static void put(fmtbuf_t *f, const char *fmt, ...)
         f->len += (size_t)n;
 }
 
+static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names);
+
+/* Formats e's arguments from `from` on, with `sep` between them. */
+static void fmt_args(fmtbuf_t *f, const tm_expr_t *e, int from, const char *sep,
+                     const char *const *names)
+{
+    for (int i = from; i < e->nargs; i++) {
+        if (i > from)
+            put(f, "%s", sep);
+        fmt_expr(f, e->args[i], names);
+    }
+}
+
 static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names)
 {
     static const char *const tests[] = {"IS NULL",  "IS NOT NULL", "IS TRUE",
@@ -1056,11 +1069,7 @@ static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names)
             put(f, ")");
         } else {
             put(f, "%s(", e->name);
-            for (int i = 0; i < e->nargs; i++) {
-                if (i)
-                    put(f, ", ");
-                fmt_expr(f, e->args[i], names);
-            }
+            fmt_args(f, e, 0, ", ", names);
             put(f, ")");
         }
         break;
@@ -1074,11 +1083,7 @@ static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names)
     case EK_AND:
     case EK_OR:
         put(f, "(");
-        for (int i = 0; i < e->nargs; i++) {
-            if (i)
-                put(f, e->kind == EK_AND ? " AND " : " OR ");
-            fmt_expr(f, e->args[i], names);
-        }
+        fmt_args(f, e, 0, e->kind == EK_AND ? " AND " : " OR ", names);
         put(f, ")");
         break;
     case EK_NOT:
@@ -1102,11 +1107,7 @@ static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names)
         put(f, "(");
         fmt_expr(f, e->args[0], names);
         put(f, e->negate ? " NOT IN (" : " IN (");
-        for (int i = 1; i < e->nargs; i++) {
-            if (i > 1)
-                put(f, ", ");
-            fmt_expr(f, e->args[i], names);
-        }
+        fmt_args(f, e, 1, ", ", names);
         put(f, "))");
         break;
     case EK_CASE: {
@@ -1138,11 +1139,7 @@ static void fmt_expr(fmtbuf_t *f, const tm_expr_t *e, const char *const *names)
         put(f, "%s(", e->kind == EK_COALESCE   ? "COALESCE"
                       : e->kind == EK_GREATEST ? "GREATEST"
                                                : "LEAST");
-        for (int i = 0; i < e->nargs; i++) {
-            if (i)
-                put(f, ", ");
-            fmt_expr(f, e->args[i], names);
-        }
+        fmt_args(f, e, 0, ", ", names);
         put(f, ")");
         break;
     }
