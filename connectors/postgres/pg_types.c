@@ -978,21 +978,10 @@ static int parse_bytea(tm_batch_t *batch, const char *s, size_t len, tm_datum_t 
         out = tm_arena_alloc(&batch->arena, len + 1);
         if (out == NULL)
             return TM_ENOMEM;
-        for (size_t i = 0; i < len;) {
-            if (s[i] != '\\') {
-                out[n++] = (uint8_t)s[i++];
-            } else if (i + 1 < len && s[i + 1] == '\\') {
-                out[n++] = '\\';
-                i += 2;
-            } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
-                       s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-                out[n++] =
-                    (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-                i += 4;
-            } else {
-                return TM_EPROTO;
-            }
-        }
+        long m = tm_bytea_escape_decode(s, len, out);
+        if (m < 0)
+            return TM_EPROTO;
+        n = (size_t)m;
     }
     out[n] = 0;
     d->u.var.ptr = (const char *)out;

@@ -251,3 +251,23 @@ long tm_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap)
     }
     return (long)n;
 }
+
+long tm_bytea_escape_decode(const char *s, size_t len, uint8_t *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] != '\\') {
+            out[n++] = (uint8_t)s[i++];
+        } else if (i + 1 < len && s[i + 1] == '\\') {
+            out[n++] = '\\';
+            i += 2;
+        } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+                   s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+            out[n++] = (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+            i += 4;
+        } else {
+            return -1;
+        }
+    }
+    return (long)n;
+}

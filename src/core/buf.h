@@ -87,6 +87,14 @@ static inline int tm_hexval(char c)
     return -1;
 }
 
+/*
+ * Decodes PostgreSQL's escape format of bytea (bytea_output = escape): "\\" is a
+ * backslash, "\ooo" (first digit 0-3) an octal byte, any other byte itself.
+ * out needs room for inlen bytes.  Returns the decoded length, or -1 on any
+ * other backslash.
+ */
+long tm_bytea_escape_decode(const char *in, size_t inlen, uint8_t *out);
+
 /* Decodes standard base64 (padding optional).  Returns decoded length or -1. */
 long tm_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap);
 

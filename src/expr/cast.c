@@ -21,6 +21,7 @@
  */
 #include "expr/expr_int.h"
 #include "core/numeric.h"
+#include "core/buf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -819,20 +820,10 @@ static int parse_bytea(const char *s, size_t len, tm_arena_t *arena, tm_datum_t 
             i += 2;
         }
     } else {
-        for (size_t i = 0; i < len;) {
-            if (s[i] != '\\') {
-                p[n++] = (uint8_t)s[i++];
-            } else if (i + 1 < len && s[i + 1] == '\\') {
-                p[n++] = '\\';
-                i += 2;
-            } else if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
-                       s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-                p[n++] = (uint8_t)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-                i += 4;
-            } else {
-                return bad_input("bytea", s, len, errstr, errstr_size);
-            }
-        }
+        long m = tm_bytea_escape_decode(s, len, p);
+        if (m < 0)
+            return bad_input("bytea", s, len, errstr, errstr_size);
+        n = (size_t)m;
     }
     out->u.var.ptr = (const char *)p;
     out->u.var.len = (uint32_t)n;
