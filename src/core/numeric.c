@@ -272,6 +272,18 @@ static int big_from_datum(big_t *b, const tm_datum_t *d)
     return big_from_i128(b, d->u.dec, d->scale);
 }
 
+/* Loads both operands of a binary operation; on failure neither needs big_done. */
+static int big_from_pair(big_t *x, big_t *y, const tm_datum_t *a, const tm_datum_t *b)
+{
+    if (big_from_datum(x, a))
+        return TM_ENOMEM;
+    if (big_from_datum(y, b)) {
+        big_done(x);
+        return TM_ENOMEM;
+    }
+    return 0;
+}
+
 /* Plain text of a finite big; returns the length needed. */
 static size_t big_format(const big_t *b, char *buf, size_t buflen)
 {
@@ -887,12 +899,8 @@ static int addsub(const tm_datum_t *a, const tm_datum_t *b, bool sub, tm_arena_t
     }
     big_t x, y, r;
     big_init(&r);
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return nomem(errstr, errstr_size);
-    }
     int rc = big_addsub(&x, &y, sub, &r);
     big_done(&x);
     big_done(&y);
@@ -937,12 +945,8 @@ int tm_num_mul(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_d
     }
     big_t x, y, r;
     big_init(&r);
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return nomem(errstr, errstr_size);
-    }
     int rc = big_mul(&x, &y, &r);
     big_done(&x);
     big_done(&y);
@@ -993,12 +997,8 @@ static int div_scale_big(const big_t *x, const big_t *y)
 int tm_num_select_div_scale(const tm_datum_t *a, const tm_datum_t *b)
 {
     big_t x, y;
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return 16;
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return 16;
-    }
     int s = div_scale_big(&x, &y);
     big_done(&x);
     big_done(&y);
@@ -1057,12 +1057,8 @@ static int div_common(const tm_datum_t *a, const tm_datum_t *b, int rscale, bool
         return tm_seterr(errstr, errstr_size, TM_EINVAL, "division by zero");
     big_t x, y, r;
     big_init(&r);
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return nomem(errstr, errstr_size);
-    }
     if (!fixed)
         rscale = div_scale_big(&x, &y);
     int rc = big_div_round(&x, &y, rscale, false, &r);
@@ -1116,12 +1112,8 @@ int tm_num_mod(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_d
     big_t x, y, q, r;
     big_init(&q);
     big_init(&r);
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return nomem(errstr, errstr_size);
-    }
     int sc = x.scale > y.scale ? x.scale : y.scale;
     int rc = big_rescale_up(&x, sc);
     if (!rc)
@@ -1585,12 +1577,8 @@ int tm_num_power(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm
                  char *errstr, size_t errstr_size)
 {
     big_t x, y, r;
-    if (big_from_datum(&x, a))
+    if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
-    if (big_from_datum(&y, b)) {
-        big_done(&x);
-        return nomem(errstr, errstr_size);
-    }
     big_init(&r);
     int rc;
     if (datum_kind(a) != NK_FINITE || datum_kind(b) != NK_FINITE) {
