@@ -180,7 +180,9 @@ static void test_interval_months(void)
     for (size_t i = 0; i < sizeof(months) / sizeof(months[0]); i++) {
         tm_row_t *r = tm_batch_new_row(b, s);
         tm_row_set_null(r, 0, false);
-        r->vals[0].u.iv.us = INT64_C(2629800000000) * months[i] + 7;
+        /* The months are also counted in us, saturated as the PostgreSQL source does. */
+        __int128 us = (__int128)INT64_C(2629800000000) * months[i] + 7;
+        r->vals[0].u.iv.us = us > INT64_MAX ? INT64_MAX : us < INT64_MIN ? INT64_MIN : (int64_t)us;
         r->vals[0].u.iv.months = months[i];
         tm_buf_t buf;
         tm_buf_init(&buf);
