@@ -875,6 +875,22 @@ static int nomem(char *errstr, size_t errstr_size)
     return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
 }
 
+/*
+ * The end of a binary operation: releases its operands x and y, then turns
+ * the result r into the datum (rc != 0: the operation ran out of memory).
+ */
+static int finish_pair(big_t *x, big_t *y, int rc, big_t *r, tm_arena_t *arena, tm_datum_t *out,
+                       char *errstr, size_t errstr_size)
+{
+    big_done(x);
+    big_done(y);
+    if (rc) {
+        big_done(r);
+        return nomem(errstr, errstr_size);
+    }
+    return finish_big(r, arena, out, errstr, errstr_size);
+}
+
 static int addsub(const tm_datum_t *a, const tm_datum_t *b, bool sub, tm_arena_t *arena,
                   tm_datum_t *out, char *errstr, size_t errstr_size)
 {
@@ -902,13 +918,7 @@ static int addsub(const tm_datum_t *a, const tm_datum_t *b, bool sub, tm_arena_t
     if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
     int rc = big_addsub(&x, &y, sub, &r);
-    big_done(&x);
-    big_done(&y);
-    if (rc) {
-        big_done(&r);
-        return nomem(errstr, errstr_size);
-    }
-    return finish_big(&r, arena, out, errstr, errstr_size);
+    return finish_pair(&x, &y, rc, &r, arena, out, errstr, errstr_size);
 }
 
 int tm_num_add(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_datum_t *out,
@@ -948,13 +958,7 @@ int tm_num_mul(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_d
     if (big_from_pair(&x, &y, a, b))
         return nomem(errstr, errstr_size);
     int rc = big_mul(&x, &y, &r);
-    big_done(&x);
-    big_done(&y);
-    if (rc) {
-        big_done(&r);
-        return nomem(errstr, errstr_size);
-    }
-    return finish_big(&r, arena, out, errstr, errstr_size);
+    return finish_pair(&x, &y, rc, &r, arena, out, errstr, errstr_size);
 }
 
 /* Weight (base 10000) and first base-10000 digit of a finite non-zero big, as PostgreSQL stores it. */
@@ -1062,13 +1066,7 @@ static int div_common(const tm_datum_t *a, const tm_datum_t *b, int rscale, bool
     if (!fixed)
         rscale = div_scale_big(&x, &y);
     int rc = big_div_round(&x, &y, rscale, false, &r);
-    big_done(&x);
-    big_done(&y);
-    if (rc) {
-        big_done(&r);
-        return nomem(errstr, errstr_size);
-    }
-    return finish_big(&r, arena, out, errstr, errstr_size);
+    return finish_pair(&x, &y, rc, &r, arena, out, errstr, errstr_size);
 }
 
 int tm_num_div(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_datum_t *out,
@@ -1123,14 +1121,8 @@ int tm_num_mod(const tm_datum_t *a, const tm_datum_t *b, tm_arena_t *arena, tm_d
     r.scale = sc;
     r.neg = x.neg;
     big_norm(&r);
-    big_done(&x);
-    big_done(&y);
     big_done(&q);
-    if (rc) {
-        big_done(&r);
-        return nomem(errstr, errstr_size);
-    }
-    return finish_big(&r, arena, out, errstr, errstr_size);
+    return finish_pair(&x, &y, rc, &r, arena, out, errstr, errstr_size);
 }
 
 int tm_num_neg(const tm_datum_t *a, tm_arena_t *arena, tm_datum_t *out, char *errstr,

@@ -953,11 +953,14 @@ FN(f_round_n)
 {
     return tm_num_round(&a[0], 0, env->arena, out, errstr, errstr_size);
 }
+/* round/trunc's digit count, bounded far past any numeric scale (PostgreSQL clamps too). */
+static int digits_arg(int64_t n)
+{
+    return n > 2000 ? 2000 : n < -2000 ? -2000 : (int)n;
+}
 FN(f_round_n2)
 {
-    int64_t n = a[1].u.i64;
-    return tm_num_round(&a[0], n > 2000 ? 2000 : n < -2000 ? -2000 : (int)n, env->arena, out,
-                        errstr, errstr_size);
+    return tm_num_round(&a[0], digits_arg(a[1].u.i64), env->arena, out, errstr, errstr_size);
 }
 FN(f_trunc_f)
 {
@@ -971,9 +974,7 @@ FN(f_trunc_n)
 }
 FN(f_trunc_n2)
 {
-    int64_t n = a[1].u.i64;
-    return tm_num_trunc(&a[0], n > 2000 ? 2000 : n < -2000 ? -2000 : (int)n, env->arena, out,
-                        errstr, errstr_size);
+    return tm_num_trunc(&a[0], digits_arg(a[1].u.i64), env->arena, out, errstr, errstr_size);
 }
 FN(f_floor_f)
 {

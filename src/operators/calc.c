@@ -3,8 +3,9 @@
  *
  * Per input batch: now() is read once; each record's images are read in
  * in_schema's layout (directly when the record's schema has that shape,
- * else through a by-name column map computed once per schema object per
- * batch), filtered, projected into rows of out_schema in the output
+ * else through a by-name column map computed once per schema object and
+ * kept across batches; the cache holds a reference on each schema, so a
+ * freed schema's address can never match a stale map), filtered, projected into rows of out_schema in the output
  * batch's arena, and emitted in output batches of at most TM_BATCH_MAX
  * records.
  *
@@ -33,7 +34,7 @@
 #define MAP_CACHE 8
 
 typedef struct map_entry {
-    const tm_schema_t *schema;
+    tm_schema_t *schema; /* referenced while cached */
     int *map;       /* in_schema column -> record schema column; NULL = identity */
     int missing;    /* an in_schema column absent from the record's schema, or -1 */
 } map_entry_t;
@@ -48,6 +49,7 @@ struct tm_operator {
 };
 
 static void calc_free(tm_operator_t *op);
+static void reset_maps(tm_operator_t *op);
 static int calc_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
                         char *errstr, size_t errstr_size);
 
@@ -83,14 +85,26 @@ static void calc_free(tm_operator_t *op)
 {
     if (!op)
         return;
-    for (int i = 0; i < op->nmaps; i++)
-        free(op->maps[i].map);
+    reset_maps(op);
     tm_arena_release(&op->scratch);
     tm_batch_unref(op->out);
     free(op);
 }
 
-/* The by-name map for a record schema (cached for the current batch). */
+static void drop_map(map_entry_t *m)
+{
+    free(m->map);
+    tm_schema_unref(m->schema);
+}
+
+static void reset_maps(tm_operator_t *op)
+{
+    for (int i = 0; i < op->nmaps; i++)
+        drop_map(&op->maps[i]);
+    op->nmaps = 0;
+}
+
+/* The by-name map for a record schema (cached; the newest schema evicts the last entry). */
 static map_entry_t *schema_map(tm_operator_t *op, const tm_schema_t *schema, char *errstr,
                                size_t errstr_size, int *rc)
 {
@@ -98,13 +112,10 @@ static map_entry_t *schema_map(tm_operator_t *op, const tm_schema_t *schema, cha
     for (int i = 0; i < op->nmaps; i++)
         if (op->maps[i].schema == schema)
             return &op->maps[i];
-    if (op->nmaps == MAP_CACHE) {
-        free(op->maps[MAP_CACHE - 1].map);
-        op->nmaps--;
-    }
+    if (op->nmaps == MAP_CACHE)
+        drop_map(&op->maps[--op->nmaps]);
     map_entry_t *m = &op->maps[op->nmaps];
     memset(m, 0, sizeof(*m));
-    m->schema = schema;
     m->missing = -1;
     const tm_schema_t *in = op->spec.in_schema;
     if (schema != in && !tm_schema_equal_shape(schema, in)) {
@@ -119,15 +130,9 @@ static map_entry_t *schema_map(tm_operator_t *op, const tm_schema_t *schema, cha
                 m->missing = c;
         }
     }
+    m->schema = tm_schema_ref((tm_schema_t *)schema);
     op->nmaps++;
     return m;
-}
-
-static void reset_maps(tm_operator_t *op)
-{
-    for (int i = 0; i < op->nmaps; i++)
-        free(op->maps[i].map);
-    op->nmaps = 0;
 }
 
 /* An image in in_schema's layout (the record's own row when no remapping is needed). */
@@ -237,7 +242,6 @@ static int process_record(tm_operator_t *op, const tm_record_t *rec, const tm_ev
                                                               rec->msg_len);
             o->msg_len = rec->msg_len;
         }
-        atomic_fetch_add(&op->ctx.metrics->records_out, 1);
         return 0;
     }
     map_entry_t *m = schema_map(op, rec->schema, errstr, errstr_size, &rc);
@@ -319,7 +323,6 @@ static int process_record(tm_operator_t *op, const tm_record_t *rec, const tm_ev
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     o->before = pb;
     o->after = pa;
-    atomic_fetch_add(&op->ctx.metrics->records_out, 1);
     return 0;
 }
 
@@ -327,11 +330,9 @@ static int calc_process(tm_operator_t *op, int input, const tm_batch_t *batch, t
                         char *errstr, size_t errstr_size)
 {
     tm_arena_reset(&op->scratch);
-    reset_maps(op);
     tm_eval_env_t env = {&op->scratch, tm_wall_us()};
     int rc = 0;
     for (uint32_t i = 0; i < batch->count && !rc; i++) {
-        atomic_fetch_add(&op->ctx.metrics->records_in, 1);
         rc = process_record(op, &batch->recs[i], &env, out, errstr, errstr_size);
     }
     if (!rc && op->out && op->out->count > 0) {

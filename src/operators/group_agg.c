@@ -198,7 +198,6 @@ static int emit_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t
         return 0;
     tm_batch_t *b = op->out;
     op->out = NULL;
-    atomic_fetch_add(&op->ctx.metrics->records_out, b->count);
     int rc = tm_collector_emit(out, b);
     if (rc != 0)
         return tm_seterr(errstr, errstr_size, rc, "group_agg %s: the output was refused (%s)",
@@ -990,7 +989,6 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
 {
     const tm_group_agg_spec_t *spec = op->spec;
     tm_arena_reset(&op->scratch->arena);
-    atomic_fetch_add(&op->ctx.metrics->records_in, batch->count);
     int rc = group_batch(op, batch, errstr, errstr_size);
     if (rc != 0 || op->ngroups == 0)
         return rc;

@@ -88,7 +88,12 @@ typedef enum tm_error_policy {
     TM_ON_ERROR_DEAD_LETTER,
 } tm_error_policy_t;
 
-/* Per-instance counters, read by the metrics endpoint from any thread. */
+/*
+ * Per-instance counters, read by the metrics endpoint from any thread.
+ * records_in/records_out are counted by the runtime (around process() and
+ * at the collector), never by operators; row errors by
+ * tm_operator_row_error(); state_reads by the operator.
+ */
 typedef struct tm_operator_metrics {
     _Atomic uint64_t records_in;
     _Atomic uint64_t records_out;
