@@ -86,23 +86,7 @@ def db(pg, request):
     pg.psql(f'CREATE DATABASE "{name}"; COMMENT ON DATABASE "{name}" IS '
             f"'{request.node.nodeid.replace(chr(39), chr(39) * 2)}';")
     yield name
-    _drop_database(pg, name)
-
-
-def _drop_database(pg, name: str) -> None:
-    # A database with replication slots cannot be dropped, and an active slot
-    # cannot be dropped either; so end the walsenders, then the slots.
-    def slots_gone():
-        pg.psql(f"""
-            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-             WHERE database = '{name}' AND active_pid IS NOT NULL;
-            SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-             WHERE database = '{name}' AND NOT active;""", check=False)
-        return pg.psql(f"SELECT count(*) FROM pg_replication_slots "
-                       f"WHERE database = '{name}'") == "0"
-
-    wait_until(slots_gone, 30, f"the replication slots of database {name} to be dropped")
-    pg.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
+    pg.drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import time
 import sys
 import tempfile
 from pathlib import Path
@@ -244,6 +245,29 @@ class PgServer:
                                 connect_timeout=10, **kw)
         conn.autocommit = True
         return conn
+
+    def drop_database(self, name: str, timeout: float = 30) -> None:
+        """Drops database `name` and its replication slots.
+
+        A database with slots cannot be dropped, nor can an active slot, so the
+        walsenders end first, then the slots go (bounded by `timeout`), then the
+        database.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.psql(f"""
+                SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                 WHERE database = '{name}' AND active_pid IS NOT NULL;
+                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                 WHERE database = '{name}' AND NOT active;""", check=False)
+            if self.psql(f"SELECT count(*) FROM pg_replication_slots "
+                         f"WHERE database = '{name}'") == "0":
+                break
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the replication slots of database {name} were not dropped "
+                                     f"within {timeout:.0f} s")
+            time.sleep(0.1)
+        self.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
 
     def log_tail(self, nbytes: int = 8000) -> str:
         try:

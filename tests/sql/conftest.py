@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE))
 
 from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
 from pgserver import PgServer  # noqa: E402
-from tidemark import daemon_under_test, wait_until  # noqa: E402
+from tidemark import daemon_under_test  # noqa: E402
 
 
 def pytest_configure(config):
@@ -55,15 +55,4 @@ def sql_db(sql_pg, request):
     comment = request.node.nodeid.replace("'", "''")
     sql_pg.psql(f'CREATE DATABASE "{name}"; COMMENT ON DATABASE "{name}" IS \'{comment}\';')
     yield name
-
-    def slots_gone():
-        sql_pg.psql(f"""
-            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-             WHERE database = '{name}' AND active_pid IS NOT NULL;
-            SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-             WHERE database = '{name}' AND NOT active;""", check=False)
-        return sql_pg.psql(f"SELECT count(*) FROM pg_replication_slots "
-                           f"WHERE database = '{name}'") == "0"
-
-    wait_until(slots_gone, 30, f"the replication slots of database {name} to be dropped")
-    sql_pg.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
+    sql_pg.drop_database(name)
