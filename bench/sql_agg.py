@@ -53,7 +53,6 @@ This is a benchmark, not a test: nothing asserts a time.  bench/README.md descri
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -70,7 +69,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FLINK_DIR = REPO / "bench" / "flink"
+sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests" / "lib"))
+from pg_drain import cpu_model  # noqa: E402
 from kafkaserver import KafkaServer, find_java, kafka_version  # noqa: E402
 
 QUERY = ("SELECT customer_id, count(*) AS cnt, sum(amount) AS total, min(amount) AS lo, "
@@ -83,16 +84,6 @@ STATUSES = ["new", "paid", "shipped", "delivered", "returned"]
 
 
 # -- the machine and the versions ---------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def machine() -> str:
     mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
