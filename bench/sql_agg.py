@@ -454,6 +454,9 @@ SET admin_address = '127.0.0.1:0';
         out_file = run_dir / "out.jsonl"
         log_path = run_dir / "tidemark.log"
         cmd = [a.tidemark, "run", str(job), "--state-dir", str(run_dir / "st")]
+        if a.perf:
+            # A profile, not a measurement: perf's own CPU lands in the rusage.
+            cmd = ["perf", "record", "-g", "-q", "-o", f"{a.perf}.{run}", "--"] + cmd
         gc = Consumer(self.kafka.client_conf(**{"group.id": group, "enable.auto.commit": False}))
         hw = None
         if out_topic:
@@ -607,6 +610,9 @@ def main() -> int:
                          "comparable with Flink's and no ratio is printed), through the same "
                          "start, end detection and measurement")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--perf", metavar="PREFIX",
+                    help="record each tidemark run with perf record -g into PREFIX.<run> "
+                         "(its figures then include perf's overhead)")
     ap.add_argument("--heap", default="1g", help="the broker's heap (default 1g)")
     ap.add_argument("--keep", metavar="DIR", help="keep logs and job files in DIR")
     args = ap.parse_args()

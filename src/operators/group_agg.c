@@ -6,51 +6,67 @@
  * group columns, which is prefix-free for a given group schema; the key
  * group of every key below is tm_keygroup_of(G)):
  *
- *     G ‖ 00 00                  group state: u8 version (2), zigzag rows,
+ *     G ‖ 00 00                  group state: u8 version (3), zigzag rows,
  *                                varint length ‖ the last emitted result row
  *                                (tm_row_serialize of out_schema; length 0 =
  *                                none emitted), then each aggregate's
- *                                accumulator (tm_agg_acc_encode), then the
- *                                cached extremes: for each multiset m in
- *                                order, its minimum if some min() reads it,
- *                                then its maximum if some max() reads it,
- *                                each varint (length + 1, 0 = empty
- *                                multiset) ‖ tm_agg_value_encode bytes ‖
- *                                zigzag scale
- *     G ‖ u16 BE (m + 1) ‖ V     entry of multiset m: V = tm_agg_value_encode
- *                                of a value, value = varint count ‖ zigzag
- *                                scale (the numeric scale the value was
- *                                first seen with)
+ *                                accumulator (tm_agg_acc_encode), then for
+ *                                each multiset m in order either
+ *                                  varint 0 (inline) ‖ varint n ‖ n entries,
+ *                                  ascending: varint length ‖ V ‖ varint
+ *                                  count ‖ zigzag scale
+ *                                or
+ *                                  varint 1 (spilled) ‖ the cached extremes:
+ *                                  its minimum if some min() reads it, then
+ *                                  its maximum if some max() reads it, each
+ *                                  varint (length + 1, 0 = empty multiset)
+ *                                  ‖ V ‖ zigzag scale
+ *     G ‖ u16 BE (m + 1) ‖ V     entry of a spilled multiset m: V =
+ *                                tm_agg_value_encode of a value, value =
+ *                                varint count ‖ zigzag scale (the numeric
+ *                                scale the value was first seen with)
  *
  * A multiset is the values of one argument column, shared by every
  * value-keeping aggregate (min, max, string_agg, DISTINCT) of that column:
  * min(x), max(x) and count(DISTINCT x) keep one multiset, not three.  The
  * multisets are numbered in the order their column first appears among the
- * aggregates.  Version 1 (one multiset per aggregate, no cached extremes)
- * never shipped and is not read.
+ * aggregates.  Versions 1 (one multiset per aggregate, no cached extremes)
+ * and 2 (every multiset in entries) never shipped and are not read.
  *
- * The entries of a multiset of a group are one ordered key range: min is its
- * first key, max its last, string_agg reads it in order.  min and max are
- * cached in the group state, so that only a retraction of the extreme itself
- * (its count dropping to zero) needs a seek.
+ * A multiset lives inline in the group state while it has at most
+ * INLINE_MAX values of at most INLINE_BYTES in all (the common case: a few
+ * rows per group), so that a group costs one state read and write, both
+ * usually answered by the write-behind cache (state/kvcache.h).  A multiset
+ * that outgrows that spills: its values move to entries of their own and
+ * stay there until the group is deleted.
+ *
+ * The entries of a spilled multiset of a group are one ordered key range:
+ * min is its first key, max its last, string_agg reads it in order.  min and
+ * max are cached in the group state, so that only a retraction of the
+ * extreme itself (its count dropping to zero) needs a seek.
  *
  *     process(batch):
  *       1. group the batch's row images by G (hash map in the scratch arena),
  *          each with its sign (+1 insert/after, -1 delete/before), and net
  *          the multiset changes per (group, multiset, value)
- *       2. per group: read the group state once, apply every image to the
- *          accumulators, then read and write each value with a non-zero net
- *          change once, feeding DISTINCT accumulators the 0 → 1 and 1 → 0
- *          transitions and updating the cached extremes
+ *       2. per group: read the group state once (through the cache), apply
+ *          every image to the accumulators, then merge the net value changes
+ *          into the inline multisets, or read and write each changed entry
+ *          of a spilled one once, feeding DISTINCT accumulators the 0 → 1
+ *          and 1 → 0 transitions and updating the extremes
  *       3. per group: where an extreme was retracted or a string_agg's values
  *          changed, commit the batch (once per call) and seek one iterator
  *          (one per call); compute the result, compare with the stored one,
  *          emit at most one change, write the group state
- *       4. commit and emit the output batch
+ *       4. commit the entries and emit the output batch
+ *
+ * Group states are written to the cache, which on_barrier and on_end flush.
  *
  * Invariants:
- *   1. Every state write of a process() call is committed before it
- *      returns, so on_barrier has nothing left to flush (operator.h, 3).
+ *   1. Every entry write of a process() call is committed before it
+ *      returns, and every group state write is in the cache; on_barrier
+ *      flushes the cache, so after it the store holds everything
+ *      (operator.h, 3).
  *   2. A group's stored result is exactly the last row emitted for it, so
  *      the next change's before image is what downstream holds.
  *   3. An entry exists only with a count > 0; a DISTINCT accumulator holds
@@ -59,22 +75,30 @@
  *      the multiset is empty.
  *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a row
  *      of another key group fails the call (a partitioning bug upstream).
- *   5. Within one call every key is read at most once, and before the call
- *      writes it, so reads go straight to the database instead of through
- *      the write batch's index (earlier calls' writes are committed, 1).
+ *   5. Within one call every entry key is read at most once, and before the
+ *      call writes it, so reads go straight to the database instead of
+ *      through the write batch's index (earlier calls' writes are
+ *      committed, 1).
+ *   6. An inline multiset's values are ascending and unique, every count
+ *      > 0, and there are at most INLINE_MAX of them; a spilled multiset
+ *      has no inline values.
  *
  * Thread: its subtask's.
  */
 #include "operators/group_agg.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "state/kvcache.h"
 #include "state/rowcodec.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_VERSION 2
+#define STATE_VERSION 3
+/* Bounds of an inline multiset (see the layout); past either it spills. */
+#define INLINE_MAX 64
+#define INLINE_BYTES 2048
 
 /* One row image of the batch applied to a group. */
 typedef struct contrib {
@@ -113,6 +137,21 @@ typedef struct extreme {
     bool lost; /* the cached value was retracted: the store must be asked */
 } extreme_t;
 
+/* One value of an inline multiset. */
+typedef struct ient {
+    const uint8_t *key; /* tm_agg_value_encode bytes (scratch) */
+    size_t klen;
+    int64_t cnt;
+    int32_t scale;
+} ient_t;
+
+/* A group's multiset as read from its state (invariant 6). */
+typedef struct ilist {
+    bool spilled;
+    int n;
+    ient_t *e;
+} ilist_t;
+
 typedef struct group {
     const uint8_t *key; /* G */
     size_t klen;
@@ -123,6 +162,7 @@ typedef struct group {
     vent_t *vals;
     bool *changed;   /* per multiset: its entries changed in this batch */
     extreme_t *ext;  /* per multiset: [2m] its minimum, [2m + 1] its maximum */
+    ilist_t *il;     /* per multiset: its inline values, or spilled */
 } group_t;
 
 struct tm_operator {
@@ -130,7 +170,8 @@ struct tm_operator {
     tm_operator_ctx_t ctx;
     tm_store_t *store;
     tm_store_cf_t *cf;
-    tm_store_batch_t *wb;
+    tm_store_batch_t *wb; /* multiset entries, committed by every call */
+    tm_kvcache_t *cache;  /* group states, flushed at barriers */
     int maxp;
     mset_t *ms;          /* the multisets */
     int nms;
@@ -169,6 +210,7 @@ static void op_free(tm_operator_t *op)
         return;
     tm_store_iter_free(op->it);
     tm_store_batch_free(op->wb);
+    tm_kvcache_free(op->cache);
     free(op->ms);
     free(op->agg_ms);
     free(op->msbad);
@@ -243,7 +285,8 @@ static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_
                 tm_arena_zalloc(&op->scratch->arena, sizeof(bool) * (size_t)(op->nms + 1));
             g->ext = tm_arena_zalloc(&op->scratch->arena,
                                      sizeof(extreme_t) * 2 * (size_t)(op->nms + 1));
-            if (g->key == NULL || g->changed == NULL || g->ext == NULL)
+            g->il = tm_arena_zalloc(&op->scratch->arena, sizeof(ilist_t) * (size_t)(op->nms + 1));
+            if (g->key == NULL || g->changed == NULL || g->ext == NULL || g->il == NULL)
                 return TM_ENOMEM;
             g->klen = klen;
             g->hash = h;
@@ -420,41 +463,45 @@ static int vent_cmp(const void *a, const void *b)
 }
 
 /*
- * The batch's groups in key order, each with its values in key order: the
- * memtable skiplist inserts a run of ascending keys from where the previous
- * insert ended, which costs far fewer comparisons than inserts in hash order.
+ * The batch's groups in key order: the memtable skiplist inserts a run of
+ * ascending keys from where the previous insert ended, which costs far
+ * fewer comparisons than inserts in hash order.
  */
 static group_t **sort_groups(tm_operator_t *op)
 {
     group_t **order = tm_arena_alloc(&op->scratch->arena, sizeof(group_t *) * (size_t)op->ngroups);
     if (order == NULL)
         return NULL;
-    size_t cap = 0;
-    vent_t **vs = NULL;
-    for (int gi = 0; gi < op->ngroups; gi++) {
-        group_t *g = &op->groups[gi];
-        order[gi] = g;
-        size_t n = 0;
-        for (vent_t *v = g->vals; v != NULL; v = v->next)
-            n++;
-        if (n < 2)
-            continue;
-        if (n > cap) {
-            cap = n * 2;
-            if ((vs = tm_arena_alloc(&op->scratch->arena, sizeof(vent_t *) * cap)) == NULL)
-                return NULL;
-        }
-        n = 0;
-        for (vent_t *v = g->vals; v != NULL; v = v->next)
-            vs[n++] = v;
-        qsort(vs, n, sizeof(*vs), vent_cmp);
-        for (size_t i = 0; i + 1 < n; i++)
-            vs[i]->next = vs[i + 1];
-        vs[n - 1]->next = NULL;
-        g->vals = vs[0];
-    }
+    for (int gi = 0; gi < op->ngroups; gi++)
+        order[gi] = &op->groups[gi];
     qsort(order, (size_t)op->ngroups, sizeof(*order), group_cmp);
     return order;
+}
+
+/*
+ * A group's values in key order (multiset, then value): merge_inline needs
+ * each multiset's run ascending, and a spilled multiset's entries are then
+ * written in key order too.
+ */
+static int sort_values(tm_operator_t *op, group_t *g)
+{
+    size_t n = 0;
+    for (vent_t *v = g->vals; v != NULL; v = v->next)
+        n++;
+    if (n < 2)
+        return 0;
+    vent_t **vs = tm_arena_alloc(&op->scratch->arena, sizeof(vent_t *) * n);
+    if (vs == NULL)
+        return TM_ENOMEM;
+    n = 0;
+    for (vent_t *v = g->vals; v != NULL; v = v->next)
+        vs[n++] = v;
+    qsort(vs, n, sizeof(*vs), vent_cmp);
+    for (size_t i = 0; i + 1 < n; i++)
+        vs[i]->next = vs[i + 1];
+    vs[n - 1]->next = NULL;
+    g->vals = vs[0];
+    return 0;
 }
 
 /* Reads a cached extreme (see the layout) into scratch memory; TM_ECORRUPT or TM_ENOMEM. */
@@ -471,10 +518,8 @@ static int get_extreme(tm_operator_t *op, const uint8_t **p, const uint8_t *end,
     *p += len - 1;
     if (tm_buf_get_zigzag(p, end, &scale) != 0 || scale < INT16_MIN || scale > INT16_MAX)
         return TM_ECORRUPT;
-    /* op->state is reused for the next group: keep the bytes in scratch. */
-    e->val = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, v, (size_t)len - 1);
-    if (e->val == NULL)
-        return TM_ENOMEM;
+    (void)op;
+    e->val = v; /* in the scratch copy of the state */
     e->len = (size_t)len - 1;
     e->scale = (int32_t)scale;
     e->has = true;
@@ -488,6 +533,67 @@ static int put_extreme(tm_buf_t *out, const extreme_t *e)
     int rc = tm_buf_put_varint(out, (uint64_t)e->len + 1);
     rc = rc ? rc : tm_buf_append(out, e->val, e->len);
     return rc ? rc : tm_buf_put_zigzag(out, e->scale);
+}
+
+/* Reads an inline multiset (see the layout) pointing into the scratch copy of the state. */
+static int get_inline(tm_operator_t *op, const uint8_t **p, const uint8_t *end, ilist_t *il)
+{
+    uint64_t n, len, cnt;
+    int64_t scale;
+    memset(il, 0, sizeof(*il));
+    if (tm_buf_get_varint(p, end, &n) != 0 || n > INLINE_MAX)
+        return TM_ECORRUPT;
+    if (n == 0)
+        return 0;
+    il->e = tm_arena_alloc(&op->scratch->arena, sizeof(ient_t) * (size_t)n);
+    if (il->e == NULL)
+        return TM_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        ient_t *e = &il->e[i];
+        if (tm_buf_get_varint(p, end, &len) != 0 || len > (uint64_t)(end - *p))
+            return TM_ECORRUPT;
+        e->key = *p;
+        e->klen = (size_t)len;
+        *p += len;
+        if (tm_buf_get_varint(p, end, &cnt) != 0 || cnt == 0 || cnt > INT64_MAX ||
+            tm_buf_get_zigzag(p, end, &scale) != 0 || scale < INT16_MIN || scale > INT16_MAX)
+            return TM_ECORRUPT;
+        e->cnt = (int64_t)cnt;
+        e->scale = (int32_t)scale;
+    }
+    il->n = (int)n;
+    return 0;
+}
+
+static int put_inline(tm_buf_t *out, const ilist_t *il)
+{
+    int rc = tm_buf_put_varint(out, 0);
+    rc = rc ? rc : tm_buf_put_varint(out, (uint64_t)il->n);
+    for (int i = 0; rc == 0 && i < il->n; i++) {
+        const ient_t *e = &il->e[i];
+        rc = tm_buf_put_varint(out, e->klen);
+        rc = rc ? rc : tm_buf_append(out, e->key, e->klen);
+        rc = rc ? rc : tm_buf_put_varint(out, (uint64_t)e->cnt);
+        rc = rc ? rc : tm_buf_put_zigzag(out, e->scale);
+    }
+    return rc;
+}
+
+/* The extremes of an inline multiset: its first and last values. */
+static void inline_extremes(tm_operator_t *op, group_t *g, int m)
+{
+    const ilist_t *il = &g->il[m];
+    for (int k = 0; k < 2; k++) {
+        extreme_t *e = &g->ext[2 * m + k];
+        memset(e, 0, sizeof(*e));
+        if (!(k == 0 ? op->ms[m].min : op->ms[m].max) || il->n == 0)
+            continue;
+        const ient_t *x = &il->e[k == 0 ? 0 : il->n - 1];
+        e->val = x->key;
+        e->len = x->klen;
+        e->scale = x->scale;
+        e->has = true;
+    }
 }
 
 /* Reads a group's state; *found false when it has none (accumulators zeroed). */
@@ -506,14 +612,18 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
     if (rc != 0)
         return rc;
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-    /* Invariant 5: the write batch cannot hold this key yet. */
-    rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->state, errstr,
-                      errstr_size);
+    const uint8_t *p;
+    size_t vlen;
+    rc = tm_kvcache_get(op->cache, g->kg, op->ekey.data, op->ekey.len, &p, &vlen, errstr,
+                        errstr_size);
     if (rc == TM_ENOTFOUND)
         return 0;
     if (rc != 0)
         return rc;
-    const uint8_t *p = (const uint8_t *)op->state.data, *end = p + op->state.len;
+    /* The cache's bytes last until its next call: everything below points into a copy. */
+    if ((p = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, p, vlen)) == NULL)
+        return TM_ENOMEM;
+    const uint8_t *end = p + vlen;
     uint64_t len;
     if (p >= end || *p++ != STATE_VERSION || tm_buf_get_zigzag(&p, end, rows) != 0 ||
         tm_buf_get_varint(&p, end, &len) != 0 || len > (uint64_t)(end - p))
@@ -524,11 +634,22 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
     for (int i = 0; i < spec->naggs; i++)
         if (tm_agg_acc_decode(&spec->aggs[i], &accs[i], &p, end) != 0)
             goto corrupt;
-    for (int m = 0; m < op->nms; m++)
+    for (int m = 0; m < op->nms; m++) {
+        uint64_t mode;
+        if (tm_buf_get_varint(&p, end, &mode) != 0 || mode > 1)
+            goto corrupt;
+        if (mode == 0) {
+            if (get_inline(op, &p, end, &g->il[m]) != 0)
+                goto corrupt;
+            inline_extremes(op, g, m);
+            continue;
+        }
+        g->il[m].spilled = true;
         for (int k = 0; k < 2; k++)
             if ((k == 0 ? op->ms[m].min : op->ms[m].max) &&
                 get_extreme(op, &p, end, &g->ext[2 * m + k]) != 0)
                 goto corrupt;
+    }
     if (p != end)
         goto corrupt;
     *found = true;
@@ -669,51 +790,151 @@ static void extremes_update(tm_operator_t *op, group_t *g, const vent_t *v, int6
     }
 }
 
-/* Reads, updates and writes the touched entries of a group, once each (step 2, value part). */
+static int value_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+/* Writes every value of an inline multiset as an entry: it no longer fits (invariant 6). */
+static int spill(tm_operator_t *op, group_t *g, int m)
+{
+    ilist_t *il = &g->il[m];
+    for (int i = 0; i < il->n; i++) {
+        const ient_t *e = &il->e[i];
+        tm_buf_clear(&op->sbuf);
+        int rc = entry_prefix(op, g, m + 1);
+        rc = rc ? rc : tm_buf_append(&op->ekey, e->key, e->klen);
+        rc = rc ? rc : tm_buf_put_varint(&op->sbuf, (uint64_t)e->cnt);
+        rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, e->scale);
+        rc = rc ? rc
+                : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                                     op->sbuf.data, op->sbuf.len);
+        if (rc != 0)
+            return rc;
+    }
+    il->spilled = true;
+    il->n = 0;
+    il->e = NULL;
+    return 0;
+}
+
+/*
+ * Merges the net changes of multiset m (the run of g's values starting at
+ * *vp, ascending) into its inline values, and spills the result when it no
+ * longer fits.  Advances *vp past the run.
+ */
+static int merge_inline(tm_operator_t *op, group_t *g, int m, vent_t **vp, tm_agg_acc_t *accs,
+                        char *errstr, size_t errstr_size)
+{
+    ilist_t *il = &g->il[m];
+    const mset_t *ms = &op->ms[m];
+    size_t nv = 0;
+    for (vent_t *v = *vp; v != NULL && v->ms == m; v = v->next)
+        nv++;
+    ient_t *out = tm_arena_alloc(&op->scratch->arena, sizeof(ient_t) * ((size_t)il->n + nv));
+    if (out == NULL)
+        return TM_ENOMEM;
+    int n = 0, i = 0, rc;
+    size_t bytes = 0;
+    vent_t *v = *vp;
+    while (i < il->n || (v != NULL && v->ms == m)) {
+        int c = v == NULL || v->ms != m
+                    ? -1
+                    : i == il->n ? 1
+                                 : value_cmp(il->e[i].key, il->e[i].klen, v->key, v->klen);
+        if (c < 0) {
+            out[n++] = il->e[i++]; /* unchanged */
+            bytes += out[n - 1].klen;
+            continue;
+        }
+        int64_t old = c == 0 ? il->e[i].cnt : 0;
+        int32_t scale = c == 0 ? il->e[i].scale
+                               : ms->type == TM_T_NUMERIC ? v->datum->scale : 0;
+        int64_t now = old + v->delta;
+        if (v->delta != 0) {
+            g->changed[m] = true;
+            if ((old > 0) != (now > 0) &&
+                (rc = distinct_change(op, g, accs, v, now > 0 ? 1 : -1, scale, errstr,
+                                      errstr_size)) != 0)
+                return rc;
+        }
+        if (now > 0) {
+            out[n++] = (ient_t){.key = v->key, .klen = v->klen, .cnt = now, .scale = scale};
+            bytes += v->klen;
+        }
+        if (c == 0)
+            i++;
+        v = v->next;
+    }
+    *vp = v;
+    il->e = out;
+    il->n = n;
+    inline_extremes(op, g, m);
+    return n > INLINE_MAX || bytes > INLINE_BYTES ? spill(op, g, m) : 0;
+}
+
+/* Reads, updates and writes one changed value of a spilled multiset (invariant 5). */
+static int apply_spilled(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, const vent_t *v,
+                         char *errstr, size_t errstr_size)
+{
+    if (v->delta == 0)
+        return 0; /* inserted and retracted within the batch: nothing to do */
+    const mset_t *ms = &op->ms[v->ms];
+    int rc = entry_prefix(op, g, v->ms + 1);
+    rc = rc ? rc : tm_buf_append(&op->ekey, v->key, v->klen);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    /* Invariant 5: the write batch cannot hold this key yet. */
+    rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf, errstr,
+                      errstr_size);
+    int64_t old = 0, scale = ms->type == TM_T_NUMERIC ? v->datum->scale : 0;
+    if (rc == 0) {
+        const uint8_t *p = (const uint8_t *)op->sbuf.data, *end = p + op->sbuf.len;
+        uint64_t cnt;
+        if (tm_buf_get_varint(&p, end, &cnt) != 0 || tm_buf_get_zigzag(&p, end, &scale) != 0 ||
+            p != end || cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
+            return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                             "group_agg %s: a value entry in key group %d is unreadable",
+                             op->ctx.uid, g->kg);
+        old = (int64_t)cnt;
+    } else if (rc != TM_ENOTFOUND) {
+        return rc;
+    }
+    int64_t now = old + v->delta;
+    g->changed[v->ms] = true;
+    if ((old > 0) != (now > 0) &&
+        (rc = distinct_change(op, g, accs, v, now > 0 ? 1 : -1, scale, errstr, errstr_size)) !=
+            0)
+        return rc;
+    extremes_update(op, g, v, old, now, (int32_t)scale);
+    if (now > 0) {
+        tm_buf_clear(&op->sbuf);
+        rc = tm_buf_put_varint(&op->sbuf, (uint64_t)now);
+        rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, scale);
+        rc = rc ? rc
+                : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                                     op->sbuf.data, op->sbuf.len);
+    } else if (old > 0) {
+        rc = tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+    }
+    return rc;
+}
+
+/* Applies the net value changes of a group, one multiset's run at a time (step 2, value part). */
 static int apply_values(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, char *errstr,
                         size_t errstr_size)
 {
-    for (vent_t *v = g->vals; v != NULL; v = v->next) {
-        if (v->delta == 0)
-            continue; /* inserted and retracted within the batch: nothing to do */
-        const mset_t *ms = &op->ms[v->ms];
-        int rc = entry_prefix(op, g, v->ms + 1);
-        rc = rc ? rc : tm_buf_append(&op->ekey, v->key, v->klen);
-        if (rc != 0)
-            return rc;
-        atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-        /* Invariant 5: the write batch cannot hold this key yet. */
-        rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf,
-                          errstr, errstr_size);
-        int64_t old = 0, scale = ms->type == TM_T_NUMERIC ? v->datum->scale : 0;
-        if (rc == 0) {
-            const uint8_t *p = (const uint8_t *)op->sbuf.data, *end = p + op->sbuf.len;
-            uint64_t cnt;
-            if (tm_buf_get_varint(&p, end, &cnt) != 0 || tm_buf_get_zigzag(&p, end, &scale) != 0 ||
-                p != end || cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
-                return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                                 "group_agg %s: a value entry in key group %d is unreadable",
-                                 op->ctx.uid, g->kg);
-            old = (int64_t)cnt;
-        } else if (rc != TM_ENOTFOUND) {
-            return rc;
-        }
-        int64_t now = old + v->delta;
-        g->changed[v->ms] = true;
-        if ((old > 0) != (now > 0) &&
-            (rc = distinct_change(op, g, accs, v, now > 0 ? 1 : -1, scale, errstr,
-                                  errstr_size)) != 0)
-            return rc;
-        extremes_update(op, g, v, old, now, (int32_t)scale);
-        if (now > 0) {
-            tm_buf_clear(&op->sbuf);
-            rc = tm_buf_put_varint(&op->sbuf, (uint64_t)now);
-            rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, scale);
-            rc = rc ? rc
-                    : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
-                                         op->sbuf.data, op->sbuf.len);
-        } else if (old > 0) {
-            rc = tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+    vent_t *v = g->vals;
+    while (v != NULL) {
+        int rc;
+        if (!g->il[v->ms].spilled) {
+            /* Consumes the whole run of this multiset. */
+            rc = merge_inline(op, g, v->ms, &v, accs, errstr, errstr_size);
+        } else {
+            rc = apply_spilled(op, g, accs, v, errstr, errstr_size);
+            v = v->next;
         }
         if (rc != 0)
             return rc;
@@ -782,12 +1003,25 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
                       char *errstr, size_t errstr_size)
 {
     const tm_agg_call_t *call = &op->spec->aggs[agg];
-    int rc = seek_values(op, g, op->agg_ms[agg], false, errstr, errstr_size);
-    if (rc != 0)
-        return rc;
+    const ilist_t *il = &g->il[op->agg_ms[agg]];
     tm_buf_clear(&op->sbuf);
     size_t sep = call->separator ? strlen(call->separator) : 0;
     bool any = false;
+    int rc;
+    if (!il->spilled) {
+        for (int i = 0; i < il->n; i++)
+            for (int64_t k = 0; k < (call->distinct ? 1 : il->e[i].cnt); k++) {
+                if (any && sep > 0 && tm_buf_append(&op->sbuf, call->separator, sep) != 0)
+                    return TM_ENOMEM;
+                if (tm_buf_append(&op->sbuf, il->e[i].key, il->e[i].klen) != 0)
+                    return TM_ENOMEM;
+                any = true;
+            }
+        rc = 0;
+        goto done;
+    }
+    if ((rc = seek_values(op, g, op->agg_ms[agg], false, errstr, errstr_size)) != 0)
+        return rc;
     tm_store_entry_t e;
     while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
         const uint8_t *p = e.val, *end = e.val + e.vlen;
@@ -809,6 +1043,7 @@ static int value_join(tm_operator_t *op, group_t *g, int agg, tm_datum_t *out, b
         if (rc != 1)
             break;
     }
+done:
     if (rc != 0)
         return rc;
     *isnull = !any;
@@ -888,7 +1123,7 @@ static int build_result(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs,
 }
 
 static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, int64_t rows,
-                       const tm_buf_t *result)
+                       const tm_buf_t *result, char *errstr, size_t errstr_size)
 {
     tm_buf_clear(&op->state);
     int rc = tm_buf_putc(&op->state, STATE_VERSION);
@@ -898,15 +1133,20 @@ static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, 
     for (int i = 0; rc == 0 && i < op->spec->naggs; i++)
         rc = tm_agg_acc_encode(&op->spec->aggs[i], &accs[i], &op->state);
     for (int m = 0; rc == 0 && m < op->nms; m++) {
-        if (op->ms[m].min)
+        if (!g->il[m].spilled) {
+            rc = put_inline(&op->state, &g->il[m]);
+            continue;
+        }
+        rc = tm_buf_put_varint(&op->state, 1);
+        if (rc == 0 && op->ms[m].min)
             rc = put_extreme(&op->state, &g->ext[2 * m]);
         if (rc == 0 && op->ms[m].max)
             rc = put_extreme(&op->state, &g->ext[2 * m + 1]);
     }
     rc = rc ? rc : entry_prefix(op, g, 0);
     return rc ? rc
-              : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
-                                   op->state.data, op->state.len);
+              : tm_kvcache_put(op->cache, g->kg, op->ekey.data, op->ekey.len, op->state.data,
+                               op->state.len, errstr, errstr_size);
 }
 
 static int emit_change(tm_operator_t *op, tm_collector_t *out, const group_t *g, tm_op_t kind,
@@ -949,7 +1189,8 @@ static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64
             return rc;
         if ((rc = entry_prefix(op, g, 0)) != 0)
             return rc;
-        return tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+        return tm_kvcache_delete(op->cache, g->kg, op->ekey.data, op->ekey.len, errstr,
+                                 errstr_size);
     }
     /*
      * A retracted extreme is re-read from the store (the only seeks for min
@@ -979,7 +1220,7 @@ static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64
         rc = emit_change(op, out, g, TM_OP_UPDATE, res, rlen, row, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    return write_group(op, g, accs, rows < 0 ? 0 : rows, &op->ser);
+    return write_group(op, g, accs, rows < 0 ? 0 : rows, &op->ser, errstr, errstr_size);
 }
 
 /* ---- hooks ---- */
@@ -1009,17 +1250,12 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
         rc = read_group(op, g, ga, &rows[gi], &res[gi], &rlen[gi], &found, errstr, errstr_size);
         if (rc != 0)
             return rc;
-        if (res[gi] != NULL) {
-            /* op->state is reused: keep the stored result in scratch. */
-            res[gi] = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, res[gi], rlen[gi]);
-            if (res[gi] == NULL)
-                return TM_ENOMEM;
-        }
         rows[gi] += g->drows;
         for (contrib_t *c = g->first; c != NULL; c = c->next)
             if ((rc = apply_image(op, gi, ga, c, errstr, errstr_size)) != 0)
                 return rc;
-        if (g->vals != NULL && (rc = apply_values(op, g, ga, errstr, errstr_size)) != 0)
+        if (g->vals != NULL &&
+            ((rc = sort_values(op, g)) != 0 || (rc = apply_values(op, g, ga, errstr, errstr_size)) != 0))
             return rc;
     }
     for (int k = 0; k < op->ngroups; k++) {
@@ -1049,6 +1285,7 @@ static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, ch
 {
     (void)id;
     int rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    rc = rc ? rc : tm_kvcache_flush(op->cache, errstr, errstr_size);
     return rc != 0 ? rc : emit_out(op, out, errstr, errstr_size);
 }
 
@@ -1146,6 +1383,9 @@ int tm_group_agg_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
         rc = TM_ENOMEM;
     if (rc == 0)
         rc = tm_store_batch_new_unindexed(ctx->store, &op->wb);
+    if (rc == 0)
+        rc = tm_kvcache_new(ctx->store, op->cf, tm_store_operator_cache_bytes(ctx->store),
+                            &op->cache);
     if (rc != 0) {
         op_free(op);
         return rc;

@@ -104,6 +104,16 @@ int64_t tm_store_now(const tm_store_t *store)
     return store->clock(store->clock_arg);
 }
 
+int64_t tm_store_ttl_us(const tm_store_t *store)
+{
+    return store->ttl_us;
+}
+
+size_t tm_store_operator_cache_bytes(const tm_store_t *store)
+{
+    return store->mem->memtables_per_store;
+}
+
 static void put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -206,11 +216,12 @@ int tm_store_mem_new(size_t state_memory, int nstores, tm_store_mem_t **out, cha
     atomic_init(&mem->refs, 1);
     mem->limit = state_memory;
     /*
-     * A quarter for memtables, split evenly between the stores; the rest is
-     * the shared block cache.  docs/state.md explains the split.
+     * A quarter for memtables and a quarter for the operators' write-behind
+     * caches (state/kvcache.h), each split evenly between the stores; the
+     * rest is the shared block cache.  docs/state.md explains the split.
      */
     mem->memtables_per_store = state_memory / 4 / (size_t)nstores;
-    mem->cache_capacity = state_memory - mem->memtables_per_store * (size_t)nstores;
+    mem->cache_capacity = state_memory - 2 * mem->memtables_per_store * (size_t)nstores;
     mem->cache = rocksdb_cache_create_lru(mem->cache_capacity);
     if (mem->cache == NULL) {
         free(mem);

@@ -135,6 +135,14 @@ int tm_store_max_parallelism(const tm_store_t *store);
 const char *tm_store_dir(const tm_store_t *store);
 /* The store's clock, for callers that stamp their own records. */
 int64_t tm_store_now(const tm_store_t *store);
+/* The state TTL the store was opened with (0 = values never expire). */
+int64_t tm_store_ttl_us(const tm_store_t *store);
+/*
+ * The bytes of the memory budget set aside for the in-memory caches of this
+ * store's operators (state/kvcache.h): a quarter of state_memory, split
+ * evenly between the stores, as the memtables are.
+ */
+size_t tm_store_operator_cache_bytes(const tm_store_t *store);
 
 /*
  * The column family of operator `uid`, created if missing.  The handle is

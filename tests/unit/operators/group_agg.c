@@ -956,12 +956,14 @@ static tm_row_t *x_row(tm_batch_t *b, const tm_schema_t *s, int64_t id, int64_t 
 
 /*
  * min/max state accesses: the six aggregates of x (count, sum and max
- * DISTINCT, min, max) share one multiset; an insert or a retraction of a
- * value that is not an extreme costs one entry read and no seek; only a
- * retracted extreme seeks; a value inserted and deleted in one batch costs
- * nothing.  Every result is checked against the brute force.
+ * DISTINCT, min, max) share one multiset.  With `fillers` = 0 it stays
+ * inline in the group state, so every batch costs one read.  With 70 more
+ * values (never an extreme) it spills to entries: then an insert or a
+ * retraction of a value that is not an extreme costs one entry read and no
+ * seek; only a retracted extreme seeks; a value inserted and deleted in one
+ * batch costs nothing.  Every result is checked against the brute force.
  */
-static void test_minmax_reads(void)
+static void minmax_reads(int fillers)
 {
     fixture_t f;
     fixture_init(&f);
@@ -979,11 +981,13 @@ static void test_minmax_reads(void)
     static model_t model;
     model.n = 0;
     tm_batch_t *bs[6];
-    tm_row_t *rows[16];
-    /* reads: 1 group + 10 new values */
+    tm_row_t *rows[16], *fill[81];
+    /* reads: 1 group (a spilling multiset writes its entries without reading them) */
     bs[0] = tm_batch_new();
     for (int i = 0; i < 10; i++)
         add_rec(bs[0], f.in, TM_OP_CREATE, NULL, rows[i] = x_row(bs[0], f.in, i, 10 * (i + 1)));
+    for (int j = 0, x = 11; j < fillers; j++, x += x % 10 == 9 ? 2 : 1)
+        add_rec(bs[0], f.in, TM_OP_CREATE, NULL, fill[j] = x_row(bs[0], f.in, 100 + j, x));
     /* 50 again, a new minimum 5, and 40 retracted: 1 group + 3 values, no seek */
     bs[1] = tm_batch_new();
     add_rec(bs[1], f.in, TM_OP_CREATE, NULL, rows[10] = x_row(bs[1], f.in, 10, 50));
@@ -1007,7 +1011,10 @@ static void test_minmax_reads(void)
     for (int i = 1; i < 9; i++)
         if (i != 3)
             add_rec(bs[5], f.in, TM_OP_DELETE, rows[i], NULL);
-    static const int reads[] = {11, 4, 3, 2, 6, 8};
+    for (int j = 0; j < fillers; j++)
+        add_rec(bs[5], f.in, TM_OP_DELETE, fill[j], NULL);
+    const int reads[] = {1, fillers ? 4 : 1, fillers ? 3 : 1, fillers ? 2 : 1, fillers ? 6 : 1,
+                         fillers ? 8 + fillers : 1};
     static const int changes[] = {1, 1, 1, 1, 1, 1};
     int total = 0, records = 0;
     for (int i = 0; i < 6; i++) {
@@ -1040,6 +1047,12 @@ static void test_minmax_reads(void)
     table_clear(&want);
     tst_rmdir(r.dir);
     fixture_free(&f);
+}
+
+static void test_minmax_reads(void)
+{
+    minmax_reads(0);
+    minmax_reads(70);
 }
 
 /* A row of a key group the subtask does not own fails the call with a clear message. */

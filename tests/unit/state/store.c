@@ -530,7 +530,8 @@ static void test_memory_budget(void)
     tm_store_memory_t m;
     tm_store_memory_usage(s1, &m);
     TM_CHECK(m.limit == ((uint64_t)64 << 20));
-    TM_CHECK(m.cache_capacity == ((uint64_t)48 << 20)); /* a quarter goes to memtables */
+    TM_CHECK(m.cache_capacity == ((uint64_t)32 << 20)); /* a quarter each to memtables and kvcaches */
+    TM_CHECK(tm_store_operator_cache_bytes(s1) == ((size_t)8 << 20)); /* 2 stores */
     TM_CHECK(m.memtables > 2000 * 1000);
     TM_CHECK(m.memtables < m.limit / 4);
     tm_store_close(s1); /* flush: the data now lives in SSTs */
