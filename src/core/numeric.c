@@ -1039,6 +1039,68 @@ static int big_div_round(const big_t *x, const big_t *y, int rscale, bool trunc,
     return rc;
 }
 
+/* Weight and first base-10000 group of |v| at scale s, as big_weight() finds them. */
+static void dec_weight(__int128 v, int s, int *weight, int *first)
+{
+    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+    if (u == 0) {
+        *weight = 0;
+        *first = 0;
+        return;
+    }
+    int nd = 1;
+    for (unsigned __int128 t = 10; nd < 39 && u >= t; t *= 10)
+        nd++;
+    int e10 = nd - 1 - s; /* position of the most significant digit */
+    int w = e10 >= 0 ? e10 / 4 : -((-e10 + 3) / 4);
+    int k = 4 * w + s; /* where the first group's lowest digit is in u */
+    *weight = w;
+    *first = (int)(k >= 0 ? u / (unsigned __int128)pow10i(k) : u * (unsigned __int128)pow10i(-k));
+}
+
+/*
+ * a / b in 128 bits, as big_div_round() computes it (rounded half away from
+ * zero at rscale; the scale chosen as div_scale_big() does unless `fixed`),
+ * when every intermediate fits; false otherwise, for the exact slow path.
+ * avg() divides like this for every group it emits.
+ */
+static bool div_fast(const tm_datum_t *a, const tm_datum_t *b, int rscale, bool fixed,
+                     tm_datum_t *out)
+{
+    if ((a->flags | b->flags) & TM_DATUM_WIDE)
+        return false;
+    if (!fixed) {
+        int w1, f1, w2, f2;
+        dec_weight(a->u.dec, a->scale, &w1, &f1);
+        dec_weight(b->u.dec, b->scale, &w2, &f2);
+        int qweight = w1 - w2 - (f1 <= f2);
+        rscale = 16 - qweight * 4;
+        if (rscale < a->scale)
+            rscale = a->scale;
+        if (rscale < b->scale)
+            rscale = b->scale;
+        if (rscale < 0)
+            rscale = 0;
+        if (rscale > TM_NUM_MAX_SCALE)
+            rscale = TM_NUM_MAX_SCALE;
+    }
+    __int128 x = a->u.dec, y = b->u.dec;
+    unsigned __int128 num = x < 0 ? -(unsigned __int128)x : (unsigned __int128)x;
+    unsigned __int128 den = y < 0 ? -(unsigned __int128)y : (unsigned __int128)y;
+    int e = b->scale + rscale - a->scale;
+    if (e > 38 || e < -38 ||
+        __builtin_mul_overflow(e >= 0 ? num : den, (unsigned __int128)pow10i(e >= 0 ? e : -e),
+                               e >= 0 ? &num : &den))
+        return false;
+    unsigned __int128 q = num / den, r = num % den;
+    if (r >= den - r)
+        q++; /* the remainder is at least half the divisor */
+    if (q > (unsigned __int128)I128_MAX)
+        return false;
+    tm_num_from_dec((x < 0) != (y < 0) ? -(__int128)q : (__int128)q, rscale, out);
+    return true;
+}
+
 static int div_common(const tm_datum_t *a, const tm_datum_t *b, int rscale, bool fixed,
                       tm_arena_t *arena, tm_datum_t *out, char *errstr, size_t errstr_size)
 {
@@ -1059,6 +1121,8 @@ static int div_common(const tm_datum_t *a, const tm_datum_t *b, int rscale, bool
     }
     if (tm_num_sign(b) == 0)
         return tm_seterr(errstr, errstr_size, TM_EINVAL, "division by zero");
+    if (div_fast(a, b, rscale, fixed, out))
+        return 0;
     big_t x, y, r;
     big_init(&r);
     if (big_from_pair(&x, &y, a, b))

@@ -1494,11 +1494,40 @@ static int w_double(tm_buf_t *out, double v, bool f32)
     return bput(out, tmp, n);
 }
 
+/*
+ * A numeric as the double strtod() reads from its text, without the text:
+ * x / 10^s with x below 2^53 and s <= 22 is a correctly rounded division of
+ * two exact doubles, as strtod's result is correctly rounded.  False for
+ * the rest (wide, special, or more digits), which go through the text.
+ */
+static bool numeric_double_fast(const tm_datum_t *d, double *out)
+{
+    if (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN))
+        return false;
+    __int128 x = d->u.dec;
+    int s = d->scale;
+    while (s > 0 && x % 10 == 0) {
+        x /= 10;
+        s--;
+    }
+    const __int128 lim = (__int128)1 << 53;
+    if (x > lim || x < -lim || s > 22)
+        return false;
+    for (; s < 0; s++) {
+        x *= 10;
+        if (x > lim || x < -lim)
+            return false;
+    }
+    *out = (double)(int64_t)x / exact_pow10[s];
+    return true;
+}
+
 static int w_numeric(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc, const tm_datum_t *d,
                      tm_buf_t *out)
 {
     tm_buf_t *sc = &enc->scratch;
     int32_t scale;
+    double dv;
     int rc;
     tm_buf_clear(sc);
     switch (desc->wire) {
@@ -1525,6 +1554,8 @@ static int w_numeric(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc, const 
         TRY(tm__dbz_numeric_text(d, desc->scale, sc));
         return tm_buf_append_json_str(out, sc->data, sc->len);
     default:
+        if (numeric_double_fast(d, &dv))
+            return w_double(out, dv, false);
         TRY(tm__dbz_numeric_text(d, TM_SCALE_VARIABLE, sc));
         TRY(bputc(sc, '\0'));
         return w_double(out, strtod(sc->data, NULL), false);

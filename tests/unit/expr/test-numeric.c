@@ -85,6 +85,52 @@ static void test_div_mod(void)
     TM_CHECK_INT(tm_num_select_div_scale(&(tm_datum_t){.u.dec = 1}, &(tm_datum_t){.u.dec = 3}), 20);
 }
 
+/*
+ * The 128-bit division (div_fast) against the exact slow path: a / b equals
+ * (a * 10^40) / (b * 10^40), whose wide operands always take the slow path,
+ * and both select the same scale (the weights shift by ten groups alike).
+ * Random operands, and rounding ties at fixed scales.
+ */
+static void test_div_fast_matches_slow(void)
+{
+    char err[128];
+    tm_datum_t big = num("1e40");
+    uint64_t rng = 88172645463325252u;
+    int mismatches = 0;
+    for (int i = 0; i < 20000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int64_t x = (int64_t)(rng >> (rng % 50));
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int64_t y = (int64_t)(rng >> (rng % 60)) - (int64_t)(rng & 1 ? 0 : 1000);
+        if (y == 0)
+            continue;
+        tm_datum_t a, b, wa, wb, q, wq;
+        tm_num_from_dec(i % 3 ? x : -x, (int)(rng % 9), &a);
+        tm_num_from_dec(y, (int)((rng >> 8) % 7), &b);
+        TM_REQUIRE(tm_num_mul(&a, &big, &arena, &wa, err, sizeof(err)) == 0);
+        TM_REQUIRE(tm_num_mul(&b, &big, &arena, &wb, err, sizeof(err)) == 0);
+        int fixed = i % 4 == 0 ? (int)(rng % 4) : -1;
+        int rc = fixed < 0 ? tm_num_div(&a, &b, &arena, &q, err, sizeof(err))
+                           : tm_num_div_scale(&a, &b, fixed, &arena, &q, err, sizeof(err));
+        int wrc = fixed < 0 ? tm_num_div(&wa, &wb, &arena, &wq, err, sizeof(err))
+                            : tm_num_div_scale(&wa, &wb, fixed, &arena, &wq, err, sizeof(err));
+        TM_REQUIRE(rc == 0 && wrc == 0);
+        if (strcmp(fmt(&q), fmt(&wq)) != 0 && mismatches++ < 5)
+            fprintf(stderr, "%s / %s: %s, slow path %s\n", fmt(&a), fmt(&b), fmt(&q), fmt(&wq));
+    }
+    TM_CHECK_INT(mismatches, 0);
+    static const char *ties[][4] = {
+        {"1", "8", "2", "0.13"},     {"-1", "8", "2", "-0.13"},  {"5", "2", "0", "3"},
+        {"-5", "2", "0", "-3"},      {"1", "-8", "2", "-0.13"},  {"0.125", "1", "2", "0.13"},
+        {"7", "2", "0", "4"},        {"3", "8", "2", "0.38"},
+    };
+    for (size_t i = 0; i < sizeof(ties) / sizeof(ties[0]); i++) {
+        tm_datum_t a = num(ties[i][0]), b = num(ties[i][1]), q;
+        TM_REQUIRE(tm_num_div_scale(&a, &b, atoi(ties[i][2]), &arena, &q, err, sizeof(err)) == 0);
+        TM_CHECK_STR(fmt(&q), ties[i][3]);
+    }
+}
+
 static void check_round(const char *a, int n, const char *want)
 {
     tm_datum_t x = num(a), r;
@@ -179,6 +225,7 @@ int main(void)
     tm_arena_init(&arena, 4096);
     TM_RUN(test_add_sub_mul);
     TM_RUN(test_div_mod);
+    TM_RUN(test_div_fast_matches_slow);
     TM_RUN(test_round_typmod);
     TM_RUN(test_convert_compare_hash);
     tm_arena_release(&arena);
