@@ -10,6 +10,7 @@
  * Thread: single-threaded.
  */
 #include "core/error.h"
+#include "core/numeric.h"
 #include "fmt_util.h"
 #include "tm_test.h"
 
@@ -141,6 +142,27 @@ static void test_decimal_modes(void)
     TM_CHECK_STR(enc_numeric("7", 10, 0, TM_DECIMAL_DOUBLE), "7.0");
     TM_CHECK_STR(enc_numeric("NaN", 10, 2, TM_DECIMAL_DOUBLE), "\"NaN\"");
     TM_CHECK_STR(enc_numeric("-Infinity", 10, 2, TM_DECIMAL_DOUBLE), "\"-Infinity\"");
+    /*
+     * Double mode without the text (x / 10^s exact) must write what strtod
+     * of the text gives: random values around 2^53 and scales 0..24.
+     */
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    int bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int64_t x = (int64_t)(rng >> (9 + rng % 50)) * (rng & 1 ? 1 : -1);
+        int sc = (int)((rng >> 20) % 25);
+        char text[64], want[64];
+        tm_datum_t d;
+        tm_num_from_dec(x, sc, &d);
+        tm_num_format(&d, text, sizeof(text));
+        size_t n = tm__dbz_fmt_f64(strtod(text, NULL), want);
+        want[n] = '\0';
+        const char *got = enc_numeric(text, -1, TM_SCALE_VARIABLE, TM_DECIMAL_DOUBLE);
+        if (strcmp(got, want) != 0 && bad++ < 5)
+            fprintf(stderr, "%s: got %s, want %s\n", text, got, want);
+    }
+    TM_CHECK_INT(bad, 0);
 }
 
 static const char *enc_i64(tm_type_t type, int32_t precision, int64_t v, tm_time_mode_t tm,
