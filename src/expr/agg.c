@@ -27,6 +27,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -232,7 +233,8 @@ static acc_kind_t acc_kind(const tm_agg_call_t *call)
 
 void tm_agg_acc_init(tm_agg_acc_t *acc)
 {
-    memset(acc, 0, sizeof(*acc));
+    /* scales[] is read only below nscales: every group of every batch skips zeroing it. */
+    memset(acc, 0, offsetof(tm_agg_acc_t, scales));
 }
 
 /* v * 10^k without overflow; false when it does not fit. */

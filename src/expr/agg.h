@@ -91,7 +91,7 @@ typedef struct tm_agg_acc {
     struct {
         int32_t scale;
         int64_t count;
-    } scales[TM_AGG_SCALES];
+    } scales[TM_AGG_SCALES]; /* only [0, nscales) is defined (init leaves the rest) */
 } tm_agg_acc_t;
 
 void tm_agg_acc_init(tm_agg_acc_t *acc);
