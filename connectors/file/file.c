@@ -183,8 +183,14 @@ static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t er
     if (s->last_out >= 0 && rec->schema == s->last_schema && rec->schema != NULL &&
         rec->op != TM_OP_MESSAGE)
         return s->last_out;
-    char topic[512];
-    tm_jsonl_topic(&s->w, rec, topic, sizeof(topic));
+    char raw_topic[512], topic[512];
+    tm_jsonl_topic(&s->w, rec, raw_topic, sizeof(raw_topic));
+    /* Table names come from outside: a newline or "../" must not shape a file name. */
+    if (tm_fs_name_escape(raw_topic, topic, sizeof(topic)) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': a topic name is too long for a file name; shorten the "
+                         "'topic' template",
+                         s->name);
     int idx = -1;
     for (int i = 0; i < s->nouts; i++)
         if (strcmp(s->outs[i].topic, topic) == 0) {

@@ -10,11 +10,10 @@
 
 #include <string.h>
 
+/* One list of secret names for every connector (core/options.c), librdkafka's included. */
 bool tm_kafka_is_secret(const char *name)
 {
-    return strstr(name, "password") != NULL || strstr(name, "secret") != NULL ||
-           strstr(name, "token") != NULL || strstr(name, "sasl.jaas") != NULL ||
-           strstr(name, "ssl.key.pem") != NULL || strstr(name, "ssl_key") != NULL;
+    return tm_option_name_is_secret(name);
 }
 
 int tm_kafka_conf_set(rd_kafka_conf_t *conf, const char *table, const char *name,

@@ -3,9 +3,11 @@
  */
 #include "core/fsutil.h"
 #include "core/error.h"
+#include "core/log.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,4 +119,41 @@ int tm_rm_rf(const char *path)
     if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
         rc = TM_EIO;
     return rc;
+}
+
+int tm_fs_name_escape(const char *in, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0, len = strlen(in);
+    if (outlen == 0)
+        return TM_EINVAL;
+    if (len == 0) {
+        if (outlen < 4)
+            return TM_EINVAL;
+        memcpy(out, "%00", 4);
+        return 0;
+    }
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)in[i];
+        size_t k = tm_utf8_seqlen(in + i, len - i);
+        bool escape = k == 0 || c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '%' ||
+                      (i == 0 && c == '.');
+        size_t need = escape ? 3 : k;
+        if (n + need + 1 > outlen) {
+            out[n] = '\0';
+            return TM_EINVAL;
+        }
+        if (escape) {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+            i++;
+        } else {
+            memcpy(out + n, in + i, k);
+            n += k;
+            i += k;
+        }
+    }
+    out[n] = '\0';
+    return 0;
 }

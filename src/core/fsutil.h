@@ -26,5 +26,15 @@ int tm_write_file_atomic(const char *dir, const char *name, const void *data, si
  * are removed, not followed).  A missing path is not an error.
  */
 int tm_rm_rf(const char *path);
+/*
+ * Writes `in` as a safe file name into out: '/', '\\', '%', control bytes, DEL
+ * and bytes that are not UTF-8 become %XX, and so does a leading '.', so the
+ * name is never "." or "..", never hidden, never a path and never holds a
+ * newline.  The mapping is one to one ("%" itself is escaped), so two
+ * different names never share a file; a name that is already safe
+ * ("shop.public.orders") is unchanged.  An empty name becomes "%00".
+ * Returns 0, or TM_EINVAL if the escaped name does not fit in outlen bytes.
+ */
+int tm_fs_name_escape(const char *in, char *out, size_t outlen);
 
 #endif

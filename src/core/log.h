@@ -9,6 +9,12 @@
  *
  *     ts=2026-11-22T10:00:00.123Z level=info comp=postgres msg="snapshot progress" table=public.orders rows=10
  *
+ * Every value is escaped: a value that holds a space, '=', a quote, a control
+ * character or bytes that are not UTF-8 is written quoted and escaped, so no
+ * value can end a line or forge a field (see log.c for how the format's
+ * `key=%s` and `key="%s"` are told apart).  Pass structure in the format, not
+ * in arguments: an argument written after `key=` is one value.
+ *
  * The macros test the level before evaluating their arguments.  Never pass a
  * secret: DSNs go through tm_dsn_mask() first.
  *
@@ -16,6 +22,8 @@
  */
 #ifndef TM_CORE_LOG_H
 #define TM_CORE_LOG_H
+
+#include <stddef.h>
 
 typedef enum tm_log_level {
     TM_LOG_ERROR = 0,
@@ -40,6 +48,12 @@ void tm_log_write(tm_log_level_t level, const char *comp, const char *msg, const
 #define TM_WARN(comp, msg, ...) TM_LOG(TM_LOG_WARN, comp, msg, __VA_ARGS__)
 #define TM_INFO(comp, msg, ...) TM_LOG(TM_LOG_INFO, comp, msg, __VA_ARGS__)
 #define TM_DEBUG(comp, msg, ...) TM_LOG(TM_LOG_DEBUG, comp, msg, __VA_ARGS__)
+
+/*
+ * The length of the UTF-8 sequence at s (1 to 4), or 0 if the bytes there are
+ * not UTF-8 (overlong, a surrogate, past U+10FFFF, cut short by n).
+ */
+size_t tm_utf8_seqlen(const char *s, size_t n);
 
 /* Parses "error|warn|info|debug"; returns 0 or -1. */
 int tm_log_set_level(const char *name);

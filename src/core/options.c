@@ -5,14 +5,18 @@
  * the table, the option, the value (masked if secret) and what is accepted.
  */
 #include "core/options.h"
+#include "core/buf.h"
 #include "core/error.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <libpq-fe.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 tm_options_t *tm_options_new(void)
 {
@@ -147,109 +151,163 @@ int tm_parse_size(const char *s, int64_t *out)
     return TM_EINVAL;
 }
 
+/* Reads a ${file:} secret: a regular file (or a pipe) of at most TM_OPTIONS_FILE_MAX bytes. */
+static int read_secret_file(const char *path, char **out, size_t *outlen, char *errstr,
+                            size_t errstr_size, const char *where, const char *key)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: option '%s' refers to file %s, which cannot be read (%s)", where,
+                         key, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: option '%s' refers to %s, which is a directory; name the file "
+                         "that holds the value",
+                         where, key, path);
+    }
+    /* Counted as read, so /dev/zero or a pipe cannot make it grow without bound. */
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    while (buf != NULL) {
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+        if (len > TM_OPTIONS_FILE_MAX) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "%s: option '%s' refers to file %s, which is larger than %d MiB; "
+                           "a secret file holds one value",
+                           where, key, path, TM_OPTIONS_FILE_MAX >> 20);
+            break;
+        }
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (rc == 0 && buf != NULL && ferror(f))
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "%s: option '%s' refers to file %s, which cannot be read (%s)", where, key,
+                       path, strerror(errno));
+    fclose(f);
+    if (buf == NULL)
+        return TM_ENOMEM;
+    if (rc == 0 && memchr(buf, '\0', len) != NULL)
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "%s: option '%s' refers to file %s, which holds a NUL byte; a secret "
+                       "file holds one line of text",
+                       where, key, path);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
 /*
- * Expands ${env:NAME} and ${file:PATH} references.  A file's trailing newline
- * is dropped, as Kubernetes secrets mounted as files usually end with one.
+ * Expands ${env:NAME} and ${file:PATH} references; `$${` is a literal `${`.
+ * Every other use of `${` is an error (an unknown kind, no closing brace, an
+ * empty name), so a mistyped reference never becomes a literal value.  A
+ * file's trailing newline is dropped, as Kubernetes secrets mounted as files
+ * usually end with one.  Messages name the reference, never its value.
  */
 static int expand_secrets(const char *in, char **out, char *errstr, size_t errstr_size,
                           const char *where, const char *key)
 {
-    size_t cap = strlen(in) + 1, len = 0;
-    char *res = malloc(cap);
-    if (res == NULL)
-        return TM_ENOMEM;
+    tm_buf_t b = {0};
     const char *p = in;
-    while (*p) {
-        const char *val = NULL;
-        char *fbuf = NULL;
-        size_t vlen = 0;
-        if (p[0] == '$' && p[1] == '{') {
-            const char *close = strchr(p, '}');
-            if (close == NULL)
-                goto literal;
-            size_t reflen = (size_t)(close - p - 2);
-            char ref[512];
-            if (reflen >= sizeof(ref))
-                goto literal;
-            memcpy(ref, p + 2, reflen);
-            ref[reflen] = '\0';
-            if (strncmp(ref, "env:", 4) == 0) {
-                val = getenv(ref + 4);
-                if (val == NULL) {
-                    free(res);
-                    return tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                                     "%s: option '%s' refers to environment variable %s, which is "
-                                     "not set; export it or write the value in the job",
-                                     where, key, ref + 4);
-                }
-                vlen = strlen(val);
-            } else if (strncmp(ref, "file:", 5) == 0) {
-                FILE *f = fopen(ref + 5, "rb");
-                if (f == NULL) {
-                    free(res);
-                    return tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                                     "%s: option '%s' refers to file %s, which cannot be read (%s)",
-                                     where, key, ref + 5, strerror(errno));
-                }
-                size_t fcap = 4096;
-                fbuf = malloc(fcap);
-                while (fbuf != NULL) {
-                    size_t r = fread(fbuf + vlen, 1, fcap - vlen, f);
-                    vlen += r;
-                    if (r == 0)
-                        break;
-                    if (vlen == fcap) {
-                        char *nb = realloc(fbuf, fcap * 2);
-                        if (nb == NULL) {
-                            free(fbuf);
-                            fbuf = NULL;
-                            break;
-                        }
-                        fbuf = nb;
-                        fcap *= 2;
-                    }
-                }
-                fclose(f);
-                if (fbuf == NULL) {
-                    free(res);
-                    return TM_ENOMEM;
-                }
-                while (vlen > 0 && (fbuf[vlen - 1] == '\n' || fbuf[vlen - 1] == '\r'))
-                    vlen--;
-                val = fbuf;
-            } else {
-                goto literal;
-            }
-            if (len + vlen + 1 > cap) {
-                cap = len + vlen + strlen(close) + 1;
-                char *nr = realloc(res, cap);
-                if (nr == NULL) {
-                    free(res);
-                    free(fbuf);
-                    return TM_ENOMEM;
-                }
-                res = nr;
-            }
-            memcpy(res + len, val, vlen);
-            len += vlen;
-            free(fbuf);
-            p = close + 1;
+    int rc = 0;
+    while (rc == 0 && *p) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+            rc = tm_buf_append(&b, "${", 2);
+            p += 3;
             continue;
         }
-    literal:
-        if (len + 2 > cap) {
-            cap = cap * 2 + 2;
-            char *nr = realloc(res, cap);
-            if (nr == NULL) {
-                free(res);
-                return TM_ENOMEM;
-            }
-            res = nr;
+        if (!(p[0] == '$' && p[1] == '{')) {
+            const char *next = strchr(p + 1, '$');
+            size_t n = next ? (size_t)(next - p) : strlen(p);
+            rc = tm_buf_append(&b, p, n);
+            p += n;
+            continue;
         }
-        res[len++] = *p++;
+        const char *close = strchr(p, '}');
+        const char *colon = strchr(p, ':');
+        if (close == NULL) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "%s: option '%s' has a '${' reference with no closing '}'; write "
+                           "${env:NAME} or ${file:PATH}, or $${ for a literal '${'",
+                           where, key);
+            break;
+        }
+        size_t reflen = (size_t)(close - p - 2);
+        char ref[PATH_MAX + 8];
+        if (reflen >= sizeof(ref)) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "%s: option '%s' has a '${…}' reference longer than %zu bytes", where,
+                           key, sizeof(ref) - 1);
+            break;
+        }
+        memcpy(ref, p + 2, reflen);
+        ref[reflen] = '\0';
+        bool is_env = strncmp(ref, "env:", 4) == 0, is_file = strncmp(ref, "file:", 5) == 0;
+        if (!is_env && !is_file) {
+            size_t kl = colon != NULL && colon < close ? (size_t)(colon - p - 2) : reflen;
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "%s: option '%s' has an unknown reference '${%.*s…}'; write "
+                           "${env:NAME} or ${file:PATH}, or $${ for a literal '${'",
+                           where, key, (int)(kl > 32 ? 32 : kl), ref);
+            break;
+        }
+        const char *name = ref + (is_env ? 4 : 5);
+        if (*name == '\0') {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "%s: option '%s' has an empty ${%s} reference; name the %s", where,
+                           key, is_env ? "env:" : "file:",
+                           is_env ? "environment variable" : "file");
+            break;
+        }
+        if (is_env) {
+            const char *val = getenv(name);
+            if (val == NULL) {
+                rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                               "%s: option '%s' refers to environment variable %s, which is "
+                               "not set; export it or write the value in the job",
+                               where, key, name);
+                break;
+            }
+            rc = tm_buf_append(&b, val, strlen(val));
+        } else {
+            char *fbuf = NULL;
+            size_t vlen = 0;
+            rc = read_secret_file(name, &fbuf, &vlen, errstr, errstr_size, where, key);
+            if (rc != 0)
+                break;
+            while (vlen > 0 && (fbuf[vlen - 1] == '\n' || fbuf[vlen - 1] == '\r'))
+                vlen--;
+            rc = tm_buf_append(&b, fbuf, vlen);
+            free(fbuf);
+        }
+        p = close + 1;
     }
-    res[len] = '\0';
-    *out = res;
+    if (rc == 0)
+        rc = tm_buf_append(&b, "", 1);
+    if (rc != 0) {
+        tm_buf_release(&b);
+        return rc;
+    }
+    *out = (char *)b.data;
     return 0;
 }
 
@@ -412,74 +470,102 @@ bool tm_opt_isset(const tm_options_t *opts, const char *name)
     return opts_find(opts, name) != NULL;
 }
 
+/*
+ * Names of options that hold secrets, for options no table declares
+ * (passthrough prefixes such as kafka.) and as a safety net for the rest.
+ * Exact names first: librdkafka's sensitive properties, libpq's and MySQL's
+ * password keywords; then words that mark a secret anywhere in a name.
+ */
+static const char *const secret_names[] = {
+    "sasl.password", "sasl.jaas.config", "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem", "ssl.key.password", "ssl.key.pem", "ssl_key",
+    "ssl.keystore.password", "ssl.truststore.password", "password", "sslpassword", "passwd",
+    "ssl-password", "ssl_password", NULL,
+};
+static const char *const secret_words[] = {"password", "passwd", "secret", "token", "credential",
+                                           "private", "passphrase", "key.pem", "jaas", NULL};
+
+bool tm_option_name_is_secret(const char *name)
+{
+    if (name == NULL)
+        return false;
+    for (const char *const *n = secret_names; *n; n++) {
+        if (strcasecmp(name, *n) == 0)
+            return true;
+        /* A prefixed name (kafka.sasl.password, mysql.password) matches its unprefixed form. */
+        size_t nl = strlen(*n), l = strlen(name);
+        if (l > nl && name[l - nl - 1] == '.' && strcasecmp(name + l - nl, *n) == 0)
+            return true;
+    }
+    for (const char *const *w = secret_words; *w; w++)
+        if (strcasestr(name, *w) != NULL)
+            return true;
+    return false;
+}
+
+/* Appends a conninfo value, quoted when libpq would need quotes to read it back. */
+static int append_conninfo_value(tm_buf_t *b, const char *v)
+{
+    bool quote = *v == '\0';
+    for (const char *c = v; *c && !quote; c++)
+        if (isspace((unsigned char)*c) || *c == '\'' || *c == '\\')
+            quote = true;
+    if (!quote)
+        return tm_buf_puts(b, v);
+    int rc = tm_buf_putc(b, '\'');
+    for (const char *c = v; rc == 0 && *c; c++) {
+        if (*c == '\'' || *c == '\\')
+            rc = tm_buf_putc(b, '\\');
+        if (rc == 0)
+            rc = tm_buf_putc(b, *c);
+    }
+    return rc == 0 ? tm_buf_putc(b, '\'') : rc;
+}
+
+/*
+ * libpq reads the connection string (key=value or URI form) with its own
+ * parser, PQconninfoParse, so the masked text is what libpq would use: a
+ * quoted or backslash-escaped password is masked whole, and so is every
+ * keyword libpq itself marks as secret (dispchar "*": password,
+ * sslpassword, and any added later).  The result is always key=value form.
+ * A string libpq cannot read is masked entirely: its parse error may quote
+ * the password, so it is not shown either.
+ */
 char *tm_dsn_mask(const char *dsn)
 {
-    if (dsn == NULL)
+    if (dsn == NULL || *dsn == '\0')
         return strdup("");
-    size_t len = strlen(dsn);
-    /* Masking can lengthen a short password ("password=x" becomes 13 bytes). */
-    char *out = malloc(len * 2 + 16);
-    if (out == NULL)
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &err);
+    if (opts == NULL) {
+        PQfreemem(err);
+        return strdup("**** (a connection string libpq cannot read)");
+    }
+    tm_buf_t b = {0};
+    int rc = 0;
+    for (PQconninfoOption *o = opts; rc == 0 && o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (b.len > 0)
+            rc = tm_buf_putc(&b, ' ');
+        if (rc == 0)
+            rc = tm_buf_puts(&b, o->keyword);
+        if (rc == 0)
+            rc = tm_buf_putc(&b, '=');
+        bool secret = (o->dispchar != NULL && strchr(o->dispchar, '*') != NULL) ||
+                      tm_option_name_is_secret(o->keyword);
+        if (rc == 0)
+            rc = secret ? tm_buf_puts(&b, "****") : append_conninfo_value(&b, o->val);
+    }
+    PQconninfoFree(opts);
+    if (rc == 0)
+        rc = tm_buf_putc(&b, '\0');
+    if (rc != 0) {
+        tm_buf_release(&b);
         return NULL;
-    /* URI form: postgresql://user:secret@host/db */
-    const char *scheme = strstr(dsn, "://");
-    if (scheme != NULL) {
-        const char *at = strchr(scheme + 3, '@');
-        const char *colon = strchr(scheme + 3, ':');
-        if (at != NULL && colon != NULL && colon < at) {
-            size_t pre = (size_t)(colon - dsn) + 1;
-            memcpy(out, dsn, pre);
-            memcpy(out + pre, "****", 4);
-            strcpy(out + pre + 4, at);
-        } else {
-            strcpy(out, dsn);
-        }
-        /* Also mask a password=... query parameter. */
-        char *q = strstr(out, "password=");
-        if (q != NULL) {
-            char *e = q + 9;
-            while (*e && *e != '&')
-                e++;
-            memmove(q + 13, e, strlen(e) + 1);
-            memcpy(q + 9, "****", 4);
-        }
-        return out;
     }
-    /* key=value form; values may be quoted with single quotes. */
-    size_t o = 0;
-    const char *p = dsn;
-    while (*p) {
-        if ((p == dsn || isspace((unsigned char)p[-1])) && strncasecmp(p, "password", 8) == 0) {
-            const char *q = p + 8;
-            while (*q == ' ')
-                q++;
-            if (*q == '=') {
-                q++;
-                while (*q == ' ')
-                    q++;
-                memcpy(out + o, "password=****", 13);
-                o += 13;
-                if (*q == '\'') {
-                    q++;
-                    while (*q && *q != '\'') {
-                        if (*q == '\\' && q[1])
-                            q++;
-                        q++;
-                    }
-                    if (*q == '\'')
-                        q++;
-                } else {
-                    while (*q && !isspace((unsigned char)*q))
-                        q++;
-                }
-                p = q;
-                continue;
-            }
-        }
-        out[o++] = *p++;
-    }
-    out[o] = '\0';
-    return out;
+    return b.data;
 }
 
 char *tm_option_display(const tm_option_kv_t *kv)
@@ -489,9 +575,7 @@ char *tm_option_display(const tm_option_kv_t *kv)
     if (kv->def != NULL && kv->def->type == TM_OPT_DSN)
         return tm_dsn_mask(kv->value);
     /* Anything that looks like a secret by name is masked too. */
-    if (strstr(kv->key, "password") || strstr(kv->key, "secret") || strstr(kv->key, "token") ||
-        strstr(kv->key, "sasl.jaas") || strstr(kv->key, "key.pem") || strstr(kv->key, "ssl_key") ||
-        strstr(kv->key, "private"))
+    if (tm_option_name_is_secret(kv->key))
         return strdup("****");
     /* Show a ${env:}/${file:} reference as written, never its value. */
     if (kv->raw != NULL && strstr(kv->raw, "${") != NULL)

@@ -9,8 +9,15 @@
  * the value and the reason.  Secrets given as `${env:NAME}` or `${file:PATH}`
  * are expanded here.
  *
- * Values of options typed TM_OPT_SECRET, and the password part of options typed
- * TM_OPT_DSN, are masked by tm_options_masked().
+ * Secrets are never shown: tm_option_display() masks the values of options
+ * typed TM_OPT_SECRET (the table's way to flag a secret, whatever connector),
+ * every secret keyword of a TM_OPT_DSN (read by libpq's own parser), and
+ * any option whose name tm_option_name_is_secret() recognises (passthrough
+ * options such as kafka.sasl.password, which no table declares).
+ *
+ * References: `${env:NAME}` and `${file:PATH}` expand; `$${` is a literal
+ * `${`; any other `${` is an error.  A ${file:} is at most
+ * TM_OPTIONS_FILE_MAX bytes and must not be a directory or hold a NUL byte.
  *
  * Ownership: a tm_options_t owns copies of all keys and values.
  */
@@ -20,6 +27,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The largest ${file:} secret read; a larger file is an error, not a value. */
+#define TM_OPTIONS_FILE_MAX (4 << 20)
 
 typedef enum tm_opt_type {
     TM_OPT_STRING = 1,
@@ -87,8 +97,14 @@ int tm_parse_duration_ms(const char *s, int64_t *out);
 int tm_parse_size(const char *s, int64_t *out);
 int tm_parse_bool(const char *s, bool *out);
 
-/* Masks `password=...` in a libpq DSN (key/value or URI form).  Caller frees. */
+/*
+ * The DSN (key/value or URI form) as key=value text with every secret keyword
+ * masked, or a fixed masked text if libpq cannot read it.  Caller frees;
+ * NULL only when memory runs out.
+ */
 char *tm_dsn_mask(const char *dsn);
+/* True if an option of this name holds a secret (sasl.password, kafka.ssl.key.password, …). */
+bool tm_option_name_is_secret(const char *name);
 /* The value to show for one option in explain/logs.  Caller frees. */
 char *tm_option_display(const tm_option_kv_t *kv);
 

@@ -9,6 +9,7 @@
  */
 #include "sql/job.h"
 #include "core/error.h"
+#include "core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+
+/* Job files and ${file:} secrets are read whole; past this size they are refused. */
+#define TM_JOB_MAX_BYTES (4 << 20)
 
 const tm_option_def_t tm_job_settings[] = {
     {"sink_flush_interval", TM_OPT_DURATION, false, "200ms", NULL,
@@ -52,6 +57,9 @@ const tm_option_def_t tm_job_settings[] = {
 
 const char *const tm_job_format_options[] = {"schemas", "decimal_handling", "time_precision",
                                              NULL};
+
+static int check_text(const char *sql, size_t len, const char *path, char *errstr,
+                      size_t errstr_size);
 
 typedef struct parse_ctx {
     const char *sql;
@@ -262,17 +270,18 @@ static int parse_create(parse_ctx_t *pc, json_t *cs, int line)
                              fullkey);
         tm_options_set(t->opts, fullkey, val);
     }
+    /* Both messages list the connectors from the registry, so a new one is never left out. */
+    char known[256] = "";
+    size_t nk = 0;
+    for (const tm_connector_t *const *c = tm_connector_all(); *c && nk < sizeof(known); c++)
+        nk += (size_t)snprintf(known + nk, sizeof(known) - nk, "%s%s", nk ? ", " : "", (*c)->name);
     if (connector == NULL)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
                          "%s:%d: table '%s' has no connector; add WITH (connector = '…'), one of "
-                         "postgres-cdc, file, stdout",
-                         pc->path, line, name);
+                         "%s",
+                         pc->path, line, name, known);
     t->conn = tm_connector_find(connector);
     if (t->conn == NULL) {
-        char known[256] = "";
-        size_t n = 0;
-        for (const tm_connector_t *const *c = tm_connector_all(); *c; c++)
-            n += (size_t)snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "", (*c)->name);
         return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
                          "%s:%d: table '%s': unknown connector '%s'; available: %s", pc->path,
                          line, name, connector, known);
@@ -682,6 +691,9 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
 {
     parse_ctx_t pc = {sql, path ? path : "job", NULL, errstr, errstr_size};
     *out = NULL;
+    int trc = check_text(sql, strlen(sql), pc.path, errstr, errstr_size);
+    if (trc != 0)
+        return trc;
     PgQueryParseResult r = pg_query_parse(sql);
     if (r.error != NULL) {
         int pos = r.error->cursorpos > 0 ? r.error->cursorpos - 1 : 0;
@@ -703,7 +715,8 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
     if (tree == NULL)
         return tm_seterr(errstr, errstr_size, TM_ESQL, "%s: cannot read the parse tree (%s)",
                          pc.path, jerr.text);
-    fix_integer_consts(tree, sql, strlen(sql));
+    size_t sql_len = strlen(sql);
+    fix_integer_consts(tree, sql, sql_len);
     tm_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
         json_decref(tree);
@@ -715,9 +728,18 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
     pc.job = job;
     int rc = 0;
     json_t *stmts = json_object_get(tree, "stmts");
+    /*
+     * Statement locations only grow, so lines are counted on from the last
+     * statement's: recounting from the start made 20,000 statements take
+     * over a minute.
+     */
+    long counted = 0;
+    int counted_line = 1;
     for (size_t i = 0; rc == 0 && i < json_array_size(stmts); i++) {
         json_t *raw = json_array_get(stmts, i);
         long loc = (long)json_integer_value(json_object_get(raw, "stmt_location"));
+        if (loc < 0 || (size_t)loc > sql_len)
+            loc = 0;
         /* Skip leading whitespace and comments so the line is the statement's own. */
         while (sql[loc] && isspace((unsigned char)sql[loc]))
             loc++;
@@ -727,7 +749,13 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
             while (sql[loc] && isspace((unsigned char)sql[loc]))
                 loc++;
         }
-        int line = line_of(sql, loc);
+        if (loc < counted) {
+            counted = 0;
+            counted_line = 1;
+        }
+        counted_line += line_of(sql + counted, loc - counted) - 1;
+        counted = loc;
+        int line = counted_line;
         json_t *stmt = json_object_get(raw, "stmt");
         json_t *node;
         if ((node = json_object_get(stmt, "CreateStmt")) != NULL) {
@@ -760,17 +788,72 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
     return 0;
 }
 
+/*
+ * Refuses text that is not a job: invalid UTF-8 and control characters other
+ * than white space.  The message gives the position and the byte in hex,
+ * never the bytes themselves, which could drive a terminal or forge lines.
+ */
+static int check_text(const char *sql, size_t len, const char *path, char *errstr,
+                      size_t errstr_size)
+{
+    int line = 1;
+    size_t ls = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)sql[i];
+        const char *what = NULL;
+        size_t k = tm_utf8_seqlen(sql + i, len - i);
+        if (c == '\0')
+            what = "a NUL byte";
+        else if (k == 0)
+            what = "a byte that is not UTF-8";
+        else if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') ||
+                 c == 0x7f)
+            what = "a control character";
+        if (what != NULL)
+            return tm_seterr(errstr, errstr_size, TM_ESQL,
+                             "%s:%d:%zu: the job file holds %s (0x%02x); a job file is SQL text "
+                             "in UTF-8",
+                             path, line, i - ls + 1, what, c);
+        if (c == '\n') {
+            line++;
+            ls = i + 1;
+        }
+        i += k;
+    }
+    return 0;
+}
+
 int tm_job_load(const char *path, tm_job_t **out, char *errstr, size_t errstr_size)
 {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG, "cannot open job file %s (%s)", path,
                          strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "job file %s is a directory; name the .sql file to run", path);
+    }
+    /*
+     * The cap holds for anything that can be opened (a pipe, /dev/zero), not
+     * only for regular files whose size fstat() knows, so it is counted as
+     * the bytes arrive.
+     */
     size_t cap = 8192, len = 0;
     char *sql = malloc(cap);
     size_t n;
+    int rc = 0;
     while (sql != NULL && (n = fread(sql + len, 1, cap - len - 1, f)) > 0) {
         len += n;
+        if (len > TM_JOB_MAX_BYTES) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "job file %s is larger than %d MiB; a job is a few statements, so "
+                           "check that the path names the right file",
+                           path, TM_JOB_MAX_BYTES >> 20);
+            break;
+        }
         if (len + 1 >= cap) {
             char *p = realloc(sql, cap * 2);
             if (p == NULL) {
@@ -782,11 +865,18 @@ int tm_job_load(const char *path, tm_job_t **out, char *errstr, size_t errstr_si
             cap *= 2;
         }
     }
+    if (rc == 0 && sql != NULL && ferror(f))
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG, "cannot read job file %s (%s)", path,
+                       strerror(errno));
     fclose(f);
     if (sql == NULL)
         return TM_ENOMEM;
-    sql[len] = '\0';
-    int rc = tm_job_parse(sql, path, out, errstr, errstr_size);
+    if (rc == 0)
+        rc = check_text(sql, len, path, errstr, errstr_size);
+    if (rc == 0) {
+        sql[len] = '\0';
+        rc = tm_job_parse(sql, path, out, errstr, errstr_size);
+    }
     free(sql);
     return rc;
 }

@@ -1,0 +1,2 @@
+CREATE TABLE a (x int);
+INSERT INTO b SELECT * FROM a;
