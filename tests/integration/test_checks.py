@@ -1,0 +1,101 @@
+"""Settings are checked before anything has a side effect (issue 9, items 9 and 12).
+
+A job whose settings cannot work must be refused by `tidemark explain` and by
+`tidemark run` before the state directory, a replication slot, a publication
+or a connection to a broker exists: a refused job leaves nothing behind that
+retains WAL or holds a transactional id.  The messages say what to do.
+"""
+
+import socket
+
+from tidemark import EXIT_CONFIG, create_table, run_cli
+
+# A failure that needs no server answers at once; this only bounds a hang.
+QUICK = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _refused(cdc, job_sql, *words):
+    """Runs explain and run on job_sql; both exit 2 naming `words`, and nothing was created."""
+    path = cdc.dir / "check.sql"
+    path.write_text(job_sql)
+    res = run_cli(["explain", path], bin=cdc.bin)
+    said = (res.stdout + res.stderr).lower()
+    assert res.returncode == EXIT_CONFIG, f"explain exit {res.returncode}:\n{said}"
+    for w in words:
+        assert w.lower() in said, f"explain should mention {w!r}:\n{said}"
+    tm = cdc.tidemark(job_sql)
+    tm.start()
+    code = tm.wait_exit(QUICK)
+    log = tm.log_text().lower()
+    assert code == EXIT_CONFIG, f"run exit {code}:\n{tm.log_tail()}"
+    for w in words:
+        assert w.lower() in log, f"run should mention {w!r}:\n{tm.log_tail()}"
+    assert cdc.slot_row() is None, "a refused job must not create the replication slot"
+    pubs = cdc.sql(f"SELECT count(*) FROM pg_publication WHERE pubname = '{cdc.publication}'")
+    assert pubs == "0", "a refused job must not create the publication"
+    assert not tm.state_dir.exists(), "a refused job must not create its state directory"
+    return log
+
+
+def test_wildcard_admin_address_without_token_leaves_no_slot(cdc):
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY);")
+    job = f"SET admin_address = '0.0.0.0:{_free_port()}';\n" + cdc.job()
+    _refused(cdc, job, "admin_token", "loopback")
+
+
+def test_admin_port_out_of_range_leaves_no_slot(cdc):
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY);")
+    job = "SET admin_address = '127.0.0.1:99999';\n" + cdc.job()
+    _refused(cdc, job, "127.0.0.1:99999", "host:port")
+
+
+def test_admin_port_taken_fails_before_the_slot(cdc):
+    """A port that cannot be bound is found by binding first (explain cannot know it)."""
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY);")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        tm = cdc.tidemark(f"SET admin_address = '127.0.0.1:{port}';\n" + cdc.job())
+        tm.start()
+        code = tm.wait_exit(QUICK)
+    assert code == EXIT_CONFIG, f"exit {code}:\n{tm.log_tail()}"
+    assert "another admin address" in tm.log_text(), tm.log_tail()
+    assert cdc.slot_row() is None, "the slot was created before the admin API was bound"
+
+
+def test_two_decision_logs_refused_before_the_broker(cdc):
+    """Two exactly-once Kafka sinks: refused by explain, and by run without a broker."""
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY);")
+    # Nothing listens on port 1: a check that needed the broker would hang or fail otherwise.
+    kafka = {"connector": "kafka", "bootstrap_servers": "127.0.0.1:1",
+             "delivery": "exactly-once"}
+    job = "\n".join([
+        "SET checkpoint_interval = '5s';",
+        create_table("shop", cdc.source()),
+        create_table("k1", {**kafka, "topic": "t1"}),
+        create_table("k2", {**kafka, "topic": "t2"}),
+        "INSERT INTO k1 SELECT * FROM shop;",
+        "INSERT INTO k2 SELECT * FROM shop;",
+        "",
+    ])
+    log = _refused(cdc, job, "'k1' and 'k2'", "decision log", "at-least-once")
+    assert "broker" not in log and "transport" not in log, log
+
+
+def test_parallelism_zero_names_the_setting(cdc):
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY, customer text);")
+    job = "SET parallelism = 0;\n" + "\n".join([
+        create_table("shop", cdc.source(), "id int, customer text, PRIMARY KEY (id)"),
+        create_table("out", cdc.file_sink()),
+        "INSERT INTO out SELECT customer, count(*) AS n FROM shop GROUP BY customer;",
+        "",
+    ])
+    log = _refused(cdc, job, "parallelism = 0", "at least 1")
+    assert "store" not in log, log
