@@ -8,7 +8,7 @@ retains WAL or holds a transactional id.  The messages say what to do.
 
 import socket
 
-from tidemark import EXIT_CONFIG, create_table, run_cli
+from tidemark import EXIT_CONFIG, EXIT_SOURCE, create_table, run_cli, wait_for_lines
 
 # A failure that needs no server answers at once; this only bounds a hang.
 QUICK = 20
@@ -99,3 +99,30 @@ def test_parallelism_zero_names_the_setting(cdc):
     ])
     log = _refused(cdc, job, "parallelism = 0", "at least 1")
     assert "store" not in log, log
+
+
+def test_dropped_publication_says_what_to_do(cdc):
+    """Item 12: a publication dropped under a running job.
+
+    PostgreSQL decodes a slot's changes with the catalog as of each change, so
+    a publication created again later is invisible to the changes before it:
+    with create = true the restart recreates it and fails the same way.  Both
+    failures must exit 3 and say how to recover (drop the slot or use a new one).
+    """
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY);")
+    tm = cdc.start()
+    cdc.wait_slot_ready(tm.proc)
+    cdc.sql("INSERT INTO public.orders VALUES (1);")
+    wait_for_lines(cdc.topic_path("orders"), 1, proc=tm.proc)
+    cdc.sql(f"DROP PUBLICATION {cdc.publication}; INSERT INTO public.orders VALUES (2);")
+    code = tm.wait_exit(QUICK * 3)
+    first = tm.log_text()
+    assert code == EXIT_SOURCE, f"exit {code}:\n{tm.log_tail()}"
+    for words in (first,):
+        assert "pg_drop_replication_slot" in words and "new slot" in words, tm.log_tail()
+    # The restart recreates the publication (create = true) and must fail as clearly.
+    offset = tm.start_with()
+    code = tm.wait_exit(QUICK * 3)
+    again = tm.section(offset)
+    assert code == EXIT_SOURCE, f"exit {code}:\n{tm.log_tail()}"
+    assert "pg_drop_replication_slot" in again and "new slot" in again, again
