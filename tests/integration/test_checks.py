@@ -7,8 +7,10 @@ retains WAL or holds a transactional id.  The messages say what to do.
 """
 
 import socket
+import uuid
 
-from tidemark import EXIT_CONFIG, EXIT_SOURCE, create_table, run_cli, wait_for_lines
+from tidemark import (EXIT_CONFIG, EXIT_SOURCE, Tidemark, create_table, run_cli, wait_for_lines,
+                      wait_until)
 
 # A failure that needs no server answers at once; this only bounds a hang.
 QUICK = 20
@@ -126,3 +128,50 @@ def test_dropped_publication_says_what_to_do(cdc):
     again = tm.section(offset)
     assert code == EXIT_SOURCE, f"exit {code}:\n{tm.log_tail()}"
     assert "pg_drop_replication_slot" in again and "new slot" in again, again
+
+
+def test_oversized_dead_letter_is_truncated_not_wedged(kafka, tmp_path, tidemark_bin):
+    """Item 12: a malformed record too large for the dead-letter topic.
+
+    A 5 MB record is over the dead-letter producer's own limit (1 MB), and a
+    600 kB one over the topic's max.message.bytes (300 kB, so the broker
+    refuses it).  Each goes to the dead-letter topic cut to its first 64 KiB,
+    with header tidemark.truncated = its size, and the job carries on.
+    """
+    from confluent_kafka import Producer
+
+    from test_kafka_source import COLUMNS, event, ids_of, order, records_in
+
+    run = uuid.uuid4().hex[:8]
+    topic, dlq = f"tmck-big-{run}", f"tmck-big-{run}.dlq"
+    kafka.create_topic(topic, config={"max.message.bytes": 8 * 1024 * 1024})
+    kafka.create_topic(dlq, config={"max.message.bytes": 300_000})
+    big, medium = b"{" + b"x" * 5_000_000, b"[" + b"y" * 600_000
+    p = Producer(kafka.client_conf(**{"acks": "all", "message.max.bytes": 10_000_000}))
+    for key, value in ((b"1", big), (b"2", medium), (b"3", event("c", after=order(3)).encode())):
+        p.produce(topic, key=key, value=value)
+    assert p.flush(60) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    source = {"connector": "kafka", "bootstrap_servers": kafka.bootstrap, "topic": topic,
+              "group_id": f"tmck-{run}", "dead_letter_topic": dlq,
+              "decimal_handling": "string"}
+    job = "\n".join([create_table("src", source, COLUMNS),
+                     create_table("sink", {"connector": "file", "path": str(out),
+                                           "schemas": False}),
+                     "INSERT INTO sink SELECT * FROM src;", ""])
+    tm = Tidemark(job, tmp_path / "tm", bin=tidemark_bin).start()
+    try:
+        wait_until(lambda: ids_of(records_in(out)) == [3], 60, "record 3 in the sink", tm.proc)
+        dead = wait_until(lambda: (lambda m: m if len(m) >= 2 else None)(
+            kafka.consume_all(dlq)), 60, f"2 records in {dlq}", tm.proc)
+        for m, original in zip(dead, (big, medium)):
+            headers = dict(m.headers)
+            assert headers.get("tidemark.truncated") == str(len(original)).encode(), headers
+            assert m.value == original[:64 * 1024]
+            assert "invalid JSON" in headers["tidemark.error"].decode(), headers
+        assert tm.running(), tm.log_tail()
+        assert "sent truncated" in tm.log_text(), tm.log_tail()
+        assert tm.terminate() == 0, tm.log_tail()
+    finally:
+        tm.kill9()
