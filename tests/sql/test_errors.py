@@ -65,8 +65,8 @@ CASES = [
      "SELECT id FROM orders FOR UPDATE", [], ["for update"]),
     ("on_conflict_unsupported", "SELECT id FROM orders\n  ON CONFLICT DO NOTHING",
      "ON CONFLICT DO NOTHING", ["on conflict"], ["not supported"]),
-    ("returning_unsupported", "SELECT id FROM orders\n  RETURNING id", "RETURNING id", ["returning"],
-     ["not supported"]),
+    ("returning_unsupported", "SELECT id FROM orders\n  RETURNING id", "RETURNING id",
+     ["returning"], ["not supported"]),
     ("union_unsupported", "SELECT id FROM orders\n  UNION SELECT id FROM orders",
      "UNION SELECT id FROM orders", ["union"], ["not supported"]),
     ("from_only_unsupported", "SELECT id FROM ONLY orders", "orders", ["only"],
@@ -104,8 +104,8 @@ JOB_CASES = [
     ("table_inherits", "CREATE TABLE t2 () INHERITS (orders) WITH (connector = 'stdout');\n"
      "INSERT INTO out SELECT id FROM orders;", "orders)", ["inherits"]),
     ("table_partition_by", "CREATE TABLE t2 (a int) PARTITION BY RANGE (a)\n"
-     "  WITH (connector = 'stdout');\nINSERT INTO out SELECT id FROM orders;", "PARTITION BY RANGE (a)",
-     ["partition by"]),
+     "  WITH (connector = 'stdout');\nINSERT INTO out SELECT id FROM orders;",
+     "PARTITION BY RANGE (a)", ["partition by"]),
     ("type_schema", "CREATE TABLE t2 (a shop.money) WITH (connector = 'stdout');\n"
      "INSERT INTO out SELECT id FROM orders;", "shop.money", ["schema"]),
     ("view_check_option", "CREATE VIEW v AS SELECT id FROM orders WITH LOCAL CHECK OPTION;\n"
