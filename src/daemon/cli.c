@@ -1,10 +1,13 @@
 /*
  * cli.c — command dispatch and the job life cycle (see cli.h).
  *
- * `run` builds every connector from the job (sinks first, so a sink that
- * cannot open fails before a source creates a replication slot), starts the
- * data plane, and runs the control loop (libevent) until the job ends or a
- * signal stops it:
+ * `run` first checks everything that can be checked without a side effect
+ * (check_job: settings, the admin address, every connector's options, at
+ * most one decision log; `explain` runs the same checks), then creates the
+ * state directory, binds the admin API, builds every connector from the job
+ * (sinks first, so a sink that cannot open fails before a source creates a
+ * replication slot), starts the data plane, and runs the control loop
+ * (libevent) until the job ends or a signal stops it:
  *
  *     SIGTERM / first SIGINT → graceful stop: sources stop reading, sinks
  *                              drain and flush, sources acknowledge, exit 0
