@@ -261,7 +261,7 @@ struct tm_source {
 
     /* Set by callbacks (source thread). */
     char fatal[512];
-    char dlq_error[512];
+    char dlq_error[1024];
     uint64_t dlq_failed;
     int64_t error_log_ms;
     uint64_t errors_suppressed;
@@ -747,15 +747,94 @@ static void on_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             "source=%s group=%s error=\"%s\"", src->name, src->group_id, rd_kafka_err2str(err));
 }
 
+/*
+ * A dead letter too large for its topic (issue 9, item 12): a malformed
+ * record of 5 MB that the dead-letter topic refuses must not stop the job on
+ * every restart.  It is sent again cut to its first DLQ_TRUNCATE_BYTES (the
+ * key to DLQ_KEY_TRUNCATE_BYTES), with header tidemark.truncated = its
+ * original size, far below any topic's max.message.bytes.  Only when even
+ * that is refused does the job stop, saying what to change.
+ */
+#define DLQ_TRUNCATE_BYTES (64 * 1024)
+#define DLQ_KEY_TRUNCATE_BYTES 4096
+#define DLQ_TRUNCATED_HEADER "tidemark.truncated"
+
+/* The size a dead letter had before it was cut (its header), or 0 if it was not cut. */
+static size_t dlq_truncated_from(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    char num[24];
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || h == NULL ||
+        rd_kafka_header_get_last(h, DLQ_TRUNCATED_HEADER, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL || n == 0 || n >= sizeof(num))
+        return 0;
+    memcpy(num, v, n);
+    num[n] = '\0';
+    return (size_t)strtoull(num, NULL, 10);
+}
+
+/* Produces a dead letter cut to size; `hdrs` is consumed on success. */
+static rd_kafka_resp_err_t dlq_produce_truncated(tm_source_t *src, const char *topic,
+                                                 const rd_kafka_message_t *m,
+                                                 rd_kafka_headers_t *hdrs)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%zu", m->len);
+    rd_kafka_header_add(hdrs, DLQ_TRUNCATED_HEADER, -1, n, -1);
+    return rd_kafka_producev(
+        src->dlq, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(m->key, m->key_len < DLQ_KEY_TRUNCATE_BYTES ? m->key_len
+                                                                    : DLQ_KEY_TRUNCATE_BYTES),
+        RD_KAFKA_V_VALUE(m->payload, m->len < DLQ_TRUNCATE_BYTES ? m->len : DLQ_TRUNCATE_BYTES),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+}
+
+static void dlq_size_error(tm_source_t *src, const char *topic, size_t len)
+{
+    snprintf(src->dlq_error, sizeof(src->dlq_error),
+             "delivery to dead-letter topic '%s' failed: a malformed record of %zu bytes is too "
+             "large for it, even cut to its first %d bytes; raise the topic's max.message.bytes "
+             "(and the source's kafka.message.max.bytes), or set on_error = 'skip'",
+             topic, len, DLQ_TRUNCATE_BYTES);
+}
+
+/* Thread: source (librdkafka calls it from rd_kafka_poll on the dead-letter producer). */
 static void on_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     tm_source_t *src = opaque;
     (void)rk;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
-    if (src->dlq_failed++ == 0)
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    size_t cut_from = dlq_truncated_from(m);
+    if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && cut_from == 0 &&
+        (m->len > DLQ_TRUNCATE_BYTES || m->key_len > DLQ_KEY_TRUNCATE_BYTES)) {
+        /* The broker refused it (the topic's max.message.bytes): send it again, cut. */
+        rd_kafka_headers_t *orig = NULL, *hdrs;
+        hdrs = rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig
+                   ? rd_kafka_headers_copy(orig)
+                   : rd_kafka_headers_new(1);
+        rd_kafka_resp_err_t err = hdrs ? dlq_produce_truncated(src, topic, m, hdrs)
+                                       : RD_KAFKA_RESP_ERR__FAIL;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            TM_WARN(COMP, "dead letter too large for its topic; sent truncated",
+                    "source=%s topic=%s bytes=%zu sent_bytes=%d header=" DLQ_TRUNCATED_HEADER,
+                    src->name, topic, m->len, m->len < DLQ_TRUNCATE_BYTES ? (int)m->len
+                                                                          : DLQ_TRUNCATE_BYTES);
+            return;
+        }
+        if (hdrs != NULL)
+            rd_kafka_headers_destroy(hdrs);
+    }
+    if (src->dlq_failed++ != 0)
+        return;
+    if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        dlq_size_error(src, topic, cut_from > 0 ? cut_from : m->len);
+    else
         snprintf(src->dlq_error, sizeof(src->dlq_error), "delivery to dead-letter topic '%s' "
-                 "failed: %s", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                 "failed: %s", topic, rd_kafka_err2str(m->err));
 }
 
 /* ---- source_open ---- */
@@ -865,6 +944,13 @@ static int open_dead_letter(tm_source_t *src, char *errstr, size_t errstr_size)
     static const kprop_t props[] = {
         {"enable.idempotence", "true", false},
         {"linger.ms", "5", false},
+        /*
+         * One record per batch: a broker refuses a whole batch that is over
+         * the topic's max.message.bytes, so a large dead letter would take
+         * its neighbours down with it, even those already cut to size.
+         * Dead letters are rare; one request each costs nothing.
+         */
+        {"batch.num.messages", "1", false},
         {NULL, NULL, false},
     };
     return new_client(src, RD_KAFKA_PRODUCER, "dead-letter producer", "-dlq", props,
@@ -1730,6 +1816,7 @@ static int dead_letter(tm_source_t *src, const rd_kafka_message_t *m, const ktop
     char pbuf[16], obuf[24];
     snprintf(pbuf, sizeof(pbuf), "%" PRId32, m->partition);
     snprintf(obuf, sizeof(obuf), "%" PRId64, m->offset);
+    bool truncate = false;
     for (;;) {
         /* The original headers travel along, as Kafka Connect's dead-letter queue does. */
         rd_kafka_headers_t *orig = NULL, *hdrs;
@@ -1742,13 +1829,32 @@ static int dead_letter(tm_source_t *src, const rd_kafka_message_t *m, const ktop
         rd_kafka_header_add(hdrs, "tidemark.topic", -1, t->name, -1);
         rd_kafka_header_add(hdrs, "tidemark.partition", -1, pbuf, -1);
         rd_kafka_header_add(hdrs, "tidemark.offset", -1, obuf, -1);
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            src->dlq, RD_KAFKA_V_TOPIC(t->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_resp_err_t err =
+            truncate ? dlq_produce_truncated(src, t->dlq, m, hdrs)
+                     : rd_kafka_producev(src->dlq, RD_KAFKA_V_TOPIC(t->dlq),
+                                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                         RD_KAFKA_V_KEY(m->key, m->key_len),
+                                         RD_KAFKA_V_VALUE(m->payload, m->len),
+                                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (truncate)
+                TM_WARN(COMP, "dead letter too large for the producer; sent truncated",
+                        "source=%s topic=%s partition=%s offset=%s bytes=%zu "
+                        "header=" DLQ_TRUNCATED_HEADER,
+                        src->name, t->name, pbuf, obuf, m->len);
             return 0; /* librdkafka owns hdrs now */
+        }
         rd_kafka_headers_destroy(hdrs);
+        /* Larger than the producer's message.max.bytes: once more, cut to size. */
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !truncate) {
+            truncate = true;
+            continue;
+        }
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            dlq_size_error(src, t->dlq, m->len);
+            return tm_seterr(errstr, errstr_size, TM_ESOURCE, "table '%s': %s", src->name,
+                             src->dlq_error);
+        }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return tm_seterr(errstr, errstr_size, TM_ESOURCE,
                              "table '%s': cannot produce the malformed record from %s [%s] at "

@@ -622,6 +622,31 @@ static bool fatal_sqlstate(const char *state)
     return false;
 }
 
+/*
+ * What to do after the server said `msg`, or "" (issue 9, item 12).  A
+ * publication dropped under a slot cannot be undone by creating it again:
+ * the walsender decodes each change with the catalog as of that change
+ * (the slot's historic snapshot), where the new publication does not exist,
+ * so every restart from the slot's position fails on the same change.  Only
+ * a slot that starts after the publication exists can stream again.
+ */
+static const char *stream_hint(const tm_source_t *src, const char *msg, char *buf, size_t len)
+{
+    if (msg == NULL || strstr(msg, "publication") == NULL ||
+        strstr(msg, "does not exist") == NULL)
+        return "";
+    snprintf(buf, len,
+             ". The publication was dropped while slot '%s' still had changes to send; the slot "
+             "decodes each change with the catalog as it was when the change was made, so it "
+             "cannot use a publication created again later (create = true recreates it, and "
+             "every restart fails the same way). To recover, stop the job and either drop the "
+             "slot (SELECT pg_drop_replication_slot('%s');) or set slot = '<a new slot name>', "
+             "and restart with snapshot = 'initial' or 'when_needed' so the tables are read "
+             "again: changes made while the publication was missing cannot be streamed",
+             src->slot, src->slot);
+    return buf;
+}
+
 static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
 {
     tm_source_t *src = st->src;
@@ -659,12 +684,16 @@ static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
         snprintf(m, sizeof(m), "%s", PQresultErrorMessage(res));
         m[strcspn(m, "\n")] = '\0';
         bool fatal = fatal_sqlstate(state);
+        char hint[1024];
+        const char *pub_hint = stream_hint(src, m, hint, sizeof(hint));
         rc = tm_seterr(errstr, errstr_size, fatal ? TM_ESOURCE : TM_ECONN,
                        "START_REPLICATION on slot '%s' failed: %s%s", src->slot, m,
-                       state && strcmp(state, "42704") == 0
-                           ? "; the slot or publication was dropped: restart the job (snapshot "
-                             "= 'when_needed' re-reads the tables)"
-                           : "");
+                       pub_hint[0]                             ? pub_hint
+                       : state && strcmp(state, "42704") == 0 ? "; the slot or publication was "
+                                                                "dropped: restart the job "
+                                                                "(snapshot = 'when_needed' "
+                                                                "re-reads the tables)"
+                                                              : "");
         PQclear(res);
         return rc;
     }
@@ -896,10 +925,12 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
             bool fatal = false;
             if (r != -3)
                 copy_error(src->repl, why, sizeof(why), &fatal);
-            if (fatal)
+            if (fatal) {
+                char hint[1024];
                 return tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                                 "the server stopped replication on slot '%s': %s", src->slot,
-                                 why);
+                                 "the server stopped replication on slot '%s': %s%s", src->slot,
+                                 why, stream_hint(src, why, hint, sizeof(hint)));
+            }
             if ((rc = reconnect(st, why, errstr, errstr_size)) != 0)
                 return rc;
             continue;

@@ -770,21 +770,14 @@ static int write_addr_file(const char *path, const char *text)
     return tm_write_file_atomic(dir, name, text, strlen(text));
 }
 
-int tm_admin_start(struct event_base *base, const char *addr, const char *token,
-                   const tm_admin_hooks_t *hooks, const char *addr_file, tm_admin_t **out,
-                   char *errstr, size_t errstr_size)
+/* tm_admin_check() and the first half of tm_admin_start(): everything but the bind. */
+static int check_addr(const char *addr, const char *token, struct sockaddr_storage *ss,
+                      socklen_t *sslen, char *errstr, size_t errstr_size)
 {
-    *out = NULL;
-    if (addr == NULL || addr[0] == '\0')
-        addr = TM_ADMIN_DEFAULT_ADDR;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    int rc = parse_listen_addr(addr, &ss, &sslen, errstr, errstr_size);
+    int rc = parse_listen_addr(addr, ss, sslen, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    if (token != NULL && token[0] == '\0')
-        token = NULL;
-    if (!is_loopback(&ss) && token == NULL)
+    if (!is_loopback(ss) && token == NULL)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "admin address '%s' is not a loopback address; serving the admin API "
                          "there requires admin_token (a bearer token every request must carry), "
@@ -795,6 +788,33 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
             return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                              "admin_token contains a space or a non-printable character; use "
                              "printable ASCII only (e.g. the output of 'openssl rand -hex 32')");
+    return 0;
+}
+
+int tm_admin_check(const char *addr, const char *token, char *errstr, size_t errstr_size)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (addr == NULL || addr[0] == '\0')
+        addr = TM_ADMIN_DEFAULT_ADDR;
+    return check_addr(addr, token != NULL && token[0] != '\0' ? token : NULL, &ss, &sslen,
+                      errstr, errstr_size);
+}
+
+int tm_admin_start(struct event_base *base, const char *addr, const char *token,
+                   const tm_admin_hooks_t *hooks, const char *addr_file, tm_admin_t **out,
+                   char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    if (addr == NULL || addr[0] == '\0')
+        addr = TM_ADMIN_DEFAULT_ADDR;
+    if (token != NULL && token[0] == '\0')
+        token = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc = check_addr(addr, token, &ss, &sslen, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
 
     tm_admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)

@@ -114,6 +114,15 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
                    const tm_admin_hooks_t *hooks, const char *addr_file, tm_admin_t **out,
                    char *errstr, size_t errstr_size);
 
+/*
+ * Checks `addr` and `token` as tm_admin_start() would, without binding: the
+ * address form, a non-loopback address without a token, a token's characters.
+ * Returns 0 or TM_ECONFIG with errstr filled.  `run` and `explain` call it
+ * before anything is opened or created, so a bad setting costs nothing.
+ * Thread: any.
+ */
+int tm_admin_check(const char *addr, const char *token, char *errstr, size_t errstr_size);
+
 /* The bound address, "127.0.0.1:PORT" or "[::1]:PORT" (the real port when 0 was asked). */
 const char *tm_admin_address(const tm_admin_t *a);
 

@@ -1,10 +1,13 @@
 /*
  * cli.c — command dispatch and the job life cycle (see cli.h).
  *
- * `run` builds every connector from the job (sinks first, so a sink that
- * cannot open fails before a source creates a replication slot), starts the
- * data plane, and runs the control loop (libevent) until the job ends or a
- * signal stops it:
+ * `run` first checks everything that can be checked without a side effect
+ * (check_job: settings, the admin address, every connector's options, at
+ * most one decision log; `explain` runs the same checks), then creates the
+ * state directory, binds the admin API, builds every connector from the job
+ * (sinks first, so a sink that cannot open fails before a source creates a
+ * replication slot), starts the data plane, and runs the control loop
+ * (libevent) until the job ends or a signal stops it:
  *
  *     SIGTERM / first SIGINT → graceful stop: sources stop reading, sinks
  *                              drain and flush, sources acknowledge, exit 0
@@ -153,6 +156,59 @@ static char *job_name_of(const char *path)
     return name;
 }
 
+/*
+ * Everything about a job that can be checked without a side effect: the
+ * admin API's address and token (without binding), and every source and
+ * sink created from its options (source_new and sink_new do no I/O), with at
+ * most one decision-log sink.  `run` calls it before it creates the state
+ * directory, binds, connects or creates a replication slot, and `explain`
+ * before it prints, so both refuse the same jobs, and a bad setting leaves
+ * nothing behind (issue 9, item 9).
+ */
+static int check_job(const tm_job_t *job, const char *admin_address, int64_t chk_interval,
+                     const char *state_dir, char *err, size_t errlen)
+{
+    const char *addr = admin_address ? admin_address : tm_opt_str(job->settings, "admin_address");
+    int rc = tm_admin_check(addr, tm_opt_str(job->settings, "admin_token"), err, errlen);
+    if (rc != 0)
+        return rc;
+    char *job_name = job_name_of(job->path);
+    if (job_name == NULL)
+        return tm_seterr(err, errlen, TM_ENOMEM, "out of memory");
+    int dl = -1;
+    for (int i = 0; rc == 0 && i < job->ntables; i++) {
+        const tm_job_table_t *t = &job->tables[i];
+        if (t->role == TM_ROLE_SOURCE && t->conn->source_new != NULL) {
+            tm_source_t *src = NULL;
+            tm_source_config_t cfg = {t->name, t->opts, t->declared, state_dir, 0, NULL,
+                                      job_name};
+            rc = t->conn->source_new(&src, &cfg, err, errlen);
+            if (src != NULL)
+                t->conn->source_free(src);
+        } else if (t->role == TM_ROLE_SINK && t->conn->sink_new != NULL) {
+            tm_sink_t *snk = NULL;
+            tm_sink_config_t cfg = {t->name,  t->opts,  t->declared, state_dir, chk_interval > 0,
+                                    job_name, chk_interval};
+            rc = t->conn->sink_new(&snk, &cfg, err, errlen);
+            if (rc == 0 && chk_interval > 0 && t->conn->sink_is_decision_log != NULL &&
+                t->conn->sink_is_decision_log(snk)) {
+                if (dl >= 0)
+                    rc = tm_seterr(err, errlen, TM_ECONFIG,
+                                   "%s:%d: sinks '%s' and '%s' would both be the job's decision "
+                                   "log (each is a Kafka sink with delivery = 'exactly-once'); a "
+                                   "job may have at most one: make one of them 'at-least-once', "
+                                   "or split the job in two",
+                                   job->path, t->line, job->tables[dl].name, t->name);
+                dl = i;
+            }
+            if (snk != NULL)
+                t->conn->sink_free(snk);
+        }
+    }
+    free(job_name);
+    return rc;
+}
+
 static int cmd_explain(const char *path)
 {
     char err[2048];
@@ -161,6 +217,9 @@ static int cmd_explain(const char *path)
     int rc = tm_job_load(path, &job, err, sizeof(err));
     if (rc == 0)
         rc = tm_plan_new(job, &plan, err, sizeof(err));
+    if (rc == 0)
+        rc = check_job(job, NULL, tm_opt_duration_ms(job->settings, "checkpoint_interval"), ".",
+                       err, sizeof(err));
     if (rc == 0)
         rc = tm_plan_explain(plan, stdout, err, sizeof(err));
     if (rc != 0)
@@ -699,6 +758,17 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     const char *lvl = tm_opt_str(job->settings, "log_level");
     if (tm_opt_isset(job->settings, "log_level"))
         tm_log_set_level(lvl);
+    int64_t chk_interval = ro->checkpoint_interval_ms >= 0
+                               ? ro->checkpoint_interval_ms
+                               : tm_opt_duration_ms(job->settings, "checkpoint_interval");
+    /* Every setting is checked before the first side effect (the state directory). */
+    rc = check_job(job, ro->admin_address, chk_interval, state_dir, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "tidemark: %s\n", err);
+        tm_plan_free(plan);
+        tm_job_free(job);
+        return tm_exit_code_for(rc);
+    }
     if (tm_mkdir_p(state_dir, 0750) != 0) {
         fprintf(stderr, "tidemark: cannot create state directory %s (%s); pass --state-dir\n",
                 state_dir, strerror(errno));
@@ -710,9 +780,46 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     install_start_signals();
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);
 
-    int64_t chk_interval = ro->checkpoint_interval_ms >= 0
-                               ? ro->checkpoint_interval_ms
-                               : tm_opt_duration_ms(job->settings, "checkpoint_interval");
+    /*
+     * The admin API binds before any connector opens, so an address that
+     * cannot be used (taken, not permitted) fails before a replication slot
+     * or a Kafka transaction exists.  Its hooks run only once the control
+     * loop dispatches, by which time the pipeline is set; a request that
+     * arrives meanwhile waits in the listen backlog.
+     */
+    run_state_t rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.base = event_base_new();
+    tm_admin_hooks_t hooks = {&rs,         admin_ready,     admin_metrics,         admin_job,
+                              admin_checkpoints, admin_savepoint, admin_savepoint_status,
+                              admin_stop};
+    const char *addr = ro->admin_address ? ro->admin_address
+                                         : tm_opt_str(job->settings, "admin_address");
+    bool explicit_addr = ro->admin_address != NULL || tm_opt_isset(job->settings, "admin_address");
+    char addr_file[4200];
+    snprintf(addr_file, sizeof(addr_file), "%s/%s", state_dir, TM_ADMIN_ADDR_FILE);
+    tm_admin_t *admin = NULL;
+    rc = rs.base == NULL ? tm_seterr(err, sizeof(err), TM_ENOMEM, "out of memory")
+                         : tm_admin_start(rs.base, addr, tm_opt_str(job->settings, "admin_token"),
+                                          &hooks, addr_file, &admin, err, sizeof(err));
+    if (rc != 0 && !explicit_addr && rs.base != NULL) {
+        TM_WARN("main", "admin API not started; set admin_address to another address",
+                "error=\"%s\"", err);
+        rc = 0;
+    } else if (rc == 0) {
+        TM_INFO("main", "admin API listening", "address=%s", tm_admin_address(admin));
+    }
+    if (rc != 0) {
+        TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
+        fprintf(stderr, "tidemark: %s\n", err);
+        if (rs.base != NULL)
+            event_base_free(rs.base);
+        free(job_name);
+        tm_plan_free(plan);
+        tm_job_free(job);
+        return tm_exit_code_for(rc);
+    }
+
     tm_checkpoint_info_t latest, sp_info, *restored = NULL;
     memset(&latest, 0, sizeof(latest));
     memset(&sp_info, 0, sizeof(sp_info));
@@ -904,8 +1011,6 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     free(sinks);
     free(node);
 
-    run_state_t rs;
-    memset(&rs, 0, sizeof(rs));
     if (rc == 0) {
         tm_pipeline_set_flush_interval(p, (int)tm_opt_duration_ms(job->settings,
                                                                   "sink_flush_interval"));
@@ -947,6 +1052,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
             TM_ERROR("main", "cannot start the job", "error=\"%s\"", err);
             fprintf(stderr, "tidemark: %s\n", err);
         }
+        tm_admin_free(admin);
+        event_base_free(rs.base);
         tm_coordinator_free(rs.coord);
         tm_pipeline_free(p);
         tm_jobstate_close(&js);
@@ -964,7 +1071,6 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     rs.state_dir = state_dir;
     rs.chk_interval = chk_interval;
     rs.started_wall_ms = tm_wall_us() / 1000;
-    rs.base = event_base_new();
     struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
     struct event *tick = event_new(rs.base, -1, 0, on_tick, &rs);
@@ -973,26 +1079,6 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     evsignal_add(ev_term, NULL);
     evsignal_add(ev_int, NULL);
     event_add(tick, &tv);
-
-    /* The admin API: an explicit address must work; the default may be taken. */
-    tm_admin_hooks_t hooks = {&rs,         admin_ready,     admin_metrics,         admin_job,
-                              admin_checkpoints, admin_savepoint, admin_savepoint_status,
-                              admin_stop};
-    const char *addr = ro->admin_address ? ro->admin_address
-                                         : tm_opt_str(job->settings, "admin_address");
-    bool explicit_addr = ro->admin_address != NULL || tm_opt_isset(job->settings, "admin_address");
-    char addr_file[4200];
-    snprintf(addr_file, sizeof(addr_file), "%s/%s", state_dir, TM_ADMIN_ADDR_FILE);
-    tm_admin_t *admin = NULL;
-    rc = tm_admin_start(rs.base, addr, tm_opt_str(job->settings, "admin_token"), &hooks,
-                        addr_file, &admin, err, sizeof(err));
-    if (rc != 0 && !explicit_addr) {
-        TM_WARN("main", "admin API not started; set admin_address to another address",
-                "error=\"%s\"", err);
-        rc = 0;
-    } else if (rc == 0) {
-        TM_INFO("main", "admin API listening", "address=%s", tm_admin_address(admin));
-    }
 
     if (rc == 0) {
         /* Worker threads inherit this mask, so signals reach the main thread only. */

@@ -29,7 +29,9 @@
  */
 #include "plan/plan.h"
 #include "core/error.h"
+#include "state/keygroup.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -763,6 +765,48 @@ static int plan_stages(tm_plan_t *plan)
     return 0;
 }
 
+/*
+ * The ranges of the numeric settings that the options table cannot say
+ * (TM_OPT_INT has no bounds).  Checked here, before anything is opened, so
+ * that `explain` refuses what `run` would, and the message names the setting
+ * rather than whatever would trip over it later (parallelism = 0 once said
+ * "a state memory budget needs >= 1 store").
+ */
+static int check_settings(const tm_job_t *job, char *errstr, size_t errstr_size)
+{
+    const tm_options_t *set = job->settings;
+    int64_t par = tm_opt_int(set, "parallelism");
+    int64_t maxp = tm_opt_int(set, "max_parallelism");
+    if (maxp < 1 || maxp > TM_MAX_PARALLELISM_LIMIT)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: SET max_parallelism = %" PRId64 " is out of range: it must be "
+                         "between 1 and %d (default %d)",
+                         job->path, maxp, TM_MAX_PARALLELISM_LIMIT, TM_MAX_PARALLELISM_DEFAULT);
+    if (par < 1 || par > maxp)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: SET parallelism = %" PRId64 " is out of range: parallelism (worker "
+                         "threads per stateful stage) must be at least 1 and at most "
+                         "max_parallelism (%" PRId64 ")",
+                         job->path, par, maxp);
+    if (tm_opt_int(set, "checkpoints_retained") < 1)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: SET checkpoints_retained = %" PRId64 " is out of range: at least "
+                         "the newest checkpoint must be kept (1 or more)",
+                         job->path, tm_opt_int(set, "checkpoints_retained"));
+    static const char *const durations[] = {"checkpoint_interval", "checkpoint_timeout",
+                                            "sink_flush_interval", "state_ttl", NULL};
+    for (const char *const *d = durations; *d; d++)
+        if (tm_opt_duration_ms(set, *d) < 0)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "%s: SET %s must not be negative", job->path, *d);
+    if (tm_opt_size(set, "state_memory") < 1024 * 1024)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "%s: SET state_memory = '%s' is too small: keyed state needs at least "
+                         "1MiB (default 256MiB)",
+                         job->path, tm_opt_str(set, "state_memory"));
+    return 0;
+}
+
 int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;
@@ -775,8 +819,11 @@ int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errst
     plan->pool = tm_expr_pool_new();
     plan->parallelism = (int)tm_opt_int(job->settings, "parallelism");
     plan->max_parallelism = (int)tm_opt_int(job->settings, "max_parallelism");
-    if (plan->parallelism < 1)
-        plan->parallelism = 1;
+    int rc = check_settings(job, errstr, errstr_size);
+    if (rc != 0) {
+        tm_plan_free(plan);
+        return rc;
+    }
     const char *base = strrchr(job->path, '/');
     plan->job_name = strdup(base ? base + 1 : job->path);
     if (plan->job_name != NULL) {
@@ -784,7 +831,7 @@ int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errst
         if (n > 4 && strcmp(plan->job_name + n - 4, ".sql") == 0)
             plan->job_name[n - 4] = '\0';
     }
-    int rc = plan->pool && plan->job_name ? 0 : TM_ENOMEM;
+    rc = plan->pool && plan->job_name ? 0 : TM_ENOMEM;
     for (int i = 0; rc == 0 && i < job->ninserts; i++)
         rc = plan_insert(plan, i, errstr, errstr_size);
     if (rc == 0)

@@ -857,8 +857,17 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
 {
     json_t *v;
     const char *op = jstr(sel, "op");
-    if (op != NULL && strcmp(op, "SETOP_NONE") != 0)
-        return unsupported(b, location, "UNION, INTERSECT and EXCEPT");
+    if (op != NULL && strcmp(op, "SETOP_NONE") != 0) {
+        /* The keyword has no location: point at the second operand's first item. */
+        json_t *rarg = json_object_get(sel, "rarg");
+        json_t *first = json_array_get(json_object_get(rarg, "targetList"), 0);
+        int loc = node_location(first);
+        return err_at(b, loc >= 0 ? loc : location, TM_EUNSUPPORTED,
+                      "%s is not supported (see docs/sql.md)",
+                      strcmp(op, "SETOP_UNION") == 0       ? "UNION"
+                      : strcmp(op, "SETOP_INTERSECT") == 0 ? "INTERSECT"
+                                                           : "EXCEPT");
+    }
     if (json_object_get(sel, "valuesLists") != NULL)
         return unsupported(b, location, "VALUES");
     if ((v = json_object_get(sel, "sortClause")) != NULL) {
@@ -934,6 +943,12 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
         const char *name = jstr(body, "relname");
         if (name == NULL)
             return err_at(b, loc, TM_ESQL, "malformed table name");
+        /* The grammar omits "inh" (false) exactly when the query says ONLY. */
+        if (!json_is_true(json_object_get(body, "inh")))
+            return err_at(b, loc, TM_EUNSUPPORTED,
+                          "FROM ONLY %s is not supported: a job table has no inheritance "
+                          "children; write FROM %s",
+                          name, name);
         if (jstr(body, "schemaname") != NULL)
             return err_at(b, loc, TM_ESQL,
                           "\"%s.%s\": a query reads job tables and views by their job name "

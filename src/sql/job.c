@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pg_query.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,285 @@ static int node_location(json_t *node)
         loc = json_is_object(inner) ? json_object_get(inner, "location") : NULL;
     }
     return json_is_integer(loc) ? (int)json_integer_value(loc) : -1;
+}
+
+/*
+ * ---- What a statement may not say ----
+ *
+ * Every field of the statement nodes that the planner does not implement is
+ * refused here, by name and at its own line and column, rather than dropped:
+ * a job that says ON CONFLICT, ONLY or TEMPORARY must not run as if it had
+ * not (issue 9, item 10).  The SELECT inside is audited by the binder
+ * (sql/bind.c, check_clauses and bind_from).  A field added to what
+ * tidemark implements leaves this list; a field PostgreSQL adds to its
+ * grammar must join it.
+ */
+
+/* "path:line:col: <message>" at `location`, or at `fallback` when the node has none. */
+static int refuse(parse_ctx_t *pc, int location, int fallback, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int refuse(parse_ctx_t *pc, int location, int fallback, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int line, col;
+    position_of(pc->sql, location >= 0 ? location : fallback >= 0 ? fallback : 0, &line, &col);
+    return tm_seterr(pc->errstr, pc->errstr_size, code, "%s:%d:%d: %s", pc->path, line, col,
+                     msg);
+}
+
+/* The location of an object node itself ({"location": n, …}), or -1. */
+static int own_location(json_t *obj)
+{
+    json_t *loc = json_object_get(obj, "location");
+    return json_is_integer(loc) ? (int)json_integer_value(loc) : -1;
+}
+
+/*
+ * The earliest location anywhere inside `node`, or -1: for nodes that carry
+ * none of their own (a WITH RECURSIVE written by the grammar, a SELECT).
+ */
+static int first_location(json_t *node, int depth)
+{
+    int best = -1;
+    if (depth > 64)
+        return -1;
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++) {
+            int l = first_location(json_array_get(node, i), depth + 1);
+            if (l >= 0 && (best < 0 || l < best))
+                best = l;
+        }
+        return best;
+    }
+    if (!json_is_object(node))
+        return -1;
+    const char *key;
+    json_t *v;
+    json_object_foreach(node, key, v) {
+        int l = strcmp(key, "location") == 0 && json_is_integer(v) ? (int)json_integer_value(v)
+                                                                   : first_location(v, depth + 1);
+        if (l >= 0 && (best < 0 || l < best))
+            best = l;
+    }
+    return best;
+}
+
+/*
+ * A table or view name in a statement that declares or writes one: a bare
+ * name, since job tables are not database tables (their connector's options
+ * name those).  `what` is "table", "view" or "sink".
+ */
+static int check_relation_name(parse_ctx_t *pc, json_t *rv, int fallback, const char *what)
+{
+    const char *name = jstr(rv, "relname");
+    int loc = own_location(rv);
+    const char *schema = jstr(rv, "schemaname");
+    if (schema != NULL) {
+        const char *cat = jstr(rv, "catalogname");
+        return refuse(pc, loc, fallback, TM_ESQL,
+                      "%s \"%s%s%s.%s\": job tables and views have a bare name, with no schema "
+                      "or database qualifier (the database table is the connector's `table` "
+                      "option); write %s",
+                      what, cat ? cat : "", cat ? "." : "", schema, name ? name : "?",
+                      name ? name : "a bare name");
+    }
+    const char *persist = jstr(rv, "relpersistence");
+    if (persist != NULL && strcmp(persist, "p") != 0)
+        return refuse(pc, loc, fallback, TM_EUNSUPPORTED,
+                      "%s \"%s\": TEMPORARY and UNLOGGED are not supported; a job's tables and "
+                      "views exist only in the job (drop the word)",
+                      what, name ? name : "?");
+    return 0;
+}
+
+static const char *const create_unsupported[][2] = {
+    {"inhRelations", "INHERITS"},
+    {"partbound", "PARTITION OF"},
+    {"partspec", "PARTITION BY"},
+    {"ofTypename", "OF type"},
+    {"tablespacename", "TABLESPACE"},
+    {"accessMethod", "USING (table access method)"},
+    {"constraints", "table constraints other than PRIMARY KEY"},
+};
+
+static const char *const column_constraints_ok[] = {"CONSTR_PRIMARY", "CONSTR_NOTNULL",
+                                                    "CONSTR_NULL", NULL};
+
+static int check_create(parse_ctx_t *pc, json_t *cs, int stmt_loc)
+{
+    json_t *rel = json_object_get(cs, "relation");
+    const char *name = jstr(rel, "relname");
+    int rc = check_relation_name(pc, rel, stmt_loc, "table");
+    if (rc != 0)
+        return rc;
+    if (json_is_true(json_object_get(cs, "if_not_exists")))
+        return refuse(pc, own_location(rel), stmt_loc, TM_EUNSUPPORTED,
+                      "CREATE TABLE IF NOT EXISTS is not supported; a job declares each table "
+                      "once (CREATE TABLE %s …)",
+                      name ? name : "name");
+    const char *oncommit = jstr(cs, "oncommit");
+    if (oncommit != NULL && strcmp(oncommit, "ONCOMMIT_NOOP") != 0)
+        return refuse(pc, own_location(rel), stmt_loc, TM_EUNSUPPORTED,
+                      "table '%s': ON COMMIT is not supported", name ? name : "?");
+    for (size_t i = 0; i < sizeof(create_unsupported) / sizeof(create_unsupported[0]); i++) {
+        json_t *v = json_object_get(cs, create_unsupported[i][0]);
+        if (v == NULL)
+            continue;
+        int loc = json_is_array(v) ? first_location(v, 0) : first_location(v, 0);
+        return refuse(pc, loc, own_location(rel), TM_EUNSUPPORTED,
+                      "table '%s': %s is not supported in a job; declare the columns (and a "
+                      "PRIMARY KEY) and the connector's options only",
+                      name ? name : "?", create_unsupported[i][1]);
+    }
+    json_t *elts = json_object_get(cs, "tableElts");
+    for (size_t i = 0; i < json_array_size(elts); i++) {
+        json_t *e = json_array_get(elts, i);
+        json_t *like = json_object_get(e, "TableLikeClause");
+        if (like != NULL)
+            return refuse(pc, first_location(like, 0), own_location(rel), TM_EUNSUPPORTED,
+                          "table '%s': LIKE is not supported; list the columns", name ? name : "?");
+        json_t *tcon = json_object_get(e, "Constraint");
+        const char *tct = jstr(tcon, "contype");
+        if (tcon != NULL && (tct == NULL || strcmp(tct, "CONSTR_PRIMARY") != 0))
+            return refuse(pc, own_location(tcon), own_location(rel), TM_EUNSUPPORTED,
+                          "table '%s': this constraint is not supported; only PRIMARY KEY and "
+                          "NOT NULL constraints are",
+                          name ? name : "?");
+        json_t *cdef = json_object_get(e, "ColumnDef");
+        if (cdef == NULL)
+            continue;
+        const char *col = jstr(cdef, "colname");
+        int cloc = own_location(cdef);
+        json_t *tn = json_object_get(cdef, "typeName");
+        json_t *tnames = json_object_get(tn, "names");
+        const char *tschema = json_array_size(tnames) > 1 ? node_sval(json_array_get(tnames, 0))
+                                                          : NULL;
+        /* The grammar itself writes int, varchar, … as pg_catalog.int4, …. */
+        if (tschema != NULL && strcmp(tschema, "pg_catalog") != 0)
+            return refuse(pc, own_location(tn), cloc, TM_EUNSUPPORTED,
+                          "column \"%s\": a schema-qualified type name (\"%s\") is not "
+                          "supported; write the type's own name",
+                          col ? col : "?", tschema);
+        if (json_is_true(json_object_get(tn, "setof")) || json_object_get(tn, "pct_type"))
+            return refuse(pc, own_location(tn), cloc, TM_EUNSUPPORTED,
+                          "column \"%s\": SETOF and %%TYPE are not supported", col ? col : "?");
+        if (json_object_get(cdef, "collClause") != NULL)
+            return refuse(pc, own_location(json_object_get(cdef, "collClause")), cloc,
+                          TM_EUNSUPPORTED,
+                          "column \"%s\": COLLATE is not supported (text compares by bytes)",
+                          col ? col : "?");
+        json_t *cons = json_object_get(cdef, "constraints");
+        for (size_t k = 0; k < json_array_size(cons); k++) {
+            json_t *c = json_object_get(json_array_get(cons, k), "Constraint");
+            const char *ct = jstr(c, "contype");
+            bool ok = false;
+            for (const char *const *o = column_constraints_ok; *o && ct; o++)
+                ok = ok || strcmp(*o, ct) == 0;
+            if (ok)
+                continue;
+            return refuse(pc, own_location(c), cloc, TM_EUNSUPPORTED,
+                          "column \"%s\": %s is not supported; a job's column takes only "
+                          "PRIMARY KEY, NOT NULL and NULL",
+                          col ? col : "?",
+                          ct == NULL                               ? "this constraint"
+                          : strcmp(ct, "CONSTR_DEFAULT") == 0      ? "DEFAULT"
+                          : strcmp(ct, "CONSTR_CHECK") == 0        ? "CHECK"
+                          : strcmp(ct, "CONSTR_UNIQUE") == 0       ? "UNIQUE"
+                          : strcmp(ct, "CONSTR_FOREIGN") == 0      ? "REFERENCES"
+                          : strcmp(ct, "CONSTR_IDENTITY") == 0     ? "GENERATED … AS IDENTITY"
+                          : strcmp(ct, "CONSTR_GENERATED") == 0    ? "GENERATED … AS (…) STORED"
+                          : strcmp(ct, "CONSTR_EXCLUSION") == 0    ? "EXCLUDE"
+                                                                   : "this constraint");
+        }
+        if (json_object_get(cdef, "raw_default") != NULL ||
+            json_object_get(cdef, "identitySequence") != NULL ||
+            json_object_get(cdef, "storage") != NULL ||
+            json_object_get(cdef, "compression") != NULL)
+            return refuse(pc, cloc, own_location(rel), TM_EUNSUPPORTED,
+                          "column \"%s\": only a name, a type, PRIMARY KEY and NOT NULL are "
+                          "supported",
+                          col ? col : "?");
+    }
+    return 0;
+}
+
+static int check_view(parse_ctx_t *pc, json_t *vs, int stmt_loc)
+{
+    json_t *rel = json_object_get(vs, "view");
+    const char *name = jstr(rel, "relname");
+    int rc = check_relation_name(pc, rel, stmt_loc, "view");
+    if (rc != 0)
+        return rc;
+    json_t *opts = json_object_get(vs, "options");
+    if (json_array_size(opts) > 0)
+        return refuse(pc, first_location(opts, 0), own_location(rel), TM_EUNSUPPORTED,
+                      "view '%s': WITH (…) options are not supported", name ? name : "?");
+    const char *check = jstr(vs, "withCheckOption");
+    if (check != NULL && strcmp(check, "NO_CHECK_OPTION") != 0)
+        return refuse(pc, -1, own_location(rel), TM_EUNSUPPORTED,
+                      "view '%s': WITH CHECK OPTION is not supported (job views are read-only)",
+                      name ? name : "?");
+    /* CREATE RECURSIVE VIEW is a WITH RECURSIVE query the grammar wrote, with no location. */
+    json_t *with = json_object_get(json_object_get(json_object_get(vs, "query"), "SelectStmt"),
+                                   "withClause");
+    if (json_is_true(json_object_get(with, "recursive")) && own_location(with) < 0)
+        return refuse(pc, -1, stmt_loc, TM_EUNSUPPORTED,
+                      "CREATE RECURSIVE VIEW is not supported (a streaming query cannot recurse)");
+    return 0;
+}
+
+static int check_insert(parse_ctx_t *pc, json_t *is, int stmt_loc)
+{
+    json_t *rel = json_object_get(is, "relation");
+    const char *name = jstr(rel, "relname");
+    json_t *v;
+    int rc = check_relation_name(pc, rel, stmt_loc, "sink");
+    if (rc != 0)
+        return rc;
+    json_t *sel = json_object_get(json_object_get(is, "selectStmt"), "SelectStmt");
+    if (sel == NULL || (v = json_object_get(sel, "valuesLists")) != NULL)
+        return refuse(pc, sel ? first_location(v, 0) : -1, stmt_loc, TM_EUNSUPPORTED,
+                      "INSERT … VALUES and DEFAULT VALUES are not supported; a pipeline is "
+                      "INSERT INTO <sink> SELECT … FROM <source>");
+    if ((v = json_object_get(is, "withClause")) != NULL)
+        return refuse(pc, own_location(v) >= 0 ? own_location(v) : first_location(v, 0),
+                      stmt_loc, TM_EUNSUPPORTED,
+                      "WITH (common table expressions) is not supported; declare the query "
+                      "with CREATE VIEW name AS SELECT … instead");
+    if (json_object_get(rel, "alias") != NULL)
+        return refuse(pc, own_location(rel), stmt_loc, TM_EUNSUPPORTED,
+                      "INSERT INTO %s AS alias is not supported (nothing could refer to it); "
+                      "drop the alias",
+                      name ? name : "?");
+    if ((v = json_object_get(is, "onConflictClause")) != NULL)
+        return refuse(pc, own_location(v), stmt_loc, TM_EUNSUPPORTED,
+                      "INSERT … ON CONFLICT is not supported; declare a PRIMARY KEY on sink "
+                      "'%s' and it receives upserts (and deletes) on that key",
+                      name ? name : "?");
+    if ((v = json_object_get(is, "returningList")) != NULL)
+        return refuse(pc, first_location(v, 0), stmt_loc, TM_EUNSUPPORTED,
+                      "INSERT … RETURNING is not supported: a pipeline's output is its sink");
+    const char *ov = jstr(is, "override");
+    if (ov != NULL && strcmp(ov, "OVERRIDING_NOT_SET") != 0)
+        return refuse(pc, own_location(rel), stmt_loc, TM_EUNSUPPORTED,
+                      "INSERT … OVERRIDING … VALUE is not supported (a sink has no identity "
+                      "columns)");
+    return 0;
+}
+
+static int check_set(parse_ctx_t *pc, json_t *vs, int stmt_loc)
+{
+    if (json_is_true(json_object_get(vs, "is_local")))
+        return refuse(pc, first_location(vs, 0), stmt_loc, TM_EUNSUPPORTED,
+                      "SET LOCAL is not supported; a job's settings hold for the whole job "
+                      "(write SET %s = 'value')",
+                      jstr(vs, "name") ? jstr(vs, "name") : "name");
+    return 0;
 }
 
 static int job_find_view(tm_job_t *job, const char *name)
@@ -759,13 +1039,21 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
         json_t *stmt = json_object_get(raw, "stmt");
         json_t *node;
         if ((node = json_object_get(stmt, "CreateStmt")) != NULL) {
-            rc = parse_create(&pc, node, line);
+            rc = check_create(&pc, node, (int)loc);
+            if (rc == 0)
+                rc = parse_create(&pc, node, line);
         } else if ((node = json_object_get(stmt, "InsertStmt")) != NULL) {
-            rc = parse_insert(&pc, node, line, (int)loc);
+            rc = check_insert(&pc, node, (int)loc);
+            if (rc == 0)
+                rc = parse_insert(&pc, node, line, (int)loc);
         } else if ((node = json_object_get(stmt, "ViewStmt")) != NULL) {
-            rc = parse_view(&pc, node, line, (int)loc);
+            rc = check_view(&pc, node, (int)loc);
+            if (rc == 0)
+                rc = parse_view(&pc, node, line, (int)loc);
         } else if ((node = json_object_get(stmt, "VariableSetStmt")) != NULL) {
-            rc = parse_set(&pc, node, line);
+            rc = check_set(&pc, node, (int)loc);
+            if (rc == 0)
+                rc = parse_set(&pc, node, line);
         } else {
             const char *kind = "?";
             void *iter = json_object_iter(stmt);

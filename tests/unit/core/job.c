@@ -92,7 +92,8 @@ static void test_errors(void)
     expect_error("CREATE TABLE s () WITH (connector='postgres-cdc', dsn='x', tables='a.b');\n"
                  "CREATE TABLE b () WITH (connector='stdout');\n"
                  "INSERT INTO b VALUES (1);",
-                 TM_EUNSUPPORTED, "job.sql:3: only INSERT INTO <sink> SELECT");
+                 TM_EUNSUPPORTED,
+                 "job.sql:3:23: INSERT … VALUES and DEFAULT VALUES are not supported");
     expect_error("CREATE TABLE b () WITH (connector='stdout');\n"
                  "INSERT INTO b SELECT * FROM nowhere;",
                  TM_ESQL, "source table 'nowhere' is not declared");
