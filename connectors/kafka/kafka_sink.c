@@ -446,9 +446,9 @@ int tm__ks_ensure_topic(tm_sink_t *s, const char *name, bool compact, int partit
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_NewTopic_destroy(nt);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        TM_INFO(TM_KS_COMP, "created topic", "sink=%s topic=%s partitions=%d replication=%d%s",
-                s->name, name, partitions, s->replication,
-                compact ? " cleanup_policy=compact" : "");
+        TM_INFO(TM_KS_COMP, "created topic",
+                "sink=%s topic=%s partitions=%d replication=%d cleanup_policy=%s", s->name, name,
+                partitions, s->replication, compact ? "compact" : "delete");
         return topic_ready(s, name, errstr, errstr_size);
     }
     if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
@@ -775,10 +775,15 @@ int tm_kafka_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
     s->opening = false;
     if (rc < 0)
         return rc;
-    TM_INFO(TM_KS_COMP, "sink ready",
-            "sink=%s brokers=\"%s\" topic=\"%s\" format=%s delivery=%s%s%s", s->name, s->bootstrap,
-            s->topic_tmpl, tm_opt_str(s->opts, "format"), s->eos ? "exactly-once" : "at-least-once",
-            s->eos ? " transactional_id=" : "", s->eos ? s->txn_id : "");
+    if (s->eos)
+        TM_INFO(TM_KS_COMP, "sink ready",
+                "sink=%s brokers=\"%s\" topic=\"%s\" format=%s delivery=exactly-once "
+                "transactional_id=%s",
+                s->name, s->bootstrap, s->topic_tmpl, tm_opt_str(s->opts, "format"), s->txn_id);
+    else
+        TM_INFO(TM_KS_COMP, "sink ready",
+                "sink=%s brokers=\"%s\" topic=\"%s\" format=%s delivery=at-least-once", s->name,
+                s->bootstrap, s->topic_tmpl, tm_opt_str(s->opts, "format"));
     return 0;
 }
 

@@ -1042,9 +1042,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     free(sp_real);
     if ((rc == 0 || rc == TM_ESTOPPED) && tm_shutdown_requested()) {
         /* Nothing was read yet, so stopping now loses nothing. */
-        TM_INFO("main", "stopping gracefully", "detail=\"a stop was requested while the job "
-                "started; it did not run\"%s%s%s", rc ? " reason=\"" : "", rc ? err : "",
-                rc ? "\"" : "");
+        if (rc != 0)
+            TM_INFO("main", "stopping gracefully",
+                    "detail=\"a stop was requested while the job started; it did not run\" "
+                    "reason=\"%s\"",
+                    err);
+        else
+            TM_INFO("main", "stopping gracefully",
+                    "detail=\"a stop was requested while the job started; it did not run\"");
         rc = TM_ESTOPPED;
     }
     if (rc != 0) {
