@@ -24,7 +24,7 @@ void tm_buf_release(tm_buf_t *buf)
     tm_buf_init(buf);
 }
 
-int tm_buf_reserve(tm_buf_t *buf, size_t extra)
+int tm_buf_grow(tm_buf_t *buf, size_t extra)
 {
     if (buf->len + extra < buf->cap)
         return 0;
@@ -39,16 +39,6 @@ int tm_buf_reserve(tm_buf_t *buf, size_t extra)
     return 0;
 }
 
-int tm_buf_append(tm_buf_t *buf, const void *p, size_t len)
-{
-    if (tm_buf_reserve(buf, len) != 0)
-        return TM_ENOMEM;
-    if (len)
-        memcpy(buf->data + buf->len, p, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
-    return 0;
-}
 
 int tm_buf_appendf(tm_buf_t *buf, const char *fmt, ...)
 {
@@ -93,14 +83,18 @@ int tm_buf_append_i64(tm_buf_t *buf, int64_t v)
 
 int tm_buf_put_varint(tm_buf_t *buf, uint64_t v)
 {
-    uint8_t tmp[10];
+    if (tm_buf_reserve(buf, 10) != 0)
+        return TM_ENOMEM;
+    uint8_t *p = (uint8_t *)buf->data + buf->len;
     size_t n = 0;
     while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
+        p[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    tmp[n++] = (uint8_t)v;
-    return tm_buf_append(buf, tmp, n);
+    p[n++] = (uint8_t)v;
+    buf->len += n;
+    buf->data[buf->len] = '\0';
+    return 0;
 }
 
 int tm_buf_put_zigzag(tm_buf_t *buf, int64_t v)

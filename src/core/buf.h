@@ -20,8 +20,26 @@ typedef struct tm_buf {
 
 void tm_buf_init(tm_buf_t *buf);
 void tm_buf_release(tm_buf_t *buf);
-int tm_buf_reserve(tm_buf_t *buf, size_t extra);
-int tm_buf_append(tm_buf_t *buf, const void *p, size_t len);
+/* The slow half of tm_buf_reserve: grows the buffer so that `extra` more bytes and a NUL fit. */
+int tm_buf_grow(tm_buf_t *buf, size_t extra);
+
+/* Room for `extra` more bytes and a NUL.  Inline: encoders call it for every byte they write. */
+static inline int tm_buf_reserve(tm_buf_t *buf, size_t extra)
+{
+    return buf->len + extra < buf->cap ? 0 : tm_buf_grow(buf, extra);
+}
+
+/* Appends len bytes and keeps the data NUL-terminated. */
+static inline int tm_buf_append(tm_buf_t *buf, const void *p, size_t len)
+{
+    if (tm_buf_reserve(buf, len) != 0)
+        return -2; /* TM_ENOMEM */
+    if (len)
+        memcpy(buf->data + buf->len, p, len);
+    buf->len += len;
+    buf->data[buf->len] = '\0';
+    return 0;
+}
 int tm_buf_appendf(tm_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int tm_buf_append_i64(tm_buf_t *buf, int64_t v);
 int tm_buf_append_u64(tm_buf_t *buf, uint64_t v);

@@ -274,8 +274,10 @@ static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_
 {
     if (klen == 0)
         key = (const uint8_t *)""; /* the global aggregate's key: an empty buffer has no data */
-    uint64_t h = tm_xxh64(key, klen, 0x9a6);
-    for (uint32_t i = (uint32_t)h & op->gmask;; i = (i + 1) & op->gmask) {
+    /* The key group's hash (keygroup.h) doubles as the map's: one hash per image. */
+    uint64_t h = tm_xxh64(key, klen, 0);
+    /* The high half: the low bits are the key group's, shared by all of a subtask's keys. */
+    for (uint32_t i = (uint32_t)(h >> 32) & op->gmask;; i = (i + 1) & op->gmask) {
         int32_t gi = op->gmap[i];
         if (gi == 0) {
             group_t *g = &op->groups[op->ngroups];
@@ -290,7 +292,7 @@ static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_
                 return TM_ENOMEM;
             g->klen = klen;
             g->hash = h;
-            g->kg = tm_keygroup_of(key, klen, op->maxp);
+            g->kg = (int)(h % (uint64_t)op->maxp); /* tm_keygroup_of() */
             op->gmap[i] = ++op->ngroups;
             *out = g;
             return 0;
