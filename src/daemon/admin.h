@@ -56,6 +56,21 @@ struct event_base;
 /* Largest request body the server reads; larger ones get 413. */
 #define TM_ADMIN_MAX_BODY (64 * 1024)
 
+/*
+ * Connection bounds (see "connection guard" in admin.c).  At most
+ * TM_ADMIN_MAX_CONNS connections are open at once; more clients wait in the
+ * kernel's backlog.  A connection that would leave fewer than
+ * TM_ADMIN_FD_RESERVE free descriptors (RLIMIT_NOFILE) is closed at once, so
+ * the data plane keeps what it needs.  A connection ends after
+ * TM_ADMIN_IDLE_TIMEOUT_S seconds without a byte from the client (also the
+ * time allowed between two reads of one request's headers), and after
+ * TM_ADMIN_CONN_MAX_AGE_MS in any case.
+ */
+#define TM_ADMIN_MAX_CONNS 32
+#define TM_ADMIN_FD_RESERVE 128
+#define TM_ADMIN_IDLE_TIMEOUT_S 10
+#define TM_ADMIN_CONN_MAX_AGE_MS 60000
+
 typedef struct tm_admin tm_admin_t;
 
 /*

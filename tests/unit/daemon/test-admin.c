@@ -313,7 +313,7 @@ static void test_health_ready_metrics(void)
     TM_CHECK(req(&s, NULL, "GET", "/readyz", NULL, &st, &resp) == 0);
     TM_CHECK_INT(st, 200);
 
-    TM_CHECK(raw_http(&s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    TM_CHECK(raw_http(&s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
     TM_CHECK(strstr(resp.data, "Content-Type: text/plain; version=0.0.4") != NULL);
@@ -328,7 +328,7 @@ static void test_health_ready_metrics(void)
     TM_CHECK(strstr(resp.data, "\"completed\"") != NULL);
 
     /* HEAD is GET without a body. */
-    TM_CHECK(raw_http(&s, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    TM_CHECK(raw_http(&s, "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
     TM_CHECK(strstr(resp.data, "Content-Length: 3\r\n") != NULL);
@@ -350,8 +350,8 @@ static void test_savepoint_flow(void)
     char v[256];
 
     TM_CHECK(raw_http(&s,
-                      "POST /v1/savepoints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                      "Content-Length: 17\r\n\r\n{\"dir\": \"/tmp/x\"}",
+                      "POST /v1/savepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"dir\": \"/tmp/x\"}",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 202", 12) == 0);
     TM_CHECK(strstr(resp.data, "Location: /v1/savepoints/1\r\n") != NULL);
@@ -470,7 +470,7 @@ static void test_http_errors(void)
     /* Nothing above reached the hooks. */
     TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
 
-    TM_CHECK(raw_http(&s, "GET /v1/stop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    TM_CHECK(raw_http(&s, "GET /v1/stop HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                       &resp) == 0);
     TM_CHECK(strstr(resp.data, "Allow: POST\r\n") != NULL);
     TM_CHECK(strstr(resp.data, "Content-Type: application/json") != NULL);
@@ -480,7 +480,7 @@ static void test_http_errors(void)
     char *text = malloc(big + 200);
     TM_REQUIRE(text != NULL);
     int n = snprintf(text, 200,
-                     "POST /v1/savepoints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "POST /v1/savepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                      "Content-Length: %zu\r\n\r\n",
                      big);
     memset(text + n, ' ', big);
@@ -616,14 +616,14 @@ static void test_bearer_token(void)
     /* Without the token even unknown paths say 401, not 404. */
     TM_CHECK(req(&s, NULL, "GET", "/nope", NULL, &st, &resp) == 0);
     TM_CHECK_INT(st, 401);
-    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                           "Authorization: Basic czNjcmV0\r\n\r\n",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 401", 12) == 0);
     TM_CHECK(strstr(resp.data, "WWW-Authenticate: Bearer") != NULL);
     TM_CHECK(strstr(resp.data, "s3cret") == NULL);
     /* The scheme is case-insensitive (RFC 7235). */
-    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    TM_CHECK(raw_http(&s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                           "Authorization: bearer s3cret-T0ken\r\n\r\n",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 200", 12) == 0);
