@@ -1308,3 +1308,116 @@ tm_admin_t *tm_admin_free(tm_admin_t *a)
     free(a);
     return NULL;
 }
+
+/* ---- savepoint directories ---- */
+
+/* True if `path` has a "." or ".." component. */
+static bool has_dot_component(const char *path)
+{
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return true;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return false;
+}
+
+/* True if `path` is `root` or below it (both canonical, without a trailing '/'). */
+static bool is_within(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *errstr,
+                           size_t errstr_size)
+{
+    *out = NULL;
+    if (tm_mkdir_p(root, 0755) != 0)
+        return tm_seterr(errstr, errstr_size, TM_EIO,
+                         "cannot create the savepoint root %s (%s); check savepoint_dir", root,
+                         strerror(errno));
+    char *canon_root = realpath(root, NULL);
+    if (canon_root == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EIO, "cannot resolve the savepoint root %s (%s)",
+                         root, strerror(errno));
+    if (dir == NULL || dir[0] == '\0') {
+        *out = canon_root;
+        return 0;
+    }
+    int rc = 0;
+    char *cand = NULL;
+    if (has_dot_component(dir)) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" has a '.' or '..' component; give a directory "
+                       "below the savepoint root %s",
+                       dir, canon_root);
+        goto done;
+    }
+    if (dir[0] == '/')
+        cand = strdup(dir);
+    else if (asprintf(&cand, "%s/%s", canon_root, dir) < 0)
+        cand = NULL;
+    if (cand == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t n = strlen(cand);
+    while (n > 1 && cand[n - 1] == '/')
+        cand[--n] = '\0';
+    /*
+     * Resolve the longest prefix that exists, following its symlinks; what
+     * follows it does not exist yet, so it cannot be a symlink, and it has no
+     * "..".  The result must still be below the root.
+     */
+    char *cut = cand + n;
+    char *resolved = NULL;
+    for (;;) {
+        char saved = *cut;
+        *cut = '\0';
+        resolved = realpath(cand[0] ? cand : "/", NULL);
+        *cut = saved;
+        if (resolved != NULL || errno != ENOENT)
+            break;
+        char *slash = cut;
+        while (slash > cand && *--slash != '/')
+            ;
+        if (slash == cand && cand[0] != '/')
+            break;
+        cut = slash;
+    }
+    if (resolved == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL, "savepoint dir \"%.200s\" cannot be used (%s)",
+                       dir, strerror(errno));
+        goto done;
+    }
+    char *full = NULL;
+    if (asprintf(&full, "%s%s", strcmp(resolved, "/") == 0 && *cut == '/' ? "" : resolved, cut) <
+        0)
+        full = NULL;
+    free(resolved);
+    if (full == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (!is_within(canon_root, full)) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" is outside the savepoint root %s (through a "
+                       "symlink or an absolute path); give a directory below it, or change "
+                       "savepoint_dir",
+                       dir, canon_root);
+        free(full);
+        goto done;
+    }
+    *out = full;
+done:
+    free(cand);
+    free(canon_root);
+    return rc;
+}

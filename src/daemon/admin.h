@@ -144,6 +144,20 @@ const char *tm_admin_address(const tm_admin_t *a);
  */
 tm_admin_t *tm_admin_free(tm_admin_t *a);
 
+/*
+ * Where a savepoint requested with `dir` goes, confined to the savepoint root
+ * `root` (the job's savepoint_dir, default <state-dir>/savepoints; created if
+ * missing).  NULL or "" means the root itself; a relative `dir` is taken below
+ * the root; an absolute one must lie below it.  A "." or ".." component is
+ * refused, and so is a path that leaves the root through a symlink (its
+ * existing part is resolved).  Sets *out to the canonical absolute path (the
+ * caller frees it) and returns 0, or TM_EINVAL (`dir` refused: the message
+ * names the root), TM_EIO (the root cannot be created), TM_ENOMEM.
+ * Thread: any.
+ */
+int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *errstr,
+                           size_t errstr_size);
+
 /* ---- client (blocking; any thread) ---- */
 
 /*
