@@ -311,6 +311,8 @@ static int cmd_inspect(const char *dir)
  * waits check the flag.  A second SIGINT still exits at once.
  */
 static volatile sig_atomic_t start_sigints;
+/* SIGHUP was ignored when the process started (nohup): it stays ignored. */
+static bool hup_ignored;
 
 static void on_start_signal(int sig)
 {
@@ -327,8 +329,12 @@ static void install_start_signals(void)
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* SIGHUP stops like SIGTERM, unless it was ignored when we started (nohup). */
+    struct sigaction hup;
+    hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
+    if (!hup_ignored)
+        sigaction(SIGHUP, &sa, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -978,13 +984,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     rs.base = event_base_new();
     struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
-    struct event *ev_hup = evsignal_new(rs.base, SIGHUP, on_signal, &rs);
+    struct event *ev_hup = hup_ignored ? NULL : evsignal_new(rs.base, SIGHUP, on_signal, &rs);
     struct event *tick = event_new(rs.base, -1, 0, on_tick, &rs);
     struct timeval tv = {0, TICK_IDLE_MS * 1000};
     rs.tick = tick;
     evsignal_add(ev_term, NULL);
     evsignal_add(ev_int, NULL);
-    evsignal_add(ev_hup, NULL);
+    if (ev_hup != NULL)
+        evsignal_add(ev_hup, NULL);
     event_add(tick, &tv);
 
     /* The admin API: an explicit address must work; the default may be taken. */
@@ -1041,7 +1048,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     tm_coordinator_free(rs.coord);
     event_free(ev_term);
     event_free(ev_int);
-    event_free(ev_hup);
+    if (ev_hup != NULL)
+        event_free(ev_hup);
     event_free(tick);
     event_base_free(rs.base);
     tm_pipeline_free(p);

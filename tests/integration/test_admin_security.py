@@ -249,3 +249,16 @@ def test_sighup_stops_gracefully(cdc):
     time.sleep(2)
     assert tm.terminate() == 0, tm.log_tail()
     assert len(wait_for_lines(cdc.topic_path("orders"), 1, 10)) == 1
+
+
+def test_sighup_ignored_at_start_stays_ignored(cdc, tmp_path):
+    """Item 15, under nohup: a SIGHUP ignored when tidemark starts does not stop it."""
+    wrapper = tmp_path / "tidemark-nohup"
+    wrapper.write_text(f"#!/bin/bash\ntrap '' HUP\nexec {cdc.bin} \"$@\"\n")
+    wrapper.chmod(0o755)
+    tm, addr = started(cdc, bin=wrapper)
+    os.kill(tm.pid, signal.SIGHUP)
+    time.sleep(1)
+    assert tm.running(), tm.log_tail()
+    assert "SIGHUP" not in tm.log_text()
+    assert tm.terminate() == 0, tm.log_tail()
