@@ -755,7 +755,8 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
     }
     bool refused = a->nslots >= TM_ADMIN_MAX_CONNS || fds_low(a);
     bufferevent_incref(bev);
-    a->slots[a->nslots++] = (conn_slot_t){.bev = bev, .opened_ms = tm_mono_ms(), .refused = refused};
+    a->slots[a->nslots++] =
+        (conn_slot_t){.bev = bev, .opened_ms = tm_mono_ms(), .refused = refused};
     if (refused) {
         if (a->refused_total++ % 1000 == 0)
             TM_WARN("admin", "admin connection refused: too few free descriptors",
@@ -1393,8 +1394,8 @@ int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *
         cut = slash;
     }
     if (resolved == NULL) {
-        rc = tm_seterr(errstr, errstr_size, TM_EINVAL, "savepoint dir \"%.200s\" cannot be used (%s)",
-                       dir, strerror(errno));
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" cannot be used (%s)", dir, strerror(errno));
         goto done;
     }
     char *full = NULL;

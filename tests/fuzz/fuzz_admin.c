@@ -155,7 +155,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int before = stops;
-    if (fd >= 0 && (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 || errno == EINPROGRESS)) {
+    bool connected = fd >= 0 && (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 ||
+                                 errno == EINPROGRESS);
+    if (connected) {
         size_t off = 0;
         bool eof = false;
         for (int turn = 0; turn < MAX_TURNS && !eof; turn++) {

@@ -352,7 +352,8 @@ static void test_savepoint_flow(void)
 
     TM_CHECK(raw_http(&s,
                       "POST /v1/savepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                      "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"dir\": \"/tmp/x\"}",
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: 17\r\n\r\n{\"dir\": \"/tmp/x\"}",
                       &resp) == 0);
     TM_CHECK(strncmp(resp.data, "HTTP/1.1 202", 12) == 0);
     TM_CHECK(strstr(resp.data, "Location: /v1/savepoints/1\r\n") != NULL);
@@ -920,8 +921,8 @@ static void test_browser_and_framing_checks(void)
         char host[128];
         snprintf(host, sizeof(host), "%s%s%s", hosts[i].host, hosts[i].our_port ? ":" : "",
                  hosts[i].our_port ? port : "");
-        snprintf(text, sizeof(text), "GET /v1/job HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                 host);
+        snprintf(text, sizeof(text),
+                 "GET /v1/job HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
         int st = raw_status(&s, text, &resp);
         if (st != hosts[i].status)
             fprintf(stderr, "Host: %s -> %d\n", host, st);
