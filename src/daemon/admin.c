@@ -37,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/util.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,19 +45,40 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define WAIT_TICK_MS 50
 #define WAIT_MAX_MS 30000
 #define FLUSH_MS 500
+/* How often the connection guard looks at its connections while any is open. */
+#define GUARD_TICK_MS 200
+/* First and longest pause of the listener after accept() failed. */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
 #define JSON_TYPE "application/json"
 #define TEXT_TYPE "text/plain; charset=utf-8"
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/*
+ * One admin connection, as the guard sees it: the bufferevent it gave evhttp,
+ * on which it holds a reference of its own.  evhttp's bufferevent_free() then
+ * only drops evhttp's reference and clears the callbacks; the guard notices
+ * the cleared callbacks, drops its own reference, and that closes the socket.
+ */
+typedef struct conn_slot {
+    struct bufferevent *bev;
+    int64_t opened_ms;
+    bool refused; /* accepted past the descriptor reserve: shut it at the next tick */
+    bool shut;    /* shutdown() was called on it already */
+} conn_slot_t;
 
 typedef struct waiter {
     struct evhttp_request *req;
@@ -79,6 +101,17 @@ struct tm_admin {
     /* Open connections that carried a request, for the flush in tm_admin_free(). */
     struct evhttp_connection **conns;
     size_t nconns, capconns;
+    /* The connection guard (see "connection guard" below). */
+    struct evconnlistener *listener;
+    conn_slot_t *slots;
+    size_t nslots, capslots;
+    struct event *guard_timer;
+    bool accept_paused;
+    int64_t paused_until_ms;
+    int backoff_ms;
+    uint64_t refused_total;
+    bool loopback; /* bound to a loopback address: Host is checked */
+    struct tm_admin *registry_next;
 };
 
 /* ---- replies ---- */
@@ -473,6 +506,10 @@ static int h_savepoint_get(tm_admin_t *a, struct evhttp_request *req, const char
             w->deadline_ms = tm_mono_ms() + wait;
             w->next = a->waiters;
             a->waiters = w;
+            /* The idle timeout would end the held request first. */
+            struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+            if (evcon != NULL)
+                evhttp_connection_set_timeout(evcon, (int)(wait / 1000) + TM_ADMIN_IDLE_TIMEOUT_S);
             if (!evtimer_pending(a->wait_timer, NULL)) {
                 struct timeval tv = {0, WAIT_TICK_MS * 1000};
                 evtimer_add(a->wait_timer, &tv);
@@ -571,6 +608,315 @@ static int route(tm_admin_t *a, struct evhttp_request *req, int method, const ch
     return reply_error(req, 404, "no such endpoint; see docs/operations.md for the admin API");
 }
 
+/* ---- connection guard ----
+ *
+ * The admin API must never take the descriptors the data plane needs (a
+ * checkpoint opens files, a sink reconnects).  So it serves at most
+ * TM_ADMIN_MAX_CONNS connections: at that number the listener is disabled and
+ * further clients wait in the kernel's backlog.  A connection that would leave
+ * fewer than TM_ADMIN_FD_RESERVE free descriptors is shut at once, and when
+ * accept() itself fails (EMFILE and the like) the listener pauses with an
+ * exponential back-off instead of spinning on the error.  Idle connections end
+ * after TM_ADMIN_IDLE_TIMEOUT_S without a byte (evhttp's timeout) and any
+ * connection after TM_ADMIN_CONN_MAX_AGE_MS, so a client that trickles its
+ * headers holds a slot for a bounded time only.
+ */
+
+/*
+ * evconnlistener passes its error callback the listener's argument, which
+ * evhttp set to the evhttp, so the callback finds its server here.  A process
+ * usually has one server; the unit tests run several, on several threads.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static tm_admin_t *registry;
+
+static void registry_add(tm_admin_t *a)
+{
+    pthread_mutex_lock(&registry_lock);
+    a->registry_next = registry;
+    registry = a;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(tm_admin_t *a)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (tm_admin_t **pp = &registry; *pp != NULL; pp = &(*pp)->registry_next) {
+        if (*pp == a) {
+            *pp = a->registry_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static tm_admin_t *registry_find(const struct evconnlistener *l)
+{
+    pthread_mutex_lock(&registry_lock);
+    tm_admin_t *a = registry;
+    while (a != NULL && a->listener != l)
+        a = a->registry_next;
+    pthread_mutex_unlock(&registry_lock);
+    return a;
+}
+
+/* The lowest free descriptor is at or past the reserve (or there is none). */
+static bool fds_low(const tm_admin_t *a)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    evutil_socket_t lfd = evconnlistener_get_fd(a->listener);
+    int probe = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+    if (probe < 0)
+        return true;
+    close(probe);
+    return (rlim_t)probe + TM_ADMIN_FD_RESERVE >= rl.rlim_cur;
+}
+
+static void guard_arm(tm_admin_t *a, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(a->guard_timer, &tv);
+}
+
+static void pause_accept(tm_admin_t *a, int ms)
+{
+    if (!a->accept_paused)
+        evconnlistener_disable(a->listener);
+    a->accept_paused = true;
+    int64_t until = tm_mono_ms() + ms;
+    if (until > a->paused_until_ms)
+        a->paused_until_ms = until;
+}
+
+/* The back-off after a failed accept or a refused connection: 100 ms doubling to 2 s. */
+static int next_backoff(tm_admin_t *a)
+{
+    a->backoff_ms = a->backoff_ms == 0 ? BACKOFF_MIN_MS
+                    : a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                         : a->backoff_ms * 2;
+    return a->backoff_ms;
+}
+
+static void release_slot(conn_slot_t *s)
+{
+    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    bufferevent_decref(s->bev);
+}
+
+static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
+{
+    tm_admin_t *a = arg;
+    (void)fd;
+    (void)what;
+    int64_t now = tm_mono_ms();
+    for (size_t i = 0; i < a->nslots;) {
+        conn_slot_t *s = &a->slots[i];
+        bufferevent_data_cb rcb = NULL;
+        bufferevent_event_cb ecb = NULL;
+        bufferevent_getcb(s->bev, &rcb, NULL, &ecb, NULL);
+        if (rcb == NULL && ecb == NULL) {
+            /* evhttp has freed the connection; ours is the last reference. */
+            release_slot(s);
+            a->slots[i] = a->slots[--a->nslots];
+            continue;
+        }
+        evutil_socket_t cfd = bufferevent_getfd(s->bev);
+        if (!s->shut && cfd >= 0 && (s->refused || now - s->opened_ms > TM_ADMIN_CONN_MAX_AGE_MS)) {
+            /* evhttp sees end-of-file or an error and frees the connection itself. */
+            shutdown(cfd, SHUT_RDWR);
+            s->shut = true;
+        }
+        i++;
+    }
+    if (a->accept_paused && a->nslots < TM_ADMIN_MAX_CONNS && now >= a->paused_until_ms) {
+        a->accept_paused = false;
+        evconnlistener_enable(a->listener);
+    }
+    if (a->nslots > 0 || a->accept_paused)
+        guard_arm(a, GUARD_TICK_MS);
+}
+
+/* evhttp asks for a bufferevent for each connection it accepts (Thread: main). */
+static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
+{
+    tm_admin_t *a = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL)
+        return NULL; /* evhttp makes its own; this one connection goes uncounted */
+    if (a->nslots == a->capslots) {
+        size_t ncap = a->capslots ? a->capslots * 2 : TM_ADMIN_MAX_CONNS + 1;
+        conn_slot_t *p = realloc(a->slots, ncap * sizeof(*p));
+        if (p == NULL)
+            return bev;
+        a->slots = p;
+        a->capslots = ncap;
+    }
+    bool refused = a->nslots >= TM_ADMIN_MAX_CONNS || fds_low(a);
+    bufferevent_incref(bev);
+    a->slots[a->nslots++] =
+        (conn_slot_t){.bev = bev, .opened_ms = tm_mono_ms(), .refused = refused};
+    if (refused) {
+        if (a->refused_total++ % 1000 == 0)
+            TM_WARN("admin", "admin connection refused: too few free descriptors",
+                    "connections=%zu reserve=%d refused_total=%" PRIu64, a->nslots - 1,
+                    TM_ADMIN_FD_RESERVE, a->refused_total);
+        pause_accept(a, next_backoff(a));
+        guard_arm(a, 0);
+        return bev;
+    }
+    a->backoff_ms = 0;
+    if (a->nslots >= TM_ADMIN_MAX_CONNS)
+        pause_accept(a, 0);
+    if (!evtimer_pending(a->guard_timer, NULL))
+        guard_arm(a, GUARD_TICK_MS);
+    return bev;
+}
+
+/*
+ * accept() failed with something other than EAGAIN or ECONNABORTED: usually
+ * EMFILE or ENFILE, which stay true while the listener is readable, so without
+ * a pause the loop would spin on them.
+ */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    tm_admin_t *a = registry_find(l);
+    if (a == NULL)
+        return;
+    int ms = next_backoff(a);
+    if (ms == BACKOFF_MIN_MS)
+        TM_WARN("admin", "cannot accept admin connections; pausing the admin listener",
+                "error=\"%s\" pause_ms=%d", strerror(err), ms);
+    pause_accept(a, ms);
+    guard_arm(a, ms);
+}
+
+/* ---- request checks ---- */
+
+/*
+ * A request with two different Content-Length values, or with both
+ * Content-Length and Transfer-Encoding, frames its body ambiguously: a proxy
+ * in front could read another request in it than we do (request smuggling).
+ */
+static const char *framing_error(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *cl = NULL;
+    bool te = false;
+    for (struct evkeyval *kv = TAILQ_FIRST(h); kv != NULL; kv = TAILQ_NEXT(kv, next)) {
+        if (strcasecmp(kv->key, "Transfer-Encoding") == 0)
+            te = true;
+        if (strcasecmp(kv->key, "Content-Length") != 0)
+            continue;
+        if (cl != NULL && strcmp(cl, kv->value) != 0)
+            return "the request has two different Content-Length headers";
+        cl = kv->value;
+    }
+    if (cl != NULL && te)
+        return "the request has both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
+/* True if `host` (a Host header's host, brackets kept for IPv6) names this server. */
+static bool host_names_us(const tm_admin_t *a, const char *host, size_t hlen)
+{
+    if (hlen == 9 && strncasecmp(host, "localhost", 9) == 0)
+        return true;
+    /* a->address is "1.2.3.4:P" or "[::1]:P"; its host is everything before the last ':'. */
+    const char *colon = strrchr(a->address, ':');
+    size_t alen = (size_t)(colon - a->address);
+    return hlen == alen && strncasecmp(host, a->address, alen) == 0;
+}
+
+/*
+ * On a loopback address without a token, a web page the operator visits can
+ * reach the API: through DNS rebinding it sends requests whose Host is the
+ * attacker's name.  Such a Host is refused.  A non-loopback bind always has a
+ * token, which no page can supply, and its clients use names we cannot know,
+ * so its Host is not checked.  A request without Host (HTTP/1.0) is not a
+ * browser's and passes.
+ */
+static bool host_allowed(const tm_admin_t *a, struct evhttp_request *req)
+{
+    if (!a->loopback)
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (h == NULL)
+        return true;
+    const char *end = h + strlen(h);
+    const char *port = NULL;
+    if (h[0] == '[') {
+        const char *close = strchr(h, ']');
+        if (close == NULL)
+            return false;
+        port = close[1] == ':' ? close + 2 : NULL;
+        if (close[1] != '\0' && close[1] != ':')
+            return false;
+        end = close + 1;
+    } else if ((port = strchr(h, ':')) != NULL) {
+        end = port++;
+    }
+    if (!host_names_us(a, h, (size_t)(end - h)))
+        return false;
+    if (port == NULL)
+        return true;
+    const char *ours = strrchr(a->address, ':') + 1;
+    return strcmp(port, ours) == 0;
+}
+
+/* True if the Content-Type's media type is application/json (parameters may follow). */
+static bool is_json_type(const char *ct)
+{
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strlen(JSON_TYPE);
+    if (strncasecmp(ct, JSON_TYPE, n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * The checks that keep a browser from driving the API (see host_allowed())
+ * and a proxy from being confused about framing.  Returns 0, or replies and
+ * returns the status.  Every refusal closes the connection.
+ */
+static int check_request(tm_admin_t *a, struct evhttp_request *req, int method)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    const char *why = framing_error(req);
+    if (why != NULL) {
+        evhttp_add_header(out, "Connection", "close");
+        return reply_error(req, 400, why);
+    }
+    if (!host_allowed(a, req)) {
+        evhttp_add_header(out, "Connection", "close");
+        return reply_error(req, 403,
+                           "the Host header does not name this server; use the admin address "
+                           "(as in admin.addr) or localhost");
+    }
+    bool reads = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+    if (!reads && evhttp_find_header(in, "Origin") != NULL) {
+        evhttp_add_header(out, "Connection", "close");
+        return reply_error(req, 403,
+                           "cross-origin requests cannot change the job; send the request "
+                           "without an Origin header (curl, tidemark savepoint, tidemark stop)");
+    }
+    if (method == EVHTTP_REQ_POST && !is_json_type(evhttp_find_header(in, "Content-Type"))) {
+        evhttp_add_header(out, "Connection", "close");
+        return reply_error(req, 415, "POST requests need \"Content-Type: application/json\"");
+    }
+    return 0;
+}
+
 /* evhttp calls this as it closes or frees a connection (libevent 2.1, incoming ones included). */
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
@@ -617,8 +963,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     if (path == NULL || path[0] == '\0')
         path = "/";
-    int code;
-    if (a->token != NULL && !authorized(a, req)) {
+    int code = check_request(a, req, method);
+    if (code != 0) {
+        /* Replied already. */
+    } else if (a->token != NULL && !authorized(a, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"tidemark\"");
         code = reply_error(req, 401,
@@ -830,15 +1178,19 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
         a->addr_file = strdup(addr_file);
     a->http = evhttp_new(base);
     a->wait_timer = event_new(base, -1, EV_PERSIST, on_wait_tick, a);
+    a->guard_timer = evtimer_new(base, on_guard_tick, a);
+    a->loopback = is_loopback(&ss);
     if ((token != NULL && a->token == NULL) || (addr_file != NULL && a->addr_file == NULL) ||
-        a->http == NULL || a->wait_timer == NULL) {
+        a->http == NULL || a->wait_timer == NULL || a->guard_timer == NULL) {
         tm_admin_free(a);
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     }
     evhttp_set_gencb(a->http, on_request, a);
     evhttp_set_max_body_size(a->http, TM_ADMIN_MAX_BODY);
     evhttp_set_max_headers_size(a->http, 16 * 1024);
-    evhttp_set_timeout(a->http, 60);
+    /* Idle and header timeout; a held long poll extends its connection's (h_savepoint_get). */
+    evhttp_set_timeout(a->http, TM_ADMIN_IDLE_TIMEOUT_S);
+    evhttp_set_bevcb(a->http, on_new_connection, a);
     /* Methods evhttp would refuse on its own get our 405 with an Allow header instead. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -855,11 +1207,15 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
                                "another admin address, or port 0 for any free port"
                              : "");
     }
-    if (evhttp_accept_socket_with_handle(a->http, fd) == NULL) {
+    struct evhttp_bound_socket *bound_sock = evhttp_accept_socket_with_handle(a->http, fd);
+    if (bound_sock == NULL) {
         close(fd);
         tm_admin_free(a);
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "cannot serve admin address %s", addr);
     }
+    a->listener = evhttp_bound_socket_get_listener(bound_sock);
+    evconnlistener_set_error_cb(a->listener, on_accept_error);
+    registry_add(a);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     getsockname(fd, (struct sockaddr *)&bound, &blen);
@@ -953,8 +1309,15 @@ tm_admin_t *tm_admin_free(tm_admin_t *a)
         flush_connection(a->conns[i], deadline);
     if (a->wait_timer != NULL)
         event_free(a->wait_timer);
+    if (a->guard_timer != NULL)
+        event_free(a->guard_timer);
+    registry_remove(a);
     if (a->http != NULL)
         evhttp_free(a->http);
+    /* evhttp_free() dropped its references; ours close the sockets. */
+    for (size_t i = 0; i < a->nslots; i++)
+        release_slot(&a->slots[i]);
+    free(a->slots);
     if (a->addr_file != NULL && a->file_text[0] != '\0')
         remove_addr_file(a);
     if (a->token != NULL) {
@@ -965,4 +1328,117 @@ tm_admin_t *tm_admin_free(tm_admin_t *a)
     free(a->addr_file);
     free(a);
     return NULL;
+}
+
+/* ---- savepoint directories ---- */
+
+/* True if `path` has a "." or ".." component. */
+static bool has_dot_component(const char *path)
+{
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return true;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return false;
+}
+
+/* True if `path` is `root` or below it (both canonical, without a trailing '/'). */
+static bool is_within(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *errstr,
+                           size_t errstr_size)
+{
+    *out = NULL;
+    if (tm_mkdir_p(root, 0755) != 0)
+        return tm_seterr(errstr, errstr_size, TM_EIO,
+                         "cannot create the savepoint root %s (%s); check savepoint_dir", root,
+                         strerror(errno));
+    char *canon_root = realpath(root, NULL);
+    if (canon_root == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EIO, "cannot resolve the savepoint root %s (%s)",
+                         root, strerror(errno));
+    if (dir == NULL || dir[0] == '\0') {
+        *out = canon_root;
+        return 0;
+    }
+    int rc = 0;
+    char *cand = NULL;
+    if (has_dot_component(dir)) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" has a '.' or '..' component; give a directory "
+                       "below the savepoint root %s",
+                       dir, canon_root);
+        goto done;
+    }
+    if (dir[0] == '/')
+        cand = strdup(dir);
+    else if (asprintf(&cand, "%s/%s", canon_root, dir) < 0)
+        cand = NULL;
+    if (cand == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t n = strlen(cand);
+    while (n > 1 && cand[n - 1] == '/')
+        cand[--n] = '\0';
+    /*
+     * Resolve the longest prefix that exists, following its symlinks; what
+     * follows it does not exist yet, so it cannot be a symlink, and it has no
+     * "..".  The result must still be below the root.
+     */
+    char *cut = cand + n;
+    char *resolved = NULL;
+    for (;;) {
+        char saved = *cut;
+        *cut = '\0';
+        resolved = realpath(cand[0] ? cand : "/", NULL);
+        *cut = saved;
+        if (resolved != NULL || errno != ENOENT)
+            break;
+        char *slash = cut;
+        while (slash > cand && *--slash != '/')
+            ;
+        if (slash == cand && cand[0] != '/')
+            break;
+        cut = slash;
+    }
+    if (resolved == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" cannot be used (%s)", dir, strerror(errno));
+        goto done;
+    }
+    char *full = NULL;
+    if (asprintf(&full, "%s%s", strcmp(resolved, "/") == 0 && *cut == '/' ? "" : resolved, cut) <
+        0)
+        full = NULL;
+    free(resolved);
+    if (full == NULL) {
+        rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (!is_within(canon_root, full)) {
+        rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                       "savepoint dir \"%.200s\" is outside the savepoint root %s (through a "
+                       "symlink or an absolute path); give a directory below it, or change "
+                       "savepoint_dir",
+                       dir, canon_root);
+        free(full);
+        goto done;
+    }
+    *out = full;
+done:
+    free(cand);
+    free(canon_root);
+    return rc;
 }

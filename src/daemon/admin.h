@@ -56,6 +56,21 @@ struct event_base;
 /* Largest request body the server reads; larger ones get 413. */
 #define TM_ADMIN_MAX_BODY (64 * 1024)
 
+/*
+ * Connection bounds (see "connection guard" in admin.c).  At most
+ * TM_ADMIN_MAX_CONNS connections are open at once; more clients wait in the
+ * kernel's backlog.  A connection that would leave fewer than
+ * TM_ADMIN_FD_RESERVE free descriptors (RLIMIT_NOFILE) is closed at once, so
+ * the data plane keeps what it needs.  A connection ends after
+ * TM_ADMIN_IDLE_TIMEOUT_S seconds without a byte from the client (also the
+ * time allowed between two reads of one request's headers), and after
+ * TM_ADMIN_CONN_MAX_AGE_MS in any case.
+ */
+#define TM_ADMIN_MAX_CONNS 32
+#define TM_ADMIN_FD_RESERVE 128
+#define TM_ADMIN_IDLE_TIMEOUT_S 10
+#define TM_ADMIN_CONN_MAX_AGE_MS 60000
+
 typedef struct tm_admin tm_admin_t;
 
 /*
@@ -137,6 +152,20 @@ const char *tm_admin_address(const tm_admin_t *a);
  * Thread: the thread that runs `base`, or after the loop has returned.
  */
 tm_admin_t *tm_admin_free(tm_admin_t *a);
+
+/*
+ * Where a savepoint requested with `dir` goes, confined to the savepoint root
+ * `root` (the job's savepoint_dir, default <state-dir>/savepoints; created if
+ * missing).  NULL or "" means the root itself; a relative `dir` is taken below
+ * the root; an absolute one must lie below it.  A "." or ".." component is
+ * refused, and so is a path that leaves the root through a symlink (its
+ * existing part is resolved).  Sets *out to the canonical absolute path (the
+ * caller frees it) and returns 0, or TM_EINVAL (`dir` refused: the message
+ * names the root), TM_EIO (the root cannot be created), TM_ENOMEM.
+ * Thread: any.
+ */
+int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *errstr,
+                           size_t errstr_size);
 
 /* ---- client (blocking; any thread) ---- */
 

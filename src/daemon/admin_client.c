@@ -335,7 +335,7 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
 
 typedef struct cli {
     const char *cmd; /* "savepoint" or "stop" */
-    char *dir;       /* absolute, or NULL */
+    char *dir;       /* as given (relative: below the daemon's savepoint root), or NULL */
     const char *state_dir;
     bool state_dir_given;
     const char *admin;
@@ -461,21 +461,13 @@ static int parse_args(cli_t *c, int argc, char **argv)
         return TM_EXIT_CONFIG;
     }
     if (dir != NULL) {
-        /* The daemon's working directory is not ours: send an absolute path. */
-        char cwd[4096];
-        if (dir[0] == '/') {
-            c->dir = strdup(dir);
-        } else if (getcwd(cwd, sizeof(cwd)) != NULL) {
-            size_t n = strlen(cwd) + strlen(dir) + 2;
-            c->dir = malloc(n);
-            if (c->dir != NULL)
-                snprintf(c->dir, n, "%s/%s", cwd, dir[0] == '.' && dir[1] == '/' ? dir + 2 : dir);
-        } else {
-            fprintf(stderr, "tidemark %s: cannot make --dir '%s' absolute (%s); pass an absolute "
-                            "path\n",
-                    c->cmd, dir, strerror(errno));
-            return TM_EXIT_CONFIG;
-        }
+        /*
+         * A relative path is the daemon's to resolve, below its savepoint root
+         * (savepoint_dir), not against our working directory.
+         */
+        while (dir[0] == '.' && dir[1] == '/')
+            dir += 2;
+        c->dir = strdup(dir[0] ? dir : ".");
         if (c->dir == NULL) {
             fprintf(stderr, "tidemark %s: out of memory\n", c->cmd);
             return TM_EXIT_FAILURE;

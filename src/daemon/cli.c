@@ -9,8 +9,10 @@
  * replication slot), starts the data plane, and runs the control loop
  * (libevent) until the job ends or a signal stops it:
  *
- *     SIGTERM / first SIGINT → graceful stop: sources stop reading, sinks
- *                              drain and flush, sources acknowledge, exit 0
+ *     SIGTERM / SIGHUP /     → graceful stop: sources stop reading, sinks
+ *     first SIGINT             drain and flush, sources acknowledge, exit 0
+ *                              (SIGHUP: the terminal or the supervisor went
+ *                              away; a final checkpoint beats dying mid-epoch)
  *     second SIGINT          → immediate exit (130)
  *
  * Signal handlers are libevent's (they only wake the loop); worker threads
@@ -135,7 +137,7 @@ static void usage(FILE *f)
             "                      checkpoint every D, e.g. 10s; 0 = off (overrides SET\n"
             "                      checkpoint_interval)\n"
             "\n"
-            "Signals: SIGTERM stops gracefully; SIGINT twice stops at once.\n"
+            "Signals: SIGTERM and SIGHUP stop gracefully; SIGINT twice stops at once.\n"
             "Exit codes: 0 stopped cleanly, 1 internal failure, 2 configuration or SQL error,\n"
             "            3 source error that cannot be retried, 4 checkpoint failure.\n"
             "Documentation: docs/ in the source tree; start with README.md.\n",
@@ -368,6 +370,8 @@ static int cmd_inspect(const char *dir)
  * waits check the flag.  A second SIGINT still exits at once.
  */
 static volatile sig_atomic_t start_sigints;
+/* SIGHUP was ignored when the process started (nohup): it stays ignored. */
+static bool hup_ignored;
 
 static void on_start_signal(int sig)
 {
@@ -385,6 +389,11 @@ static void install_start_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* SIGHUP stops like SIGTERM, unless it was ignored when we started (nohup). */
+    struct sigaction hup;
+    hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
+    if (!hup_ignored)
+        sigaction(SIGHUP, &sa, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -399,7 +408,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         TM_INFO("main", "SIGINT: stopping gracefully; press Ctrl-C again to stop at once", "%s",
                 "");
     } else {
-        TM_INFO("main", "SIGTERM: stopping gracefully", "%s", "");
+        TM_INFO("main", sig == SIGHUP ? "SIGHUP: stopping gracefully (as SIGTERM)"
+                                      : "SIGTERM: stopping gracefully",
+                "%s", "");
     }
     begin_stop(rs);
 }
@@ -684,17 +695,23 @@ static int64_t admin_savepoint(void *arg, const char *dir, bool stop, char *errs
                          "savepoint request %" PRId64 " is still in progress", rs->sp.id);
     if (rs->stopping)
         return tm_seterr(errstr, errstr_size, TM_ESTOPPED, "the job is stopping");
+    /* Savepoints stay below savepoint_dir (admin.h, tm_admin_savepoint_dir). */
     char def[4200];
-    if (dir == NULL || dir[0] == '\0') {
+    const char *root = tm_opt_str(rs->job->settings, "savepoint_dir");
+    if (root == NULL || root[0] == '\0') {
         snprintf(def, sizeof(def), "%s/savepoints", rs->state_dir);
-        dir = def;
+        root = def;
     }
+    char *confined = NULL;
+    int crc = tm_admin_savepoint_dir(root, dir, &confined, errstr, errstr_size);
+    if (crc != 0)
+        return crc;
     savepoint_req_t *sp = &rs->sp;
     free(sp->dir);
     free(sp->path);
     sp->path = NULL;
     sp->error[0] = '\0';
-    sp->dir = strdup(dir);
+    sp->dir = confined;
     sp->id++;
     sp->active = true;
     sp->stop = stop;
@@ -1078,11 +1095,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     rs.started_wall_ms = tm_wall_us() / 1000;
     struct event *ev_term = evsignal_new(rs.base, SIGTERM, on_signal, &rs);
     struct event *ev_int = evsignal_new(rs.base, SIGINT, on_signal, &rs);
+    struct event *ev_hup = hup_ignored ? NULL : evsignal_new(rs.base, SIGHUP, on_signal, &rs);
     struct event *tick = event_new(rs.base, -1, 0, on_tick, &rs);
     struct timeval tv = {0, TICK_IDLE_MS * 1000};
     rs.tick = tick;
     evsignal_add(ev_term, NULL);
     evsignal_add(ev_int, NULL);
+    if (ev_hup != NULL)
+        evsignal_add(ev_hup, NULL);
     event_add(tick, &tv);
 
     if (rc == 0) {
@@ -1091,6 +1111,7 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set, &old);
         rc = tm_pipeline_start(p, err, sizeof(err));
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1118,6 +1139,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     tm_coordinator_free(rs.coord);
     event_free(ev_term);
     event_free(ev_int);
+    if (ev_hup != NULL)
+        event_free(ev_hup);
     event_free(tick);
     event_base_free(rs.base);
     tm_pipeline_free(p);

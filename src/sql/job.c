@@ -49,6 +49,9 @@ const tm_option_def_t tm_job_settings[] = {
      "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
     {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
      "Bearer token the admin API requires; mandatory when admin_address is not loopback."},
+    {"savepoint_dir", TM_OPT_STRING, false, NULL, NULL,
+     "Root for savepoints (default <state-dir>/savepoints); the admin API writes savepoints "
+     "only below it, and a relative \"dir\" is taken below it."},
     {"on_error", TM_OPT_ENUM, false, "fail", "fail|skip|dead-letter",
      "What a row whose expression fails (division by zero, a bad cast) does: fail the job, "
      "skip the row (counted and logged), or skip it and append it to "

@@ -136,7 +136,7 @@ def test_savepoint_restores_at_another_parallelism(cdc):
     wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
     cdc.sql("UPDATE items SET qty = qty * 2 WHERE id % 3 = 0")
     wait_replayed(cdc, tm)
-    res = cli(tm, "stop", "--savepoint", "--dir", str(cdc.dir / "savepoints"))
+    res = cli(tm, "stop", "--savepoint", "--dir", "savepoints")
     assert res.returncode == 0, res.stderr
     sp = Path(res.stdout.strip().splitlines()[-1])
     assert tm.wait_exit(60) == 0, tm.log_tail()
@@ -169,7 +169,7 @@ def test_dropped_operator_is_refused_unless_allowed(cdc):
     cdc.sql(ITEMS)
     tm = cdc.start(items_job(cdc, sinks=("out", "extra")))
     wait_for_records(topic(cdc, "extra"), lambda r: len(r) == 200, 60, "the snapshot", tm)
-    sp = take_savepoint(tm, "--dir", str(cdc.dir / "sp"))
+    sp = take_savepoint(tm, "--dir", "sp")
     assert tm.terminate() == 0, tm.log_tail()
 
     job = items_job(cdc, sinks=("out",))
@@ -192,7 +192,7 @@ def test_backfill_a_new_sink_from_a_savepoint(cdc):
     cdc.sql(ITEMS)
     tm = cdc.start(items_job(cdc, sinks=("out",)))
     wait_for_records(topic(cdc), lambda r: len(r) == 200, 60, "the snapshot", tm)
-    res = cli(tm, "stop", "--savepoint", "--dir", str(cdc.dir / "sp"))
+    res = cli(tm, "stop", "--savepoint", "--dir", "sp")
     assert res.returncode == 0, res.stderr
     sp = res.stdout.strip().splitlines()[-1]
     assert tm.wait_exit(60) == 0

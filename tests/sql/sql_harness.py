@@ -1153,8 +1153,8 @@ class CaseRun:
         half = len(txs) // 2
         self.apply(txs[:half])
         self.wait_caught_up(self.end_lsn())
-        sp_dir = self.env.dir / "savepoints"
-        res = run_cli(["stop", "--savepoint", "--dir", str(sp_dir), "--state-dir",
+        # Relative: below the daemon's savepoint root, <state-dir>/savepoints.
+        res = run_cli(["stop", "--savepoint", "--dir", "savepoints", "--state-dir",
                        str(self.daemon.state_dir)], timeout=120, bin=self.env.bin)
         if res.returncode != 0:
             raise CaseFailure(f"`tidemark stop --savepoint` exited with {res.returncode}: "
