@@ -8,9 +8,10 @@
  * at least a quarter of it was freed the time before.
  *
  * Eviction is CLOCK in one sweep: an entry read or written since the
- * previous sweep survives it (and loses its mark), any other clean entry is
- * dropped.  When that is not enough the dirty entries are flushed and the
- * sweep runs again.
+ * previous sweep survives it (and loses its mark), other clean entries are
+ * dropped, oldest first, until the cache is down to three quarters of its
+ * budget.  When that is not enough the dirty entries are flushed and the
+ * oldest clean entries go, marked or not.
  *
  * Thread: the store's.
  */
@@ -155,13 +156,17 @@ static int entry_cmp(const void *a, const void *b)
     return r != 0 ? r : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-/* Drops clean entries not referenced since the last sweep (all clean ones when `all`). */
-static int sweep(tm_kvcache_t *c, bool all)
+/*
+ * Drops clean entries not referenced since the last sweep, oldest first,
+ * until the cache holds at most `limit` bytes (`force`: referenced ones too);
+ * clears the mark of every entry it passes.
+ */
+static int sweep(tm_kvcache_t *c, size_t limit, bool force)
 {
     size_t w = 0;
     for (size_t i = 0; i < c->n; i++) {
         entry_t *e = c->ents[i];
-        if (!e->dirty && (all || !e->ref)) {
+        if (!e->dirty && (force || !e->ref) && c->bytes > limit) {
             c->bytes -= entry_bytes(e);
             entry_free(e);
             c->st.evictions++;
@@ -177,7 +182,7 @@ static int sweep(tm_kvcache_t *c, bool all)
 int tm_kvcache_flush(tm_kvcache_t *c, char *errstr, size_t errstr_size)
 {
     if (c->ndirty == 0)
-        return c->ttl ? sweep(c, true) : 0;
+        return c->ttl ? sweep(c, 0, true) : 0;
     entry_t **d = malloc(sizeof(entry_t *) * c->ndirty);
     if (d == NULL)
         return TM_ENOMEM;
@@ -205,7 +210,7 @@ int tm_kvcache_flush(tm_kvcache_t *c, char *errstr, size_t errstr_size)
     free(d);
     if (rc != 0)
         return rc;
-    return c->ttl ? sweep(c, true) : 0;
+    return c->ttl ? sweep(c, 0, true) : 0;
 }
 
 /* Keeps the cache within its budget before it grows (invariant 3). */
@@ -214,10 +219,11 @@ static int make_room(tm_kvcache_t *c, size_t more, char *errstr, size_t errstr_s
     if (c->bytes + more <= c->budget)
         return 0;
     size_t target = c->budget / 4 * 3;
-    int rc = sweep(c, false);
+    int rc = sweep(c, target, false);
     if (rc == 0 && c->bytes + more > target) {
+        /* Mostly dirty: write them out, then drop the oldest clean entries, marked or not. */
         rc = tm_kvcache_flush(c, errstr, errstr_size);
-        rc = rc ? rc : sweep(c, false);
+        rc = rc ? rc : sweep(c, target, true);
     }
     return rc;
 }
