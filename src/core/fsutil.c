@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,4 +118,69 @@ int tm_rm_rf(const char *path)
     if (rc == 0 && rmdir(path) != 0 && errno != ENOENT)
         rc = TM_EIO;
     return rc;
+}
+
+/* "pid N (its command line)" from the lock file's pid and /proc, or "an unknown process". */
+static void lock_holder(int fd, char *holder, size_t holder_size)
+{
+    char text[32], cmd[256];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    long pid = 0;
+    if (n > 0) {
+        text[n] = '\0';
+        pid = strtol(text, NULL, 10);
+    }
+    if (pid <= 0) {
+        snprintf(holder, holder_size, "an unknown process");
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "/proc/%ld/cmdline", pid);
+    int cfd = open(cmd, O_RDONLY | O_CLOEXEC);
+    n = cfd >= 0 ? read(cfd, cmd, sizeof(cmd) - 1) : -1;
+    if (cfd >= 0)
+        close(cfd);
+    if (n <= 0) {
+        snprintf(holder, holder_size, "pid %ld", pid);
+        return;
+    }
+    /* Arguments are NUL-separated; anything unprintable is shown as '?'. */
+    for (ssize_t i = 0; i < n; i++)
+        if (cmd[i] == '\0')
+            cmd[i] = ' ';
+        else if ((unsigned char)cmd[i] < 0x20 || (unsigned char)cmd[i] >= 0x7f)
+            cmd[i] = '?';
+    while (n > 0 && cmd[n - 1] == ' ')
+        n--;
+    cmd[n] = '\0';
+    snprintf(holder, holder_size, "pid %ld (%s)", pid, cmd);
+}
+
+int tm_fs_lock(const char *path, int *fd_out, char *holder, size_t holder_size)
+{
+    *fd_out = -1;
+    if (holder_size > 0)
+        holder[0] = '\0';
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return TM_EIO;
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        int saved = errno;
+        if (errno == EWOULDBLOCK)
+            lock_holder(fd, holder, holder_size);
+        close(fd);
+        errno = saved;
+        return saved == EWOULDBLOCK ? TM_EAGAIN : TM_EIO;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return TM_EIO;
+    }
+    *fd_out = fd;
+    return 0;
 }

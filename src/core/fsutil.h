@@ -26,5 +26,14 @@ int tm_write_file_atomic(const char *dir, const char *name, const void *data, si
  * are removed, not followed).  A missing path is not an error.
  */
 int tm_rm_rf(const char *path);
+/*
+ * Takes an exclusive lock (flock) on the file `path`, creating it, and writes
+ * this process's pid into it, so that one directory serves one process.  The
+ * lock lives as long as *fd_out stays open (O_CLOEXEC; the kernel drops it
+ * when the process ends, however it ends).  Returns 0, TM_EAGAIN when another
+ * process holds it (`holder` then names it: "pid 123 (tidemark run job.sql)",
+ * or "an unknown process"), or TM_EIO with errno set.
+ */
+int tm_fs_lock(const char *path, int *fd_out, char *holder, size_t holder_size);
 
 #endif
