@@ -230,7 +230,7 @@ static int file_stem(const char *topic, size_t len, tm_buf_t *out)
     for (size_t i = 0; i < len && rc == 0;) {
         const unsigned char *u = (const unsigned char *)topic + i;
         int n = *u >= 0x80 ? tm_utf8_seq_len(u, len - i) : 1;
-        bool plain = n > 1 || (n == 1 && *u > 0x20 && *u != 0x7F && *u != '/' && *u != '%' &&
+        bool plain = n > 1 || (n == 1 && *u >= 0x20 && *u != 0x7F && *u != '/' && *u != '%' &&
                                !(i == 0 && *u == '.'));
         if (n < 1)
             n = 1; /* one ill-formed byte at a time: each is escaped */
