@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,9 +121,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tm_buf_clear(&st->out);
             if (tm_dbz_encode_value(st->enc[e], rec, &st->out) == 0) {
                 json_error_t jerr;
-                json_t *j = json_loadb(st->out.data, st->out.len, 0, &jerr);
-                if (j == NULL)
-                    abort(); /* the encoder wrote something that is not JSON */
+                json_t *j = json_loadb(st->out.data, st->out.len, JSON_ALLOW_NUL, &jerr);
+                if (j == NULL) {
+                    /* The encoder wrote something that is not JSON. */
+                    fprintf(stderr, "not JSON (%s): %s\n", jerr.text, st->out.data);
+                    abort();
+                }
                 json_decref(j);
             }
             json_decref(tm_dbz_encode_value_json(st->enc[e], rec));
