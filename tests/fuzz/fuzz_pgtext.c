@@ -122,6 +122,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (tm_dbz_encode_value(st->enc[e], rec, &st->out) == 0) {
                 json_error_t jerr;
                 json_t *j = json_loadb(st->out.data, st->out.len, JSON_ALLOW_NUL, &jerr);
+                /*
+                 * A number past int64 or double (a numeric array element) is
+                 * valid JSON that Jansson cannot hold: not a failure.
+                 */
+                if (j == NULL && (strstr(jerr.text, "too big") != NULL ||
+                                  strstr(jerr.text, "overflow") != NULL))
+                    j = json_null();
                 if (j == NULL) {
                     /* The encoder wrote something that is not JSON. */
                     fprintf(stderr, "not JSON (%s): %s\n", jerr.text, st->out.data);
