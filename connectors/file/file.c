@@ -18,9 +18,10 @@
  *      recently used is fdatasync()ed (if written since its last sync) and
  *      closed, and reopened in append mode when needed again.  A dirty file
  *      is therefore always open, so flush can sync it.
- *   4. Without checkpoints, the first open of a <topic>.jsonl in a process
- *      cuts a torn last line (a short write before a crash or a full disk)
- *      back to the last '\n' before appending, so every line stays JSON.
+ *   4. The first open of a <topic>.jsonl in a process (with checkpoints: its
+ *      first pre-commit) cuts a torn last line (a short write before a crash
+ *      or a full disk) back to the last '\n' before appending, so every line
+ *      stays JSON.
  *
  * Delivery: at-least-once until the checkpoint protocol replaces appends with
  * pre-committed part files (DESIGN §6): after a crash the source re-sends
@@ -58,6 +59,7 @@ typedef struct file_out {
     tm_buf_t buf;
     bool dirty;    /* written since the last fdatasync */
     bool opened;   /* opened before in this process (invariant 4) */
+    bool checked;  /* two-phase commit: the topic file's tail was checked (invariant 4) */
     bool has_part; /* two-phase commit: the current epoch's part exists */
     uint64_t used; /* LRU clock of the last use */
 } file_out_t;
@@ -542,6 +544,20 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
         char fname[FILE_STEM_MAX + 64];
         struct stat st;
         snprintf(fname, sizeof(fname), "%s.jsonl", o->stem);
+        if (!o->checked && !s->rename_commit) {
+            /*
+             * Commits never leave a torn line (recovery redoes an interrupted
+             * one from its base), but a run without checkpoints may have.
+             */
+            int fd = openat(s->dirfd, fname, O_RDWR | O_CLOEXEC);
+            if (fd >= 0) {
+                rc = repair_tail(s, o, fd, errstr, errstr_size);
+                close(fd);
+                if (rc != 0)
+                    break;
+            }
+            o->checked = true;
+        }
         off_t base = fstatat(s->dirfd, fname, &st, 0) == 0 ? st.st_size : 0;
         json_t *part = json_object();
         /* The handle names files: the stem, which is valid UTF-8 (json_string checks). */

@@ -347,6 +347,37 @@ static void test_torn_last_line(void)
     }
 }
 
+/* The same with checkpoints: a torn line left by a run without them is cut at the first pre-commit. */
+static void test_torn_last_line_checkpoints(void)
+{
+    make_tmpdir();
+    char out[512], path[600];
+    snprintf(out, sizeof(out), "%s/out", tmpdir);
+    mkdir(out, 0755);
+    snprintf(path, sizeof(path), "%s/p.s.t.jsonl", out);
+    FILE *f = fopen(path, "w");
+    fputs("{\"after\":{\"v\":7}}\n{\"after\":{\"v\":", f);
+    fclose(f);
+    tm_sink_t *s = sink_open(true, NULL);
+    char err[512] = "";
+    TM_CHECK_INT(tm_connector_file.sink_recover(s, 0, NULL, err, sizeof(err)), 0);
+    tm_schema_t *sc = table_schema("t", 1);
+    tm_batch_t *b = tm_batch_new();
+    add_row(b, sc, 8);
+    tm_buf_t h;
+    tm_buf_init(&h);
+    TM_CHECK_INT(tm_connector_file.sink_write(s, b, err, sizeof(err)), 0);
+    TM_CHECK_INT(tm_connector_file.sink_precommit(s, 1, &h, err, sizeof(err)), 0);
+    TM_CHECK_INT(tm_connector_file.sink_commit(s, 1, NULL, err, sizeof(err)), 0);
+    int64_t vals[2] = {7, 8};
+    TM_CHECK(lines_are(slurp(out, "p.s.t.jsonl"), vals, 2));
+    tm_buf_release(&h);
+    tm_connector_file.sink_free(s);
+    tm_batch_unref(b);
+    tm_schema_unref(sc);
+    rm_tree(tmpdir);
+}
+
 int main(void)
 {
     TM_RUN(test_hostile_topics);
@@ -354,5 +385,6 @@ int main(void)
     TM_RUN(test_many_tables_small_pool);
     TM_RUN(test_many_tables_checkpoints);
     TM_RUN(test_torn_last_line);
+    TM_RUN(test_torn_last_line_checkpoints);
     return tm_test_done();
 }
