@@ -353,10 +353,13 @@ static int out_open(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_siz
            s->nopen > 0)
         if ((rc = pool_evict(s, errstr, errstr_size)) != 0)
             return rc;
-    if (fd < 0)
-        return tm_seterr(errstr, errstr_size, TM_ESINK, "file sink '%s': cannot open %s/%s%s (%s)%s",
-                         s->name, s->dir, s->twopc ? ".pending/" : "", fname, strerror(errno),
-                         errno == EMFILE ? "; raise `ulimit -n` or lower max_open_files" : "");
+    if (fd < 0) {
+        int e = errno;
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': cannot open %s/%s%s (%s)%s", s->name, s->dir,
+                         s->twopc ? ".pending/" : "", fname, strerror(e),
+                         e == EMFILE ? "; raise `ulimit -n` or lower max_open_files" : "");
+    }
     if (!s->twopc && !o->opened && (rc = repair_tail(s, o, fd, errstr, errstr_size)) != 0) {
         close(fd);
         return rc;

@@ -347,7 +347,7 @@ static void test_torn_last_line(void)
     }
 }
 
-/* The same with checkpoints: a torn line left by a run without them is cut at the first pre-commit. */
+/* With checkpoints: a torn line left by a run without them is cut at the first pre-commit. */
 static void test_torn_last_line_checkpoints(void)
 {
     make_tmpdir();
