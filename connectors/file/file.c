@@ -7,8 +7,21 @@
  * returns 0 everything written so far survives a crash.  Only then does the
  * runtime let the source acknowledge it (pipeline.h).
  *
- * Invariant: a line is never split across a flush; bytes reach a file in the
- * order the records were received.
+ * Invariants:
+ *   1. A line is never split across a flush; bytes reach a file in the order
+ *      the records were received.
+ *   2. A topic becomes a file name through file_stem(), which is total and
+ *      injective: any topic (a hostile source.table from a Kafka record:
+ *      "../x", "a/b", control bytes, ill-formed UTF-8, 10 KB) gets a file of
+ *      its own inside <path>, so no record can stop the sink (issue 9).
+ *   3. At most max_open_files topic files are open at once: the least
+ *      recently used is fdatasync()ed (if written since its last sync) and
+ *      closed, and reopened in append mode when needed again.  A dirty file
+ *      is therefore always open, so flush can sync it.
+ *   4. The first open of a <topic>.jsonl in a process (with checkpoints: its
+ *      first pre-commit) cuts a torn last line (a short write before a crash
+ *      or a full disk) back to the last '\n' before appending, so every line
+ *      stays JSON.
  *
  * Delivery: at-least-once until the checkpoint protocol replaces appends with
  * pre-committed part files (DESIGN §6): after a crash the source re-sends
@@ -36,11 +49,19 @@
 
 #define FILE_BUF_LIMIT (1 << 20)
 
+/* Longest file-name stem; with ".<epoch>.part" it stays below NAME_MAX (255). */
+#define FILE_STEM_MAX 200
+
 typedef struct file_out {
-    char *topic;
-    int fd;
+    char *topic; /* the rendered topic: the lookup key */
+    char *stem;  /* its file name without ".jsonl" (file_stem) */
+    int fd;      /* -1 while closed (invariant 3) */
     tm_buf_t buf;
-    bool dirty; /* written since the last fdatasync */
+    bool dirty;    /* written since the last fdatasync */
+    bool opened;   /* opened before in this process (invariant 4) */
+    bool checked;  /* two-phase commit: the topic file's tail was checked (invariant 4) */
+    bool has_part; /* two-phase commit: the current epoch's part exists */
+    uint64_t used; /* LRU clock of the last use */
 } file_out_t;
 
 struct tm_sink {
@@ -55,6 +76,9 @@ struct tm_sink {
     const tm_schema_t *last_schema;
     int last_out;
     bool to_stdout;
+    int nopen, max_open; /* open topic files, and the bound (invariant 3) */
+    uint64_t clock;
+    tm_buf_t topic; /* scratch for the rendered topic */
     /*
      * Two-phase commit (the job runs checkpoints): records of epoch N go to
      * <path>/.pending/<topic>.<N>.part; pre-commit fsyncs them and records
@@ -81,6 +105,8 @@ static const tm_option_def_t file_options[] = {
     {"commit", TM_OPT_ENUM, false, "append", "append|rename",
      "With checkpoints: append each committed epoch to <topic>.jsonl, or rename it into "
      "<topic>/part-<N>.jsonl (written once, faster)."},
+    {"max_open_files", TM_OPT_INT, false, "128", NULL,
+     "Most topic files open at once; the least recently used is closed and reopened later."},
     TM_JSONL_OPTIONS,
     {NULL, 0, false, NULL, NULL, NULL},
 };
@@ -99,8 +125,10 @@ static void file_sink_free(tm_sink_t *s)
             close(s->outs[i].fd);
         tm_buf_release(&s->outs[i].buf);
         free(s->outs[i].topic);
+        free(s->outs[i].stem);
     }
     free(s->outs);
+    tm_buf_release(&s->topic);
     if (s->dirfd >= 0)
         close(s->dirfd);
     if (s->pendfd >= 0)
@@ -128,6 +156,15 @@ static int sink_new_common(tm_sink_t **out, const tm_sink_config_t *cfg, bool to
     if (!to_stdout) {
         s->dir = strdup(tm_opt_str(cfg->opts, "path"));
         s->rename_commit = s->twopc && strcmp(tm_opt_str(cfg->opts, "commit"), "rename") == 0;
+        int64_t max_open = tm_opt_int(cfg->opts, "max_open_files");
+        if (max_open < 1 || max_open > 1000000) {
+            file_sink_free(s);
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "file sink '%s': max_open_files = %lld is out of range; use 1 to "
+                             "1000000 (keep it well below `ulimit -n`)",
+                             cfg->name, (long long)max_open);
+        }
+        s->max_open = (int)max_open;
     }
     int rc = tm_jsonl_init(&s->w, cfg->opts, errstr, errstr_size);
     if (rc != 0) {
@@ -178,19 +215,129 @@ static int file_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The file-name form of a topic (invariant 2): tm_fs_name_escape(), bounded by FILE_STEM_MAX. */
+static int file_stem(const char *topic, size_t len, tm_buf_t *out)
+{
+    return tm_fs_name_escape(topic, len, FILE_STEM_MAX, out);
+}
+
+/* Closes the least recently used open topic file, syncing it first if dirty (invariant 3). */
+static int pool_evict(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    file_out_t *lru = NULL;
+    for (int i = 0; i < s->nouts; i++)
+        if (s->outs[i].fd >= 0 && (lru == NULL || s->outs[i].used < lru->used))
+            lru = &s->outs[i];
+    if (lru == NULL)
+        return 0;
+    if (lru->dirty && fdatasync(lru->fd) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': fdatasync of the file of topic %s in %s failed (%s)",
+                         s->name, lru->stem, s->dir, strerror(errno));
+    lru->dirty = false;
+    close(lru->fd);
+    lru->fd = -1;
+    s->nopen--;
+    return 0;
+}
+
+/*
+ * Cuts a torn last line (bytes after the last '\n') off a topic file opened
+ * for the first time in this process (invariant 4).  fd is open O_RDWR.
+ */
+static int repair_tail(tm_sink_t *s, file_out_t *o, int fd, char *errstr, size_t errstr_size)
+{
+    struct stat st;
+    char blk[4096];
+    if (fstat(fd, &st) != 0)
+        goto fail;
+    if (st.st_size == 0)
+        return 0;
+    if (pread(fd, blk, 1, st.st_size - 1) != 1)
+        goto fail;
+    if (blk[0] == '\n')
+        return 0;
+    off_t end = st.st_size, keep = 0;
+    while (end > 0 && keep == 0) {
+        off_t start = end > (off_t)sizeof(blk) ? end - (off_t)sizeof(blk) : 0;
+        ssize_t n = pread(fd, blk, (size_t)(end - start), start);
+        if (n != end - start)
+            goto fail;
+        for (ssize_t i = n - 1; i >= 0; i--)
+            if (blk[i] == '\n') {
+                keep = start + i + 1;
+                break;
+            }
+        end = start;
+    }
+    if (ftruncate(fd, keep) != 0 || fdatasync(fd) != 0)
+        goto fail;
+    TM_WARN("file", "cut a torn last line (an interrupted write) before appending",
+            "sink=%s file=%s/%s.jsonl bytes=%lld", s->name, s->dir, o->stem,
+            (long long)(st.st_size - keep));
+    return 0;
+fail:
+    return tm_seterr(errstr, errstr_size, TM_ESINK,
+                     "file sink '%s': cannot check the last line of %s/%s.jsonl (%s)", s->name,
+                     s->dir, o->stem, strerror(errno));
+}
+
+/* Opens o's file (its topic file, or with checkpoints its part) if closed. */
+static int out_open(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_size)
+{
+    o->used = ++s->clock;
+    if (o->fd >= 0)
+        return 0;
+    int rc;
+    if (s->nopen >= s->max_open && (rc = pool_evict(s, errstr, errstr_size)) != 0)
+        return rc;
+    char fname[FILE_STEM_MAX + 64];
+    int dfd, flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+    if (s->twopc) {
+        snprintf(fname, sizeof(fname), "%s.%" PRIu64 ".part", o->stem, s->epoch);
+        dfd = s->pendfd;
+        if (!o->has_part)
+            flags |= O_TRUNC;
+    } else {
+        snprintf(fname, sizeof(fname), "%s.jsonl", o->stem);
+        dfd = s->dirfd;
+        if (!o->opened)
+            flags = (flags & ~O_WRONLY) | O_RDWR;
+    }
+    int fd;
+    /* Other descriptors of the process count too: make room and retry. */
+    while ((fd = openat(dfd, fname, flags, 0644)) < 0 && (errno == EMFILE || errno == ENFILE) &&
+           s->nopen > 0)
+        if ((rc = pool_evict(s, errstr, errstr_size)) != 0)
+            return rc;
+    if (fd < 0) {
+        int e = errno;
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "file sink '%s': cannot open %s/%s%s (%s)%s", s->name, s->dir,
+                         s->twopc ? ".pending/" : "", fname, strerror(e),
+                         e == EMFILE ? "; raise `ulimit -n` or lower max_open_files" : "");
+    }
+    if (!s->twopc && !o->opened && (rc = repair_tail(s, o, fd, errstr, errstr_size)) != 0) {
+        close(fd);
+        return rc;
+    }
+    if (!o->opened || (s->twopc && !o->has_part))
+        s->dir_dirty = true;
+    o->opened = true;
+    o->has_part = s->twopc;
+    o->fd = fd;
+    s->nopen++;
+    return 0;
+}
+
 static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t errstr_size)
 {
     if (s->last_out >= 0 && rec->schema == s->last_schema && rec->schema != NULL &&
         rec->op != TM_OP_MESSAGE)
         return s->last_out;
-    char raw_topic[512], topic[512];
-    tm_jsonl_topic(&s->w, rec, raw_topic, sizeof(raw_topic));
-    /* Table names come from outside: a newline or "../" must not shape a file name. */
-    if (tm_fs_name_escape(raw_topic, topic, sizeof(topic)) != 0)
-        return tm_seterr(errstr, errstr_size, TM_ESINK,
-                         "file sink '%s': a topic name is too long for a file name; shorten the "
-                         "'topic' template",
-                         s->name);
+    if (tm_jsonl_topic(&s->w, rec, &s->topic) != 0)
+        return TM_ENOMEM;
+    const char *topic = s->topic.data;
     int idx = -1;
     for (int i = 0; i < s->nouts; i++)
         if (strcmp(s->outs[i].topic, topic) == 0) {
@@ -207,30 +354,25 @@ static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t er
             s->capouts = ncap;
         }
         file_out_t *o = &s->outs[s->nouts];
+        tm_buf_t stem;
+        tm_buf_init(&stem);
         memset(o, 0, sizeof(*o));
+        o->fd = s->to_stdout ? STDOUT_FILENO : -1;
         o->topic = strdup(topic);
-        tm_buf_init(&o->buf);
-        if (s->to_stdout) {
-            o->fd = STDOUT_FILENO;
-        } else {
-            if (strchr(topic, '/') != NULL || topic[0] == '.' || topic[0] == '\0')
-                return tm_seterr(errstr, errstr_size, TM_ESINK,
-                                 "file sink '%s': topic '%s' is not a valid file name; change "
-                                 "the 'topic' template",
-                                 s->name, topic);
-            o->fd = -1;
-            if (!s->twopc) {
-                char fname[600];
-                snprintf(fname, sizeof(fname), "%s.jsonl", topic);
-                o->fd = openat(s->dirfd, fname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (o->fd < 0)
-                    return tm_seterr(errstr, errstr_size, TM_ESINK,
-                                     "file sink '%s': cannot open %s/%s (%s)", s->name, s->dir,
-                                     fname, strerror(errno));
-                s->dir_dirty = true;
-            }
+        if (file_stem(topic, s->topic.len, &stem) != 0 || o->topic == NULL) {
+            tm_buf_release(&stem);
+            free(o->topic);
+            return TM_ENOMEM;
         }
+        o->stem = stem.data; /* the buffer's bytes, NUL-terminated, now owned by o */
+        tm_buf_init(&o->buf);
         idx = s->nouts++;
+        /* Without checkpoints a topic's file exists from its first record on, as before. */
+        if (!s->to_stdout && !s->twopc) {
+            int rc = out_open(s, o, errstr, errstr_size);
+            if (rc != 0)
+                return rc;
+        }
     }
     if (rec->op != TM_OP_MESSAGE) {
         s->last_schema = rec->schema;
@@ -258,22 +400,15 @@ static int out_drain(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_si
 {
     if (o->buf.len == 0)
         return 0;
-    if (o->fd < 0 && s->twopc) {
-        char part[600];
-        snprintf(part, sizeof(part), "%s.%" PRIu64 ".part", o->topic, s->epoch);
-        o->fd = openat(s->pendfd, part, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-        if (o->fd < 0)
-            return tm_seterr(errstr, errstr_size, TM_ESINK,
-                             "file sink '%s': cannot create %s/.pending/%s (%s)", s->name, s->dir,
-                             part, strerror(errno));
-        s->dir_dirty = true;
-    }
+    int rc;
+    if (!s->to_stdout && (rc = out_open(s, o, errstr, errstr_size)) != 0)
+        return rc;
     if (write_all(o->fd, o->buf.data, o->buf.len) != 0) {
         int e = errno;
         return tm_seterr(errstr, errstr_size, TM_ESINK,
                          "%s sink '%s': cannot write %s%s%s.jsonl (%s)%s",
                          s->to_stdout ? "stdout" : "file", s->name, s->dir ? s->dir : "",
-                         s->dir ? "/" : "", o->topic, strerror(e),
+                         s->dir ? "/" : "", o->stem, strerror(e),
                          e == ENOSPC ? "; free disk space and restart: unacknowledged changes "
                                        "are re-sent by the source"
                                      : "");
@@ -311,7 +446,7 @@ static int file_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
         if (o->dirty && !s->to_stdout && fdatasync(o->fd) != 0)
             return tm_seterr(errstr, errstr_size, TM_ESINK,
                              "file sink '%s': fdatasync of %s/%s.jsonl failed (%s)", s->name,
-                             s->dir, o->topic, strerror(errno));
+                             s->dir, o->stem, strerror(errno));
         o->dirty = false;
     }
     if (s->dir_dirty && s->dirfd >= 0) {
@@ -333,26 +468,30 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
     int rc = 0;
     for (int i = 0; i < s->nouts && rc == 0; i++) {
         file_out_t *o = &s->outs[i];
-        if ((rc = out_drain(s, o, errstr, errstr_size)) != 0 || o->fd < 0)
+        if ((rc = out_drain(s, o, errstr, errstr_size)) != 0 || !o->has_part)
             continue;
-        if (fdatasync(o->fd) != 0) {
+        if (o->fd >= 0 && o->dirty && fdatasync(o->fd) != 0) {
             rc = tm_seterr(errstr, errstr_size, TM_ESINK,
                            "file sink '%s': fdatasync of %s/.pending/%s.%" PRIu64
                            ".part failed (%s)",
-                           s->name, s->dir, o->topic, epoch, strerror(errno));
+                           s->name, s->dir, o->stem, epoch, strerror(errno));
             break;
         }
-        close(o->fd);
-        o->fd = -1;
+        if (o->fd >= 0) {
+            close(o->fd);
+            o->fd = -1;
+            s->nopen--;
+        }
         o->dirty = false;
+        o->has_part = false;
         /*
          * The part was opened under the epoch this sink expected next; the
          * coordinator's id wins (after a savepoint restore they differ).
          */
         if (s->epoch != epoch) {
-            char from[600], to[600];
-            snprintf(from, sizeof(from), "%s.%" PRIu64 ".part", o->topic, s->epoch);
-            snprintf(to, sizeof(to), "%s.%" PRIu64 ".part", o->topic, epoch);
+            char from[FILE_STEM_MAX + 64], to[FILE_STEM_MAX + 64];
+            snprintf(from, sizeof(from), "%s.%" PRIu64 ".part", o->stem, s->epoch);
+            snprintf(to, sizeof(to), "%s.%" PRIu64 ".part", o->stem, epoch);
             if (renameat(s->pendfd, from, s->pendfd, to) != 0) {
                 rc = tm_seterr(errstr, errstr_size, TM_ESINK,
                                "file sink '%s': cannot rename %s/.pending/%s to %s (%s)", s->name,
@@ -362,12 +501,27 @@ static int file_sink_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, c
             s->dir_dirty = true;
         }
         /* Only commits append to a topic file, so its size now is the committed length. */
-        char fname[600];
+        char fname[FILE_STEM_MAX + 64];
         struct stat st;
-        snprintf(fname, sizeof(fname), "%s.jsonl", o->topic);
+        snprintf(fname, sizeof(fname), "%s.jsonl", o->stem);
+        if (!o->checked && !s->rename_commit) {
+            /*
+             * Commits never leave a torn line (recovery redoes an interrupted
+             * one from its base), but a run without checkpoints may have.
+             */
+            int fd = openat(s->dirfd, fname, O_RDWR | O_CLOEXEC);
+            if (fd >= 0) {
+                rc = repair_tail(s, o, fd, errstr, errstr_size);
+                close(fd);
+                if (rc != 0)
+                    break;
+            }
+            o->checked = true;
+        }
         off_t base = fstatat(s->dirfd, fname, &st, 0) == 0 ? st.st_size : 0;
         json_t *part = json_object();
-        json_object_set_new(part, "topic", json_string(o->topic));
+        /* The handle names files: the stem, which is valid UTF-8 (json_string checks). */
+        json_object_set_new(part, "topic", json_string(o->stem));
         json_object_set_new(part, "base", json_integer((json_int_t)base));
         json_array_append_new(parts, part);
         tm_failpoint("file.precommit.mid");
@@ -513,7 +667,8 @@ static int commit_handle(tm_sink_t *s, const char *handle, char *errstr, size_t 
         json_t *p = json_array_get(parts, i);
         const char *topic = json_string_value(json_object_get(p, "topic"));
         json_int_t base = json_integer_value(json_object_get(p, "base"));
-        if (topic == NULL || strchr(topic, '/') != NULL)
+        if (topic == NULL || strchr(topic, '/') != NULL || topic[0] == '.' || topic[0] == '\0' ||
+            strlen(topic) > FILE_STEM_MAX)
             continue;
         const char *mode = json_string_value(json_object_get(h, "commit"));
         if (mode != NULL && strcmp(mode, "rename") == 0)

@@ -44,19 +44,17 @@ void tm_jsonl_release(tm_jsonl_t *w)
     w->topic_tmpl = NULL;
 }
 
-void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen)
+int tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
 {
     const tm_schema_t *s = rec->schema;
-    size_t n = 0;
     const char *p = w->topic_tmpl;
-    if (outlen == 0)
-        return;
+    int rc = 0;
+    tm_buf_clear(out);
     /* A logical-decoding message has no table: Debezium routes it to <prefix>.message. */
-    if (rec->op == TM_OP_MESSAGE || s == NULL || s->table == NULL) {
-        snprintf(out, outlen, "%s.message", s && s->source_name ? s->source_name : "tidemark");
-        return;
-    }
-    while (*p && n + 1 < outlen) {
+    if (rec->op == TM_OP_MESSAGE || s == NULL || s->table == NULL)
+        return tm_buf_appendf(out, "%s.message",
+                              s && s->source_name ? s->source_name : "tidemark");
+    while (*p && rc == 0) {
         const char *val = NULL;
         size_t skip = 0;
         if (!strncmp(p, "{source}", 8)) {
@@ -69,14 +67,17 @@ void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size
             val = s->table, skip = 7;
         }
         if (skip) {
-            for (const char *v = val ? val : ""; *v && n + 1 < outlen; v++)
-                out[n++] = *v;
+            rc = tm_buf_puts(out, val ? val : "");
             p += skip;
         } else {
-            out[n++] = *p++;
+            rc = tm_buf_putc(out, *p++);
         }
     }
-    out[n] = '\0';
+    if (rc == 0 && out->data == NULL)
+        rc = tm_buf_reserve(out, 1);
+    if (rc == 0)
+        out->data[out->len] = '\0';
+    return rc;
 }
 
 int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)

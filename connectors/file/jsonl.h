@@ -42,8 +42,11 @@ typedef struct tm_jsonl {
 
 int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t errstr_size);
 void tm_jsonl_release(tm_jsonl_t *w);
-/* Renders the topic of a record into out (NUL-terminated, truncated to outlen). */
-void tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, char *out, size_t outlen);
+/*
+ * Renders the topic of a record into out (replacing its content; whole, and
+ * NUL-terminated): a topic may be as long as the names it is made of.
+ */
+int tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out);
 /* Appends one record as a line (with '\n') to out; on error out is unchanged. */
 int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out);
 /* Fills encoder options from a sink's options. */

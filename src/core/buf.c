@@ -127,16 +127,100 @@ int tm_buf_get_zigzag(const uint8_t **p, const uint8_t *end, int64_t *v)
     return 0;
 }
 
+/*
+ * Returns the length (1-4) of the well-formed UTF-8 sequence at s, or minus
+ * the length of its maximal ill-formed prefix ("maximal subpart", Unicode
+ * §3.9 and Table 3-7): overlong forms, surrogates, code points past U+10FFFF,
+ * stray continuation bytes and sequences cut short by the end all count as
+ * ill-formed.  len >= 1.
+ */
+int tm_utf8_seq_len(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    int need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return -1;
+    }
+    for (int i = 1; i <= need; i++) {
+        if ((size_t)i >= len || s[i] < lo || s[i] > hi)
+            return -i;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+/* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
+static const char utf8_replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
+
+int tm_buf_append_utf8(tm_buf_t *buf, const char *s, size_t len)
+{
+    /* A replacement (3 bytes) never stands for fewer than one input byte. */
+    if (tm_buf_reserve(buf, len * 3 + 1) != 0)
+        return TM_ENOMEM;
+    char *o = buf->data + buf->len;
+    for (size_t i = 0; i < len;) {
+        int n = tm_utf8_seq_len((const unsigned char *)s + i, len - i);
+        if (n > 0) {
+            memcpy(o, s + i, (size_t)n);
+            o += n;
+            i += (size_t)n;
+        } else {
+            memcpy(o, utf8_replacement, 3);
+            o += 3;
+            i += (size_t)-n;
+        }
+    }
+    buf->len = (size_t)(o - buf->data);
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
 int tm_buf_append_json_str(tm_buf_t *buf, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case every byte becomes \u00XX. */
+    /* Worst case every byte becomes \u00XX; a replacement character is 3 bytes for >= 1. */
     if (tm_buf_reserve(buf, len * 6 + 2) != 0)
         return TM_ENOMEM;
     char *o = buf->data + buf->len;
     *o++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /*
+             * JSON text must be UTF-8 (RFC 8259 §8.1), but a SQL_ASCII
+             * database or a Kafka key can hand us any bytes: each ill-formed
+             * sequence becomes one U+FFFD, as Java's UTF-8 decoder (and so
+             * Debezium) does.
+             */
+            int n = tm_utf8_seq_len((const unsigned char *)s + i, len - i);
+            if (n > 0) {
+                memcpy(o, s + i, (size_t)n);
+                o += n;
+            } else {
+                memcpy(o, utf8_replacement, 3);
+                o += 3;
+                n = -n;
+            }
+            i += (size_t)n - 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)c;
             continue;

@@ -70,8 +70,25 @@ static inline int64_t tm_unzigzag(uint64_t v)
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
-/* Appends s as a JSON string literal, with quotes and escapes. */
+/*
+ * Appends s as a JSON string literal, with quotes and escapes.  The output is
+ * always valid UTF-8: each ill-formed UTF-8 sequence in s (a SQL_ASCII
+ * database's Latin-1 byte, say) becomes one U+FFFD, as in Java's decoder.
+ */
 int tm_buf_append_json_str(tm_buf_t *buf, const char *s, size_t len);
+/*
+ * Returns the length (1-4) of the well-formed UTF-8 sequence at s, or minus
+ * the length of its maximal ill-formed prefix (Unicode §3.9).  len >= 1.
+ */
+int tm_utf8_seq_len(const unsigned char *s, size_t len);
+/* The length (1-4) of the well-formed UTF-8 sequence at s, or 0 when it is ill-formed or n is 0. */
+static inline size_t tm_utf8_seqlen(const char *s, size_t n)
+{
+    int k = n > 0 ? tm_utf8_seq_len((const unsigned char *)s, n) : 0;
+    return k > 0 ? (size_t)k : 0;
+}
+/* Appends s unquoted, with every ill-formed UTF-8 sequence replaced by U+FFFD. */
+int tm_buf_append_utf8(tm_buf_t *buf, const char *s, size_t len);
 /* Appends the standard base64 encoding of p (with padding). */
 int tm_buf_append_base64(tm_buf_t *buf, const void *p, size_t len);
 

@@ -7,11 +7,13 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,39 +123,108 @@ int tm_rm_rf(const char *path)
     return rc;
 }
 
-int tm_fs_name_escape(const char *in, char *out, size_t outlen)
+int tm_fs_name_escape(const char *in, size_t len, size_t max, tm_buf_t *out)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0, len = strlen(in);
-    if (outlen == 0)
-        return TM_EINVAL;
-    if (len == 0) {
-        if (outlen < 4)
-            return TM_EINVAL;
-        memcpy(out, "%00", 4);
-        return 0;
-    }
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)in[i];
-        size_t k = tm_utf8_seqlen(in + i, len - i);
-        bool escape = k == 0 || c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '%' ||
-                      (i == 0 && c == '.');
-        size_t need = escape ? 3 : k;
-        if (n + need + 1 > outlen) {
-            out[n] = '\0';
-            return TM_EINVAL;
-        }
-        if (escape) {
-            out[n++] = '%';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-            i++;
+    int rc = 0;
+    size_t cut = 0; /* the name's length at the last character boundary within the bound */
+    tm_buf_clear(out);
+    for (size_t i = 0; i < len && rc == 0;) {
+        const unsigned char *u = (const unsigned char *)in + i;
+        int n = tm_utf8_seq_len(u, len - i);
+        bool plain = n > 1 || (n == 1 && *u >= 0x20 && *u != 0x7F && *u != '/' && *u != '\\' &&
+                               *u != '%' && !(i == 0 && *u == '.'));
+        if (n < 1)
+            n = 1; /* one ill-formed byte at a time: each is escaped */
+        if (plain) {
+            rc = tm_buf_append(out, u, (size_t)n);
         } else {
-            memcpy(out + n, in + i, k);
-            n += k;
-            i += k;
+            for (int k = 0; k < n && rc == 0; k++) {
+                char e[3] = {'%', hex[u[k] >> 4], hex[u[k] & 15]};
+                rc = tm_buf_append(out, e, 3);
+            }
         }
+        if (out->len + 18 <= max)
+            cut = out->len;
+        i += (size_t)n;
     }
-    out[n] = '\0';
+    if (rc == 0 && len == 0)
+        rc = tm_buf_putc(out, '%');
+    if (rc == 0 && out->len > max) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)in[i]) * 0x100000001b3ULL;
+        out->len = cut;
+        rc = tm_buf_appendf(out, "%%~%016" PRIx64, h);
+    }
+    if (rc == 0 && out->data == NULL)
+        rc = tm_buf_reserve(out, 1);
+    if (rc == 0)
+        out->data[out->len] = '\0';
+    return rc;
+}
+
+/* "pid N (its command line)" from the lock file's pid and /proc, or "an unknown process". */
+static void lock_holder(int fd, char *holder, size_t holder_size)
+{
+    char text[32], cmd[256];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    long pid = 0;
+    if (n > 0) {
+        text[n] = '\0';
+        pid = strtol(text, NULL, 10);
+    }
+    if (pid <= 0) {
+        snprintf(holder, holder_size, "an unknown process");
+        return;
+    }
+    snprintf(cmd, sizeof(cmd), "/proc/%ld/cmdline", pid);
+    int cfd = open(cmd, O_RDONLY | O_CLOEXEC);
+    n = cfd >= 0 ? read(cfd, cmd, sizeof(cmd) - 1) : -1;
+    if (cfd >= 0)
+        close(cfd);
+    if (n <= 0) {
+        snprintf(holder, holder_size, "pid %ld", pid);
+        return;
+    }
+    /* Arguments are NUL-separated; anything unprintable is shown as '?'. */
+    for (ssize_t i = 0; i < n; i++)
+        if (cmd[i] == '\0')
+            cmd[i] = ' ';
+        else if ((unsigned char)cmd[i] < 0x20 || (unsigned char)cmd[i] >= 0x7f)
+            cmd[i] = '?';
+    while (n > 0 && cmd[n - 1] == ' ')
+        n--;
+    cmd[n] = '\0';
+    snprintf(holder, holder_size, "pid %ld (%s)", pid, cmd);
+}
+
+int tm_fs_lock(const char *path, int *fd_out, char *holder, size_t holder_size)
+{
+    *fd_out = -1;
+    if (holder_size > 0)
+        holder[0] = '\0';
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return TM_EIO;
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR)
+            continue;
+        int saved = errno;
+        if (errno == EWOULDBLOCK)
+            lock_holder(fd, holder, holder_size);
+        close(fd);
+        errno = saved;
+        return saved == EWOULDBLOCK ? TM_EAGAIN : TM_EIO;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return TM_EIO;
+    }
+    *fd_out = fd;
     return 0;
 }

@@ -8,6 +8,8 @@
 #ifndef TM_CORE_FSUTIL_H
 #define TM_CORE_FSUTIL_H
 
+#include "core/buf.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,14 +29,26 @@ int tm_write_file_atomic(const char *dir, const char *name, const void *data, si
  */
 int tm_rm_rf(const char *path);
 /*
- * Writes `in` as a safe file name into out: '/', '\\', '%', control bytes, DEL
- * and bytes that are not UTF-8 become %XX, and so does a leading '.', so the
- * name is never "." or "..", never hidden, never a path and never holds a
- * newline.  The mapping is one to one ("%" itself is escaped), so two
- * different names never share a file; a name that is already safe
- * ("shop.public.orders") is unchanged.  An empty name becomes "%00".
- * Returns 0, or TM_EINVAL if the escaped name does not fit in outlen bytes.
+ * Writes the `len` bytes of `in` into `out` (replacing its content) as a safe
+ * file name: '/', '\\', '%', control bytes, DEL, ill-formed UTF-8 and a
+ * leading '.' become %XX, so the name is never "." or "..", never hidden,
+ * never a path and never holds a newline; well-formed UTF-8 stays, so an
+ * ordinary name ("shop.public.orders") maps to itself.  The mapping is one to
+ * one ('%' itself is escaped); an empty name becomes "%".  A result longer
+ * than `max` bytes (>= 40) is cut at a character boundary and ends in "%~" and
+ * the 64-bit FNV-1a hash of the whole name in hex ('%' is never followed by
+ * '~' otherwise), so long names stay distinct.  Returns 0 or TM_ENOMEM.
  */
-int tm_fs_name_escape(const char *in, char *out, size_t outlen);
+int tm_fs_name_escape(const char *in, size_t len, size_t max, tm_buf_t *out);
+
+/*
+ * Takes an exclusive lock (flock) on the file `path`, creating it, and writes
+ * this process's pid into it, so that one directory serves one process.  The
+ * lock lives as long as *fd_out stays open (O_CLOEXEC; the kernel drops it
+ * when the process ends, however it ends).  Returns 0, TM_EAGAIN when another
+ * process holds it (`holder` then names it: "pid 123 (tidemark run job.sql)",
+ * or "an unknown process"), or TM_EIO with errno set.
+ */
+int tm_fs_lock(const char *path, int *fd_out, char *holder, size_t holder_size);
 
 #endif

@@ -53,37 +53,6 @@ int tm_log_set_level(const char *name)
     return -1;
 }
 
-size_t tm_utf8_seqlen(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    if (n == 0)
-        return 0;
-    if (u[0] < 0x80)
-        return 1;
-    size_t len;
-    uint32_t cp, min;
-    if ((u[0] & 0xe0) == 0xc0) {
-        len = 2, cp = u[0] & 0x1f, min = 0x80;
-    } else if ((u[0] & 0xf0) == 0xe0) {
-        len = 3, cp = u[0] & 0x0f, min = 0x800;
-    } else if ((u[0] & 0xf8) == 0xf0) {
-        len = 4, cp = u[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((u[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (u[i] & 0x3f);
-    }
-    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
-    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-        return 0;
-    return len;
-}
-
 /*
  * An output buffer.  out_put writes a piece whole or not at all, and after
  * the first piece that does not fit it writes nothing more, so an escape

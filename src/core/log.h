@@ -23,6 +23,8 @@
 #ifndef TM_CORE_LOG_H
 #define TM_CORE_LOG_H
 
+#include "core/buf.h"
+
 #include <stddef.h>
 
 typedef enum tm_log_level {
@@ -49,11 +51,6 @@ void tm_log_write(tm_log_level_t level, const char *comp, const char *msg, const
 #define TM_INFO(comp, msg, ...) TM_LOG(TM_LOG_INFO, comp, msg, __VA_ARGS__)
 #define TM_DEBUG(comp, msg, ...) TM_LOG(TM_LOG_DEBUG, comp, msg, __VA_ARGS__)
 
-/*
- * The length of the UTF-8 sequence at s (1 to 4), or 0 if the bytes there are
- * not UTF-8 (overlong, a surrogate, past U+10FFFF, cut short by n).
- */
-size_t tm_utf8_seqlen(const char *s, size_t n);
 
 /* Parses "error|warn|info|debug"; returns 0 or -1. */
 int tm_log_set_level(const char *name);

@@ -793,6 +793,27 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         tm_job_free(job);
         return TM_EXIT_CONFIG;
     }
+    /*
+     * One process per state directory: two would share checkpoints, slots and
+     * sinks (issue 9).  The lock is held until the process ends.
+     */
+    char lock_path[4096], holder[300];
+    int lock_fd = -1;
+    snprintf(lock_path, sizeof(lock_path), "%s/LOCK", state_dir);
+    rc = tm_fs_lock(lock_path, &lock_fd, holder, sizeof(holder));
+    if (rc != 0) {
+        if (rc == TM_EAGAIN)
+            fprintf(stderr,
+                    "tidemark: state directory %s is in use by %s; stop that process, or give "
+                    "this job its own --state-dir\n",
+                    state_dir, holder);
+        else
+            fprintf(stderr, "tidemark: cannot lock state directory %s (%s: %s)\n", state_dir,
+                    lock_path, strerror(errno));
+        tm_plan_free(plan);
+        tm_job_free(job);
+        return TM_EXIT_CONFIG;
+    }
     char *job_name = job_name_of(path);
     install_start_signals();
     TM_INFO("main", "starting", "version=%s job=%s state_dir=%s", TM_VERSION, path, state_dir);

@@ -1903,14 +1903,25 @@ int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *o
 /* Reference encoder (Jansson)                                              */
 /* ======================================================================== */
 
-static json_t *j_str(const char *s)
-{
-    return json_string(s ? s : "");
-}
-
+/* Text from a source may be ill-formed UTF-8 (SQL_ASCII): as the fast writer, U+FFFD for it. */
 static json_t *j_strn(const char *s, size_t n)
 {
-    return json_stringn(s ? s : "", s ? n : 0);
+    if (s == NULL)
+        return json_string("");
+    json_t *j = json_stringn(s, n);
+    if (j != NULL)
+        return j;
+    tm_buf_t tmp;
+    tm_buf_init(&tmp);
+    if (tm_buf_append_utf8(&tmp, s, n) == 0)
+        j = json_stringn(tmp.data, tmp.len);
+    tm_buf_release(&tmp);
+    return j;
+}
+
+static json_t *j_str(const char *s)
+{
+    return j_strn(s, s ? strlen(s) : 0);
 }
 
 static json_t *j_i64(int64_t v)
@@ -2004,7 +2015,7 @@ static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, b
     json_object_set_new(o, "optional", json_boolean(!key));
     json_object_set_new(o, "name", j_strn(name.data, name.len));
     if (field)
-        json_object_set_new(o, "field", json_string(field));
+        json_object_set_new(o, "field", j_str(field));
     tm_buf_release(&name);
     return o;
 }
@@ -2230,7 +2241,7 @@ static json_t *j_message(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     json_object_set_new(p, "source", j_source(enc, rec));
     json_object_set_new(p, "transaction", json_null());
     json_t *m = json_object();
-    json_object_set_new(m, "prefix", rec->msg_prefix ? json_string(rec->msg_prefix) : json_null());
+    json_object_set_new(m, "prefix", rec->msg_prefix ? j_str(rec->msg_prefix) : json_null());
     json_object_set_new(m, "content", rec->msg_content || rec->msg_len == 0
                                           ? j_base64(rec->msg_content, rec->msg_len)
                                           : json_null());
@@ -2314,7 +2325,7 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     json_t *p;
     if (rec->op == TM_OP_MESSAGE) {
         p = json_pack("{s:o}", "prefix",
-                      rec->msg_prefix ? json_string(rec->msg_prefix) : json_null());
+                      rec->msg_prefix ? j_str(rec->msg_prefix) : json_null());
         if (!enc->opts.schemas)
             return p;
         json_t *schema = json_pack("{s:s,s:[{s:s,s:b,s:s}],s:b,s:s,s:i}", "type", "struct",

@@ -88,14 +88,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tm_options_free(o);
     char *m = tm_dsn_mask(v);
     free(m);
-    char name[512];
-    if (tm_fs_name_escape(v, name, sizeof(name)) == 0) {
-        for (const char *c = name; *c; c++)
+    tm_buf_t name;
+    tm_buf_init(&name);
+    if (tm_fs_name_escape(v, strlen(v), 255, &name) == 0) {
+        if (name.len > 255 || strlen(name.data) != name.len)
+            abort();
+        for (const char *c = name.data; *c; c++)
             if (*c == '/' || (unsigned char)*c < 0x20 || *c == 0x7f)
                 abort();
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        if (strcmp(name.data, ".") == 0 || strcmp(name.data, "..") == 0)
             abort();
     }
+    tm_buf_release(&name);
     free(v);
     return 0;
 }

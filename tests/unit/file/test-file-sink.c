@@ -1,0 +1,390 @@
+/*
+ * test-file-sink.c — the file sink against hostile topics, many tables and
+ * torn files (issue 9 items 7, 12, 13).
+ *
+ * Each test drives tm_connector_file directly (new, open, write, flush, and
+ * with checkpoints precommit/commit) in a fresh directory under /tmp and
+ * looks at the files it leaves.
+ *
+ * Thread: main only.
+ */
+#include "core/buf.h"
+#include "core/options.h"
+#include "core/row.h"
+#include "core/schema.h"
+#include "runtime/connector.h"
+#include "tm_test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const tm_connector_t tm_connector_file;
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tm-file-sink-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        abort();
+}
+
+static void rm_tree(const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", path);
+}
+
+/* A sink writing to <tmpdir>/out; extra options as "k", "v" pairs ending with NULL. */
+static tm_sink_t *sink_open(bool checkpointing, ...)
+{
+    char path[512], err[512];
+    snprintf(path, sizeof(path), "%s/out", tmpdir);
+    tm_options_t *o = tm_options_new();
+    tm_options_set(o, "path", path);
+    tm_options_set(o, "schemas", "false");
+    va_list ap;
+    va_start(ap, checkpointing);
+    const char *k;
+    while ((k = va_arg(ap, const char *)) != NULL)
+        tm_options_set(o, k, va_arg(ap, const char *));
+    va_end(ap);
+    if (tm_options_validate(o, tm_connector_file.sink_options, NULL, "test", err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    tm_sink_config_t cfg = {"out", o, NULL, tmpdir, checkpointing, "job", checkpointing ? 1000 : 0};
+    tm_sink_t *s = NULL;
+    int rc = tm_connector_file.sink_new(&s, &cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = tm_connector_file.sink_open(s, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    /* The file sink copies what it needs from its options when it is made. */
+    tm_options_free(o);
+    return s;
+}
+
+static tm_schema_t *table_schema(const char *table, size_t len)
+{
+    tm_schema_t *s = tm_schema_new(1);
+    tm_schema_set_str(&s->source_name, "p");
+    tm_schema_set_str(&s->db, "d");
+    tm_schema_set_str(&s->namespace, "s");
+    s->table = strndup(table, len);
+    tm_schema_set_str(&s->cols[0].name, "v");
+    s->cols[0].type = TM_T_INT64;
+    s->cols[0].nullable = false;
+    tm_schema_finish(s);
+    return s;
+}
+
+/* Adds one insert of v into `table` to the batch. */
+static void add_row(tm_batch_t *b, tm_schema_t *s, int64_t v)
+{
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+    r->after = tm_batch_new_row(b, s);
+    tm_row_set_null(r->after, 0, false);
+    r->after->vals[0].u.i64 = v;
+}
+
+static int write_batch(tm_sink_t *s, tm_batch_t *b, char *err, size_t errsz)
+{
+    int rc = tm_connector_file.sink_write(s, b, err, errsz);
+    if (rc == 0)
+        rc = tm_connector_file.sink_flush(s, err, errsz);
+    return rc;
+}
+
+/* Reads a whole file (static buffer); "" if missing. */
+static const char *slurp(const char *dir, const char *name)
+{
+    static char buf[1 << 16];
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return buf;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/* Every line of the file is a JSON object whose after.v is listed in order in want[]. */
+static bool lines_are(const char *text, const int64_t *want, int nwant)
+{
+    int i = 0;
+    for (const char *p = text; *p; i++) {
+        const char *nl = strchr(p, '\n');
+        if (nl == NULL || i >= nwant)
+            return false;
+        json_error_t e;
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &e);
+        json_t *v = json_object_get(json_object_get(j, "after"), "v");
+        bool ok = json_is_integer(v) && json_integer_value(v) == want[i];
+        json_decref(j);
+        if (!ok)
+            return false;
+        p = nl + 1;
+    }
+    return i == nwant;
+}
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* Item 12: no table name, however hostile, stops the sink or leaves its directory. */
+static void test_hostile_topics(void)
+{
+    make_tmpdir();
+    char longname[5000];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    char longname2[5000];
+    memcpy(longname2, longname, sizeof(longname2));
+    longname2[4000] = 'y'; /* same 200-byte prefix, another table */
+    static const struct {
+        const char *table;
+        const char *file; /* expected name in out/, NULL: check by count only */
+    } cases[] = {
+        {"../../etc/x", "p.s...%2F..%2Fetc%2Fx.jsonl"},
+        {"a/b", "p.s.a%2Fb.jsonl"},
+        {"line\nlevel=error", "p.s.line%0Alevel=error.jsonl"},
+        {"caf\xe9", "p.s.caf%E9.jsonl"},
+        {"caf\xc3\xa9", "p.s.caf\xc3\xa9.jsonl"},
+        {"100%", "p.s.100%25.jsonl"},
+        {"plain_table", "p.s.plain_table.jsonl"},
+        {"", "p.s..jsonl"},
+    };
+    int n = (int)(sizeof(cases) / sizeof(cases[0]));
+    tm_sink_t *s = sink_open(false, NULL);
+    tm_batch_t *b = tm_batch_new();
+    tm_schema_t *schemas[16];
+    for (int i = 0; i < n; i++) {
+        schemas[i] = table_schema(cases[i].table, strlen(cases[i].table));
+        add_row(b, schemas[i], i);
+    }
+    schemas[n] = table_schema(longname, strlen(longname));
+    add_row(b, schemas[n], 100);
+    schemas[n + 1] = table_schema(longname2, strlen(longname2));
+    add_row(b, schemas[n + 1], 101);
+    char err[512] = "";
+    int rc = write_batch(s, b, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_CHECK_INT(rc, 0);
+    char out[512];
+    snprintf(out, sizeof(out), "%s/out", tmpdir);
+    for (int i = 0; i < n; i++) {
+        int64_t want = i;
+        TM_CHECK(lines_are(slurp(out, cases[i].file), &want, 1));
+    }
+    /* Two long names, two files, each below NAME_MAX; nothing outside out/. */
+    TM_CHECK_INT(count_files(out), n + 2);
+    TM_CHECK_INT(count_files(tmpdir), 1);
+    DIR *d = opendir(out);
+    struct dirent *e;
+    int longs = 0;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, "%~") != NULL) {
+            longs++;
+            TM_CHECK(strlen(e->d_name) <= 255 - 26);
+        }
+    closedir(d);
+    TM_CHECK_INT(longs, 2);
+    tm_connector_file.sink_free(s);
+    tm_batch_unref(b);
+    for (int i = 0; i < n + 2; i++)
+        tm_schema_unref(schemas[i]);
+    rm_tree(tmpdir);
+}
+
+/* Item 13: more tables than descriptors; every file still gets every line. */
+static void test_many_tables(bool checkpointing, const char *max_open)
+{
+    enum { NT = 400, ROUNDS = 3 };
+    make_tmpdir();
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = old;
+    low.rlim_cur = 100;
+    TM_REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    tm_sink_t *s = max_open ? sink_open(checkpointing, "max_open_files", max_open, NULL)
+                            : sink_open(checkpointing, NULL);
+    tm_schema_t **schemas = calloc(NT, sizeof(*schemas));
+    for (int i = 0; i < NT; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "t%03d", i);
+        schemas[i] = table_schema(name, strlen(name));
+    }
+    char err[512] = "";
+    int rc = 0;
+    for (int r = 0; r < ROUNDS && rc == 0; r++) {
+        /* Records interleave tables, so each batch touches every file. */
+        for (int base = 0; base < NT && rc == 0; base += 200) {
+            tm_batch_t *b = tm_batch_new();
+            for (int i = base; i < base + 200; i++)
+                add_row(b, schemas[i], r);
+            rc = tm_connector_file.sink_write(s, b, err, sizeof(err));
+            tm_batch_unref(b);
+        }
+        if (rc == 0 && checkpointing) {
+            tm_buf_t h;
+            tm_buf_init(&h);
+            rc = tm_connector_file.sink_precommit(s, (uint64_t)r + 1, &h, err, sizeof(err));
+            if (rc == 0)
+                rc = tm_connector_file.sink_commit(s, (uint64_t)r + 1, NULL, err, sizeof(err));
+            tm_buf_release(&h);
+        } else if (rc == 0) {
+            rc = tm_connector_file.sink_flush(s, err, sizeof(err));
+        }
+    }
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_CHECK_INT(rc, 0);
+    setrlimit(RLIMIT_NOFILE, &old);
+    char out[512];
+    snprintf(out, sizeof(out), "%s/out", tmpdir);
+    static const int64_t want[ROUNDS] = {0, 1, 2};
+    int good = 0;
+    for (int i = 0; i < NT; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "p.s.t%03d.jsonl", i);
+        good += lines_are(slurp(out, name), want, ROUNDS);
+    }
+    TM_CHECK_INT(good, NT);
+    tm_connector_file.sink_free(s);
+    for (int i = 0; i < NT; i++)
+        tm_schema_unref(schemas[i]);
+    free(schemas);
+    rm_tree(tmpdir);
+}
+
+static void test_many_tables_append(void)
+{
+    test_many_tables(false, NULL);
+}
+
+static void test_many_tables_small_pool(void)
+{
+    test_many_tables(false, "7");
+}
+
+static void test_many_tables_checkpoints(void)
+{
+    test_many_tables(true, "5");
+}
+
+/* Item 7: a torn last line is cut before the sink appends. */
+static void test_torn_last_line(void)
+{
+    static const struct {
+        const char *before, *after_cut;
+    } cases[] = {
+        {"{\"after\":{\"v\":7}}\n{\"after\":{\"v", "{\"after\":{\"v\":7}}\n"},
+        {"{\"after\":{\"v\":7", ""},
+        {"{\"after\":{\"v\":7}}\n", "{\"after\":{\"v\":7}}\n"},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        make_tmpdir();
+        char out[512], path[600];
+        snprintf(out, sizeof(out), "%s/out", tmpdir);
+        mkdir(out, 0755);
+        /* A long torn tail: more than one 4 KiB block to scan back over. */
+        tm_buf_t text;
+        tm_buf_init(&text);
+        tm_buf_puts(&text, cases[k].before);
+        if (k == 0)
+            for (int i = 0; i < 10000; i++)
+                tm_buf_putc(&text, '9');
+        snprintf(path, sizeof(path), "%s/p.s.t.jsonl", out);
+        FILE *f = fopen(path, "w");
+        fwrite(text.data, 1, text.len, f);
+        fclose(f);
+        tm_buf_release(&text);
+
+        tm_sink_t *s = sink_open(false, NULL);
+        tm_schema_t *sc = table_schema("t", 1);
+        tm_batch_t *b = tm_batch_new();
+        add_row(b, sc, 8);
+        char err[512] = "";
+        TM_CHECK_INT(write_batch(s, b, err, sizeof(err)), 0);
+        char want[256];
+        snprintf(want, sizeof(want), "%s{\"before\":null,\"after\":{\"v\":8}", cases[k].after_cut);
+        const char *got = slurp(out, "p.s.t.jsonl");
+        TM_CHECK(strncmp(got, want, strlen(want)) == 0);
+        int64_t vals[2] = {7, 8};
+        TM_CHECK(lines_are(got, cases[k].after_cut[0] ? vals : vals + 1,
+                           cases[k].after_cut[0] ? 2 : 1));
+        tm_connector_file.sink_free(s);
+        tm_batch_unref(b);
+        tm_schema_unref(sc);
+        rm_tree(tmpdir);
+    }
+}
+
+/* With checkpoints: a torn line left by a run without them is cut at the first pre-commit. */
+static void test_torn_last_line_checkpoints(void)
+{
+    make_tmpdir();
+    char out[512], path[600];
+    snprintf(out, sizeof(out), "%s/out", tmpdir);
+    mkdir(out, 0755);
+    snprintf(path, sizeof(path), "%s/p.s.t.jsonl", out);
+    FILE *f = fopen(path, "w");
+    fputs("{\"after\":{\"v\":7}}\n{\"after\":{\"v\":", f);
+    fclose(f);
+    tm_sink_t *s = sink_open(true, NULL);
+    char err[512] = "";
+    TM_CHECK_INT(tm_connector_file.sink_recover(s, 0, NULL, err, sizeof(err)), 0);
+    tm_schema_t *sc = table_schema("t", 1);
+    tm_batch_t *b = tm_batch_new();
+    add_row(b, sc, 8);
+    tm_buf_t h;
+    tm_buf_init(&h);
+    TM_CHECK_INT(tm_connector_file.sink_write(s, b, err, sizeof(err)), 0);
+    TM_CHECK_INT(tm_connector_file.sink_precommit(s, 1, &h, err, sizeof(err)), 0);
+    TM_CHECK_INT(tm_connector_file.sink_commit(s, 1, NULL, err, sizeof(err)), 0);
+    int64_t vals[2] = {7, 8};
+    TM_CHECK(lines_are(slurp(out, "p.s.t.jsonl"), vals, 2));
+    tm_buf_release(&h);
+    tm_connector_file.sink_free(s);
+    tm_batch_unref(b);
+    tm_schema_unref(sc);
+    rm_tree(tmpdir);
+}
+
+int main(void)
+{
+    TM_RUN(test_hostile_topics);
+    TM_RUN(test_many_tables_append);
+    TM_RUN(test_many_tables_small_pool);
+    TM_RUN(test_many_tables_checkpoints);
+    TM_RUN(test_torn_last_line);
+    TM_RUN(test_torn_last_line_checkpoints);
+    return tm_test_done();
+}
