@@ -55,6 +55,7 @@ struct tm_pg_txreplay {
     size_t naborted;
     uint8_t *buf;
     size_t cap;
+    off_t size; /* the spill file's length, so a record's length is checked before its buffer */
 };
 
 static char *spill_path(const char *dir, uint32_t xid)
@@ -307,12 +308,14 @@ int tm_pg_txbuf_replay(tm_pg_txbuf_t *tb, uint32_t xid, tm_pg_txreplay_t **out, 
         return TM_ENOMEM;
     }
     rp->f = fopen(rp->path, "rb");
-    if (rp->f == NULL) {
+    struct stat st;
+    if (rp->f == NULL || fstat(fileno(rp->f), &st) != 0) {
         int rc = tm_seterr(errstr, errstr_size, TM_EIO, "cannot open spill file %s: %s",
                            rp->path, strerror(errno));
         tm_pg_txreplay_free(rp);
         return rc;
     }
+    rp->size = st.st_size;
     *out = rp;
     return 0;
 }
@@ -339,9 +342,11 @@ int tm_pg_txreplay_next(tm_pg_txreplay_t *rp, uint32_t *subxid, uint64_t *lsn,
             return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                              "spill file %s ends inside a record header", rp->path);
         uint32_t rlen = tm_pg_get_u32(hdr);
-        if (rlen >= REC_MAX)
+        off_t at = ftello(rp->f);
+        if (rlen >= REC_MAX || at < 0 || (off_t)rlen > rp->size - at)
             return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                             "spill file %s has a record of %" PRIu32 " bytes", rp->path, rlen);
+                             "spill file %s has a record of %" PRIu32 " bytes%s", rp->path, rlen,
+                             rlen < REC_MAX ? ", past its end" : "");
         if (rlen + 1 > rp->cap) {
             size_t ncap = rp->cap ? rp->cap : 256;
             while (ncap < (size_t)rlen + 1)

@@ -170,9 +170,12 @@ int tm_numeric_parse(tm_batch_t *b, tm_datum_t *d, const char *s, size_t len)
         neg = s[i++] == '-';
     if (len - i >= 3 && (strncasecmp(s + i, "nan", 3) == 0 || strncasecmp(s + i, "inf", 3) == 0))
         return numeric_keep_text(b, d, s, len, TM_DATUM_NAN);
+    long intd = 0; /* integer digits from the first non-zero one */
     for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
         any = true;
         int dg = s[i] - '0';
+        if (intd > 0 || dg != 0)
+            intd++;
         if (v > (max - dg) / 10)
             overflow = true;
         else
@@ -207,6 +210,13 @@ int tm_numeric_parse(tm_batch_t *b, tm_datum_t *d, const char *s, size_t len)
     if (!any || i != len)
         return TM_EINVAL;
     long sc = (long)scale - exp;
+    /*
+     * PostgreSQL's limits (131072 digits before the point, 16383 after):
+     * beyond them it says "value overflows numeric format", and a 16-byte
+     * text with an exponent must not become 190,000 digits downstream.
+     */
+    if (intd + exp > 131072 || sc > 16383)
+        return TM_EINVAL;
     while (!overflow && sc < 0) {
         if (v > max / 10)
             overflow = true;

@@ -194,8 +194,10 @@ int tm_batch_set_var(tm_batch_t *batch, tm_datum_t *d, const void *p, size_t len
 
 /*
  * NUMERIC helpers.  tm_numeric_parse() reads a decimal string ("-12.340",
- * "1e5" is not accepted) into an unscaled __int128 + scale, or sets
- * TM_DATUM_WIDE/TM_DATUM_NAN and keeps the text when it does not fit.
+ * "1.5e5") into an unscaled __int128 + scale, or sets TM_DATUM_WIDE /
+ * TM_DATUM_NAN and keeps the text when it does not fit.  TM_EINVAL for bad
+ * syntax, and for a value beyond PostgreSQL's limits (131072 digits before
+ * the point, 16383 after).
  */
 int tm_numeric_parse(tm_batch_t *batch, tm_datum_t *d, const char *s, size_t len);
 /* Formats a NUMERIC datum as a plain decimal string; returns length written (excl. NUL). */

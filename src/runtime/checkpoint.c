@@ -144,6 +144,7 @@ static int read_stores(json_t *state, tm_checkpoint_info_t *info)
 static int read_metadata(const char *path, tm_checkpoint_info_t *info)
 {
     json_error_t jerr;
+    memset(info, 0, sizeof(*info));
     json_t *root = json_load_file(path, 0, &jerr);
     if (root == NULL)
         return TM_ECORRUPT;
@@ -153,7 +154,6 @@ static int read_metadata(const char *path, tm_checkpoint_info_t *info)
     json_t *sinks = json_object_get(root, "sinks");
     if (!json_is_integer(id) || !json_is_object(sources) || !json_is_object(sinks))
         goto out;
-    memset(info, 0, sizeof(*info));
     info->id = (uint64_t)json_integer_value(id);
     const char *str;
     if ((str = json_string_value(json_object_get(root, "job"))) != NULL)
@@ -200,7 +200,8 @@ static int read_metadata(const char *path, tm_checkpoint_info_t *info)
     }
     rc = 0;
 out:
-    if (rc != 0 && info->id != 0)
+    /* Whatever was filled in before the failure, checkpoint 0 included (a fuzzer found it). */
+    if (rc != 0)
         tm_checkpoint_info_release(info);
     json_decref(root);
     return rc;

@@ -42,32 +42,9 @@ static const char *tmp_dir(void)
     return dir;
 }
 
-/*
- * True if some record claims more than 1 MiB past the end of the input.  The
- * reader allocates a record's buffer before it reads it (up to 1 GiB for a
- * 20-byte file: corpus input oom-record-length-75mb, reported in issue 9), so
- * such inputs would only measure the allocator; they are skipped.
- */
-static bool huge_claim(const uint8_t *data, size_t size)
-{
-    size_t at = 0;
-    while (size - at >= 16) {
-        uint64_t rlen = (uint64_t)data[at] << 24 | (uint64_t)data[at + 1] << 16 |
-                        (uint64_t)data[at + 2] << 8 | data[at + 3];
-        if (rlen > size - at - 16 + ((uint64_t)1 << 20))
-            return true;
-        if (rlen > size - at - 16)
-            return false;
-        at += 16 + (size_t)rlen;
-    }
-    return false;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512] = "", path[128];
-    if (getenv("TM_FUZZ_SPILL_ALL") == NULL && huge_claim(data, size))
-        return 0;
     tm_pg_txbuf_t *tb = NULL;
     const char *dir = tmp_dir();
     if (tm_pg_txbuf_new(&tb, dir, err, sizeof(err)) != 0)

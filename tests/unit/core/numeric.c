@@ -1,5 +1,6 @@
 /* Unit tests: the exact NUMERIC representation and the batch arena. */
 #include "core/row.h"
+#include "core/error.h"
 #include "tm_test.h"
 
 static void roundtrip(tm_batch_t *b, const char *in, const char *want, int scale)
@@ -25,6 +26,14 @@ static void test_numeric_parse_format(void)
     roundtrip(b, "1.5E-3", "0.0015", 4);
     roundtrip(b, "170141183460469231731687303715884105727",
               "170141183460469231731687303715884105727", 0);
+    /* PostgreSQL's limits: 131072 digits before the point, 16383 after (a fuzzer's input first). */
+    tm_datum_t d;
+    TM_CHECK_INT(tm_numeric_parse(b, &d, "4567452e189837", 14), TM_EINVAL);
+    TM_CHECK_INT(tm_numeric_parse(b, &d, "1e131072", 8), TM_EINVAL);
+    TM_CHECK_INT(tm_numeric_parse(b, &d, "1e131071", 8), 0);
+    TM_CHECK(d.flags & TM_DATUM_WIDE);
+    TM_CHECK_INT(tm_numeric_parse(b, &d, "0.000000001e-16375", 18), TM_EINVAL);
+    TM_CHECK_INT(tm_numeric_parse(b, &d, "1e-16383", 8), 0);
     tm_batch_unref(b);
 }
 
