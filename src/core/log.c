@@ -106,22 +106,31 @@ static void out_close_quote(out_t *o)
     o->p[o->n++] = '"';
 }
 
-/* Appends s escaped for the inside of a logfmt quoted value (Go's %q conventions). */
-static void put_escaped(out_t *o, const char *s, size_t len, bool escape_quotes)
+/*
+ * Appends s escaped for the inside of a quoted value: logfmt (Go's %q
+ * conventions: \xNN for control and ill-formed bytes) or, with `json`, a JSON
+ * string (\u00NN, and U+FFFD for ill-formed UTF-8).  Quotes and backslashes
+ * are escaped when `escape_quotes` (always in JSON).
+ */
+static void put_escaped_as(out_t *o, const char *s, size_t len, bool escape_quotes, bool json)
 {
     char esc[8];
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
         size_t k = tm_utf8_seqlen(s + i, len - i);
         if (k == 0) {
-            snprintf(esc, sizeof(esc), "\\x%02x", c);
-            out_put(o, esc, 4);
+            if (json) {
+                out_put(o, "\\ufffd", 6);
+            } else {
+                snprintf(esc, sizeof(esc), "\\x%02x", c);
+                out_put(o, esc, 4);
+            }
             i++;
             continue;
         }
         if (k > 1) {
             out_put(o, s + i, k);
-        } else if ((c == '"' || c == '\\') && escape_quotes) {
+        } else if ((c == '"' || c == '\\') && (escape_quotes || json)) {
             esc[0] = '\\';
             esc[1] = (char)c;
             out_put(o, esc, 2);
@@ -132,13 +141,18 @@ static void put_escaped(out_t *o, const char *s, size_t len, bool escape_quotes)
         } else if (c == '\t') {
             out_put(o, "\\t", 2);
         } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\x%02x", c);
-            out_put(o, esc, 4);
+            int n = snprintf(esc, sizeof(esc), json ? "\\u%04x" : "\\x%02x", c);
+            out_put(o, esc, (size_t)n);
         } else {
             out_putc(o, (char)c);
         }
         i += k;
     }
+}
+
+static void put_escaped(out_t *o, const char *s, size_t len, bool escape_quotes)
+{
+    put_escaped_as(o, s, len, escape_quotes, false);
 }
 
 /* True if a logfmt value must be quoted to be read back as one value. */
@@ -171,39 +185,10 @@ static void put_value(out_t *o, const char *s, size_t len, bool quoted)
 /* Appends s as a JSON string, quotes included. */
 static void put_json(out_t *o, const char *s)
 {
-    char esc[8];
-    size_t len = strlen(s);
-    if (!out_open_quote(o))
-        return;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t k = tm_utf8_seqlen(s + i, len - i);
-        if (k == 0) {
-            out_put(o, "\\ufffd", 6);
-            i++;
-            continue;
-        }
-        if (k > 1) {
-            out_put(o, s + i, k);
-        } else if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            out_put(o, esc, 2);
-        } else if (c == '\n') {
-            out_put(o, "\\n", 2);
-        } else if (c == '\r') {
-            out_put(o, "\\r", 2);
-        } else if (c == '\t') {
-            out_put(o, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            out_put(o, esc, 6);
-        } else {
-            out_putc(o, (char)c);
-        }
-        i += k;
+    if (out_open_quote(o)) {
+        put_escaped_as(o, s, strlen(s), true, true);
+        out_close_quote(o);
     }
-    out_close_quote(o);
 }
 
 /*

@@ -15,31 +15,16 @@
  * Thread: libFuzzer calls the target from one thread.
  */
 #include "runtime/checkpoint.h"
+#include "fuzz_util.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char *tmp_dir(void)
-{
-    static char dir[64];
-    if (dir[0] == '\0') {
-        snprintf(dir, sizeof(dir), "/dev/shm/tm-fuzz-meta-XXXXXX");
-        if (mkdtemp(dir) == NULL) {
-            snprintf(dir, sizeof(dir), "/tmp/tm-fuzz-meta-XXXXXX");
-            if (mkdtemp(dir) == NULL)
-                abort();
-        }
-    }
-    return dir;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *dir = tmp_dir();
+    const char *dir = fuzz_tmp_dir("meta");
     char path[128];
     snprintf(path, sizeof(path), "%s/_metadata", dir);
     FILE *f = fopen(path, "wb");

@@ -19,6 +19,7 @@
  */
 #include "core/hash.h"
 #include "state/savepoint.h"
+#include "fuzz_util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Offsets of savepoint.c's format (docs/state.md). */
 #define HDR_FIXED 20
@@ -87,15 +87,8 @@ static void repair(uint8_t *b, size_t size)
 static const char *tmp_path(void)
 {
     static char path[256];
-    if (path[0] == '\0') {
-        char dir[] = "/dev/shm/tm-fuzz-sp-XXXXXX", dir2[] = "/tmp/tm-fuzz-sp-XXXXXX";
-        const char *d = mkdtemp(dir);
-        if (d == NULL)
-            d = mkdtemp(dir2);
-        if (d == NULL)
-            abort();
-        snprintf(path, sizeof(path), "%s/sp", d);
-    }
+    if (path[0] == '\0')
+        snprintf(path, sizeof(path), "%s/sp", fuzz_tmp_dir("sp"));
     return path;
 }
 

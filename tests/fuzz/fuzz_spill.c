@@ -19,6 +19,7 @@
  */
 #include "core/error.h"
 #include "postgres/txbuf.h"
+#include "fuzz_util.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,27 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const char *tmp_dir(void)
-{
-    static char dir[64];
-    if (dir[0] == '\0') {
-        snprintf(dir, sizeof(dir), "/dev/shm/tm-fuzz-spill-XXXXXX");
-        if (mkdtemp(dir) == NULL) {
-            snprintf(dir, sizeof(dir), "/tmp/tm-fuzz-spill-XXXXXX");
-            if (mkdtemp(dir) == NULL)
-                abort();
-        }
-    }
-    return dir;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512] = "", path[128];
     tm_pg_txbuf_t *tb = NULL;
-    const char *dir = tmp_dir();
+    const char *dir = fuzz_tmp_dir("spill");
     if (tm_pg_txbuf_new(&tb, dir, err, sizeof(err)) != 0)
         abort();
     static const uint8_t msg[] = {'I', 0, 0, 0, 1, 'N', 0, 1, 't', 0, 0, 0, 1, '1'};
