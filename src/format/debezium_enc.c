@@ -318,8 +318,13 @@ size_t tm__dbz_fmt_f64(double v, char *buf)
      * decimal text; the 16/17-digit retries cover the rest.  %g trims
      * trailing zeros, so 0.1 prints as "0.1".
      */
+    /*
+     * The fast path finds every value of at most 15 significant digits in
+     * [1, 1e15) (at most 14 decimals), so there the search starts at 16.
+     */
+    double a = fabs(v);
     int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
+    for (int prec = a >= 1 && a < 1e15 ? 16 : 15; prec <= 17; prec++) {
         n = snprintf(buf, TM__DBZ_DOUBLE_MAX - 2, "%.*g", prec, v);
         if (prec == 17 || strtod(buf, NULL) == v)
             break;

@@ -291,6 +291,19 @@ static void test_zoned(void)
     tm_schema_unref(s);
 }
 
+/* Significant digits of a number's text: no sign, point, exponent, leading or trailing zeros. */
+static int sig_digits(const char *t)
+{
+    char d[64];
+    int n = 0;
+    for (; *t && *t != 'e' && *t != 'E' && n < 63; t++)
+        if (*t >= '0' && *t <= '9' && (n > 0 || *t != '0'))
+            d[n++] = *t;
+    while (n > 0 && d[n - 1] == '0')
+        n--;
+    return n;
+}
+
 static void test_doubles(void)
 {
     char buf[TM__DBZ_DOUBLE_MAX];
@@ -312,6 +325,35 @@ static void test_doubles(void)
             tm__dbz_fmt_f64(cases[i].v, buf);
         TM_CHECK_STR(buf, cases[i].want);
     }
+    /*
+     * Shortest round trip for random doubles of 1 to 17 digits over a wide
+     * range: the text reads back to the value and has as few significant
+     * digits as the first %.Ng that does.
+     */
+    uint64_t rng = 0x853c49e6748fea9bu;
+    int bad = 0;
+    for (int i = 0; i < 20000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        char lit[64], ref[64];
+        snprintf(lit, sizeof(lit), "%.*ge%d", 1 + (int)(rng % 17), (double)(rng >> 11) / 9007199254740992.0,
+                 (int)((rng >> 5) % 40) - 20);
+        double v = strtod(lit, NULL);
+        if (v == 0)
+            continue;
+        size_t n = tm__dbz_fmt_f64(v, buf);
+        buf[n] = '\0';
+        int p = 1;
+        for (; p < 17; p++) {
+            snprintf(ref, sizeof(ref), "%.*g", p, v);
+            if (strtod(ref, NULL) == v)
+                break;
+        }
+        if (strtod(buf, NULL) != v || sig_digits(buf) != p) {
+            if (bad++ < 5)
+                fprintf(stderr, "%s: wrote %s, shortest has %d digits\n", lit, buf, p);
+        }
+    }
+    TM_CHECK_INT(bad, 0);
     TM_CHECK(tm__dbz_fmt_f64(NAN, buf) == 0);
     TM_CHECK_STR(tm__dbz_special_double(NAN), "NaN");
     TM_CHECK_STR(tm__dbz_special_double(-INFINITY), "-Infinity");
