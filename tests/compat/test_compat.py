@@ -10,15 +10,15 @@ of the first, pg_copy_logical_replication_slot), with one publication FOR ALL
 TABLES (Debezium's default publication.autocreate.mode), after the whole
 workload was committed, so both see exactly the same changes.
 
-The report goes to stdout and to tests/compat/target/<test>-report.txt; both
-raw outputs stay in pytest's tmp_path (printed on failure).
+The report goes to stdout and to tests/compat/target/<test>-report.txt, next
+to both raw outputs (<test>-debezium.jsonl, <test>-tidemark/).
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -243,11 +243,17 @@ def run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot: str):
 
 
 def publish_report(name: str, text: str, dbz_out: Path, tm_out: Path) -> None:
+    """Prints the report and keeps it, with both raw outputs, in
+    tests/compat/target/ (pytest removes old tmp_paths)."""
     target = HERE / "target"
     target.mkdir(exist_ok=True)
     (target / f"{name}-report.txt").write_text(text + "\n")
-    print(f"\n{text}\n\nraw outputs: Debezium {dbz_out}, tidemark {tm_out}/\n"
-          f"rerun the comparison: python3 tests/compat/compare.py {dbz_out} {tm_out}")
+    kept_dbz, kept_tm = target / f"{name}-debezium.jsonl", target / f"{name}-tidemark"
+    shutil.copyfile(dbz_out, kept_dbz)
+    shutil.rmtree(kept_tm, ignore_errors=True)
+    shutil.copytree(tm_out, kept_tm)
+    print(f"\n{text}\n\nraw outputs: Debezium {kept_dbz}, tidemark {kept_tm}/\n"
+          f"rerun the comparison: python3 tests/compat/compare.py {kept_dbz} {kept_tm}")
 
 
 @pytest.mark.deadline(900)
