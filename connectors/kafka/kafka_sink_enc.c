@@ -26,7 +26,6 @@
  * Thread: sink.
  */
 #include "kafka_sink_int.h"
-#include "core/datum.h"
 
 #include "core/error.h"
 #include "core/log.h"
@@ -345,27 +344,6 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     return rc;
 }
 
-/* True when an update's before image carries a different primary key. */
-static bool key_changed(const tm_record_t *rec)
-{
-    const tm_schema_t *sc = rec->schema;
-    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
-        sc->nkeys == 0)
-        return false;
-    for (int k = 0; k < sc->nkeys; k++) {
-        int c = sc->key_cols[k];
-        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
-        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
-        if (na != nb)
-            return true;
-        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
-            continue;
-        if (!tm_datum_equal(sc->cols[c].type, a, b))
-            return true;
-    }
-    return false;
-}
-
 int tm__ks_encode(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_ks_msgs_t *m,
                   char *errstr, size_t errstr_size)
 {
@@ -375,12 +353,11 @@ int tm__ks_encode(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_ks_ms
         skip(s, rec);
         return 0;
     }
-    if (key_changed(rec)) {
-        tm_record_t del = *rec, cre = *rec;
-        del.op = TM_OP_DELETE;
-        del.after = NULL;
-        cre.op = TM_OP_CREATE;
-        cre.before = NULL;
+    if (tm_dbz_skipped(s->skipped_ops, rec->op))
+        return 0;
+    if (tm_dbz_key_changed(rec)) {
+        tm_record_t del, cre;
+        tm_dbz_split_key_change(rec, &del, &cre);
         range_t oldkey, newkey;
         if ((rc = put_key(s, &del, m, &oldkey)) != 0 || (rc = put_key(s, &cre, m, &newkey)) != 0 ||
             (rc = encode_one(s, &del, topic, m, oldkey, "__debezium.newkey", newkey)) != 0 ||

@@ -34,6 +34,7 @@
  *
  * Thread: an encoder belongs to one thread (a sink's).
  */
+#include "core/datum.h"
 #include "core/error.h"
 #include "format/debezium.h"
 #include "format/debezium_int.h"
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef TM_VERSION
 #define TM_VERSION "0.0.0"
@@ -1897,6 +1899,70 @@ int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *o
     if (out->data != NULL)
         out->data[out->len] = '\0';
     return rc;
+}
+
+/* ======================================================================== */
+/* What a sink writes: skipped operations and key changes                   */
+/* ======================================================================== */
+
+int tm_dbz_skipped_parse(const char *spec, uint32_t *mask, char *errstr, size_t errstr_size)
+{
+    static const char ops[] = "cudt";
+    uint32_t m = 0;
+    const char *p = spec ? spec : "";
+    *mask = 0;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *w = p;
+        while (*p != '\0' && *p != ',' && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - w);
+        if (n == 0)
+            continue;
+        if (n == 4 && strncasecmp(w, "none", 4) == 0)
+            continue;
+        const char *hit = n == 1 ? strchr(ops, w[0] | 0x20) : NULL;
+        if (hit == NULL)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "skipped_operations = '%s': '%.*s' is not an operation; list any of "
+                             "c, u, d and t separated by commas, or 'none' to write every "
+                             "operation",
+                             spec, (int)(n > 20 ? 20 : n), w);
+        m |= 1u << (hit - ops);
+    }
+    *mask = m;
+    return 0;
+}
+
+bool tm_dbz_key_changed(const tm_record_t *rec)
+{
+    const tm_schema_t *sc = rec->schema;
+    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
+        sc->nkeys == 0)
+        return false;
+    for (int k = 0; k < sc->nkeys; k++) {
+        int c = sc->key_cols[k];
+        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
+        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
+        if (na != nb)
+            return true;
+        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
+            continue;
+        if (!tm_datum_equal(sc->cols[c].type, a, b))
+            return true;
+    }
+    return false;
+}
+
+void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre)
+{
+    *del = *rec;
+    *cre = *rec;
+    del->op = TM_OP_DELETE;
+    del->after = NULL;
+    cre->op = TM_OP_CREATE;
+    cre->before = NULL;
 }
 
 /* ======================================================================== */
