@@ -79,6 +79,21 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
     desc->scale = col->scale;
     desc->wire = TM_DBZ_W_PLAIN;
 
+    int32_t bits = tm__dbz_bits_length(col);
+    if (bits == 1) {
+        desc->type = "boolean";
+        desc->wire = TM_DBZ_W_BIT1;
+        return;
+    }
+    if (bits > 1) {
+        desc->type = "bytes";
+        desc->name = TM_DBZ_BITS;
+        desc->version = 1;
+        desc->bits = bits;
+        desc->wire = TM_DBZ_W_BITS;
+        return;
+    }
+
     switch (col->type) {
     case TM_T_BOOL:
         desc->type = "boolean";
@@ -198,6 +213,56 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         desc->elem_type = col->elem_type;
         break;
     }
+}
+
+int32_t tm__dbz_bits_length(const tm_column_t *col)
+{
+    if (col->type != TM_T_TEXT && col->type != TM_T_OTHER)
+        return -1;
+    bool bit = col->type_oid == 1560 || (col->db_type != NULL && strcmp(col->db_type, "bit") == 0);
+    bool varbit =
+        col->type_oid == 1562 || (col->db_type != NULL && strcmp(col->db_type, "varbit") == 0);
+    if (!bit && !varbit)
+        return -1;
+    if (col->length > 0)
+        return col->length;
+    return bit ? 1 : INT32_MAX;
+}
+
+int tm__dbz_bits_to_bytes(const char *s, size_t n, tm_buf_t *out)
+{
+    /* Bit i (from the right) goes to byte i / 8, bit i % 8; trailing zero bytes are dropped. */
+    size_t nbytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[n - 1 - i] == '1')
+            nbytes = i / 8 + 1;
+    size_t start = out->len;
+    TRY(tm_buf_reserve(out, nbytes + 1));
+    memset(out->data + start, 0, nbytes);
+    for (size_t i = 0; i < n && i / 8 < nbytes; i++)
+        if (s[n - 1 - i] == '1')
+            out->data[start + i / 8] = (char)(out->data[start + i / 8] | (1 << (i % 8)));
+    out->len = start + nbytes;
+    return 0;
+}
+
+int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *out)
+{
+    size_t used = 0; /* bits up to the highest one set */
+    for (size_t i = 0; i < n * 8; i++)
+        if (b[i / 8] & (1u << (i % 8)))
+            used = i + 1;
+    size_t digits = used > 0 ? used : 1;
+    if (length > 0 && length <= 65536 && (size_t)length > digits)
+        digits = (size_t)length;
+    TRY(tm_buf_reserve(out, digits + 1));
+    for (size_t k = 0; k < digits; k++) {
+        size_t i = digits - 1 - k;
+        bool one = i / 8 < n && (b[i / 8] & (1u << (i % 8)));
+        out->data[out->len + k] = one ? '1' : '0';
+    }
+    out->len += digits;
+    return 0;
 }
 
 void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc)
@@ -1133,6 +1198,8 @@ static int w_schema_attrs(tm_buf_t *out, const tm_dbz_coldesc_t *desc, bool opti
             TRY(tm_buf_appendf(out, ",\"connect.decimal.precision\":\"%d\"",
                                (int)desc->precision));
         TRY(tm_buf_putc(out, '}'));
+    } else if (desc->wire == TM_DBZ_W_BITS) {
+        TRY(tm_buf_appendf(out, ",\"parameters\":{\"length\":\"%d\"}", (int)desc->bits));
     } else if (desc->allowed != NULL) {
         TRY(PUTS(out, ",\"parameters\":{\"allowed\":"));
         TRY(w_str(out, desc->allowed));
@@ -1619,6 +1686,16 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
         return w_unavailable(&enc->opts, col, desc, out);
     char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
+    if (desc->wire == TM_DBZ_W_BIT1)
+        return d->u.var.len > 0 && d->u.var.ptr[0] == '1' ? BPUTS(out, "true")
+                                                          : BPUTS(out, "false");
+    if (desc->wire == TM_DBZ_W_BITS) {
+        tm_buf_clear(&enc->scratch);
+        TRY(tm__dbz_bits_to_bytes(d->u.var.ptr, d->u.var.len, &enc->scratch));
+        TRY(bputc(out, '"'));
+        TRY(tm_buf_append_base64(out, enc->scratch.data, enc->scratch.len));
+        return bputc(out, '"');
+    }
     switch (col->type) {
     case TM_T_BOOL:
         return d->u.b ? BPUTS(out, "true") : BPUTS(out, "false");
@@ -2051,6 +2128,10 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
             json_object_set_new(p, "connect.decimal.precision", json_string(b));
         }
         json_object_set_new(o, "parameters", p);
+    } else if (desc->wire == TM_DBZ_W_BITS) {
+        char b[16];
+        snprintf(b, sizeof(b), "%d", (int)desc->bits);
+        json_object_set_new(o, "parameters", json_pack("{s:s}", "length", b));
     } else if (desc->allowed) {
         json_object_set_new(o, "parameters", json_pack("{s:s}", "allowed", desc->allowed));
     }
@@ -2201,6 +2282,17 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return j_unavailable(&enc->opts, col, desc);
     char tmp[TM__DBZ_ZONED_MAX];
+    if (desc->wire == TM_DBZ_W_BIT1)
+        return json_boolean(d->u.var.len > 0 && d->u.var.ptr[0] == '1');
+    if (desc->wire == TM_DBZ_W_BITS) {
+        tm_buf_t b;
+        tm_buf_init(&b);
+        json_t *j = tm__dbz_bits_to_bytes(d->u.var.ptr, d->u.var.len, &b) == 0
+                        ? j_base64(b.data, b.len)
+                        : NULL;
+        tm_buf_release(&b);
+        return j;
+    }
     switch (col->type) {
     case TM_T_BOOL:
         return json_boolean(d->u.b);

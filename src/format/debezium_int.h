@@ -45,6 +45,7 @@
 #define TM_DBZ_ENUM "io.debezium.data.Enum"
 #define TM_DBZ_JSON "io.debezium.data.Json"
 #define TM_DBZ_UUID "io.debezium.data.Uuid"
+#define TM_DBZ_BITS "io.debezium.data.Bits"
 
 /*
  * How a value travels in JSON, beyond what the column type says.  The
@@ -60,6 +61,8 @@ typedef enum tm_dbz_wire {
     TM_DBZ_W_MS,         /* TIME/TIMESTAMP as integer milliseconds */
     TM_DBZ_W_US,         /* TIME/TIMESTAMP as integer microseconds */
     TM_DBZ_W_NS,         /* TIME/TIMESTAMP as integer nanoseconds (decoder only) */
+    TM_DBZ_W_BITS,       /* bit(n>1)/varbit text as io.debezium.data.Bits bytes */
+    TM_DBZ_W_BIT1,       /* bit(1)/varbit(1) text "0"/"1" as a boolean */
 } tm_dbz_wire_t;
 
 /*
@@ -77,6 +80,7 @@ typedef struct tm_dbz_coldesc {
     int32_t precision;   /* Decimal: connect.decimal.precision, -1 to omit */
     const char *allowed; /* Enum: comma-separated labels, or NULL */
     tm_type_t elem_type; /* arrays only */
+    int32_t bits;        /* Bits: the "length" parameter (declared bits) */
     uint8_t wire;        /* tm_dbz_wire_t */
 } tm_dbz_coldesc_t;
 
@@ -84,6 +88,25 @@ typedef struct tm_dbz_coldesc {
 void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
 /* Descriptor of an array's element type (elements are always optional). */
 void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
+
+/*
+ * PostgreSQL bit strings, as Debezium's PostgresValueConverter writes them.
+ * tm__dbz_bits_length() is the declared length of a bit/varbit column (bit
+ * without a length is bit(1); varbit without one is 2147483647, what the
+ * JDBC driver reports), or -1 for any other column.  Length 1 travels as a
+ * boolean, longer ones as Bits: the bit string read as a binary number whose
+ * last character is bit 0, in java.util.BitSet.toByteArray() order (little
+ * endian, no trailing zero bytes; B'1010' is the one byte 0x0a, "Cg==").
+ */
+int32_t tm__dbz_bits_length(const tm_column_t *col);
+/* "1010" → 0x0a appended to out.  Characters other than '1' count as 0.  0 or TM_ENOMEM. */
+int tm__dbz_bits_to_bytes(const char *s, size_t n, tm_buf_t *out);
+/*
+ * The inverse: at least `length` digits (zero-padded on the left; fewer when
+ * length < 0 or length exceeds 65536, then as many as the highest set bit
+ * needs, at least one).  0 or TM_ENOMEM.
+ */
+int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *out);
 
 /* Sizes of the caller buffers for the formatters below, NUL included. */
 #define TM__DBZ_DOUBLE_MAX 32
