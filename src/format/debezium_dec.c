@@ -1418,18 +1418,27 @@ static int conv_value(conv_ctx_t *cx, const tm_column_t *col, uint8_t wire, int3
     case TM_T_INTERVAL:
         if (!num_i64(v, sa, &x))
             return v->kind == JV_NUM ? out_of_range(cx, col) : mismatch(cx, col, v, "an integer");
-        d->u.i64 = x;
+        /* Debezium's ±infinity dates (debezium_int.h) are PostgreSQL's again. */
+        d->u.i64 = col->type == TM_T_DATE ? tm__dbz_date_in(x) : x;
         return 0;
-    case TM_T_TIMESTAMP:
+    case TM_T_TIMESTAMP: {
         /* A ZonedTimestamp string into a zone-less column: its UTC wall clock. */
         if (v->kind == JV_STR && tm__dbz_parse_zoned_ts(v->s, v->n, &d->u.i64) == 0)
             return 0;
-        return time_units(cx, col, wire, v, &d->u.i64);
+        int rc = time_units(cx, col, wire, v, &d->u.i64);
+        if (rc == 0 && wire != TM_DBZ_W_NS)
+            d->u.i64 = tm__dbz_ts_in(d->u.i64);
+        return rc;
+    }
     case TM_T_TIME:
         return time_units(cx, col, wire, v, &d->u.i64);
     case TM_T_TIMESTAMPTZ:
         if (v->kind == JV_NUM)
             return time_units(cx, col, wire, v, &d->u.i64);
+        if (is_str(v, "infinity") || is_str(v, "-infinity")) {
+            d->u.i64 = v->s[0] == '-' ? TM__DBZ_TS_NINF_IN : TM__DBZ_TS_INF_IN;
+            return 0;
+        }
         if (v->kind != JV_STR || tm__dbz_parse_zoned_ts(v->s, v->n, &d->u.i64) != 0)
             return mismatch(cx, col, v, "an ISO-8601 timestamp string");
         return 0;

@@ -1702,9 +1702,10 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
-    case TM_T_DATE:
     case TM_T_INTERVAL:
         return bput_i64(out, d->u.i64);
+    case TM_T_DATE:
+        return bput_i64(out, tm__dbz_date_out(d->u.i64));
     case TM_T_FLOAT32:
         return w_double(out, d->u.f64, true);
     case TM_T_FLOAT64:
@@ -1716,11 +1717,17 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
         TRY(tm_buf_append_base64(out, d->u.var.ptr, d->u.var.len));
         return bputc(out, '"');
     case TM_T_TIME:
-    case TM_T_TIMESTAMP:
-        return bput_i64(out, desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000)
-                                                       : d->u.i64);
-    case TM_T_TIMETZ:
+    case TM_T_TIMESTAMP: {
+        int64_t us = col->type == TM_T_TIMESTAMP ? tm__dbz_ts_out(d->u.i64) : d->u.i64;
+        return bput_i64(out, desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(us, 1000) : us);
+    }
     case TM_T_TIMESTAMPTZ:
+        if (d->u.i64 == TM__DBZ_TS_INF_IN)
+            return BPUTS(out, "\"infinity\"");
+        if (d->u.i64 == TM__DBZ_TS_NINF_IN)
+            return BPUTS(out, "\"-infinity\"");
+        /* fall through */
+    case TM_T_TIMETZ:
         /* ISO text never needs escaping: quote it and copy. */
         tmp[0] = '"';
         n = col->type == TM_T_TIMETZ ? tm__dbz_fmt_zoned_time(d->u.i64, tmp + 1)
@@ -2299,9 +2306,10 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
-    case TM_T_DATE:
     case TM_T_INTERVAL:
         return j_i64(d->u.i64);
+    case TM_T_DATE:
+        return j_i64(tm__dbz_date_out(d->u.i64));
     case TM_T_FLOAT32:
     case TM_T_FLOAT64:
         return j_double(d->u.f64, col->type == TM_T_FLOAT32);
@@ -2310,11 +2318,15 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     case TM_T_BYTES:
         return j_base64(d->u.var.ptr, d->u.var.len);
     case TM_T_TIME:
-    case TM_T_TIMESTAMP:
-        return j_i64(desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000) : d->u.i64);
+    case TM_T_TIMESTAMP: {
+        int64_t us = col->type == TM_T_TIMESTAMP ? tm__dbz_ts_out(d->u.i64) : d->u.i64;
+        return j_i64(desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(us, 1000) : us);
+    }
     case TM_T_TIMETZ:
         return json_stringn(tmp, tm__dbz_fmt_zoned_time(d->u.i64, tmp));
     case TM_T_TIMESTAMPTZ:
+        if (d->u.i64 == TM__DBZ_TS_INF_IN || d->u.i64 == TM__DBZ_TS_NINF_IN)
+            return json_string(d->u.i64 == TM__DBZ_TS_INF_IN ? "infinity" : "-infinity");
         return json_stringn(tmp, tm__dbz_fmt_zoned_ts(d->u.i64, tmp));
     case TM_T_ARRAY:
         if (d->u.var.len == 0)

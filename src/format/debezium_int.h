@@ -108,6 +108,54 @@ int tm__dbz_bits_to_bytes(const char *s, size_t n, tm_buf_t *out);
  */
 int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *out);
 
+/*
+ * PostgreSQL's ±infinity, as Debezium's PostgresValueConverter writes them.
+ * Inside tidemark a date infinity is INT32_MAX/INT32_MIN days and a
+ * timestamp infinity INT64_MAX/INT64_MIN µs (pg_types.h).  On the wire:
+ *   date         the epoch days of LocalDate -5877611-06-21 (+infinity) and
+ *                -5877611-06-22 (-infinity), Debezium's POSITIVE/NEGATIVE_
+ *                INFINITY_LOCAL_DATE (both are negative: that is Debezium's);
+ *   timestamp    pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY read as µs
+ *                (9223372036825200000, -9223372036832400000), in ms for the
+ *                millisecond forms;
+ *   timestamptz  the strings "infinity" and "-infinity".
+ */
+#define TM__DBZ_DATE_INF_IN INT32_MAX
+#define TM__DBZ_DATE_NINF_IN INT32_MIN
+#define TM__DBZ_TS_INF_IN INT64_MAX
+#define TM__DBZ_TS_NINF_IN INT64_MIN
+#define TM__DBZ_DATE_INF_WIRE INT64_C(-2147472693)
+#define TM__DBZ_DATE_NINF_WIRE INT64_C(-2147472692)
+#define TM__DBZ_TS_INF_WIRE_US INT64_C(9223372036825200000)
+#define TM__DBZ_TS_NINF_WIRE_US INT64_C(-9223372036832400000)
+
+/* Days since 1970 as Debezium writes them (infinities mapped), and back. */
+static inline int64_t tm__dbz_date_out(int64_t days)
+{
+    return days == TM__DBZ_DATE_INF_IN    ? TM__DBZ_DATE_INF_WIRE
+           : days == TM__DBZ_DATE_NINF_IN ? TM__DBZ_DATE_NINF_WIRE
+                                          : days;
+}
+static inline int64_t tm__dbz_date_in(int64_t days)
+{
+    return days == TM__DBZ_DATE_INF_WIRE    ? TM__DBZ_DATE_INF_IN
+           : days == TM__DBZ_DATE_NINF_WIRE ? TM__DBZ_DATE_NINF_IN
+                                            : days;
+}
+/* A zone-less timestamp in µs as Debezium writes it (infinities mapped), and back. */
+static inline int64_t tm__dbz_ts_out(int64_t us)
+{
+    return us == TM__DBZ_TS_INF_IN    ? TM__DBZ_TS_INF_WIRE_US
+           : us == TM__DBZ_TS_NINF_IN ? TM__DBZ_TS_NINF_WIRE_US
+                                      : us;
+}
+static inline int64_t tm__dbz_ts_in(int64_t us)
+{
+    return us == TM__DBZ_TS_INF_WIRE_US    ? TM__DBZ_TS_INF_IN
+           : us == TM__DBZ_TS_NINF_WIRE_US ? TM__DBZ_TS_NINF_IN
+                                           : us;
+}
+
 /* Sizes of the caller buffers for the formatters below, NUL included. */
 #define TM__DBZ_DOUBLE_MAX 32
 #define TM__DBZ_ZONED_MAX 48

@@ -313,3 +313,21 @@ def test_bit_strings_as_debezium_bits(cdc):
             ("bytes", "io.debezium.data.Bits", 1, {"length": length}), f
     assert fields["b1"]["type"] == "boolean" and "name" not in fields["b1"], fields["b1"]
     assert fields["vb1"]["type"] == "boolean", fields["vb1"]
+
+
+def test_infinity_as_debezium_writes_it(cdc):
+    """Issue 10 row 10: Debezium's sentinels for dates and timestamps, "infinity" for timestamptz."""
+    cdc.sql("CREATE TABLE public.inf (id int PRIMARY KEY, d date, ts timestamp, ts3 timestamp(3), "
+            "tstz timestamptz);")
+    tm = cdc.start(tables="public.inf", snapshot="never", sink={"schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO inf VALUES (1, 'infinity', 'infinity', 'infinity', 'infinity'), "
+            "(2, '-infinity', '-infinity', '-infinity', '-infinity');")
+    records = wait_for_lines(cdc.topic_path("inf"), 2, proc=tm)
+    rows = [payload(r)["after"] for r in records]
+    assert rows == [
+        {"id": 1, "d": -2147472693, "ts": 9223372036825200000, "ts3": 9223372036825200,
+         "tstz": "infinity"},
+        {"id": 2, "d": -2147472692, "ts": -9223372036832400000, "ts3": -9223372036832400,
+         "tstz": "-infinity"},
+    ], rows
