@@ -101,7 +101,9 @@ static int jsonl_tombstone(tm_jsonl_t *w, const tm_record_t *del, tm_buf_t *line
 static int jsonl_event(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
 {
     int rc = jsonl_encode(w, rec, out);
-    if (rc == 0 && rec->op == TM_OP_DELETE && w->tombstones)
+    /* A tombstone says "forget this key": without a key there is none, as in the Kafka sink. */
+    if (rc == 0 && rec->op == TM_OP_DELETE && w->tombstones && rec->schema != NULL &&
+        rec->schema->nkeys > 0)
         rc = jsonl_tombstone(w, rec, out);
     return rc;
 }
@@ -136,10 +138,10 @@ static int jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *line)
     if (w->include_key) {
         if ((rc = tm_buf_puts(line, "{\"key\":")) != 0)
             return rc;
-        if (rec->op == TM_OP_MESSAGE || rec->op == TM_OP_TRUNCATE)
+        rc = tm_dbz_encode_key(w->enc, rec, line);
+        /* No key (a truncate, a table without a primary key): null, as in Kafka. */
+        if (rc == TM_ENOTFOUND)
             rc = tm_buf_puts(line, "null");
-        else
-            rc = tm_dbz_encode_key(w->enc, rec, line);
         if (rc != 0 || (rc = tm_buf_puts(line, ",\"value\":")) != 0)
             return rc;
     }

@@ -1,8 +1,9 @@
 /*
  * kafka_sink_enc.c — what a change record becomes in Kafka.
  *
- * The key is always the Debezium key (tm_dbz_encode_key: the primary key, or
- * every column without one), with its schema part when `schemas` is on.  The
+ * The key is always the Debezium key (tm_dbz_encode_key: the primary key; null
+ * for a table without one, as Debezium), with its schema part when `schemas`
+ * is on.  The
  * value depends on `format`:
  *
  *     format          insert/update/read     delete                      truncate, message
@@ -329,6 +330,11 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
             return rc;
         break;
     default: /* TM_KS_UPSERT */
+        if (del && key.len == TM_KS_NULL) {
+            /* A table without a primary key has no key to delete (issue 10 row 5). */
+            skip(s, rec);
+            return 0;
+        }
         if (del)
             return push(m, topic, key, null_range, hdr, hval);
         if ((rc = put_flat(s, rec, m, &val)) == TM_ENOTFOUND)

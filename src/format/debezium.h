@@ -59,13 +59,13 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc);
 int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
 /*
  * Appends the key: {"schema":…,"payload":{pk…}} (or just the payload).  The
- * key columns are the primary key, or every column when there is none; the
- * values come from `after`, or `before` for deletes.  A message's key is
- * Debezium's MessageKey {"prefix":…}.  A truncate has no key: TM_ENOTFOUND,
- * nothing appended.
+ * key columns are the primary key; the values come from `after`, or `before`
+ * for deletes.  A message's key is Debezium's MessageKey {"prefix":…}.  A
+ * truncate has no key, nor has a table without a primary key (Debezium's
+ * null key, whatever the replica identity): TM_ENOTFOUND, nothing appended.
  */
 int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
-/* Reference encoder (Jansson).  Returns a new reference or NULL (truncate key: NULL). */
+/* Reference encoder (Jansson).  Returns a new reference or NULL (no key: NULL). */
 json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 

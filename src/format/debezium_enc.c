@@ -1947,11 +1947,13 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         TRY(bputc(out, '}'));
         return enc->opts.schemas ? bputc(out, '}') : 0;
     }
-    /* Debezium's truncate events have no key. */
+    /* Debezium's truncate events have no key, nor has a table without a primary key. */
     if (rec->op == TM_OP_TRUNCATE)
         return TM_ENOTFOUND;
     if (rec->schema == NULL)
         return TM_EINVAL;
+    if (rec->schema->nkeys == 0)
+        return TM_ENOTFOUND;
     int err = 0;
     enc_table_t *t = enc_table_get(enc, rec->schema, &err);
     if (t == NULL)
@@ -2504,7 +2506,7 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
                                    "io.debezium.connector.postgresql.MessageKey", "version", 1);
         return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
     }
-    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL)
+    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL || rec->schema->nkeys == 0)
         return NULL;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     p = j_row(enc, rec->schema, row, true);

@@ -366,7 +366,7 @@ def test_kafka_to_file_and_kafka_exactly_once_through_kills(kafka, daemons, keye
     sink_topic = f"{prefix}.out"
     progress_topic = f"{prefix}.progress"
     kafka.create_topic(source_topic, partitions=PARTITIONS)
-    # Without a primary key the sink's message key is the whole row, which
+    # Without a primary key the sink's message key is null (Debezium's), which
     # scatters a source partition over the sink's partitions: one partition
     # keeps its order readable.  With one, the key's partition keeps it.
     kafka.create_topic(sink_topic, partitions=3 if keyed else 1)

@@ -269,6 +269,38 @@ def test_key_change_is_delete_and_create_with_tombstones_on_request(cdc):
     assert delete["source"]["lsn"] == create["source"]["lsn"], (delete, create)
 
 
+def test_table_without_primary_key_has_a_null_key(cdc):
+    """Issue 10 row 5: Debezium's key of a table without a primary key (or unique index) is null."""
+    cdc.sql("CREATE TABLE public.nopk (a int NOT NULL, b text); "
+            "ALTER TABLE nopk REPLICA IDENTITY FULL;")
+    tm = cdc.start(tables="public.nopk", snapshot="never",
+                   sink={"include_key": True, "schemas": False, "tombstones_on_delete": True})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO nopk VALUES (1, 'x'); DELETE FROM nopk; INSERT INTO nopk VALUES (2, 'y');")
+    wait_for_lines(cdc.topic_path("nopk"), 3, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    records = read_jsonl(cdc.topic_path("nopk"))
+    # No key, and so no tombstone after the delete.
+    assert [(r["key"], r["value"]["op"]) for r in records] == \
+        [(None, "c"), (None, "d"), (None, "c")], records
+
+
+def test_replica_identity_index_is_the_key_without_a_primary_key(cdc):
+    """Without a primary key Debezium keys on the unique index (here the replica identity's)."""
+    cdc.sql("CREATE TABLE public.nopk (a int NOT NULL, b text); "
+            "CREATE UNIQUE INDEX nopk_a ON nopk (a); "
+            "ALTER TABLE nopk REPLICA IDENTITY USING INDEX nopk_a;")
+    tm = cdc.start(tables="public.nopk", snapshot="never",
+                   sink={"include_key": True, "schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO nopk VALUES (1, 'x'); DELETE FROM nopk;")
+    wait_for_lines(cdc.topic_path("nopk"), 2, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    records = read_jsonl(cdc.topic_path("nopk"))
+    assert [(r["key"], r["value"]["op"]) for r in records] == \
+        [({"a": 1}, "c"), ({"a": 1}, "d")], records
+
+
 def test_stdout_sink_prints_events(cdc):
     cdc.sql(ORDERS)
     job = cdc_job(cdc.source(snapshot="never"),
