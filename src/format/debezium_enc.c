@@ -1676,11 +1676,55 @@ static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
     return BPUTS(out, "null");
 }
 
+/*
+ * The value Debezium writes for a NULL in a NOT NULL column: Kafka Connect
+ * refuses null in a required field, so Debezium's JdbcValueConverters
+ * .convertValue() substitutes the column default or else a per-type fallback
+ * (0, false, "", empty bytes, [], the epoch).  Such NULLs are the columns a
+ * REPLICA IDENTITY DEFAULT before image does not carry.  tidemark does not
+ * know column defaults, so it always writes the fallback.  The text is the
+ * same for the fast and the reference encoder (parsed by the latter).
+ */
+static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *desc)
+{
+    switch (desc->wire) {
+    case TM_DBZ_W_BIT1:
+        return "false";
+    case TM_DBZ_W_BITS:
+        return "\"\"";
+    case TM_DBZ_W_DEC_BYTES:
+        return "\"AA==\"";
+    case TM_DBZ_W_DEC_VSD:
+        return "{\"scale\":0,\"value\":\"AA==\"}";
+    case TM_DBZ_W_DEC_STRING:
+        return "\"0\"";
+    case TM_DBZ_W_DEC_DOUBLE:
+        return "0.0";
+    default:
+        break;
+    }
+    if (col->type == TM_T_TIMESTAMPTZ)
+        return "\"1970-01-01T00:00:00Z\"";
+    if (col->type == TM_T_TIMETZ)
+        return "\"00:00:00Z\"";
+    if (strcmp(desc->type, "boolean") == 0)
+        return "false";
+    if (strcmp(desc->type, "float") == 0 || strcmp(desc->type, "double") == 0)
+        return "0.0";
+    if (strcmp(desc->type, "string") == 0 || strcmp(desc->type, "bytes") == 0)
+        return "\"\"";
+    if (strcmp(desc->type, "array") == 0)
+        return "[]";
+    if (strncmp(desc->type, "int", 3) == 0)
+        return "0";
+    return "null";
+}
+
 static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
                    const tm_row_t *row, int i, tm_buf_t *out)
 {
     if (tm_row_is_null(row, i))
-        return BPUTS(out, "null");
+        return col->nullable ? BPUTS(out, "null") : tm_buf_puts(out, dbz_fallback(col, desc));
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return w_unavailable(&enc->opts, col, desc, out);
@@ -2286,7 +2330,8 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
                        const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i)
 {
     if (tm_row_is_null(row, i))
-        return json_null();
+        return col->nullable ? json_null()
+                             : json_loads(dbz_fallback(col, desc), JSON_DECODE_ANY, NULL);
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return j_unavailable(&enc->opts, col, desc);

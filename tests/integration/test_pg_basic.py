@@ -301,6 +301,31 @@ def test_replica_identity_index_is_the_key_without_a_primary_key(cdc):
         [({"a": 1}, "c"), ({"a": 1}, "d")], records
 
 
+def test_not_null_columns_missing_from_the_before_image_get_debeziums_fallbacks(cdc):
+    """Issue 10 row 1: REPLICA IDENTITY DEFAULT deletes (and key changes) as Debezium writes them.
+
+    The old tuple carries the key only; Kafka Connect refuses null in a
+    required field, so Debezium fills NOT NULL columns with its converters'
+    fallbacks, and so does tidemark.  Nullable columns stay null.
+    """
+    cdc.sql("CREATE TABLE public.nn (id int PRIMARY KEY, qty int NOT NULL, name text NOT NULL, "
+            "price numeric(10,2) NOT NULL, at timestamptz NOT NULL, note text);")
+    tm = cdc.start(tables="public.nn", snapshot="never", sink={"schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("""
+        INSERT INTO nn VALUES (1, 42, 'x', 1.50, '2024-01-02 03:04:05+00', 'n');
+        UPDATE nn SET id = 2 WHERE id = 1;
+        DELETE FROM nn WHERE id = 2;
+    """)
+    records = wait_for_lines(cdc.topic_path("nn"), 4, proc=tm)
+    payloads = [payload(r) for r in records]
+    assert [p["op"] for p in payloads] == ["c", "d", "c", "d"], payloads
+    fallback = {"qty": 0, "name": "", "price": "AA==", "at": "1970-01-01T00:00:00Z", "note": None}
+    assert payloads[1]["before"] == dict(fallback, id=1), payloads[1]
+    assert payloads[3]["before"] == dict(fallback, id=2), payloads[3]
+    assert payloads[2]["after"]["qty"] == 42, payloads[2]
+
+
 def test_stdout_sink_prints_events(cdc):
     cdc.sql(ORDERS)
     job = cdc_job(cdc.source(snapshot="never"),

@@ -350,7 +350,11 @@ static void test_other_types(void)
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, false), "\"a\\\"b\\\\c\\n\\u0001\"");
     d.flags = TM_DATUM_UNAVAILABLE;
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, false), "\"__debezium_unavailable_value\"");
+    /* NULL in a NOT NULL column is Debezium's fallback (issue 10 row 1); null when nullable. */
+    TM_CHECK_STR(enc_one(s, &d, true, &opts_precise, false), "\"\"");
+    s->cols[0].nullable = true;
     TM_CHECK_STR(enc_one(s, &d, true, &opts_precise, false), "null");
+    s->cols[0].nullable = false;
     tm_schema_set_str(&s->cols[0].semantic, "io.debezium.data.Xml");
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, true),
                  "{\"type\":\"string\",\"optional\":false,\"name\":\"io.debezium.data.Xml\","
@@ -827,6 +831,69 @@ static void test_infinity(void)
     }
 }
 
+/* The value after.v of a NOT NULL column of `type` when the datum is NULL. */
+static const char *enc_null(tm_type_t type, int32_t precision, int32_t scale, tm_type_t elem,
+                            const tm_dbz_opts_t *o)
+{
+    static char res[128];
+    tm_schema_t *s = one_col(type, precision, scale);
+    s->cols[0].elem_type = elem;
+    tm_datum_t d;
+    memset(&d, 0, sizeof(d));
+    snprintf(res, sizeof(res), "%s", enc_one(s, &d, true, o, false));
+    /* The reference encoder writes the same value. */
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(o);
+    tm_batch_t *b = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_DELETE);
+    r->before = tm_batch_new_row(b, s);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    json_t *v = json_object_get(json_object_get(ref, "before"), "v");
+    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    TM_CHECK(txt != NULL && strcmp(txt, res) == 0);
+    free(txt);
+    json_decref(ref);
+    tm_batch_unref(b);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+    return res;
+}
+
+/*
+ * Issue 10 row 1: a REPLICA IDENTITY DEFAULT before image lacks the non-key
+ * columns; in NOT NULL ones Debezium writes its converters' fallbacks, since
+ * Kafka Connect refuses null in a required field.
+ */
+static void test_not_null_fallbacks(void)
+{
+    tm_dbz_opts_t str = opts_precise, dbl = opts_precise;
+    str.decimal_mode = TM_DECIMAL_STRING;
+    dbl.decimal_mode = TM_DECIMAL_DOUBLE;
+    TM_CHECK_STR(enc_null(TM_T_BOOL, -1, 0, 0, &opts_precise), "false");
+    TM_CHECK_STR(enc_null(TM_T_INT16, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_INT32, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_INT64, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_FLOAT32, -1, 0, 0, &opts_precise), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_FLOAT64, -1, 0, 0, &opts_precise), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &opts_precise), "\"AA==\"");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, -1, TM_SCALE_VARIABLE, 0, &opts_precise),
+                 "{\"scale\":0,\"value\":\"AA==\"}");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &str), "\"0\"");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &dbl), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_TEXT, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_BYTES, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_UUID, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_JSON, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_DATE, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIME, 6, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIMESTAMP, 3, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIMESTAMPTZ, -1, 0, 0, &opts_precise),
+                 "\"1970-01-01T00:00:00Z\"");
+    TM_CHECK_STR(enc_null(TM_T_TIMETZ, -1, 0, 0, &opts_precise), "\"00:00:00Z\"");
+    TM_CHECK_STR(enc_null(TM_T_INTERVAL, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_ARRAY, -1, 0, TM_T_INT32, &opts_precise), "[]");
+    TM_CHECK_STR(enc_null(TM_T_ENUM, -1, 0, 0, &opts_precise), "\"\"");
+}
+
 static void test_key_without_pk(void)
 {
     /* No primary key: Debezium's key is null, whatever the replica identity (issue 10 row 5). */
@@ -918,6 +985,7 @@ int main(void)
     TM_RUN(test_events_with_schema);
     TM_RUN(test_bits);
     TM_RUN(test_infinity);
+    TM_RUN(test_not_null_fallbacks);
     TM_RUN(test_key_without_pk);
     TM_RUN(test_mysql_source);
     TM_RUN(test_schema_version_cache);
