@@ -13,6 +13,10 @@
  *                                            tombstone
  *     upsert          flat row               tombstone (null value)      skipped
  *
+ * Operations in `skipped_operations` (Debezium's skipped.operations, by
+ * default "t": truncates) are not written at all; an update that changes its
+ * key is skipped whole when "u" is listed.
+ *
  * `json` is what Debezium's ExtractNewRecordState SMT writes with
  * delete.handling.mode = rewrite; `upsert` is what Flink's upsert-kafka and
  * Kafka Streams' KTables read.  `tombstones = false` drops the tombstone that
