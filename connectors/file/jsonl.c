@@ -31,6 +31,11 @@ int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t 
     tm_jsonl_dbz_opts(opts, &o);
     w->enc = tm_dbz_encoder_new(&o);
     w->include_key = tm_opt_bool(opts, "include_key");
+    w->tombstones = tm_opt_bool(opts, "tombstones_on_delete");
+    int rc = tm_dbz_skipped_parse(tm_opt_str(opts, "skipped_operations"), &w->skipped_ops, errstr,
+                                  errstr_size);
+    if (rc != 0)
+        return rc;
     w->topic_tmpl = strdup(tm_opt_str(opts, "topic"));
     if (w->enc == NULL || w->topic_tmpl == NULL)
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
@@ -80,10 +85,44 @@ int tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
     return rc;
 }
 
+/* A tombstone: the value null, under the deleted row's key with include_key. */
+static int jsonl_tombstone(tm_jsonl_t *w, const tm_record_t *del, tm_buf_t *line)
+{
+    int rc;
+    if (!w->include_key)
+        return tm_buf_puts(line, "null\n");
+    if ((rc = tm_buf_puts(line, "{\"key\":")) != 0 ||
+        (rc = tm_dbz_encode_key(w->enc, del, line)) != 0)
+        return rc;
+    return tm_buf_puts(line, ",\"value\":null}\n");
+}
+
+/* One event, then its tombstone when it is a delete and tombstones are on. */
+static int jsonl_event(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
+{
+    int rc = jsonl_encode(w, rec, out);
+    /* A tombstone says "forget this key": without a key there is none, as in the Kafka sink. */
+    if (rc == 0 && rec->op == TM_OP_DELETE && w->tombstones && rec->schema != NULL &&
+        rec->schema->nkeys > 0)
+        rc = jsonl_tombstone(w, rec, out);
+    return rc;
+}
+
 int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
 {
     size_t start = out->len;
-    int rc = jsonl_encode(w, rec, out);
+    int rc;
+    if (tm_dbz_skipped(w->skipped_ops, rec->op)) {
+        rc = 0;
+    } else if (tm_dbz_key_changed(rec)) {
+        tm_record_t del, cre;
+        tm_dbz_split_key_change(rec, &del, &cre);
+        rc = jsonl_event(w, &del, out);
+        if (rc == 0)
+            rc = jsonl_event(w, &cre, out);
+    } else {
+        rc = jsonl_event(w, rec, out);
+    }
     if (rc != 0) {
         /* A failed record leaves no partial line behind. */
         out->len = start;
@@ -99,10 +138,10 @@ static int jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *line)
     if (w->include_key) {
         if ((rc = tm_buf_puts(line, "{\"key\":")) != 0)
             return rc;
-        if (rec->op == TM_OP_MESSAGE || rec->op == TM_OP_TRUNCATE)
+        rc = tm_dbz_encode_key(w->enc, rec, line);
+        /* No key (a truncate, a table without a primary key): null, as in Kafka. */
+        if (rc == TM_ENOTFOUND)
             rc = tm_buf_puts(line, "null");
-        else
-            rc = tm_dbz_encode_key(w->enc, rec, line);
         if (rc != 0 || (rc = tm_buf_puts(line, ",\"value\":")) != 0)
             return rc;
     }

@@ -7,6 +7,13 @@
  * by a template ("{source}.{schema}.{table}" by default, Debezium's
  * topic.prefix.schema.table).  The caller supplies where a topic's bytes go.
  *
+ * What is written follows Debezium's defaults: truncates are skipped
+ * (skipped_operations = 't'), and an update that changes the primary key
+ * becomes a delete of the old key and a create of the new one.  A delete is
+ * followed by a tombstone line only with tombstones_on_delete: "null", or
+ * {"key":…,"value":null} with include_key.  Files are not compacted logs, so
+ * that one default departs from Debezium's (docs/connectors/file.md).
+ *
  * Thread: sink thread only.
  */
 #ifndef TM_CONNECTORS_JSONL_H
@@ -32,11 +39,18 @@
         {"time_precision", TM_OPT_ENUM, false, "adaptive", "adaptive|connect",                     \
          "Debezium time.precision.mode; defaults to the source's setting."},                       \
         {"topic", TM_OPT_STRING, false, "{source}.{schema}.{table}", NULL,                         \
-         "Topic name template; {source}, {db}, {schema} and {table} are replaced."}
+         "Topic name template; {source}, {db}, {schema} and {table} are replaced."},               \
+        {"skipped_operations", TM_OPT_STRING, false, TM_DBZ_SKIPPED_DEFAULT, NULL,                 \
+         "Debezium skipped.operations: operations not written, any of c, u, d, t separated by "    \
+         "commas, or none."},                                                                      \
+        {"tombstones_on_delete", TM_OPT_BOOL, false, "false", NULL,                                \
+         "Debezium tombstones.on.delete: follow each delete with a tombstone line (null value)."}
 
 typedef struct tm_jsonl {
     tm_dbz_encoder_t *enc;
     bool include_key;
+    bool tombstones;      /* tombstones_on_delete */
+    uint32_t skipped_ops; /* skipped_operations (tm_dbz_skipped) */
     char *topic_tmpl;
 } tm_jsonl_t;
 
@@ -47,7 +61,11 @@ void tm_jsonl_release(tm_jsonl_t *w);
  * NUL-terminated): a topic may be as long as the names it is made of.
  */
 int tm_jsonl_topic(const tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out);
-/* Appends one record as a line (with '\n') to out; on error out is unchanged. */
+/*
+ * Appends what one record becomes, as lines (each with '\n'), to out: none for
+ * a skipped operation, three for a key change with tombstones.  On error out
+ * is unchanged.
+ */
 int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out);
 /* Fills encoder options from a sink's options. */
 void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *out);

@@ -65,8 +65,14 @@ const tm_option_def_t tm_kafka_sink_options[] = {
      "Prefix of the transactional id <prefix>-<job>-<sink>, so ACLs can be granted by prefix."},
     {"progress_topic", TM_OPT_STRING, false, "_tidemark_progress", NULL,
      "Compacted topic that records each committed checkpoint (exactly-once); created if missing."},
+    {"tombstones_on_delete", TM_OPT_BOOL, false, "true", NULL,
+     "Debezium tombstones.on.delete: follow each delete with a tombstone (same key, null value) "
+     "for log compaction."},
     {"tombstones", TM_OPT_BOOL, false, "true", NULL,
-     "Follow each delete with a tombstone (same key, null value) for log compaction."},
+     "The older name of tombstones_on_delete; set one or the other."},
+    {"skipped_operations", TM_OPT_STRING, false, TM_DBZ_SKIPPED_DEFAULT, NULL,
+     "Debezium skipped.operations: operations not written, any of c, u, d, t separated by "
+     "commas, or none."},
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "Include the Kafka Connect schema part in keys and values (schemas.enable)."},
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
@@ -658,7 +664,8 @@ int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr
     s->format = !strcasecmp(fmt, "json")     ? TM_KS_JSON
                 : !strcasecmp(fmt, "upsert") ? TM_KS_UPSERT
                                              : TM_KS_DEBEZIUM;
-    s->tombstones = tm_opt_bool(o, "tombstones");
+    s->tombstones = tm_opt_isset(o, "tombstones_on_delete") ? tm_opt_bool(o, "tombstones_on_delete")
+                                                             : tm_opt_bool(o, "tombstones");
     s->schemas = tm_opt_bool(o, "schemas");
     s->create_topics = tm_opt_bool(o, "create_topics");
     s->partitions = (int)tm_opt_int(o, "topic_partitions");
@@ -685,6 +692,16 @@ int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr
                        "table '%s': unavailable_timeout must not be negative", s->name);
         goto fail;
     }
+    if (tm_opt_isset(o, "tombstones_on_delete") && tm_opt_isset(o, "tombstones")) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': set tombstones_on_delete or its older name tombstones, not "
+                       "both",
+                       s->name);
+        goto fail;
+    }
+    if ((rc = tm_dbz_skipped_parse(tm_opt_str(o, "skipped_operations"), &s->skipped_ops, errstr,
+                                   errstr_size)) != 0)
+        goto fail;
     if ((rc = tm__ks_template_check(s->topic_tmpl, s->name, &s->tmpl_fixed, errstr,
                                     errstr_size)) != 0)
         goto fail;

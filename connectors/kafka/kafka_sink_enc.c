@@ -1,8 +1,9 @@
 /*
  * kafka_sink_enc.c — what a change record becomes in Kafka.
  *
- * The key is always the Debezium key (tm_dbz_encode_key: the primary key, or
- * every column without one), with its schema part when `schemas` is on.  The
+ * The key is always the Debezium key (tm_dbz_encode_key: the primary key; null
+ * for a table without one, as Debezium), with its schema part when `schemas`
+ * is on.  The
  * value depends on `format`:
  *
  *     format          insert/update/read     delete                      truncate, message
@@ -11,6 +12,10 @@
  *                     = "false"              __deleted = "true", then
  *                                            tombstone
  *     upsert          flat row               tombstone (null value)      skipped
+ *
+ * Operations in `skipped_operations` (Debezium's skipped.operations, by
+ * default "t": truncates) are not written at all; an update that changes its
+ * key is skipped whole when "u" is listed.
  *
  * `json` is what Debezium's ExtractNewRecordState SMT writes with
  * delete.handling.mode = rewrite; `upsert` is what Flink's upsert-kafka and
@@ -26,7 +31,6 @@
  * Thread: sink.
  */
 #include "kafka_sink_int.h"
-#include "core/datum.h"
 
 #include "core/error.h"
 #include "core/log.h"
@@ -330,6 +334,11 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
             return rc;
         break;
     default: /* TM_KS_UPSERT */
+        if (del && key.len == TM_KS_NULL) {
+            /* A table without a primary key has no key to delete (issue 10 row 5). */
+            skip(s, rec);
+            return 0;
+        }
         if (del)
             return push(m, topic, key, null_range, hdr, hval);
         if ((rc = put_flat(s, rec, m, &val)) == TM_ENOTFOUND)
@@ -345,27 +354,6 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     return rc;
 }
 
-/* True when an update's before image carries a different primary key. */
-static bool key_changed(const tm_record_t *rec)
-{
-    const tm_schema_t *sc = rec->schema;
-    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
-        sc->nkeys == 0)
-        return false;
-    for (int k = 0; k < sc->nkeys; k++) {
-        int c = sc->key_cols[k];
-        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
-        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
-        if (na != nb)
-            return true;
-        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
-            continue;
-        if (!tm_datum_equal(sc->cols[c].type, a, b))
-            return true;
-    }
-    return false;
-}
-
 int tm__ks_encode(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_ks_msgs_t *m,
                   char *errstr, size_t errstr_size)
 {
@@ -375,12 +363,11 @@ int tm__ks_encode(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_ks_ms
         skip(s, rec);
         return 0;
     }
-    if (key_changed(rec)) {
-        tm_record_t del = *rec, cre = *rec;
-        del.op = TM_OP_DELETE;
-        del.after = NULL;
-        cre.op = TM_OP_CREATE;
-        cre.before = NULL;
+    if (tm_dbz_skipped(s->skipped_ops, rec->op))
+        return 0;
+    if (tm_dbz_key_changed(rec)) {
+        tm_record_t del, cre;
+        tm_dbz_split_key_change(rec, &del, &cre);
         range_t oldkey, newkey;
         if ((rc = put_key(s, &del, m, &oldkey)) != 0 || (rc = put_key(s, &cre, m, &newkey)) != 0 ||
             (rc = encode_one(s, &del, topic, m, oldkey, "__debezium.newkey", newkey)) != 0 ||

@@ -82,6 +82,7 @@ struct tm_sink {
     /* Encoding. */
     tm_ks_format_t format;
     bool tombstones;
+    uint32_t skipped_ops; /* skipped_operations (tm_dbz_skipped) */
     bool schemas;
     tm_dbz_encoder_t *enc;
     char *topic_tmpl;

@@ -59,15 +59,52 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc);
 int tm_dbz_encode_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
 /*
  * Appends the key: {"schema":…,"payload":{pk…}} (or just the payload).  The
- * key columns are the primary key, or every column when there is none; the
- * values come from `after`, or `before` for deletes.  A message's key is
- * Debezium's MessageKey {"prefix":…}.  A truncate has no key: TM_ENOTFOUND,
- * nothing appended.
+ * key columns are the primary key; the values come from `after`, or `before`
+ * for deletes.  A message's key is Debezium's MessageKey {"prefix":…}.  A
+ * truncate has no key, nor has a table without a primary key (Debezium's
+ * null key, whatever the replica identity): TM_ENOTFOUND, nothing appended.
  */
 int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out);
-/* Reference encoder (Jansson).  Returns a new reference or NULL (truncate key: NULL). */
+/* Reference encoder (Jansson).  Returns a new reference or NULL (no key: NULL). */
 json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec);
+
+/*
+ * Debezium's `skipped.operations`: a set of ops a sink does not write, as a
+ * bit mask over the op letters.  tm_dbz_skipped_parse() reads the option's
+ * text: a comma-separated list of c, u, d and t, or "none" (Debezium's
+ * default is "t", so truncates are skipped).  0 or TM_ECONFIG with a message
+ * naming the option and the value.  A skipped op is decided on the record as
+ * the source produced it: an update that changes its key is skipped as an
+ * update, whole, as Debezium's EventDispatcher does.
+ */
+#define TM_DBZ_SKIPPED_DEFAULT "t"
+int tm_dbz_skipped_parse(const char *spec, uint32_t *mask, char *errstr, size_t errstr_size);
+static inline bool tm_dbz_skipped(uint32_t mask, int op)
+{
+    switch (op) {
+    case 'c':
+        return (mask & 1u) != 0;
+    case 'u':
+        return (mask & 2u) != 0;
+    case 'd':
+        return (mask & 4u) != 0;
+    case 't':
+        return (mask & 8u) != 0;
+    default:
+        return false;
+    }
+}
+
+/*
+ * True when rec is an update whose before image carries a different primary
+ * key than its after image.  Debezium writes such an update as a delete of the
+ * old key (then its tombstone) and a create of the new key; every sink that
+ * writes Debezium events splits it with tm_dbz_split_key_change(), which fills
+ * *del and *cre as shallow copies of rec (they share its rows).
+ */
+bool tm_dbz_key_changed(const tm_record_t *rec);
+void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre);
 
 typedef struct tm_dbz_decoder tm_dbz_decoder_t;
 

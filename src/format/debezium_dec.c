@@ -834,7 +834,26 @@ static void map_field(const jv_t *f, tm_column_t *col, uint8_t *wire, int32_t *w
         }
     } else if (strcmp(t, "bytes") == 0) {
         col->type = TM_T_BYTES;
-        if (name_is(name, TM_DBZ_DECIMAL)) {
+        if (name_is(name, TM_DBZ_BITS)) {
+            /* A PostgreSQL bit string: back to its text, as the source gave it. */
+            const jv_t *len = obj_get(params, "length");
+            char buf[16];
+            long l = -1;
+            if (len != NULL && len->kind == JV_STR && len->n > 0 && len->n < sizeof(buf)) {
+                char *end;
+                memcpy(buf, len->s, len->n);
+                buf[len->n] = '\0';
+                l = strtol(buf, &end, 10);
+                if (*end != '\0' || l < 2 || l > INT32_MAX)
+                    l = -1;
+            }
+            col->type = TM_T_TEXT;
+            col->type_oid = l == INT32_MAX ? 1562 : 1560;
+            set_strn(&col->db_type, l == INT32_MAX ? "varbit" : "bit", l == INT32_MAX ? 6 : 3);
+            col->length = l == INT32_MAX ? -1 : (int32_t)l;
+            *wire = TM_DBZ_W_BITS;
+            *wscale = (int32_t)l;
+        } else if (name_is(name, TM_DBZ_DECIMAL)) {
             col->type = TM_T_NUMERIC;
             col->scale = param_int(params, "scale", arena, 0);
             col->precision = param_int(params, "connect.decimal.precision", arena, -1);
@@ -861,6 +880,7 @@ static void map_field(const jv_t *f, tm_column_t *col, uint8_t *wire, int32_t *w
         }
         free(elem.semantic);
         free(elem.enum_values);
+        free(elem.db_type);
     } else {
         /* Structs (geometry, ...), maps and unknown types keep their JSON text. */
         col->type = TM_T_JSON;
@@ -928,11 +948,12 @@ static tm_schema_t *derive_declared(tm_dbz_decoder_t *dec, const ident_t *id,
             map_field(f, &tmp, &(*wire)[i], &(*wscale)[i], &dec->scratch);
             free(tmp.semantic);
             free(tmp.enum_values);
+            free(tmp.db_type);
         } else {
             tm_dbz_coldesc_t desc;
             tm__dbz_col_desc(&s->cols[i], &dec->opts, &desc);
             (*wire)[i] = desc.wire;
-            (*wscale)[i] = desc.scale;
+            (*wscale)[i] = desc.wire == TM_DBZ_W_BITS ? desc.bits : desc.scale;
         }
     }
     return s;
@@ -1298,6 +1319,26 @@ static int conv_value(conv_ctx_t *cx, const tm_column_t *col, uint8_t wire, int3
         d->flags = TM_DATUM_UNAVAILABLE;
         return 0;
     }
+    if (wire == TM_DBZ_W_BIT1 && (v->kind == JV_TRUE || v->kind == JV_FALSE))
+        return set_var(cx, d, v->kind == JV_TRUE ? "1" : "0", 1);
+    if (wire == TM_DBZ_W_BITS && (col->type == TM_T_TEXT || col->type == TM_T_OTHER)) {
+        uint8_t *bytes;
+        long n;
+        if (v->kind != JV_STR)
+            return mismatch(cx, col, v, "a base64 string of bits");
+        n = b64_to_arena(cx, v->s, v->n, &bytes);
+        if (n == -2)
+            return TM_ENOMEM;
+        if (n < 0)
+            return mismatch(cx, col, v, "a base64 string of bits");
+        tm_buf_t text;
+        tm_buf_init(&text);
+        int rc = tm__dbz_bytes_to_bits(bytes, (size_t)n, wscale, &text);
+        if (rc == 0)
+            rc = set_var(cx, d, text.data, text.len);
+        tm_buf_release(&text);
+        return rc;
+    }
     switch (col->type) {
     case TM_T_BOOL:
         if (v->kind == JV_TRUE || v->kind == JV_FALSE) {
@@ -1377,18 +1418,27 @@ static int conv_value(conv_ctx_t *cx, const tm_column_t *col, uint8_t wire, int3
     case TM_T_INTERVAL:
         if (!num_i64(v, sa, &x))
             return v->kind == JV_NUM ? out_of_range(cx, col) : mismatch(cx, col, v, "an integer");
-        d->u.i64 = x;
+        /* Debezium's ±infinity dates (debezium_int.h) are PostgreSQL's again. */
+        d->u.i64 = col->type == TM_T_DATE ? tm__dbz_date_in(x) : x;
         return 0;
-    case TM_T_TIMESTAMP:
+    case TM_T_TIMESTAMP: {
         /* A ZonedTimestamp string into a zone-less column: its UTC wall clock. */
         if (v->kind == JV_STR && tm__dbz_parse_zoned_ts(v->s, v->n, &d->u.i64) == 0)
             return 0;
-        return time_units(cx, col, wire, v, &d->u.i64);
+        int rc = time_units(cx, col, wire, v, &d->u.i64);
+        if (rc == 0 && wire != TM_DBZ_W_NS)
+            d->u.i64 = tm__dbz_ts_in(d->u.i64);
+        return rc;
+    }
     case TM_T_TIME:
         return time_units(cx, col, wire, v, &d->u.i64);
     case TM_T_TIMESTAMPTZ:
         if (v->kind == JV_NUM)
             return time_units(cx, col, wire, v, &d->u.i64);
+        if (is_str(v, "infinity") || is_str(v, "-infinity")) {
+            d->u.i64 = v->s[0] == '-' ? TM__DBZ_TS_NINF_IN : TM__DBZ_TS_INF_IN;
+            return 0;
+        }
         if (v->kind != JV_STR || tm__dbz_parse_zoned_ts(v->s, v->n, &d->u.i64) != 0)
             return mismatch(cx, col, v, "an ISO-8601 timestamp string");
         return 0;

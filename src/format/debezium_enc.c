@@ -34,6 +34,7 @@
  *
  * Thread: an encoder belongs to one thread (a sink's).
  */
+#include "core/datum.h"
 #include "core/error.h"
 #include "format/debezium.h"
 #include "format/debezium_int.h"
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef TM_VERSION
 #define TM_VERSION "0.0.0"
@@ -76,6 +78,21 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
     desc->precision = -1;
     desc->scale = col->scale;
     desc->wire = TM_DBZ_W_PLAIN;
+
+    int32_t bits = tm__dbz_bits_length(col);
+    if (bits == 1) {
+        desc->type = "boolean";
+        desc->wire = TM_DBZ_W_BIT1;
+        return;
+    }
+    if (bits > 1) {
+        desc->type = "bytes";
+        desc->name = TM_DBZ_BITS;
+        desc->version = 1;
+        desc->bits = bits;
+        desc->wire = TM_DBZ_W_BITS;
+        return;
+    }
 
     switch (col->type) {
     case TM_T_BOOL:
@@ -196,6 +213,56 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         desc->elem_type = col->elem_type;
         break;
     }
+}
+
+int32_t tm__dbz_bits_length(const tm_column_t *col)
+{
+    if (col->type != TM_T_TEXT && col->type != TM_T_OTHER)
+        return -1;
+    bool bit = col->type_oid == 1560 || (col->db_type != NULL && strcmp(col->db_type, "bit") == 0);
+    bool varbit =
+        col->type_oid == 1562 || (col->db_type != NULL && strcmp(col->db_type, "varbit") == 0);
+    if (!bit && !varbit)
+        return -1;
+    if (col->length > 0)
+        return col->length;
+    return bit ? 1 : INT32_MAX;
+}
+
+int tm__dbz_bits_to_bytes(const char *s, size_t n, tm_buf_t *out)
+{
+    /* Bit i (from the right) goes to byte i / 8, bit i % 8; trailing zero bytes are dropped. */
+    size_t nbytes = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[n - 1 - i] == '1')
+            nbytes = i / 8 + 1;
+    size_t start = out->len;
+    TRY(tm_buf_reserve(out, nbytes + 1));
+    memset(out->data + start, 0, nbytes);
+    for (size_t i = 0; i < n && i / 8 < nbytes; i++)
+        if (s[n - 1 - i] == '1')
+            out->data[start + i / 8] = (char)(out->data[start + i / 8] | (1 << (i % 8)));
+    out->len = start + nbytes;
+    return 0;
+}
+
+int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *out)
+{
+    size_t used = 0; /* bits up to the highest one set */
+    for (size_t i = 0; i < n * 8; i++)
+        if (b[i / 8] & (1u << (i % 8)))
+            used = i + 1;
+    size_t digits = used > 0 ? used : 1;
+    if (length > 0 && length <= 65536 && (size_t)length > digits)
+        digits = (size_t)length;
+    TRY(tm_buf_reserve(out, digits + 1));
+    for (size_t k = 0; k < digits; k++) {
+        size_t i = digits - 1 - k;
+        bool one = i / 8 < n && (b[i / 8] & (1u << (i % 8)));
+        out->data[out->len + k] = one ? '1' : '0';
+    }
+    out->len += digits;
+    return 0;
 }
 
 void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc)
@@ -1136,6 +1203,8 @@ static int w_schema_attrs(tm_buf_t *out, const tm_dbz_coldesc_t *desc, bool opti
             TRY(tm_buf_appendf(out, ",\"connect.decimal.precision\":\"%d\"",
                                (int)desc->precision));
         TRY(tm_buf_putc(out, '}'));
+    } else if (desc->wire == TM_DBZ_W_BITS) {
+        TRY(tm_buf_appendf(out, ",\"parameters\":{\"length\":\"%d\"}", (int)desc->bits));
     } else if (desc->allowed != NULL) {
         TRY(PUTS(out, ",\"parameters\":{\"allowed\":"));
         TRY(w_str(out, desc->allowed));
@@ -1612,25 +1681,80 @@ static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
     return BPUTS(out, "null");
 }
 
+/*
+ * The value Debezium writes for a NULL in a NOT NULL column: Kafka Connect
+ * refuses null in a required field, so Debezium's JdbcValueConverters
+ * .convertValue() substitutes the column default or else a per-type fallback
+ * (0, false, "", empty bytes, [], the epoch).  Such NULLs are the columns a
+ * REPLICA IDENTITY DEFAULT before image does not carry.  tidemark does not
+ * know column defaults, so it always writes the fallback.  The text is the
+ * same for the fast and the reference encoder (parsed by the latter).
+ */
+static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *desc)
+{
+    switch (desc->wire) {
+    case TM_DBZ_W_BIT1:
+        return "false";
+    case TM_DBZ_W_BITS:
+        return "\"\"";
+    case TM_DBZ_W_DEC_BYTES:
+        return "\"AA==\"";
+    case TM_DBZ_W_DEC_VSD:
+        return "{\"scale\":0,\"value\":\"AA==\"}";
+    case TM_DBZ_W_DEC_STRING:
+        return "\"0\"";
+    case TM_DBZ_W_DEC_DOUBLE:
+        return "0.0";
+    default:
+        break;
+    }
+    if (col->type == TM_T_TIMESTAMPTZ)
+        return "\"1970-01-01T00:00:00Z\"";
+    if (col->type == TM_T_TIMETZ)
+        return "\"00:00:00Z\"";
+    if (strcmp(desc->type, "boolean") == 0)
+        return "false";
+    if (strcmp(desc->type, "float") == 0 || strcmp(desc->type, "double") == 0)
+        return "0.0";
+    if (strcmp(desc->type, "string") == 0 || strcmp(desc->type, "bytes") == 0)
+        return "\"\"";
+    if (strcmp(desc->type, "array") == 0)
+        return "[]";
+    if (strncmp(desc->type, "int", 3) == 0)
+        return "0";
+    return "null";
+}
+
 static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
                    const tm_row_t *row, int i, tm_buf_t *out)
 {
     if (tm_row_is_null(row, i))
-        return BPUTS(out, "null");
+        return col->nullable ? BPUTS(out, "null") : tm_buf_puts(out, dbz_fallback(col, desc));
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return w_unavailable(&enc->opts, col, desc, out);
     char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
+    if (desc->wire == TM_DBZ_W_BIT1)
+        return d->u.var.len > 0 && d->u.var.ptr[0] == '1' ? BPUTS(out, "true")
+                                                          : BPUTS(out, "false");
+    if (desc->wire == TM_DBZ_W_BITS) {
+        tm_buf_clear(&enc->scratch);
+        TRY(tm__dbz_bits_to_bytes(d->u.var.ptr, d->u.var.len, &enc->scratch));
+        TRY(bputc(out, '"'));
+        TRY(tm_buf_append_base64(out, enc->scratch.data, enc->scratch.len));
+        return bputc(out, '"');
+    }
     switch (col->type) {
     case TM_T_BOOL:
         return d->u.b ? BPUTS(out, "true") : BPUTS(out, "false");
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
-    case TM_T_DATE:
     case TM_T_INTERVAL:
         return bput_i64(out, d->u.i64);
+    case TM_T_DATE:
+        return bput_i64(out, tm__dbz_date_out(d->u.i64));
     case TM_T_FLOAT32:
         return w_double(out, d->u.f64, true);
     case TM_T_FLOAT64:
@@ -1642,11 +1766,17 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
         TRY(tm_buf_append_base64(out, d->u.var.ptr, d->u.var.len));
         return bputc(out, '"');
     case TM_T_TIME:
-    case TM_T_TIMESTAMP:
-        return bput_i64(out, desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000)
-                                                       : d->u.i64);
-    case TM_T_TIMETZ:
+    case TM_T_TIMESTAMP: {
+        int64_t us = col->type == TM_T_TIMESTAMP ? tm__dbz_ts_out(d->u.i64) : d->u.i64;
+        return bput_i64(out, desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(us, 1000) : us);
+    }
     case TM_T_TIMESTAMPTZ:
+        if (d->u.i64 == TM__DBZ_TS_INF_IN)
+            return BPUTS(out, "\"infinity\"");
+        if (d->u.i64 == TM__DBZ_TS_NINF_IN)
+            return BPUTS(out, "\"-infinity\"");
+        /* fall through */
+    case TM_T_TIMETZ:
         /* ISO text never needs escaping: quote it and copy. */
         tmp[0] = '"';
         n = col->type == TM_T_TIMETZ ? tm__dbz_fmt_zoned_time(d->u.i64, tmp + 1)
@@ -1866,11 +1996,13 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         TRY(bputc(out, '}'));
         return enc->opts.schemas ? bputc(out, '}') : 0;
     }
-    /* Debezium's truncate events have no key. */
+    /* Debezium's truncate events have no key, nor has a table without a primary key. */
     if (rec->op == TM_OP_TRUNCATE)
         return TM_ENOTFOUND;
     if (rec->schema == NULL)
         return TM_EINVAL;
+    if (rec->schema->nkeys == 0)
+        return TM_ENOTFOUND;
     int err = 0;
     enc_table_t *t = enc_table_get(enc, rec->schema, &err);
     if (t == NULL)
@@ -1902,6 +2034,70 @@ int tm_dbz_encode_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *o
     if (out->data != NULL)
         out->data[out->len] = '\0';
     return rc;
+}
+
+/* ======================================================================== */
+/* What a sink writes: skipped operations and key changes                   */
+/* ======================================================================== */
+
+int tm_dbz_skipped_parse(const char *spec, uint32_t *mask, char *errstr, size_t errstr_size)
+{
+    static const char ops[] = "cudt";
+    uint32_t m = 0;
+    const char *p = spec ? spec : "";
+    *mask = 0;
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *w = p;
+        while (*p != '\0' && *p != ',' && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - w);
+        if (n == 0)
+            continue;
+        if (n == 4 && strncasecmp(w, "none", 4) == 0)
+            continue;
+        const char *hit = n == 1 ? strchr(ops, w[0] | 0x20) : NULL;
+        if (hit == NULL)
+            return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                             "skipped_operations = '%s': '%.*s' is not an operation; list any of "
+                             "c, u, d and t separated by commas, or 'none' to write every "
+                             "operation",
+                             spec, (int)(n > 20 ? 20 : n), w);
+        m |= 1u << (hit - ops);
+    }
+    *mask = m;
+    return 0;
+}
+
+bool tm_dbz_key_changed(const tm_record_t *rec)
+{
+    const tm_schema_t *sc = rec->schema;
+    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
+        sc->nkeys == 0)
+        return false;
+    for (int k = 0; k < sc->nkeys; k++) {
+        int c = sc->key_cols[k];
+        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
+        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
+        if (na != nb)
+            return true;
+        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
+            continue;
+        if (!tm_datum_equal(sc->cols[c].type, a, b))
+            return true;
+    }
+    return false;
+}
+
+void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre)
+{
+    *del = *rec;
+    *cre = *rec;
+    del->op = TM_OP_DELETE;
+    del->after = NULL;
+    cre->op = TM_OP_CREATE;
+    cre->before = NULL;
 }
 
 /* ======================================================================== */
@@ -1990,6 +2186,10 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
             json_object_set_new(p, "connect.decimal.precision", json_string(b));
         }
         json_object_set_new(o, "parameters", p);
+    } else if (desc->wire == TM_DBZ_W_BITS) {
+        char b[16];
+        snprintf(b, sizeof(b), "%d", (int)desc->bits);
+        json_object_set_new(o, "parameters", json_pack("{s:s}", "length", b));
     } else if (desc->allowed) {
         json_object_set_new(o, "parameters", json_pack("{s:s}", "allowed", desc->allowed));
     }
@@ -2135,20 +2335,33 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
                        const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i)
 {
     if (tm_row_is_null(row, i))
-        return json_null();
+        return col->nullable ? json_null()
+                             : json_loads(dbz_fallback(col, desc), JSON_DECODE_ANY, NULL);
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return j_unavailable(&enc->opts, col, desc);
     char tmp[TM__DBZ_ZONED_MAX];
+    if (desc->wire == TM_DBZ_W_BIT1)
+        return json_boolean(d->u.var.len > 0 && d->u.var.ptr[0] == '1');
+    if (desc->wire == TM_DBZ_W_BITS) {
+        tm_buf_t b;
+        tm_buf_init(&b);
+        json_t *j = tm__dbz_bits_to_bytes(d->u.var.ptr, d->u.var.len, &b) == 0
+                        ? j_base64(b.data, b.len)
+                        : NULL;
+        tm_buf_release(&b);
+        return j;
+    }
     switch (col->type) {
     case TM_T_BOOL:
         return json_boolean(d->u.b);
     case TM_T_INT16:
     case TM_T_INT32:
     case TM_T_INT64:
-    case TM_T_DATE:
     case TM_T_INTERVAL:
         return j_i64(d->u.i64);
+    case TM_T_DATE:
+        return j_i64(tm__dbz_date_out(d->u.i64));
     case TM_T_FLOAT32:
     case TM_T_FLOAT64:
         return j_double(d->u.f64, col->type == TM_T_FLOAT32);
@@ -2157,11 +2370,15 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     case TM_T_BYTES:
         return j_base64(d->u.var.ptr, d->u.var.len);
     case TM_T_TIME:
-    case TM_T_TIMESTAMP:
-        return j_i64(desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(d->u.i64, 1000) : d->u.i64);
+    case TM_T_TIMESTAMP: {
+        int64_t us = col->type == TM_T_TIMESTAMP ? tm__dbz_ts_out(d->u.i64) : d->u.i64;
+        return j_i64(desc->wire == TM_DBZ_W_MS ? tm__dbz_floordiv(us, 1000) : us);
+    }
     case TM_T_TIMETZ:
         return json_stringn(tmp, tm__dbz_fmt_zoned_time(d->u.i64, tmp));
     case TM_T_TIMESTAMPTZ:
+        if (d->u.i64 == TM__DBZ_TS_INF_IN || d->u.i64 == TM__DBZ_TS_NINF_IN)
+            return json_string(d->u.i64 == TM__DBZ_TS_INF_IN ? "infinity" : "-infinity");
         return json_stringn(tmp, tm__dbz_fmt_zoned_ts(d->u.i64, tmp));
     case TM_T_ARRAY:
         if (d->u.var.len == 0)
@@ -2339,7 +2556,7 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
                                    "io.debezium.connector.postgresql.MessageKey", "version", 1);
         return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
     }
-    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL)
+    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL || rec->schema->nkeys == 0)
         return NULL;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     p = j_row(enc, rec->schema, row, true);

@@ -45,6 +45,7 @@
 #define TM_DBZ_ENUM "io.debezium.data.Enum"
 #define TM_DBZ_JSON "io.debezium.data.Json"
 #define TM_DBZ_UUID "io.debezium.data.Uuid"
+#define TM_DBZ_BITS "io.debezium.data.Bits"
 
 /*
  * How a value travels in JSON, beyond what the column type says.  The
@@ -60,6 +61,8 @@ typedef enum tm_dbz_wire {
     TM_DBZ_W_MS,         /* TIME/TIMESTAMP as integer milliseconds */
     TM_DBZ_W_US,         /* TIME/TIMESTAMP as integer microseconds */
     TM_DBZ_W_NS,         /* TIME/TIMESTAMP as integer nanoseconds (decoder only) */
+    TM_DBZ_W_BITS,       /* bit(n>1)/varbit text as io.debezium.data.Bits bytes */
+    TM_DBZ_W_BIT1,       /* bit(1)/varbit(1) text "0"/"1" as a boolean */
 } tm_dbz_wire_t;
 
 /*
@@ -77,6 +80,7 @@ typedef struct tm_dbz_coldesc {
     int32_t precision;   /* Decimal: connect.decimal.precision, -1 to omit */
     const char *allowed; /* Enum: comma-separated labels, or NULL */
     tm_type_t elem_type; /* arrays only */
+    int32_t bits;        /* Bits: the "length" parameter (declared bits) */
     uint8_t wire;        /* tm_dbz_wire_t */
 } tm_dbz_coldesc_t;
 
@@ -84,6 +88,73 @@ typedef struct tm_dbz_coldesc {
 void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
 /* Descriptor of an array's element type (elements are always optional). */
 void tm__dbz_elem_desc(tm_type_t elem_type, const tm_dbz_opts_t *opts, tm_dbz_coldesc_t *desc);
+
+/*
+ * PostgreSQL bit strings, as Debezium's PostgresValueConverter writes them.
+ * tm__dbz_bits_length() is the declared length of a bit/varbit column (bit
+ * without a length is bit(1); varbit without one is 2147483647, what the
+ * JDBC driver reports), or -1 for any other column.  Length 1 travels as a
+ * boolean, longer ones as Bits: the bit string read as a binary number whose
+ * last character is bit 0, in java.util.BitSet.toByteArray() order (little
+ * endian, no trailing zero bytes; B'1010' is the one byte 0x0a, "Cg==").
+ */
+int32_t tm__dbz_bits_length(const tm_column_t *col);
+/* "1010" → 0x0a appended to out.  Characters other than '1' count as 0.  0 or TM_ENOMEM. */
+int tm__dbz_bits_to_bytes(const char *s, size_t n, tm_buf_t *out);
+/*
+ * The inverse: at least `length` digits (zero-padded on the left; fewer when
+ * length < 0 or length exceeds 65536, then as many as the highest set bit
+ * needs, at least one).  0 or TM_ENOMEM.
+ */
+int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *out);
+
+/*
+ * PostgreSQL's ±infinity, as Debezium's PostgresValueConverter writes them.
+ * Inside tidemark a date infinity is INT32_MAX/INT32_MIN days and a
+ * timestamp infinity INT64_MAX/INT64_MIN µs (pg_types.h).  On the wire:
+ *   date         the epoch days of LocalDate -5877611-06-21 (+infinity) and
+ *                -5877611-06-22 (-infinity), Debezium's POSITIVE/NEGATIVE_
+ *                INFINITY_LOCAL_DATE (both are negative: that is Debezium's);
+ *   timestamp    pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY read as µs
+ *                (9223372036825200000, -9223372036832400000), in ms for the
+ *                millisecond forms;
+ *   timestamptz  the strings "infinity" and "-infinity".
+ */
+#define TM__DBZ_DATE_INF_IN INT32_MAX
+#define TM__DBZ_DATE_NINF_IN INT32_MIN
+#define TM__DBZ_TS_INF_IN INT64_MAX
+#define TM__DBZ_TS_NINF_IN INT64_MIN
+#define TM__DBZ_DATE_INF_WIRE INT64_C(-2147472693)
+#define TM__DBZ_DATE_NINF_WIRE INT64_C(-2147472692)
+#define TM__DBZ_TS_INF_WIRE_US INT64_C(9223372036825200000)
+#define TM__DBZ_TS_NINF_WIRE_US INT64_C(-9223372036832400000)
+
+/* Days since 1970 as Debezium writes them (infinities mapped), and back. */
+static inline int64_t tm__dbz_date_out(int64_t days)
+{
+    return days == TM__DBZ_DATE_INF_IN    ? TM__DBZ_DATE_INF_WIRE
+           : days == TM__DBZ_DATE_NINF_IN ? TM__DBZ_DATE_NINF_WIRE
+                                          : days;
+}
+static inline int64_t tm__dbz_date_in(int64_t days)
+{
+    return days == TM__DBZ_DATE_INF_WIRE    ? TM__DBZ_DATE_INF_IN
+           : days == TM__DBZ_DATE_NINF_WIRE ? TM__DBZ_DATE_NINF_IN
+                                            : days;
+}
+/* A zone-less timestamp in µs as Debezium writes it (infinities mapped), and back. */
+static inline int64_t tm__dbz_ts_out(int64_t us)
+{
+    return us == TM__DBZ_TS_INF_IN    ? TM__DBZ_TS_INF_WIRE_US
+           : us == TM__DBZ_TS_NINF_IN ? TM__DBZ_TS_NINF_WIRE_US
+                                      : us;
+}
+static inline int64_t tm__dbz_ts_in(int64_t us)
+{
+    return us == TM__DBZ_TS_INF_WIRE_US    ? TM__DBZ_TS_INF_IN
+           : us == TM__DBZ_TS_NINF_WIRE_US ? TM__DBZ_TS_NINF_IN
+                                           : us;
+}
 
 /* Sizes of the caller buffers for the formatters below, NUL included. */
 #define TM__DBZ_DOUBLE_MAX 32

@@ -102,16 +102,31 @@ def test_one_transaction_gives_one_txid(cdc):
     assert len({p["source"]["txId"] for p in payloads}) == 1, [p["source"] for p in payloads]
 
 
-def test_truncate_gives_op_t(cdc):
+TRUNCATE_CHANGES = """
+    INSERT INTO orders VALUES (1, 10, 1.00, 'new');
+    INSERT INTO orders VALUES (2, 10, 2.00, 'new');
+    TRUNCATE orders;
+    INSERT INTO orders VALUES (3, 10, 3.00, 'new');
+"""
+
+
+def test_truncate_is_skipped_by_default(cdc):
+    """Debezium's skipped.operations defaults to t: no truncate event (issue 10, row 3)."""
     cdc.sql(ORDERS)
     tm = cdc.start(snapshot="never")
     cdc.wait_slot_ready(tm)
-    cdc.sql("""
-        INSERT INTO orders VALUES (1, 10, 1.00, 'new');
-        INSERT INTO orders VALUES (2, 10, 2.00, 'new');
-        TRUNCATE orders;
-        INSERT INTO orders VALUES (3, 10, 3.00, 'new');
-    """)
+    cdc.sql(TRUNCATE_CHANGES)
+    records = wait_for_lines(cdc.topic_path("orders"), 3, proc=tm)
+    payloads = [payload(r) for r in records]
+    assert [p["op"] for p in payloads] == ["c", "c", "c"], payloads
+    assert payloads[2]["after"]["id"] == 3
+
+
+def test_truncate_gives_op_t_when_not_skipped(cdc):
+    cdc.sql(ORDERS)
+    tm = cdc.start(snapshot="never", sink={"skipped_operations": "none"})
+    cdc.wait_slot_ready(tm)
+    cdc.sql(TRUNCATE_CHANGES)
     records = wait_for_lines(cdc.topic_path("orders"), 4, proc=tm)
     payloads = [payload(r) for r in records[:4]]
     assert [p["op"] for p in payloads] == ["c", "c", "t", "c"]
@@ -227,6 +242,88 @@ def test_include_key_and_no_tombstone_after_delete(cdc):
         assert record["value"] is not None, "the file sink writes no tombstones"
     assert [r["key"] for r in records] == [{"id": 7}, {"id": 7}, {"id": 8}]
     assert [r["value"]["op"] for r in records] == ["c", "d", "c"]
+
+
+def test_key_change_is_delete_and_create_with_tombstones_on_request(cdc):
+    """Issue 10 rows 4 and 12: Debezium's d + tombstone + c for a changed primary key."""
+    cdc.sql(ORDERS)
+    tm = cdc.start(snapshot="never", sink={"include_key": True, "schemas": False,
+                                           "tombstones_on_delete": True})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("""
+        INSERT INTO orders VALUES (7, 10, 12.34, 'new');
+        UPDATE orders SET id = 8, status = 'moved' WHERE id = 7;
+        UPDATE orders SET status = 'kept' WHERE id = 8;
+        DELETE FROM orders WHERE id = 8;
+    """)
+    wait_for_lines(cdc.topic_path("orders"), 7, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    records = read_jsonl(cdc.topic_path("orders"))
+    got = [(r["key"], r["value"]["op"] if r["value"] else None) for r in records]
+    assert got == [({"id": 7}, "c"), ({"id": 7}, "d"), ({"id": 7}, None), ({"id": 8}, "c"),
+                   ({"id": 8}, "u"), ({"id": 8}, "d"), ({"id": 8}, None)], got
+    delete, create = records[1]["value"], records[3]["value"]
+    assert delete["before"]["id"] == 7 and delete["after"] is None, delete
+    assert create["before"] is None and create["after"]["status"] == "moved", create
+    # Both halves keep the update's position in the source.
+    assert delete["source"]["lsn"] == create["source"]["lsn"], (delete, create)
+
+
+def test_table_without_primary_key_has_a_null_key(cdc):
+    """Issue 10 row 5: Debezium's key of a table without a primary key (or unique index) is null."""
+    cdc.sql("CREATE TABLE public.nopk (a int NOT NULL, b text); "
+            "ALTER TABLE nopk REPLICA IDENTITY FULL;")
+    tm = cdc.start(tables="public.nopk", snapshot="never",
+                   sink={"include_key": True, "schemas": False, "tombstones_on_delete": True})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO nopk VALUES (1, 'x'); DELETE FROM nopk; INSERT INTO nopk VALUES (2, 'y');")
+    wait_for_lines(cdc.topic_path("nopk"), 3, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    records = read_jsonl(cdc.topic_path("nopk"))
+    # No key, and so no tombstone after the delete.
+    assert [(r["key"], r["value"]["op"]) for r in records] == \
+        [(None, "c"), (None, "d"), (None, "c")], records
+
+
+def test_replica_identity_index_is_the_key_without_a_primary_key(cdc):
+    """Without a primary key Debezium keys on the unique index (here the replica identity's)."""
+    cdc.sql("CREATE TABLE public.nopk (a int NOT NULL, b text); "
+            "CREATE UNIQUE INDEX nopk_a ON nopk (a); "
+            "ALTER TABLE nopk REPLICA IDENTITY USING INDEX nopk_a;")
+    tm = cdc.start(tables="public.nopk", snapshot="never",
+                   sink={"include_key": True, "schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO nopk VALUES (1, 'x'); DELETE FROM nopk;")
+    wait_for_lines(cdc.topic_path("nopk"), 2, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    records = read_jsonl(cdc.topic_path("nopk"))
+    assert [(r["key"], r["value"]["op"]) for r in records] == \
+        [({"a": 1}, "c"), ({"a": 1}, "d")], records
+
+
+def test_not_null_columns_missing_from_the_before_image_get_debeziums_fallbacks(cdc):
+    """Issue 10 row 1: REPLICA IDENTITY DEFAULT deletes (and key changes) as Debezium writes them.
+
+    The old tuple carries the key only; Kafka Connect refuses null in a
+    required field, so Debezium fills NOT NULL columns with its converters'
+    fallbacks, and so does tidemark.  Nullable columns stay null.
+    """
+    cdc.sql("CREATE TABLE public.nn (id int PRIMARY KEY, qty int NOT NULL, name text NOT NULL, "
+            "price numeric(10,2) NOT NULL, at timestamptz NOT NULL, note text);")
+    tm = cdc.start(tables="public.nn", snapshot="never", sink={"schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("""
+        INSERT INTO nn VALUES (1, 42, 'x', 1.50, '2024-01-02 03:04:05+00', 'n');
+        UPDATE nn SET id = 2 WHERE id = 1;
+        DELETE FROM nn WHERE id = 2;
+    """)
+    records = wait_for_lines(cdc.topic_path("nn"), 4, proc=tm)
+    payloads = [payload(r) for r in records]
+    assert [p["op"] for p in payloads] == ["c", "d", "c", "d"], payloads
+    fallback = {"qty": 0, "name": "", "price": "AA==", "at": "1970-01-01T00:00:00Z", "note": None}
+    assert payloads[1]["before"] == dict(fallback, id=1), payloads[1]
+    assert payloads[3]["before"] == dict(fallback, id=2), payloads[3]
+    assert payloads[2]["after"]["qty"] == 42, payloads[2]
 
 
 def test_stdout_sink_prints_events(cdc):

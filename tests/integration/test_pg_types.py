@@ -282,3 +282,52 @@ def test_snapshot_rows_use_the_same_encodings(cdc):
     check_row(record["after"], EXPECTED_ROW_1)
     assert tm.terminate() == 0, tm.log_tail()
     assert len(read_jsonl(cdc.topic_path("everything"))) == 1
+
+
+BITS = """
+CREATE TABLE public.bits (id int PRIMARY KEY, b4 bit(4), b1 bit, vb varbit, vb1 varbit(1),
+                          b16 bit(16));
+"""
+
+
+def test_bit_strings_as_debezium_bits(cdc):
+    """Issue 10 row 2: bit(n>1)/varbit are io.debezium.data.Bits bytes, bit(1) a boolean.
+
+    The bytes are java.util.BitSet.toByteArray() of the string read with its
+    last character as bit 0, as Debezium's PostgresValueConverter builds them.
+    """
+    cdc.sql(BITS)
+    tm = cdc.start(tables="public.bits", snapshot="never")
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO bits VALUES (1, B'1010', B'1', B'100000000', B'0', "
+            "B'1111111100000001');")
+    record = wait_for_lines(cdc.topic_path("bits"), 1, proc=tm)[0]
+    after = record["payload"]["after"]
+    assert after == {"id": 1, "b4": "Cg==", "b1": True, "vb": "AAE=", "vb1": False,
+                     "b16": "Af8="}, after
+    envelope_fields = {f["field"]: f for f in record["schema"]["fields"]}
+    fields = {f["field"]: f for f in envelope_fields["after"]["fields"]}
+    for column, length in (("b4", "4"), ("vb", "2147483647"), ("b16", "16")):
+        f = fields[column]
+        assert (f["type"], f.get("name"), f.get("version"), f.get("parameters")) == \
+            ("bytes", "io.debezium.data.Bits", 1, {"length": length}), f
+    assert fields["b1"]["type"] == "boolean" and "name" not in fields["b1"], fields["b1"]
+    assert fields["vb1"]["type"] == "boolean", fields["vb1"]
+
+
+def test_infinity_as_debezium_writes_it(cdc):
+    """Issue 10 row 10: Debezium's sentinels for dates and timestamps, "infinity" for timestamptz."""
+    cdc.sql("CREATE TABLE public.inf (id int PRIMARY KEY, d date, ts timestamp, ts3 timestamp(3), "
+            "tstz timestamptz);")
+    tm = cdc.start(tables="public.inf", snapshot="never", sink={"schemas": False})
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO inf VALUES (1, 'infinity', 'infinity', 'infinity', 'infinity'), "
+            "(2, '-infinity', '-infinity', '-infinity', '-infinity');")
+    records = wait_for_lines(cdc.topic_path("inf"), 2, proc=tm)
+    rows = [payload(r)["after"] for r in records]
+    assert rows == [
+        {"id": 1, "d": -2147472693, "ts": 9223372036825200000, "ts3": 9223372036825200,
+         "tstz": "infinity"},
+        {"id": 2, "d": -2147472692, "ts": -9223372036832400000, "ts3": -9223372036832400,
+         "tstz": "-infinity"},
+    ], rows

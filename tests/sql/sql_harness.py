@@ -520,7 +520,8 @@ def pg_value(kind: str, text: Optional[str]):
             return text
         if kind == "date":
             if text in ("infinity", "-infinity"):
-                return 2147483647 if text == "infinity" else -2147483648
+                # Debezium's POSITIVE/NEGATIVE_INFINITY_LOCAL_DATE (docs/connectors/postgres.md).
+                return -2147472693 if text == "infinity" else -2147472692
             return date.fromisoformat(text).toordinal() - EPOCH_DATE.toordinal()
         if kind in ("timestamp", "timestamptz"):
             return _ts_text_to_us(text)

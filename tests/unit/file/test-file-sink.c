@@ -9,6 +9,7 @@
  * Thread: main only.
  */
 #include "core/buf.h"
+#include "core/error.h"
 #include "core/options.h"
 #include "core/row.h"
 #include "core/schema.h"
@@ -378,6 +379,139 @@ static void test_torn_last_line_checkpoints(void)
     rm_tree(tmpdir);
 }
 
+/* ---- issue 10: what Debezium writes for truncates, key changes and deletes ---- */
+
+/* A one-column table keyed on v. */
+static tm_schema_t *keyed_schema(void)
+{
+    tm_schema_t *s = table_schema("k", 1);
+    s->cols[0].key_index = 0;
+    tm_schema_finish(s);
+    return s;
+}
+
+static tm_row_t *row_of(tm_batch_t *b, tm_schema_t *s, int64_t v)
+{
+    tm_row_t *r = tm_batch_new_row(b, s);
+    tm_row_set_null(r, 0, false);
+    r->vals[0].u.i64 = v;
+    return r;
+}
+
+/* insert 1, truncate, update 1 -> 2 (a key change), delete 2. */
+static tm_batch_t *key_change_batch(tm_schema_t *s)
+{
+    tm_batch_t *b = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+    r->after = row_of(b, s, 1);
+    tm_batch_add(b, s, TM_OP_TRUNCATE);
+    r = tm_batch_add(b, s, TM_OP_UPDATE);
+    r->before = row_of(b, s, 1);
+    r->after = row_of(b, s, 2);
+    r = tm_batch_add(b, s, TM_OP_DELETE);
+    r->before = row_of(b, s, 2);
+    return b;
+}
+
+/*
+ * Each line's summary: the op and the key (v of before for d, after
+ * otherwise), "T<key>" for a tombstone, or "T" for a bare null line.
+ */
+static void summarize(const char *text, bool with_key, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = text; *p && n + 16 < outlen;) {
+        const char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        json_error_t e;
+        json_t *j = json_loadb(p, (size_t)(nl - p), JSON_DECODE_ANY, &e);
+        json_t *val = with_key ? json_object_get(j, "value") : j;
+        json_t *key = with_key ? json_object_get(json_object_get(j, "key"), "v") : NULL;
+        if (json_is_null(val)) {
+            n += (size_t)snprintf(out + n, outlen - n, "%sT%lld", n ? " " : "",
+                                  (long long)json_integer_value(key));
+        } else {
+            const char *op = json_string_value(json_object_get(val, "op"));
+            json_t *row = json_object_get(val, op && op[0] == 'd' ? "before" : "after");
+            n += (size_t)snprintf(out + n, outlen - n, "%s%s%lld", n ? " " : "", op ? op : "?",
+                                  (long long)json_integer_value(json_object_get(row, "v")));
+            if (with_key && json_integer_value(key) !=
+                                json_integer_value(json_object_get(row, "v")) &&
+                op && op[0] != 't')
+                n += (size_t)snprintf(out + n, outlen - n, "!key");
+        }
+        json_decref(j);
+        p = nl + 1;
+    }
+}
+
+static void check_key_change(const char *want, bool with_key, ...)
+{
+    make_tmpdir();
+    char path[512], err[512] = "", got[256];
+    snprintf(path, sizeof(path), "%s/out", tmpdir);
+    const char *kv[8] = {NULL};
+    va_list ap;
+    va_start(ap, with_key);
+    for (int i = 0; i < 6; i++)
+        if ((kv[i] = va_arg(ap, const char *)) == NULL)
+            break;
+    va_end(ap);
+    tm_sink_t *s = sink_open(false, "include_key", with_key ? "true" : "false", kv[0], kv[1],
+                             kv[2], kv[3], kv[4], kv[5], NULL);
+    tm_schema_t *sc = keyed_schema();
+    tm_batch_t *b = key_change_batch(sc);
+    TM_CHECK_INT(write_batch(s, b, err, sizeof(err)), 0);
+    summarize(slurp(path, "p.s.k.jsonl"), with_key, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fprintf(stderr, "want '%s', got '%s'\n", want, got);
+    TM_CHECK(strcmp(got, want) == 0);
+    tm_connector_file.sink_free(s);
+    tm_batch_unref(b);
+    tm_schema_unref(sc);
+    rm_tree(tmpdir);
+}
+
+/*
+ * Rows 3, 4 and 12: truncates are skipped unless skipped_operations says
+ * otherwise, a key change is a delete and a create, and tombstones follow
+ * deletes only when asked for.
+ */
+static void test_debezium_ops(void)
+{
+    /* Defaults: no truncate, no tombstones, the key change split. */
+    check_key_change("c1 d1 c2 d2", false, NULL);
+    check_key_change("c1 d1 c2 d2", true, NULL);
+    check_key_change("c1 t0 d1 c2 d2", false, "skipped_operations", "none", NULL);
+    check_key_change("c1 d1 T1 c2 d2 T2", true, "tombstones_on_delete", "true", NULL);
+    check_key_change("c1 d1 T0 c2 d2 T0", false, "tombstones_on_delete", "true", NULL);
+    /* Skipping u drops the key-changing update whole, as Debezium does. */
+    check_key_change("c1 d2", false, "skipped_operations", "u, t", "tombstones_on_delete",
+                     "false", NULL);
+    check_key_change("d1 c2 d2", false, "skipped_operations", "c,t", NULL);
+    check_key_change("c1 t0 d1 c2", true, "skipped_operations", "D", NULL);
+
+    /* A bad list is refused when the sink is made, naming the option. */
+    char path[512], err[512] = "";
+    make_tmpdir();
+    snprintf(path, sizeof(path), "%s/out", tmpdir);
+    tm_options_t *o = tm_options_new();
+    tm_options_set(o, "path", path);
+    tm_options_set(o, "skipped_operations", "c,x");
+    TM_CHECK_INT(tm_options_validate(o, tm_connector_file.sink_options, NULL, "t", err,
+                                     sizeof(err)),
+                 0);
+    tm_sink_config_t cfg = {"out", o, NULL, tmpdir, false, "job", 0};
+    tm_sink_t *s = NULL;
+    TM_CHECK(tm_connector_file.sink_new(&s, &cfg, err, sizeof(err)) == TM_ECONFIG);
+    TM_CHECK(strstr(err, "skipped_operations") != NULL && strstr(err, "'x'") != NULL);
+    TM_CHECK(s == NULL);
+    tm_options_free(o);
+    rm_tree(tmpdir);
+}
+
 int main(void)
 {
     TM_RUN(test_hostile_topics);
@@ -386,5 +520,6 @@ int main(void)
     TM_RUN(test_many_tables_checkpoints);
     TM_RUN(test_torn_last_line);
     TM_RUN(test_torn_last_line_checkpoints);
+    TM_RUN(test_debezium_ops);
     return tm_test_done();
 }

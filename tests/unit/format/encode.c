@@ -392,7 +392,11 @@ static void test_other_types(void)
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, false), "\"a\\\"b\\\\c\\n\\u0001\"");
     d.flags = TM_DATUM_UNAVAILABLE;
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, false), "\"__debezium_unavailable_value\"");
+    /* NULL in a NOT NULL column is Debezium's fallback (issue 10 row 1); null when nullable. */
+    TM_CHECK_STR(enc_one(s, &d, true, &opts_precise, false), "\"\"");
+    s->cols[0].nullable = true;
     TM_CHECK_STR(enc_one(s, &d, true, &opts_precise, false), "null");
+    s->cols[0].nullable = false;
     tm_schema_set_str(&s->cols[0].semantic, "io.debezium.data.Xml");
     TM_CHECK_STR(enc_one(s, &d, false, &opts_precise, true),
                  "{\"type\":\"string\",\"optional\":false,\"name\":\"io.debezium.data.Xml\","
@@ -705,21 +709,257 @@ static void test_events_with_schema(void)
     tm_schema_unref(s);
 }
 
+/* A bit string column: bit(length) (oid 1560), or varbit (1562) without a length. */
+static const char *enc_bits(const char *text, uint32_t oid, int32_t length, bool want_schema)
+{
+    tm_schema_t *s = one_col(TM_T_TEXT, -1, 0);
+    s->cols[0].type_oid = oid;
+    s->cols[0].length = length;
+    tm_datum_t d;
+    memset(&d, 0, sizeof(d));
+    d.u.var.ptr = text;
+    d.u.var.len = (uint32_t)strlen(text);
+    const char *r = enc_one(s, &d, false, &opts_precise, want_schema);
+    tm_schema_unref(s);
+    return r;
+}
+
+/* Decodes an event with schema that enc_bits() would write, and returns after.v's text. */
+static const char *dec_bits(const char *text, int32_t length)
+{
+    static char res[128];
+    tm_schema_t *s = one_col(TM_T_TEXT, -1, 0);
+    s->cols[0].type_oid = 1560;
+    s->cols[0].length = length;
+    tm_dbz_opts_t o = opts_precise;
+    o.schemas = true;
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    tm_dbz_decoder_t *dec = tm_dbz_decoder_new(&o, NULL);
+    tm_batch_t *b = tm_batch_new(), *back = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+    r->after = tm_batch_new_row(b, s);
+    tm_row_set_null(r->after, 0, false);
+    tm_batch_set_var(b, &r->after->vals[0], text, strlen(text));
+    tm_buf_t out;
+    tm_buf_init(&out);
+    tm_record_t *got = NULL;
+    char err[256] = "";
+    snprintf(res, sizeof(res), "(failed)");
+    if (tm_dbz_encode_value(enc, r, &out) == 0 &&
+        tm_dbz_decode(dec, out.data, out.len, back, &got, err, sizeof(err)) == 0 &&
+        got->after != NULL && !tm_row_is_null(got->after, 0)) {
+        const tm_column_t *c = &got->schema->cols[0];
+        snprintf(res, sizeof(res), "%.*s/%s/%d", (int)got->after->vals[0].u.var.len,
+                 got->after->vals[0].u.var.ptr, tm_type_name(c->type), (int)c->length);
+    }
+    tm_buf_release(&out);
+    tm_batch_unref(b);
+    tm_batch_unref(back);
+    tm_dbz_decoder_free(dec);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+    return res;
+}
+
+/* Issue 10 row 2: bit strings as Debezium's PostgreSQL connector writes them. */
+static void test_bits(void)
+{
+    /* BitSet.toByteArray(): the last character is bit 0, bytes little endian, no zero tail. */
+    TM_CHECK_STR(enc_bits("1010", 1560, 4, false), "\"Cg==\"");
+    TM_CHECK_STR(enc_bits("0000", 1560, 4, false), "\"\"");
+    TM_CHECK_STR(enc_bits("1111111100000001", 1560, 16, false), "\"Af8=\"");
+    TM_CHECK_STR(enc_bits("100000000", 1562, -1, false), "\"AAE=\"");
+    TM_CHECK_STR(enc_bits("00000101", 1560, 8, false), "\"BQ==\"");
+    /* The schema: bytes named io.debezium.data.Bits with the declared length. */
+    TM_CHECK_STR(enc_bits("1010", 1560, 4, true),
+                 "{\"type\":\"bytes\",\"optional\":false,\"name\":\"io.debezium.data.Bits\","
+                 "\"version\":1,\"parameters\":{\"length\":\"4\"},\"field\":\"v\"}");
+    /* varbit without a length: the JDBC driver's unknown length. */
+    TM_CHECK_STR(enc_bits("1", 1562, -1, true),
+                 "{\"type\":\"bytes\",\"optional\":false,\"name\":\"io.debezium.data.Bits\","
+                 "\"version\":1,\"parameters\":{\"length\":\"2147483647\"},"
+                 "\"field\":\"v\"}");
+    /* bit(1) and varbit(1) are booleans in Debezium; bit without a length is bit(1). */
+    TM_CHECK_STR(enc_bits("1", 1560, 1, false), "true");
+    TM_CHECK_STR(enc_bits("0", 1562, 1, false), "false");
+    TM_CHECK_STR(enc_bits("1", 1560, -1, false), "true");
+    TM_CHECK_STR(enc_bits("1", 1560, 1, true),
+                 "{\"type\":\"boolean\",\"optional\":false,\"field\":\"v\"}");
+    /* A text column that is not a bit string stays a string. */
+    TM_CHECK_STR(enc_bits("1010", 0, 4, false), "\"1010\"");
+    /* Read back: the bit string of the declared length, leading zeros included. */
+    TM_CHECK_STR(dec_bits("1010", 4), "1010/text/4");
+    TM_CHECK_STR(dec_bits("0010", 4), "0010/text/4");
+    TM_CHECK_STR(dec_bits("000000000", 9), "000000000/text/9");
+    TM_CHECK_STR(dec_bits("1111111100000001", 16), "1111111100000001/text/16");
+}
+
+/*
+ * Encodes v in a one-column table of `type`/`precision` with schemas, checks
+ * that the fast and the reference encoders agree, decodes the event and
+ * returns after.v's text; *back receives the decoded value.
+ */
+static const char *enc_dec_i64(tm_type_t type, int32_t precision, int64_t v, int64_t *back)
+{
+    static char res[128];
+    tm_schema_t *s = one_col(type, precision, 0);
+    tm_datum_t d;
+    memset(&d, 0, sizeof(d));
+    d.u.i64 = v;
+    snprintf(res, sizeof(res), "%s", enc_one(s, &d, false, &opts_precise, false));
+    tm_dbz_opts_t o = opts_precise;
+    o.schemas = true;
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    tm_dbz_decoder_t *dec = tm_dbz_decoder_new(&o, NULL);
+    tm_batch_t *b = tm_batch_new(), *bb = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE), *got = NULL;
+    r->after = tm_batch_new_row(b, s);
+    tm_row_set_null(r->after, 0, false);
+    r->after->vals[0] = d;
+    tm_buf_t out;
+    tm_buf_init(&out);
+    *back = 0;
+    TM_CHECK(tm_dbz_encode_value(enc, r, &out) == 0);
+    json_t *fast = json_loadb(out.data, out.len, 0, NULL);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    TM_CHECK(fast != NULL && ref != NULL && json_equal(fast, ref));
+    json_decref(fast);
+    json_decref(ref);
+    char err[256] = "";
+    if (tm_dbz_decode(dec, out.data, out.len, bb, &got, err, sizeof(err)) == 0 &&
+        got->after != NULL)
+        *back = got->after->vals[0].u.i64;
+    else
+        fprintf(stderr, "decode: %s\n", err);
+    tm_buf_release(&out);
+    tm_batch_unref(b);
+    tm_batch_unref(bb);
+    tm_dbz_decoder_free(dec);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+    return res;
+}
+
+/* Issue 10 row 10: PostgreSQL's ±infinity as Debezium's PostgresValueConverter writes them. */
+static void test_infinity(void)
+{
+    static const struct {
+        tm_type_t type;
+        int32_t precision;
+        int64_t v;
+        const char *want;
+    } cases[] = {
+        /* LocalDate -5877611-06-21 and -06-22: Debezium's constants, both negative. */
+        {TM_T_DATE, -1, INT32_MAX, "-2147472693"},
+        {TM_T_DATE, -1, INT32_MIN, "-2147472692"},
+        /* pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY read as microseconds. */
+        {TM_T_TIMESTAMP, 6, INT64_MAX, "9223372036825200000"},
+        {TM_T_TIMESTAMP, 6, INT64_MIN, "-9223372036832400000"},
+        {TM_T_TIMESTAMP, 3, INT64_MAX, "9223372036825200"},
+        {TM_T_TIMESTAMP, 3, INT64_MIN, "-9223372036832400"},
+        {TM_T_TIMESTAMPTZ, -1, INT64_MAX, "\"infinity\""},
+        {TM_T_TIMESTAMPTZ, -1, INT64_MIN, "\"-infinity\""},
+        /* Finite values are untouched. */
+        {TM_T_DATE, -1, 19000, "19000"},
+        {TM_T_TIMESTAMP, 6, INT64_C(1704164645123456), "1704164645123456"},
+        {TM_T_TIMESTAMPTZ, -1, INT64_C(1704164645123456), "\"2024-01-02T03:04:05.123456Z\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t back;
+        const char *got = enc_dec_i64(cases[i].type, cases[i].precision, cases[i].v, &back);
+        TM_CHECK_STR(got, cases[i].want);
+        /* Read back, the infinities are PostgreSQL's again. */
+        TM_CHECK_INT(back, cases[i].v);
+    }
+}
+
+/* The value after.v of a NOT NULL column of `type` when the datum is NULL. */
+static const char *enc_null(tm_type_t type, int32_t precision, int32_t scale, tm_type_t elem,
+                            const tm_dbz_opts_t *o)
+{
+    static char res[128];
+    tm_schema_t *s = one_col(type, precision, scale);
+    s->cols[0].elem_type = elem;
+    tm_datum_t d;
+    memset(&d, 0, sizeof(d));
+    snprintf(res, sizeof(res), "%s", enc_one(s, &d, true, o, false));
+    /* The reference encoder writes the same value. */
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(o);
+    tm_batch_t *b = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_DELETE);
+    r->before = tm_batch_new_row(b, s);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    json_t *v = json_object_get(json_object_get(ref, "before"), "v");
+    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    TM_CHECK(txt != NULL && strcmp(txt, res) == 0);
+    free(txt);
+    json_decref(ref);
+    tm_batch_unref(b);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+    return res;
+}
+
+/*
+ * Issue 10 row 1: a REPLICA IDENTITY DEFAULT before image lacks the non-key
+ * columns; in NOT NULL ones Debezium writes its converters' fallbacks, since
+ * Kafka Connect refuses null in a required field.
+ */
+static void test_not_null_fallbacks(void)
+{
+    tm_dbz_opts_t str = opts_precise, dbl = opts_precise;
+    str.decimal_mode = TM_DECIMAL_STRING;
+    dbl.decimal_mode = TM_DECIMAL_DOUBLE;
+    TM_CHECK_STR(enc_null(TM_T_BOOL, -1, 0, 0, &opts_precise), "false");
+    TM_CHECK_STR(enc_null(TM_T_INT16, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_INT32, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_INT64, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_FLOAT32, -1, 0, 0, &opts_precise), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_FLOAT64, -1, 0, 0, &opts_precise), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &opts_precise), "\"AA==\"");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, -1, TM_SCALE_VARIABLE, 0, &opts_precise),
+                 "{\"scale\":0,\"value\":\"AA==\"}");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &str), "\"0\"");
+    TM_CHECK_STR(enc_null(TM_T_NUMERIC, 10, 2, 0, &dbl), "0.0");
+    TM_CHECK_STR(enc_null(TM_T_TEXT, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_BYTES, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_UUID, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_JSON, -1, 0, 0, &opts_precise), "\"\"");
+    TM_CHECK_STR(enc_null(TM_T_DATE, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIME, 6, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIMESTAMP, 3, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_TIMESTAMPTZ, -1, 0, 0, &opts_precise),
+                 "\"1970-01-01T00:00:00Z\"");
+    TM_CHECK_STR(enc_null(TM_T_TIMETZ, -1, 0, 0, &opts_precise), "\"00:00:00Z\"");
+    TM_CHECK_STR(enc_null(TM_T_INTERVAL, -1, 0, 0, &opts_precise), "0");
+    TM_CHECK_STR(enc_null(TM_T_ARRAY, -1, 0, TM_T_INT32, &opts_precise), "[]");
+    TM_CHECK_STR(enc_null(TM_T_ENUM, -1, 0, 0, &opts_precise), "\"\"");
+}
+
 static void test_key_without_pk(void)
 {
-    /* No primary key: the key holds every column (DESIGN §3). */
+    /* No primary key: Debezium's key is null, whatever the replica identity (issue 10 row 5). */
     tm_schema_t *s = products();
     s->cols[0].key_index = -1;
     tm_schema_finish(s);
     tm_batch_t *b = tm_batch_new();
     tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&opts_precise);
-    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
-    r->after = products_row(b, s, 3, "k");
-    int rc;
-    char *got = encode_text(enc, r, true, &rc);
-    TM_CHECK_STR(got, "{\"id\":3,\"name\":\"k\",\"price\":\"BNI=\","
-                      "\"ts\":\"2024-01-02T03:04:05.123456Z\"}");
-    free(got);
+    for (int full = 0; full < 2; full++) {
+        s->full_identity = full == 1;
+        tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+        r->after = products_row(b, s, 3, "k");
+        int rc;
+        char *got = encode_text(enc, r, true, &rc);
+        TM_CHECK_INT(rc, TM_ENOTFOUND);
+        TM_CHECK_STR(got, "");
+        free(got);
+        TM_CHECK(tm_dbz_encode_key_json(enc, r) == NULL);
+        r = tm_batch_add(b, s, TM_OP_DELETE);
+        r->before = products_row(b, s, 3, "k");
+        got = encode_text(enc, r, true, &rc);
+        TM_CHECK_INT(rc, TM_ENOTFOUND);
+        free(got);
+    }
     tm_dbz_encoder_free(enc);
     tm_batch_unref(b);
     tm_schema_unref(s);
@@ -785,6 +1025,9 @@ int main(void)
     TM_RUN(test_other_types);
     TM_RUN(test_events_schemaless);
     TM_RUN(test_events_with_schema);
+    TM_RUN(test_bits);
+    TM_RUN(test_infinity);
+    TM_RUN(test_not_null_fallbacks);
     TM_RUN(test_key_without_pk);
     TM_RUN(test_mysql_source);
     TM_RUN(test_schema_version_cache);

@@ -75,7 +75,8 @@ static void compare(tm_dbz_encoder_t *enc, const tm_record_t *r, bool key, int *
     tm_buf_init(&out);
     int rc = key ? tm_dbz_encode_key(enc, r, &out) : tm_dbz_encode_value(enc, r, &out);
     json_t *ref = key ? tm_dbz_encode_key_json(enc, r) : tm_dbz_encode_value_json(enc, r);
-    if (key && r->op == TM_OP_TRUNCATE) {
+    if (key && (r->op == TM_OP_TRUNCATE ||
+                (r->op != TM_OP_MESSAGE && r->schema != NULL && r->schema->nkeys == 0))) {
         TM_CHECK_INT(rc, TM_ENOTFOUND);
         TM_CHECK(ref == NULL);
     } else {
