@@ -326,8 +326,8 @@ def test_infinity_as_debezium_writes_it(cdc):
     records = wait_for_lines(cdc.topic_path("inf"), 2, proc=tm)
     rows = [payload(r)["after"] for r in records]
     assert rows == [
-        {"id": 1, "d": -2147472693, "ts": 9223372036825200000, "ts3": 9223372036825200,
+        {"id": 1, "d": -2147472692, "ts": 9223372036825200000, "ts3": 9223372036825200,
          "tstz": "infinity"},
-        {"id": 2, "d": -2147472692, "ts": -9223372036832400000, "ts3": -9223372036832400,
+        {"id": 2, "d": -2147472691, "ts": -9223372036832400000, "ts3": -9223372036832400,
          "tstz": "-infinity"},
     ], rows

@@ -521,7 +521,7 @@ def pg_value(kind: str, text: Optional[str]):
         if kind == "date":
             if text in ("infinity", "-infinity"):
                 # Debezium's POSITIVE/NEGATIVE_INFINITY_LOCAL_DATE (docs/connectors/postgres.md).
-                return -2147472693 if text == "infinity" else -2147472692
+                return -2147472692 if text == "infinity" else -2147472691
             return date.fromisoformat(text).toordinal() - EPOCH_DATE.toordinal()
         if kind in ("timestamp", "timestamptz"):
             return _ts_text_to_us(text)

@@ -850,8 +850,8 @@ static void test_infinity(void)
         const char *want;
     } cases[] = {
         /* LocalDate -5877611-06-21 and -06-22: Debezium's constants, both negative. */
-        {TM_T_DATE, -1, INT32_MAX, "-2147472693"},
-        {TM_T_DATE, -1, INT32_MIN, "-2147472692"},
+        {TM_T_DATE, -1, INT32_MAX, "-2147472692"},
+        {TM_T_DATE, -1, INT32_MIN, "-2147472691"},
         /* pgjdbc's DATE_POSITIVE/NEGATIVE_INFINITY read as microseconds. */
         {TM_T_TIMESTAMP, 6, INT64_MAX, "9223372036825200000"},
         {TM_T_TIMESTAMP, 6, INT64_MIN, "-9223372036832400000"},
