@@ -91,8 +91,12 @@ static int jsonl_tombstone(tm_jsonl_t *w, const tm_record_t *del, tm_buf_t *line
     int rc;
     if (!w->include_key)
         return tm_buf_puts(line, "null\n");
-    if ((rc = tm_buf_puts(line, "{\"key\":")) != 0 ||
-        (rc = tm_dbz_encode_key(w->enc, del, line)) != 0)
+    if ((rc = tm_buf_puts(line, "{\"key\":")) != 0)
+        return rc;
+    /* A table without a key: Debezium's tombstone has a null key. */
+    if ((rc = tm_dbz_encode_key(w->enc, del, line)) == TM_ENOTFOUND)
+        rc = tm_buf_puts(line, "null");
+    if (rc != 0)
         return rc;
     return tm_buf_puts(line, ",\"value\":null}\n");
 }
@@ -101,9 +105,8 @@ static int jsonl_tombstone(tm_jsonl_t *w, const tm_record_t *del, tm_buf_t *line
 static int jsonl_event(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
 {
     int rc = jsonl_encode(w, rec, out);
-    /* A tombstone says "forget this key": without a key there is none, as in the Kafka sink. */
-    if (rc == 0 && rec->op == TM_OP_DELETE && w->tombstones && rec->schema != NULL &&
-        rec->schema->nkeys > 0)
+    /* Every delete, a keyless table's too (its tombstone's key is null), as Debezium writes them. */
+    if (rc == 0 && rec->op == TM_OP_DELETE && w->tombstones && rec->schema != NULL)
         rc = jsonl_tombstone(w, rec, out);
     return rc;
 }

@@ -349,7 +349,8 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     }
     if ((rc = push(m, topic, key, val, hdr, hval)) != 0)
         return rc;
-    if (del && s->tombstones && key.len != TM_KS_NULL)
+    /* Debezium follows every delete with a tombstone, a keyless table's too (null key, tests/compat). */
+    if (del && s->tombstones && (key.len != TM_KS_NULL || s->format == TM_KS_DEBEZIUM))
         rc = push(m, topic, key, null_range, NULL, null_range);
     return rc;
 }
