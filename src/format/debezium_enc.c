@@ -1074,14 +1074,15 @@ typedef struct src_field {
 } src_field_t;
 
 /* `snapshot` is special-cased: an optional Enum with a default. */
-#define SNAPSHOT_ALLOWED "true,last,false,incremental"
+#define SNAPSHOT_ALLOWED "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"
 
 static const src_field_t pg_source_fields[] = {
     {"version", "string", false},  {"connector", "string", false}, {"name", "string", false},
     {"ts_ms", "int64", false},     {"snapshot", NULL, true},       {"db", "string", false},
     {"sequence", "string", true},  {"ts_us", "int64", true},       {"ts_ns", "int64", true},
     {"schema", "string", false},   {"table", "string", false},     {"txId", "int64", true},
-    {"lsn", "int64", true},        {"xmin", "int64", true},        {NULL, NULL, false},
+    {"lsn", "int64", true},        {"xmin", "int64", true},        {"origin", "string", true},
+    {"origin_lsn", "int64", true}, {NULL, NULL, false},
 };
 
 /*
@@ -1313,8 +1314,9 @@ static int w_source_schema(tm_buf_t *out, int kind)
         TRY(w_str(out, f[i].field));
         TRY(tm_buf_putc(out, '}'));
     }
-    return tm_buf_appendf(out, "],\"optional\":false,\"name\":\"%s\",\"field\":\"source\"}",
-                          source_schema_name(kind));
+    /* Debezium 3's PostgreSQL source struct carries a schema version (tests/compat). */
+    return tm_buf_appendf(out, "],\"optional\":false,\"name\":\"%s\",%s\"field\":\"source\"}",
+                          source_schema_name(kind), kind == TM__DBZ_MYSQL ? "" : "\"version\":1,");
 }
 
 #define TXN_SCHEMA                                                                                 \
@@ -1860,7 +1862,8 @@ static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t 
         TRY(bput_u64(out, src->lsn));
     else
         TRY(BPUTS(out, "null"));
-    return BPUTS(out, ",\"xmin\":null}");
+    /* origin and origin_lsn: a change replicated into this database (PostgreSQL 16's origins). */
+    return BPUTS(out, ",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
 }
 
 static int w_envelope_ts(tm_buf_t *out, int64_t us)
@@ -2240,8 +2243,13 @@ static json_t *j_source_schema(const tm_dbz_encoder_t *enc)
             json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", f[i].type, "optional",
                                                     f[i].optional, "field", f[i].field));
     }
-    return json_pack("{s:s,s:o,s:b,s:s,s:s}", "type", "struct", "fields", fields, "optional", 0,
-                     "name", source_schema_name(enc->kind), "field", "source");
+    json_t *o = json_pack("{s:s,s:o,s:b,s:s}", "type", "struct", "fields", fields, "optional", 0,
+                          "name", source_schema_name(enc->kind));
+    if (o != NULL && enc->kind != TM__DBZ_MYSQL)
+        json_object_set_new(o, "version", json_integer(1));
+    if (o != NULL)
+        json_object_set_new(o, "field", json_string("source"));
+    return o;
 }
 
 static json_t *j_txn_schema(void)
@@ -2451,6 +2459,8 @@ static json_t *j_source(const tm_dbz_encoder_t *enc, const tm_record_t *rec)
         json_object_set_new(o, "txId", src->xid ? json_integer(src->xid) : json_null());
         json_object_set_new(o, "lsn", src->lsn ? json_integer((json_int_t)src->lsn) : json_null());
         json_object_set_new(o, "xmin", json_null());
+        json_object_set_new(o, "origin", json_null());
+        json_object_set_new(o, "origin_lsn", json_null());
     }
     return o;
 }

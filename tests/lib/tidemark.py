@@ -394,7 +394,7 @@ def assert_pg_source(source: dict, *, name: str, db: str, schema: str, table: st
     """Checks a PostgreSQL `source` block against Debezium's field list and types."""
     assert isinstance(source, dict), f"source block is not an object: {source!r}"
     expected = {"version", "connector", "name", "ts_ms", "snapshot", "db", "sequence",
-                "schema", "table", "txId", "lsn", "xmin"}
+                "schema", "table", "txId", "lsn", "xmin", "origin", "origin_lsn"}
     missing = expected - set(source)
     assert not missing, f"source block lacks {sorted(missing)}: {source}"
     assert isinstance(source["version"], str) and source["version"], source

@@ -505,7 +505,7 @@ static void fill_src(tm_record_t *r)
     "\"ts_ms\":1704164645123,\"snapshot\":\"%s\",\"db\":\"postgres\","                             \
     "\"sequence\":\"[\\\"34078000\\\",\\\"34078720\\\"]\",\"ts_us\":1704164645123456,"             \
     "\"ts_ns\":1704164645123456000,\"schema\":\"%s\",\"table\":\"%s\",\"txId\":601,"               \
-    "\"lsn\":34078720,\"xmin\":null}"
+    "\"lsn\":34078720,\"xmin\":null,\"origin\":null,\"origin_lsn\":null}"
 
 #define ENV_TS "\"ts_ms\":1704164646000,\"ts_us\":1704164646000000,\"ts_ns\":1704164646000000000"
 
@@ -630,7 +630,8 @@ static void test_events_with_schema(void)
     "{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},"                                 \
     "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},"                                 \
     "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,"    \
-    "\"parameters\":{\"allowed\":\"true,last,false,incremental\"},\"default\":\"false\","          \
+    "\"parameters\":{\"allowed\":\"true,first,first_in_data_collection,last_in_data_collection,"      \
+    "last,false,incremental\"},\"default\":\"false\","                                           \
     "\"field\":\"snapshot\"},{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"           \
     "{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},"                              \
     "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"                                  \
@@ -639,8 +640,10 @@ static void test_events_with_schema(void)
     "{\"type\":\"string\",\"optional\":false,\"field\":\"table\"},"                                \
     "{\"type\":\"int64\",\"optional\":true,\"field\":\"txId\"},"                                   \
     "{\"type\":\"int64\",\"optional\":true,\"field\":\"lsn\"},"                                    \
-    "{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"}],\"optional\":false,"               \
-    "\"name\":\"io.debezium.connector.postgresql.Source\",\"field\":\"source\"}"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"},"                                   \
+    "{\"type\":\"string\",\"optional\":true,\"field\":\"origin\"},"                                \
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"origin_lsn\"}],\"optional\":false,"         \
+    "\"name\":\"io.debezium.connector.postgresql.Source\",\"version\":1,\"field\":\"source\"}"
 #define TXN_SCHEMA                                                                                 \
     "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"  \
     "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"                           \
