@@ -845,8 +845,12 @@ static char *put2(char *p, unsigned v)
     return p + 2;
 }
 
-/* "HH:MM:SS[.ffffff]" with trailing fraction zeros trimmed, as java.time prints. */
-static char *put_time_of_day(char *p, int64_t us)
+/*
+ * "HH:MM:SS[.ffffff]": with `width` < 0 trailing fraction zeros trimmed, as
+ * java.time prints; else exactly `width` (0..6) fraction digits, as
+ * Debezium's ZonedTimestamp pads to the column's precision.
+ */
+static char *put_time_of_day(char *p, int64_t us, int width)
 {
     unsigned secs = (unsigned)(us / 1000000), frac = (unsigned)(us % 1000000);
     p = put2(p, secs / 3600);
@@ -854,13 +858,15 @@ static char *put_time_of_day(char *p, int64_t us)
     p = put2(p, secs / 60 % 60);
     *p++ = ':';
     p = put2(p, secs % 60);
-    if (frac != 0) {
+    if (width > 0 || (width < 0 && frac != 0)) {
         *p++ = '.';
         int ndig = 6;
-        while (frac % 10 == 0) {
+        while (ndig > (width < 0 ? 1 : width) && frac % 10 == 0) {
             frac /= 10;
             ndig--;
         }
+        for (; ndig > width && width >= 0; ndig--)
+            frac /= 10; /* finer than the column's precision: PostgreSQL rounded it already */
         for (int i = ndig - 1; i >= 0; i--) {
             p[i] = (char)('0' + frac % 10);
             frac /= 10;
@@ -871,6 +877,11 @@ static char *put_time_of_day(char *p, int64_t us)
 }
 
 size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf)
+{
+    return tm__dbz_fmt_zoned_ts_width(us, -1, buf);
+}
+
+size_t tm__dbz_fmt_zoned_ts_width(int64_t us, int width, char *buf)
 {
     int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY;
     if (rem < 0) {
@@ -896,7 +907,7 @@ size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf)
     *p++ = '-';
     p = put2(p, d);
     *p++ = 'T';
-    p = put_time_of_day(p, rem);
+    p = put_time_of_day(p, rem, width);
     *p++ = 'Z';
     *p = '\0';
     return (size_t)(p - buf);
@@ -907,10 +918,16 @@ size_t tm__dbz_fmt_zoned_time(int64_t us, char *buf)
     int64_t rem = us % US_PER_DAY;
     if (rem < 0)
         rem += US_PER_DAY;
-    char *p = put_time_of_day(buf, rem);
+    char *p = put_time_of_day(buf, rem, -1);
     *p++ = 'Z';
     *p = '\0';
     return (size_t)(p - buf);
+}
+
+/* A timestamptz column's fraction digits on the wire: its precision, 6 when it has none. */
+static int zoned_width(const tm_column_t *col)
+{
+    return col->precision >= 0 && col->precision <= 6 ? col->precision : 6;
 }
 
 /* Reads exactly `n` digits at s[*i]. */
@@ -1781,8 +1798,9 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_TIMETZ:
         /* ISO text never needs escaping: quote it and copy. */
         tmp[0] = '"';
-        n = col->type == TM_T_TIMETZ ? tm__dbz_fmt_zoned_time(d->u.i64, tmp + 1)
-                                     : tm__dbz_fmt_zoned_ts(d->u.i64, tmp + 1);
+        n = col->type == TM_T_TIMETZ
+                ? tm__dbz_fmt_zoned_time(d->u.i64, tmp + 1)
+                : tm__dbz_fmt_zoned_ts_width(d->u.i64, zoned_width(col), tmp + 1);
         tmp[n + 1] = '"';
         return bput(out, tmp, n + 2);
     case TM_T_ARRAY:
@@ -2387,7 +2405,7 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     case TM_T_TIMESTAMPTZ:
         if (d->u.i64 == TM__DBZ_TS_INF_IN || d->u.i64 == TM__DBZ_TS_NINF_IN)
             return json_string(d->u.i64 == TM__DBZ_TS_INF_IN ? "infinity" : "-infinity");
-        return json_stringn(tmp, tm__dbz_fmt_zoned_ts(d->u.i64, tmp));
+        return json_stringn(tmp, tm__dbz_fmt_zoned_ts_width(d->u.i64, zoned_width(col), tmp));
     case TM_T_ARRAY:
         if (d->u.var.len == 0)
             return json_array();

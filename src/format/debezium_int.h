@@ -173,6 +173,8 @@ const char *tm__dbz_special_double(double v);
 
 /* µs since epoch → "2024-01-02T03:04:05.123456Z" in java.time ISO_OFFSET_DATE_TIME style. */
 size_t tm__dbz_fmt_zoned_ts(int64_t us, char *buf);
+/* The same with exactly `width` (0..6) fraction digits, as Debezium writes a timestamptz(width). */
+size_t tm__dbz_fmt_zoned_ts_width(int64_t us, int width, char *buf);
 /* µs since midnight UTC → "03:04:05.5Z" (ISO_OFFSET_TIME style). */
 size_t tm__dbz_fmt_zoned_time(int64_t us, char *buf);
 /* The inverses; they accept any UTC offset and return 0 or -1. */
