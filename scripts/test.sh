@@ -196,7 +196,7 @@ fi
 # -- 4b. integration slice under ASan and UBSan -------------------------------
 # The unit tests never run the daemon as a whole: its threads, its servers'
 # real replies, shutdown.  This slice does, against build-asan/tidemark, in
-# about two minutes (the whole suite would take four times the budget).
+# about two minutes under load (the whole suite would take several times that).
 #
 # Sanitizers write their reports to files in $reports (log_path, one file per
 # process, named <tool>.<pid>), and tests/integration/conftest.py fails any

@@ -49,7 +49,7 @@ def _failed(request) -> bool:
 
 
 # -- sanitizer reports ----------------------------------------------------------
-# A daemon built with ASan and UBSan (scripts/test.sh, stage 4a) reports memory
+# A daemon built with ASan and UBSan (scripts/test.sh, stage 4b) reports memory
 # errors, leaks and undefined behaviour on stderr, or in files when
 # ASAN_OPTIONS/UBSAN_OPTIONS set log_path.  Many tests would pass anyway: a
 # report at exit comes after the test read what it needed, a daemon killed
