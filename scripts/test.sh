@@ -12,6 +12,9 @@
 #      is fixed unless TIDEMARK_CRASH_SEED is set, and it prints the seed and
 #      a rerun command; the SQL suite compares every query with PostgreSQL
 #      (tests/sql/README.md)
+#   4b. a slice of the integration tests (PostgreSQL basics, errors,
+#      streaming, types, state; a few Kafka source and sink tests) against
+#      the daemon of build-asan/; any sanitizer report fails its test
 #
 # A stage that cannot build, or that crashes without reporting its tests,
 # counts as one failure, and the stages after it still run where they can:
@@ -134,8 +137,10 @@ fi
 # spurious warnings it is prone to under -fsanitize with optimization; the
 # warning gate is the werror build of stage 1.
 stage "unit tests under ASan and UBSan (build-asan/)"
+asan_ok=0
 if meson_setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
     && ninja -C build-asan; then
+    asan_ok=1
     # Without halt_on_error UBSan only prints and the test still passes.
     ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:print_summary=1 \
     UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1:print_summary=1 \
@@ -146,13 +151,15 @@ fi
 
 # -- 3b. unit tests under ThreadSanitizer --------------------------------------
 # Every unit test, RocksDB's included: RocksDB is not instrumented, but its
-# threads only touch memory the store hands them through its own locks, and
-# the state tests run clean under TSan.  halt_on_error makes a race fail the
-# test instead of only printing it.
+# threads only touch memory the store hands them through its own locks.
+# TSan cannot see the synchronisation inside Debian's uninstrumented
+# librocksdb, so races it reports between RocksDB's own threads are false;
+# tests/tsan.supp names exactly those, with the reason, and nothing of ours.
+# halt_on_error makes a race fail the test instead of only printing it.
 stage "unit tests under TSan (build-tsan/)"
 if meson_setup build-tsan --buildtype=debug -Db_sanitize=thread -Db_lundef=false \
     && ninja -C build-tsan; then
-    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions="$ROOT/tests/tsan.supp" \
         run_unit_tests build-tsan "unit tests (TSan)" --timeout-multiplier 3
 else
     stage_failed "unit tests (TSan): build-tsan/ did not build"
@@ -184,6 +191,72 @@ add_counts "$p" "$f" "$s"
 # not a failure, and nothing to count.
 if ((rc != 0 && rc != 5 && f == 0)); then
     stage_failed "integration/crash/SQL tests: pytest exited with status $rc without a failing test"
+fi
+
+# -- 4b. integration slice under ASan and UBSan -------------------------------
+# The unit tests never run the daemon as a whole: its threads, its servers'
+# real replies, shutdown.  This slice does, against build-asan/tidemark, in
+# about two minutes under load (the whole suite would take several times that).
+#
+# Sanitizers write their reports to files in $reports (log_path, one file per
+# process, named <tool>.<pid>), and tests/integration/conftest.py fails any
+# test during which a file appeared, or whose daemon's stderr.log holds a
+# report; so a report fails the test even when the daemon carried on, exited
+# as the test expected, or was a short `tidemark explain`.  Under
+# TIDEMARK_SANITIZER_REPORTS the fixtures stop their daemons with SIGTERM
+# rather than SIGKILL, so that LeakSanitizer gets to check at exit.
+stage "integration slice under ASan and UBSan (build-asan/tidemark)"
+asan_slice=(
+    tests/integration/test_pg_basic.py
+    tests/integration/test_pg_errors.py
+    tests/integration/test_pg_streaming.py
+    tests/integration/test_pg_types.py
+    tests/integration/test_state.py
+    tests/integration/test_kafka_sink.py::test_changes_arrive_keyed_partitioned_and_followed_by_tombstones
+    tests/integration/test_kafka_sink.py::test_json_and_upsert_formats
+    tests/integration/test_kafka_sink.py::test_exactly_once_commits_at_checkpoints_and_survives_restart
+    tests/integration/test_kafka_sink.py::test_sasl_password_never_appears_in_logs_or_explain
+    tests/integration/test_kafka_source.py::test_schema_forms_and_tombstones
+    tests/integration/test_kafka_source.py::test_malformed_records_go_to_the_dead_letter_topic
+    tests/integration/test_kafka_source.py::test_graceful_stop_and_restart_give_each_event_once
+    tests/integration/test_kafka_source.py::test_kill9_and_restart_give_each_event_once
+    tests/integration/test_kafka_source.py::test_records_of_aborted_transactions_never_appear
+)
+if ((asan_ok)); then
+    reports="$LOGDIR/sanitizer-reports"
+    mkdir -p "$reports"
+    junit="$LOGDIR/pytest-asan.xml"
+    pytest_args=(-m pytest "${asan_slice[@]}" -v -rA -p no:cacheprovider --junitxml="$junit")
+    if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
+        pytest_args+=(-k "$TIDEMARK_TEST_FILTER")
+    fi
+    TIDEMARK_BIN="$ROOT/build-asan/tidemark" TIDEMARK_SANITIZER_REPORTS="$reports" \
+    ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:print_summary=1:log_path="$reports/asan" \
+    UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1:print_summary=1:log_path="$reports/ubsan" \
+    PYTHONDONTWRITEBYTECODE=1 "$PYTHON" "${pytest_args[@]}"
+    rc=$?
+    p=0 f=0 s=0
+    if [[ -s "$junit" ]] && counts=$("$PYTHON" -c "$JUNIT_COUNTS" "$junit"); then
+        read -r p f s <<<"$counts"
+    fi
+    add_counts "$p" "$f" "$s"
+    if ((rc != 0 && rc != 5 && f == 0)); then
+        stage_failed "integration slice (ASan/UBSan): pytest exited with status $rc without a failing test"
+    fi
+    # Every report should belong to a test that failed for it; a report that
+    # none did (a process that outlived its test) still fails the stage.
+    nreports=0
+    for report in "$reports"/*; do
+        [[ -e $report ]] || continue
+        nreports=$((nreports + 1))
+        printf '\n--- sanitizer report %s ---\n' "$report"
+        head -c 20000 "$report"
+    done
+    if ((nreports > 0 && f == 0)); then
+        stage_failed "integration slice (ASan/UBSan): $nreports sanitizer report(s) that no test failed for"
+    fi
+else
+    echo "skipped: build-asan/ did not build"
 fi
 
 # -- summary -----------------------------------------------------------------

@@ -11,6 +11,8 @@ file sink directory, and cleanup of any daemon the test started.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +46,72 @@ def pytest_runtest_makereport(item, call):
 def _failed(request) -> bool:
     rep = getattr(request.node, "rep_call", None)
     return rep is None or rep.failed
+
+
+# -- sanitizer reports ----------------------------------------------------------
+# A daemon built with ASan and UBSan (scripts/test.sh, stage 4b) reports memory
+# errors, leaks and undefined behaviour on stderr, or in files when
+# ASAN_OPTIONS/UBSAN_OPTIONS set log_path.  Many tests would pass anyway: a
+# report at exit comes after the test read what it needed, a daemon killed
+# with SIGKILL never exits by itself, and UBSan carries on unless told to
+# halt.  So every test ends by looking for reports, and fails with them.
+SANITIZER_REPORTS_ENV = "TIDEMARK_SANITIZER_REPORTS"
+# The first line of every report: ASan ("==12==ERROR: AddressSanitizer: ..."),
+# LeakSanitizer, UBSan ("src/x.c:10:5: runtime error: ...") and TSan.  The
+# UBSan form is anchored to its file:line:column so that a daemon message that
+# merely contains the words cannot match.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (?:AddressSanitizer|LeakSanitizer)"
+    r"|^\S+:\d+:\d+: runtime error: "
+    r"|WARNING: ThreadSanitizer", re.MULTILINE)
+
+
+def _report_files(directory: str) -> set:
+    try:
+        return set(os.listdir(directory))
+    except FileNotFoundError:
+        return set()
+
+
+def _sanitizer_reports(request, report_dir, before) -> list:
+    """(where, text) of every report this test's processes wrote."""
+    found = []
+    if report_dir:
+        for name in sorted(_report_files(report_dir) - before):
+            text = Path(report_dir, name).read_text(errors="replace")
+            if text.strip():
+                found.append((str(Path(report_dir, name)), text))
+    # The daemons' stderr.log files (tests/lib/tidemark.py) live under the
+    # test's tmp_path, which every daemon-running fixture uses.
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if tmp_path is not None:
+        for log in sorted(Path(tmp_path).rglob("*.log")):
+            try:
+                text = log.read_text(errors="replace")
+            except OSError:
+                continue
+            match = SANITIZER_REPORT.search(text)
+            if match:
+                start = text.rfind("\n", 0, match.start()) + 1
+                found.append((str(log), text[start:start + 8000]))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_report_check(request):
+    """Fails the test if a sanitizer reported anything while it ran.
+
+    Autouse fixtures are set up first and torn down last, so this looks
+    after the cdc/kcase fixtures have stopped their daemons.
+    """
+    report_dir = os.environ.get(SANITIZER_REPORTS_ENV) or None
+    before = _report_files(report_dir) if report_dir else set()
+    yield
+    found = _sanitizer_reports(request, report_dir, before)
+    if found:
+        text = "\n".join(f"=== {where} ===\n{body}" for where, body in found)
+        pytest.fail(f"a sanitizer reported {len(found)} problem(s) while this test ran:\n{text}",
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -196,6 +264,13 @@ class CdcCase:
 
     def cleanup(self, failed: bool) -> None:
         for daemon in self.daemons:
+            # Under sanitizers a daemon still running is stopped gracefully
+            # first: LeakSanitizer checks at exit, which SIGKILL skips.
+            if os.environ.get(SANITIZER_REPORTS_ENV) and daemon.running():
+                try:
+                    daemon.terminate(timeout=20)
+                except AssertionError:
+                    pass  # It did not stop, and terminate() killed it.
             daemon.kill9()
             if failed:
                 print(f"\n=== {daemon.dir} ===\n{daemon.log_tail()}")
