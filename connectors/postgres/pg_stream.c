@@ -82,6 +82,7 @@ typedef struct stream {
     uint64_t partial_lsn;     /* invariant 2 */
     uint64_t partial_count;   /* invariant 2 */
     uint64_t prev_commit_end; /* Debezium sequence[0] */
+    int64_t prev_commit_ts_us; /* the last commit's time: a non-transactional message's ts */
     bool untokened;           /* records were emitted after the last token (see seal) */
     uint64_t flush_sent;
     int64_t last_status_us;
@@ -284,6 +285,7 @@ static void commit_tx(stream_t *st, uint64_t end_lsn)
         st->partial_count = 0;
     }
     st->prev_commit_end = end_lsn;
+    st->prev_commit_ts_us = st->tx.ts_us;
     st->tx.active = false;
 }
 
@@ -480,7 +482,13 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
         return TM_ENOMEM;
     fill_source(st, rec, lsn);
     if (!transactional) {
-        rec->src.ts_us = rec->proc_us;
+        /*
+         * As Debezium writes it (tests/compat): the last commit's time (the
+         * processing time before any), and the message's own LSN as both
+         * halves of `sequence`.
+         */
+        rec->src.ts_us = st->prev_commit_ts_us != 0 ? st->prev_commit_ts_us : rec->proc_us;
+        rec->src.commit_lsn = lsn;
         rec->src.xid = 0;
     }
     tm_batch_t *b = src->cur;

@@ -6,6 +6,7 @@ include_key, stdout), table selection and declared columns, and the CLI's
 explain, --version and --help.
 """
 
+import json
 import re
 
 from tidemark import (assert_envelope, assert_pg_source, cdc_job, create_table, debezium_decimal,
@@ -164,6 +165,28 @@ def test_transactional_logical_message_gives_op_m(cdc):
     # Debezium carries the content as bytes, which JSON shows in base64.
     assert messages[0]["message"]["content"] in ("aGVsbG8=", "hello"), messages[0]
     assert messages[0]["source"]["connector"] == "postgresql"
+
+
+def test_non_transactional_message_carries_the_last_commit(cdc):
+    """As Debezium 3.6.1 writes it (tests/compat): the last commit's time, and its own LSN twice."""
+    cdc.sql(ORDERS)
+    tm = cdc.start(snapshot="never")
+    cdc.wait_slot_ready(tm)
+    cdc.sql("INSERT INTO orders VALUES (1, 10, 1.00, 'new');")
+    cdc.sql("SELECT pg_sleep(0.3); SELECT pg_logical_emit_message(false, 'tm-nontx', 'x');")
+
+    def ours():
+        return [payload(r) for path in sorted(cdc.out_dir.glob("*.jsonl")) for r in read_jsonl(path)
+                if (payload(r).get("message") or {}).get("prefix") == "tm-nontx"]
+
+    wait_until(ours, 60, "the non-transactional message", tm)
+    insert = payload(wait_for_lines(cdc.topic_path("orders"), 1, proc=tm)[0])
+    assert tm.terminate() == 0, tm.log_tail()
+    msg = ours()[0]
+    lsn = msg["source"]["lsn"]
+    assert json.loads(msg["source"]["sequence"]) == [str(lsn), str(lsn)], msg["source"]
+    assert msg["source"]["ts_ms"] == insert["source"]["ts_ms"], (msg["source"], insert["source"])
+    assert msg["source"]["txId"] is None, msg["source"]
 
 
 def test_two_tables_go_to_their_own_topics(cdc):
