@@ -119,16 +119,20 @@ static double parse_seconds(int n, int *line_of_last)
     char err[1024];
     tm_job_t *job = NULL;
     struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* This thread's CPU time: other load on the machine does not count. */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     int rc = tm_job_parse(b.data, "big.sql", &job, err, sizeof(err));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     tm_buf_release(&b);
     *line_of_last = rc == 0 && job->ninserts == n ? job->inserts[n - 1].line : -1;
     tm_job_free(job);
     return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
-/* 8 times the statements must take about 8 times as long, not 64. */
+/*
+ * 8 times the statements must take about 8 times as long, not 64 (a ratio of
+ * CPU times, so sanitizers and a busy machine slow both sides alike).
+ */
 static void test_linear_parse(void)
 {
     int last;
@@ -137,7 +141,6 @@ static void test_linear_parse(void)
     double large = parse_seconds(20000, &last);
     TM_CHECK_INT(last, 20000 + 4);
     fprintf(stderr, "  2,500 statements: %.3f s; 20,000: %.3f s\n", small, large);
-    TM_CHECK(large < 10.0);
     TM_CHECK(large < 24.0 * small + 0.2);
 }
 
