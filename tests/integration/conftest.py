@@ -287,6 +287,19 @@ def cdc(pg, db, tmp_path, tidemark_bin, request):
     case.cleanup(_failed(request))
 
 
+@pytest.fixture
+def ascii_cdc(pg, tmp_path, tidemark_bin, request):
+    """A CdcCase on a SQL_ASCII database of its own (test_file_sink_robust.py)."""
+    name = "tmascii" + str(os.getpid())
+    pg.psql(f"CREATE DATABASE {name} WITH ENCODING 'SQL_ASCII' TEMPLATE template0 "
+            f"LC_COLLATE 'C' LC_CTYPE 'C';")
+    case = CdcCase(pg, name, tmp_path, tidemark_bin)
+    yield case
+    rep = getattr(request.node, "rep_call", None)
+    case.cleanup(rep is None or rep.failed)
+    pg.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def kafka():
     """The session's Apache Kafka broker (KRaft, one node, real transactions).

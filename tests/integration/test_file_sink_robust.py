@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CdcCase
 from tidemark import EXIT_CONFIG, read_jsonl, wait_for_lines, wait_until
 
 
@@ -33,18 +32,6 @@ def strict_lines(path: Path) -> list:
 
 
 # -- item 14 ------------------------------------------------------------------
-
-
-@pytest.fixture
-def ascii_cdc(pg, tmp_path, tidemark_bin, request):
-    name = "tmascii" + str(os.getpid())
-    pg.psql(f"CREATE DATABASE {name} WITH ENCODING 'SQL_ASCII' TEMPLATE template0 "
-            f"LC_COLLATE 'C' LC_CTYPE 'C';")
-    case = CdcCase(pg, name, tmp_path, tidemark_bin)
-    yield case
-    rep = getattr(request.node, "rep_call", None)
-    case.cleanup(rep is None or rep.failed)
-    pg.drop_database(name)
 
 
 def test_sql_ascii_bytes_become_replacement_characters(ascii_cdc):

@@ -300,12 +300,13 @@ def test_table_without_primary_key_has_a_null_key(cdc):
                    sink={"include_key": True, "schemas": False, "tombstones_on_delete": True})
     cdc.wait_slot_ready(tm)
     cdc.sql("INSERT INTO nopk VALUES (1, 'x'); DELETE FROM nopk; INSERT INTO nopk VALUES (2, 'y');")
-    wait_for_lines(cdc.topic_path("nopk"), 3, proc=tm)
+    wait_for_lines(cdc.topic_path("nopk"), 4, proc=tm)
     assert tm.terminate() == 0, tm.log_tail()
     records = read_jsonl(cdc.topic_path("nopk"))
-    # No key, and so no tombstone after the delete.
-    assert [(r["key"], r["value"]["op"]) for r in records] == \
-        [(None, "c"), (None, "d"), (None, "c")], records
+    # No key; the delete is still followed by a tombstone, with a null key, as Debezium 3.6.1
+    # writes it (tests/compat).
+    assert [(r["key"], r["value"]["op"] if r["value"] else None) for r in records] == \
+        [(None, "c"), (None, "d"), (None, None), (None, "c")], records
 
 
 def test_replica_identity_index_is_the_key_without_a_primary_key(cdc):

@@ -121,7 +121,7 @@ EXPECTED_ROW_1_UPDATED = dict(
     EXPECTED_ROW_1,
     c_int4=-1,
     c_numeric="+y4=",                                     # -1234 -> FB 2E
-    c_timestamptz="2024-01-02T01:04:05Z",                 # no fraction when it is zero
+    c_timestamptz="2024-01-02T01:04:05.000000Z",          # the column's 6 digits, as Debezium pads
     c_int4_array=[None, 4],
     c_text_array=[],
 )
