@@ -273,31 +273,10 @@ class Bench:
     # -- Flink --------------------------------------------------------------
 
     def build_flink(self) -> None:
-        """Compiles bench/flink and resolves its classpath (mvn, offline first)."""
-        jar = FLINK_DIR / "target" / "flink-sql-agg-1.jar"
-        cpf = FLINK_DIR / "target" / "classpath.txt"
-        sources = [FLINK_DIR / "pom.xml"] + list((FLINK_DIR / "src").rglob("*"))
-        newest = max(s.stat().st_mtime for s in sources)
-        if not (jar.exists() and cpf.exists() and jar.stat().st_mtime >= newest
-                and cpf.stat().st_mtime >= newest):
-            mvn = shutil.which("mvn")
-            if mvn is None:
-                raise RuntimeError("no mvn to build bench/flink with (scripts/setup.sh installs it)")
-            cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(FLINK_DIR / "pom.xml"),
-                   "package", "dependency:build-classpath", "-Dmdep.includeScope=runtime",
-                   f"-Dmdep.outputFile={cpf}"]
-            out = ""
-            for offline in (True, False):
-                print(f"building bench/flink with mvn ({'offline' if offline else 'online'})",
-                      flush=True)
-                r = subprocess.run(cmd[:1] + (["-o"] if offline else []) + cmd[1:],
-                                   capture_output=True, text=True, timeout=1800)
-                out = r.stdout + r.stderr
-                if r.returncode == 0:
-                    break
-            else:
-                raise RuntimeError(f"mvn could not build bench/flink:\n{out[-4000:]}")
-        self.classpath = str(jar) + os.pathsep + cpf.read_text().strip()
+        """Compiles bench/flink and resolves its classpath (tests/lib/maven.py)."""
+        from maven import module_classpath
+        self.classpath = module_classpath(FLINK_DIR, "flink-sql-agg-1.jar",
+                                          log=lambda m: print(m, flush=True))
 
     def flink_cmd(self, topic: str, parallelism: int, verify: bool = False,
                   out_topic: str = None) -> list:

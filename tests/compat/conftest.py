@@ -9,9 +9,7 @@ folders); scripts/compat.sh runs it.  See docs/compat.md.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -58,31 +56,15 @@ def tidemark_bin():
 
 
 def build_runner() -> list:
-    """Builds tests/compat (mvn, offline first, then online) and returns the
-    java command line that starts DebeziumRunner."""
-    jar = HERE / "target" / "debezium-compat-1.jar"
-    cpf = HERE / "target" / "classpath.txt"
-    sources = [HERE / "pom.xml"] + list((HERE / "src").rglob("*"))
-    newest = max(s.stat().st_mtime for s in sources)
-    if not (jar.exists() and cpf.exists() and jar.stat().st_mtime >= newest
-            and cpf.stat().st_mtime >= newest):
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            pytest.skip("no mvn to build tests/compat with (scripts/setup.sh installs it)")
-        cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(HERE / "pom.xml"),
-               "package", "dependency:build-classpath", "-Dmdep.includeScope=runtime",
-               f"-Dmdep.outputFile={cpf}"]
-        out = ""
-        for offline in (True, False):
-            r = subprocess.run(cmd[:1] + (["-o"] if offline else []) + cmd[1:],
-                               capture_output=True, text=True, timeout=1800)
-            out = r.stdout + r.stderr
-            if r.returncode == 0:
-                break
-        else:
-            raise RuntimeError(f"mvn could not build tests/compat:\n{out[-4000:]}")
+    """Builds tests/compat (tests/lib/maven.py) and returns the java command line
+    that starts DebeziumRunner."""
+    from maven import MavenMissing, module_classpath
+    try:
+        cp = module_classpath(HERE, "debezium-compat-1.jar")
+    except MavenMissing as e:
+        pytest.skip(str(e))
     java = shutil.which("java") or "java"
-    return [java, "-Xmx512m", "-cp", f"{jar}{os.pathsep}{cpf.read_text().strip()}", RUNNER_MAIN]
+    return [java, "-Xmx512m", "-cp", cp, RUNNER_MAIN]
 
 
 @pytest.fixture(scope="session")
