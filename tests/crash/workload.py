@@ -70,6 +70,12 @@ class Column:
             return (value - EPOCH).days
         return str(value)
 
+    def fallback(self):
+        """What Debezium (and so tidemark) writes for a NOT NULL column the source left out of a
+        delete's before image (REPLICA IDENTITY DEFAULT): the type's zero (issue 10 row 1)."""
+        return {"int": 0, "bool": False, "date": 0, "text": ""}.get(self.kind) \
+            if self.kind != "numeric" else debezium_decimal(Decimal(0), self.scale)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -78,6 +84,7 @@ class Table:
     key: Tuple[str, ...]
     ddl: str
     full_identity: bool = False
+    not_null: Tuple[str, ...] = ()
 
     @property
     def column_names(self) -> List[str]:
@@ -90,10 +97,13 @@ class Table:
         return tuple(rendered[k] for k in self.key)
 
     def delete_before(self, rendered: dict) -> dict:
-        """`before` of a delete: the whole row with REPLICA IDENTITY FULL, else only the key."""
+        """`before` of a delete: the whole row with REPLICA IDENTITY FULL, else the key, with
+        Debezium's fallbacks in the other NOT NULL columns and null in the rest."""
         if self.full_identity:
             return dict(rendered)
-        return {c.name: (rendered[c.name] if c.name in self.key else None) for c in self.columns}
+        return {c.name: (rendered[c.name] if c.name in self.key
+                         else c.fallback() if c.name in self.not_null else None)
+                for c in self.columns}
 
 
 def _cols(*spec) -> Tuple[Column, ...]:
@@ -114,22 +124,26 @@ TABLES: Dict[str, Table] = {t.name: t for t in [
                 ("ver", "int")),
           ("sku",),
           "CREATE TABLE items (sku text PRIMARY KEY, qty int NOT NULL, price numeric(10,3), "
-          "note text, ver bigint NOT NULL);"),
+          "note text, ver bigint NOT NULL);",
+          not_null=("qty", "ver")),
     Table("ledger",
           _cols(("acct", "int"), ("n", "int"), ("amount", "numeric", 4), ("memo", "text"),
                 ("ver", "int")),
           ("acct", "n"),
           "CREATE TABLE ledger (acct int, n int, amount numeric(14,4) NOT NULL, memo text, "
-          "ver bigint NOT NULL, PRIMARY KEY (acct, n));"),
+          "ver bigint NOT NULL, PRIMARY KEY (acct, n));",
+          not_null=("amount", "ver")),
     Table("bulk",
           _cols(("id", "int"), ("payload", "text"), ("ver", "int")),
           ("id",),
-          "CREATE TABLE bulk (id bigint PRIMARY KEY, payload text NOT NULL, ver bigint NOT NULL);"),
+          "CREATE TABLE bulk (id bigint PRIMARY KEY, payload text NOT NULL, ver bigint NOT NULL);",
+          not_null=("payload", "ver")),
     # One row per fence: the harness's "everything up to here" marker.
     Table("fence",
           _cols(("id", "int"), ("token", "text"), ("ver", "int")),
           ("id",),
-          "CREATE TABLE fence (id int PRIMARY KEY, token text NOT NULL, ver bigint NOT NULL);"),
+          "CREATE TABLE fence (id int PRIMARY KEY, token text NOT NULL, ver bigint NOT NULL);",
+          not_null=("token", "ver")),
 ]}
 
 # Tables whose keys the generator picks at random (bulk has its own key space).
