@@ -1074,6 +1074,47 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 }
 
 /* Appends one converted element as JSON. */
+/*
+ * A wide numeric's text (which the numeric parser accepted, so: sign, digits,
+ * an optional point and fraction, an optional exponent) as a JSON number:
+ * no '+', no leading zeros, a digit on both sides of the point.  PostgreSQL
+ * never sends "0333" or ".5", but a fuzzer did, and JSON refuses them.
+ */
+static int append_json_decimal(tm_buf_t *out, const char *s, size_t len)
+{
+    size_t i = 0;
+    int rc = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (i < len && (s[i] == '-' || s[i] == '+')) {
+        if (s[i] == '-')
+            rc = tm_buf_putc(out, '-');
+        i++;
+    }
+    while (i < len && s[i] == '0')
+        i++;
+    size_t d1 = i;
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++;
+    rc = rc ? rc : d1 == i ? tm_buf_putc(out, '0') : tm_buf_append(out, s + d1, i - d1);
+    if (rc == 0 && i < len && s[i] == '.') {
+        size_t f0 = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i > f0) {
+            rc = tm_buf_putc(out, '.');
+            rc = rc ? rc : tm_buf_append(out, s + f0, i - f0);
+        }
+    }
+    if (rc == 0 && i < len && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e0 = i;
+        while (i < len && s[i] != ' ' && s[i] != '\t')
+            i++;
+        rc = tm_buf_append(out, s + e0, i - e0);
+    }
+    return rc;
+}
+
 static int append_elem_json(tm_buf_t *out, tm_batch_t *batch, uint8_t kind, const tm_datum_t *d)
 {
     char tmp[160];
@@ -1097,7 +1138,7 @@ static int append_elem_json(tm_buf_t *out, tm_batch_t *batch, uint8_t kind, cons
         if (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)) {
             if (d->flags & TM_DATUM_NAN)
                 return tm_buf_append_json_str(out, d->u.var.ptr, d->u.var.len);
-            return tm_buf_append(out, d->u.var.ptr, d->u.var.len);
+            return append_json_decimal(out, d->u.var.ptr, d->u.var.len);
         } else {
             size_t n = tm_numeric_format(d, tmp, sizeof(tmp));
             return tm_buf_append(out, tmp, n);
