@@ -27,12 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *dir = fuzz_tmp_dir("meta");
     char path[128];
     snprintf(path, sizeof(path), "%s/_metadata", dir);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
-        abort();
-    if (size > 0 && fwrite(data, 1, size, f) != size)
-        abort();
-    fclose(f);
+    fuzz_write_file(path, data, size);
     tm_checkpoint_info_t info;
     char err[512] = "";
     int rc = tm_checkpoint_load_dir(dir, &info, err, sizeof(err));

@@ -41,12 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tm_pg_txbuf_abort(tb, 7, 9, err, sizeof(err)) != 0)
         abort();
     snprintf(path, sizeof(path), "%s/7.spill", dir);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL)
-        abort();
-    if (size > 0 && fwrite(data, 1, size, f) != size)
-        abort();
-    fclose(f);
+    fuzz_write_file(path, data, size);
     tm_pg_txreplay_t *rp = NULL;
     if (tm_pg_txbuf_replay(tb, 7, &rp, err, sizeof(err)) != 0)
         abort();

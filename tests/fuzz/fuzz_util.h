@@ -27,4 +27,13 @@ static inline const char *fuzz_tmp_dir(const char *name)
     return dir;
 }
 
+/* Writes the fuzz input to `path` (replacing it); aborts on any error. */
+static inline void fuzz_write_file(const char *path, const uint8_t *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || (size > 0 && fwrite(data, 1, size, f) != size))
+        abort();
+    fclose(f);
+}
+
 #endif
