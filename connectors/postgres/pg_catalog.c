@@ -7,7 +7,8 @@
  *
  * Invariants:
  *   1. A relation's schema is replaced only by a schema of a different shape
- *      (columns, types, key, replica identity); an identical Relation message,
+ *      (columns, types, nullability, defaults, key, replica identity); an
+ *      identical Relation message,
  *      as sent again after every reconnect, keeps the published object, so
  *      downstream operators see one schema version per real change.
  *   2. Every schema built here carries source_name = the job's table name,
@@ -298,7 +299,8 @@ static bool same_shape(const tm_schema_t *a, const tm_schema_t *b)
     for (int i = 0; i < a->ncols; i++) {
         const tm_column_t *x = &a->cols[i], *y = &b->cols[i];
         if (strcmp(x->name, y->name) != 0 || x->type != y->type || x->elem_type != y->elem_type ||
-            x->type_oid != y->type_oid || x->typmod != y->typmod || x->key_index != y->key_index)
+            x->type_oid != y->type_oid || x->typmod != y->typmod || x->key_index != y->key_index ||
+            x->nullable != y->nullable || !tm_column_default_equal(x, y))
             return false;
     }
     return true;
@@ -399,14 +401,37 @@ static int schema_identity(tm_source_t *src, tm_schema_t *s, uint32_t relid, con
 typedef struct attinfo {
     char *name;
     bool notnull;
-    int pkpos; /* position in the primary key, -1 if not part of it */
+    int pkpos;     /* position in the primary key, -1 if not part of it */
+    char *defexpr; /* pg_get_expr of the column's DEFAULT, or NULL */
 } attinfo_t;
 
 static void free_attinfo(attinfo_t *a, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         free(a[i].name);
+        free(a[i].defexpr);
+    }
     free(a);
+}
+
+/*
+ * Sets the column's default from the catalog's text of its DEFAULT
+ * expression, read as Debezium reads it (tm_pg_default_parse).  *tmp is a
+ * scratch batch for the parse, made on first use; the caller unrefs it.
+ */
+static int apply_default(tm_batch_t **tmp, tm_column_t *c, const tm_pg_coltype_t *ct,
+                         const char *expr)
+{
+    if (expr == NULL)
+        return 0;
+    if (*tmp == NULL && (*tmp = tm_batch_new()) == NULL)
+        return TM_ENOMEM;
+    tm_datum_t d;
+    bool has;
+    int rc = tm_pg_default_parse(*tmp, c, ct, expr, &d, &has);
+    if (rc != 0 || !has)
+        return rc;
+    return tm_column_set_default(c, &d);
 }
 
 static int attrs_info(tm_source_t *src, uint32_t relid, attinfo_t **out, int *n, char *errstr,
@@ -424,8 +449,11 @@ static int attrs_info(tm_source_t *src, uint32_t relid, attinfo_t **out, int *n,
         src->conn,
         "SELECT a.attname, a.attnotnull, "
         "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
-        "         WHERE i.indrelid = a.attrelid AND i.indisprimary AND i.indkey[k.pos] = a.attnum) "
+        "         WHERE i.indrelid = a.attrelid AND i.indisprimary AND i.indkey[k.pos] = a.attnum), "
+        "       pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
         "  FROM pg_catalog.pg_attribute a "
+        "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "       AND a.atthasdef "
         " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped",
         1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -445,6 +473,8 @@ static int attrs_info(tm_source_t *src, uint32_t relid, attinfo_t **out, int *n,
         a[i].name = strdup(PQgetvalue(res, i, 0));
         a[i].notnull = PQgetvalue(res, i, 1)[0] == 't';
         a[i].pkpos = PQgetisnull(res, i, 2) ? -1 : atoi(PQgetvalue(res, i, 2));
+        if (!PQgetisnull(res, i, 3) && (a[i].defexpr = strdup(PQgetvalue(res, i, 3))) == NULL)
+            rc = TM_ENOMEM;
         if (a[i].name == NULL)
             rc = TM_ENOMEM;
     }
@@ -508,12 +538,18 @@ int tm_pg_schema_from_relation(tm_source_t *src, const tm_pg_msg_t *msg, tm_sche
                 s->cols[idx].key_index = (int16_t)nkeys++;
         }
     }
-    for (int a = 0; a < nai; a++) {
+    tm_batch_t *tmp = NULL;
+    for (int a = 0; a < nai && rc == 0; a++) {
         int idx = tm_schema_find(s, ai[a].name);
-        if (idx >= 0)
+        if (idx >= 0) {
             s->cols[idx].nullable = !ai[a].notnull;
+            rc = apply_default(&tmp, &s->cols[idx], &ct[idx], ai[a].defexpr);
+        }
     }
+    tm_batch_unref(tmp);
     free_attinfo(ai, nai);
+    if (rc != 0)
+        goto fail;
     if (nkeys == 0 && replident != 'f') {
         /* No primary key (or the table is gone): the replica identity is the next best key. */
         for (uint16_t i = 0; i < ncols; i++)
@@ -555,10 +591,13 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         "         WHERE i.indrelid = c.oid AND i.indisprimary AND i.indkey[k.pos] = a.attnum), "
         "       pt.attnames IS NULL OR a.attname = ANY(pt.attnames), pt.rowfilter, "
         "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
-        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum) "
+        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum), "
+        "       pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
         "  FROM pg_catalog.pg_class c "
         "  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
         "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+        "       AND a.atthasdef "
         "  LEFT JOIN pg_catalog.pg_publication_tables pt "
         "         ON pt.pubname = $2 AND pt.schemaname = n.nspname AND pt.tablename = c.relname "
         " WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
@@ -569,8 +608,11 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         "         WHERE i.indrelid = c.oid AND i.indisprimary AND i.indkey[k.pos] = a.attnum), "
         "       true, NULL, "
         "       (SELECT k.pos FROM pg_catalog.pg_index i, generate_subscripts(i.indkey, 1) k(pos) "
-        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum) "
+        "         WHERE i.indrelid = c.oid AND i.indisreplident AND i.indkey[k.pos] = a.attnum), "
+        "       pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
         "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+        "  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+        "       AND a.atthasdef "
         " WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND $2::text IS NOT NULL "
         " ORDER BY a.attnum";
     PGresult *res = PQexecParams(src->conn, src->server_version >= 150000 ? sql15 : sql_old, 2,
@@ -611,6 +653,7 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
     int keypos[1700], idxpos[1700];
     int nkeypos = 0, nidxpos = 0;
     int *idxkey = calloc(ncols ? (size_t)ncols : 1, sizeof(int));
+    tm_batch_t *tmp = NULL;
     if (idxkey == NULL)
         rc = TM_ENOMEM;
     for (int r = 0; r < rows && rc == 0; r++) {
@@ -625,6 +668,8 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         else
             rc = tm_pg_column_describe(src->types, oid, typmod, c, &ct[i]);
         c->nullable = PQgetvalue(res, r, 3)[0] != 't';
+        if (rc == 0 && !PQgetisnull(res, r, 9))
+            rc = apply_default(&tmp, c, &ct[i], PQgetvalue(res, r, 9));
         if (!PQgetisnull(res, r, 5) && nkeypos < (int)(sizeof(keypos) / sizeof(keypos[0]))) {
             c->key_index = (int16_t)atoi(PQgetvalue(res, r, 5));
             keypos[nkeypos++] = i;
@@ -636,6 +681,7 @@ int tm_pg_schema_from_catalog(tm_source_t *src, const tm_pg_table_t *t, tm_schem
         i++;
     }
     PQclear(res);
+    tm_batch_unref(tmp);
     /*
      * Without a primary key, REPLICA IDENTITY USING INDEX names the next best
      * key, exactly as tm_pg_schema_from_relation() falls back to the Relation

@@ -485,11 +485,13 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
         /*
          * As Debezium writes it (tests/compat): the last commit's time (the
          * processing time before any), and the message's own LSN as both
-         * halves of `sequence`.
+         * halves of `sequence`; Debezium then counts it as the last commit,
+         * so the next transaction's sequence[0] is this LSN too.
          */
         rec->src.ts_us = st->prev_commit_ts_us != 0 ? st->prev_commit_ts_us : rec->proc_us;
         rec->src.commit_lsn = lsn;
         rec->src.xid = 0;
+        st->prev_commit_end = lsn;
     }
     tm_batch_t *b = src->cur;
     rec->msg_prefix = tm_arena_strdup(&b->arena, msg->u.message.prefix);

@@ -1349,3 +1349,169 @@ int tm_pg_value_parse(tm_batch_t *batch, const tm_pg_coltype_t *ct, const char *
         return bad(errstr, errstr_size, kind_name(ct->kind), s, len);
     return rc;
 }
+
+/* ---- Column defaults, read as Debezium reads them ---- */
+
+typedef struct {
+    const char *name;        /* typname of a built-in type */
+    const char *placeholder; /* the value of a function-call default */
+    bool trim;               /* Debezium trims the expression first */
+} dflt_rule_t;
+
+/* Debezium's list of types with a default (PostgresDefaultValueConverter); nothing else has one. */
+static const dflt_rule_t dflt_rules[] = {
+    {"bit", "00", true},
+    {"varbit", "0", true},
+    {"bool", "false", true},
+    {"bpchar", "", false},
+    {"varchar", "", false},
+    {"text", "", false},
+    {"numeric", "0.0", true},
+    {"float4", "0.0", true},
+    {"float8", "0.0", true},
+    {"int2", "0", true},
+    {"int4", "0", true},
+    {"int8", "0", true},
+    {"json", "{}", false},
+    {"jsonb", "{}", false},
+    {"xml", "", false},
+    {"uuid", "00000000-0000-0000-0000-000000000000", true},
+    {"date", "1970-01-01", true},
+    {"time", "00:00", true},
+    {"timestamp", "1970-01-01", true},
+    {"timestamptz", "1970-01-01", true},
+    {"interval", "epoch", true},
+};
+
+/*
+ * Debezium's test for a generated default: an optional '(', a word, '(' and
+ * a ')' later on the same line (`nextval('s'::regclass)`, `now()`).
+ */
+static bool dflt_is_call(const char *s)
+{
+    const char *p = s + (*s == '(');
+    const char *q = p;
+    while (isalnum((unsigned char)*q) || *q == '_' || *q == '.')
+        q++;
+    if (q == p || *q != '(')
+        return false;
+    for (q++; *q != '\0' && *q != '\n'; q++)
+        if (*q == ')')
+            return true;
+    return false;
+}
+
+/* The SQL-standard time functions written without parentheses, which Debezium counts as calls. */
+static bool dflt_is_clock(const char *s, size_t len)
+{
+    static const char *const names[] = {"current_timestamp", "current_time", "current_date",
+                                        "localtime", "localtimestamp"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(s, names[i], len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * An enum's default is only the form `'label'::type` with the column's own
+ * type after the cast (schema-qualified or quoted alike); anything else has
+ * no default, as in Debezium.
+ */
+static bool dflt_enum_label(const tm_column_t *col, const char *expr, const char **lit,
+                            size_t *len)
+{
+    const char *cast = NULL;
+    for (const char *p = strstr(expr, "::"); p != NULL; p = strstr(p + 2, "::"))
+        cast = p;
+    if (cast == NULL || cast - expr < 2 || expr[0] != '\'' || cast[-1] != '\'')
+        return false;
+    const char *tn = cast + 2;
+    const char *dot = strrchr(tn, '.');
+    if (dot != NULL)
+        tn = dot + 1;
+    size_t tl = strlen(tn);
+    if (tl >= 2 && tn[0] == '"' && tn[tl - 1] == '"') {
+        tn++;
+        tl -= 2;
+    }
+    if (strlen(col->db_type) != tl || strncmp(col->db_type, tn, tl) != 0)
+        return false;
+    *lit = expr + 1;
+    *len = (size_t)(cast - 1 - *lit);
+    return true;
+}
+
+int tm_pg_default_parse(tm_batch_t *batch, const tm_column_t *col, const tm_pg_coltype_t *ct,
+                        const char *expr, tm_datum_t *d, bool *has)
+{
+    *has = false;
+    memset(d, 0, sizeof(*d));
+    if (expr == NULL || col->db_type == NULL || ct->kind == TM_PG_K_ARRAY)
+        return 0;
+    char err[128];
+    const char *lit = expr;
+    size_t len = strlen(expr);
+    if (ct->kind == TM_PG_K_ENUM) {
+        if (!dflt_enum_label(col, expr, &lit, &len))
+            return 0;
+        int rc = tm_pg_value_parse(batch, ct, lit, len, d, err, sizeof(err));
+        *has = rc == 0;
+        return rc == TM_ENOMEM ? rc : 0;
+    }
+    if (!tm_pg_type_is_builtin(col->type_oid))
+        return 0;
+    const dflt_rule_t *rule = NULL;
+    for (size_t i = 0; i < sizeof(dflt_rules) / sizeof(dflt_rules[0]); i++)
+        if (strcmp(dflt_rules[i].name, col->db_type) == 0)
+            rule = &dflt_rules[i];
+    if (rule == NULL)
+        return 0;
+    /* Debezium trims the text for every type but the string ones. */
+    if (rule->trim) {
+        while (len > 0 && isspace((unsigned char)*lit)) {
+            lit++;
+            len--;
+        }
+        while (len > 0 && isspace((unsigned char)lit[len - 1]))
+            len--;
+    }
+    if (len >= 6 && strncmp(lit, "NULL::", 6) == 0)
+        return 0;
+    if (dflt_is_call(lit) || dflt_is_clock(lit, len)) {
+        lit = rule->placeholder;
+        len = strlen(lit);
+    } else {
+        /* The first quoted literal, or the whole text when it has none. */
+        const char *q = memchr(lit, '\'', len);
+        if (q != NULL) {
+            const char *end = lit + len;
+            const char *e = q + 1;
+            while (e < end && *e != '\'' && *e != '\n')
+                e++;
+            if (e == end || *e != '\'')
+                return 0;
+            lit = q + 1;
+            len = (size_t)(e - lit);
+        }
+    }
+    int rc;
+    if (ct->kind == TM_PG_K_BOOL) {
+        /* Java's Boolean.parseBoolean: "true" in any case, anything else is false. */
+        d->u.b = len == 4 && strncasecmp(lit, "true", 4) == 0;
+        *has = true;
+        return 0;
+    }
+    rc = tm_pg_value_parse(batch, ct, lit, len, d, err, sizeof(err));
+    if (rc == TM_ENOMEM)
+        return rc;
+    if (rc != 0)
+        return 0;
+    if (col->type == TM_T_NUMERIC) {
+        /* BigDecimal takes no NaN, and a value with more decimals than the column fails. */
+        if ((d->flags & TM_DATUM_NAN) != 0 ||
+            (col->scale != TM_SCALE_VARIABLE && d->scale > col->scale))
+            return 0;
+    }
+    *has = true;
+    return 0;
+}

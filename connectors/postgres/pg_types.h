@@ -134,6 +134,26 @@ int tm_pg_column_describe(const tm_pg_typecache_t *tc, uint32_t oid, int32_t typ
 int tm_pg_value_parse(tm_batch_t *batch, const tm_pg_coltype_t *ct, const char *s, size_t len,
                       tm_datum_t *d, char *errstr, size_t errstr_size);
 
+/*
+ * A column default as Debezium's PostgreSQL connector reads it (its
+ * PostgresDefaultValueConverter, 3.x): `expr` is the catalog's text of the
+ * DEFAULT expression (pg_get_expr(adbin, adrelid)).  Only built-in types of
+ * Debezium's list have a default (integers and serials, numeric, float4/8,
+ * bool, text types, json/jsonb, xml, uuid, date, time, timestamp/timestamptz,
+ * interval, bit/varbit) and enums (only `'label'::type`); the value is the
+ * expression's first quoted literal, or the whole text when it has no quote;
+ * an expression that starts with a function call (`nextval(…)`, `now()`) or
+ * is CURRENT_TIMESTAMP and its kin stands for the type's placeholder (0, "",
+ * false, the epoch...), and `NULL::…` means no default.  Anything that does
+ * not parse as a value of the column's type means no default, as in Debezium
+ * (which logs a warning).
+ *
+ * On success with a default, fills *d (var bytes in batch's arena) and sets
+ * *has; otherwise *has is false.  Returns 0 or TM_ENOMEM.
+ */
+int tm_pg_default_parse(tm_batch_t *batch, const tm_column_t *col, const tm_pg_coltype_t *ct,
+                        const char *expr, tm_datum_t *d, bool *has);
+
 /* Lower-level parsers, exposed for tests.  All return 0 or TM_EPROTO. */
 int tm_pg_parse_date(const char *s, size_t len, int64_t *days);
 int tm_pg_parse_time(const char *s, size_t len, int64_t *us);

@@ -4,6 +4,7 @@
  * Invariant: a published schema is never mutated; only its refcount changes.
  */
 #include "core/schema.h"
+#include "core/datum.h"
 #include "core/error.h"
 
 #include <stdlib.h>
@@ -83,6 +84,7 @@ tm_schema_t *tm_schema_unref(tm_schema_t *s)
         free(s->cols[i].db_type);
         free(s->cols[i].semantic);
         free(s->cols[i].enum_values);
+        free(s->cols[i].default_value);
     }
     free(s->cols);
     free(s->key_cols);
@@ -159,6 +161,9 @@ tm_schema_t *tm_schema_clone(const tm_schema_t *src)
         d->db_type = dup_or_null(src->cols[i].db_type);
         d->semantic = dup_or_null(src->cols[i].semantic);
         d->enum_values = dup_or_null(src->cols[i].enum_values);
+        d->default_value = NULL;
+        if (tm_column_set_default(d, src->cols[i].default_value) != 0)
+            return tm_schema_unref(s);
     }
     if (tm_schema_finish(s) != 0)
         return tm_schema_unref(s);
@@ -185,4 +190,43 @@ bool tm_schema_equal_shape(const tm_schema_t *a, const tm_schema_t *b)
             return false;
     }
     return true;
+}
+
+/* True when the datum's value lives in u.var (and must be copied with it). */
+static bool default_is_var(tm_type_t type, const tm_datum_t *d)
+{
+    tm_storage_t st = tm_type_storage(type);
+    return st == TM_STORAGE_VAR ||
+           (st == TM_STORAGE_NUMERIC && (d->flags & (TM_DATUM_WIDE | TM_DATUM_NAN)) != 0);
+}
+
+int tm_column_set_default(tm_column_t *col, const tm_datum_t *d)
+{
+    free(col->default_value);
+    col->default_value = NULL;
+    if (d == NULL)
+        return 0;
+    bool var = default_is_var(col->type, d);
+    size_t extra = var ? (size_t)d->u.var.len + 1 : 0;
+    tm_datum_t *copy = malloc(sizeof(*copy) + extra);
+    if (copy == NULL)
+        return TM_ENOMEM;
+    *copy = *d;
+    if (var) {
+        char *bytes = (char *)(copy + 1);
+        if (d->u.var.len > 0)
+            memcpy(bytes, d->u.var.ptr, d->u.var.len);
+        bytes[d->u.var.len] = '\0';
+        copy->u.var.ptr = bytes;
+    }
+    col->default_value = copy;
+    return 0;
+}
+
+bool tm_column_default_equal(const tm_column_t *a, const tm_column_t *b)
+{
+    if (a->default_value == NULL || b->default_value == NULL)
+        return a->default_value == b->default_value;
+    return a->type == b->type && a->default_value->flags == b->default_value->flags &&
+           tm_datum_equal(a->type, a->default_value, b->default_value);
 }

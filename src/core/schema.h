@@ -80,6 +80,14 @@ typedef struct tm_column {
      */
     char *semantic;
     char *enum_values; /* comma-separated labels for TM_T_ENUM, or NULL */
+    /*
+     * The column's default as a value of the column's type, when the source
+     * can tell it (a constant DEFAULT clause, read the way Debezium reads it),
+     * or NULL.  Owned by the schema: one allocation holding the datum and its
+     * variable-length bytes (tm_column_set_default).  Debezium writes it as
+     * the field's "default" and in place of a NULL in a NOT NULL column.
+     */
+    struct tm_datum *default_value;
 } tm_column_t;
 
 typedef struct tm_schema {
@@ -117,6 +125,14 @@ tm_schema_t *tm_schema_unref(tm_schema_t *schema);
  * columns are set.  Returns 0 or TM_EINVAL if key indices are inconsistent.
  */
 int tm_schema_finish(tm_schema_t *schema);
+/*
+ * Sets col->default_value to a copy of *d (NULL clears it), freeing the
+ * previous one.  0 or TM_ENOMEM.
+ */
+int tm_column_set_default(tm_column_t *col, const struct tm_datum *d);
+/* True when both columns have no default, or equal ones. */
+bool tm_column_default_equal(const tm_column_t *a, const tm_column_t *b);
+
 /* Returns the column index with that name, or -1. */
 int tm_schema_find(const tm_schema_t *schema, const char *name);
 /* Sets a string field, freeing the previous value. */

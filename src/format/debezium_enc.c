@@ -1196,6 +1196,10 @@ static void enc_cache_clear(tm_dbz_encoder_t *enc)
 
 /* ---- schema text writers (cold path: once per table) ---- */
 
+static bool dbz_has_default(const tm_column_t *col, const tm_dbz_coldesc_t *desc);
+static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
+                   const tm_datum_t *d, tm_buf_t *out);
+
 static int w_str(tm_buf_t *out, const char *s)
 {
     return tm_buf_append_json_str(out, s ? s : "", s ? strlen(s) : 0);
@@ -1232,7 +1236,7 @@ static int w_schema_attrs(tm_buf_t *out, const tm_dbz_coldesc_t *desc, bool opti
 }
 
 static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t *desc,
-                          bool optional, const char *field)
+                          bool optional, const tm_buf_t *dflt, const char *field)
 {
     TRY(PUTS(out, "{\"type\":"));
     TRY(w_str(out, desc->type));
@@ -1243,9 +1247,13 @@ static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
         TRY(PUTS(out, ",\"items\":"));
-        TRY(w_value_schema(out, opts, &elem, true, NULL));
+        TRY(w_value_schema(out, opts, &elem, true, NULL, NULL));
     }
     TRY(w_schema_attrs(out, desc, optional));
+    if (dflt != NULL) {
+        TRY(PUTS(out, ",\"default\":"));
+        TRY(tm_buf_append(out, dflt->data, dflt->len));
+    }
     if (field != NULL) {
         TRY(PUTS(out, ",\"field\":"));
         TRY(w_str(out, field));
@@ -1268,17 +1276,28 @@ static int w_stem_name(tm_buf_t *out, const tm_schema_t *schema, const char *suf
 }
 
 /* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem><suffix>"[,"field":…]}` */
-static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schema_t *schema,
+static int w_row_schema(tm_buf_t *out, tm_dbz_encoder_t *enc, const tm_schema_t *schema,
                         const tm_dbz_coldesc_t *desc, const int *cols, int ncols, bool optional,
                         const char *suffix, const char *field)
 {
     TRY(PUTS(out, "{\"type\":\"struct\",\"fields\":["));
-    for (int k = 0; k < ncols; k++) {
+    tm_buf_t dflt;
+    tm_buf_init(&dflt);
+    int rc = 0;
+    for (int k = 0; k < ncols && rc == 0; k++) {
         int i = cols ? cols[k] : k;
-        if (k > 0)
-            TRY(tm_buf_putc(out, ','));
-        TRY(w_value_schema(out, opts, &desc[i], schema->cols[i].nullable, schema->cols[i].name));
+        const tm_column_t *col = &schema->cols[i];
+        if (k > 0 && (rc = tm_buf_putc(out, ',')) != 0)
+            break;
+        tm_buf_clear(&dflt);
+        bool has = dbz_has_default(col, &desc[i]);
+        if (has && (rc = w_value(enc, col, &desc[i], col->default_value, &dflt)) != 0)
+            break;
+        rc = w_value_schema(out, &enc->opts, &desc[i], col->nullable, has ? &dflt : NULL,
+                            col->name);
     }
+    tm_buf_release(&dflt);
+    TRY(rc);
     TRY(optional ? PUTS(out, "],\"optional\":true,\"name\":")
                  : PUTS(out, "],\"optional\":false,\"name\":"));
     TRY(w_stem_name(out, schema, suffix));
@@ -1391,9 +1410,9 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     tm_buf_t *h = &t->value_head;
     if (enc->opts.schemas) {
         TRY(PUTS(h, "{\"schema\":{\"type\":\"struct\",\"fields\":["));
-        TRY(w_row_schema(h, &enc->opts, s, t->desc, NULL, ncols, true, ".Value", "before"));
+        TRY(w_row_schema(h, enc, s, t->desc, NULL, ncols, true, ".Value", "before"));
         TRY(tm_buf_putc(h, ','));
-        TRY(w_row_schema(h, &enc->opts, s, t->desc, NULL, ncols, true, ".Value", "after"));
+        TRY(w_row_schema(h, enc, s, t->desc, NULL, ncols, true, ".Value", "after"));
         TRY(tm_buf_putc(h, ','));
         TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
         TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":"));
@@ -1427,7 +1446,7 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     /* Key head. */
     if (enc->opts.schemas) {
         TRY(PUTS(&t->key_head, "{\"schema\":"));
-        TRY(w_row_schema(&t->key_head, &enc->opts, s, t->desc, t->key_cols, t->nkey, false,
+        TRY(w_row_schema(&t->key_head, enc, s, t->desc, t->key_cols, t->nkey, false,
                          ".Key", NULL));
         TRY(PUTS(&t->key_head, ",\"payload\":"));
     }
@@ -1703,11 +1722,11 @@ static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
 /*
  * The value Debezium writes for a NULL in a NOT NULL column: Kafka Connect
  * refuses null in a required field, so Debezium's JdbcValueConverters
- * .convertValue() substitutes the column default or else a per-type fallback
- * (0, false, "", empty bytes, [], the epoch).  Such NULLs are the columns a
- * REPLICA IDENTITY DEFAULT before image does not carry.  tidemark does not
- * know column defaults, so it always writes the fallback.  The text is the
- * same for the fast and the reference encoder (parsed by the latter).
+ * .convertValue() substitutes the column default (dbz_has_default) or else a
+ * per-type fallback (0, false, "", empty bytes, [], the epoch).  Such NULLs
+ * are the columns a REPLICA IDENTITY DEFAULT before image does not carry.
+ * The text is the same for the fast and the reference encoder (parsed by the
+ * latter).
  */
 static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *desc)
 {
@@ -1744,14 +1763,48 @@ static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *
     return "null";
 }
 
-static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
-                   const tm_row_t *row, int i, tm_buf_t *out)
+/*
+ * Whether the column's default goes into its schema (and stands in for a
+ * NULL in a NOT NULL column): when the source knows one, and the value is
+ * not a struct (VariableScaleDecimal), which Kafka Connect cannot take as a
+ * default (Debezium drops it, KAFKA-12694).
+ */
+static bool dbz_has_default(const tm_column_t *col, const tm_dbz_coldesc_t *desc)
 {
-    if (tm_row_is_null(row, i))
-        return col->nullable ? BPUTS(out, "null") : tm_buf_puts(out, dbz_fallback(col, desc));
+    return col->default_value != NULL && desc->wire != TM_DBZ_W_DEC_VSD;
+}
+
+/*
+ * True when a NULL in column i of this row means "not sent": the non-key
+ * columns of a before image under REPLICA IDENTITY DEFAULT (or an identity
+ * index), which pgoutput sends as nulls.  Debezium writes the column's
+ * default there when it has one, nullable or not (tests/compat).
+ */
+static inline bool dbz_absent(const tm_schema_t *s, bool before, int i)
+{
+    return before && !s->full_identity && s->cols[i].key_index < 0;
+}
+
+static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
+                   const tm_row_t *row, int i, bool absent, tm_buf_t *out)
+{
+    if (tm_row_is_null(row, i)) {
+        if ((absent || !col->nullable) && dbz_has_default(col, desc))
+            return w_value(enc, col, desc, col->default_value, out);
+        if (col->nullable)
+            return BPUTS(out, "null");
+        return tm_buf_puts(out, dbz_fallback(col, desc));
+    }
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return w_unavailable(&enc->opts, col, desc, out);
+    return w_value(enc, col, desc, d, out);
+}
+
+/* A non-NULL value of the column, as Debezium's converters write it. */
+static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
+                   const tm_datum_t *d, tm_buf_t *out)
+{
     char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
     if (desc->wire == TM_DBZ_W_BIT1)
@@ -1813,7 +1866,8 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     }
 }
 
-static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *row, tm_buf_t *out)
+static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *row, bool before,
+                 tm_buf_t *out)
 {
     if (row == NULL)
         return BPUTS(out, "null");
@@ -1822,7 +1876,7 @@ static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *ro
     for (int i = 0; i < s->ncols; i++) {
         TRY(bput(out, t->names.data + t->name_off[i],
                           t->name_off[i + 1] - t->name_off[i]));
-        TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
+        TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, dbz_absent(s, before, i), out));
     }
     return bputc(out, '}');
 }
@@ -1976,9 +2030,9 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
         return err;
     bool rows = rec->op != TM_OP_TRUNCATE;
     TRY(bput(out, t->value_head.data, t->value_head.len));
-    TRY(w_row(enc, t, rows ? rec->before : NULL, out));
+    TRY(w_row(enc, t, rows ? rec->before : NULL, true, out));
     TRY(BPUTS(out, ",\"after\":"));
-    TRY(w_row(enc, t, rows ? rec->after : NULL, out));
+    TRY(w_row(enc, t, rows ? rec->after : NULL, false, out));
     TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
     char opbuf[] = ",\"transaction\":null,\"op\":\"?\"";
     opbuf[sizeof(opbuf) - 3] = (char)rec->op;
@@ -2039,7 +2093,7 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         if (row == NULL)
             TRY(BPUTS(out, "null"));
         else
-            TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, out));
+            TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, false, out));
     }
     TRY(bputc(out, '}'));
     return enc->opts.schemas ? bputc(out, '}') : 0;
@@ -2172,8 +2226,11 @@ static json_t *j_double(double v, bool f32)
     return json_real(strtod(tmp, NULL));
 }
 
+static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d);
+
+/* `dflt` (the field's default, or NULL) is a reference the function takes. */
 static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t *desc,
-                              bool optional, const char *field)
+                              bool optional, json_t *dflt, const char *field)
 {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string(desc->type));
@@ -2188,7 +2245,7 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
-        json_object_set_new(o, "items", j_schema_field(opts, &elem, true, NULL));
+        json_object_set_new(o, "items", j_schema_field(opts, &elem, true, NULL, NULL));
     }
     json_object_set_new(o, "optional", json_boolean(optional));
     if (desc->name)
@@ -2214,6 +2271,8 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
     } else if (desc->allowed) {
         json_object_set_new(o, "parameters", json_pack("{s:s}", "allowed", desc->allowed));
     }
+    if (dflt != NULL)
+        json_object_set_new(o, "default", dflt);
     if (field)
         json_object_set_new(o, "field", j_str(field));
     return o;
@@ -2228,8 +2287,10 @@ static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, b
         int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
-        json_array_append_new(fields, j_schema_field(&enc->opts, &desc, s->cols[i].nullable,
-                                                     s->cols[i].name));
+        const tm_column_t *col = &s->cols[i];
+        json_t *dflt = dbz_has_default(col, &desc) ? j_value(col, &desc, col->default_value) : NULL;
+        json_array_append_new(fields,
+                              j_schema_field(&enc->opts, &desc, col->nullable, dflt, col->name));
     }
     tm_buf_t name;
     tm_buf_init(&name);
@@ -2358,14 +2419,23 @@ static json_t *j_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
 }
 
 static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
-                       const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i)
+                       const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i, bool absent)
 {
-    if (tm_row_is_null(row, i))
-        return col->nullable ? json_null()
-                             : json_loads(dbz_fallback(col, desc), JSON_DECODE_ANY, NULL);
+    if (tm_row_is_null(row, i)) {
+        if ((absent || !col->nullable) && dbz_has_default(col, desc))
+            return j_value(col, desc, col->default_value);
+        if (col->nullable)
+            return json_null();
+        return json_loads(dbz_fallback(col, desc), JSON_DECODE_ANY, NULL);
+    }
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return j_unavailable(&enc->opts, col, desc);
+    return j_value(col, desc, d);
+}
+
+static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d)
+{
     char tmp[TM__DBZ_ZONED_MAX];
     if (desc->wire == TM_DBZ_W_BIT1)
         return json_boolean(d->u.var.len > 0 && d->u.var.ptr[0] == '1');
@@ -2416,7 +2486,7 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
 }
 
 static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm_row_t *row,
-                     bool key)
+                     bool key, bool before)
 {
     json_t *o = json_object();
     int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
@@ -2424,7 +2494,8 @@ static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm
         int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
-        json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i) : json_null();
+        json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i, dbz_absent(s, before, i))
+                        : json_null();
         if (v == NULL) {
             json_decref(o);
             return NULL;
@@ -2525,8 +2596,8 @@ json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (s == NULL)
         return NULL;
     bool rows = rec->op != TM_OP_TRUNCATE;
-    json_t *before = rows && rec->before ? j_row(enc, s, rec->before, false) : json_null();
-    json_t *after = rows && rec->after ? j_row(enc, s, rec->after, false) : json_null();
+    json_t *before = rows && rec->before ? j_row(enc, s, rec->before, false, true) : json_null();
+    json_t *after = rows && rec->after ? j_row(enc, s, rec->after, false, false) : json_null();
     if (before == NULL || after == NULL) {
         json_decref(before);
         json_decref(after);
@@ -2587,7 +2658,7 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL || rec->schema->nkeys == 0)
         return NULL;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
-    p = j_row(enc, rec->schema, row, true);
+    p = j_row(enc, rec->schema, row, true, false);
     if (p == NULL || !enc->opts.schemas)
         return p;
     return json_pack("{s:o,s:o}", "schema", j_row_schema(enc, rec->schema, true, ".Key", NULL),

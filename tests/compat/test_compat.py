@@ -88,6 +88,47 @@ CREATE TABLE defaults (
     b     bool NOT NULL DEFAULT true,
     note  text
 );
+-- Every way Debezium reads a DEFAULT: literals of each type it maps, casts,
+-- function calls (placeholders), NULL::, expressions it cannot evaluate, and
+-- types it has no reader for.  NOT NULL where a delete must fill them in.
+CREATE TABLE default_kinds (
+    id       serial PRIMARY KEY,
+    i2       int2 NOT NULL DEFAULT -3,
+    i8       int8 NOT NULL DEFAULT '9223372036854775807',
+    f4       float4 DEFAULT 1.5,
+    f8       float8 NOT NULL DEFAULT 2.25,
+    nm       numeric(8,3) NOT NULL DEFAULT 2.5,
+    nany     numeric DEFAULT 3.5,
+    nnull    numeric DEFAULT NULL,
+    bo       bool NOT NULL DEFAULT false,
+    vc       varchar(10) NOT NULL DEFAULT 'v',
+    ch       char(3) DEFAULT 'ab',
+    tnull    text DEFAULT NULL,
+    tquote   text DEFAULT 'it''s',
+    tcall    text DEFAULT md5('x'),
+    dt       date NOT NULL DEFAULT '2020-01-02',
+    tm       time DEFAULT '01:02:03',
+    ts       timestamp NOT NULL DEFAULT '2020-01-02 03:04:05',
+    tsnow    timestamp DEFAULT now(),
+    tscur    timestamp DEFAULT CURRENT_TIMESTAMP,
+    tstz     timestamptz NOT NULL DEFAULT '2020-01-02 03:04:05+00',
+    tstz3    timestamptz(3) DEFAULT '2020-01-02 03:04:05.5+00',
+    iv       interval DEFAULT '1 hour',
+    uu       uuid NOT NULL DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    uugen    uuid DEFAULT gen_random_uuid(),
+    js       json DEFAULT '{}',
+    jsb      jsonb NOT NULL DEFAULT '{"a": 1}',
+    b4       bit(4) DEFAULT B'1010',
+    b1       bit(1) NOT NULL DEFAULT B'1',
+    vb       varbit DEFAULT B'101',
+    x        xml DEFAULT '<a/>',
+    by       bytea DEFAULT '\x00',
+    mo       mood DEFAULT 'ok',
+    arr      int4[] DEFAULT '{1,2}',
+    mon      money DEFAULT 1.5,
+    ip       inet DEFAULT '10.0.0.1',
+    note     text
+);
 CREATE TABLE full_ident (
     id  int PRIMARY KEY,
     n   int NOT NULL,
@@ -150,6 +191,12 @@ INSERT INTO defaults (id) VALUES (2);
 UPDATE defaults SET n = 6 WHERE id = 1;
 UPDATE defaults SET id = 10 WHERE id = 1;
 DELETE FROM defaults WHERE id = 2;
+
+INSERT INTO default_kinds (note) VALUES ('all defaults');
+INSERT INTO default_kinds (id, i2, i8, f8, nm, bo, vc, dt, ts, tstz, uu, jsb, b1)
+    VALUES (7, 1, 2, 3, 4, true, 'w', '2021-01-01', '2021-01-01 00:00:00',
+            '2021-01-01 00:00:00+00', '00000000-0000-0000-0000-000000000001', '[]', B'0');
+DELETE FROM default_kinds WHERE id = 7;
 
 BEGIN;
 INSERT INTO full_ident VALUES (1, 1, 'one', '2024-01-01 00:00:00+00');
