@@ -939,6 +939,107 @@ static void test_not_null_fallbacks(void)
     TM_CHECK_STR(enc_null(TM_T_ENUM, -1, 0, 0, &opts_precise), "\"\"");
 }
 
+/*
+ * Issue 10 rows 1 and 7: a column's default is the "default" of its schema
+ * field, after "parameters" and before "field" (JsonConverter's order), but
+ * not for a VariableScaleDecimal (a struct, which Connect cannot take); and
+ * it fills the columns a REPLICA IDENTITY DEFAULT before image does not
+ * carry, nullable or not, while a NULL that was sent stays null.
+ */
+static void test_column_defaults(void)
+{
+    tm_schema_t *s = tm_schema_new(6);
+    tm_schema_set_str(&s->source_name, "p");
+    tm_schema_set_str(&s->db, "d");
+    tm_schema_set_str(&s->namespace, "s");
+    tm_schema_set_str(&s->table, "t");
+    const char *names[] = {"id", "n", "s", "d", "v", "note"};
+    tm_type_t types[] = {TM_T_INT32, TM_T_INT32, TM_T_TEXT, TM_T_NUMERIC, TM_T_NUMERIC,
+                         TM_T_TEXT};
+    for (int i = 0; i < 6; i++) {
+        tm_schema_set_str(&s->cols[i].name, names[i]);
+        s->cols[i].type = types[i];
+        s->cols[i].nullable = i != 0 && i != 1;
+        s->cols[i].key_index = i == 0 ? 0 : -1;
+        s->cols[i].precision = -1;
+    }
+    s->cols[3].precision = 5;
+    s->cols[3].scale = 2;
+    s->cols[4].scale = TM_SCALE_VARIABLE;
+    TM_REQUIRE(tm_schema_finish(s) == 0);
+    tm_datum_t dv;
+    memset(&dv, 0, sizeof(dv));
+    dv.u.i64 = 42;
+    TM_REQUIRE(tm_column_set_default(&s->cols[1], &dv) == 0);
+    dv.u.var.ptr = "x";
+    dv.u.var.len = 1;
+    TM_REQUIRE(tm_column_set_default(&s->cols[2], &dv) == 0);
+    memset(&dv, 0, sizeof(dv));
+    dv.u.dec = 150;
+    dv.scale = 2;
+    TM_REQUIRE(tm_column_set_default(&s->cols[3], &dv) == 0);
+    dv.u.dec = 35;
+    dv.scale = 1;
+    TM_REQUIRE(tm_column_set_default(&s->cols[4], &dv) == 0);
+    /* The copy is the schema's own: a clone carries it, a change of it is seen. */
+    tm_schema_t *c = tm_schema_clone(s);
+    TM_REQUIRE(c != NULL);
+    TM_CHECK(c->cols[2].default_value != s->cols[2].default_value);
+    TM_CHECK(tm_column_default_equal(&c->cols[2], &s->cols[2]));
+    TM_CHECK(!tm_column_default_equal(&c->cols[2], &c->cols[5]));
+    tm_schema_unref(c);
+
+    tm_dbz_opts_t o = opts_precise;
+    o.schemas = true;
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    tm_batch_t *b = tm_batch_new();
+    for (int full = 0; full < 2; full++) {
+        s->full_identity = full == 1;
+        tm_record_t *r = tm_batch_add(b, s, TM_OP_DELETE);
+        r->before = tm_batch_new_row(b, s);
+        r->before->vals[0].u.i64 = 7;
+        tm_row_set_null(r->before, 0, false);
+        fill_src(r);
+        int rc;
+        char *got = encode_text(enc, r, false, &rc);
+        TM_REQUIRE(rc == 0);
+        TM_CHECK(strstr(got, "{\"type\":\"int32\",\"optional\":false,\"default\":42,"
+                             "\"field\":\"n\"}") != NULL);
+        TM_CHECK(strstr(got, "{\"type\":\"string\",\"optional\":true,\"default\":\"x\","
+                             "\"field\":\"s\"}") != NULL);
+        TM_CHECK(strstr(got, "\"parameters\":{\"scale\":\"2\",\"connect.decimal.precision\":"
+                             "\"5\"},\"default\":\"AJY=\",\"field\":\"d\"}") != NULL);
+        TM_CHECK(strstr(got, "\"doc\":\"Variable scaled decimal\",\"field\":\"v\"}") != NULL);
+        const char *want = full ? "\"before\":{\"id\":7,\"n\":42,\"s\":null,\"d\":null,"
+                                  "\"v\":null,\"note\":null}"
+                                : "\"before\":{\"id\":7,\"n\":42,\"s\":\"x\",\"d\":\"AJY=\","
+                                  "\"v\":null,\"note\":null}";
+        TM_CHECK(strstr(got, want) != NULL);
+        /* The reference encoder agrees, schema and payload. */
+        json_t *ref = tm_dbz_encode_value_json(enc, r);
+        json_t *fast = json_loads(got, 0, NULL);
+        TM_CHECK(ref != NULL && fast != NULL && json_equal(ref, fast));
+        json_decref(ref);
+        json_decref(fast);
+        free(got);
+        /* An after image's NULL was sent: it stays null. */
+        r = tm_batch_add(b, s, TM_OP_CREATE);
+        r->after = tm_batch_new_row(b, s);
+        r->after->vals[0].u.i64 = 8;
+        r->after->vals[1].u.i64 = 1;
+        tm_row_set_null(r->after, 0, false);
+        tm_row_set_null(r->after, 1, false);
+        fill_src(r);
+        got = encode_text(enc, r, false, &rc);
+        TM_CHECK(strstr(got, "\"after\":{\"id\":8,\"n\":1,\"s\":null,\"d\":null,\"v\":null,"
+                             "\"note\":null}") != NULL);
+        free(got);
+    }
+    tm_batch_unref(b);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+}
+
 static void test_key_without_pk(void)
 {
     /* No primary key: Debezium's key is null, whatever the replica identity (issue 10 row 5). */
@@ -1031,6 +1132,7 @@ int main(void)
     TM_RUN(test_bits);
     TM_RUN(test_infinity);
     TM_RUN(test_not_null_fallbacks);
+    TM_RUN(test_column_defaults);
     TM_RUN(test_key_without_pk);
     TM_RUN(test_mysql_source);
     TM_RUN(test_schema_version_cache);

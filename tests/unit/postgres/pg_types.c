@@ -2,14 +2,17 @@
  * pg_types.c — unit tests of PostgreSQL type metadata and text parsing:
  * numeric, money, floats with NaN/Infinity, dates and timestamps (BC,
  * infinity), timetz normalisation, intervals in both output styles, bytea,
- * and arrays with quotes, NULLs, nesting and bounds.
+ * arrays with quotes, NULLs, nesting and bounds, and column defaults read
+ * as Debezium reads them.
  */
 #include "tm_test.h"
 
+#include "core/datum.h"
 #include "core/error.h"
 #include "core/row.h"
 #include "postgres/pg_types.h"
 
+#include <inttypes.h>
 #include <math.h>
 
 static tm_batch_t *batch;
@@ -343,6 +346,97 @@ static void test_describe(void)
     tm_schema_unref(s);
 }
 
+/*
+ * The default of a column of type `oid` (typmod -1 unless given) from the
+ * catalog's expression text: "none", or the value as text ("i:…", "b:…",
+ * "s:…", "n:…").
+ */
+static const char *dflt(tm_pg_typecache_t *tc, uint32_t oid, int32_t typmod, const char *expr)
+{
+    static char buf[128];
+    tm_schema_t *s = tm_schema_new(1);
+    tm_pg_coltype_t ct;
+    tm_datum_t d;
+    bool has = true;
+    snprintf(buf, sizeof(buf), "(error)");
+    if (tm_pg_column_describe(tc, oid, typmod, &s->cols[0], &ct) == 0 &&
+        tm_pg_default_parse(batch, &s->cols[0], &ct, expr, &d, &has) == 0) {
+        tm_storage_t st = tm_type_storage(s->cols[0].type);
+        if (!has)
+            snprintf(buf, sizeof(buf), "none");
+        else if (st == TM_STORAGE_BOOL)
+            snprintf(buf, sizeof(buf), "b:%d", d.u.b);
+        else if (st == TM_STORAGE_I64)
+            snprintf(buf, sizeof(buf), "i:%" PRId64, d.u.i64);
+        else if (st == TM_STORAGE_F64)
+            snprintf(buf, sizeof(buf), "f:%g", d.u.f64);
+        else if (st == TM_STORAGE_NUMERIC) {
+            char t[64];
+            tm_numeric_format(&d, t, sizeof(t));
+            snprintf(buf, sizeof(buf), "n:%s", t);
+        } else
+            snprintf(buf, sizeof(buf), "s:%.*s", (int)d.u.var.len, d.u.var.ptr);
+    }
+    tm_schema_unref(s);
+    return buf;
+}
+
+static void test_defaults(void)
+{
+    /* Literals, raw and cast, as pg_get_expr prints them. */
+    TM_CHECK_STR(dflt(NULL, 23, -1, "42"), "i:42");
+    TM_CHECK_STR(dflt(NULL, 21, -1, "'-3'::integer"), "i:-3");
+    TM_CHECK_STR(dflt(NULL, 20, -1, "'9223372036854775807'::bigint"), "i:9223372036854775807");
+    TM_CHECK_STR(dflt(NULL, 1700, ((5 << 16) | 2) + 4, "1.50"), "n:1.50");
+    TM_CHECK_STR(dflt(NULL, 1700, ((8 << 16) | 3) + 4, "2.5"), "n:2.5");
+    /* More decimals than the column has: Debezium's Decimal refuses it. */
+    TM_CHECK_STR(dflt(NULL, 1700, ((5 << 16) | 1) + 4, "1.55"), "none");
+    TM_CHECK_STR(dflt(NULL, 1700, -1, "'NaN'::numeric"), "none");
+    TM_CHECK_STR(dflt(NULL, 701, -1, "2.25"), "f:2.25");
+    TM_CHECK_STR(dflt(NULL, 16, -1, "true"), "b:1");
+    TM_CHECK_STR(dflt(NULL, 16, -1, "false"), "b:0");
+    TM_CHECK_STR(dflt(NULL, 25, -1, "''::text"), "s:");
+    /* The first quoted part only, as Debezium's non-greedy pattern takes it. */
+    TM_CHECK_STR(dflt(NULL, 25, -1, "'it''s'::text"), "s:it");
+    TM_CHECK_STR(dflt(NULL, 1043, 14, "'v'::character varying"), "s:v");
+    TM_CHECK_STR(dflt(NULL, 1082, -1, "'2020-01-02'::date"), "i:18263");
+    TM_CHECK_STR(dflt(NULL, 1083, -1, "'01:02:03'::time without time zone"), "i:3723000000");
+    TM_CHECK_STR(dflt(NULL, 1184, -1, "'2020-01-02 03:04:05+00'::timestamp with time zone"),
+                 "i:1577934245000000");
+    TM_CHECK_STR(dflt(NULL, 1186, -1, "'01:00:00'::interval"), "i:3600000000");
+    TM_CHECK_STR(dflt(NULL, 2950, -1, "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid"),
+                 "s:a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    TM_CHECK_STR(dflt(NULL, 1560, 4, "B'1010'::\"bit\""), "s:1010");
+    /* Calls and the clock keywords stand for the type's placeholder. */
+    TM_CHECK_STR(dflt(NULL, 23, -1, "nextval('t_id_seq'::regclass)"), "i:0");
+    TM_CHECK_STR(dflt(NULL, 1114, -1, "now()"), "i:0");
+    TM_CHECK_STR(dflt(NULL, 1114, -1, "CURRENT_TIMESTAMP"), "i:0");
+    TM_CHECK_STR(dflt(NULL, 1082, -1, "CURRENT_DATE"), "i:0");
+    TM_CHECK_STR(dflt(NULL, 25, -1, "md5('x'::text)"), "s:");
+    TM_CHECK_STR(dflt(NULL, 25, -1, "(pg_catalog.md5('x'::text))"), "s:");
+    TM_CHECK_STR(dflt(NULL, 2950, -1, "gen_random_uuid()"),
+                 "s:00000000-0000-0000-0000-000000000000");
+    TM_CHECK_STR(dflt(NULL, 3802, -1, "jsonb_build_object()"), "s:{}");
+    /* NULL:: is no default, for every type. */
+    TM_CHECK_STR(dflt(NULL, 23, -1, "NULL::integer"), "none");
+    TM_CHECK_STR(dflt(NULL, 25, -1, "NULL::text"), "none");
+    /* Expressions that are neither literal nor call, and types without a reader. */
+    TM_CHECK_STR(dflt(NULL, 23, -1, "(1 + 2)"), "none");
+    TM_CHECK_STR(dflt(NULL, 17, -1, "'\\x00'::bytea"), "none");
+    TM_CHECK_STR(dflt(NULL, 869, -1, "'10.0.0.1'::inet"), "none");
+    TM_CHECK_STR(dflt(NULL, 790, -1, "1.5"), "none");
+    TM_CHECK_STR(dflt(NULL, 1007, -1, "'{1,2}'::integer[]"), "none");
+    /* Enums: only a label cast to the column's own type. */
+    tm_pg_typecache_t *tc = tm_pg_typecache_new();
+    tm_pg_typeinfo_t e = {16400, "mood", "public", 'e', 0, 0, -1, ',', "sad,ok,happy"};
+    TM_REQUIRE(tm_pg_typecache_put(tc, &e) == 0);
+    TM_CHECK_STR(dflt(tc, 16400, -1, "'ok'::mood"), "s:ok");
+    TM_CHECK_STR(dflt(tc, 16400, -1, "'ok'::public.mood"), "s:ok");
+    TM_CHECK_STR(dflt(tc, 16400, -1, "'ok'::other"), "none");
+    TM_CHECK_STR(dflt(tc, 16400, -1, "pick_mood()"), "none");
+    tm_pg_typecache_free(tc);
+}
+
 int main(void)
 {
     batch = tm_batch_new();
@@ -352,6 +446,7 @@ int main(void)
     TM_RUN(test_bytes_and_text);
     TM_RUN(test_arrays);
     TM_RUN(test_describe);
+    TM_RUN(test_defaults);
     tm_batch_unref(batch);
     return tm_test_done();
 }
