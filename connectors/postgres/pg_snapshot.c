@@ -13,10 +13,17 @@
  * which keeps each query cheap and memory bounded whatever the table size;
  * tables without one go through a cursor, FETCH chunk rows at a time.
  *
+ * Records carry Debezium's snapshot markers: FIRST on the first record of the
+ * whole snapshot, LAST on the last, and otherwise FIRST_IN_DATA_COLLECTION /
+ * LAST_IN_DATA_COLLECTION on the first and last record of each table (the
+ * last wins for a table of one row; FIRST wins over everything), TRUE on the
+ * rest; and the snapshot transaction's id as txId, as Debezium does.
+ *
  * Invariants:
- *   1. Only the last record of the whole snapshot is marked TM_SNAPSHOT_LAST:
- *      a full batch is emitted only when the next row is at hand, so the
- *      final row is always still in the unsent batch when the snapshot ends.
+ *   1. Only the last record of the whole snapshot is marked TM_SNAPSHOT_LAST,
+ *      and the last of each table LAST_IN_DATA_COLLECTION: a full batch is
+ *      emitted only when the next row is at hand, so a table's final row is
+ *      always still in the unsent batch when the table ends.
  *   2. Only that final batch carries an ack token (the consistent point).
  *      snapshot.done is written once tm_source_acked() reaches it, and not
  *      before: a crash earlier makes the next start redo the snapshot.
@@ -40,7 +47,40 @@
 typedef struct snapstate {
     uint64_t total;   /* rows emitted over all tables */
     int64_t start_us; /* monotonic */
+    uint64_t table;   /* rows emitted of the current table */
 } snapstate_t;
+
+/*
+ * The last record emitted, still in the unsent batch (invariant 1), gets a
+ * closing marker; FIRST stays what it is.
+ */
+static void mark_last(tm_source_t *src, uint8_t marker)
+{
+    if (src->cur == NULL || src->cur->count == 0)
+        return;
+    tm_record_t *rec = &src->cur->recs[src->cur->count - 1];
+    if (rec->src.snapshot != TM_SNAPSHOT_FIRST)
+        rec->src.snapshot = marker;
+}
+
+/* Debezium's txId of a snapshot read: the snapshot transaction's id. */
+static int snapshot_txid(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    PGresult *res = PQexec(src->conn, "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN 0 "
+                                      "ELSE pg_catalog.txid_current() END");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char mbuf[512];
+        int rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
+                           "cannot read the snapshot's transaction id: %s",
+                           tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+        PQclear(res);
+        return rc;
+    }
+    /* txid_current() counts epochs above 32 bits; the WAL's xids (streaming) do not. */
+    src->snapshot_xid = (uint32_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
 
 /* Hands a batch over, waiting as long as it takes unless the job stops. */
 static int emit_blocking(tm_source_ctx_t *ctx, tm_batch_t *b)
@@ -150,7 +190,11 @@ static int emit_rows(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel, P
         rec->proc_us = now;
         rec->src.ts_us = now;
         rec->src.lsn = src->snapshot_lsn;
-        rec->src.snapshot = TM_SNAPSHOT_TRUE;
+        rec->src.xid = src->snapshot_xid;
+        rec->src.snapshot = st->total == 0    ? TM_SNAPSHOT_FIRST
+                            : st->table == 0 ? TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION
+                                             : TM_SNAPSHOT_TRUE;
+        st->table++;
         if ((rc = row_from_result(src, rel, res, r, &rec->after, errstr, errstr_size)) != 0)
             return rc;
         st->total++;
@@ -308,8 +352,11 @@ static int snapshot_table(tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_ta
             goto out;
         rc = tm_pg_exec(src->conn, "CLOSE tidemark_snapshot", errstr, errstr_size);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        if (st->table > 0)
+            mark_last(src, TM_SNAPSHOT_LAST_IN_DATA_COLLECTION);
         progress(src, t, rows, true, st, t0);
+    }
 out:
     if (last != NULL)
         for (int k = 0; k < s->nkeys; k++)
@@ -328,10 +375,12 @@ out:
 
 int tm_pg_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
-    snapstate_t st = {0, tm_mono_us()};
-    int rc = 0;
-    for (int i = 0; i < src->ntables && rc == 0; i++)
+    snapstate_t st = {0, tm_mono_us(), 0};
+    int rc = snapshot_txid(src, errstr, errstr_size);
+    for (int i = 0; i < src->ntables && rc == 0; i++) {
+        st.table = 0;
         rc = snapshot_table(src, ctx, &src->tables[i], &st, errstr, errstr_size);
+    }
     if (rc != 0)
         return rc;
     /* Ending the transaction releases the exported snapshot; the rows are all read. */
@@ -349,9 +398,9 @@ int tm_pg_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, siz
         src->marker_pending = false;
         return tm_pg_marker_write(src, errstr, errstr_size);
     }
+    mark_last(src, TM_SNAPSHOT_LAST);
     tm_batch_t *b = src->cur;
     src->cur = NULL;
-    b->recs[b->count - 1].src.snapshot = TM_SNAPSHOT_LAST;
     b->ack_token = src->snapshot_lsn;
     if (b->ack_token > src->sealed_token)
         src->sealed_token = b->ack_token;

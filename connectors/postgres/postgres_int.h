@@ -107,6 +107,7 @@ struct tm_source {
     bool snapshot_exported;  /* conn holds a transaction with the slot's snapshot */
     bool slot_for_streaming; /* false for initial_only: no slot at all */
     uint64_t snapshot_lsn;
+    uint32_t snapshot_xid; /* txid_current() of the snapshot transaction (Debezium's txId) */
     bool marker_pending; /* write snapshot.done once acked >= snapshot_lsn */
 
     /* Source thread state. */

@@ -101,11 +101,20 @@ typedef enum tm_rowkind {
     TM_KIND_DELETE,        /* -D */
 } tm_rowkind_t;
 
+/*
+ * Debezium's source.snapshot values.  A snapshot marks the first record of
+ * the whole snapshot FIRST, the last LAST, and otherwise the first and last
+ * record of each table; any value but FALSE and INCREMENTAL is "a snapshot
+ * read" (tm_snapshot_read).
+ */
 enum {
     TM_SNAPSHOT_FALSE = 0,
     TM_SNAPSHOT_TRUE,
     TM_SNAPSHOT_LAST,
     TM_SNAPSHOT_INCREMENTAL,
+    TM_SNAPSHOT_FIRST,
+    TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION,
+    TM_SNAPSHOT_LAST_IN_DATA_COLLECTION,
 };
 
 /*

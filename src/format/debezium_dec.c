@@ -1572,9 +1572,14 @@ static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
     const jv_t *snap = obj_get(src, "snapshot");
     if (snap == NULL)
         return;
-    if (snap->kind == JV_TRUE || is_str(snap, "true") || is_str(snap, "first") ||
-        is_str(snap, "first_in_data_collection") || is_str(snap, "last_in_data_collection"))
+    if (snap->kind == JV_TRUE || is_str(snap, "true"))
         info->snapshot = TM_SNAPSHOT_TRUE;
+    else if (is_str(snap, "first"))
+        info->snapshot = TM_SNAPSHOT_FIRST;
+    else if (is_str(snap, "first_in_data_collection"))
+        info->snapshot = TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION;
+    else if (is_str(snap, "last_in_data_collection"))
+        info->snapshot = TM_SNAPSHOT_LAST_IN_DATA_COLLECTION;
     else if (is_str(snap, "last"))
         info->snapshot = TM_SNAPSHOT_LAST;
     else if (is_str(snap, "incremental"))

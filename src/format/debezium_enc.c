@@ -1116,7 +1116,14 @@ static const src_field_t mysql_source_fields[] = {
     {"thread", "int64", true},    {"query", "string", true},      {NULL, NULL, false},
 };
 
-static const char *const snapshot_names[] = {"false", "true", "last", "incremental"};
+/* Indexed by TM_SNAPSHOT_*. */
+static const char *const snapshot_names[] = {"false",
+                                             "true",
+                                             "last",
+                                             "incremental",
+                                             "first",
+                                             "first_in_data_collection",
+                                             "last_in_data_collection"};
 
 static const char *snapshot_name(uint8_t s)
 {
@@ -1158,6 +1165,7 @@ struct tm_dbz_encoder {
     unsigned ntables;
     tm_buf_t source_schema; /* the source field of the envelope schema, constant */
     tm_buf_t scratch;
+    bool snap; /* the record being written is a snapshot read (tm__dbz_date_out) */
 };
 
 static void enc_table_free(enc_table_t *t)
@@ -1382,6 +1390,7 @@ static int names_add(tm_buf_t *names, uint32_t *off, int k, const char *name)
 static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
 {
     const tm_schema_t *s = t->schema;
+    enc->snap = false; /* defaults in the schema are written as streaming writes values */
     int ncols = s->ncols;
     t->desc = calloc((size_t)(ncols > 0 ? ncols : 1), sizeof(*t->desc));
     t->name_off = calloc((size_t)ncols + 1, sizeof(*t->name_off));
@@ -1826,7 +1835,7 @@ static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_INTERVAL:
         return bput_i64(out, d->u.i64);
     case TM_T_DATE:
-        return bput_i64(out, tm__dbz_date_out(d->u.i64));
+        return bput_i64(out, tm__dbz_date_out(d->u.i64, enc->snap));
     case TM_T_FLOAT32:
         return w_double(out, d->u.f64, true);
     case TM_T_FLOAT64:
@@ -2029,6 +2038,7 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     if (t == NULL)
         return err;
     bool rows = rec->op != TM_OP_TRUNCATE;
+    enc->snap = rec->src.snapshot != TM_SNAPSHOT_FALSE;
     TRY(bput(out, t->value_head.data, t->value_head.len));
     TRY(w_row(enc, t, rows ? rec->before : NULL, true, out));
     TRY(BPUTS(out, ",\"after\":"));
@@ -2084,6 +2094,7 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         return err;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     const tm_schema_t *s = t->schema;
+    enc->snap = rec->src.snapshot != TM_SNAPSHOT_FALSE;
     TRY(bput(out, t->key_head.data, t->key_head.len));
     TRY(bputc(out, '{'));
     for (int k = 0; k < t->nkey; k++) {
@@ -2226,7 +2237,8 @@ static json_t *j_double(double v, bool f32)
     return json_real(strtod(tmp, NULL));
 }
 
-static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d);
+static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d,
+                       bool snap);
 
 /* `dflt` (the field's default, or NULL) is a reference the function takes. */
 static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t *desc,
@@ -2288,7 +2300,8 @@ static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, b
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
         const tm_column_t *col = &s->cols[i];
-        json_t *dflt = dbz_has_default(col, &desc) ? j_value(col, &desc, col->default_value) : NULL;
+        json_t *dflt =
+            dbz_has_default(col, &desc) ? j_value(col, &desc, col->default_value, false) : NULL;
         json_array_append_new(fields,
                               j_schema_field(&enc->opts, &desc, col->nullable, dflt, col->name));
     }
@@ -2419,11 +2432,12 @@ static json_t *j_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
 }
 
 static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
-                       const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i, bool absent)
+                       const tm_dbz_coldesc_t *desc, const tm_row_t *row, int i, bool absent,
+                       bool snap)
 {
     if (tm_row_is_null(row, i)) {
         if ((absent || !col->nullable) && dbz_has_default(col, desc))
-            return j_value(col, desc, col->default_value);
+            return j_value(col, desc, col->default_value, snap);
         if (col->nullable)
             return json_null();
         return json_loads(dbz_fallback(col, desc), JSON_DECODE_ANY, NULL);
@@ -2431,10 +2445,11 @@ static json_t *j_datum(const tm_dbz_encoder_t *enc, const tm_column_t *col,
     const tm_datum_t *d = &row->vals[i];
     if (d->flags & TM_DATUM_UNAVAILABLE)
         return j_unavailable(&enc->opts, col, desc);
-    return j_value(col, desc, d);
+    return j_value(col, desc, d, snap);
 }
 
-static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d)
+static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, const tm_datum_t *d,
+                       bool snap)
 {
     char tmp[TM__DBZ_ZONED_MAX];
     if (desc->wire == TM_DBZ_W_BIT1)
@@ -2457,7 +2472,7 @@ static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, con
     case TM_T_INTERVAL:
         return j_i64(d->u.i64);
     case TM_T_DATE:
-        return j_i64(tm__dbz_date_out(d->u.i64));
+        return j_i64(tm__dbz_date_out(d->u.i64, snap));
     case TM_T_FLOAT32:
     case TM_T_FLOAT64:
         return j_double(d->u.f64, col->type == TM_T_FLOAT32);
@@ -2486,7 +2501,7 @@ static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, con
 }
 
 static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm_row_t *row,
-                     bool key, bool before)
+                     bool key, bool before, bool snap)
 {
     json_t *o = json_object();
     int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
@@ -2494,7 +2509,7 @@ static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm
         int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
-        json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i, dbz_absent(s, before, i))
+        json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i, dbz_absent(s, before, i), snap)
                         : json_null();
         if (v == NULL) {
             json_decref(o);
@@ -2596,8 +2611,10 @@ json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (s == NULL)
         return NULL;
     bool rows = rec->op != TM_OP_TRUNCATE;
-    json_t *before = rows && rec->before ? j_row(enc, s, rec->before, false, true) : json_null();
-    json_t *after = rows && rec->after ? j_row(enc, s, rec->after, false, false) : json_null();
+    bool snap = rec->src.snapshot != TM_SNAPSHOT_FALSE;
+    json_t *before =
+        rows && rec->before ? j_row(enc, s, rec->before, false, true, snap) : json_null();
+    json_t *after = rows && rec->after ? j_row(enc, s, rec->after, false, false, snap) : json_null();
     if (before == NULL || after == NULL) {
         json_decref(before);
         json_decref(after);
@@ -2658,7 +2675,7 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL || rec->schema->nkeys == 0)
         return NULL;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
-    p = j_row(enc, rec->schema, row, true, false);
+    p = j_row(enc, rec->schema, row, true, false, rec->src.snapshot != TM_SNAPSHOT_FALSE);
     if (p == NULL || !enc->opts.schemas)
         return p;
     return json_pack("{s:o,s:o}", "schema", j_row_schema(enc, rec->schema, true, ".Key", NULL),

@@ -129,18 +129,33 @@ int tm__dbz_bytes_to_bits(const uint8_t *b, size_t n, int32_t length, tm_buf_t *
 #define TM__DBZ_TS_INF_WIRE_US INT64_C(9223372036825200000)
 #define TM__DBZ_TS_NINF_WIRE_US INT64_C(-9223372036832400000)
 
-/* Days since 1970 as Debezium writes them (infinities mapped), and back. */
-static inline int64_t tm__dbz_date_out(int64_t days)
+/*
+ * Debezium's snapshot reads a date through JDBC, where pgjdbc turns ±infinity
+ * into its DATE_POSITIVE/NEGATIVE_INFINITY milliseconds, which Debezium then
+ * counts as epoch days with an overflow: other numbers than the streaming
+ * path's (tests/compat measured them).  Neither is a date PostgreSQL can hold.
+ */
+#define TM__DBZ_DATE_INF_SNAP INT64_C(-622191234)
+#define TM__DBZ_DATE_NINF_SNAP INT64_C(-625821272)
+
+/*
+ * Days since 1970 as Debezium writes them (infinities mapped; `snap` for a
+ * snapshot read), and back (either form).
+ */
+static inline int64_t tm__dbz_date_out(int64_t days, bool snap)
 {
-    return days == TM__DBZ_DATE_INF_IN    ? TM__DBZ_DATE_INF_WIRE
-           : days == TM__DBZ_DATE_NINF_IN ? TM__DBZ_DATE_NINF_WIRE
-                                          : days;
+    if (days == TM__DBZ_DATE_INF_IN)
+        return snap ? TM__DBZ_DATE_INF_SNAP : TM__DBZ_DATE_INF_WIRE;
+    if (days == TM__DBZ_DATE_NINF_IN)
+        return snap ? TM__DBZ_DATE_NINF_SNAP : TM__DBZ_DATE_NINF_WIRE;
+    return days;
 }
 static inline int64_t tm__dbz_date_in(int64_t days)
 {
-    return days == TM__DBZ_DATE_INF_WIRE    ? TM__DBZ_DATE_INF_IN
-           : days == TM__DBZ_DATE_NINF_WIRE ? TM__DBZ_DATE_NINF_IN
-                                            : days;
+    return days == TM__DBZ_DATE_INF_WIRE || days == TM__DBZ_DATE_INF_SNAP ? TM__DBZ_DATE_INF_IN
+           : days == TM__DBZ_DATE_NINF_WIRE || days == TM__DBZ_DATE_NINF_SNAP
+               ? TM__DBZ_DATE_NINF_IN
+               : days;
 }
 /* A zone-less timestamp in µs as Debezium writes it (infinities mapped), and back. */
 static inline int64_t tm__dbz_ts_out(int64_t us)

@@ -103,3 +103,22 @@ def test_snapshot_position_may_differ_but_not_be_missing():
     res = run([rec("r", 7)], [rec("r", None)])
     assert [p for _, _, p, *_ in res.unexplained] == ["value.payload.source.lsn"]
     assert not run([rec("c", 7)], [rec("c", 9)]).ok
+
+
+def test_snapshot_markers_compared_in_emission_order():
+    def reads(keys, markers):
+        out = [rec("r", 7, key=k, after={"n": k}) for k in keys]
+        for r, m in zip(out, markers):
+            r["value"]["payload"]["source"]["snapshot"] = m
+        return out
+
+    # Other row order, same markers in the same places: fine.
+    res = run(reads([3, 1, 2], ["first_in_data_collection", "true", "last_in_data_collection"]),
+              reads([1, 2, 3], ["first_in_data_collection", "true", "last_in_data_collection"]))
+    assert res.ok, compare.report(res)
+    # A marker missing from its place is a difference, whatever the rows.
+    res = run(reads([1, 2], ["first_in_data_collection", "last_in_data_collection"]),
+              reads([1, 2], ["true", "last"]))
+    assert not res.ok
+    assert "value.payload.source.snapshot (in emission order)" in \
+        [p for _, _, p, *_ in res.unexplained]

@@ -844,6 +844,92 @@ static const char *enc_dec_i64(tm_type_t type, int32_t precision, int64_t v, int
 }
 
 /* Issue 10 row 10: PostgreSQL's ±infinity as Debezium's PostgresValueConverter writes them. */
+/*
+ * A record's after.v text and its source.snapshot, for a one-column DATE
+ * table, encoded with the given snapshot marker (fast and reference encoders
+ * agree), and the date and marker read back by the decoder.
+ */
+static const char *enc_snapshot(int64_t days, uint8_t snap, int64_t *back, uint8_t *snap_back,
+                                const char **marker)
+{
+    static char res[64], mk[64];
+    tm_schema_t *s = one_col(TM_T_DATE, -1, 0);
+    tm_dbz_opts_t o = opts_precise;
+    o.schemas = true; /* so that the decoder knows v is a date */
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    tm_dbz_decoder_t *dec = tm_dbz_decoder_new(&o, NULL);
+    tm_batch_t *b = tm_batch_new(), *bb = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_READ), *got = NULL;
+    fill_src(r);
+    r->src.snapshot = snap;
+    r->after = tm_batch_new_row(b, s);
+    tm_row_set_null(r->after, 0, false);
+    r->after->vals[0].u.i64 = days;
+    tm_buf_t out;
+    tm_buf_init(&out);
+    TM_CHECK(tm_dbz_encode_value(enc, r, &out) == 0);
+    json_t *fast = json_loadb(out.data, out.len, 0, NULL);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    TM_CHECK(fast != NULL && ref != NULL && json_equal(fast, ref));
+    json_t *payload = json_object_get(fast, "payload");
+    json_t *v = json_object_get(json_object_get(payload, "after"), "v");
+    json_t *m = json_object_get(json_object_get(payload, "source"), "snapshot");
+    snprintf(res, sizeof(res), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    snprintf(mk, sizeof(mk), "%s", json_string_value(m) ? json_string_value(m) : "(none)");
+    *marker = mk;
+    json_decref(fast);
+    json_decref(ref);
+    char err[256] = "";
+    *back = 0;
+    *snap_back = 255;
+    if (tm_dbz_decode(dec, out.data, out.len, bb, &got, err, sizeof(err)) == 0) {
+        *back = got->after->vals[0].u.i64;
+        *snap_back = got->src.snapshot;
+    }
+    tm_buf_release(&out);
+    tm_batch_unref(b);
+    tm_batch_unref(bb);
+    tm_dbz_decoder_free(dec);
+    tm_dbz_encoder_free(enc);
+    tm_schema_unref(s);
+    return res;
+}
+
+/*
+ * Snapshot reads: Debezium's markers by name, and its snapshot path's own
+ * numbers for ±infinity dates (read through JDBC), both read back.
+ */
+static void test_snapshot_reads(void)
+{
+    static const struct {
+        uint8_t snap;
+        const char *name;
+    } markers[] = {
+        {TM_SNAPSHOT_FIRST, "first"},
+        {TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION, "first_in_data_collection"},
+        {TM_SNAPSHOT_TRUE, "true"},
+        {TM_SNAPSHOT_LAST_IN_DATA_COLLECTION, "last_in_data_collection"},
+        {TM_SNAPSHOT_LAST, "last"},
+        {TM_SNAPSHOT_INCREMENTAL, "incremental"},
+        {TM_SNAPSHOT_FALSE, "false"},
+    };
+    for (size_t i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
+        int64_t back;
+        uint8_t snap_back;
+        const char *marker;
+        const char *got = enc_snapshot(INT32_MAX, markers[i].snap, &back, &snap_back, &marker);
+        TM_CHECK_STR(marker, markers[i].name);
+        TM_CHECK_INT(snap_back, markers[i].snap);
+        TM_CHECK_STR(got, markers[i].snap == TM_SNAPSHOT_FALSE ? "-2147472692" : "-622191234");
+        TM_CHECK_INT(back, INT32_MAX);
+        got = enc_snapshot(INT32_MIN, markers[i].snap, &back, &snap_back, &marker);
+        TM_CHECK_STR(got, markers[i].snap == TM_SNAPSHOT_FALSE ? "-2147472691" : "-625821272");
+        TM_CHECK_INT(back, INT32_MIN);
+        got = enc_snapshot(19000, markers[i].snap, &back, &snap_back, &marker);
+        TM_CHECK_STR(got, "19000");
+    }
+}
+
 static void test_infinity(void)
 {
     static const struct {
@@ -1131,6 +1217,7 @@ int main(void)
     TM_RUN(test_events_with_schema);
     TM_RUN(test_bits);
     TM_RUN(test_infinity);
+    TM_RUN(test_snapshot_reads);
     TM_RUN(test_not_null_fallbacks);
     TM_RUN(test_column_defaults);
     TM_RUN(test_key_without_pk);
