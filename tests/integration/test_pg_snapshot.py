@@ -39,10 +39,16 @@ def test_initial_snapshot_then_streaming(cdc):
         assert payload(r)["after"] == {"id": row_id(r), "customer_id": row_id(r) % 20,
                                        "status": "new"}
     assert all(payload(r)["before"] is None for r in orders + customers)
-    # Debezium marks snapshot events "true", and the very last one "last".
-    flags = snapshot_flags(orders + customers)
-    assert set(flags) <= {"true", "last"}, Counter(flags)
-    assert flags.count("last") == 1, Counter(flags)
+    # Debezium's markers, tables in the order of `tables`: the first read of the
+    # whole snapshot "first", the last "last", each table's first and last read
+    # "first_in_data_collection" / "last_in_data_collection", the rest "true".
+    assert snapshot_flags(orders) == ["first"] + ["true"] * 498 + ["last_in_data_collection"], \
+        Counter(snapshot_flags(orders))
+    assert snapshot_flags(customers) == ["first_in_data_collection"] + ["true"] * 18 + ["last"], \
+        Counter(snapshot_flags(customers))
+    # All reads carry the snapshot transaction's id, as Debezium's do.
+    txids = {payload(r)["source"]["txId"] for r in orders + customers}
+    assert len(txids) == 1 and isinstance(next(iter(txids)), int), txids
 
     cdc.sql("INSERT INTO orders VALUES (501, 1, 'new');")
     records = wait_for_lines(cdc.topic_path("orders"), 501, proc=tm)
