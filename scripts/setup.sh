@@ -3,7 +3,8 @@
 #
 # It also fetches the Apache Kafka broker that the integration tests run
 # (tests/kafka/pom.xml) from Maven Central into ~/.m2, and caches its
-# classpath in ~/.cache/tidemark, where a clean build does not remove it.
+# classpath in ~/.cache/tidemark, where a clean build does not remove it;
+# and builds tests/compat (the real Debezium the compatibility tests run).
 #
 # Idempotent and fast when repeated: the apt step is skipped when every
 # package is already installed, the Kafka step when the cached classpath
@@ -81,6 +82,22 @@ fetch_kafka() {
     say "Kafka broker classpath: $cpfile"
 }
 
+# Builds tests/compat (Debezium's embedded engine and its consumers, from Maven
+# Central into ~/.m2) once, so that the compatibility tests find it built.
+fetch_compat() {
+    if ! /usr/bin/python3 - <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests/lib")
+from maven import module_classpath
+module_classpath(Path("tests/compat").resolve(), "debezium-compat-1.jar")
+PY
+    then
+        return 1
+    fi
+    say "tests/compat built (Debezium 3.6.1.Final)"
+}
+
 # Creates or updates a meson build directory: an existing one keeps its state
 # and picks up changed options.
 meson_setup() {
@@ -114,6 +131,14 @@ kafka_ok=1
 fetch_kafka || kafka_ok=0
 if ((kafka_ok == 0)); then
     echo "setup.sh: could not fetch the Kafka broker for the tests (see above)" >&2
+    if ((deps_only)); then
+        exit 1
+    fi
+fi
+# The same for Debezium: the compatibility tests build it again and fail
+# loudly if they still cannot.
+if ! fetch_compat; then
+    echo "setup.sh: could not build tests/compat for the compatibility tests (see above)" >&2
     if ((deps_only)); then
         exit 1
     fi

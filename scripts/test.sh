@@ -7,11 +7,13 @@
 #   3. unit tests in build-asan/, built with AddressSanitizer and UBSan
 #   3b. unit tests in build-tsan/, built with ThreadSanitizer (the runtime's
 #      threads, queues and atomics: DESIGN §13)
-#   4. integration, crash and SQL tests (tests/integration, tests/crash,
-#      tests/sql; one pytest run) against real servers; the crash test's seed
-#      is fixed unless TIDEMARK_CRASH_SEED is set, and it prints the seed and
-#      a rerun command; the SQL suite compares every query with PostgreSQL
-#      (tests/sql/README.md)
+#   4. integration, crash, SQL and Debezium-compatibility tests
+#      (tests/integration, tests/crash, tests/sql, tests/compat; one pytest
+#      run) against real servers; the crash test's seed is fixed unless
+#      TIDEMARK_CRASH_SEED is set, and it prints the seed and a rerun command;
+#      the SQL suite compares every query with PostgreSQL (tests/sql/README.md);
+#      tests/compat compares tidemark's events with the real Debezium's
+#      (docs/compat.md)
 #   4b. a slice of the integration tests (PostgreSQL basics, errors,
 #      streaming, types, state; a few Kafka source and sink tests) against
 #      the daemon of build-asan/; any sanitizer report fails its test
@@ -166,7 +168,7 @@ else
 fi
 
 # -- 4. integration and crash tests -------------------------------------------
-stage "integration, crash and SQL tests (tests/integration, tests/crash, tests/sql)"
+stage "integration, crash, SQL and compatibility tests (tests/integration, tests/crash, tests/sql, tests/compat)"
 # An empty TIDEMARK_BIN tells the fixtures that there is no daemon to test,
 # so they skip rather than run a stale binary; the harness's own tests
 # still run.
@@ -175,7 +177,7 @@ if ((build_ok)); then
     tidemark_bin="$ROOT/build/tidemark"
 fi
 junit="$LOGDIR/pytest.xml"
-pytest_args=(-m pytest tests/integration tests/crash tests/sql -v -rA -p no:cacheprovider
+pytest_args=(-m pytest tests/integration tests/crash tests/sql tests/compat -v -rA -p no:cacheprovider
     --junitxml="$junit")
 if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
     pytest_args+=(-k "$TIDEMARK_TEST_FILTER")

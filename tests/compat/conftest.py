@@ -2,8 +2,8 @@
 server, a fresh database per test, the daemon under test, and the Debezium
 runner built from this folder's pom.xml.
 
-This folder is not part of scripts/test.sh's run (which names its test
-folders); scripts/compat.sh runs it.  See docs/compat.md.
+scripts/test.sh runs this folder with the other pytest folders;
+scripts/compat.sh runs it alone.  See docs/compat.md.
 """
 
 from __future__ import annotations
