@@ -183,6 +183,7 @@ struct tm_subtask {
     pthread_t thread;
     bool started, ran;
     int nslots;
+    uint8_t *slot_input;         /* [nslots]: which input of operator 0 each slot feeds */
     tm_input_t input;
     tm_operator_ctx_t *ctx;      /* [nops] */
     tm_operator_t **ops;         /* [nops] */
@@ -1340,7 +1341,8 @@ static void sub_batch(tm_subtask_t *sub, const tm_event_t *ev)
     tm_batch_t *in = ev->u.batch;
     if (!sub->failed && in->count > 0) {
         atomic_fetch_add_explicit(&sub->metrics[0].records_in, in->count, memory_order_relaxed);
-        int rc = sub->hooks[0]->process(sub->ops[0], 0, in, &sub->links[0].c, sub->err,
+        int input = sub->slot_input[ev->producer];
+        int rc = sub->hooks[0]->process(sub->ops[0], input, in, &sub->links[0].c, sub->err,
                                         sizeof(sub->err));
         if (rc != 0)
             sub_fail(sub, rc);
@@ -1559,6 +1561,11 @@ static int build_slots(tm_pipeline_t *p, char *errstr, size_t errstr_size)
                     ed->slot[ps * ed->pto + c] = s->nslots++;
                 } else {
                     tm_subtask_t *sub = stage_of(p, ed->to)->subs[c];
+                    uint8_t *si = realloc(sub->slot_input, (size_t)sub->nslots + 1);
+                    if (si == NULL)
+                        return TM_ENOMEM;
+                    sub->slot_input = si;
+                    si[sub->nslots] = (uint8_t)ed->input;
                     ed->slot[ps * ed->pto + c] = sub->nslots++;
                 }
             }
@@ -1568,10 +1575,25 @@ static int build_slots(tm_pipeline_t *p, char *errstr, size_t errstr_size)
         if (p->sinks[i]->nslots == 0)
             return tm_seterr(errstr, errstr_size, TM_EINVAL, "sink %s has no input",
                              p->sinks[i]->name);
-    for (int i = 0; i < p->nstages; i++)
-        if (p->stages[i]->subs[0]->nslots == 0)
+    for (int i = 0; i < p->nstages; i++) {
+        tm_subtask_t *sub = p->stages[i]->subs[0];
+        if (sub->nslots == 0)
             return tm_seterr(errstr, errstr_size, TM_EINVAL, "stage %s has no input",
                              p->stages[i]->name);
+        /* Operator 0 takes as many inputs as it declares: each one linked, no other. */
+        bool seen[2] = {false, false};
+        for (int k = 0; k < sub->nslots; k++)
+            seen[sub->slot_input[k]] = true;
+        int want = sub->hooks[0]->ninputs == 2 ? 2 : 1;
+        if (seen[1] && want == 1)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "stage %s: operator %s has one input, but input 1 is linked",
+                             p->stages[i]->name, sub->hooks[0]->name);
+        if (want == 2 && (!seen[0] || !seen[1]))
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "stage %s: operator %s has two inputs, but input %d is not linked",
+                             p->stages[i]->name, sub->hooks[0]->name, seen[0] ? 1 : 0);
+    }
     return 0;
 }
 
@@ -1955,6 +1977,7 @@ static void free_subtask(tm_subtask_t *sub)
         if (sub->ops[i] != NULL && sub->hooks[i] != NULL && sub->hooks[i]->free != NULL)
             sub->hooks[i]->free(sub->ops[i]);
     tm_batch_unref(sub->held);
+    free(sub->slot_input);
     free(sub->ctx);
     free(sub->ops);
     free(sub->hooks);

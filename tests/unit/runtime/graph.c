@@ -511,6 +511,121 @@ static void test_link_checks(void)
     tm_pipeline_free(p);
 }
 
+/* ---- a two-input operator: tags each row with the input it came from ---- */
+
+static int tag_process(tm_operator_t *op, int input, const tm_batch_t *in, tm_collector_t *out,
+                       char *errstr, size_t errstr_size)
+{
+    (void)op;
+    (void)errstr;
+    (void)errstr_size;
+    tm_batch_t *b = tm_batch_new();
+    for (uint32_t i = 0; i < in->count; i++) {
+        const tm_record_t *r = &in->recs[i];
+        tm_record_t *o = tm_batch_add(b, r->schema, r->op);
+        o->after = rt_row(b, r->schema, r->after->vals[0].u.i64,
+                          r->after->vals[1].u.i64 * 10 + input);
+    }
+    return tm_collector_emit(out, b);
+}
+
+static const tm_operator_ops_t tag_ops = {
+    .name = "tag",
+    .ninputs = 2,
+    .process = tag_process,
+    .free = op_free,
+};
+
+/* The same with one input (spec non-NULL). */
+static const tm_operator_ops_t tag1_ops = {
+    .name = "tag1",
+    .ninputs = 1,
+    .process = tag_process,
+    .free = op_free,
+};
+
+static int tag_op_new(const void *spec, const tm_operator_ctx_t *ctx,
+                      const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                      size_t errstr_size)
+{
+    (void)ctx;
+    (void)errstr;
+    (void)errstr_size;
+    *ops = spec != NULL ? &tag1_ops : &tag_ops;
+    *out = calloc(1, sizeof(test_op_t));
+    return *out != NULL ? 0 : TM_ENOMEM;
+}
+
+/*
+ * Two sources into the two inputs of one stage (hash-exchanged on each):
+ * process() is told which input each batch came from, every row arrives
+ * once, and a stage's inputs must match what its first operator takes.
+ */
+static void test_two_input_stage(void)
+{
+    tm_source_t a = {rt_schema(), 700, 50, false, 0};
+    tm_source_t b = {rt_schema(), 300, 40, false, 0};
+    tm_sink_t sink;
+    memset(&sink, 0, sizeof(sink));
+    pthread_mutex_init(&sink.lock, NULL);
+    tm_pipeline_t *p = tm_pipeline_new();
+    int sa = tm_pipeline_add_source(p, &fake_conn, &a, "a");
+    int sb = tm_pipeline_add_source(p, &fake_conn, &b, "b");
+    int k = tm_pipeline_add_sink(p, &fake_conn, &sink, "out");
+    tm_operator_factory_t f = {tag_op_new, NULL, "tag", false};
+    int st = tm_pipeline_add_stage(p, "join", 2, &f, 1, err, sizeof(err));
+    TM_REQUIRE(st >= 0);
+    TM_REQUIRE(tm_pipeline_link(p, sa, st, 0, TM_EXCHANGE_HASH, &rt_exchange_key, err,
+                                sizeof(err)) >= 0);
+    TM_REQUIRE(tm_pipeline_link(p, sb, st, 1, TM_EXCHANGE_HASH, &rt_exchange_key, err,
+                                sizeof(err)) >= 0);
+    TM_REQUIRE(tm_pipeline_link(p, st, k, 0, TM_EXCHANGE_FORWARD, NULL, err, sizeof(err)) >= 0);
+    TM_REQUIRE(tm_pipeline_start(p, err, sizeof(err)) == 0);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_done(p) && tm_mono_ms() < deadline)
+        usleep(5000);
+    TM_CHECK(tm_pipeline_done(p));
+    TM_CHECK_INT(tm_pipeline_join(p, err, sizeof(err)), 0);
+    TM_CHECK_INT(sink.n, 1000);
+    char *seen = calloc(2 * 700, 1);
+    for (int i = 0; i < sink.n; i++) {
+        int64_t input = sink.v[i] % 10, v = sink.v[i] / 10;
+        TM_REQUIRE(input == 0 || input == 1);
+        TM_REQUIRE(v >= 0 && v < (input == 0 ? 700 : 300) && sink.k[i] == v % NKEYS);
+        TM_CHECK(!seen[input * 700 + v]);
+        seen[input * 700 + v] = 1;
+    }
+    free(seen);
+    p = tm_pipeline_free(p);
+
+    /* A two-input operator with one input linked, and a one-input one given two. */
+    for (int two = 0; two < 2; two++) {
+        p = tm_pipeline_new();
+        sa = tm_pipeline_add_source(p, &fake_conn, &a, "a");
+        sb = tm_pipeline_add_source(p, &fake_conn, &b, "b");
+        k = tm_pipeline_add_sink(p, &fake_conn, &sink, "out");
+        tm_operator_factory_t g = {tag_op_new, two ? NULL : "one input", "x", false};
+        st = tm_pipeline_add_stage(p, "s", 1, &g, 1, err, sizeof(err));
+        TM_REQUIRE(tm_pipeline_link(p, sa, st, 0, TM_EXCHANGE_FORWARD, NULL, err,
+                                    sizeof(err)) >= 0);
+        if (!two)
+            TM_REQUIRE(tm_pipeline_link(p, sb, st, 1, TM_EXCHANGE_FORWARD, NULL, err,
+                                        sizeof(err)) >= 0);
+        TM_REQUIRE(tm_pipeline_link(p, st, k, 0, TM_EXCHANGE_FORWARD, NULL, err,
+                                    sizeof(err)) >= 0);
+        err[0] = '\0';
+        TM_CHECK_INT(tm_pipeline_start(p, err, sizeof(err)), TM_EINVAL);
+        TM_CHECK(strstr(err, two ? "input 1 is not linked" : "input 1 is linked") != NULL);
+        tm_pipeline_join(p, err, sizeof(err));
+        tm_pipeline_free(p);
+    }
+    tm_schema_unref(a.schema);
+    tm_schema_unref(b.schema);
+    free(sink.k);
+    free(sink.v);
+    pthread_mutex_destroy(&sink.lock);
+}
+
 /* Runs the harness's job to its end; returns what join returns. */
 static int run_to_end(harness_t *h)
 {
@@ -597,6 +712,7 @@ int main(void)
     TM_RUN(test_barrier_aligns_snapshots_and_precommits);
     TM_RUN(test_coordinator_completes_checkpoints);
     TM_RUN(test_link_checks);
+    TM_RUN(test_two_input_stage);
     TM_RUN(test_dead_letters_go_to_one_file_per_subtask);
     TM_RUN(test_dead_letter_io_error_fails_the_job);
     return tm_test_done();
