@@ -341,15 +341,73 @@ int tm__dbz_append_binary(tm_buf_t *out, int mode, const void *p, size_t n)
 #define US_PER_DAY INT64_C(86400000000)
 #define US_PER_MONTH INT64_C(2629800000000)
 
+/*
+ * BigDecimal.valueOf(d).setScale(9, DOWN) when its scale exceeds 9, then
+ * stripTrailingZeros().toPlainString(): the shortest text that reads back as
+ * d (Double.toString), as plain decimal, cut toward zero to 9 digits.
+ */
+static void dbz_plain_seconds(double d, char *out, size_t size)
+{
+    char e[48];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(e, sizeof(e), "%.*e", p - 1, d);
+        if (strtod(e, NULL) == d)
+            break;
+    }
+    /* e is "[-]d.ddde±XX": collect the digits and where the point goes. */
+    char digits[24];
+    size_t nd = 0;
+    const char *q = e;
+    bool neg = *q == '-';
+    if (neg)
+        q++;
+    for (; *q != '\0' && *q != 'e' && nd < sizeof(digits) - 1; q++)
+        if (*q >= '0' && *q <= '9')
+            digits[nd++] = *q;
+    long exp10 = *q == 'e' ? strtol(q + 1, NULL, 10) : 0;
+    long pos = exp10 + 1; /* digits before the point */
+    char plain[128];
+    size_t n = 0;
+    if (neg)
+        plain[n++] = '-';
+    if (pos <= 0) {
+        plain[n++] = '0';
+        plain[n++] = '.';
+        for (long z = 0; z < -pos && n < 100; z++)
+            plain[n++] = '0';
+        for (size_t k = 0; k < nd && n < 120; k++)
+            plain[n++] = digits[k];
+    } else {
+        for (long k = 0; k < pos && n < 100; k++)
+            plain[n++] = (size_t)k < nd ? digits[k] : '0';
+        if ((size_t)pos < nd) {
+            plain[n++] = '.';
+            for (size_t k = (size_t)pos; k < nd && n < 120; k++)
+                plain[n++] = digits[k];
+        }
+    }
+    plain[n] = '\0';
+    char *dot = strchr(plain, '.');
+    if (dot != NULL) {
+        if (strlen(dot + 1) > 9)
+            dot[10] = '\0';
+        size_t m = strlen(plain);
+        while (m > 0 && plain[m - 1] == '0')
+            plain[--m] = '\0';
+        if (m > 0 && plain[m - 1] == '.')
+            plain[--m] = '\0';
+    }
+    snprintf(out, size, "%s", plain);
+}
+
 int tm__dbz_interval_iso(int64_t us, int32_t months, tm_buf_t *out)
 {
     /*
      * Debezium's Interval.toIsoString(years, months, days, hours, minutes,
-     * new BigDecimal(pgInterval.getSeconds())): the seconds are the double
-     * whole + micros / 1e6, written exactly, cut (toward zero) to 9 digits,
-     * trailing zeros stripped.  The record keeps months apart but holds days
-     * and time as one count, so the days are its whole days (see
-     * docs/compat.md: "25 hours" reads as 1 day 1 hour here).
+     * BigDecimal.valueOf(pgInterval.getSeconds())): the seconds are the
+     * double whole + micros / 1e6 (dbz_plain_seconds).  The record keeps
+     * months apart but holds days and time as one count, so the days are its
+     * whole days (docs/compat.md: "25 hours" reads as 1 day 1 hour here).
      */
     __int128 rest = (__int128)us - (__int128)months * US_PER_MONTH;
     int64_t days = (int64_t)(rest / US_PER_DAY);
@@ -361,16 +419,7 @@ int tm__dbz_interval_iso(int64_t us, int32_t months, tm_buf_t *out)
     int64_t whole = t / US_PER_SEC, micros = t % US_PER_SEC;
     double secs = (double)whole + (double)micros / 1000000.0;
     char sbuf[128];
-    snprintf(sbuf, sizeof(sbuf), "%.60f", secs);
-    char *dot = strchr(sbuf, '.');
-    if (dot != NULL) {
-        dot[10] = '\0'; /* 9 digits, cut toward zero (the text is exact) */
-        size_t n = strlen(sbuf);
-        while (n > 0 && sbuf[n - 1] == '0')
-            sbuf[--n] = '\0';
-        if (n > 0 && sbuf[n - 1] == '.')
-            sbuf[--n] = '\0';
-    }
+    dbz_plain_seconds(secs, sbuf, sizeof(sbuf));
     if (strcmp(sbuf, "-0") == 0)
         strcpy(sbuf, "0");
     return tm_buf_appendf(out, "\"P%dY%dM%lldDT%lldH%lldM%sS\"", (int)(months / 12),
