@@ -1332,14 +1332,17 @@ static int w_stem_name(tm_buf_t *out, const tm_schema_t *schema, const char *suf
 /* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem><suffix>"[,"field":…]}` */
 static int w_row_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_schema_t *schema,
                         const tm_dbz_coldesc_t *desc, const int *cols, int ncols, bool optional,
-                        const char *suffix, const char *field)
+                        const char *suffix, const char *field, const tm__dbz_filter_t *key_filter)
 {
     TRY(PUTS(out, "{\"type\":\"struct\",\"fields\":["));
     for (int k = 0; k < ncols; k++) {
         int i = cols ? cols[k] : k;
         if (k > 0)
             TRY(tm_buf_putc(out, ','));
-        TRY(w_value_schema(out, opts, &desc[i], schema->cols[i].nullable, schema->cols[i].name));
+        /* A key column the column lists leave out of the value is optional in Debezium's key. */
+        bool opt = schema->cols[i].nullable ||
+                   (key_filter != NULL && !tm__dbz_filter_column(key_filter, schema, i));
+        TRY(w_value_schema(out, opts, &desc[i], opt, schema->cols[i].name));
     }
     TRY(optional ? PUTS(out, "],\"optional\":true,\"name\":")
                  : PUTS(out, "],\"optional\":false,\"name\":"));
@@ -1464,10 +1467,10 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     if (enc->opts.schemas) {
         TRY(PUTS(h, "{\"schema\":{\"type\":\"struct\",\"fields\":["));
         TRY(w_row_schema(h, &enc->opts, s, t->desc, t->val_cols, t->nval, true, ".Value",
-                         "before"));
+                         "before", NULL));
         TRY(tm_buf_putc(h, ','));
         TRY(w_row_schema(h, &enc->opts, s, t->desc, t->val_cols, t->nval, true, ".Value",
-                         "after"));
+                         "after", NULL));
         TRY(tm_buf_putc(h, ','));
         TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
         TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":"));
@@ -1502,7 +1505,7 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     if (enc->opts.schemas) {
         TRY(PUTS(&t->key_head, "{\"schema\":"));
         TRY(w_row_schema(&t->key_head, &enc->opts, s, t->desc, t->key_cols, t->nkey, false,
-                         ".Key", NULL));
+                         ".Key", NULL, enc->filter));
         TRY(PUTS(&t->key_head, ",\"payload\":"));
     }
     return 0;
@@ -2404,8 +2407,8 @@ static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, b
         int i = cols[k];
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
-        json_array_append_new(fields, j_schema_field(&enc->opts, &desc, s->cols[i].nullable,
-                                                     s->cols[i].name));
+        bool opt = s->cols[i].nullable || (key && !tm__dbz_filter_column(enc->filter, s, i));
+        json_array_append_new(fields, j_schema_field(&enc->opts, &desc, opt, s->cols[i].name));
     }
     free(cols);
     tm_buf_t name;

@@ -34,7 +34,7 @@ CREATE TABLE opt (
     b     bytea,
     iv    interval,
     h     hstore,
-    bx    box,
+    bx    tid,
     n     int
 );
 CREATE TABLE other (k int PRIMARY KEY, v text);
@@ -42,8 +42,8 @@ CREATE TABLE other (k int PRIMARY KEY, v text);
 
 WORKLOAD = r"""
 INSERT INTO opt VALUES (1, 'A-1', 'widget', '\xdeadbeeffbff', '1 year 2 mons 3 days 04:05:06.5',
-                        '"a"=>"1", "b"=>NULL, "c\"q"=>"x", "aa"=>"2", "q"=>"3"', '(1,1),(0,0)', 5);
-INSERT INTO opt VALUES (2, 'B-1', NULL, '\x', '-1 mon', '', '(2,2),(1,1)', NULL);
+                        '"a"=>"1", "b"=>NULL, "c\"q"=>"x", "aa"=>"2", "q"=>"3"', '(0,1)', 5);
+INSERT INTO opt VALUES (2, 'B-1', NULL, '\x', '-1 mon', '', '(2,3)', NULL);
 INSERT INTO opt VALUES (3, 'C-1', 'c', '\x00', '-2 days -03:00:00', NULL, NULL, 1);
 INSERT INTO opt VALUES (4, 'D-1', 'd', NULL, '00:00:00.000001', '"k"=>"v"', NULL, 2);
 UPDATE opt SET n = 6 WHERE id = 1;

@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* id int PK, b bytea, iv interval, h hstore, bx box, name text, code text. */
+/* id int PK, b bytea, iv interval, h hstore, bx tid, name text, code text. */
 static tm_schema_t *table(void)
 {
     static const struct {
@@ -31,7 +31,7 @@ static tm_schema_t *table(void)
         uint32_t oid;
     } c[] = {{"id", "int4", TM_T_INT32, 23},        {"b", "bytea", TM_T_BYTES, 17},
              {"iv", "interval", TM_T_INTERVAL, 1186}, {"h", "hstore", TM_T_OTHER, 16500},
-             {"bx", "box", TM_T_OTHER, 603},          {"name", "text", TM_T_TEXT, 25},
+             {"bx", "tid", TM_T_OTHER, 27},            {"name", "text", TM_T_TEXT, 25},
              {"code", "text", TM_T_TEXT, 25}};
     int n = (int)(sizeof(c) / sizeof(c[0]));
     tm_schema_t *s = tm_schema_new(n);
@@ -74,7 +74,7 @@ static tm_row_t *row(tm_batch_t *b, tm_schema_t *s, int id, const char *code)
                          ((INT64_C(4) * 3600 + 5 * 60 + 6) * 1000000 + 500000);
     static const char hs[] = "\"a\"=>\"1\", \"b\"=>NULL, \"c\\\"q\"=>\"x\"";
     set_var(r, 3, hs, sizeof(hs) - 1);
-    set_var(r, 4, "(1,1),(0,0)", 11);
+    set_var(r, 4, "(0,1)", 5);
     set_var(r, 5, "widget", 6);
     set_var(r, 6, code, strlen(code));
     return r;
@@ -246,13 +246,13 @@ static void test_include_unknown_datatypes(void)
     enc_done(&e);
     o.include_unknown = true;
     e = enc(&o, TM_OP_CREATE);
-    TM_CHECK_STR(after(&e, "bx", false), "\"KDEsMSksKDAsMCk=\"");
+    TM_CHECK_STR(after(&e, "bx", false), "\"KDAsMSk=\"");
     TM_CHECK_STR(after(&e, "bx", true), "{\"type\":\"bytes\",\"optional\":true,\"field\":\"bx\"}");
     TM_CHECK(e.agree);
     enc_done(&e);
     o.binary_mode = TM_BINARY_HEX;
     e = enc(&o, TM_OP_CREATE);
-    TM_CHECK_STR(after(&e, "bx", false), "\"28312c31292c28302c3029\"");
+    TM_CHECK_STR(after(&e, "bx", false), "\"28302c3129\"");
     TM_CHECK_STR(after(&e, "bx", true), "{\"type\":\"string\",\"optional\":true,\"field\":\"bx\"}");
     enc_done(&e);
 }
@@ -282,6 +282,10 @@ static void test_column_lists(void)
     /* The key is not filtered. */
     t = json_dumps(json_object_get(e.key, "payload"), JSON_COMPACT);
     TM_CHECK_STR(t, "{\"id\":1}");
+    free(t);
+    /* …but its schema says optional for a column the value leaves out, as Debezium's. */
+    t = json_dumps(json_object_get(json_object_get(e.key, "schema"), "fields"), JSON_COMPACT);
+    TM_CHECK_STR(t, "[{\"type\":\"int32\",\"optional\":true,\"field\":\"id\"}]");
     free(t);
     TM_CHECK(e.agree);
     enc_done(&e);
