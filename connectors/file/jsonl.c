@@ -22,6 +22,21 @@ void tm_jsonl_dbz_opts(const tm_options_t *opts, tm_dbz_opts_t *o)
     o->time_mode = !strcasecmp(tp, "connect") ? TM_TIME_CONNECT : TM_TIME_ADAPTIVE;
     o->connector = "postgresql";
     o->version = TM_VERSION;
+    const char *bm = tm_opt_str(opts, "binary_handling_mode");
+    o->binary_mode = !strcasecmp(bm, "base64")            ? TM_BINARY_BASE64
+                     : !strcasecmp(bm, "base64-url-safe") ? TM_BINARY_BASE64_URL
+                     : !strcasecmp(bm, "hex")             ? TM_BINARY_HEX
+                                                          : TM_BINARY_BYTES;
+    o->interval_mode = !strcasecmp(tm_opt_str(opts, "interval_handling_mode"), "string")
+                           ? TM_INTERVAL_STRING
+                           : TM_INTERVAL_NUMERIC;
+    o->hstore_mode = !strcasecmp(tm_opt_str(opts, "hstore_handling_mode"), "map")
+                         ? TM_HSTORE_MAP
+                         : TM_HSTORE_JSON;
+    o->include_unknown = tm_opt_bool(opts, "include_unknown_datatypes");
+    o->key_columns = tm_opt_str(opts, "message_key_columns");
+    o->column_include = tm_opt_str(opts, "column_include_list");
+    o->column_exclude = tm_opt_str(opts, "column_exclude_list");
 }
 
 int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t errstr_size)
@@ -29,11 +44,13 @@ int tm_jsonl_init(tm_jsonl_t *w, const tm_options_t *opts, char *errstr, size_t 
     tm_dbz_opts_t o;
     memset(w, 0, sizeof(*w));
     tm_jsonl_dbz_opts(opts, &o);
-    w->enc = tm_dbz_encoder_new(&o);
+    int rc = tm_dbz_encoder_open(&o, &w->enc, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
     w->include_key = tm_opt_bool(opts, "include_key");
     w->tombstones = tm_opt_bool(opts, "tombstones_on_delete");
-    int rc = tm_dbz_skipped_parse(tm_opt_str(opts, "skipped_operations"), &w->skipped_ops, errstr,
-                                  errstr_size);
+    rc = tm_dbz_skipped_parse(tm_opt_str(opts, "skipped_operations"), &w->skipped_ops, errstr,
+                              errstr_size);
     if (rc != 0)
         return rc;
     w->topic_tmpl = strdup(tm_opt_str(opts, "topic"));
@@ -117,7 +134,7 @@ int tm_jsonl_encode(tm_jsonl_t *w, const tm_record_t *rec, tm_buf_t *out)
     int rc;
     if (tm_dbz_skipped(w->skipped_ops, rec->op)) {
         rc = 0;
-    } else if (tm_dbz_key_changed(rec)) {
+    } else if (tm_dbz_encoder_key_changed(w->enc, rec)) {
         tm_record_t del, cre;
         tm_dbz_split_key_change(rec, &del, &cre);
         rc = jsonl_event(w, &del, out);

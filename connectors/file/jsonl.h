@@ -44,7 +44,30 @@
          "Debezium skipped.operations: operations not written, any of c, u, d, t separated by "    \
          "commas, or none."},                                                                      \
         {"tombstones_on_delete", TM_OPT_BOOL, false, "false", NULL,                                \
-         "Debezium tombstones.on.delete: follow each delete with a tombstone line (null value)."}
+         "Debezium tombstones.on.delete: follow each delete with a tombstone line (null value)."},  \
+        TM_JSONL_DBZ_OPTIONS
+
+/*
+ * Debezium connector options that shape the Debezium JSON of every sink that
+ * writes it (file, stdout, Kafka); docs/compat.md lists them.
+ */
+#define TM_JSONL_DBZ_OPTIONS                                                                       \
+    {"message_key_columns", TM_OPT_STRING, false, "", NULL,                                        \
+     "Debezium message.key.columns: <table regex>:<column>,<column>;… custom message keys."},      \
+        {"column_include_list", TM_OPT_STRING, false, "", NULL,                                    \
+         "Debezium column.include.list: regexes of schema.table.column that values carry."},       \
+        {"column_exclude_list", TM_OPT_STRING, false, "", NULL,                                    \
+         "Debezium column.exclude.list: regexes of schema.table.column that values leave out."},   \
+        {"include_unknown_datatypes", TM_OPT_BOOL, false, "false", NULL,                           \
+         "Debezium include.unknown.datatypes: write columns of types Debezium has no converter "   \
+         "for, as bytes of their text."},                                                          \
+        {"hstore_handling_mode", TM_OPT_ENUM, false, "json", "json|map",                           \
+         "Debezium hstore.handling.mode: hstore as a JSON string or as a map."},                   \
+        {"interval_handling_mode", TM_OPT_ENUM, false, "numeric", "numeric|string",                \
+         "Debezium interval.handling.mode: microseconds or ISO-8601 text."},                       \
+        {"binary_handling_mode", TM_OPT_ENUM, false, "bytes", "bytes|base64|base64-url-safe|hex",  \
+         "Debezium binary.handling.mode: bytea as bytes or as base64, base64-url-safe or hex "     \
+         "text."}
 
 typedef struct tm_jsonl {
     tm_dbz_encoder_t *enc;

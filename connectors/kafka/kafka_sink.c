@@ -75,6 +75,7 @@ const tm_option_def_t tm_kafka_sink_options[] = {
      "commas, or none."},
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "Include the Kafka Connect schema part in keys and values (schemas.enable)."},
+    TM_JSONL_DBZ_OPTIONS,
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
      "Debezium decimal.handling.mode; defaults to the source's setting."},
     {"time_precision", TM_OPT_ENUM, false, "adaptive", "adaptive|connect",
@@ -707,10 +708,8 @@ int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr
         goto fail;
     tm_dbz_opts_t dopts;
     tm_jsonl_dbz_opts(o, &dopts);
-    if ((s->enc = tm_dbz_encoder_new(&dopts)) == NULL) {
-        rc = TM_ENOMEM;
+    if ((rc = tm_dbz_encoder_open(&dopts, &s->enc, errstr, errstr_size)) != 0)
         goto fail;
-    }
 
     /* librdkafka: bootstrap.servers and kafka.* first, so the job's own settings win. */
     if ((rc = tm_kafka_conf_new(o, s->name, TM_KS_COMP, &s->conf, errstr, errstr_size)) != 0)

@@ -366,7 +366,7 @@ int tm__ks_encode(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_ks_ms
     }
     if (tm_dbz_skipped(s->skipped_ops, rec->op))
         return 0;
-    if (tm_dbz_key_changed(rec)) {
+    if (tm_dbz_encoder_key_changed(s->enc, rec)) {
         tm_record_t del, cre;
         tm_dbz_split_key_change(rec, &del, &cre);
         range_t oldkey, newkey;

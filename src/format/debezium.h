@@ -37,17 +37,54 @@ typedef enum {
     TM_TIME_CONNECT,      /* org.apache.kafka.connect.data.{Date,Time,Timestamp}, ms */
 } tm_time_mode_t;
 
+/* Debezium binary.handling.mode: how bytea (and unknown types) travel. */
+typedef enum {
+    TM_BINARY_BYTES = 0,  /* Kafka Connect bytes (base64 in JSON) */
+    TM_BINARY_BASE64,     /* a string, base64 */
+    TM_BINARY_BASE64_URL, /* a string, base64 with the URL alphabet */
+    TM_BINARY_HEX,        /* a string, lower-case hex */
+} tm_binary_mode_t;
+
+/* Debezium interval.handling.mode. */
+typedef enum {
+    TM_INTERVAL_NUMERIC = 0, /* int64 io.debezium.time.MicroDuration */
+    TM_INTERVAL_STRING,      /* string io.debezium.time.Interval, "P1Y2M3DT4H5M6.5S" */
+} tm_interval_mode_t;
+
+/* Debezium hstore.handling.mode. */
+typedef enum {
+    TM_HSTORE_JSON = 0, /* string io.debezium.data.Json, {"k":"v"} */
+    TM_HSTORE_MAP,      /* map<string, optional string> */
+} tm_hstore_mode_t;
+
 typedef struct tm_dbz_opts {
     bool schemas;             /* include the "schema" part (schemas.enable) */
     tm_decimal_mode_t decimal_mode;
     tm_time_mode_t time_mode;
     const char *connector;    /* "postgresql", "mysql" */
     const char *version;      /* source.version */
+    /* Debezium connector options (docs/compat.md); zero is Debezium's default. */
+    tm_binary_mode_t binary_mode;
+    tm_interval_mode_t interval_mode;
+    tm_hstore_mode_t hstore_mode;
+    bool include_unknown;       /* include.unknown.datatypes */
+    /* Read by tm_dbz_encoder_open() only, which compiles them; NULL or "" for none. */
+    const char *key_columns;    /* message.key.columns */
+    const char *column_include; /* column.include.list */
+    const char *column_exclude; /* column.exclude.list */
 } tm_dbz_opts_t;
 
 typedef struct tm_dbz_encoder tm_dbz_encoder_t;
 
 tm_dbz_encoder_t *tm_dbz_encoder_new(const tm_dbz_opts_t *opts);
+/*
+ * The same, with the options a user wrote checked: 0 and *out set, or
+ * TM_ECONFIG/TM_ENOMEM with a message naming the option (a bad regular
+ * expression, both column lists set).  tm_dbz_encoder_new() returns NULL for
+ * those.
+ */
+int tm_dbz_encoder_open(const tm_dbz_opts_t *opts, tm_dbz_encoder_t **out, char *errstr,
+                        size_t errstr_size);
 tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc);
 
 /*
@@ -104,6 +141,8 @@ static inline bool tm_dbz_skipped(uint32_t mask, int op)
  * *del and *cre as shallow copies of rec (they share its rows).
  */
 bool tm_dbz_key_changed(const tm_record_t *rec);
+/* The same with the encoder's message key (message.key.columns when it names the table). */
+bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre);
 
 typedef struct tm_dbz_decoder tm_dbz_decoder_t;

@@ -135,13 +135,30 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         break;
     case TM_T_TEXT:
     case TM_T_OTHER:
+        if (tm__dbz_is_hstore(col)) {
+            bool map = opts != NULL && opts->hstore_mode == TM_HSTORE_MAP;
+            desc->type = map ? "map" : "string";
+            desc->name = map ? NULL : TM_DBZ_JSON;
+            desc->version = map ? 0 : 1;
+            desc->wire = map ? TM_DBZ_W_HSTORE_MAP : TM_DBZ_W_HSTORE_JSON;
+            break;
+        }
+        if (tm__dbz_pg_unknown(col)) {
+            /* Debezium leaves the column out, or sends its text as bytes (binaryMode schema). */
+            desc->omit = opts == NULL || !opts->include_unknown;
+            desc->bin = opts ? (uint8_t)opts->binary_mode : 0;
+            desc->type = desc->bin == TM_BINARY_BYTES ? "bytes" : "string";
+            desc->wire = TM_DBZ_W_UNKNOWN;
+            break;
+        }
         if (col->semantic != NULL) {
             desc->name = col->semantic;
             desc->version = 1;
         }
         break;
     case TM_T_BYTES:
-        desc->type = "bytes";
+        desc->bin = opts ? (uint8_t)opts->binary_mode : 0;
+        desc->type = desc->bin == TM_BINARY_BYTES ? "bytes" : "string";
         if (col->semantic != NULL) {
             desc->name = col->semantic;
             desc->version = 1;
@@ -204,9 +221,14 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         desc->version = 1;
         break;
     case TM_T_INTERVAL:
+        desc->version = 1;
+        if (opts != NULL && opts->interval_mode == TM_INTERVAL_STRING) {
+            desc->name = "io.debezium.time.Interval";
+            desc->wire = TM_DBZ_W_IV_STRING;
+            break;
+        }
         desc->type = "int64";
         desc->name = "io.debezium.time.MicroDuration";
-        desc->version = 1;
         break;
     case TM_T_ARRAY:
         desc->type = "array";
@@ -1152,7 +1174,10 @@ typedef struct enc_table {
     tm_buf_t key_names;     /* the same for the key columns */
     uint32_t *key_off;
     int nkey;
-    int *key_cols; /* owned copy: schema key columns, or all columns */
+    int *key_cols; /* owned copy: the key columns (dbz_key_cols), or all columns */
+    bool has_key;  /* false: the record has no key (TM_ENOTFOUND) */
+    int nval;
+    int *val_cols; /* the columns of the value (dbz_value_cols) */
 } enc_table_t;
 
 struct tm_dbz_encoder {
@@ -1166,7 +1191,40 @@ struct tm_dbz_encoder {
     tm_buf_t source_schema; /* the source field of the envelope schema, constant */
     tm_buf_t scratch;
     bool snap; /* the record being written is a snapshot read (tm__dbz_date_out) */
+    tm__dbz_filter_t *filter; /* column lists and message.key.columns, or NULL */
 };
+
+/*
+ * The columns a value carries (column.include/exclude.list, unknown types
+ * left out), in table order; their count.  cols has room for ncols.
+ */
+static int dbz_value_cols(const tm_dbz_encoder_t *enc, const tm_schema_t *s, int *cols)
+{
+    int n = 0;
+    for (int i = 0; i < s->ncols; i++) {
+        tm_dbz_coldesc_t d;
+        tm__dbz_col_desc(&s->cols[i], &enc->opts, &d);
+        if (!d.omit && tm__dbz_filter_column(enc->filter, s, i))
+            cols[n++] = i;
+    }
+    return n;
+}
+
+/*
+ * The key's columns: message.key.columns when it names columns of this
+ * table, else the primary key (*has false when there is none: no key).
+ */
+static int dbz_key_cols(const tm_dbz_encoder_t *enc, const tm_schema_t *s, int *cols, bool *has)
+{
+    int n = tm__dbz_filter_key(enc->filter, s, cols);
+    if (n == 0) {
+        n = s->nkeys;
+        for (int k = 0; k < n; k++)
+            cols[k] = s->key_cols[k];
+    }
+    *has = n > 0;
+    return n;
+}
 
 static void enc_table_free(enc_table_t *t)
 {
@@ -1184,6 +1242,7 @@ static void enc_table_free(enc_table_t *t)
     tm_buf_release(&t->key_names);
     free(t->key_off);
     free(t->key_cols);
+    free(t->val_cols);
     free(t);
 }
 
@@ -1251,6 +1310,9 @@ static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz
     if (desc->wire == TM_DBZ_W_DEC_VSD)
         TRY(PUTS(out, ",\"fields\":[{\"type\":\"int32\",\"optional\":false,\"field\":\"scale\"},"
                       "{\"type\":\"bytes\",\"optional\":false,\"field\":\"value\"}]"));
+    if (desc->wire == TM_DBZ_W_HSTORE_MAP)
+        TRY(PUTS(out, ",\"keys\":{\"type\":\"string\",\"optional\":false},"
+                      "\"values\":{\"type\":\"string\",\"optional\":true}"));
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -1286,7 +1348,7 @@ static int w_stem_name(tm_buf_t *out, const tm_schema_t *schema, const char *suf
 /* `{"type":"struct","fields":[cols],"optional":…,"name":"<stem><suffix>"[,"field":…]}` */
 static int w_row_schema(tm_buf_t *out, tm_dbz_encoder_t *enc, const tm_schema_t *schema,
                         const tm_dbz_coldesc_t *desc, const int *cols, int ncols, bool optional,
-                        const char *suffix, const char *field)
+                        const char *suffix, const char *field, const tm__dbz_filter_t *key_filter)
 {
     TRY(PUTS(out, "{\"type\":\"struct\",\"fields\":["));
     tm_buf_t dflt;
@@ -1301,8 +1363,10 @@ static int w_row_schema(tm_buf_t *out, tm_dbz_encoder_t *enc, const tm_schema_t 
         bool has = dbz_has_default(col, &desc[i]);
         if (has && (rc = w_value(enc, col, &desc[i], col->default_value, &dflt)) != 0)
             break;
-        rc = w_value_schema(out, &enc->opts, &desc[i], col->nullable, has ? &dflt : NULL,
-                            col->name);
+        /* A key column the column lists leave out of the value is optional in Debezium's key. */
+        bool opt = col->nullable ||
+                   (key_filter != NULL && !tm__dbz_filter_column(key_filter, schema, i));
+        rc = w_value_schema(out, &enc->opts, &desc[i], opt, has ? &dflt : NULL, col->name);
     }
     tm_buf_release(&dflt);
     TRY(rc);
@@ -1376,10 +1440,10 @@ static int w_source_schema(tm_buf_t *out, int kind)
     "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"}"
 
 /* Writes `"k":` (with a leading comma unless first) into names, recording offsets. */
-static int names_add(tm_buf_t *names, uint32_t *off, int k, const char *name)
+static int names_add(tm_buf_t *names, uint32_t *off, int k, bool comma, const char *name)
 {
     off[k] = (uint32_t)names->len;
-    if (k > 0)
+    if (comma)
         TRY(tm_buf_putc(names, ','));
     TRY(w_str(names, name));
     TRY(tm_buf_putc(names, ':'));
@@ -1396,32 +1460,44 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     t->name_off = calloc((size_t)ncols + 1, sizeof(*t->name_off));
     if (t->desc == NULL || t->name_off == NULL)
         return TM_ENOMEM;
-    for (int i = 0; i < ncols; i++) {
+    t->val_cols = calloc((size_t)ncols + 1, sizeof(*t->val_cols));
+    if (t->val_cols == NULL)
+        return TM_ENOMEM;
+    t->nval = dbz_value_cols(enc, s, t->val_cols);
+    for (int i = 0, kept = 0; i < ncols; i++) {
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &t->desc[i]);
-        TRY(names_add(&t->names, t->name_off, i, s->cols[i].name));
+        bool in = kept < t->nval && t->val_cols[kept] == i;
+        TRY(names_add(&t->names, t->name_off, i, in && kept > 0, s->cols[i].name));
+        kept += in;
     }
 
-    /* The key is the primary key, or every column when there is none (DESIGN §3). */
-    t->nkey = s->nkeys > 0 ? s->nkeys : ncols;
-    t->key_cols = calloc((size_t)t->nkey + 1, sizeof(*t->key_cols));
-    t->key_off = calloc((size_t)t->nkey + 1, sizeof(*t->key_off));
+    /* The key: message.key.columns or the primary key; every column when neither (unused). */
+    t->key_cols = calloc((size_t)ncols + 1, sizeof(*t->key_cols));
+    t->key_off = calloc((size_t)ncols + 1, sizeof(*t->key_off));
     if (t->key_cols == NULL || t->key_off == NULL)
         return TM_ENOMEM;
+    t->nkey = dbz_key_cols(enc, s, t->key_cols, &t->has_key);
+    if (!t->has_key) {
+        t->nkey = ncols;
+        for (int i = 0; i < ncols; i++)
+            t->key_cols[i] = i;
+    }
     for (int k = 0; k < t->nkey; k++) {
-        int i = s->nkeys > 0 ? s->key_cols[k] : k;
+        int i = t->key_cols[k];
         if (NEVER(i < 0 || i >= ncols))
             return TM_EINVAL;
-        t->key_cols[k] = i;
-        TRY(names_add(&t->key_names, t->key_off, k, s->cols[i].name));
+        TRY(names_add(&t->key_names, t->key_off, k, k > 0, s->cols[i].name));
     }
 
     /* Value head. */
     tm_buf_t *h = &t->value_head;
     if (enc->opts.schemas) {
         TRY(PUTS(h, "{\"schema\":{\"type\":\"struct\",\"fields\":["));
-        TRY(w_row_schema(h, enc, s, t->desc, NULL, ncols, true, ".Value", "before"));
+        TRY(w_row_schema(h, enc, s, t->desc, t->val_cols, t->nval, true, ".Value", "before",
+                         NULL));
         TRY(tm_buf_putc(h, ','));
-        TRY(w_row_schema(h, enc, s, t->desc, NULL, ncols, true, ".Value", "after"));
+        TRY(w_row_schema(h, enc, s, t->desc, t->val_cols, t->nval, true, ".Value", "after",
+                         NULL));
         TRY(tm_buf_putc(h, ','));
         TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
         TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":"));
@@ -1455,8 +1531,8 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     /* Key head. */
     if (enc->opts.schemas) {
         TRY(PUTS(&t->key_head, "{\"schema\":"));
-        TRY(w_row_schema(&t->key_head, enc, s, t->desc, t->key_cols, t->nkey, false,
-                         ".Key", NULL));
+        TRY(w_row_schema(&t->key_head, enc, s, t->desc, t->key_cols, t->nkey, false, ".Key",
+                         NULL, enc->filter));
         TRY(PUTS(&t->key_head, ",\"payload\":"));
     }
     return 0;
@@ -1495,11 +1571,22 @@ static enc_table_t *enc_table_get(tm_dbz_encoder_t *enc, tm_schema_t *schema, in
 
 tm_dbz_encoder_t *tm_dbz_encoder_new(const tm_dbz_opts_t *opts)
 {
+    tm_dbz_encoder_t *enc = NULL;
+    char err[256];
+    tm_dbz_opts_t none;
+    memset(&none, 0, sizeof(none));
+    return tm_dbz_encoder_open(opts ? opts : &none, &enc, err, sizeof(err)) == 0 ? enc : NULL;
+}
+
+static tm_dbz_encoder_t *dbz_encoder_new(const tm_dbz_opts_t *opts)
+{
     tm_dbz_encoder_t *enc = calloc(1, sizeof(*enc));
     if (enc == NULL)
         return NULL;
     if (opts != NULL)
         enc->opts = *opts;
+    /* The lists live on compiled in enc->filter only. */
+    enc->opts.key_columns = enc->opts.column_include = enc->opts.column_exclude = NULL;
     enc->connector = strdup(opts && opts->connector ? opts->connector : "postgresql");
     enc->version = strdup(opts && opts->version ? opts->version : TM_VERSION);
     if (enc->connector == NULL || enc->version == NULL)
@@ -1513,6 +1600,24 @@ tm_dbz_encoder_t *tm_dbz_encoder_new(const tm_dbz_opts_t *opts)
     return enc;
 }
 
+int tm_dbz_encoder_open(const tm_dbz_opts_t *opts, tm_dbz_encoder_t **out, char *errstr,
+                        size_t errstr_size)
+{
+    *out = NULL;
+    tm__dbz_filter_t *f = NULL;
+    int rc = tm__dbz_filter_new(opts, &f, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    tm_dbz_encoder_t *enc = dbz_encoder_new(opts);
+    if (enc == NULL) {
+        tm__dbz_filter_free(f);
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    }
+    enc->filter = f;
+    *out = enc;
+    return 0;
+}
+
 tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
 {
     if (enc == NULL)
@@ -1520,6 +1625,7 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
     enc_cache_clear(enc);
     tm_buf_release(&enc->source_schema);
     tm_buf_release(&enc->scratch);
+    tm__dbz_filter_free(enc->filter);
     free(enc->connector);
     free(enc->version);
     free(enc);
@@ -1695,11 +1801,8 @@ static int w_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
     static const char ph[] = TM_DBZ_UNAVAILABLE;
     if (col->type == TM_T_UUID)
         return BPUTS(out, "\"" TM_DBZ_UNAVAILABLE_UUID "\"");
-    if (col->type == TM_T_BYTES) {
-        TRY(bputc(out, '"'));
-        TRY(tm_buf_append_base64(out, ph, sizeof(ph) - 1));
-        return bputc(out, '"');
-    }
+    if (col->type == TM_T_BYTES)
+        return tm__dbz_append_binary(out, desc->bin, ph, sizeof(ph) - 1);
     if (col->type == TM_T_ARRAY) {
         tm_dbz_coldesc_t e;
         tm__dbz_elem_desc(col->elem_type, opts, &e);
@@ -1752,6 +1855,10 @@ static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *
         return "\"0\"";
     case TM_DBZ_W_DEC_DOUBLE:
         return "0.0";
+    case TM_DBZ_W_HSTORE_JSON:
+        return "\"{}\"";
+    case TM_DBZ_W_HSTORE_MAP:
+        return "{}";
     default:
         break;
     }
@@ -1770,6 +1877,33 @@ static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *
     if (strncmp(desc->type, "int", 3) == 0)
         return "0";
     return "null";
+}
+
+/*
+ * Values whose form a Debezium option chose (debezium_opts.c): unknown types,
+ * string intervals, hstore.  Malformed hstore text becomes null, as Debezium
+ * logs and skips a value its converter cannot read.
+ */
+static int w_option_datum(tm_dbz_encoder_t *enc, const tm_dbz_coldesc_t *desc,
+                          const tm_datum_t *d, tm_buf_t *out)
+{
+    int rc;
+    switch (desc->wire) {
+    case TM_DBZ_W_UNKNOWN:
+        return tm__dbz_append_binary(out, desc->bin, d->u.var.ptr, d->u.var.len);
+    case TM_DBZ_W_IV_STRING:
+        return tm__dbz_interval_iso(d->u.iv.us, d->u.iv.months, out);
+    case TM_DBZ_W_HSTORE_MAP:
+        rc = tm__dbz_hstore_json(d->u.var.ptr, d->u.var.len, out);
+        return rc == TM_EINVAL ? BPUTS(out, "null") : rc;
+    default:
+        tm_buf_clear(&enc->scratch);
+        rc = tm__dbz_hstore_json(d->u.var.ptr, d->u.var.len, &enc->scratch);
+        if (rc == TM_EINVAL)
+            return BPUTS(out, "null");
+        TRY(rc);
+        return tm_buf_append_json_str(out, enc->scratch.data, enc->scratch.len);
+    }
 }
 
 /*
@@ -1826,6 +1960,8 @@ static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
         TRY(tm_buf_append_base64(out, enc->scratch.data, enc->scratch.len));
         return bputc(out, '"');
     }
+    if (desc->wire >= TM_DBZ_W_UNKNOWN)
+        return w_option_datum(enc, desc, d, out);
     switch (col->type) {
     case TM_T_BOOL:
         return d->u.b ? BPUTS(out, "true") : BPUTS(out, "false");
@@ -1843,6 +1979,8 @@ static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     case TM_T_NUMERIC:
         return w_numeric(enc, desc, d, out);
     case TM_T_BYTES:
+        if (desc->bin != TM_BINARY_BYTES)
+            return tm__dbz_append_binary(out, desc->bin, d->u.var.ptr, d->u.var.len);
         TRY(bputc(out, '"'));
         TRY(tm_buf_append_base64(out, d->u.var.ptr, d->u.var.len));
         return bputc(out, '"');
@@ -1882,7 +2020,8 @@ static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *ro
         return BPUTS(out, "null");
     const tm_schema_t *s = t->schema;
     TRY(bputc(out, '{'));
-    for (int i = 0; i < s->ncols; i++) {
+    for (int k = 0; k < t->nval; k++) {
+        int i = t->val_cols[k];
         TRY(bput(out, t->names.data + t->name_off[i],
                           t->name_off[i + 1] - t->name_off[i]));
         TRY(w_datum(enc, &s->cols[i], &t->desc[i], row, i, dbz_absent(s, before, i), out));
@@ -2086,12 +2225,12 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
         return TM_ENOTFOUND;
     if (rec->schema == NULL)
         return TM_EINVAL;
-    if (rec->schema->nkeys == 0)
-        return TM_ENOTFOUND;
     int err = 0;
     enc_table_t *t = enc_table_get(enc, rec->schema, &err);
     if (t == NULL)
         return err;
+    if (!t->has_key)
+        return TM_ENOTFOUND;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     const tm_schema_t *s = t->schema;
     enc->snap = rec->src.snapshot != TM_SNAPSHOT_FALSE;
@@ -2164,6 +2303,30 @@ bool tm_dbz_key_changed(const tm_record_t *rec)
         return false;
     for (int k = 0; k < sc->nkeys; k++) {
         int c = sc->key_cols[k];
+        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
+        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
+        if (na != nb)
+            return true;
+        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
+            continue;
+        if (!tm_datum_equal(sc->cols[c].type, a, b))
+            return true;
+    }
+    return false;
+}
+
+bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    const tm_schema_t *sc = rec->schema;
+    if (enc->filter == NULL || sc == NULL || rec->op != TM_OP_UPDATE)
+        return tm_dbz_key_changed(rec);
+    int err = 0;
+    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    if (t == NULL || !t->has_key || rec->before == NULL || rec->after == NULL)
+        return t == NULL ? tm_dbz_key_changed(rec) : false;
+    /* Debezium compares the old key with the new one, built from its key columns. */
+    for (int k = 0; k < t->nkey; k++) {
+        int c = t->key_cols[k];
         bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
         const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
         if (na != nb)
@@ -2254,6 +2417,10 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
                                                 "field", "value"));
         json_object_set_new(o, "fields", fields);
     }
+    if (desc->wire == TM_DBZ_W_HSTORE_MAP) {
+        json_object_set_new(o, "keys", json_pack("{s:s,s:b}", "type", "string", "optional", 0));
+        json_object_set_new(o, "values", json_pack("{s:s,s:b}", "type", "string", "optional", 1));
+    }
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -2290,21 +2457,33 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
     return o;
 }
 
+/* The columns of a key or a value, for the reference encoder; their count (-1: no memory). */
+static int j_cols(const tm_dbz_encoder_t *enc, const tm_schema_t *s, bool key, int **cols)
+{
+    *cols = calloc((size_t)s->ncols + 1, sizeof(**cols));
+    if (*cols == NULL)
+        return -1;
+    bool has;
+    return key ? dbz_key_cols(enc, s, *cols, &has) : dbz_value_cols(enc, s, *cols);
+}
+
 static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, bool key,
                             const char *suffix, const char *field)
 {
     json_t *fields = json_array();
-    int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
+    int *cols;
+    int n = j_cols(enc, s, key, &cols);
     for (int k = 0; k < n; k++) {
-        int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
+        int i = cols[k];
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
         const tm_column_t *col = &s->cols[i];
+        bool opt = col->nullable || (key && !tm__dbz_filter_column(enc->filter, s, i));
         json_t *dflt =
             dbz_has_default(col, &desc) ? j_value(col, &desc, col->default_value, false) : NULL;
-        json_array_append_new(fields,
-                              j_schema_field(&enc->opts, &desc, col->nullable, dflt, col->name));
+        json_array_append_new(fields, j_schema_field(&enc->opts, &desc, opt, dflt, col->name));
     }
+    free(cols);
     tm_buf_t name;
     tm_buf_init(&name);
     tm__dbz_append_stem(&name, s);
@@ -2405,8 +2584,15 @@ static json_t *j_unavailable(const tm_dbz_opts_t *opts, const tm_column_t *col,
     static const char ph[] = TM_DBZ_UNAVAILABLE;
     if (col->type == TM_T_UUID)
         return json_string(TM_DBZ_UNAVAILABLE_UUID);
-    if (col->type == TM_T_BYTES)
-        return j_base64(ph, sizeof(ph) - 1);
+    if (col->type == TM_T_BYTES) {
+        tm_buf_t b;
+        tm_buf_init(&b);
+        json_t *j = tm__dbz_append_binary(&b, desc->bin, ph, sizeof(ph) - 1) == 0
+                        ? json_loadb(b.data, b.len, JSON_DECODE_ANY, NULL)
+                        : NULL;
+        tm_buf_release(&b);
+        return j;
+    }
     if (col->type == TM_T_ARRAY) {
         tm_dbz_coldesc_t e;
         tm__dbz_elem_desc(col->elem_type, opts, &e);
@@ -2463,6 +2649,25 @@ static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, con
         tm_buf_release(&b);
         return j;
     }
+    if (desc->wire >= TM_DBZ_W_UNKNOWN || (col->type == TM_T_BYTES && desc->bin != 0)) {
+        /* The option forms: the shared formatters' text, parsed. */
+        tm_buf_t b;
+        tm_buf_init(&b);
+        int rc;
+        if (desc->wire == TM_DBZ_W_IV_STRING)
+            rc = tm__dbz_interval_iso(d->u.iv.us, d->u.iv.months, &b);
+        else if (desc->wire == TM_DBZ_W_HSTORE_JSON || desc->wire == TM_DBZ_W_HSTORE_MAP)
+            rc = tm__dbz_hstore_json(d->u.var.ptr, d->u.var.len, &b);
+        else
+            rc = tm__dbz_append_binary(&b, desc->bin, d->u.var.ptr, d->u.var.len);
+        json_t *j = rc == TM_EINVAL ? json_null()
+                    : rc != 0       ? NULL
+                    : desc->wire == TM_DBZ_W_HSTORE_JSON
+                        ? j_strn(b.data, b.len)
+                        : json_loadb(b.data, b.len, JSON_DECODE_ANY, NULL);
+        tm_buf_release(&b);
+        return j;
+    }
     switch (col->type) {
     case TM_T_BOOL:
         return json_boolean(d->u.b);
@@ -2504,19 +2709,22 @@ static json_t *j_row(const tm_dbz_encoder_t *enc, const tm_schema_t *s, const tm
                      bool key, bool before, bool snap)
 {
     json_t *o = json_object();
-    int n = key ? (s->nkeys > 0 ? s->nkeys : s->ncols) : s->ncols;
+    int *cols;
+    int n = j_cols(enc, s, key, &cols);
     for (int k = 0; k < n; k++) {
-        int i = key && s->nkeys > 0 ? s->key_cols[k] : k;
+        int i = cols[k];
         tm_dbz_coldesc_t desc;
         tm__dbz_col_desc(&s->cols[i], &enc->opts, &desc);
         json_t *v = row ? j_datum(enc, &s->cols[i], &desc, row, i, dbz_absent(s, before, i), snap)
                         : json_null();
         if (v == NULL) {
             json_decref(o);
+            free(cols);
             return NULL;
         }
         json_object_set_new(o, s->cols[i].name ? s->cols[i].name : "", v);
     }
+    free(cols);
     return o;
 }
 
@@ -2672,7 +2880,12 @@ json_t *tm_dbz_encode_key_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
                                    "io.debezium.connector.postgresql.MessageKey", "version", 1);
         return json_pack("{s:o,s:o}", "schema", schema, "payload", p);
     }
-    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL || rec->schema->nkeys == 0)
+    if (rec->op == TM_OP_TRUNCATE || rec->schema == NULL)
+        return NULL;
+    int *cols;
+    int nk = j_cols(enc, rec->schema, true, &cols);
+    free(cols);
+    if (nk <= 0)
         return NULL;
     const tm_row_t *row = rec->op == TM_OP_DELETE || rec->after == NULL ? rec->before : rec->after;
     p = j_row(enc, rec->schema, row, true, false, rec->src.snapshot != TM_SNAPSHOT_FALSE);

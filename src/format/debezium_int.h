@@ -63,6 +63,10 @@ typedef enum tm_dbz_wire {
     TM_DBZ_W_NS,         /* TIME/TIMESTAMP as integer nanoseconds (decoder only) */
     TM_DBZ_W_BITS,       /* bit(n>1)/varbit text as io.debezium.data.Bits bytes */
     TM_DBZ_W_BIT1,       /* bit(1)/varbit(1) text "0"/"1" as a boolean */
+    TM_DBZ_W_UNKNOWN,    /* an unknown type's text as bytes (include.unknown.datatypes) */
+    TM_DBZ_W_IV_STRING,  /* interval as io.debezium.time.Interval text */
+    TM_DBZ_W_HSTORE_JSON, /* hstore text as a JSON object in a string */
+    TM_DBZ_W_HSTORE_MAP, /* hstore text as a map (a JSON object) */
 } tm_dbz_wire_t;
 
 /*
@@ -82,6 +86,8 @@ typedef struct tm_dbz_coldesc {
     tm_type_t elem_type; /* arrays only */
     int32_t bits;        /* Bits: the "length" parameter (declared bits) */
     uint8_t wire;        /* tm_dbz_wire_t */
+    uint8_t bin;         /* tm_binary_mode_t of a bytes value (bytea, unknown types) */
+    bool omit;           /* left out of the value (an unknown type, by default) */
 } tm_dbz_coldesc_t;
 
 /* Column → Kafka Connect schema and wire form (invariant 1). */
@@ -232,5 +238,27 @@ int tm__dbz_bytes_to_text(const uint8_t *b, size_t n, int32_t scale, tm_buf_t *o
  * namespace (MySQL) the db takes its place, as in Debezium's MySQL topics.
  */
 int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema);
+
+/*
+ * Debezium connector options beyond the type mapping (debezium_opts.c).
+ * A filter holds the compiled name lists; NULL when no list is set.
+ */
+typedef struct tm__dbz_filter tm__dbz_filter_t;
+int tm__dbz_filter_new(const tm_dbz_opts_t *opts, tm__dbz_filter_t **out, char *errstr,
+                       size_t errstr_size);
+tm__dbz_filter_t *tm__dbz_filter_free(tm__dbz_filter_t *f);
+/* True when column i belongs in the value (column.include/exclude.list). */
+bool tm__dbz_filter_column(const tm__dbz_filter_t *f, const tm_schema_t *s, int i);
+/* message.key.columns: the table's key columns in table order into cols (ncols room), or 0. */
+int tm__dbz_filter_key(const tm__dbz_filter_t *f, const tm_schema_t *s, int *cols);
+/* A PostgreSQL column Debezium has no converter for (include.unknown.datatypes). */
+bool tm__dbz_pg_unknown(const tm_column_t *col);
+bool tm__dbz_is_hstore(const tm_column_t *col);
+/* Bytes as a quoted JSON string in a tm_binary_mode_t (bytes and base64 write the same text). */
+int tm__dbz_append_binary(tm_buf_t *out, int mode, const void *p, size_t n);
+/* An interval as Debezium's string mode writes it, quoted. */
+int tm__dbz_interval_iso(int64_t us, int32_t months, tm_buf_t *out);
+/* hstore text → JSON object text in Debezium's (java.util.HashMap) order; TM_EINVAL if malformed. */
+int tm__dbz_hstore_json(const char *s, size_t n, tm_buf_t *out);
 
 #endif
