@@ -58,6 +58,7 @@ import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.MapType;
 import org.apache.flink.table.types.logical.RowType;
+import org.apache.flink.table.types.utils.TypeConversions;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.SimpleUserCodeClassLoader;
 import org.apache.flink.util.UserCodeClassLoader;
@@ -117,7 +118,8 @@ public final class ConsumerCheck {
                 SchemaAndValue sv = valueConv.toConnectData(r.topic(), bytes(r.value()));
                 Schema s = sv.schema();
                 if (s != null && s.type() == Schema.Type.STRUCT && s.field("after") != null) {
-                    tables.put(r.topic(), (RowType) flinkType(s.field("after").schema()).getLogicalType());
+                    DataType after = flinkType(s.field("after").schema());
+                    tables.put(r.topic(), (RowType) after.getLogicalType());
                 }
             } catch (RuntimeException e) {
                 // Reported per record below.
@@ -126,7 +128,8 @@ public final class ConsumerCheck {
         Map<String, DebeziumJsonDeserializationSchema> flink = new LinkedHashMap<>();
 
         int n = 0;
-        try (BufferedWriter out = new BufferedWriter(new FileWriter(a.get("--out"), StandardCharsets.UTF_8))) {
+        FileWriter file = new FileWriter(a.get("--out"), StandardCharsets.UTF_8);
+        try (BufferedWriter out = new BufferedWriter(file)) {
             for (Rec r : recs) {
                 Map<String, Object> line = new LinkedHashMap<>();
                 line.put("side", r.side());
@@ -340,7 +343,7 @@ public final class ConsumerCheck {
 
     // -- Flink -----------------------------------------------------------------------
 
-    /** Invariant 3: the Flink type that reads the JSON JsonConverter writes for a Connect schema. */
+    /** Invariant 3: the Flink type that reads what JsonConverter writes for a Connect schema. */
     private static DataType flinkType(Schema s) {
         switch (s.type()) {
             case INT8:
@@ -378,8 +381,9 @@ public final class ConsumerCheck {
         }
     }
 
-    private static DebeziumJsonDeserializationSchema flinkDeserializer(RowType table) throws Exception {
-        DataType physical = org.apache.flink.table.types.utils.TypeConversions.fromLogicalToDataType(table);
+    private static DebeziumJsonDeserializationSchema flinkDeserializer(RowType table)
+            throws Exception {
+        DataType physical = TypeConversions.fromLogicalToDataType(table);
         DebeziumJsonDeserializationSchema des = new DebeziumJsonDeserializationSchema(
                 physical, List.of(), InternalTypeInfo.of(table), true /* schema-include */,
                 false /* ignore-parse-errors */, TimestampFormat.ISO_8601);
@@ -455,8 +459,10 @@ public final class ConsumerCheck {
             case MAP: {
                 MapType mt = (MapType) t;
                 MapData md = (MapData) v;
-                List<Object> keys = (List<Object>) flinkValue(new ArrayType(mt.getKeyType()), md.keyArray());
-                List<Object> vals = (List<Object>) flinkValue(new ArrayType(mt.getValueType()), md.valueArray());
+                List<Object> keys = (List<Object>) flinkValue(new ArrayType(mt.getKeyType()),
+                        md.keyArray());
+                List<Object> vals = (List<Object>) flinkValue(new ArrayType(mt.getValueType()),
+                        md.valueArray());
                 List<Object> out = new ArrayList<>();
                 for (int i = 0; i < keys.size(); i++) {
                     out.add(Arrays.asList(keys.get(i), vals.get(i)));
