@@ -78,7 +78,7 @@ public final class ConsumerCheck {
     }
 
     /** One record as a producer wrote it: the exact text of key and value (null if null). */
-    private record Rec(String side, String topic, int index, String key, String value) {
+    record Rec(String side, String topic, int index, String key, String value) {
     }
 
     private static final JsonFactory JSON = new JsonFactory();
@@ -192,7 +192,7 @@ public final class ConsumerCheck {
         return f;
     }
 
-    private static void readDebezium(File file, List<Rec> recs) throws java.io.IOException {
+    static void readDebezium(File file, List<Rec> recs) throws java.io.IOException {
         Map<String, Integer> counts = new LinkedHashMap<>();
         for (String line : Files.readAllLines(file.toPath(), StandardCharsets.UTF_8)) {
             if (line.isBlank()) {
@@ -205,7 +205,7 @@ public final class ConsumerCheck {
         }
     }
 
-    private static void readTidemark(File dir, List<Rec> recs) throws java.io.IOException {
+    static void readTidemark(File dir, List<Rec> recs) throws java.io.IOException {
         File[] files = dir.listFiles((d, name) -> name.endsWith(".jsonl"));
         if (files == null) {
             throw new java.io.IOException("cannot list " + dir);
