@@ -41,11 +41,37 @@ import compare  # noqa: E402
 from test_compat import SCHEMA, WORKLOAD, make_slots, run_both  # noqa: E402
 
 CHECK_MAIN = "io.tidemark.compat.ConsumerCheck"
+JDBC_MAIN = "io.tidemark.compat.JdbcSinkCheck"
 MODES = ("streaming", "snapshot")
 TIDEMARK_SNAPSHOT = {"streaming": "never", "snapshot": "initial"}
 
 # Non-key NOT NULL columns of shop.public.defaults (test_compat.SCHEMA).
 DEFAULTS_NOT_NULL = ("n", "s", "d", "b")
+
+# The topics the JDBC sink writes (every keyed table; a keyless table and the
+# message topic have no place in a keyed upsert sink): topic -> (source table,
+# the table the sink names after the topic).
+JDBC_TOPICS = {
+    "shop.public.everything": ("public.everything", "shop_public_everything"),
+    "shop.public.defaults": ("public.defaults", "shop_public_defaults"),
+    "shop.public.full_ident": ("public.full_ident", "shop_public_full_ident"),
+    "shop.public.trunc_me": ("public.trunc_me", "shop_public_trunc_me"),
+    "shop.public.Mixed": ('public."Mixed"', "shop_public_mixed"),
+    "shop.inv.items": ("inv.items", "shop_inv_items"),
+}
+# Target tables that must equal their source table.  The others differ from
+# the source for Debezium's own records as much as for tidemark's (and must
+# equal what the sink made of Debezium's records): shop.public.everything
+# through the sink's own type mappings (±infinity, the TOAST placeholder
+# written as a value, the row with time '24:00:00', which the sink cannot
+# write: "Invalid value for NanoOfDay"); trunc_me in streaming, since
+# Debezium's default skips the TRUNCATE.
+JDBC_SOURCE_EQUAL = {
+    "streaming": ("shop.public.defaults", "shop.public.full_ident", "shop.public.Mixed",
+                  "shop.inv.items"),
+    "snapshot": ("shop.public.defaults", "shop.public.full_ident", "shop.public.Mixed",
+                 "shop.inv.items", "shop.public.trunc_me"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,14 @@ class Known:
 
 def _leaf(path: str) -> str:
     return path.rsplit(".", 1)[-1]
+
+
+def _schema_default(d) -> bool:
+    """A column default: in the Connect schema, or in the table the JDBC sink
+    creates from it (schema.evolution=basic writes the schema's default as
+    the column's DEFAULT)."""
+    return ((d.consumer == "connect-schema" and _leaf(d.path) == "default")
+            or (d.consumer == "jdbc-ddl" and _leaf(d.path) == "column_default"))
 
 
 def _in_before_of_defaults(d) -> bool:
@@ -77,12 +111,14 @@ KNOWN = [
           _in_before_of_defaults),
     Known("streaming", "row7-schema-defaults",
           "issue 10 row 7: column defaults in the Connect schema (\"default\": 42 ...) of "
-          "shop.public.defaults and shop.inv.items",
-          lambda d: d.consumer == "connect-schema" and _leaf(d.path) == "default"),
+          "shop.public.defaults and shop.inv.items, and so in the DEFAULT of the columns "
+          "the JDBC sink creates",
+          lambda d: _schema_default(d)),
     Known("snapshot", "row7-schema-defaults",
           "issue 10 row 7: column defaults in the Connect schema (\"default\": 42 ...) of "
-          "shop.public.defaults and shop.inv.items",
-          lambda d: d.consumer == "connect-schema" and _leaf(d.path) == "default"),
+          "shop.public.defaults and shop.inv.items, and so in the DEFAULT of the columns "
+          "the JDBC sink creates",
+          lambda d: _schema_default(d)),
     Known("snapshot", "snapshot-markers",
           "snapshot markers: source.snapshot (first / first_in_data_collection / "
           "last_in_data_collection / last) and source.txId of snapshot reads",
@@ -145,6 +181,8 @@ class Outcome:
     pairs: list              # (topic, op, key text, debezium line, tidemark line)
     unpaired: list           # (side, topic, op, key text)
     diffs: list = field(default_factory=list)        # unexplained
+    jdbc: dict = field(default_factory=dict)         # run_jdbc's result
+    jdbc_diffs: list = field(default_factory=list)   # unexplained, JDBC sink
     known: dict = field(default_factory=dict)        # Known -> [Diff]
     allowed: dict = field(default_factory=dict)      # path -> count
     report: str = ""
@@ -172,7 +210,61 @@ def pair_records(deb: dict, tm: dict):
     return pairs, unpaired
 
 
-def analyse(mode: str, checked: list, deb: dict, tm: dict) -> Outcome:
+def classify(out: Outcome, diff: Diff, unexplained: list) -> None:
+    """Counts an allowed difference, files a known one under KNOWN, or adds
+    it to unexplained."""
+    why = compare.allowed_reason(diff.path, diff.op, diff.debezium, diff.tidemark)
+    if why:
+        out.allowed[diff.path] = out.allowed.get(diff.path, 0) + 1
+        return
+    known = next((k for k in KNOWN if k.mode == out.mode and k.covers(diff)), None)
+    if known is None:
+        unexplained.append(diff)
+    else:
+        out.known.setdefault(known, []).append(diff)
+
+
+def jdbc_diffs(mode: str, jdbc: dict, deb: dict, tm: dict) -> list:
+    """The JDBC sink's results for tidemark's records against those for
+    Debezium's: the records it failed on, the rows and the columns of every
+    target table; and tidemark's target tables against the source."""
+    found = []
+    raw = {"debezium": deb, "tidemark": tm}
+    failed = {}
+    for side in ("debezium", "tidemark"):
+        for f in jdbc["failures"][side]:
+            rec = raw[side][f["topic"]][f["index"]]
+            sig = (f["topic"], compare.kind(rec), compare._key_text(rec))
+            failed.setdefault(sig, {})[side] = f["error"]
+    for (topic, op, key), errs in failed.items():
+        if errs.get("debezium") != errs.get("tidemark"):
+            found.append(Diff(topic, op, key, "jdbc-put", "jdbc.put", errs.get("debezium"),
+                              errs.get("tidemark")))
+    for topic, t in jdbc["tables"].items():
+        table = JDBC_TOPICS[topic][1]
+        d_rows, t_rows = t["debezium"], t["tidemark"]
+        if d_rows != t_rows:
+            found.append(Diff(topic, "-", "-", "jdbc-table", f"jdbc.{table}.rows",
+                              [r for r in d_rows if r not in t_rows],
+                              [r for r in t_rows if r not in d_rows]))
+        if topic in JDBC_SOURCE_EQUAL[mode] and t["source"] != t_rows:
+            found.append(Diff(topic, "-", "-", "jdbc-source", f"jdbc.{table}.rows vs source",
+                              [r for r in t["source"] if r not in t_rows],
+                              [r for r in t_rows if r not in t["source"]]))
+        d_cols = {c[0]: c for c in t["ddl_debezium"]}
+        t_cols = {c[0]: c for c in t["ddl_tidemark"]}
+        for name in list(d_cols) + [c for c in t_cols if c not in d_cols]:
+            dc, tc = d_cols.get(name), t_cols.get(name)
+            for i, attr in enumerate(("column_name", "data_type", "is_nullable", "column_default")):
+                x = dc[i] if dc else None
+                y = tc[i] if tc else None
+                if x != y:
+                    found.append(Diff(topic, "-", name, "jdbc-ddl", f"jdbc.{table}.{name}.{attr}",
+                                      x, y))
+    return found
+
+
+def analyse(mode: str, checked: list, deb: dict, tm: dict, jdbc: dict = None) -> Outcome:
     by = {(c["side"], c["topic"], c["index"]): c for c in checked}
     raw_pairs, unpaired = pair_records(deb, tm)
     out = Outcome(mode, checked, [], unpaired)
@@ -193,15 +285,11 @@ def analyse(mode: str, checked: list, deb: dict, tm: dict) -> Outcome:
         for p, x, y in _diffs(d["flink"], t["flink"], "flink"):
             found.append(Diff(topic, op, key, "flink", p, x, y))
         for diff in found:
-            why = compare.allowed_reason(diff.path, op, diff.debezium, diff.tidemark)
-            if why:
-                out.allowed[diff.path] = out.allowed.get(diff.path, 0) + 1
-                continue
-            known = next((k for k in KNOWN if k.mode == mode and k.covers(diff)), None)
-            if known is None:
-                out.diffs.append(diff)
-            else:
-                out.known.setdefault(known, []).append(diff)
+            classify(out, diff, out.diffs)
+    if jdbc:
+        out.jdbc = jdbc
+        for diff in jdbc_diffs(mode, jdbc, deb, tm):
+            classify(out, diff, out.jdbc_diffs)
     out.report = report(out)
     return out
 
@@ -236,6 +324,23 @@ def report(o: Outcome) -> str:
     lines.append("")
     lines.append("== Unexplained differences ==")
     lines += [f"  {d.line()}" for d in o.diffs] or ["  none"]
+    if o.jdbc:
+        lines.append("")
+        lines.append("== Debezium's JDBC sink: records it failed on (Debezium's | tidemark's) ==")
+        for side in ("debezium", "tidemark"):
+            for f in o.jdbc["failures"][side]:
+                lines.append(f"  {side}: {f['topic']} #{f['index'] + 1}: {f['error'][:200]}")
+        lines.append("== Debezium's JDBC sink: target tables (rows: Debezium's, tidemark's; "
+                     "source) ==")
+        for topic, t in o.jdbc["tables"].items():
+            same = "same rows" if t["debezium"] == t["tidemark"] else "DIFFERENT rows"
+            src = ("= source" if t["tidemark"] == t["source"] else
+                   "differs from source" + ("" if topic in JDBC_SOURCE_EQUAL[o.mode]
+                                            else " (as Debezium's; see JDBC_SOURCE_EQUAL)"))
+            lines.append(f"  {JDBC_TOPICS[topic][1]}: {len(t['debezium'])}, {len(t['tidemark'])} "
+                         f"rows, {same}; tidemark's {src}")
+        lines.append("== Unexplained JDBC sink differences ==")
+        lines += [f"  {d.line()}" for d in o.jdbc_diffs] or ["  none"]
     lines.append("")
     lines.append("== Known differences (being fixed; test_known_difference, xfail strict) ==")
     for k in KNOWN:
@@ -249,6 +354,47 @@ def report(o: Outcome) -> str:
     lines.append("== Allowed differences (compare.ALLOWED*) ==")
     lines += [f"  {p}: {n}x" for p, n in o.allowed.items()] or ["  none"]
     return "\n".join(lines)
+
+
+def _rows(pg, db: str, sql: str) -> list:
+    return sorted(line for line in pg.psql(sql, db=db).splitlines() if line)
+
+
+def run_jdbc(pg, db: str, mode: str, dbz_out: Path, tm_out: Path, debezium_cmd,
+             tmp_path: Path) -> dict:
+    """Debezium's JDBC sink (JdbcSinkCheck) on each producer's records, into
+    a database of its own; returns the records it failed on and, per topic,
+    the rows of the source table and of both target tables, and the target
+    tables' columns."""
+    res = {"failures": {}, "tables": {t: {} for t in JDBC_TOPICS}}
+    try:
+        for side, arg in (("debezium", ["--debezium", str(dbz_out)]),
+                          ("tidemark", ["--tidemark", str(tm_out)])):
+            target = f"{db}_jdbc_{side}"
+            pg.psql(f'DROP DATABASE IF EXISTS "{target}"; CREATE DATABASE "{target}";')
+            failures, log = tmp_path / f"jdbc-{side}.jsonl", tmp_path / f"jdbc-{side}.log"
+            cmd = debezium_cmd[:-1] + [JDBC_MAIN] + arg + [
+                "--topics", ",".join(JDBC_TOPICS), "--url",
+                f"jdbc:postgresql://{pg.host}:{pg.port}/{target}", "--user", "postgres",
+                "--out", str(failures)]
+            r = subprocess.run(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, timeout=600)
+            assert r.returncode == 0, (f"JdbcSinkCheck ({side}) exited with {r.returncode}:\n"
+                                       f"{log.read_text(errors='replace')[-6000:]}")
+            res["failures"][side] = [json.loads(line) for line in
+                                     failures.read_text().splitlines() if line]
+            for topic, (source, table) in JDBC_TOPICS.items():
+                t = res["tables"][topic]
+                t[side] = _rows(pg, target, f'SELECT * FROM "{table}"')
+                t[f"ddl_{side}"] = [line.split("|") for line in pg.psql(
+                    "SELECT column_name, data_type, is_nullable, column_default "
+                    "FROM information_schema.columns "
+                    f"WHERE table_name = '{table}' ORDER BY ordinal_position",
+                    db=target).splitlines() if line]
+                t["source"] = _rows(pg, db, f"SELECT * FROM {source}")
+    finally:
+        for side in ("debezium", "tidemark"):
+            pg.psql(f'DROP DATABASE IF EXISTS "{db}_jdbc_{side}";', check=False)
+    return res
 
 
 def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
@@ -268,6 +414,7 @@ def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
             make_slots(pg, db)
         _, _, dbz_out, tm_out = run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd,
                                          TIDEMARK_SNAPSHOT[mode])
+        jdbc = run_jdbc(pg, db, mode, dbz_out, tm_out, debezium_cmd, tmp_path)
     finally:
         pg.drop_database(db)
     checked_out, log = tmp_path / "consumers.jsonl", tmp_path / "consumers.log"
@@ -277,7 +424,8 @@ def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
     assert r.returncode == 0, (f"ConsumerCheck exited with {r.returncode}:\n"
                                f"{log.read_text(errors='replace')[-6000:]}")
     checked = [json.loads(line) for line in checked_out.read_text().splitlines() if line]
-    o = analyse(mode, checked, compare.read_debezium(dbz_out), compare.read_tidemark(tm_out))
+    o = analyse(mode, checked, compare.read_debezium(dbz_out), compare.read_tidemark(tm_out),
+                jdbc)
     target = HERE / "target"
     target.mkdir(exist_ok=True)
     shutil.copyfile(checked_out, target / f"consumers-{mode}.jsonl")
@@ -365,3 +513,19 @@ def test_known_difference(outcome, known):
     o = outcome(known.mode)
     got = o.known.get(known, [])
     assert not got, f"{known.name}:\n" + "\n".join(d.line() for d in got)
+
+
+@pytest.mark.deadline(900)
+@pytest.mark.parametrize("mode", MODES)
+def test_jdbc_sink(outcome, mode):
+    """Debezium's JDBC sink (upsert, deletes, key from the record key, tables
+    created from the schemas) fed tidemark's records writes the same target
+    tables, rows and columns, as when fed Debezium's, and fails on exactly the
+    records it fails on for Debezium; the target tables in JDBC_SOURCE_EQUAL
+    equal their source table."""
+    o = outcome(mode)
+    assert o.jdbc, "the JDBC sink did not run"
+    assert any(t["tidemark"] for t in o.jdbc["tables"].values()), "the sink wrote no row"
+    assert not o.jdbc_diffs, (f"the JDBC sink's results for tidemark's records differ "
+                              f"({len(o.jdbc_diffs)}):\n"
+                              + "\n".join(d.line() for d in o.jdbc_diffs) + f"\n\n{o.report}")
