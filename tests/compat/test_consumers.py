@@ -38,10 +38,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import compare  # noqa: E402
-from test_compat import SCHEMA, WORKLOAD, make_slots, run_both  # noqa: E402
+from pgserver import lsn_to_int  # noqa: E402
+from test_compat import (DBZ_SLOT, PREFIX, PUBLICATION, SCHEMA, WORKLOAD,  # noqa: E402
+                         make_slots, run_both, slot_lsn)
+from tidemark import Tidemark, cdc_job, wait_until  # noqa: E402
 
 CHECK_MAIN = "io.tidemark.compat.ConsumerCheck"
 JDBC_MAIN = "io.tidemark.compat.JdbcSinkCheck"
+# A third slot, a copy of Debezium's, for tidemark's Kafka sink (streaming).
+KAFKA_SLOT = "compat_tmk"
 MODES = ("streaming", "snapshot")
 TIDEMARK_SNAPSHOT = {"streaming": "never", "snapshot": "initial"}
 
@@ -93,7 +98,7 @@ def _schema_default(d) -> bool:
     creates from it (schema.evolution=basic writes the schema's default as
     the column's DEFAULT)."""
     return ((d.consumer == "connect-schema" and _leaf(d.path) == "default")
-            or (d.consumer == "jdbc-ddl" and _leaf(d.path) == "column_default"))
+            or (d.consumer.endswith("-ddl") and _leaf(d.path) == "column_default"))
 
 
 def _in_before_of_defaults(d) -> bool:
@@ -224,43 +229,52 @@ def classify(out: Outcome, diff: Diff, unexplained: list) -> None:
         out.known.setdefault(known, []).append(diff)
 
 
-def jdbc_diffs(mode: str, jdbc: dict, deb: dict, tm: dict) -> list:
-    """The JDBC sink's results for tidemark's records against those for
+def _failed_record(f: dict) -> dict:
+    return {"key": compare.loads(f["key"]) if f.get("key") is not None else None,
+            "value": compare.loads(f["value"]) if f.get("value") is not None else None}
+
+
+def jdbc_diffs(mode: str, jdbc: dict) -> list:
+    """The JDBC sink's results for tidemark's records (from the file sink, and
+    from the Kafka sink's topics when a broker ran) against those for
     Debezium's: the records it failed on, the rows and the columns of every
     target table; and tidemark's target tables against the source."""
     found = []
-    raw = {"debezium": deb, "tidemark": tm}
-    failed = {}
-    for side in ("debezium", "tidemark"):
-        for f in jdbc["failures"][side]:
-            rec = raw[side][f["topic"]][f["index"]]
-            sig = (f["topic"], compare.kind(rec), compare._key_text(rec))
-            failed.setdefault(sig, {})[side] = f["error"]
-    for (topic, op, key), errs in failed.items():
-        if errs.get("debezium") != errs.get("tidemark"):
-            found.append(Diff(topic, op, key, "jdbc-put", "jdbc.put", errs.get("debezium"),
-                              errs.get("tidemark")))
-    for topic, t in jdbc["tables"].items():
-        table = JDBC_TOPICS[topic][1]
-        d_rows, t_rows = t["debezium"], t["tidemark"]
-        if d_rows != t_rows:
-            found.append(Diff(topic, "-", "-", "jdbc-table", f"jdbc.{table}.rows",
-                              [r for r in d_rows if r not in t_rows],
-                              [r for r in t_rows if r not in d_rows]))
-        if topic in JDBC_SOURCE_EQUAL[mode] and t["source"] != t_rows:
-            found.append(Diff(topic, "-", "-", "jdbc-source", f"jdbc.{table}.rows vs source",
-                              [r for r in t["source"] if r not in t_rows],
-                              [r for r in t_rows if r not in t["source"]]))
-        d_cols = {c[0]: c for c in t["ddl_debezium"]}
-        t_cols = {c[0]: c for c in t["ddl_tidemark"]}
-        for name in list(d_cols) + [c for c in t_cols if c not in d_cols]:
-            dc, tc = d_cols.get(name), t_cols.get(name)
-            for i, attr in enumerate(("column_name", "data_type", "is_nullable", "column_default")):
-                x = dc[i] if dc else None
-                y = tc[i] if tc else None
-                if x != y:
-                    found.append(Diff(topic, "-", name, "jdbc-ddl", f"jdbc.{table}.{name}.{attr}",
-                                      x, y))
+    for side in [s for s in ("tidemark", "kafka") if s in jdbc["failures"]]:
+        who = "jdbc" if side == "tidemark" else "jdbc-kafka"
+        failed = {}
+        for s in ("debezium", side):
+            for f in jdbc["failures"][s]:
+                rec = _failed_record(f)
+                sig = (f["topic"], compare.kind(rec), compare._key_text(rec))
+                failed.setdefault(sig, {})[s] = f["error"]
+        for (topic, op, key), errs in failed.items():
+            if errs.get("debezium") != errs.get(side):
+                found.append(Diff(topic, op, key, f"{who}-put", f"{who}.put",
+                                  errs.get("debezium"), errs.get(side)))
+        for topic, t in jdbc["tables"].items():
+            table = JDBC_TOPICS[topic][1]
+            d_rows, t_rows = t["debezium"], t[side]
+            if d_rows != t_rows:
+                found.append(Diff(topic, "-", "-", f"{who}-table", f"{who}.{table}.rows",
+                                  [r for r in d_rows if r not in t_rows],
+                                  [r for r in t_rows if r not in d_rows]))
+            if topic in JDBC_SOURCE_EQUAL[mode] and t["source"] != t_rows:
+                found.append(Diff(topic, "-", "-", f"{who}-source",
+                                  f"{who}.{table}.rows vs source",
+                                  [r for r in t["source"] if r not in t_rows],
+                                  [r for r in t_rows if r not in t["source"]]))
+            d_cols = {c[0]: c for c in t["ddl_debezium"]}
+            t_cols = {c[0]: c for c in t[f"ddl_{side}"]}
+            for name in list(d_cols) + [c for c in t_cols if c not in d_cols]:
+                dc, tc = d_cols.get(name), t_cols.get(name)
+                for i, attr in enumerate(("column_name", "data_type", "is_nullable",
+                                          "column_default")):
+                    x = dc[i] if dc else None
+                    y = tc[i] if tc else None
+                    if x != y:
+                        found.append(Diff(topic, "-", name, f"{who}-ddl",
+                                          f"{who}.{table}.{name}.{attr}", x, y))
     return found
 
 
@@ -288,7 +302,7 @@ def analyse(mode: str, checked: list, deb: dict, tm: dict, jdbc: dict = None) ->
             classify(out, diff, out.diffs)
     if jdbc:
         out.jdbc = jdbc
-        for diff in jdbc_diffs(mode, jdbc, deb, tm):
+        for diff in jdbc_diffs(mode, jdbc):
             classify(out, diff, out.jdbc_diffs)
     out.report = report(out)
     return out
@@ -326,19 +340,22 @@ def report(o: Outcome) -> str:
     lines += [f"  {d.line()}" for d in o.diffs] or ["  none"]
     if o.jdbc:
         lines.append("")
-        lines.append("== Debezium's JDBC sink: records it failed on (Debezium's | tidemark's) ==")
-        for side in ("debezium", "tidemark"):
+        lines.append("== Debezium's JDBC sink: records it failed on, per producer ==")
+        for side in o.jdbc["failures"]:
             for f in o.jdbc["failures"][side]:
                 lines.append(f"  {side}: {f['topic']} #{f['index'] + 1}: {f['error'][:200]}")
-        lines.append("== Debezium's JDBC sink: target tables (rows: Debezium's, tidemark's; "
-                     "source) ==")
+        lines.append("== Debezium's JDBC sink: target tables from tidemark's records (file sink; "
+                     "Kafka sink) vs from Debezium's, and vs the source ==")
+        if o.jdbc.get("kafka_skipped"):
+            lines.append(f"  (no Kafka broker: {o.jdbc['kafka_skipped']})")
         for topic, t in o.jdbc["tables"].items():
-            same = "same rows" if t["debezium"] == t["tidemark"] else "DIFFERENT rows"
-            src = ("= source" if t["tidemark"] == t["source"] else
-                   "differs from source" + ("" if topic in JDBC_SOURCE_EQUAL[o.mode]
-                                            else " (as Debezium's; see JDBC_SOURCE_EQUAL)"))
-            lines.append(f"  {JDBC_TOPICS[topic][1]}: {len(t['debezium'])}, {len(t['tidemark'])} "
-                         f"rows, {same}; tidemark's {src}")
+            for side in [s for s in ("tidemark", "kafka") if s in t]:
+                same = "same rows" if t["debezium"] == t[side] else "DIFFERENT rows"
+                src = ("= source" if t[side] == t["source"] else
+                       "differs from source" + ("" if topic in JDBC_SOURCE_EQUAL[o.mode]
+                                                else " (as Debezium's; see JDBC_SOURCE_EQUAL)"))
+                lines.append(f"  {JDBC_TOPICS[topic][1]} from {side}: {len(t[side])} rows "
+                             f"({len(t['debezium'])} from Debezium's), {same}; {src}")
         lines.append("== Unexplained JDBC sink differences ==")
         lines += [f"  {d.line()}" for d in o.jdbc_diffs] or ["  none"]
     lines.append("")
@@ -346,7 +363,11 @@ def report(o: Outcome) -> str:
     for k in KNOWN:
         if k.mode == o.mode:
             got = o.known.get(k, [])
-            lines.append(f"  {k.name}: {len(got)} difference(s)")
+            per = {}
+            for d in got:
+                per[d.consumer] = per.get(d.consumer, 0) + 1
+            lines.append(f"  {k.name}: {len(got)} difference(s) "
+                         f"({', '.join(f'{c} {n}' for c, n in per.items())})")
             lines += [f"      {d.line()}" for d in got[:12]]
             if len(got) > 12:
                 lines.append(f"      ... {len(got) - 12} more")
@@ -360,16 +381,18 @@ def _rows(pg, db: str, sql: str) -> list:
     return sorted(line for line in pg.psql(sql, db=db).splitlines() if line)
 
 
-def run_jdbc(pg, db: str, mode: str, dbz_out: Path, tm_out: Path, debezium_cmd,
-             tmp_path: Path) -> dict:
+def run_jdbc(pg, db: str, dbz_out: Path, tm_out: Path, debezium_cmd, tmp_path: Path,
+             kafka_bootstrap: str = None) -> dict:
     """Debezium's JDBC sink (JdbcSinkCheck) on each producer's records, into
     a database of its own; returns the records it failed on and, per topic,
     the rows of the source table and of both target tables, and the target
     tables' columns."""
     res = {"failures": {}, "tables": {t: {} for t in JDBC_TOPICS}}
+    sides = [("debezium", ["--debezium", str(dbz_out)]), ("tidemark", ["--tidemark", str(tm_out)])]
+    if kafka_bootstrap:
+        sides.append(("kafka", ["--kafka", kafka_bootstrap]))
     try:
-        for side, arg in (("debezium", ["--debezium", str(dbz_out)]),
-                          ("tidemark", ["--tidemark", str(tm_out)])):
+        for side, arg in sides:
             target = f"{db}_jdbc_{side}"
             pg.psql(f'DROP DATABASE IF EXISTS "{target}"; CREATE DATABASE "{target}";')
             failures, log = tmp_path / f"jdbc-{side}.jsonl", tmp_path / f"jdbc-{side}.log"
@@ -392,18 +415,39 @@ def run_jdbc(pg, db: str, mode: str, dbz_out: Path, tm_out: Path, debezium_cmd,
                     db=target).splitlines() if line]
                 t["source"] = _rows(pg, db, f"SELECT * FROM {source}")
     finally:
-        for side in ("debezium", "tidemark"):
+        for side, _ in sides:
             pg.psql(f'DROP DATABASE IF EXISTS "{db}_jdbc_{side}";', check=False)
     return res
 
 
-def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
+def run_kafka_sink(pg, db: str, tidemark_bin, kafka, tmp_path: Path, end_lsn: int) -> None:
+    """tidemark with its Kafka sink (Debezium's defaults: schemas, keys,
+    tombstones, the {source}.{schema}.{table} topics) on KAFKA_SLOT, until it
+    has confirmed end_lsn."""
+    source = {"connector": "postgres-cdc", "dsn": pg.dsn(db), "tables": "public.*, inv.*",
+              "slot": KAFKA_SLOT, "publication": PUBLICATION, "snapshot": "never"}
+    sink = {"connector": "kafka", "bootstrap_servers": kafka.bootstrap, "schemas": True}
+    daemon = Tidemark(cdc_job(source, sink, source_name=PREFIX), tmp_path / "tm-kafka",
+                      bin=tidemark_bin).start()
+    try:
+        def confirmed():
+            lsn = slot_lsn(pg, db, KAFKA_SLOT)
+            return lsn and lsn_to_int(lsn) >= end_lsn
+        wait_until(confirmed, 180, f"tidemark's Kafka sink to confirm LSN {end_lsn:X}", daemon)
+    finally:
+        daemon.terminate()
+
+
+def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd, kafka=None) -> Outcome:
     db = f"consumers_{mode}"
     pg.psql(f'DROP DATABASE IF EXISTS "{db}"; CREATE DATABASE "{db}";')
     try:
         pg.psql(SCHEMA, db=db)
         if mode == "streaming":
             make_slots(pg, db)
+            if kafka is not None:
+                pg.psql(f"SELECT pg_copy_logical_replication_slot('{DBZ_SLOT}', '{KAFKA_SLOT}');",
+                        db=db)
             pg.psql(WORKLOAD, db=db)
         else:
             # As test_snapshot_matches_debezium: the workload's rows, without its
@@ -414,7 +458,14 @@ def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
             make_slots(pg, db)
         _, _, dbz_out, tm_out = run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd,
                                          TIDEMARK_SNAPSHOT[mode])
-        jdbc = run_jdbc(pg, db, mode, dbz_out, tm_out, debezium_cmd, tmp_path)
+        bootstrap = None
+        if mode == "streaming" and kafka is not None:
+            end_lsn = lsn_to_int(pg.psql("SELECT pg_current_wal_lsn()", db=db))
+            run_kafka_sink(pg, db, tidemark_bin, kafka, tmp_path, end_lsn)
+            bootstrap = kafka.bootstrap
+        jdbc = run_jdbc(pg, db, dbz_out, tm_out, debezium_cmd, tmp_path, bootstrap)
+        if mode == "streaming" and kafka is None:
+            jdbc["kafka_skipped"] = KAFKA_MISSING
     finally:
         pg.drop_database(db)
     checked_out, log = tmp_path / "consumers.jsonl", tmp_path / "consumers.log"
@@ -434,9 +485,31 @@ def run_mode(mode, pg, tmp_path, tidemark_bin, debezium_cmd) -> Outcome:
     return o
 
 
+KAFKA_MISSING = ""
+
+
 @pytest.fixture(scope="module")
-def outcome(pg, tidemark_bin, debezium_cmd, tmp_path_factory):
-    """outcome(mode): the workload through both producers and both consumers,
+def kafka_broker():
+    """A Kafka broker for the Kafka sink's records (tests/lib/kafkaserver.py),
+    or None when one cannot run here (the JDBC sink then reads the files only,
+    and test_jdbc_sink_from_kafka skips)."""
+    global KAFKA_MISSING
+    from kafkaserver import STEADY_CONF, KafkaServer, missing_prerequisite
+    KAFKA_MISSING = missing_prerequisite() or ""
+    if KAFKA_MISSING:
+        yield None
+        return
+    server = KafkaServer(extra_conf=STEADY_CONF)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def outcome(pg, tidemark_bin, debezium_cmd, tmp_path_factory, kafka_broker):
+    """outcome(mode): the workload through both producers and all consumers,
     run once per mode on first use."""
     cache = {}
 
@@ -444,7 +517,7 @@ def outcome(pg, tidemark_bin, debezium_cmd, tmp_path_factory):
         if mode not in cache:
             try:
                 cache[mode] = run_mode(mode, pg, tmp_path_factory.mktemp(f"consumers-{mode}"),
-                                       tidemark_bin, debezium_cmd)
+                                       tidemark_bin, debezium_cmd, kafka_broker)
             except BaseException as e:
                 cache[mode] = e
                 raise
@@ -529,3 +602,17 @@ def test_jdbc_sink(outcome, mode):
     assert not o.jdbc_diffs, (f"the JDBC sink's results for tidemark's records differ "
                               f"({len(o.jdbc_diffs)}):\n"
                               + "\n".join(d.line() for d in o.jdbc_diffs) + f"\n\n{o.report}")
+
+
+@pytest.mark.deadline(900)
+def test_jdbc_sink_from_kafka(outcome):
+    """The same through Kafka: tidemark's Kafka sink writes the streaming
+    workload's topics on a real broker, the JDBC sink reads them there, and
+    writes what it writes from Debezium's records (checked by test_jdbc_sink
+    with the other differences; this test says whether the Kafka leg ran)."""
+    o = outcome("streaming")
+    if "kafka" not in o.jdbc["failures"]:
+        pytest.skip(f"no Kafka broker here: {o.jdbc.get('kafka_skipped')}")
+    assert any(t["kafka"] for t in o.jdbc["tables"].values()), "the sink wrote no row from Kafka"
+    bad = [d for d in o.jdbc_diffs if d.consumer.startswith("jdbc-kafka")]
+    assert not bad, "\n".join(d.line() for d in bad)

@@ -1,9 +1,9 @@
 /*
  * JdbcSinkCheck: runs Debezium's JDBC sink connector task on one producer's
- * records (DebeziumRunner's file or tidemark's file sink folder) into a
- * PostgreSQL database, for tests/compat/test_consumers.py to compare the
- * tables it writes with the source tables and with what the same sink made
- * of Debezium's records.
+ * records (DebeziumRunner's file, tidemark's file sink folder, or the topics
+ * tidemark's Kafka sink wrote on a broker) into a PostgreSQL database, for
+ * tests/compat/test_consumers.py to compare the tables it writes with the
+ * source tables and with what the same sink made of Debezium's records.
  *
  * Invariants:
  *   1. Records reach the task as a Kafka Connect worker would hand them over:
@@ -19,9 +19,14 @@
  *   3. Only the topics named by --topics are written; a table without a
  *      primary key or a message topic has no place in a keyed upsert sink.
  *   4. Exit 0 once every record was offered to the sink; each record the
- *      sink failed on is a line {"topic","index","error"} in --out, the way
+ *      sink failed on is a line {"topic","index","key","value","error"} in
+ *      --out (key and value as their text), the way
  *      a worker with errors.tolerance=all sends it to a dead-letter queue.
- *   5. One record per put(), so that a failure names its record; after a
+ *   5. From Kafka: every partition of each topic from its first offset to the
+ *      end offset it had when the run began, partitions one after another
+ *      (each table's records are in one partition by key, so their order is
+ *      kept); the index is the record's offset.
+ *   6. One record per put(), so that a failure names its record; after a
  *      failure the task is stopped and a fresh one started (the task refuses
  *      every later put once one failed).
  *
@@ -33,6 +38,7 @@ import java.io.BufferedWriter;
 import java.io.File;
 import java.io.FileWriter;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -40,10 +46,15 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.Set;
 
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.metrics.PluginMetrics;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.connect.data.SchemaAndValue;
 import org.apache.kafka.connect.json.JsonConverter;
 import org.apache.kafka.connect.sink.SinkRecord;
@@ -58,7 +69,8 @@ public final class JdbcSinkCheck {
     }
 
     private static String usage() {
-        return "usage: JdbcSinkCheck (--debezium FILE.jsonl | --tidemark DIR) --topics T1,T2,..."
+        return "usage: JdbcSinkCheck (--debezium FILE.jsonl | --tidemark DIR | --kafka BOOTSTRAP)"
+                + " --topics T1,T2,..."
                 + " --url JDBC_URL --user U [--password PW] --out FAILURES.jsonl";
     }
 
@@ -71,19 +83,22 @@ public final class JdbcSinkCheck {
         for (int i = 0; i + 1 < args.length; i += 2) {
             a.put(args[i], args[i + 1]);
         }
-        boolean input = a.containsKey("--debezium") || a.containsKey("--tidemark");
+        boolean input = a.containsKey("--debezium") || a.containsKey("--tidemark")
+                || a.containsKey("--kafka");
         if (!input || !a.containsKey("--topics") || !a.containsKey("--url")
                 || !a.containsKey("--user") || !a.containsKey("--out")) {
             System.err.println(usage());
             System.exit(2);
         }
         List<ConsumerCheck.Rec> recs = new ArrayList<>();
+        Set<String> topics = new HashSet<>(Arrays.asList(a.get("--topics").split(",")));
         if (a.containsKey("--debezium")) {
             ConsumerCheck.readDebezium(new File(a.get("--debezium")), recs);
-        } else {
+        } else if (a.containsKey("--tidemark")) {
             ConsumerCheck.readTidemark(new File(a.get("--tidemark")), recs);
+        } else {
+            readKafka(a.get("--kafka"), topics, recs);
         }
-        Set<String> topics = new HashSet<>(Arrays.asList(a.get("--topics").split(",")));
 
         JsonConverter keyConv = new JsonConverter();
         keyConv.configure(Map.of("schemas.enable", "true"), true);
@@ -130,6 +145,8 @@ public final class JdbcSinkCheck {
                     Map<String, Object> line = new LinkedHashMap<>();
                     line.put("topic", r.topic());
                     line.put("index", r.index());
+                    line.put("key", r.key());
+                    line.put("value", r.value());
                     line.put("error", error);
                     out.write(mapper.writeValueAsString(line));
                     out.write('\n');
@@ -142,6 +159,47 @@ public final class JdbcSinkCheck {
         }
         System.err.println("JdbcSinkCheck: put " + put + " records, " + failed + " failed");
         System.exit(0);
+    }
+
+    private static String text(byte[] b) {
+        return b == null ? null : new String(b, StandardCharsets.UTF_8);
+    }
+
+    /** Invariant 5: the topics' records as they are on the broker now. */
+    private static void readKafka(String bootstrap, Set<String> topics,
+            List<ConsumerCheck.Rec> recs) {
+        Properties p = new Properties();
+        p.setProperty("bootstrap.servers", bootstrap);
+        p.setProperty("enable.auto.commit", "false");
+        p.setProperty("isolation.level", "read_committed");
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(),
+                new ByteArrayDeserializer())) {
+            for (String topic : topics) {
+                List<PartitionInfo> infos = c.partitionsFor(topic, Duration.ofSeconds(30));
+                if (infos == null) {
+                    continue;
+                }
+                for (PartitionInfo info : infos) {
+                    TopicPartition tp = new TopicPartition(topic, info.partition());
+                    c.assign(List.of(tp));
+                    c.seekToBeginning(List.of(tp));
+                    long end = c.endOffsets(List.of(tp)).get(tp);
+                    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+                    while (c.position(tp) < end) {
+                        if (System.nanoTime() > deadline) {
+                            throw new IllegalStateException("cannot read " + tp + " to offset "
+                                    + end);
+                        }
+                        for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+                            if (r.offset() < end) {
+                                recs.add(new ConsumerCheck.Rec("kafka", topic, (int) r.offset(),
+                                        text(r.key()), text(r.value())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /** One JdbcSinkConnectorTask, started, with its partitions open. */
