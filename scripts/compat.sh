@@ -3,7 +3,9 @@
 # 3.6.1.Final's embedded engine and PostgreSQL connector, from Maven Central
 # into ~/.m2), then runs tests/compat/test_compat.py, which feeds the same
 # slot contents to Debezium and to tidemark and compares their records field
-# by field.
+# by field, and tests/compat/test_consumers.py, which feeds both sides'
+# records to real consumers (Kafka Connect's JsonConverter, Flink's
+# debezium-json, Debezium's JDBC sink; the same Maven module builds them).
 #
 # Not part of scripts/test.sh (which names its own test folders): the known
 # differences of issue 10 make it fail until they are fixed.  The reports go
