@@ -1158,7 +1158,25 @@ struct tm_dbz_encoder {
     unsigned ntables;
     tm_buf_t source_schema; /* the source field of the envelope schema, constant */
     tm_buf_t scratch;
+    const tm_dbz_txblock_t *txblock; /* tm_dbz_encoder_set_txblock(), borrowed */
 };
+
+void tm_dbz_encoder_set_txblock(tm_dbz_encoder_t *enc, const tm_dbz_txblock_t *blk)
+{
+    enc->txblock = blk;
+}
+
+/* ,"transaction":… — the block set by the sink (provide.transaction.metadata), or null. */
+static int w_txblock(const tm_dbz_encoder_t *enc, tm_buf_t *out)
+{
+    const tm_dbz_txblock_t *b = enc->txblock;
+    if (b == NULL)
+        return tm_buf_puts(out, ",\"transaction\":null");
+    return tm_buf_appendf(out,
+                          ",\"transaction\":{\"id\":\"%s\",\"total_order\":%lld,"
+                          "\"data_collection_order\":%lld}",
+                          b->id, (long long)b->total_order, (long long)b->data_collection_order);
+}
 
 static void enc_table_free(enc_table_t *t)
 {
@@ -1950,7 +1968,8 @@ static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *
     tm_buf_release(&db);
     tm_buf_release(&tail);
     TRY(rc);
-    TRY(BPUTS(out, ",\"transaction\":null,\"message\":{\"prefix\":"));
+    TRY(w_txblock(enc, out));
+    TRY(BPUTS(out, ",\"message\":{\"prefix\":"));
     TRY(rec->msg_prefix != NULL ? w_str(out, rec->msg_prefix) : BPUTS(out, "null"));
     TRY(BPUTS(out, ",\"content\":"));
     if (rec->msg_content != NULL || rec->msg_len == 0) {
@@ -1980,7 +1999,8 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     TRY(BPUTS(out, ",\"after\":"));
     TRY(w_row(enc, t, rows ? rec->after : NULL, out));
     TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
-    char opbuf[] = ",\"transaction\":null,\"op\":\"?\"";
+    TRY(w_txblock(enc, out));
+    char opbuf[] = ",\"op\":\"?\"";
     opbuf[sizeof(opbuf) - 3] = (char)rec->op;
     TRY(bput(out, opbuf, sizeof(opbuf) - 1));
     TRY(w_envelope_ts(out, rec->proc_us));
