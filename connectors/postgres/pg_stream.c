@@ -494,6 +494,12 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
         rec->src.ts_us = st->prev_commit_ts_us != 0 ? st->prev_commit_ts_us : rec->proc_us;
         rec->src.commit_lsn = lsn;
         rec->src.xid = 0;
+        /*
+         * Debezium counts the message as the last commit: the next
+         * transaction's sequence[0] is its LSN (tests/compat/test_txmeta.py).
+         * tx_lsn, set above, keeps the end of the transaction before it.
+         */
+        st->prev_commit_end = lsn;
     }
     tm_batch_t *b = src->cur;
     rec->msg_prefix = tm_arena_strdup(&b->arena, msg->u.message.prefix);

@@ -1065,16 +1065,17 @@ int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema)
     const char *parts[3] = {schema->source_name,
                             schema->namespace != NULL ? schema->namespace : schema->db,
                             schema->table};
-    bool first = true;
-    for (int i = 0; i < 3; i++) {
-        if (parts[i] == NULL)
-            continue;
-        if (!first)
-            TRY(tm_buf_putc(out, '.'));
-        TRY(tm_buf_puts(out, parts[i]));
-        first = false;
-    }
-    return 0;
+    /*
+     * Debezium names a table's schemas after its topic, sanitized as topic
+     * names are ("sp ace" is shop.public.sp_ace.Value: tests/compat/test_txmeta.py).
+     */
+    tm_buf_t stem;
+    tm_buf_init(&stem);
+    int rc = tm_dbz_topic_name(parts, 3, ".", &stem);
+    if (rc == 0)
+        rc = tm_buf_append(out, stem.data, stem.len);
+    tm_buf_release(&stem);
+    return rc;
 }
 
 /* ======================================================================== */
