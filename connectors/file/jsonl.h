@@ -4,8 +4,11 @@
  *
  * Each record becomes one line: its Debezium value envelope, or
  * {"key":…,"value":…} with include_key.  Records are routed to a topic named
- * by a template ("{source}.{schema}.{table}" by default, Debezium's
- * topic.prefix.schema.table).  The caller supplies where a topic's bytes go.
+ * as Debezium names them (<prefix>.<schema>.<table>, sanitized:
+ * tm_dbz_topic_name), or by a `topic` template.  The caller supplies where a
+ * topic's bytes go.  With provide_transaction_metadata, BEGIN/END lines
+ * collect in txout for the topic tm_jsonl_tx_topic() names; heartbeats are
+ * rendered by tm_jsonl_heartbeat() when due.
  *
  * What is written follows Debezium's defaults: truncates are skipped
  * (skipped_operations = 't'), and an update that changes the primary key
