@@ -330,7 +330,17 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     switch (s->format) {
     case TM_KS_DEBEZIUM: {
         size_t start = m->data.len;
-        if ((rc = tm_dbz_encode_value(s->enc, rec, &m->data)) != 0)
+        tm_dbz_txblock_t blk;
+        /* provide_transaction_metadata: every event written counts, its tombstone does not. */
+        if (s->txmon != NULL) {
+            rc = tm_dbz_txmon_event(s->txmon, rec, &blk);
+            if (rc != 0 && rc != TM_ENOTFOUND)
+                return rc;
+            tm_dbz_encoder_set_txblock(s->enc, rc == 0 ? &blk : NULL);
+        }
+        rc = tm_dbz_encode_value(s->enc, rec, &m->data);
+        tm_dbz_encoder_set_txblock(s->enc, NULL);
+        if (rc != 0)
             return rc;
         val.off = (uint32_t)start;
         val.len = (uint32_t)(m->data.len - start);

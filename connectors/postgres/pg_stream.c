@@ -956,8 +956,15 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
         }
         if (r > 0)
             continue; /* budget used up: housekeeping, then more */
-        /* Nothing more is immediately available: what we have goes downstream now. */
-        if ((rc = seal(st)) != 0)
+        /*
+         * Nothing more is immediately available: what we have goes downstream
+         * now.  Not in the middle of a transaction, though: pgoutput sends a
+         * (not streamed) transaction whole once it has committed, so its
+         * Commit is at most a network delay away, and a batch sealed before
+         * it would leave the transaction's end to an empty batch, which sinks
+         * never see (Debezium's END event waits on it: docs/compat.md).
+         */
+        if (!st->tx.active && (rc = seal(st)) != 0)
             return rc;
         if (src->outq_len > 0) {
             rc = flush_outq(st, 100);
