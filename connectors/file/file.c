@@ -29,6 +29,7 @@
  *
  * Thread: sink thread (write/flush), main thread (new/open/free).
  */
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/failpoint.h"
 #include "core/fsutil.h"
@@ -330,13 +331,9 @@ static int out_open(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_siz
     return 0;
 }
 
-static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t errstr_size)
+/* The index of the output of the topic in s->topic (rendered, NUL-terminated), made on first use. */
+static int out_for_topic(tm_sink_t *s, char *errstr, size_t errstr_size)
 {
-    if (s->last_out >= 0 && rec->schema == s->last_schema && rec->schema != NULL &&
-        rec->op != TM_OP_MESSAGE)
-        return s->last_out;
-    if (tm_jsonl_topic(&s->w, rec, &s->topic) != 0)
-        return TM_ENOMEM;
     const char *topic = s->topic.data;
     int idx = -1;
     for (int i = 0; i < s->nouts; i++)
@@ -374,6 +371,19 @@ static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t er
                 return rc;
         }
     }
+    return idx;
+}
+
+static int out_for(tm_sink_t *s, const tm_record_t *rec, char *errstr, size_t errstr_size)
+{
+    if (s->last_out >= 0 && rec->schema == s->last_schema && rec->schema != NULL &&
+        rec->op != TM_OP_MESSAGE)
+        return s->last_out;
+    if (tm_jsonl_topic(&s->w, rec, &s->topic) != 0)
+        return TM_ENOMEM;
+    int idx = out_for_topic(s, errstr, errstr_size);
+    if (idx < 0)
+        return idx;
     if (rec->op != TM_OP_MESSAGE) {
         s->last_schema = rec->schema;
         s->last_out = idx;
@@ -418,22 +428,78 @@ static int out_drain(tm_sink_t *s, file_out_t *o, char *errstr, size_t errstr_si
     return 0;
 }
 
+/* Moves the transaction events jsonl queued (provide_transaction_metadata) to their topic. */
+static int route_tx(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    tm_jsonl_t *w = &s->w;
+    if (w->txout.len == 0)
+        return 0;
+    if (tm_jsonl_tx_topic(w, &s->topic) != 0)
+        return TM_ENOMEM;
+    int idx = out_for_topic(s, errstr, errstr_size);
+    if (idx < 0)
+        return idx;
+    file_out_t *o = &s->outs[idx];
+    int rc = tm_buf_append(&o->buf, w->txout.data, w->txout.len);
+    tm_buf_clear(&w->txout);
+    if (rc != 0)
+        return TM_ENOMEM;
+    if (o->buf.len >= FILE_BUF_LIMIT)
+        return out_drain(s, o, errstr, errstr_size);
+    return 0;
+}
+
+/*
+ * Writes a heartbeat when one is due (heartbeat_interval_ms), straight to its
+ * file: a heartbeat says the job is alive now, so it is not held in a buffer
+ * until the next flush (nor fsynced: a lost one is harmless).
+ */
+static int heartbeat(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    tm_buf_t line;
+    tm_buf_init(&line);
+    int rc = tm_jsonl_heartbeat(&s->w, tm_wall_us() / 1000, &s->topic, &line);
+    if (rc == 1) {
+        int idx = out_for_topic(s, errstr, errstr_size);
+        rc = idx;
+        if (idx >= 0) {
+            file_out_t *o = &s->outs[idx];
+            rc = tm_buf_append(&o->buf, line.data, line.len) != 0
+                     ? TM_ENOMEM
+                     : out_drain(s, o, errstr, errstr_size);
+        }
+    }
+    tm_buf_release(&line);
+    return rc < 0 ? rc : 0;
+}
+
+static int file_sink_poll(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    return heartbeat(s, errstr, errstr_size);
+}
+
 static int file_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, size_t errstr_size)
 {
+    int rc;
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
         int idx = out_for(s, rec, errstr, errstr_size);
         if (idx < 0)
             return idx;
         file_out_t *o = &s->outs[idx];
-        int rc = tm_jsonl_encode(&s->w, rec, &o->buf);
+        rc = tm_jsonl_encode(&s->w, rec, &o->buf);
         if (rc != 0)
             return tm_seterr(errstr, errstr_size, rc, "sink '%s': cannot encode a record (%s)",
                              s->name, tm_strerror(rc));
         if (o->buf.len >= FILE_BUF_LIMIT && (rc = out_drain(s, o, errstr, errstr_size)) != 0)
             return rc;
+        if ((rc = route_tx(s, errstr, errstr_size)) != 0)
+            return rc;
     }
-    return 0;
+    if ((rc = tm_jsonl_batch_end(&s->w, batch)) != 0 ||
+        (rc = route_tx(s, errstr, errstr_size)) != 0)
+        return rc;
+    return heartbeat(s, errstr, errstr_size);
 }
 
 static int file_sink_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
@@ -736,6 +802,7 @@ const tm_connector_t tm_connector_file = {
     .sink_precommit = file_sink_precommit,
     .sink_commit = file_sink_commit,
     .sink_recover = file_sink_recover,
+    .sink_poll = file_sink_poll,
     .sink_free = file_sink_free,
 };
 
@@ -749,5 +816,6 @@ const tm_connector_t tm_connector_stdout = {
     .sink_open = file_sink_open,
     .sink_write = file_sink_write,
     .sink_flush = file_sink_flush,
+    .sink_poll = file_sink_poll,
     .sink_free = file_sink_free,
 };

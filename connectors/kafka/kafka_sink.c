@@ -76,6 +76,15 @@ const tm_option_def_t tm_kafka_sink_options[] = {
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "Include the Kafka Connect schema part in keys and values (schemas.enable)."},
     TM_JSONL_DBZ_OPTIONS,
+    {"provide_transaction_metadata", TM_OPT_BOOL, false, "false", NULL,
+     "Debezium provide.transaction.metadata (debezium-json): BEGIN/END events on "
+     "<source>.transaction and a transaction block in every event."},
+    {"topic_transaction", TM_OPT_STRING, false, "transaction", NULL,
+     "Debezium topic.transaction: the last part of the transaction topic's name."},
+    {"heartbeat_interval_ms", TM_OPT_INT, false, "0", NULL,
+     "Debezium heartbeat.interval.ms: send a heartbeat this often; 0 sends none."},
+    {"topic_heartbeat_prefix", TM_OPT_STRING, false, TM_DBZ_HEARTBEAT_PREFIX, NULL,
+     "Debezium topic.heartbeat.prefix: heartbeats go to <this>.<source>."},
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
      "Debezium decimal.handling.mode; defaults to the source's setting."},
     {"time_precision", TM_OPT_ENUM, false, "adaptive", "adaptive|connect",
@@ -634,6 +643,10 @@ void tm_kafka_sink_free(tm_sink_t *s)
     tm_schema_unref(s->row_schema_of);
     json_decref(s->row_schema);
     tm_dbz_encoder_free(s->enc);
+    tm_dbz_txmon_free(s->txmon);
+    free(s->tx_suffix);
+    free(s->hb_prefix);
+    free(s->last_prefix);
     tm__ks_msgs_release(&s->out);
     tm__ks_msgs_release(&s->held);
     free(s->ack_rem);
@@ -706,6 +719,33 @@ int tm_kafka_sink_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr
     if ((rc = tm__ks_template_check(s->topic_tmpl, s->name, &s->tmpl_fixed, errstr,
                                     errstr_size)) != 0)
         goto fail;
+    s->hb_interval_ms = tm_opt_int(o, "heartbeat_interval_ms");
+    if (s->hb_interval_ms < 0) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': heartbeat_interval_ms = %lld is negative; use 0 (no "
+                       "heartbeats) or a period in milliseconds",
+                       s->name, (long long)s->hb_interval_ms);
+        goto fail;
+    }
+    s->tx_suffix = strdup(tm_opt_str(o, "topic_transaction"));
+    s->hb_prefix = strdup(tm_opt_str(o, "topic_heartbeat_prefix"));
+    if (s->tx_suffix == NULL || s->hb_prefix == NULL) {
+        rc = TM_ENOMEM;
+        goto fail;
+    }
+    if (tm_opt_bool(o, "provide_transaction_metadata")) {
+        if (s->format != TM_KS_DEBEZIUM) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                           "table '%s': provide_transaction_metadata needs format = "
+                           "'debezium-json' (the flat formats have no transaction block)",
+                           s->name);
+            goto fail;
+        }
+        if ((s->txmon = tm_dbz_txmon_new()) == NULL) {
+            rc = TM_ENOMEM;
+            goto fail;
+        }
+    }
     tm_dbz_opts_t dopts;
     tm_jsonl_dbz_opts(o, &dopts);
     if ((rc = tm_dbz_encoder_open(&dopts, &s->enc, errstr, errstr_size)) != 0)
@@ -803,12 +843,105 @@ int tm_kafka_sink_open(tm_sink_t *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* Appends one message (key and value JSON) to `m` for topic `name`. */
+static int push_raw(tm_sink_t *s, tm_ks_msgs_t *m, const char *name, const tm_buf_t *k,
+                    const tm_buf_t *v, char *errstr, size_t errstr_size)
+{
+    int t = tm__ks_topic(s, name, errstr, errstr_size);
+    if (t < 0)
+        return t;
+    tm_ks_msgs_t one;
+    tm__ks_msgs_init(&one);
+    int rc = TM_ENOMEM;
+    if (tm_buf_append(&one.data, k->data, k->len) == 0 &&
+        tm_buf_append(&one.data, v->data, v->len) == 0) {
+        one.msgs = calloc(1, sizeof(*one.msgs));
+        if (one.msgs != NULL) {
+            one.n = one.cap = 1;
+            one.msgs[0].topic = (uint32_t)t;
+            one.msgs[0].key_off = 0, one.msgs[0].key_len = (uint32_t)k->len;
+            one.msgs[0].val_off = (uint32_t)k->len, one.msgs[0].val_len = (uint32_t)v->len;
+            one.msgs[0].hdr_len = TM_KS_NULL;
+            rc = tm__ks_msgs_append(m, &one);
+        }
+    }
+    tm__ks_msgs_release(&one);
+    return rc == 0 ? 0 : tm_seterr(errstr, errstr_size, rc, "sink '%s': out of memory", s->name);
+}
+
+/* The transaction events the monitor queued, as messages on <prefix>.<topic_transaction>. */
+static int take_tx(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    if (s->txmon == NULL)
+        return 0;
+    tm_buf_t k, v, name;
+    tm_buf_init(&k);
+    tm_buf_init(&v);
+    tm_buf_init(&name);
+    int rc = tm_buf_appendf(&name, "%s.%s", s->last_prefix ? s->last_prefix : "tidemark",
+                            s->tx_suffix) ? TM_ENOMEM : 0;
+    while (rc == 0 && (rc = tm_dbz_txmon_take(s->txmon, s->schemas, &k, &v)) == 1) {
+        rc = push_raw(s, &s->out, name.data, &k, &v, errstr, errstr_size);
+        tm_buf_clear(&k);
+        tm_buf_clear(&v);
+    }
+    tm_buf_release(&k);
+    tm_buf_release(&v);
+    tm_buf_release(&name);
+    return rc;
+}
+
+/*
+ * A heartbeat when one is due, appended to `m`.  Before any record the
+ * source's name (the heartbeat topic's suffix and serverName) is not known.
+ */
+static int heartbeat(tm_sink_t *s, tm_ks_msgs_t *m, char *errstr, size_t errstr_size)
+{
+    int64_t now = tm_wall_us() / 1000;
+    if (s->hb_interval_ms <= 0 || s->last_prefix == NULL)
+        return 0;
+    if (s->hb_last_ms == 0 || now - s->hb_last_ms < s->hb_interval_ms) {
+        if (s->hb_last_ms == 0)
+            s->hb_last_ms = now; /* the first period starts now, as Debezium's timer */
+        return 0;
+    }
+    s->hb_last_ms = now;
+    tm_buf_t k, v, name;
+    tm_buf_init(&k);
+    tm_buf_init(&v);
+    tm_buf_init(&name);
+    int rc = tm_buf_appendf(&name, "%s.%s", s->hb_prefix, s->last_prefix) ? TM_ENOMEM : 0;
+    if (rc == 0)
+        rc = tm_dbz_encode_heartbeat(s->last_prefix, now, s->schemas, &k, &v);
+    if (rc == 0)
+        rc = push_raw(s, m, name.data, &k, &v, errstr, errstr_size);
+    tm_buf_release(&k);
+    tm_buf_release(&v);
+    tm_buf_release(&name);
+    return rc;
+}
+
 int tm_kafka_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, size_t errstr_size)
 {
     tm__ks_msgs_clear(&s->out);
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
         int t;
+        const char *prefix = rec->schema && rec->schema->source_name ? rec->schema->source_name
+                                                                     : "tidemark";
+        if (s->last_prefix == NULL || strcmp(s->last_prefix, prefix) != 0) {
+            free(s->last_prefix);
+            if ((s->last_prefix = strdup(prefix)) == NULL)
+                return tm_seterr(errstr, errstr_size, TM_ENOMEM, "sink '%s': out of memory",
+                                 s->name);
+        }
+        if (s->txmon != NULL) {
+            int rc = tm_dbz_txmon_record(s->txmon, rec);
+            if (rc == 0)
+                rc = take_tx(s, errstr, errstr_size);
+            if (rc != 0)
+                return rc;
+        }
         if (rec->schema != NULL && rec->schema == s->last_schema && rec->op != TM_OP_MESSAGE) {
             t = (int)s->last_topic;
         } else {
@@ -826,6 +959,15 @@ int tm_kafka_sink_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, siz
         if (rc != 0)
             return rc;
     }
+    if (s->txmon != NULL) {
+        tm_dbz_txmon_batch_end(s->txmon, batch->ack_token);
+        int rc = take_tx(s, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    int hrc = heartbeat(s, &s->out, errstr, errstr_size);
+    if (hrc != 0)
+        return hrc;
     if (s->eos)
         return tm__ks_txn_write(s, &s->out, errstr, errstr_size);
     if (ack_begin(s) != 0)
@@ -855,6 +997,22 @@ int tm_kafka_sink_poll(tm_sink_t *s, char *errstr, size_t errstr_size)
 {
     if (s->rk == NULL)
         return 0;
+    /*
+     * Heartbeats while idle, at-least-once only: they are produced outside
+     * any write (no acknowledgement waits for them).  Exactly-once sends them
+     * with writes only, since a transactional producer can send nothing
+     * outside the checkpoint's transaction.
+     */
+    if (!s->eos && s->hb_interval_ms > 0) {
+        tm_ks_msgs_t hb;
+        tm__ks_msgs_init(&hb);
+        int rc = heartbeat(s, &hb, errstr, errstr_size);
+        if (rc == 0 && hb.n > 0)
+            rc = tm__ks_produce_all(s, &hb, errstr, errstr_size);
+        tm__ks_msgs_release(&hb);
+        if (rc != 0)
+            return rc;
+    }
     rd_kafka_poll(s->rk, 0);
     if (s->dr_failed > 0)
         return delivery_error(s, errstr, errstr_size);

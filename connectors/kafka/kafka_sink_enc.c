@@ -82,50 +82,62 @@ int tm__ks_template_check(const char *tmpl, const char *table, bool *fixed, char
     return 0;
 }
 
-/* Appends v with the characters Kafka refuses replaced by '_', as Debezium does. */
-static size_t put_sanitized(char *out, size_t n, size_t outlen, const char *v)
+/* Copies a rendered, sanitized name into the caller's fixed buffer. */
+static void put_name(const tm_buf_t *b, int rc, char *out, size_t outlen)
 {
-    for (; v && *v && n + 1 < outlen; v++)
-        out[n++] = topic_char_ok(*v) ? *v : '_';
-    return n;
+    size_t n = rc == 0 && b->data != NULL ? b->len : 0;
+    if (n + 1 > outlen)
+        n = outlen - 1;
+    memcpy(out, n ? b->data : "", n);
+    out[n] = '\0';
 }
 
 void tm__ks_topic_name(const tm_sink_t *s, const tm_record_t *rec, char *out, size_t outlen)
 {
     const tm_schema_t *sc = rec->schema;
-    size_t n = 0;
     if (outlen == 0)
         return;
     if (s->tmpl_fixed) {
         snprintf(out, outlen, "%s", s->topic_tmpl);
         return;
     }
-    /* A logical-decoding message has no table: Debezium routes it to <prefix>.message. */
+    tm_buf_t b;
+    tm_buf_init(&b);
+    int rc = 0;
+    const char *prefix = sc && sc->source_name ? sc->source_name : "tidemark";
     if (rec->op == TM_OP_MESSAGE || sc == NULL || sc->table == NULL) {
-        n = put_sanitized(out, 0, outlen, sc && sc->source_name ? sc->source_name : "tidemark");
-        n = put_sanitized(out, n, outlen, ".message");
-        out[n] = '\0';
-        return;
-    }
-    for (const char *p = s->topic_tmpl; *p && n + 1 < outlen;) {
-        const char *val = NULL;
-        size_t skip = 0;
-        if (!strncmp(p, "{source}", 8))
-            val = sc->source_name, skip = 8;
-        else if (!strncmp(p, "{db}", 4))
-            val = sc->db, skip = 4;
-        else if (!strncmp(p, "{schema}", 8))
-            val = sc->namespace, skip = 8;
-        else if (!strncmp(p, "{table}", 7))
-            val = sc->table, skip = 7;
-        if (skip) {
-            n = put_sanitized(out, n, outlen, val);
-            p += skip;
-        } else {
-            out[n++] = *p++;
+        /* A logical-decoding message has no table: Debezium routes it to <prefix>.message. */
+        const char *parts[] = {prefix, "message"};
+        rc = tm_dbz_topic_name(parts, 2, ".", &b);
+    } else if (strcmp(s->topic_tmpl, "{source}.{schema}.{table}") == 0) {
+        /* The default is Debezium's SchemaTopicNamingStrategy, blank parts left out. */
+        const char *parts[] = {prefix, sc->namespace, sc->table};
+        rc = tm_dbz_topic_name(parts, 3, ".", &b);
+    } else {
+        for (const char *p = s->topic_tmpl; *p && rc == 0;) {
+            const char *val = NULL;
+            size_t skip = 0;
+            if (!strncmp(p, "{source}", 8))
+                val = sc->source_name, skip = 8;
+            else if (!strncmp(p, "{db}", 4))
+                val = sc->db, skip = 4;
+            else if (!strncmp(p, "{schema}", 8))
+                val = sc->namespace, skip = 8;
+            else if (!strncmp(p, "{table}", 7))
+                val = sc->table, skip = 7;
+            if (skip) {
+                rc = tm_buf_puts(&b, val ? val : "");
+                p += skip;
+            } else {
+                rc = tm_buf_putc(&b, *p++);
+            }
         }
+        /* Debezium's rule on the whole name (the template's own characters are valid already). */
+        if (rc == 0)
+            rc = tm_dbz_topic_sanitize(&b);
     }
-    out[n] = '\0';
+    put_name(&b, rc, out, outlen);
+    tm_buf_release(&b);
 }
 
 /* ---- message lists ---- */
@@ -318,7 +330,17 @@ static int encode_one(tm_sink_t *s, const tm_record_t *rec, uint32_t topic, tm_k
     switch (s->format) {
     case TM_KS_DEBEZIUM: {
         size_t start = m->data.len;
-        if ((rc = tm_dbz_encode_value(s->enc, rec, &m->data)) != 0)
+        tm_dbz_txblock_t blk;
+        /* provide_transaction_metadata: every event written counts, its tombstone does not. */
+        if (s->txmon != NULL) {
+            rc = tm_dbz_txmon_event(s->txmon, rec, &blk);
+            if (rc != 0 && rc != TM_ENOTFOUND)
+                return rc;
+            tm_dbz_encoder_set_txblock(s->enc, rc == 0 ? &blk : NULL);
+        }
+        rc = tm_dbz_encode_value(s->enc, rec, &m->data);
+        tm_dbz_encoder_set_txblock(s->enc, NULL);
+        if (rc != 0)
             return rc;
         val.off = (uint32_t)start;
         val.len = (uint32_t)(m->data.len - start);

@@ -91,6 +91,12 @@ struct tm_sink {
     tm_schema_t *row_schema_of;
     json_t *row_schema;
     uint64_t skipped; /* truncates/messages that json/upsert cannot express */
+    /* Debezium's transaction metadata and heartbeats (format/debezium.h). */
+    tm_dbz_txmon_t *txmon; /* provide_transaction_metadata, else NULL */
+    char *tx_suffix;       /* topic_transaction */
+    char *hb_prefix;       /* topic_heartbeat_prefix */
+    int64_t hb_interval_ms, hb_last_ms;
+    char *last_prefix; /* the last record's source name: the prefix of those topics */
 
     /* Topics. */
     bool create_topics;

@@ -59,6 +59,7 @@ typedef struct txstate {
     bool active;
     uint32_t xid;
     uint64_t final_lsn; /* LSN of the commit record */
+    uint64_t begin_lsn; /* WAL position of the BEGIN message (0 for a replayed stream) */
     int64_t ts_us;      /* commit time, Unix µs */
     uint64_t nchanges;  /* changes seen in this transaction, emitted or not */
     bool skip_all;
@@ -264,12 +265,14 @@ static int housekeeping(stream_t *st, char *errstr, size_t errstr_size)
 
 /* ---- Transactions ---- */
 
-static void begin_tx(stream_t *st, uint32_t xid, uint64_t final_lsn, int64_t commit_ts)
+static void begin_tx(stream_t *st, uint32_t xid, uint64_t final_lsn, int64_t commit_ts,
+                     uint64_t begin_lsn)
 {
     txstate_t *tx = &st->tx;
     tx->active = true;
     tx->xid = xid;
     tx->final_lsn = final_lsn;
+    tx->begin_lsn = begin_lsn;
     tx->ts_us = commit_ts + TM_PG_EPOCH_OFFSET_US;
     tx->nchanges = 0;
     tx->skip_all = final_lsn < st->done_end;
@@ -310,6 +313,7 @@ static void fill_source(stream_t *st, tm_record_t *rec, uint64_t lsn)
     rec->src.lsn = lsn;
     rec->src.commit_lsn = st->prev_commit_end;
     rec->src.xid = st->tx.active ? st->tx.xid : 0;
+    rec->src.tx_lsn = st->tx.active ? st->tx.begin_lsn : st->prev_commit_end;
     rec->src.snapshot = TM_SNAPSHOT_FALSE;
 }
 
@@ -491,6 +495,7 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
         rec->src.ts_us = st->prev_commit_ts_us != 0 ? st->prev_commit_ts_us : rec->proc_us;
         rec->src.commit_lsn = lsn;
         rec->src.xid = 0;
+        /* tx_lsn, set above, keeps the end of the transaction before it. */
         st->prev_commit_end = lsn;
     }
     tm_batch_t *b = src->cur;
@@ -507,7 +512,7 @@ static int handle(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *errs
 {
     switch (msg->tag) {
     case TM_PG_MSG_BEGIN:
-        begin_tx(st, msg->xid, msg->u.begin.final_lsn, msg->u.begin.commit_ts);
+        begin_tx(st, msg->xid, msg->u.begin.final_lsn, msg->u.begin.commit_ts, lsn);
         return 0;
     case TM_PG_MSG_COMMIT:
         commit_tx(st, msg->u.commit.end_lsn);
@@ -560,7 +565,8 @@ static int on_xlogdata(stream_t *st, const tm_pg_copydata_t *cd, char *errstr, s
                  tm_pg_lsn_format(msg.u.commit.commit_lsn, lsn));
         if ((rc = tm_pg_txbuf_replay(st->txbuf, msg.xid, &st->replay, errstr, errstr_size)) != 0)
             return rc;
-        begin_tx(st, msg.xid, msg.u.commit.commit_lsn, msg.u.commit.commit_ts);
+        /* A streamed transaction's BEGIN position is not known: 0 (see tm_source_info_t). */
+        begin_tx(st, msg.xid, msg.u.commit.commit_lsn, msg.u.commit.commit_ts, 0);
         st->replay_end_lsn = msg.u.commit.end_lsn;
         return 0;
     }
@@ -947,8 +953,15 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
         }
         if (r > 0)
             continue; /* budget used up: housekeeping, then more */
-        /* Nothing more is immediately available: what we have goes downstream now. */
-        if ((rc = seal(st)) != 0)
+        /*
+         * Nothing more is immediately available: what we have goes downstream
+         * now.  Not in the middle of a transaction, though: pgoutput sends a
+         * (not streamed) transaction whole once it has committed, so its
+         * Commit is at most a network delay away, and a batch sealed before
+         * it would leave the transaction's end to an empty batch, which sinks
+         * never see (Debezium's END event waits on it: docs/compat.md).
+         */
+        if (!st->tx.active && (rc = seal(st)) != 0)
             return rc;
         if (src->outq_len > 0) {
             rc = flush_outq(st, 100);

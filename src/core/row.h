@@ -125,6 +125,15 @@ typedef struct tm_source_info {
     int64_t ts_us;       /* commit (or snapshot) time, µs since epoch */
     uint64_t lsn;        /* LSN of this change (PostgreSQL) */
     uint64_t commit_lsn; /* LSN of the last commit before this change: sequence[0] */
+    /*
+     * Where the record's transaction is known to start or the one before it
+     * to end, for Debezium's transaction metadata (format/debezium.h,
+     * tm_dbz_txmon_t): in a transaction (xid != 0), the WAL position of its
+     * BEGIN, which is the LSN in the id of its BEGIN event; outside one (a
+     * non-transactional message), the end LSN of the last transaction before
+     * it, the LSN in that transaction's END event.  0 if unknown.
+     */
+    uint64_t tx_lsn;
     uint32_t xid;        /* transaction id, 0 if unknown */
     uint8_t snapshot;    /* TM_SNAPSHOT_* */
 } tm_source_info_t;

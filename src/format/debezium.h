@@ -145,6 +145,87 @@ bool tm_dbz_key_changed(const tm_record_t *rec);
 bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec);
 void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre);
 
+/*
+ * Debezium's transaction metadata (provide.transaction.metadata) and topic
+ * names, shared by every sink that writes Debezium events (debezium_tx.c).
+ *
+ * The transaction block of one data event: {"id":"<txId>:<LSN>",
+ * "total_order":n,"data_collection_order":m}, where, as Debezium's
+ * PostgreSQL connector writes it, the LSN is the event's own.  The encoder
+ * writes the block set with tm_dbz_encoder_set_txblock() into the next
+ * values it encodes (NULL, the default, writes "transaction":null).  The
+ * encoder does not copy it: it must stay valid while it is set.
+ */
+typedef struct tm_dbz_txblock {
+    char id[48];
+    int64_t total_order;
+    int64_t data_collection_order;
+} tm_dbz_txblock_t;
+void tm_dbz_encoder_set_txblock(tm_dbz_encoder_t *enc, const tm_dbz_txblock_t *blk);
+
+/*
+ * The transaction monitor: one per sink, fed every record in the order the
+ * source produced it.  It decides where a transaction begins and ends and
+ * queues BEGIN and END events for the sink to write to <prefix>.transaction.
+ *
+ * Where a transaction ends, the record stream says it in three ways, used in
+ * this order (docs/compat.md): the next record belongs to another
+ * transaction (its commit_lsn is the end LSN of this one); a record outside
+ * any transaction (a non-transactional message, whose tx_lsn is that end
+ * LSN); or a batch whose ack_token lies past the transaction's last record
+ * (the token is then the end LSN of the last transaction committed in or
+ * before the batch, normally this one).  The BEGIN's LSN is the record's
+ * tx_lsn (the BEGIN message's WAL position), or without one the first
+ * record's LSN.
+ *
+ * Usage per record: tm_dbz_txmon_record(); write the queued events
+ * (tm_dbz_txmon_take) ; then, for each event written for the record
+ * (a key change is two, a tombstone none), tm_dbz_txmon_event() fills the
+ * block to set on the encoder.  Per batch, after its records:
+ * tm_dbz_txmon_batch_end() and tm_dbz_txmon_take() again.
+ *
+ * The END's data_collections come in the order Debezium's HashMap<String,
+ * Long> iterates them (String.hashCode buckets, then insertion order), so
+ * that the arrays match; a logical message is a collection of its own each
+ * time, named as Debezium names it ("...LogicalDecodingMessageId@<hex>"; the
+ * hex is Java's identity hash there, a hash of the message's LSN here).
+ */
+typedef struct tm_dbz_txmon tm_dbz_txmon_t;
+tm_dbz_txmon_t *tm_dbz_txmon_new(void);
+tm_dbz_txmon_t *tm_dbz_txmon_free(tm_dbz_txmon_t *m);
+int tm_dbz_txmon_record(tm_dbz_txmon_t *m, const tm_record_t *rec);
+int tm_dbz_txmon_event(tm_dbz_txmon_t *m, const tm_record_t *rec, tm_dbz_txblock_t *blk);
+void tm_dbz_txmon_batch_end(tm_dbz_txmon_t *m, uint64_t ack_token);
+/* True when a transaction is open (its END not yet queued). */
+bool tm_dbz_txmon_open(const tm_dbz_txmon_t *m);
+/*
+ * Writes the oldest queued event's key and value (each {"schema":…,
+ * "payload":…} with schemas, else the payload) to key and val (appended),
+ * and drops it from the queue: 1, or 0 when the queue is empty, or TM_ENOMEM.
+ */
+int tm_dbz_txmon_take(tm_dbz_txmon_t *m, bool schemas, tm_buf_t *key, tm_buf_t *val);
+
+/*
+ * A heartbeat as Debezium writes it on __debezium-heartbeat.<prefix>: key
+ * {"serverName":<prefix>} (io.debezium.connector.common.ServerNameKey),
+ * value {"ts_ms":now} (io.debezium.connector.common.Heartbeat).  Appended.
+ */
+#define TM_DBZ_HEARTBEAT_PREFIX "__debezium-heartbeat"
+int tm_dbz_encode_heartbeat(const char *server_name, int64_t ts_ms, bool schemas, tm_buf_t *key,
+                            tm_buf_t *val);
+
+/*
+ * Debezium's topic names (SchemaTopicNamingStrategy): the non-empty parts
+ * joined by the delimiter, then sanitized as AbstractTopicNamingStrategy
+ * does: every UTF-16 unit other than A-Z, a-z, 0-9, '.', '_' and '-'
+ * becomes '_' (a character outside the BMP two of them, a byte that is not
+ * UTF-8 one), the name is cut to 249 characters, and "." or ".." become "_"
+ * or "__".  Replaces out's content; NUL-terminated.  0 or TM_ENOMEM.
+ */
+int tm_dbz_topic_name(const char *const *parts, int nparts, const char *delimiter, tm_buf_t *out);
+/* Sanitizes out's content in place as above. 0 or TM_ENOMEM. */
+int tm_dbz_topic_sanitize(tm_buf_t *out);
+
 typedef struct tm_dbz_decoder tm_dbz_decoder_t;
 
 /* `declared` may be NULL; the decoder takes a reference on it. */

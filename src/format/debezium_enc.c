@@ -1087,16 +1087,17 @@ int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema)
     const char *parts[3] = {schema->source_name,
                             schema->namespace != NULL ? schema->namespace : schema->db,
                             schema->table};
-    bool first = true;
-    for (int i = 0; i < 3; i++) {
-        if (parts[i] == NULL)
-            continue;
-        if (!first)
-            TRY(tm_buf_putc(out, '.'));
-        TRY(tm_buf_puts(out, parts[i]));
-        first = false;
-    }
-    return 0;
+    /*
+     * Debezium names a table's schemas after its topic, sanitized as topic
+     * names are ("sp ace" is shop.public.sp_ace.Value: tests/compat/test_txmeta.py).
+     */
+    tm_buf_t stem;
+    tm_buf_init(&stem);
+    int rc = tm_dbz_topic_name(parts, 3, ".", &stem);
+    if (rc == 0)
+        rc = tm_buf_append(out, stem.data, stem.len);
+    tm_buf_release(&stem);
+    return rc;
 }
 
 /* ======================================================================== */
@@ -1192,6 +1193,7 @@ struct tm_dbz_encoder {
     tm_buf_t scratch;
     bool snap; /* the record being written is a snapshot read (tm__dbz_date_out) */
     tm__dbz_filter_t *filter; /* column lists and message.key.columns, or NULL */
+    const tm_dbz_txblock_t *txblock; /* tm_dbz_encoder_set_txblock(), borrowed */
 };
 
 /*
@@ -1224,6 +1226,23 @@ static int dbz_key_cols(const tm_dbz_encoder_t *enc, const tm_schema_t *s, int *
     }
     *has = n > 0;
     return n;
+}
+
+void tm_dbz_encoder_set_txblock(tm_dbz_encoder_t *enc, const tm_dbz_txblock_t *blk)
+{
+    enc->txblock = blk;
+}
+
+/* ,"transaction":… — the block set by the sink (provide.transaction.metadata), or null. */
+static int w_txblock(const tm_dbz_encoder_t *enc, tm_buf_t *out)
+{
+    const tm_dbz_txblock_t *b = enc->txblock;
+    if (b == NULL)
+        return tm_buf_puts(out, ",\"transaction\":null");
+    return tm_buf_appendf(out,
+                          ",\"transaction\":{\"id\":\"%s\",\"total_order\":%lld,"
+                          "\"data_collection_order\":%lld}",
+                          b->id, (long long)b->total_order, (long long)b->data_collection_order);
 }
 
 static void enc_table_free(enc_table_t *t)
@@ -2152,7 +2171,8 @@ static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *
     tm_buf_release(&db);
     tm_buf_release(&tail);
     TRY(rc);
-    TRY(BPUTS(out, ",\"transaction\":null,\"message\":{\"prefix\":"));
+    TRY(w_txblock(enc, out));
+    TRY(BPUTS(out, ",\"message\":{\"prefix\":"));
     TRY(rec->msg_prefix != NULL ? w_str(out, rec->msg_prefix) : BPUTS(out, "null"));
     TRY(BPUTS(out, ",\"content\":"));
     if (rec->msg_content != NULL || rec->msg_len == 0) {
@@ -2183,7 +2203,8 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     TRY(BPUTS(out, ",\"after\":"));
     TRY(w_row(enc, t, rows ? rec->after : NULL, false, out));
     TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
-    char opbuf[] = ",\"transaction\":null,\"op\":\"?\"";
+    TRY(w_txblock(enc, out));
+    char opbuf[] = ",\"op\":\"?\"";
     opbuf[sizeof(opbuf) - 3] = (char)rec->op;
     TRY(bput(out, opbuf, sizeof(opbuf) - 1));
     TRY(w_envelope_ts(out, rec->proc_us));

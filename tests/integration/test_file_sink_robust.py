@@ -184,9 +184,11 @@ def test_hostile_table_names_from_kafka_stay_inside_the_sink_directory(kafka_cas
     assert sorted(r["after"]["id"] for r in got) == list(range(len(tables)))
     names = sorted(p.name for p in out.iterdir())
     assert len(names) == len(tables), names
-    assert "src.public...%2F..%2Fescape.jsonl" in names
-    assert "src.public.a%2Fb.jsonl" in names
-    assert "src.public.line%0Alevel=error msg=forged.jsonl" in names
+    # Debezium's topic names first (characters Kafka refuses become '_', issue 10), then
+    # the file-name escaping for what is left (the 249-character name, cut and hashed).
+    assert "src.public..._.._escape.jsonl" in names
+    assert "src.public.a_b.jsonl" in names
+    assert "src.public.line_level_error_msg_forged.jsonl" in names
     assert "src.public.plain.jsonl" in names
     assert all(len(n.encode()) < 256 for n in names)
     # Nothing was written outside the sink's directory.
