@@ -2316,14 +2316,15 @@ int tm_dbz_skipped_parse(const char *spec, uint32_t *mask, char *errstr, size_t 
     return 0;
 }
 
-bool tm_dbz_key_changed(const tm_record_t *rec)
+/*
+ * True when an update's before and after images differ in one of `cols`
+ * (NULL against a value counts; an unchanged TOASTed value does not).
+ */
+static bool dbz_cols_differ(const tm_record_t *rec, const int *cols, int n)
 {
     const tm_schema_t *sc = rec->schema;
-    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
-        sc->nkeys == 0)
-        return false;
-    for (int k = 0; k < sc->nkeys; k++) {
-        int c = sc->key_cols[k];
+    for (int k = 0; k < n; k++) {
+        int c = cols[k];
         bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
         const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
         if (na != nb)
@@ -2336,6 +2337,15 @@ bool tm_dbz_key_changed(const tm_record_t *rec)
     return false;
 }
 
+bool tm_dbz_key_changed(const tm_record_t *rec)
+{
+    const tm_schema_t *sc = rec->schema;
+    if (rec->op != TM_OP_UPDATE || rec->before == NULL || rec->after == NULL || sc == NULL ||
+        sc->nkeys == 0)
+        return false;
+    return dbz_cols_differ(rec, sc->key_cols, sc->nkeys);
+}
+
 bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec)
 {
     const tm_schema_t *sc = rec->schema;
@@ -2346,18 +2356,7 @@ bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (t == NULL || !t->has_key || rec->before == NULL || rec->after == NULL)
         return t == NULL ? tm_dbz_key_changed(rec) : false;
     /* Debezium compares the old key with the new one, built from its key columns. */
-    for (int k = 0; k < t->nkey; k++) {
-        int c = t->key_cols[k];
-        bool na = tm_row_is_null(rec->before, c), nb = tm_row_is_null(rec->after, c);
-        const tm_datum_t *a = &rec->before->vals[c], *b = &rec->after->vals[c];
-        if (na != nb)
-            return true;
-        if (na || (a->flags & TM_DATUM_UNAVAILABLE) || (b->flags & TM_DATUM_UNAVAILABLE))
-            continue;
-        if (!tm_datum_equal(sc->cols[c].type, a, b))
-            return true;
-    }
-    return false;
+    return dbz_cols_differ(rec, t->key_cols, t->nkey);
 }
 
 void tm_dbz_split_key_change(const tm_record_t *rec, tm_record_t *del, tm_record_t *cre)

@@ -228,24 +228,35 @@ INSERT INTO trunc_me VALUES (3, 'z');
 
 
 def run_debezium(debezium_cmd, pg, db, out: Path, log: Path, snapshot: str,
-                 idle_ms: int = 10000) -> subprocess.Popen:
+                 idle_ms: int = 10000, sets: dict = None,
+                 max_records: int = 0) -> subprocess.Popen:
+    """DebeziumRunner with Debezium's defaults but `sets` (Debezium's option
+    names); it stops after idle_ms without a record, or after max_records."""
     cmd = debezium_cmd + [
         "--host", pg.host, "--port", str(pg.port), "--user", "postgres", "--db", db,
         "--slot", DBZ_SLOT, "--publication", PUBLICATION, "--prefix", PREFIX,
         "--snapshot", DBZ_SNAPSHOT[snapshot], "--out", str(out), "--idle-ms", str(idle_ms)]
+    if max_records:
+        cmd += ["--max", str(max_records)]
+    for k, v in (sets or {}).items():
+        cmd += ["--set", f"{k}={v}"]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def run_tidemark(tidemark_bin, pg, db, workdir: Path, out_dir: Path, snapshot: str) -> Tidemark:
+def run_tidemark(tidemark_bin, pg, db, workdir: Path, out_dir: Path, snapshot: str,
+                 sink_opts: dict = None, tables: str = "inv.*, public.*") -> Tidemark:
+    """The daemon with a file sink writing Debezium's records, and `sink_opts`
+    (tidemark's option names) on top."""
     # Debezium, given no table.include.list, snapshots every table in name order; tidemark
     # snapshots in the order of `tables` (Debezium's order with an include list), by name
     # within a pattern: so the schemas are listed in name order here.
-    source = {"connector": "postgres-cdc", "dsn": pg.dsn(db), "tables": "inv.*, public.*",
+    source = {"connector": "postgres-cdc", "dsn": pg.dsn(db), "tables": tables,
               "slot": TM_SLOT, "publication": PUBLICATION, "snapshot": snapshot}
     # Tombstones are Debezium's default on Kafka; the file sink leaves them off unless asked
     # (docs/compat.md), so the comparison asks, as a user who wants Debezium's records would.
     sink = {"connector": "file", "path": str(out_dir), "format": "debezium-json",
-            "schemas": True, "include_key": True, "tombstones_on_delete": True}
+            "schemas": True, "include_key": True, "tombstones_on_delete": True,
+            **(sink_opts or {})}
     return Tidemark(cdc_job(source, sink, source_name=PREFIX), workdir, bin=tidemark_bin).start()
 
 
@@ -263,16 +274,21 @@ def make_slots(pg, db) -> None:
     assert a and a == b, f"slots not at the same LSN: {a} / {b}"
 
 
-def run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot: str):
-    """Runs Debezium and tidemark side by side over the committed workload;
-    returns the comparison result and the report text."""
+def run_pair(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot: str, dbz_sets: dict = None,
+             sink_opts: dict = None, idle_ms: int = 10000, max_records: int = 0,
+             tables: str = "inv.*, public.*"):
+    """Runs Debezium and tidemark side by side over what is committed now, each
+    with its options (run_debezium, run_tidemark), until tidemark has confirmed
+    the current WAL position and Debezium has stopped; returns both outputs."""
     end_lsn = lsn_to_int(pg.psql("SELECT pg_current_wal_lsn()", db=db))
     dbz_out, dbz_log = tmp_path / "debezium.jsonl", tmp_path / "debezium.log"
     tm_out = tmp_path / "tidemark-out"
-    proc = run_debezium(debezium_cmd, pg, db, dbz_out, dbz_log, snapshot)
+    proc = run_debezium(debezium_cmd, pg, db, dbz_out, dbz_log, snapshot, idle_ms, dbz_sets,
+                        max_records)
     daemon = None
     try:
-        daemon = run_tidemark(tidemark_bin, pg, db, tmp_path / "tm", tm_out, snapshot)
+        daemon = run_tidemark(tidemark_bin, pg, db, tmp_path / "tm", tm_out, snapshot, sink_opts,
+                              tables)
 
         def confirmed():
             lsn = slot_lsn(pg, db, TM_SLOT)
@@ -289,6 +305,12 @@ def run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot: str):
             proc.wait()
         if daemon is not None:
             daemon.terminate()
+    return dbz_out, tm_out
+
+
+def run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot: str, **options):
+    """run_pair, then the comparison: its result, the report text and both outputs."""
+    dbz_out, tm_out = run_pair(pg, db, tmp_path, tidemark_bin, debezium_cmd, snapshot, **options)
     res = compare.compare(compare.read_debezium(dbz_out), compare.read_tidemark(tm_out))
     text = compare.report(res)
     return res, text, dbz_out, tm_out

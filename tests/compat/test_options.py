@@ -19,11 +19,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import compare  # noqa: E402
-from pgserver import lsn_to_int  # noqa: E402
-from test_compat import (PREFIX, PUBLICATION, TM_SLOT, make_slots,  # noqa: E402
-                         publish_report, run_debezium, slot_lsn)
-from tidemark import Tidemark, cdc_job, wait_until  # noqa: E402
+from test_compat import make_slots, publish_report, run_both  # noqa: E402
 
 SCHEMA = r"""
 CREATE EXTENSION hstore;
@@ -79,45 +75,15 @@ OPTIONS = [
 ]
 
 
-def run_tidemark(tidemark_bin, pg, db, workdir: Path, out_dir: Path, extra: dict) -> Tidemark:
-    source = {"connector": "postgres-cdc", "dsn": pg.dsn(db), "tables": "public.*",
-              "slot": TM_SLOT, "publication": PUBLICATION, "snapshot": "never"}
-    sink = {"connector": "file", "path": str(out_dir), "format": "debezium-json",
-            "schemas": True, "include_key": True, "tombstones_on_delete": True, **extra}
-    return Tidemark(cdc_job(source, sink, source_name=PREFIX), workdir, bin=tidemark_bin).start()
-
-
 @pytest.mark.deadline(600)
 @pytest.mark.parametrize("name,dbz,tm", OPTIONS, ids=[o[0] for o in OPTIONS])
 def test_option_matches_debezium(pg, db, tmp_path, tidemark_bin, debezium_cmd, name, dbz, tm):
     pg.psql(SCHEMA, db=db)
     make_slots(pg, db)
     pg.psql(WORKLOAD, db=db)
-    end_lsn = lsn_to_int(pg.psql("SELECT pg_current_wal_lsn()", db=db))
-    sets = [a for k, v in dbz.items() for a in ("--set", f"{k}={v}")]
-    dbz_out, dbz_log = tmp_path / "debezium.jsonl", tmp_path / "debezium.log"
-    tm_out = tmp_path / "tidemark-out"
-    proc = run_debezium(debezium_cmd + sets, pg, db, dbz_out, dbz_log, "never", idle_ms=6000)
-    daemon = None
-    try:
-        daemon = run_tidemark(tidemark_bin, pg, db, tmp_path / "tm", tm_out, tm)
-
-        def confirmed():
-            lsn = slot_lsn(pg, db, TM_SLOT)
-            return lsn and lsn_to_int(lsn) >= end_lsn
-
-        wait_until(confirmed, 120, f"tidemark to confirm LSN {end_lsn:X}", daemon)
-        rc = proc.wait(timeout=300)
-        assert rc == 0, (f"DebeziumRunner exited with {rc}:\n"
-                         f"{dbz_log.read_text(errors='replace')[-6000:]}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if daemon is not None:
-            daemon.terminate()
-    res = compare.compare(compare.read_debezium(dbz_out), compare.read_tidemark(tm_out))
-    text = compare.report(res)
+    res, text, dbz_out, tm_out = run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, "never",
+                                          dbz_sets=dbz, sink_opts=tm, idle_ms=6000,
+                                          tables="public.*")
     publish_report(f"option-{name}", text, dbz_out, tm_out)
     assert sum(n for n, _ in res.counts.values()) > 0, "Debezium wrote no record"
     assert res.ok, f"tidemark's records differ from Debezium's with {dbz} (report above)"

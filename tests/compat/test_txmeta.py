@@ -15,7 +15,6 @@ test_compat.py's), so any difference here is about these options.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,10 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import compare  # noqa: E402
-from pgserver import lsn_to_int  # noqa: E402
-from test_compat import (DBZ_SLOT, PREFIX, PUBLICATION, TM_SLOT, make_slots,  # noqa: E402
-                         publish_report, slot_lsn)
-from tidemark import Tidemark, cdc_job, wait_until  # noqa: E402
+from test_compat import PREFIX, make_slots, publish_report, run_pair  # noqa: E402
 
 SCHEMA = r"""
 CREATE TABLE a (id int PRIMARY KEY, v text);
@@ -77,51 +73,6 @@ INSERT INTO a VALUES (3, 'last');
 """
 
 
-def run_debezium(debezium_cmd, pg, db, out: Path, log: Path, sets: dict, max_records: int = 0,
-                 idle_ms: int = 10000) -> subprocess.Popen:
-    cmd = debezium_cmd + [
-        "--host", pg.host, "--port", str(pg.port), "--user", "postgres", "--db", db,
-        "--slot", DBZ_SLOT, "--publication", PUBLICATION, "--prefix", PREFIX,
-        "--snapshot", "no_data", "--out", str(out), "--idle-ms", str(idle_ms)]
-    if max_records:
-        cmd += ["--max", str(max_records)]
-    for k, v in sets.items():
-        cmd += ["--set", f"{k}={v}"]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd, dbz_sets: dict, tm_opts: dict,
-             max_records: int = 0):
-    end_lsn = lsn_to_int(pg.psql("SELECT pg_current_wal_lsn()", db=db))
-    dbz_out, dbz_log = tmp_path / "debezium.jsonl", tmp_path / "debezium.log"
-    tm_out = tmp_path / "tidemark-out"
-    proc = run_debezium(debezium_cmd, pg, db, dbz_out, dbz_log, dbz_sets, max_records)
-    daemon = None
-    try:
-        source = {"connector": "postgres-cdc", "dsn": pg.dsn(db), "tables": "public.*, inv.*",
-                  "slot": TM_SLOT, "publication": PUBLICATION, "snapshot": "never"}
-        sink = {"connector": "file", "path": str(tm_out), "format": "debezium-json",
-                "schemas": True, "include_key": True, "tombstones_on_delete": True, **tm_opts}
-        daemon = Tidemark(cdc_job(source, sink, source_name=PREFIX), tmp_path / "tm",
-                          bin=tidemark_bin).start()
-
-        def confirmed():
-            lsn = slot_lsn(pg, db, TM_SLOT)
-            return lsn and lsn_to_int(lsn) >= end_lsn
-
-        wait_until(confirmed, 180, f"tidemark to confirm LSN {end_lsn:X}", daemon)
-        rc = proc.wait(timeout=300)
-        assert rc == 0, (f"DebeziumRunner exited with {rc}:\n"
-                         f"{dbz_log.read_text(errors='replace')[-6000:]}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if daemon is not None:
-            daemon.terminate()
-    return dbz_out, tm_out
-
-
 @pytest.mark.deadline(900)
 def test_transaction_metadata_matches_debezium(pg, db, tmp_path, tidemark_bin, debezium_cmd):
     """provide.transaction.metadata = true on both sides: the transaction topic (BEGIN/END
@@ -130,9 +81,9 @@ def test_transaction_metadata_matches_debezium(pg, db, tmp_path, tidemark_bin, d
     pg.psql(SCHEMA, db=db)
     make_slots(pg, db)
     pg.psql(WORKLOAD, db=db)
-    dbz_out, tm_out = run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd,
-                               {"provide.transaction.metadata": "true"},
-                               {"provide_transaction_metadata": True})
+    dbz_out, tm_out = run_pair(pg, db, tmp_path, tidemark_bin, debezium_cmd, "never",
+                               dbz_sets={"provide.transaction.metadata": "true"},
+                               sink_opts={"provide_transaction_metadata": True})
     deb, tm = compare.read_debezium(dbz_out), compare.read_tidemark(tm_out)
     res = compare.compare(deb, tm)
     text = compare.report(res)
@@ -154,9 +105,9 @@ def test_heartbeats_match_debezium(pg, db, tmp_path, tidemark_bin, debezium_cmd)
     make_slots(pg, db)
     pg.psql("INSERT INTO a VALUES (1, 'x'); INSERT INTO b VALUES (1, 1);", db=db)
     # Debezium's heartbeats never let it go idle: stop it after a few of them.
-    dbz_out, tm_out = run_both(pg, db, tmp_path, tidemark_bin, debezium_cmd,
-                               {"heartbeat.interval.ms": "500"},
-                               {"heartbeat_interval_ms": 500}, max_records=10)
+    dbz_out, tm_out = run_pair(pg, db, tmp_path, tidemark_bin, debezium_cmd, "never",
+                               dbz_sets={"heartbeat.interval.ms": "500"},
+                               sink_opts={"heartbeat_interval_ms": 500}, max_records=10)
     deb, tm = compare.read_debezium(dbz_out), compare.read_tidemark(tm_out)
     topic = f"__debezium-heartbeat.{PREFIX}"
     dh, th = deb.pop(topic, []), tm.pop(topic, [])
