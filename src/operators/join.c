@@ -162,9 +162,7 @@ static void op_free(tm_operator_t *op)
 static int side_key(const tm_join_spec_t *s, const int *cols, const tm_schema_t *schema,
                     const tm_row_t *row, tm_buf_t *out)
 {
-    for (int i = 0; i < s->nkeys; i++)
-        if (cols[i] < 0 || cols[i] >= schema->ncols || tm_row_is_null(row, cols[i]))
-            return TM_EINVAL;
+    /* A NULL is encoded as such: the row is routed like any other and matches nothing. */
     return tm_row_cols_key_encode(schema, row, cols, s->nkeys, out);
 }
 
@@ -600,11 +598,13 @@ static int image_key(tm_operator_t *op, int s, const tm_row_t *row, tm_buf_t *bu
     tm_buf_clear(buf);
     if (op->global)
         return KEY_OK;
+    int rc = tm_row_cols_key_encode(op->sch[s], row, op->keys[s], op->spec->nkeys, buf);
+    if (rc != 0)
+        return rc == TM_EINVAL ? KEY_BAD : rc;
     for (int i = 0; i < op->spec->nkeys; i++)
         if (tm_row_is_null(row, op->keys[s][i]))
             return KEY_NULL;
-    int rc = tm_row_cols_key_encode(op->sch[s], row, op->keys[s], op->spec->nkeys, buf);
-    return rc == 0 ? KEY_OK : rc == TM_EINVAL ? KEY_BAD : rc;
+    return KEY_OK;
 }
 
 static bool owns(const tm_operator_t *op, int kg)
@@ -669,7 +669,7 @@ static int add_record(tm_operator_t *op, int s, const tm_record_t *rec, tm_colle
     default:
         return 0; /* logical decoding messages carry no rows */
     }
-    int st[2] = {KEY_NULL, KEY_NULL}, kg[2] = {-1, -1};
+    int st[2] = {KEY_BAD, KEY_BAD}, kg[2] = {-1, -1};
     tm_buf_t *kb[2] = {&op->key, &op->skey};
     int home = -1;
     bool bad = false;
@@ -679,31 +679,33 @@ static int add_record(tm_operator_t *op, int s, const tm_record_t *rec, tm_colle
         st[i] = image_key(op, s, img[i], kb[i]);
         if (st[i] < 0)
             return st[i];
-        if (st[i] == KEY_OK) {
+        if (st[i] != KEY_BAD) {
             kg[i] = tm_keygroup_of(kb[i]->len ? kb[i]->data : "", kb[i]->len, op->maxp);
             if (home < 0)
                 home = kg[i];
         }
         bad |= st[i] == KEY_BAD;
     }
-    bool keyless = (img[0] != NULL && st[0] != KEY_OK) || (img[1] != NULL && st[1] != KEY_OK);
-    bool mine = home >= 0 ? owns(op, home) : op->ctx.kg_first == 0;
-    /* A record with a keyless image was broadcast; only its home subtask answers it. */
-    if (!mine && keyless)
-        return 0;
+    if (bad) {
+        /*
+         * The exchange broadcasts a record with an unusable key (or sends an
+         * update to its other image's subtask): one subtask reports it.
+         */
+        if (home >= 0 ? !owns(op, home) : op->ctx.kg_first != 0)
+            return 0;
+        return row_error(op, rec,
+                         "a join key column is an unchanged TOASTed value the source did not "
+                         "send (set REPLICA IDENTITY FULL on the table)",
+                         errstr, errstr_size);
+    }
     for (int i = 0; i < 2; i++)
-        if (st[i] == KEY_OK && !owns(op, kg[i]))
+        if (img[i] != NULL && !owns(op, kg[i]))
             return tm_seterr(errstr, errstr_size, TM_EINVAL,
                              "join %s: subtask %d received a row of key group %d, but owns key "
                              "groups %d..%d; input %d is not hash-partitioned by its join key "
                              "(tm_join_%s_key)",
                              op->ctx.uid, op->ctx.subtask, kg[i], op->ctx.kg_first,
                              op->ctx.kg_last, s, s == 0 ? "left" : "right");
-    if (bad)
-        return row_error(op, rec,
-                         "a join key column is an unchanged TOASTed value the source did not "
-                         "send (set REPLICA IDENTITY FULL on the table)",
-                         errstr, errstr_size);
     for (int i = 0; i < 2; i++) {
         if (img[i] == NULL)
             continue;
