@@ -567,8 +567,12 @@ static int plan_from(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
         }
         for (int k = 0; k < f->next; k++)
             v[f->raw->ncols + k] = f->ext[k];
+        /* The producer's own schema object, so the calc never remaps by name (see plan_query). */
+        tm_schema_t *in_schema = n->schema != NULL && n->schema->ncols == f->raw->ncols
+                                     ? n->schema
+                                     : f->raw;
         if (rc == 0)
-            n = plan_calc(pc, n, f->raw, f->filter, v, m, f->schema, "pre-join");
+            n = plan_calc(pc, n, in_schema, f->filter, v, m, f->schema, "pre-join");
         free(v);
         if (rc != 0 || n == NULL)
             return rc ? rc : TM_ENOMEM;
@@ -600,8 +604,14 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
         *out = in;
         return 0;
     }
+    /*
+     * A calc remaps a row whose schema is not its in_schema by column name
+     * (calc.c), and a join's layout may name two columns alike (o.id, c.id):
+     * after a join the calc reads the join's own output schema.
+     */
+    tm_schema_t *in_schema = q->from != NULL && in->schema != NULL ? in->schema : q->in_schema;
     if (!q->grouped) {
-        *out = plan_calc(pc, in, q->in_schema, q->where, q->targets, q->ntargets, q->out_schema,
+        *out = plan_calc(pc, in, in_schema, q->where, q->targets, q->ntargets, q->out_schema,
                          "project");
         return *out ? 0 : TM_ENOMEM;
     }
@@ -618,7 +628,7 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
         tm_expr_type_to_column(tm_expr_type(q->pre_exprs[i]), &pre_schema->cols[i]);
         pre_schema->cols[i].nullable = !tm_expr_not_null(q->pre_exprs[i]);
     }
-    tm_plan_node_t *pre = plan_calc(pc, in, q->in_schema, q->where, q->pre_exprs, q->npre,
+    tm_plan_node_t *pre = plan_calc(pc, in, in_schema, q->where, q->pre_exprs, q->npre,
                                     pre_schema, "pre-aggregate");
     tm_schema_unref(pre_schema);
     if (pre == NULL)
