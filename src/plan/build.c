@@ -14,8 +14,11 @@
  *      the plan must outlive the pipeline (plan.h).
  *   2. A HASH exchange's key function is the one the consuming operator
  *      stores its state under (tm_upsert_exchange_key for the upsert,
- *      tm_group_agg_key for group_agg), so a key's state is always on the
- *      subtask that receives it.
+ *      tm_group_agg_key for group_agg, tm_join_left_key/right_key for the
+ *      two inputs of a join), so a key's state is always on the subtask
+ *      that receives it.
+ *   3. A join's stage has two inputs: input 0 linked from the left
+ *      producer, input 1 from the right (plan node input / input2).
  *
  * Thread: the main thread, before tm_pipeline_start().
  */
@@ -23,7 +26,9 @@
 #include "core/error.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/join.h"
 #include "operators/upsert.h"
+#include "plan/plan_config.h"
 
 #include <stdlib.h>
 
@@ -46,6 +51,17 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->make = tm_group_agg_new;
         f->spec = &n->agg;
         return 0;
+    case TM_PLAN_JOIN:
+#if TM_HAVE_JOIN_OPERATOR
+        f->make = tm_join_new;
+        f->spec = &n->join;
+        return 0;
+#else
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "plan node %d (join): this build has no join operator yet "
+                         "(src/operators/join.c); `tidemark explain` shows the plan",
+                         n->id);
+#endif
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                          "plan node %d (%s) has no operator in this version", n->id,
@@ -53,12 +69,19 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
     }
 }
 
-static int exchange_key_of(const tm_plan_node_t *n, tm_exchange_key_t *key)
+static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t *key)
 {
     key->encode = NULL;
     key->arg = NULL;
     if (n->exchange != TM_EXCHANGE_HASH)
         return 0;
+#if TM_HAVE_JOIN_OPERATOR
+    if (n->kind == TM_PLAN_JOIN) {
+        key->encode = input == 0 ? tm_join_left_key : tm_join_right_key;
+        key->arg = &n->join;
+        return 0;
+    }
+#endif
     if (n->kind == TM_PLAN_UPSERT) {
         key->encode = tm_upsert_exchange_key;
         return 0;
@@ -107,16 +130,20 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
     }
     for (int s = 0; rc == 0 && s < plan->nstages; s++) {
         const tm_plan_node_t *first = plan->stages[s].nodes[0];
-        tm_exchange_key_t key;
-        int from = producer_of(first->input, table_nodes, ids);
-        if (from < 0 || exchange_key_of(first, &key) != 0) {
-            rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
-                           "plan node %d (%s) has no producer or exchange key", first->id,
-                           tm_plan_kind_name(first->kind));
-            break;
+        int ninputs = first->kind == TM_PLAN_JOIN ? 2 : 1;
+        for (int in = 0; rc == 0 && in < ninputs; in++) {
+            tm_exchange_key_t key;
+            int from = producer_of(in == 0 ? first->input : first->input2, table_nodes, ids);
+            if (from < 0 || exchange_key_of(first, in, &key) != 0) {
+                rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                               "plan node %d (%s) has no producer or exchange key for input %d",
+                               first->id, tm_plan_kind_name(first->kind), in);
+                break;
+            }
+            rc = tm_pipeline_link(p, from, ids[s], in, first->exchange, &key, errstr,
+                                  errstr_size);
+            rc = rc < 0 ? rc : 0;
         }
-        rc = tm_pipeline_link(p, from, ids[s], 0, first->exchange, &key, errstr, errstr_size);
-        rc = rc < 0 ? rc : 0;
     }
     for (int i = 0; rc == 0 && i < plan->npipelines; i++) {
         const tm_plan_node_t *sink = plan->pipelines[i].sink;

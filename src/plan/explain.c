@@ -135,6 +135,100 @@ static void print_expr(FILE *f, const tm_expr_t *e, const tm_schema_t *in)
         fprintf(f, "   -- now() is processing time");
 }
 
+
+/* The scans (source tables) under a node, for "state grows without bound" and the header. */
+static void side_sources(const tm_plan_t *plan, const tm_plan_node_t *n, char *buf, size_t len)
+{
+    size_t used = strlen(buf);
+    if (n == NULL || used + 1 >= len)
+        return;
+    if (n->kind == TM_PLAN_SCAN) {
+        const char *name = plan->job->tables[n->table].name;
+        if (strstr(buf, name) == NULL)
+            snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+        return;
+    }
+    side_sources(plan, n->input, buf, len);
+    if (n->kind == TM_PLAN_JOIN)
+        side_sources(plan, n->input2, buf, len);
+}
+
+/* A join's keys, residual, state views and their growth. */
+static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
+{
+    const tm_join_spec_t *js = &n->join;
+    const tm_schema_t *ls = js->left_schema, *rs = js->right_schema;
+    fprintf(f, "          on     ");
+    for (int k = 0; k < js->nkeys; k++)
+        fprintf(f, "%sleft.%s = right.%s", k ? " AND " : "", ls->cols[js->left_keys[k]].name,
+                rs->cols[js->right_keys[k]].name);
+    if (js->nkeys == 0)
+        fprintf(f, "(no key: every row meets every row)");
+    fprintf(f, "   (NULL keys never match)\n");
+    if (js->residual != NULL) {
+        /* The residual reads left ++ right: name the columns by side. */
+        int nl = ls->ncols, nr = rs->ncols;
+        const char **names = calloc((size_t)(nl + nr) + 1, sizeof(*names));
+        char **owned = calloc((size_t)(nl + nr) + 1, sizeof(*owned));
+        for (int i = 0; names && owned && i < nl + nr; i++) {
+            const char *c = i < nl ? ls->cols[i].name : rs->cols[i - nl].name;
+            if (asprintf(&owned[i], "%s.%s", i < nl ? "left" : "right", c) < 0)
+                owned[i] = NULL;
+            names[i] = owned[i] ? owned[i] : c;
+        }
+        char buf[4096];
+        tm_expr_format(js->residual, names, buf, sizeof(buf));
+        fprintf(f, "          and    %s   (residual, over each matching pair)\n", buf);
+        for (int i = 0; owned && i < nl + nr; i++)
+            free(owned[i]);
+        free(owned);
+        free(names);
+    }
+    bool ttl = tm_opt_duration_ms(plan->job->settings, "state_ttl") > 0;
+    for (int s = 0; s < 2; s++) {
+        const tm_plan_node_t *in = s == 0 ? n->input : n->input2;
+        const int *uk = s == 0 ? js->left_uk : js->right_uk;
+        int nuk = s == 0 ? js->nleft_uk : js->nright_uk;
+        const tm_schema_t *sch = s == 0 ? ls : rs;
+        bool counted = (s == 0 && (js->type == TM_JOIN_LEFT || js->type == TM_JOIN_FULL ||
+                                   js->type == TM_JOIN_SEMI || js->type == TM_JOIN_ANTI)) ||
+                       (s == 1 && (js->type == TM_JOIN_RIGHT || js->type == TM_JOIN_FULL));
+        char src[512] = "";
+        side_sources(plan, in, src, sizeof(src));
+        fprintf(f, "          %-6s state: ", s == 0 ? "left" : "right");
+        if (nuk > 0) {
+            fprintf(f, "unique-key view, one row per (");
+            print_cols(f, sch, uk, nuk);
+            fprintf(f, ") under its join key");
+        } else {
+            fprintf(f, "multiset view, each distinct row with its count under its join key "
+                       "(the input has no unique key)");
+        }
+        if (counted)
+            fprintf(f, ", with its number of matches");
+        fprintf(f, "; rows of %s", src);
+        if (ttl)
+            fprintf(f, ", expired after state_ttl = %s",
+                    tm_opt_str(plan->job->settings, "state_ttl"));
+        fprintf(f, "\n");
+        if (!ttl && in->mode == TM_MODE_INSERT_ONLY)
+            fprintf(f, "          warning: the %s state of %s grows without bound: its input (%s) "
+                       "is append-only, so no row ever leaves it; SET state_ttl = '…' to "
+                       "expire rows (a join then forgets rows older than that)\n",
+                    s == 0 ? "left" : "right", n->uid, src);
+        else if (!ttl && nuk == 0)
+            fprintf(f, "          note: without a unique key (no PRIMARY KEY on %s) the %s state "
+                       "holds every live row of it, and grows as long as rows are inserted and "
+                       "never deleted; SET state_ttl = '…' bounds it\n",
+                    src, s == 0 ? "left" : "right");
+    }
+    char all[512] = "";
+    side_sources(plan, n->input, all, sizeof(all));
+    side_sources(plan, n->input2, all, sizeof(all));
+    fprintf(f, "          estimate: the live rows of %s (both sides' rows are kept until retracted%s)\n", all,
+            ttl ? " or expired" : "");
+}
+
 static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
 {
     const tm_job_t *job = plan->job;
@@ -159,6 +253,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         break;
     case TM_PLAN_GROUP_AGG:
         fprintf(f, "%s\n", n->agg.ngroup ? "" : " (global: one group)");
+        break;
+    case TM_PLAN_JOIN:
+        fprintf(f, " %s%s: left [%d], right [%d]\n", tm_plan_join_type_name(n->join.type),
+                n->join.null_aware ? " (null-aware: NOT IN)" : "", n->input->id, n->input2->id);
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
@@ -203,9 +301,23 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
             fprintf(f, "   :: %s\n", tm_expr_type_name(&a->result_type, tn, sizeof(tn)));
         }
     }
+    if (n->kind == TM_PLAN_JOIN)
+        explain_join(plan, f, n);
     if (n->kind != TM_PLAN_SCAN) {
         fprintf(f, "          input: ");
+        if (n->kind == TM_PLAN_JOIN)
+            fprintf(f, "left ");
         print_exchange(f, n);
+        if (n->kind == TM_PLAN_JOIN) {
+            fprintf(f, ", right ");
+            if (n->exchange == TM_EXCHANGE_HASH) {
+                fprintf(f, "hash(");
+                print_cols(f, n->input2->schema, n->join.right_keys, n->join.nkeys);
+                fprintf(f, ")");
+            } else {
+                print_exchange(f, n);
+            }
+        }
         fprintf(f, "; parallelism %d", n->parallelism);
         if (n->stage >= 0)
             fprintf(f, " (stage %d)", n->stage + 1);
@@ -221,6 +333,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         } else {
             fprintf(f, "the records' primary key");
         }
+    } else if (n->kind == TM_PLAN_JOIN) {
+        fprintf(f, "each side's rows under their join key (see above)");
     } else if (n->kind == TM_PLAN_GROUP_AGG) {
         if (n->agg.ngroup == 0) {
             fprintf(f, "accumulators of the one group");
@@ -244,19 +358,34 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     fprintf(f, "\n");
 }
 
+/* Marks a pipeline's nodes (inputs of joins included). */
+static void collect(const tm_plan_node_t *n, bool *in, int max)
+{
+    for (; n != NULL && n->id <= max && !in[n->id]; n = n->input) {
+        in[n->id] = true;
+        if (n->kind == TM_PLAN_JOIN)
+            collect(n->input2, in, max);
+    }
+}
+
 static void explain_pipeline(const tm_plan_t *plan, FILE *f, int p)
 {
     const tm_job_t *job = plan->job;
     const tm_plan_pipeline_t *pl = &plan->pipelines[p];
     const tm_job_insert_t *ins = &job->inserts[pl->insert];
-    const tm_plan_node_t *chain[256];
-    int n = 0;
-    for (const tm_plan_node_t *x = pl->sink; x != NULL && n < 256; x = x->input)
-        chain[n++] = x;
+    bool *in = calloc((size_t)plan->nnodes + 1, sizeof(bool));
+    if (in == NULL)
+        return;
+    collect(pl->sink, in, plan->nnodes);
+    char src[512] = "";
+    side_sources(plan, pl->sink, src, sizeof(src));
     fprintf(f, "  pipeline %d (line %d): %s ──► %s\n", p + 1, ins->line,
-            job->tables[ins->source].name, job->tables[ins->sink].name);
-    for (int i = n - 1; i >= 0; i--)
-        explain_node(plan, f, chain[i]);
+            src[0] ? src : job->tables[ins->source].name, job->tables[ins->sink].name);
+    /* Plan order is topological: every node after its inputs. */
+    for (int i = 0; i < plan->nnodes; i++)
+        if (in[plan->nodes[i]->id])
+            explain_node(plan, f, plan->nodes[i]);
+    free(in);
 }
 
 static int explain_sources(const tm_plan_t *plan, FILE *f, char *err, size_t errlen)
@@ -397,7 +526,9 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
-    fprintf(f, "\nnot built yet: joins, window aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
+    fprintf(f, "\nnot built yet: lookup joins, interval joins, joins without an equality "
+               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
+               "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
                "operations (UNION …), operators that use event time (the Kafka source emits "
                "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source, the "

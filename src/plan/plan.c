@@ -43,6 +43,7 @@ typedef struct pctx {
     int insert;
     const char *sink_name;
     int nagg;  /* aggregations planned so far for this INSERT */
+    int njoin; /* joins planned so far for this INSERT */
     int ncalc; /* calcs planned so far for this INSERT */
     char *errstr;
     size_t errstr_size;
@@ -151,6 +152,10 @@ static void node_free(tm_plan_node_t *n)
         free(n->agg_calls[k].separator);
     free(n->agg_calls);
     tm_schema_unref((tm_schema_t *)n->agg.in_schema);
+    free(n->join_left_keys);
+    free(n->join_right_keys);
+    free(n->join_left_uk);
+    free(n->join_right_uk);
     free(n);
 }
 
@@ -229,7 +234,13 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     if (n == NULL)
         return NULL;
     n->table = table;
-    n->uid = fmt_dup("upsert/%s/%s", t->name, pc->sink_name);
+    /* A second upsert of the same source in one INSERT (a self-join) needs a uid of its own. */
+    int same = 0;
+    for (int i = 0; i < plan->nnodes; i++)
+        same += plan->nodes[i]->kind == TM_PLAN_UPSERT && plan->nodes[i]->table == table &&
+                plan->nodes[i]->insert == pc->insert && plan->nodes[i] != n;
+    n->uid = same == 0 ? fmt_dup("upsert/%s/%s", t->name, pc->sink_name)
+                       : fmt_dup("upsert/%s/%s/%d", t->name, pc->sink_name, same + 1);
     n->schema = scan->schema ? tm_schema_ref(scan->schema) : NULL;
     n->mode = TM_MODE_RETRACT;
     n->before_images = true;
@@ -301,7 +312,8 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     bool star = in_schema != NULL && nexprs == in_schema->ncols;
     for (int i = 0; star && i < nexprs; i++)
         star = tm_expr_column_index(exprs[i]) == i;
-    n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG;
+    n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG &&
+                           input->kind != TM_PLAN_JOIN && strcmp(role, "pre-join") != 0;
     n->mode = input->mode;
     n->before_images = input->before_images;
     n->exchange = TM_EXCHANGE_FORWARD;
@@ -376,10 +388,200 @@ static tm_plan_node_t *plan_group_agg(pctx_t *pc, tm_plan_node_t *pre, const tm_
     return n;
 }
 
-/* ---- queries ---- */
-
 static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
                       tm_plan_node_t **out);
+
+/* ---- join ---- */
+
+static int plan_from(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out);
+
+static tm_join_type_t join_type_of(tm_bound_join_kind_t k)
+{
+    switch (k) {
+    case TM_BOUND_LEFT:
+        return TM_JOIN_LEFT;
+    case TM_BOUND_RIGHT:
+        return TM_JOIN_RIGHT;
+    case TM_BOUND_FULL:
+        return TM_JOIN_FULL;
+    case TM_BOUND_SEMI:
+        return TM_JOIN_SEMI;
+    case TM_BOUND_ANTI:
+        return TM_JOIN_ANTI;
+    default:
+        return TM_JOIN_INNER;
+    }
+}
+
+const char *tm_plan_join_type_name(tm_join_type_t t)
+{
+    static const char *const names[] = {"?", "inner", "left", "right", "full", "semi", "anti"};
+    return t >= TM_JOIN_INNER && t <= TM_JOIN_ANTI ? names[t] : "?";
+}
+
+/* True when every column of key (nkey > 0) is among cols. */
+static bool key_within(const int *key, int nkey, const int *cols, int ncols)
+{
+    if (key == NULL || nkey <= 0)
+        return false;
+    for (int k = 0; k < nkey; k++) {
+        bool found = false;
+        for (int i = 0; i < ncols; i++)
+            found |= cols[i] == key[k];
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
+{
+    tm_plan_t *plan = pc->plan;
+    tm_plan_node_t *l = NULL, *r = NULL;
+    int rc = plan_from(pc, f->left, &l);
+    if (rc == 0)
+        rc = plan_from(pc, f->right, &r);
+    if (rc != 0)
+        return rc;
+    if (!l->before_images || !r->before_images)
+        return plan_err(pc, f->location, TM_EUNSUPPORTED,
+                        "a join needs changelogs whose updates carry their before images; "
+                        "declare the sources' PRIMARY KEY");
+    tm_plan_node_t *n = node_add(plan, TM_PLAN_JOIN, l, pc->insert);
+    if (n == NULL)
+        return TM_ENOMEM;
+    n->input2 = r;
+    pc->njoin++;
+    tm_join_spec_t *js = &n->join;
+    js->type = join_type_of(f->kind);
+    /* The fingerprint: what the state means (type, keys, residual, both layouts). */
+    uint32_t h = 2166136261u;
+    char buf[4096], tn[64];
+    h = fnv(h, tm_plan_join_type_name(js->type));
+    const tm_schema_t *sides[2] = {l->schema, r->schema};
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; sides[s] && i < sides[s]->ncols; i++) {
+            tm_expr_type_t t;
+            tm_expr_type_from_column(&sides[s]->cols[i], &t);
+            h = fnv(h, sides[s]->cols[i].name);
+            h = fnv(h, tm_expr_type_name(&t, tn, sizeof(tn)));
+        }
+        h = fnv(h, "|");
+    }
+    for (int k = 0; k < f->nkeys; k++) {
+        snprintf(buf, sizeof(buf), "%d=%d", f->left_keys[k], f->right_keys[k]);
+        h = fnv(h, buf);
+    }
+    if (f->residual != NULL) {
+        tm_expr_format(f->residual, NULL, buf, sizeof(buf));
+        h = fnv(h, buf);
+    }
+    h = fnv(h, f->null_aware ? "null-aware" : "");
+    n->uid = fmt_dup("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
+    n->schema = tm_schema_clone(f->raw);
+    n->join_left_keys = int_dup(f->left_keys, f->nkeys);
+    n->join_right_keys = int_dup(f->right_keys, f->nkeys);
+    if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0 ||
+        (f->nkeys > 0 && (n->join_left_keys == NULL || n->join_right_keys == NULL)))
+        return TM_ENOMEM;
+    if (l->key != NULL && l->nkey > 0)
+        n->join_left_uk = int_dup(l->key, l->nkey);
+    if (r->key != NULL && r->nkey > 0)
+        n->join_right_uk = int_dup(r->key, r->nkey);
+    js->left_schema = l->schema;
+    js->right_schema = r->schema;
+    js->left_keys = n->join_left_keys;
+    js->right_keys = n->join_right_keys;
+    js->nkeys = f->nkeys;
+    js->left_uk = n->join_left_uk;
+    js->nleft_uk = n->join_left_uk ? l->nkey : 0;
+    js->right_uk = n->join_right_uk;
+    js->nright_uk = n->join_right_uk ? r->nkey : 0;
+    js->residual = f->residual;
+    js->null_aware = f->null_aware;
+    js->out_schema = n->schema;
+    n->mode = TM_MODE_RETRACT;
+    n->before_images = true;
+    n->stateful = true;
+    /* The output's unique key (plan.h, Join). */
+    int nl = l->schema->ncols;
+    bool semi = js->type == TM_JOIN_SEMI || js->type == TM_JOIN_ANTI;
+    bool r_one = key_within(js->right_uk, js->nright_uk, js->right_keys, js->nkeys);
+    bool l_one = key_within(js->left_uk, js->nleft_uk, js->left_keys, js->nkeys);
+    if (semi || (r_one && (js->type == TM_JOIN_INNER || js->type == TM_JOIN_LEFT))) {
+        n->key = int_dup(js->left_uk, js->nleft_uk);
+        n->nkey = n->key ? js->nleft_uk : 0;
+    } else if (l_one && (js->type == TM_JOIN_INNER || js->type == TM_JOIN_RIGHT)) {
+        n->key = malloc(sizeof(int) * (size_t)js->nright_uk);
+        for (int k = 0; n->key && k < js->nright_uk; k++)
+            n->key[k] = nl + js->right_uk[k];
+        n->nkey = n->key ? js->nright_uk : 0;
+    } else if (js->nleft_uk > 0 && js->nright_uk > 0) {
+        n->key = malloc(sizeof(int) * (size_t)(js->nleft_uk + js->nright_uk));
+        for (int k = 0; n->key && k < js->nleft_uk; k++)
+            n->key[k] = js->left_uk[k];
+        for (int k = 0; n->key && k < js->nright_uk; k++)
+            n->key[js->nleft_uk + k] = nl + js->right_uk[k];
+        n->nkey = n->key ? js->nleft_uk + js->nright_uk : 0;
+    }
+    if (js->null_aware) {
+        /* NOT IN's NULL rule needs every row of both sides: one subtask (join.h). */
+        n->exchange = TM_EXCHANGE_SINGLE;
+        n->parallelism = 1;
+    } else {
+        n->exchange = TM_EXCHANGE_HASH;
+        n->exchange_cols = int_dup(js->left_keys, js->nkeys);
+        n->nexchange = js->nkeys;
+        n->parallelism = plan->parallelism;
+    }
+    if (set_schema_key(n->schema, n->key, n->nkey) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
+}
+
+/* A FROM item: its table, view, subquery or join, then its pre-join filter and computed keys. */
+static int plan_from(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
+{
+    tm_plan_node_t *n = NULL;
+    int rc = 0;
+    if (f->kind != TM_BOUND_LEAF)
+        rc = plan_join(pc, f, &n);
+    else if (f->sub != NULL)
+        rc = plan_query(pc, f->sub, false, &n);
+    else if ((n = plan_table(pc, f->table, false)) == NULL)
+        rc = TM_ENOMEM;
+    if (rc != 0)
+        return rc;
+    if (f->filter != NULL || f->next > 0) {
+        int m = f->raw->ncols + f->next;
+        tm_expr_t **v = calloc((size_t)m, sizeof(*v));
+        if (v == NULL)
+            return TM_ENOMEM;
+        for (int i = 0; i < f->raw->ncols; i++) {
+            tm_expr_type_t t;
+            tm_expr_type_from_column(&f->raw->cols[i], &t);
+            v[i] = tm_expr_column(pc->plan->pool, i, &t, f->raw->cols[i].name);
+            if (v[i] == NULL)
+                rc = TM_ENOMEM;
+        }
+        for (int k = 0; k < f->next; k++)
+            v[f->raw->ncols + k] = f->ext[k];
+        /* The producer's own schema object, so the calc never remaps by name (see plan_query). */
+        tm_schema_t *in_schema = n->schema != NULL && n->schema->ncols == f->raw->ncols
+                                     ? n->schema
+                                     : f->raw;
+        if (rc == 0)
+            n = plan_calc(pc, n, in_schema, f->filter, v, m, f->schema, "pre-join");
+        free(v);
+        if (rc != 0 || n == NULL)
+            return rc ? rc : TM_ENOMEM;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- queries ---- */
 
 static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
                       tm_plan_node_t **out)
@@ -394,15 +596,22 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
                       tm_plan_node_t **out)
 {
     tm_plan_node_t *in = NULL;
-    int rc = plan_input(pc, q, force_upsert && q->passthrough, &in);
+    int rc = q->from != NULL ? plan_from(pc, q->from, &in)
+                             : plan_input(pc, q, force_upsert && q->passthrough, &in);
     if (rc != 0)
         return rc;
     if (q->passthrough) {
         *out = in;
         return 0;
     }
+    /*
+     * A calc remaps a row whose schema is not its in_schema by column name
+     * (calc.c), and a join's layout may name two columns alike (o.id, c.id):
+     * after a join the calc reads the join's own output schema.
+     */
+    tm_schema_t *in_schema = q->from != NULL && in->schema != NULL ? in->schema : q->in_schema;
     if (!q->grouped) {
-        *out = plan_calc(pc, in, q->in_schema, q->where, q->targets, q->ntargets, q->out_schema,
+        *out = plan_calc(pc, in, in_schema, q->where, q->targets, q->ntargets, q->out_schema,
                          "project");
         return *out ? 0 : TM_ENOMEM;
     }
@@ -419,7 +628,7 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
         tm_expr_type_to_column(tm_expr_type(q->pre_exprs[i]), &pre_schema->cols[i]);
         pre_schema->cols[i].nullable = !tm_expr_not_null(q->pre_exprs[i]);
     }
-    tm_plan_node_t *pre = plan_calc(pc, in, q->in_schema, q->where, q->pre_exprs, q->npre,
+    tm_plan_node_t *pre = plan_calc(pc, in, in_schema, q->where, q->pre_exprs, q->npre,
                                     pre_schema, "pre-aggregate");
     tm_schema_unref(pre_schema);
     if (pre == NULL)
@@ -671,7 +880,7 @@ static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_
     const tm_job_t *job = plan->job;
     const tm_job_insert_t *ins = &job->inserts[insert];
     const tm_job_table_t *sink = &job->tables[ins->sink];
-    pctx_t pc = {plan, insert, sink->name, 0, 0, errstr, errstr_size};
+    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, errstr, errstr_size};
     tm_bound_query_t *q = NULL;
     int rc = tm_bind_insert(job, insert, plan->pool, &q, errstr, errstr_size);
     if (rc != 0)

@@ -1,6 +1,6 @@
 /*
  * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
- * Sink; Join, WindowAgg and TopN reserved) each carrying its changelog
+ * Join, Sink; WindowAgg and TopN reserved) each carrying its changelog
  * mode, unique key, the exchange into it, parallelism, state and a stable
  * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
  * through the binder (sql/bind.h); explain.c prints it; build.c turns it
@@ -25,6 +25,15 @@
  *   GroupAgg  needs before images; emits upsert keyed by the group columns,
  *             with before images; hash-partitioned by them (SINGLE, one
  *             subtask, for a global aggregate)
+ *   Join      two inputs (input: left, input2: right), each HASH-exchanged
+ *             on its join keys (SINGLE, one subtask, for NOT IN's
+ *             null-aware anti join); needs before images; emits retract
+ *             with before images.  Unique key: SEMI/ANTI keep the left's;
+ *             INNER/LEFT keep the left's when the right's unique key is
+ *             within its join keys (each left row matches at most one
+ *             right row), INNER/RIGHT the right's symmetrically, and
+ *             otherwise INNER/LEFT/RIGHT/FULL are unique on the left's key
+ *             plus the right's when both have one
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -37,6 +46,11 @@
  *                               keys, arguments and aggregates, so changing
  *                               the aggregation starts new state instead of
  *                               misreading the old
+ *   join/<sink>/<n>-<hash>      the n-th join of INSERT INTO sink; hash = a
+ *                               fingerprint of its type, keys, residual and
+ *                               both sides' layouts
+ *   upsert/<source>/<sink>/<k>  the k-th (k >= 2) upsert of one source in
+ *                               one INSERT (a self-join)
  *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
  *
  * Ownership: a plan borrows its job (which must outlive it) and owns its
@@ -51,6 +65,7 @@
 #include "expr/expr.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/join.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -64,7 +79,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_CALC,
     TM_PLAN_GROUP_AGG,
     TM_PLAN_SINK,
-    TM_PLAN_JOIN,       /* reserved */
+    TM_PLAN_JOIN,
     TM_PLAN_WINDOW_AGG, /* reserved */
     TM_PLAN_TOPN,       /* reserved */
 } tm_plan_kind_t;
@@ -108,6 +123,11 @@ struct tm_plan_node {
     tm_group_agg_spec_t agg;
     int *agg_group_cols;
     tm_agg_call_t *agg_calls;
+    /* Join (input = left, input2 = right; exchange/exchange_cols are the left's). */
+    tm_plan_node_t *input2;
+    tm_join_spec_t join;
+    int *join_left_keys, *join_right_keys;
+    int *join_left_uk, *join_right_uk;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
 };
@@ -185,5 +205,6 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
 
 const char *tm_changelog_mode_name(tm_changelog_mode_t mode);
 const char *tm_plan_kind_name(tm_plan_kind_t kind);
+const char *tm_plan_join_type_name(tm_join_type_t type);
 
 #endif

@@ -51,12 +51,28 @@ typedef struct bctx {
     int depth; /* FROM nesting (views, subqueries) */
 } bctx_t;
 
+/*
+ * A name visible to column references: a FROM item's alias with its
+ * columns at `offset` of the layout.  `level` 0 is the block's own FROM;
+ * level 1 the enclosing query's, seen from a subquery (correlation): a
+ * name resolves at the lowest level that has it, as in PostgreSQL.
+ */
+typedef struct scope_entry {
+    const char *name;
+    const tm_schema_t *schema;
+    int offset;
+    int level;
+} scope_entry_t;
+
 /* The state of one SELECT block while it is bound. */
 typedef struct qctx {
     bctx_t *b;
     tm_bound_query_t *q;
     const tm_schema_t *in;
-    const char *qual;      /* the FROM item's visible name */
+    const char *qual;      /* the FROM item's visible name (NULL for a join) */
+    scope_entry_t *scope;  /* the names of `in` */
+    int nscope;
+    int used_min, used_max; /* columns of `in` the expressions bound so far read */
     json_t **group_nodes;  /* the parse nodes of the GROUP BY keys */
     json_t **arg_nodes;    /* pre_exprs[ngroup + i]'s parse node */
     json_t **agg_nodes;    /* the parse node of aggs[k] */
@@ -192,6 +208,56 @@ static void column_list(const tm_schema_t *s, char *buf, size_t len)
         n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", s->cols[i].name);
 }
 
+enum { FIND_OK = 0, FIND_NO_RANGE, FIND_NO_COLUMN, FIND_AMBIGUOUS };
+
+/*
+ * Looks `col` (of the item named `t`, or of any) up in the scope: the
+ * lowest level that has a match wins; two matches on that level are
+ * ambiguous (PostgreSQL's rule).  *index is the column of qc->in.
+ */
+static int scope_find(const qctx_t *qc, const char *t, const char *col, int *index)
+{
+    *index = -1;
+    bool range_seen = false;
+    int maxlevel = 0;
+    for (int i = 0; i < qc->nscope; i++)
+        maxlevel = qc->scope[i].level > maxlevel ? qc->scope[i].level : maxlevel;
+    for (int level = 0; level <= maxlevel; level++) {
+        int found = -1, nfound = 0;
+        for (int i = 0; i < qc->nscope; i++) {
+            const scope_entry_t *e = &qc->scope[i];
+            if (e->level != level || (t != NULL && (e->name == NULL || strcmp(e->name, t) != 0)))
+                continue;
+            range_seen = true;
+            int c = e->schema ? tm_schema_find(e->schema, col) : -1;
+            if (c >= 0) {
+                found = e->offset + c;
+                nfound++;
+            }
+        }
+        if (nfound > 1)
+            return FIND_AMBIGUOUS;
+        if (nfound == 1) {
+            *index = found;
+            return FIND_OK;
+        }
+        /* A qualified name binds to the nearest item with that name, found or not. */
+        if (t != NULL && range_seen)
+            return FIND_NO_COLUMN;
+    }
+    return t != NULL && !range_seen ? FIND_NO_RANGE : FIND_NO_COLUMN;
+}
+
+/* The scope's item names, for messages: "o, c". */
+static void scope_names(const qctx_t *qc, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < qc->nscope && n + 1 < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+                              qc->scope[i].name ? qc->scope[i].name : "?");
+}
+
 /*
  * Resolves a ColumnRef body to an input column.  Returns 0 with *index, or
  * a negative code with *index -1 and no message (the caller reports).
@@ -206,19 +272,20 @@ static int resolve_column(qctx_t *qc, json_t *cref, int *index)
     const char *col = string_node(json_array_get(fields, n - 1));
     if (col == NULL)
         return TM_ESQL;
-    if (n == 2) {
-        const char *t = string_node(json_array_get(fields, 0));
-        if (t == NULL || qc->qual == NULL || strcmp(t, qc->qual) != 0)
-            return TM_ESQL;
-    }
-    *index = tm_schema_find(qc->in, col);
-    return *index >= 0 ? 0 : TM_ESQL;
+    const char *t = NULL;
+    if (n == 2 && (t = string_node(json_array_get(fields, 0))) == NULL)
+        return TM_ESQL;
+    return scope_find(qc, t, col, index) == FIND_OK ? 0 : TM_ESQL;
 }
 
 static tm_expr_t *input_column(qctx_t *qc, int i)
 {
     tm_expr_type_t t;
     tm_expr_type_from_column(&qc->in->cols[i], &t);
+    if (qc->used_min < 0 || i < qc->used_min)
+        qc->used_min = i;
+    if (i > qc->used_max)
+        qc->used_max = i;
     return tm_expr_column(qc->b->pool, i, &t, qc->in->cols[i].name);
 }
 
@@ -245,25 +312,44 @@ static int bind_column(qctx_t *qc, json_t *cref, int location, int mode, tm_expr
     if (n > 2 || col == NULL)
         return err_at(qc->b, location, TM_ESQL,
                       "improper qualified name (too many dotted names); write table.column");
-    if (n == 2) {
-        const char *t = string_node(json_array_get(fields, 0));
-        if (t == NULL || qc->qual == NULL || strcmp(t, qc->qual) != 0)
-            return err_at(qc->b, location, TM_ESQL,
-                          "missing FROM-clause entry for table \"%s\"; the query reads %s",
-                          t ? t : "?", qc->qual ? qc->qual : "no table");
-    }
-    int idx = tm_schema_find(qc->in, col);
-    if (idx < 0) {
+    const char *t = n == 2 ? string_node(json_array_get(fields, 0)) : NULL;
+    if (n == 2 && t == NULL)
+        return err_at(qc->b, location, TM_ESQL, "malformed qualified column name");
+    int idx = -1;
+    char names[512];
+    scope_names(qc, names, sizeof(names));
+    switch (scope_find(qc, t, col, &idx)) {
+    case FIND_OK:
+        break;
+    case FIND_NO_RANGE:
+        return err_at(qc->b, location, TM_ESQL,
+                      "missing FROM-clause entry for table \"%s\"; the query reads %s", t,
+                      qc->nscope ? names : "no table");
+    case FIND_AMBIGUOUS:
+        return err_at(qc->b, location, TM_ESQL,
+                      "column reference \"%s\" is ambiguous: more than one of %s has it; "
+                      "qualify it (table.%s)",
+                      col, names, col);
+    default: {
         char cols[1024];
-        column_list(qc->in, cols, sizeof(cols));
-        return err_at(qc->b, location, TM_ESQL, "column \"%s\" does not exist; %s has: %s", col,
-                      qc->qual ? qc->qual : "the input", cols);
+        if (qc->nscope <= 1 || t != NULL) {
+            const tm_schema_t *s = qc->in;
+            for (int i = 0; t != NULL && i < qc->nscope; i++)
+                if (qc->scope[i].name && strcmp(qc->scope[i].name, t) == 0)
+                    s = qc->scope[i].schema;
+            column_list(s, cols, sizeof(cols));
+            return err_at(qc->b, location, TM_ESQL, "column \"%s\" does not exist; %s has: %s",
+                          col, t ? t : (qc->qual ? qc->qual : "the input"), cols);
+        }
+        return err_at(qc->b, location, TM_ESQL,
+                      "column \"%s\" does not exist in any of %s", col, names);
+    }
     }
     if (mode == MODE_GROUPED)
         return err_at(qc->b, location, TM_ESQL,
                       "column \"%s.%s\" must appear in the GROUP BY clause or be used in an "
                       "aggregate function",
-                      qc->qual ? qc->qual : "?", col);
+                      t ? t : (qc->qual ? qc->qual : "?"), col);
     *out = input_column(qc, idx);
     return *out ? 0 : TM_ENOMEM;
 }
@@ -901,27 +987,14 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
     return 0;
 }
 
-/* Binds the FROM item into q->table / q->sub, q->in_schema and q->from_name. */
-static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
+/* Binds a table, view or subquery FROM item into f->table / f->sub, f->raw and f->name. */
+static int bind_leaf(bctx_t *b, json_t *item, int location, tm_bound_from_t *f)
 {
-    json_t *from = json_object_get(sel, "fromClause");
-    if (json_array_size(from) == 0)
-        return err_at(b, location, TM_ESQL,
-                      "a streaming query reads a source: add FROM <table>");
-    if (json_array_size(from) > 1) {
-        int loc = node_location(json_array_get(from, 1));
-        return err_at(b, loc >= 0 ? loc : location, TM_EUNSUPPORTED,
-                      "joins (FROM a, b) are not built yet");
-    }
-    json_t *item = json_array_get(from, 0), *body;
+    json_t *body;
     const char *kind = node_kind(item, &body);
     int loc = node_location(item) >= 0 ? node_location(item) : location;
     if (kind == NULL || !json_is_object(body))
         return err_at(b, loc, TM_ESQL, "malformed FROM item");
-    if (strcmp(kind, "JoinExpr") == 0) {
-        int l = node_location(json_object_get(body, "larg"));
-        return err_at(b, l >= 0 ? l : loc, TM_EUNSUPPORTED, "JOIN is not built yet");
-    }
     if (strcmp(kind, "RangeFunction") == 0)
         return err_at(b, loc, TM_EUNSUPPORTED,
                       "functions in FROM (TUMBLE, HOP, SESSION, …) are not built yet");
@@ -935,10 +1008,10 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
         json_t *sub = json_object_get(json_object_get(body, "subquery"), "SelectStmt");
         if (sub == NULL)
             return err_at(b, loc, TM_ESQL, "malformed subquery in FROM");
-        if ((rc = bind_block(b, sub, &q->sub)) != 0)
+        if ((rc = bind_block(b, sub, &f->sub)) != 0)
             return rc;
-        q->table = -1;
-        q->from_name = strdup(aname ? aname : "subquery");
+        f->table = -1;
+        f->name = strdup(aname ? aname : "subquery");
     } else if (strcmp(kind, "RangeVar") == 0) {
         const char *name = jstr(body, "relname");
         if (name == NULL)
@@ -957,18 +1030,18 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
                           jstr(body, "schemaname"), name, name);
         int ti = tm_job_find_table(b->job, name), vi = tm_job_find_view(b->job, name);
         if (ti >= 0) {
-            q->table = ti;
-            q->in_schema = b->job->tables[ti].declared
+            f->table = ti;
+            f->raw = b->job->tables[ti].declared
                                ? tm_schema_ref(b->job->tables[ti].declared)
                                : NULL;
         } else if (vi >= 0) {
             const tm_job_view_t *v = &b->job->views[vi];
-            if ((rc = bind_block(b, v->select, &q->sub)) != 0)
+            if ((rc = bind_block(b, v->select, &f->sub)) != 0)
                 return rc;
-            q->table = -1;
-            q->from_view = true;
+            f->table = -1;
+            f->view = true;
             if (v->naliases > 0) {
-                tm_schema_t *s = q->sub->out_schema;
+                tm_schema_t *s = f->sub->out_schema;
                 if (s == NULL || v->naliases > s->ncols)
                     return err_at(b, v->location, TM_ESQL,
                                   "CREATE VIEW %s names more columns than its query has",
@@ -979,28 +1052,835 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location)
         } else {
             return err_at(b, loc, TM_ESQL, "relation \"%s\" does not exist", name);
         }
-        q->from_name = strdup(aname ? aname : name);
+        f->name = strdup(aname ? aname : name);
     } else {
         return err_at(b, loc, TM_EUNSUPPORTED, "FROM item %s is not supported", kind);
     }
-    if (q->sub != NULL && q->sub->out_schema != NULL)
-        q->in_schema = tm_schema_ref(q->sub->out_schema);
+    if (f->sub != NULL && f->sub->out_schema != NULL)
+        f->raw = tm_schema_ref(f->sub->out_schema);
     if (json_array_size(colnames) > 0) {
-        if (q->in_schema == NULL || (int)json_array_size(colnames) > q->in_schema->ncols)
+        if (f->raw == NULL || (int)json_array_size(colnames) > f->raw->ncols)
             return err_at(b, loc, TM_ESQL, "table \"%s\" has fewer columns than the %d "
-                          "aliases given", q->from_name, (int)json_array_size(colnames));
+                          "aliases given", f->name, (int)json_array_size(colnames));
         /* Renaming must not touch the table's declared schema: work on a copy. */
-        tm_schema_t *s = tm_schema_clone(q->in_schema);
+        tm_schema_t *s = tm_schema_clone(f->raw);
         if (s == NULL)
             return TM_ENOMEM;
-        tm_schema_unref(q->in_schema);
-        q->in_schema = s;
+        tm_schema_unref(f->raw);
+        f->raw = s;
         for (size_t i = 0; i < json_array_size(colnames); i++) {
             const char *cn = string_node(json_array_get(colnames, i));
             tm_schema_set_str(&s->cols[i].name, cn ? cn : "?");
         }
     }
     return 0;
+}
+
+/* ---- FROM: leaves, joins, semi and anti joins ---- */
+
+static int make_schema_col(tm_schema_t *s, int i, const char *name, const tm_expr_t *e);
+
+tm_bound_from_t *tm_bound_from_free(tm_bound_from_t *f)
+{
+    if (f == NULL)
+        return NULL;
+    tm_bound_query_free(f->sub);
+    free(f->name);
+    tm_bound_from_free(f->left);
+    tm_bound_from_free(f->right);
+    free(f->left_keys);
+    free(f->right_keys);
+    tm_schema_unref(f->raw);
+    free(f->ext);
+    tm_schema_unref(f->schema);
+    for (int i = 0; i < f->nranges; i++) {
+        free(f->ranges[i].name);
+        tm_schema_unref(f->ranges[i].schema);
+    }
+    free(f->ranges);
+    free(f);
+    return NULL;
+}
+
+static tm_bound_from_t *from_new(int location)
+{
+    tm_bound_from_t *f = calloc(1, sizeof(*f));
+    if (f != NULL) {
+        f->table = -1;
+        f->location = location;
+    }
+    return f;
+}
+
+static int add_range(tm_bound_from_t *f, const char *name, tm_schema_t *schema, int offset)
+{
+    if (grow((void **)&f->ranges, f->nranges, sizeof(*f->ranges)) != 0)
+        return TM_ENOMEM;
+    tm_bound_range_t *r = &f->ranges[f->nranges++];
+    r->name = strdup(name ? name : "?");
+    r->schema = schema ? tm_schema_ref(schema) : NULL;
+    r->offset = offset;
+    return r->name ? 0 : TM_ENOMEM;
+}
+
+static int copy_col(tm_column_t *d, const tm_column_t *c, bool nullable)
+{
+    tm_schema_set_str(&d->name, c->name);
+    d->type = c->type;
+    d->elem_type = c->elem_type;
+    d->precision = c->precision;
+    d->scale = c->scale;
+    d->length = c->length;
+    d->nullable = c->nullable || nullable;
+    d->key_index = -1;
+    d->type_oid = c->type_oid;
+    d->typmod = c->typmod;
+    if (c->db_type)
+        tm_schema_set_str(&d->db_type, c->db_type);
+    if (c->semantic)
+        tm_schema_set_str(&d->semantic, c->semantic);
+    if (c->enum_values)
+        tm_schema_set_str(&d->enum_values, c->enum_values);
+    return d->name ? 0 : TM_ENOMEM;
+}
+
+/* a ++ b (b may be NULL), the columns of a side that can be null-padded made nullable. */
+static tm_schema_t *concat_schema(const tm_schema_t *a, const tm_schema_t *b, bool null_a,
+                                  bool null_b)
+{
+    int na = a->ncols, nb = b ? b->ncols : 0;
+    tm_schema_t *s = tm_schema_new(na + nb);
+    int rc = s ? 0 : TM_ENOMEM;
+    for (int i = 0; rc == 0 && i < na; i++)
+        rc = copy_col(&s->cols[i], &a->cols[i], null_a);
+    for (int i = 0; rc == 0 && i < nb; i++)
+        rc = copy_col(&s->cols[na + i], &b->cols[i], null_b);
+    if (rc == 0 && tm_schema_finish(s) != 0)
+        rc = TM_EINVAL;
+    if (rc != 0)
+        return tm_schema_unref(s);
+    return s;
+}
+
+/* The AND of conjuncts (NULL when there are none). */
+static int and_all(bctx_t *b, tm_expr_t **v, int n, int location, tm_expr_t **out)
+{
+    char err[512];
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    if (n == 1) {
+        *out = v[0];
+        return 0;
+    }
+    int rc = tm_expr_and(b->pool, v, n, out, err, sizeof(err));
+    return rc ? builder_err(b, location, rc, err) : 0;
+}
+
+/* Flattens nested ANDs into an array of conjuncts (borrowed nodes). */
+static void conjuncts(json_t *node, json_t *arr)
+{
+    json_t *be = json_object_get(node, "BoolExpr");
+    const char *op = be ? jstr(be, "boolop") : NULL;
+    if (op != NULL && strcmp(op, "AND_EXPR") == 0) {
+        json_t *args = json_object_get(be, "args");
+        for (size_t i = 0; i < json_array_size(args); i++)
+            conjuncts(json_array_get(args, i), arr);
+        return;
+    }
+    if (node != NULL)
+        json_array_append(arr, node);
+}
+
+static int bind_leaf(bctx_t *b, json_t *item, int location, tm_bound_from_t *f);
+static int bind_from_item(bctx_t *b, tm_bound_query_t *q, json_t *item, int location,
+                          tm_bound_from_t **out);
+
+/* A query context over a layout with the names of one or two items. */
+static void qctx_over(qctx_t *qc, bctx_t *b, tm_bound_query_t *q, const tm_schema_t *in,
+                      scope_entry_t *scope, int nscope)
+{
+    memset(qc, 0, sizeof(*qc));
+    qc->b = b;
+    qc->q = q;
+    qc->in = in;
+    qc->scope = scope;
+    qc->nscope = nscope;
+    qc->used_min = -1;
+    qc->used_max = -1;
+}
+
+/* Appends f's names to a scope, shifted by `offset`, at `level`. */
+static int scope_add(scope_entry_t **sc, int *n, const tm_bound_from_t *f, int offset, int level)
+{
+    for (int i = 0; i < f->nranges; i++) {
+        if (grow((void **)sc, *n, sizeof(**sc)) != 0)
+            return TM_ENOMEM;
+        scope_entry_t *e = &(*sc)[(*n)++];
+        e->name = f->ranges[i].name;
+        e->schema = f->ranges[i].schema;
+        e->offset = f->ranges[i].offset + offset;
+        e->level = level;
+    }
+    return 0;
+}
+
+/* Binds an expression over one item alone (its own layout). */
+static int bind_over(bctx_t *b, tm_bound_query_t *q, const tm_bound_from_t *f, json_t *node,
+                     tm_expr_t **out)
+{
+    scope_entry_t *sc = NULL;
+    int n = 0;
+    int rc = scope_add(&sc, &n, f, 0, 0);
+    qctx_t qc;
+    qctx_over(&qc, b, q, f->schema, sc, n);
+    if (rc == 0)
+        rc = bind_expr(&qc, node, MODE_PLAIN, out);
+    free(sc);
+    return rc;
+}
+
+static bool is_eq_node(json_t *node, json_t **l, json_t **r)
+{
+    json_t *ae = json_object_get(node, "A_Expr");
+    const char *kind = ae ? jstr(ae, "kind") : NULL;
+    const char *op = ae ? last_name(json_object_get(ae, "name")) : NULL;
+    if (kind == NULL || op == NULL || strcmp(kind, "AEXPR_OP") != 0 || strcmp(op, "=") != 0)
+        return false;
+    *l = json_object_get(ae, "lexpr");
+    *r = json_object_get(ae, "rexpr");
+    return *l != NULL && *r != NULL;
+}
+
+enum { SIDE_NONE = 0, SIDE_LEFT = 1, SIDE_RIGHT = 2, SIDE_BOTH = 3 };
+
+static int side_of(const qctx_t *qc, int nleft)
+{
+    if (qc->used_min < 0)
+        return SIDE_NONE;
+    int s = 0;
+    if (qc->used_min < nleft)
+        s |= SIDE_LEFT;
+    if (qc->used_max >= nleft)
+        s |= SIDE_RIGHT;
+    return s;
+}
+
+/* What a join is made of (make_join). */
+typedef struct join_in {
+    tm_bound_join_kind_t kind;
+    json_t *conj;      /* conjunct parse nodes: ON, or the subquery's WHERE */
+    json_t *in_left;   /* IN: the tested expression (over left) … */
+    json_t *in_right;  /* … and the subquery's select-list item (over right) */
+    bool not_in;
+    bool subquery;     /* right is a subquery's FROM; left the enclosing query's */
+    const char *what;  /* "JOIN", "EXISTS", "IN", … for messages */
+    int location;
+} join_in_t;
+
+/* Appends computed keys to a side: its `ext`, and `schema` = raw ++ ext. */
+static int side_key(tm_bound_from_t *f, tm_expr_t *e, int *col)
+{
+    int c = tm_expr_column_index(e);
+    if (c >= 0 && c < f->raw->ncols) {
+        *col = c;
+        return 0;
+    }
+    if (grow((void **)&f->ext, f->next, sizeof(*f->ext)) != 0)
+        return TM_ENOMEM;
+    f->ext[f->next] = e;
+    *col = f->raw->ncols + f->next;
+    f->next++;
+    return 0;
+}
+
+static int side_finish(tm_bound_from_t *f)
+{
+    if (f->next == 0)
+        return 0;
+    tm_schema_t *s = tm_schema_new(f->raw->ncols + f->next);
+    if (s == NULL)
+        return TM_ENOMEM;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < f->raw->ncols; i++)
+        rc = copy_col(&s->cols[i], &f->raw->cols[i], false);
+    for (int k = 0; rc == 0 && k < f->next; k++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "$key%d", k + 1);
+        rc = make_schema_col(s, f->raw->ncols + k, nm, f->ext[k]);
+    }
+    if (rc == 0 && tm_schema_finish(s) != 0)
+        rc = TM_EINVAL;
+    if (rc != 0) {
+        tm_schema_unref(s);
+        return rc;
+    }
+    tm_schema_unref(f->schema);
+    f->schema = s;
+    return 0;
+}
+
+static int check_bool(bctx_t *b, tm_expr_t *e, json_t *node, const char *what)
+{
+    const tm_expr_type_t *t = tm_expr_type(e);
+    if (t->type == TM_T_BOOL)
+        return 0;
+    char tn[64];
+    return err_at(b, node_location(node), TM_ESQL, "argument of %s must be type boolean, not "
+                  "type %s", what, tm_expr_type_name(t, tn, sizeof(tn)));
+}
+
+/*
+ * Joins L and R (both consumed: owned by *out, or freed on error) on the
+ * conjuncts of `in` (see bind.h, Joins).
+ */
+static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bound_from_t *L,
+                     tm_bound_from_t *R, tm_bound_from_t **out)
+{
+    *out = NULL;
+    tm_bound_from_t *J = from_new(in->location);
+    scope_entry_t *sc = NULL;
+    int nsc = 0;
+    tm_schema_t *cat = NULL;
+    tm_expr_t **lk = NULL, **rk = NULL, **lf = NULL, **rf = NULL;
+    json_t **resid = NULL;
+    int nk = 0, nlf = 0, nrf = 0, nres = 0;
+    int rc = J ? 0 : TM_ENOMEM;
+    if (rc == 0) {
+        J->kind = in->kind;
+        J->left = L;
+        J->right = R;
+        L = R = NULL;
+    } else {
+        tm_bound_from_free(L);
+        tm_bound_from_free(R);
+        return rc;
+    }
+    L = J->left;
+    R = J->right;
+    char err[1024];
+    int nl = L->schema->ncols;
+    bool filter_left = in->kind == TM_BOUND_INNER || in->kind == TM_BOUND_RIGHT;
+    bool filter_right = in->kind != TM_BOUND_RIGHT && in->kind != TM_BOUND_FULL;
+    /* Names: the enclosing query's are one level out when the right is a subquery. */
+    cat = concat_schema(L->schema, R->schema, false, false);
+    rc = cat ? 0 : TM_ENOMEM;
+    if (rc == 0)
+        rc = scope_add(&sc, &nsc, L, 0, in->subquery ? 1 : 0);
+    if (rc == 0)
+        rc = scope_add(&sc, &nsc, R, nl, 0);
+    size_t nconj = json_array_size(in->conj);
+    for (size_t i = 0; rc == 0 && i < nconj; i++) {
+        json_t *c = json_array_get(in->conj, i), *a = NULL, *bb = NULL;
+        qctx_t qc;
+        tm_expr_t *e = NULL;
+        qctx_over(&qc, b, q, cat, sc, nsc);
+        if ((rc = bind_expr(&qc, c, MODE_PLAIN, &e)) != 0 ||
+            (rc = check_bool(b, e, c, in->subquery ? "WHERE" : "JOIN/ON")) != 0)
+            break;
+        int side = side_of(&qc, nl);
+        if (in->not_in && (side & SIDE_LEFT))
+            rc = err_at(b, node_location(c), TM_EUNSUPPORTED,
+                        "NOT IN over a correlated subquery is not supported (NULLs make its "
+                        "answer depend on every correlated row); write NOT EXISTS (… WHERE "
+                        "inner = outer AND …) if the columns cannot be NULL");
+        if (rc != 0)
+            break;
+        if (side == SIDE_BOTH && is_eq_node(c, &a, &bb)) {
+            qctx_t qa, qb;
+            tm_expr_t *ea = NULL, *eb = NULL;
+            qctx_over(&qa, b, q, cat, sc, nsc);
+            qctx_over(&qb, b, q, cat, sc, nsc);
+            if (bind_expr(&qa, a, MODE_PLAIN, &ea) == 0 && bind_expr(&qb, bb, MODE_PLAIN, &eb) == 0) {
+                int sa = side_of(&qa, nl), sb = side_of(&qb, nl);
+                if (sa == SIDE_RIGHT && sb == SIDE_LEFT) {
+                    json_t *t = a;
+                    a = bb;
+                    bb = t;
+                    sa = SIDE_LEFT;
+                    sb = SIDE_RIGHT;
+                }
+                if (sa == SIDE_LEFT && sb == SIDE_RIGHT) {
+                    if (grow((void **)&lk, nk, sizeof(*lk)) != 0 ||
+                        grow((void **)&rk, nk, sizeof(*rk)) != 0) {
+                        rc = TM_ENOMEM;
+                        break;
+                    }
+                    if ((rc = bind_over(b, q, L, a, &lk[nk])) != 0 ||
+                        (rc = bind_over(b, q, R, bb, &rk[nk])) != 0)
+                        break;
+                    nk++;
+                    continue;
+                }
+            }
+        }
+        if ((side == SIDE_LEFT && filter_left) || (side == SIDE_RIGHT && filter_right)) {
+            bool left = side == SIDE_LEFT;
+            tm_expr_t ***v = left ? &lf : &rf;
+            int *n = left ? &nlf : &nrf;
+            if (grow((void **)v, *n, sizeof(**v)) != 0) {
+                rc = TM_ENOMEM;
+                break;
+            }
+            if ((rc = bind_over(b, q, left ? L : R, c, &(*v)[*n])) != 0)
+                break;
+            (*n)++;
+            continue;
+        }
+        if (grow((void **)&resid, nres, sizeof(*resid)) != 0) {
+            rc = TM_ENOMEM;
+            break;
+        }
+        resid[nres++] = c;
+    }
+    if (rc == 0 && in->in_left != NULL) {
+        /* x [NOT] IN (SELECT y …): the pair (x, y). */
+        if (grow((void **)&lk, nk, sizeof(*lk)) != 0 || grow((void **)&rk, nk, sizeof(*rk)) != 0)
+            rc = TM_ENOMEM;
+        if (rc == 0 && (rc = bind_over(b, q, L, in->in_left, &lk[nk])) == 0 &&
+            (rc = bind_over(b, q, R, in->in_right, &rk[nk])) == 0) {
+            /* NOT IN needs its NULL rule only when a NULL can occur on either side. */
+            J->null_aware = in->not_in && !(tm_expr_not_null(lk[nk]) && tm_expr_not_null(rk[nk]));
+            nk++;
+        }
+    }
+    if (rc == 0 && nk == 0)
+        rc = err_at(b, in->location, TM_EUNSUPPORTED,
+                    in->subquery
+                        ? "%s needs a correlation equality between the subquery and the outer "
+                          "query (WHERE inner.col = outer.col), which becomes the join key; an "
+                          "uncorrelated subquery is not supported"
+                        : "%s needs an equality between an expression of each side (ON a.x = "
+                          "b.y), which becomes the join key; cross joins and joins on other "
+                          "conditions only (interval joins such as a.ts BETWEEN b.ts - INTERVAL "
+                          "… AND b.ts) are not built yet",
+                    in->what);
+    /* Key pairs: one type per pair (their common type), keys as columns of each side. */
+    if (rc == 0) {
+        J->left_keys = calloc((size_t)nk, sizeof(int));
+        J->right_keys = calloc((size_t)nk, sizeof(int));
+        rc = J->left_keys && J->right_keys ? 0 : TM_ENOMEM;
+        J->nkeys = nk;
+    }
+    for (int k = 0; rc == 0 && k < nk; k++) {
+        tm_expr_t *eq = NULL;
+        const tm_expr_type_t *lt = tm_expr_type(lk[k]), *rt = tm_expr_type(rk[k]);
+        if ((rc = tm_expr_operator(b->pool, "=", lk[k], rk[k], &eq, err, sizeof(err))) != 0) {
+            rc = builder_err(b, in->location, rc, err);
+            break;
+        }
+        if (lt->type != rt->type) {
+            tm_expr_t *args[2] = {lk[k], rk[k]}, *co = NULL;
+            if ((rc = tm_expr_call(b->pool, "coalesce", args, 2, &co, err, sizeof(err))) != 0) {
+                rc = builder_err(b, in->location, rc, err);
+                break;
+            }
+            tm_expr_type_t ct = *tm_expr_type(co);
+            if (lt->type != ct.type &&
+                (rc = tm_expr_cast(b->pool, lk[k], &ct, &lk[k], err, sizeof(err))) != 0)
+                rc = builder_err(b, in->location, rc, err);
+            if (rc == 0 && rt->type != ct.type &&
+                (rc = tm_expr_cast(b->pool, rk[k], &ct, &rk[k], err, sizeof(err))) != 0)
+                rc = builder_err(b, in->location, rc, err);
+            if (rc != 0)
+                break;
+        }
+        if ((rc = side_key(L, lk[k], &J->left_keys[k])) == 0)
+            rc = side_key(R, rk[k], &J->right_keys[k]);
+    }
+    if (rc == 0)
+        rc = and_all(b, lf, nlf, in->location, &L->filter);
+    if (rc == 0)
+        rc = and_all(b, rf, nrf, in->location, &R->filter);
+    if (rc == 0)
+        rc = side_finish(L);
+    if (rc == 0)
+        rc = side_finish(R);
+    /* The join's own layout and names. */
+    if (rc == 0) {
+        bool semi = in->kind == TM_BOUND_SEMI || in->kind == TM_BOUND_ANTI;
+        J->raw = semi ? tm_schema_ref(L->schema)
+                      : concat_schema(L->schema, R->schema,
+                                      in->kind == TM_BOUND_RIGHT || in->kind == TM_BOUND_FULL,
+                                      in->kind == TM_BOUND_LEFT || in->kind == TM_BOUND_FULL);
+        J->schema = J->raw ? tm_schema_ref(J->raw) : NULL;
+        rc = J->raw ? 0 : TM_ENOMEM;
+        for (int i = 0; rc == 0 && i < L->nranges; i++)
+            rc = add_range(J, L->ranges[i].name, L->ranges[i].schema, L->ranges[i].offset);
+        for (int i = 0; rc == 0 && !semi && i < R->nranges; i++)
+            rc = add_range(J, R->ranges[i].name, R->ranges[i].schema,
+                           R->ranges[i].offset + L->schema->ncols);
+    }
+    /* The residual, over the final layouts (computed keys included). */
+    if (rc == 0 && nres > 0) {
+        tm_schema_unref(cat);
+        free(sc);
+        sc = NULL;
+        nsc = 0;
+        cat = concat_schema(L->schema, R->schema, false, false);
+        rc = cat ? 0 : TM_ENOMEM;
+        if (rc == 0)
+            rc = scope_add(&sc, &nsc, L, 0, in->subquery ? 1 : 0);
+        if (rc == 0)
+            rc = scope_add(&sc, &nsc, R, L->schema->ncols, 0);
+        tm_expr_t **v = calloc((size_t)nres, sizeof(*v));
+        if (v == NULL)
+            rc = TM_ENOMEM;
+        for (int i = 0; rc == 0 && i < nres; i++) {
+            qctx_t qc;
+            qctx_over(&qc, b, q, cat, sc, nsc);
+            rc = bind_expr(&qc, resid[i], MODE_PLAIN, &v[i]);
+        }
+        if (rc == 0)
+            rc = and_all(b, v, nres, in->location, &J->residual);
+        free(v);
+    }
+    tm_schema_unref(cat);
+    free(sc);
+    free(lk);
+    free(rk);
+    free(lf);
+    free(rf);
+    free(resid);
+    if (rc != 0) {
+        tm_bound_from_free(J);
+        return rc;
+    }
+    *out = J;
+    return 0;
+}
+
+static int join_kind(const char *jt, tm_bound_join_kind_t *kind)
+{
+    static const struct {
+        const char *name;
+        tm_bound_join_kind_t kind;
+    } kinds[] = {{"JOIN_INNER", TM_BOUND_INNER},
+                 {"JOIN_LEFT", TM_BOUND_LEFT},
+                 {"JOIN_RIGHT", TM_BOUND_RIGHT},
+                 {"JOIN_FULL", TM_BOUND_FULL}};
+    for (size_t i = 0; jt && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kinds[i].name, jt) == 0) {
+            *kind = kinds[i].kind;
+            return 0;
+        }
+    return TM_EUNSUPPORTED;
+}
+
+/* A FROM item: a leaf, or a JoinExpr bound recursively into a join. */
+static int bind_from_item(bctx_t *b, tm_bound_query_t *q, json_t *item, int location,
+                          tm_bound_from_t **out)
+{
+    json_t *body;
+    const char *kind = node_kind(item, &body);
+    int loc = node_location(item) >= 0 ? node_location(item) : location;
+    *out = NULL;
+    if (kind == NULL || !json_is_object(body))
+        return err_at(b, loc, TM_ESQL, "malformed FROM item");
+    if (strcmp(kind, "JoinExpr") != 0) {
+        tm_bound_from_t *f = from_new(loc);
+        if (f == NULL)
+            return TM_ENOMEM;
+        int rc = bind_leaf(b, item, loc, f);
+        if (rc == 0 && f->raw == NULL)
+            rc = err_at(b, loc, TM_ESQL,
+                        "'%s' declares no columns (CREATE TABLE %s () …), so it cannot be "
+                        "joined; declare its columns",
+                        f->name, f->name);
+        if (rc == 0) {
+            f->schema = tm_schema_ref(f->raw);
+            rc = add_range(f, f->name, f->raw, 0);
+        }
+        if (rc != 0) {
+            tm_bound_from_free(f);
+            return rc;
+        }
+        *out = f;
+        return 0;
+    }
+    json_t *larg = json_object_get(body, "larg"), *rarg = json_object_get(body, "rarg");
+    int lloc = node_location(larg) >= 0 ? node_location(larg) : loc;
+    int rloc = node_location(rarg) >= 0 ? node_location(rarg) : lloc;
+    tm_bound_join_kind_t jk;
+    if (join_kind(jstr(body, "jointype"), &jk) != 0)
+        return err_at(b, rloc, TM_EUNSUPPORTED, "this kind of JOIN (%s) is not supported",
+                      jstr(body, "jointype") ? jstr(body, "jointype") : "?");
+    if (json_is_true(json_object_get(body, "isNatural")))
+        return err_at(b, rloc, TM_EUNSUPPORTED,
+                      "NATURAL JOIN is not supported; name the join columns: JOIN … ON a.x = "
+                      "b.x");
+    if (json_object_get(body, "usingClause") != NULL)
+        return err_at(b, rloc, TM_EUNSUPPORTED,
+                      "JOIN … USING (…) is not supported yet; write JOIN … ON a.col = b.col");
+    if (json_object_get(body, "alias") != NULL)
+        return err_at(b, rloc, TM_EUNSUPPORTED,
+                      "an alias on a parenthesised join is not supported; alias its tables");
+    if (json_object_get(body, "quals") == NULL)
+        return err_at(b, rloc, TM_EUNSUPPORTED,
+                      "CROSS JOIN is not supported: a join needs an equality between its sides "
+                      "(JOIN … ON a.x = b.y)");
+    tm_bound_from_t *L = NULL, *R = NULL;
+    int rc = bind_from_item(b, q, larg, lloc, &L);
+    if (rc == 0)
+        rc = bind_from_item(b, q, rarg, rloc, &R);
+    json_t *conj = json_array();
+    if (rc == 0 && conj == NULL)
+        rc = TM_ENOMEM;
+    if (rc != 0) {
+        tm_bound_from_free(L);
+        tm_bound_from_free(R);
+        json_decref(conj);
+        return rc;
+    }
+    conjuncts(json_object_get(body, "quals"), conj);
+    join_in_t in = {jk, conj, NULL, NULL, false, false, "JOIN", rloc};
+    rc = make_join(b, q, &in, L, R, out);
+    json_decref(conj);
+    return rc;
+}
+
+/* The SubLink of a WHERE conjunct `[NOT] EXISTS (…)` / `x [NOT] IN (SELECT …)`, or NULL. */
+static json_t *sublink_of(json_t *node, bool *negated)
+{
+    *negated = false;
+    json_t *be = json_object_get(node, "BoolExpr");
+    const char *op = be ? jstr(be, "boolop") : NULL;
+    if (op != NULL && strcmp(op, "NOT_EXPR") == 0 &&
+        json_array_size(json_object_get(be, "args")) == 1) {
+        *negated = true;
+        node = json_array_get(json_object_get(be, "args"), 0);
+    }
+    json_t *sl = json_object_get(node, "SubLink");
+    const char *t = sl ? jstr(sl, "subLinkType") : NULL;
+    if (t == NULL || (strcmp(t, "EXISTS_SUBLINK") != 0 && strcmp(t, "ANY_SUBLINK") != 0))
+        return NULL;
+    return sl;
+}
+
+/* Joins `*acc` with the subquery of a WHERE conjunct as a SEMI or ANTI join. */
+static int bind_sublink(bctx_t *b, tm_bound_query_t *q, json_t *sl, bool negated, int location,
+                        tm_bound_from_t **acc)
+{
+    bool exists = strcmp(jstr(sl, "subLinkType"), "EXISTS_SUBLINK") == 0;
+    json_t *lsl = json_object_get(sl, "location");
+    int loc = json_is_integer(lsl) ? (int)json_integer_value(lsl) : location;
+    json_t *sub = json_object_get(json_object_get(sl, "subselect"), "SelectStmt");
+    const char *what = exists ? (negated ? "NOT EXISTS" : "EXISTS") : (negated ? "NOT IN" : "IN");
+    if (sub == NULL)
+        return err_at(b, loc, TM_ESQL, "malformed subquery");
+    int rc = check_clauses(b, sub, loc);
+    if (rc != 0)
+        return rc;
+    json_t *targets = json_object_get(sub, "targetList");
+    if (json_array_size(json_object_get(sub, "groupClause")) > 0 ||
+        json_object_get(sub, "havingClause") != NULL || has_aggregate(targets) ||
+        json_object_get(sub, "distinctClause") != NULL)
+        return err_at(b, loc, TM_EUNSUPPORTED,
+                      "a subquery of %s with GROUP BY, HAVING, DISTINCT or aggregates is not "
+                      "supported; declare it as a view and join it",
+                      what);
+    json_t *from = json_object_get(sub, "fromClause");
+    if (json_array_size(from) != 1)
+        return err_at(b, loc, TM_EUNSUPPORTED,
+                      json_array_size(from) == 0
+                          ? "the subquery of %s reads no table: add FROM <table>"
+                          : "the subquery of %s reads several FROM items; join them with JOIN … "
+                            "ON inside it, or use a view",
+                      what);
+    json_t *test = NULL, *target = NULL;
+    if (!exists) {
+        const char *op = last_name(json_object_get(sl, "operName"));
+        test = json_object_get(sl, "testexpr");
+        if (op != NULL && strcmp(op, "=") != 0)
+            return err_at(b, loc, TM_EUNSUPPORTED,
+                          "%s ANY/ALL (subquery) is not supported; IN (subquery) and EXISTS are",
+                          op);
+        if (test == NULL || json_object_get(test, "RowExpr") != NULL)
+            return err_at(b, loc, TM_EUNSUPPORTED,
+                          "%s with a row of several columns is not supported; compare one "
+                          "expression",
+                          what);
+        if (json_array_size(targets) != 1)
+            return err_at(b, loc, TM_ESQL, "subquery has too %s columns: %s (subquery) needs "
+                          "exactly one",
+                          json_array_size(targets) > 1 ? "many" : "few", what);
+        target = json_object_get(json_object_get(json_array_get(targets, 0), "ResTarget"), "val");
+        if (target == NULL || is_star(target))
+            return err_at(b, loc, TM_ESQL, "%s (subquery) needs the subquery to select one "
+                          "expression, not *",
+                          what);
+    }
+    tm_bound_from_t *R = NULL;
+    b->depth++;
+    rc = bind_from_item(b, q, json_array_get(from, 0), loc, &R);
+    b->depth--;
+    if (rc != 0)
+        return rc;
+    json_t *conj = json_array();
+    if (conj == NULL) {
+        tm_bound_from_free(R);
+        return TM_ENOMEM;
+    }
+    conjuncts(json_object_get(sub, "whereClause"), conj);
+    join_in_t in = {negated ? TM_BOUND_ANTI : TM_BOUND_SEMI, conj, test, target,
+                    negated && !exists, true, what, loc};
+    tm_bound_from_t *J = NULL;
+    rc = make_join(b, q, &in, *acc, R, &J);
+    json_decref(conj);
+    *acc = J; /* make_join consumed the old tree either way */
+    return rc;
+}
+
+/*
+ * Binds FROM (and, for joins, the WHERE conjuncts that are join conditions
+ * or subqueries) into q.  *where is the WHERE left to apply after the FROM:
+ * the statement's own, or a new node (*owned, to be released) of the
+ * conjuncts that remain.
+ */
+static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location, json_t **where,
+                     json_t **owned)
+{
+    json_t *from = json_object_get(sel, "fromClause");
+    *where = json_object_get(sel, "whereClause");
+    *owned = NULL;
+    if (json_array_size(from) == 0)
+        return err_at(b, location, TM_ESQL,
+                      "a streaming query reads a source: add FROM <table>");
+    json_t *item = json_array_get(from, 0), *body;
+    const char *kind = node_kind(item, &body);
+    json_t *conj = json_array();
+    if (conj == NULL)
+        return TM_ENOMEM;
+    conjuncts(*where, conj);
+    bool subs = false;
+    for (size_t i = 0; i < json_array_size(conj); i++) {
+        bool neg;
+        subs |= sublink_of(json_array_get(conj, i), &neg) != NULL;
+    }
+    if (json_array_size(from) == 1 && !subs && (kind == NULL || strcmp(kind, "JoinExpr") != 0)) {
+        /* One table, view or subquery: its layout is the query's, as it always was. */
+        json_decref(conj);
+        tm_bound_from_t f;
+        memset(&f, 0, sizeof(f));
+        f.table = -1;
+        int rc = bind_leaf(b, item, location, &f);
+        q->table = f.table;
+        q->sub = f.sub;
+        q->from_view = f.view;
+        q->from_name = f.name;
+        q->in_schema = f.raw;
+        return rc;
+    }
+    /* The items of a comma list, then joined left to right. */
+    size_t nitems = json_array_size(from);
+    tm_bound_from_t **items = calloc(nitems, sizeof(*items));
+    json_t *rest = json_array();
+    int rc = items && rest ? 0 : TM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nitems; i++)
+        rc = bind_from_item(b, q, json_array_get(from, i), location, &items[i]);
+    /* Each WHERE conjunct over several items joins the last of them (a comma join's ON). */
+    json_t **step_conj = calloc(nitems, sizeof(*step_conj));
+    if (rc == 0 && step_conj == NULL)
+        rc = TM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nitems; i++)
+        if ((step_conj[i] = json_array()) == NULL)
+            rc = TM_ENOMEM;
+    scope_entry_t *sc = NULL;
+    int nsc = 0, off = 0;
+    int *starts = calloc(nitems + 1, sizeof(int));
+    tm_schema_t *all = NULL;
+    if (rc == 0 && starts == NULL)
+        rc = TM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nitems; i++) {
+        starts[i] = off;
+        rc = scope_add(&sc, &nsc, items[i], off, 0);
+        tm_schema_t *s = all ? concat_schema(all, items[i]->schema, false, false)
+                             : tm_schema_ref(items[i]->schema);
+        tm_schema_unref(all);
+        all = s;
+        if (s == NULL)
+            rc = TM_ENOMEM;
+        off += items[i]->schema->ncols;
+    }
+    for (size_t i = 0; rc == 0 && i < json_array_size(conj); i++) {
+        json_t *c = json_array_get(conj, i);
+        bool neg;
+        if (sublink_of(c, &neg) != NULL || nitems < 2) {
+            json_array_append(rest, c);
+            continue;
+        }
+        qctx_t qc;
+        tm_expr_t *e = NULL;
+        qctx_over(&qc, b, q, all, sc, nsc);
+        if ((rc = bind_expr(&qc, c, MODE_PLAIN, &e)) != 0)
+            break;
+        size_t last = 0;
+        for (size_t k = 0; qc.used_max >= 0 && k < nitems; k++)
+            if (qc.used_max >= starts[k])
+                last = k;
+        size_t first = 0;
+        for (size_t k = 0; qc.used_min >= 0 && k < nitems; k++)
+            if (qc.used_min >= starts[k])
+                first = k;
+        if (qc.used_min >= 0 && last > 0 && first < last)
+            json_array_append(step_conj[last], c);
+        else
+            json_array_append(rest, c);
+    }
+    tm_schema_unref(all);
+    free(sc);
+    free(starts);
+    tm_bound_from_t *acc = rc == 0 ? items[0] : NULL;
+    if (rc == 0)
+        items[0] = NULL;
+    for (size_t i = 1; rc == 0 && i < nitems; i++) {
+        int l = items[i]->location;
+        join_in_t in = {TM_BOUND_INNER, step_conj[i], NULL, NULL, false, false,
+                        "a join of FROM items (FROM a, b WHERE a.x = b.y)", l};
+        tm_bound_from_t *J = NULL;
+        rc = make_join(b, q, &in, acc, items[i], &J);
+        items[i] = NULL;
+        acc = J;
+    }
+    /* [NOT] EXISTS and [NOT] IN (subquery): semi and anti joins, in WHERE order. */
+    json_t *left = json_array();
+    if (rc == 0 && left == NULL)
+        rc = TM_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < json_array_size(rest); i++) {
+        bool neg;
+        json_t *sl = sublink_of(json_array_get(rest, i), &neg);
+        if (sl == NULL)
+            json_array_append(left, json_array_get(rest, i));
+        else
+            rc = bind_sublink(b, q, sl, neg, location, &acc);
+    }
+    for (size_t i = 0; items && i < nitems; i++)
+        tm_bound_from_free(items[i]);
+    free(items);
+    for (size_t i = 0; step_conj && i < nitems; i++)
+        json_decref(step_conj[i]);
+    free(step_conj);
+    json_decref(rest);
+    json_decref(conj);
+    if (rc == 0) {
+        q->from = acc;
+        q->table = -1;
+        q->from_name = strdup(acc->kind == TM_BOUND_LEAF ? acc->name : "the join");
+        q->in_schema = tm_schema_ref(acc->schema);
+        acc = NULL;
+        size_t n = json_array_size(left);
+        if (n == 1)
+            *where = *owned = json_incref(json_array_get(left, 0));
+        else if (n > 1)
+            *where = *owned = json_pack("{s:{s:s,s:O,s:i}}", "BoolExpr", "boolop", "AND_EXPR",
+                                        "args", left, "location",
+                                        node_location(json_array_get(left, 0)));
+        else
+            *where = NULL;
+    }
+    tm_bound_from_free(acc);
+    json_decref(left);
+    return rc;
 }
 
 /*
@@ -1094,9 +1974,15 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
         }
         if (is_star(val)) {
             json_t *f = json_object_get(json_object_get(val, "ColumnRef"), "fields");
+            const char *t = NULL;
             if (json_array_size(f) == 2) {
-                const char *t = string_node(json_array_get(f, 0));
-                if (t == NULL || qc->qual == NULL || strcmp(t, qc->qual) != 0) {
+                t = string_node(json_array_get(f, 0));
+                bool known = false;
+                for (int r = 0; t != NULL && r < qc->nscope; r++)
+                    known |= qc->scope[r].level == 0 && qc->scope[r].name &&
+                             strcmp(qc->scope[r].name, t) == 0;
+                if (!known && (qc->nscope > 0 || t == NULL || qc->qual == NULL ||
+                               strcmp(t, qc->qual) != 0)) {
                     rc = err_at(qc->b, loc, TM_ESQL,
                                 "missing FROM-clause entry for table \"%s\"", t ? t : "?");
                     break;
@@ -1106,39 +1992,48 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
                 rc = no_columns_error(qc, loc);
                 break;
             }
-            for (int c = 0; rc == 0 && c < qc->in->ncols; c++) {
-                if (grow((void **)&q->targets, n, sizeof(*q->targets)) != 0 ||
-                    grow((void **)&names, n, sizeof(*names)) != 0 ||
-                    grow((void **)&q->target_locations, n, sizeof(int)) != 0) {
-                    rc = TM_ENOMEM;
-                    break;
-                }
-                tm_expr_t *e = NULL;
-                if (mode == MODE_GROUPED) {
-                    for (int g = 0; e == NULL && g < q->ngroup; g++) {
-                        int gi;
-                        json_t *cr = json_object_get(qc->group_nodes[g], "ColumnRef");
-                        if (cr && resolve_column(qc, cr, &gi) == 0 && gi == c) {
-                            tm_expr_type_t t;
-                            tm_expr_type_from_column(&q->agg_schema->cols[g], &t);
-                            e = tm_expr_column(qc->b->pool, g, &t, qc->in->cols[c].name);
-                        }
-                    }
-                    if (e == NULL) {
-                        rc = err_at(qc->b, loc, TM_ESQL,
-                                      "column \"%s.%s\" must appear in the GROUP BY clause or "
-                                      "be used in an aggregate function",
-                                    qc->qual ? qc->qual : "?", qc->in->cols[c].name);
+            /* `*` is every item's columns in FROM order; `t.*` the item t's. */
+            for (int r = 0; rc == 0 && r < qc->nscope; r++) {
+                const scope_entry_t *se = &qc->scope[r];
+                if (se->level != 0 || (t != NULL && strcmp(se->name ? se->name : "", t) != 0))
+                    continue;
+                for (int sc = 0; rc == 0 && se->schema && sc < se->schema->ncols; sc++) {
+                    int c = se->offset + sc;
+                    if (grow((void **)&q->targets, n, sizeof(*q->targets)) != 0 ||
+                        grow((void **)&names, n, sizeof(*names)) != 0 ||
+                        grow((void **)&q->target_locations, n, sizeof(int)) != 0) {
+                        rc = TM_ENOMEM;
                         break;
                     }
-                } else {
-                    e = input_column(qc, c);
+                    tm_expr_t *e = NULL;
+                    if (mode == MODE_GROUPED) {
+                        for (int g = 0; e == NULL && g < q->ngroup; g++) {
+                            int gi;
+                            json_t *cr = json_object_get(qc->group_nodes[g], "ColumnRef");
+                            if (cr && resolve_column(qc, cr, &gi) == 0 && gi == c) {
+                                tm_expr_type_t ty;
+                                tm_expr_type_from_column(&q->agg_schema->cols[g], &ty);
+                                e = tm_expr_column(qc->b->pool, g, &ty, qc->in->cols[c].name);
+                            }
+                        }
+                        if (e == NULL) {
+                            rc = err_at(qc->b, loc, TM_ESQL,
+                                        "column \"%s.%s\" must appear in the GROUP BY clause "
+                                        "or be used in an aggregate function",
+                                        se->name ? se->name : "?", qc->in->cols[c].name);
+                            break;
+                        }
+                    } else {
+                        e = input_column(qc, c);
+                    }
+                    q->targets[n] = e;
+                    names[n] = strdup(qc->in->cols[c].name);
+                    q->target_locations[n] = loc;
+                    n++;
                 }
-                q->targets[n] = e;
-                names[n] = strdup(qc->in->cols[c].name);
-                q->target_locations[n] = loc;
-                n++;
             }
+            if (rc != 0)
+                break;
             continue;
         }
         if (grow((void **)&q->targets, n, sizeof(*q->targets)) != 0 ||
@@ -1193,13 +2088,21 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
     memset(&qc, 0, sizeof(qc));
     qc.b = b;
     qc.q = q;
+    json_t *where = NULL, *where_owned = NULL;
+    scope_entry_t one;
     b->depth++;
-    rc = bind_from(b, q, sel, location);
+    rc = bind_from(b, q, sel, location, &where, &where_owned);
     b->depth--;
     qc.in = q->in_schema;
-    qc.qual = q->from_name;
-
-    json_t *where = json_object_get(sel, "whereClause");
+    qc.used_min = qc.used_max = -1;
+    if (q->from != NULL) {
+        rc = rc ? rc : scope_add(&qc.scope, &qc.nscope, q->from, 0, 0);
+    } else {
+        qc.qual = q->from_name;
+        one = (scope_entry_t){q->from_name, q->in_schema, 0, 0};
+        qc.scope = q->in_schema ? &one : NULL;
+        qc.nscope = q->in_schema ? 1 : 0;
+    }
     json_t *groups = json_object_get(sel, "groupClause");
     json_t *having = json_object_get(sel, "havingClause");
     json_t *distinct = json_object_get(sel, "distinctClause");
@@ -1210,7 +2113,7 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
                                                              "ResTarget"),
                                              "val"));
 
-    if (rc == 0 && star_only && where == NULL && !q->grouped &&
+    if (rc == 0 && star_only && where == NULL && !q->grouped && q->from == NULL &&
         (q->sub == NULL || q->sub->out_schema == NULL || q->sub->passthrough)) {
         /* Rows pass through with their own schema: no Calc. */
         q->passthrough = q->sub == NULL || q->sub->passthrough;
@@ -1348,6 +2251,9 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
     free(qc.group_nodes);
     free(qc.arg_nodes);
     free(qc.agg_nodes);
+    if (q->from != NULL)
+        free(qc.scope);
+    json_decref(where_owned);
     if (rc != 0) {
         tm_bound_query_free(q);
         return rc;
@@ -1379,6 +2285,7 @@ tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q)
     if (q == NULL)
         return NULL;
     tm_bound_query_free(q->sub);
+    tm_bound_from_free(q->from);
     free(q->from_name);
     tm_schema_unref(q->in_schema);
     free(q->pre_exprs);

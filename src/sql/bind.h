@@ -7,7 +7,7 @@
  * One bound query is one SELECT block:
  *
  *     FROM    one job table, or a subquery (FROM (SELECT …) AS x, or a view,
- *             inlined as a subquery)
+ *             inlined as a subquery); or a join tree (`from`, below)
  *     WHERE   a predicate over the FROM layout (`in_schema`)
  *     GROUP BY / aggregates:
  *             pre_exprs over in_schema: the group keys (0 .. ngroup-1), then
@@ -45,12 +45,88 @@
 
 typedef struct tm_bound_query tm_bound_query_t;
 
+/*
+ * Joins.  A FROM with JOIN … ON / USING, a comma list (its join conditions
+ * taken from WHERE), or a WHERE with [NOT] EXISTS / [NOT] IN (subquery)
+ * conjuncts becomes a left-deep tree of binary joins (tm_bound_from_t):
+ *
+ *   leaf     a job table (table >= 0) or a subquery or view (sub); its rows
+ *            are `raw` (the table's declared columns, the subquery's output)
+ *   join     left and right items; raw = left->schema ++ right->schema, with
+ *            the columns of a side that can be null-padded made nullable
+ *            (LEFT: right, RIGHT: left, FULL: both); SEMI and ANTI
+ *            (EXISTS, IN; NOT EXISTS, NOT IN) output the left side only
+ *
+ * The ON clause (or a subquery's WHERE) is split into equi-key pairs — a
+ * conjunct `a = b` with `a` over one side only and `b` over the other —
+ * and the rest.  A key pair whose sides differ in type is cast to their
+ * common type; a key that is not a bare column of its side (an expression,
+ * or a cast) is computed before the join and appended to that side's row
+ * (`ext`, columns named "$key<N>", invisible to names).  A conjunct over
+ * one side only becomes that side's `filter` where SQL allows it (the side
+ * whose rows are dropped, never padded, when they fail: both of INNER, the
+ * right of LEFT and of SEMI/ANTI, the left of RIGHT); everything else is
+ * the `residual`, a predicate over left->schema ++ right->schema.  A join
+ * needs at least one key pair, except NOT IN, which is `null_aware` (NULL
+ * keys follow NOT IN's rule; the planner runs it on one subtask).
+ *
+ * Every item's `schema` is what its consumer sees: raw ++ ext, rows kept
+ * only when `filter` holds.  `ranges` say which names a layout exposes:
+ * each table, view or subquery alias of the tree with its columns' offset.
+ */
+typedef enum tm_bound_join_kind {
+    TM_BOUND_LEAF = 0,
+    TM_BOUND_INNER,
+    TM_BOUND_LEFT,
+    TM_BOUND_RIGHT,
+    TM_BOUND_FULL,
+    TM_BOUND_SEMI,
+    TM_BOUND_ANTI,
+} tm_bound_join_kind_t;
+
+typedef struct tm_bound_range {
+    char *name;           /* the alias (or the table's or view's name) */
+    tm_schema_t *schema;  /* the leaf's raw columns (a reference) */
+    int offset;           /* of its first column in the item's layout */
+} tm_bound_range_t;
+
+typedef struct tm_bound_from tm_bound_from_t;
+
+struct tm_bound_from {
+    tm_bound_join_kind_t kind;
+    int location; /* byte offset (the join's left item, the subquery), for messages */
+
+    /* A leaf. */
+    int table;
+    tm_bound_query_t *sub;
+    bool view;  /* sub is the view named `name` */
+    char *name; /* visible name */
+
+    /* A join. */
+    tm_bound_from_t *left, *right;
+    int *left_keys; /* columns of left->schema, pairwise with right_keys (same types) */
+    int *right_keys;
+    int nkeys;
+    tm_expr_t *residual; /* over left->schema ++ right->schema; NULL = true */
+    bool null_aware;     /* ANTI from NOT IN with a nullable key */
+
+    tm_schema_t *raw;    /* the item's output */
+    tm_expr_t *filter;   /* over raw, or NULL */
+    tm_expr_t **ext;     /* computed join keys appended to raw (over raw) */
+    int next;
+    tm_schema_t *schema; /* raw ++ ext (a reference to raw when next == 0) */
+
+    tm_bound_range_t *ranges;
+    int nranges;
+};
+
 struct tm_bound_query {
     /* FROM: a job table (table >= 0) or a subquery (sub != NULL). */
     int table;
     tm_bound_query_t *sub;
     char *from_name;      /* the table's, view's or alias's name (explain, errors) */
     bool from_view;       /* sub is the view named from_name */
+    tm_bound_from_t *from; /* a join tree (table -1, sub NULL), or NULL */
     tm_schema_t *in_schema; /* the FROM layout; NULL for a table without declared columns */
 
     bool passthrough; /* SELECT * with no WHERE and no grouping: rows pass unchanged */
@@ -86,6 +162,9 @@ int tm_bind_select(const tm_job_t *job, struct json_t *select, tm_expr_pool_t *p
                    tm_bound_query_t **out, char *errstr, size_t errstr_size);
 /* Accepts NULL; returns NULL. */
 tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q);
+
+/* Accepts NULL; returns NULL. */
+tm_bound_from_t *tm_bound_from_free(tm_bound_from_t *f);
 
 /* The job table a query finally reads (through subqueries and views). */
 int tm_bound_query_source(const tm_bound_query_t *q);

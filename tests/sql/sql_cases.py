@@ -561,3 +561,285 @@ CASES = [
          "SELECT customer_id, sum(amount) AS total FROM orders GROUP BY customer_id",
          [shop_orders("full")], note="the view of example 3 on its own"),
 ]
+
+
+# -- joins (issue 11) -------------------------------------------------------------------
+# Four small tables whose join columns share a key space, so that keys match, miss, repeat
+# on both sides and are NULL: customers (1..15), orders.customer_id (1..16 and NULL),
+# products (1..10), order_lines.order_id (bigint: a key pair of different types).
+
+def customers(identity: str = "full", key_space: int = 15, initial: int = 10) -> Table:
+    return Table("customers", [
+        Column("name", "text", choice(["ann", "bob", "cy", "dee", "eve", None])),
+        Column("country", "text", choice(["se", "fi", "no", None])),
+        Column("active", "boolean", bools(null=0.1)),
+        Column("tier", "int", ints(0, 12, null=0.1)),
+        Column("fav_product", "int", ints(1, 10, null=0.2)),
+    ], replica_identity=identity, key_space=key_space, initial_rows=initial)
+
+
+def jorders(identity: str = "default", key_space: int = 60, initial: int = 30,
+            customer_null: float = 0.1) -> Table:
+    return Table("orders", [
+        Column("customer_id", "int", ints(1, 16, null=customer_null)),
+        Column("product_id", "int", ints(1, 10, null=0.05)),
+        Column("amount", "numeric(10,2)", decimals(0, 400, 2, null=0.05)),
+        Column("status", "text", choice(["new", "paid", "shipped", None])),
+        Column("qty", "int", ints(0, 12, null=0.1)),
+    ], replica_identity=identity, key_space=key_space, initial_rows=initial)
+
+
+def products(identity: str = "full") -> Table:
+    return Table("products", [
+        Column("title", "text", choice(["pen", "ink", "pad", "cup", None])),
+        Column("price", "numeric(8,2)", decimals(1, 90, 2, null=0.05)),
+        Column("category", "text", choice(["office", "home", None])),
+    ], replica_identity=identity, key_space=10, initial_rows=8)
+
+
+def order_lines(identity: str = "default") -> Table:
+    return Table("order_lines", [
+        Column("order_id", "bigint", ints(1, 60, null=0.05)),
+        Column("product_id", "int", ints(1, 10, null=0.05)),
+        Column("qty", "int", ints(1, 9, null=0.05)),
+    ], replica_identity=identity, key_space=80, initial_rows=40)
+
+
+# Updates of the join columns (customer_id moves an order to another customer) weigh more
+# than usual, and key changes (SET id = …) move a row's primary key on either side.
+JOIN_W = dict(insert=4, update=6, delete=3, key_change=2)
+
+OC = "FROM orders o JOIN customers c ON o.customer_id = c.id"
+
+JOIN_CASES = [
+    # -- inner ---------------------------------------------------------------------------
+    Case("join_inner", "SELECT o.id, o.amount, c.name, c.country " + OC,
+         [jorders(), customers()], workload=W(**JOIN_W), kill_ci=True,
+         note="orders with their customer; NULL customer_id matches nothing"),
+    Case("join_inner_where",
+         "SELECT o.id, o.amount, c.name " + OC + " WHERE c.country = 'se' AND o.amount > 100",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="single-side WHERE conditions after an inner join"),
+    Case("join_comma_where",
+         "SELECT o.id, c.name, o.status FROM orders o, customers c "
+         "WHERE o.customer_id = c.id AND c.active",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="FROM a, b WHERE a.x = b.y: the WHERE equality is the join key"),
+    Case("join_inner_residual",
+         "SELECT o.id, o.qty, c.tier " + OC + " AND o.qty > c.tier",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="a non-equi condition over both sides (the residual)"),
+    Case("join_inner_expression_key",
+         "SELECT o.id, c.name FROM orders o JOIN customers c ON o.customer_id + 1 = c.id + 1",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="keys that are expressions, computed before the join"),
+    Case("join_inner_cast_key",
+         "SELECT l.id AS line_id, o.id AS order_id, l.qty, o.status "
+         "FROM order_lines l JOIN orders o ON l.order_id = o.id",
+         [order_lines(), jorders()], workload=W(**JOIN_W),
+         note="bigint = integer: the integer side is cast to bigint before the join"),
+    Case("join_inner_two_keys",
+         "SELECT o.id, c.id AS cid FROM orders o JOIN customers c "
+         "ON o.customer_id = c.id AND o.qty % 2 = c.tier % 2",
+         [jorders(customer_null=0.05), customers()], workload=W(**JOIN_W),
+         note="a composite join key, one pair computed on both sides"),
+    Case("join_inner_duplicates_both_sides",
+         "SELECT o.id, l.id AS line_id, l.qty FROM orders o JOIN order_lines l "
+         "ON o.product_id = l.product_id",
+         [jorders(key_space=30, initial=20), order_lines()], workload=W(**JOIN_W),
+         note="many-to-many: duplicate keys on both sides"),
+    Case("join_inner_text_key_self",
+         "SELECT a.id AS a_id, b.id AS b_id FROM orders a JOIN orders b "
+         "ON a.status = b.status AND a.id < b.id",
+         [jorders(key_space=30, initial=20)], workload=W(**JOIN_W),
+         note="a self-join on a text key with NULLs, and a residual"),
+    Case("join_self_customer",
+         "SELECT a.id AS a_id, b.id AS b_id, a.customer_id FROM orders a JOIN orders b "
+         "ON a.customer_id = b.customer_id AND a.id <> b.id",
+         [jorders(key_space=40, initial=25)], workload=W(**JOIN_W), kill_ci=True,
+         note="a self-join: one source feeds both sides"),
+    Case("join_inner_key_changes",
+         "SELECT o.id, o.customer_id, c.name " + OC,
+         [jorders(key_space=30), customers("default")],
+         workload=W(insert=2, update=8, delete=2, key_change=6, changes=300),
+         note="updates of the join key and of the primary key on both sides"),
+    Case("join_inner_last_match_deleted",
+         "SELECT o.id, c.name " + OC,
+         [jorders(), customers()], workload=W(**JOIN_W, final_sql=[
+             "DELETE FROM customers WHERE id <= 5",
+             "DELETE FROM orders WHERE customer_id BETWEEN 6 AND 8"]),
+         note="deleting every match of a key on one side, then the other"),
+
+    # -- left ----------------------------------------------------------------------------
+    Case("join_left", "SELECT o.id, o.amount, c.name, c.country "
+         "FROM orders o LEFT JOIN customers c ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W), kill_ci=True,
+         note="null-padded rows, retracted when a match arrives, back when it goes"),
+    Case("join_left_on_filter",
+         "SELECT o.id, o.amount, c.name, c.country FROM orders o LEFT JOIN customers c "
+         "ON o.customer_id = c.id AND c.active",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="the issue's enrichment: a right-side condition in ON (a filter before the join)"),
+    Case("join_left_left_condition_in_on",
+         "SELECT o.id, o.amount, c.name FROM orders o LEFT JOIN customers c "
+         "ON o.customer_id = c.id AND o.amount > 100",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="a left-side condition in a LEFT join's ON pads instead of dropping"),
+    Case("join_left_is_null",
+         "SELECT o.id, o.customer_id FROM orders o LEFT JOIN customers c "
+         "ON o.customer_id = c.id WHERE c.id IS NULL",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="the orders without a customer, through the padded rows"),
+    Case("join_left_last_match_deleted",
+         "SELECT o.id, c.name FROM orders o LEFT JOIN customers c ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W, final_sql=[
+             "DELETE FROM customers WHERE id % 2 = 0",
+             "UPDATE customers SET id = id + 100 WHERE id = 3"]),
+         note="the null-padded row comes back when the last match goes"),
+    Case("join_left_coalesce",
+         "SELECT o.id, coalesce(c.name, 'none') AS name, coalesce(c.tier, -1) AS tier "
+         "FROM orders o LEFT JOIN customers c ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="expressions over the null-padded side"),
+    Case("join_left_residual",
+         "SELECT o.id, c.id AS cid FROM orders o LEFT JOIN customers c "
+         "ON o.customer_id = c.id AND o.qty >= c.tier",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="matches that come and go as either side's residual columns change"),
+
+    # -- right and full ------------------------------------------------------------------
+    Case("join_right",
+         "SELECT o.id, c.id AS cid, c.name FROM orders o RIGHT JOIN customers c "
+         "ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="customers without orders are padded on the left"),
+    Case("join_right_on_filter",
+         "SELECT o.id, c.id AS cid FROM orders o RIGHT JOIN customers c "
+         "ON o.customer_id = c.id AND o.status = 'paid'",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="a condition on the padded (left) side of a RIGHT join filters before it"),
+    Case("join_full",
+         "SELECT o.id, o.customer_id, c.id AS cid, c.name FROM orders o FULL JOIN customers c "
+         "ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W), kill_ci=True,
+         note="padded rows on both sides"),
+    Case("join_full_residual",
+         "SELECT o.id, c.id AS cid FROM orders o FULL OUTER JOIN customers c "
+         "ON o.customer_id = c.id AND o.qty > c.tier",
+         [jorders(), customers()], workload=W(**JOIN_W)),
+    Case("join_full_deletes",
+         "SELECT o.id, c.id AS cid FROM orders o FULL JOIN customers c ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W, final_sql=[
+             "DELETE FROM customers WHERE id % 3 = 0",
+             "DELETE FROM orders WHERE customer_id % 3 = 1"]),
+         note="both sides lose their last matches"),
+    Case("join_full_self",
+         "SELECT a.id AS a_id, b.id AS b_id FROM orders a FULL JOIN orders b "
+         "ON a.customer_id = b.id",
+         [jorders(key_space=20, initial=15)], workload=W(**JOIN_W),
+         note="a self-join on different columns of each side"),
+
+    # -- several joins, and aggregates after them -------------------------------------------
+    Case("join_three_way",
+         "SELECT l.id AS line_id, o.id AS order_id, c.name, l.qty FROM order_lines l "
+         "JOIN orders o ON l.order_id = o.id JOIN customers c ON o.customer_id = c.id",
+         [order_lines(), jorders(), customers()], workload=W(**JOIN_W)),
+    Case("join_four_way_group_by",
+         "SELECT c.country, count(*) AS orders, sum(l.qty * p.price) AS revenue "
+         "FROM order_lines l JOIN orders o ON l.order_id = o.id "
+         "JOIN customers c ON o.customer_id = c.id JOIN products p ON l.product_id = p.id "
+         "GROUP BY c.country",
+         [order_lines(), jorders(), customers(), products()], workload=W(**JOIN_W),
+         kill_ci=True, note="the issue's query: three joins, then an aggregate on another key"),
+    Case("join_group_by_customer",
+         "SELECT c.name, count(*) AS n, sum(o.amount) AS total " + OC + " GROUP BY c.name",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="re-partition from the join key to the group key"),
+    Case("join_left_group_by_count",
+         "SELECT c.id, count(o.id) AS n, sum(o.qty) AS q FROM customers c "
+         "LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id",
+         [customers(), jorders()], workload=W(**JOIN_W),
+         note="count(o.id) is 0 for a customer whose only row is padded"),
+    Case("join_inner_then_left",
+         "SELECT o.id, c.name, p.title FROM orders o JOIN customers c ON o.customer_id = c.id "
+         "LEFT JOIN products p ON o.product_id = p.id",
+         [jorders(), customers(), products()], workload=W(**JOIN_W)),
+    Case("join_view",
+         "SELECT b.id, b.amount, c.name FROM big_orders b JOIN customers c "
+         "ON b.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         views=["CREATE VIEW big_orders AS SELECT id, customer_id, amount FROM orders "
+                "WHERE amount > 100"],
+         note="a view as a join input"),
+    Case("join_aggregate_view",
+         "SELECT c.id, c.name, t.total, t.n FROM customers c JOIN per_customer t "
+         "ON t.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         views=["CREATE VIEW per_customer AS SELECT customer_id, sum(amount) AS total, "
+                "count(*) AS n FROM orders GROUP BY customer_id"],
+         note="joining an aggregate's updates (its before images retract the old pair)"),
+    Case("join_subquery_in_from",
+         "SELECT o.id, c.name FROM (SELECT id, customer_id FROM orders WHERE status = 'paid') o "
+         "JOIN customers c ON o.customer_id = c.id",
+         [jorders(), customers()], workload=W(**JOIN_W)),
+
+    # -- semi and anti joins -------------------------------------------------------------
+    Case("exists",
+         "SELECT c.id, c.name FROM customers c "
+         "WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)",
+         [customers(), jorders()], workload=W(**JOIN_W), kill_ci=True,
+         note="a customer appears with its first order and goes with its last"),
+    Case("not_exists",
+         "SELECT c.id, c.name FROM customers c "
+         "WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id)",
+         [customers(), jorders()], workload=W(**JOIN_W)),
+    Case("exists_with_filter",
+         "SELECT c.id FROM customers c WHERE c.active IS NOT FALSE AND EXISTS "
+         "(SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.amount > 200)",
+         [customers(), jorders()], workload=W(**JOIN_W)),
+    Case("exists_residual",
+         "SELECT c.id, c.tier FROM customers c WHERE EXISTS "
+         "(SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.qty > c.tier)",
+         [customers(), jorders()], workload=W(**JOIN_W),
+         note="a correlated condition besides the key"),
+    Case("exists_self",
+         "SELECT o.id, o.customer_id FROM orders o WHERE EXISTS "
+         "(SELECT 1 FROM orders p WHERE p.customer_id = o.customer_id AND p.id <> o.id)",
+         [jorders(key_space=40, initial=25)], workload=W(**JOIN_W),
+         note="orders whose customer has another order"),
+    Case("in_subquery",
+         "SELECT c.id, c.country FROM customers c WHERE c.id IN (SELECT customer_id FROM orders)",
+         [customers(), jorders()], workload=W(**JOIN_W)),
+    Case("in_subquery_filtered",
+         "SELECT c.id FROM customers c WHERE c.id IN "
+         "(SELECT customer_id FROM orders WHERE status = 'paid') AND c.country IS NOT NULL",
+         [customers(), jorders()], workload=W(**JOIN_W)),
+    Case("not_in_with_nulls",
+         "SELECT c.id FROM customers c WHERE c.id NOT IN (SELECT customer_id FROM orders)",
+         [customers(), jorders(customer_null=0.15)],
+         workload=W(**JOIN_W, final_sql=["DELETE FROM orders WHERE customer_id IS NULL",
+                                         "DELETE FROM orders WHERE customer_id > 10"]),
+         note="NOT IN's NULL rule: one NULL customer_id empties the result until it goes"),
+    Case("not_in_nullable_outer",
+         "SELECT o.id, o.customer_id FROM orders o WHERE o.customer_id NOT IN "
+         "(SELECT id FROM customers WHERE active)",
+         [jorders(), customers()], workload=W(**JOIN_W),
+         note="a NULL outer key passes only while the subquery is empty"),
+    Case("not_in_not_null",
+         "SELECT c.id FROM customers c WHERE c.id NOT IN (SELECT p.id FROM products p)",
+         [customers(), products()], workload=W(**JOIN_W),
+         note="neither side can be NULL: a plain anti join, hash-partitioned"),
+    Case("exists_and_not_exists",
+         "SELECT c.id FROM customers c "
+         "WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id) "
+         "AND NOT EXISTS (SELECT 1 FROM products p WHERE p.id = c.fav_product)",
+         [customers(), jorders(), products()], workload=W(**JOIN_W),
+         note="a semi join then an anti join, left-deep"),
+    Case("exists_then_group_by",
+         "SELECT c.country, count(*) AS n FROM customers c "
+         "WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.status = 'paid') "
+         "GROUP BY c.country",
+         [customers(), jorders()], workload=W(**JOIN_W)),
+]
+
+CASES += JOIN_CASES

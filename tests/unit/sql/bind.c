@@ -62,15 +62,41 @@ static void test_errors(void)
                       "aggregate function calls cannot be nested");
     expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE count(*) > 1;",
                       "aggregate functions are not allowed in WHERE");
-    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id = b.id;",
-                      "job.sql:4:34: JOIN is not built yet");
-    expect_bind_error("INSERT INTO out SELECT id FROM orders, orders x;", "joins");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b USING (id);",
+                      "USING (…) is not supported yet");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a NATURAL JOIN orders b;",
+                      "NATURAL JOIN is not supported");
+    expect_bind_error("INSERT INTO out SELECT orders.id FROM orders, orders x;",
+                      "needs an equality");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id < b.id;",
+                      "job.sql:4:48: JOIN needs an equality");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders a JOIN orders b ON a.id = b.id;",
+                      "job.sql:4:24: column reference \"id\" is ambiguous");
+    expect_bind_error("INSERT INTO out SELECT a.nope FROM orders a JOIN orders b ON a.id = b.id;",
+                      "column \"nope\" does not exist; a has:");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id = b.status;",
+                      "operator does not exist");
+    expect_bind_error("INSERT INTO out SELECT a.id FROM orders a JOIN orders b ON a.id = b.id "
+                      "AND a.amount;",
+                      "argument of JOIN/ON must be type boolean");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders o WHERE EXISTS (SELECT 1 FROM orders);",
+                      "EXISTS needs a correlation equality");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders o WHERE id NOT IN (SELECT p.id FROM "
+                      "orders p WHERE p.status = o.status);",
+                      "NOT IN over a correlated subquery is not supported");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders o WHERE id IN (SELECT max(id) FROM "
+                      "orders);",
+                      "GROUP BY, HAVING, DISTINCT or aggregates is not supported");
+    expect_bind_error("INSERT INTO out SELECT id FROM orders o WHERE id IN (SELECT id, status FROM "
+                      "orders);",
+                      "subquery has too many columns");
     expect_bind_error("INSERT INTO out SELECT id FROM orders ORDER BY id;",
                       "job.sql:4:48: ORDER BY is not supported in a streaming query");
     expect_bind_error("INSERT INTO out SELECT id FROM orders LIMIT 3;", "LIMIT");
     expect_bind_error("INSERT INTO out SELECT id, row_number() OVER () AS r FROM orders;",
                       "window functions");
-    expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE id IN (SELECT id FROM orders);",
+    expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE id > 3 OR id IN (SELECT id "
+                      "FROM orders);",
                       "a subquery in an expression is not supported");
     expect_bind_error("INSERT INTO out SELECT id FROM orders UNION SELECT id FROM orders;",
                       "UNION");
@@ -242,8 +268,59 @@ static void test_negative_integer_constants(void)
     tm_expr_pool_free(pool);
 }
 
+/* Joins: the tree, keys, computed keys (casts), side filters, residual, nullability. */
+static void test_join_shape(void)
+{
+    char err[2048] = "";
+    tm_job_t *job = NULL;
+    tm_bound_query_t *q = NULL;
+    tm_expr_pool_t *pool = tm_expr_pool_new();
+    int rc = bind_one("INSERT INTO out SELECT a.id, b.status AS s FROM orders a LEFT JOIN orders b "
+                      "ON a.customer_id = b.id AND b.status = 'x' AND a.amount > b.amount;",
+                      &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0 && q != NULL && q->from != NULL);
+    const tm_bound_from_t *j = q->from;
+    TM_CHECK_INT(j->kind, TM_BOUND_LEFT);
+    TM_CHECK_INT(j->nkeys, 1);
+    /* int = bigint: the left key is cast to bigint before the join, appended as $key1. */
+    TM_CHECK_INT(j->left->next, 1);
+    TM_CHECK_INT(j->right_keys[0], 0);
+    TM_CHECK_INT(j->left_keys[0], 5);
+    TM_CHECK_STR(j->left->schema->cols[5].name, "$key1");
+    TM_CHECK(j->right->filter != NULL); /* b.status = 'x': the right of a LEFT join */
+    TM_CHECK(j->left->filter == NULL);
+    TM_CHECK(j->residual != NULL);      /* a.amount > b.amount */
+    TM_CHECK_INT(j->raw->ncols, 6 + 5);
+    TM_CHECK(j->raw->cols[6].nullable);  /* b.id, null-padded */
+    TM_CHECK_INT(q->ntargets, 2);
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    q = NULL;
+    job = NULL;
+    rc = bind_one("INSERT INTO out SELECT id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM orders p "
+                  "WHERE p.customer_id = o.customer_id AND p.id <> o.id) AND o.id NOT IN "
+                  "(SELECT customer_id FROM orders) AND amount > 0;",
+                  &q, &job, pool, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err);
+    TM_REQUIRE(rc == 0 && q != NULL && q->from != NULL);
+    TM_CHECK_INT(q->from->kind, TM_BOUND_ANTI);
+    TM_CHECK(q->from->null_aware); /* customer_id can be NULL */
+    TM_CHECK_INT(q->from->left->kind, TM_BOUND_ANTI);
+    TM_CHECK(!q->from->left->null_aware);
+    TM_CHECK(q->from->left->residual != NULL); /* p.id <> o.id */
+    TM_CHECK_INT(q->in_schema->ncols, 5);     /* the left side's columns only */
+    TM_CHECK(q->where != NULL);               /* amount > 0 stays in WHERE */
+    tm_bound_query_free(q);
+    tm_job_free(job);
+    tm_expr_pool_free(pool);
+}
+
 int main(void)
 {
+    TM_RUN(test_join_shape);
     TM_RUN(test_errors);
     TM_RUN(test_undeclared_columns);
     TM_RUN(test_grouped_shape);
