@@ -28,7 +28,6 @@
 #include "operators/group_agg.h"
 #include "operators/join.h"
 #include "operators/upsert.h"
-#include "plan/plan_config.h"
 
 #include <stdlib.h>
 
@@ -52,16 +51,9 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->spec = &n->agg;
         return 0;
     case TM_PLAN_JOIN:
-#if TM_HAVE_JOIN_OPERATOR
         f->make = tm_join_new;
         f->spec = &n->join;
         return 0;
-#else
-        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
-                         "plan node %d (join): this build has no join operator yet "
-                         "(src/operators/join.c); `tidemark explain` shows the plan",
-                         n->id);
-#endif
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                          "plan node %d (%s) has no operator in this version", n->id,
@@ -75,13 +67,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
     key->arg = NULL;
     if (n->exchange != TM_EXCHANGE_HASH)
         return 0;
-#if TM_HAVE_JOIN_OPERATOR
     if (n->kind == TM_PLAN_JOIN) {
         key->encode = input == 0 ? tm_join_left_key : tm_join_right_key;
         key->arg = &n->join;
         return 0;
     }
-#endif
     if (n->kind == TM_PLAN_UPSERT) {
         key->encode = tm_upsert_exchange_key;
         return 0;
