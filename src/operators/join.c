@@ -59,7 +59,14 @@
  *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a
  *      usable-keyed row of another key group fails the call.
  *   5. Output records are inserts (after) and deletes (before) only, and a
- *      delete always follows the insert of the same row.
+ *      delete always follows the insert of the same row.  A call's output is
+ *      in the order of the input images that produced it (a record's before
+ *      image before its after image), as if the batch were processed one
+ *      record at a time: downstream operators that keep one row per unique
+ *      key (a join's unique-key view, an upsert sink) rely on a retraction
+ *      arriving before the insert that replaces it, even when the two come
+ *      from images under different join keys, which step 2 visits in store
+ *      order (emit_out).
  *
  * Thread: its subtask's.
  */
@@ -79,7 +86,16 @@ typedef struct image {
     const tm_record_t *rec;
     const tm_row_t *row;
     int sign;
+    uint32_t order; /* 2 × the record's index in the batch, + 1 for an after image */
 } image_t;
+
+/* An output record of this call, and where its input image stood (invariant 5). */
+typedef struct pend {
+    uint32_t order; /* image_t.order of the image that produced it */
+    uint32_t seq;   /* emission order within the call */
+    tm_batch_t *b;
+    uint32_t idx;
+} pend_t;
 
 /* One join key of the batch. */
 typedef struct jkey {
@@ -123,6 +139,12 @@ struct tm_operator {
     tm_row_t pair; /* left ++ right, for the residual and the output */
     tm_batch_t *scratch;
     tm_batch_t *out;
+    /* Per call: the output so far, in full batches and records (emit_rows). */
+    tm_batch_t **pbat;
+    size_t npbat, pbat_cap;
+    pend_t *pend;
+    size_t npend, pend_cap;
+    uint32_t cur_order, seq;
     tm_buf_t key, skey, val, ser;
     tm_eval_env_t env;
     /* Per call. */
@@ -147,6 +169,10 @@ static void op_free(tm_operator_t *op)
     tm_store_batch_free(op->wb);
     tm_batch_unref(op->scratch);
     tm_batch_unref(op->out);
+    for (size_t i = 0; i < op->npbat; i++)
+        tm_batch_unref(op->pbat[i]);
+    free(op->pbat);
+    free(op->pend);
     tm_buf_release(&op->key);
     tm_buf_release(&op->skey);
     tm_buf_release(&op->val);
@@ -182,17 +208,98 @@ int tm_join_right_key(const void *spec, const tm_schema_t *schema, const tm_row_
 
 /* ---- output ---- */
 
+/* Keeps the current output batch for the end of the call. */
+static int park_out(tm_operator_t *op)
+{
+    if (op->out == NULL)
+        return 0;
+    if (op->npbat == op->pbat_cap) {
+        size_t cap = op->pbat_cap ? op->pbat_cap * 2 : 8;
+        tm_batch_t **v = realloc(op->pbat, sizeof(*v) * cap);
+        if (v == NULL)
+            return TM_ENOMEM;
+        op->pbat = v;
+        op->pbat_cap = cap;
+    }
+    op->pbat[op->npbat++] = op->out;
+    op->out = NULL;
+    return 0;
+}
+
+static void drop_parked(tm_operator_t *op)
+{
+    for (size_t i = 0; i < op->npbat; i++)
+        op->pbat[i] = tm_batch_unref(op->pbat[i]);
+    op->npbat = 0;
+    op->npend = 0;
+    op->seq = 0;
+}
+
+static int pend_cmp(const void *a, const void *b)
+{
+    const pend_t *x = a, *y = b;
+    if (x->order != y->order)
+        return x->order < y->order ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * The call's output, in the order of the input images that produced it
+ * (invariant 5): keys are visited in store order, so two records of the
+ * batch under different keys may have produced their rows out of turn.
+ * When they did not (the common case), the batches go as they are;
+ * otherwise the records are copied into new batches in order.
+ */
 static int emit_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
 {
-    if (op->out == NULL || op->out->count == 0)
-        return 0;
-    tm_batch_t *b = op->out;
-    op->out = NULL;
-    int rc = tm_collector_emit(out, b);
-    if (rc != 0)
-        return tm_seterr(errstr, errstr_size, rc, "join %s: the output was refused (%s)",
-                         op->ctx.uid, tm_strerror(rc));
-    return 0;
+    int rc = park_out(op);
+    bool sorted = true;
+    for (size_t i = 1; i < op->npend && sorted; i++)
+        sorted = op->pend[i - 1].order <= op->pend[i].order;
+    if (rc == 0 && !sorted) {
+        qsort(op->pend, op->npend, sizeof(*op->pend), pend_cmp);
+        tm_batch_t **old = op->pbat;
+        size_t nold = op->npbat;
+        op->pbat = NULL;
+        op->npbat = op->pbat_cap = 0;
+        for (size_t i = 0; i < op->npend && rc == 0; i++) {
+            const tm_record_t *r = &op->pend[i].b->recs[op->pend[i].idx];
+            if (op->out != NULL && tm_batch_full(op->out))
+                rc = park_out(op);
+            if (rc == 0 && op->out == NULL && (op->out = tm_batch_new()) == NULL)
+                rc = TM_ENOMEM;
+            tm_record_t *c = rc == 0 ? tm_batch_add(op->out, r->schema, r->op) : NULL;
+            if (rc == 0 && c == NULL)
+                rc = TM_ENOMEM;
+            if (rc == 0) {
+                c->proc_us = r->proc_us;
+                c->src = r->src;
+                const tm_row_t *row = r->after != NULL ? r->after : r->before;
+                tm_row_t *copy = tm_row_copy(op->out, r->schema, row);
+                if (copy == NULL)
+                    rc = TM_ENOMEM;
+                else if (r->after != NULL)
+                    c->after = copy;
+                else
+                    c->before = copy;
+            }
+        }
+        for (size_t i = 0; i < nold; i++)
+            tm_batch_unref(old[i]);
+        free(old);
+        if (rc == 0)
+            rc = park_out(op);
+    }
+    for (size_t i = 0; i < op->npbat && rc == 0; i++) {
+        tm_batch_t *b = op->pbat[i];
+        op->pbat[i] = NULL;
+        rc = tm_collector_emit(out, b);
+        if (rc != 0)
+            rc = tm_seterr(errstr, errstr_size, rc, "join %s: the output was refused (%s)",
+                           op->ctx.uid, tm_strerror(rc));
+    }
+    drop_parked(op);
+    return rc;
 }
 
 /* Copies `row` of side `side` (NULL: all NULL) into the pair row. */
@@ -224,17 +331,26 @@ static int emit_rows(tm_operator_t *op, tm_collector_t *out, const tm_record_t *
         set_side(op, 1, right);
         row = &op->pair;
     }
+    (void)out;
+    (void)errstr;
+    (void)errstr_size;
     for (int64_t i = 0; i < n; i++) {
-        if (op->out != NULL && tm_batch_full(op->out)) {
-            int rc = emit_out(op, out, errstr, errstr_size);
-            if (rc != 0)
-                return rc;
-        }
+        if (op->out != NULL && tm_batch_full(op->out) && park_out(op) != 0)
+            return TM_ENOMEM;
         if (op->out == NULL && (op->out = tm_batch_new()) == NULL)
             return TM_ENOMEM;
         tm_record_t *r = tm_batch_add(op->out, os, sign > 0 ? TM_OP_CREATE : TM_OP_DELETE);
         if (r == NULL)
             return TM_ENOMEM;
+        if (op->npend == op->pend_cap) {
+            size_t cap = op->pend_cap ? op->pend_cap * 2 : 256;
+            pend_t *v = realloc(op->pend, sizeof(*v) * cap);
+            if (v == NULL)
+                return TM_ENOMEM;
+            op->pend = v;
+            op->pend_cap = cap;
+        }
+        op->pend[op->npend++] = (pend_t){op->cur_order, op->seq++, op->out, op->out->count - 1};
         r->proc_us = src->proc_us;
         r->src = src->src;
         tm_row_t *copy = tm_row_copy(op->out, os, row);
@@ -613,7 +729,7 @@ static bool owns(const tm_operator_t *op, int kg)
 }
 
 static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row, int sign,
-                     const tm_buf_t *key)
+                     uint32_t order, const tm_buf_t *key)
 {
     jkey_t *k;
     int rc = find_key(op, (const uint8_t *)key->data, key->len, &k);
@@ -626,6 +742,7 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
     im->rec = rec;
     im->row = row;
     im->sign = sign;
+    im->order = order;
     if (k->last != NULL)
         k->last->next = im;
     else
@@ -636,8 +753,8 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
 }
 
 /* Step 1 for one record. */
-static int add_record(tm_operator_t *op, int s, const tm_record_t *rec, tm_collector_t *out,
-                      char *errstr, size_t errstr_size)
+static int add_record(tm_operator_t *op, int s, uint32_t index, const tm_record_t *rec,
+                      tm_collector_t *out, char *errstr, size_t errstr_size)
 {
     const tm_row_t *img[2] = {NULL, NULL};
     switch (rec->op) {
@@ -709,8 +826,9 @@ static int add_record(tm_operator_t *op, int s, const tm_record_t *rec, tm_colle
     for (int i = 0; i < 2; i++) {
         if (img[i] == NULL)
             continue;
+        op->cur_order = 2 * index + (uint32_t)i;
         int rc = st[i] == KEY_OK
-                     ? add_image(op, rec, img[i], i == 0 ? -1 : 1, kb[i])
+                     ? add_image(op, rec, img[i], i == 0 ? -1 : 1, op->cur_order, kb[i])
                      : null_key_image(op, s, img[i], i == 0 ? -1 : 1, rec, out, errstr,
                                       errstr_size);
         if (rc != 0)
@@ -759,6 +877,7 @@ static int process_key(tm_operator_t *op, int s, jkey_t *k, tm_collector_t *out,
             continue;
         }
         entry_t *e;
+        op->cur_order = im->order;
         rc = rc ? rc : own_entry(op, k, s, &e, errstr, errstr_size);
         rc = rc ? rc : apply(op, s, e, im->row, im->sign, im->rec, out, errstr, errstr_size);
         if (rc != 0)
@@ -795,15 +914,21 @@ static int process(tm_operator_t *op, int s, const tm_batch_t *batch, tm_collect
         return TM_ENOMEM;
     int rc = 0;
     for (uint32_t i = 0; i < batch->count && rc == 0; i++)
-        rc = add_record(op, s, &batch->recs[i], out, errstr, errstr_size);
-    if (rc != 0)
+        rc = add_record(op, s, i, &batch->recs[i], out, errstr, errstr_size);
+    if (rc != 0) {
+        drop_parked(op);
         return rc;
+    }
     qsort(op->jkeys, (size_t)op->njkeys, sizeof(jkey_t), key_cmp);
     for (int i = 0; i < op->njkeys && rc == 0; i++)
         rc = process_key(op, s, &op->jkeys[i], out, errstr, errstr_size);
     op->it = tm_store_iter_free(op->it);
     rc = rc ? rc : tm_store_batch_commit(op->wb, errstr, errstr_size);
-    return rc ? rc : emit_out(op, out, errstr, errstr_size);
+    if (rc != 0) {
+        drop_parked(op);
+        return rc;
+    }
+    return emit_out(op, out, errstr, errstr_size);
 }
 
 /* ---- hooks ---- */
