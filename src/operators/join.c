@@ -40,12 +40,12 @@
  * before image lacks some columns still retracts exactly what was emitted;
  * an insert for a unique key already stored first retracts the stored row.
  *
- * NULL join keys: the runtime's hash exchange broadcasts a record none of
- * whose images has a usable key and sends an update with one such image
- * where its other image's key lives.  So an image with a NULL key is
- * answered by the subtask that owns the record's other image's key group,
- * or, when no image has a usable key, by the subtask that owns key group 0;
- * every other subtask drops the record.
+ * NULL join keys: tm_join_left_key / tm_join_right_key encode a NULL as
+ * such, so a row with a NULL key is hash-routed like any other, always to
+ * the same subtask, which answers it without state.  Only a key the codec
+ * cannot encode (an unchanged-TOAST value) makes the exchange broadcast a
+ * record; one subtask reports it as a row error (the owner of the other
+ * image's key group, else of key group 0) and the others drop it.
  *
  * Invariants:
  *   1. Every write of a process() call is committed before it returns, so
