@@ -461,7 +461,7 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
 {
     const tm_join_spec_t *spec = op->spec;
     int other = 1 - s;
-    int rc;
+    int rc = 0;
     if (sign < 0) {
         if (e->copies <= 0)
             return 0; /* not in the state: nothing was emitted for it */
@@ -483,6 +483,7 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
         if (!yes)
             continue;
         m += o->copies;
+        rc = 0;
         const tm_row_t *l = s == 0 ? x : o->row, *r = s == 0 ? o->row : x;
         if (op->pairs) {
             if (sign > 0) {
@@ -515,6 +516,7 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
     }
     /* The row itself: its null-padded form, or its SEMI/ANTI output. */
     int64_t had = sign > 0 ? m : (op->track[s] ? e->matches : m);
+    rc = 0;
     if (op->pairs && op->track[s] && had == 0)
         rc = emit_rows(op, out, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1, errstr,
                        errstr_size);

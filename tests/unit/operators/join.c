@@ -539,7 +539,8 @@ static int deliver(void *arg, int target, tm_batch_t *b)
     run_t *r = arg;
     int rc = r->ops->process(r->op[target], r->side, b, &r->col->c, err, sizeof(err));
     if (rc != 0)
-        fprintf(stderr, "process (subtask %d, input %d): %s\n", target, r->side, err);
+        fprintf(stderr, "process (subtask %d, input %d): %s (%s)\n", target, r->side, err,
+                tm_strerror(rc));
     tm_batch_unref(b);
     return rc;
 }
