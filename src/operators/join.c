@@ -40,12 +40,12 @@
  * before image lacks some columns still retracts exactly what was emitted;
  * an insert for a unique key already stored first retracts the stored row.
  *
- * NULL join keys: the runtime's hash exchange broadcasts a record none of
- * whose images has a usable key and sends an update with one such image
- * where its other image's key lives.  So an image with a NULL key is
- * answered by the subtask that owns the record's other image's key group,
- * or, when no image has a usable key, by the subtask that owns key group 0;
- * every other subtask drops the record.
+ * NULL join keys: tm_join_left_key / tm_join_right_key encode a NULL as
+ * such, so a row with a NULL key is hash-routed like any other, always to
+ * the same subtask, which answers it without state.  Only a key the codec
+ * cannot encode (an unchanged-TOAST value) makes the exchange broadcast a
+ * record; one subtask reports it as a row error (the owner of the other
+ * image's key group, else of key group 0) and the others drop it.
  *
  * Invariants:
  *   1. Every write of a process() call is committed before it returns, so
@@ -599,6 +599,7 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
         if (!yes)
             continue;
         m += o->copies;
+        rc = 0;
         const tm_row_t *l = s == 0 ? x : o->row, *r = s == 0 ? o->row : x;
         if (op->pairs) {
             if (sign > 0) {
@@ -630,8 +631,8 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
         }
     }
     /* The row itself: its null-padded form, or its SEMI/ANTI output. */
-    rc = 0;
     int64_t had = sign > 0 ? m : (op->track[s] ? e->matches : m);
+    rc = 0;
     if (op->pairs && op->track[s] && had == 0)
         rc = emit_rows(op, out, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1, errstr,
                        errstr_size);
