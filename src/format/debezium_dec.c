@@ -1223,7 +1223,14 @@ static int conv_numeric(conv_ctx_t *cx, const tm_column_t *col, uint8_t wire, in
         int64_t scale;
         uint8_t *bytes;
         long n;
-        if (!num_i64(sv, &cx->dec->scratch, &scale) || scale < INT16_MIN || scale > INT16_MAX ||
+        /*
+         * BigDecimal's scale of any value PostgreSQL holds: negative down to
+         * -131072 (digits before the point, as in -1e44108's -44108, which
+         * the encoder writes), at most 16383 after it.  Beyond, the value
+         * would be no NUMERIC (numeric_from_bytes would also spell out that
+         * many zeros).
+         */
+        if (!num_i64(sv, &cx->dec->scratch, &scale) || scale < -131072 || scale > 16383 ||
             vv == NULL || vv->kind != JV_STR)
             return mismatch(cx, col, v, "a VariableScaleDecimal {scale, value}");
         n = b64_to_arena(cx, vv->s, vv->n, &bytes);
