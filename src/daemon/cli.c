@@ -593,6 +593,26 @@ static void admin_metrics(void *arg, tm_buf_t *out)
                               tm_pipeline_op_uid(p, st, k), v);
             }
     }
+    /* Rows in the state of each input of the operators that count them (joins). */
+    bool header = false;
+    for (int st = 0; st < tm_pipeline_nstages(p); st++)
+        for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
+            tm_operator_metrics_t m;
+            tm_pipeline_op_metrics(p, st, k, &m);
+            int n = m.state_inputs;
+            if (n > 0 && !header) {
+                tm_buf_appendf(out, "# HELP tidemark_operator_state_rows rows held in an "
+                                    "operator's state per input (a join: left, right)\n"
+                                    "# TYPE tidemark_operator_state_rows gauge\n");
+                header = true;
+            }
+            for (int i = 0; i < n && i < 2; i++)
+                tm_buf_appendf(out,
+                               "tidemark_operator_state_rows{operator=\"%s\",input=\"%s\"} "
+                               "%" PRId64 "\n",
+                               tm_pipeline_op_uid(p, st, k), i == 0 ? "left" : "right",
+                               (int64_t)m.state_rows[i]);
+        }
 }
 
 static void admin_job(void *arg, tm_buf_t *out)

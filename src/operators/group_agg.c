@@ -86,6 +86,7 @@
  * Thread: its subtask's.
  */
 #include "operators/group_agg.h"
+#include "operators/batchkeys.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "state/kvcache.h"
@@ -153,10 +154,7 @@ typedef struct ilist {
 } ilist_t;
 
 typedef struct group {
-    const uint8_t *key; /* G */
-    size_t klen;
-    uint64_t hash;
-    int kg;
+    tm_batch_key_t bk; /* first, a tm_batch_keys_t entry: G */
     int64_t drows;
     contrib_t *first, *last;
     vent_t *vals;
@@ -183,10 +181,7 @@ struct tm_operator {
     tm_batch_t *out;     /* the output batch being filled */
     tm_buf_t key, ekey, val, ser, state, sbuf;
     /* Per call. */
-    group_t *groups;
-    int ngroups;
-    int32_t *gmap; /* open addressing: group index + 1, 0 = empty */
-    uint32_t gmask;
+    tm_batch_keys_t groups;
     vent_t **vmap;
     uint32_t vmask;
 };
@@ -197,7 +192,7 @@ struct tm_operator {
 static int entry_prefix(tm_operator_t *op, const group_t *g, int tag)
 {
     tm_buf_clear(&op->ekey);
-    int rc = tm_buf_append(&op->ekey, g->key, g->klen);
+    int rc = tm_buf_append(&op->ekey, g->bk.key, g->bk.klen);
     rc = rc ? rc : tm_buf_putc(&op->ekey, (char)(uint8_t)(tag >> 8));
     return rc ? rc : tm_buf_putc(&op->ekey, (char)(uint8_t)tag);
 }
@@ -270,39 +265,29 @@ static int row_error(tm_operator_t *op, const tm_record_t *rec, const char *reas
     return tm_operator_row_error(&op->ctx, rec, reason, errstr, errstr_size);
 }
 
+/* A group's index in the batch (the index of its accumulators). */
+static int group_index(const tm_operator_t *op, const group_t *g)
+{
+    return (int)(((const char *)g - op->groups.entries) / (ptrdiff_t)sizeof(group_t));
+}
+
 static int find_group(tm_operator_t *op, const uint8_t *key, size_t klen, group_t **out)
 {
-    if (klen == 0)
-        key = (const uint8_t *)""; /* the global aggregate's key: an empty buffer has no data */
-    /* The key group's hash (keygroup.h) doubles as the map's: one hash per image. */
-    uint64_t h = tm_xxh64(key, klen, 0);
-    /* The high half: the low bits are the key group's, shared by all of a subtask's keys. */
-    for (uint32_t i = (uint32_t)(h >> 32) & op->gmask;; i = (i + 1) & op->gmask) {
-        int32_t gi = op->gmap[i];
-        if (gi == 0) {
-            group_t *g = &op->groups[op->ngroups];
-            memset(g, 0, sizeof(*g));
-            g->key = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, key, klen);
-            g->changed =
-                tm_arena_zalloc(&op->scratch->arena, sizeof(bool) * (size_t)(op->nms + 1));
-            g->ext = tm_arena_zalloc(&op->scratch->arena,
-                                     sizeof(extreme_t) * 2 * (size_t)(op->nms + 1));
-            g->il = tm_arena_zalloc(&op->scratch->arena, sizeof(ilist_t) * (size_t)(op->nms + 1));
-            if (g->key == NULL || g->changed == NULL || g->ext == NULL || g->il == NULL)
-                return TM_ENOMEM;
-            g->klen = klen;
-            g->hash = h;
-            g->kg = (int)(h % (uint64_t)op->maxp); /* tm_keygroup_of() */
-            op->gmap[i] = ++op->ngroups;
-            *out = g;
-            return 0;
-        }
-        group_t *g = &op->groups[gi - 1];
-        if (g->hash == h && g->klen == klen && memcmp(g->key, key, klen) == 0) {
-            *out = g;
-            return 0;
-        }
+    void *entry;
+    bool added;
+    int rc = tm_batch_keys_find(&op->groups, key, klen, &entry, &added);
+    if (rc != 0 || !added) {
+        *out = entry;
+        return rc;
     }
+    group_t *g = entry;
+    g->changed = tm_arena_zalloc(&op->scratch->arena, sizeof(bool) * (size_t)(op->nms + 1));
+    g->ext = tm_arena_zalloc(&op->scratch->arena, sizeof(extreme_t) * 2 * (size_t)(op->nms + 1));
+    g->il = tm_arena_zalloc(&op->scratch->arena, sizeof(ilist_t) * (size_t)(op->nms + 1));
+    if (g->changed == NULL || g->ext == NULL || g->il == NULL)
+        return TM_ENOMEM;
+    *out = g;
+    return 0;
 }
 
 static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row, int sign,
@@ -321,12 +306,12 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
     group_t *g;
     if ((rc = find_group(op, (const uint8_t *)op->key.data, op->key.len, &g)) != 0)
         return rc;
-    if (g->kg < op->ctx.kg_first || g->kg > op->ctx.kg_last)
+    if (g->bk.kg < op->ctx.kg_first || g->bk.kg > op->ctx.kg_last)
         return tm_seterr(errstr, errstr_size, TM_EINVAL,
                          "group_agg %s: subtask %d received a row of key group %d, but owns key "
                          "groups %d..%d; its input is not hash-partitioned by the group key "
                          "(tm_group_agg_key)",
-                         op->ctx.uid, op->ctx.subtask, g->kg, op->ctx.kg_first,
+                         op->ctx.uid, op->ctx.subtask, g->bk.kg, op->ctx.kg_first,
                          op->ctx.kg_last);
     contrib_t *c = tm_arena_alloc(&op->scratch->arena, sizeof(*c));
     if (c == NULL)
@@ -347,20 +332,16 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
 static int group_batch(tm_operator_t *op, const tm_batch_t *batch, char *errstr,
                        size_t errstr_size)
 {
-    uint32_t cap = 16;
-    while (cap < 4 * batch->count + 16)
-        cap <<= 1;
-    op->gmask = cap - 1;
-    op->gmap = tm_arena_zalloc(&op->scratch->arena, sizeof(int32_t) * cap);
-    op->groups = tm_arena_alloc(&op->scratch->arena, sizeof(group_t) * (2 * batch->count + 1));
-    op->ngroups = 0;
+    if (tm_batch_keys_init(&op->groups, &op->scratch->arena, sizeof(group_t),
+                           (int)(2 * batch->count + 1), op->maxp) != 0)
+        return TM_ENOMEM;
     uint32_t vcap = 16;
     while (op->nms > 0 && vcap < 4 * batch->count * (uint32_t)op->nms + 16)
         vcap <<= 1;
     op->vmask = vcap - 1;
     op->vmap = op->nms > 0 ? tm_arena_zalloc(&op->scratch->arena, sizeof(vent_t *) * vcap)
                            : NULL;
-    if (op->gmap == NULL || op->groups == NULL || (op->nms > 0 && op->vmap == NULL))
+    if (op->nms > 0 && op->vmap == NULL)
         return TM_ENOMEM;
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
@@ -429,8 +410,9 @@ static int add_value(tm_operator_t *op, int gi, int ms, const tm_datum_t *d, int
             v->delta = sign;
             v->datum = d;
             v->rec = rec;
-            v->next = op->groups[gi].vals;
-            op->groups[gi].vals = v;
+            group_t *g = tm_batch_keys_at(&op->groups, gi);
+            v->next = g->vals;
+            g->vals = v;
             op->vmap[i] = v;
             return 0;
         }
@@ -445,12 +427,7 @@ static int add_value(tm_operator_t *op, int gi, int ms, const tm_datum_t *d, int
 /* Orders groups as their state keys sort in the store: key group, then G. */
 static int group_cmp(const void *a, const void *b)
 {
-    const group_t *x = *(group_t *const *)a, *y = *(group_t *const *)b;
-    if (x->kg != y->kg)
-        return x->kg < y->kg ? -1 : 1;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+    return tm_batch_key_cmp(*(const tm_batch_key_t *const *)a, *(const tm_batch_key_t *const *)b);
 }
 
 /* Orders a group's values as their entry keys sort: multiset, then value bytes. */
@@ -459,9 +436,7 @@ static int vent_cmp(const void *a, const void *b)
     const vent_t *x = *(vent_t *const *)a, *y = *(vent_t *const *)b;
     if (x->ms != y->ms)
         return x->ms < y->ms ? -1 : 1;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+    return tm_bytes_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 /*
@@ -471,12 +446,12 @@ static int vent_cmp(const void *a, const void *b)
  */
 static group_t **sort_groups(tm_operator_t *op)
 {
-    group_t **order = tm_arena_alloc(&op->scratch->arena, sizeof(group_t *) * (size_t)op->ngroups);
+    group_t **order = tm_arena_alloc(&op->scratch->arena, sizeof(group_t *) * (size_t)op->groups.n);
     if (order == NULL)
         return NULL;
-    for (int gi = 0; gi < op->ngroups; gi++)
-        order[gi] = &op->groups[gi];
-    qsort(order, (size_t)op->ngroups, sizeof(*order), group_cmp);
+    for (int gi = 0; gi < op->groups.n; gi++)
+        order[gi] = tm_batch_keys_at(&op->groups, gi);
+    qsort(order, (size_t)op->groups.n, sizeof(*order), group_cmp);
     return order;
 }
 
@@ -616,7 +591,7 @@ static int read_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64_t
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
     const uint8_t *p;
     size_t vlen;
-    rc = tm_kvcache_get(op->cache, g->kg, op->ekey.data, op->ekey.len, &p, &vlen, errstr,
+    rc = tm_kvcache_get(op->cache, g->bk.kg, op->ekey.data, op->ekey.len, &p, &vlen, errstr,
                         errstr_size);
     if (rc == TM_ENOTFOUND)
         return 0;
@@ -660,7 +635,7 @@ corrupt:
     return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                      "group_agg %s: the state of a group in key group %d is unreadable (written "
                      "by an incompatible version?)",
-                     op->ctx.uid, g->kg);
+                     op->ctx.uid, g->bk.kg);
 }
 
 /*
@@ -741,7 +716,7 @@ static int distinct_change(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, co
                                        : tm_seterr(errstr, errstr_size, rc,
                                                    "group_agg %s: a stored value in key group "
                                                    "%d is unreadable",
-                                                   op->ctx.uid, g->kg);
+                                                   op->ctx.uid, g->bk.kg);
             d = &stored;
             decoded = true;
         }
@@ -810,7 +785,7 @@ static int spill(tm_operator_t *op, group_t *g, int m)
         rc = rc ? rc : tm_buf_put_varint(&op->sbuf, (uint64_t)e->cnt);
         rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, e->scale);
         rc = rc ? rc
-                : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                : tm_store_batch_put(op->wb, op->cf, g->bk.kg, op->ekey.data, op->ekey.len,
                                      op->sbuf.data, op->sbuf.len);
         if (rc != 0)
             return rc;
@@ -889,7 +864,7 @@ static int apply_spilled(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, cons
         return rc;
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
     /* Invariant 5: the write batch cannot hold this key yet. */
-    rc = tm_store_get(op->store, op->cf, g->kg, op->ekey.data, op->ekey.len, &op->sbuf, errstr,
+    rc = tm_store_get(op->store, op->cf, g->bk.kg, op->ekey.data, op->ekey.len, &op->sbuf, errstr,
                       errstr_size);
     int64_t old = 0, scale = ms->type == TM_T_NUMERIC ? v->datum->scale : 0;
     if (rc == 0) {
@@ -899,7 +874,7 @@ static int apply_spilled(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, cons
             p != end || cnt > INT64_MAX || scale < INT16_MIN || scale > INT16_MAX)
             return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                              "group_agg %s: a value entry in key group %d is unreadable",
-                             op->ctx.uid, g->kg);
+                             op->ctx.uid, g->bk.kg);
         old = (int64_t)cnt;
     } else if (rc != TM_ENOTFOUND) {
         return rc;
@@ -916,10 +891,10 @@ static int apply_spilled(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, cons
         rc = tm_buf_put_varint(&op->sbuf, (uint64_t)now);
         rc = rc ? rc : tm_buf_put_zigzag(&op->sbuf, scale);
         rc = rc ? rc
-                : tm_store_batch_put(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len,
+                : tm_store_batch_put(op->wb, op->cf, g->bk.kg, op->ekey.data, op->ekey.len,
                                      op->sbuf.data, op->sbuf.len);
     } else if (old > 0) {
-        rc = tm_store_batch_delete(op->wb, op->cf, g->kg, op->ekey.data, op->ekey.len);
+        rc = tm_store_batch_delete(op->wb, op->cf, g->bk.kg, op->ekey.data, op->ekey.len);
     }
     return rc;
 }
@@ -959,12 +934,12 @@ static int seek_values(tm_operator_t *op, const group_t *g, int m, bool reverse,
     if (op->it == NULL) {
         if ((rc = tm_store_batch_commit(op->wb, errstr, errstr_size)) != 0)
             return rc;
-        if ((rc = tm_store_iter_new(op->store, op->cf, g->kg, g->kg, NULL, 0, &op->it)) != 0)
+        if ((rc = tm_store_iter_new(op->store, op->cf, g->bk.kg, g->bk.kg, NULL, 0, &op->it)) != 0)
             return rc;
     }
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
     rc = entry_prefix(op, g, m + 1);
-    return rc ? rc : tm_store_iter_seek(op->it, g->kg, op->ekey.data, op->ekey.len, reverse);
+    return rc ? rc : tm_store_iter_seek(op->it, g->bk.kg, op->ekey.data, op->ekey.len, reverse);
 }
 
 /* Re-reads a retracted extreme from the store: the first / last entry of the multiset. */
@@ -989,7 +964,7 @@ static int seek_extreme(tm_operator_t *op, group_t *g, int m, int k, char *errst
         scale < INT16_MIN || scale > INT16_MAX)
         return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                          "group_agg %s: a value entry in key group %d is unreadable",
-                         op->ctx.uid, g->kg);
+                         op->ctx.uid, g->bk.kg);
     e->len = ent.klen - op->ekey.len;
     e->val = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, ent.key + op->ekey.len,
                                               e->len);
@@ -1093,7 +1068,7 @@ static int build_result(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs,
             if (rc == TM_ECORRUPT)
                 rc = tm_seterr(errstr, errstr_size, rc,
                                "group_agg %s: a cached %s in key group %d is unreadable",
-                               op->ctx.uid, tm_agg_name(call->kind), g->kg);
+                               op->ctx.uid, tm_agg_name(call->kind), g->bk.kg);
         } else if (call->kind == TM_AGG_STRING_AGG && (empty || (fresh && !g->changed[m]))) {
             /* No rows, or a new group whose values are unchanged: no values at all. */
             isnull = true;
@@ -1147,7 +1122,7 @@ static int write_group(tm_operator_t *op, group_t *g, const tm_agg_acc_t *accs, 
     }
     rc = rc ? rc : entry_prefix(op, g, 0);
     return rc ? rc
-              : tm_kvcache_put(op->cache, g->kg, op->ekey.data, op->ekey.len, op->state.data,
+              : tm_kvcache_put(op->cache, g->bk.kg, op->ekey.data, op->ekey.len, op->state.data,
                                op->state.len, errstr, errstr_size);
 }
 
@@ -1191,7 +1166,7 @@ static int finish_group(tm_operator_t *op, group_t *g, tm_agg_acc_t *accs, int64
             return rc;
         if ((rc = entry_prefix(op, g, 0)) != 0)
             return rc;
-        return tm_kvcache_delete(op->cache, g->kg, op->ekey.data, op->ekey.len, errstr,
+        return tm_kvcache_delete(op->cache, g->bk.kg, op->ekey.data, op->ekey.len, errstr,
                                  errstr_size);
     }
     /*
@@ -1233,20 +1208,20 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
     const tm_group_agg_spec_t *spec = op->spec;
     tm_arena_reset(&op->scratch->arena);
     int rc = group_batch(op, batch, errstr, errstr_size);
-    if (rc != 0 || op->ngroups == 0)
+    if (rc != 0 || op->groups.n == 0)
         return rc;
     size_t naggs = (size_t)(spec->naggs > 0 ? spec->naggs : 1);
     tm_agg_acc_t *accs = tm_arena_alloc(&op->scratch->arena,
-                                        sizeof(tm_agg_acc_t) * naggs * (size_t)op->ngroups);
-    int64_t *rows = tm_arena_alloc(&op->scratch->arena, sizeof(int64_t) * (size_t)op->ngroups);
-    const uint8_t **res = tm_arena_alloc(&op->scratch->arena, sizeof(*res) * (size_t)op->ngroups);
-    size_t *rlen = tm_arena_alloc(&op->scratch->arena, sizeof(size_t) * (size_t)op->ngroups);
+                                        sizeof(tm_agg_acc_t) * naggs * (size_t)op->groups.n);
+    int64_t *rows = tm_arena_alloc(&op->scratch->arena, sizeof(int64_t) * (size_t)op->groups.n);
+    const uint8_t **res = tm_arena_alloc(&op->scratch->arena, sizeof(*res) * (size_t)op->groups.n);
+    size_t *rlen = tm_arena_alloc(&op->scratch->arena, sizeof(size_t) * (size_t)op->groups.n);
     group_t **order = sort_groups(op);
     if (accs == NULL || rows == NULL || res == NULL || rlen == NULL || order == NULL)
         return TM_ENOMEM;
-    for (int k = 0; k < op->ngroups; k++) {
+    for (int k = 0; k < op->groups.n; k++) {
         group_t *g = order[k];
-        int gi = (int)(g - op->groups);
+        int gi = group_index(op, g);
         tm_agg_acc_t *ga = &accs[(size_t)gi * naggs];
         bool found;
         rc = read_group(op, g, ga, &rows[gi], &res[gi], &rlen[gi], &found, errstr, errstr_size);
@@ -1260,8 +1235,8 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
             ((rc = sort_values(op, g)) != 0 || (rc = apply_values(op, g, ga, errstr, errstr_size)) != 0))
             return rc;
     }
-    for (int k = 0; k < op->ngroups; k++) {
-        int gi = (int)(order[k] - op->groups);
+    for (int k = 0; k < op->groups.n; k++) {
+        int gi = group_index(op, order[k]);
         rc = finish_group(op, order[k], &accs[(size_t)gi * naggs], rows[gi], res[gi],
                           rlen[gi], out, errstr, errstr_size);
         if (rc != 0)

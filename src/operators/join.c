@@ -71,6 +71,7 @@
  * Thread: its subtask's.
  */
 #include "operators/join.h"
+#include "operators/batchkeys.h"
 #include "core/datum.h"
 #include "core/error.h"
 #include "core/hash.h"
@@ -99,10 +100,7 @@ typedef struct pend {
 
 /* One join key of the batch. */
 typedef struct jkey {
-    const uint8_t *key;
-    size_t klen;
-    uint64_t hash;
-    int kg;
+    tm_batch_key_t bk; /* first: a tm_batch_keys_t entry */
     int nimg;
     image_t *first, *last;
 } jkey_t;
@@ -148,15 +146,14 @@ struct tm_operator {
     tm_buf_t key, skey, val, ser;
     tm_eval_env_t env;
     /* Per call. */
-    jkey_t *jkeys;
-    int njkeys;
-    int32_t *kmap;
-    uint32_t kmask;
+    tm_batch_keys_t jkeys;
     /* Per key: the other side's rows, and the touched rows of the input side. */
     entry_t **other;
     size_t nother, other_cap;
     entry_t **own;
     uint32_t omask;
+    /* Rows (with copies) of each side in the state: restore's count plus every committed call's. */
+    int64_t live[2], dlive[2];
 };
 
 /* ---- life cycle ---- */
@@ -320,9 +317,8 @@ static void set_side(tm_operator_t *op, int side, const tm_row_t *row)
  * padding) for pair joins, `left` for SEMI/ANTI; an insert for sign > 0, a
  * delete otherwise.
  */
-static int emit_rows(tm_operator_t *op, tm_collector_t *out, const tm_record_t *src,
-                     const tm_row_t *left, const tm_row_t *right, int sign, int64_t n,
-                     char *errstr, size_t errstr_size)
+static int emit_rows(tm_operator_t *op, const tm_record_t *src, const tm_row_t *left,
+                     const tm_row_t *right, int sign, int64_t n)
 {
     tm_schema_t *os = op->spec->out_schema;
     const tm_row_t *row = left;
@@ -331,9 +327,6 @@ static int emit_rows(tm_operator_t *op, tm_collector_t *out, const tm_record_t *
         set_side(op, 1, right);
         row = &op->pair;
     }
-    (void)out;
-    (void)errstr;
-    (void)errstr_size;
     for (int64_t i = 0; i < n; i++) {
         if (op->out != NULL && tm_batch_full(op->out) && park_out(op) != 0)
             return TM_ENOMEM;
@@ -416,7 +409,7 @@ static int match(tm_operator_t *op, int s, const tm_row_t *x, const tm_row_t *o,
 static int state_key(tm_operator_t *op, const jkey_t *k, int side, const uint8_t *id, size_t idlen)
 {
     tm_buf_clear(&op->skey);
-    int rc = tm_buf_append(&op->skey, k->key, k->klen);
+    int rc = tm_buf_append(&op->skey, k->bk.key, k->bk.klen);
     rc = rc ? rc : tm_buf_putc(&op->skey, (char)side);
     return rc ? rc : tm_buf_append(&op->skey, id, idlen);
 }
@@ -426,7 +419,7 @@ static int corrupt(tm_operator_t *op, const jkey_t *k, char *errstr, size_t errs
     return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                      "join %s: a stored row in key group %d is unreadable (written by an "
                      "incompatible version, or the input schema changed)",
-                     op->ctx.uid, k->kg);
+                     op->ctx.uid, k->bk.kg);
 }
 
 /* Decodes a stored value of `side` into e (whose id is set); copies into scratch. */
@@ -465,7 +458,7 @@ static int write_entry(tm_operator_t *op, const jkey_t *k, int side, const entry
     if (rc != 0)
         return rc;
     if (e->copies <= 0)
-        return tm_store_batch_delete(op->wb, op->cf, k->kg, op->skey.data, op->skey.len);
+        return tm_store_batch_delete(op->wb, op->cf, k->bk.kg, op->skey.data, op->skey.len);
     tm_buf_clear(&op->val);
     if (op->nuk[side] > 0) {
         rc = tm_buf_put_varint(&op->val, (uint64_t)e->matches);
@@ -475,7 +468,7 @@ static int write_entry(tm_operator_t *op, const jkey_t *k, int side, const entry
         rc = rc ? rc : tm_buf_put_varint(&op->val, (uint64_t)e->matches);
     }
     return rc ? rc
-              : tm_store_batch_put(op->wb, op->cf, k->kg, op->skey.data, op->skey.len,
+              : tm_store_batch_put(op->wb, op->cf, k->bk.kg, op->skey.data, op->skey.len,
                                    op->val.data, op->val.len);
 }
 
@@ -489,9 +482,9 @@ static int load_other(tm_operator_t *op, const jkey_t *k, int other, char *errst
         return rc;
     size_t plen = op->skey.len;
     if (op->it == NULL)
-        rc = tm_store_iter_new(op->store, op->cf, k->kg, k->kg, op->skey.data, plen, &op->it);
+        rc = tm_store_iter_new(op->store, op->cf, k->bk.kg, k->bk.kg, op->skey.data, plen, &op->it);
     else
-        rc = tm_store_iter_seek(op->it, k->kg, op->skey.data, plen, false);
+        rc = tm_store_iter_seek(op->it, k->bk.kg, op->skey.data, plen, false);
     if (rc != 0)
         return tm_seterr(errstr, errstr_size, rc, "join %s: cannot read the state (%s)",
                          op->ctx.uid, tm_strerror(rc));
@@ -549,7 +542,7 @@ static int own_entry(tm_operator_t *op, const jkey_t *k, int s, entry_t **out, c
     if (rc != 0)
         return rc;
     atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-    rc = tm_store_get(op->store, op->cf, k->kg, op->skey.data, op->skey.len, &op->val, errstr,
+    rc = tm_store_get(op->store, op->cf, k->bk.kg, op->skey.data, op->skey.len, &op->val, errstr,
                       errstr_size);
     if (rc == 0) {
         /* op->val is reused by writes: decode from a copy. */
@@ -573,7 +566,7 @@ static int own_entry(tm_operator_t *op, const jkey_t *k, int s, entry_t **out, c
  * other side's rows of its key; `e` is the row's own entry.
  */
 static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int sign,
-                 const tm_record_t *rec, tm_collector_t *out, char *errstr, size_t errstr_size)
+                 const tm_record_t *rec, char *errstr, size_t errstr_size)
 {
     const tm_join_spec_t *spec = op->spec;
     int other = 1 - s;
@@ -584,7 +577,7 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
         x = e->row;   /* the stored image is what downstream holds */
     } else if (op->nuk[s] > 0 && e->copies > 0) {
         /* An insert for a stored unique key replaces the stored row. */
-        if ((rc = apply(op, s, e, NULL, -1, rec, out, errstr, errstr_size)) != 0)
+        if ((rc = apply(op, s, e, NULL, -1, rec, errstr, errstr_size)) != 0)
             return rc;
     }
     bool semi_right = !op->pairs && s == 1;
@@ -604,21 +597,21 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
         if (op->pairs) {
             if (sign > 0) {
                 if (op->track[other] && o->matches == 0)
-                    rc = emit_rows(op, out, rec, s == 0 ? NULL : l, s == 0 ? r : NULL, -1,
-                                   o->copies, errstr, errstr_size);
-                rc = rc ? rc : emit_rows(op, out, rec, l, r, 1, o->copies, errstr, errstr_size);
+                    rc = emit_rows(op, rec, s == 0 ? NULL : l, s == 0 ? r : NULL, -1,
+                                   o->copies);
+                rc = rc ? rc : emit_rows(op, rec, l, r, 1, o->copies);
             } else {
-                rc = emit_rows(op, out, rec, l, r, -1, o->copies, errstr, errstr_size);
+                rc = emit_rows(op, rec, l, r, -1, o->copies);
                 if (rc == 0 && op->track[other] && o->matches == 1)
-                    rc = emit_rows(op, out, rec, s == 0 ? NULL : l, s == 0 ? r : NULL, 1,
-                                   o->copies, errstr, errstr_size);
+                    rc = emit_rows(op, rec, s == 0 ? NULL : l, s == 0 ? r : NULL, 1,
+                                   o->copies);
             }
         } else if (semi_right) {
             /* A left row gains its first match or loses its last one. */
             bool flip = sign > 0 ? o->matches == 0 : o->matches == 1;
             if (flip) {
                 int osign = spec->type == TM_JOIN_SEMI ? sign : -sign;
-                rc = emit_rows(op, out, rec, o->row, NULL, osign, o->copies, errstr, errstr_size);
+                rc = emit_rows(op, rec, o->row, NULL, osign, o->copies);
             }
         }
         if (rc != 0)
@@ -634,12 +627,12 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
     int64_t had = sign > 0 ? m : (op->track[s] ? e->matches : m);
     rc = 0;
     if (op->pairs && op->track[s] && had == 0)
-        rc = emit_rows(op, out, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1, errstr,
-                       errstr_size);
+        rc = emit_rows(op, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1);
     else if (!op->pairs && s == 0 && (spec->type == TM_JOIN_SEMI) == (had > 0))
-        rc = emit_rows(op, out, rec, x, NULL, sign, 1, errstr, errstr_size);
+        rc = emit_rows(op, rec, x, NULL, sign, 1);
     if (rc != 0)
         return rc;
+    op->dlive[s] += sign; /* the entry gains or loses one copy below */
     if (sign < 0) {
         e->copies--;
     } else {
@@ -664,48 +657,31 @@ static int apply(tm_operator_t *op, int s, entry_t *e, const tm_row_t *x, int si
 
 /* ---- the batch ---- */
 
+/* Adds `delta` to the rows of each side and shows the totals in the metrics. */
+static void publish_live(tm_operator_t *op, const int64_t delta[2])
+{
+    for (int side = 0; side < 2; side++) {
+        op->live[side] += delta[side];
+        if (op->live[side] < 0)
+            op->live[side] = 0; /* only after expired rows were retracted (invariant 3) */
+        atomic_store_explicit(&op->ctx.metrics->state_rows[side], op->live[side],
+                              memory_order_relaxed);
+    }
+    atomic_store_explicit(&op->ctx.metrics->state_inputs, 2, memory_order_relaxed);
+}
+
 /*
  * The image of side s with a NULL join key: it matches nothing, so only an
  * outer side's padded row or an ANTI join's row comes out, with no state.
  */
 static int null_key_image(tm_operator_t *op, int s, const tm_row_t *x, int sign,
-                          const tm_record_t *rec, tm_collector_t *out, char *errstr,
-                          size_t errstr_size)
+                          const tm_record_t *rec)
 {
     if (op->pairs && op->track[s])
-        return emit_rows(op, out, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1, errstr,
-                         errstr_size);
+        return emit_rows(op, rec, s == 0 ? x : NULL, s == 0 ? NULL : x, sign, 1);
     if (op->spec->type == TM_JOIN_ANTI && s == 0)
-        return emit_rows(op, out, rec, x, NULL, sign, 1, errstr, errstr_size);
+        return emit_rows(op, rec, x, NULL, sign, 1);
     return 0;
-}
-
-static int find_key(tm_operator_t *op, const uint8_t *key, size_t klen, jkey_t **out)
-{
-    if (klen == 0)
-        key = (const uint8_t *)"";
-    uint64_t h = tm_xxh64(key, klen, 0);
-    for (uint32_t i = (uint32_t)(h >> 32) & op->kmask;; i = (i + 1) & op->kmask) {
-        int32_t ki = op->kmap[i];
-        if (ki == 0) {
-            jkey_t *k = &op->jkeys[op->njkeys];
-            memset(k, 0, sizeof(*k));
-            if ((k->key = (const uint8_t *)tm_arena_memdup(&op->scratch->arena, key, klen)) ==
-                NULL)
-                return TM_ENOMEM;
-            k->klen = klen;
-            k->hash = h;
-            k->kg = (int)(h % (uint64_t)op->maxp); /* tm_keygroup_of() */
-            op->kmap[i] = ++op->njkeys;
-            *out = k;
-            return 0;
-        }
-        jkey_t *k = &op->jkeys[ki - 1];
-        if (k->hash == h && k->klen == klen && memcmp(k->key, key, klen) == 0) {
-            *out = k;
-            return 0;
-        }
-    }
 }
 
 /* Image key status. */
@@ -733,10 +709,12 @@ static bool owns(const tm_operator_t *op, int kg)
 static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row, int sign,
                      uint32_t order, const tm_buf_t *key)
 {
-    jkey_t *k;
-    int rc = find_key(op, (const uint8_t *)key->data, key->len, &k);
+    void *entry;
+    bool added;
+    int rc = tm_batch_keys_find(&op->jkeys, key->data, key->len, &entry, &added);
     if (rc != 0)
         return rc;
+    jkey_t *k = entry;
     image_t *im = tm_arena_alloc(&op->scratch->arena, sizeof(*im));
     if (im == NULL)
         return TM_ENOMEM;
@@ -756,7 +734,7 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
 
 /* Step 1 for one record. */
 static int add_record(tm_operator_t *op, int s, uint32_t index, const tm_record_t *rec,
-                      tm_collector_t *out, char *errstr, size_t errstr_size)
+                      char *errstr, size_t errstr_size)
 {
     const tm_row_t *img[2] = {NULL, NULL};
     switch (rec->op) {
@@ -831,27 +809,21 @@ static int add_record(tm_operator_t *op, int s, uint32_t index, const tm_record_
         op->cur_order = 2 * index + (uint32_t)i;
         int rc = st[i] == KEY_OK
                      ? add_image(op, rec, img[i], i == 0 ? -1 : 1, op->cur_order, kb[i])
-                     : null_key_image(op, s, img[i], i == 0 ? -1 : 1, rec, out, errstr,
-                                      errstr_size);
+                     : null_key_image(op, s, img[i], i == 0 ? -1 : 1, rec);
         if (rc != 0)
             return rc;
     }
     return 0;
 }
 
-/* Orders keys as their state keys sort in the store: key group, then J. */
+/* Orders keys as their state keys sort in the store. */
 static int key_cmp(const void *a, const void *b)
 {
-    const jkey_t *x = a, *y = b;
-    if (x->kg != y->kg)
-        return x->kg < y->kg ? -1 : 1;
-    size_t n = x->klen < y->klen ? x->klen : y->klen;
-    int c = memcmp(x->key, y->key, n);
-    return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+    return tm_batch_key_cmp(a, b);
 }
 
 /* Steps 2-4 for one key. */
-static int process_key(tm_operator_t *op, int s, jkey_t *k, tm_collector_t *out, char *errstr,
+static int process_key(tm_operator_t *op, int s, jkey_t *k, char *errstr,
                        size_t errstr_size)
 {
     int rc = load_other(op, k, 1 - s, errstr, errstr_size);
@@ -881,7 +853,7 @@ static int process_key(tm_operator_t *op, int s, jkey_t *k, tm_collector_t *out,
         entry_t *e;
         op->cur_order = im->order;
         rc = rc ? rc : own_entry(op, k, s, &e, errstr, errstr_size);
-        rc = rc ? rc : apply(op, s, e, im->row, im->sign, im->rec, out, errstr, errstr_size);
+        rc = rc ? rc : apply(op, s, e, im->row, im->sign, im->rec, errstr, errstr_size);
         if (rc != 0)
             return rc;
     }
@@ -905,35 +877,80 @@ static int process(tm_operator_t *op, int s, const tm_batch_t *batch, tm_collect
     tm_arena_reset(&op->scratch->arena);
     op->env.arena = &op->scratch->arena;
     op->env.now_us = tm_store_now(op->store);
-    uint32_t cap = 16;
-    while (cap < 4 * batch->count + 16)
-        cap <<= 1;
-    op->kmask = cap - 1;
-    op->kmap = tm_arena_zalloc(&op->scratch->arena, sizeof(int32_t) * cap);
-    op->jkeys = tm_arena_alloc(&op->scratch->arena, sizeof(jkey_t) * (2 * batch->count + 1));
-    op->njkeys = 0;
-    if (op->kmap == NULL || op->jkeys == NULL)
-        return TM_ENOMEM;
-    int rc = 0;
+    op->dlive[0] = op->dlive[1] = 0;
+    int rc = tm_batch_keys_init(&op->jkeys, &op->scratch->arena, sizeof(jkey_t),
+                                (int)(2 * batch->count + 1), op->maxp);
+    if (rc != 0)
+        return rc;
     for (uint32_t i = 0; i < batch->count && rc == 0; i++)
-        rc = add_record(op, s, i, &batch->recs[i], out, errstr, errstr_size);
+        rc = add_record(op, s, i, &batch->recs[i], errstr, errstr_size);
     if (rc != 0) {
         drop_parked(op);
         return rc;
     }
-    qsort(op->jkeys, (size_t)op->njkeys, sizeof(jkey_t), key_cmp);
-    for (int i = 0; i < op->njkeys && rc == 0; i++)
-        rc = process_key(op, s, &op->jkeys[i], out, errstr, errstr_size);
+    /* Sorted in place: the map is not used again in this call. */
+    qsort(op->jkeys.entries, (size_t)op->jkeys.n, sizeof(jkey_t), key_cmp);
+    for (int i = 0; i < op->jkeys.n && rc == 0; i++)
+        rc = process_key(op, s, tm_batch_keys_at(&op->jkeys, i), errstr, errstr_size);
     op->it = tm_store_iter_free(op->it);
     rc = rc ? rc : tm_store_batch_commit(op->wb, errstr, errstr_size);
     if (rc != 0) {
         drop_parked(op);
         return rc;
     }
+    publish_live(op, op->dlive);
     return emit_out(op, out, errstr, errstr_size);
 }
 
 /* ---- hooks ---- */
+
+/*
+ * Counts the rows of each side in the key groups this subtask owns, for the
+ * state_rows metric: one pass over the state at start (nothing at a fresh
+ * start), reading only the side byte after J and, in a multiset view, the
+ * copies.  Rows that expire under state_ttl later stay counted until the
+ * next start.
+ */
+static int op_restore(tm_operator_t *op, char *errstr, size_t errstr_size)
+{
+    tm_store_iter_t *it;
+    int rc = tm_store_iter_new(op->store, op->cf, op->ctx.kg_first, op->ctx.kg_last, NULL, 0,
+                               &it);
+    if (rc != 0)
+        return tm_seterr(errstr, errstr_size, rc, "join %s: cannot read the state (%s)",
+                         op->ctx.uid, tm_strerror(rc));
+    int64_t n[2] = {0, 0};
+    tm_store_entry_t se;
+    while ((rc = tm_store_iter_next(it, &se, errstr, errstr_size)) == 1) {
+        size_t jlen = 0;
+        const uint8_t *p, *end = se.val + se.vlen;
+        uint64_t copies = 1;
+        if (!op->global && tm_row_cols_key_skip(op->sch[0], op->keys[0], op->spec->nkeys,
+                                                se.key, se.klen, &jlen) != 0)
+            jlen = se.klen; /* fails below */
+        int side = jlen < se.klen ? se.key[jlen] : -1;
+        p = se.val;
+        if (side == 0 || side == 1) {
+            if (op->nuk[side] == 0 && (tm_buf_get_varint(&p, end, &copies) != 0 ||
+                                       copies == 0 || copies > INT64_MAX))
+                side = -1;
+        }
+        if (side != 0 && side != 1) {
+            rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                           "join %s: a stored row is unreadable (written by an incompatible "
+                           "version, or the input schema changed)",
+                           op->ctx.uid);
+            break;
+        }
+        n[side] += (int64_t)copies;
+    }
+    tm_store_iter_free(it);
+    if (rc < 0)
+        return rc;
+    op->live[0] = op->live[1] = 0;
+    publish_live(op, n);
+    return 0;
+}
 
 static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
                       char *errstr, size_t errstr_size)
@@ -963,6 +980,7 @@ static const tm_operator_ops_t join_ops = {
     .process = op_process,
     .on_barrier = op_on_barrier,
     .on_end = op_on_end,
+    .restore = op_restore,
     .free = op_free,
 };
 

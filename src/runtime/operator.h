@@ -92,7 +92,7 @@ typedef enum tm_error_policy {
  * Per-instance counters, read by the metrics endpoint from any thread.
  * records_in/records_out are counted by the runtime (around process() and
  * at the collector), never by operators; row errors by
- * tm_operator_row_error(); state_reads by the operator.
+ * tm_operator_row_error(); state_reads and state_rows by the operator.
  */
 typedef struct tm_operator_metrics {
     _Atomic uint64_t records_in;
@@ -101,6 +101,13 @@ typedef struct tm_operator_metrics {
     _Atomic uint64_t rows_skipped; /* of which dropped by on_error = 'skip' / 'dead-letter' */
     _Atomic uint64_t state_reads;  /* state accesses (one per key per batch when mini-batched) */
     _Atomic uint64_t dead_letters; /* of rows_skipped, handed to the dead-letter output */
+    /*
+     * Rows held in state per input (a join: [0] left, [1] right, copies
+     * counted), a gauge set by the operator; state_inputs is how many of the
+     * two it keeps, 0 for an operator that does not count.
+     */
+    _Atomic int64_t state_rows[2];
+    _Atomic int state_inputs;
 } tm_operator_metrics_t;
 
 /* Where an operator instance runs; filled by the runtime. */

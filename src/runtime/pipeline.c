@@ -1871,7 +1871,12 @@ void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operat
         SUM(rows_skipped);
         SUM(state_reads);
         SUM(dead_letters);
+        SUM(state_rows[0]);
+        SUM(state_rows[1]);
 #undef SUM
+        int n = atomic_load_explicit(&m->state_inputs, memory_order_relaxed);
+        if (n > atomic_load_explicit(&sum->state_inputs, memory_order_relaxed))
+            atomic_store_explicit(&sum->state_inputs, n, memory_order_relaxed);
     }
 }
 

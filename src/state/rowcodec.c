@@ -433,3 +433,52 @@ int tm_row_cols_key_encode(const tm_schema_t *schema, const tm_row_t *row, const
     }
     return 0;
 }
+
+int tm_row_cols_key_skip(const tm_schema_t *schema, const int *cols, int ncols, const void *data,
+                         size_t len, size_t *consumed)
+{
+    rd_t r = {data, (const uint8_t *)data + len};
+    for (int k = 0; k < ncols; k++) {
+        uint8_t present, tag;
+        uint64_t v;
+        const uint8_t *bp;
+        size_t blen;
+        __int128 dec;
+        if (cols[k] < 0 || cols[k] >= schema->ncols || get_u8(&r, &present) != 0 || present > 1)
+            return TM_ECORRUPT;
+        if (present == 0)
+            continue;
+        int rc;
+        /* The cases mirror put_key_value() and put_value(). */
+        switch (tm_type_storage(schema->cols[cols[k]].type)) {
+        case TM_STORAGE_BOOL:
+            rc = get_u8(&r, &tag);
+            break;
+        case TM_STORAGE_I64:
+            rc = get_varint(&r, &v);
+            break;
+        case TM_STORAGE_F64:
+            rc = r.end - r.p < 8 ? TM_ECORRUPT : 0;
+            r.p += rc == 0 ? 8 : 0;
+            break;
+        case TM_STORAGE_NUMERIC:
+            rc = get_u8(&r, &tag);
+            if (rc == 0 && tag == 1)
+                rc = get_bytes(&r, &bp, &blen);
+            else if (rc == 0 && tag == 0)
+                rc = get_varint(&r, &v) != 0 ? TM_ECORRUPT : get_i128(&r, &dec);
+            else
+                rc = TM_ECORRUPT;
+            break;
+        case TM_STORAGE_VAR:
+            rc = get_bytes(&r, &bp, &blen);
+            break;
+        default:
+            rc = TM_ECORRUPT;
+        }
+        if (rc != 0)
+            return TM_ECORRUPT;
+    }
+    *consumed = (size_t)(r.p - (const uint8_t *)data);
+    return 0;
+}

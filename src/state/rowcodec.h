@@ -93,6 +93,15 @@ int tm_row_cols_key_encode(const tm_schema_t *schema, const tm_row_t *row, const
                            int ncols, tm_buf_t *out);
 
 /*
+ * Measures the encoding tm_row_cols_key_encode() wrote for the columns
+ * `cols[0..ncols)` of `schema` at the start of `data`: sets *consumed to its
+ * length, so that a state key that continues after such a key can be read.
+ * Returns 0, or TM_ECORRUPT if the bytes end early or are not such a key.
+ */
+int tm_row_cols_key_skip(const tm_schema_t *schema, const int *cols, int ncols, const void *data,
+                         size_t len, size_t *consumed);
+
+/*
  * Deep-copies `row` (of `schema`) into `batch`'s arena.  Returns NULL when
  * memory runs out.
  */

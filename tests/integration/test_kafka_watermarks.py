@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import urllib.request
 
 import pytest
 
@@ -70,10 +69,7 @@ def wcase(kafka, tmp_path, tidemark_bin, request):
 
 
 def admin_get(tm, path: str) -> str:
-    addr = tm.state_dir / "admin.addr"
-    wait_until(addr.exists, 30, "admin.addr", tm)
-    with urllib.request.urlopen("http://" + addr.read_text().strip() + path, timeout=10) as r:
-        return r.read().decode()
+    return tm.admin_get(path)
 
 
 def source_status(tm) -> dict:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Union
@@ -153,6 +154,19 @@ class Tidemark:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+    def admin_get(self, path: str, timeout: float = 30) -> str:
+        """The body of GET `path` from the admin API (the job sets admin_address).
+
+        The address is the one this run wrote to <state-dir>/admin.addr; after
+        a restart the file may still name the previous run's port for a
+        moment, so callers that restart poll this with wait_until().
+        """
+        addr = self.state_dir / "admin.addr"
+        wait_until(addr.exists, timeout, "admin.addr", self)
+        url = "http://" + addr.read_text().strip() + path
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.read().decode()
 
     # -- output ------------------------------------------------------------
 

@@ -648,6 +648,20 @@ static void model_run(const fixture_t *f, tm_join_type_t type, int view, bool nu
             fprintf(stderr, "%s join, view %d%s, parallelism %d: after batch %d (input %d)\n",
                     type_name(type), view, null_aware ? ", null-aware" : "", par, i, sides[i]);
         TM_REQUIRE(ok);
+        /* The state_rows gauge: every stored row of each side (a NULL key is not stored). */
+        for (int side = 0; side < 2; side++) {
+            int64_t stored = 0, gauge = 0;
+            for (int k = 0; k < model.n[side]; k++)
+                stored += null_aware || !tm_row_is_null(model.rows[side][k], C_K);
+            for (int t = 0; t < par; t++) {
+                gauge += atomic_load(&r.metrics[t].state_rows[side]);
+                TM_CHECK_INT(atomic_load(&r.metrics[t].state_inputs), 2);
+            }
+            if (gauge != stored)
+                fprintf(stderr, "%s join, view %d: after batch %d, side %d\n", type_name(type),
+                        view, i, side);
+            TM_CHECK_INT(gauge, stored);
+        }
         if (i == CHK_AT) {
             run_checkpoint(&r, &col);
             mset_copy(&saved, &got);

@@ -312,6 +312,41 @@ static void test_key_encoding(void)
     tm_schema_unref(s);
 }
 
+/* tm_row_cols_key_skip measures every column's key encoding exactly, and refuses a short key. */
+static void test_cols_key_skip(void)
+{
+    tm_schema_t *s = all_types_schema();
+    tm_batch_t *b = tm_batch_new();
+    tm_row_t *r = all_types_row(b, s);
+    /* Every column but the unavailable one (22), which has no key encoding; 24 is NULL. */
+    int cols[32], n = 0;
+    for (int i = 0; i < s->ncols; i++)
+        if (i != 22)
+            cols[n++] = i;
+    tm_buf_t k;
+    tm_buf_init(&k);
+    TM_REQUIRE(tm_row_cols_key_encode(s, r, cols, n, &k) == 0);
+    size_t keylen = k.len;
+    TM_REQUIRE(tm_buf_append(&k, "\1tail", 5) == 0);
+    size_t used = 0;
+    TM_CHECK(tm_row_cols_key_skip(s, cols, n, k.data, k.len, &used) == 0);
+    TM_CHECK_INT((int64_t)used, (int64_t)keylen);
+    /* One column at a time, each followed by the next one's bytes. */
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t one = 0;
+        TM_CHECK(tm_row_cols_key_skip(s, &cols[i], 1, k.data + at, keylen - at, &one) == 0);
+        at += one;
+    }
+    TM_CHECK_INT((int64_t)at, (int64_t)keylen);
+    /* Every cut short of the whole key is refused. */
+    for (size_t cut = 0; cut < keylen; cut++)
+        TM_CHECK(tm_row_cols_key_skip(s, cols, n, k.data, cut, &used) == TM_ECORRUPT);
+    tm_buf_release(&k);
+    tm_batch_unref(b);
+    tm_schema_unref(s);
+}
+
 int main(void)
 {
     TM_RUN(test_roundtrip_every_type);
@@ -320,5 +355,6 @@ int main(void)
     TM_RUN(test_many_columns_nulls);
     TM_RUN(test_malformed_and_shape);
     TM_RUN(test_key_encoding);
+    TM_RUN(test_cols_key_skip);
     return tm_test_done();
 }
