@@ -25,6 +25,8 @@ PACKAGES=(
     default-libmysqlclient-dev
     # The servers and tools the integration tests start and drive.
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
+    # systemd-analyze checks deploy/systemd (tests/integration/test_deploy_systemd.py).
+    systemd
     # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
     # the Python client and kcat drive it.
     openjdk-17-jdk-headless maven python3-confluent-kafka kcat
