@@ -212,5 +212,13 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
  */
 int tm_admin_cli_savepoint(int argc, char **argv);
 int tm_admin_cli_stop(int argc, char **argv);
+/*
+ * `tidemark status [--live | --ready] [--state-dir D | --admin A] [--token T]
+ * [--timeout 10s]`: prints GET /v1/job readably; with --live or --ready, asks
+ * /healthz or /readyz and exits 0 only on 200 (a probe: Kubernetes' exec
+ * probes cannot send a bearer token from a Secret, this command reads it from
+ * TIDEMARK_ADMIN_TOKEN).  Found and authorised as above.
+ */
+int tm_admin_cli_status(int argc, char **argv);
 
 #endif

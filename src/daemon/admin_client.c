@@ -1,7 +1,7 @@
 /*
  * admin_client.c — a small blocking HTTP/1.1 client for the admin API, and
- * the `tidemark savepoint` and `tidemark stop` commands built on it (see
- * admin.h).
+ * the `tidemark savepoint`, `tidemark stop` and `tidemark status` commands
+ * built on it (see admin.h).
  *
  * The client opens one connection per request (Connection: close), bounds
  * the connect and the whole exchange by a deadline with poll(2), and reads
@@ -43,6 +43,7 @@
 #define LONG_POLL_MS 5000
 #define REQUEST_MS 30000
 #define DEFAULT_TIMEOUT_MS (10 * 60 * 1000)
+#define STATUS_TIMEOUT_MS 10000
 
 /* ---- the HTTP client ---- */
 
@@ -334,13 +335,14 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
 /* ---- the commands ---- */
 
 typedef struct cli {
-    const char *cmd; /* "savepoint" or "stop" */
+    const char *cmd; /* "savepoint", "stop" or "status" */
     char *dir;       /* as given (relative: below the daemon's savepoint root), or NULL */
     const char *state_dir;
     bool state_dir_given;
     const char *admin;
     const char *token;
     bool savepoint;
+    const char *probe; /* status: "/healthz" (--live), "/readyz" (--ready), or NULL */
     int64_t timeout_ms;
     int64_t deadline_ms;
     char addr[300];
@@ -350,7 +352,20 @@ typedef struct cli {
 
 static void usage(FILE *f, const char *cmd)
 {
-    if (strcmp(cmd, "stop") == 0)
+    if (strcmp(cmd, "status") == 0)
+        fprintf(f, "Usage: tidemark status [--live | --ready] [--state-dir DIR | --admin "
+                   "HOST:PORT]\n"
+                   "                       [--token TOKEN] [--timeout DURATION]\n"
+                   "\n"
+                   "Prints the running job's stages, sources and sinks (GET /v1/job).  With\n"
+                   "--live or --ready it asks /healthz or /readyz instead and says only \"ok\" or\n"
+                   "why not: a probe for systemd, Kubernetes or a script, which gets the token\n"
+                   "from the environment (the daemon may require one on any address).\n"
+                   "\n"
+                   "  --live               exit 0 when the daemon answers /healthz with 200\n"
+                   "  --ready              exit 0 when /readyz answers 200 (every source\n"
+                   "                       connected and streaming)\n");
+    else if (strcmp(cmd, "stop") == 0)
         fprintf(f, "Usage: tidemark stop [--savepoint] [--dir DIR] [--state-dir DIR | --admin "
                    "HOST:PORT]\n"
                    "                     [--token TOKEN] [--timeout DURATION]\n"
@@ -376,7 +391,8 @@ static void usage(FILE *f, const char *cmd)
                "  --admin HOST:PORT    the daemon's admin address instead\n"
                "  --token TOKEN        the admin API's bearer token (default: the environment\n"
                "                       variable TIDEMARK_ADMIN_TOKEN, which ps cannot show)\n"
-               "  --timeout DURATION   give up after DURATION, e.g. 90s or 10m (default 10m)\n"
+               "  --timeout DURATION   give up after DURATION, e.g. 90s or 10m (default 10m;\n"
+               "                       status: 10s)\n"
                "\n"
                "Exit codes: 0 done, 1 failed (the reason on stderr), 2 usage error.\n");
 }
@@ -390,18 +406,34 @@ static int parse_args(cli_t *c, int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    static const struct option status_opts[] = {
+        {"live", no_argument, NULL, 'L'},          {"ready", no_argument, NULL, 'R'},
+        {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
+        {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
     static const struct option stop_opts[] = {
         {"savepoint", no_argument, NULL, 'S'},     {"dir", required_argument, NULL, 'd'},
         {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
         {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    bool stop = strcmp(c->cmd, "stop") == 0;
+    bool stop = strcmp(c->cmd, "stop") == 0, status = strcmp(c->cmd, "status") == 0;
     const char *dir = NULL;
     int opt;
     optind = 0; /* the top-level command line was parsed with getopt too */
-    while ((opt = getopt_long(argc, argv, "+h", stop ? stop_opts : savepoint_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+h",
+                              status ? status_opts : stop ? stop_opts : savepoint_opts, NULL)) !=
+           -1) {
         switch (opt) {
+        case 'L':
+        case 'R':
+            if (c->probe != NULL) {
+                fprintf(stderr, "tidemark status: pass --live or --ready, not both\n");
+                return TM_EXIT_CONFIG;
+            }
+            c->probe = opt == 'L' ? "/healthz" : "/readyz";
+            break;
         case 'd':
             dir = optarg;
             break;
@@ -705,6 +737,90 @@ static char *request_body(const cli_t *c, bool with_savepoint_flag)
     return s;
 }
 
+/* Prints one line per source, stage and sink of a /v1/job answer. */
+static void print_job(const json_t *j)
+{
+    printf("job %s (%s), tidemark %s, %s\n", json_string_value(json_object_get(j, "job")),
+           json_string_value(json_object_get(j, "file")),
+           json_string_value(json_object_get(j, "version")),
+           json_string_value(json_object_get(j, "state")));
+    json_int_t started = json_integer_value(json_object_get(j, "started_at_ms"));
+    time_t t = (time_t)(started / 1000);
+    struct tm tmv;
+    char when[64] = "?";
+    if (gmtime_r(&t, &tmv) != NULL)
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tmv);
+    json_int_t interval = json_integer_value(json_object_get(j, "checkpoint_interval_ms"));
+    int par = (int)json_integer_value(json_object_get(j, "parallelism"));
+    if (par > 0)
+        printf("  started %s, parallelism %d, ", when, par);
+    else
+        printf("  started %s, no operator stages, ", when);
+    if (interval > 0)
+        printf("checkpoints every %" PRId64 " ms\n", (int64_t)interval);
+    else
+        printf("checkpoints off\n");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "sources"), i, v) {
+        const json_t *wm = json_object_get(v, "watermark_ms");
+        printf("  source %s: %s, %" PRId64 " events", json_string_value(json_object_get(v, "name")),
+               json_is_true(json_object_get(v, "ready")) ? "streaming" : "not ready",
+               (int64_t)json_integer_value(json_object_get(v, "events")));
+        if (json_is_integer(wm))
+            printf(", watermark %" PRId64 " ms", (int64_t)json_integer_value(wm));
+        printf("\n");
+    }
+    json_array_foreach(json_object_get(j, "stages"), i, v) {
+        printf("  stage %s: parallelism %d\n", json_string_value(json_object_get(v, "name")),
+               (int)json_integer_value(json_object_get(v, "parallelism")));
+    }
+    json_array_foreach(json_object_get(j, "sinks"), i, v) {
+        printf("  sink %s\n", json_string_value(json_object_get(v, "name")));
+    }
+}
+
+/* `tidemark status`: the job, or a probe's verdict.  Returns the exit code. */
+static int run_status(const cli_t *c)
+{
+    char err[1024];
+    int status = 0;
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int rc = cli_request(c, "GET", c->probe ? c->probe : "/v1/job", NULL, REQUEST_MS, &status,
+                         &resp, err, sizeof(err));
+    int code = TM_EXIT_FAILURE;
+    if (rc != 0) {
+        report_unreachable(c, rc, err);
+    } else if (c->probe != NULL) {
+        /* The body is "ok", or the reason it is not ready. */
+        const char *body = resp.data ? resp.data : "";
+        int n = (int)strcspn(body, "\n");
+        if (status == 200) {
+            printf("%.*s\n", n, body);
+            code = TM_EXIT_OK;
+        } else if (status == 401) {
+            report_http_error(c, status, &resp);
+        } else {
+            fprintf(stderr, "tidemark status: %s answered %d: %.*s\n", c->probe, status, n, body);
+        }
+    } else if (status != 200) {
+        report_http_error(c, status, &resp);
+    } else {
+        json_t *j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
+        if (json_is_object(j)) {
+            print_job(j);
+            code = TM_EXIT_OK;
+        } else {
+            fprintf(stderr, "tidemark status: %s sent /v1/job that is not a JSON object\n",
+                    c->addr);
+        }
+        json_decref(j);
+    }
+    tm_buf_release(&resp);
+    return code;
+}
+
 static int run(cli_t *c, int argc, char **argv)
 {
     int code = parse_args(c, argc, argv);
@@ -713,6 +829,8 @@ static int run(cli_t *c, int argc, char **argv)
     if (code >= 0)
         return code;
     c->deadline_ms = tm_mono_ms() + c->timeout_ms;
+    if (strcmp(c->cmd, "status") == 0)
+        return run_status(c);
     bool stop = strcmp(c->cmd, "stop") == 0;
     bool with_sp = !stop || c->savepoint;
     char *body = request_body(c, stop && c->savepoint);
@@ -749,7 +867,7 @@ static int cli_main(const char *cmd, int argc, char **argv)
     memset(&c, 0, sizeof(c));
     c.cmd = cmd;
     c.state_dir = "./tidemark-state";
-    c.timeout_ms = DEFAULT_TIMEOUT_MS;
+    c.timeout_ms = strcmp(cmd, "status") == 0 ? STATUS_TIMEOUT_MS : DEFAULT_TIMEOUT_MS;
     int code = run(&c, argc, argv);
     free(c.dir);
     return code;
@@ -763,4 +881,9 @@ int tm_admin_cli_savepoint(int argc, char **argv)
 int tm_admin_cli_stop(int argc, char **argv)
 {
     return cli_main("stop", argc, argv);
+}
+
+int tm_admin_cli_status(int argc, char **argv)
+{
+    return cli_main("status", argc, argv);
 }

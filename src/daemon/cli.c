@@ -122,6 +122,8 @@ static void usage(FILE *f)
             "                                           take a savepoint of the running job\n"
             "  tidemark stop [--savepoint] [--dir D] [--state-dir S | --admin HOST:PORT]\n"
             "                                           stop the running job (final checkpoint)\n"
+            "  tidemark status [--live | --ready] [--state-dir S | --admin HOST:PORT]\n"
+            "                                           print the running job, or probe it\n"
             "  tidemark --version                       print the version\n"
             "  tidemark --help                          print this help\n"
             "\n"
@@ -1233,7 +1235,8 @@ int tm_cli_main(int argc, char **argv)
         }
         if (argv[i][0] == '-')
             continue;
-        if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0) {
+        if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0 ||
+            strcmp(argv[i], "status") == 0) {
             char **args = calloc((size_t)argc + 1, sizeof(*args));
             int n = 0;
             args[n++] = argv[i];
@@ -1252,8 +1255,9 @@ int tm_cli_main(int argc, char **argv)
                 args[n++] = argv[k];
             }
             optind = 1;
-            int rc = argv[i][1] == 'a' ? tm_admin_cli_savepoint(n, args)
-                                       : tm_admin_cli_stop(n, args);
+            int rc = argv[i][1] == 'a'   ? tm_admin_cli_savepoint(n, args)
+                     : argv[i][3] == 'p' ? tm_admin_cli_stop(n, args)
+                                         : tm_admin_cli_status(n, args);
             free(args);
             return rc;
         }
