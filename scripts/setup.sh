@@ -25,6 +25,8 @@ PACKAGES=(
     default-libmysqlclient-dev
     # The servers and tools the integration tests start and drive.
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
+    # pip installs tests/requirements.txt (PyPI packages Debian does not have) beside the system.
+    python3-pip python3-yaml
     # systemd-analyze checks deploy/systemd (tests/integration/test_deploy_systemd.py).
     systemd
     # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
@@ -100,6 +102,25 @@ PY
     say "tests/compat built (Debezium 3.6.1.Final)"
 }
 
+# Installs tests/requirements.txt into ~/.cache/tidemark/pydeps (tests/lib/pydeps.py),
+# again only when the requirements changed: the stamp file holds their hash.
+fetch_pydeps() {
+    local dir=${TIDEMARK_PYDEPS:-$HOME/.cache/tidemark/pydeps} want have=""
+    want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+    [[ -f "$dir/.stamp" ]] && have=$(cat "$dir/.stamp")
+    if [[ "$have" == "$want" ]]; then
+        say "Python test packages are installed ($dir)"
+        return 0
+    fi
+    say "installing tests/requirements.txt into $dir"
+    rm -rf "$dir.new"
+    /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+        --root-user-action=ignore --target "$dir.new" -r tests/requirements.txt || return 1
+    echo "$want" > "$dir.new/.stamp"
+    rm -rf "$dir"
+    mv "$dir.new" "$dir"
+}
+
 # Creates or updates a meson build directory: an existing one keeps its state
 # and picks up changed options.
 meson_setup() {
@@ -141,6 +162,12 @@ fi
 # loudly if they still cannot.
 if ! fetch_compat; then
     echo "setup.sh: could not build tests/compat for the compatibility tests (see above)" >&2
+    if ((deps_only)); then
+        exit 1
+    fi
+fi
+if ! fetch_pydeps; then
+    echo "setup.sh: could not install tests/requirements.txt from PyPI (see above)" >&2
     if ((deps_only)); then
         exit 1
     fi
