@@ -372,7 +372,7 @@ static void on_wait_tick(evutil_socket_t fd, short what, void *arg)
         event_del(a->wait_timer);
 }
 
-/* Parses the "wait_ms" query parameter: 0 when absent; -1 when malformed. */
+/* Parses the "wait_ms" query parameter: 0 when absent; -1 when malformed or above WAIT_MAX_MS. */
 static int64_t wait_param(struct evhttp_request *req)
 {
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -389,9 +389,9 @@ static int64_t wait_param(struct evhttp_request *req)
         char *end;
         errno = 0;
         long long x = strtoll(v, &end, 10);
-        ms = (end == v || *end != '\0' || errno != 0 || x < 0) ? -1
-             : x > WAIT_MAX_MS                               ? WAIT_MAX_MS
-                                                             : (int64_t)x;
+        /* Above the maximum is refused like any other bad value (schemas/admin/openapi.yaml). */
+        ms = (end == v || *end != '\0' || errno != 0 || x < 0 || x > WAIT_MAX_MS) ? -1
+                                                                                 : (int64_t)x;
     }
     evhttp_clear_headers(&params);
     return ms;
@@ -577,7 +577,8 @@ static const char *method_name(int m)
         {EVHTTP_REQ_GET, "GET"},         {EVHTTP_REQ_POST, "POST"},
         {EVHTTP_REQ_HEAD, "HEAD"},       {EVHTTP_REQ_PUT, "PUT"},
         {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
-        {EVHTTP_REQ_PATCH, "PATCH"},
+        {EVHTTP_REQ_PATCH, "PATCH"},     {EVHTTP_REQ_TRACE, "TRACE"},
+        {EVHTTP_REQ_CONNECT, "CONNECT"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (names[i].method == m)
@@ -1194,7 +1195,8 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
     /* Methods evhttp would refuse on its own get our 405 with an Allow header instead. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 
     int fd = listen_on(&ss, sslen);
     if (fd < 0) {

@@ -1,33 +1,27 @@
 """The tests' PyPI packages (tests/requirements.txt), installed by scripts/setup.sh.
 
-They live in their own directory, outside the system's site-packages (Debian's python refuses pip
-installs there, and the system's pytest and psycopg2 must stay what they are).  Tests run their
-tools in a process of their own with PYTHONPATH=DIR (a package from PyPI may need newer versions
-of what pytest already loaded from Debian); `require()` imports one in-process where that is safe,
-and fails with a pointer to setup.sh when it is missing.
+They live in a directory of their own (DIR), outside the system's site-packages: Debian's python
+refuses pip installs there, and the system's pytest, psycopg2 and attrs must stay what they are.
+Tests therefore never import these packages; they run them in a process of their own with
+PYTHONPATH=DIR (run()), where the newer versions they need come first.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import subprocess
 from pathlib import Path
+from typing import Sequence
 
 DIR = Path(os.environ.get("TIDEMARK_PYDEPS", Path.home() / ".cache" / "tidemark" / "pydeps"))
 
 
-def use() -> Path:
-    if str(DIR) not in sys.path:
-        sys.path.insert(0, str(DIR))
-    return DIR
-
-
-def require(module: str):
-    """Imports `module` from the pydeps directory, or fails saying how to install it."""
-    use()
-    import importlib
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise AssertionError(f"the test needs the Python package of module '{module}' "
-                             f"(tests/requirements.txt) in {DIR}: run scripts/setup.sh ({e})") from None
+def run(module: str, args: Sequence[str], timeout: float = 300,
+        **kw) -> subprocess.CompletedProcess:
+    """`python3 -m module args…` with the PyPI packages; fails clearly when they are missing."""
+    if not (DIR / ".stamp").exists():
+        raise AssertionError(f"the tests' PyPI packages are not installed in {DIR}: "
+                             "run scripts/setup.sh (tests/requirements.txt)")
+    env = dict(os.environ, PYTHONPATH=str(DIR))
+    return subprocess.run(["/usr/bin/python3", "-m", module, *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=timeout, **kw)
