@@ -26,7 +26,10 @@
  */
 #include "core/log.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +39,14 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The progress line (tm_log_progress); progress_mu orders its writes with log lines. */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static char progress_text[512];
+static _Atomic bool progress_shown;
+static _Atomic int stderr_tty = -1; /* unknown until asked */
+
+static void write_above_progress(const char *line, size_t n);
 
 int tm_log_level = TM_LOG_INFO;
 int tm_log_json = 0;
@@ -408,6 +419,80 @@ void tm_log_write(tm_log_level_t level, const char *comp, const char *msg, const
         }
     }
     line[o.n++] = '\n';
+    if (progress_shown) {
+        write_above_progress(line, o.n);
+        return;
+    }
     ssize_t w = write(STDERR_FILENO, line, o.n);
     (void)w;
+}
+
+/* ---- the progress line ---- */
+
+bool tm_log_is_terminal(void)
+{
+    int t = atomic_load_explicit(&stderr_tty, memory_order_relaxed);
+    if (t < 0) {
+        t = isatty(STDERR_FILENO) ? 1 : 0;
+        atomic_store_explicit(&stderr_tty, t, memory_order_relaxed);
+    }
+    return t == 1;
+}
+
+/* Writes all of buf (a terminal may take it in pieces). */
+static void write_all(const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A log line while a progress line is shown: erase it, print the line, draw it again. */
+static void write_above_progress(const char *line, size_t n)
+{
+    char buf[4096 + sizeof(progress_text) + 16];
+    pthread_mutex_lock(&progress_mu);
+    size_t k = 0;
+    memcpy(buf + k, "\r\033[K", 4);
+    k += 4;
+    memcpy(buf + k, line, n);
+    k += n;
+    size_t plen = strlen(progress_text);
+    memcpy(buf + k, progress_text, plen);
+    k += plen;
+    write_all(buf, k);
+    pthread_mutex_unlock(&progress_mu);
+}
+
+void tm_log_progress(const char *text)
+{
+    if (!tm_log_is_terminal())
+        return;
+    pthread_mutex_lock(&progress_mu);
+    char buf[sizeof(progress_text) + 8];
+    size_t k = 0;
+    memcpy(buf, "\r\033[K", 4);
+    k = 4;
+    if (text == NULL) {
+        progress_text[0] = '\0';
+        atomic_store_explicit(&progress_shown, false, memory_order_relaxed);
+    } else {
+        /* Printable bytes only: a table name must not move the cursor or set colours. */
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *)text;
+             *p != '\0' && n < sizeof(progress_text) - 1; p++)
+            progress_text[n++] = (char)(*p < 0x20 || *p == 0x7f ? '?' : *p);
+        progress_text[n] = '\0';
+        memcpy(buf + k, progress_text, n);
+        k += n;
+        atomic_store_explicit(&progress_shown, true, memory_order_relaxed);
+    }
+    write_all(buf, k);
+    pthread_mutex_unlock(&progress_mu);
 }

@@ -18,13 +18,15 @@
  * The macros test the level before evaluating their arguments.  Never pass a
  * secret: DSNs go through tm_dsn_mask() first.
  *
- * Thread: any; one write(2) per line so lines do not interleave.
+ * Thread: any; one write(2) per line so lines do not interleave (with a
+ * progress line on a terminal, a mutex keeps the line and its redraw together).
  */
 #ifndef TM_CORE_LOG_H
 #define TM_CORE_LOG_H
 
 #include "core/buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum tm_log_level {
@@ -51,6 +53,17 @@ void tm_log_write(tm_log_level_t level, const char *comp, const char *msg, const
 #define TM_INFO(comp, msg, ...) TM_LOG(TM_LOG_INFO, comp, msg, __VA_ARGS__)
 #define TM_DEBUG(comp, msg, ...) TM_LOG(TM_LOG_DEBUG, comp, msg, __VA_ARGS__)
 
+
+/*
+ * A live progress line for a terminal.  When stderr is a terminal,
+ * tm_log_progress(text) draws `text` (one line; control bytes are shown as
+ * '?') on the last line of the screen, replacing the previous one, and every
+ * log line written meanwhile is printed above it; tm_log_progress(NULL)
+ * erases it.  When stderr is not a terminal (a file, a pipe, the journal)
+ * both do nothing: callers log periodic lines instead (tm_log_is_terminal()).
+ */
+void tm_log_progress(const char *text);
+bool tm_log_is_terminal(void);
 
 /* Parses "error|warn|info|debug"; returns 0 or -1. */
 int tm_log_set_level(const char *name);
