@@ -101,6 +101,10 @@ typedef struct tm_operator_metrics {
     _Atomic uint64_t rows_skipped; /* of which dropped by on_error = 'skip' / 'dead-letter' */
     _Atomic uint64_t state_reads;  /* state accesses (one per key per batch when mini-batched) */
     _Atomic uint64_t dead_letters; /* of rows_skipped, handed to the dead-letter output */
+    /* Lookup joins (operators/lookup_join.h), per distinct key of a batch. */
+    _Atomic uint64_t lookup_cache_hits;
+    _Atomic uint64_t lookup_cache_misses;
+    _Atomic uint64_t lookup_queries; /* lookup_fetch calls (one round trip each) */
 } tm_operator_metrics_t;
 
 /* Where an operator instance runs; filled by the runtime. */

@@ -1871,6 +1871,9 @@ void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operat
         SUM(rows_skipped);
         SUM(state_reads);
         SUM(dead_letters);
+        SUM(lookup_cache_hits);
+        SUM(lookup_cache_misses);
+        SUM(lookup_queries);
 #undef SUM
     }
 }
