@@ -160,6 +160,7 @@ static void node_free(tm_plan_node_t *n)
     free(n->lookup_probe_keys);
     free(n->lookup_key_cols);
     tm_schema_unref(n->lookup_key_schema);
+    tm_schema_unref(n->lookup_dim_schema);
     free(n->lookup_ext);
     free(n);
 }
@@ -619,7 +620,7 @@ static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t
     tm_lookup_join_spec_t *ls = &n->lookup;
     ls->type = probe_outer ? TM_JOIN_LEFT : TM_JOIN_INNER;
     ls->dim_left = dim_left;
-    ls->in_schema = in->schema ? in->schema : P->schema;
+    ls->in_schema = in->schema; /* a join side always has declared columns (bind.c) */
     ls->probe_keys = n->lookup_probe_keys;
     ls->conn = t->conn;
     ls->lookup.name = t->name;
@@ -629,7 +630,8 @@ static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t
     ls->lookup.key_schema = n->lookup_key_schema;
     ls->lookup.nkeys = nk;
     ls->lookup.job = plan->job_name;
-    ls->dim_schema = D->schema;
+    n->lookup_dim_schema = tm_schema_ref(D->schema);
+    ls->dim_schema = n->lookup_dim_schema;
     ls->dim_ext = (const tm_expr_t *const *)n->lookup_ext;
     ls->ndim_ext = D->next;
     ls->dim_filter = D->filter;

@@ -144,6 +144,7 @@ struct tm_plan_node {
     tm_lookup_join_spec_t lookup;
     int *lookup_probe_keys, *lookup_key_cols;
     tm_schema_t *lookup_key_schema;
+    tm_schema_t *lookup_dim_schema; /* a reference: the bound query is gone after planning */
     tm_expr_t **lookup_ext;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
