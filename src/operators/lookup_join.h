@@ -50,8 +50,8 @@
 #include "runtime/operator.h"
 
 typedef struct tm_lookup_join_spec {
-    tm_join_type_t type;             /* TM_JOIN_INNER or TM_JOIN_LEFT */
-    bool dim_left;                   /* output is dim ++ probe (INNER only) */
+    tm_join_type_t type;             /* TM_JOIN_INNER, or TM_JOIN_LEFT: the probe side is kept */
+    bool dim_left;                   /* output is dim ++ probe (the table is the SQL's left side) */
     const tm_schema_t *in_schema;    /* the probe input's layout */
     const int *probe_keys;           /* in_schema columns, pairwise with lookup.key_cols */
     const tm_connector_t *conn;      /* has TM_CONNECTOR_LOOKUP */
