@@ -234,7 +234,7 @@ static void test_explain(void)
         "uid upsert/orders/big_orders", "input: hash(id); parallelism 2 (stage 1)",
         "group_agg (global: one group)", "input: single; parallelism 1",
         "upserts on its PRIMARY KEY",     "changelog: upsert (+I +U -D) on (customer_id)",
-        "stage 1: upsert → calc × 2",     "not built yet: lookup joins",
+        "stage 1: upsert → calc × 2",     "not built yet: interval joins",
         "on_error",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
