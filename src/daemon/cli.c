@@ -187,6 +187,15 @@ static int check_job(const tm_job_t *job, const char *admin_address, int64_t chk
             rc = t->conn->source_new(&src, &cfg, err, errlen);
             if (src != NULL)
                 t->conn->source_free(src);
+        } else if (t->role == TM_ROLE_LOOKUP && t->conn->lookup_new != NULL &&
+                   t->declared != NULL && t->declared->nkeys > 0) {
+            /* Options only (no I/O); the planner has checked how the table is joined. */
+            tm_lookup_t *lk = NULL;
+            tm_lookup_config_t cfg = {t->name, t->opts, t->declared, t->declared->key_cols, NULL,
+                                      t->declared->nkeys, job_name};
+            rc = t->conn->lookup_new(&lk, &cfg, err, errlen);
+            if (lk != NULL)
+                t->conn->lookup_free(lk);
         } else if (t->role == TM_ROLE_SINK && t->conn->sink_new != NULL) {
             tm_sink_t *snk = NULL;
             tm_sink_config_t cfg = {t->name,  t->opts,  t->declared, state_dir, chk_interval > 0,
