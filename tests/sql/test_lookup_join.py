@@ -214,7 +214,12 @@ def test_lookup_joins_enrich_and_follow_dimension_changes(env):
                  "INSERT INTO dims VALUES (4, 'four', true); "
                  "UPDATE dims2 SET label = 'EU-1' WHERE region = 'eu' AND code = 1;")
         time.sleep(1.5)  # past lookup_ttl = '1s' of dims_c and dims2
+        q0 = _metric(tm, "tidemark_operator_lookup_queries_total", "lookup/out_left/1-dims")
         env.sql(_events(1000, 60))
+        env.wait_caught_up(tm)
+        # 60 events of one transaction: one batch, so one query (two if the batch split).
+        q1 = _metric(tm, "tidemark_operator_lookup_queries_total", "lookup/out_left/1-dims")
+        assert 1 <= q1 - q0 <= 2, (q0, q1)
         # A retraction is looked up again: event 1 (dim 2) was emitted with 'two', and dims
         # row 2 is gone now.
         env.sql("DELETE FROM events WHERE id = 1")
