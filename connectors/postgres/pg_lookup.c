@@ -450,7 +450,8 @@ static int build_sql(tm_lookup_t *lk)
     tm_buf_appendf(&b, " FROM unnest(");
     for (int k = 0; rc == 0 && k < lk->nkeys; k++) {
         int c = lk->key_cols[k];
-        tm_type_t probe = lk->key_schema ? lk->key_schema->cols[k].type : lk->declared->cols[c].type;
+        tm_type_t probe =
+            lk->key_schema ? lk->key_schema->cols[k].type : lk->declared->cols[c].type;
         tm_type_t actual = lk->cols[c].actual;
         const char *tn = probe != actual && numeric_family(probe) && numeric_family(actual)
                              ? tm_expr_sql_type_name(probe)

@@ -92,7 +92,8 @@ int tm_lookup_join_new(const void *spec, const tm_operator_ctx_t *ctx,
                        size_t errstr_size)
 {
     const tm_lookup_join_spec_t *s = spec;
-    if (s == NULL || (s->type != TM_JOIN_INNER && s->type != TM_JOIN_LEFT) || s->in_schema == NULL ||
+    if (s == NULL || (s->type != TM_JOIN_INNER && s->type != TM_JOIN_LEFT) ||
+        s->in_schema == NULL ||
         s->conn == NULL || s->conn->lookup_new == NULL || s->lookup.declared == NULL ||
         s->dim_schema == NULL || s->out_schema == NULL || s->lookup.nkeys <= 0 ||
         s->probe_keys == NULL || s->lookup.key_cols == NULL ||
