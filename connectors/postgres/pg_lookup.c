@@ -491,15 +491,20 @@ static int build_sql(tm_lookup_t *lk)
 static int ensure_conn(tm_lookup_t *lk, char *errstr, size_t errstr_size)
 {
     char mbuf[512];
-    if (lk->conn != NULL && PQstatus(lk->conn) == CONNECTION_OK && lk->prepared)
+    bool alive = lk->conn != NULL && PQstatus(lk->conn) == CONNECTION_OK;
+    if (alive && (lk->prepared || lk->sql == NULL))
         return 0;
-    if (lk->conn != NULL)
-        PQfinish(lk->conn);
-    lk->conn = NULL;
-    lk->prepared = false;
-    int rc = tm_pg_connect_dsn(lk->dsn, lk->dsn_masked, false, &lk->conn, errstr, errstr_size);
-    if (rc != 0)
-        return rc;
+    if (!alive) {
+        if (lk->conn != NULL)
+            PQfinish(lk->conn);
+        lk->conn = NULL;
+        lk->prepared = false;
+        int rc = tm_pg_connect_dsn(lk->dsn, lk->dsn_masked, false, &lk->conn, errstr,
+                                   errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    int rc;
     if (lk->sql == NULL)
         return 0; /* lookup_open prepares once the catalog is checked */
     PGresult *res = PQprepare(lk->conn, LK_STMT, lk->sql, lk->nkeys, NULL);
