@@ -44,6 +44,7 @@ typedef struct pctx {
     const char *sink_name;
     int nagg;  /* aggregations planned so far for this INSERT */
     int njoin; /* joins planned so far for this INSERT */
+    int nlookup; /* lookup joins, counted apart so that they never renumber the joins' uids */
     int ncalc; /* calcs planned so far for this INSERT */
     char *errstr;
     size_t errstr_size;
@@ -593,8 +594,8 @@ static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t
     n->table = D->table;
     n->lookup_probe_keys = probe_keys;
     n->lookup_key_cols = key_cols;
-    pc->njoin++;
-    n->uid = fmt_dup("lookup/%s/%d-%s", pc->sink_name, pc->njoin, t->name);
+    pc->nlookup++;
+    n->uid = fmt_dup("lookup/%s/%d-%s", pc->sink_name, pc->nlookup, t->name);
     n->schema = tm_schema_clone(f->raw);
     /* The probe keys' types (the binder cast both sides of each pair to one type). */
     n->lookup_key_schema = tm_schema_new(nk);
@@ -1114,7 +1115,7 @@ static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_
     const tm_job_t *job = plan->job;
     const tm_job_insert_t *ins = &job->inserts[insert];
     const tm_job_table_t *sink = &job->tables[ins->sink];
-    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, errstr, errstr_size};
+    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, 0, errstr, errstr_size};
     tm_bound_query_t *q = NULL;
     int rc = tm_bind_insert(job, insert, plan->pool, &q, errstr, errstr_size);
     if (rc != 0)
