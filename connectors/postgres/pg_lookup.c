@@ -525,6 +525,13 @@ static int ensure_conn(tm_lookup_t *lk, char *errstr, size_t errstr_size)
 static int lk_open(tm_lookup_t *lk, char *errstr, size_t errstr_size)
 {
     int rc = ensure_conn(lk, errstr, errstr_size);
+    if (rc != 0 && rc != TM_ENOMEM && errstr_size > 0) {
+        /* Name the table: a job may read several databases. */
+        char *msg = strdup(errstr);
+        if (msg != NULL)
+            tm_seterr(errstr, errstr_size, rc, "lookup table '%s': %s", lk->name, msg);
+        free(msg);
+    }
     if (rc == 0)
         rc = check_catalog(lk, errstr, errstr_size);
     if (rc == 0)
