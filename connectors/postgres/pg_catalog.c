@@ -44,15 +44,21 @@ const char *tm_pg_msg(const char *m, char *buf, size_t buflen)
 int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr,
                   size_t errstr_size)
 {
+    return tm_pg_connect_dsn(src->dsn, src->dsn_masked, replication, out, errstr, errstr_size);
+}
+
+int tm_pg_connect_dsn(const char *dsn, const char *dsn_masked, bool replication, PGconn **out,
+                      char *errstr, size_t errstr_size)
+{
     char *perr = NULL;
     char mbuf[512];
     *out = NULL;
-    PQconninfoOption *opts = PQconninfoParse(src->dsn, &perr);
+    PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
     if (opts == NULL) {
         int rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                            "option 'dsn' (%s) is not a valid libpq connection string: %s; use "
                            "'host=… port=… dbname=… user=…' or a postgresql:// URI",
-                           src->dsn_masked, perr ? tm_pg_msg(perr, mbuf, sizeof(mbuf)) : "no memory");
+                           dsn_masked, perr ? tm_pg_msg(perr, mbuf, sizeof(mbuf)) : "no memory");
         PQfreemem(perr);
         return rc;
     }
@@ -121,17 +127,17 @@ int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr
                            "cannot connect to PostgreSQL with dsn '%s'%s: %s; check the user "
                            "and password: set PGPASSWORD, use a passfile (~/.pgpass or "
                            "passfile=…), or write password=${env:NAME} in the dsn",
-                           src->dsn_masked, replication ? " (replication connection)" : "", m);
+                           dsn_masked, replication ? " (replication connection)" : "", m);
         else if (strstr(m, "does not exist") != NULL || strstr(m, "pg_hba.conf") != NULL)
             rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
                            "cannot connect to PostgreSQL with dsn '%s'%s: %s; check dbname and "
                            "user in the dsn and the server's pg_hba.conf",
-                           src->dsn_masked, replication ? " (replication connection)" : "", m);
+                           dsn_masked, replication ? " (replication connection)" : "", m);
         else
             rc = tm_seterr(errstr, errstr_size, TM_ECONN,
                            "cannot connect to PostgreSQL with dsn '%s'%s: %s; check that the "
                            "server is running and that host and port in the dsn are right",
-                           src->dsn_masked, replication ? " (replication connection)" : "", m);
+                           dsn_masked, replication ? " (replication connection)" : "", m);
         PQfinish(conn);
         return rc;
     }

@@ -550,7 +550,7 @@ static int resolve_tables(tm_source_t *src, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static bool types_compatible(tm_type_t declared, tm_type_t actual)
+bool tm_pg_types_compatible(tm_type_t declared, tm_type_t actual)
 {
     if (declared == actual)
         return true;
@@ -605,7 +605,7 @@ static int check_declared(tm_source_t *src, char *errstr, size_t errstr_size)
                            "table '%s': declared column '%s' does not exist in %s.%s (or is not "
                            "published); fix the column list or the table name",
                            src->name, d->name, src->tables[0].nspname, src->tables[0].relname);
-        } else if (d->type != 0 && !types_compatible(d->type, s->cols[idx].type)) {
+        } else if (d->type != 0 && !tm_pg_types_compatible(d->type, s->cols[idx].type)) {
             rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                            "table '%s': declared column '%s' has type %s, but %s.%s.%s is %s "
                            "(%s); declare it as %s",

@@ -189,6 +189,15 @@ static int check_job(const tm_job_t *job, const char *admin_address, int64_t chk
             rc = t->conn->source_new(&src, &cfg, err, errlen);
             if (src != NULL)
                 t->conn->source_free(src);
+        } else if (t->role == TM_ROLE_LOOKUP && t->conn->lookup_new != NULL &&
+                   t->declared != NULL && t->declared->nkeys > 0) {
+            /* Options only (no I/O); the planner has checked how the table is joined. */
+            tm_lookup_t *lk = NULL;
+            tm_lookup_config_t cfg = {t->name, t->opts, t->declared, t->declared->key_cols, NULL,
+                                      t->declared->nkeys, job_name};
+            rc = t->conn->lookup_new(&lk, &cfg, err, errlen);
+            if (lk != NULL)
+                t->conn->lookup_free(lk);
         } else if (t->role == TM_ROLE_SINK && t->conn->sink_new != NULL) {
             tm_sink_t *snk = NULL;
             tm_sink_config_t cfg = {t->name,  t->opts,  t->declared, state_dir, chk_interval > 0,
@@ -577,6 +586,12 @@ static void admin_metrics(void *arg, tm_buf_t *out)
         {"tidemark_operator_rows_skipped_total", "failed rows dropped by on_error"},
         {"tidemark_operator_dead_letters_total",
          "failed rows written to the dead-letter files (on_error = 'dead-letter')"},
+        {"tidemark_operator_lookup_cache_hits_total",
+         "distinct keys of a batch a lookup join found in its cache"},
+        {"tidemark_operator_lookup_cache_misses_total",
+         "distinct keys of a batch a lookup join had to look up"},
+        {"tidemark_operator_lookup_queries_total",
+         "lookup queries (one round trip per input batch with misses)"},
     };
     size_t ncounters = tm_pipeline_nstages(p) > 0 ? sizeof(op_counters) / sizeof(op_counters[0]) : 0;
     for (size_t c = 0; c < ncounters; c++) {
@@ -590,7 +605,10 @@ static void admin_metrics(void *arg, tm_buf_t *out)
                              : c == 1 ? m.records_out
                              : c == 2 ? m.row_errors
                              : c == 3 ? m.rows_skipped
-                                      : m.dead_letters;
+                             : c == 4 ? m.dead_letters
+                             : c == 5 ? m.lookup_cache_hits
+                             : c == 6 ? m.lookup_cache_misses
+                                      : m.lookup_queries;
                 tm_buf_appendf(out, "%s{operator=\"%s\"} %" PRIu64 "\n", op_counters[c].name,
                               tm_pipeline_op_uid(p, st, k), v);
             }

@@ -957,6 +957,24 @@ int tm_expr_column_index(const tm_expr_t *e)
     return e->kind == EK_COLUMN ? e->column : -1;
 }
 
+int tm_expr_cast_column(const tm_expr_t *e)
+{
+    while (e->kind == EK_CAST && e->nargs == 1 && e->args[0] != NULL)
+        e = e->args[0];
+    return e->kind == EK_COLUMN ? e->column : -1;
+}
+
+const char *tm_expr_sql_type_name(tm_type_t t)
+{
+    return tm__type_sql_name(t);
+}
+
+int tm_expr_datum_text(tm_type_t type, const tm_datum_t *d, tm_arena_t *arena, const char **ptr,
+                       size_t *len)
+{
+    return tm__datum_to_text(type, d, arena, ptr, len);
+}
+
 static bool any_node(const tm_expr_t *e, bool (*pred)(const tm_expr_t *))
 {
     if (pred(e))

@@ -150,6 +150,21 @@ const tm_expr_type_t *tm_expr_type(const tm_expr_t *e);
 bool tm_expr_not_null(const tm_expr_t *e);
 /* Column index when e is a bare column reference, else -1. */
 int tm_expr_column_index(const tm_expr_t *e);
+/*
+ * The column a key expression reads: e's index when e is a bare column, or
+ * a cast (of a cast …) of one, else -1.  The lookup join's planner uses it to
+ * find the dimension column behind a key the binder cast to a common type.
+ */
+int tm_expr_cast_column(const tm_expr_t *e);
+/* The SQL name of a bare type ("integer", "bigint", "text", "timestamp with time zone", …). */
+const char *tm_expr_sql_type_name(tm_type_t t);
+/*
+ * PostgreSQL's text output of a non-NULL value (typoutput; TimeZone UTC),
+ * which the server's typinput reads back (a lookup query's parameters).
+ * Variable results go to `arena`.  0 or TM_ENOMEM.
+ */
+int tm_expr_datum_text(tm_type_t type, const tm_datum_t *d, tm_arena_t *arena, const char **ptr,
+                       size_t *len);
 /* True when e references no column and calls no volatile function (now()). */
 bool tm_expr_is_constant(const tm_expr_t *e);
 /* True when e calls now() (processing time: explain says so). */

@@ -27,6 +27,7 @@
 #include "operators/calc.h"
 #include "operators/group_agg.h"
 #include "operators/join.h"
+#include "operators/lookup_join.h"
 #include "operators/upsert.h"
 
 #include <stdlib.h>
@@ -53,6 +54,10 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
     case TM_PLAN_JOIN:
         f->make = tm_join_new;
         f->spec = &n->join;
+        return 0;
+    case TM_PLAN_LOOKUP_JOIN:
+        f->make = tm_lookup_join_new;
+        f->spec = &n->lookup;
         return 0;
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,

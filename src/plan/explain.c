@@ -229,6 +229,47 @@ static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
             ttl ? " or expired" : "");
 }
 
+/* A lookup join's key, conditions, cache and consistency. */
+static void explain_lookup_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
+{
+    const tm_lookup_join_spec_t *ls = &n->lookup;
+    const tm_job_table_t *t = &plan->job->tables[n->table];
+    const tm_schema_t *decl = ls->lookup.declared;
+    fprintf(f, "          key    ");
+    for (int k = 0; k < ls->lookup.nkeys; k++)
+        fprintf(f, "%s%s.%s = stream.%s", k ? " AND " : "", t->name,
+                decl->cols[ls->lookup.key_cols[k]].name,
+                ls->in_schema->cols[ls->probe_keys[k]].name);
+    fprintf(f, "   (the table's PRIMARY KEY; NULL keys never match and are not looked up)\n");
+    if (ls->dim_filter != NULL) {
+        fprintf(f, "          where  ");
+        print_expr(f, ls->dim_filter, decl);
+        fprintf(f, "   (on the fetched row; a row that fails it is no match%s)\n",
+                ls->type == TM_JOIN_LEFT ? ": the stream's row is padded with NULLs" : "");
+    }
+    if (ls->residual != NULL) {
+        fprintf(f, "          and    ");
+        print_expr(f, ls->residual, n->schema);
+        fprintf(f, "   (residual, on the joined row)\n");
+    }
+    int64_t rows = ls->cache_rows;
+    if (rows > 0)
+        fprintf(f, "          cache  lookup_cache_rows = %lld per subtask (least recently used "
+                   "evicted), lookup_ttl = %s, missing keys %s; one query per input batch for "
+                   "the distinct keys the cache does not hold\n",
+                (long long)rows, tm_opt_str(t->opts, "lookup_ttl"),
+                ls->cache_missing ? "cached too" : "not cached");
+    else
+        fprintf(f, "          cache  off (lookup_cache_rows = 0): one query per input batch for "
+                   "its distinct keys\n");
+    fprintf(f, "          consistency: processing-time lookup (Flink's lookup join): each change "
+               "is joined with the table's row as of when it is processed%s; a later change of "
+               "the table does not update or retract earlier output, a retraction is looked up "
+               "again (and may carry newer values), and a replay after recovery looks up "
+               "again\n",
+            rows > 0 ? ", or as cached up to lookup_ttl earlier" : "");
+}
+
 static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
 {
     const tm_job_t *job = plan->job;
@@ -257,6 +298,11 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     case TM_PLAN_JOIN:
         fprintf(f, " %s%s: left [%d], right [%d]\n", tm_plan_join_type_name(n->join.type),
                 n->join.null_aware ? " (null-aware: NOT IN)" : "", n->input->id, n->input2->id);
+        break;
+    case TM_PLAN_LOOKUP_JOIN:
+        fprintf(f, " %s with lookup table %s (connector %s): stream [%d]%s\n",
+                n->lookup.type == TM_JOIN_LEFT ? "left" : "inner", t->name, t->conn->name,
+                n->input->id, n->lookup.dim_left ? " (the table is the join's left side)" : "");
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
@@ -303,6 +349,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     }
     if (n->kind == TM_PLAN_JOIN)
         explain_join(plan, f, n);
+    if (n->kind == TM_PLAN_LOOKUP_JOIN)
+        explain_lookup_join(plan, f, n);
     if (n->kind != TM_PLAN_SCAN) {
         fprintf(f, "          input: ");
         if (n->kind == TM_PLAN_JOIN)
@@ -335,6 +383,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         }
     } else if (n->kind == TM_PLAN_JOIN) {
         fprintf(f, "each side's rows under their join key (see above)");
+    } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
+        fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
     } else if (n->kind == TM_PLAN_GROUP_AGG) {
         if (n->agg.ngroup == 0) {
             fprintf(f, "accumulators of the one group");
@@ -418,6 +468,36 @@ static int explain_sources(const tm_plan_t *plan, FILE *f, char *err, size_t err
             t->conn->source_describe(src, describe_line, NULL);
             t->conn->source_free(src);
         }
+    }
+    return 0;
+}
+
+static int explain_lookups(const tm_plan_t *plan, FILE *f, char *err, size_t errlen)
+{
+    const tm_job_t *job = plan->job;
+    bool any = false;
+    for (int i = 0; i < plan->nnodes; i++) {
+        const tm_plan_node_t *n = plan->nodes[i];
+        if (n->kind != TM_PLAN_LOOKUP_JOIN)
+            continue;
+        const tm_job_table_t *t = &job->tables[n->table];
+        if (!any)
+            fprintf(f, "\nlookup tables:\n");
+        any = true;
+        fprintf(f, "  %s (connector %s) for [%d]\n", t->name, t->conn->name, n->id);
+        fprintf(f, "    options:\n");
+        explain_options(f, t->opts, t->conn->lookup_options);
+        /* lookup_new validates without I/O, so explain refuses what run would refuse. */
+        tm_lookup_t *lk = NULL;
+        int rc = t->conn->lookup_new(&lk, &n->lookup.lookup, err, errlen);
+        if (rc != 0)
+            return rc;
+        if (t->conn->lookup_describe != NULL) {
+            fprintf(f, "    details:\n");
+            describe_out = f;
+            t->conn->lookup_describe(lk, describe_line, NULL);
+        }
+        t->conn->lookup_free(lk);
     }
     return 0;
 }
@@ -511,6 +591,8 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
     }
     int rc = explain_sources(plan, f, errstr, errstr_size);
     if (rc == 0)
+        rc = explain_lookups(plan, f, errstr, errstr_size);
+    if (rc == 0)
         rc = explain_sinks(plan, f, errstr, errstr_size);
     if (rc != 0)
         return rc;
@@ -526,7 +608,7 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
-    fprintf(f, "\nnot built yet: lookup joins, interval joins, joins without an equality "
+    fprintf(f, "\nnot built yet: interval joins, joins without an equality "
                "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "

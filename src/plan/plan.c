@@ -44,6 +44,7 @@ typedef struct pctx {
     const char *sink_name;
     int nagg;  /* aggregations planned so far for this INSERT */
     int njoin; /* joins planned so far for this INSERT */
+    int nlookup; /* lookup joins, counted apart so that they never renumber the joins' uids */
     int ncalc; /* calcs planned so far for this INSERT */
     char *errstr;
     size_t errstr_size;
@@ -64,9 +65,10 @@ const char *tm_changelog_mode_name(tm_changelog_mode_t mode)
 
 const char *tm_plan_kind_name(tm_plan_kind_t kind)
 {
-    static const char *const names[] = {"?",        "scan", "upsert", "calc", "group_agg",
-                                        "sink",     "join", "window_agg", "topn"};
-    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_TOPN ? names[kind] : "?";
+    static const char *const names[] = {"?",    "scan",       "upsert", "calc",       "group_agg",
+                                        "sink", "join",       "window_agg", "topn",
+                                        "lookup_join"};
+    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_LOOKUP_JOIN ? names[kind] : "?";
 }
 
 static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
@@ -156,6 +158,11 @@ static void node_free(tm_plan_node_t *n)
     free(n->join_right_keys);
     free(n->join_left_uk);
     free(n->join_right_uk);
+    free(n->lookup_probe_keys);
+    free(n->lookup_key_cols);
+    tm_schema_unref(n->lookup_key_schema);
+    tm_schema_unref(n->lookup_dim_schema);
+    free(n->lookup_ext);
     free(n);
 }
 
@@ -434,10 +441,232 @@ static bool key_within(const int *key, int nkey, const int *cols, int ncols)
     return true;
 }
 
+/* ---- lookup join ---- */
+
+/* True when f is a leaf that reads a lookup table (TM_ROLE_LOOKUP). */
+static bool is_lookup_leaf(const pctx_t *pc, const tm_bound_from_t *f)
+{
+    return f != NULL && f->kind == TM_BOUND_LEAF && f->sub == NULL && f->table >= 0 &&
+           (pc->plan->job->tables[f->table].role & TM_ROLE_LOOKUP) != 0;
+}
+
+/* The one message for a lookup table read any other way than by a lookup join. */
+static int lookup_misuse(pctx_t *pc, int location, const tm_job_table_t *t, const char *how)
+{
+    char key[256] = "key";
+    if (t->declared != NULL && t->declared->nkeys > 0) {
+        size_t n = 0;
+        key[0] = '\0';
+        for (int k = 0; k < t->declared->nkeys && n < sizeof(key); k++)
+            n += (size_t)snprintf(key + n, sizeof(key) - n, "%s%s", k ? ", " : "",
+                                  t->declared->cols[t->declared->key_cols[k]].name);
+    }
+    return plan_err(pc, location, TM_EUNSUPPORTED,
+                    "'%s' is a lookup table (connector '%s', lookup = true): it is read by key "
+                    "when a stream's row needs it, never streamed itself, so %s; join it to a "
+                    "stream on its whole PRIMARY KEY (%s): FROM <source> s [LEFT] JOIN %s d ON "
+                    "s.<column> = d.<key column> …",
+                    t->name, t->conn->name, how, key, t->name);
+}
+
+static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
+{
+    tm_plan_t *plan = pc->plan;
+    bool dim_left = is_lookup_leaf(pc, f->left);
+    const tm_bound_from_t *D = dim_left ? f->left : f->right;
+    const tm_bound_from_t *P = dim_left ? f->right : f->left;
+    const tm_job_table_t *t = &plan->job->tables[D->table];
+    if (is_lookup_leaf(pc, P))
+        return plan_err(pc, f->location, TM_EUNSUPPORTED,
+                        "this join reads two lookup tables ('%s' and '%s'); a lookup join "
+                        "enriches a stream: join one of them to a source first",
+                        plan->job->tables[f->left->table].name,
+                        plan->job->tables[f->right->table].name);
+    bool probe_outer = false;
+    switch (f->kind) {
+    case TM_BOUND_INNER:
+        break;
+    case TM_BOUND_LEFT:
+    case TM_BOUND_RIGHT:
+        if ((f->kind == TM_BOUND_LEFT) == dim_left)
+            return lookup_misuse(pc, D->location, t,
+                                 "it cannot be the preserved side of an outer join (a table "
+                                 "that is never scanned has no unmatched rows to emit); put it "
+                                 "on the right of the LEFT JOIN");
+        probe_outer = true;
+        break;
+    case TM_BOUND_FULL:
+        return lookup_misuse(pc, D->location, t,
+                             "it cannot be a side of a FULL JOIN (a table that is never scanned "
+                             "has no unmatched rows to emit); use INNER or LEFT JOIN with it on "
+                             "the right");
+    default:
+        return lookup_misuse(pc, D->location, t,
+                             "it cannot be the subquery of EXISTS or IN; join it instead (LEFT "
+                             "JOIN … WHERE d.<key> IS NOT NULL keeps the rows that have a match)");
+    }
+    const tm_schema_t *decl = t->declared;
+    if (decl == NULL || decl->nkeys == 0)
+        return plan_err(pc, D->location, TM_ESQL,
+                        "lookup table '%s' must declare its columns and PRIMARY KEY", t->name);
+    const int *dkeys = dim_left ? f->left_keys : f->right_keys;
+    const int *pkeys = dim_left ? f->right_keys : f->left_keys;
+    int nraw = D->raw->ncols;
+    int nk = decl->nkeys;
+    int *probe_keys = calloc((size_t)nk, sizeof(int));
+    int *key_cols = calloc((size_t)nk, sizeof(int));
+    tm_expr_t **extra = calloc((size_t)f->nkeys + 2, sizeof(*extra));
+    int nextra = 0;
+    if (probe_keys == NULL || key_cols == NULL || extra == NULL) {
+        free(probe_keys);
+        free(key_cols);
+        free(extra);
+        return TM_ENOMEM;
+    }
+    for (int k = 0; k < nk; k++)
+        probe_keys[k] = key_cols[k] = -1;
+    int rc = 0;
+    int nl = f->left->schema->ncols;
+    int doff = dim_left ? 0 : nl, poff = dim_left ? nl : 0;
+    for (int i = 0; rc == 0 && i < f->nkeys; i++) {
+        int dc = dkeys[i] < nraw ? dkeys[i] : tm_expr_cast_column(D->ext[dkeys[i] - nraw]);
+        int slot = -1;
+        for (int k = 0; dc >= 0 && k < nk; k++)
+            if (decl->key_cols[k] == dc && probe_keys[k] < 0)
+                slot = k;
+        if (slot >= 0) {
+            probe_keys[slot] = pkeys[i];
+            key_cols[slot] = dc;
+            continue;
+        }
+        /* Not (another) primary-key column: an equality checked on the fetched row. */
+        const tm_schema_t *js = f->raw;
+        int a = poff + pkeys[i], b = doff + dkeys[i];
+        tm_expr_type_t ta, tb;
+        tm_expr_type_from_column(&js->cols[a], &ta);
+        tm_expr_type_from_column(&js->cols[b], &tb);
+        char err[512];
+        tm_expr_t *ea = tm_expr_column(plan->pool, a, &ta, js->cols[a].name);
+        tm_expr_t *eb = tm_expr_column(plan->pool, b, &tb, js->cols[b].name);
+        if (ea == NULL || eb == NULL ||
+            tm_expr_operator(plan->pool, "=", ea, eb, &extra[nextra], err, sizeof(err)) != 0)
+            rc = plan_err(pc, f->location, TM_ESQL, "lookup join with '%s': %s", t->name,
+                          ea && eb ? err : "out of memory");
+        else
+            nextra++;
+    }
+    for (int k = 0; rc == 0 && k < nk; k++)
+        if (probe_keys[k] < 0) {
+            char want[256];
+            size_t n = 0;
+            for (int j = 0; j < nk && n < sizeof(want); j++)
+                n += (size_t)snprintf(want + n, sizeof(want) - n, "%s%s", j ? ", " : "",
+                                      decl->cols[decl->key_cols[j]].name);
+            rc = plan_err(pc, f->location, TM_EUNSUPPORTED,
+                          "a join with lookup table '%s' needs an equality for every column of "
+                          "its PRIMARY KEY (%s), because the table is read by that key; \"%s\" "
+                          "has none: add ON … AND %s.%s = <expression of the other side>",
+                          t->name, want, decl->cols[decl->key_cols[k]].name, D->name,
+                          decl->cols[decl->key_cols[k]].name);
+        }
+    tm_plan_node_t *in = NULL;
+    if (rc == 0)
+        rc = plan_from(pc, P, &in);
+    tm_expr_t *residual = f->residual;
+    if (rc == 0 && nextra > 0) {
+        char err[512];
+        if (residual != NULL)
+            extra[nextra++] = residual;
+        if (nextra == 1)
+            residual = extra[0];
+        else if (tm_expr_and(plan->pool, extra, nextra, &residual, err, sizeof(err)) != 0)
+            rc = plan_err(pc, f->location, TM_ESQL, "lookup join with '%s': %s", t->name, err);
+    }
+    free(extra);
+    tm_plan_node_t *n = NULL;
+    if (rc == 0 && (n = node_add(plan, TM_PLAN_LOOKUP_JOIN, in, pc->insert)) == NULL)
+        rc = TM_ENOMEM;
+    if (rc != 0) {
+        free(probe_keys);
+        free(key_cols);
+        return rc;
+    }
+    n->table = D->table;
+    n->lookup_probe_keys = probe_keys;
+    n->lookup_key_cols = key_cols;
+    pc->nlookup++;
+    n->uid = fmt_dup("lookup/%s/%d-%s", pc->sink_name, pc->nlookup, t->name);
+    n->schema = tm_schema_clone(f->raw);
+    /* The probe keys' types (the binder cast both sides of each pair to one type). */
+    n->lookup_key_schema = tm_schema_new(nk);
+    if (D->next > 0)
+        n->lookup_ext = calloc((size_t)D->next, sizeof(*n->lookup_ext));
+    if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0 ||
+        n->lookup_key_schema == NULL || (D->next > 0 && n->lookup_ext == NULL))
+        return TM_ENOMEM;
+    for (int k = 0; k < nk; k++) {
+        const tm_column_t *pcol = &P->schema->cols[probe_keys[k]];
+        tm_column_t *c = &n->lookup_key_schema->cols[k];
+        tm_schema_set_str(&c->name, pcol->name);
+        c->type = pcol->type;
+        c->elem_type = pcol->elem_type;
+        c->precision = pcol->precision;
+        c->scale = pcol->scale;
+        c->nullable = true;
+    }
+    if (tm_schema_finish(n->lookup_key_schema) != 0)
+        return TM_EINVAL;
+    for (int e = 0; e < D->next; e++)
+        n->lookup_ext[e] = D->ext[e];
+    tm_lookup_join_spec_t *ls = &n->lookup;
+    ls->type = probe_outer ? TM_JOIN_LEFT : TM_JOIN_INNER;
+    ls->dim_left = dim_left;
+    ls->in_schema = in->schema; /* a join side always has declared columns (bind.c) */
+    ls->probe_keys = n->lookup_probe_keys;
+    ls->conn = t->conn;
+    ls->lookup.name = t->name;
+    ls->lookup.opts = t->opts;
+    ls->lookup.declared = decl;
+    ls->lookup.key_cols = n->lookup_key_cols;
+    ls->lookup.key_schema = n->lookup_key_schema;
+    ls->lookup.nkeys = nk;
+    ls->lookup.job = plan->job_name;
+    n->lookup_dim_schema = tm_schema_ref(D->schema);
+    ls->dim_schema = n->lookup_dim_schema;
+    ls->dim_ext = (const tm_expr_t *const *)n->lookup_ext;
+    ls->ndim_ext = D->next;
+    ls->dim_filter = D->filter;
+    ls->residual = residual;
+    ls->out_schema = n->schema;
+    ls->cache_rows = tm_opt_int(t->opts, "lookup_cache_rows");
+    ls->ttl_us = tm_opt_duration_ms(t->opts, "lookup_ttl") * 1000;
+    ls->cache_missing = tm_opt_bool(t->opts, "lookup_caching_missing_keys");
+    /* Processing time: no exchange, no state; the input's mode and key go through. */
+    n->mode = in->mode;
+    n->before_images = in->before_images;
+    n->exchange = TM_EXCHANGE_FORWARD;
+    n->parallelism = in->parallelism;
+    n->stateful = false;
+    if (in->key != NULL && in->nkey > 0) {
+        n->key = malloc(sizeof(int) * (size_t)in->nkey);
+        if (n->key == NULL)
+            return TM_ENOMEM;
+        for (int k = 0; k < in->nkey; k++)
+            n->key[k] = poff + in->key[k];
+        n->nkey = in->nkey;
+    }
+    if (set_schema_key(n->schema, n->key, n->nkey) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
+}
+
 static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
 {
     tm_plan_t *plan = pc->plan;
     tm_plan_node_t *l = NULL, *r = NULL;
+    if (is_lookup_leaf(pc, f->left) || is_lookup_leaf(pc, f->right))
+        return plan_lookup_join(pc, f, out);
     int rc = plan_from(pc, f->left, &l);
     if (rc == 0)
         rc = plan_from(pc, f->right, &r);
@@ -545,6 +774,9 @@ static int plan_from(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
 {
     tm_plan_node_t *n = NULL;
     int rc = 0;
+    if (is_lookup_leaf(pc, f))
+        return lookup_misuse(pc, f->location, &pc->plan->job->tables[f->table],
+                             "it cannot be read on its own here");
     if (f->kind != TM_BOUND_LEAF)
         rc = plan_join(pc, f, &n);
     else if (f->sub != NULL)
@@ -588,6 +820,9 @@ static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
 {
     if (q->sub != NULL)
         return plan_query(pc, q->sub, force_upsert, out);
+    if (pc->plan->job->tables[q->table].role & TM_ROLE_LOOKUP)
+        return lookup_misuse(pc, q->location, &pc->plan->job->tables[q->table],
+                             "it cannot be scanned (FROM it alone, or in a subquery)");
     *out = plan_table(pc, q->table, force_upsert);
     return *out ? 0 : TM_ENOMEM;
 }
@@ -880,7 +1115,7 @@ static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_
     const tm_job_t *job = plan->job;
     const tm_job_insert_t *ins = &job->inserts[insert];
     const tm_job_table_t *sink = &job->tables[ins->sink];
-    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, errstr, errstr_size};
+    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, 0, errstr, errstr_size};
     tm_bound_query_t *q = NULL;
     int rc = tm_bind_insert(job, insert, plan->pool, &q, errstr, errstr_size);
     if (rc != 0)

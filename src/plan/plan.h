@@ -34,6 +34,14 @@
  *             right row), INNER/RIGHT the right's symmetrically, and
  *             otherwise INNER/LEFT/RIGHT/FULL are unique on the left's key
  *             plus the right's when both have one
+ *   LookupJoin  one input (the stream, the probe side), FORWARD: no
+ *             exchange, no state; keeps the input's mode, before images and
+ *             unique key (shifted when the lookup table is the left side of
+ *             an INNER join).  The lookup table (a table of TM_ROLE_LOOKUP)
+ *             may only be the right side of a LEFT JOIN or either side of an
+ *             INNER JOIN, with ON equalities covering its whole PRIMARY KEY
+ *             against expressions of the other side; anything else that reads
+ *             it is a planning error at its position
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -52,6 +60,8 @@
  *   upsert/<source>/<sink>/<k>  the k-th (k >= 2) upsert of one source in
  *                               one INSERT (a self-join)
  *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
+ *   lookup/<sink>/<n>-<table>   the n-th lookup join of INSERT INTO sink
+ *                               (stateless)
  *
  * Ownership: a plan borrows its job (which must outlive it) and owns its
  * nodes, expressions (one pool) and operator specs; the runtime graph
@@ -66,6 +76,7 @@
 #include "operators/calc.h"
 #include "operators/group_agg.h"
 #include "operators/join.h"
+#include "operators/lookup_join.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -82,6 +93,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_JOIN,
     TM_PLAN_WINDOW_AGG, /* reserved */
     TM_PLAN_TOPN,       /* reserved */
+    TM_PLAN_LOOKUP_JOIN,
 } tm_plan_kind_t;
 
 typedef enum tm_changelog_mode {
@@ -128,6 +140,12 @@ struct tm_plan_node {
     tm_join_spec_t join;
     int *join_left_keys, *join_right_keys;
     int *join_left_uk, *join_right_uk;
+    /* LookupJoin (input = the probe side; table = the lookup table). */
+    tm_lookup_join_spec_t lookup;
+    int *lookup_probe_keys, *lookup_key_cols;
+    tm_schema_t *lookup_key_schema;
+    tm_schema_t *lookup_dim_schema; /* a reference: the bound query is gone after planning */
+    tm_expr_t **lookup_ext;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
 };

@@ -22,6 +22,25 @@
  *     sink_flush   (sink)    make everything written so far durable
  *     sink_free    (main)
  *
+ * and of a lookup table (a dimension read at processing time by a lookup
+ * join, operators/lookup_join.h; one handle per subtask of the join):
+ *
+ *     lookup_new   (main)    parse options, no I/O; config errors only (explain
+ *                            calls only this)
+ *     lookup_open  (main)    connect; check that the table exists, that every
+ *                            declared column exists with a compatible type and
+ *                            that the declared PRIMARY KEY is a unique key of
+ *                            the table (TM_ECONFIG / TM_ECONN)
+ *     lookup_fetch (subtask) the rows for many keys in one round trip; retries
+ *                            a lost connection itself (bounded), then fails
+ *     lookup_free  (main)    after the subtask's thread has ended
+ *
+ * A lookup handle has no state worth checkpointing: a lookup is repeated
+ * after a recovery.  Every lookup connector's options table has `lookup`
+ * (bool), `lookup_cache_rows` (int), `lookup_ttl` (duration) and
+ * `lookup_caching_missing_keys` (bool): the planner reads them for the
+ * join's cache, which the operator owns (the connector does not cache).
+ *
  * The checkpoint protocol (DESIGN §6) adds pre-commit/commit/abort/recover;
  * the slots exist now so that connectors can grow into them.
  *
@@ -45,10 +64,12 @@
 enum {
     TM_CONNECTOR_SOURCE = 1 << 0,
     TM_CONNECTOR_SINK = 1 << 1,
+    TM_CONNECTOR_LOOKUP = 1 << 2,
 };
 
 typedef struct tm_source tm_source_t; /* connector-private */
 typedef struct tm_sink tm_sink_t;     /* connector-private */
+typedef struct tm_lookup tm_lookup_t; /* connector-private */
 typedef struct tm_source_ctx tm_source_ctx_t;
 
 /* What the SQL layer hands a source. */
@@ -84,6 +105,31 @@ typedef struct tm_sink_config {
     int64_t checkpoint_interval_ms; /* 0 when checkpoints are off */
 } tm_sink_config_t;
 
+/*
+ * What the planner hands a lookup table.  The keys a lookup join passes to
+ * lookup_fetch are rows of `key_schema` (one column per key, typed as the
+ * join compares them: the common type of both sides' key expressions); key
+ * k is compared with declared column key_cols[k] by the database's own
+ * equality (so an int8 probe finds an int4 column).  key_cols covers the
+ * declared PRIMARY KEY exactly (the planner checks it).
+ */
+typedef struct tm_lookup_config {
+    const char *name;              /* job-level table name, e.g. "dims" */
+    const tm_options_t *opts;      /* validated against lookup_options */
+    const tm_schema_t *declared;   /* declared columns with their PRIMARY KEY; never NULL */
+    const int *key_cols;           /* declared columns, pairwise with key_schema's columns */
+    const tm_schema_t *key_schema; /* the probe keys' types; NULL = the key columns' own */
+    int nkeys;
+    const char *job; /* the job's name */
+} tm_lookup_config_t;
+
+/*
+ * lookup_fetch's callback: `row` (laid out as cfg->declared, valid only during
+ * the call) matched key number `key` of the request.  Non-zero stops the
+ * fetch and is returned by it (TM_ENOMEM).
+ */
+typedef int (*tm_lookup_row_fn)(void *arg, int key, const tm_row_t *row);
+
 typedef struct tm_connector {
     int abi;
     const char *name;
@@ -92,6 +138,7 @@ typedef struct tm_connector {
     const tm_option_def_t *source_options;
     const tm_option_def_t *sink_options;
     const char *option_prefix; /* passthrough prefix such as "kafka.", or NULL */
+    const tm_option_def_t *lookup_options; /* TM_CONNECTOR_LOOKUP */
 
     int (*source_new)(tm_source_t **out, const tm_source_config_t *cfg, char *errstr,
                       size_t errstr_size);
@@ -165,6 +212,24 @@ typedef struct tm_connector {
      */
     int (*sink_acked)(tm_sink_t *sink, uint64_t *writes, char *errstr, size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
+
+    /* Lookup tables (TM_CONNECTOR_LOOKUP); see the life cycle above. */
+    int (*lookup_new)(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr,
+                      size_t errstr_size);
+    int (*lookup_open)(tm_lookup_t *lk, char *errstr, size_t errstr_size);
+    /*
+     * Calls fn once per key of keys[0 .. nkeys-1] that has a row (at most one:
+     * the key is the table's primary key); a key without a row gets no call.
+     * No key column of keys is NULL (the join never looks NULL up).  One round
+     * trip for all keys.  0, or TM_ECONN / TM_ESOURCE with a message naming
+     * the table and the server's error once the connector's retries are spent.
+     */
+    int (*lookup_fetch)(tm_lookup_t *lk, const tm_row_t *const *keys, int nkeys,
+                        tm_lookup_row_fn fn, void *arg, char *errstr, size_t errstr_size);
+    /* Human-readable lines for explain (table, key, query). May be NULL. */
+    void (*lookup_describe)(const tm_lookup_t *lk, void (*line)(void *arg, const char *text),
+                            void *arg);
+    void (*lookup_free)(tm_lookup_t *lk);
 } tm_connector_t;
 
 /* Looks a connector up by name; NULL if unknown. */

@@ -108,6 +108,10 @@ typedef struct tm_operator_metrics {
      */
     _Atomic int64_t state_rows[2];
     _Atomic int state_inputs;
+    /* Lookup joins (operators/lookup_join.h), per distinct key of a batch. */
+    _Atomic uint64_t lookup_cache_hits;
+    _Atomic uint64_t lookup_cache_misses;
+    _Atomic uint64_t lookup_queries; /* lookup_fetch calls (one round trip each) */
 } tm_operator_metrics_t;
 
 /* Where an operator instance runs; filled by the runtime. */

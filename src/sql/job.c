@@ -700,6 +700,17 @@ static int walk_relations(parse_ctx_t *pc, json_t *node, int line, tm_job_insert
         if (name == NULL)
             return 0;
         if (job_find_table(pc->job, name, &ti) != NULL) {
+            if (insert != NULL && tm_job_table_is_lookup(&pc->job->tables[ti])) {
+                /* Joined by key, not read: not the insert's source (see parse_insert). */
+                pc->job->tables[ti].role |= TM_ROLE_LOOKUP;
+                if (ti == insert->sink)
+                    return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                                     "%s:%d: table '%s' cannot feed itself", pc->path, line,
+                                     name);
+                if (insert->lookup < 0)
+                    insert->lookup = ti;
+                return 0;
+            }
             if (insert != NULL) {
                 pc->job->tables[ti].role |= TM_ROLE_SOURCE;
                 if (ti == insert->sink)
@@ -768,6 +779,7 @@ static int parse_insert(parse_ctx_t *pc, json_t *is, int line, int location)
     memset(ins, 0, sizeof(*ins));
     ins->sink = ki;
     ins->source = -1;
+    ins->lookup = -1;
     ins->line = line;
     ins->location = location;
     ins->select = json_incref(sel);
@@ -799,6 +811,9 @@ static int parse_insert(parse_ctx_t *pc, json_t *is, int line, int location)
     int rc = walk_relations(pc, sel, line, ins, 0);
     if (rc != 0)
         return rc;
+    /* Only a lookup table: the planner says, at its position, that it must be joined. */
+    if (ins->source < 0 && ins->lookup >= 0)
+        ins->source = ins->lookup;
     if (ins->source < 0)
         return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
                          "%s:%d: INSERT INTO %s reads no source table; a pipeline streams from "
@@ -865,6 +880,17 @@ static int parse_set(parse_ctx_t *pc, json_t *vs, int line)
     return tm_options_set(pc->job->settings, name, val);
 }
 
+bool tm_job_table_is_lookup(const tm_job_table_t *t)
+{
+    if (t->conn == NULL || !(t->conn->kinds & TM_CONNECTOR_LOOKUP))
+        return false;
+    if (!(t->conn->kinds & TM_CONNECTOR_SOURCE))
+        return true;
+    bool v = false;
+    const char *s = tm_options_lookup(t->opts, "lookup");
+    return s != NULL && tm_parse_bool(s, &v) == 0 && v;
+}
+
 /* Checks each table's options against its connector, for the role it plays. */
 static int job_check(parse_ctx_t *pc)
 {
@@ -897,8 +923,36 @@ static int job_check(parse_ctx_t *pc)
             return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
                              "%s is used both as a source and as a sink; declare two tables",
                              where);
+        if ((t->role & TM_ROLE_LOOKUP) && t->role != TM_ROLE_LOOKUP)
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                             "%s is a lookup table (connector '%s') and cannot also be %s; "
+                             "declare two tables",
+                             where, t->conn->name,
+                             (t->role & TM_ROLE_SINK) ? "a sink" : "a source");
         if (t->role == TM_ROLE_NONE)
             continue;
+        if (t->role == TM_ROLE_LOOKUP) {
+            int rc = tm_options_validate(t->opts, t->conn->lookup_options, t->conn->option_prefix,
+                                         where, pc->errstr, pc->errstr_size);
+            if (rc != 0)
+                return rc;
+            if (!tm_opt_bool(t->opts, "lookup"))
+                return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
+                                 "%s: connector '%s' makes a lookup table only with lookup = "
+                                 "true (add it to WITH (…) to join the table by key); the "
+                                 "PostgreSQL sink is not built yet, and connector = "
+                                 "'postgres-cdc' reads a table's changes as a source",
+                                 where, t->conn->name);
+            continue;
+        }
+        if (t->role == TM_ROLE_SINK && (t->conn->kinds & TM_CONNECTOR_LOOKUP) &&
+            !(t->conn->kinds & TM_CONNECTOR_SINK))
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                             "%s: connector '%s' cannot be a sink yet: the PostgreSQL sink is not "
+                             "built yet; with lookup = true the table is a lookup table (joined "
+                             "by key: FROM s JOIN %s d ON s.col = d.key), and connector = "
+                             "'postgres-cdc' reads a table's changes as a source",
+                             where, t->conn->name, t->name);
         bool src = t->role == TM_ROLE_SOURCE;
         if (!(t->conn->kinds & (src ? TM_CONNECTOR_SOURCE : TM_CONNECTOR_SINK)))
             return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,

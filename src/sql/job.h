@@ -36,7 +36,13 @@
 
 struct json_t; /* jansson's node type: the kept parse trees */
 
-enum { TM_ROLE_NONE = 0, TM_ROLE_SOURCE = 1, TM_ROLE_SINK = 2 };
+/*
+ * A table named in a FROM is a source, or a lookup table when its connector
+ * reads tables by key (TM_CONNECTOR_LOOKUP; with a connector that is also a
+ * source, only when it says lookup = true): the planner allows it only as
+ * the dimension side of a lookup join (plan.h).
+ */
+enum { TM_ROLE_NONE = 0, TM_ROLE_SOURCE = 1, TM_ROLE_SINK = 2, TM_ROLE_LOOKUP = 4 };
 
 typedef struct tm_job_table {
     char *name;
@@ -59,6 +65,7 @@ typedef struct tm_job_view {
 typedef struct tm_job_insert {
     int sink;   /* index into tables */
     int source; /* index into tables: the first source table the query reads */
+    int lookup; /* index into tables: the first lookup table it joins, or -1 */
     int line;
     int location;          /* byte offset of the statement in job->sql */
     struct json_t *select; /* the SelectStmt node */
@@ -93,6 +100,9 @@ void tm_job_position(const tm_job_t *job, int location, int *line, int *col);
 /* The index of a table or view by name (case-sensitive, as stored), or -1. */
 int tm_job_find_table(const tm_job_t *job, const char *name);
 int tm_job_find_view(const tm_job_t *job, const char *name);
+
+/* True when a table named in a FROM is a lookup table (see TM_ROLE_LOOKUP). */
+bool tm_job_table_is_lookup(const tm_job_table_t *t);
 
 /* Job-level settings accepted by SET. */
 extern const tm_option_def_t tm_job_settings[];

@@ -178,6 +178,7 @@ class Job:
         self.statements = split_statements(sql)
         self.sources: Dict[str, List[Tuple[str, str]]] = {}
         self.sinks: Dict[str, List[Tuple[str, str]]] = {}
+        self.lookups: Dict[str, List[Tuple[str, str]]] = {}
         self.views: List[str] = []
         self.inserts: List[Tuple[str, str]] = []   # (sink, select)
         for s in self.statements:
@@ -189,7 +190,10 @@ class Job:
                 span = _with_span(s)
                 opts = parse_options(s[span[0]:span[1]]) if span else []
                 conn = dict(opts).get("connector", "").strip("'")
-                (self.sources if conn.startswith("postgres") else self.sinks)[name] = opts
+                if conn == "postgres":
+                    self.lookups[name] = opts  # a lookup table: only its dsn is rewritten
+                else:
+                    (self.sources if conn.startswith("postgres") else self.sinks)[name] = opts
             elif re.match(r"(?is)^INSERT\s+INTO\b", s):
                 m = re.match(r"(?is)^INSERT\s+INTO\s+([\w.\"]+)\s+(.*)$", s)
                 self.inserts.append((m.group(1), m.group(2)))
@@ -209,6 +213,8 @@ class Job:
                         opts.update(dsn=quote(dsn), slot=quote(slot), publication=quote(slot))
                         # Moves the slot on when the example's tables are idle.
                         opts.setdefault("heartbeat_interval", "'200ms'")
+                    elif name in self.lookups:
+                        opts["dsn"] = quote(dsn)
                     elif opts.get("connector", "").strip("'") == "file":
                         opts["path"] = quote(str(out_root / name.strip('"')))
                     body = ", ".join(f"{k} = {v}" for k, v in opts.items())

@@ -38,7 +38,7 @@ static void test_connector_docs(void)
     const char *dir = getenv("TM_DOCS_DIR");
     for (const tm_connector_t *const *c = tm_connector_all(); *c; c++) {
         char path[512];
-        /* "postgres-cdc" is documented in postgres.md. */
+        /* "postgres-cdc" (source) and "postgres" (lookup) are documented in postgres.md. */
         char base[64];
         snprintf(base, sizeof(base), "%s", (*c)->name);
         char *dash = strchr(base, '-');
@@ -53,6 +53,7 @@ static void test_connector_docs(void)
         }
         check_table(doc, path, (*c)->source_options);
         check_table(doc, path, (*c)->sink_options);
+        check_table(doc, path, (*c)->lookup_options);
         free(doc);
     }
 }

@@ -234,7 +234,7 @@ static void test_explain(void)
         "uid upsert/orders/big_orders", "input: hash(id); parallelism 2 (stage 1)",
         "group_agg (global: one group)", "input: single; parallelism 1",
         "upserts on its PRIMARY KEY",     "changelog: upsert (+I +U -D) on (customer_id)",
-        "stage 1: upsert → calc × 2",     "not built yet: lookup joins",
+        "stage 1: upsert → calc × 2",     "not built yet: interval joins",
         "on_error",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
@@ -271,6 +271,66 @@ static void test_passthrough(void)
     tm_job_free(job);
 }
 
+/* A lookup join: one FORWARD node after the stream, no state, the stream's key, the spec's keys. */
+static void test_lookup_join_plan(void)
+{
+    const char *sql =
+        "CREATE TABLE events (id int, dim_id bigint, region text, PRIMARY KEY (id))\n"
+        "  WITH (connector='postgres-cdc', dsn='host=x', table='public.events');\n"
+        "CREATE TABLE dims (region text, id int, label text, active boolean,\n"
+        "  PRIMARY KEY (id, region)) WITH (connector='postgres', dsn='host=x', table='dims',\n"
+        "  lookup = true, lookup_cache_rows = 7, lookup_ttl = '2s');\n"
+        "CREATE TABLE out () WITH (connector = 'stdout');\n"
+        "SET parallelism = 2;\n"
+        "INSERT INTO out SELECT e.id, d.label FROM dims d RIGHT JOIN events e\n"
+        "  ON e.region = d.region AND e.dim_id = d.id AND d.active AND d.label <> e.region;\n";
+    tm_job_t *job = NULL;
+    tm_plan_t *plan = plan_of(sql, &job);
+    TM_REQUIRE(plan != NULL);
+    tm_plan_node_t *lj = NULL;
+    for (int i = 0; i < plan->nnodes; i++)
+        if (plan->nodes[i]->kind == TM_PLAN_LOOKUP_JOIN)
+            lj = plan->nodes[i];
+    TM_REQUIRE(lj != NULL);
+    TM_CHECK_STR(tm_plan_kind_name(lj->kind), "lookup_join");
+    TM_CHECK(lj->input->kind == TM_PLAN_UPSERT);
+    TM_CHECK(!lj->stateful && lj->exchange == TM_EXCHANGE_FORWARD && lj->parallelism == 2);
+    TM_CHECK(lj->stage == lj->input->stage); /* chained into the stream's stage */
+    const tm_lookup_join_spec_t *ls = &lj->lookup;
+    TM_CHECK(ls->type == TM_JOIN_LEFT && ls->dim_left);
+    TM_CHECK_INT(ls->lookup.nkeys, 2);
+    /* Key slots follow the declared PRIMARY KEY (id, region): dims columns 1 and 0. */
+    TM_CHECK_INT(ls->lookup.key_cols[0], 1);
+    TM_CHECK_INT(ls->lookup.key_cols[1], 0);
+    TM_CHECK_STR(ls->in_schema->cols[ls->probe_keys[0]].name, "dim_id");
+    TM_CHECK_STR(ls->in_schema->cols[ls->probe_keys[1]].name, "region");
+    /* The probe key keeps its type (bigint); the server compares across integer types. */
+    TM_CHECK(ls->lookup.key_schema->cols[0].type == TM_T_INT64);
+    TM_CHECK(ls->dim_filter != NULL && ls->residual != NULL);
+    TM_CHECK_INT((int)ls->cache_rows, 7);
+    TM_CHECK_INT((int)ls->ttl_us, 2000000);
+    TM_CHECK(ls->cache_missing);
+    /* d.id is cast to bigint for the pair: a computed column appended to the dims side. */
+    TM_CHECK_INT(ls->ndim_ext, 1);
+    /* dims ++ events: the stream's key (id) moves behind the 4 + 1 dims columns. */
+    TM_CHECK_INT(lj->nkey, 1);
+    TM_CHECK_INT(lj->key[0], 5);
+    TM_CHECK(lj->mode == TM_MODE_RETRACT && lj->before_images);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    char err[512];
+    TM_CHECK_INT(tm_plan_explain(plan, f, err, sizeof(err)), 0);
+    fclose(f);
+    TM_CHECK(text && strstr(text, "lookup_join left with lookup table dims") != NULL);
+    TM_CHECK(text && strstr(text, "dims.id = stream.dim_id AND dims.region = stream.region"));
+    TM_CHECK(text && strstr(text, "lookup_cache_rows = 7 per subtask"));
+    TM_CHECK(text && strstr(text, "processing-time lookup"));
+    free(text);
+    tm_plan_free(plan);
+    tm_job_free(job);
+}
+
 int main(void)
 {
     TM_RUN(test_issue_queries);
@@ -278,5 +338,6 @@ int main(void)
     TM_RUN(test_sink_errors);
     TM_RUN(test_explain);
     TM_RUN(test_passthrough);
+    TM_RUN(test_lookup_join_plan);
     return tm_test_done();
 }
