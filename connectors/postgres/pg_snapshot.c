@@ -227,6 +227,10 @@ static int chunk_done(const tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_
 {
     bool first = *rows == 0;
     *rows += (uint64_t)n;
+    char name[256];
+    snprintf(name, sizeof(name), "%s.%s", t->nspname, t->relname);
+    tm_source_snapshot_progress(ctx, name, *rows, t->reltuples > 0 ? t->reltuples : -1.0,
+                                n < src->chunk_size);
     if (n < src->chunk_size)
         return 1;
     int64_t now = tm_mono_us();

@@ -79,6 +79,7 @@ typedef struct stream {
 
     uint64_t recv_lsn;        /* highest WAL position received */
     uint64_t server_end;      /* last keepalive's WAL end */
+    uint64_t wal_end_seen;    /* the newest server WAL end any message reported (lag only) */
     uint64_t done_end;        /* invariant 2 */
     uint64_t partial_lsn;     /* invariant 2 */
     uint64_t partial_count;   /* invariant 2 */
@@ -207,6 +208,15 @@ static int send_status(stream_t *st, bool force)
     uint64_t flush = acked;
     if (caught_up(st, acked) && st->server_end > flush)
         flush = st->server_end;
+    /*
+     * tidemark_source_lag_bytes: the slot's distance from the server's WAL
+     * end, as the server's last message gave it, to what this flush confirms
+     * (so a slot that is idle and caught up has no lag).
+     */
+    if (st->wal_end_seen > 0)
+        tm_source_set_lag_bytes(st->ctx, st->wal_end_seen > flush
+                                             ? (int64_t)(st->wal_end_seen - flush)
+                                             : 0);
     bool due = force || st->reply_requested ||
                (src->status_ms > 0 && now - st->last_status_us >= src->status_ms * 1000) ||
                (flush > st->flush_sent && now - st->last_status_us >= 200000);
@@ -600,6 +610,13 @@ static int replay_some(stream_t *st, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The newest server WAL end any message reported (for the lag in send_status). */
+static void report_lag(stream_t *st, uint64_t wal_end)
+{
+    if (wal_end > st->wal_end_seen)
+        st->wal_end_seen = wal_end;
+}
+
 static int on_copydata(stream_t *st, const uint8_t *buf, size_t len, char *errstr,
                        size_t errstr_size)
 {
@@ -613,9 +630,12 @@ static int on_copydata(stream_t *st, const uint8_t *buf, size_t len, char *errst
             st->server_end = cd.wal_end;
         if (cd.reply_requested)
             st->reply_requested = true;
+        report_lag(st, cd.wal_end);
         return 0;
     }
-    return on_xlogdata(st, &cd, errstr, errstr_size);
+    rc = on_xlogdata(st, &cd, errstr, errstr_size);
+    report_lag(st, cd.wal_end);
+    return rc;
 }
 
 /* ---- Connection ---- */

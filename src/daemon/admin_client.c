@@ -769,6 +769,18 @@ static void print_job(const json_t *j)
                (int64_t)json_integer_value(json_object_get(v, "events")));
         if (json_is_integer(wm))
             printf(", watermark %" PRId64 " ms", (int64_t)json_integer_value(wm));
+        const json_t *lag = json_object_get(v, "lag_ms");
+        if (json_is_integer(lag))
+            printf(", lag %" PRId64 " ms", (int64_t)json_integer_value(lag));
+        const json_t *snap = json_object_get(v, "snapshot");
+        if (json_is_object(snap) && !json_is_true(json_object_get(snap, "done"))) {
+            const json_t *est = json_object_get(snap, "estimate");
+            printf(", snapshot of %s: %" PRId64, json_string_value(json_object_get(snap, "table")),
+                   (int64_t)json_integer_value(json_object_get(snap, "rows")));
+            if (json_is_integer(est))
+                printf(" of ~%" PRId64, (int64_t)json_integer_value(est));
+            printf(" rows");
+        }
         printf("\n");
     }
     json_array_foreach(json_object_get(j, "stages"), i, v) {

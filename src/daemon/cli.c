@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/shutdown.h"
 #include "daemon/admin.h"
+#include "daemon/metrics.h"
 #include "runtime/checkpoint.h"
 #include "runtime/graph.h"
 #include "runtime/jobstate.h"
@@ -509,130 +510,8 @@ static bool admin_ready(void *arg)
 static void admin_metrics(void *arg, tm_buf_t *out)
 {
     run_state_t *rs = arg;
-    tm_pipeline_t *p = rs->pipeline;
-    tm_buf_appendf(out, "# HELP tidemark_source_events_total Change events emitted by a source.\n"
-                       "# TYPE tidemark_source_events_total counter\n");
-    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
-        uint64_t ev, by;
-        bool ready;
-        tm_pipeline_source_counts(p, i, &ev, &by, &ready);
-        tm_buf_appendf(out, "tidemark_source_events_total{source=\"%s\"} %" PRIu64 "\n",
-                      tm_pipeline_source_name(p, i), ev);
-    }
-    tm_buf_appendf(out, "# HELP tidemark_source_ready 1 when the source is connected and streaming.\n"
-                       "# TYPE tidemark_source_ready gauge\n");
-    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
-        uint64_t ev, by;
-        bool ready;
-        tm_pipeline_source_counts(p, i, &ev, &by, &ready);
-        tm_buf_appendf(out, "tidemark_source_ready{source=\"%s\"} %d\n",
-                      tm_pipeline_source_name(p, i), ready ? 1 : 0);
-    }
-    /* A source appears here once it has emitted its first watermark. */
-    tm_buf_appendf(out, "# HELP tidemark_source_watermark_seconds The last event-time watermark a "
-                       "source emitted, in seconds since the epoch.\n"
-                       "# TYPE tidemark_source_watermark_seconds gauge\n");
-    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
-        int64_t wm;
-        if (tm_pipeline_source_watermark(p, i, &wm))
-            tm_buf_appendf(out, "tidemark_source_watermark_seconds{source=\"%s\"} %.6f\n",
-                          tm_pipeline_source_name(p, i), (double)wm / 1e6);
-    }
-    if (rs->coord != NULL) {
-        tm_checkpoint_stats_t st;
-        tm_coordinator_stats(rs->coord, &st);
-        tm_buf_appendf(out,
-                      "# TYPE tidemark_checkpoints_completed_total counter\n"
-                      "tidemark_checkpoints_completed_total %" PRIu64 "\n"
-                      "# TYPE tidemark_checkpoints_failed_total counter\n"
-                      "tidemark_checkpoints_failed_total %" PRIu64 "\n"
-                      "# TYPE tidemark_checkpoint_last_id gauge\n"
-                      "tidemark_checkpoint_last_id %" PRIu64 "\n"
-                      "# TYPE tidemark_checkpoint_duration_seconds gauge\n"
-                      "tidemark_checkpoint_duration_seconds %.3f\n"
-                      "# TYPE tidemark_checkpoint_state_bytes gauge\n"
-                      "tidemark_checkpoint_state_bytes %" PRIu64 "\n"
-                      "# TYPE tidemark_checkpoint_state_new_bytes gauge\n"
-                      "tidemark_checkpoint_state_new_bytes %" PRIu64 "\n",
-                      st.completed, st.failed, st.last_id, (double)st.last_duration_ms / 1000.0,
-                      st.last_state_bytes, st.last_state_bytes_new);
-    }
-    int nstores = tm_pipeline_nstores(p);
-    if (nstores > 0) {
-        tm_store_memory_t m;
-        tm_store_memory_usage(tm_pipeline_store(p, 0), &m);
-        uint64_t memtables = 0;
-        for (int i = 0; i < nstores; i++) {
-            tm_store_memory_t mw;
-            tm_store_memory_usage(tm_pipeline_store(p, i), &mw);
-            memtables += mw.memtables;
-        }
-        tm_buf_appendf(out,
-                      "# TYPE tidemark_state_memory_limit_bytes gauge\n"
-                      "tidemark_state_memory_limit_bytes %" PRIu64 "\n"
-                      "# TYPE tidemark_state_block_cache_bytes gauge\n"
-                      "tidemark_state_block_cache_bytes %" PRIu64 "\n"
-                      "# TYPE tidemark_state_memtable_bytes gauge\n"
-                      "tidemark_state_memtable_bytes %" PRIu64 "\n",
-                      m.limit, m.cache_usage, memtables);
-    }
-    /* Per operator, summed over its stage's subtasks. */
-    static const struct {
-        const char *name, *help;
-    } op_counters[] = {
-        {"tidemark_operator_records_in_total", "records an operator consumed"},
-        {"tidemark_operator_records_out_total", "records an operator emitted"},
-        {"tidemark_operator_row_errors_total", "rows whose expressions failed"},
-        {"tidemark_operator_rows_skipped_total", "failed rows dropped by on_error"},
-        {"tidemark_operator_dead_letters_total",
-         "failed rows written to the dead-letter files (on_error = 'dead-letter')"},
-        {"tidemark_operator_lookup_cache_hits_total",
-         "distinct keys of a batch a lookup join found in its cache"},
-        {"tidemark_operator_lookup_cache_misses_total",
-         "distinct keys of a batch a lookup join had to look up"},
-        {"tidemark_operator_lookup_queries_total",
-         "lookup queries (one round trip per input batch with misses)"},
-    };
-    size_t ncounters = tm_pipeline_nstages(p) > 0 ? sizeof(op_counters) / sizeof(op_counters[0]) : 0;
-    for (size_t c = 0; c < ncounters; c++) {
-        tm_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", op_counters[c].name,
-                      op_counters[c].help, op_counters[c].name);
-        for (int st = 0; st < tm_pipeline_nstages(p); st++)
-            for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
-                tm_operator_metrics_t m;
-                tm_pipeline_op_metrics(p, st, k, &m);
-                uint64_t v = c == 0   ? m.records_in
-                             : c == 1 ? m.records_out
-                             : c == 2 ? m.row_errors
-                             : c == 3 ? m.rows_skipped
-                             : c == 4 ? m.dead_letters
-                             : c == 5 ? m.lookup_cache_hits
-                             : c == 6 ? m.lookup_cache_misses
-                                      : m.lookup_queries;
-                tm_buf_appendf(out, "%s{operator=\"%s\"} %" PRIu64 "\n", op_counters[c].name,
-                              tm_pipeline_op_uid(p, st, k), v);
-            }
-    }
-    /* Rows in the state of each input of the operators that count them (joins). */
-    bool header = false;
-    for (int st = 0; st < tm_pipeline_nstages(p); st++)
-        for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
-            tm_operator_metrics_t m;
-            tm_pipeline_op_metrics(p, st, k, &m);
-            int n = m.state_inputs;
-            if (n > 0 && !header) {
-                tm_buf_appendf(out, "# HELP tidemark_operator_state_rows rows held in an "
-                                    "operator's state per input (a join: left, right)\n"
-                                    "# TYPE tidemark_operator_state_rows gauge\n");
-                header = true;
-            }
-            for (int i = 0; i < n && i < 2; i++)
-                tm_buf_appendf(out,
-                               "tidemark_operator_state_rows{operator=\"%s\",input=\"%s\"} "
-                               "%" PRId64 "\n",
-                               tm_pipeline_op_uid(p, st, k), i == 0 ? "left" : "right",
-                               (int64_t)m.state_rows[i]);
-        }
+    tm_metrics_src_t m = {rs->pipeline, rs->coord, rs->started_wall_ms};
+    tm_metrics_render(&m, out);
 }
 
 static void admin_job(void *arg, tm_buf_t *out)
@@ -674,10 +553,27 @@ static void admin_job(void *arg, tm_buf_t *out)
         json_t *wm_ms = tm_pipeline_source_watermark(rs->pipeline, i, &wm)
                             ? json_integer((json_int_t)(wm >= 0 ? wm / 1000 : -((999 - wm) / 1000)))
                             : json_null();
-        json_array_append_new(sources, json_pack("{s:s,s:b,s:I,s:o}", "name",
-                                                 tm_pipeline_source_name(rs->pipeline, i), "ready",
-                                                 ready, "events", (json_int_t)ev, "watermark_ms",
-                                                 wm_ms));
+        json_t *sj = json_pack("{s:s,s:b,s:I,s:o}", "name", tm_pipeline_source_name(rs->pipeline, i),
+                               "ready", ready, "events", (json_int_t)ev, "watermark_ms", wm_ms);
+        int64_t lag_us, lag_bytes;
+        bool has_lag = tm_pipeline_source_lag(rs->pipeline, i, &lag_us, &lag_bytes);
+        json_object_set_new(sj, "lag_ms",
+                            has_lag ? json_integer(lag_us > 0 ? lag_us / 1000 : 0) : json_null());
+        json_object_set_new(sj, "lag_bytes",
+                            lag_bytes >= 0 ? json_integer(lag_bytes) : json_null());
+        tm_snapshot_progress_t sp;
+        if (tm_pipeline_source_snapshot(rs->pipeline, i, &sp)) {
+            json_t *snap = json_pack("{s:s,s:I,s:I,s:b}", "table", sp.table, "rows",
+                                     (json_int_t)sp.rows, "tables_done",
+                                     (json_int_t)sp.tables_done, "done", sp.done);
+            json_object_set_new(snap, "estimate", sp.estimate >= 0
+                                                      ? json_integer((json_int_t)sp.estimate)
+                                                      : json_null());
+            json_object_set_new(sj, "snapshot", snap);
+        } else {
+            json_object_set_new(sj, "snapshot", json_null());
+        }
+        json_array_append_new(sources, sj);
     }
     json_object_set_new(root, "sources", sources);
     json_t *sinks = json_array();

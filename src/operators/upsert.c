@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "state/rowcodec.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,7 @@ static int lookup(tm_upsert_t *op, const tm_schema_t *s, int kg, const tm_buf_t 
                   state_t *st, tm_row_t **row, char *errstr, size_t errstr_size)
 {
     *row = NULL;
+    op->stats.state_reads++;
     int rc = tm_store_batch_get(op->wb, op->cf, kg, key->data, key->len, &op->stored, errstr,
                                 errstr_size);
     if (rc == TM_ENOTFOUND) {
@@ -493,7 +495,11 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
         if (b == NULL)
             return tm_seterr(errstr, errstr_size, TM_ENOMEM, "upsert operator %s: out of memory",
                              o->ctx->uid);
+        uint64_t reads = tm_upsert_stats(o->u)->state_reads;
         int n = tm_upsert_process(o->u, batch, start, b, errstr, errstr_size);
+        atomic_fetch_add_explicit(&o->ctx->metrics->state_reads,
+                                  tm_upsert_stats(o->u)->state_reads - reads,
+                                  memory_order_relaxed);
         if (n < 0) {
             tm_batch_unref(b);
             return n;

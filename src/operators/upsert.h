@@ -78,6 +78,7 @@ typedef struct tm_upsert_stats {
     uint64_t no_key;           /* no usable primary key: passed on unchanged */
     uint64_t truncates;        /* truncates (each deleted its table's keys) */
     uint64_t foreign;          /* skipped: the key belongs to another worker */
+    uint64_t state_reads;      /* state lookups (one per key image) */
 } tm_upsert_stats_t;
 
 /*

@@ -298,5 +298,20 @@ const char *tm_source_name(const tm_source_ctx_t *ctx);
 void tm_source_set_ready(tm_source_ctx_t *ctx, bool ready);
 /* Counters for metrics. */
 void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes);
+/*
+ * How far the source's server is ahead of what this source has read, in
+ * bytes (PostgreSQL: the server's WAL end minus the last position received),
+ * for tidemark_source_lag_bytes; -1 (the initial value) when unknown.  The
+ * lag in seconds needs no call: tm_source_emit() measures it from the
+ * records' source timestamps.
+ */
+void tm_source_set_lag_bytes(tm_source_ctx_t *ctx, int64_t bytes);
+/*
+ * Snapshot progress for /metrics and /v1/job: `table` is being read (rows so
+ * far, PostgreSQL's or the connector's estimate of the total, < 0 unknown),
+ * or was read completely (`done`).  Call it per chunk; cheap.
+ */
+void tm_source_snapshot_progress(tm_source_ctx_t *ctx, const char *table, uint64_t rows,
+                                 double estimate, bool done);
 
 #endif

@@ -136,6 +136,11 @@ struct tm_source_ctx {
     _Atomic int64_t watermark_us;
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
+    _Atomic int64_t lag_us;    /* INT64_MIN before the first streamed batch */
+    _Atomic int64_t lag_bytes; /* -1 unknown */
+    pthread_mutex_t snap_lock; /* snap: written by the source, read by metrics */
+    tm_snapshot_progress_t snap;
+    bool snap_seen;
 };
 
 /* One input slot of a sink and the ack state of every source through it. */
@@ -163,7 +168,28 @@ typedef struct tm_sink_node {
     tm_buf_t handle;
     _Atomic uint64_t precommitted;
     _Atomic uint64_t committed;
+    /* Metrics (tm_pipeline_sink_stats). */
+    _Atomic uint64_t records, commits, commit_us;
+    _Atomic uint64_t commit_hist[TM_SINK_COMMIT_BUCKETS];
 } tm_sink_node_t;
+
+/* Upper bounds of the commit-latency buckets, in seconds (the last bucket, +Inf, is implied). */
+const double tm_sink_commit_bounds[TM_SINK_COMMIT_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+};
+
+/* Records one commit's (or flush's) duration in the sink's histogram. */
+static void sink_time(tm_sink_node_t *s, int64_t start_us)
+{
+    int64_t us = tm_mono_us() - start_us;
+    if (us < 0)
+        us = 0;
+    atomic_fetch_add_explicit(&s->commits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->commit_us, (uint64_t)us, memory_order_relaxed);
+    for (int b = 0; b < TM_SINK_COMMIT_BUCKETS; b++)
+        if ((double)us / 1e6 <= tm_sink_commit_bounds[b])
+            atomic_fetch_add_explicit(&s->commit_hist[b], 1, memory_order_relaxed);
+}
 
 typedef struct tm_stage tm_stage_t;
 
@@ -309,8 +335,12 @@ int tm_pipeline_add_source(tm_pipeline_t *p, const tm_connector_t *conn, tm_sour
     c->conn = conn;
     c->src = src;
     atomic_init(&c->watermark_us, INT64_MIN);
+    atomic_init(&c->lag_us, INT64_MIN);
+    atomic_init(&c->lag_bytes, -1);
+    pthread_mutex_init(&c->snap_lock, NULL);
     int node = add_node(p, NODE_SOURCE, c->idx);
     if (node < 0) {
+        pthread_mutex_destroy(&c->snap_lock);
         free(c->name);
         free(c);
         return node;
@@ -738,6 +768,18 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
     if (rc != 0)
         return rc;
     atomic_fetch_add_explicit(&ctx->events, batch->count, memory_order_relaxed);
+    /*
+     * Lag: how old the newest change of the batch was when it was emitted.
+     * Snapshot rows carry the snapshot's time, not a commit time: they do not count.
+     */
+    int64_t newest = 0;
+    for (uint32_t i = 0; i < batch->count; i++) {
+        const tm_record_t *r = &batch->recs[i];
+        if (r->src.snapshot == TM_SNAPSHOT_FALSE && r->src.ts_us > newest)
+            newest = r->src.ts_us;
+    }
+    if (newest > 0)
+        atomic_store_explicit(&ctx->lag_us, tm_wall_us() - newest, memory_order_relaxed);
     if (batch->ack_token > ctx->last_token)
         ctx->last_token = batch->ack_token;
     ctx->pending = NULL;
@@ -899,6 +941,34 @@ void tm_source_set_ready(tm_source_ctx_t *ctx, bool ready)
     atomic_store(&ctx->ready, ready);
 }
 
+void tm_source_set_lag_bytes(tm_source_ctx_t *ctx, int64_t bytes)
+{
+    atomic_store_explicit(&ctx->lag_bytes, bytes, memory_order_relaxed);
+}
+
+void tm_source_snapshot_progress(tm_source_ctx_t *ctx, const char *table, uint64_t rows,
+                                 double estimate, bool done)
+{
+    pthread_mutex_lock(&ctx->snap_lock);
+    tm_snapshot_progress_t *sp = &ctx->snap;
+    bool new_table = !ctx->snap_seen || strcmp(sp->table, table) != 0;
+    if (new_table && ctx->snap_seen && !sp->done) {
+        /* A table left unfinished (should not happen): count what was read. */
+        sp->rows_done += sp->rows;
+    }
+    if (new_table)
+        snprintf(sp->table, sizeof(sp->table), "%s", table);
+    if (done && !(sp->done && !new_table)) {
+        sp->tables_done++;
+        sp->rows_done += rows;
+    }
+    sp->rows = rows;
+    sp->estimate = estimate;
+    sp->done = done;
+    ctx->snap_seen = true;
+    pthread_mutex_unlock(&ctx->snap_lock);
+}
+
 void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes)
 {
     /* Events are already counted by tm_source_emit(); only bytes read are new here. */
@@ -966,11 +1036,15 @@ static void sink_flush(sink_loop_t *l)
     l->last_flush = tm_mono_ms();
     if (!l->dirty || l->failed)
         return;
+    int64_t t0 = tm_mono_us();
     int rc = s->conn->sink_flush ? s->conn->sink_flush(s->sink, s->err, sizeof(s->err)) : 0;
     if (rc != 0) {
         sink_fail(l, rc);
         return;
     }
+    /* Without two-phase commit the flush is what makes writes durable: time it as the commit. */
+    if (s->conn->sink_commit == NULL)
+        sink_time(s, t0);
     if (p->policy == TM_ACK_SINK_DURABLE) {
         for (int i = 0; i < s->nslots; i++)
             for (int k = 0; k < p->nsources; k++)
@@ -1047,8 +1121,10 @@ static void sink_commit_completed(sink_loop_t *l)
         return;
     if (!l->failed && s->conn->sink_commit != NULL) {
         tm_failpoint("sink.before_commit");
+        int64_t t0 = tm_mono_us();
         int rc = s->conn->sink_commit(s->sink, done, dl ? p->progress : NULL, s->err,
                                       sizeof(s->err));
+        sink_time(s, t0);
         if (rc != 0) {
             sink_fail(l, rc);
             return;
@@ -1115,6 +1191,8 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
             int rc = s->conn->sink_write(s->sink, b, s->err, sizeof(s->err));
             if (rc != 0)
                 sink_fail(l, rc);
+            else
+                atomic_fetch_add_explicit(&s->records, b->count, memory_order_relaxed);
             l->writes++;
         }
         int src = b->ack_source;
@@ -1810,6 +1888,34 @@ void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, 
     *ready = atomic_load(&p->sources[i]->ready);
 }
 
+bool tm_pipeline_source_lag(const tm_pipeline_t *p, int i, int64_t *lag_us, int64_t *lag_bytes)
+{
+    *lag_us = atomic_load_explicit(&p->sources[i]->lag_us, memory_order_relaxed);
+    *lag_bytes = atomic_load_explicit(&p->sources[i]->lag_bytes, memory_order_relaxed);
+    return *lag_us != INT64_MIN;
+}
+
+bool tm_pipeline_source_snapshot(const tm_pipeline_t *p, int i, tm_snapshot_progress_t *out)
+{
+    tm_source_ctx_t *ctx = p->sources[i];
+    pthread_mutex_lock(&ctx->snap_lock);
+    bool seen = ctx->snap_seen;
+    *out = ctx->snap;
+    pthread_mutex_unlock(&ctx->snap_lock);
+    return seen;
+}
+
+void tm_pipeline_sink_stats(const tm_pipeline_t *p, int i, tm_sink_stats_t *out)
+{
+    tm_sink_node_t *s = p->sinks[i];
+    out->records = atomic_load_explicit(&s->records, memory_order_relaxed);
+    out->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
+    out->commit_seconds =
+        (double)atomic_load_explicit(&s->commit_us, memory_order_relaxed) / 1e6;
+    for (int b = 0; b < TM_SINK_COMMIT_BUCKETS; b++)
+        out->buckets[b] = atomic_load_explicit(&s->commit_hist[b], memory_order_relaxed);
+}
+
 bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us)
 {
     int64_t wm = atomic_load(&p->sources[i]->watermark_us);
@@ -2017,6 +2123,7 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         free_outs(c->outs, c->nouts);
         free(c->acks);
         free(c->bar_position);
+        pthread_mutex_destroy(&c->snap_lock);
         free(c->name);
         free(c);
     }

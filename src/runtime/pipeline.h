@@ -134,6 +134,32 @@ void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, 
  * (and INT64_MIN) before its first.
  */
 bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us);
+/*
+ * Source i's lag: *lag_us, the emit time minus the newest source timestamp
+ * (commit time) of its last batch of streamed changes (false before the
+ * first), and *lag_bytes as the source set it (-1 unknown).
+ */
+bool tm_pipeline_source_lag(const tm_pipeline_t *p, int i, int64_t *lag_us, int64_t *lag_bytes);
+/* Source i's snapshot progress (tm_source_snapshot_progress); false if it never snapshotted. */
+typedef struct tm_snapshot_progress {
+    char table[256];
+    uint64_t rows;       /* of the current (or last) table */
+    double estimate;     /* its estimated rows; < 0 unknown */
+    uint64_t tables_done;
+    uint64_t rows_done;  /* rows of the tables already finished */
+    bool done;           /* the current table is finished */
+} tm_snapshot_progress_t;
+bool tm_pipeline_source_snapshot(const tm_pipeline_t *p, int i, tm_snapshot_progress_t *out);
+/* Sink i's counters and commit-latency histogram (thread: any). */
+#define TM_SINK_COMMIT_BUCKETS 12
+extern const double tm_sink_commit_bounds[TM_SINK_COMMIT_BUCKETS]; /* seconds, ascending */
+typedef struct tm_sink_stats {
+    uint64_t records;   /* records written */
+    uint64_t commits;   /* commits (2PC) or flushes (at-least-once) timed */
+    double commit_seconds; /* their total duration */
+    uint64_t buckets[TM_SINK_COMMIT_BUCKETS]; /* cumulative: commits within each bound */
+} tm_sink_stats_t;
+void tm_pipeline_sink_stats(const tm_pipeline_t *p, int i, tm_sink_stats_t *out);
 /* The first error so far (0 if none); safe from any thread. */
 int tm_pipeline_error(tm_pipeline_t *p);
 

@@ -1295,6 +1295,24 @@ void tm_store_memory_usage(tm_store_t *store, tm_store_memory_t *out)
     out->memtables = sum;
 }
 
+uint64_t tm_store_cf_bytes(tm_store_t *store, const char *uid)
+{
+    uint64_t v = 0, sum = 0;
+    pthread_mutex_lock(&store->lock);
+    for (int i = 0; i < store->ncfs; i++) {
+        if (strcmp(store->cfs[i]->uid, uid) != 0)
+            continue;
+        if (rocksdb_property_int_cf(store->db, store->cfs[i]->handle,
+                                    "rocksdb.total-sst-files-size", &v) == 0)
+            sum += v;
+        if (rocksdb_property_int_cf(store->db, store->cfs[i]->handle,
+                                    "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            sum += v;
+    }
+    pthread_mutex_unlock(&store->lock);
+    return sum;
+}
+
 /* ---- removal ---- */
 
 static bool looks_like_store(const char *dir)

@@ -284,6 +284,14 @@ int tm_store_compact(tm_store_t *store, char *errstr, size_t errstr_size);
 void tm_store_memory_usage(tm_store_t *store, tm_store_memory_t *out);
 
 /*
+ * The size of column family `uid` in this store: its SST files on disk plus
+ * its memtables, in bytes (RocksDB's "rocksdb.total-sst-files-size" and
+ * "rocksdb.cur-size-all-mem-tables"); 0 when the store has no such family.
+ * Thread: any.
+ */
+uint64_t tm_store_cf_bytes(tm_store_t *store, const char *uid);
+
+/*
  * Removes a store's working directory or a checkpoint, recursively.  Refuses
  * (TM_EINVAL) a directory without a RocksDB CURRENT file, so a wrong path
  * cannot delete anything else.  A missing directory is not an error.
