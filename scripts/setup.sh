@@ -27,6 +27,8 @@ PACKAGES=(
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
     # pip installs tests/requirements.txt (PyPI packages Debian does not have) beside the system.
     python3-pip python3-yaml
+    # promtool checks the Grafana dashboard's queries (tests/integration/test_deploy_grafana.py).
+    prometheus
     # systemd-analyze checks deploy/systemd (tests/integration/test_deploy_systemd.py).
     systemd
     # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
