@@ -34,6 +34,7 @@
 #include "plan/plan.h"
 #include "sql/job.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -55,6 +56,7 @@ typedef struct run_opts {
     const char *admin_address; /* NULL: the job's admin_address setting */
     int64_t checkpoint_interval_ms; /* -1: the job's checkpoint_interval setting */
     bool allow_non_restored;
+    const char *savepoint_dir; /* checkpoints: where savepoints are (default <state_dir>/savepoints) */
 } run_opts_t;
 
 /* A savepoint request from the admin API (one at a time). */
@@ -117,6 +119,8 @@ static void usage(FILE *f)
             "                                           run a job until stopped\n"
             "  tidemark explain JOB.sql                 print the plan, delivery guarantees and\n"
             "                                           options in effect (secrets masked)\n"
+            "  tidemark checkpoints [--state-dir S] [--savepoint-dir P]\n"
+            "                                           list completed checkpoints and savepoints\n"
             "  tidemark inspect DIR                     print what a state directory's newest\n"
             "                                           checkpoint, a chk-N or a savepoint holds\n"
             "  tidemark savepoint [--dir D] [--state-dir S | --admin HOST:PORT]\n"
@@ -263,6 +267,173 @@ static void inspect_savepoint_part(void *arg, const tm_savepoint_desc_t *d)
                d->bytes);
         break;
     }
+}
+
+/* ---- tidemark checkpoints ---- */
+
+typedef struct listed {
+    bool savepoint;
+    uint64_t id;
+    int64_t completed_ms;
+    uint64_t bytes;
+    char *path;
+    char *sources; /* "name=position, …" */
+} listed_t;
+
+static int listed_cmp(const void *a, const void *b)
+{
+    const listed_t *x = a, *y = b;
+    if (x->completed_ms != y->completed_ms)
+        return x->completed_ms < y->completed_ms ? -1 : 1;
+    return x->savepoint - y->savepoint;
+}
+
+/* Reads dir/_metadata into *out; false when it is not a completed checkpoint or savepoint. */
+static bool list_one(const char *dir, bool savepoint, listed_t *out)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/_metadata", dir);
+    json_t *m = json_load_file(path, 0, NULL);
+    if (m == NULL)
+        return false;
+    memset(out, 0, sizeof(*out));
+    out->savepoint = savepoint;
+    out->id = (uint64_t)json_integer_value(json_object_get(m, "checkpoint"));
+    out->completed_ms = (int64_t)json_integer_value(json_object_get(m, "completed_at_ms"));
+    out->path = strdup(dir);
+    tm_buf_t src;
+    tm_buf_init(&src);
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(m, "sources"), name, v) {
+        tm_buf_appendf(&src, "%s%s=%s", src.len ? ", " : "", name,
+                       json_string_value(json_object_get(v, "position")) ?: "?");
+    }
+    tm_buf_putc(&src, '\0');
+    out->sources = src.data;
+    if (savepoint) {
+        /* The savepoint's state is its one file. */
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/state.tmsp", dir);
+        out->bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    } else {
+        size_t i;
+        json_array_foreach(json_object_get(json_object_get(m, "state"), "stores"), i, v)
+            out->bytes += (uint64_t)json_integer_value(json_object_get(v, "bytes"));
+    }
+    json_decref(m);
+    return out->path != NULL;
+}
+
+/* Appends every completed checkpoint (chk-N) or savepoint directory under `parent`. */
+static int list_dir(const char *parent, bool savepoint, listed_t **v, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(parent);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (!savepoint && strncmp(de->d_name, "chk-", 4) != 0)
+            continue;
+        char dir[4200];
+        if (snprintf(dir, sizeof(dir), "%s/%s", parent, de->d_name) >= (int)sizeof(dir))
+            continue;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            listed_t *nv = realloc(*v, nc * sizeof(*nv));
+            if (nv == NULL)
+                break;
+            *v = nv;
+            *cap = nc;
+        }
+        if (list_one(dir, savepoint, &(*v)[*n]))
+            (*n)++;
+        else if (savepoint) {
+            /* A subdirectory of the root ("nightly/") may hold savepoints of its own. */
+            list_dir(dir, true, v, n, cap);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static void human_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+}
+
+static void human_age(int64_t ms, char *buf, size_t len)
+{
+    int64_t s = ms / 1000;
+    if (s < 120)
+        snprintf(buf, len, "%" PRId64 "s", s);
+    else if (s < 7200)
+        snprintf(buf, len, "%" PRId64 "m", s / 60);
+    else if (s < 2 * 86400)
+        snprintf(buf, len, "%" PRId64 "h", s / 3600);
+    else
+        snprintf(buf, len, "%" PRId64 "d", s / 86400);
+}
+
+/*
+ * Lists the completed checkpoints of a state directory and the savepoints
+ * under its savepoint root, oldest first: what `--from-savepoint` and a
+ * restart can resume from.
+ */
+static int cmd_checkpoints(const run_opts_t *ro)
+{
+    char chk[4200], sp[4200];
+    snprintf(chk, sizeof(chk), "%s/checkpoints", ro->state_dir);
+    if (ro->savepoint_dir != NULL)
+        snprintf(sp, sizeof(sp), "%s", ro->savepoint_dir);
+    else
+        snprintf(sp, sizeof(sp), "%s/savepoints", ro->state_dir);
+    struct stat st;
+    if (stat(ro->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "tidemark: state directory %s does not exist; pass the --state-dir the "
+                        "job runs with\n",
+                ro->state_dir);
+        return TM_EXIT_CONFIG;
+    }
+    listed_t *v = NULL;
+    size_t n = 0, cap = 0;
+    if (list_dir(chk, false, &v, &n, &cap) != 0 || list_dir(sp, true, &v, &n, &cap) != 0) {
+        fprintf(stderr, "tidemark: cannot read %s or %s: %s\n", chk, sp, strerror(errno));
+        free(v);
+        return TM_EXIT_FAILURE;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), listed_cmp);
+    int64_t now = tm_wall_us() / 1000;
+    printf("%-10s %8s  %-19s  %6s  %10s  %s\n", "KIND", "ID", "COMPLETED (UTC)", "AGE", "STATE",
+           "POSITIONS / PATH");
+    for (size_t i = 0; i < n; i++) {
+        char when[32] = "?", age[32], size[24];
+        time_t t = (time_t)(v[i].completed_ms / 1000);
+        struct tm tmv;
+        if (gmtime_r(&t, &tmv) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tmv);
+        human_age(now - v[i].completed_ms, age, sizeof(age));
+        human_bytes(v[i].bytes, size, sizeof(size));
+        printf("%-10s %8" PRIu64 "  %-19s  %6s  %10s  %s\n%58s%s\n",
+               v[i].savepoint ? "savepoint" : "checkpoint", v[i].id, when, age, size,
+               v[i].sources[0] ? v[i].sources : "(no sources)", "", v[i].path);
+        free(v[i].path);
+        free(v[i].sources);
+    }
+    if (n == 0)
+        printf("(none: no completed checkpoint in %s and no savepoint in %s)\n", chk, sp);
+    free(v);
+    return TM_EXIT_OK;
 }
 
 /*
@@ -1131,6 +1302,7 @@ int tm_cli_main(int argc, char **argv)
         {"allow-non-restored-state", no_argument, NULL, 'A'},
         {"admin-address", required_argument, NULL, 'a'},
         {"checkpoint-interval", required_argument, NULL, 'c'},
+        {"savepoint-dir", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     run_opts_t ro = {.state_dir = "./tidemark-state", .checkpoint_interval_ms = -1};
@@ -1191,6 +1363,9 @@ int tm_cli_main(int argc, char **argv)
         case 'S':
             ro.from_savepoint = optarg;
             break;
+        case 'P':
+            ro.savepoint_dir = optarg;
+            break;
         case 'A':
             ro.allow_non_restored = true;
             break;
@@ -1244,6 +1419,15 @@ int tm_cli_main(int argc, char **argv)
         }
         return cmd[0] == 'r' ? cmd_run(argv[optind + 1], &ro)
                              : cmd_explain(argv[optind + 1]);
+    }
+    if (strcmp(cmd, "checkpoints") == 0) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "tidemark: unexpected argument '%s'; write tidemark checkpoints "
+                            "[--state-dir DIR] [--savepoint-dir DIR]\n",
+                    argv[optind + 1]);
+            return TM_EXIT_CONFIG;
+        }
+        return cmd_checkpoints(&ro);
     }
     if (strcmp(cmd, "inspect") == 0) {
         if (optind + 1 >= argc) {

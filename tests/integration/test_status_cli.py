@@ -5,6 +5,7 @@ send a bearer token from a Secret, so the command reads TIDEMARK_ADMIN_TOKEN.
 """
 
 import os
+import re
 import subprocess
 
 from tidemark import read_jsonl, wait_until
@@ -53,3 +54,41 @@ def test_status_and_probes(cdc):
     gone = status(tm, "--live", token=TOKEN)
     assert gone.returncode == 1, gone
     assert "is tidemark running" in gone.stderr or "cannot read" in gone.stderr, gone.stderr
+
+
+def test_checkpoints_lists_checkpoints_and_savepoints(cdc, tmp_path):
+    """`tidemark checkpoints`: every completed checkpoint and savepoint, oldest first, with positions."""
+    cdc.sql("CREATE TABLE orders (id int PRIMARY KEY, note text);"
+            "INSERT INTO orders SELECT g, 'n' FROM generate_series(1, 100) g;")
+    job = (f"CREATE TABLE shop (id int PRIMARY KEY, note text) WITH (connector = 'postgres-cdc', "
+           f"dsn = '{cdc.dsn()}', \"table\" = 'public.orders', slot = '{cdc.slot}', "
+           f"publication = '{cdc.publication}', snapshot = 'initial');\n"
+           f"CREATE TABLE out () WITH (connector = 'file', path = '{cdc.out_dir}');\n"
+           "INSERT INTO out SELECT * FROM shop;\n"
+           "SET checkpoint_interval = '200ms';\nSET admin_address = '127.0.0.1:0';\n")
+    tm = cdc.start(job)
+    wait_until(lambda: len(list(tm.state_dir.glob("checkpoints/chk-*/_metadata"))) >= 1, 60,
+               "a checkpoint", tm)
+    sp = subprocess.run([str(tm.bin), "stop", "--savepoint", "--state-dir", str(tm.state_dir)],
+                        capture_output=True, text=True, timeout=120)
+    assert sp.returncode == 0, sp.stderr
+    sp_path = sp.stdout.strip()
+    tm.wait_exit(60)
+    r = subprocess.run([str(tm.bin), "checkpoints", "--state-dir", str(tm.state_dir)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["KIND", "ID", "COMPLETED"], r.stdout
+    rows = [l.split() for l in lines[1::2]]
+    paths = [l.strip() for l in lines[2::2]]
+    kinds = [row[0] for row in rows]
+    assert "checkpoint" in kinds and kinds[-1] == "savepoint", r.stdout
+    assert paths[-1] == sp_path, r.stdout
+    chk_ids = [int(row[1]) for row in rows if row[0] == "checkpoint"]
+    assert chk_ids == sorted(chk_ids), r.stdout
+    # Positions are the source's LSNs; the upsert operator's state has a size.
+    assert all(re.search(r"shop=[0-9A-F]+/[0-9A-F]+", l) for l in lines[1::2]), r.stdout
+    assert any(row[0] == "checkpoint" and (row[5], row[6]) != ("0", "B") for row in rows), r.stdout
+    missing = subprocess.run([str(tm.bin), "checkpoints", "--state-dir", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr, missing
