@@ -839,6 +839,19 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
     int loc = pc->plan->job->inserts[pc->insert].location;
     sinknode->mode = in->mode;
     sinknode->before_images = in->before_images;
+    /*
+     * A PostgreSQL sink without a key can only insert rows: it has no way to
+     * find the row an update or a delete retracts.
+     */
+    bool keyless = decl != NULL ? decl->nkeys == 0 : (in->key == NULL || in->nkey == 0);
+    if (sink->conn != NULL && strcmp(sink->conn->name, "postgres") == 0 && keyless &&
+        in->mode != TM_MODE_INSERT_ONLY)
+        return plan_err(pc, loc, TM_ESQL,
+                        "sink '%s' (connector 'postgres') has no PRIMARY KEY, so it can only "
+                        "insert rows, but the query's changelog is %s (it updates and deletes "
+                        "rows); declare the sink's PRIMARY KEY (the query's unique key), or "
+                        "write an insert-only query",
+                        sink->name, tm_changelog_mode_name(in->mode));
     if (decl == NULL || decl->nkeys == 0 || in->schema == NULL) {
         sinknode->key = int_dup(in->key, in->nkey);
         sinknode->nkey = in->key ? in->nkey : (in->nkey > 0 ? 1 : 0);

@@ -1,0 +1,77 @@
+/*
+ * pg_sink.h — internals of the PostgreSQL sink shared with its unit tests.
+ *
+ * The sink (pg_sink.c) turns a changelog into COPY rows.  The pieces that do
+ * not need a server are exposed here so that tests/unit/postgres can check
+ * them: the COPY text escaping, the PostgreSQL type a column is created
+ * with, whether a target column's type can take a stream column, and the
+ * per-key fold of one epoch (last image wins).
+ *
+ * Thread: the sink thread (the fold belongs to one sink).
+ */
+#ifndef TM_PG_PG_SINK_H
+#define TM_PG_PG_SINK_H
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/schema.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Appends `len` bytes of `s` to buf escaped for COPY's text format (\\, \t, \n, \r). */
+int tm_pgsink_copy_escape(tm_buf_t *buf, const char *s, size_t len);
+
+/*
+ * Writes into buf the PostgreSQL type a column of this shape is created with
+ * (create_table = true): "bigint", "numeric(14,2)", "timestamp with time zone", ...
+ */
+void tm_pgsink_type_sql(const tm_column_t *col, char *buf, size_t buflen);
+
+/*
+ * True when a target column of PostgreSQL type `typname` (pg_type.typname, e.g.
+ * "int8", "numeric", "varchar"; `typtype` 'e' for enums, 'd' domains) accepts
+ * the text of values of stream column `col` without loss of meaning.
+ */
+bool tm_pgsink_type_accepts(const char *typname, char typtype, const tm_column_t *col);
+
+/*
+ * One epoch's changes, folded per key.  An entry is the last image of its key:
+ * an upsert (`line` is the COPY row) or a delete (`line` is the COPY row of
+ * the staging table with the key and NULLs).  Without a key (append-only)
+ * every row is an entry of its own.  Entries keep their first-seen order.
+ */
+typedef struct tm_pgsink_entry {
+    uint64_t hash;
+    const char *key; /* arena; NULL for append-only rows */
+    uint32_t keylen;
+    uint32_t linelen;
+    const char *line; /* arena, without the trailing newline */
+    uint16_t ncols;   /* target columns the line holds (later ones were added since) */
+    bool del;
+} tm_pgsink_entry_t;
+
+typedef struct tm_pgsink_fold {
+    bool keyed;
+    tm_arena_t arena;
+    tm_pgsink_entry_t *ents;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing: entry index + 1, 0 = empty */
+    size_t nslots;
+    size_t bytes; /* arena bytes used: the buffer's size for batch_size decisions */
+    uint64_t changes; /* records folded in, before folding */
+} tm_pgsink_fold_t;
+
+void tm_pgsink_fold_init(tm_pgsink_fold_t *f, bool keyed);
+void tm_pgsink_fold_release(tm_pgsink_fold_t *f);
+/* Forgets every entry (the arena is reused). */
+void tm_pgsink_fold_clear(tm_pgsink_fold_t *f);
+/*
+ * Records the newest image of `key` (NULL/0 for append-only): a delete or an
+ * upsert whose COPY row is `line`.  Copies both.  0 or TM_ENOMEM.
+ */
+int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, const char *line,
+                       size_t linelen, int ncols, bool del);
+
+#endif
