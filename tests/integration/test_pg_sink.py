@@ -1,0 +1,335 @@
+"""The PostgreSQL sink (connector = 'postgres'): views kept equal to their query.
+
+A PostgreSQL CDC source reads `orders` (and `customers`) in one database; the
+sink keeps a table in another database (or on another server) equal to a
+GROUP BY or JOIN query over them.  After a random workload of inserts,
+updates and deletes the target table must equal the same query run on the
+source database, row for row, and no prepared transaction may be left
+behind.  Exactly-once is checked through kill -9 (two-phase commit on a
+server with max_prepared_transactions > 0, and the decision log on one with
+max_prepared_transactions = 0); faults through a target server restarted in
+the middle of the stream.
+"""
+
+import random
+import time
+from decimal import Decimal
+
+import pytest
+
+from pgserver import PgServer
+from tidemark import create_table, run_cli, wait_until
+
+ORDERS = ("CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int NOT NULL, "
+          "amount numeric(12,2) NOT NULL, note text);")
+CUSTOMERS = ("CREATE TABLE public.customers (id int PRIMARY KEY, region text NOT NULL);")
+
+REVENUE_QUERY = ("SELECT customer_id, count(*) AS orders, sum(amount) AS revenue "
+                 "FROM orders GROUP BY customer_id")
+REGION_QUERY = ("SELECT c.region, count(*) AS orders, sum(o.amount) AS revenue "
+                "FROM orders o JOIN customers c ON o.customer_id = c.id GROUP BY c.region")
+
+
+class SinkCase:
+    """A source database, a target database and the job between them."""
+
+    def __init__(self, pg, db, tmp_path, bin, target_pg=None):
+        self.pg = pg
+        self.db = db
+        self.dir = tmp_path
+        self.bin = bin
+        self.target_pg = target_pg or pg
+        self.tdb = f"{db}_tgt"
+        self.target_pg.psql(f'CREATE DATABASE "{self.tdb}"')
+        self.daemons = []
+
+    def src(self, sql):
+        return self.pg.psql(sql, db=self.db)
+
+    def tgt(self, sql):
+        return self.target_pg.psql(sql, db=self.tdb)
+
+    def job(self, query, sink_cols, sink_opts=None, tables="public.orders", sources=None,
+            parallelism=1, interval="300ms"):
+        parts = []
+        for name, cols in (sources or {"orders": "id int PRIMARY KEY, customer_id int, "
+                                                 "amount numeric(12,2), note text"}).items():
+            parts.append(create_table(name, {
+                "connector": "postgres-cdc", "dsn": self.pg.dsn(self.db),
+                "tables": f"public.{name}", "slot": f"{self.db}_{name}",
+                "publication": f"{self.db}_{name}", "snapshot": "initial",
+                "heartbeat_interval": "200ms"}, cols))
+        opts = {"connector": "postgres", "dsn": self.target_pg.dsn(self.tdb),
+                "table": "public.view_out", "create_table": True, "delivery": "exactly-once"}
+        opts.update(sink_opts or {})
+        parts.append(create_table("view_out", opts, sink_cols))
+        parts.append(f"INSERT INTO view_out {query};")
+        parts.append(f"SET checkpoint_interval = '{interval}';")
+        parts.append(f"SET parallelism = {parallelism};")
+        parts.append("SET admin_address = '127.0.0.1:0';")
+        return "\n".join(parts) + "\n"
+
+    def tidemark(self, job_sql, name="tm"):
+        from tidemark import Tidemark
+        t = Tidemark(job_sql, self.dir / name, bin=self.bin)
+        self.daemons.append(t)
+        return t
+
+    def rows(self, pg, db, sql):
+        conn = pg.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return sorted(cur.fetchall(), key=repr)
+        finally:
+            conn.close()
+
+    def truth(self, query):
+        return self.rows(self.pg, self.db, query)
+
+    def target(self, cols="*"):
+        return self.rows(self.target_pg, self.tdb, f"SELECT {cols} FROM public.view_out")
+
+    def prepared(self):
+        out = self.target_pg.psql("SELECT gid FROM pg_prepared_xacts", db=self.tdb)
+        return [g for g in out.splitlines() if g]
+
+    def wait_equal(self, query, tm=None, timeout=120):
+        last = {}
+
+        def equal():
+            last["truth"], last["target"] = self.truth(query), self.target()
+            return last["truth"] == last["target"]
+
+        try:
+            wait_until(equal, timeout, "the target table to equal the query", tm.proc if tm else None)
+        except AssertionError:
+            t, g = set(last.get("truth", [])), set(last.get("target", []))
+            raise AssertionError(f"target differs from the query: missing {sorted(t - g, key=repr)[:10]}, "
+                                 f"extra {sorted(g - t, key=repr)[:10]}\n"
+                                 + (tm.log_tail() if tm else ""))
+
+    def cleanup(self, failed):
+        for d in self.daemons:
+            d.kill9()
+            if failed:
+                print(f"\n=== {d.dir} ===\n{d.log_tail()}")
+        # Prepared transactions would keep the database from being dropped.
+        for gid in self.prepared():
+            self.target_pg.psql(f"ROLLBACK PREPARED '{gid}'", db=self.tdb, check=False)
+        self.target_pg.drop_database(self.tdb)
+
+
+@pytest.fixture
+def case(pg, db, tmp_path, tidemark_bin, request):
+    c = SinkCase(pg, db, tmp_path, tidemark_bin)
+    yield c
+    rep = getattr(request.node, "rep_call", None)
+    c.cleanup(rep is None or rep.failed)
+
+
+class Workload:
+    """Random inserts, updates (amount, customer, key) and deletes of orders."""
+
+    def __init__(self, case, seed, customers=8):
+        self.case = case
+        self.rng = random.Random(seed)
+        self.ids = set()
+        self.next_id = 1
+        self.customers = customers
+
+    def statement(self):
+        r = self.rng
+        roll = r.random()
+        if not self.ids or roll < 0.45:
+            i = self.next_id
+            self.next_id += 1
+            self.ids.add(i)
+            return (f"INSERT INTO orders VALUES ({i}, {r.randrange(self.customers)}, "
+                    f"{r.randrange(1, 100000) / 100}, 'n{i}')")
+        i = r.choice(sorted(self.ids))
+        if roll < 0.70:
+            return f"UPDATE orders SET amount = {r.randrange(1, 100000) / 100} WHERE id = {i}"
+        if roll < 0.80:
+            return f"UPDATE orders SET customer_id = {r.randrange(self.customers)} WHERE id = {i}"
+        if roll < 0.85:
+            new = self.next_id
+            self.next_id += 1
+            self.ids.discard(i)
+            self.ids.add(new)
+            return f"UPDATE orders SET id = {new} WHERE id = {i}"
+        self.ids.discard(i)
+        return f"DELETE FROM orders WHERE id = {i}"
+
+    def run(self, transactions, per_txn=4):
+        for _ in range(transactions):
+            stmts = [self.statement() for _ in range(self.rng.randrange(1, per_txn + 1))]
+            self.case.src("BEGIN;\n" + ";\n".join(stmts) + ";\nCOMMIT;")
+
+
+REVENUE_COLS = "customer_id int PRIMARY KEY, orders bigint, revenue numeric(14,2)"
+
+
+def test_group_by_view_equals_the_query_at_parallelism_2(case):
+    case.src(ORDERS)
+    w = Workload(case, 1207)
+    w.run(30)  # read by the snapshot
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, parallelism=2)).start()
+    w.run(150)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert case.prepared() == []
+    # The target was created with the declared types (numeric precision kept).
+    types = case.tgt("SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) "
+                     "FROM pg_attribute WHERE attrelid = 'public.view_out'::regclass "
+                     "AND attnum > 0")
+    assert types == "integer,bigint,numeric(14,2)"
+    assert "two-phase commit" in tm.log_text()
+
+
+def test_join_view_equals_the_query(case):
+    case.src(ORDERS + CUSTOMERS +
+             "INSERT INTO customers SELECT g, 'r' || (g % 3) FROM generate_series(0, 7) g;")
+    sources = {"orders": "id int PRIMARY KEY, customer_id int, amount numeric(12,2), note text",
+               "customers": "id int PRIMARY KEY, region text"}
+    job = case.job(REGION_QUERY.replace("FROM orders o JOIN customers c",
+                                        "FROM orders AS o JOIN customers AS c"),
+                   "region text PRIMARY KEY, orders bigint, revenue numeric(14,2)",
+                   sources=sources)
+    w = Workload(case, 77)
+    w.run(20)
+    tm = case.tidemark(job).start()
+    w.run(80)
+    case.src("UPDATE customers SET region = 'r9' WHERE id = 1;")
+    w.run(20)
+    case.wait_equal(REGION_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert case.prepared() == []
+
+
+def test_keyless_sink_with_a_retracting_query_is_a_planning_error(case):
+    case.src(ORDERS)
+    job = case.job("SELECT id, amount FROM orders", "id int, amount numeric(12,2)")
+    (case.dir / "job.sql").write_text(job)
+    out = run_cli(["explain", case.dir / "job.sql"], bin=case.bin)
+    assert out.returncode != 0
+    assert "no PRIMARY KEY" in out.stderr and "view_out" in out.stderr, out.stderr
+
+
+def test_kill9_leaves_the_view_exact_and_nothing_prepared(case):
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms"))
+    tm.start()
+    w = Workload(case, 99)
+    rng = random.Random(5)
+    for _ in range(4):
+        w.run(40)
+        time.sleep(rng.uniform(0.2, 1.0))
+        tm.kill9()
+        tm.start()
+    w.run(40)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert case.prepared() == [], "prepared transactions left behind"
+
+
+def test_create_table_false_and_a_mismatched_target_fail_clearly(case):
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, {"create_table": False}), "a").start()
+    assert tm.wait_exit(60) != 0
+    assert "does not exist" in tm.log_text() and "create_table = true" in tm.log_text()
+
+    case.tgt("CREATE TABLE public.view_out (customer_id int PRIMARY KEY, orders bigint, "
+             "revenue date)")
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, {"create_table": False}), "b").start()
+    assert tm.wait_exit(60) != 0
+    text = tm.log_text()
+    assert '"revenue"' in text and "date" in text and "numeric" in text, text[-3000:]
+
+
+def test_at_least_once_without_checkpoints(case):
+    case.src(ORDERS)
+    job = case.job(REVENUE_QUERY, REVENUE_COLS, {"delivery": "at-least-once"})
+    job = job.replace("SET checkpoint_interval = '300ms';\n", "")
+    tm = case.tidemark(job).start()
+    w = Workload(case, 3)
+    w.run(60)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+
+
+@pytest.fixture
+def nopre_pg():
+    server = PgServer(extra_conf={"max_prepared_transactions": 0})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dl_case(pg, db, tmp_path, tidemark_bin, nopre_pg, request):
+    c = SinkCase(pg, db, tmp_path, tidemark_bin, target_pg=nopre_pg)
+    yield c
+    rep = getattr(request.node, "rep_call", None)
+    c.cleanup(rep is None or rep.failed)
+
+
+def test_decision_log_mode_through_kill9(dl_case):
+    case = dl_case
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms")).start()
+    w = Workload(case, 4242)
+    for _ in range(3):
+        w.run(40)
+        time.sleep(0.5)
+        tm.kill9()
+        tm.start()
+    w.run(30)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert "max_prepared_transactions = 0" in tm.log_text()
+    row = case.tgt("SELECT job, sink, checkpoint > 0 FROM tidemark_progress")
+    assert row == "job|view_out|t", row
+
+
+@pytest.fixture
+def other_pg():
+    server = PgServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def remote_case(pg, db, tmp_path, tidemark_bin, other_pg, request):
+    c = SinkCase(pg, db, tmp_path, tidemark_bin, target_pg=other_pg)
+    yield c
+    rep = getattr(request.node, "rep_call", None)
+    c.cleanup(rep is None or rep.failed)
+
+
+def test_target_server_restarted_and_stopped_mid_stream(remote_case):
+    case = remote_case
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, {"retry_timeout": "60s"})).start()
+    w = Workload(case, 31)
+    w.run(40)
+    case.wait_equal(REVENUE_QUERY, tm)
+    case.target_pg.restart()
+    w.run(40)
+    case.wait_equal(REVENUE_QUERY, tm)
+    # Stopped for a few seconds: the sink blocks and retries, nothing is lost.
+    case.target_pg._pg_ctl_stop()
+    w.run(40)
+    time.sleep(3)
+    tm.assert_running("while the target is down")
+    case.target_pg._pg_ctl_start()
+    w.run(20)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert case.prepared() == []
+    assert "retrying" in tm.log_text()
