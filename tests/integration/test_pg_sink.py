@@ -216,21 +216,42 @@ def test_keyless_sink_with_a_retracting_query_is_a_planning_error(case):
     assert "no PRIMARY KEY" in out.stderr and "view_out" in out.stderr, out.stderr
 
 
+def crash_at(case, tm, w, failpoint, transactions=40):
+    """Runs the workload under a failpoint that SIGKILLs tidemark; restarts it afterwards."""
+    tm.start_with(failpoints=f"{failpoint}=kill@2")
+    for _ in range(20):
+        w.run(transactions // 4 or 1)
+        if tm.poll() is not None:
+            break
+        time.sleep(0.1)
+    code = tm.wait_exit(60)
+    assert code == -9, f"tidemark did not die at {failpoint} (exit {code})\n{tm.log_tail()}"
+    assert f"msg=\"failpoint fired\" name={failpoint}" in tm.log_text()
+
+
+# Two-phase commit: killed with epoch N prepared but its checkpoint not yet
+# complete (rolled back at recovery), complete but not committed (committed at
+# recovery), in the middle of writing an epoch, and right after a commit.
+TWO_PC_KILLS = ["pgsink.before_prepare", "sink.after_precommit", "checkpoint.after_metadata",
+                "pgsink.before_commit_prepared", "sink.after_commit"]
+
+
 def test_kill9_leaves_the_view_exact_and_nothing_prepared(case):
     case.src(ORDERS)
     tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms"))
-    tm.start()
     w = Workload(case, 99)
-    rng = random.Random(5)
-    for _ in range(4):
-        w.run(40)
-        time.sleep(rng.uniform(0.2, 1.0))
-        tm.kill9()
-        tm.start()
-    w.run(40)
+    w.run(20)
+    for fp in TWO_PC_KILLS:
+        crash_at(case, tm, w, fp)
+    tm.start()
+    w.run(30)
     case.wait_equal(REVENUE_QUERY, tm)
     assert tm.terminate() == 0, tm.log_tail()
     assert case.prepared() == [], "prepared transactions left behind"
+    log = tm.log_text()
+    # Both recovery paths ran: a prepared epoch committed, and one rolled back.
+    assert "recovered prepared transactions" in log, log[-4000:]
+    assert "committed=1" in log and "rolled_back=1" in log, log[-4000:]
 
 
 def test_create_table_false_and_a_mismatched_target_fail_clearly(case):
@@ -276,20 +297,27 @@ def dl_case(pg, db, tmp_path, tidemark_bin, nopre_pg, request):
     c.cleanup(rep is None or rep.failed)
 
 
+DL_KILLS = ["sink.after_precommit", "checkpoint.after_metadata", "pgsink.before_dl_commit",
+            "sink.after_commit"]
+
+
 def test_decision_log_mode_through_kill9(dl_case):
     case = dl_case
     case.src(ORDERS)
-    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms")).start()
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms"))
     w = Workload(case, 4242)
-    for _ in range(3):
-        w.run(40)
-        time.sleep(0.5)
-        tm.kill9()
-        tm.start()
+    w.run(20)
+    for fp in DL_KILLS:
+        crash_at(case, tm, w, fp)
+    tm.start()
     w.run(30)
     case.wait_equal(REVENUE_QUERY, tm)
     assert tm.terminate() == 0, tm.log_tail()
-    assert "max_prepared_transactions = 0" in tm.log_text()
+    log = tm.log_text()
+    assert "max_prepared_transactions = 0" in log
+    # A checkpoint whose _metadata was written but whose progress row was not
+    # committed is not the one recovery restores.
+    assert "recovering from the one it committed" in log, log[-4000:]
     row = case.tgt("SELECT job, sink, checkpoint > 0 FROM tidemark_progress")
     assert row == "job|view_out|t", row
 
