@@ -192,7 +192,7 @@ void tm_pgsink_fold_clear(tm_pgsink_fold_t *f)
     if (f->slots != NULL && f->n > 0)
         memset(f->slots, 0, f->nslots * sizeof(*f->slots));
     f->n = 0;
-    f->bytes = 0;
+    f->spare = NULL;
     f->changes = 0;
 }
 
@@ -226,7 +226,7 @@ static uint64_t fold_hash(const char *p, size_t len)
 }
 
 int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, const char *line,
-                       size_t linelen, int ncols, bool del)
+                       size_t linelen, int ncols, int delta)
 {
     if (linelen > UINT32_MAX || keylen > UINT32_MAX)
         return TM_EINVAL;
@@ -251,10 +251,26 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
             slot = (slot + 1) & (f->nslots - 1);
         }
     }
-    char *lcopy = tm_arena_memdup(&f->arena, line, linelen);
-    if (lcopy == NULL)
-        return TM_ENOMEM;
-    if (e == NULL) {
+    if (e != NULL) {
+        /* An equal image of the key: the counts add up, and a 0 leaves the list. */
+        for (tm_pgsink_image_t **pp = &e->images; *pp != NULL; pp = &(*pp)->next) {
+            tm_pgsink_image_t *im = *pp;
+            if (im->linelen != linelen || memcmp(im->line, line, linelen) != 0)
+                continue;
+            im->net += delta;
+            if (im->net == 0) {
+                *pp = im->next;
+                im->next = f->spare;
+                f->spare = im;
+            } else if (pp != &e->images) {
+                /* The newest change of the key comes first. */
+                *pp = im->next;
+                im->next = e->images;
+                e->images = im;
+            }
+            return 0;
+        }
+    } else {
         if (f->n == f->cap) {
             size_t ncap = f->cap ? f->cap * 2 : 1024;
             tm_pgsink_entry_t *n = realloc(f->ents, ncap * sizeof(*n));
@@ -276,13 +292,40 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
         }
         f->n++;
     }
-    /* The superseded image stays in the arena until the epoch ends. */
-    e->line = lcopy;
-    e->linelen = (uint32_t)linelen;
-    e->ncols = (uint16_t)ncols;
-    e->del = del;
-    f->bytes = f->arena.used_total;
+    tm_pgsink_image_t *im = f->spare;
+    if (im != NULL)
+        f->spare = im->next;
+    else if ((im = tm_arena_alloc(&f->arena, sizeof(*im))) == NULL)
+        return TM_ENOMEM;
+    char *lcopy = tm_arena_memdup(&f->arena, line, linelen);
+    if (lcopy == NULL)
+        return TM_ENOMEM;
+    im->line = lcopy;
+    im->linelen = (uint32_t)linelen;
+    im->ncols = (uint16_t)ncols;
+    im->net = delta;
+    im->next = e->images;
+    e->images = im;
     return 0;
+}
+
+const tm_pgsink_image_t *tm_pgsink_fold_result(const tm_pgsink_entry_t *e, bool *del,
+                                               bool *conflict)
+{
+    const tm_pgsink_image_t *added = NULL, *retracted = NULL;
+    *conflict = false;
+    for (const tm_pgsink_image_t *im = e->images; im != NULL; im = im->next) {
+        if (im->net > 0) {
+            if (added != NULL || im->net > 1)
+                *conflict = true;
+            if (added == NULL)
+                added = im;
+        } else if (retracted == NULL) {
+            retracted = im;
+        }
+    }
+    *del = added == NULL && retracted != NULL;
+    return added != NULL ? added : retracted;
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -1089,26 +1132,22 @@ static int put_value(tm_sink_t *s, tm_buf_t *b, const tm_column_t *scol, const t
     return tm_pgsink_copy_escape(b, p, len);
 }
 
-/* The COPY row of `row` for the target columns (keyed: with the op flag first). */
+/* The COPY row of `row` for the target columns, and its key (tab-separated key values). */
 static int encode_row(tm_sink_t *s, const tm_schema_t *schema, const int *idx,
-                      const tm_row_t *row, bool del, char *errstr, size_t errstr_size)
+                      const tm_row_t *row, char *errstr, size_t errstr_size)
 {
     tm_buf_clear(&s->line);
     tm_buf_clear(&s->key);
     int rc = 0;
-    if (s->nkeys > 0)
-        rc = tm_buf_append(&s->line, del ? "t" : "f", 1) ? TM_ENOMEM : 0;
     for (int i = 0; rc == 0 && i < s->ncols; i++) {
         bool key = false;
         for (int k = 0; k < s->nkeys; k++)
             key |= s->keys[k] == i;
-        if (s->nkeys > 0 || i > 0)
+        if (i > 0)
             rc = tm_buf_putc(&s->line, '\t') ? TM_ENOMEM : 0;
         int j = idx[i];
         const tm_column_t *scol = j >= 0 ? &schema->cols[j] : &s->cols[i];
-        if (rc == 0 && del && !key)
-            rc = tm_buf_append(&s->line, "\\N", 2) ? TM_ENOMEM : 0;
-        else if (rc == 0)
+        if (rc == 0)
             rc = put_value(s, &s->line, scol, row, j, errstr, errstr_size);
         if (rc == 0 && key) {
             if (j < 0 || tm_row_is_null(row, j))
@@ -1125,13 +1164,14 @@ static int encode_row(tm_sink_t *s, const tm_schema_t *schema, const int *idx,
     return rc;
 }
 
+/* Folds one row image in: +1 added, -1 retracted (tm_pgsink_fold_t). */
 static int fold_row(tm_sink_t *s, const tm_schema_t *schema, const int *idx,
-                    const tm_row_t *row, bool del, char *errstr, size_t errstr_size)
+                    const tm_row_t *row, int delta, char *errstr, size_t errstr_size)
 {
-    int rc = encode_row(s, schema, idx, row, del, errstr, errstr_size);
+    int rc = encode_row(s, schema, idx, row, errstr, errstr_size);
     if (rc == 0)
         rc = tm_pgsink_fold_put(&s->cur, s->key.data, s->key.len, s->line.data, s->line.len,
-                                s->ncols, del);
+                                s->ncols, delta);
     if (rc == TM_ENOMEM || rc == TM_EINVAL)
         rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     return rc;
@@ -1163,34 +1203,30 @@ static int write_record(tm_sink_t *s, const tm_record_t *r, char *errstr, size_t
                              "table '%s': the target has no PRIMARY KEY, so the sink can only "
                              "insert, but it received %s; declare the sink's PRIMARY KEY",
                              s->name, update ? "an update" : "a delete");
-        return r->after ? fold_row(s, r->schema, idx, r->after, false, errstr, errstr_size) : 0;
+        return r->after ? fold_row(s, r->schema, idx, r->after, 1, errstr, errstr_size) : 0;
     }
-    if (del)
-        return r->before ? fold_row(s, r->schema, idx, r->before, true, errstr, errstr_size) : 0;
-    if (update && r->before != NULL) {
-        /* A key change: the old key is deleted (the before image carries it). */
-        rc = encode_row(s, r->schema, idx, r->before, true, errstr, errstr_size);
+    /*
+     * Keyed: the retracted image (a delete's row, an update's old row, under
+     * its own key, so a key change deletes the old key) and the added one.
+     */
+    if ((update || del) && r->before != NULL) {
+        rc = fold_row(s, r->schema, idx, r->before, -1, errstr, errstr_size);
         if (rc != 0)
             return rc;
-        size_t oldlen = s->key.len;
-        char *old = tm_arena_memdup(&s->scratch, s->key.data ? s->key.data : "", oldlen);
-        if (old == NULL)
-            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
-        rc = encode_row(s, r->schema, idx, r->after, false, errstr, errstr_size);
-        if (rc != 0)
-            return rc;
-        if (oldlen != s->key.len || memcmp(old, s->key.data, oldlen) != 0) {
-            rc = fold_row(s, r->schema, idx, r->before, true, errstr, errstr_size);
-            if (rc != 0)
-                return rc;
-        }
     }
-    return r->after ? fold_row(s, r->schema, idx, r->after, false, errstr, errstr_size) : 0;
+    if (!del && r->after != NULL)
+        rc = fold_row(s, r->schema, idx, r->after, 1, errstr, errstr_size);
+    return rc;
 }
 
-/* Sends one fold to the server with COPY; `stage` rows carry the op flag. */
-static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size_t errstr_size)
+/*
+ * Sends one fold to the server with COPY: what each key comes to, with the
+ * delete flag first for the staging table.  Counts the upserts and deletes.
+ */
+static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t *nups, size_t *ndel,
+                     char *errstr, size_t errstr_size)
 {
+    *nups = *ndel = 0;
     PGresult *res = PQexec(s->conn, s->sql_copy.data);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         int rc = ps_fail(s, res, "COPY", errstr, errstr_size);
@@ -1201,21 +1237,36 @@ static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size
     tm_buf_t chunk;
     tm_buf_init(&chunk);
     int rc = 0;
+    uint64_t conflicts = 0;
     for (size_t i = 0; rc == 0 && i < f->n; i++) {
-        const tm_pgsink_entry_t *e = &f->ents[i];
-        rc = tm_buf_append(&chunk, e->line, e->linelen) ? TM_ENOMEM : 0;
+        bool del = false, conflict = false;
+        const tm_pgsink_image_t *im = tm_pgsink_fold_result(&f->ents[i], &del, &conflict);
+        if (im == NULL)
+            continue;
+        conflicts += conflict;
+        *ndel += del;
+        *nups += !del;
+        if (s->nkeys > 0)
+            rc = tm_buf_append(&chunk, del ? "t\t" : "f\t", 2) ? TM_ENOMEM : 0;
+        if (rc == 0)
+            rc = tm_buf_append(&chunk, im->line, im->linelen) ? TM_ENOMEM : 0;
         /* Columns added after this row was encoded are NULL in it. */
-        for (int c = e->ncols; rc == 0 && c < s->ncols; c++)
+        for (int c = im->ncols; rc == 0 && c < s->ncols; c++)
             rc = tm_buf_append(&chunk, "\t\\N", 3) ? TM_ENOMEM : 0;
         if (rc == 0)
             rc = tm_buf_putc(&chunk, '\n') ? TM_ENOMEM : 0;
-        if (rc == 0 && (chunk.len >= PS_COPY_CHUNK || i + 1 == f->n)) {
+        if (rc == 0 && chunk.len >= PS_COPY_CHUNK) {
             if (PQputCopyData(s->conn, chunk.data, (int)chunk.len) != 1)
                 rc = ps_fail(s, NULL, "COPY", errstr, errstr_size);
             tm_buf_clear(&chunk);
         }
     }
+    if (rc == 0 && chunk.len > 0 && PQputCopyData(s->conn, chunk.data, (int)chunk.len) != 1)
+        rc = ps_fail(s, NULL, "COPY", errstr, errstr_size);
     tm_buf_release(&chunk);
+    if (conflicts > 0)
+        TM_WARN(PS_COMP, "keys with more than one live row in an epoch: the newest was written",
+                "sink=%s keys=%" PRIu64, s->name, conflicts);
     if (rc == TM_ENOMEM) {
         PQputCopyEnd(s->conn, "out of memory");
         while ((res = PQgetResult(s->conn)) != NULL)
@@ -1267,12 +1318,10 @@ static int apply(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size_t e
         if (rc != 0)
             return rc;
     }
-    rc = copy_fold(s, f, errstr, errstr_size);
+    size_t nups = 0, ndel = 0;
+    rc = copy_fold(s, f, &nups, &ndel, errstr, errstr_size);
     if (rc == 0 && s->nkeys > 0) {
-        size_t ndel = 0;
-        for (size_t i = 0; i < f->n; i++)
-            ndel += f->ents[i].del;
-        if (ndel < f->n)
+        if (nups > 0)
             rc = ps_exec(s, s->sql_upsert.data, "the upsert", errstr, errstr_size);
         if (rc == 0 && ndel > 0)
             rc = ps_exec(s, s->sql_delete.data, "the delete", errstr, errstr_size);
@@ -1283,7 +1332,7 @@ static int apply(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size_t e
         }
     }
     if (rc == 0)
-        s->rows_written += f->n;
+        s->rows_written += nups + ndel;
     return rc;
 }
 

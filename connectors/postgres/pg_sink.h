@@ -37,19 +37,31 @@ void tm_pgsink_type_sql(const tm_column_t *col, char *buf, size_t buflen);
 bool tm_pgsink_type_accepts(const char *typname, char typtype, const tm_column_t *col);
 
 /*
- * One epoch's changes, folded per key.  An entry is the last image of its key:
- * an upsert (`line` is the COPY row) or a delete (`line` is the COPY row of
- * the staging table with the key and NULLs).  Without a key (append-only)
- * every row is an entry of its own.  Entries keep their first-seen order.
+ * One epoch's changes, folded per key, robust to the order in which changes
+ * of one key arrive within the epoch (the sink may be fed by several upstream
+ * subtasks, and a join partitioned on another column sends the retraction of
+ * a row and its replacement from different ones).  Every change is a row
+ * image with a count: +1 for an added row (insert, an update's new row), -1
+ * for a retracted one (delete, an update's old row, which a retract stream
+ * carries whole).  Equal images of a key add up and vanish at 0, so at the
+ * end of the epoch, where the stream is consistent, what remains of a key is
+ * one added image (write it), only retracted ones (delete the key), or
+ * nothing (the key is as it was).  Without a key (append-only) every row is an
+ * entry of its own.  Entries keep their first-seen order.
  */
+typedef struct tm_pgsink_image {
+    struct tm_pgsink_image *next; /* older images of the same key */
+    const char *line;             /* the COPY row, without the trailing newline */
+    uint32_t linelen;
+    uint16_t ncols; /* target columns the line holds (later ones were added since) */
+    int32_t net;    /* added minus retracted, never 0 while listed */
+} tm_pgsink_image_t;
+
 typedef struct tm_pgsink_entry {
     uint64_t hash;
     const char *key; /* arena; NULL for append-only rows */
     uint32_t keylen;
-    uint32_t linelen;
-    const char *line; /* arena, without the trailing newline */
-    uint16_t ncols;   /* target columns the line holds (later ones were added since) */
-    bool del;
+    tm_pgsink_image_t *images; /* newest first; NULL when everything cancelled */
 } tm_pgsink_entry_t;
 
 typedef struct tm_pgsink_fold {
@@ -59,8 +71,8 @@ typedef struct tm_pgsink_fold {
     size_t n, cap;
     uint32_t *slots; /* open addressing: entry index + 1, 0 = empty */
     size_t nslots;
-    size_t bytes; /* arena bytes used: the buffer's size for batch_size decisions */
-    uint64_t changes; /* records folded in, before folding */
+    tm_pgsink_image_t *spare; /* unlinked images, reused */
+    uint64_t changes; /* images folded in */
 } tm_pgsink_fold_t;
 
 void tm_pgsink_fold_init(tm_pgsink_fold_t *f, bool keyed);
@@ -68,10 +80,19 @@ void tm_pgsink_fold_release(tm_pgsink_fold_t *f);
 /* Forgets every entry (the arena is reused). */
 void tm_pgsink_fold_clear(tm_pgsink_fold_t *f);
 /*
- * Records the newest image of `key` (NULL/0 for append-only): a delete or an
- * upsert whose COPY row is `line`.  Copies both.  0 or TM_ENOMEM.
+ * Adds (delta = +1) or retracts (delta = -1) the image `line` of `key`
+ * (NULL/0 for append-only, where delta must be +1).  Copies both.  0 or
+ * TM_ENOMEM.
  */
 int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, const char *line,
-                       size_t linelen, int ncols, bool del);
+                       size_t linelen, int ncols, int delta);
+/*
+ * What an entry comes to: the image to upsert (*del false), the image whose
+ * key to delete (*del true), or NULL when the key is unchanged.  With more
+ * than one added image left (an inconsistent stream) the newest wins and
+ * *conflict is set.
+ */
+const tm_pgsink_image_t *tm_pgsink_fold_result(const tm_pgsink_entry_t *e, bool *del,
+                                               bool *conflict);
 
 #endif

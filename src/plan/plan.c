@@ -844,7 +844,8 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
      * find the row an update or a delete retracts.
      */
     bool keyless = decl != NULL ? decl->nkeys == 0 : (in->key == NULL || in->nkey == 0);
-    if (sink->conn != NULL && strcmp(sink->conn->name, "postgres") == 0 && keyless &&
+    bool pgsink = sink->conn != NULL && strcmp(sink->conn->name, "postgres") == 0;
+    if (pgsink && keyless &&
         in->mode != TM_MODE_INSERT_ONLY)
         return plan_err(pc, loc, TM_ESQL,
                         "sink '%s' (connector 'postgres') has no PRIMARY KEY, so it can only "
@@ -881,6 +882,16 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
                         "on (%s); make the sink's key (%s), or GROUP BY %s",
                         sink->name, want, have, have, want);
     }
+    /*
+     * The PostgreSQL sink cancels each retraction against the row it retracts
+     * (pg_sink.h, tm_pgsink_fold_t), so it needs whole before images.
+     */
+    if (pgsink && !in->before_images)
+        return plan_err(pc, loc, TM_EUNSUPPORTED,
+                        "sink '%s' (connector 'postgres') needs updates and deletes that carry "
+                        "the whole row they retract, but the query's changelog carries only the "
+                        "key; select from the source through a view or a projection",
+                        sink->name);
     sinknode->sink_upsert = true;
     sinknode->mode = TM_MODE_UPSERT;
     sinknode->key = int_dup(in->key, in->nkey);

@@ -1,0 +1,185 @@
+/*
+ * Unit test: the PostgreSQL sink's server-free parts (postgres/pg_sink.h):
+ * the per-key fold of an epoch in every arrival order, COPY escaping, the
+ * types create_table uses and the target-type check.
+ */
+#include "tm_test.h"
+
+#include "core/error.h"
+#include "postgres/pg_sink.h"
+
+#include <string.h>
+
+static void put(tm_pgsink_fold_t *f, const char *key, const char *line, int delta)
+{
+    TM_REQUIRE(tm_pgsink_fold_put(f, key, key ? strlen(key) : 0, line, strlen(line), 2, delta) ==
+               0);
+}
+
+/* The single entry of key `key`: "+line", "-line" (delete) or "" (unchanged). */
+static const char *result(const tm_pgsink_fold_t *f, const char *key, bool *conflict)
+{
+    static char buf[256];
+    for (size_t i = 0; i < f->n; i++) {
+        const tm_pgsink_entry_t *e = &f->ents[i];
+        if (e->keylen != strlen(key) || memcmp(e->key, key, e->keylen) != 0)
+            continue;
+        bool del = false;
+        const tm_pgsink_image_t *im = tm_pgsink_fold_result(e, &del, conflict);
+        if (im == NULL)
+            return "";
+        snprintf(buf, sizeof(buf), "%c%.*s", del ? '-' : '+', (int)im->linelen, im->line);
+        return buf;
+    }
+    return "(missing)";
+}
+
+static void test_fold_in_order(void)
+{
+    tm_pgsink_fold_t f;
+    tm_pgsink_fold_init(&f, true);
+    bool c = false;
+    /* An existing row updated twice: retract R0, add R1, retract R1, add R2. */
+    put(&f, "1", "1\ta", -1);
+    put(&f, "1", "1\tb", 1);
+    put(&f, "1", "1\tb", -1);
+    put(&f, "1", "1\tc", 1);
+    TM_CHECK_STR(result(&f, "1", &c), "+1\tc");
+    TM_CHECK(!c);
+    /* Inserted and deleted in the same epoch: nothing to write. */
+    put(&f, "2", "2\tx", 1);
+    put(&f, "2", "2\tx", -1);
+    TM_CHECK_STR(result(&f, "2", &c), "");
+    /* An existing row deleted. */
+    put(&f, "3", "3\ty", -1);
+    TM_CHECK_STR(result(&f, "3", &c), "-3\ty");
+    /* An update that changes nothing. */
+    put(&f, "4", "4\tz", -1);
+    put(&f, "4", "4\tz", 1);
+    TM_CHECK_STR(result(&f, "4", &c), "");
+    TM_CHECK_INT((long long)f.n, 4);
+    TM_CHECK_INT((long long)f.changes, 9);
+    tm_pgsink_fold_release(&f);
+}
+
+/*
+ * The same changes of one key reaching the sink from two subtasks in any
+ * interleaving (the retraction after its replacement): the result does not
+ * depend on it.  A last-image-wins fold would delete the row here.
+ */
+static void test_fold_out_of_order(void)
+{
+    tm_pgsink_fold_t f;
+    tm_pgsink_fold_init(&f, true);
+    bool c = false;
+    put(&f, "5", "5\tregion-2", 1);  /* subtask B: the moved row */
+    put(&f, "5", "5\tregion-1", -1); /* subtask A: its old version */
+    TM_CHECK_STR(result(&f, "5", &c), "+5\tregion-2");
+    TM_CHECK(!c);
+    /* Insert, then a move whose retraction arrives last. */
+    put(&f, "6", "6\tr1", 1);
+    put(&f, "6", "6\tr2", 1);
+    put(&f, "6", "6\tr1", -1);
+    TM_CHECK_STR(result(&f, "6", &c), "+6\tr2");
+    TM_CHECK(!c);
+    /* A delete overtaking the insert it deletes. */
+    put(&f, "7", "7\tq", -1);
+    put(&f, "7", "7\tq", 1);
+    TM_CHECK_STR(result(&f, "7", &c), "");
+    tm_pgsink_fold_release(&f);
+}
+
+static void test_fold_conflict_and_clear(void)
+{
+    tm_pgsink_fold_t f;
+    tm_pgsink_fold_init(&f, true);
+    bool c = false;
+    /* Two live rows for one key (an upsert stream without retractions): the newest wins. */
+    put(&f, "8", "8\told", 1);
+    put(&f, "8", "8\tnew", 1);
+    TM_CHECK_STR(result(&f, "8", &c), "+8\tnew");
+    TM_CHECK(c);
+    /* Many keys: the table grows and every key keeps its own entry. */
+    char key[32], line[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(line, sizeof(line), "k%d\tv", i);
+        put(&f, key, line, 1);
+    }
+    TM_CHECK_INT((long long)f.n, 5001);
+    TM_CHECK_STR(result(&f, "k4321", &c), "+k4321\tv");
+    tm_pgsink_fold_clear(&f);
+    TM_CHECK_INT((long long)f.n, 0);
+    put(&f, "k1", "k1\tw", 1);
+    TM_CHECK_STR(result(&f, "k1", &c), "+k1\tw");
+    TM_CHECK_INT((long long)f.n, 1);
+    tm_pgsink_fold_release(&f);
+
+    /* Append-only: every row is its own entry, duplicates included. */
+    tm_pgsink_fold_init(&f, false);
+    put(&f, NULL, "a", 1);
+    put(&f, NULL, "a", 1);
+    TM_CHECK_INT((long long)f.n, 2);
+    tm_pgsink_fold_release(&f);
+}
+
+static void test_copy_escape(void)
+{
+    tm_buf_t b;
+    tm_buf_init(&b);
+    const char in[] = "a\\b\tc\nd\re";
+    TM_REQUIRE(tm_pgsink_copy_escape(&b, in, sizeof(in) - 1) == 0);
+    TM_REQUIRE(tm_buf_putc(&b, '\0') == 0);
+    TM_CHECK_STR(b.data, "a\\\\b\\tc\\nd\\re");
+    tm_buf_clear(&b);
+    TM_REQUIRE(tm_pgsink_copy_escape(&b, "", 0) == 0);
+    TM_CHECK_INT((long long)b.len, 0);
+    tm_buf_release(&b);
+}
+
+static void test_types(void)
+{
+    tm_column_t c;
+    memset(&c, 0, sizeof(c));
+    char buf[64];
+    c.type = TM_T_NUMERIC;
+    c.precision = 14;
+    c.scale = 2;
+    tm_pgsink_type_sql(&c, buf, sizeof(buf));
+    TM_CHECK_STR(buf, "numeric(14,2)");
+    c.precision = -1;
+    c.scale = TM_SCALE_VARIABLE;
+    tm_pgsink_type_sql(&c, buf, sizeof(buf));
+    TM_CHECK_STR(buf, "numeric");
+    c.type = TM_T_TIMESTAMPTZ;
+    tm_pgsink_type_sql(&c, buf, sizeof(buf));
+    TM_CHECK_STR(buf, "timestamp with time zone");
+    c.type = TM_T_TEXT;
+    c.length = 20;
+    tm_pgsink_type_sql(&c, buf, sizeof(buf));
+    TM_CHECK_STR(buf, "varchar(20)");
+
+    c.type = TM_T_INT64;
+    TM_CHECK(tm_pgsink_type_accepts("int8", 'b', &c));
+    TM_CHECK(tm_pgsink_type_accepts("numeric", 'b', &c));
+    TM_CHECK(tm_pgsink_type_accepts("text", 'b', &c));
+    TM_CHECK(!tm_pgsink_type_accepts("int4", 'b', &c));
+    TM_CHECK(!tm_pgsink_type_accepts("date", 'b', &c));
+    c.type = TM_T_NUMERIC;
+    TM_CHECK(!tm_pgsink_type_accepts("int8", 'b', &c));
+    c.type = TM_T_ENUM;
+    TM_CHECK(tm_pgsink_type_accepts("mood", 'e', &c));
+    TM_CHECK(!tm_pgsink_type_accepts("int4", 'b', &c));
+    c.type = TM_T_TIMESTAMPTZ;
+    TM_CHECK(!tm_pgsink_type_accepts("timestamp", 'b', &c));
+}
+
+int main(void)
+{
+    TM_RUN(test_fold_in_order);
+    TM_RUN(test_fold_out_of_order);
+    TM_RUN(test_fold_conflict_and_clear);
+    TM_RUN(test_copy_escape);
+    TM_RUN(test_types);
+    return tm_test_done();
+}
