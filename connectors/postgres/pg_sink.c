@@ -251,7 +251,15 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
             slot = (slot + 1) & (f->nslots - 1);
         }
     }
-    if (e != NULL) {
+    if (e != NULL && delta == 0) {
+        /* A key-only retraction: whatever the key held in this epoch is gone. */
+        while (e->images != NULL) {
+            tm_pgsink_image_t *im = e->images;
+            e->images = im->next;
+            im->next = f->spare;
+            f->spare = im;
+        }
+    } else if (e != NULL) {
         /* An equal image of the key: the counts add up, and a 0 leaves the list. */
         for (tm_pgsink_image_t **pp = &e->images; *pp != NULL; pp = &(*pp)->next) {
             tm_pgsink_image_t *im = *pp;
@@ -303,7 +311,7 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
     im->line = lcopy;
     im->linelen = (uint32_t)linelen;
     im->ncols = (uint16_t)ncols;
-    im->net = delta;
+    im->net = delta != 0 ? delta : -1;
     im->next = e->images;
     e->images = im;
     return 0;
@@ -1208,9 +1216,11 @@ static int write_record(tm_sink_t *s, const tm_record_t *r, char *errstr, size_t
     /*
      * Keyed: the retracted image (a delete's row, an update's old row, under
      * its own key, so a key change deletes the old key) and the added one.
+     * A source schema without full identity retracts by key only (delta 0).
      */
     if ((update || del) && r->before != NULL) {
-        rc = fold_row(s, r->schema, idx, r->before, -1, errstr, errstr_size);
+        rc = fold_row(s, r->schema, idx, r->before, r->schema->full_identity ? -1 : 0, errstr,
+                      errstr_size);
         if (rc != 0)
             return rc;
     }
@@ -1751,6 +1761,18 @@ static int ps_decided(tm_sink_t *s, uint64_t *epoch, char *errstr, size_t errstr
     return rc;
 }
 
+static const char *ps_delivery(const tm_sink_t *s, bool checkpointing)
+{
+    if (!s->eos)
+        return checkpointing ? "at-least-once (committed at every checkpoint; upserts make a "
+                               "replayed tail harmless)"
+                             : "at-least-once (committed at every flush; upserts make a replayed "
+                               "tail harmless)";
+    return "exactly-once (one transaction per checkpoint: PREPARE TRANSACTION, COMMIT PREPARED "
+           "once the checkpoint completes; on a target with max_prepared_transactions = 0 this "
+           "sink is the job's decision log instead)";
+}
+
 const tm_connector_t tm_connector_postgres_sink = {
     .abi = TM_CONNECTOR_ABI,
     .name = "postgres",
@@ -1768,4 +1790,5 @@ const tm_connector_t tm_connector_postgres_sink = {
     .sink_is_decision_log = ps_is_decision_log,
     .sink_decided = ps_decided,
     .sink_free = ps_free,
+    .sink_delivery = ps_delivery,
 };

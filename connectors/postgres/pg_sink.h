@@ -81,8 +81,11 @@ void tm_pgsink_fold_release(tm_pgsink_fold_t *f);
 void tm_pgsink_fold_clear(tm_pgsink_fold_t *f);
 /*
  * Adds (delta = +1) or retracts (delta = -1) the image `line` of `key`
- * (NULL/0 for append-only, where delta must be +1).  Copies both.  0 or
- * TM_ENOMEM.
+ * (NULL/0 for append-only, where delta must be +1).  delta = 0 is the
+ * retraction of a key whose before image carries only the key (a source
+ * table without REPLICA IDENTITY FULL, whose changes arrive in order): every
+ * image of the key so far is dropped and the key counts as deleted.  Copies
+ * both.  0 or TM_ENOMEM.
  */
 int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, const char *line,
                        size_t linelen, int ncols, int delta);

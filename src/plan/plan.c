@@ -843,7 +843,8 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
      * A PostgreSQL sink without a key can only insert rows: it has no way to
      * find the row an update or a delete retracts.
      */
-    bool keyless = decl != NULL ? decl->nkeys == 0 : (in->key == NULL || in->nkey == 0);
+    /* Without declared columns (SELECT * into `()`), each record's own key decides at run time. */
+    bool keyless = decl != NULL && decl->nkeys == 0;
     bool pgsink = sink->conn != NULL && strcmp(sink->conn->name, "postgres") == 0;
     if (pgsink && keyless &&
         in->mode != TM_MODE_INSERT_ONLY)

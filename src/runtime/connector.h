@@ -165,6 +165,14 @@ typedef struct tm_connector {
      */
     int (*sink_acked)(tm_sink_t *sink, uint64_t *writes, char *errstr, size_t errstr_size);
     void (*sink_free)(tm_sink_t *sink);
+    /*
+     * sink_delivery (main, after sink_new, no I/O; NULL if not needed): the
+     * delivery guarantee as configured, in words, for explain, when it does
+     * not follow from the hooks alone (PostgreSQL: at-least-once despite a
+     * sink_precommit, or exactly-once by two-phase commit or as the decision
+     * log depending on the target server).  A static string.
+     */
+    const char *(*sink_delivery)(const tm_sink_t *sink, bool checkpointing);
 } tm_connector_t;
 
 /* Looks a connector up by name; NULL if unknown. */

@@ -391,3 +391,42 @@ def test_target_server_restarted_and_stopped_mid_stream(remote_case):
     assert tm.terminate() == 0, tm.log_tail()
     assert case.prepared() == []
     assert "retrying" in tm.log_text()
+
+
+def test_select_star_copy_with_add_columns(case):
+    """`SELECT *` from an undeclared source into an undeclared sink: the target is created from the
+    first record's columns, keyed by the source's primary key (REPLICA IDENTITY DEFAULT, so
+    deletes carry only the key), and a column added at the source is added to the target."""
+    case.src(ORDERS)
+    w = Workload(case, 555)
+    w.run(10)
+    job = "\n".join([
+        create_table("shop", {"connector": "postgres-cdc", "dsn": case.pg.dsn(case.db),
+                              "tables": "public.orders", "slot": f"{case.db}_s",
+                              "publication": f"{case.db}_p", "snapshot": "initial"}),
+        create_table("view_out", {"connector": "postgres", "dsn": case.target_pg.dsn(case.tdb),
+                                  "create_table": True, "delivery": "exactly-once",
+                                  "schema_evolution": "add_columns"}),
+        "INSERT INTO view_out SELECT * FROM shop;",
+        "SET checkpoint_interval = '300ms';", ""])
+    tm = case.tidemark(job).start()
+    w.run(60)
+    case.wait_equal("SELECT * FROM orders", tm)
+    case.src("ALTER TABLE orders ADD COLUMN extra int; UPDATE orders SET extra = id * 2 "
+             "WHERE id % 3 = 0;")
+    w.run(30)
+    case.wait_equal("SELECT id, customer_id, amount, note, extra FROM orders", tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert "adding a column to the target" in tm.log_text()
+    assert case.prepared() == []
+
+
+def test_explain_names_the_delivery(case):
+    case.src(ORDERS)
+    for delivery, words in (("exactly-once", "PREPARE TRANSACTION"),
+                            ("at-least-once", "at-least-once (committed at every checkpoint")):
+        path = case.dir / f"{delivery}.sql"
+        path.write_text(case.job(REVENUE_QUERY, REVENUE_COLS, {"delivery": delivery}))
+        out = run_cli(["explain", path], bin=case.bin)
+        assert out.returncode == 0, out.stderr
+        assert words in out.stdout, out.stdout

@@ -89,6 +89,23 @@ static void test_fold_out_of_order(void)
     tm_pgsink_fold_release(&f);
 }
 
+/* Key-only retractions (REPLICA IDENTITY DEFAULT, in order): they delete whatever the key held. */
+static void test_fold_key_only(void)
+{
+    tm_pgsink_fold_t f;
+    tm_pgsink_fold_init(&f, true);
+    bool c = false;
+    put(&f, "9", "9\ta", 1);
+    put(&f, "9", "9\t\\N", 0);
+    TM_CHECK_STR(result(&f, "9", &c), "-9\t\\N");
+    put(&f, "9", "9\tb", 1);
+    TM_CHECK_STR(result(&f, "9", &c), "+9\tb");
+    TM_CHECK(!c);
+    put(&f, "10", "10\t\\N", 0);
+    TM_CHECK_STR(result(&f, "10", &c), "-10\t\\N");
+    tm_pgsink_fold_release(&f);
+}
+
 static void test_fold_conflict_and_clear(void)
 {
     tm_pgsink_fold_t f;
@@ -178,6 +195,7 @@ int main(void)
 {
     TM_RUN(test_fold_in_order);
     TM_RUN(test_fold_out_of_order);
+    TM_RUN(test_fold_key_only);
     TM_RUN(test_fold_conflict_and_clear);
     TM_RUN(test_copy_escape);
     TM_RUN(test_types);
