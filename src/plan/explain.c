@@ -534,7 +534,6 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
                "operations (UNION …), operators that use event time (the Kafka source emits "
-               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source, the "
-               "PostgreSQL sink.\n");
+               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source.\n");
     return 0;
 }
