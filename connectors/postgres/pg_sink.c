@@ -652,7 +652,9 @@ static int ps_fail(tm_sink_t *s, PGresult *res, const char *what, char *errstr,
 {
     char m[600], d[400], c[400];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    tm_pg_msg(res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn), m, sizeof(m));
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    tm_pg_msg(primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn), m,
+              sizeof(m));
     if (m[0] == '\0')
         tm_pg_msg(PQerrorMessage(s->conn), m, sizeof(m));
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;

@@ -430,3 +430,32 @@ def test_explain_names_the_delivery(case):
         out = run_cli(["explain", path], bin=case.bin)
         assert out.returncode == 0, out.stderr
         assert words in out.stdout, out.stdout
+
+
+def test_target_down_at_start_is_waited_for(remote_case):
+    case = remote_case
+    case.src(ORDERS)
+    case.target_pg._pg_ctl_stop()
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, {"retry_timeout": "60s"})).start()
+    time.sleep(3)
+    tm.assert_running("while the target is down at start")
+    assert "target unreachable, retrying" in tm.log_text(), tm.log_tail()
+    case.target_pg._pg_ctl_start()
+    w = Workload(case, 11)
+    w.run(30)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+
+
+def test_a_rejected_row_fails_the_job_with_the_row_and_the_message(case):
+    case.src(ORDERS + "INSERT INTO orders VALUES (1, 1, 10, 'a'), (2, 2, 5000, 'b');")
+    case.tgt("CREATE TABLE public.view_out (customer_id int PRIMARY KEY, orders bigint, "
+             "revenue numeric(14,2) CHECK (revenue < 1000))")
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, {"create_table": False})).start()
+    assert tm.wait_exit(90) != 0
+    text = tm.log_text()
+    assert "violates check constraint" in text, text[-3000:]
+    assert "5000.00" in text, text[-3000:]  # the failing row, from the server's context
+    # Nothing of the failed epoch is visible, and nothing stays prepared.
+    assert case.target() == []
+    assert case.prepared() == []
