@@ -88,7 +88,12 @@ class SinkCase:
         return self.rows(self.pg, self.db, query)
 
     def target(self, cols="*"):
-        return self.rows(self.target_pg, self.tdb, f"SELECT {cols} FROM public.view_out")
+        """The target's rows, or None while the sink has not created it yet."""
+        import psycopg2
+        try:
+            return self.rows(self.target_pg, self.tdb, f"SELECT {cols} FROM public.view_out")
+        except psycopg2.errors.UndefinedTable:
+            return None
 
     def prepared(self):
         out = self.target_pg.psql("SELECT gid FROM pg_prepared_xacts", db=self.tdb)
@@ -104,7 +109,7 @@ class SinkCase:
         try:
             wait_until(equal, timeout, "the target table to equal the query", tm.proc if tm else None)
         except AssertionError:
-            t, g = set(last.get("truth", [])), set(last.get("target", []))
+            t, g = set(last.get("truth") or []), set(last.get("target") or [])
             raise AssertionError(f"target differs from the query: missing {sorted(t - g, key=repr)[:10]}, "
                                  f"extra {sorted(g - t, key=repr)[:10]}\n"
                                  + (tm.log_tail() if tm else ""))
@@ -458,4 +463,47 @@ def test_a_rejected_row_fails_the_job_with_the_row_and_the_message(case):
     assert "5000.00" in text, text[-3000:]  # the failing row, from the server's context
     # Nothing of the failed epoch is visible, and nothing stays prepared.
     assert case.target() == []
+    assert case.prepared() == []
+
+
+def dbz(op, before=None, after=None):
+    import json
+    return json.dumps({"before": before, "after": after, "op": op, "ts_ms": 1700000000000,
+                       "source": {"version": "2.7.0.Final", "connector": "postgresql",
+                                  "name": "shop", "db": "shop", "schema": "public",
+                                  "table": "orders"}})
+
+
+def test_debezium_topic_into_a_warehouse_table(case, kafka):
+    """Kafka-to-warehouse ETL: Debezium change events on a topic, applied by key."""
+    import uuid
+    topic = f"tmpgsink-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, partitions=2)
+    rng = random.Random(12)
+    rows, events = {}, []
+    for n in range(400):
+        i = rng.randrange(60)
+        old = rows.get(i)
+        if old is not None and rng.random() < 0.2:
+            events.append((str(i), dbz("d", before=old)))
+            del rows[i]
+            continue
+        new = {"id": i, "amount": f"{rng.randrange(1, 10**6) / 100:.2f}", "status": f"s{n}"}
+        events.append((str(i), dbz("u" if old else "c", before=old, after=new)))
+        rows[i] = new
+    for key, value in events:
+        kafka.produce(topic, key, value, partition=int(key) % 2)
+    job = "\n".join([
+        create_table("src", {"connector": "kafka", "bootstrap_servers": kafka.bootstrap,
+                             "topic": topic, "group_id": f"g-{topic}"},
+                     "id int PRIMARY KEY, amount numeric(10,2), status text"),
+        create_table("view_out", {"connector": "postgres", "dsn": case.target_pg.dsn(case.tdb),
+                                  "create_table": True, "delivery": "exactly-once"},
+                     "id int PRIMARY KEY, amount numeric(10,2), status text"),
+        "INSERT INTO view_out SELECT id, amount, status FROM src;",
+        "SET checkpoint_interval = '300ms';", ""])
+    tm = case.tidemark(job).start()
+    want = sorted((r["id"], Decimal(r["amount"]), r["status"]) for r in rows.values())
+    wait_until(lambda: sorted(case.target() or []) == want, 120, "the warehouse table", tm.proc)
+    assert tm.terminate() == 0, tm.log_tail()
     assert case.prepared() == []
