@@ -507,8 +507,10 @@ static void ps_free(tm_sink_t *s)
     free(s->progress_q);
     free(s->gid_prefix);
     tm_schema_unref(s->declared);
-    for (int i = 0; i < s->ncols; i++)
+    for (int i = 0; i < s->ncols; i++) {
         free(s->cols[i].name);
+        free(s->cols[i].db_type);
+    }
     free(s->cols);
     free(s->keys);
     for (int i = 0; i < s->nddl; i++)
@@ -776,12 +778,15 @@ static int add_col(tm_sink_t *s, const tm_column_t *c)
     tm_column_t *d = &s->cols[s->ncols];
     *d = *c;
     d->name = strdup(c->name);
-    d->db_type = NULL;
+    d->db_type = c->db_type ? strdup(c->db_type) : NULL;
     d->semantic = NULL;
     d->enum_values = NULL;
     d->default_value = NULL;
-    if (d->name == NULL)
+    if (d->name == NULL || (c->db_type != NULL && d->db_type == NULL)) {
+        free(d->name);
+        free(d->db_type);
         return TM_ENOMEM;
+    }
     s->ncols++;
     return 0;
 }
@@ -1136,6 +1141,22 @@ static int put_value(tm_sink_t *s, tm_buf_t *b, const tm_column_t *scol, const t
         p = d->u.i64 > 0 ? "infinity" : "-infinity";
     if (p != NULL) {
         len = strlen(p);
+    } else if (scol->type == TM_T_INTERVAL && d->u.iv.months != 0) {
+        /*
+         * The calendar months of an interval travel inside its microseconds
+         * (30.4375 days each, row.h): write them as months again, so that
+         * '1 mon' stays '1 mon' and not '30 days 10:30:00'.
+         */
+        tm_datum_t rest = *d;
+        rest.u.iv.us = d->u.iv.us - (int64_t)d->u.iv.months * 2629800000000LL;
+        rest.u.iv.months = 0;
+        const char *rp = NULL;
+        size_t rlen = 0;
+        if (tm_expr_value_text(TM_T_INTERVAL, &rest, &s->scratch, &rp, &rlen) != 0 ||
+            tm_buf_appendf(b, "%d mons ", (int)d->u.iv.months) != 0)
+            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        p = rp;
+        len = rlen;
     } else if (tm_expr_value_text(scol->type, d, &s->scratch, &p, &len) != 0) {
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     }
