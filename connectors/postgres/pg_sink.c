@@ -1732,7 +1732,11 @@ static int ps_recover(tm_sink_t *s, uint64_t epoch, const char *handle, char *er
                       size_t errstr_size)
 {
     (void)handle;
-    if (s->mode != PS_2PC)
+    /*
+     * Also at-least-once: a job switched from exactly-once may have left
+     * prepared epochs, whose locks would block the staging table.
+     */
+    if (s->mode == PS_DLOG)
         return 0;
     const char *params[1] = {s->gid_prefix};
     PGresult *res = NULL;
