@@ -616,3 +616,59 @@ def test_the_materialised_view_guide_runs_as_written(tmp_path, tidemark_bin, mon
         finally:
             tm.kill9()
         assert "exactly-once with two-phase commit" in tm.log_text()
+
+
+def kill_rounds(case, tm, w, failpoints, kills, seed):
+    """`kills` crashes, alternating a failpoint of the protocol and a kill -9 at a random moment,
+    with the workload running throughout; returns the number of kills."""
+    rng = random.Random(seed)
+    done = 0
+    for i in range(kills):
+        if i % 2 == 0:
+            fp = failpoints[(i // 2) % len(failpoints)]
+            tm.start_with(failpoints=f"{fp}=kill@{1 + rng.randrange(3)}")
+            for _ in range(40):
+                w.run(3)
+                if tm.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if tm.poll() is None:
+                tm.kill9()  # the failpoint was not reached in time: a timed kill instead
+        else:
+            tm.start()
+            w.run(rng.randrange(5, 30))
+            time.sleep(rng.uniform(0.1, 1.2))
+            tm.kill9()
+        done += 1
+    return done
+
+
+@pytest.mark.deadline(900)
+def test_twenty_kills_two_phase_commit(case):
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms", parallelism=2))
+    w = Workload(case, 2020)
+    w.run(20)
+    assert kill_rounds(case, tm, w, TWO_PC_KILLS, 20, 7) == 20
+    tm.start()
+    w.run(20)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert case.prepared() == [], "prepared transactions left behind"
+    log = tm.log_text()
+    assert "committed=1" in log and "rolled_back=1" in log, "recovery never had work to do"
+
+
+@pytest.mark.deadline(900)
+def test_twenty_kills_decision_log(dl_case):
+    case = dl_case
+    case.src(ORDERS)
+    tm = case.tidemark(case.job(REVENUE_QUERY, REVENUE_COLS, interval="200ms", parallelism=2))
+    w = Workload(case, 2021)
+    w.run(20)
+    assert kill_rounds(case, tm, w, DL_KILLS, 20, 8) == 20
+    tm.start()
+    w.run(20)
+    case.wait_equal(REVENUE_QUERY, tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert "recovering from the one it committed" in tm.log_text()
