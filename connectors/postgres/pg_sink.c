@@ -1134,7 +1134,8 @@ static int put_value(tm_sink_t *s, tm_buf_t *b, const tm_column_t *scol, const t
     const char *p = NULL;
     size_t len = 0;
     /* ±infinity of dates and timestamps (pg_types.h conventions). */
-    if (scol->type == TM_T_DATE && (d->u.i64 == TM_PG_DATE_POS_INF || d->u.i64 == TM_PG_DATE_NEG_INF))
+    if (scol->type == TM_T_DATE &&
+        (d->u.i64 == TM_PG_DATE_POS_INF || d->u.i64 == TM_PG_DATE_NEG_INF))
         p = d->u.i64 > 0 ? "infinity" : "-infinity";
     else if ((scol->type == TM_T_TIMESTAMP || scol->type == TM_T_TIMESTAMPTZ) &&
              (d->u.i64 == TM_PG_TS_POS_INF || d->u.i64 == TM_PG_TS_NEG_INF))

@@ -448,12 +448,12 @@ static int explain_sinks(const tm_plan_t *plan, FILE *f, char *err, size_t errle
         const char *said =
             t->conn->sink_delivery != NULL ? t->conn->sink_delivery(snk, chk_ms > 0) : NULL;
         t->conn->sink_free(snk);
-        fprintf(f, "    delivery: %s\n",
-                said != NULL   ? said
-                : decision_log ? "exactly-once (transaction per checkpoint); this sink is the job's "
-                                 "decision log: its commit completes each checkpoint"
-                : exactly      ? "exactly-once (two-phase commit per checkpoint)"
-                               : "at-least-once");
+        if (said == NULL)
+            said = decision_log ? "exactly-once (transaction per checkpoint); this sink is the "
+                                  "job's decision log: its commit completes each checkpoint"
+                   : exactly    ? "exactly-once (two-phase commit per checkpoint)"
+                                : "at-least-once";
+        fprintf(f, "    delivery: %s\n", said);
         fprintf(f, "    options:\n");
         explain_options(f, t->opts, t->conn->sink_options);
     }
