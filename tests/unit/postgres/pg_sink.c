@@ -106,6 +106,88 @@ static void test_fold_key_only(void)
     tm_pgsink_fold_release(&f);
 }
 
+/*
+ * Property: whatever the interleaving of two subtasks' streams, the fold of a
+ * consistent epoch gives each key's final state.  Each key has a history of
+ * versions (values from a small domain, so versions repeat); every change
+ * retracts the current version and adds the next (or only one of the two, for
+ * an insert or a delete).  An image goes to subtask (value % 2), as a join
+ * partitioned on that column would send it, and each subtask keeps its order.
+ */
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void test_fold_any_interleaving(void)
+{
+    enum { KEYS = 40, MAXCH = 12, ROUNDS = 300 };
+    uint64_t x = 88172645463325252ull;
+    for (int round = 0; round < ROUNDS; round++) {
+        /* Images of the epoch: key, value (-1 = absent), delta, subtask. */
+        struct img {
+            int key, val, delta, sub;
+        } imgs[KEYS * MAXCH * 2];
+        int nimg = 0, start[KEYS], final[KEYS];
+        for (int k = 0; k < KEYS; k++) {
+            int cur = (int)(rng_next(&x) % 4) - 1; /* -1: the key is absent before */
+            start[k] = cur;
+            int nch = (int)(rng_next(&x) % MAXCH);
+            for (int c = 0; c < nch; c++) {
+                int next = (int)(rng_next(&x) % 4) - 1;
+                if (next == cur && cur >= 0)
+                    continue;
+                if (cur >= 0)
+                    imgs[nimg++] = (struct img){k, cur, -1, cur % 2};
+                if (next >= 0)
+                    imgs[nimg++] = (struct img){k, next, +1, next % 2};
+                cur = next;
+            }
+            final[k] = cur;
+        }
+        /* A random merge of the two subtasks' sequences. */
+        int order[KEYS * MAXCH * 2], a = 0, b = 0, na = 0, nb = 0, n = 0;
+        int seqa[KEYS * MAXCH * 2], seqb[KEYS * MAXCH * 2];
+        for (int i = 0; i < nimg; i++) {
+            if (imgs[i].sub == 0)
+                seqa[na++] = i;
+            else
+                seqb[nb++] = i;
+        }
+        while (a < na || b < nb)
+            order[n++] = (b == nb || (a < na && rng_next(&x) % 2)) ? seqa[a++] : seqb[b++];
+        tm_pgsink_fold_t f;
+        tm_pgsink_fold_init(&f, true);
+        for (int i = 0; i < n; i++) {
+            const struct img *im = &imgs[order[i]];
+            char key[16], line[32];
+            snprintf(key, sizeof(key), "%d", im->key);
+            snprintf(line, sizeof(line), "%d\tv%d", im->key, im->val);
+            put(&f, key, line, im->delta);
+        }
+        for (int k = 0; k < KEYS; k++) {
+            char key[16], want[32];
+            snprintf(key, sizeof(key), "%d", k);
+            if (final[k] >= 0 && final[k] != start[k])
+                snprintf(want, sizeof(want), "+%d\tv%d", k, final[k]);
+            else if (final[k] < 0 && start[k] >= 0)
+                snprintf(want, sizeof(want), "-%d\tv%d", k, start[k]);
+            else
+                want[0] = '\0';
+            bool c = false;
+            const char *got = result(&f, key, &c);
+            if (strcmp(got, "(missing)") == 0)
+                got = "";
+            TM_CHECK_STR(got, want);
+            TM_CHECK(!c);
+        }
+        tm_pgsink_fold_release(&f);
+    }
+}
+
 static void test_fold_conflict_and_clear(void)
 {
     tm_pgsink_fold_t f;
@@ -196,6 +278,7 @@ int main(void)
     TM_RUN(test_fold_in_order);
     TM_RUN(test_fold_out_of_order);
     TM_RUN(test_fold_key_only);
+    TM_RUN(test_fold_any_interleaving);
     TM_RUN(test_fold_conflict_and_clear);
     TM_RUN(test_copy_escape);
     TM_RUN(test_types);
