@@ -606,7 +606,11 @@ static int ps_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr, si
     if (rc == 0) {
         char stage[128];
         uint64_t h = fold_hash(s->job, strlen(s->job)) ^ fold_hash(s->name, strlen(s->name));
-        snprintf(stage, sizeof(stage), "tidemark_stage_%.30s_%08x", s->rel, (unsigned)h);
+        /* At most 30 bytes of the name, cut on a UTF-8 character boundary. */
+        int cut = (int)strlen(s->rel) < 30 ? (int)strlen(s->rel) : 30;
+        while (cut > 0 && ((unsigned char)s->rel[cut] & 0xC0) == 0x80)
+            cut--;
+        snprintf(stage, sizeof(stage), "tidemark_stage_%.*s_%08x", cut, s->rel, (unsigned)h);
         s->target_q = qualify(s->nsp, s->rel);
         s->stage_q = qualify(s->nsp, stage);
         const char *pt = tm_opt_str(o, "progress_table");

@@ -672,3 +672,22 @@ def test_twenty_kills_decision_log(dl_case):
     case.wait_equal(REVENUE_QUERY, tm)
     assert tm.terminate() == 0, tm.log_tail()
     assert "recovering from the one it committed" in tm.log_text()
+
+
+def test_a_target_name_in_unicode_with_a_staging_table_cut_on_a_character(case):
+    """The staging table's name holds 30 bytes of the target's: cut on a UTF-8 boundary."""
+    case.src(ORDERS)
+    name = "x" + "ö" * 20
+    job = case.job(REVENUE_QUERY, REVENUE_COLS, {"table": f"public.{name}"})
+    tm = case.tidemark(job).start()
+    Workload(case, 5).run(30)
+    want = case.truth(REVENUE_QUERY)
+    def equal():
+        try:
+            return case.rows(case.target_pg, case.tdb, f'SELECT * FROM "{name}"') == want
+        except Exception:  # not created yet
+            return False
+    wait_until(equal, 60, "the unicode-named target", tm.proc)
+    assert tm.terminate() == 0, tm.log_tail()
+    stage = case.tgt("SELECT relname FROM pg_class WHERE relname LIKE 'tidemark_stage_%'")
+    assert stage.startswith("tidemark_stage_x" + "ö" * 14 + "_"), stage
