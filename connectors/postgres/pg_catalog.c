@@ -17,6 +17,7 @@
  *
  * Thread: main thread during open, the source thread afterwards.
  */
+#include "postgres/pg_conn.h"
 #include "postgres/postgres_int.h"
 
 #include "core/error.h"
@@ -44,105 +45,8 @@ const char *tm_pg_msg(const char *m, char *buf, size_t buflen)
 int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr,
                   size_t errstr_size)
 {
-    return tm_pg_connect_dsn(src->dsn, src->dsn_masked, replication, out, errstr, errstr_size);
-}
-
-int tm_pg_connect_dsn(const char *dsn, const char *dsn_masked, bool replication, PGconn **out,
-                      char *errstr, size_t errstr_size)
-{
-    char *perr = NULL;
-    char mbuf[512];
-    *out = NULL;
-    PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
-    if (opts == NULL) {
-        int rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                           "option 'dsn' (%s) is not a valid libpq connection string: %s; use "
-                           "'host=… port=… dbname=… user=…' or a postgresql:// URI",
-                           dsn_masked, perr ? tm_pg_msg(perr, mbuf, sizeof(mbuf)) : "no memory");
-        PQfreemem(perr);
-        return rc;
-    }
-    int n = 0;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-        n++;
-    const char **kw = calloc((size_t)n + 4, sizeof(char *));
-    const char **val = calloc((size_t)n + 4, sizeof(char *));
-    char *options = NULL;
-    if (kw == NULL || val == NULL) {
-        free(kw);
-        free(val);
-        PQconninfoFree(opts);
-        return TM_ENOMEM;
-    }
-    int k = 0;
-    const char *user_options = NULL;
-    bool has_appname = false;
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val == NULL || strcmp(o->keyword, "replication") == 0)
-            continue;
-        if (strcmp(o->keyword, "options") == 0) {
-            user_options = o->val;
-            continue;
-        }
-        if (strcmp(o->keyword, "application_name") == 0)
-            has_appname = true;
-        kw[k] = o->keyword;
-        val[k++] = o->val;
-    }
-    /* Our settings come last so that they win over the user's -c of the same name. */
-    size_t olen = (user_options ? strlen(user_options) : 0) + sizeof(TM_PG_SESSION_OPTIONS) + 2;
-    options = malloc(olen);
-    if (options == NULL) {
-        free(kw);
-        free(val);
-        PQconninfoFree(opts);
-        return TM_ENOMEM;
-    }
-    snprintf(options, olen, "%s%s%s", user_options ? user_options : "", user_options ? " " : "",
-             TM_PG_SESSION_OPTIONS);
-    kw[k] = "options";
-    val[k++] = options;
-    if (!has_appname) {
-        kw[k] = "application_name";
-        val[k++] = "tidemark";
-    }
-    if (replication) {
-        kw[k] = "replication";
-        val[k++] = "database";
-    }
-    kw[k] = NULL;
-    val[k] = NULL;
-    PGconn *conn = PQconnectdbParams(kw, val, 0);
-    free(kw);
-    free(val);
-    free(options);
-    PQconninfoFree(opts);
-    if (conn == NULL)
-        return TM_ENOMEM;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        const char *m = tm_pg_msg(PQerrorMessage(conn), mbuf, sizeof(mbuf));
-        int rc;
-        if (strstr(m, "password") != NULL || strstr(m, "authentication") != NULL)
-            rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                           "cannot connect to PostgreSQL with dsn '%s'%s: %s; check the user "
-                           "and password: set PGPASSWORD, use a passfile (~/.pgpass or "
-                           "passfile=…), or write password=${env:NAME} in the dsn",
-                           dsn_masked, replication ? " (replication connection)" : "", m);
-        else if (strstr(m, "does not exist") != NULL || strstr(m, "pg_hba.conf") != NULL)
-            rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                           "cannot connect to PostgreSQL with dsn '%s'%s: %s; check dbname and "
-                           "user in the dsn and the server's pg_hba.conf",
-                           dsn_masked, replication ? " (replication connection)" : "", m);
-        else
-            rc = tm_seterr(errstr, errstr_size, TM_ECONN,
-                           "cannot connect to PostgreSQL with dsn '%s'%s: %s; check that the "
-                           "server is running and that host and port in the dsn are right",
-                           dsn_masked, replication ? " (replication connection)" : "", m);
-        PQfinish(conn);
-        return rc;
-    }
-    *out = conn;
-    return 0;
+    return tm_pgc_connect(src->dsn, src->dsn_masked, replication,
+                          replication ? " (replication connection)" : "", out, errstr, errstr_size);
 }
 
 int tm_pg_conn_ensure(tm_source_t *src, char *errstr, size_t errstr_size)

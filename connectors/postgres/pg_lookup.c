@@ -35,6 +35,8 @@
  * Thread: new/open/describe/free on the main thread; fetch on the join's
  * subtask thread (never concurrently with the others).
  */
+#include "postgres/pg_lookup.h"
+#include "postgres/pg_conn.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "expr/expr.h"
@@ -50,7 +52,7 @@
 
 #define LK_STMT "tm_lookup"
 
-static const tm_option_def_t pg_lookup_options[] = {
+const tm_option_def_t tm_pglk_options[] = {
     {"dsn", TM_OPT_DSN, true, NULL, NULL,
      "libpq connection string or URI of the database that holds the lookup table"},
     {"table", TM_OPT_STRING, true, NULL, NULL,
@@ -94,9 +96,6 @@ struct tm_lookup {
     tm_batch_t *scratch; /* parameters and result rows of the last fetch */
 };
 
-static int lk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr,
-                  size_t errstr_size);
-static void lk_free(tm_lookup_t *lk);
 
 static void split_table(const char *t, char **nsp, char **rel)
 {
@@ -110,7 +109,7 @@ static void split_table(const char *t, char **nsp, char **rel)
     }
 }
 
-static int lk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr,
+int tm_pglk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr,
                   size_t errstr_size)
 {
     *out = NULL;
@@ -118,8 +117,9 @@ static int lk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr
     if (!tm_opt_bool(o, "lookup"))
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "table '%s': connector 'postgres' is a lookup table only with lookup = "
-                         "true (add it to WITH (…)); the PostgreSQL sink is not built yet, and "
-                         "connector = 'postgres-cdc' reads a table's changes as a source",
+                         "true (add it to WITH (…)); without it the table is a sink (INSERT "
+                         "INTO), and connector = 'postgres-cdc' reads a table's changes as a "
+                         "source",
                          cfg->name);
     if (cfg->declared == NULL || cfg->declared->ncols == 0 || cfg->declared->nkeys == 0)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
@@ -156,13 +156,13 @@ static int lk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr
     lk->max_retries = tm_opt_int(o, "lookup_max_retries");
     if (!lk->name || !lk->dsn || !lk->dsn_masked || !lk->nspname || !lk->relname ||
         !lk->key_cols) {
-        lk_free(lk);
+        tm_pglk_free(lk);
         return TM_ENOMEM;
     }
     for (int k = 0; k < cfg->nkeys; k++) {
         if (cfg->key_cols[k] < 0 || cfg->key_cols[k] >= cfg->declared->ncols ||
             (lk->key_schema != NULL && lk->key_schema->ncols != cfg->nkeys)) {
-            lk_free(lk);
+            tm_pglk_free(lk);
             return tm_seterr(errstr, errstr_size, TM_EINVAL,
                              "lookup table '%s': the plan gave a bad key layout", cfg->name);
         }
@@ -172,7 +172,7 @@ static int lk_new(tm_lookup_t **out, const tm_lookup_config_t *cfg, char *errstr
     return 0;
 }
 
-static void lk_free(tm_lookup_t *lk)
+void tm_pglk_free(tm_lookup_t *lk)
 {
     if (lk == NULL)
         return;
@@ -499,7 +499,7 @@ static int ensure_conn(tm_lookup_t *lk, char *errstr, size_t errstr_size)
             PQfinish(lk->conn);
         lk->conn = NULL;
         lk->prepared = false;
-        int rc = tm_pg_connect_dsn(lk->dsn, lk->dsn_masked, false, &lk->conn, errstr,
+        int rc = tm_pgc_connect(lk->dsn, lk->dsn_masked, false, "", &lk->conn, errstr,
                                    errstr_size);
         if (rc != 0)
             return rc;
@@ -522,7 +522,7 @@ static int ensure_conn(tm_lookup_t *lk, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static int lk_open(tm_lookup_t *lk, char *errstr, size_t errstr_size)
+int tm_pglk_open(tm_lookup_t *lk, char *errstr, size_t errstr_size)
 {
     int rc = ensure_conn(lk, errstr, errstr_size);
     if (rc != 0 && rc != TM_ENOMEM && errstr_size > 0) {
@@ -620,7 +620,7 @@ static int fetch_once(tm_lookup_t *lk, const char *const *params, int nkeys, tm_
     return rc;
 }
 
-static int lk_fetch(tm_lookup_t *lk, const tm_row_t *const *keys, int nkeys, tm_lookup_row_fn fn,
+int tm_pglk_fetch(tm_lookup_t *lk, const tm_row_t *const *keys, int nkeys, tm_lookup_row_fn fn,
                     void *arg, char *errstr, size_t errstr_size)
 {
     if (nkeys <= 0)
@@ -690,7 +690,7 @@ static int lk_fetch(tm_lookup_t *lk, const tm_row_t *const *keys, int nkeys, tm_
     return rc;
 }
 
-static void lk_describe(const tm_lookup_t *lk, void (*line)(void *arg, const char *text),
+void tm_pglk_describe(const tm_lookup_t *lk, void (*line)(void *arg, const char *text),
                         void *arg)
 {
     char buf[1024];
@@ -708,15 +708,3 @@ static void lk_describe(const tm_lookup_t *lk, void (*line)(void *arg, const cha
     line(arg, buf);
 }
 
-const tm_connector_t tm_connector_pg_lookup = {
-    .abi = TM_CONNECTOR_ABI,
-    .name = "postgres",
-    .kinds = TM_CONNECTOR_LOOKUP,
-    .doc = "a PostgreSQL table read by key at processing time (lookup joins)",
-    .lookup_options = pg_lookup_options,
-    .lookup_new = lk_new,
-    .lookup_open = lk_open,
-    .lookup_fetch = lk_fetch,
-    .lookup_describe = lk_describe,
-    .lookup_free = lk_free,
-};

@@ -140,9 +140,6 @@ const char *tm_pg_msg(const char *m, char *buf, size_t buflen);
  * when `replication`).  On failure returns TM_ESOURCE or TM_ECONN with libpq's
  * message, the masked DSN and what to do.
  */
-/* The same for any DSN (the lookup connector, pg_lookup.c); dsn_masked is shown in messages. */
-int tm_pg_connect_dsn(const char *dsn, const char *dsn_masked, bool replication, PGconn **out,
-                      char *errstr, size_t errstr_size);
 int tm_pg_connect(tm_source_t *src, bool replication, PGconn **out, char *errstr,
                   size_t errstr_size);
 /* Makes sure src->conn is usable, reconnecting once if it is not. */

@@ -55,6 +55,12 @@
  *                                not yet appended
  *   file.commit.appended         file sink commit: part appended and
  *                                fdatasync()ed, not yet unlinked
+ *   pgsink.before_prepare        PostgreSQL sink pre-commit: the epoch is
+ *                                written in its transaction, not yet prepared
+ *   pgsink.before_commit_prepared  PostgreSQL sink commit: COMMIT PREPARED of
+ *                                an epoch about to be sent
+ *   pgsink.before_dl_commit      PostgreSQL sink as the decision log: the
+ *                                progress row is written, COMMIT not yet sent
  *
  * Cost when off: one relaxed atomic load and a predictable branch.
  *

@@ -282,6 +282,12 @@ int tm__datum_to_text(tm_type_t type, const tm_datum_t *in, tm_arena_t *arena, c
     return 0;
 }
 
+int tm_expr_value_text(tm_type_t type, const tm_datum_t *in, tm_arena_t *arena, const char **ptr,
+                       size_t *len)
+{
+    return tm__datum_to_text(type, in, arena, ptr, len);
+}
+
 /* ---------------------------------------------------------- input */
 
 static int bad_input(const char *type, const char *s, size_t len, char *errstr, size_t errstr_size)

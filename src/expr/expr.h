@@ -185,6 +185,15 @@ const char *tm_expr_type_name(const tm_expr_type_t *t, char *buf, size_t buflen)
 int tm_expr_type_parse(const char *name, const int32_t *typmods, int ntypmods, bool array,
                        tm_expr_type_t *out, char *errstr, size_t errstr_size);
 
+/*
+ * The text form of a non-NULL value as PostgreSQL's output function writes it
+ * (TimeZone = UTC, IntervalStyle = postgres), which its input function reads
+ * back; the PostgreSQL sink writes COPY rows with it.  Variable results go to
+ * `arena`.  Returns 0 or TM_ENOMEM.
+ */
+int tm_expr_value_text(tm_type_t type, const tm_datum_t *in, tm_arena_t *arena, const char **ptr,
+                       size_t *len);
+
 /* ---- evaluation (thread: any) ---- */
 
 typedef struct tm_eval_env {

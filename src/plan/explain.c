@@ -525,12 +525,15 @@ static int explain_sinks(const tm_plan_t *plan, FILE *f, char *err, size_t errle
             decision_log = t->conn->sink_is_decision_log(snk);
             exactly = decision_log;
         }
+        const char *said =
+            t->conn->sink_delivery != NULL ? t->conn->sink_delivery(snk, chk_ms > 0) : NULL;
         t->conn->sink_free(snk);
-        fprintf(f, "    delivery: %s\n",
-                decision_log ? "exactly-once (transaction per checkpoint); this sink is the job's "
-                               "decision log: its commit completes each checkpoint"
-                : exactly    ? "exactly-once (two-phase commit per checkpoint)"
-                             : "at-least-once");
+        if (said == NULL)
+            said = decision_log ? "exactly-once (transaction per checkpoint); this sink is the "
+                                  "job's decision log: its commit completes each checkpoint"
+                   : exactly    ? "exactly-once (two-phase commit per checkpoint)"
+                                : "at-least-once";
+        fprintf(f, "    delivery: %s\n", said);
         fprintf(f, "    options:\n");
         explain_options(f, t->opts, t->conn->sink_options);
     }
@@ -613,7 +616,6 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
                "operations (UNION …), operators that use event time (the Kafka source emits "
-               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source, the "
-               "PostgreSQL sink.\n");
+               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source.\n");
     return 0;
 }

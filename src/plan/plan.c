@@ -1074,6 +1074,21 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
     int loc = pc->plan->job->inserts[pc->insert].location;
     sinknode->mode = in->mode;
     sinknode->before_images = in->before_images;
+    /*
+     * A PostgreSQL sink without a key can only insert rows: it has no way to
+     * find the row an update or a delete retracts.
+     */
+    /* Without declared columns (SELECT * into `()`), each record's own key decides at run time. */
+    bool keyless = decl != NULL && decl->nkeys == 0;
+    bool pgsink = sink->conn != NULL && strcmp(sink->conn->name, "postgres") == 0;
+    if (pgsink && keyless &&
+        in->mode != TM_MODE_INSERT_ONLY)
+        return plan_err(pc, loc, TM_ESQL,
+                        "sink '%s' (connector 'postgres') has no PRIMARY KEY, so it can only "
+                        "insert rows, but the query's changelog is %s (it updates and deletes "
+                        "rows); declare the sink's PRIMARY KEY (the query's unique key), or "
+                        "write an insert-only query",
+                        sink->name, tm_changelog_mode_name(in->mode));
     if (decl == NULL || decl->nkeys == 0 || in->schema == NULL) {
         sinknode->key = int_dup(in->key, in->nkey);
         sinknode->nkey = in->key ? in->nkey : (in->nkey > 0 ? 1 : 0);
@@ -1103,6 +1118,16 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
                         "on (%s); make the sink's key (%s), or GROUP BY %s",
                         sink->name, want, have, have, want);
     }
+    /*
+     * The PostgreSQL sink cancels each retraction against the row it retracts
+     * (pg_sink.h, tm_pgsink_fold_t), so it needs whole before images.
+     */
+    if (pgsink && !in->before_images)
+        return plan_err(pc, loc, TM_EUNSUPPORTED,
+                        "sink '%s' (connector 'postgres') needs updates and deletes that carry "
+                        "the whole row they retract, but the query's changelog carries only the "
+                        "key; select from the source through a view or a projection",
+                        sink->name);
     sinknode->sink_upsert = true;
     sinknode->mode = TM_MODE_UPSERT;
     sinknode->key = int_dup(in->key, in->nkey);

@@ -230,6 +230,14 @@ typedef struct tm_connector {
     void (*lookup_describe)(const tm_lookup_t *lk, void (*line)(void *arg, const char *text),
                             void *arg);
     void (*lookup_free)(tm_lookup_t *lk);
+    /*
+     * sink_delivery (main, after sink_new, no I/O; NULL if not needed): the
+     * delivery guarantee as configured, in words, for explain, when it does
+     * not follow from the hooks alone (PostgreSQL: at-least-once despite a
+     * sink_precommit, or exactly-once by two-phase commit or as the decision
+     * log depending on the target server).  A static string.
+     */
+    const char *(*sink_delivery)(const tm_sink_t *sink, bool checkpointing);
 } tm_connector_t;
 
 /* Looks a connector up by name; NULL if unknown. */

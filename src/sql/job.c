@@ -939,8 +939,8 @@ static int job_check(parse_ctx_t *pc)
             if (!tm_opt_bool(t->opts, "lookup"))
                 return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
                                  "%s: connector '%s' makes a lookup table only with lookup = "
-                                 "true (add it to WITH (…) to join the table by key); the "
-                                 "PostgreSQL sink is not built yet, and connector = "
+                                 "true (add it to WITH (…) to join the table by key); without "
+                                 "it the table can be a sink (INSERT INTO), and connector = "
                                  "'postgres-cdc' reads a table's changes as a source",
                                  where, t->conn->name);
             continue;
