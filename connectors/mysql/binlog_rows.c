@@ -666,6 +666,11 @@ int tm_my_schema_from_tablemap(const tm_my_tablemap_t *tm, const char *source_na
         return TM_ENOMEM;
     tm_schema_set_str(&s->source_name, source_name);
     tm_schema_set_str(&s->db, tm->db);
+    /*
+     * MySQL has no schemas inside a database; the database stands in the
+     * namespace too, so topic names are <prefix>.<db>.<table> as Debezium's.
+     */
+    tm_schema_set_str(&s->namespace, tm->db);
     tm_schema_set_str(&s->table, tm->table);
     s->full_identity = true;
     int rc = 0;
@@ -695,7 +700,7 @@ int tm_my_schema_from_tablemap(const tm_my_tablemap_t *tm, const char *source_na
         if (rc != 0)
             break;
     }
-    if (rc == 0 && (s->source_name == NULL || s->db == NULL || s->table == NULL))
+    if (rc == 0 && (s->source_name == NULL || s->db == NULL || s->namespace == NULL || s->table == NULL))
         rc = TM_ENOMEM;
     if (rc == 0 && tm_schema_finish(s) != 0)
         rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,

@@ -164,7 +164,7 @@ typedef struct tm_my_mapping {
 /*
  * Builds the schema of a table map: column names from the metadata (col_N
  * without it), the Debezium MySQL type mapping, the primary key from
- * SIMPLE_PRIMARY_KEY.  db = the database, table = the table, namespace NULL.
+ * SIMPLE_PRIMARY_KEY.  db and namespace = the database, table = the table.
  * Returns TM_EUNSUPPORTED for a column type it cannot decode.
  */
 int tm_my_schema_from_tablemap(const tm_my_tablemap_t *tm, const char *source_name,

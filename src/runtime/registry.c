@@ -9,12 +9,14 @@ extern const tm_connector_t tm_connector_postgres;
 extern const tm_connector_t tm_connector_file;
 extern const tm_connector_t tm_connector_stdout;
 extern const tm_connector_t tm_connector_kafka;
+extern const tm_connector_t tm_connector_mysql;
 
 static const tm_connector_t *const connectors[] = {
     &tm_connector_postgres,
     &tm_connector_file,
     &tm_connector_stdout,
     &tm_connector_kafka,
+    &tm_connector_mysql,
     NULL,
 };
 
