@@ -465,6 +465,15 @@ static int connect_stream(stream_t *st, char *errstr, size_t errstr_size)
                          (size_t)strlen(st->done.file));
     mariadb_rpl_optionsv(st->rpl, MARIADB_RPL_START, start);
     mariadb_rpl_optionsv(st->rpl, MARIADB_RPL_FLAGS, (unsigned int)0);
+    /*
+     * With a host set, the library registers us (COM_REGISTER_SLAVE), so SHOW
+     * SLAVE HOSTS lists this job under its server_id and another job's
+     * server_id check can see it.
+     */
+    char report[96];
+    snprintf(report, sizeof(report), "tidemark:%.80s", src->name);
+    mariadb_rpl_optionsv(st->rpl, MARIADB_RPL_HOST, report, (size_t)strlen(report));
+    mariadb_rpl_optionsv(st->rpl, MARIADB_RPL_PORT, (unsigned int)0);
     if (mariadb_rpl_open(st->rpl) != 0) {
         unsigned e = mysql_errno(st->conn);
         rc = tm_seterr(errstr, errstr_size,
