@@ -86,23 +86,7 @@ typedef struct stream {
     bool ever_connected;
 } stream_t;
 
-/* ---- Output queue ---- */
-
-static tm_my_out_t *outq_at(tm_source_t *src, int i)
-{
-    return &src->outq[(src->outq_head + i) % TM_MY_OUTQ_MAX];
-}
-
-static int outq_push(tm_source_t *src, tm_batch_t *batch, tm_schema_t *schema)
-{
-    if (src->outq_len == TM_MY_OUTQ_MAX)
-        return TM_ENOMEM; /* impossible: input stops at MAX_WAITING */
-    tm_my_out_t *o = outq_at(src, src->outq_len++);
-    o->batch = batch;
-    o->schema = schema;
-    o->barrier = 0;
-    return 0;
-}
+/* ---- Output ---- */
 
 static void ring_push(stream_t *st, uint64_t token, const tm_my_pos_t *pos)
 {
@@ -140,7 +124,7 @@ static int seal(stream_t *st)
         st->untokened = true;
     }
     tm_source_count(st->ctx, b->count, 0);
-    int rc = outq_push(src, b, NULL);
+    int rc = tm_srcq_push_batch(&src->outq, b);
     if (rc != 0)
         tm_batch_unref(b);
     return rc;
@@ -148,27 +132,7 @@ static int seal(stream_t *st)
 
 static int flush_outq(stream_t *st, int timeout_ms)
 {
-    tm_source_t *src = st->src;
-    while (src->outq_len > 0) {
-        tm_my_out_t *o = outq_at(src, 0);
-        int rc;
-        if (o->batch != NULL)
-            rc = tm_source_emit(st->ctx, o->batch, timeout_ms);
-        else if (o->barrier != 0)
-            rc = tm_source_emit_barrier(st->ctx, o->barrier, o->barrier_token, o->barrier_pos,
-                                        timeout_ms);
-        else
-            rc = tm_source_emit_schema(st->ctx, o->schema, timeout_ms);
-        if (rc != 0)
-            return rc;
-        tm_schema_unref(o->schema);
-        o->batch = NULL;
-        o->schema = NULL;
-        o->barrier = 0;
-        src->outq_head = (src->outq_head + 1) % TM_MY_OUTQ_MAX;
-        src->outq_len--;
-    }
-    return 0;
+    return tm_srcq_flush(&st->src->outq, st->ctx, timeout_ms);
 }
 
 static tm_record_t *add_record(stream_t *st, tm_schema_t *schema, tm_op_t op)
@@ -204,36 +168,22 @@ static int save_acked(stream_t *st, char *errstr, size_t errstr_size)
 
 /* ---- Barriers ---- */
 
-static uint64_t barrier_wanted(stream_t *st)
-{
-    tm_source_t *src = st->src;
-    uint64_t id = tm_source_barrier_due(st->ctx);
-    if (id == 0)
-        return 0;
-    for (int i = 0; i < src->outq_len; i++)
-        if (outq_at(src, i)->barrier == id)
-            return 0;
-    return id;
-}
-
+/* Injects a requested barrier between transactions (invariant 3). */
 static int maybe_barrier(stream_t *st)
 {
     tm_source_t *src = st->src;
-    uint64_t id = barrier_wanted(st);
-    if (id == 0 || st->tx_active || src->outq_len >= TM_MY_OUTQ_MAX - 1)
+    uint64_t id = tm_source_barrier_due(st->ctx);
+    if (id == 0 || st->tx_active || tm_srcq_has_barrier(&src->outq, id) ||
+        tm_srcq_room(&src->outq) < 2)
         return 0;
     int rc = seal(st);
     if (rc != 0)
         return rc;
-    tm_my_out_t *o = outq_at(src, src->outq_len++);
-    o->batch = NULL;
-    o->schema = NULL;
-    o->barrier = id;
-    o->barrier_token = st->done_token;
-    tm_my_pos_format(&st->done, o->barrier_pos, sizeof(o->barrier_pos));
+    char pos[512];
+    tm_my_pos_format(&st->done, pos, sizeof(pos));
     if (st->done_token > src->sealed_token)
         src->sealed_token = st->done_token;
-    return 0;
+    return tm_srcq_push_barrier(&src->outq, id, st->done_token, pos);
 }
 
 /* ---- Tables ---- */
@@ -333,7 +283,7 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         /* Invariant 3: the rows before the change leave first. */
         if ((rc = seal(st)) != 0)
             return rc;
-        if ((rc = outq_push(src, NULL, tm_schema_ref(schema))) != 0) {
+        if ((rc = tm_srcq_push_schema(&src->outq, tm_schema_ref(schema))) != 0) {
             tm_schema_unref(schema);
             return rc;
         }
@@ -645,7 +595,13 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
     case TM_MY_EV_DELETE_ROWS_V2:
         return on_rows(st, &h, body, blen, errstr, errstr_size);
     case TM_MY_EV_STOP:
-        return tm_seterr(errstr, errstr_size, TM_ECONN, "the server is shutting down");
+        /*
+         * The server stopped after writing this file; the dump goes on with
+         * the next file (a ROTATE follows), so it is no error here.  A
+         * server that is shutting down now ends the connection, and that
+         * is handled as a lost connection.
+         */
+        return 0;
     default:
         if (h.type >= TM_MY_EV_WRITE_ROWS_COMPRESSED_V1 - 3 &&
             h.type <= TM_MY_EV_DELETE_ROWS_COMPRESSED_V1)
@@ -668,7 +624,7 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
             return 0;
         if ((rc = save_acked(st, errstr, errstr_size)) != 0)
             return rc;
-        if (src->outq_len >= MAX_WAITING) {
+        if (src->outq.len >= MAX_WAITING) {
             if (flush_outq(st, 100) == TM_ESTOPPED)
                 return 0;
             continue;

@@ -734,11 +734,7 @@ static void my_source_free(tm_source_t *src)
     free(src->specs);
     tm_my_tables_free(src);
     tm_batch_unref(src->cur);
-    for (int i = 0; i < src->outq_len; i++) {
-        tm_my_out_t *o = &src->outq[(src->outq_head + i) % TM_MY_OUTQ_MAX];
-        tm_batch_unref(o->batch);
-        tm_schema_unref(o->schema);
-    }
+    tm_srcq_clear(&src->outq);
     free(src->name);
     free(src->host);
     free(src->user);

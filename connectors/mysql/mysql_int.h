@@ -25,6 +25,7 @@
 #ifndef TM_MYSQL_MYSQL_INT_H
 #define TM_MYSQL_MYSQL_INT_H
 
+#include "common/srcq.h"
 #include "mysql/binlog_rows.h"
 #include "runtime/connector.h"
 
@@ -64,17 +65,6 @@ typedef struct tm_my_table {
     tm_schema_t *schema;    /* its schema; one reference owned here */
 } tm_my_table_t;
 
-/* An event waiting to be handed to the runtime, in order. */
-typedef struct tm_my_out {
-    tm_batch_t *batch;      /* either a batch ... */
-    tm_schema_t *schema;    /* ... or a schema change (owned reference) ... */
-    uint64_t barrier;       /* ... or checkpoint barrier `barrier` */
-    uint64_t barrier_token; /* complete up to this token */
-    char barrier_pos[512];  /* and this position string */
-} tm_my_out_t;
-
-#define TM_MY_OUTQ_MAX 64
-
 struct tm_source {
     /* Configuration: set by source_new, immutable afterwards. */
     char *name;
@@ -110,8 +100,7 @@ struct tm_source {
     tm_my_table_t *tables;
     int ntables, tablecap;
     tm_batch_t *cur;
-    tm_my_out_t outq[TM_MY_OUTQ_MAX];
-    int outq_head, outq_len;
+    tm_srcq_t outq; /* the shared source-output path (common/srcq.h) */
     uint64_t sealed_token;
 };
 

@@ -358,3 +358,92 @@ def test_purged_binlog_on_resume(case):
     newest = wait_until(purged, 30, f"{needed} to be purged")
     tm.start()
     expect_failure(tm, needed, "no longer has it", newest)
+
+
+# -- failures mid-stream ---------------------------------------------------------------
+
+def _ids(path):
+    """Ids of the inserts in a sink file, with or without the schema part (schemas = false)."""
+    out = []
+    for r in read_jsonl(path):
+        p = r.get("payload", r) if r is not None else None
+        if p and p.get("op") == "c":
+            out.append(p["after"]["id"])
+    return out
+
+
+def test_server_restart_mid_stream_loses_nothing(case):
+    """The server stops and comes back: the job reconnects and resumes at the last transaction."""
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.r (id INT PRIMARY KEY)")
+    tm = case.start(source={"heartbeat_interval": "500ms"})
+    case.wait_started(tm)
+    my.sql("".join(f"INSERT INTO {db}.r VALUES ({i});" for i in range(1, 21)))
+    wait_for_lines(case.topic("r"), 20, proc=tm)
+    my.restart()
+    my.sql("".join(f"INSERT INTO {db}.r VALUES ({i});" for i in range(21, 41)))
+    wait_for_lines(case.topic("r"), 40, timeout=90, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert _ids(case.topic("r")) == list(range(1, 41))
+    assert "binlog connection restored" in tm.log_text(), tm.log_tail()
+
+
+@pytest.mark.deadline(600)
+def test_kill9_with_checkpoints_gives_each_change_exactly_once(case):
+    """kill -9 at random points under load; checkpoints make the file sink exactly-once."""
+    import random
+    import threading
+    import time
+
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.ev (id INT PRIMARY KEY, pad VARCHAR(40))")
+    job = case.job(sink={"schemas": False}) + "\nSET checkpoint_interval = '300ms';\n"
+    tm = case.start(job=job)
+    case.wait_started(tm)
+    stop = threading.Event()
+    next_id = [1]
+
+    def writer():
+        while not stop.is_set():
+            first = next_id[0]
+            # Small multi-row transactions: a kill lands inside and between them.
+            stmts = "".join(
+                f"START TRANSACTION; INSERT INTO {db}.ev VALUES ({i}, 'x'), ({i + 1}, 'y'); COMMIT;"
+                for i in range(first, first + 40, 2))
+            my.sql(stmts)
+            next_id[0] = first + 40
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    rng = random.Random(20261207)
+    kills = 0
+    try:
+        for _ in range(6):
+            time.sleep(rng.uniform(0.3, 1.5))
+            tm.kill9()
+            kills += 1
+            time.sleep(rng.uniform(0.0, 0.4))
+            tm.start()
+    finally:
+        stop.set()
+        t.join(60)
+    end = next_id[0]
+    path = case.topic("ev")
+
+    def all_there():
+        try:
+            return set(range(1, end)) <= set(_ids(path))
+        except AssertionError:
+            return False
+
+    wait_until(all_there, 180, f"ids 1..{end - 1} in {path.name}", proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    ids = _ids(path)
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dup, f"written more than once: {dup[:20]}"
+    assert sorted(ids) == list(range(1, end)), "missing or unexpected ids"
+    assert ids == sorted(ids), "not in binlog order"
+    assert kills == 6
+    assert 'from="checkpoint"' in tm.log_text(), tm.log_tail()
