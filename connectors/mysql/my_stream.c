@@ -181,8 +181,11 @@ static int maybe_barrier(stream_t *st)
         return rc;
     char pos[512];
     tm_my_pos_format(&st->done, pos, sizeof(pos));
-    if (st->done_token > src->sealed_token)
+    if (st->done_token > src->sealed_token) {
+        /* No batch carried this token: the barrier does, and the position file may follow it. */
         src->sealed_token = st->done_token;
+        ring_push(st, st->done_token, &st->done);
+    }
     return tm_srcq_push_barrier(&src->outq, id, st->done_token, pos);
 }
 

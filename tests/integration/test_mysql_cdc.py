@@ -447,3 +447,36 @@ def test_kill9_with_checkpoints_gives_each_change_exactly_once(case):
     assert ids == sorted(ids), "not in binlog order"
     assert kills == 6
     assert 'from="checkpoint"' in tm.log_text(), tm.log_tail()
+
+
+def test_alter_table_mid_stream(case):
+    """Rows before and after ADD/DROP/RENAME/MODIFY COLUMN each carry the columns of their time."""
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.s (id INT PRIMARY KEY, a VARCHAR(10), b INT)")
+    tm = case.start()
+    case.wait_started(tm)
+    my.sql(f"""
+        INSERT INTO {db}.s VALUES (1, 'one', 10);
+        ALTER TABLE {db}.s ADD COLUMN c DECIMAL(6,2) AFTER a;
+        INSERT INTO {db}.s VALUES (2, 'two', 2.50, 20);
+        ALTER TABLE {db}.s DROP COLUMN b;
+        UPDATE {db}.s SET a = 'uno' WHERE id = 1;
+        ALTER TABLE {db}.s RENAME COLUMN a TO name;
+        ALTER TABLE {db}.s MODIFY COLUMN c DECIMAL(10,4);
+        INSERT INTO {db}.s VALUES (3, 'three', 3.1234);
+    """)
+    recs = wait_for_lines(case.topic("s"), 4, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    p = [r["payload"] for r in recs]
+    assert [x["op"] for x in p] == ["c", "c", "u", "c"]
+    assert set(p[0]["after"]) == {"id", "a", "b"}
+    assert set(p[1]["after"]) == {"id", "a", "c", "b"}
+    assert p[2]["before"] == {"id": 1, "a": "one", "c": None}
+    assert p[2]["after"]["a"] == "uno"
+    assert set(p[3]["after"]) == {"id", "name", "c"} and p[3]["after"]["name"] == "three"
+    # The decimal's scale follows the column's new type.
+    scales = [f["parameters"]["scale"] for f in _fields(recs[3], "after").values()
+              if f.get("name") == "org.apache.kafka.connect.data.Decimal"]
+    assert scales == ["4"], scales
+    assert "table shape changed" in tm.log_text()
