@@ -132,6 +132,7 @@ typedef struct tm_my_column {
     int nlabels;
     uint32_t geom_type;
     int key_index; /* position in the primary key, or -1 */
+    bool json;     /* MariaDB JSON (a text column with a json_valid check), from the catalog */
 } tm_my_column_t;
 
 typedef struct tm_my_tablemap {
@@ -143,6 +144,9 @@ typedef struct tm_my_tablemap {
     tm_my_column_t *cols;
     bool has_names;   /* COLUMN_NAME metadata was present (binlog_row_metadata=FULL) */
     bool has_signedness;
+    bool has_charsets; /* DEFAULT_CHARSET or COLUMN_CHARSET was present */
+    bool has_key;      /* SIMPLE_PRIMARY_KEY or PRIMARY_KEY_WITH_PREFIX was present */
+    bool has_labels;   /* ENUM_STR_VALUE or SET_STR_VALUE was present */
 } tm_my_tablemap_t;
 
 /*
@@ -155,6 +159,19 @@ int tm_my_tablemap_parse(const uint8_t *body, size_t len, tm_my_tablemap_t **out
 tm_my_tablemap_t *tm_my_tablemap_free(tm_my_tablemap_t *tm);
 /* True when both describe the same columns (types, metadata, names, key). */
 bool tm_my_tablemap_same_shape(const tm_my_tablemap_t *a, const tm_my_tablemap_t *b);
+
+/*
+ * True when `next`, as the binlog wrote it, describes the same table as
+ * `cached` (which may have been completed from the catalog): the same
+ * types, type metadata and nullability, and the same names, signedness,
+ * charsets, labels and key wherever `next` carries them.
+ */
+bool tm_my_tablemap_same_binlog_shape(const tm_my_tablemap_t *cached,
+                                      const tm_my_tablemap_t *next);
+/* True for the types the SIGNEDNESS metadata covers. */
+bool tm_my_type_is_numeric(uint8_t type);
+/* True for the types DEFAULT_CHARSET / COLUMN_CHARSET cover. */
+bool tm_my_type_is_character(uint8_t type);
 
 /* How values map onto tidemark types (the Debezium modes that change the type). */
 typedef struct tm_my_mapping {

@@ -261,10 +261,15 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         tm_my_tablemap_free(map);
         return 0;
     }
-    if (t->map != NULL && tm_my_tablemap_same_shape(t->map, map)) {
-        tm_my_tablemap_free(t->map);
-        t->map = map;
+    if (t->map != NULL && tm_my_tablemap_same_binlog_shape(t->map, map)) {
+        /* The usual case: one TABLE_MAP per transaction, same table (and catalog reads). */
+        t->map->table_id = map->table_id;
+        tm_my_tablemap_free(map);
         return 0;
+    }
+    if ((rc = tm_my_catalog_complete(src, map, errstr, errstr_size)) != 0) {
+        tm_my_tablemap_free(map);
+        return rc;
     }
     tm_schema_t *schema = NULL;
     rc = tm_my_schema_from_tablemap(map, src->name, &src->mapping, &schema, errstr, errstr_size);

@@ -467,12 +467,12 @@ static int check_server(tm_source_t *src, char *errstr, size_t errstr_size)
                 "columns the server logs; set binlog_row_image = FULL for whole before images\"",
                 src->name, v[3]);
     if (strcasecmp(v[6], "FULL") != 0)
-        return tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                         "the server's binlog_row_metadata is %s, but tidemark reads column "
-                         "names, signedness and ENUM/SET values from the binlog; set "
-                         "binlog_row_metadata = FULL (MariaDB 10.5+, MySQL 8.0.1+); reading "
-                         "them from information_schema instead is not built yet",
-                         v[6]);
+        TM_WARN(TM_MY_COMP, "binlog_row_metadata is not FULL",
+                "source=%s binlog_row_metadata=%s hint=\"column names, signedness, charsets "
+                "and keys come from information_schema, which describes tables as they are now: "
+                "set binlog_row_metadata = FULL so that events written before an ALTER TABLE "
+                "decode as they were\"",
+                src->name, v[6]);
     src->checksum_alg = strcasecmp(v[5], "CRC32") == 0 ? 1 : 0;
     if (strtoul(v[4], NULL, 10) == src->server_id)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,

@@ -3,6 +3,7 @@
  *
  *     mysql.c        descriptor, options, source_new/open/run/describe/free,
  *                    the start checks, positions and the position file
+ *     my_catalog.c   information_schema: what a TABLE_MAP does not carry
  *     my_stream.c    the binlog stream through Connector/C (mariadb_rpl_*):
  *                    events to records and batches, transactions, barriers,
  *                    acknowledgements, reconnects
@@ -124,6 +125,16 @@ int tm_my_pos_parse(const char *s, tm_my_pos_t *pos);
 int tm_my_pos_save(tm_source_t *src, const tm_my_pos_t *pos, char *errstr, size_t errstr_size);
 /* True if `db`.`table` matches the tables option. */
 bool tm_my_wanted(const tm_source_t *src, const char *db, const char *table);
+
+/* ---- my_catalog.c ---- */
+
+/*
+ * Fills what a TABLE_MAP lacks (names, signedness, charsets, labels, key)
+ * from information_schema, and marks MariaDB JSON columns.  TM_ESOURCE when
+ * the catalog no longer matches the event's columns.
+ */
+int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr,
+                           size_t errstr_size);
 
 /* ---- my_stream.c ---- */
 

@@ -82,7 +82,8 @@ class MyCase:
 
 @pytest.fixture
 def case(my, tmp_path, tidemark_bin, request):
-    c = MyCase(my, tmp_path, tidemark_bin, "t_" + request.node.name.replace("test_", "")[:40])
+    name = "".join(ch if ch.isalnum() else "_" for ch in request.node.name.replace("test_", ""))
+    c = MyCase(my, tmp_path, tidemark_bin, "t_" + name[:50])
     yield c
     c.cleanup()
 
@@ -157,14 +158,31 @@ def check_image(record, image, want, context):
             assert g == w, f"{context}: {col} ({sqltype}): got {g!r}, want {w!r}"
 
 
-def test_every_type_insert_update_delete(case):
-    """The capture.py table and statements, end to end, value by value."""
+@pytest.mark.parametrize("metadata", ["FULL", "MINIMAL", "NO_LOG"])
+def test_every_type_insert_update_delete(case, metadata):
+    """The capture.py table and statements, end to end, value by value.
+
+    With binlog_row_metadata FULL the binlog describes every column; with
+    MINIMAL and NO_LOG (MariaDB's default) names, signedness, charsets, labels
+    and the key come from information_schema.
+    """
     my = case.my
     ddl = capture.TYPES_DDL.replace("capture.", f"{case.db}.")
     my.sql("SET time_zone = '+00:00'; " + ddl)
-    tm = case.start(source={"bigint_unsigned_handling": "precise"},
-                    sink={"decimal_handling": "string", "binary_handling_mode": "hex"})
-    case.wait_started(tm)
+    my.sql(f"SET GLOBAL binlog_row_metadata = '{metadata}'")
+    try:
+        tm = case.start(source={"bigint_unsigned_handling": "precise"},
+                        sink={"decimal_handling": "string", "binary_handling_mode": "hex"})
+        case.wait_started(tm)
+        _every_type(case, tm)
+    finally:
+        my.sql("SET GLOBAL binlog_row_metadata = 'FULL'")
+    if metadata != "FULL":
+        assert "binlog_row_metadata is not FULL" in tm.log_text()
+
+
+def _every_type(case, tm):
+    my = case.my
     select = capture.select_sql().replace("capture.", f"{case.db}.")
     expected = []
     for st in capture.STATEMENTS:
@@ -275,13 +293,24 @@ def test_binlog_format_must_be_row(case):
         case.my.sql("SET GLOBAL binlog_format = 'ROW'")
 
 
-def test_binlog_row_metadata_must_be_full(case):
-    case.my.sql("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+def test_catalog_that_no_longer_matches_stops_the_job(case):
+    """Without FULL metadata, events older than an ALTER cannot be described: a clear stop."""
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.m (id INT PRIMARY KEY, a INT)")
+    my.sql("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
     try:
         tm = case.start(name="meta")
-        expect_failure(tm, "binlog_row_metadata", "FULL")
+        case.wait_started(tm)
+        my.sql(f"INSERT INTO {db}.m VALUES (1, 1)")
+        wait_for_lines(case.topic("m"), 1, proc=tm)
+        assert tm.terminate() == 0
+        # While the job is down: an event for the old shape, then the shape changes.
+        my.sql(f"UPDATE {db}.m SET a = 2 WHERE id = 1; ALTER TABLE {db}.m ADD COLUMN b INT")
+        tm.start()
+        expect_failure(tm, f"{db}.m", "binlog_row_metadata = FULL")
     finally:
-        case.my.sql("SET GLOBAL binlog_row_metadata = 'FULL'")
+        my.sql("SET GLOBAL binlog_row_metadata = 'FULL'")
 
 
 def test_binlog_row_image_minimal_warns(case):
