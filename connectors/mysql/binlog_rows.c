@@ -901,6 +901,15 @@ static int decode_decimal(tm_batch_t *batch, tm_datum_t *d, const uint8_t *p, in
     return rc == TM_EINVAL ? TM_ECORRUPT : rc;
 }
 
+int tm_my_decimal_decode(tm_batch_t *batch, tm_datum_t *d, const uint8_t *p, size_t n, int prec,
+                         int scale)
+{
+    if (prec < 1 || prec > 65 || scale < 0 || scale > 30 || scale > prec ||
+        n < decimal_size(prec, scale))
+        return TM_ECORRUPT;
+    return decode_decimal(batch, d, p, prec, scale);
+}
+
 /* Windows-1252 (MySQL's latin1) bytes 0x80-0x9F as Unicode; 0 = undefined, kept as U+FFFD. */
 static const uint16_t cp1252_hi[32] = {
     0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
@@ -1239,8 +1248,16 @@ static int decode_value(rd_t *r, const tm_my_column_t *c, const tm_column_t *col
                 return TM_ECORRUPT;
             return tm_batch_set_var(batch, d, q + 4, n - 4);
         }
-        if (c->type == TM_MY_T_JSON)
-            return TM_EUNSUPPORTED; /* MySQL 8 binary JSON: not decoded yet */
+        if (c->type == TM_MY_T_JSON) {
+            /* MySQL 8 writes its binary JSON format; the row holds the text. */
+            tm_buf_t text;
+            tm_buf_init(&text);
+            int rc = tm_my_json_to_text(q, n, &text);
+            if (rc == 0)
+                rc = tm_batch_set_var(batch, d, text.data ? text.data : "", text.len);
+            tm_buf_release(&text);
+            return rc;
+        }
         if (col->type == TM_T_BYTES)
             return tm_batch_set_var(batch, d, q, n);
         return set_text(batch, d, q, n, c->collation);

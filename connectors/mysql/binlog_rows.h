@@ -33,6 +33,7 @@
 #ifndef TM_MYSQL_BINLOG_ROWS_H
 #define TM_MYSQL_BINLOG_ROWS_H
 
+#include "core/buf.h"
 #include "core/row.h"
 #include "core/schema.h"
 
@@ -215,6 +216,18 @@ int tm_my_rows_parse(uint8_t type, const uint8_t *body, size_t len, tm_my_rows_t
 int tm_my_rows_next(tm_my_rows_t *r, const tm_my_tablemap_t *tm, const tm_schema_t *schema,
                     tm_batch_t *batch, tm_row_t **before, tm_row_t **after, char *errstr,
                     size_t errstr_size);
+
+/*
+ * Decodes the binlog's packed DECIMAL(prec, scale) from p (n bytes
+ * available) into d, exactly.  TM_ECORRUPT if it does not fit or is not one.
+ */
+int tm_my_decimal_decode(tm_batch_t *batch, tm_datum_t *d, const uint8_t *p, size_t n, int prec,
+                         int scale);
+/*
+ * MySQL 8's binary JSON document (n bytes) as the JSON text MySQL prints,
+ * appended to out (binlog_json.c).  TM_ECORRUPT for malformed input.
+ */
+int tm_my_json_to_text(const uint8_t *doc, size_t n, tm_buf_t *out);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t tm_my_days_from_civil(int64_t y, unsigned m, unsigned d);

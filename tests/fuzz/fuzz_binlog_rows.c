@@ -10,7 +10,8 @@
  *
  * The table map is parsed and turned into a schema with both BIGINT
  * UNSIGNED modes; every row of the rows event is decoded against it; the
- * whole input also goes through the header parser and the CRC32 check.
+ * whole input also goes through the header parser, the CRC32 check and the
+ * MySQL 8 binary JSON decoder.
  *
  * Invariants: no crash, no leak, no undefined behaviour on any input.
  *
@@ -28,6 +29,7 @@
  *
  * Thread: libFuzzer calls the target from one thread.
  */
+#include "core/buf.h"
 #include "core/row.h"
 #include "core/schema.h"
 #include "mysql/binlog_rows.h"
@@ -48,6 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tm_my_event_header_t h;
     (void)tm_my_event_header_parse(data, size, &h, err, sizeof(err));
     (void)tm_my_event_checksum_verify(data, size, err, sizeof(err));
+    /* The whole input as MySQL 8 binary JSON too. */
+    tm_buf_t json;
+    tm_buf_init(&json);
+    (void)tm_my_json_to_text(data, size, &json);
+    tm_buf_release(&json);
     if (size < 3)
         return 0;
     uint8_t type = row_types[data[0] % 6];
