@@ -18,6 +18,8 @@
  *   1. Only fields the event did not carry are filled (has_* flags), so a
  *      FULL-metadata event is never overridden by a newer catalog.
  *   2. A lost catalog connection is reopened once before failing.
+ *   3. With names in the event, catalog rows are matched by name, never by
+ *      position, so a catalog newer than the event cannot shift columns.
  *
  * Thread: the source thread (src->conn belongs to it once source_open ended).
  */
@@ -27,6 +29,7 @@
 #include "core/log.h"
 
 #include <errmsg.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,14 +130,36 @@ int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr
     int rc = run_query(src, sql, &res, errstr, errstr_size);
     if (rc != 0)
         return rc;
+    /*
+     * With names in the event (FULL metadata), catalog rows are matched by
+     * name, so a column added or dropped since does not shift the others and
+     * a count that differs is no error; without them, by position, and the
+     * counts must agree.
+     */
+    uint64_t nrows = mysql_num_rows(res);
+    if (!map->has_names && nrows != map->ncols) {
+        mysql_free_result(res);
+        return tm_seterr(errstr, errstr_size, TM_ESOURCE,
+                         "table %s.%s has %" PRIu64 " columns in information_schema but %u in "
+                         "the binlog event being read: it changed since, and the catalog cannot "
+                         "describe the older events; set binlog_row_metadata = FULL on the server "
+                         "so the binlog describes every event itself",
+                         map->db, map->table, nrows, map->ncols);
+    }
     uint32_t i = 0;
     MYSQL_ROW row;
     while (rc == 0 && (row = mysql_fetch_row(res)) != NULL) {
-        if (i >= map->ncols) {
-            i++;
-            continue;
+        tm_my_column_t *c = NULL;
+        if (!map->has_names) {
+            c = &map->cols[i++];
+        } else {
+            for (uint32_t k = 0; k < map->ncols && c == NULL; k++)
+                if (map->cols[k].name != NULL && row[0] != NULL &&
+                    strcmp(map->cols[k].name, row[0]) == 0)
+                    c = &map->cols[k];
+            if (c == NULL)
+                continue; /* a column the event does not have (added since) */
         }
-        tm_my_column_t *c = &map->cols[i++];
         const char *coltype = row[1] ? row[1] : "";
         if (!map->has_names) {
             free(c->name);
@@ -145,7 +170,8 @@ int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr
             c->is_unsigned = strstr(coltype, "unsigned") != NULL;
         if (!map->has_charsets && tm_my_type_is_character(c->type))
             /* No collation in the catalog: a binary string type. */
-            c->collation = row[2] == NULL ? TM_MY_COLLATION_BINARY : (uint32_t)strtoul(row[3], NULL, 10);
+            c->collation = row[2] == NULL ? TM_MY_COLLATION_BINARY
+                                          : (uint32_t)strtoul(row[3] ? row[3] : "0", NULL, 10);
         if (!map->has_labels && (c->type == TM_MY_T_ENUM || c->type == TM_MY_T_SET) &&
             c->nlabels == 0 && rc == 0)
             rc = parse_labels(c, coltype);
@@ -159,12 +185,5 @@ int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr
     mysql_free_result(res);
     if (rc != 0)
         return rc;
-    if (i != map->ncols)
-        return tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                         "table %s.%s has %u columns in information_schema but %u in the binlog "
-                         "event being read: it changed since, and the catalog cannot describe "
-                         "the older events; set binlog_row_metadata = FULL on the server so the "
-                         "binlog describes every event itself",
-                         map->db, map->table, i, map->ncols);
     return 0;
 }
