@@ -37,6 +37,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #include <errmsg.h>
@@ -304,6 +305,7 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
 {
     tm_source_t *src = st->src;
     tm_my_rows_t r;
+    tm_failpoint("mysql.stream.rows");
     int rc = tm_my_rows_parse(h->type, body, len, &r, errstr, errstr_size);
     if (rc != 0)
         return rc;
@@ -443,6 +445,9 @@ static int connect_stream(stream_t *st, char *errstr, size_t errstr_size)
     snprintf(st->file, sizeof(st->file), "%s", st->done.file);
     /* Invariant 2: rows of the transaction that was open are in batches already. */
     st->skip_rows = st->tx_active ? st->tx_rows : 0;
+    if (st->skip_rows > 0)
+        TM_INFO(TM_MY_COMP, "resuming inside a transaction", "source=%s gtid=%s skip_rows=%" PRIu64,
+                src->name, st->tx_gtid, st->skip_rows);
     st->tx_active = false;
     st->tx_rows = 0;
     st->ever_connected = true;

@@ -55,6 +55,8 @@
  *                                not yet appended
  *   file.commit.appended         file sink commit: part appended and
  *                                fdatasync()ed, not yet unlinked
+ *   mysql.stream.rows            mysql-cdc source thread: a rows event arrived,
+ *                                not yet decoded (sleep here slows the source)
  *
  * Cost when off: one relaxed atomic load and a predictable branch.
  *

@@ -535,3 +535,44 @@ def test_full_metadata_events_older_than_the_catalog(case):
     # The JSON column is still recognised (its check matched by name, not position).
     for r in recs[1:]:
         assert _fields(r, "after")["doc"].get("name") == "io.debezium.data.Json"
+
+
+def test_big_transaction_and_a_lost_connection_inside_it(case):
+    """One 100 000-row transaction streams through in batches; the binlog connection is
+    killed while it is being read, and the rows already emitted are not emitted again."""
+    my = case.my
+    db = case.db
+    n = 100_000
+    my.sql(f"CREATE TABLE {db}.big (id INT PRIMARY KEY, pad CHAR(50))")
+    tm = Tidemark(case.job(sink={"schemas": False}), case.dir / "tm", bin=case.bin)
+    case.daemons.append(tm)
+    # A slow source (5 ms per rows event of about 100 rows), so the kill lands while the
+    # transaction is still being read.
+    tm.start_with(failpoints="mysql.stream.rows=sleep(5)")
+    case.wait_started(tm)
+    my.sql(f"INSERT INTO {db}.big SELECT seq, REPEAT('p', 50) FROM {db}.seq_1_to_{n}")
+    path = case.topic("big")
+
+    def some_lines():
+        try:
+            k = path.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            return None
+        return k if 0 < k < n else None
+
+    wait_until(some_lines, 60, "the transaction to be partly written", proc=tm)
+    killed = 0
+    for row in my.query("SELECT ID FROM information_schema.PROCESSLIST "
+                        "WHERE COMMAND = 'Binlog Dump' AND USER = 'cdc'"):
+        my.sql(f"KILL {row[0]}", check=False)
+        killed += 1
+    assert killed == 1
+    wait_for_lines(path, n, timeout=240, proc=tm)
+    my.sql(f"INSERT INTO {db}.big VALUES ({n + 1}, 'after')")
+    wait_for_lines(path, n + 1, timeout=60, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    ids = _ids(path)
+    assert len(ids) == n + 1 and ids == list(range(1, n + 2)), \
+        f"{len(ids)} rows, {len(ids) - len(set(ids))} duplicates"
+    assert "binlog connection restored" in tm.log_text(), tm.log_tail()
+    assert "resuming inside a transaction" in tm.log_text(), tm.log_tail()
