@@ -85,6 +85,8 @@ typedef struct stream {
     int ring_head, ring_len;
     uint64_t saved_token;
     bool ever_connected;
+    bool fde_logged;   /* the checksum setting was logged ... */
+    bool fde_checksum; /* ... as this */
 } stream_t;
 
 /* ---- Output ---- */
@@ -523,7 +525,12 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
     int rc = tm_my_event_header_parse(raw, len, &h, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    size_t cks = src->checksum_alg == 1 ? TM_MY_CHECKSUM_LEN : 0;
+    /*
+     * Whether events carry a CRC32 is said by each FORMAT_DESCRIPTION event
+     * (binlog_checksum can change at run time, for the next file); the
+     * library reads it from there.
+     */
+    size_t cks = st->rpl->use_checksum ? TM_MY_CHECKSUM_LEN : 0;
     if (cks && (rc = tm_my_event_checksum_verify(raw, len, errstr, errstr_size)) != 0) {
         size_t n = strlen(errstr);
         snprintf(errstr + n, errstr_size - n, " (%s, event ending at %" PRIu32 ")", st->file,
@@ -607,6 +614,14 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
     case TM_MY_EV_UPDATE_ROWS_V2:
     case TM_MY_EV_DELETE_ROWS_V2:
         return on_rows(st, &h, body, blen, errstr, errstr_size);
+    case TM_MY_EV_FORMAT_DESCRIPTION:
+        if (!st->fde_logged || st->fde_checksum != (cks != 0)) {
+            TM_INFO(TM_MY_COMP, "binlog format", "source=%s file=%s checksums=%s", src->name,
+                    st->file, cks ? "crc32" : "none");
+            st->fde_logged = true;
+            st->fde_checksum = cks != 0;
+        }
+        return 0;
     case TM_MY_EV_STOP:
         /*
          * The server stopped after writing this file; the dump goes on with

@@ -95,7 +95,7 @@ struct tm_source {
     bool is_mariadb;
     char binlog_base[160]; /* "binlog" of binlog.000001 */
     tm_my_pos_t start;     /* where streaming starts */
-    uint32_t checksum_alg; /* 0 none, 1 CRC32 */
+    uint32_t checksum_alg; /* at open: 0 none, 1 CRC32 (each file's FDE decides when streaming) */
 
     /* Source thread state. */
     tm_my_table_t *tables;

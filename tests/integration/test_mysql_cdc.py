@@ -207,6 +207,8 @@ def _every_type(case, tm):
         assert p["source"]["name"] == "inv" and p["source"]["db"] == case.db
         assert p["source"]["table"] == "types"
     assert tm.terminate() == 0, tm.log_tail()
+    # Every event was checked against its CRC32.
+    assert "checksums=crc32" in tm.log_text(), tm.log_tail()
 
 
 def test_transactions_multi_table_and_rollback(case):
@@ -576,3 +578,25 @@ def test_big_transaction_and_a_lost_connection_inside_it(case):
         f"{len(ids)} rows, {len(ids) - len(set(ids))} duplicates"
     assert "binlog connection restored" in tm.log_text(), tm.log_tail()
     assert "resuming inside a transaction" in tm.log_text(), tm.log_tail()
+
+
+def test_binlog_checksum_changed_mid_stream(case):
+    """binlog_checksum set to NONE and back: each file's FORMAT_DESCRIPTION says what to check."""
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.k (id INT PRIMARY KEY)")
+    tm = case.start()
+    case.wait_started(tm)
+    try:
+        my.sql(f"INSERT INTO {db}.k VALUES (1)")
+        my.sql("SET GLOBAL binlog_checksum = 'NONE'")
+        my.sql(f"INSERT INTO {db}.k VALUES (2)")
+        my.sql("SET GLOBAL binlog_checksum = 'CRC32'")
+        my.sql(f"INSERT INTO {db}.k VALUES (3)")
+        wait_for_lines(case.topic("k"), 3, proc=tm)
+    finally:
+        my.sql("SET GLOBAL binlog_checksum = 'CRC32'")
+    assert tm.terminate() == 0, tm.log_tail()
+    assert _ids(case.topic("k")) == [1, 2, 3]
+    log = tm.log_text()
+    assert "checksums=none" in log and log.rindex("checksums=crc32") > log.index("checksums=none")
