@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* Sealed events allowed to wait before input stops being read. */
@@ -85,6 +86,7 @@ typedef struct stream {
     int ring_head, ring_len;
     uint64_t saved_token;
     bool ever_connected;
+    bool crc;          /* events carry a CRC32 (see handle_event) */
     bool fde_logged;   /* the checksum setting was logged ... */
     bool fde_checksum; /* ... as this */
 } stream_t;
@@ -418,6 +420,15 @@ static int connect_stream(stream_t *st, char *errstr, size_t errstr_size)
     if (src->is_mariadb &&
         (rc = tm_my_exec(st->conn, "SET @mariadb_slave_capability = 4", errstr, errstr_size)) != 0)
         return rc;
+    /* The events before the first FORMAT_DESCRIPTION are checksummed as announced here. */
+    if (mysql_query(st->conn, "SELECT @@global.binlog_checksum") != 0)
+        return tm_seterr(errstr, errstr_size, TM_ECONN, "cannot read binlog_checksum: %s",
+                         mysql_error(st->conn));
+    MYSQL_RES *res = mysql_store_result(st->conn);
+    MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+    st->crc = row != NULL && row[0] != NULL && strcasecmp(row[0], "CRC32") == 0;
+    if (res != NULL)
+        mysql_free_result(res);
     st->rpl = mariadb_rpl_init(st->conn);
     if (st->rpl == NULL)
         return TM_ENOMEM;
@@ -526,11 +537,30 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
     if (rc != 0)
         return rc;
     /*
-     * Whether events carry a CRC32 is said by each FORMAT_DESCRIPTION event
-     * (binlog_checksum can change at run time, for the next file); the
-     * library reads it from there.
+     * Whether events carry a CRC32: what the connection announced (the
+     * server's binlog_checksum when we connected) for the events before the
+     * first FORMAT_DESCRIPTION (the artificial ROTATE), then what each
+     * file's FORMAT_DESCRIPTION says (binlog_checksum can change at run
+     * time, for the next file).
      */
-    size_t cks = st->rpl->use_checksum ? TM_MY_CHECKSUM_LEN : 0;
+    if (h.type == TM_MY_EV_FORMAT_DESCRIPTION) {
+        /*
+         * It ends with the algorithm byte and four checksum bytes, which hold
+         * the CRC32 when the byte is 1 (CRC32) and are not checked when it is
+         * 0 (OFF): seen from MariaDB 10.11 after SET GLOBAL binlog_checksum.
+         */
+        uint8_t alg = len >= TM_MY_HEADER_LEN + 5 ? raw[len - 5] : 0xFF;
+        if (alg == 1 && tm_my_event_checksum_verify(raw, len, errstr, errstr_size) == 0)
+            st->crc = true;
+        else if (alg == 0)
+            st->crc = false;
+        else
+            return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                             "FORMAT_DESCRIPTION event of %s names no checksum algorithm tidemark "
+                             "knows, or fails its CRC32",
+                             st->file);
+    }
+    size_t cks = st->crc ? TM_MY_CHECKSUM_LEN : 0;
     if (cks && (rc = tm_my_event_checksum_verify(raw, len, errstr, errstr_size)) != 0) {
         size_t n = strlen(errstr);
         snprintf(errstr + n, errstr_size - n, " (%s, event ending at %" PRIu32 ")", st->file,

@@ -654,15 +654,35 @@ static int decide_start(tm_source_t *src, char *errstr, size_t errstr_size)
                 src->name, from, pos.file, pos.offset, pos.gtid);
         return 0;
     }
-    memset(&src->start, 0, sizeof(src->start));
-    snprintf(src->start.file, sizeof(src->start.file), "%s", cur[0]);
-    src->start.offset = strtoull(cur[1], NULL, 10);
-    if (src->is_mariadb) {
-        char g[1][256];
-        if (query_row(src->conn, "SELECT @@gtid_binlog_pos", g, 1, errstr, errstr_size) == 0)
-            snprintf(src->start.gtid, sizeof(src->start.gtid), "%.191s", g[0]);
+    /*
+     * The GTID state and the file position come from two statements; a
+     * commit between them would pair a position with a GTID state one
+     * transaction ahead.  Read the GTID state before and after the position
+     * and retry until they agree.
+     */
+    for (int attempt = 0;; attempt++) {
+        char g1[1][256] = {{0}}, g2[1][256] = {{0}};
+        if (src->is_mariadb &&
+            (rc = query_row(src->conn, "SELECT @@gtid_binlog_pos", g1, 1, errstr,
+                            errstr_size)) != 0 && rc != TM_ENOTFOUND)
+            return rc;
+        if (attempt > 0 &&
+            (rc = query_row(src->conn, "SHOW MASTER STATUS", cur, 2, errstr, errstr_size)) != 0)
+            return rc == TM_ENOTFOUND ? TM_ESOURCE : rc;
+        if (src->is_mariadb &&
+            (rc = query_row(src->conn, "SELECT @@gtid_binlog_pos", g2, 1, errstr,
+                            errstr_size)) != 0 && rc != TM_ENOTFOUND)
+            return rc;
+        if (strcmp(g1[0], g2[0]) != 0 && attempt < 20)
+            continue;
+        memset(&src->start, 0, sizeof(src->start));
+        snprintf(src->start.file, sizeof(src->start.file), "%s", cur[0]);
+        src->start.offset = strtoull(cur[1], NULL, 10);
+        /* Still moving after 20 tries: the GTID is for the record only, leave it out. */
+        if (strcmp(g1[0], g2[0]) == 0)
+            snprintf(src->start.gtid, sizeof(src->start.gtid), "%.191s", g2[0]);
+        return 0;
     }
-    return 0;
 }
 
 static int my_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
