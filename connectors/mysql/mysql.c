@@ -676,7 +676,7 @@ static int decide_start(tm_source_t *src, char *errstr, size_t errstr_size)
         if (strcmp(g1[0], g2[0]) != 0 && attempt < 20)
             continue;
         memset(&src->start, 0, sizeof(src->start));
-        snprintf(src->start.file, sizeof(src->start.file), "%s", cur[0]);
+        snprintf(src->start.file, sizeof(src->start.file), "%.191s", cur[0]);
         src->start.offset = strtoull(cur[1], NULL, 10);
         /* Still moving after 20 tries: the GTID is for the record only, leave it out. */
         if (strcmp(g1[0], g2[0]) == 0)
