@@ -22,7 +22,7 @@ PACKAGES=(
     meson ninja-build pkg-config gcc clang libclang-rt-14-dev
     # Libraries the daemon links against.
     libpq-dev libjansson-dev librocksdb-dev libevent-dev libpg-query-dev librdkafka-dev
-    default-libmysqlclient-dev
+    default-libmysqlclient-dev libmariadb-dev
     # The servers and tools the integration tests start and drive.
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
     # pip installs tests/requirements.txt (PyPI packages Debian does not have) beside the system.
@@ -31,6 +31,8 @@ PACKAGES=(
     prometheus
     # systemd-analyze checks deploy/systemd (tests/integration/test_deploy_systemd.py).
     systemd
+    # MariaDB 10.11 with its binlog, for the mysql-cdc source's tests.
+    mariadb-server mariadb-client
     # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
     # the Python client and kcat drive it.
     openjdk-17-jdk-headless maven python3-confluent-kafka kcat
@@ -75,6 +77,11 @@ install_packages() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # The tests start their own MariaDB (tests/lib/mariadbserver.py); a system
+    # service the package may have started would only hold port 3306 and memory.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet mariadb 2>/dev/null; then
+        "${sudo[@]}" systemctl disable --now mariadb || true
+    fi
 }
 
 # Resolves the Kafka broker and caches its classpath.  kafkaserver.py does the

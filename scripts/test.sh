@@ -223,6 +223,7 @@ asan_slice=(
     tests/integration/test_kafka_source.py::test_graceful_stop_and_restart_give_each_event_once
     tests/integration/test_kafka_source.py::test_kill9_and_restart_give_each_event_once
     tests/integration/test_kafka_source.py::test_records_of_aborted_transactions_never_appear
+    tests/integration/test_mysql_cdc.py
 )
 if ((asan_ok)); then
     reports="$LOGDIR/sanitizer-reports"

@@ -61,6 +61,8 @@
  *                                an epoch about to be sent
  *   pgsink.before_dl_commit      PostgreSQL sink as the decision log: the
  *                                progress row is written, COMMIT not yet sent
+ *   mysql.stream.rows            mysql-cdc source thread: a rows event arrived,
+ *                                not yet decoded (sleep here slows the source)
  *
  * Cost when off: one relaxed atomic load and a predictable branch.
  *

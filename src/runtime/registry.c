@@ -10,6 +10,7 @@ extern const tm_connector_t tm_connector_file;
 extern const tm_connector_t tm_connector_stdout;
 extern const tm_connector_t tm_connector_kafka;
 extern const tm_connector_t tm_connector_postgres_table;
+extern const tm_connector_t tm_connector_mysql;
 
 static const tm_connector_t *const connectors[] = {
     &tm_connector_postgres,
@@ -17,6 +18,7 @@ static const tm_connector_t *const connectors[] = {
     &tm_connector_stdout,
     &tm_connector_kafka,
     &tm_connector_postgres_table,
+    &tm_connector_mysql,
     NULL,
 };
 

@@ -28,22 +28,21 @@ Use from a shell (the server keeps running until `stop`):
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
-import pwd
 import shlex
-import shutil
-import socket
 import subprocess
 import time
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
+try:
+    from serverproc import HOST, ServerProcess, free_port
+except ImportError:  # imported as tests.lib.pgserver
+    from .serverproc import HOST, ServerProcess, free_port
+
 PG_BINDIR = Path(os.environ.get("TIDEMARK_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-HOST = "127.0.0.1"
 SERVER_USER = "postgres"
 
 # The settings every server gets.  Callers may override any of them through
@@ -85,14 +84,6 @@ def _conf_value(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _free_port() -> int:
-    # The port is free when we look; another process could take it before the
-    # server binds, which start() handles by retrying with a new port.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def _client_env() -> dict:
     # Stray PG* variables from the caller's shell (PGDATABASE, PGSERVICE,
     # PGSSLMODE...) would silently change what our clients connect to.
@@ -102,8 +93,11 @@ def _client_env() -> dict:
     return env
 
 
-class PgServer:
+class PgServer(ServerProcess):
     """One throwaway PostgreSQL 15 server; see the module docstring."""
+
+    dir_prefix = "tidemark-pg-"
+    server_user = SERVER_USER
 
     def __init__(
         self,
@@ -112,15 +106,11 @@ class PgServer:
         fsync_off: bool = False,
         bindir: Path = PG_BINDIR,
     ):
+        super().__init__()
         self.extra_conf = dict(extra_conf or {})
         self.hba_lines = list(hba_lines or [])
         self.fsync_off = fsync_off
         self.bindir = Path(bindir)
-        self.host = HOST
-        self.port: Optional[int] = None
-        self.basedir: Optional[Path] = None
-        self.running = False
-        self._as_root = os.geteuid() == 0
 
     # -- paths -------------------------------------------------------------
 
@@ -143,14 +133,13 @@ class PgServer:
         if self.running:
             return self
         if self.basedir is None:
-            self._make_basedir()
+            self.make_basedir()
             self._initdb()
-            atexit.register(self._atexit)
         last_error = None
         # A port picked by _free_port() can be taken before the server binds
         # it; a few fresh ports make that race harmless.
         for _ in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             self._write_conf()
             try:
                 self._pg_ctl_start()
@@ -165,21 +154,11 @@ class PgServer:
         self._save_state()
         return self
 
-    def stop(self) -> None:
-        """Stops the server and deletes its directory; safe to call twice."""
-        if self.running:
-            try:
-                self._pg_ctl_stop()
-            except PgError:
-                # A server that already died (killed, or crashed) has nothing
-                # left to stop; anything else is worth reporting.
-                if (self.datadir / "postmaster.pid").exists():
-                    raise
-                self.running = False
-        if self.basedir is not None:
-            shutil.rmtree(self.basedir, ignore_errors=True)
-            self.basedir = None
-        atexit.unregister(self._atexit)
+    def _stop_process(self) -> None:
+        self._pg_ctl_stop()
+
+    def _process_gone(self) -> bool:
+        return not (self.datadir / "postmaster.pid").exists()
 
     def restart(self, extra_conf: Optional[Mapping[str, object]] = None) -> None:
         """Restarts with extra_conf merged into the current settings.
@@ -194,24 +173,6 @@ class PgServer:
         self._pg_ctl_start()
         self.running = True
         self._save_state()
-
-    def detach(self) -> None:
-        """Leaves the server running when this Python process exits (CLI use)."""
-        atexit.unregister(self._atexit)
-
-    def __enter__(self) -> "PgServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _atexit(self) -> None:
-        # A test run that dies without calling stop() must not leave a
-        # postmaster behind holding a port and a /tmp directory.
-        try:
-            self.stop()
-        except Exception:
-            pass
 
     # -- clients -----------------------------------------------------------
 
@@ -269,15 +230,6 @@ class PgServer:
             time.sleep(0.1)
         self.psql(f'DROP DATABASE "{name}" WITH (FORCE);')
 
-    def log_tail(self, nbytes: int = 8000) -> str:
-        try:
-            with open(self.logfile, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - nbytes))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
     # -- internals ---------------------------------------------------------
 
     def _server_cmd(self, args: Sequence[str]) -> list:
@@ -296,15 +248,6 @@ class PgServer:
             raise PgError(f"{what} failed (exit {proc.returncode}): {shlex.join(cmd)}\n"
                           f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}\n"
                           f"--- server log (tail) ---\n{self.log_tail()}")
-
-    def _make_basedir(self) -> None:
-        # /tmp rather than $TMPDIR: when we are root the postgres user must be
-        # able to reach the directory, and /tmp is world-traversable.
-        self.basedir = Path(tempfile.mkdtemp(prefix="tidemark-pg-", dir="/tmp"))
-        os.chmod(self.basedir, 0o755)
-        if self._as_root:
-            pw = pwd.getpwnam(SERVER_USER)
-            os.chown(self.basedir, pw.pw_uid, pw.pw_gid)
 
     def _initdb(self) -> None:
         # --no-sync: the cluster is thrown away, so flushing it at creation
@@ -329,9 +272,7 @@ class PgServer:
 
     def _write_server_file(self, path: Path, text: str) -> None:
         path.write_text(text)
-        if self._as_root:
-            pw = pwd.getpwnam(SERVER_USER)
-            os.chown(path, pw.pw_uid, pw.pw_gid)
+        self.chown_to_server(path)
 
     def _pg_ctl_start(self) -> None:
         self._run_server_cmd([self.bindir / "pg_ctl", "-D", self.datadir, "-l", self.logfile,

@@ -1,0 +1,145 @@
+/*
+ * mysql_int.h — internals shared by the files of the MySQL/MariaDB source.
+ *
+ *     mysql.c        descriptor, options, source_new/open/run/describe/free,
+ *                    the start checks, positions and the position file
+ *     my_catalog.c   information_schema: what a TABLE_MAP does not carry
+ *     my_stream.c    the binlog stream through Connector/C (mariadb_rpl_*):
+ *                    events to records and batches, transactions, barriers,
+ *                    acknowledgements, reconnects
+ *     binlog_rows.c  the pure row-event decoder (no I/O)
+ *
+ * Positions.  A position is where the next transaction starts: a binlog file
+ * and the offset after the last complete transaction's commit event, plus the
+ * GTID of that transaction (MariaDB domain-server-seq) for the record.  Its
+ * ack token (tm_batch_t.ack_token) packs the file's sequence number and the
+ * offset, (seq << 32) | offset, which orders as the binlog does; the position
+ * string (tm_source_emit_barrier, the position file) is
+ * "file=<name> pos=<offset> gtid=<gtid>".
+ *
+ * Ownership: the tm_source_t owns its connections, the table cache (table
+ * maps and one reference per schema) and the batches it has not emitted.
+ *
+ * Thread: source_new/open/describe/free on the main thread, source_run and
+ * everything it calls on the source thread; the two never overlap.
+ */
+#ifndef TM_MYSQL_MYSQL_INT_H
+#define TM_MYSQL_MYSQL_INT_H
+
+#include "common/srcq.h"
+#include "mysql/binlog_rows.h"
+#include "runtime/connector.h"
+
+#include <mysql.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TM_MY_COMP "mysql"
+
+typedef enum {
+    TM_MY_SNAP_INITIAL = 0,
+    TM_MY_SNAP_NEVER,
+    TM_MY_SNAP_INITIAL_ONLY,
+    TM_MY_SNAP_WHEN_NEEDED,
+} tm_my_snapmode_t;
+
+/* One entry of the `tables` option: db.table, or db.* (table NULL). */
+typedef struct tm_my_tablespec {
+    char *db;
+    char *table;
+} tm_my_tablespec_t;
+
+/* A binlog position; see the file comment. */
+typedef struct tm_my_pos {
+    char file[192];
+    uint64_t offset;
+    char gtid[192]; /* MariaDB domain-server-seq of the last complete transaction, or "" */
+} tm_my_pos_t;
+
+/* What the source knows about one table (by db.table). */
+typedef struct tm_my_table {
+    char *db;
+    char *table;
+    bool wanted;
+    uint64_t table_id;      /* of the last TABLE_MAP */
+    tm_my_tablemap_t *map;  /* the last TABLE_MAP (owned) */
+    tm_schema_t *schema;    /* its schema; one reference owned here */
+} tm_my_table_t;
+
+struct tm_source {
+    /* Configuration: set by source_new, immutable afterwards. */
+    char *name;
+    char *host;
+    int port;
+    char *user;
+    char *password;
+    char *ssl_mode;
+    char *ssl_ca;
+    char *ssl_cert;
+    char *ssl_key;
+    tm_my_tablespec_t *specs;
+    int nspecs;
+    uint32_t server_id;
+    tm_my_snapmode_t snapmode;
+    int64_t heartbeat_ms;
+    int64_t connect_timeout_ms;
+    int64_t reconnect_ms;
+    tm_my_mapping_t mapping;
+    char *state_dir; /* <state_dir>/mysql-<name> */
+    uint64_t restore_token;
+    char *restore_position;
+
+    /* Decided at open. */
+    MYSQL *conn;          /* queries and checks */
+    char server_version[64];
+    bool is_mariadb;
+    char binlog_base[160]; /* "binlog" of binlog.000001 */
+    tm_my_pos_t start;     /* where streaming starts */
+    uint32_t checksum_alg; /* at open: 0 none, 1 CRC32 (each file's FDE decides when streaming) */
+
+    /* Source thread state. */
+    tm_my_table_t *tables;
+    int ntables, tablecap;
+    tm_batch_t *cur;
+    tm_srcq_t outq; /* the shared source-output path (common/srcq.h) */
+    uint64_t sealed_token;
+};
+
+/* ---- mysql.c ---- */
+
+/*
+ * Connects src->... to the server with the configured TLS options.  On failure
+ * TM_ECONN (network, retriable) or TM_ESOURCE (access denied, TLS refused)
+ * with the server's message and what to do.
+ */
+int tm_my_connect(tm_source_t *src, MYSQL **out, char *errstr, size_t errstr_size);
+/* Runs a statement that returns no rows; TM_ESOURCE/TM_ECONN with the server's message. */
+int tm_my_exec(MYSQL *conn, const char *sql, char *errstr, size_t errstr_size);
+/* The ack token of a position: (file sequence << 32) | offset; 0 if the name has no number. */
+uint64_t tm_my_pos_token(const tm_my_pos_t *pos);
+/* Formats a position as "file=<name> pos=<offset> gtid=<gtid>". */
+void tm_my_pos_format(const tm_my_pos_t *pos, char *buf, size_t buflen);
+/* Parses the format above; TM_EINVAL if it is not one. */
+int tm_my_pos_parse(const char *s, tm_my_pos_t *pos);
+/* Writes <state>/position (fsync + rename). */
+int tm_my_pos_save(tm_source_t *src, const tm_my_pos_t *pos, char *errstr, size_t errstr_size);
+/* True if `db`.`table` matches the tables option. */
+bool tm_my_wanted(const tm_source_t *src, const char *db, const char *table);
+
+/* ---- my_catalog.c ---- */
+
+/*
+ * Fills what a TABLE_MAP lacks (names, signedness, charsets, labels, key)
+ * from information_schema, and marks MariaDB JSON columns.  TM_ESOURCE when
+ * the catalog no longer matches the event's columns.
+ */
+int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr,
+                           size_t errstr_size);
+
+/* ---- my_stream.c ---- */
+
+int tm_my_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size);
+/* Frees the table cache. */
+void tm_my_tables_free(tm_source_t *src);
+
+#endif
