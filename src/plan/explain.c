@@ -200,6 +200,10 @@ static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
             fprintf(f, "unique-key view, one row per (");
             print_cols(f, sch, uk, nuk);
             fprintf(f, ") under its join key");
+        } else if (in->key != NULL && in->nkey > 0) {
+            fprintf(f, "multiset view, each distinct row with its count under its join key "
+                       "(the input's unique key is not used: its changes of one key can come "
+                       "from several upstream subtasks, out of order)");
         } else {
             fprintf(f, "multiset view, each distinct row with its count under its join key "
                        "(the input has no unique key)");
@@ -216,7 +220,7 @@ static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
                        "is append-only, so no row ever leaves it; SET state_ttl = '…' to "
                        "expire rows (a join then forgets rows older than that)\n",
                     s == 0 ? "left" : "right", n->uid, src);
-        else if (!ttl && nuk == 0)
+        else if (!ttl && nuk == 0 && (in->key == NULL || in->nkey <= 0))
             fprintf(f, "          note: without a unique key (no PRIMARY KEY on %s) the %s state "
                        "holds every live row of it, and grows as long as rows are inserted and "
                        "never deleted; SET state_ttl = '…' bounds it\n",

@@ -661,6 +661,54 @@ static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t
     return 0;
 }
 
+/*
+ * True when every change of one value of n's unique key comes out of one
+ * producer subtask, in order: a join may then keep that input in a
+ * unique-key view, which retracts the *stored* row of a key and replaces it
+ * on insert.  A join's output is produced on the subtask of its join key, so
+ * a row whose join key changed (an order moved to another customer) leaves
+ * its retraction on one subtask and its new image on another, and the two
+ * can reach the next operator in either order; a unique-key view would then
+ * let the late retraction delete the new row.  A multiset view retracts the
+ * exact row, whatever the order, so such inputs get one.  Independent of the
+ * parallelism, so the state layout survives a rescale.
+ */
+bool tm_plan_key_ordered(const tm_plan_node_t *n)
+{
+    switch (n->kind) {
+    case TM_PLAN_SCAN:
+    case TM_PLAN_UPSERT:
+    case TM_PLAN_GROUP_AGG:
+        return true; /* keyed by a source's key, or partitioned by the group key */
+    case TM_PLAN_CALC:
+    case TM_PLAN_LOOKUP_JOIN:
+        return tm_plan_key_ordered(n->input); /* forward: the input's order */
+    case TM_PLAN_JOIN: {
+        if (!tm_plan_key_ordered(n->input) || !tm_plan_key_ordered(n->input2))
+            return false;
+        if (n->exchange == TM_EXCHANGE_SINGLE)
+            return true; /* one subtask */
+        if (n->key == NULL || n->nkey <= 0)
+            return false;
+        /* The partitioning (join key) columns must be part of the unique key. */
+        int nl = n->input->schema != NULL ? n->input->schema->ncols : 0;
+        bool left = true, right = n->join.type != TM_JOIN_SEMI && n->join.type != TM_JOIN_ANTI;
+        for (int k = 0; k < n->join.nkeys; k++) {
+            bool lin = false, rin = false;
+            for (int i = 0; i < n->nkey; i++) {
+                lin |= n->key[i] == n->join.left_keys[k];
+                rin |= n->key[i] == nl + n->join.right_keys[k];
+            }
+            left &= lin;
+            right &= rin;
+        }
+        return left || right;
+    }
+    default:
+        return false;
+    }
+}
+
 static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
 {
     tm_plan_t *plan = pc->plan;
@@ -706,6 +754,11 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
         h = fnv(h, buf);
     }
     h = fnv(h, f->null_aware ? "null-aware" : "");
+    /* Each side's state view is part of what the state means (tm_plan_key_ordered). */
+    bool luk = l->key != NULL && l->nkey > 0 && tm_plan_key_ordered(l);
+    bool ruk = r->key != NULL && r->nkey > 0 && tm_plan_key_ordered(r);
+    h = fnv(h, luk ? "left:unique" : "left:multiset");
+    h = fnv(h, ruk ? "right:unique" : "right:multiset");
     n->uid = fmt_dup("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
     n->schema = tm_schema_clone(f->raw);
     n->join_left_keys = int_dup(f->left_keys, f->nkeys);
@@ -713,9 +766,9 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
     if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0 ||
         (f->nkeys > 0 && (n->join_left_keys == NULL || n->join_right_keys == NULL)))
         return TM_ENOMEM;
-    if (l->key != NULL && l->nkey > 0)
+    if (luk)
         n->join_left_uk = int_dup(l->key, l->nkey);
-    if (r->key != NULL && r->nkey > 0)
+    if (ruk)
         n->join_right_uk = int_dup(r->key, r->nkey);
     js->left_schema = l->schema;
     js->right_schema = r->schema;

@@ -225,4 +225,12 @@ const char *tm_changelog_mode_name(tm_changelog_mode_t mode);
 const char *tm_plan_kind_name(tm_plan_kind_t kind);
 const char *tm_plan_join_type_name(tm_join_type_t type);
 
+/*
+ * True when every change of one value of n's unique key comes out of one
+ * producer subtask in order, so a join may keep n in a unique-key view
+ * (plan.c explains why a join's output is not, unless its join key is part
+ * of its unique key).
+ */
+bool tm_plan_key_ordered(const tm_plan_node_t *n);
+
 #endif

@@ -760,6 +760,16 @@ JOIN_CASES = [
          "LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id",
          [customers(), jorders()], workload=W(**JOIN_W),
          note="count(o.id) is 0 for a customer whose only row is padded"),
+    Case("join_key_moves_then_join_group_by",
+         "SELECT c.country, count(*) AS orders, sum(o.qty * p.price) AS revenue "
+         "FROM orders o JOIN customers c ON o.customer_id = c.id "
+         "JOIN products p ON o.product_id = p.id GROUP BY c.country",
+         [jorders(key_space=120, initial=80, customer_null=0.0), customers(), products()],
+         workload=W(insert=3, update=12, delete=2, key_change=1), kill_ci=True,
+         note="orders moving between customers: the first join's output is keyed by the order "
+              "but partitioned by the customer, so the second join keeps it in a multiset view "
+              "(a unique-key view let a late retraction delete the moved row: bench/sql_join.py "
+              "found it at parallelism 2)"),
     Case("join_inner_then_left",
          "SELECT o.id, c.name, p.title FROM orders o JOIN customers c ON o.customer_id = c.id "
          "LEFT JOIN products p ON o.product_id = p.id",
