@@ -435,9 +435,9 @@ class Runner:
                  out_topic: str = None) -> dict:
         """Runs a job until its output settles (see the module docstring).  `sources` lists
         (source table, topic, consumer group) of the job; `events` is the number of events
-        in all their topics.  The state directory's size is sampled during the run and once
-        more at the end, before SIGTERM; its memtables (not on disk: tidemark writes no WAL)
-        are read from /metrics then."""
+        in all their topics.  The state directory's size is sampled during the run, once more
+        at the end, before SIGTERM (its memtables, not on disk: tidemark writes no WAL, are read
+        from /metrics then), and after the daemon has exited."""
         from confluent_kafka import Consumer, TopicPartition
 
         a = self.args
@@ -518,6 +518,9 @@ class Runner:
         ru = wait4_child(proc, 120)
         self.procs.remove(proc)
         broker = self.broker_cpu() - broker0
+        # RocksDB flushes its memtables when the daemon closes its stores (tidemark writes no
+        # WAL, so a clean close must): the directory now holds the whole state in SST files.
+        state_after = dir_bytes(state)
         if proc.returncode != 0:
             print(f"warning: tidemark ({run}) exited {proc.returncode} after SIGTERM; "
                   f"log: {log_path}", file=sys.stderr)
@@ -526,7 +529,7 @@ class Runner:
         return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
                 "broker_cpu": broker, "out_file": out_file, "out_size": last_size,
                 "state_peak": sampler.peak, "state_end": sampler.last,
-                "memtables": memtables, "state_dir": state}
+                "memtables": memtables, "state_after": state_after, "state_dir": state}
 
 
 # -- reporting ----------------------------------------------------------------
