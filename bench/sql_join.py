@@ -57,7 +57,7 @@ interleave the topics (an update of a customer retracts and re-emits that custom
 joined orders, and how many there are depends on how far the orders topic has been
 read), so each run also prints the records its sink wrote (with the Kafka sink).
 
-    bench/sql_join.py [--events 1m] [--customers 100k] [--products 10k]
+    bench/sql_join.py [--events 1m] [--customers 100k] [--products 100k]
                       [--customer-events N] [--product-events N] [--queries join2,join3]
                       [--engines flink,flink-rocksdb,tidemark] [--rounds 3]
                       [--parallelism 1,2] [--partitions 2] [--sink kafka|null]
@@ -483,8 +483,8 @@ def main() -> int:
                          "--customer-events and --product-events")
     ap.add_argument("--customers", type=parse_count, default=100_000,
                     help="customer keys (default 100k)")
-    ap.add_argument("--products", type=parse_count, default=10_000,
-                    help="product keys (default 10k)")
+    ap.add_argument("--products", type=parse_count, default=100_000,
+                    help="product keys (default 100k)")
     ap.add_argument("--customer-events", type=parse_count,
                     help="changes of customers (default --events)")
     ap.add_argument("--product-events", type=parse_count,
