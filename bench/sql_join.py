@@ -428,14 +428,17 @@ def report(args, runner, results: dict, events: dict, engines: list, pars: list)
     print(f"sink: {'blackhole (Flink), stdout into a file (tidemark)' if args.sink == 'null' else 'Kafka, debezium-json'}; "
           f"sources {'with' if args.primary_key else 'without'} PRIMARY KEY; medians of "
           f"{args.rounds} rounds, (min–max) in brackets")
+    print("* state MiB: the state directory's size on disk, peak during the run / at the end; "
+          "tidemark's end is after the daemon exited (its memtables flushed: the whole state), "
+          "Flink's RocksDB directory is gone by the end (its peak leaves out its memtables)")
     for q in args.queries:
         n = events[q]
         print(f"\n{q}: {QUERIES[q]}\n  ({n:,} input events)")
         for p in pars:
             print(f"  parallelism {p}:")
             print(f"    {'':<14}{'events/CPU-s':>28}{'job only':>10}{'events/s wall':>16}"
-                  f"{'peak RSS MiB':>14}{'state MiB peak/end':>20}{'out records':>13}"
-                  f"{'broker CPU-s':>13}")
+                  f"{'peak RSS MiB':>14}{'state MiB peak/end*':>20}{'out records':>13}"
+                  f"{'in+out/CPU-s':>16}{'broker CPU-s':>13}")
             for e in engines:
                 rs = results.get((q, e, p), [])
                 if not rs:
@@ -450,14 +453,18 @@ def report(args, runner, results: dict, events: dict, engines: list, pars: list)
                         med([mib(r["state_end"]) for r in rs])
                     state = f"{pk:,.1f}/{en:,.1f}"
                     if e == "tidemark":
-                        mt = med([mib(r["memtables"]) for r in rs if r["memtables"] >= 0])
-                        if mt is not None:
-                            state += f" +{mt:,.0f} mt"
+                        # After the exit: the memtables flushed, the whole state in SST files.
+                        state = f"{pk:,.1f}/{med([mib(r['state_after']) for r in rs]):,.1f}"
                 outr = [r["out_records"] for r in rs if r.get("out_records") is not None]
+                # The work depends on the interleaving (see the docstring): input plus output
+                # records per CPU-second puts the engines' different output volumes on one scale.
+                inout = med([(n + r["out_records"]) / r["cpu"] for r in rs
+                             if r.get("out_records") is not None])
                 print(f"    {e:<14}{med_spread([n / r['cpu'] for r in rs], ',.0f'):>28}"
                       f"{job:>10}{med([n / r['wall'] for r in rs]):>16,.0f}"
                       f"{med([r['rss_kib'] / 1024 for r in rs]):>14,.0f}{state:>20}"
                       f"{(f'{med(outr):,.0f}' if outr else '-'):>13}"
+                      f"{(f'{inout:,.0f}' if inout else '-'):>16}"
                       f"{med([r['broker_cpu'] for r in rs]):>13.1f}")
             tm = results.get((q, "tidemark", p))
             for e in ("flink", "flink-rocksdb"):
@@ -470,9 +477,10 @@ def report(args, runner, results: dict, events: dict, engines: list, pars: list)
                 line = (f"    tidemark / {e}: events per CPU-second {cpu:.2f} (target ≥ 3; "
                         f"against Flink's job alone {job:.2f}), peak RSS {rss:.2f}")
                 if e == "flink-rocksdb":
-                    sp = med([r["state_peak"] for r in tm]) / max(1, med([r["state_peak"]
-                                                                          for r in fl]))
-                    line += f", state on disk (peak) {sp:.2f}"
+                    fp = max(1, med([r["state_peak"] for r in fl]))
+                    line += (f", state on disk {med([r['state_after'] for r in tm]) / fp:.2f} "
+                             f"(tidemark's after exit against Flink's peak; peaks "
+                             f"{med([r['state_peak'] for r in tm]) / fp:.2f})")
                 print(line)
 
 

@@ -16,8 +16,10 @@ share:
     output topic's high watermarks) has not changed for --quiet seconds.  The run's wall
     time ends at the last change of the output; then the daemon gets SIGTERM;
   * for both, CPU is getrusage of the reaped child (ru_utime + ru_stime: every thread, from
-    exec to exit) and peak RSS its ru_maxrss; a directory (a state directory) can be sampled
-    during the run for its peak and last size on disk;
+    exec to exit); peak RSS is the process's VmHWM, sampled during the run (not ru_maxrss:
+    Linux carries the forking driver's own high-water mark over exec into the child's
+    ru_maxrss, so a child smaller than this Python process showed the driver's size); a
+    directory (a state directory) can be sampled during the run for its peak and last size;
   * `fold_changelog`: a Debezium JSON changelog folded into its final rows;
   * the report helpers (machine, versions, medians with their spread).
 
@@ -218,15 +220,31 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
+def vm_hwm_kib(pid: int) -> int:
+    """The peak resident set of a live process since its exec (VmHWM), in KiB; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 class DirSampler:
     """Samples a directory's size every `interval` seconds on a thread: the peak and the
-    last sample (a state directory: RocksDB's SST files, manifests and logs)."""
+    last sample (a state directory: RocksDB's SST files, manifests and logs); with `pid` set,
+    also that process's VmHWM (the peak RSS, which only grows: the last sample before the
+    exit is within `interval` of the true peak)."""
 
     def __init__(self, path: Path, interval: float = 0.5):
         self.path = path
         self.interval = interval
         self.peak = 0
         self.last = 0
+        self.pid = None
+        self.hwm_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -235,6 +253,8 @@ class DirSampler:
         return self
 
     def sample(self) -> int:
+        if self.pid is not None:
+            self.hwm_kib = max(self.hwm_kib, vm_hwm_kib(self.pid))
         self.last = dir_bytes(self.path)
         self.peak = max(self.peak, self.last)
         return self.last
@@ -353,6 +373,7 @@ class Runner:
         t0 = time.monotonic()
         with sampler, open(log, "wb") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+            sampler.pid = proc.pid
             self.procs.append(proc)
             stdout = proc.stdout.read()  # until the JVM exits and closes it
             ru = wait4_child(proc, RUN_DEADLINE)
@@ -366,8 +387,8 @@ class Runner:
         out_records = self.topic_records(out_topic) if out_topic else None
         if out_topic:
             self.drop_topic(out_topic)
-        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
-                "job_wall": inner["job_wall_s"], "job_cpu": inner["job_cpu_s"],
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+                "rss_kib": sampler.hwm_kib or ru.ru_maxrss, "job_wall": inner["job_wall_s"], "job_cpu": inner["job_cpu_s"],
                 "plan_cpu": inner["plan_cpu_s"] + inner["submit_cpu_s"],
                 "broker_cpu": self.broker_cpu() - broker0,
                 "state_peak": sampler.peak if state_dir else None,
@@ -464,6 +485,7 @@ class Runner:
         t0 = time.monotonic()
         with open(out_file, "wb") as out, open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=out, stderr=log)
+        sampler.pid = proc.pid  # with --perf, perf's: a profile is not a measurement
         self.procs.append(proc)
         admin = None
         last_size = -1
@@ -526,8 +548,8 @@ class Runner:
                   f"log: {log_path}", file=sys.stderr)
         if out_topic:
             self.drop_topic(out_topic)
-        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss,
-                "broker_cpu": broker, "out_file": out_file, "out_size": last_size,
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+                "rss_kib": sampler.hwm_kib or ru.ru_maxrss, "broker_cpu": broker, "out_file": out_file, "out_size": last_size,
                 "state_peak": sampler.peak, "state_end": sampler.last,
                 "memtables": memtables, "state_after": state_after, "state_dir": state}
 
