@@ -405,15 +405,16 @@ def check(args, runner: Runner, jobs: JoinJobs, want: Counter, engines: list,
         run = f"tidemark-check-{q}"
         t0 = time.monotonic()
         try:
-            r = runner.tidemark(jobs.tidemark_job(run, 2, stdout=True), run, jobs.sources(run),
-                                events)
+            r = runner.tidemark(jobs.tidemark_job(run, args.check_parallelism, stdout=True), run,
+                                jobs.sources(run), events)
             cols = OUT_COLUMNS[q]
             got = fold_changelog(r["out_file"], lambda row: row_key(q, [row[c] for c in cols]))
             res = compare_rows(got, want)
             r["out_file"].unlink()
         except (RunFailed, KeyError) as e:
             res = f"FAILED: {e!r}"
-        print(f"  {q}: check of tidemark's output (unmeasured, parallelism 2): {res} "
+        print(f"  {q}: check of tidemark's output (unmeasured, parallelism "
+              f"{args.check_parallelism}): {res} "
               f"({time.monotonic() - t0:.1f}s)", flush=True)
 
 
@@ -503,6 +504,8 @@ def main() -> int:
                     help="which of flink, flink-rocksdb, tidemark to run (default all)")
     ap.add_argument("--no-check", action="store_true",
                     help="skip the unmeasured checks of the results (for --perf runs)")
+    ap.add_argument("--check-parallelism", type=int, default=2,
+                    help="the parallelism of tidemark's check run (default 2)")
     ap.add_argument("--primary-key", action="store_true",
                     help="declare PRIMARY KEY (id) on every source of both engines")
     add_common_args(ap)
