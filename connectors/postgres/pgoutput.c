@@ -84,7 +84,7 @@ static int rd_u64(reader_t *r, const char *field, uint64_t *out)
 
 static int rd_i64(reader_t *r, const char *field, int64_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0; /* set by rd_u64 on success; -O3 cannot see that */
     int rc = rd_u64(r, field, &v);
     if (rc == 0)
         *out = (int64_t)v;

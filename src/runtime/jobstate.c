@@ -59,7 +59,9 @@ static int check_dropped(const tm_jobstate_opts_t *o, const tm_checkpoint_info_t
 
 static void work_dir(const char *state_dir, const char *what, int k, int w, char *out, size_t n)
 {
-    snprintf(out, n, "%s/work/%s%d-%d", state_dir, what, k, w);
+    /* A path too long for `out` is cut; opening it then fails with a clear error. */
+    if (snprintf(out, n, "%s/work/%s%d-%d", state_dir, what, k, w) >= (int)n && n > 0)
+        out[n - 1] = '\0';
 }
 
 static void store_opts(const tm_jobstate_opts_t *o, tm_store_mem_t *mem, tm_store_opts_t *so)
