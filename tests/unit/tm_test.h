@@ -86,4 +86,27 @@ static inline const char *tm_test_data(const char *rel, char *buf, size_t buflen
     return buf;
 }
 
+/* Reads a whole file into a NUL-terminated malloc'ed buffer (*len its size); NULL if it cannot. */
+static inline char *tm_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        if (len != NULL)
+            *len = (size_t)n;
+    }
+    return buf;
+}
+
 #endif

@@ -11,17 +11,7 @@
 
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n)
-        buf[n] = '\0';
-    fclose(f);
-    return buf;
+    return tm_test_read_file(path, NULL);
 }
 
 #define MAXDOC 128

@@ -20,6 +20,7 @@
 #include "core/schema.h"
 #include "format/debezium.h"
 #include "format/debezium_int.h"
+#include "tm_test.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -448,26 +449,10 @@ static inline bool fmt_datum_eq(const tm_column_t *c, const tm_dbz_opts_t *o,
     }
 }
 
-/* Reads a whole file into a NUL-terminated malloc'ed buffer. */
+/* Reads a whole file into a NUL-terminated malloc'ed buffer (tm_test.h). */
 static inline char *fmt_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
+    return tm_test_read_file(path, len);
 }
 
 #endif
