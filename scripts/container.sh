@@ -30,6 +30,7 @@ for tool in podman buildah debootstrap; do
 done
 if ((${#need[@]})); then
     say "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         podman buildah debootstrap uidmap fuse-overlayfs >/dev/null
 fi

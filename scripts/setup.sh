@@ -31,6 +31,8 @@ PACKAGES=(
     prometheus
     # systemd-analyze checks deploy/systemd (tests/integration/test_deploy_systemd.py).
     systemd
+    # scripts/container.sh builds the image from Debian's packages (test_deploy_container.py).
+    podman buildah debootstrap uidmap fuse-overlayfs
     # MariaDB 10.11 with its binlog, for the mysql-cdc source's tests.
     mariadb-server mariadb-client
     # Apache Kafka for the tests: a JDK runs the broker, maven fetches it, and
