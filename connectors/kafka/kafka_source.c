@@ -421,19 +421,10 @@ static int add_topic(tm_source_t *src, const char *name, size_t len, char *errst
 
 static int parse_topics(tm_source_t *src, const char *value, char *errstr, size_t errstr_size)
 {
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        int rc = add_topic(src, start, (size_t)(end - start), errstr, errstr_size);
+    const char *p = value, *start;
+    size_t len;
+    while (tm_opt_next_item(&p, 0, &start, &len)) {
+        int rc = add_topic(src, start, len, errstr, errstr_size);
         if (rc != 0)
             return rc;
     }

@@ -99,19 +99,10 @@ static char *dup_opt(const tm_options_t *o, const char *name)
 /* Parses `db.table` / `db.*` / `db.`table`` entries, comma-separated. */
 static int parse_specs(tm_source_t *src, const char *value, char *errstr, size_t errstr_size)
 {
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        char *entry = strndup(start, (size_t)(end - start));
+    const char *p = value, *start;
+    size_t len;
+    while (tm_opt_next_item(&p, 0, &start, &len)) {
+        char *entry = strndup(start, len);
         if (entry == NULL)
             return TM_ENOMEM;
         /* Backquotes are allowed around either part and dropped. */

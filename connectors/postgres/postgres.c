@@ -165,22 +165,10 @@ static int parse_spec(const char *s, size_t len, tm_pg_tablespec_t *spec)
 static int parse_specs(tm_source_t *src, const char *optname, const char *value, char *errstr,
                        size_t errstr_size)
 {
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *start = p;
-        bool quoted = false;
-        while (*p && (quoted || *p != ',')) {
-            if (*p == '"')
-                quoted = !quoted;
-            p++;
-        }
-        const char *end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
+    const char *p = value, *start;
+    size_t len;
+    while (tm_opt_next_item(&p, '"', &start, &len)) {
+        const char *end = start + len;
         tm_pg_tablespec_t *v = realloc(src->specs, sizeof(*v) * (size_t)(src->nspecs + 1));
         if (v == NULL)
             return TM_ENOMEM;

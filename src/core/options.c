@@ -582,3 +582,28 @@ char *tm_option_display(const tm_option_kv_t *kv)
         return strdup(kv->raw);
     return strdup(kv->value);
 }
+
+bool tm_opt_next_item(const char **p, char quote, const char **item, size_t *len)
+{
+    const char *q = *p;
+    while (*q == ' ' || *q == '\t' || *q == ',')
+        q++;
+    if (*q == '\0') {
+        *p = q;
+        return false;
+    }
+    const char *start = q;
+    bool quoted = false;
+    while (*q && (quoted || *q != ',')) {
+        if (quote != 0 && *q == quote)
+            quoted = !quoted;
+        q++;
+    }
+    const char *end = q;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *p = q;
+    *item = start;
+    *len = (size_t)(end - start);
+    return true;
+}

@@ -92,6 +92,14 @@ int64_t tm_opt_size(const tm_options_t *opts, const char *name);
 /* True if the user wrote the option (not just a default). */
 bool tm_opt_isset(const tm_options_t *opts, const char *name);
 
+/*
+ * Iterates a comma-separated option value ("a, b,c"): sets *item and *len to
+ * the next entry with the blanks around it trimmed, advances *p past it, and
+ * returns false when none is left.  Empty entries are skipped.  Commas inside
+ * a pair of `quote` characters do not split (0: no quoting).
+ */
+bool tm_opt_next_item(const char **p, char quote, const char **item, size_t *len);
+
 /* Parsers shared with the CLI.  Return 0 or TM_EINVAL. */
 int tm_parse_duration_ms(const char *s, int64_t *out);
 int tm_parse_size(const char *s, int64_t *out);

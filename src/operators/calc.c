@@ -197,20 +197,6 @@ static int project(tm_operator_t *op, const tm_row_t *in, const tm_eval_env_t *e
     return 0;
 }
 
-static int ensure_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
-{
-    if (op->out && tm_batch_full(op->out)) {
-        tm_batch_t *b = op->out;
-        op->out = NULL;
-        int rc = tm_collector_emit(out, b);
-        if (rc)
-            return tm_seterr(errstr, errstr_size, rc, "calc: downstream stopped");
-    }
-    if (!op->out && !(op->out = tm_batch_new()))
-        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
-    return 0;
-}
-
 static tm_record_t *add_record(tm_operator_t *op, const tm_record_t *rec, tm_op_t kind)
 {
     tm_record_t *o = tm_batch_add(op->out, op->spec.out_schema, kind);
@@ -226,7 +212,7 @@ static int process_record(tm_operator_t *op, const tm_record_t *rec, const tm_ev
                           tm_collector_t *out, char *errstr, size_t errstr_size)
 {
     char rowerr[512];
-    int rc = ensure_out(op, out, errstr, errstr_size);
+    int rc = tm_collector_room(out, &op->out, "calc", errstr, errstr_size);
     if (rc)
         return rc;
     if (rec->op == TM_OP_TRUNCATE || rec->op == TM_OP_MESSAGE) {
@@ -335,12 +321,5 @@ static int calc_process(tm_operator_t *op, int input, const tm_batch_t *batch, t
     for (uint32_t i = 0; i < batch->count && !rc; i++) {
         rc = process_record(op, &batch->recs[i], &env, out, errstr, errstr_size);
     }
-    if (!rc && op->out && op->out->count > 0) {
-        tm_batch_t *b = op->out;
-        op->out = NULL;
-        rc = tm_collector_emit(out, b);
-        if (rc)
-            tm_seterr(errstr, errstr_size, rc, "calc: downstream stopped");
-    }
-    return rc;
+    return rc ? rc : tm_collector_flush(out, &op->out, "calc", errstr, errstr_size);
 }

@@ -231,28 +231,16 @@ int tm_group_agg_key(const void *spec, const tm_schema_t *schema, const tm_row_t
 
 static int emit_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
 {
-    if (op->out == NULL || op->out->count == 0)
-        return 0;
-    tm_batch_t *b = op->out;
-    op->out = NULL;
-    int rc = tm_collector_emit(out, b);
-    if (rc != 0)
-        return tm_seterr(errstr, errstr_size, rc, "group_agg %s: the output was refused (%s)",
-                         op->ctx.uid, tm_strerror(rc));
-    return 0;
+    return tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
 }
 
 /* A record in the output batch, emitting the batch first when it is full. */
 static int out_record(tm_operator_t *op, tm_collector_t *out, tm_op_t kind, tm_record_t **rec,
                       char *errstr, size_t errstr_size)
 {
-    if (op->out != NULL && tm_batch_full(op->out)) {
-        int rc = emit_out(op, out, errstr, errstr_size);
-        if (rc != 0)
-            return rc;
-    }
-    if (op->out == NULL && (op->out = tm_batch_new()) == NULL)
-        return TM_ENOMEM;
+    int rc = tm_collector_room(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
     *rec = tm_batch_add(op->out, op->spec->out_schema, kind);
     return *rec == NULL ? TM_ENOMEM : 0;
 }

@@ -362,20 +362,6 @@ static int resolve_keys(tm_operator_t *op, char *errstr, size_t errstr_size)
     return rc;
 }
 
-static int ensure_out(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
-{
-    if (op->out && tm_batch_full(op->out)) {
-        tm_batch_t *b = op->out;
-        op->out = NULL;
-        int rc = tm_collector_emit(out, b);
-        if (rc)
-            return tm_seterr(errstr, errstr_size, rc, "lookup join: downstream stopped");
-    }
-    if (!op->out && !(op->out = tm_batch_new()))
-        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
-    return 0;
-}
-
 /*
  * The joined image (in the output batch's arena) of probe row `in` with key
  * `key`, or NULL in *res when it has no match and is not padded.  0, a row
@@ -453,7 +439,7 @@ static int emit_record(tm_operator_t *op, const tm_record_t *rec, const image_t 
                        char *errstr, size_t errstr_size)
 {
     char rowerr[512] = "";
-    int rc = ensure_out(op, out, errstr, errstr_size);
+    int rc = tm_collector_room(out, &op->out, "lookup join", errstr, errstr_size);
     if (rc)
         return rc;
     tm_row_t *jb = NULL, *ja = NULL;
@@ -592,12 +578,5 @@ static int lj_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
         rc = emit_record(op, rec, &img[2 * i], &img[2 * i + 1], &env, out, errstr, errstr_size);
     }
     free(img);
-    if (rc == 0 && op->out && op->out->count > 0) {
-        tm_batch_t *b = op->out;
-        op->out = NULL;
-        rc = tm_collector_emit(out, b);
-        if (rc)
-            tm_seterr(errstr, errstr_size, rc, "lookup join: downstream stopped");
-    }
-    return rc;
+    return rc ? rc : tm_collector_flush(out, &op->out, "lookup join", errstr, errstr_size);
 }

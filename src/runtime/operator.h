@@ -81,6 +81,19 @@ static inline int tm_collector_emit(tm_collector_t *c, tm_batch_t *batch)
     return c->emit(c, batch);
 }
 
+/*
+ * An operator's output batch *cur (NULL before the first record):
+ * tm_collector_room() emits it when it is full and makes sure one with room
+ * exists; tm_collector_flush() emits it if it holds anything.  `who` names the
+ * operator in the message when the collector refuses the batch (the job is
+ * stopping).  0, TM_ENOMEM, or the collector's code with errstr filled.
+ * Thread: the operator's.
+ */
+int tm_collector_room(tm_collector_t *c, tm_batch_t **cur, const char *who, char *errstr,
+                      size_t errstr_size);
+int tm_collector_flush(tm_collector_t *c, tm_batch_t **cur, const char *who, char *errstr,
+                       size_t errstr_size);
+
 /* What to do with a row whose expression fails (SET on_error). */
 typedef enum tm_error_policy {
     TM_ON_ERROR_FAIL = 0,

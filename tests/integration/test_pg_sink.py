@@ -126,12 +126,17 @@ class SinkCase:
         self.target_pg.drop_database(self.tdb)
 
 
-@pytest.fixture
-def case(pg, db, tmp_path, tidemark_bin, request):
-    c = SinkCase(pg, db, tmp_path, tidemark_bin)
+def sink_case_on(target_pg, pg, db, tmp_path, tidemark_bin, request):
+    """A SinkCase writing to target_pg (None: the source's server), cleaned up afterwards."""
+    c = SinkCase(pg, db, tmp_path, tidemark_bin, target_pg=target_pg)
     yield c
     rep = getattr(request.node, "rep_call", None)
     c.cleanup(rep is None or rep.failed)
+
+
+@pytest.fixture
+def case(pg, db, tmp_path, tidemark_bin, request):
+    yield from sink_case_on(None, pg, db, tmp_path, tidemark_bin, request)
 
 
 class Workload:
@@ -317,20 +322,13 @@ def test_at_least_once_without_checkpoints(case):
 
 @pytest.fixture
 def nopre_pg():
-    server = PgServer(extra_conf={"max_prepared_transactions": 0})
-    server.start()
-    try:
+    with PgServer(extra_conf={"max_prepared_transactions": 0}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def dl_case(pg, db, tmp_path, tidemark_bin, nopre_pg, request):
-    c = SinkCase(pg, db, tmp_path, tidemark_bin, target_pg=nopre_pg)
-    yield c
-    rep = getattr(request.node, "rep_call", None)
-    c.cleanup(rep is None or rep.failed)
+    yield from sink_case_on(nopre_pg, pg, db, tmp_path, tidemark_bin, request)
 
 
 DL_KILLS = ["sink.after_precommit", "checkpoint.after_metadata", "pgsink.before_dl_commit",
@@ -360,20 +358,13 @@ def test_decision_log_mode_through_kill9(dl_case):
 
 @pytest.fixture
 def other_pg():
-    server = PgServer()
-    server.start()
-    try:
+    with PgServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def remote_case(pg, db, tmp_path, tidemark_bin, other_pg, request):
-    c = SinkCase(pg, db, tmp_path, tidemark_bin, target_pg=other_pg)
-    yield c
-    rep = getattr(request.node, "rep_call", None)
-    c.cleanup(rep is None or rep.failed)
+    yield from sink_case_on(other_pg, pg, db, tmp_path, tidemark_bin, request)
 
 
 def test_target_server_restarted_and_stopped_mid_stream(remote_case):

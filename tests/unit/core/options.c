@@ -220,11 +220,34 @@ static void test_parsers(void)
     TM_CHECK(tm_parse_size("lots", &v) != 0);
 }
 
+/* Comma-separated lists: blanks trimmed, empty entries skipped, commas inside quotes kept. */
+static void test_next_item(void)
+{
+    const char *want[] = {"a", "b c", "\"x,y\".z", "d"};
+    const char *p = " a ,, b c ,\t\"x,y\".z,d , ", *item;
+    size_t len;
+    int n = 0;
+    while (tm_opt_next_item(&p, '"', &item, &len)) {
+        TM_REQUIRE(n < 4);
+        TM_CHECK(len == strlen(want[n]) && memcmp(item, want[n], len) == 0);
+        n++;
+    }
+    TM_CHECK_INT(n, 4);
+    /* Without quoting the quoted comma splits. */
+    p = "\"x,y\"";
+    TM_CHECK(tm_opt_next_item(&p, 0, &item, &len) && len == 2 && memcmp(item, "\"x", 2) == 0);
+    TM_CHECK(tm_opt_next_item(&p, 0, &item, &len) && len == 2 && memcmp(item, "y\"", 2) == 0);
+    TM_CHECK(!tm_opt_next_item(&p, 0, &item, &len));
+    p = " , ,";
+    TM_CHECK(!tm_opt_next_item(&p, 0, &item, &len));
+}
+
 int main(void)
 {
     TM_RUN(test_defaults_and_types);
     TM_RUN(test_errors_name_the_option);
     TM_RUN(test_secrets);
+    TM_RUN(test_next_item);
     TM_RUN(test_dsn_mask);
     TM_RUN(test_secret_names);
     TM_RUN(test_references);
