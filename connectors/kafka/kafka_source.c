@@ -72,7 +72,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,18 +272,6 @@ struct tm_source {
 };
 
 /* ---- Small helpers ---- */
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
 
 /* Kafka's rule for topic names: [a-zA-Z0-9._-], at most 249, not "." or "..". */
 static bool topic_name_ok(const char *s)
@@ -557,8 +544,8 @@ int tm_kafka_source_new(tm_source_t **out, const tm_source_config_t *cfg, char *
         goto fail;
     }
     src->group_id = gid ? strdup(gid)
-                  : cfg->job ? xasprintf("tidemark-%s-%s", cfg->job, src->name)
-                             : xasprintf("tidemark-%s", src->name);
+                  : cfg->job ? tm_asprintf("tidemark-%s-%s", cfg->job, src->name)
+                             : tm_asprintf("tidemark-%s", src->name);
     if (src->group_id == NULL) {
         rc = TM_ENOMEM;
         goto fail;
@@ -601,7 +588,7 @@ int tm_kafka_source_new(tm_source_t **out, const tm_source_config_t *cfg, char *
     }
     for (int i = 0; i < src->ntopics; i++) {
         ktopic_t *t = &src->topics[i];
-        t->dlq = dlq ? strdup(dlq) : xasprintf("%s.dlq", t->name);
+        t->dlq = dlq ? strdup(dlq) : tm_asprintf("%s.dlq", t->name);
         if (t->dlq == NULL) {
             rc = TM_ENOMEM;
             goto fail;
@@ -2151,14 +2138,14 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
     for (int i = 0; i < src->ntopics; i++)
         tm_buf_appendf(&b, "%s%s", i ? ", " : "", src->topics[i].name);
     tm_buf_putc(&b, '\0');
-    if ((s = xasprintf("kafka %s: topics %s (debezium-json, every partition, assigned by "
+    if ((s = tm_asprintf("kafka %s: topics %s (debezium-json, every partition, assigned by "
                        "tidemark; new partitions %s)",
                        src->servers, b.data ? b.data : "",
                        src->discovery_ms > 0 ? "looked for periodically" : "found at start only")))
         line(arg, s);
     free(s);
     tm_buf_release(&b);
-    if ((s = xasprintf("group %s: offsets committed for monitoring only, once a checkpoint "
+    if ((s = tm_asprintf("group %s: offsets committed for monitoring only, once a checkpoint "
                        "completes (or, without checkpoints, once the sinks flushed)",
                        src->group_id)))
         line(arg, s);
@@ -2166,7 +2153,7 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
     char when[64] = "";
     if (src->startup == STARTUP_TIMESTAMP)
         snprintf(when, sizeof(when), " %" PRId64 " ms", src->startup_ts_ms);
-    if ((s = xasprintf("startup %s%s when no checkpoint is restored; position = next offset per "
+    if ((s = tm_asprintf("startup %s%s when no checkpoint is restored; position = next offset per "
                        "partition; isolation %s",
                        startup_names[src->startup], when,
                        tm_options_lookup(src->opts, "kafka.isolation.level")
@@ -2175,18 +2162,18 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
         line(arg, s);
     free(s);
     if (src->on_error == ON_ERROR_DEAD_LETTER)
-        s = src->dlq_explicit ? xasprintf("on_error dead-letter: malformed records go to topic %s",
+        s = src->dlq_explicit ? tm_asprintf("on_error dead-letter: malformed records go to topic %s",
                                           src->topics[0].dlq)
-                              : xasprintf("on_error dead-letter: malformed records go to "
+                              : tm_asprintf("on_error dead-letter: malformed records go to "
                                           "<topic>.dlq (%s%s)",
                                           src->topics[0].dlq, src->ntopics > 1 ? ", ..." : "");
     else
-        s = xasprintf("on_error %s: malformed records %s", on_error_names[src->on_error],
+        s = tm_asprintf("on_error %s: malformed records %s", on_error_names[src->on_error],
                       src->on_error == ON_ERROR_FAIL ? "stop the job" : "are counted and skipped");
     if (s != NULL)
         line(arg, s);
     free(s);
-    if ((s = xasprintf("watermarks: per partition, event time source.ts_ms (else the envelope's "
+    if ((s = tm_asprintf("watermarks: per partition, event time source.ts_ms (else the envelope's "
                        "ts_ms, else the Kafka timestamp) minus watermark_delay %" PRId64 " ms; the source's is the "
                        "minimum over partitions that are not idle, emitted when it advances; not "
                        "checkpointed, no operator uses them yet",
@@ -2194,11 +2181,11 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
         line(arg, s);
     free(s);
     if (src->idle_timeout_ms > 0)
-        s = xasprintf("idle_timeout %" PRId64 " ms: a partition without records for that long "
+        s = tm_asprintf("idle_timeout %" PRId64 " ms: a partition without records for that long "
                       "stops holding the watermark back",
                       src->idle_timeout_ms);
     else
-        s = xasprintf("idle_timeout %s: a partition without records holds the watermark back "
+        s = tm_asprintf("idle_timeout %s: a partition without records holds the watermark back "
                       "until it has some",
                       src->idle_timeout_set ? "0 (never idle)" : "unset (never idle)");
     if (s != NULL)

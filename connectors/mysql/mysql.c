@@ -38,7 +38,6 @@
 #include <errmsg.h>
 #include <inttypes.h>
 #include <mysqld_error.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +76,6 @@ static const tm_option_def_t my_source_options[] = {
 };
 
 /* ---- Small helpers ---- */
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
 
 static char *dup_opt(const tm_options_t *o, const char *name)
 {
@@ -207,7 +194,7 @@ int tm_my_pos_save(tm_source_t *src, const tm_my_pos_t *pos, char *errstr, size_
 
 static bool pos_load(const tm_source_t *src, tm_my_pos_t *pos)
 {
-    char *path = xasprintf("%s/position", src->state_dir);
+    char *path = tm_asprintf("%s/position", src->state_dir);
     if (path == NULL)
         return false;
     FILE *f = fopen(path, "r");
@@ -239,7 +226,7 @@ static int my_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
     src->password = dup_opt(o, "password");
     src->ssl_mode = dup_opt(o, "ssl_mode");
     src->ssl_ca = dup_opt(o, "ssl_ca");
-    src->state_dir = xasprintf("%s/mysql-%s", cfg->state_dir ? cfg->state_dir : ".",
+    src->state_dir = tm_asprintf("%s/mysql-%s", cfg->state_dir ? cfg->state_dir : ".",
                                cfg->name ? cfg->name : "mysql");
     src->restore_token = cfg->restore_token;
     if (cfg->restore_position != NULL)
@@ -719,12 +706,12 @@ static void my_source_describe(const tm_source_t *src, void (*line)(void *arg, c
     tm_buf_putc(&b, '\0');
     char *s;
     /* Invariant 2: user@host:port, never the password. */
-    if ((s = xasprintf("mysql-cdc %s@%s:%d: tables %s", src->user, src->host, src->port,
+    if ((s = tm_asprintf("mysql-cdc %s@%s:%d: tables %s", src->user, src->host, src->port,
                        b.data ? b.data : "")))
         line(arg, s);
     free(s);
     tm_buf_release(&b);
-    if ((s = xasprintf("server_id %" PRIu32 ", ssl_mode %s, heartbeat %" PRId64
+    if ((s = tm_asprintf("server_id %" PRIu32 ", ssl_mode %s, heartbeat %" PRId64
                        " ms, snapshot never, position = binlog file and offset after the last "
                        "complete transaction (with its GTID)",
                        src->server_id, src->ssl_mode, src->heartbeat_ms)))

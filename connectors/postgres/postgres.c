@@ -39,7 +39,6 @@
 #include "core/log.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,18 +83,6 @@ static const tm_option_def_t pg_source_options[] = {
 };
 
 /* ---- Small helpers ---- */
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *out = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&out, fmt, ap) < 0)
-        out = NULL;
-    va_end(ap);
-    return out;
-}
 
 /*
  * Parses one identifier (plain or double-quoted) at *p, stopping at '.' or the
@@ -192,7 +179,7 @@ static int parse_specs(tm_source_t *src, const char *optname, const char *value,
 
 static char *spec_display(const tm_pg_tablespec_t *s)
 {
-    return xasprintf("%s.%s", s->nspname, s->relname ? s->relname : "*");
+    return tm_asprintf("%s.%s", s->nspname, s->relname ? s->relname : "*");
 }
 
 /* ---- source_new ---- */
@@ -212,11 +199,11 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
     src->restore_token = cfg->restore_token;
     src->dsn = strdup(tm_opt_str(o, "dsn") ? tm_opt_str(o, "dsn") : "");
     src->dsn_masked = tm_dsn_mask(src->dsn);
-    src->state_dir = xasprintf("%s/postgres-%s", cfg->state_dir ? cfg->state_dir : ".",
+    src->state_dir = tm_asprintf("%s/postgres-%s", cfg->state_dir ? cfg->state_dir : ".",
                                cfg->name ? cfg->name : "postgres");
     const char *slot = tm_opt_str(o, "slot"), *pub = tm_opt_str(o, "publication");
-    src->slot = slot ? strdup(slot) : xasprintf("tidemark_%s", src->name);
-    src->publication = pub ? strdup(pub) : xasprintf("tidemark_%s", src->name);
+    src->slot = slot ? strdup(slot) : tm_asprintf("tidemark_%s", src->name);
+    src->publication = pub ? strdup(pub) : tm_asprintf("tidemark_%s", src->name);
     if (!src->name || !src->dsn || !src->dsn_masked || !src->state_dir || !src->slot ||
         !src->publication) {
         pg_source_free(src);
@@ -326,7 +313,7 @@ static int write_file_atomic(const char *dir, const char *name, const char *cont
 /* Reads the first line of <state>/<name> into buf; false if absent. */
 static bool read_first_line(const tm_source_t *src, const char *name, char *buf, size_t buflen)
 {
-    char *path = xasprintf("%s/%s", src->state_dir, name);
+    char *path = tm_asprintf("%s/%s", src->state_dir, name);
     if (path == NULL)
         return false;
     FILE *f = fopen(path, "r");
@@ -350,7 +337,7 @@ bool tm_pg_marker_exists(const tm_source_t *src)
 int tm_pg_marker_write(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     char lsn[24];
-    char *content = xasprintf("%s\n%s\n", src->slot, tm_pg_lsn_format(src->snapshot_lsn, lsn));
+    char *content = tm_asprintf("%s\n%s\n", src->slot, tm_pg_lsn_format(src->snapshot_lsn, lsn));
     if (content == NULL)
         return TM_ENOMEM;
     int rc = write_file_atomic(src->state_dir, "snapshot.done", content, errstr, errstr_size);
@@ -367,7 +354,7 @@ static bool slot_created_by_us(const tm_source_t *src)
 
 static int remove_state(const tm_source_t *src, const char *name)
 {
-    char *path = xasprintf("%s/%s", src->state_dir, name);
+    char *path = tm_asprintf("%s/%s", src->state_dir, name);
     if (path == NULL)
         return TM_ENOMEM;
     unlink(path);
@@ -665,7 +652,7 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
          * Changes of a partition are published under the partitioned table's
          * name, which is the one the user listed (PostgreSQL 13 and later).
          */
-        char *sql = targets ? xasprintf("CREATE PUBLICATION %s FOR %s%s", qpub, targets,
+        char *sql = targets ? tm_asprintf("CREATE PUBLICATION %s FOR %s%s", qpub, targets,
                                         src->server_version >= 130000
                                             ? " WITH (publish_via_partition_root = true)"
                                             : "")
@@ -745,7 +732,7 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
     }
     if (rc == 0 && nmissing > 0) {
         char *targets = publication_targets(src, missing);
-        char *sql = targets ? xasprintf("ALTER PUBLICATION %s ADD %s", qpub, targets) : NULL;
+        char *sql = targets ? tm_asprintf("ALTER PUBLICATION %s ADD %s", qpub, targets) : NULL;
         if (sql == NULL) {
             rc = TM_ENOMEM;
         } else if (!src->create) {
@@ -841,7 +828,7 @@ static int slot_check(tm_source_t *src, slotinfo_t *si, char *errstr, size_t err
 static int drop_slot(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     char *q = tm_pg_quote_ident(src->slot);
-    char *sql = q ? xasprintf("DROP_REPLICATION_SLOT %s", q) : NULL;
+    char *sql = q ? tm_asprintf("DROP_REPLICATION_SLOT %s", q) : NULL;
     free(q);
     if (sql == NULL)
         return TM_ENOMEM;
@@ -863,17 +850,17 @@ static int create_slot(tm_source_t *src, bool export, char *errstr, size_t errst
         return TM_ENOMEM;
     char *sql;
     if (src->server_version >= 150000)
-        sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT '%s')", q,
+        sql = tm_asprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT '%s')", q,
                         export ? "export" : "nothing");
     else
-        sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
+        sql = tm_asprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput %s", q,
                         export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT");
     free(q);
     if (sql == NULL)
         return TM_ENOMEM;
     if (export) {
         /* Written before the slot exists, so a crash in between is seen as "ours". */
-        char *content = xasprintf("%s\n", src->slot);
+        char *content = tm_asprintf("%s\n", src->slot);
         int rc = content ? write_file_atomic(src->state_dir, "slot.created", content, errstr,
                                              errstr_size)
                          : TM_ENOMEM;
@@ -912,7 +899,7 @@ static int create_slot(tm_source_t *src, bool export, char *errstr, size_t errst
     if (rc != 0)
         return rc;
     char *lit = tm_pg_quote_literal(snapname);
-    char *set = lit ? xasprintf("SET TRANSACTION SNAPSHOT %s", lit) : NULL;
+    char *set = lit ? tm_asprintf("SET TRANSACTION SNAPSHOT %s", lit) : NULL;
     free(lit);
     if (set == NULL)
         return TM_ENOMEM;
@@ -1154,16 +1141,16 @@ static void pg_source_describe(const tm_source_t *src, void (*line)(void *arg, c
         free(d);
     }
     tm_buf_putc(&b, '\0');
-    if ((s = xasprintf("postgres-cdc %s: tables %s", src->dsn_masked, b.data ? b.data : "")))
+    if ((s = tm_asprintf("postgres-cdc %s: tables %s", src->dsn_masked, b.data ? b.data : "")))
         line(arg, s);
     free(s);
     tm_buf_release(&b);
-    if ((s = xasprintf("slot %s, publication %s (create %s), protocol %d%s", src->slot,
+    if ((s = tm_asprintf("slot %s, publication %s (create %s), protocol %d%s", src->slot,
                        src->publication, src->create ? "on" : "off", src->streaming ? 2 : 1,
                        src->streaming ? " with streaming" : "")))
         line(arg, s);
     free(s);
-    if ((s = xasprintf("snapshot %s (chunks of %" PRId64 " rows), heartbeat %s, position = "
+    if ((s = tm_asprintf("snapshot %s (chunks of %" PRId64 " rows), heartbeat %s, position = "
                        "end LSN of the last complete transaction",
                        modes[src->snapmode], src->chunk_size,
                        src->heartbeat_ms > 0 ? "on" : "off")))

@@ -349,3 +349,14 @@ long tm_bytea_escape_decode(const char *s, size_t len, uint8_t *out)
     }
     return (long)n;
 }
+
+char *tm_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&out, fmt, ap) < 0)
+        out = NULL;
+    va_end(ap);
+    return out;
+}

@@ -133,4 +133,7 @@ long tm_bytea_escape_decode(const char *in, size_t inlen, uint8_t *out);
 /* Decodes standard base64 (padding optional).  Returns decoded length or -1. */
 long tm_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t outcap);
 
+/* A new string formatted like printf (free it); NULL when memory runs out. */
+char *tm_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

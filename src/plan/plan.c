@@ -28,6 +28,7 @@
  * Thread: the main thread.
  */
 #include "plan/plan.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "state/keygroup.h"
 
@@ -91,19 +92,6 @@ static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
         return tm_seterr(pc->errstr, pc->errstr_size, code, "%s:%d:%d: %s", job->path, line, col,
                          msg);
     return tm_seterr(pc->errstr, pc->errstr_size, code, "%s: %s", job->path, msg);
-}
-
-static char *fmt_dup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *fmt_dup(const char *fmt, ...)
-{
-    char *s = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
 }
 
 static int *int_dup(const int *v, int n)
@@ -211,7 +199,7 @@ static tm_plan_node_t *scan_for(pctx_t *pc, int table)
     if (n == NULL)
         return NULL;
     n->table = table;
-    n->uid = fmt_dup("scan/%s", t->name);
+    n->uid = tm_asprintf("scan/%s", t->name);
     n->schema = t->declared ? tm_schema_ref(t->declared) : NULL;
     n->exchange = 0;
     if (t->declared != NULL && t->declared->nkeys > 0) {
@@ -246,8 +234,8 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     for (int i = 0; i < plan->nnodes; i++)
         same += plan->nodes[i]->kind == TM_PLAN_UPSERT && plan->nodes[i]->table == table &&
                 plan->nodes[i]->insert == pc->insert && plan->nodes[i] != n;
-    n->uid = same == 0 ? fmt_dup("upsert/%s/%s", t->name, pc->sink_name)
-                       : fmt_dup("upsert/%s/%s/%d", t->name, pc->sink_name, same + 1);
+    n->uid = same == 0 ? tm_asprintf("upsert/%s/%s", t->name, pc->sink_name)
+                       : tm_asprintf("upsert/%s/%s/%d", t->name, pc->sink_name, same + 1);
     n->schema = scan->schema ? tm_schema_ref(scan->schema) : NULL;
     n->mode = TM_MODE_RETRACT;
     n->before_images = true;
@@ -302,7 +290,7 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     if (n == NULL)
         return NULL;
     pc->ncalc++;
-    n->uid = fmt_dup("calc/%s/%d", pc->sink_name, pc->ncalc);
+    n->uid = tm_asprintf("calc/%s/%d", pc->sink_name, pc->ncalc);
     n->calc_role = role;
     n->calc_exprs = calloc((size_t)nexprs + 1, sizeof(*n->calc_exprs));
     n->schema = tm_schema_clone(out);
@@ -359,7 +347,7 @@ static tm_plan_node_t *plan_group_agg(pctx_t *pc, tm_plan_node_t *pre, const tm_
                  q->aggs[k].separator ? q->aggs[k].separator : "");
         h = fnv(h, buf);
     }
-    n->uid = fmt_dup("agg/%s/%d-%08x", pc->sink_name, pc->nagg, h);
+    n->uid = tm_asprintf("agg/%s/%d-%08x", pc->sink_name, pc->nagg, h);
     n->agg_group_cols = calloc((size_t)q->ngroup + 1, sizeof(int));
     n->agg_calls = calloc((size_t)q->naggs + 1, sizeof(tm_agg_call_t));
     n->schema = tm_schema_clone(q->agg_schema);
@@ -595,7 +583,7 @@ static int plan_lookup_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t
     n->lookup_probe_keys = probe_keys;
     n->lookup_key_cols = key_cols;
     pc->nlookup++;
-    n->uid = fmt_dup("lookup/%s/%d-%s", pc->sink_name, pc->nlookup, t->name);
+    n->uid = tm_asprintf("lookup/%s/%d-%s", pc->sink_name, pc->nlookup, t->name);
     n->schema = tm_schema_clone(f->raw);
     /* The probe keys' types (the binder cast both sides of each pair to one type). */
     n->lookup_key_schema = tm_schema_new(nk);
@@ -759,7 +747,7 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
     bool ruk = r->key != NULL && r->nkey > 0 && tm_plan_key_ordered(r);
     h = fnv(h, luk ? "left:unique" : "left:multiset");
     h = fnv(h, ruk ? "right:unique" : "right:multiset");
-    n->uid = fmt_dup("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
+    n->uid = tm_asprintf("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
     n->schema = tm_schema_clone(f->raw);
     n->join_left_keys = int_dup(f->left_keys, f->nkeys);
     n->join_right_keys = int_dup(f->right_keys, f->nkeys);
@@ -1216,7 +1204,7 @@ static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_
     }
     if (rc == 0) {
         sn->table = ins->sink;
-        sn->uid = fmt_dup("sink/%s", sink->name);
+        sn->uid = tm_asprintf("sink/%s", sink->name);
         sn->schema = top->schema ? tm_schema_ref(top->schema) : NULL;
         sn->exchange = TM_EXCHANGE_FORWARD;
         sn->parallelism = 1;
@@ -1277,7 +1265,7 @@ static int plan_stages(tm_plan_t *plan)
         }
         if (st->name == NULL)
             st->name = n->uid;
-        char *label = fmt_dup("%s%s%s", st->label ? st->label : "", st->label ? " → " : "",
+        char *label = tm_asprintf("%s%s%s", st->label ? st->label : "", st->label ? " → " : "",
                               tm_plan_kind_name(n->kind));
         if (label == NULL)
             return TM_ENOMEM;

@@ -116,9 +116,18 @@ static void test_fs_lock(void)
     rmdir(dir);
 }
 
+static void test_asprintf(void)
+{
+    char *s = tm_asprintf("%s-%d", "slot", 42);
+    TM_REQUIRE(s != NULL);
+    TM_CHECK(strcmp(s, "slot-42") == 0);
+    free(s);
+}
+
 int main(void)
 {
     TM_RUN(test_json_str_utf8);
     TM_RUN(test_fs_lock);
+    TM_RUN(test_asprintf);
     return tm_test_done();
 }
