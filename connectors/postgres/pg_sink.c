@@ -59,6 +59,7 @@
 #include "postgres/pg_lookup.h"
 
 #include "core/clock.h"
+#include "core/datum.h"
 #include "core/error.h"
 #include "core/failpoint.h"
 #include "core/log.h"
@@ -136,6 +137,7 @@ struct tm_sink {
     bool eos;
     bool add_columns;
     bool checkpointing;
+    bool upserts; /* tm_sink_config_t.upserts: fed one source's upserts in order */
     int64_t batch_size;
     int64_t retry_ms;
     tm_schema_t *declared;
@@ -252,8 +254,8 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
             slot = (slot + 1) & (f->nslots - 1);
         }
     }
-    if (e != NULL && delta == 0) {
-        /* A key-only retraction: whatever the key held in this epoch is gone. */
+    if (e != NULL && (delta == 0 || delta == TM_PGSINK_REPLACE)) {
+        /* A key-only retraction or an upsert: whatever the key held in this epoch is gone. */
         while (e->images != NULL) {
             tm_pgsink_image_t *im = e->images;
             e->images = im->next;
@@ -312,7 +314,7 @@ int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, cons
     im->line = lcopy;
     im->linelen = (uint32_t)linelen;
     im->ncols = (uint16_t)ncols;
-    im->net = delta != 0 ? delta : -1;
+    im->net = delta == TM_PGSINK_REPLACE ? 1 : delta != 0 ? delta : -1;
     im->next = e->images;
     e->images = im;
     return 0;
@@ -567,6 +569,7 @@ static int ps_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr, si
     s->eos = strcasecmp(tm_opt_str(o, "delivery"), "exactly-once") == 0;
     s->add_columns = strcasecmp(tm_opt_str(o, "schema_evolution"), "add_columns") == 0;
     s->checkpointing = cfg->checkpointing;
+    s->upserts = cfg->upserts;
     s->batch_size = tm_opt_int(o, "batch_size");
     s->retry_ms = tm_opt_duration_ms(o, "retry_timeout");
     s->declared = cfg->declared ? tm_schema_ref((tm_schema_t *)cfg->declared) : NULL;
@@ -1214,6 +1217,34 @@ static int fold_row(tm_sink_t *s, const tm_schema_t *schema, const int *idx,
     return rc;
 }
 
+/*
+ * An upsert stream (s->upserts): the changes of a key come in order, so the
+ * newest image of a key is its row and a delete removes whatever it was.  An
+ * update that changes the key deletes the old key first.
+ */
+static int write_upsert(tm_sink_t *s, const tm_record_t *r, const int *idx, char *errstr,
+                        size_t errstr_size)
+{
+    const tm_row_t *before = r->before;
+    if (r->op == TM_OP_UPDATE && before != NULL && r->after != NULL) {
+        bool same = true;
+        for (int k = 0; same && k < s->nkeys; k++) {
+            int j = idx[s->keys[k]];
+            same = j >= 0 && tm_row_col_equal(r->schema, before, r->after, j);
+        }
+        if (same)
+            before = NULL;
+    }
+    if ((r->op == TM_OP_UPDATE || r->op == TM_OP_DELETE) && before != NULL) {
+        int rc = fold_row(s, r->schema, idx, before, 0, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
+    if (r->op != TM_OP_DELETE && r->after != NULL)
+        return fold_row(s, r->schema, idx, r->after, TM_PGSINK_REPLACE, errstr, errstr_size);
+    return 0;
+}
+
 static int write_record(tm_sink_t *s, const tm_record_t *r, char *errstr, size_t errstr_size)
 {
     if (r->op == TM_OP_MESSAGE)
@@ -1242,6 +1273,8 @@ static int write_record(tm_sink_t *s, const tm_record_t *r, char *errstr, size_t
                              s->name, update ? "an update" : "a delete");
         return r->after ? fold_row(s, r->schema, idx, r->after, 1, errstr, errstr_size) : 0;
     }
+    if (s->upserts)
+        return write_upsert(s, r, idx, errstr, errstr_size);
     /*
      * Keyed: the retracted image (a delete's row, an update's old row, under
      * its own key, so a key change deletes the old key) and the added one.

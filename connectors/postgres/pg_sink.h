@@ -84,9 +84,12 @@ void tm_pgsink_fold_clear(tm_pgsink_fold_t *f);
  * (NULL/0 for append-only, where delta must be +1).  delta = 0 is the
  * retraction of a key whose before image carries only the key (a source
  * table without REPLICA IDENTITY FULL, whose changes arrive in order): every
- * image of the key so far is dropped and the key counts as deleted.  Copies
- * both.  0 or TM_ENOMEM.
+ * image of the key so far is dropped and the key counts as deleted.
+ * delta = TM_PGSINK_REPLACE is an upsert (changes of the key arrive in
+ * order): every image of the key so far is dropped and `line` is its row.
+ * Copies both.  0 or TM_ENOMEM.
  */
+#define TM_PGSINK_REPLACE 2
 int tm_pgsink_fold_put(tm_pgsink_fold_t *f, const char *key, size_t keylen, const char *line,
                        size_t linelen, int ncols, int delta);
 /*

@@ -985,7 +985,7 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         if (t->role != TM_ROLE_SINK)
             continue;
         tm_sink_config_t cfg = {t->name,  t->opts,  t->declared,  state_dir, chk_interval > 0,
-                                job_name, chk_interval};
+                                job_name, chk_interval, tm_plan_sink_upserts(plan, i)};
         rc = t->conn->sink_new(&sinks[i], &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->sink_open)
             rc = t->conn->sink_open(sinks[i], err, sizeof(err));

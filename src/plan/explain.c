@@ -310,7 +310,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
-                n->sink_upsert ? ": upserts on its PRIMARY KEY" : "");
+                !n->sink_upsert       ? ""
+                : n->before_images ? ": upserts on its PRIMARY KEY"
+                                   : ": upserts on its PRIMARY KEY, the source's changes applied "
+                                     "in order by key (no upsert operator)");
         break;
     default:
         fprintf(f, "\n");

@@ -47,6 +47,12 @@ typedef struct pctx {
     int njoin; /* joins planned so far for this INSERT */
     int nlookup; /* lookup joins, counted apart so that they never renumber the joins' uids */
     int ncalc; /* calcs planned so far for this INSERT */
+    /*
+     * The sink applies upserts by key itself (a PostgreSQL sink keyed like
+     * the query's one source, fed a projection of it): the source's changes
+     * go to it as they come, with no upsert operator in between.
+     */
+    bool sink_folds_upserts;
     char *errstr;
     size_t errstr_size;
 } pctx_t;
@@ -223,7 +229,7 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     if (scan == NULL)
         return NULL;
     bool pk = t->declared != NULL && t->declared->nkeys > 0;
-    if (!pk && !force_upsert)
+    if ((!pk && !force_upsert) || (pk && pc->sink_folds_upserts))
         return scan;
     tm_plan_node_t *n = node_add(plan, TM_PLAN_UPSERT, scan, pc->insert);
     if (n == NULL)
@@ -1161,9 +1167,10 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
     }
     /*
      * The PostgreSQL sink cancels each retraction against the row it retracts
-     * (pg_sink.h, tm_pgsink_fold_t), so it needs whole before images.
+     * (pg_sink.h, tm_pgsink_fold_t), so it needs whole before images, unless
+     * it is fed one source's upserts in order (sink_takes_upserts).
      */
-    if (pgsink && !in->before_images)
+    if (pgsink && !in->before_images && !pc->sink_folds_upserts)
         return plan_err(pc, loc, TM_EUNSUPPORTED,
                         "sink '%s' (connector 'postgres') needs updates and deletes that carry "
                         "the whole row they retract, but the query's changelog carries only the "
@@ -1176,17 +1183,43 @@ static int sink_check(pctx_t *pc, tm_plan_node_t *sinknode, const tm_job_table_t
     return 0;
 }
 
+/*
+ * True when the sink can be fed the source's upserts directly: a PostgreSQL
+ * sink with a PRIMARY KEY folds each epoch's changes per key, and a change
+ * whose before image carries only the key (or none) replaces what the key
+ * held (pg_sink.h, TM_PGSINK_REPLACE).  That is right as long as the changes
+ * of one key reach the sink in the source's order, which holds for one
+ * source table keyed by its PRIMARY KEY, projected without a WHERE (a filter
+ * would need the old row to retract a row that stops matching), with no
+ * exchange on the way.  The sink_check below still checks that the query's
+ * key is the sink's.  Everything else keeps the upsert operator, which turns
+ * upserts into a retract stream (Flink's ChangelogNormalize).
+ */
+static bool sink_takes_upserts(const tm_plan_t *plan, const tm_job_table_t *sink,
+                               const tm_bound_query_t *q)
+{
+    if (sink->conn == NULL || strcmp(sink->conn->name, "postgres") != 0 ||
+        sink->declared == NULL || sink->declared->nkeys == 0)
+        return false;
+    if (q->from != NULL || q->sub != NULL || q->grouped || q->where != NULL || q->table < 0)
+        return false;
+    const tm_job_table_t *src = &plan->job->tables[q->table];
+    return (src->role & TM_ROLE_LOOKUP) == 0 && src->declared != NULL &&
+           src->declared->nkeys > 0;
+}
+
 static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_size)
 {
     const tm_job_t *job = plan->job;
     const tm_job_insert_t *ins = &job->inserts[insert];
     const tm_job_table_t *sink = &job->tables[ins->sink];
-    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, 0, errstr, errstr_size};
+    pctx_t pc = {plan, insert, sink->name, 0, 0, 0, 0, false, errstr, errstr_size};
     tm_bound_query_t *q = NULL;
     int rc = tm_bind_insert(job, insert, plan->pool, &q, errstr, errstr_size);
     if (rc != 0)
         return rc;
     bool sink_pk = sink->declared != NULL && sink->declared->nkeys > 0;
+    pc.sink_folds_upserts = sink_takes_upserts(plan, sink, q);
     tm_plan_node_t *top = NULL;
     rc = plan_query(&pc, q, q->passthrough && sink_pk, &top);
     if (rc == 0 && q->passthrough && ins->ncols > 0)
@@ -1224,6 +1257,16 @@ static int plan_insert(tm_plan_t *plan, int insert, char *errstr, size_t errstr_
     }
     tm_bound_query_free(q);
     return rc;
+}
+
+bool tm_plan_sink_upserts(const tm_plan_t *plan, int table)
+{
+    for (int i = 0; i < plan->npipelines; i++) {
+        const tm_plan_node_t *sn = plan->pipelines[i].sink;
+        if (sn->table == table && sn->sink_upsert && !sn->before_images)
+            return true;
+    }
+    return false;
 }
 
 /* Chains each FORWARD node into its input's stage; anything else starts a stage. */

@@ -222,6 +222,11 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
                   char *errstr, size_t errstr_size);
 
 const char *tm_changelog_mode_name(tm_changelog_mode_t mode);
+/*
+ * True when job table `table` is a sink the plan feeds upserts without before
+ * images (tm_sink_config_t.upserts).
+ */
+bool tm_plan_sink_upserts(const tm_plan_t *plan, int table);
 const char *tm_plan_kind_name(tm_plan_kind_t kind);
 const char *tm_plan_join_type_name(tm_join_type_t type);
 

@@ -103,6 +103,13 @@ typedef struct tm_sink_config {
     bool checkpointing;
     const char *job;                /* the job's name (job file base name without .sql) */
     int64_t checkpoint_interval_ms; /* 0 when checkpoints are off */
+    /*
+     * The planner feeds this keyed sink one source's upserts in the source's
+     * order per key (plan.c, sink_takes_upserts): an update's before image may
+     * be missing or hold only the key, and an insert may replace a row the
+     * key already has.  Only the PostgreSQL sink is planned this way.
+     */
+    bool upserts;
 } tm_sink_config_t;
 
 /*
