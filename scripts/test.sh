@@ -177,8 +177,9 @@ if ((build_ok)); then
     tidemark_bin="$ROOT/build/tidemark"
 fi
 junit="$LOGDIR/pytest.xml"
+# --durations: the slowest tests, to keep CI's time in view (its budget is 45 minutes).
 pytest_args=(-m pytest tests/integration tests/crash tests/sql tests/compat -v -rA -p no:cacheprovider
-    --junitxml="$junit")
+    --durations=25 --junitxml="$junit")
 if [[ -n "${TIDEMARK_TEST_FILTER:-}" ]]; then
     pytest_args+=(-k "$TIDEMARK_TEST_FILTER")
 fi
