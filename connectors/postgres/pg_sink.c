@@ -50,7 +50,17 @@
  *   5. Changes of one key arrive in order: the sink runs as one instance,
  *      and the planner feeds a keyed sink from an exchange keyed on the same
  *      columns, so all changes of a key come from one upstream subtask, in
- *      that subtask's order (plan.c sink_check).
+ *      that subtask's order (plan.c sink_check), or from one source in its
+ *      own order (tm_sink_config_t.upserts).
+ *   6. A row the target rejects (a constraint, a value its column cannot
+ *      hold: SQLSTATE classes 22 and 23) fails the job under on_error =
+ *      'fail'.  Otherwise the write runs under a savepoint, and when it fails
+ *      the epoch's rows are written again in halves under savepoints of their
+ *      own until the rejected rows are alone; those are skipped, logged,
+ *      counted and (dead-letter) appended to the dead-letter file with the
+ *      server's message, and the rest of the epoch is written.  A redone
+ *      epoch (invariant 2) rejects its rows again: dead letters are
+ *      at-least-once, as everywhere (runtime/deadletter.h).
  *
  * Thread: main (new, open, decided, recover, free), sink (write, flush,
  * precommit, commit).
@@ -69,6 +79,7 @@
 #include "postgres/pg_types.h"
 #include "postgres/postgres_int.h"
 #include "runtime/connector.h"
+#include "runtime/deadletter.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -170,7 +181,15 @@ struct tm_sink {
     tm_buf_t line, key;
     uint64_t truncates_skipped;
     uint64_t rows_written;
+    /* on_error (invariant 6). */
+    int on_error; /* tm_sink_config_t.on_error */
+    tm_dead_letter_t *dl;
+    char sqlstate[6]; /* of the last failed statement, "" if none */
+    uint64_t rows_rejected;
+    int64_t rejected_warned_ms;
 };
+
+enum { PS_ON_ERROR_FAIL = 0, PS_ON_ERROR_SKIP = 1, PS_ON_ERROR_DEAD_LETTER = 2 };
 
 /* ------------------------------------------------------------------ fold */
 
@@ -532,6 +551,7 @@ static void ps_free(tm_sink_t *s)
     tm_arena_release(&s->scratch);
     tm_buf_release(&s->line);
     tm_buf_release(&s->key);
+    tm_dead_letter_free(s->dl);
     free(s);
 }
 
@@ -570,6 +590,16 @@ static int ps_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr, si
     s->add_columns = strcasecmp(tm_opt_str(o, "schema_evolution"), "add_columns") == 0;
     s->checkpointing = cfg->checkpointing;
     s->upserts = cfg->upserts;
+    s->on_error = cfg->on_error;
+    if (s->on_error == PS_ON_ERROR_DEAD_LETTER && cfg->dead_letter_dir != NULL) {
+        char uid[300];
+        snprintf(uid, sizeof(uid), "sink/%s", cfg->name);
+        s->dl = tm_dead_letter_new(cfg->dead_letter_dir, s->job, uid, 0);
+        if (s->dl == NULL) {
+            ps_free(s);
+            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        }
+    }
     s->batch_size = tm_opt_int(o, "batch_size");
     s->retry_ms = tm_opt_duration_ms(o, "retry_timeout");
     s->declared = cfg->declared ? tm_schema_ref((tm_schema_t *)cfg->declared) : NULL;
@@ -662,6 +692,7 @@ static int ps_fail(tm_sink_t *s, PGresult *res, const char *what, char *errstr,
 {
     char m[600], d[400], c[400];
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state ? state : "");
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     tm_pg_msg(primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn), m,
               sizeof(m));
@@ -1295,8 +1326,8 @@ static int write_record(tm_sink_t *s, const tm_record_t *r, char *errstr, size_t
  * Sends one fold to the server with COPY: what each key comes to, with the
  * delete flag first for the staging table.  Counts the upserts and deletes.
  */
-static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t *nups, size_t *ndel,
-                     char *errstr, size_t errstr_size)
+static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t lo, size_t hi,
+                     size_t *nups, size_t *ndel, char *errstr, size_t errstr_size)
 {
     *nups = *ndel = 0;
     PGresult *res = PQexec(s->conn, s->sql_copy.data);
@@ -1310,7 +1341,7 @@ static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t *nups, size
     tm_buf_init(&chunk);
     int rc = 0;
     uint64_t conflicts = 0;
-    for (size_t i = 0; rc == 0 && i < f->n; i++) {
+    for (size_t i = lo; rc == 0 && i < hi; i++) {
         bool del = false, conflict = false;
         const tm_pgsink_image_t *im = tm_pgsink_fold_result(&f->ents[i], &del, &conflict);
         if (im == NULL)
@@ -1355,6 +1386,137 @@ static int copy_fold(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t *nups, size
     return rc;
 }
 
+/* Writes entries [lo, hi) of a fold: COPY, then (keyed) the merge and the delete. */
+static int apply_range(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t lo, size_t hi,
+                       size_t *nrows, char *errstr, size_t errstr_size)
+{
+    size_t nups = 0, ndel = 0;
+    int rc = copy_fold(s, f, lo, hi, &nups, &ndel, errstr, errstr_size);
+    if (rc == 0 && s->nkeys > 0) {
+        if (nups > 0)
+            rc = ps_exec(s, s->sql_upsert.data, "the upsert", errstr, errstr_size);
+        if (rc == 0 && ndel > 0)
+            rc = ps_exec(s, s->sql_delete.data, "the delete", errstr, errstr_size);
+        if (rc == 0) {
+            char sql[512];
+            snprintf(sql, sizeof(sql), "TRUNCATE %s", s->stage_q);
+            rc = ps_exec(s, sql, "emptying the staging table", errstr, errstr_size);
+        }
+    }
+    *nrows = nups + ndel;
+    return rc;
+}
+
+/* A row's fault, not the connection's: data exceptions (22) and constraint violations (23). */
+static bool row_rejected(const tm_sink_t *s, int rc)
+{
+    return rc == TM_ESINK && (strncmp(s->sqlstate, "22", 2) == 0 ||
+                              strncmp(s->sqlstate, "23", 2) == 0);
+}
+
+/* The COPY line of an image as a JSON object by target column (text values, NULL as null). */
+static json_t *line_json(const tm_sink_t *s, const tm_pgsink_image_t *im)
+{
+    json_t *o = json_object();
+    const char *p = im->line, *end = im->line + im->linelen;
+    tm_buf_t v;
+    tm_buf_init(&v);
+    for (int c = 0; o != NULL && c < s->ncols; c++) {
+        tm_buf_clear(&v);
+        bool null = false;
+        if (c >= im->ncols || p > end) {
+            null = true;
+        } else if (end - p >= 2 && p[0] == '\\' && p[1] == 'N' &&
+                   (p + 2 == end || p[2] == '\t')) {
+            null = true;
+            p += 2;
+        } else {
+            for (; p < end && *p != '\t'; p++) {
+                char ch = *p;
+                if (ch == '\\' && p + 1 < end) {
+                    ch = *++p;
+                    ch = ch == 't' ? '\t' : ch == 'n' ? '\n' : ch == 'r' ? '\r' : ch;
+                }
+                if (tm_buf_putc(&v, ch) != 0)
+                    break;
+            }
+        }
+        if (c < im->ncols)
+            p++; /* the tab, or past the end */
+        json_t *val = null ? json_null() : json_stringn(v.data ? v.data : "", v.len);
+        if (json_object_set_new(o, s->cols[c].name, val) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    tm_buf_release(&v);
+    return o;
+}
+
+/* Skips entry i of f, rejected by the target with message `why` (invariant 6). */
+static int reject(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t i, const char *why,
+                  char *errstr, size_t errstr_size)
+{
+    bool del = false, conflict = false;
+    const tm_pgsink_image_t *im = tm_pgsink_fold_result(&f->ents[i], &del, &conflict);
+    if (im == NULL)
+        return 0;
+    s->rows_rejected++;
+    /* At most one warning a second, with the count so far. */
+    int64_t now = tm_mono_ms();
+    if (s->rejected_warned_ms == 0 || now - s->rejected_warned_ms >= 1000) {
+        s->rejected_warned_ms = now;
+        TM_WARN(PS_COMP, "the target rejected a row; it is skipped (on_error)",
+                "sink=%s rows_rejected=%" PRIu64 " reason=\"%s\"", s->name, s->rows_rejected,
+                why);
+    }
+    if (s->dl == NULL)
+        return 0;
+    json_t *row = line_json(s, im);
+    char source[300];
+    snprintf(source, sizeof(source), "%s", s->target_q);
+    int rc = tm_dead_letter_write_json(s->dl, del ? 'd' : 'u', del ? row : NULL, del ? NULL : row,
+                                       source, why, tm_wall_us() / 1000);
+    return rc != 0 ? tm_dead_letter_error(s->dl, errstr, errstr_size) : 0;
+}
+
+/*
+ * Writes entries [lo, hi) under a savepoint; when the target rejects a row,
+ * rolls back to it and writes each half the same way, down to single rows,
+ * which are rejected (invariant 6).
+ */
+static int apply_isolating(tm_sink_t *s, const tm_pgsink_fold_t *f, size_t lo, size_t hi,
+                           size_t *nrows, char *errstr, size_t errstr_size)
+{
+    if (lo >= hi)
+        return 0;
+    int rc = ps_exec(s, "SAVEPOINT tidemark_rows", "SAVEPOINT", errstr, errstr_size);
+    size_t n = 0;
+    if (rc == 0)
+        rc = apply_range(s, f, lo, hi, &n, errstr, errstr_size);
+    if (rc == 0) {
+        *nrows += n;
+        return ps_exec(s, "RELEASE SAVEPOINT tidemark_rows", "RELEASE SAVEPOINT", errstr,
+                       errstr_size);
+    }
+    if (!row_rejected(s, rc))
+        return rc;
+    char why[1024];
+    snprintf(why, sizeof(why), "%s", errstr);
+    rc = ps_exec(s, "ROLLBACK TO SAVEPOINT tidemark_rows", "ROLLBACK TO SAVEPOINT", errstr,
+                 errstr_size);
+    if (rc == 0)
+        rc = ps_exec(s, "RELEASE SAVEPOINT tidemark_rows", "RELEASE SAVEPOINT", errstr,
+                     errstr_size);
+    if (rc != 0)
+        return rc;
+    if (hi - lo == 1)
+        return reject(s, f, lo, why, errstr, errstr_size);
+    size_t mid = lo + (hi - lo) / 2;
+    rc = apply_isolating(s, f, lo, mid, nrows, errstr, errstr_size);
+    return rc == 0 ? apply_isolating(s, f, mid, hi, nrows, errstr, errstr_size) : rc;
+}
+
 /* Writes one fold into the open transaction (invariant 1). */
 static int apply(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size_t errstr_size)
 {
@@ -1390,21 +1552,19 @@ static int apply(tm_sink_t *s, const tm_pgsink_fold_t *f, char *errstr, size_t e
         if (rc != 0)
             return rc;
     }
-    size_t nups = 0, ndel = 0;
-    rc = copy_fold(s, f, &nups, &ndel, errstr, errstr_size);
-    if (rc == 0 && s->nkeys > 0) {
-        if (nups > 0)
-            rc = ps_exec(s, s->sql_upsert.data, "the upsert", errstr, errstr_size);
-        if (rc == 0 && ndel > 0)
-            rc = ps_exec(s, s->sql_delete.data, "the delete", errstr, errstr_size);
-        if (rc == 0) {
-            char sql[512];
-            snprintf(sql, sizeof(sql), "TRUNCATE %s", s->stage_q);
-            rc = ps_exec(s, sql, "emptying the staging table", errstr, errstr_size);
+    size_t nrows = 0;
+    if (s->on_error == PS_ON_ERROR_FAIL) {
+        rc = apply_range(s, f, 0, f->n, &nrows, errstr, errstr_size);
+        if (row_rejected(s, rc)) {
+            size_t len = strlen(errstr);
+            snprintf(errstr + len, errstr_size - len,
+                     "; fix the row or the target, or SET on_error = 'skip' or 'dead-letter' to "
+                     "write the rest and set such rows aside");
         }
-    }
+    } else
+        rc = apply_isolating(s, f, 0, f->n, &nrows, errstr, errstr_size);
     if (rc == 0)
-        s->rows_written += nups + ndel;
+        s->rows_written += nrows;
     return rc;
 }
 
@@ -1494,6 +1654,12 @@ static int step_partial(tm_sink_t *s, void *arg, bool retry, char *errstr, size_
     return rc;
 }
 
+/* Makes the dead letters of what was written so far durable (runtime/deadletter.h). */
+static int flush_dead_letters(tm_sink_t *s, char *errstr, size_t errstr_size)
+{
+    return s->dl != NULL ? tm_dead_letter_flush(s->dl, errstr, errstr_size) : 0;
+}
+
 static int ps_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
 {
     /* Exactly-once: only barriers end transactions. */
@@ -1502,7 +1668,7 @@ static int ps_flush(tm_sink_t *s, char *errstr, size_t errstr_size)
     int rc = with_retry(s, step_commit_cur, NULL, true, errstr, errstr_size);
     if (rc == 0)
         tm_pgsink_fold_clear(&s->cur);
-    return rc;
+    return rc == 0 ? flush_dead_letters(s, errstr, errstr_size) : rc;
 }
 
 static int ps_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, size_t errstr_size)
@@ -1706,8 +1872,8 @@ static int step_dl_seal(tm_sink_t *s, void *arg, bool retry, char *errstr, size_
 
 /* ------------------------------------------------------- checkpoints */
 
-static int ps_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
-                        size_t errstr_size)
+static int precommit_epoch(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                           size_t errstr_size)
 {
     if (s->mode == PS_ALO)
         return ps_flush(s, errstr, errstr_size);
@@ -1744,6 +1910,13 @@ static int ps_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *er
     s->prepared[s->nprepared++] = epoch;
     tm_pgsink_fold_clear(&s->cur);
     return tm_buf_appendf(handle, "%s", gid) ? TM_ENOMEM : 0;
+}
+
+static int ps_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                        size_t errstr_size)
+{
+    int rc = precommit_epoch(s, epoch, handle, errstr, errstr_size);
+    return rc == 0 ? flush_dead_letters(s, errstr, errstr_size) : rc;
 }
 
 static int ps_commit(tm_sink_t *s, uint64_t epoch, const char *progress, char *errstr,

@@ -984,8 +984,15 @@ static int cmd_run(const char *path, const run_opts_t *ro)
         tm_job_table_t *t = &job->tables[i];
         if (t->role != TM_ROLE_SINK)
             continue;
+        const char *policy = tm_opt_str(job->settings, "on_error");
+        char dl_dir[4200];
+        snprintf(dl_dir, sizeof(dl_dir), "%s/dead-letter", state_dir);
         tm_sink_config_t cfg = {t->name,  t->opts,  t->declared,  state_dir, chk_interval > 0,
                                 job_name, chk_interval, tm_plan_sink_upserts(plan, i)};
+        cfg.on_error = strcmp(policy, "skip") == 0          ? TM_ON_ERROR_SKIP
+                       : strcmp(policy, "dead-letter") == 0 ? TM_ON_ERROR_DEAD_LETTER
+                                                            : TM_ON_ERROR_FAIL;
+        cfg.dead_letter_dir = cfg.on_error == TM_ON_ERROR_DEAD_LETTER ? dl_dir : NULL;
         rc = t->conn->sink_new(&sinks[i], &cfg, err, sizeof(err));
         if (rc == 0 && t->conn->sink_open)
             rc = t->conn->sink_open(sinks[i], err, sizeof(err));

@@ -110,6 +110,14 @@ typedef struct tm_sink_config {
      * key already has.  Only the PostgreSQL sink is planned this way.
      */
     bool upserts;
+    /*
+     * The job's on_error policy for rows the target rejects (a sink that can
+     * tell one row's error from its batch's): 0 fail, 1 skip, 2 dead-letter
+     * (tm_error_policy_t's values), and the directory dead letters go to
+     * (runtime/deadletter.h; NULL unless 2).
+     */
+    int on_error;
+    const char *dead_letter_dir;
 } tm_sink_config_t;
 
 /*

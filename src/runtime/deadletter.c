@@ -253,15 +253,19 @@ static int open_file(tm_dead_letter_t *dl)
     return 0;
 }
 
-int tm_dead_letter_write(tm_dead_letter_t *dl, const tm_record_t *rec, const char *reason,
-                         int64_t ts_ms)
+/* Appends one line; takes the references to before, after and source (any may be NULL). */
+static int write_line(tm_dead_letter_t *dl, char opc, json_t *before, json_t *after,
+                      json_t *source, const char *reason, int64_t ts_ms)
 {
-    if (dl->err != 0)
+    if (dl->err == 0 && dl->f == NULL)
+        (void)open_file(dl);
+    if (dl->err != 0) {
+        json_decref(before);
+        json_decref(after);
+        json_decref(source);
         return dl->err;
-    if (dl->f == NULL && open_file(dl) != 0)
-        return dl->err;
-    char op[2] = {(char)rec->op, '\0'};
-    const tm_schema_t *s = rec->schema;
+    }
+    char op[2] = {opc, '\0'};
     json_t *line = json_object();
     if (line == NULL ||
         json_object_set_new(line, "ts_ms", json_integer((json_int_t)ts_ms)) != 0 ||
@@ -270,9 +274,9 @@ int tm_dead_letter_write(tm_dead_letter_t *dl, const tm_record_t *rec, const cha
         json_object_set_new(line, "subtask", json_integer(dl->subtask)) != 0 ||
         json_object_set_new(line, "reason", json_string(reason ? reason : "")) != 0 ||
         json_object_set_new(line, "op", json_string(op)) != 0 ||
-        json_object_set_new(line, "before", s ? row_json(s, rec->before) : json_null()) != 0 ||
-        json_object_set_new(line, "after", s ? row_json(s, rec->after) : json_null()) != 0 ||
-        json_object_set_new(line, "source", source_json(s)) != 0) {
+        json_object_set_new(line, "before", before ? before : json_null()) != 0 ||
+        json_object_set_new(line, "after", after ? after : json_null()) != 0 ||
+        json_object_set_new(line, "source", source ? source : json_null()) != 0) {
         json_decref(line);
         return fail(dl, TM_ENOMEM, "render a line for the", 0);
     }
@@ -289,6 +293,20 @@ int tm_dead_letter_write(tm_dead_letter_t *dl, const tm_record_t *rec, const cha
         atomic_fetch_add_explicit(&dl->count, 1, memory_order_relaxed);
     }
     return rc;
+}
+
+int tm_dead_letter_write(tm_dead_letter_t *dl, const tm_record_t *rec, const char *reason,
+                         int64_t ts_ms)
+{
+    const tm_schema_t *s = rec->schema;
+    return write_line(dl, (char)rec->op, s ? row_json(s, rec->before) : NULL,
+                      s ? row_json(s, rec->after) : NULL, source_json(s), reason, ts_ms);
+}
+
+int tm_dead_letter_write_json(tm_dead_letter_t *dl, char op, json_t *before, json_t *after,
+                              const char *source, const char *reason, int64_t ts_ms)
+{
+    return write_line(dl, op, before, after, source ? json_string(source) : NULL, reason, ts_ms);
 }
 
 void tm_dead_letter_callback(void *arg, const char *uid, const tm_record_t *rec,

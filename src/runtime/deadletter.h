@@ -39,6 +39,8 @@
 
 #include "core/row.h"
 
+#include <jansson.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +71,13 @@ const char *tm_dead_letter_path(const tm_dead_letter_t *dl);
  */
 int tm_dead_letter_write(tm_dead_letter_t *dl, const tm_record_t *rec, const char *reason,
                          int64_t ts_ms);
+/*
+ * The same for a row that is no longer a tm_record_t (a sink's encoded row):
+ * before and after are JSON objects by column name (or NULL), whose
+ * references the call takes; source names the table, or NULL.
+ */
+int tm_dead_letter_write_json(tm_dead_letter_t *dl, char op, json_t *before, json_t *after,
+                              const char *source, const char *reason, int64_t ts_ms);
 /* The same, with the current time; the signature of tm_operator_ctx_t.dead_letter. */
 void tm_dead_letter_callback(void *arg, const char *uid, const tm_record_t *rec,
                              const char *reason);

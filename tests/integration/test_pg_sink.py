@@ -507,9 +507,53 @@ def test_a_rejected_row_fails_the_job_with_the_row_and_the_message(case):
     text = tm.log_text()
     assert "violates check constraint" in text, text[-3000:]
     assert "5000.00" in text, text[-3000:]  # the failing row, from the server's context
+    assert "SET on_error = 'skip' or 'dead-letter'" in text, text[-3000:]
     # Nothing of the failed epoch is visible, and nothing stays prepared.
     assert case.target() == []
     assert case.prepared() == []
+
+
+@pytest.mark.parametrize("policy", ["skip", "dead-letter"])
+def test_rows_the_target_rejects_follow_on_error(case, policy):
+    """on_error = 'skip' / 'dead-letter': the rows a CHECK constraint rejects are set aside (into
+    the dead-letter file with the server's message), the rest of every epoch is written, through
+    a kill -9, and the job keeps running."""
+    case.src(ORDERS + "INSERT INTO orders SELECT g, g % 5, g * 10, 'n' || g "
+             "FROM generate_series(1, 300) g;")
+    case.tgt("CREATE TABLE public.view_out (id int PRIMARY KEY, customer_id int, "
+             "amount2 numeric(14,2) CHECK (amount2 < 5000), note text)")
+    job = case.job(PROJECTION_QUERY, PROJECTION_COLS, {"create_table": False}, interval="300ms")
+    tm = case.tidemark(job + f"SET on_error = '{policy}';\n").start()
+    good = "SELECT id, customer_id, amount * 2 AS amount2, note FROM orders WHERE amount * 2 < 5000"
+    case.wait_equal(good, tm)
+    # Updates that make rows rejectable, and rejected rows made acceptable again.
+    case.src("UPDATE orders SET amount = 9000 WHERE id IN (3, 4)")
+    case.src("UPDATE orders SET amount = 1 WHERE id IN (290, 291)")
+    tm.kill9()
+    tm.start()
+    case.src("INSERT INTO orders VALUES (1000, 1, 4000, 'big'), (1001, 1, 10, 'small')")
+    # Rows the target refused stay as they were: 3 and 4 keep their old values.
+    expect = sorted(case.truth(good) + [(3, 3, 60, "n3"), (4, 4, 80, "n4")], key=repr)
+    wait_until(lambda: case.target() == expect, 90, "the target to hold every acceptable row",
+               tm.proc)
+    assert tm.running()
+    text = tm.log_text()
+    assert "the target rejected a row" in text and "violates check constraint" in text, text[-3000:]
+    assert case.prepared() == []
+    dl = tm.state_dir / "dead-letter" / "sink_view_out-0.jsonl"
+    if policy == "skip":
+        assert not dl.exists()
+        return
+    import json
+    lines = [json.loads(x) for x in dl.read_text().splitlines() if x.strip()]
+    ids = {int(x["after"]["id"]) for x in lines}
+    # 251..300 at start (amount2 >= 5000), 3 and 4 updated, 1000 inserted; replays may repeat some.
+    assert ids >= set(range(251, 301)) | {3, 4, 1000}, sorted(ids)
+    assert ids <= set(range(250, 301)) | {3, 4, 1000}, sorted(ids)
+    first = next(x for x in lines if x["after"]["id"] == "1000")
+    assert first["op"] == "u" and first["operator"] == "sink/view_out", first
+    assert "violates check constraint" in first["reason"], first
+    assert first["after"]["note"] == "big" and first["after"]["amount2"] == "8000.00", first
 
 
 def dbz(op, before=None, after=None):
