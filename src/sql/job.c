@@ -53,9 +53,9 @@ const tm_option_def_t tm_job_settings[] = {
      "Root for savepoints (default <state-dir>/savepoints); the admin API writes savepoints "
      "only below it, and a relative \"dir\" is taken below it."},
     {"on_error", TM_OPT_ENUM, false, "fail", "fail|skip|dead-letter",
-     "What a row whose expression fails (division by zero, a bad cast) does: fail the job, "
-     "skip the row (counted and logged), or skip it and append it to "
-     "<state-dir>/dead-letter/<operator>-<subtask>.jsonl."},
+     "What a row whose expression fails (division by zero, a bad cast), or that a PostgreSQL "
+     "sink's target rejects, does: fail the job, skip the row (counted and logged), or skip it "
+     "and append it to <state-dir>/dead-letter/<operator>-<subtask>.jsonl."},
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
