@@ -1170,6 +1170,9 @@ static int put_value(tm_sink_t *s, tm_buf_t *b, const tm_column_t *scol, const t
                          "table '%s': column \"%s\" holds an unchanged TOASTed value that the "
                          "source did not send; set REPLICA IDENTITY FULL on the source table",
                          s->name, scol->name);
+    /* Integers need neither text conversion through the arena nor escaping: the hot path. */
+    if (scol->type == TM_T_INT16 || scol->type == TM_T_INT32 || scol->type == TM_T_INT64)
+        return tm_buf_append_i64(b, d->u.i64) ? TM_ENOMEM : 0;
     const char *p = NULL;
     size_t len = 0;
     /* ±infinity of dates and timestamps (pg_types.h conventions). */

@@ -432,8 +432,11 @@ static const jv_t *obj_get(const jv_t *o, const char *key)
 {
     if (o == NULL || o->kind != JV_OBJ)
         return NULL;
+    /* Length and first byte before memcmp: this runs for every envelope and source field. */
+    size_t l = strlen(key);
     for (uint32_t i = 0; i < o->n; i++)
-        if (jv_eq(o->keys[i].s, o->keys[i].n, key))
+        if (o->keys[i].n == l && (l == 0 || o->keys[i].s[0] == key[0]) &&
+            memcmp(o->keys[i].s, key, l) == 0)
             return &o->kids[i];
     return NULL;
 }
@@ -1206,6 +1209,10 @@ static int numeric_from_bytes(conv_ctx_t *cx, const uint8_t *b, size_t n, int32_
 
 static bool is_special_num_text(const jv_t *v)
 {
+    /* Most strings here are base64 digits: rule them out on the first byte. */
+    if (v == NULL || v->kind != JV_STR || v->n < 3 ||
+        (v->s[0] != 'N' && v->s[0] != 'I' && v->s[0] != '-'))
+        return false;
     return is_str(v, "NaN") || is_str(v, "Infinity") || is_str(v, "-Infinity");
 }
 
@@ -1553,6 +1560,14 @@ static uint64_t sequence_commit_lsn(tm_dbz_decoder_t *dec, const jv_t *seq)
  * ignored rather than failing the event (Debezium's block has changed shape
  * across versions, e.g. `snapshot` was a boolean in 0.x).
  */
+/* The source block's fields read_source uses, found in one pass over its keys. */
+enum { SF_NAME, SF_DB, SF_SCHEMA, SF_TABLE, SF_TS_US, SF_TS_MS, SF_TS_NS, SF_LSN, SF_TXID,
+       SF_SEQUENCE, SF_SNAPSHOT, SF_N };
+
+static const char *const source_fields[SF_N] = {"name",  "db",    "schema", "table",
+                                                "ts_us", "ts_ms", "ts_ns",  "lsn",
+                                                "txId",  "sequence", "snapshot"};
+
 static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
                         tm_source_info_t *info)
 {
@@ -1561,22 +1576,39 @@ static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
     memset(id, 0, sizeof(*id));
     if (src == NULL || src->kind != JV_OBJ)
         return;
-    ident_part(id, 0, obj_get(src, "name"));
-    ident_part(id, 1, obj_get(src, "db"));
-    ident_part(id, 2, obj_get(src, "schema"));
-    ident_part(id, 3, obj_get(src, "table"));
-    if (get_i64(src, "ts_us", sa, &x))
+    /*
+     * One pass over the block's keys (a dozen or more), instead of a search
+     * per field: this runs for every event.  The first occurrence of a key
+     * wins, as obj_get's would.
+     */
+    const jv_t *f[SF_N] = {NULL};
+    for (uint32_t i = 0; i < src->n; i++) {
+        const jkey_t *k = &src->keys[i];
+        for (int j = 0; j < SF_N; j++) {
+            const char *name = source_fields[j];
+            if (f[j] == NULL && k->n > 0 && name[0] == k->s[0] && strlen(name) == k->n &&
+                memcmp(name, k->s, k->n) == 0) {
+                f[j] = &src->kids[i];
+                break;
+            }
+        }
+    }
+    ident_part(id, 0, f[SF_NAME]);
+    ident_part(id, 1, f[SF_DB]);
+    ident_part(id, 2, f[SF_SCHEMA]);
+    ident_part(id, 3, f[SF_TABLE]);
+    if (num_i64(f[SF_TS_US], sa, &x))
         info->ts_us = x;
-    else if (get_i64(src, "ts_ms", sa, &x) && !__builtin_mul_overflow(x, 1000, &x))
+    else if (num_i64(f[SF_TS_MS], sa, &x) && !__builtin_mul_overflow(x, 1000, &x))
         info->ts_us = x;
-    else if (get_i64(src, "ts_ns", sa, &x))
+    else if (num_i64(f[SF_TS_NS], sa, &x))
         info->ts_us = tm__dbz_floordiv(x, 1000);
-    if (get_i64(src, "lsn", sa, &x) && x > 0)
+    if (num_i64(f[SF_LSN], sa, &x) && x > 0)
         info->lsn = (uint64_t)x;
-    if (get_i64(src, "txId", sa, &x) && x > 0)
+    if (num_i64(f[SF_TXID], sa, &x) && x > 0)
         info->xid = (uint32_t)x;
-    info->commit_lsn = sequence_commit_lsn(dec, obj_get(src, "sequence"));
-    const jv_t *snap = obj_get(src, "snapshot");
+    info->commit_lsn = sequence_commit_lsn(dec, f[SF_SEQUENCE]);
+    const jv_t *snap = f[SF_SNAPSHOT];
     if (snap == NULL)
         return;
     if (snap->kind == JV_TRUE || is_str(snap, "true"))
