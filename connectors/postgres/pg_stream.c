@@ -84,6 +84,7 @@ typedef struct stream {
     uint64_t partial_lsn;     /* invariant 2 */
     uint64_t partial_count;   /* invariant 2 */
     uint64_t prev_commit_end; /* Debezium sequence[0] */
+    uint64_t last_commit_lsn; /* commit LSN of the newest transaction begun (barriers at an LSN) */
     int64_t prev_commit_ts_us; /* the last commit's time: a non-transactional message's ts */
     bool untokened;           /* records were emitted after the last token (see seal) */
     uint64_t flush_sent;
@@ -286,6 +287,8 @@ static void begin_tx(stream_t *st, uint32_t xid, uint64_t final_lsn, int64_t com
     tx->ts_us = commit_ts + TM_PG_EPOCH_OFFSET_US;
     tx->nchanges = 0;
     tx->skip_all = final_lsn < st->done_end;
+    if (final_lsn > st->last_commit_lsn)
+        st->last_commit_lsn = final_lsn;
     tx->skip_n = final_lsn == st->partial_lsn ? st->partial_count : 0;
 }
 
@@ -516,14 +519,19 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
     return rec->msg_prefix && rec->msg_content ? 0 : TM_ENOMEM;
 }
 
+static int barrier_before_tx(stream_t *st, uint64_t commit_lsn);
+
 /* Messages that are the same whether they come from the network or a spill file. */
 static int handle(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *errstr,
                   size_t errstr_size)
 {
     switch (msg->tag) {
-    case TM_PG_MSG_BEGIN:
-        begin_tx(st, msg->xid, msg->u.begin.final_lsn, msg->u.begin.commit_ts, lsn);
-        return 0;
+    case TM_PG_MSG_BEGIN: {
+        int rc = barrier_before_tx(st, msg->u.begin.final_lsn);
+        if (rc == 0)
+            begin_tx(st, msg->xid, msg->u.begin.final_lsn, msg->u.begin.commit_ts, lsn);
+        return rc;
+    }
     case TM_PG_MSG_COMMIT:
         commit_tx(st, msg->u.commit.end_lsn);
         return 0;
@@ -573,7 +581,8 @@ static int on_xlogdata(stream_t *st, const tm_pg_copydata_t *cd, char *errstr, s
                  "source=%s xid=%" PRIu32 " bytes=%" PRIu64 " commit_lsn=%s", st->src->name,
                  msg.xid, tm_pg_txbuf_size(st->txbuf, msg.xid),
                  tm_pg_lsn_format(msg.u.commit.commit_lsn, lsn));
-        if ((rc = tm_pg_txbuf_replay(st->txbuf, msg.xid, &st->replay, errstr, errstr_size)) != 0)
+        if ((rc = barrier_before_tx(st, msg.u.commit.commit_lsn)) != 0 ||
+            (rc = tm_pg_txbuf_replay(st->txbuf, msg.xid, &st->replay, errstr, errstr_size)) != 0)
             return rc;
         /* A streamed transaction's BEGIN position is not known: 0 (see tm_source_info_t). */
         begin_tx(st, msg.xid, msg.u.commit.commit_lsn, msg.u.commit.commit_ts, 0);
@@ -876,12 +885,10 @@ static uint64_t barrier_wanted(stream_t *st)
     return id;
 }
 
-static int maybe_barrier(stream_t *st)
+/* Queues barrier `id` after everything put into batches so far. */
+static int inject_barrier(stream_t *st, uint64_t id)
 {
     tm_source_t *src = st->src;
-    uint64_t id = barrier_wanted(st);
-    if (id == 0 || st->tx.active || st->replay != NULL || src->outq_len >= TM_PG_OUTQ_MAX - 1)
-        return 0;
     int rc = seal(st);
     if (rc != 0)
         return rc;
@@ -891,6 +898,47 @@ static int maybe_barrier(stream_t *st)
     o->barrier = id;
     o->barrier_token = st->done_end > src->sealed_token ? st->done_end : src->sealed_token;
     return 0;
+}
+
+/*
+ * A barrier due at an LSN (tm_source_barrier_at) goes in before the first
+ * transaction that commits at or after it: called between transactions with
+ * the commit LSN of the one about to begin.
+ */
+static int barrier_before_tx(stream_t *st, uint64_t commit_lsn)
+{
+    uint64_t id = barrier_wanted(st);
+    if (id == 0 || st->tx.active || st->src->outq_len >= TM_PG_OUTQ_MAX - 1)
+        return 0;
+    uint64_t at = tm_source_barrier_at(st->ctx);
+    return at != 0 && commit_lsn >= at ? inject_barrier(st, id) : 0;
+}
+
+static int maybe_barrier(stream_t *st)
+{
+    tm_source_t *src = st->src;
+    uint64_t id = barrier_wanted(st);
+    if (id == 0 || st->tx.active || st->replay != NULL || src->outq_len >= TM_PG_OUTQ_MAX - 1)
+        return 0;
+    uint64_t at = tm_source_barrier_at(st->ctx);
+    if (at != 0) {
+        /*
+         * Between transactions: the barrier belongs here once the server
+         * says decoding has passed `at` (a keepalive's WAL end is how far it
+         * has sent), and too late if a transaction committing at or after
+         * `at` went out already.
+         */
+        if (st->last_commit_lsn >= at) {
+            char l1[24], l2[24];
+            TM_WARN(TM_PG_COMP, "a barrier asked for at an LSN came too late to be placed there",
+                    "source=%s checkpoint=%" PRIu64 " at=%s streamed=%s", src->name, id,
+                    tm_pg_lsn_format(at, l1), tm_pg_lsn_format(st->last_commit_lsn, l2));
+            tm_source_barrier_missed(st->ctx, id);
+        } else if (st->server_end < at) {
+            return 0;
+        }
+    }
+    return inject_barrier(st, id);
 }
 
 static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
@@ -919,6 +967,22 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
         }
         if ((rc = maybe_barrier(st)) != 0)
             return rc;
+        /*
+         * A pause (connector.h, tm_source_pause_wanted): between transactions,
+         * with everything so far handed on, hold the input while the
+         * connection is still served; a barrier may still go in above.
+         */
+        if (!st->tx.active && st->replay == NULL && tm_source_pause_wanted(st->ctx)) {
+            if ((rc = seal(st)) != 0)
+                return rc;
+            tm_source_set_paused(st->ctx, true);
+            if (flush_outq(st, 10) == TM_ESTOPPED)
+                return 0;
+            if (src->outq_len == 0)
+                usleep(5000);
+            continue;
+        }
+        tm_source_set_paused(st->ctx, false);
         if (st->replay != NULL) {
             rc = replay_some(st, errstr, errstr_size);
             if (rc == TM_ECONN) {
@@ -954,7 +1018,8 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
              * fills), so a barrier could wait for ever for the top of the
              * loop to find a boundary: end the pass at this one instead.
              */
-            if (!st->tx.active && st->replay == NULL && barrier_wanted(st) != 0)
+            if (!st->tx.active && st->replay == NULL &&
+                (barrier_wanted(st) != 0 || tm_source_pause_wanted(st->ctx)))
                 break;
         }
         if (r == -1 || r == -2 || r == -3) {

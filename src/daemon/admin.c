@@ -548,6 +548,105 @@ static int h_stop(tm_admin_t *a, struct evhttp_request *req, const char *tail)
     return code;
 }
 
+/* ---- checkpoints at a position (tidemark verify) ---- */
+
+static int h_checkpoint_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"at_lsn", "hold_ms", NULL};
+    (void)tail;
+    if (a->hooks.checkpoint_at == NULL)
+        return reply_error(req, 501, "checkpoints on request are not available in this daemon");
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"at_lsn\", \"hold_ms\"");
+    const char *at = json_string_value(json_object_get(body, "at_lsn"));
+    json_t *hold = json_object_get(body, "hold_ms");
+    if (code == 0 && at == NULL)
+        code = reply_error(req, 400, "\"at_lsn\" (an LSN such as \"0/16B3748\") is required");
+    if (code == 0 && hold != NULL &&
+        (!json_is_integer(hold) || json_integer_value(hold) < 0 ||
+         json_integer_value(hold) > 600000))
+        code = reply_error(req, 400, "\"hold_ms\" must be an integer from 0 to 600000");
+    if (code == 0) {
+        char err[512] = "";
+        int64_t id = a->hooks.checkpoint_at(a->hooks.arg, at,
+                                            hold ? (int64_t)json_integer_value(hold) : 60000, err,
+                                            sizeof(err));
+        if (id <= 0) {
+            code = reply_error(req, savepoint_http_status(id),
+                               err[0] ? err : "cannot start the checkpoint");
+        } else {
+            char out[64];
+            snprintf(out, sizeof(out), "{\"id\":%" PRId64 "}\n", id);
+            code = reply_json(req, 202, out, strlen(out));
+        }
+    }
+    json_decref(body);
+    return code;
+}
+
+static int h_checkpoint_get(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    char *end;
+    errno = 0;
+    long long id = strtoll(tail, &end, 10);
+    tm_buf_t out;
+    tm_buf_init(&out);
+    int code;
+    if (a->hooks.checkpoint_at_status == NULL || end == tail || *end != '\0' || errno != 0 ||
+        id <= 0 || tail[0] == '+' || !a->hooks.checkpoint_at_status(a->hooks.arg, id, &out))
+        code = reply_error(req, 404,
+                           "no checkpoint requested at a position with that id (POST "
+                           "/v1/checkpoints starts one)");
+    else
+        code = reply_json(req, 200, out.data, out.len);
+    tm_buf_release(&out);
+    return code;
+}
+
+static int h_checkpoint_release(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    if (a->hooks.checkpoint_release == NULL)
+        return reply_error(req, 501, "checkpoints on request are not available in this daemon");
+    a->hooks.checkpoint_release(a->hooks.arg);
+    return reply_json(req, 200, "{}\n", 3);
+}
+
+static int h_pause_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"max_ms", NULL};
+    (void)tail;
+    if (a->hooks.checkpoint_pause == NULL)
+        return reply_error(req, 501, "pausing the sources is not available in this daemon");
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"max_ms\"");
+    json_t *max = json_object_get(body, "max_ms");
+    if (code == 0 && max != NULL &&
+        (!json_is_integer(max) || json_integer_value(max) < 1 ||
+         json_integer_value(max) > 10000))
+        code = reply_error(req, 400, "\"max_ms\" must be an integer from 1 to 10000");
+    if (code == 0) {
+        char err[512] = "";
+        int rc = a->hooks.checkpoint_pause(a->hooks.arg, max ? json_integer_value(max) : 5000, err,
+                                           sizeof(err));
+        code = rc != 0 ? reply_error(req, savepoint_http_status(rc), err)
+                       : reply_json(req, 202, "{}\n", 3);
+    }
+    json_decref(body);
+    return code;
+}
+
+static int h_pause_get(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    return serve_doc(req, a->hooks.checkpoint_paused, a->hooks.arg, JSON_TYPE,
+                     "/v1/checkpoints/pause");
+}
+
 /* ---- routing ---- */
 
 typedef struct route {
@@ -563,6 +662,11 @@ static const route_t routes[] = {
     {"/metrics", false, EVHTTP_REQ_GET, h_metrics},
     {"/v1/job", false, EVHTTP_REQ_GET, h_job},
     {"/v1/checkpoints", false, EVHTTP_REQ_GET, h_checkpoints},
+    {"/v1/checkpoints", false, EVHTTP_REQ_POST, h_checkpoint_post},
+    {"/v1/checkpoints/release", false, EVHTTP_REQ_POST, h_checkpoint_release},
+    {"/v1/checkpoints/pause", false, EVHTTP_REQ_POST, h_pause_post},
+    {"/v1/checkpoints/pause", false, EVHTTP_REQ_GET, h_pause_get},
+    {"/v1/checkpoints/", true, EVHTTP_REQ_GET, h_checkpoint_get},
     {"/v1/savepoints", false, EVHTTP_REQ_POST, h_savepoint_post},
     {"/v1/savepoints/", true, EVHTTP_REQ_GET, h_savepoint_get},
     {"/v1/stop", false, EVHTTP_REQ_POST, h_stop},

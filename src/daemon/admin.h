@@ -108,6 +108,28 @@ typedef struct tm_admin_hooks {
     bool (*savepoint_status)(void *arg, int64_t id, tm_buf_t *out);
     /* Stops without a savepoint (graceful: final checkpoint). */
     void (*stop)(void *arg);
+    /*
+     * POST /v1/checkpoints {"at_lsn":"X/Y","hold_ms":N}: a checkpoint whose
+     * barriers the sources place at that LSN, after which no checkpoint
+     * starts for hold_ms or until POST /v1/checkpoints/release (tidemark
+     * verify).  Returns its id > 0, or a negative TM_E* with errstr (HTTP
+     * status as for savepoint).
+     */
+    int64_t (*checkpoint_at)(void *arg, const char *at_lsn, int64_t hold_ms, char *errstr,
+                             size_t errstr_size);
+    /*
+     * GET /v1/checkpoints/N: appends {"id":N,"status":"pending|completed|
+     * committed","missed":bool} for such a checkpoint; false if N is not one.
+     */
+    bool (*checkpoint_at_status)(void *arg, int64_t id, tm_buf_t *out);
+    void (*checkpoint_release)(void *arg);
+    /*
+     * POST /v1/checkpoints/pause {"max_ms":N}: the sources hold their input
+     * (for a verify to choose its point); GET /v1/checkpoints/pause appends
+     * {"paused":K,"sources":N}.
+     */
+    int (*checkpoint_pause)(void *arg, int64_t max_ms, char *errstr, size_t errstr_size);
+    void (*checkpoint_paused)(void *arg, tm_buf_t *out);
 } tm_admin_hooks_t;
 
 /*
@@ -210,6 +232,8 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
  * reason on stderr), 2 usage error.
  * Thread: main.
  */
+/* `tidemark verify JOB.sql --sink NAME …` (verify.c); argv[0] is "verify". */
+int tm_verify_main(int argc, char **argv);
 int tm_admin_cli_savepoint(int argc, char **argv);
 int tm_admin_cli_stop(int argc, char **argv);
 /*

@@ -129,6 +129,9 @@ static void usage(FILE *f)
             "                                           stop the running job (final checkpoint)\n"
             "  tidemark status [--live | --ready] [--state-dir S | --admin HOST:PORT]\n"
             "                                           print the running job, or probe it\n"
+            "  tidemark verify JOB.sql --sink NAME [--state-dir S | --admin HOST:PORT]\n"
+            "                                           compare a PostgreSQL sink's table with\n"
+            "                                           its query on the source, at one point\n"
             "  tidemark --version                       print the version\n"
             "  tidemark --help                          print this help\n"
             "\n"
@@ -861,6 +864,95 @@ static void admin_stop(void *arg)
     begin_stop(arg);
 }
 
+/* "X/Y" (hexadecimal halves, PostgreSQL's LSN text) into *lsn; false if malformed. */
+static bool parse_lsn(const char *s, uint64_t *lsn)
+{
+    unsigned hi, lo;
+    int n = 0;
+    if (s == NULL || sscanf(s, "%x/%x%n", &hi, &lo, &n) != 2 || s[n] != '\0')
+        return false;
+    *lsn = ((uint64_t)hi << 32) | lo;
+    return *lsn != 0;
+}
+
+static int64_t admin_checkpoint_at(void *arg, const char *at_lsn, int64_t hold_ms, char *errstr,
+                                   size_t errstr_size)
+{
+    run_state_t *rs = arg;
+    uint64_t lsn = 0;
+    if (rs->coord == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "a checkpoint at a position needs checkpoints; add SET "
+                         "checkpoint_interval = '10s' to the job");
+    if (rs->stopping)
+        return tm_seterr(errstr, errstr_size, TM_ESTOPPED, "the job is stopping");
+    if (!parse_lsn(at_lsn, &lsn))
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "\"at_lsn\" must be a PostgreSQL LSN such as \"0/16B3748\", not \"%s\"",
+                         at_lsn);
+    /* Only PostgreSQL sources know where an LSN is in their stream. */
+    for (int i = 0; i < rs->job->ntables; i++) {
+        const tm_job_table_t *t = &rs->job->tables[i];
+        if (t->role == TM_ROLE_SOURCE && strcmp(t->conn->name, "postgres-cdc") != 0)
+            return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                             "source '%s' (connector %s) cannot place a barrier at an LSN; only "
+                             "jobs whose sources are all postgres-cdc can",
+                             t->name, t->conn->name);
+    }
+    uint64_t id = 0;
+    int rc = tm_coordinator_request_at(rs->coord, lsn, hold_ms, &id);
+    if (rc == TM_EAGAIN)
+        return tm_seterr(errstr, errstr_size, TM_EAGAIN,
+                         "a checkpoint at a position is already pending; wait for it, or POST "
+                         "/v1/checkpoints/release after it");
+    if (rc != 0)
+        return tm_seterr(errstr, errstr_size, rc, "cannot request the checkpoint");
+    TM_INFO("checkpoint", "checkpoint at a position requested",
+            "checkpoint=%" PRIu64 " at_lsn=%s hold_ms=%" PRId64, id, at_lsn, hold_ms);
+    return (int64_t)id;
+}
+
+static bool admin_checkpoint_at_status(void *arg, int64_t id, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    bool missed = false;
+    int st = rs->coord != NULL ? tm_coordinator_at_status(rs->coord, (uint64_t)id, &missed) : -1;
+    if (st < 0)
+        return false;
+    static const char *const names[] = {"pending", "completed", "committed"};
+    tm_buf_appendf(out, "{\"id\":%" PRId64 ",\"status\":\"%s\",\"missed\":%s}\n", id, names[st],
+                   missed ? "true" : "false");
+    return true;
+}
+
+static int admin_checkpoint_pause(void *arg, int64_t max_ms, char *errstr, size_t errstr_size)
+{
+    run_state_t *rs = arg;
+    if (rs->coord == NULL)
+        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                         "pausing the sources for a checkpoint at a position needs checkpoints");
+    if (rs->stopping)
+        return tm_seterr(errstr, errstr_size, TM_ESTOPPED, "the job is stopping");
+    tm_coordinator_pause_sources(rs->coord, max_ms);
+    return 0;
+}
+
+static void admin_checkpoint_paused(void *arg, tm_buf_t *out)
+{
+    run_state_t *rs = arg;
+    int paused = 0, sources = 0;
+    if (rs->coord != NULL)
+        tm_coordinator_paused(rs->coord, &paused, &sources);
+    tm_buf_appendf(out, "{\"paused\":%d,\"sources\":%d}\n", paused, sources);
+}
+
+static void admin_checkpoint_release(void *arg)
+{
+    run_state_t *rs = arg;
+    if (rs->coord != NULL)
+        tm_coordinator_release(rs->coord);
+}
+
 static int cmd_run(const char *path, const run_opts_t *ro)
 {
     char err[2048];
@@ -937,7 +1029,9 @@ static int cmd_run(const char *path, const run_opts_t *ro)
     rs.base = event_base_new();
     tm_admin_hooks_t hooks = {&rs,         admin_ready,     admin_metrics,         admin_job,
                               admin_checkpoints, admin_savepoint, admin_savepoint_status,
-                              admin_stop};
+                              admin_stop,  admin_checkpoint_at, admin_checkpoint_at_status,
+                              admin_checkpoint_release, admin_checkpoint_pause,
+                              admin_checkpoint_paused};
     const char *addr = ro->admin_address ? ro->admin_address
                                          : tm_opt_str(job->settings, "admin_address");
     bool explicit_addr = ro->admin_address != NULL || tm_opt_isset(job->settings, "admin_address");
@@ -1329,7 +1423,7 @@ int tm_cli_main(int argc, char **argv)
         if (argv[i][0] == '-')
             continue;
         if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0 ||
-            strcmp(argv[i], "status") == 0) {
+            strcmp(argv[i], "status") == 0 || strcmp(argv[i], "verify") == 0) {
             char **args = calloc((size_t)argc + 1, sizeof(*args));
             int n = 0;
             args[n++] = argv[i];
@@ -1348,7 +1442,8 @@ int tm_cli_main(int argc, char **argv)
                 args[n++] = argv[k];
             }
             optind = 1;
-            int rc = argv[i][1] == 'a'   ? tm_admin_cli_savepoint(n, args)
+            int rc = argv[i][0] == 'v'   ? tm_verify_main(n, args)
+                     : argv[i][1] == 'a' ? tm_admin_cli_savepoint(n, args)
                      : argv[i][3] == 'p' ? tm_admin_cli_stop(n, args)
                                          : tm_admin_cli_status(n, args);
             free(args);

@@ -42,6 +42,11 @@ struct tm_coordinator {
     int64_t last_duration_ms;
     int64_t last_wall_ms;
     uint64_t last_bytes, last_bytes_new;
+    /* A checkpoint at a source position (tm_coordinator_request_at). */
+    uint64_t at_pos;     /* requested, not triggered yet; 0: none */
+    int64_t at_hold_ms;
+    uint64_t at_id;      /* the checkpoint it became; 0 until triggered */
+    int64_t hold_until;  /* no checkpoint starts before, unless released */
 };
 
 static bool parse_chk_name(const char *name, uint64_t *id)
@@ -492,6 +497,48 @@ static char *progress_record(tm_coordinator_t *c, uint64_t id)
 void tm_coordinator_trigger_now(tm_coordinator_t *c)
 {
     c->next_ms = 0;
+    c->hold_until = 0;
+}
+
+int tm_coordinator_request_at(tm_coordinator_t *c, uint64_t pos, int64_t hold_ms, uint64_t *id)
+{
+    if (pos == 0)
+        return TM_EINVAL;
+    if (c->at_pos != 0 || (c->at_id != 0 && c->last_completed < c->at_id))
+        return TM_EAGAIN;
+    c->at_pos = pos;
+    c->at_hold_ms = hold_ms;
+    /* The checkpoint after the one in flight, if any: tick triggers it next. */
+    c->at_id = (c->inflight != 0 ? c->inflight : c->last_completed) + 1;
+    *id = c->at_id;
+    return 0;
+}
+
+void tm_coordinator_release(tm_coordinator_t *c)
+{
+    c->hold_until = 0;
+}
+
+void tm_coordinator_pause_sources(tm_coordinator_t *c, int64_t max_ms)
+{
+    tm_pipeline_pause_sources(c->p, tm_mono_ms() + max_ms);
+}
+
+void tm_coordinator_paused(const tm_coordinator_t *c, int *paused, int *sources)
+{
+    *paused = tm_pipeline_sources_paused(c->p);
+    *sources = tm_pipeline_nsources(c->p);
+}
+
+int tm_coordinator_at_status(const tm_coordinator_t *c, uint64_t id, bool *missed)
+{
+    *missed = false;
+    if (id == 0 || id != c->at_id)
+        return -1;
+    if (c->at_pos != 0 || c->last_completed < id)
+        return 0;
+    *missed = tm_pipeline_barrier_missed(c->p, id);
+    return c->committing && c->last_completed == id ? 1 : 2;
 }
 
 bool tm_coordinator_idle(const tm_coordinator_t *c)
@@ -514,13 +561,21 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
         retain(c);
     }
     if (c->inflight == 0) {
-        if (now < c->next_ms)
+        bool at = c->at_pos != 0;
+        if (!at && (now < c->next_ms || now < c->hold_until))
             return 0;
         c->inflight = c->last_completed + 1;
         c->started_ms = now;
         c->warned_timeout = false;
         TM_DEBUG("checkpoint", "triggered", "checkpoint=%" PRIu64, c->inflight);
-        tm_pipeline_request_barrier(c->p, c->inflight);
+        if (at) {
+            /* The barrier is requested first: only then may paused sources go on. */
+            tm_pipeline_request_barrier_at(c->p, c->inflight, c->at_pos);
+            tm_pipeline_pause_sources(c->p, 0);
+            c->at_pos = 0;
+        } else {
+            tm_pipeline_request_barrier(c->p, c->inflight);
+        }
         return 0;
     }
     if (!tm_pipeline_precommitted(c->p, c->inflight)) {
@@ -549,6 +604,8 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
     c->inflight = 0;
     c->committing = true;
     c->next_ms = now + c->interval_ms;
+    if (c->last_completed == c->at_id && c->at_hold_ms > 0)
+        c->hold_until = now + c->at_hold_ms;
     c->ncompleted++;
     c->last_duration_ms = now - c->started_ms;
     c->last_wall_ms = tm_wall_us() / 1000;

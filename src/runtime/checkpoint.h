@@ -116,6 +116,30 @@ const char *tm_coordinator_dir(const tm_coordinator_t *c);
 int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size);
 /* Starts a checkpoint now (for the final one at a graceful stop). */
 void tm_coordinator_trigger_now(tm_coordinator_t *c);
+/*
+ * A checkpoint whose barriers the sources place at position `pos`
+ * (tm_source_barrier_at; for PostgreSQL sources an LSN): it starts as soon as
+ * none is in flight, and no checkpoint starts for `hold_ms` after it
+ * completes (tm_coordinator_release ends that early), so that its state stays
+ * the sinks' committed state that long.  *id is the checkpoint it will be.
+ * 0, TM_EAGAIN (one is pending already) or TM_EINVAL (pos 0).
+ */
+int tm_coordinator_request_at(tm_coordinator_t *c, uint64_t pos, int64_t hold_ms, uint64_t *id);
+void tm_coordinator_release(tm_coordinator_t *c);
+/*
+ * Asks the sources to hold still for up to `max_ms` so that a point can be
+ * chosen that none has passed (tm_pipeline_pause_sources); the next
+ * tm_coordinator_request_at's checkpoint ends the pause once its barrier is
+ * requested.  *paused and *sources: how many hold, of how many.
+ */
+void tm_coordinator_pause_sources(tm_coordinator_t *c, int64_t max_ms);
+void tm_coordinator_paused(const tm_coordinator_t *c, int *paused, int *sources);
+/*
+ * Where checkpoint `id` of tm_coordinator_request_at is: -1 not such a
+ * request, 0 pending or in flight, 1 completed (the sinks commit it), 2
+ * committed by every sink.  *missed: a source placed its barrier elsewhere.
+ */
+int tm_coordinator_at_status(const tm_coordinator_t *c, uint64_t id, bool *missed);
 /* True when no checkpoint is in flight and the last one was committed. */
 bool tm_coordinator_idle(const tm_coordinator_t *c);
 uint64_t tm_coordinator_last_completed(const tm_coordinator_t *c);

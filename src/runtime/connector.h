@@ -304,6 +304,28 @@ uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx);
 int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
                            int timeout_ms);
 /*
+ * A barrier at a position (tidemark verify, docs/connectors/postgres-sink.md):
+ * tm_source_barrier_at() is 0 when the due barrier may go at any consistent
+ * point, else the source position it must go at: for a PostgreSQL source an
+ * LSN, meaning after every transaction that commits before it and before
+ * every other one.  A source that has already emitted a transaction beyond it
+ * places the barrier at its next consistent point and calls
+ * tm_source_barrier_missed(); a source that cannot place barriers by position
+ * ignores `at` (the caller checks the job's sources first).
+ */
+uint64_t tm_source_barrier_at(const tm_source_ctx_t *ctx);
+void tm_source_barrier_missed(tm_source_ctx_t *ctx, uint64_t id);
+/*
+ * A pause (tidemark verify chooses its point while the sources hold still):
+ * while tm_source_pause_wanted() a source that supports barriers at a
+ * position stops taking new input at its next consistent point, says so
+ * with tm_source_set_paused(ctx, true), keeps serving its connection and
+ * placing barriers, and sets it false when it goes on.  A pause lasts
+ * seconds at most.
+ */
+bool tm_source_pause_wanted(const tm_source_ctx_t *ctx);
+void tm_source_set_paused(tm_source_ctx_t *ctx, bool paused);
+/*
  * Event time (thread: source; DESIGN §2, §4).  Sends watermark(ts_us, µs since
  * the epoch) to everything downstream of this source, between batches and in
  * order with them: it says no later record of this source has an event time

@@ -133,6 +133,7 @@ struct tm_source_ctx {
     uint64_t bar_token;
     char *bar_position; /* any length: Kafka records offsets of every partition */
     _Atomic uint64_t published; /* TM_ACK_CHECKPOINT: token of the last completed checkpoint */
+    _Atomic bool paused; /* holding its input at a consistent point (tm_source_pause_wanted) */
     _Atomic int64_t watermark_us;
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
@@ -264,6 +265,14 @@ struct tm_pipeline {
     int flush_ms;
     tm_ack_policy_t policy;
     _Atomic uint64_t barrier_req;
+    /*
+     * Where the requested barrier must go (tm_source_barrier_at): a source
+     * position, 0 for anywhere; written before barrier_req.  barrier_missed
+     * is the newest barrier a source could not place there.
+     */
+    _Atomic uint64_t barrier_at;
+    _Atomic uint64_t barrier_missed;
+    _Atomic int64_t pause_until_ms; /* sources hold their input until then (monotonic ms) */
     _Atomic uint64_t completed;
     _Atomic bool stop;
     _Atomic int running;
@@ -817,6 +826,42 @@ uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx)
 {
     uint64_t req = atomic_load(&ctx->p->barrier_req);
     return req > ctx->bar_done ? req : 0;
+}
+
+bool tm_source_pause_wanted(const tm_source_ctx_t *ctx)
+{
+    int64_t until = atomic_load(&ctx->p->pause_until_ms);
+    return until != 0 && tm_mono_ms() < until;
+}
+
+void tm_source_set_paused(tm_source_ctx_t *ctx, bool paused)
+{
+    atomic_store(&ctx->paused, paused);
+}
+
+void tm_pipeline_pause_sources(tm_pipeline_t *p, int64_t until_ms)
+{
+    atomic_store(&p->pause_until_ms, until_ms);
+}
+
+int tm_pipeline_sources_paused(const tm_pipeline_t *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsources; i++)
+        n += atomic_load(&p->sources[i]->paused);
+    return n;
+}
+
+uint64_t tm_source_barrier_at(const tm_source_ctx_t *ctx)
+{
+    return tm_source_barrier_due(ctx) != 0 ? atomic_load(&ctx->p->barrier_at) : 0;
+}
+
+void tm_source_barrier_missed(tm_source_ctx_t *ctx, uint64_t id)
+{
+    uint64_t cur = atomic_load(&ctx->p->barrier_missed);
+    while (cur < id && !atomic_compare_exchange_weak(&ctx->p->barrier_missed, &cur, id))
+        ;
 }
 
 int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
@@ -1806,7 +1851,18 @@ void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy)
 
 void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id)
 {
+    tm_pipeline_request_barrier_at(p, id, 0);
+}
+
+void tm_pipeline_request_barrier_at(tm_pipeline_t *p, uint64_t id, uint64_t at)
+{
+    atomic_store(&p->barrier_at, at);
     atomic_store(&p->barrier_req, id);
+}
+
+bool tm_pipeline_barrier_missed(const tm_pipeline_t *p, uint64_t id)
+{
+    return atomic_load(&p->barrier_missed) >= id;
 }
 
 bool tm_pipeline_precommitted(tm_pipeline_t *p, uint64_t id)

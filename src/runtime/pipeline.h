@@ -100,6 +100,20 @@ void tm_pipeline_set_flush_interval(tm_pipeline_t *p, int ms);
 void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy);
 /* Asks every source to inject barrier `id` at its next consistent point. */
 void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id);
+/*
+ * The same, at source position `at` (connector.h, tm_source_barrier_at; 0:
+ * anywhere).  tm_pipeline_barrier_missed() says whether a source could not
+ * place barrier `id` there and put it where it was instead.
+ */
+void tm_pipeline_request_barrier_at(tm_pipeline_t *p, uint64_t id, uint64_t at);
+bool tm_pipeline_barrier_missed(const tm_pipeline_t *p, uint64_t id);
+/*
+ * Asks the sources to hold their input at their next consistent point until
+ * `until_ms` (tm_mono_ms; 0 resumes at once), and how many of them are
+ * holding (tm_source_pause_wanted).  Thread: any.
+ */
+void tm_pipeline_pause_sources(tm_pipeline_t *p, int64_t until_ms);
+int tm_pipeline_sources_paused(const tm_pipeline_t *p);
 /* True once every sink has pre-committed checkpoint `id`. */
 bool tm_pipeline_precommitted(tm_pipeline_t *p, uint64_t id);
 /*

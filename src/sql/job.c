@@ -1077,6 +1077,9 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
         long loc = (long)json_integer_value(json_object_get(raw, "stmt_location"));
         if (loc < 0 || (size_t)loc > sql_len)
             loc = 0;
+        /* stmt_len 0 means "to the end of the text" (the last statement without a ';'). */
+        long slen = (long)json_integer_value(json_object_get(raw, "stmt_len"));
+        long end = slen > 0 && (size_t)(loc + slen) <= sql_len ? loc + slen : (long)sql_len;
         /* Skip leading whitespace and comments so the line is the statement's own. */
         while (sql[loc] && isspace((unsigned char)sql[loc]))
             loc++;
@@ -1103,10 +1106,14 @@ int tm_job_parse(const char *sql, const char *path, tm_job_t **out, char *errstr
             rc = check_insert(&pc, node, (int)loc);
             if (rc == 0)
                 rc = parse_insert(&pc, node, line, (int)loc);
+            if (rc == 0)
+                job->inserts[job->ninserts - 1].end = (int)end;
         } else if ((node = json_object_get(stmt, "ViewStmt")) != NULL) {
             rc = check_view(&pc, node, (int)loc);
             if (rc == 0)
                 rc = parse_view(&pc, node, line, (int)loc);
+            if (rc == 0)
+                job->views[job->nviews - 1].end = (int)end;
         } else if ((node = json_object_get(stmt, "VariableSetStmt")) != NULL) {
             rc = check_set(&pc, node, (int)loc);
             if (rc == 0)

@@ -60,6 +60,7 @@ typedef struct tm_job_view {
     struct json_t *select;  /* the SelectStmt node */
     char **aliases;         /* CREATE VIEW v (a, b): column names, or NULL */
     int naliases;
+    int end; /* byte offset just past the statement in job->sql (before its ';') */
 } tm_job_view_t;
 
 typedef struct tm_job_insert {
@@ -72,6 +73,7 @@ typedef struct tm_job_insert {
     char **cols;           /* INSERT INTO sink (a, b): the named columns, or NULL */
     int *col_locations;    /* their byte offsets */
     int ncols;
+    int end; /* byte offset just past the statement in job->sql (before its ';') */
 } tm_job_insert_t;
 
 typedef struct tm_job {
