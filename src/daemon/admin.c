@@ -550,6 +550,16 @@ static int h_stop(tm_admin_t *a, struct evhttp_request *req, const char *tail)
 
 /* ---- checkpoints at a position (tidemark verify) ---- */
 
+/* A JSON number with an integral value (JSON Schema's "integer": 512 and 512.0) in [lo, hi]. */
+static bool int_in(const json_t *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    double d = json_number_value(v);
+    if (!json_is_number(v) || d != (double)(int64_t)d || d < (double)lo || d > (double)hi)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
 static int h_checkpoint_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
 {
     static const char *const allowed[] = {"at_lsn", "hold_ms", NULL};
@@ -562,17 +572,14 @@ static int h_checkpoint_post(tm_admin_t *a, struct evhttp_request *req, const ch
         code = check_fields(req, body, allowed, "\"at_lsn\", \"hold_ms\"");
     const char *at = json_string_value(json_object_get(body, "at_lsn"));
     json_t *hold = json_object_get(body, "hold_ms");
+    int64_t hold_ms = 60000;
     if (code == 0 && at == NULL)
         code = reply_error(req, 400, "\"at_lsn\" (an LSN such as \"0/16B3748\") is required");
-    if (code == 0 && hold != NULL &&
-        (!json_is_integer(hold) || json_integer_value(hold) < 0 ||
-         json_integer_value(hold) > 600000))
+    if (code == 0 && hold != NULL && !int_in(hold, 0, 600000, &hold_ms))
         code = reply_error(req, 400, "\"hold_ms\" must be an integer from 0 to 600000");
     if (code == 0) {
         char err[512] = "";
-        int64_t id = a->hooks.checkpoint_at(a->hooks.arg, at,
-                                            hold ? (int64_t)json_integer_value(hold) : 60000, err,
-                                            sizeof(err));
+        int64_t id = a->hooks.checkpoint_at(a->hooks.arg, at, hold_ms, err, sizeof(err));
         if (id <= 0) {
             code = reply_error(req, savepoint_http_status(id),
                                err[0] ? err : "cannot start the checkpoint");
@@ -607,11 +614,20 @@ static int h_checkpoint_get(tm_admin_t *a, struct evhttp_request *req, const cha
 
 static int h_checkpoint_release(tm_admin_t *a, struct evhttp_request *req, const char *tail)
 {
+    static const char *const allowed[] = {NULL};
     (void)tail;
     if (a->hooks.checkpoint_release == NULL)
         return reply_error(req, 501, "checkpoints on request are not available in this daemon");
-    a->hooks.checkpoint_release(a->hooks.arg);
-    return reply_json(req, 200, "{}\n", 3);
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "no fields");
+    if (code == 0) {
+        a->hooks.checkpoint_release(a->hooks.arg);
+        code = reply_json(req, 200, "{}\n", 3);
+    }
+    json_decref(body);
+    return code;
 }
 
 static int h_pause_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
@@ -625,14 +641,12 @@ static int h_pause_post(tm_admin_t *a, struct evhttp_request *req, const char *t
     if (code == 0 && body != NULL)
         code = check_fields(req, body, allowed, "\"max_ms\"");
     json_t *max = json_object_get(body, "max_ms");
-    if (code == 0 && max != NULL &&
-        (!json_is_integer(max) || json_integer_value(max) < 1 ||
-         json_integer_value(max) > 10000))
+    int64_t max_ms = 5000;
+    if (code == 0 && max != NULL && !int_in(max, 1, 10000, &max_ms))
         code = reply_error(req, 400, "\"max_ms\" must be an integer from 1 to 10000");
     if (code == 0) {
         char err[512] = "";
-        int rc = a->hooks.checkpoint_pause(a->hooks.arg, max ? json_integer_value(max) : 5000, err,
-                                           sizeof(err));
+        int rc = a->hooks.checkpoint_pause(a->hooks.arg, max_ms, err, sizeof(err));
         code = rc != 0 ? reply_error(req, savepoint_http_status(rc), err)
                        : reply_json(req, 202, "{}\n", 3);
     }
@@ -693,17 +707,25 @@ static const char *method_name(int m)
 static int route(tm_admin_t *a, struct evhttp_request *req, int method, const char *path)
 {
     char allow[64] = "";
+    bool get = false, post = false, exact = false;
+    /* A path that an exact route names is never a prefix route's (/v1/checkpoints/pause). */
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        exact |= !routes[i].prefix && strcmp(path, routes[i].path) == 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route_t *r = &routes[i];
         size_t n = strlen(r->path);
-        bool match = r->prefix ? strncmp(path, r->path, n) == 0 && path[n] != '\0'
+        bool match = r->prefix ? !exact && strncmp(path, r->path, n) == 0 && path[n] != '\0'
                                : strcmp(path, r->path) == 0;
         if (!match)
             continue;
         if (method == r->method || (method == EVHTTP_REQ_HEAD && r->method == EVHTTP_REQ_GET))
             return r->fn(a, req, path + n);
-        snprintf(allow, sizeof(allow), "%s", r->method == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
+        get |= r->method == EVHTTP_REQ_GET;
+        post |= r->method == EVHTTP_REQ_POST;
     }
+    if (get || post)
+        snprintf(allow, sizeof(allow), "%s%s%s", get ? "GET, HEAD" : "", get && post ? ", " : "",
+                 post ? "POST" : "");
     if (allow[0] != '\0') {
         char msg[128];
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);

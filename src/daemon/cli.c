@@ -872,7 +872,10 @@ static bool parse_lsn(const char *s, uint64_t *lsn)
     if (s == NULL || sscanf(s, "%x/%x%n", &hi, &lo, &n) != 2 || s[n] != '\0')
         return false;
     *lsn = ((uint64_t)hi << 32) | lo;
-    return *lsn != 0;
+    /* 0/0 is before everything: the coordinator takes 1, which means the same. */
+    if (*lsn == 0)
+        *lsn = 1;
+    return true;
 }
 
 static int64_t admin_checkpoint_at(void *arg, const char *at_lsn, int64_t hold_ms, char *errstr,

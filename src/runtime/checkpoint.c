@@ -22,6 +22,9 @@
 
 #define METADATA_FORMAT 1
 
+/* How long the sources may take to reach a checkpoint's position (tm_coordinator_request_at). */
+#define TM_CHECKPOINT_AT_MAX_MS 10000
+
 struct tm_coordinator {
     tm_pipeline_t *p;
     char *dir; /* <state_dir>/checkpoints */
@@ -494,10 +497,21 @@ static char *progress_record(tm_coordinator_t *c, uint64_t id)
     return text;
 }
 
+/* An at-position checkpoint gives way (a stop, or a position the sources never reach). */
+static void cancel_at(tm_coordinator_t *c)
+{
+    if (c->at_id == 0 || c->last_completed >= c->at_id)
+        return;
+    c->at_pos = 0;
+    tm_pipeline_barrier_at_cancel(c->p, c->at_id);
+    tm_pipeline_pause_sources(c->p, 0);
+}
+
 void tm_coordinator_trigger_now(tm_coordinator_t *c)
 {
     c->next_ms = 0;
     c->hold_until = 0;
+    cancel_at(c);
 }
 
 int tm_coordinator_request_at(tm_coordinator_t *c, uint64_t pos, int64_t hold_ms, uint64_t *id)
@@ -577,6 +591,13 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
             tm_pipeline_request_barrier(c->p, c->inflight);
         }
         return 0;
+    }
+    if (c->inflight == c->at_id && now - c->started_ms > TM_CHECKPOINT_AT_MAX_MS &&
+        !tm_pipeline_barrier_missed(c->p, c->inflight)) {
+        TM_WARN("checkpoint", "the sources did not reach the position asked for; the checkpoint "
+                "goes on without it",
+                "checkpoint=%" PRIu64 " waited_ms=%" PRId64, c->inflight, now - c->started_ms);
+        cancel_at(c);
     }
     if (!tm_pipeline_precommitted(c->p, c->inflight)) {
         if (!c->warned_timeout && now - c->started_ms > c->timeout_ms) {

@@ -1860,6 +1860,14 @@ void tm_pipeline_request_barrier_at(tm_pipeline_t *p, uint64_t id, uint64_t at)
     atomic_store(&p->barrier_req, id);
 }
 
+void tm_pipeline_barrier_at_cancel(tm_pipeline_t *p, uint64_t id)
+{
+    uint64_t cur = atomic_load(&p->barrier_missed);
+    while (cur < id && !atomic_compare_exchange_weak(&p->barrier_missed, &cur, id))
+        ;
+    atomic_store(&p->barrier_at, 0);
+}
+
 bool tm_pipeline_barrier_missed(const tm_pipeline_t *p, uint64_t id)
 {
     return atomic_load(&p->barrier_missed) >= id;

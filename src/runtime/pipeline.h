@@ -107,6 +107,8 @@ void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id);
  */
 void tm_pipeline_request_barrier_at(tm_pipeline_t *p, uint64_t id, uint64_t at);
 bool tm_pipeline_barrier_missed(const tm_pipeline_t *p, uint64_t id);
+/* Lets barrier `id` go anywhere after all, and counts it as missed. */
+void tm_pipeline_barrier_at_cancel(tm_pipeline_t *p, uint64_t id);
 /*
  * Asks the sources to hold their input at their next consistent point until
  * `until_ms` (tm_mono_ms; 0 resumes at once), and how many of them are
