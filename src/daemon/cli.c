@@ -1122,6 +1122,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
             break;
         }
         node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
+        /* watermark = 'col - INTERVAL …': the runtime generates the source's watermarks. */
+        if (node[i] >= 0 && t->wm_column != NULL &&
+            (rc = tm_pipeline_set_source_event_time(p, node[i], t->wm_column, t->wm_delay_us,
+                                                    tm_opt_isset(t->opts, "idle_timeout")
+                                                        ? tm_opt_duration_ms(t->opts,
+                                                                             "idle_timeout")
+                                                        : 0)) != 0)
+            tm_seterr(err, sizeof(err), rc, "table '%s': cannot set up its watermarks", t->name);
     }
     /* 6. The plan's stages and edges (plan/build.c), and their stores. */
     if (rc == 0)

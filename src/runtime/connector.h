@@ -240,6 +240,23 @@ typedef struct tm_connector {
     const char *(*sink_delivery)(const tm_sink_t *sink, bool checkpointing);
 } tm_connector_t;
 
+/*
+ * The event-time options of a source's options table (tm_source_emit_part):
+ * put both in the table of every source connector and document them in its
+ * docs/connectors page.  The SQL layer parses `watermark` (sql/job_watermark.c)
+ * and the runtime generates the watermarks (runtime/evtime.h).
+ */
+#define TM_SOURCE_OPT_WATERMARK                                                                    \
+    {"watermark", TM_OPT_STRING, false, NULL, NULL,                                                \
+     "event-time column and bounded out-of-orderness, e.g. 'created_at - INTERVAL ''5 "            \
+     "seconds''': per partition the newest event time minus the delay, the minimum over "          \
+     "partitions (no watermarks without it)"}
+#define TM_SOURCE_OPT_IDLE_TIMEOUT                                                                 \
+    {"idle_timeout", TM_OPT_DURATION, false, NULL, NULL,                                           \
+     "a partition without records for this long stops holding the watermark back, and a source "  \
+     "whose partitions are all idle is ignored downstream until its next record (default: "        \
+     "never; 0 = never)"}
+
 /* Looks a connector up by name; NULL if unknown. */
 const tm_connector_t *tm_connector_find(const char *name);
 /* NULL-terminated list of all connectors. */
