@@ -726,6 +726,8 @@ static void admin_job(void *arg, tm_buf_t *out)
                             : json_null();
         json_t *sj = json_pack("{s:s,s:b,s:I,s:o}", "name", tm_pipeline_source_name(rs->pipeline, i),
                                "ready", ready, "events", (json_int_t)ev, "watermark_ms", wm_ms);
+        /* Marked idle downstream (every partition without records for idle_timeout). */
+        json_object_set_new(sj, "idle", json_boolean(tm_pipeline_source_idle(rs->pipeline, i)));
         int64_t lag_us, lag_bytes;
         bool has_lag = tm_pipeline_source_lag(rs->pipeline, i, &lag_us, &lag_bytes);
         json_object_set_new(sj, "lag_ms",
@@ -753,6 +755,19 @@ static void admin_job(void *arg, tm_buf_t *out)
                                                tm_pipeline_sink_name(rs->pipeline, i)));
     json_object_set_new(root, "sinks", sinks);
     json_object_set_new(root, "operators", ops);
+    /* The watermark each operator last received (ms since the epoch, rounded down), or null. */
+    json_t *op_wms = json_array();
+    for (int st = 0; st < tm_pipeline_nstages(p); st++)
+        for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
+            int64_t wm;
+            json_t *v = tm_pipeline_op_watermark(p, st, k, &wm)
+                            ? json_integer((json_int_t)(wm >= 0 ? wm / 1000 : -((999 - wm) / 1000)))
+                            : json_null();
+            json_array_append_new(op_wms, json_pack("{s:s,s:o}", "operator",
+                                                    tm_pipeline_op_uid(p, st, k), "watermark_ms",
+                                                    v));
+        }
+    json_object_set_new(root, "operator_watermarks", op_wms);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (text != NULL)
