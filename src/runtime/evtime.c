@@ -6,6 +6,7 @@
  */
 #include "runtime/evtime.h"
 #include "core/error.h"
+#include "core/log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,6 @@ int tm_evtime_init(tm_evtime_t *g, const char *column, int64_t delay_us,
         return TM_ENOMEM;
     g->delay_us = delay_us;
     g->idle_timeout_ms = idle_timeout_ms;
-    g->col_index = -1;
     int rc = tm_evtime_partitions(g, 1, now_ms);
     if (rc != 0)
         tm_evtime_destroy(g);
@@ -29,6 +29,8 @@ int tm_evtime_init(tm_evtime_t *g, const char *column, int64_t delay_us,
 
 void tm_evtime_destroy(tm_evtime_t *g)
 {
+    for (int i = 0; i < g->ncols; i++)
+        tm_schema_unref(g->cols[i].schema);
     free(g->column);
     free(g->parts);
     memset(g, 0, sizeof(*g));
@@ -63,16 +65,36 @@ void tm_evtime_touch(tm_evtime_t *g, int part, int64_t now_ms)
     g->parts[part].active_ms = now_ms;
 }
 
-/* The column's index in `schema`, or -1 when it lacks it or it is not a timestamp. */
-static int resolve(const tm_evtime_t *g, const tm_schema_t *schema)
+/*
+ * The column's index in `schema`, or -1 when it lacks it or it is not a
+ * timestamp (a table of a stream without declared columns; logged once).
+ */
+static int resolve(tm_evtime_t *g, tm_schema_t *schema)
 {
+    for (int i = 0; i < g->ncols; i++)
+        if (g->cols[i].schema == schema)
+            return g->cols[i].index;
+    int i = schema != NULL ? tm_schema_find(schema, g->column) : -1;
+    if (i >= 0 && schema->cols[i].type != TM_T_TIMESTAMP &&
+        schema->cols[i].type != TM_T_TIMESTAMPTZ)
+        i = -1;
+    if (i < 0 && schema != NULL && !g->warned) {
+        g->warned = true;
+        TM_WARN("runtime", "a table has no timestamp column of the watermark's name; its rows do "
+                           "not move the watermark",
+                "table=%s.%s column=%s", schema->namespace ? schema->namespace : "",
+                schema->table ? schema->table : "?", g->column);
+    }
     if (schema == NULL)
         return -1;
-    int i = tm_schema_find(schema, g->column);
-    if (i < 0)
-        return -1;
-    tm_type_t t = schema->cols[i].type;
-    return t == TM_T_TIMESTAMP || t == TM_T_TIMESTAMPTZ ? i : -1;
+    /* Round robin: a stream of more tables than slots re-resolves, which is only slower. */
+    tm_evtime_col_t *c = &g->cols[g->ncols < TM_EVTIME_SCHEMAS ? g->ncols++ : g->next_col++];
+    g->next_col %= TM_EVTIME_SCHEMAS;
+    if (c->schema != NULL)
+        tm_schema_unref(c->schema);
+    c->schema = tm_schema_ref(schema);
+    c->index = i;
+    return i;
 }
 
 int tm_evtime_observe(tm_evtime_t *g, const tm_batch_t *batch, int part, const int32_t *parts,
@@ -91,6 +113,8 @@ int tm_evtime_observe(tm_evtime_t *g, const tm_batch_t *batch, int part, const i
     tm_evtime_part_t *pp = g->parts;
     if (parts == NULL)
         pp[part].active_ms = now_ms;
+    const tm_schema_t *last = NULL;
+    int index = -1;
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *r = &batch->recs[i];
         tm_evtime_part_t *pt = parts != NULL ? &pp[parts[i] < 0 ? 0 : parts[i]] : &pp[part];
@@ -106,13 +130,13 @@ int tm_evtime_observe(tm_evtime_t *g, const tm_batch_t *batch, int part, const i
             const tm_row_t *row = r->after != NULL ? r->after : r->before;
             if (row == NULL)
                 continue;
-            if (r->schema != g->col_schema) {
-                g->col_schema = r->schema;
-                g->col_index = resolve(g, r->schema);
+            if (r->schema != last || last == NULL) {
+                last = r->schema;
+                index = resolve(g, r->schema);
             }
-            if (g->col_index < 0 || tm_row_is_null(row, g->col_index))
+            if (index < 0 || tm_row_is_null(row, index))
                 continue; /* invariant 2 */
-            t = row->vals[g->col_index].u.i64;
+            t = row->vals[index].u.i64;
         }
         if (t > pt->max_us)
             pt->max_us = t;

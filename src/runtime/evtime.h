@@ -30,7 +30,10 @@
  *      that comes back from idle may pull the minimum down); the runtime
  *      only ever emits values above the last one emitted.
  *   4. Per record the cost is a schema pointer compare, a NULL bit and an
- *      integer compare; the column index is resolved once per schema.
+ *      integer compare; the column index is resolved once per schema, and a
+ *      few schemas (the tables of a database stream) stay resolved.  The
+ *      cache holds a reference to each schema, so an address is never
+ *      reused for another schema while it is cached.
  *
  * Thread: the source's own (or the main thread before the source starts).
  */
@@ -48,14 +51,22 @@ typedef struct tm_evtime_part {
     int64_t active_ms; /* monotonic time of the last input, or of the partition's start */
 } tm_evtime_part_t;
 
+#define TM_EVTIME_SCHEMAS 8
+
+typedef struct tm_evtime_col {
+    tm_schema_t *schema; /* one reference */
+    int index;           /* -1: the schema has no such timestamp column */
+} tm_evtime_col_t;
+
 typedef struct tm_evtime {
     char *column;            /* event-time column; NULL: commit time */
     int64_t delay_us;        /* bounded out-of-orderness, >= 0 */
     int64_t idle_timeout_ms; /* 0: partitions never become idle */
     tm_evtime_part_t *parts;
     int nparts, capparts;
-    const tm_schema_t *col_schema; /* the schema col_index was resolved for */
-    int col_index;                 /* -1: that schema has no such column */
+    tm_evtime_col_t cols[TM_EVTIME_SCHEMAS]; /* the column's index per schema */
+    int ncols, next_col;
+    bool warned; /* a schema without the column was logged */
 } tm_evtime_t;
 
 /*

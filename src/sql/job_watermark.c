@@ -5,8 +5,9 @@
  *     watermark = 'col - INTERVAL ''5 seconds'''         -- bounded out-of-orderness
  *
  * The option's text is a SQL expression, parsed by libpg_query as the
- * target of a SELECT.  It names a declared column of type timestamp or
- * timestamptz, optionally minus a constant interval.  Errors point at the
+ * target of a SELECT.  It names a column, optionally minus a constant
+ * interval; when the table declares its columns, a declared one of type
+ * timestamp or timestamptz (else the runtime resolves it per captured table).  Errors point at the
  * offending part of the expression inside the job file (line and column of
  * the character in the option's string literal, with '' counted as one).
  * The runtime generates the watermarks (runtime/evtime.h); this file only
@@ -93,8 +94,13 @@ static const char *sval(json_t *node)
     return json_is_string(s) ? json_string_value(s) : NULL;
 }
 
-/* The column of a ColumnRef: declared, and a timestamp. */
-static int check_column(wm_ctx_t *w, json_t *cref, int *index)
+/*
+ * The column of a ColumnRef: declared, and a timestamp.  A table without
+ * declared columns (`()`, a database stream of several tables) is checked
+ * at run time, per table: rows of a table without such a timestamp column
+ * do not move the watermark (runtime/evtime.h).
+ */
+static int check_column(wm_ctx_t *w, json_t *cref, const char **column)
 {
     json_t *fields = json_object_get(cref, "fields");
     int at = loc_of(cref);
@@ -104,11 +110,9 @@ static int check_column(wm_ctx_t *w, json_t *cref, int *index)
                         "the event-time column must be a plain column name of the table, as in "
                         "'created_at - INTERVAL ''5 seconds'''");
     const tm_schema_t *s = w->t->declared;
+    *column = name;
     if (s == NULL)
-        return wm_error(w, at, TM_ESQL,
-                        "the table declares no columns; declare '%s' (timestamp or timestamptz) "
-                        "in CREATE TABLE %s (…)",
-                        name, w->t->name);
+        return 0;
     int i = tm_schema_find(s, name);
     if (i < 0) {
         char cols[512] = "";
@@ -125,7 +129,7 @@ static int check_column(wm_ctx_t *w, json_t *cref, int *index)
                         "column '%s' is %s, but the event-time column must be timestamp or "
                         "timestamptz",
                         name, s->cols[i].db_type ? s->cols[i].db_type : "not a timestamp");
-    *index = i;
+    *column = s->cols[i].name;
     return 0;
 }
 
@@ -183,7 +187,7 @@ static int check_delay(wm_ctx_t *w, json_t *node, int fallback, int64_t *delay_u
     return 0;
 }
 
-static int check_expr(wm_ctx_t *w, json_t *val, int *col, int64_t *delay_us)
+static int check_expr(wm_ctx_t *w, json_t *val, const char **col, int64_t *delay_us)
 {
     json_t *cref = json_object_get(val, "ColumnRef");
     if (cref != NULL) {
@@ -253,12 +257,12 @@ int tm__job_watermark(tm_job_t *job, tm_job_table_t *t, char *errstr, size_t err
     else {
         json_t *val = json_object_get(
             json_object_get(json_array_get(targets, 0), "ResTarget"), "val");
-        int col = -1;
+        const char *col = NULL;
         int64_t delay = 0;
         rc = check_expr(&w, val, &col, &delay);
         if (rc == 0) {
             free(t->wm_column);
-            t->wm_column = strdup(t->declared->cols[col].name);
+            t->wm_column = strdup(col);
             t->wm_delay_us = delay;
             if (t->wm_column == NULL)
                 rc = TM_ENOMEM;
