@@ -1219,6 +1219,8 @@ static bool nap(tm_source_t *src, int64_t ms)
                 src->pending_barrier = 0;
         }
         serve_idle(src);
+        /* No partition yet: with idle_timeout the source goes idle instead of holding others back. */
+        tm_source_tick(src->ctx, 0);
         usleep(50000);
     }
     return !tm_source_should_stop(src->ctx);
