@@ -102,16 +102,37 @@ def peak_rss_kib(pid: int) -> int:
     return -1
 
 
-def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path, checkpoint: str = None) -> tuple:
+# CPU seconds (user + system) each drain's process used until its last line, by slot.
+CPU: dict = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a running process, from /proc (less sensitive to other load than wall time)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+BENCH_COLUMNS = "id bigint PRIMARY KEY, a int, b text, c numeric(10,2), d timestamptz"
+
+
+def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path, checkpoint: str = None,
+                   watermark: bool = False) -> tuple:
     """Runs tidemark on `slot` until every change is a line on disk.
 
+    With --watermark the source declares its columns (both arms, so that the
+    only difference is the option), and `watermark` adds the option.
     Returns (seconds, peak RSS KiB, output bytes)."""
     out = run_dir / "out"
     job = run_dir / "job.sql"
+    cols = BENCH_COLUMNS if args.watermark else ""
+    wm = (", watermark = '" + args.watermark.replace("'", "''") + "'") if watermark else ""
     job.write_text(f"""
-CREATE TABLE bench () WITH (connector = 'postgres-cdc',
+CREATE TABLE bench ({cols}) WITH (connector = 'postgres-cdc',
   dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
-  tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never');
+  tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never'{wm});
 CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
   schemas = {'false' if args.no_schemas else 'true'}, commit = '{args.commit}');
 INSERT INTO out SELECT * FROM bench;
@@ -138,6 +159,7 @@ INSERT INTO out SELECT * FROM bench;
         time.sleep(0.02)
     seconds = time.monotonic() - t0
     rss = max(rss, peak_rss_kib(proc.pid))
+    CPU[slot] = cpu_seconds(proc.pid)
     if args.perf:
         subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
     else:
@@ -163,6 +185,9 @@ def main() -> int:
                          "and print the checkpoint overhead ratio")
     ap.add_argument("--commit", choices=["append", "rename"], default="append",
                     help="the file sink's commit mode under checkpoints (docs/connectors/file.md)")
+    ap.add_argument("--watermark", metavar="EXPR",
+                    help="adds a drain whose source has watermark = EXPR (e.g. \"d - INTERVAL "
+                         "'5 seconds'\"): the cost of generating watermarks")
     ap.add_argument("--perf", metavar="FILE",
                     help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     args = ap.parse_args()
@@ -171,7 +196,8 @@ def main() -> int:
     pg = PgServer(extra_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}).start()
     try:
         pg.psql("CREATE DATABASE bench")
-        tools = ["recv", "tm"] + (["chk"] if args.checkpoint_interval else [])
+        tools = (["recv", "tm"] + (["chk"] if args.checkpoint_interval else []) +
+                 (["wm"] if args.watermark else []))
         slots = ["warm"] + [f"{tool}_{i}" for i in range(args.repeat) for tool in tools]
         pg.psql("""CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c numeric(10,2),
                                        d timestamptz);
@@ -197,7 +223,7 @@ def main() -> int:
         # no measured run pays for reading it from disk.
         pg.psql("CHECKPOINT", db="bench")
         recvlogical("warm")
-        t_recv, t_tm, t_chk, rss, nbytes = [], [], [], 0, 0
+        t_recv, t_tm, t_chk, t_wm, rss, nbytes = [], [], [], [], 0, 0
         for i in range(args.repeat):
             # Rotate the order so that no tool always runs on a fresher machine.
             order = tools[i % len(tools):] + tools[:i % len(tools)]
@@ -208,6 +234,10 @@ def main() -> int:
                     sec, r, nbytes = drain_tidemark(args, pg, f"tm_{i}", tmp)
                     t_tm.append(sec)
                     rss = max(rss, r)
+                elif tool == "wm":
+                    sec, r, _ = drain_tidemark(args, pg, f"wm_{i}", tmp, watermark=True)
+                    t_wm.append(sec)
+                    rss = max(rss, r)
                 else:
                     sec, r, _ = drain_tidemark(args, pg, f"chk_{i}", tmp, args.checkpoint_interval)
                     t_chk.append(sec)
@@ -216,6 +246,8 @@ def main() -> int:
                     f"tidemark {args.events / t_tm[-1]:,.0f} events/s")
             if t_chk:
                 line += f", tidemark with checkpoints {args.events / t_chk[-1]:,.0f} events/s"
+            if t_wm:
+                line += f", tidemark with watermark {args.events / t_wm[-1]:,.0f} events/s"
             print(line)
 
         r_recv = args.events / statistics.median(t_recv)
@@ -234,6 +266,15 @@ def main() -> int:
                   f"'{args.commit}' (exactly-once, "
                   f"timed until the last epoch is committed): {r_chk:,.0f} events/s")
             print(f"checkpoint overhead ratio (with / without checkpoints): {r_chk / r_tm:.2f}")
+        if t_wm:
+            r_wm = args.events / statistics.median(t_wm)
+            print(f"tidemark with watermark = '{args.watermark}' (both drains declare the "
+                  f"columns): {r_wm:,.0f} events/s")
+            print(f"watermark cost ratio (with / without): {r_wm / r_tm:.2f}")
+            c_tm = statistics.median(CPU[f"tm_{i}"] for i in range(args.repeat))
+            c_wm = statistics.median(CPU[f"wm_{i}"] for i in range(args.repeat))
+            print(f"CPU per event: tidemark {c_tm / args.events * 1e6:.2f} µs, with watermark "
+                  f"{c_wm / args.events * 1e6:.2f} µs (ratio {c_wm / c_tm:.3f})")
         print(f"tidemark peak RSS: {rss / 1024:.1f} MiB")
         return 0
     finally:

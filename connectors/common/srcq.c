@@ -84,7 +84,12 @@ int tm_srcq_flush(tm_srcq_t *q, tm_source_ctx_t *ctx, int timeout_ms)
         q->head = (q->head + 1) % TM_SRCQ_MAX;
         q->len--;
     }
-    return 0;
+    /*
+     * Everything is downstream: the runtime's watermark housekeeping (idle
+     * partitions, a watermark that waited for room).  TM_EAGAIN loses nothing.
+     */
+    int rc = tm_source_tick(ctx, 0);
+    return rc == TM_ESTOPPED ? rc : 0;
 }
 
 void tm_srcq_clear(tm_srcq_t *q)

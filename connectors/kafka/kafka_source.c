@@ -44,15 +44,15 @@
  *   5. Never stall silently.  While brokers do not answer, a line is logged
  *      every 10 s; malformed records are logged at most once a second with a
  *      running count; every wait checks tm_source_should_stop().
- *   6. Watermarks (DESIGN §4).  Each partition keeps the newest event time it
- *      has read and when it last read a record.  The source's watermark is
- *      the minimum, over partitions that are not idle (idle_timeout), of
- *      that event time minus watermark_delay; a partition that has read
- *      nothing and is not idle holds it back entirely.  It is queued behind
- *      the batch holding every record it was computed from, only when it
- *      advances, at most every WATERMARK_INTERVAL_MS.  It is not part of the
- *      position: after a restore it is rebuilt from the records read again,
- *      as Flink does for per-partition watermarks.
+ *   6. Watermarks (DESIGN §4) are the runtime's (runtime/evtime.h): this
+ *      source only tells which partition each record of a batch came from
+ *      (tm_source_emit_parts), announces partitions as they are assigned
+ *      (they hold the watermark back until their first record or their
+ *      idle_timeout), and reports tombstones and skipped records as partition
+ *      activity.  The event time is the table's `watermark` column, or by
+ *      default the commit time source.ts_ms (else the envelope's ts_ms) minus
+ *      watermark_delay.  Watermarks are not part of the position: after a
+ *      restore they are rebuilt from the records read again, as Flink does.
  *
  * Thread: source_new/open/describe/free on the main thread, source_run on the
  * source thread.  librdkafka's error, commit and delivery callbacks are
@@ -101,8 +101,6 @@
 #define MISSING_TOPIC_CHECKS 3
 /* The runtime keeps a barrier's position in a buffer of this size (pipeline.c). */
 #define RUNTIME_POSITION_MAX 128
-/* The source's watermark is recomputed (and emitted if it advanced) at most this often. */
-#define WATERMARK_INTERVAL_MS 200
 /* How long destroying a librdkafka handle may take before it is abandoned. */
 #define DESTROY_TIMEOUT_MS 5000
 
@@ -132,12 +130,11 @@ const tm_option_def_t tm_kafka_source_options[] = {
      "topic that receives records that cannot be decoded (default <topic>.dlq)"},
     {"partition_discovery_interval", TM_OPT_DURATION, false, "30s", NULL,
      "how often to look for partitions added to the topics (0 = only at start)"},
-    {"idle_timeout", TM_OPT_DURATION, false, NULL, NULL,
-     "a partition without records for this long stops holding the watermark back (default: "
-     "never; 0 = never)"},
+    TM_SOURCE_OPT_IDLE_TIMEOUT,
+    TM_SOURCE_OPT_WATERMARK,
     {"watermark_delay", TM_OPT_DURATION, false, "0", NULL,
-     "bounded out-of-orderness: a partition's watermark is the newest event time (source.ts_ms) "
-     "it read minus this"},
+     "without watermark: bounded out-of-orderness on the commit time; a partition's watermark "
+     "is the newest source.ts_ms it read minus this"},
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "schemas.enable for the sinks this source feeds (the decoder reads both forms)"},
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
@@ -163,9 +160,6 @@ typedef struct kpart {
     int topic;
     int32_t partition;
     int64_t next; /* invariant 1 */
-    /* Invariant 6. */
-    int64_t max_event_us; /* newest event time read, INT64_MIN before the first record */
-    int64_t active_ms;    /* monotonic time of the last record, or of the assignment */
 } kpart_t;
 
 /* A restored position entry. */
@@ -183,11 +177,10 @@ typedef struct kcommit {
     int64_t *next;
 } kcommit_t;
 
-/* An event waiting for the runtime: a batch, a barrier, or a watermark. */
+/* An event waiting for the runtime: a batch (with its records' partitions) or a barrier. */
 typedef struct kout {
     tm_batch_t *batch;
-    bool watermark;
-    int64_t watermark_us;
+    int32_t *parts; /* [batch->count]: index into src->parts of each record (invariant 6) */
     uint64_t barrier;
     uint64_t token;
     char *position;
@@ -213,6 +206,7 @@ struct tm_source {
     int64_t idle_timeout_ms; /* 0: partitions never become idle */
     bool idle_timeout_set;
     int64_t watermark_delay_us;
+    bool watermark_column; /* the table declares `watermark`: its column is the event time */
     tm_dbz_opts_t dbz;
     tm_schema_t *declared;
     uint64_t restore_token;
@@ -234,6 +228,7 @@ struct tm_source {
     kpart_t *parts;
     int nparts, capparts;
     tm_batch_t *cur;
+    int32_t *cur_parts; /* [TM_BATCH_MAX]: the partition of each record of cur (invariant 6) */
     bool moved; /* offsets advanced since the last token */
     uint64_t seq;
     bool saw_barrier;
@@ -250,8 +245,6 @@ struct tm_source {
     int last_topic;
     int64_t next_discovery_ms;
     bool position_warned;
-    int64_t watermark_queued; /* INT64_MIN before the first (invariant 6) */
-    int64_t watermark_next_ms;
 
     /* Counters. */
     uint64_t nrecords, ntombstones, nmalformed, ndead, nskipped;
@@ -626,7 +619,15 @@ int tm_kafka_source_new(tm_source_t **out, const tm_source_config_t *cfg, char *
                        "table '%s': option 'watermark_delay' is too large", src->name);
         goto fail;
     }
-    src->watermark_queued = INT64_MIN;
+    src->watermark_column = tm_opt_isset(o, "watermark");
+    if (src->watermark_column && tm_opt_isset(o, "watermark_delay")) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': 'watermark_delay' applies to the commit-time watermark only; "
+                       "with 'watermark' write the delay there, as in "
+                       "col - INTERVAL '5 seconds'",
+                       src->name);
+        goto fail;
+    }
     if (src->discovery_ms > 0 && src->discovery_ms < 1000) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                        "table '%s': option 'partition_discovery_interval' must be 0 (off) or at "
@@ -1016,8 +1017,6 @@ static int part_add(tm_source_t *src, int topic, int32_t partition)
     p->topic = topic;
     p->partition = partition;
     p->next = -1;
-    p->max_event_us = INT64_MIN;
-    p->active_ms = tm_mono_ms();
     t->pidx[partition] = src->nparts++;
     return 0;
 }
@@ -1177,8 +1176,11 @@ static int assign_parts(tm_source_t *src, int first, int count, bool incremental
                        "table '%s': cannot assign %d partition(s) to the consumer: %s",
                        src->name, count, why);
     /* A partition's idle_timeout runs from its assignment until its first record. */
-    for (int i = 0; rc == 0 && i < count; i++)
-        src->parts[first + i].active_ms = tm_mono_ms();
+    if (rc == 0 && src->ctx != NULL) {
+        tm_source_partitions(src->ctx, first + count);
+        for (int i = 0; i < count; i++)
+            tm_source_partition_active(src->ctx, first + i);
+    }
     rd_kafka_error_destroy(e);
     return rc;
 }
@@ -1217,6 +1219,8 @@ static bool nap(tm_source_t *src, int64_t ms)
                 src->pending_barrier = 0;
         }
         serve_idle(src);
+        /* No partition yet: with idle_timeout the source goes idle instead of holding others back. */
+        tm_source_tick(src->ctx, 0);
         usleep(50000);
     }
     return !tm_source_should_stop(src->ctx);
@@ -1512,6 +1516,8 @@ static int seal(tm_source_t *src)
         return rc != 0 ? rc : TM_ENOMEM;
     }
     o->batch = b;
+    o->parts = src->cur_parts;
+    src->cur_parts = NULL;
     return 0;
 }
 
@@ -1520,19 +1526,21 @@ static int flush_outq(tm_source_t *src, int timeout_ms)
 {
     while (src->outq_len > 0) {
         kout_t *o = outq_at(src, 0);
-        int rc = o->batch != NULL ? tm_source_emit(src->ctx, o->batch, timeout_ms)
-                 : o->watermark   ? tm_source_emit_watermark(src->ctx, o->watermark_us, timeout_ms)
+        int rc = o->batch != NULL ? tm_source_emit_parts(src->ctx, o->batch, o->parts, timeout_ms)
                                   : tm_source_emit_barrier(src->ctx, o->barrier, o->token,
                                                            o->position, timeout_ms);
         if (rc != 0)
             return rc;
         /* On success the runtime owns the batch. */
+        free(o->parts);
         free(o->position);
         memset(o, 0, sizeof(*o));
         src->outq_head = (src->outq_head + 1) % OUTQ_MAX;
         src->outq_len--;
     }
-    return 0;
+    /* The runtime's watermark housekeeping (idle partitions); TM_EAGAIN loses nothing. */
+    int rc = tm_source_tick(src->ctx, 0);
+    return rc == TM_ESTOPPED ? rc : 0;
 }
 
 /*
@@ -1588,57 +1596,6 @@ static int maybe_barrier(tm_source_t *src, bool *blocked, char *errstr, size_t e
     o->position = pos;
     TM_DEBUG(COMP, "barrier queued", "source=%s checkpoint=%" PRIu64 " token=%" PRIu64
              " position=%s", src->name, id, token, pos);
-    return 0;
-}
-
-/*
- * The source's watermark now (invariant 6), or false when there is none: no
- * partition yet, one that is not idle has read nothing, or all are idle.
- */
-static bool source_watermark(const tm_source_t *src, int64_t now_ms, int64_t *out)
-{
-    int64_t min = INT64_MAX;
-    for (int i = 0; i < src->nparts; i++) {
-        const kpart_t *p = &src->parts[i];
-        if (src->idle_timeout_ms > 0 && now_ms - p->active_ms >= src->idle_timeout_ms)
-            continue;
-        if (p->max_event_us == INT64_MIN)
-            return false;
-        int64_t w;
-        if (__builtin_sub_overflow(p->max_event_us, src->watermark_delay_us, &w))
-            w = INT64_MIN + 1;
-        if (w < min)
-            min = w;
-    }
-    if (min == INT64_MAX)
-        return false;
-    *out = min;
-    return true;
-}
-
-/*
- * Queues the source's watermark if it advanced, behind a batch sealed from
- * everything read so far.  Leaves room for a seal and a barrier after it.
- */
-static int maybe_watermark(tm_source_t *src)
-{
-    int64_t now = tm_mono_ms();
-    if (now < src->watermark_next_ms)
-        return 0;
-    src->watermark_next_ms = now + WATERMARK_INTERVAL_MS;
-    int64_t wm;
-    if (!source_watermark(src, now, &wm) || wm <= src->watermark_queued ||
-        src->outq_len > OUTQ_MAX - 4)
-        return 0;
-    int rc = seal(src);
-    if (rc != 0)
-        return rc == TM_EAGAIN ? 0 : rc;
-    kout_t *o = outq_push(src);
-    if (o == NULL)
-        return TM_ENOMEM;
-    o->watermark = true;
-    o->watermark_us = wm;
-    src->watermark_queued = wm;
     return 0;
 }
 
@@ -1917,24 +1874,25 @@ static int on_message(tm_source_t *src, const rd_kafka_message_t *m, char *errst
     tm_source_count(src->ctx, 0, m->len + m->key_len);
     int rc = TM_ENOTFOUND;
     char why[512] = "";
-    int64_t event_us = 0;
+    int pidx = t->pidx[m->partition];
     if (m->payload != NULL && m->len > 0) {
         if (src->cur != NULL && tm_batch_full(src->cur) && (rc = seal(src)) != 0)
             return rc;
         if (src->cur == NULL && (src->cur = tm_batch_new()) == NULL)
             return TM_ENOMEM;
+        if (src->cur_parts == NULL &&
+            (src->cur_parts = malloc(sizeof(*src->cur_parts) * TM_BATCH_MAX)) == NULL)
+            return TM_ENOMEM;
+        uint32_t before = src->cur->count;
         tm_record_t *rec = NULL;
         rc = tm_dbz_decode(src->dec, m->payload, m->len, src->cur, &rec, why, sizeof(why));
-        if (rc == 0) {
-            /*
-             * Event time (invariant 6): the commit time in the source
-             * database, source.ts_ms (DESIGN §4), else the envelope's ts_ms
-             * (when Debezium processed it).
-             */
-            event_us = rec->src.ts_us != 0 ? rec->src.ts_us : rec->proc_us;
+        if (rc == 0)
             rc = finish_record(src, src->cur, rec, topic, why, sizeof(why));
-        }
+        /* Invariant 6: the runtime reads each record's event time per partition. */
+        for (uint32_t i = before; i < src->cur->count; i++)
+            src->cur_parts[i] = pidx;
     }
+    bool added = rc == 0;
     switch (rc) {
     case 0:
         src->nrecords++;
@@ -1954,13 +1912,9 @@ static int on_message(tm_source_t *src, const rd_kafka_message_t *m, char *errst
     }
     p->next = m->offset + 1;
     src->moved = true;
-    /* Tombstones, undecodable records and events without ts_ms have the Kafka timestamp. */
-    int64_t kafka_ms = event_us == 0 ? rd_kafka_message_timestamp(m, NULL) : -1;
-    if (kafka_ms > 0 && !__builtin_mul_overflow(kafka_ms, 1000, &kafka_ms))
-        event_us = kafka_ms;
-    if (event_us != 0 && event_us > p->max_event_us)
-        p->max_event_us = event_us;
-    p->active_ms = tm_mono_ms();
+    /* A tombstone or a skipped record keeps its partition from going idle (invariant 6). */
+    if (!added)
+        tm_source_partition_active(src->ctx, pidx);
     return 0;
 }
 
@@ -2015,8 +1969,6 @@ static int stream_loop(tm_source_t *src, char *errstr, size_t errstr_size)
         }
         bool blocked;
         if ((rc = maybe_barrier(src, &blocked, errstr, errstr_size)) != 0)
-            return rc;
-        if (!blocked && (rc = maybe_watermark(src)) != 0)
             return rc;
         if (blocked) {
             /* Invariant 3: the checkpoint waits for the dead letters before it. */
@@ -2105,6 +2057,9 @@ static void close_consumer(tm_source_t *src, int64_t max_ms)
 int tm_kafka_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
     src->ctx = ctx;
+    /* Without a `watermark` column the event time is the commit time (invariant 6). */
+    if (!src->watermark_column)
+        tm_source_use_commit_time(ctx, src->watermark_delay_us, src->idle_timeout_ms);
     int rc = connect_and_assign(src, errstr, errstr_size);
     if (rc == 0) {
         src->next_discovery_ms = tm_mono_ms() + src->discovery_ms;
@@ -2173,11 +2128,17 @@ void tm_kafka_source_describe(const tm_source_t *src, void (*line)(void *arg, co
     if (s != NULL)
         line(arg, s);
     free(s);
-    if ((s = tm_asprintf("watermarks: per partition, event time source.ts_ms (else the envelope's "
-                       "ts_ms, else the Kafka timestamp) minus watermark_delay %" PRId64 " ms; the source's is the "
-                       "minimum over partitions that are not idle, emitted when it advances; not "
-                       "checkpointed, no operator uses them yet",
-                       src->watermark_delay_us / 1000)))
+    if (src->watermark_column)
+        s = tm_asprintf("watermarks: per partition, event time from the watermark column (%s); "
+                        "the source's is the minimum over partitions that are not idle",
+                        tm_options_lookup(src->opts, "watermark"));
+    else
+        s = tm_asprintf("watermarks: per partition, event time source.ts_ms (else the envelope's "
+                        "ts_ms) minus watermark_delay %" PRId64 " ms; the source's is the "
+                        "minimum over partitions that are not idle, emitted when it advances; "
+                        "not checkpointed",
+                        src->watermark_delay_us / 1000);
+    if (s != NULL)
         line(arg, s);
     free(s);
     if (src->idle_timeout_ms > 0)
@@ -2252,9 +2213,11 @@ void tm_kafka_source_free(tm_source_t *src)
     for (int i = 0; i < src->outq_len; i++) {
         kout_t *o = outq_at(src, i);
         tm_batch_unref(o->batch);
+        free(o->parts);
         free(o->position);
     }
     tm_batch_unref(src->cur);
+    free(src->cur_parts);
     for (int i = 0; i < COMMIT_RING; i++)
         free(src->ring[i].next);
     for (int i = 0; i < src->nidents; i++) {

@@ -72,6 +72,8 @@ static const tm_option_def_t my_source_options[] = {
     {"bigint_unsigned_handling", TM_OPT_ENUM, false, "long", "long|precise",
      "Debezium bigint.unsigned.handling.mode: BIGINT UNSIGNED as int64 (values above 2^63 wrap) "
      "or as an exact decimal"},
+    TM_SOURCE_OPT_WATERMARK,
+    TM_SOURCE_OPT_IDLE_TIMEOUT,
     {NULL, 0, false, NULL, NULL, NULL},
 };
 

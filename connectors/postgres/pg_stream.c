@@ -178,7 +178,13 @@ static int flush_outq(stream_t *st, int timeout_ms)
         src->outq_head = (src->outq_head + 1) % TM_PG_OUTQ_MAX;
         src->outq_len--;
     }
-    return 0;
+    /*
+     * Everything is downstream: the runtime's watermark housekeeping, so a
+     * stream with heartbeats but no rows goes idle after idle_timeout.
+     * TM_EAGAIN loses nothing.
+     */
+    int rc = tm_source_tick(st->ctx, 0);
+    return rc == TM_ESTOPPED ? rc : 0;
 }
 
 static tm_record_t *add_record(stream_t *st, tm_schema_t *schema, tm_op_t op)

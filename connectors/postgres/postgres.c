@@ -79,6 +79,8 @@ static const tm_option_def_t pg_source_options[] = {
      "Debezium decimal.handling.mode"},
     {"time_precision", TM_OPT_ENUM, false, "adaptive", "adaptive|connect",
      "Debezium time.precision.mode"},
+    TM_SOURCE_OPT_WATERMARK,
+    TM_SOURCE_OPT_IDLE_TIMEOUT,
     {NULL, 0, false, NULL, NULL, NULL},
 };
 

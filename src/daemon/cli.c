@@ -729,6 +729,8 @@ static void admin_job(void *arg, tm_buf_t *out)
                             : json_null();
         json_t *sj = json_pack("{s:s,s:b,s:I,s:o}", "name", tm_pipeline_source_name(rs->pipeline, i),
                                "ready", ready, "events", (json_int_t)ev, "watermark_ms", wm_ms);
+        /* Marked idle downstream (every partition without records for idle_timeout). */
+        json_object_set_new(sj, "idle", json_boolean(tm_pipeline_source_idle(rs->pipeline, i)));
         int64_t lag_us, lag_bytes;
         bool has_lag = tm_pipeline_source_lag(rs->pipeline, i, &lag_us, &lag_bytes);
         json_object_set_new(sj, "lag_ms",
@@ -756,6 +758,19 @@ static void admin_job(void *arg, tm_buf_t *out)
                                                tm_pipeline_sink_name(rs->pipeline, i)));
     json_object_set_new(root, "sinks", sinks);
     json_object_set_new(root, "operators", ops);
+    /* The watermark each operator last received (ms since the epoch, rounded down), or null. */
+    json_t *op_wms = json_array();
+    for (int st = 0; st < tm_pipeline_nstages(p); st++)
+        for (int k = 0; k < tm_pipeline_stage_nops(p, st); k++) {
+            int64_t wm;
+            json_t *v = tm_pipeline_op_watermark(p, st, k, &wm)
+                            ? json_integer((json_int_t)(wm >= 0 ? wm / 1000 : -((999 - wm) / 1000)))
+                            : json_null();
+            json_array_append_new(op_wms, json_pack("{s:s,s:o}", "operator",
+                                                    tm_pipeline_op_uid(p, st, k), "watermark_ms",
+                                                    v));
+        }
+    json_object_set_new(root, "operator_watermarks", op_wms);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (text != NULL)
@@ -1226,6 +1241,14 @@ static int cmd_run(const char *path, const run_opts_t *ro)
             break;
         }
         node[i] = tm_pipeline_add_source(p, t->conn, src, t->name);
+        /* watermark = 'col - INTERVAL …': the runtime generates the source's watermarks. */
+        if (node[i] >= 0 && t->wm_column != NULL &&
+            (rc = tm_pipeline_set_source_event_time(p, node[i], t->wm_column, t->wm_delay_us,
+                                                    tm_opt_isset(t->opts, "idle_timeout")
+                                                        ? tm_opt_duration_ms(t->opts,
+                                                                             "idle_timeout")
+                                                        : 0)) != 0)
+            tm_seterr(err, sizeof(err), rc, "table '%s': cannot set up its watermarks", t->name);
     }
     /* 6. The plan's stages and edges (plan/build.c), and their stores. */
     if (rc == 0)

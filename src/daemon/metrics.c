@@ -348,7 +348,7 @@ static void c_state_bytes(const tm_metrics_src_t *m, const tm_metric_family_t *f
 
 enum {
     OP_IN, OP_OUT, OP_ERRORS, OP_SKIPPED, OP_DEAD, OP_READS, OP_HITS, OP_MISSES, OP_QUERIES,
-    OP_STATE_ROWS,
+    OP_STATE_ROWS, OP_WATERMARK,
 };
 
 static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t *f,
@@ -396,6 +396,13 @@ static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t 
                     sample_i(out, f, kv2, (int64_t)om.state_rows[i]);
                 }
                 break;
+            case OP_WATERMARK: {
+                /* An operator appears here once a watermark has reached it. */
+                int64_t wm;
+                if (tm_pipeline_op_watermark(p, st, k, &wm))
+                    sample_f(out, f, kv, (double)wm / 1e6);
+                break;
+            }
             }
         }
 }
@@ -415,6 +422,17 @@ OPERATOR_COLLECTOR(c_op_hits, OP_HITS)
 OPERATOR_COLLECTOR(c_op_misses, OP_MISSES)
 OPERATOR_COLLECTOR(c_op_queries, OP_QUERIES)
 OPERATOR_COLLECTOR(c_op_state_rows, OP_STATE_ROWS)
+OPERATOR_COLLECTOR(c_op_watermark, OP_WATERMARK)
+
+/* 1 while a source with generated watermarks is marked idle downstream (idle_timeout). */
+static void c_src_idle(const tm_metrics_src_t *m, const tm_metric_family_t *f, tm_buf_t *out)
+{
+    tm_pipeline_t *p = m->pipeline;
+    for (int i = 0; i < tm_pipeline_nsources(p); i++) {
+        const char *kv[] = {"source", tm_pipeline_source_name(p, i), NULL};
+        sample_u(out, f, kv, tm_pipeline_source_idle(p, i) ? 1 : 0);
+    }
+}
 
 /* ---- the table ---- */
 
@@ -491,6 +509,13 @@ static const tm_metric_family_t families[] = {
      "Lookup queries (one round trip per input batch with misses).", c_op_queries},
     {"tidemark_operator_state_rows", "gauge",
      "Rows held in an operator's state per input (a join: left, right).", c_op_state_rows},
+    {"tidemark_operator_watermark_seconds", "gauge",
+     "The event-time watermark an operator last received, seconds since the epoch (the minimum "
+     "over its subtasks).",
+     c_op_watermark},
+    {"tidemark_source_idle", "gauge",
+     "1 while a source is marked idle downstream: every partition had no record for idle_timeout.",
+     c_src_idle},
 };
 
 const tm_metric_family_t *tm_metrics_families(int *n)

@@ -255,6 +255,23 @@ typedef struct tm_connector {
     const char *(*sink_delivery)(const tm_sink_t *sink, bool checkpointing);
 } tm_connector_t;
 
+/*
+ * The event-time options of a source's options table (tm_source_emit_part):
+ * put both in the table of every source connector and document them in its
+ * docs/connectors page.  The SQL layer parses `watermark` (sql/job_watermark.c)
+ * and the runtime generates the watermarks (runtime/evtime.h).
+ */
+#define TM_SOURCE_OPT_WATERMARK                                                                    \
+    {"watermark", TM_OPT_STRING, false, NULL, NULL,                                                \
+     "event-time column and bounded out-of-orderness, e.g. 'created_at - INTERVAL ''5 "            \
+     "seconds''': per partition the newest event time minus the delay, the minimum over "          \
+     "partitions (no watermarks without it)"}
+#define TM_SOURCE_OPT_IDLE_TIMEOUT                                                                 \
+    {"idle_timeout", TM_OPT_DURATION, false, NULL, NULL,                                           \
+     "a partition without records for this long stops holding the watermark back, and a source "  \
+     "whose partitions are all idle is ignored downstream until its next record (default: "        \
+     "never; 0 = never)"}
+
 /* Looks a connector up by name; NULL if unknown. */
 const tm_connector_t *tm_connector_find(const char *name);
 /* NULL-terminated list of all connectors. */
@@ -337,6 +354,43 @@ void tm_source_set_paused(tm_source_ctx_t *ctx, bool paused);
  * when the job is stopping.
  */
 int tm_source_emit_watermark(tm_source_ctx_t *ctx, int64_t ts_us, int timeout_ms);
+/*
+ * Generated watermarks (DESIGN §4; runtime/evtime.h).  When the table
+ * declares `watermark = 'col - INTERVAL …'`, the runtime makes the source's
+ * watermarks itself from the emitted records: per partition the newest
+ * event time minus the delay, the minimum over partitions that are not idle
+ * (`idle_timeout`), emitted at most every 200 ms; a source whose partitions
+ * are all idle is marked idle downstream until its next batch.  A source
+ * only has to:
+ *
+ *   - say which partition each record came from: tm_source_emit() means
+ *     partition 0 (a database stream is one partition), tm_source_emit_part()
+ *     a batch of one partition, tm_source_emit_parts() one per record;
+ *   - call tm_source_tick() about every 100 ms while it emits nothing
+ *     (waiting for input, heartbeats), so idle partitions are noticed;
+ *   - if it reads several partitions, announce them with
+ *     tm_source_partitions() as they are assigned, so that a partition
+ *     without records holds the watermark back until its idle_timeout, and
+ *     tm_source_partition_active() for input that is not a record.
+ *
+ * Same retry rules as tm_source_emit().  All are cheap no-ops for a source
+ * without generated watermarks.  Thread: source.
+ */
+int tm_source_emit_part(tm_source_ctx_t *ctx, tm_batch_t *batch, int partition, int timeout_ms);
+/* parts[i] is the partition of batch->recs[i]; NULL: all partition 0.  Read during the call only. */
+int tm_source_emit_parts(tm_source_ctx_t *ctx, tm_batch_t *batch, const int32_t *parts,
+                         int timeout_ms);
+/* 0, TM_EAGAIN (nothing lost: retried at the next call) or TM_ESTOPPED. */
+int tm_source_tick(tm_source_ctx_t *ctx, int timeout_ms);
+void tm_source_partitions(tm_source_ctx_t *ctx, int n);
+void tm_source_partition_active(tm_source_ctx_t *ctx, int partition);
+/*
+ * For a source whose default event time is the commit time (Kafka: Debezium's
+ * source.ts_ms): unless the table declares `watermark`, generate watermarks
+ * from the records' commit time (src.ts_us, else proc_us) minus delay_us.
+ * False when the table's `watermark` column is used instead.
+ */
+bool tm_source_use_commit_time(tm_source_ctx_t *ctx, int64_t delay_us, int64_t idle_timeout_ms);
 /* The job's name for this source (its CREATE TABLE name). */
 const char *tm_source_name(const tm_source_ctx_t *ctx);
 /* Marks the source as connected and streaming (readiness, metrics). */

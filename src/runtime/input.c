@@ -153,6 +153,19 @@ bool tm_input_set_idle(tm_input_t *in, int slot, bool idle)
     return valve(in);
 }
 
+bool tm_input_idle(const tm_input_t *in)
+{
+    bool any = false;
+    for (int i = 0; i < in->nslots; i++) {
+        if (in->slots[i].ended)
+            continue;
+        if (!in->slots[i].idle)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
 int64_t tm_input_watermark_out(const tm_input_t *in)
 {
     return in->wm_out;

@@ -95,6 +95,8 @@ tm_event_t *tm_input_take_held(tm_input_t *in, size_t *n);
 bool tm_input_watermark(tm_input_t *in, int slot, int64_t ts_us);
 /* Marks a slot idle (it stops holding the watermark back) or active again. */
 bool tm_input_set_idle(tm_input_t *in, int slot, bool idle);
+/* True when some slot has not ended and every slot that has not ended is idle. */
+bool tm_input_idle(const tm_input_t *in);
 int64_t tm_input_watermark_out(const tm_input_t *in);
 
 #endif

@@ -49,6 +49,7 @@
 #include "core/fsutil.h"
 #include "core/log.h"
 #include "runtime/deadletter.h"
+#include "runtime/evtime.h"
 #include "runtime/exchange.h"
 #include "runtime/graph.h"
 #include "runtime/input.h"
@@ -72,6 +73,8 @@
 #define TM_QUEUE_CAPACITY 16
 #define TM_DEFAULT_FLUSH_MS 200
 #define TM_DEFAULT_MAXP 128
+/* A source's generated watermark is recomputed (and emitted if it advanced) at most this often. */
+#define TM_WATERMARK_INTERVAL_MS 200
 
 typedef enum { NODE_SOURCE = 1, NODE_SINK, NODE_STAGE } node_kind_t;
 
@@ -135,6 +138,21 @@ struct tm_source_ctx {
     _Atomic uint64_t published; /* TM_ACK_CHECKPOINT: token of the last completed checkpoint */
     _Atomic bool paused; /* holding its input at a consistent point (tm_source_pause_wanted) */
     _Atomic int64_t watermark_us;
+    /*
+     * Watermark generation (evtime.h) in the source-output path: set up by
+     * tm_pipeline_set_source_event_time (a `watermark` column) or
+     * tm_source_use_commit_time; without it the source emits none itself
+     * unless it calls tm_source_emit_watermark.
+     */
+    bool has_evtime;
+    tm_evtime_t evtime;
+    int emit_part; /* tm_source_emit_part's partition, for the call it makes */
+    int64_t wm_next_ms;
+    /* Idle status downstream: 0 active, 1 idle, -1 unknown (an abandoned push). */
+    int idle_down;
+    bool idle_pend_active, idle_pend_val;
+    tm_pend_t pend_idle;
+    _Atomic bool idle; /* for metrics: the source is idle downstream */
     _Atomic bool ready;
     _Atomic uint64_t events, bytes;
     _Atomic int64_t lag_us;    /* INT64_MIN before the first streamed batch */
@@ -218,8 +236,9 @@ struct tm_subtask {
     tm_operator_metrics_t *metrics; /* [nops]; read by any thread */
     tm_dead_letter_t **dls;      /* [nops]: dead-letter writers, or NULL (deadletter.h) */
     tm_link_t *links;            /* [nops] */
-    int64_t *wm_op;              /* [nops]: the last watermark each operator saw */
+    _Atomic int64_t *wm_op;      /* [nops]: the last watermark each operator saw; read by metrics */
     int64_t wm_fwd;
+    bool idle_fwd;               /* downstream was told every live input of this subtask is idle */
     tm_batch_t *held;            /* the chain's last output, not routed yet */
     tm_out_t *outs;
     int nouts;
@@ -760,8 +779,126 @@ const char *tm_source_name(const tm_source_ctx_t *ctx)
     return ctx->name;
 }
 
+/*
+ * Tells everything downstream that this source is idle (every partition
+ * idle: the valves ignore it) or active again.  Same retry contract as the
+ * other emits; a push abandoned half-way leaves the status unknown, so the
+ * next change is sent to every target.
+ */
+static int source_set_idle(tm_source_ctx_t *ctx, bool idle, int timeout_ms)
+{
+    if (ctx->idle_pend_active && ctx->idle_pend_val != idle) {
+        pend_clear(&ctx->pend_idle);
+        ctx->idle_pend_active = false;
+        ctx->idle_down = -1;
+    }
+    if (!ctx->idle_pend_active) {
+        if (ctx->idle_down == (idle ? 1 : 0))
+            return 0;
+        tm_event_t ev = {.kind = TM_EV_IDLE};
+        ev.u.id = idle ? 1 : 0;
+        int rc = source_prepare(ctx, &ctx->pend_idle, &ev);
+        if (rc != 0)
+            return rc;
+        ctx->idle_pend_active = true;
+        ctx->idle_pend_val = idle;
+        ctx->idle_down = -1;
+    }
+    int rc = source_push(ctx, &ctx->pend_idle, timeout_ms);
+    if (rc != 0)
+        return rc;
+    ctx->idle_pend_active = false;
+    ctx->idle_down = idle ? 1 : 0;
+    atomic_store_explicit(&ctx->idle, idle, memory_order_relaxed);
+    if (idle)
+        TM_DEBUG("runtime", "source idle", "source=%s", ctx->name);
+    return 0;
+}
+
+/*
+ * The generated watermark's housekeeping: at most every
+ * TM_WATERMARK_INTERVAL_MS, emit the watermark if it advanced, or mark the
+ * source idle when every partition is.  A watermark that could not be
+ * pushed stays pending and is finished by the next call (a watermark that
+ * arrives later than it could have is still true).
+ */
+static int source_evtime_step(tm_source_ctx_t *ctx, int64_t now_ms, int timeout_ms)
+{
+    if (now_ms < ctx->wm_next_ms && !ctx->wm_pending_active && !ctx->idle_pend_active)
+        return 0;
+    if (now_ms >= ctx->wm_next_ms)
+        ctx->wm_next_ms = now_ms + TM_WATERMARK_INTERVAL_MS;
+    int64_t wm = INT64_MIN;
+    bool all_idle = false;
+    bool have = tm_evtime_current(&ctx->evtime, now_ms, &wm, &all_idle);
+    int rc = 0;
+    if (all_idle)
+        rc = source_set_idle(ctx, true, timeout_ms);
+    else if (ctx->idle_down != 0)
+        rc = source_set_idle(ctx, false, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (ctx->wm_pending_active || (have && wm > atomic_load(&ctx->watermark_us)))
+        rc = tm_source_emit_watermark(ctx, have ? wm : INT64_MIN, timeout_ms);
+    return rc;
+}
+
+int tm_source_tick(tm_source_ctx_t *ctx, int timeout_ms)
+{
+    if (!ctx->has_evtime)
+        return 0;
+    return source_evtime_step(ctx, tm_mono_ms(), timeout_ms);
+}
+
+void tm_source_partitions(tm_source_ctx_t *ctx, int n)
+{
+    if (ctx->has_evtime)
+        tm_evtime_partitions(&ctx->evtime, n, tm_mono_ms());
+}
+
+void tm_source_partition_active(tm_source_ctx_t *ctx, int partition)
+{
+    if (ctx->has_evtime)
+        tm_evtime_touch(&ctx->evtime, partition, tm_mono_ms());
+}
+
+bool tm_source_use_commit_time(tm_source_ctx_t *ctx, int64_t delay_us, int64_t idle_timeout_ms)
+{
+    if (ctx->has_evtime)
+        return false;
+    if (tm_evtime_init(&ctx->evtime, NULL, delay_us, idle_timeout_ms, tm_mono_ms()) != 0)
+        return false;
+    ctx->has_evtime = true;
+    return true;
+}
+
 int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
 {
+    return tm_source_emit_parts(ctx, batch, NULL, timeout_ms);
+}
+
+int tm_source_emit_part(tm_source_ctx_t *ctx, tm_batch_t *batch, int partition, int timeout_ms)
+{
+    if (partition < 0)
+        return TM_EINVAL;
+    if (ctx->has_evtime && ctx->pending != batch &&
+        tm_evtime_partitions(&ctx->evtime, partition + 1, tm_mono_ms()) != 0)
+        return TM_ENOMEM;
+    ctx->emit_part = partition;
+    return tm_source_emit_parts(ctx, batch, NULL, timeout_ms);
+}
+
+int tm_source_emit_parts(tm_source_ctx_t *ctx, tm_batch_t *batch, const int32_t *parts,
+                         int timeout_ms)
+{
+    int part = ctx->emit_part;
+    ctx->emit_part = 0;
+    /* An idle source says it is active again before its next batch (valves count it again). */
+    if (ctx->has_evtime && ctx->pending != batch && ctx->idle_down != 0 && batch->count > 0) {
+        int rc = source_set_idle(ctx, false, timeout_ms);
+        if (rc != 0)
+            return rc;
+    }
     if (ctx->pending != batch) {
         batch->ack_source = (int16_t)ctx->idx;
         tm_event_t ev = {.kind = TM_EV_BATCH};
@@ -792,6 +929,16 @@ int tm_source_emit(tm_source_ctx_t *ctx, tm_batch_t *batch, int timeout_ms)
     if (batch->ack_token > ctx->last_token)
         ctx->last_token = batch->ack_token;
     ctx->pending = NULL;
+    if (ctx->has_evtime) {
+        /*
+         * Observed only once the batch is downstream, so a watermark computed
+         * from these records always follows them.  A failed step leaves the
+         * watermark pending for the next emit or tick.
+         */
+        int64_t now = tm_mono_ms();
+        tm_evtime_observe(&ctx->evtime, batch, part, parts, now);
+        source_evtime_step(ctx, now, 0);
+    }
     tm_batch_unref(batch);
     return 0;
 }
@@ -1274,6 +1421,9 @@ static void sink_handle(sink_loop_t *l, tm_event_t *ev)
         /* No sink reads event time yet; the valve keeps the input module's view current. */
         tm_input_watermark(&s->input, ev->producer, ev->u.ts_us);
         break;
+    case TM_EV_IDLE:
+        tm_input_set_idle(&s->input, ev->producer, ev->u.id != 0);
+        break;
     default:
         break;
     }
@@ -1479,9 +1629,9 @@ static void sub_watermark(tm_subtask_t *sub, int64_t ts_us)
 {
     int64_t w = ts_us;
     for (int i = 0; i < sub->st->nops && !sub->failed; i++) {
-        if (w <= sub->wm_op[i])
+        if (w <= atomic_load_explicit(&sub->wm_op[i], memory_order_relaxed))
             return;
-        sub->wm_op[i] = w;
+        atomic_store_explicit(&sub->wm_op[i], w, memory_order_relaxed);
         int64_t fwd = w;
         if (sub->hooks[i]->on_watermark != NULL) {
             int rc = sub->hooks[i]->on_watermark(sub->ops[i], w, &fwd, &sub->links[i].c,
@@ -1546,6 +1696,22 @@ static void sub_aligned(tm_subtask_t *sub, uint64_t id)
     free(held);
 }
 
+/*
+ * Forwards the subtask's idle status when it changed: idle while every
+ * input slot that has not ended is idle (and one has not), as Flink's
+ * watermark status travels through a task.
+ */
+static void sub_idle_check(tm_subtask_t *sub)
+{
+    bool idle = tm_input_idle(&sub->input);
+    if (idle == sub->idle_fwd)
+        return;
+    sub->idle_fwd = idle;
+    tm_event_t ev = {.kind = TM_EV_IDLE};
+    ev.u.id = idle ? 1 : 0;
+    sub_control(sub, &ev);
+}
+
 static void sub_handle(tm_subtask_t *sub, tm_event_t *ev)
 {
     int held = tm_input_offer(&sub->input, ev);
@@ -1574,11 +1740,19 @@ static void sub_handle(tm_subtask_t *sub, tm_event_t *ev)
         if (tm_input_watermark(&sub->input, ev->producer, ev->u.ts_us))
             sub_watermark(sub, tm_input_watermark_out(&sub->input));
         break;
+    case TM_EV_IDLE:
+        /* Active again is forwarded before anything the slot sends next. */
+        if (tm_input_set_idle(&sub->input, ev->producer, ev->u.id != 0))
+            sub_watermark(sub, tm_input_watermark_out(&sub->input));
+        sub_idle_check(sub);
+        break;
     case TM_EV_END: {
         bool wm;
         uint64_t id = tm_input_end(&sub->input, ev->producer, &wm);
         if (wm)
             sub_watermark(sub, tm_input_watermark_out(&sub->input));
+        if (!tm_input_all_ended(&sub->input))
+            sub_idle_check(sub);
         if (id != 0)
             sub_aligned(sub, id);
         break;
@@ -1614,6 +1788,22 @@ static void *sub_main(void *arg)
 }
 
 /* ---- building the graph (thread: main, in tm_pipeline_start) ---- */
+
+int tm_pipeline_set_source_event_time(tm_pipeline_t *p, int node, const char *column,
+                                      int64_t delay_us, int64_t idle_timeout_ms)
+{
+    if (node < 0 || node >= p->nnodes || p->nodes[node].kind != NODE_SOURCE || p->built)
+        return TM_EINVAL;
+    tm_source_ctx_t *c = p->sources[p->nodes[node].idx];
+    if (c->has_evtime)
+        tm_evtime_destroy(&c->evtime);
+    c->has_evtime = false;
+    int rc = tm_evtime_init(&c->evtime, column, delay_us, idle_timeout_ms, tm_mono_ms());
+    if (rc != 0)
+        return rc;
+    c->has_evtime = true;
+    return 0;
+}
 
 static int build_outs(tm_pipeline_t *p, int node, int producer, tm_out_t **outs, int *nouts)
 {
@@ -1774,7 +1964,7 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
     int maxp = stage_maxp(p, st);
     tm_keygroup_range(w, st->parallelism, maxp, &sub->kg_first, &sub->kg_last);
     for (int i = 0; i < n; i++) {
-        sub->wm_op[i] = INT64_MIN;
+        atomic_init(&sub->wm_op[i], INT64_MIN);
         sub->links[i].c.emit = link_emit;
         sub->links[i].c.arg = &sub->links[i];
         sub->links[i].sub = sub;
@@ -1980,6 +2170,29 @@ void tm_pipeline_sink_stats(const tm_pipeline_t *p, int i, tm_sink_stats_t *out)
         out->buckets[b] = atomic_load_explicit(&s->commit_hist[b], memory_order_relaxed);
 }
 
+bool tm_pipeline_source_idle(const tm_pipeline_t *p, int i)
+{
+    return atomic_load_explicit(&p->sources[i]->idle, memory_order_relaxed);
+}
+
+bool tm_pipeline_op_watermark(const tm_pipeline_t *p, int stage, int op, int64_t *ts_us)
+{
+    tm_stage_t *st = p->stages[stage];
+    int64_t min = INT64_MAX;
+    for (int w = 0; st->subs != NULL && w < st->parallelism; w++) {
+        if (st->subs[w] == NULL || st->subs[w]->wm_op == NULL)
+            continue;
+        int64_t v = atomic_load_explicit(&st->subs[w]->wm_op[op], memory_order_relaxed);
+        /* A subtask without one yet (an idle or empty input) does not hide the others'. */
+        if (v != INT64_MIN && v < min)
+            min = v;
+    }
+    if (min == INT64_MAX)
+        return false;
+    *ts_us = min;
+    return true;
+}
+
 bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us)
 {
     int64_t wm = atomic_load(&p->sources[i]->watermark_us);
@@ -2161,7 +2374,7 @@ static void free_subtask(tm_subtask_t *sub)
     free(sub->hooks);
     free(sub->metrics);
     free(sub->links);
-    free(sub->wm_op);
+    free((void *)sub->wm_op);
     for (int i = 0; sub->dls != NULL && i < sub->st->nops; i++)
         tm_dead_letter_free(sub->dls[i]);
     free(sub->dls);
@@ -2184,6 +2397,8 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         pend_free(&c->pend_schema);
         pend_free(&c->pend_bar);
         pend_free(&c->pend_wm);
+        pend_free(&c->pend_idle);
+        tm_evtime_destroy(&c->evtime);
         free_outs(c->outs, c->nouts);
         free(c->acks);
         free(c->bar_position);

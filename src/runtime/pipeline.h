@@ -150,6 +150,23 @@ void tm_pipeline_source_counts(const tm_pipeline_t *p, int i, uint64_t *events, 
  * (and INT64_MIN) before its first.
  */
 bool tm_pipeline_source_watermark(const tm_pipeline_t *p, int i, int64_t *ts_us);
+/* True while source `i` has told everything downstream that it is idle (evtime.h). */
+bool tm_pipeline_source_idle(const tm_pipeline_t *p, int i);
+/*
+ * The watermark operator `op` of stage `stage` last received (µs since the
+ * epoch), the minimum over its subtasks that received one; false before any.
+ * Thread: any.
+ */
+bool tm_pipeline_op_watermark(const tm_pipeline_t *p, int stage, int op, int64_t *ts_us);
+/*
+ * Generates source node `node`'s watermarks in the runtime (evtime.h) from
+ * the event-time column `column` (a table's `watermark` option; NULL: the
+ * records' commit time), minus delay_us, per partition, with partitions
+ * idle after idle_timeout_ms without input (0: never).  Main thread, before
+ * tm_pipeline_start.  0 or TM_EINVAL / TM_ENOMEM.
+ */
+int tm_pipeline_set_source_event_time(tm_pipeline_t *p, int node, const char *column,
+                                      int64_t delay_us, int64_t idle_timeout_ms);
 /*
  * Source i's lag: *lag_us, the emit time minus the newest source timestamp
  * (commit time) of its last batch of streamed changes (false before the

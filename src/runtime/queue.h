@@ -32,6 +32,7 @@ typedef enum tm_event_kind {
     TM_EV_SCHEMA_CHANGE, /* new schema version in u.schema (owned ref) */
     TM_EV_SYNC,          /* make everything so far durable; id in u.id */
     TM_EV_END,           /* this producer has no more input */
+    TM_EV_IDLE,          /* producer idle status: u.id 1 = idle (valves ignore it), 0 = active */
 } tm_event_kind_t;
 
 typedef struct tm_event {

@@ -8,6 +8,7 @@
  * for the binder (sql/bind.c), which reports what they may not contain.
  */
 #include "sql/job.h"
+#include "sql/job_int.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -181,6 +182,8 @@ static const struct {
     {"interval", TM_T_INTERVAL},
 };
 
+static int own_location(json_t *obj);
+
 static int parse_column(parse_ctx_t *pc, tm_column_t *col, json_t *cdef, int line, bool *is_pk)
 {
     const char *name = jstr(cdef, "colname");
@@ -249,6 +252,7 @@ static int parse_create(parse_ctx_t *pc, json_t *cs, int line)
     t->name = strdup(name);
     t->line = line;
     t->opts = tm_options_new();
+    t->wm_location = -1;
 
     json_t *opts = json_object_get(cs, "options");
     const char *connector = NULL;
@@ -268,6 +272,8 @@ static int parse_create(parse_ctx_t *pc, json_t *cs, int line)
             connector = jstr(json_object_get(json_object_get(de, "arg"), "String"), "sval");
             continue;
         }
+        if (strcmp(fullkey, "watermark") == 0)
+            t->wm_location = own_location(de);
         if (tm_options_lookup(t->opts, fullkey) != NULL)
             return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
                              "%s:%d: table '%s': option '%s' is given twice", pc->path, line, name,
@@ -961,6 +967,8 @@ static int job_check(parse_ctx_t *pc)
                                                                       "INSERT INTO)");
         int rc = tm_options_validate(t->opts, src ? t->conn->source_options : t->conn->sink_options,
                                      t->conn->option_prefix, where, pc->errstr, pc->errstr_size);
+        if (rc == 0 && src)
+            rc = tm__job_watermark(job, t, pc->errstr, pc->errstr_size);
         if (rc != 0)
             return rc;
     }
@@ -1241,6 +1249,7 @@ tm_job_t *tm_job_free(tm_job_t *job)
         free(job->tables[i].name);
         tm_options_free(job->tables[i].opts);
         tm_schema_unref(job->tables[i].declared);
+        free(job->tables[i].wm_column);
     }
     free(job->tables);
     for (int i = 0; i < job->ninserts; i++) {

@@ -51,6 +51,13 @@ typedef struct tm_job_table {
     tm_schema_t *declared; /* NULL for `()` */
     const tm_connector_t *conn;
     int role;
+    /*
+     * A source's `watermark` option (sql/job_watermark.c): the declared
+     * event-time column, or NULL without the option, and the delay.
+     */
+    char *wm_column;
+    int64_t wm_delay_us;
+    int wm_location; /* byte offset of the option in sql (its name), or -1 */
 } tm_job_table_t;
 
 typedef struct tm_job_view {

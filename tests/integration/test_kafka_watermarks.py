@@ -219,3 +219,52 @@ def test_explain_shows_the_watermark_settings(tmp_path, tidemark_bin):
     assert "minus watermark_delay 5000 ms" in shown.stdout, shown.stdout
     assert "idle_timeout 60000 ms: a partition without records for that long stops holding " \
            "the watermark back" in shown.stdout, shown.stdout
+
+
+def iso(ms: int) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
+
+
+def column_event(i: int, created_ms, source_ts_ms: int) -> bytes:
+    """A create event whose created_at column differs from its commit time (source.ts_ms)."""
+    source = {"version": "2.7.0.Final", "connector": "postgresql", "name": "shop",
+              "db": "shop", "schema": "public", "table": "orders", "ts_ms": source_ts_ms}
+    after = {"id": i, "status": "new", "created_at": None if created_ms is None else iso(created_ms)}
+    return json.dumps({"before": None, "after": after, "op": "c", "source": source}).encode()
+
+
+def test_watermark_on_a_column(wcase):
+    """With `watermark`, the column is the event time (per partition, minimum), not source.ts_ms."""
+    topic = wcase.topic("wmcol", partitions=2)
+    ids = itertools.count(1)
+    far = T0 + 1_000_000  # commit times far ahead: they must not be the event time
+
+    def produce(partition, *created):
+        wcase.produce_to(topic, partition, [column_event(next(ids), c, far) for c in created])
+
+    produce(0, T0 + 10_000, T0 + 7_000, None)
+    produce(1, T0 + 5_000)
+    tm = wcase.start("col", topic, "id int PRIMARY KEY, status text, created_at timestamptz",
+                     watermark="created_at - INTERVAL '2 seconds'")
+    wait_watermark(tm, T0 + 3_000, "min over partitions of created_at minus 2 s")
+    # Partition 1 moves past partition 0: partition 0 decides now; a NULL moves nothing.
+    produce(1, T0 + 50_000, None)
+    wait_watermark(tm, T0 + 8_000, "partition 0's created_at")
+    produce(0, T0 + 60_000)
+    wait_watermark(tm, T0 + 48_000, "partition 1's created_at")
+    assert tm.terminate() == 0
+
+
+def test_watermark_and_watermark_delay_are_exclusive(tmp_path, tidemark_bin):
+    src = {"connector": "kafka", "bootstrap_servers": "127.0.0.1:9", "topic": "a",
+           "watermark": "ts - INTERVAL '1 second'", "watermark_delay": "5s"}
+    path = tmp_path / "job.sql"
+    path.write_text("\n".join([
+        create_table("src", src, "id int, ts timestamptz"),
+        create_table("sink", {"connector": "file", "path": str(tmp_path / "out")}),
+        "INSERT INTO sink SELECT * FROM src;"]) + "\n")
+    shown = run_cli(["explain", path], bin=tidemark_bin)
+    assert shown.returncode != 0
+    assert "'watermark_delay' applies to the commit-time watermark only" in shown.stderr, \
+        shown.stderr
