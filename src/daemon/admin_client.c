@@ -532,12 +532,12 @@ int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, con
                                        "(TIDEMARK_ADMIN_CERT, TIDEMARK_ADMIN_KEY)"
                                      : "");
             return tm_seterr(errstr, errstr_size, rc, "%s closed the connection without an "
-                                                      "answer%s%s%s%s",
+                                                      "answer%s%s%s%s%s",
                              addr, rerr ? " (" : "", rerr ? strerror(rerr) : "",
                              rerr ? ")" : "",
                              use_tls ? ""
-                                     : "; if the daemon serves TLS (admin_tls_cert), use "
-                                       "https://HOST:PORT");
+                                     : "; if the daemon serves TLS (admin_tls_cert), use https://",
+                             use_tls ? "" : hostport);
         case TM_ENOMEM:
             return tm_seterr(errstr, errstr_size, rc, "out of memory");
         default:
@@ -846,7 +846,7 @@ static int cli_request(const cli_t *c, const char *method, const char *path, con
 static void report_unreachable(const cli_t *c, int rc, const char *err)
 {
     /* The daemon may well be running: the address, a TLS file or the handshake is wrong. */
-    if (rc == TM_EINVAL || rc == TM_ECONFIG || rc == TM_EPROTO)
+    if (rc == TM_EINVAL || rc == TM_ECONFIG || rc == TM_EPROTO || rc == TM_EIO)
         fprintf(stderr, "tidemark %s: %s (%s)\n", c->cmd, err, c->from);
     else
         fprintf(stderr, "tidemark %s: daemon not running at %s (%s): %s; is tidemark running? "
