@@ -224,8 +224,9 @@ int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *
 /* ---- client (blocking; any thread) ---- */
 
 /*
- * One HTTP/1.1 request to the admin API at `addr` ("HOST:PORT" or "[V6]:PORT")
- * over a fresh connection (Connection: close).  `token` (NULL or "" for none)
+ * One HTTP/1.1 request to the admin API at `addr` ("HOST:PORT" or "[V6]:PORT";
+ * "https://HOST:PORT" as tm_admin_request_tls() with `tls` NULL) over a fresh
+ * connection (Connection: close).  `token` (NULL or "" for none)
  * is sent as a bearer token; `body` (NULL for none) as application/json.
  * `timeout_ms` bounds the connect and the whole exchange.  On success sets
  * *status and replaces the contents of `resp` (initialised by the caller, who
@@ -253,6 +254,8 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
  * the TLS handshake fails (the message says whether the server is not
  * speaking TLS or its certificate is not trusted and what to pass), and
  * TM_EIO with a hint to use https:// when a plain request finds a TLS port.
+ * OpenSSL writes to the socket with write(2), so a process that uses TLS
+ * must ignore SIGPIPE (tm_cli_main() does) as the server's must.
  */
 int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, const char *token,
                          const char *method, const char *path, const char *body, int timeout_ms,
@@ -271,7 +274,10 @@ int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, con
  *
  * The daemon is found from --admin, else <state-dir>/admin.addr; with no
  * --state-dir, ./tidemark-state/admin.addr and then 127.0.0.1:8081.  The token
- * comes from --token, else the environment variable TIDEMARK_ADMIN_TOKEN.
+ * comes from --token, else the environment variable TIDEMARK_ADMIN_TOKEN.  An
+ * https:// address is spoken to over TLS (tm_admin_client_tls_t) with
+ * --cacert, --tls-server-name, --cert and --key, else TIDEMARK_ADMIN_CACERT,
+ * TIDEMARK_ADMIN_TLS_SERVER_NAME, TIDEMARK_ADMIN_CERT and TIDEMARK_ADMIN_KEY.
  * argv[0] is the command's name ("savepoint", "stop"); the functions reset
  * getopt (optind = 0).  Return the process exit code: 0 done, 1 failed (the
  * reason on stderr), 2 usage error.

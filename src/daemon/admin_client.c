@@ -499,8 +499,7 @@ int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, con
         rc = (int)n;
         break;
     }
-    if (io.ssl != NULL && rc == 0)
-        SSL_shutdown(io.ssl); /* close_notify; the answer is in, so its fate does not matter */
+    /* No close_notify: the answer is complete by its length, and the server may be gone. */
     SSL_free(io.ssl);
     SSL_CTX_free(ctx);
     close(fd);
