@@ -1383,7 +1383,9 @@ static void flush_connection(struct evhttp_connection *evcon, int64_t deadline_m
             size_t len = evbuffer_get_length(outb);
             int n = SSL_write(ssl, evbuffer_pullup(outb, -1), len > INT_MAX ? INT_MAX : (int)len);
             if (n > 0) {
-                evbuffer_drain(outb, (size_t)n);
+                /* A buffer that cannot be drained would send the same bytes again. */
+                if (evbuffer_drain(outb, (size_t)n) != 0)
+                    break;
                 continue;
             }
             int err = SSL_get_error(ssl, n);
