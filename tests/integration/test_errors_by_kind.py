@@ -5,7 +5,11 @@ Each test provokes one kind for real against live servers and reads /metrics:
 - source_connection: the replication connection's walsender is terminated;
 - sink_connection: the PostgreSQL sink's backend is terminated between flushes;
 - row_expression: a division by zero with SET on_error = 'skip';
-- decode: corrupt Debezium events on a Kafka topic, with on_error = 'skip'.
+- decode: corrupt Debezium events on a Kafka topic, with on_error = 'skip';
+- checkpoint_failed: a checkpoint held up by a long snapshot past checkpoint_timeout.
+
+dead_letter is checked in tests/unit/runtime/deadletter.c (a dead-letter file
+that cannot be created).
 
 Every kind is exported at 0 from the start, and the kinds a test does not
 provoke stay at 0, so a counter cannot move for the wrong reason unnoticed.
@@ -146,3 +150,27 @@ def test_corrupt_kafka_events_count_decode(kcase):
     counts = errors(tm)
     assert only(counts, decode=len(bad) + 2), counts
     assert tm.terminate() == 0, tm.log_tail()
+
+
+def test_checkpoint_over_its_timeout_counts_checkpoint_failed(cdc):
+    """A barrier held up by a long initial snapshot overruns checkpoint_timeout: counted once per
+    checkpoint, like tidemark_checkpoints_failed_total."""
+    cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY, note text);"
+            "INSERT INTO orders SELECT g, repeat('x', 200) FROM generate_series(1, 300000) g;")
+    tm = cdc.start(cdc.job(snapshot="initial", sink={"schemas": False}) +
+                   "SET checkpoint_interval = '50ms';\nSET checkpoint_timeout = '1ms';\n"
+                   "SET admin_address = '127.0.0.1:0';\n")
+
+    def failed():
+        text = tm.admin_get("/metrics")
+        m = re.search(r"^tidemark_checkpoints_failed_total (\d+)$", text, re.M)
+        return int(m.group(1)) if m else 0
+
+    wait_until(lambda: failed() >= 1, 120, "a checkpoint over checkpoint_timeout", tm)
+    assert "checkpoint is taking longer than checkpoint_timeout" in tm.log_text()
+    counts = errors(tm)
+    total = failed()
+    # Read one after the other: the counter may have moved between the two reads.
+    assert total - 1 <= counts["checkpoint_failed"] <= total, (counts, total)
+    assert only(counts, checkpoint_failed=counts["checkpoint_failed"]), counts
+    assert counts["checkpoint_failed"] >= 1
