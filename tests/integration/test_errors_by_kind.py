@@ -2,7 +2,8 @@
 
 Each test provokes one kind for real against live servers and reads /metrics:
 
-- source_connection: the replication connection's walsender is terminated;
+- source_connection: the replication connection's walsender is terminated, and
+  the MySQL source's binlog dump thread is killed;
 - sink_connection: the PostgreSQL sink's backend is terminated between flushes;
 - row_expression: a division by zero with SET on_error = 'skip';
 - decode: corrupt Debezium events on a Kafka topic, with on_error = 'skip';
@@ -19,8 +20,9 @@ import re
 
 from tidemark import create_table, read_jsonl, wait_until
 
-# The Kafka fixture and event helpers of the Kafka source tests.
+# The Kafka and MariaDB fixtures and helpers of the connectors' own tests.
 from test_kafka_source import kcase, malformed_batch, wait_records  # noqa: F401 (fixture)
+from test_mysql_cdc import case as mycase, my  # noqa: F401 (fixtures)
 
 KINDS = ("source_connection", "sink_connection", "row_expression", "decode", "checkpoint_failed",
          "dead_letter")
@@ -174,3 +176,24 @@ def test_checkpoint_over_its_timeout_counts_checkpoint_failed(cdc):
     assert total - 1 <= counts["checkpoint_failed"] <= total, (counts, total)
     assert only(counts, checkpoint_failed=counts["checkpoint_failed"]), counts
     assert counts["checkpoint_failed"] >= 1
+
+
+def test_killed_binlog_connection_counts_source_connection(mycase):
+    """The MySQL source's binlog connection, killed on the server: one source_connection."""
+    my, db = mycase.my, mycase.db
+    my.sql(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, note VARCHAR(20))")
+    tm = mycase.start(mycase.job(sink={"schemas": False}) + "SET admin_address = '127.0.0.1:0';\n")
+    mycase.wait_started(tm)
+    my.sql(f"INSERT INTO {db}.t VALUES (1, 'before')")
+    path = mycase.topic("t")
+    wait_until(lambda: path.exists() and len(read_jsonl(path)) == 1, 60, "the first row", tm)
+    assert only(errors(tm)), errors(tm)
+    rows = my.query("SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE COMMAND = 'Binlog Dump' AND USER = 'cdc'")
+    assert len(rows) == 1, rows
+    my.sql(f"KILL {rows[0][0]}", check=False)
+    my.sql(f"INSERT INTO {db}.t VALUES (2, 'after')")
+    wait_until(lambda: len(read_jsonl(path)) == 2, 120, "the row after the reconnect", tm)
+    wait_until(lambda: errors(tm)["source_connection"] == 1, 30, "source_connection = 1", tm)
+    assert only(errors(tm), source_connection=1), errors(tm)
+    assert "binlog connection restored" in tm.log_text()
