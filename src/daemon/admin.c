@@ -46,6 +46,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -756,6 +757,38 @@ static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
         guard_arm(a, GUARD_TICK_MS);
 }
 
+/*
+ * OpenSSL's handshake callback.  A plain HTTP request on the TLS port fails
+ * the handshake with SSL_R_HTTP_REQUEST (OpenSSL recognises GET, POST, HEAD
+ * and PUT); instead of a silent close (curl: "Empty reply from server") the
+ * client gets a plain 400 that says to use https://, as nginx does.  The
+ * answer holds nothing secret: the bound address only.  One non-blocking
+ * write; a client already gone just misses it.
+ */
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+    if (!(where & SSL_CB_EXIT) || ret > 0)
+        return;
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL || ERR_GET_REASON(e) != SSL_R_HTTP_REQUEST)
+        return;
+    const tm_admin_t *a = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    int fd = SSL_get_fd(ssl);
+    if (a == NULL || fd < 0)
+        return;
+    char body[256], msg[512];
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":\"this port serves the admin API over TLS only: use %s\"}\n",
+                        a->url);
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: " JSON_TYPE "\r\n"
+                     "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                     "\r\n%s",
+                     blen, body);
+    if (n > 0 && (size_t)n < sizeof(msg))
+        (void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* evhttp asks for a bufferevent for each connection it accepts (Thread: main). */
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
@@ -1266,6 +1299,10 @@ int tm_admin_start_tls(struct event_base *base, const char *addr, const char *to
     }
     a->base = base;
     a->ssl_ctx = ssl_ctx;
+    if (ssl_ctx != NULL) {
+        SSL_CTX_set_app_data(ssl_ctx, a);
+        SSL_CTX_set_info_callback(ssl_ctx, on_tls_info);
+    }
     if (hooks != NULL)
         a->hooks = *hooks;
     if (token != NULL) {

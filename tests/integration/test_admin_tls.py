@@ -6,7 +6,8 @@ it signs, a stray key, an encrypted key.  A daemon with a PostgreSQL source
 serves the API over TLS, and every client a deployment uses talks to it:
 curl, Python's ssl module, and the CLI (`tidemark status`, `savepoint`,
 `stop`) with the token and the CA from the environment, as the Kubernetes
-exec probes run it.  Plain HTTP to the TLS port gets no answer, bad files stop
+exec probes run it.  Plain HTTP to the TLS port gets a plain 400 that says
+to use https:// and never reaches the API, bad files stop
 the daemon at start with the configuration exit code and a message naming
 the file, and with admin_tls_client_ca only clients with a certificate the CA
 signed get in.
@@ -103,11 +104,14 @@ def test_tls_api_for_curl_python_and_the_cli(cdc, certs):
     assert r.returncode != 0, r
     r = curl("--cacert", ca, "-H", auth, "--tlsv1.2", "--tls-max", "1.2", f"{addr}/healthz")
     assert r.returncode == 0 and r.stdout == "ok\n", r
-    # Plain HTTP to the TLS port gets no HTTP answer at all.
-    r = curl("-H", auth, f"http://{hostport}/healthz")
-    assert r.returncode != 0 and "HTTP/" not in r.stdout, r
+    # Plain HTTP to the TLS port never reaches the API: a plain 400 says to use https://.
+    r = curl("-H", auth, "-w", "\n%{http_code}", f"http://{hostport}/v1/job")
+    assert r.stdout.endswith("\n400"), r
+    assert json.loads(r.stdout.rsplit("\n", 1)[0]) == {
+        "error": f"this port serves the admin API over TLS only: use {addr}"}, r
     with socket.create_connection(("127.0.0.1", int(hostport.rsplit(":", 1)[1])), timeout=10) as s:
-        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: {hostport}\r\n{auth}\r\n\r\n".encode())
+        s.sendall(f"POST /v1/stop HTTP/1.1\r\nHost: {hostport}\r\n{auth}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".encode())
         s.settimeout(10)
         data = b""
         try:
@@ -115,7 +119,8 @@ def test_tls_api_for_curl_python_and_the_cli(cdc, certs):
                 data += chunk
         except (ConnectionResetError, socket.timeout):
             pass
-    assert not data.startswith(b"HTTP/"), data
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    tm.assert_running("after a plain POST /v1/stop to the TLS port")
 
     # Python's ssl module: the certificate chain and the IP address are verified.
     ctx = ssl.create_default_context(cafile=ca)
