@@ -129,6 +129,8 @@ static void usage(FILE *f)
             "                                           stop the running job (final checkpoint)\n"
             "  tidemark status [--live | --ready] [--state-dir S | --admin HOST:PORT]\n"
             "                                           print the running job, or probe it\n"
+            "                  (savepoint, stop, status: --token, and for a daemon that serves\n"
+            "                  TLS --cacert, --tls-server-name, --cert, --key; see --help of each)\n"
             "  tidemark --version                       print the version\n"
             "  tidemark --help                          print this help\n"
             "\n"
