@@ -4,7 +4,10 @@
  * Each file is first opened by us, so that a missing or unreadable one is
  * reported with the system's reason (errno) rather than OpenSSL's, and then
  * handed to OpenSSL, whose failure then means "not PEM" or "not this kind of
- * PEM".  The server's context is built at start (tm_admin_check_tls() builds
+ * PEM".  A value may also be the PEM text itself (it starts with
+ * "-----BEGIN "), as `${file:…}` or `${env:…}` give it: it is parsed from
+ * memory, and messages then say "(inline PEM)" instead of the value, so a key
+ * never reaches a message or a log.  The server's context is built at start (tm_admin_check_tls() builds
  * and frees one too, so that `explain` and the checks before any side effect
  * see the same errors).
  *
@@ -15,7 +18,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +57,33 @@ void tm__admin_tls_errors(char *buf, size_t len)
     }
 }
 
+/* True if `v` is PEM text rather than a path. */
+static bool is_inline(const char *v)
+{
+    while (isspace((unsigned char)*v))
+        v++;
+    return strncmp(v, "-----BEGIN ", 11) == 0;
+}
+
+/* What a message shows for a value: the path, never inline PEM. */
+static const char *shown(const char *v)
+{
+    return is_inline(v) ? "(inline PEM)" : v;
+}
+
 /*
  * Reads a PEM file whole (at most PEM_MAX bytes, NUL-terminated) so that its
- * kind can be told from its armour.  Returns 0, or TM_ECONFIG naming `what`
- * (the option) and the file.
+ * kind can be told from its armour; inline PEM is copied.  Returns 0, or
+ * TM_ECONFIG naming `what` (the option) and the file.
  */
 static int read_pem(const char *what, const char *path, char **out, char *errstr,
                     size_t errstr_size)
 {
     *out = NULL;
+    if (is_inline(path)) {
+        *out = strdup(path);
+        return *out ? 0 : tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
@@ -110,6 +133,72 @@ static int no_passphrase(char *buf, int size, int rwflag, void *arg)
     return -1;
 }
 
+/* SSL_CTX_use_certificate_chain_file() for a path or inline PEM.  Returns 1 on success. */
+static int use_chain(SSL_CTX *ctx, const char *v)
+{
+    if (!is_inline(v))
+        return SSL_CTX_use_certificate_chain_file(ctx, v);
+    BIO *b = BIO_new_mem_buf(v, -1);
+    X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, no_passphrase, NULL) : NULL;
+    int ok = x != NULL && SSL_CTX_use_certificate(ctx, x) == 1;
+    X509_free(x);
+    SSL_CTX_clear_chain_certs(ctx);
+    while (ok && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+            X509_free(x);
+            ok = 0;
+        }
+    }
+    /* The loop ends at the end of the text, which OpenSSL queues as an error. */
+    if (ok)
+        ERR_clear_error();
+    BIO_free(b);
+    return ok;
+}
+
+/* SSL_CTX_use_PrivateKey_file() for a path or inline PEM.  Returns 1 on success. */
+static int use_key(SSL_CTX *ctx, const char *v)
+{
+    if (!is_inline(v))
+        return SSL_CTX_use_PrivateKey_file(ctx, v, SSL_FILETYPE_PEM);
+    BIO *b = BIO_new_mem_buf(v, -1);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+    int ok = k != NULL && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    return ok;
+}
+
+/*
+ * SSL_CTX_load_verify_locations() for a path or inline PEM; with
+ * `client_list`, the CAs' names also become the list a server sends to
+ * clients.  Returns 1 on success.
+ */
+static int use_cas(SSL_CTX *ctx, const char *v, bool client_list)
+{
+    if (!is_inline(v)) {
+        if (SSL_CTX_load_verify_locations(ctx, v, NULL) != 1)
+            return 0;
+        STACK_OF(X509_NAME) *names = client_list ? SSL_load_client_CA_file(v) : NULL;
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(ctx, names);
+        return 1;
+    }
+    BIO *b = BIO_new_mem_buf(v, -1);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int n = 0;
+    X509 *x;
+    while (b != NULL && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+        if (X509_STORE_add_cert(store, x) == 1 && (!client_list || SSL_CTX_add_client_CA(ctx, x)))
+            n++;
+        X509_free(x);
+    }
+    BIO_free(b);
+    if (n > 0)
+        ERR_clear_error();
+    return n > 0;
+}
+
 static SSL_CTX *new_ctx(const SSL_METHOD *method)
 {
     SSL_CTX *ctx = SSL_CTX_new(method);
@@ -138,16 +227,15 @@ static int load_pair(SSL_CTX *ctx, const char *cert_opt, const char *cert, const
     free(pem);
     char why[256] = "";
     ERR_clear_error();
-    if (!has_cert || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+    if (!has_cert || use_chain(ctx, cert) != 1) {
         tm__admin_tls_errors(why, sizeof(why));
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "%s %s holds no PEM certificate%s (%s); give the server's certificate "
                          "(then its chain) in PEM, e.g. from 'openssl req -x509 -newkey "
                          "ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out "
                          "cert.pem'",
-                         cert_opt, cert, cert_has_key ? " (it holds a private key: swapped with "
-                                                        "the key?)"
-                                                      : "",
+                         cert_opt, shown(cert),
+                         cert_has_key ? " (it holds a private key: swapped with the key?)" : "",
                          why[0] ? why + 2 : "no BEGIN CERTIFICATE block");
     }
     rc = read_pem(key_opt, key, &pem, errstr, errstr_size);
@@ -161,10 +249,10 @@ static int load_pair(SSL_CTX *ctx, const char *cert_opt, const char *cert, const
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "%s %s is encrypted with a passphrase, which the daemon cannot ask "
                          "for; store it unencrypted with tight permissions ('openssl pkey -in "
-                         "%s -out NEW.pem', mode 0600 or a systemd credential)",
-                         key_opt, key, key);
+                         "KEY -out NEW.pem', mode 0600 or a systemd credential)",
+                         key_opt, shown(key));
     ERR_clear_error();
-    bool loaded = has_key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+    bool loaded = has_key && use_key(ctx, key) == 1;
     why[0] = '\0';
     tm__admin_tls_errors(why, sizeof(why));
     /* OpenSSL checks the pair as it loads the key; a mismatch is reported below. */
@@ -172,7 +260,8 @@ static int load_pair(SSL_CTX *ctx, const char *cert_opt, const char *cert, const
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "%s %s holds no PEM private key (%s); give the key the certificate %s "
                          "was made with",
-                         key_opt, key, why[0] ? why + 2 : "no BEGIN PRIVATE KEY block", cert);
+                         key_opt, shown(key), why[0] ? why + 2 : "no BEGIN PRIVATE KEY block",
+                         shown(cert));
     }
     ERR_clear_error();
     if (!loaded || SSL_CTX_check_private_key(ctx) != 1) {
@@ -181,14 +270,14 @@ static int load_pair(SSL_CTX *ctx, const char *cert_opt, const char *cert, const
                          "%s %s does not belong to the certificate in %s %s; give the key the "
                          "certificate was made with (compare 'openssl x509 -noout -pubkey -in "
                          "CERT' with 'openssl pkey -pubout -in KEY')",
-                         key_opt, key, cert_opt, cert);
+                         key_opt, shown(key), cert_opt, shown(cert));
     }
     return 0;
 }
 
-/* Loads a CA bundle for verification into `ctx`. */
-static int load_cas(SSL_CTX *ctx, const char *opt, const char *path, char *errstr,
-                    size_t errstr_size)
+/* Loads a CA bundle for verification into `ctx` (`client_list`: see use_cas()). */
+static int load_cas(SSL_CTX *ctx, const char *opt, const char *path, bool client_list,
+                    char *errstr, size_t errstr_size)
 {
     char *pem = NULL;
     int rc = read_pem(opt, path, &pem, errstr, errstr_size);
@@ -198,12 +287,12 @@ static int load_cas(SSL_CTX *ctx, const char *opt, const char *path, char *errst
     free(pem);
     char why[256] = "";
     ERR_clear_error();
-    if (!has_cert || SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
+    if (!has_cert || use_cas(ctx, path, client_list) != 1) {
         tm__admin_tls_errors(why, sizeof(why));
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "%s %s holds no PEM certificate (%s); give the CA certificate(s) in "
                          "PEM (for a self-signed server certificate, that certificate itself)",
-                         opt, path, why[0] ? why + 2 : "no BEGIN CERTIFICATE block");
+                         opt, shown(path), why[0] ? why + 2 : "no BEGIN CERTIFICATE block");
     }
     return 0;
 }
@@ -229,14 +318,10 @@ int tm__admin_tls_server_ctx(const tm_admin_tls_t *tls, SSL_CTX **out, char *err
     int rc = load_pair(ctx, "admin_tls_cert", tls->cert, "admin_tls_key", tls->key, errstr,
                        errstr_size);
     if (rc == 0 && set(tls->client_ca)) {
-        rc = load_cas(ctx, "admin_tls_client_ca", tls->client_ca, errstr, errstr_size);
-        if (rc == 0) {
-            /* The CA names a client is told to choose its certificate by. */
-            STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tls->client_ca);
-            if (names != NULL)
-                SSL_CTX_set_client_CA_list(ctx, names);
+        /* The CAs' names are also what a client is told to choose its certificate by. */
+        rc = load_cas(ctx, "admin_tls_client_ca", tls->client_ca, true, errstr, errstr_size);
+        if (rc == 0)
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-        }
     }
     if (rc != 0) {
         SSL_CTX_free(ctx);
@@ -256,8 +341,8 @@ int tm__admin_tls_client_ctx(const tm_admin_client_tls_t *tls, SSL_CTX **out, ch
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     int rc = 0;
     if (tls != NULL && set(tls->ca_file))
-        rc = load_cas(ctx, "the CA file (--cacert, TIDEMARK_ADMIN_CACERT)", tls->ca_file, errstr,
-                      errstr_size);
+        rc = load_cas(ctx, "the CA file (--cacert, TIDEMARK_ADMIN_CACERT)", tls->ca_file, false,
+                      errstr, errstr_size);
     else
         SSL_CTX_set_default_verify_paths(ctx);
     if (rc == 0 && tls != NULL && (set(tls->cert) || set(tls->key))) {

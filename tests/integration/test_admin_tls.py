@@ -222,3 +222,37 @@ def test_mutual_tls_without_token_on_a_wildcard_address(cdc, certs):
     assert anon.returncode == 1 and "--cert" in anon.stderr, anon
     assert "tls=mutual" in tm.log_text()
     assert tm.terminate() == 0, tm.log_tail()
+
+
+def test_pem_from_file_and_env_references(cdc, certs, monkeypatch):
+    """admin_tls_cert = '${file:…}' and admin_tls_key = '${env:…}': the PEM text itself, as a
+    Kubernetes Secret in an environment variable gives it; explain never prints the key."""
+    cdc.sql(ORDERS)
+    key_text = (certs / "server.key").read_text()
+    monkeypatch.setenv("TM_TEST_ADMIN_KEY", key_text)
+    job = cdc.job() + "\n".join([
+        "SET admin_address = '127.0.0.1:0';",
+        f"SET admin_tls_cert = '${{file:{certs / 'server.pem'}}}';",
+        "SET admin_tls_key = '${env:TM_TEST_ADMIN_KEY}';"]) + "\n"
+    tm = cdc.tidemark(job)
+    ex = subprocess.run([str(tm.bin), "explain", str(tm.job_path)], capture_output=True,
+                        text=True, timeout=60)
+    assert ex.returncode == 0, ex.stderr
+    body = key_text.splitlines()[1]
+    assert body not in ex.stdout + ex.stderr and "PRIVATE KEY" not in ex.stdout, ex.stdout
+    tm.start()
+    cdc.wait_slot_ready(tm.proc)
+    assert address(tm).startswith("https://")
+    live = cli(tm, "status", "--live", "--state-dir", str(tm.state_dir),
+               env_extra={"TIDEMARK_ADMIN_CACERT": str(certs / "ca.pem")})
+    assert live.returncode == 0 and live.stdout == "ok\n", live
+    assert body not in tm.log_text()
+    assert tm.terminate() == 0, tm.log_tail()
+    # A key that does not match, given inline: the message names the setting, not the text.
+    monkeypatch.setenv("TM_TEST_ADMIN_KEY", (certs / "stray.key").read_text())
+    bad = cdc.tidemark(job, name="bad")
+    bad.start()
+    assert bad.wait_exit(60) == EXIT_CONFIG, bad.log_tail()
+    log = bad.log_text()
+    assert "admin_tls_key (inline PEM) does not belong to" in log, log[-2000:]
+    assert (certs / "stray.key").read_text().splitlines()[1] not in log

@@ -1369,6 +1369,77 @@ static void test_tls_config_errors(void)
     TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &good, err, sizeof(err)), 0);
 }
 
+static char *slurp_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    tm_buf_t b;
+    tm_buf_init(&b);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        tm_buf_append(&b, buf, n);
+    fclose(f);
+    tm_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/*
+ * Values that are the PEM text itself (as ${file:} and ${env:} give them):
+ * served from memory, and never shown in a message.
+ */
+static void test_tls_inline_pem(void)
+{
+    char *cert = slurp_file(tls_file("server.pem"));
+    char *key = slurp_file(tls_file("server.key"));
+    char *ca = slurp_file(tls_file("ca.pem"));
+    char *stray = slurp_file(tls_file("stray.key"));
+    char *enc = slurp_file(tls_file("encrypted.key"));
+    TM_REQUIRE(cert && key && ca && stray && enc);
+    char err[1024] = "";
+    tm_admin_tls_t bad = {cert, stray, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &bad, err, sizeof(err)), TM_ECONFIG);
+    TM_CHECK(strstr(err, "does not belong to") != NULL && strstr(err, "(inline PEM)") != NULL);
+    TM_CHECK(strstr(err, "PRIVATE KEY") == NULL && strstr(err, "-----BEGIN") == NULL);
+    tm_admin_tls_t encrypted = {cert, enc, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &encrypted, err, sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(strstr(err, "is encrypted") != NULL && strstr(err, "-----BEGIN") == NULL);
+    tm_admin_tls_t swapped = {key, cert, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &swapped, err, sizeof(err)), TM_ECONFIG);
+    TM_CHECK(strstr(err, "swapped") != NULL && strstr(err, "-----BEGIN") == NULL);
+
+    /* A chain (server certificate, then the CA) and client CAs, all inline: mutual TLS works. */
+    tm_buf_t chain;
+    tm_buf_init(&chain);
+    tm_buf_puts(&chain, cert);
+    tm_buf_puts(&chain, ca);
+    tm_admin_tls_t tls = {chain.data, key, ca};
+    server_tls = &tls;
+    server_t s;
+    int rc = server_start(&s, NULL, NULL, NULL, false);
+    server_tls = NULL;
+    TM_REQUIRE(rc == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int status = 0;
+    tm_admin_client_tls_t good = {tls_file("ca.pem"), NULL, tls_file("client.pem"),
+                                  tls_file("client.key")};
+    TM_CHECK_INT(tls_req(&s, &good, NULL, "/healthz", &status, &resp, err, sizeof(err)), 0);
+    TM_CHECK_INT(status, 200);
+    tm_admin_client_tls_t anon = {tls_file("ca.pem"), NULL, NULL, NULL};
+    TM_CHECK(tls_req(&s, &anon, NULL, "/healthz", &status, &resp, err, sizeof(err)) != 0);
+    server_stop(&s);
+    tm_buf_release(&resp);
+    tm_buf_release(&chain);
+    free(cert);
+    free(key);
+    free(ca);
+    free(stray);
+    free(enc);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1396,6 +1467,7 @@ int main(void)
     TM_RUN(test_tls_stop_flush);
     TM_RUN(test_tls_mutual);
     TM_RUN(test_tls_config_errors);
+    TM_RUN(test_tls_inline_pem);
     const char *dirs[] = {"wild", "state-addr", "state-cli", "state-stop"};
     char p[PATH_MAX + 64];
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
