@@ -23,6 +23,9 @@ PACKAGES=(
     # Libraries the daemon links against.
     libpq-dev libjansson-dev librocksdb-dev libevent-dev libpg-query-dev librdkafka-dev
     default-libmysqlclient-dev libmariadb-dev
+    # The admin API's TLS: OpenSSL (libevent-dev ships libevent_openssl), and the openssl and
+    # curl commands the TLS tests make certificates and requests with.
+    libssl-dev openssl curl
     # The servers and tools the integration tests start and drive.
     postgresql-15 postgresql-contrib python3-pytest python3-psycopg2 procps
     # pip installs tests/requirements.txt (PyPI packages Debian does not have) beside the system.

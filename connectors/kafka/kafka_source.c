@@ -64,6 +64,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "format/debezium.h"
@@ -807,6 +808,7 @@ static void on_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
         if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs);
     }
+    tm_errors_count(TM_ERRKIND_DEAD_LETTER);
     if (src->dlq_failed++ != 0)
         return;
     if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
@@ -1806,6 +1808,7 @@ static int on_malformed(tm_source_t *src, const rd_kafka_message_t *m, const kto
                         const char *why, char *errstr, size_t errstr_size)
 {
     src->nmalformed++;
+    tm_errors_count(TM_ERRKIND_DECODE);
     if (src->on_error == ON_ERROR_FAIL)
         return tm_seterr(errstr, errstr_size, TM_ESOURCE,
                          "table '%s': malformed record in topic '%s' partition %" PRId32

@@ -36,6 +36,7 @@
 #include "mysql/mysql_int.h"
 
 #include "core/clock.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/failpoint.h"
 #include "core/log.h"
@@ -491,6 +492,7 @@ static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_
     snprintf(last, sizeof(last), "%s", why);
     TM_WARN(TM_MY_COMP, "binlog connection lost; reconnecting", "source=%s reason=\"%s\"",
             src->name, why);
+    tm_errors_count(TM_ERRKIND_SOURCE_CONNECTION);
     for (;;) {
         if (!nap(st, backoff))
             return TM_ESTOPPED;

@@ -70,6 +70,7 @@
 
 #include "core/clock.h"
 #include "core/datum.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/failpoint.h"
 #include "core/log.h"
@@ -1612,6 +1613,8 @@ static int with_retry(tm_sink_t *s, ps_step_fn step, void *arg, bool redoable, c
             rc = step(s, arg, retry, errstr, errstr_size);
         if (rc == 0)
             return 0;
+        if (rc == TM_ECONN)
+            tm_errors_count(TM_ERRKIND_SINK_CONNECTION);
         if (rc != TM_ECONN || !redoable)
             return rc;
         TM_WARN(PS_COMP, "target failed, retrying", "sink=%s attempt=%d error=\"%s\"", s->name,

@@ -39,6 +39,7 @@
  */
 #include "postgres/postgres_int.h"
 
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -822,6 +823,7 @@ static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_
     tm_source_t *src = st->src;
     TM_WARN(TM_PG_COMP, "replication connection lost; reconnecting",
             "source=%s error=\"%s\" timeout_ms=%" PRId64, src->name, why, src->reconnect_ms);
+    tm_errors_count(TM_ERRKIND_SOURCE_CONNECTION);
     tm_source_set_ready(st->ctx, false);
     reset_session(st);
     int64_t deadline = tm_mono_us() + src->reconnect_ms * 1000;

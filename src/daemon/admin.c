@@ -21,10 +21,16 @@
  *      close callback removes it), so tm_admin_free() can write out replies
  *      the loop has queued but not sent: a daemon that stops right after a
  *      stop-savepoint completes still tells the waiting CLI its path.
+ *   5. With TLS every connection's bufferevent is an OpenSSL one, made in
+ *      on_new_connection(), so no byte of a request or reply crosses the
+ *      socket in clear; the flush in tm_admin_free() writes through SSL_write
+ *      for the same reason.  The handshake happens inside the bufferevent and
+ *      counts against the idle timeout like a slow request's headers.
  *
  * Thread: main (the control loop that runs `base`).
  */
 #include "daemon/admin.h"
+#include "daemon/admin_tls.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -34,11 +40,13 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -94,8 +102,10 @@ struct tm_admin {
     char *token; /* NULL: no authorization */
     size_t token_len;
     char address[INET6_ADDRSTRLEN + 8];
-    char *addr_file; /* NULL: none */
-    char file_text[INET6_ADDRSTRLEN + 10]; /* what we wrote to addr_file */
+    char url[INET6_ADDRSTRLEN + 16];       /* address, with "https://" in front under TLS */
+    char *addr_file;                       /* NULL: none */
+    char file_text[INET6_ADDRSTRLEN + 18]; /* what we wrote to addr_file */
+    SSL_CTX *ssl_ctx;                      /* NULL: plain HTTP */
     waiter_t *waiters;
     struct event *wait_timer;
     /* Open connections that carried a request, for the flush in tm_admin_free(). */
@@ -828,6 +838,14 @@ static int next_backoff(tm_admin_t *a)
 
 static void release_slot(conn_slot_t *s)
 {
+    /*
+     * A TLS connection ends with close_notify, so that a client reading to
+     * the end of the stream can tell the end from a cut.  It is one
+     * non-blocking write; a peer already gone just misses it.
+     */
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    if (ssl != NULL && !s->shut && SSL_is_init_finished(ssl))
+        SSL_shutdown(ssl);
     bufferevent_disable(s->bev, EV_READ | EV_WRITE);
     bufferevent_decref(s->bev);
 }
@@ -865,13 +883,62 @@ static void on_guard_tick(evutil_socket_t fd, short what, void *arg)
         guard_arm(a, GUARD_TICK_MS);
 }
 
+/*
+ * OpenSSL's handshake callback.  A plain HTTP request on the TLS port fails
+ * the handshake with SSL_R_HTTP_REQUEST (OpenSSL recognises GET, POST, HEAD
+ * and PUT); instead of a silent close (curl: "Empty reply from server") the
+ * client gets a plain 400 that says to use https://, as nginx does.  The
+ * answer holds nothing secret: the bound address only.  One non-blocking
+ * write; a client already gone just misses it.
+ */
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+    if (!(where & SSL_CB_EXIT) || ret > 0)
+        return;
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL || ERR_GET_REASON(e) != SSL_R_HTTP_REQUEST)
+        return;
+    const tm_admin_t *a = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    int fd = SSL_get_fd(ssl);
+    if (a == NULL || fd < 0)
+        return;
+    char body[256], msg[512];
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":\"this port serves the admin API over TLS only: use %s\"}\n",
+                        a->url);
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: " JSON_TYPE "\r\n"
+                     "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                     "\r\n%s",
+                     blen, body);
+    if (n > 0 && (size_t)n < sizeof(msg))
+        (void)!send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* evhttp asks for a bufferevent for each connection it accepts (Thread: main). */
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
     tm_admin_t *a = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL)
-        return NULL; /* evhttp makes its own; this one connection goes uncounted */
+    struct bufferevent *bev = NULL;
+    if (a->ssl_ctx != NULL) {
+        SSL *ssl = SSL_new(a->ssl_ctx);
+        if (ssl == NULL)
+            return NULL; /* evhttp's own, plain bufferevent: on_request() refuses it */
+        /* tm_admin_free() may finish a write libevent began with another pointer. */
+        SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        /* Clients that close without close_notify are usual, and harmless after a reply. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL)
+            return NULL; /* evhttp makes its own; this one connection goes uncounted */
+    }
     if (a->nslots == a->capslots) {
         size_t ncap = a->capslots ? a->capslots * 2 : TM_ADMIN_MAX_CONNS + 1;
         conn_slot_t *p = realloc(a->slots, ncap * sizeof(*p));
@@ -1081,9 +1148,33 @@ static void track_connection(tm_admin_t *a, struct evhttp_request *req)
     evhttp_connection_set_closecb(evcon, on_conn_close, a);
 }
 
+/*
+ * True if a TLS server got a request over a plain bufferevent: evhttp makes
+ * one itself when on_new_connection() could not make an OpenSSL one (out of
+ * memory).  Such a connection is cut without an answer (invariant 5).
+ */
+static bool in_clear_under_tls(const tm_admin_t *a, struct evhttp_request *req)
+{
+    if (a->ssl_ctx == NULL)
+        return false;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev == NULL || bufferevent_openssl_get_ssl(bev) != NULL)
+        return false;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    bufferevent_disable(bev, EV_WRITE);
+    return true;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     tm_admin_t *a = arg;
+    if (in_clear_under_tls(a, req)) {
+        evhttp_send_reply(req, 503, NULL, NULL); /* never sent: the socket is shut */
+        return;
+    }
     track_connection(a, req);
     int method = (int)evhttp_request_get_command(req);
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -1245,18 +1336,23 @@ static int write_addr_file(const char *path, const char *text)
     return tm_write_file_atomic(dir, name, text, strlen(text));
 }
 
-/* tm_admin_check() and the first half of tm_admin_start(): everything but the bind. */
-static int check_addr(const char *addr, const char *token, struct sockaddr_storage *ss,
-                      socklen_t *sslen, char *errstr, size_t errstr_size)
+/*
+ * tm_admin_check() and the first half of tm_admin_start(): everything but the
+ * bind.  `client_certs`: TLS with admin_tls_client_ca, which authenticates
+ * every client as a token would.
+ */
+static int check_addr(const char *addr, const char *token, bool client_certs,
+                      struct sockaddr_storage *ss, socklen_t *sslen, char *errstr,
+                      size_t errstr_size)
 {
     int rc = parse_listen_addr(addr, ss, sslen, errstr, errstr_size);
     if (rc != 0)
         return rc;
-    if (!is_loopback(ss) && token == NULL)
+    if (!is_loopback(ss) && token == NULL && !client_certs)
         return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                          "admin address '%s' is not a loopback address; serving the admin API "
-                         "there requires admin_token (a bearer token every request must carry), "
-                         "or bind 127.0.0.1",
+                         "there requires admin_token (a bearer token every request must carry) "
+                         "or admin_tls_client_ca (client certificates), or bind 127.0.0.1",
                          addr);
     for (const char *t = token; t && *t; t++)
         if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
@@ -1266,19 +1362,45 @@ static int check_addr(const char *addr, const char *token, struct sockaddr_stora
     return 0;
 }
 
-int tm_admin_check(const char *addr, const char *token, char *errstr, size_t errstr_size)
+/* True when TLS is on and clients must present a certificate. */
+static bool wants_client_certs(const tm_admin_tls_t *tls)
+{
+    return tm__admin_tls_enabled(tls) && tls->client_ca != NULL && tls->client_ca[0] != '\0';
+}
+
+int tm_admin_check_tls(const char *addr, const char *token, const tm_admin_tls_t *tls,
+                       char *errstr, size_t errstr_size)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
     if (addr == NULL || addr[0] == '\0')
         addr = TM_ADMIN_DEFAULT_ADDR;
-    return check_addr(addr, token != NULL && token[0] != '\0' ? token : NULL, &ss, &sslen,
-                      errstr, errstr_size);
+    int rc = check_addr(addr, token != NULL && token[0] != '\0' ? token : NULL,
+                        wants_client_certs(tls), &ss, &sslen, errstr, errstr_size);
+    if (rc != 0 || !tm__admin_tls_enabled(tls))
+        return rc;
+    SSL_CTX *ctx = NULL;
+    rc = tm__admin_tls_server_ctx(tls, &ctx, errstr, errstr_size);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+int tm_admin_check(const char *addr, const char *token, char *errstr, size_t errstr_size)
+{
+    return tm_admin_check_tls(addr, token, NULL, errstr, errstr_size);
 }
 
 int tm_admin_start(struct event_base *base, const char *addr, const char *token,
                    const tm_admin_hooks_t *hooks, const char *addr_file, tm_admin_t **out,
                    char *errstr, size_t errstr_size)
+{
+    return tm_admin_start_tls(base, addr, token, NULL, hooks, addr_file, out, errstr,
+                              errstr_size);
+}
+
+int tm_admin_start_tls(struct event_base *base, const char *addr, const char *token,
+                       const tm_admin_tls_t *tls, const tm_admin_hooks_t *hooks,
+                       const char *addr_file, tm_admin_t **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;
     if (addr == NULL || addr[0] == '\0')
@@ -1287,14 +1409,26 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
         token = NULL;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    int rc = check_addr(addr, token, &ss, &sslen, errstr, errstr_size);
+    int rc = check_addr(addr, token, wants_client_certs(tls), &ss, &sslen, errstr, errstr_size);
     if (rc != 0)
+        return rc;
+    /* The files are loaded before the bind, so a bad one costs no port (admin_tls.h, 1). */
+    SSL_CTX *ssl_ctx = NULL;
+    if (tm__admin_tls_enabled(tls) &&
+        (rc = tm__admin_tls_server_ctx(tls, &ssl_ctx, errstr, errstr_size)) != 0)
         return rc;
 
     tm_admin_t *a = calloc(1, sizeof(*a));
-    if (a == NULL)
+    if (a == NULL) {
+        SSL_CTX_free(ssl_ctx);
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    }
     a->base = base;
+    a->ssl_ctx = ssl_ctx;
+    if (ssl_ctx != NULL) {
+        SSL_CTX_set_app_data(ssl_ctx, a);
+        SSL_CTX_set_info_callback(ssl_ctx, on_tls_info);
+    }
     if (hooks != NULL)
         a->hooks = *hooks;
     if (token != NULL) {
@@ -1348,6 +1482,7 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
     socklen_t blen = sizeof(bound);
     getsockname(fd, (struct sockaddr *)&bound, &blen);
     format_addr(&bound, a->address, sizeof(a->address));
+    snprintf(a->url, sizeof(a->url), "%s%s", a->ssl_ctx ? "https://" : "", a->address);
 
     if (a->addr_file != NULL) {
         /* A wildcard bind is reached locally through the loopback address of its family. */
@@ -1360,7 +1495,8 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
             ((struct sockaddr_in6 *)&local)->sin6_addr = in6addr_loopback;
         char shown[sizeof(a->address)];
         format_addr(&local, shown, sizeof(shown));
-        snprintf(a->file_text, sizeof(a->file_text), "%s\n", shown);
+        snprintf(a->file_text, sizeof(a->file_text), "%s%s\n", a->ssl_ctx ? "https://" : "",
+                 shown);
         if (write_addr_file(a->addr_file, a->file_text) != 0) {
             int saved = errno;
             free(a->addr_file);
@@ -1372,14 +1508,18 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
                              addr_file, strerror(saved));
         }
     }
-    TM_INFO("admin", "listening", "address=%s auth=%s", a->address, a->token ? "bearer" : "none");
+    TM_INFO("admin", "listening", "address=%s auth=%s tls=%s", a->address,
+            a->token                                ? "bearer"
+            : a->ssl_ctx && wants_client_certs(tls) ? "client-certificate"
+                                                    : "none",
+            !a->ssl_ctx ? "off" : wants_client_certs(tls) ? "mutual" : "on");
     *out = a;
     return 0;
 }
 
 const char *tm_admin_address(const tm_admin_t *a)
 {
-    return a->address;
+    return a->url;
 }
 
 /*
@@ -1393,6 +1533,34 @@ static void flush_connection(struct evhttp_connection *evcon, int64_t deadline_m
     if (fd < 0)
         return;
     struct evbuffer *outb = bufferevent_get_output(bev);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl != NULL) {
+        /*
+         * The output buffer holds plaintext: it goes through SSL_write, whole,
+         * so that a write libevent left half done (SSL_write wants the same
+         * bytes again, at least as many) is completed first.
+         */
+        if (!SSL_is_init_finished(ssl))
+            return;
+        while (evbuffer_get_length(outb) > 0) {
+            size_t len = evbuffer_get_length(outb);
+            int n = SSL_write(ssl, evbuffer_pullup(outb, -1), len > INT_MAX ? INT_MAX : (int)len);
+            if (n > 0) {
+                /* A buffer that cannot be drained would send the same bytes again. */
+                if (evbuffer_drain(outb, (size_t)n) != 0)
+                    break;
+                continue;
+            }
+            int err = SSL_get_error(ssl, n);
+            int left = (int)(deadline_ms - tm_mono_ms());
+            struct pollfd pfd = {.fd = fd,
+                                 .events = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+            if ((err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) || left <= 0 ||
+                poll(&pfd, 1, left) <= 0)
+                break;
+        }
+        return;
+    }
     /* A socket bufferevent freezes the front of its output; only its own writer drains it. */
     evbuffer_unfreeze(outb, 1);
     while (evbuffer_get_length(outb) > 0) {
@@ -1454,6 +1622,7 @@ tm_admin_t *tm_admin_free(tm_admin_t *a)
     }
     free(a->conns);
     free(a->addr_file);
+    SSL_CTX_free(a->ssl_ctx);
     free(a);
     return NULL;
 }

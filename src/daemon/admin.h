@@ -49,6 +49,35 @@
 
 struct event_base;
 
+/*
+ * TLS for the server (SET admin_tls_cert, admin_tls_key, admin_tls_client_ca).
+ * `cert` is a PEM certificate chain (the server's first), `key` its PEM
+ * private key, unencrypted (a passphrase cannot be asked for); both or
+ * neither.  `client_ca` (NULL: none) is a PEM bundle of CAs: when set, every
+ * client must present a certificate one of them signed (mutual TLS).  The
+ * server speaks TLS 1.2 and 1.3 only, with forward-secret AEAD ciphers.
+ */
+typedef struct tm_admin_tls {
+    const char *cert;
+    const char *key;
+    const char *client_ca;
+} tm_admin_tls_t;
+
+/*
+ * TLS for the client (`tidemark status|savepoint|stop` against an https://
+ * address).  `ca_file` (NULL: the system's trust store) verifies the
+ * server's certificate; for a self-signed one, pass that certificate.
+ * `server_name` (NULL: the address's host) is the name or IP address the
+ * certificate must be for, and the SNI sent.  `cert` and `key` (both or
+ * neither) are the client's certificate for a server with admin_tls_client_ca.
+ */
+typedef struct tm_admin_client_tls {
+    const char *ca_file;
+    const char *server_name;
+    const char *cert;
+    const char *key;
+} tm_admin_client_tls_t;
+
 /* The address the daemon binds when nothing else is configured (DESIGN §9). */
 #define TM_ADMIN_DEFAULT_ADDR "127.0.0.1:8081"
 /* The address file's name inside the state directory: <state-dir>/admin.addr. */
@@ -152,6 +181,28 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
                    char *errstr, size_t errstr_size);
 
 /*
+ * tm_admin_start() with TLS: `tls` NULL, or with a NULL cert and key, serves
+ * plain HTTP.  The certificate and key are loaded before the bind; a file
+ * that is missing, unreadable, not PEM, an encrypted key or a key that does
+ * not match the certificate is TM_ECONFIG with a message naming the file and
+ * what to do.  With TLS the address file holds "https://HOST:PORT", and a
+ * non-loopback address needs admin_token or admin_tls_client_ca.
+ * Thread: as tm_admin_start().
+ */
+int tm_admin_start_tls(struct event_base *base, const char *addr, const char *token,
+                       const tm_admin_tls_t *tls, const tm_admin_hooks_t *hooks,
+                       const char *addr_file, tm_admin_t **out, char *errstr, size_t errstr_size);
+
+/*
+ * tm_admin_check() with TLS: also loads the certificate, key and client CAs
+ * (and frees them), so `run` and `explain` refuse a bad file before anything
+ * is created.  Returns 0 or TM_ECONFIG (TM_ENOMEM) with errstr filled.
+ * Thread: any.
+ */
+int tm_admin_check_tls(const char *addr, const char *token, const tm_admin_tls_t *tls,
+                       char *errstr, size_t errstr_size);
+
+/*
  * Checks `addr` and `token` as tm_admin_start() would, without binding: the
  * address form, a non-loopback address without a token, a token's characters.
  * Returns 0 or TM_ECONFIG with errstr filled.  `run` and `explain` call it
@@ -160,7 +211,10 @@ int tm_admin_start(struct event_base *base, const char *addr, const char *token,
  */
 int tm_admin_check(const char *addr, const char *token, char *errstr, size_t errstr_size);
 
-/* The bound address, "127.0.0.1:PORT" or "[::1]:PORT" (the real port when 0 was asked). */
+/*
+ * The bound address, "127.0.0.1:PORT" or "[::1]:PORT" (the real port when 0
+ * was asked), with "https://" in front when the server speaks TLS.
+ */
 const char *tm_admin_address(const tm_admin_t *a);
 
 /*
@@ -192,8 +246,9 @@ int tm_admin_savepoint_dir(const char *root, const char *dir, char **out, char *
 /* ---- client (blocking; any thread) ---- */
 
 /*
- * One HTTP/1.1 request to the admin API at `addr` ("HOST:PORT" or "[V6]:PORT")
- * over a fresh connection (Connection: close).  `token` (NULL or "" for none)
+ * One HTTP/1.1 request to the admin API at `addr` ("HOST:PORT" or "[V6]:PORT";
+ * "https://HOST:PORT" as tm_admin_request_tls() with `tls` NULL) over a fresh
+ * connection (Connection: close).  `token` (NULL or "" for none)
  * is sent as a bearer token; `body` (NULL for none) as application/json.
  * `timeout_ms` bounds the connect and the whole exchange.  On success sets
  * *status and replaces the contents of `resp` (initialised by the caller, who
@@ -214,6 +269,21 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
                      size_t errstr_size);
 
 /*
+ * tm_admin_request() over TLS when `addr` starts with "https://" ("http://"
+ * or no scheme: plain HTTP), verifying the server as `tls` says (NULL: the
+ * system's trust store and the address's host).  Besides tm_admin_request()'s
+ * codes: TM_ECONFIG when a file of `tls` cannot be loaded, TM_EPROTO when
+ * the TLS handshake fails (the message says whether the server is not
+ * speaking TLS or its certificate is not trusted and what to pass), and
+ * TM_EIO with a hint to use https:// when a plain request finds a TLS port.
+ * OpenSSL writes to the socket with write(2), so a process that uses TLS
+ * must ignore SIGPIPE (tm_cli_main() does) as the server's must.
+ */
+int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, const char *token,
+                         const char *method, const char *path, const char *body, int timeout_ms,
+                         int *status, tm_buf_t *resp, char *errstr, size_t errstr_size);
+
+/*
  * `tidemark savepoint [--dir D] [--state-dir S | --admin HOST:PORT] [--token T]
  * [--timeout 10m]`: POST /v1/savepoints, then poll GET /v1/savepoints/N until it
  * completes or fails or the timeout passes; prints the savepoint's path on stdout.
@@ -226,7 +296,10 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
  *
  * The daemon is found from --admin, else <state-dir>/admin.addr; with no
  * --state-dir, ./tidemark-state/admin.addr and then 127.0.0.1:8081.  The token
- * comes from --token, else the environment variable TIDEMARK_ADMIN_TOKEN.
+ * comes from --token, else the environment variable TIDEMARK_ADMIN_TOKEN.  An
+ * https:// address is spoken to over TLS (tm_admin_client_tls_t) with
+ * --cacert, --tls-server-name, --cert and --key, else TIDEMARK_ADMIN_CACERT,
+ * TIDEMARK_ADMIN_TLS_SERVER_NAME, TIDEMARK_ADMIN_CERT and TIDEMARK_ADMIN_KEY.
  * argv[0] is the command's name ("savepoint", "stop"); the functions reset
  * getopt (optind = 0).  Return the process exit code: 0 done, 1 failed (the
  * reason on stderr), 2 usage error.

@@ -7,7 +7,10 @@
  * the connect and the whole exchange by a deadline with poll(2), and reads
  * the answer up to Content-Length or the end of the stream.  It talks to one
  * server, ours, so it reads only what evhttp sends: no chunked encoding, no
- * redirects, no TLS.
+ * redirects.  An "https://" address is spoken to over TLS 1.2+ (OpenSSL, on
+ * the same non-blocking socket and deadline), verifying the server's
+ * certificate chain and its name or IP address; nothing is sent before the
+ * handshake has verified the server, so a token never goes to an impostor.
  *
  * The commands wait for a savepoint with a long poll (GET
  * /v1/savepoints/N?wait_ms=M), issued again whenever it returns "in_progress",
@@ -19,6 +22,7 @@
  * Thread: main (the CLI); tm_admin_request() on any thread.
  */
 #include "daemon/admin.h"
+#include "daemon/admin_tls.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/options.h"
@@ -28,7 +32,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,10 +141,63 @@ static int connect_before(const char *addr, const char *host, const char *port,
                      strerror(saved));
 }
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline_ms)
+/* One connection: a socket, with an SSL on it for https://. */
+typedef struct io {
+    int fd;
+    SSL *ssl;          /* NULL: plain */
+    int ssl_err;       /* the last SSL_get_error() that was not WANT_* */
+    char ssl_why[256]; /* OpenSSL's reasons for it */
+} io_t;
+
+/* Waits until `fd` is ready for `events` or the deadline passes.  Returns 0 or TM_EAGAIN. */
+static int wait_fd(int fd, short events, int64_t deadline_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int n;
+    do {
+        int left = remaining_ms(deadline_ms);
+        if (left == 0)
+            return TM_EAGAIN;
+        n = poll(&pfd, 1, left);
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? 0 : TM_EAGAIN;
+}
+
+/*
+ * After an SSL call returned `n` <= 0: waits as OpenSSL asks and returns 1
+ * to retry, or records the error and returns 0 (with errno meaningful for
+ * SSL_ERROR_SYSCALL) or TM_EAGAIN at the deadline.
+ */
+static int ssl_retry(io_t *io, int n, int64_t deadline_ms)
+{
+    int err = SSL_get_error(io->ssl, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        int rc = wait_fd(io->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline_ms);
+        return rc == 0 ? 1 : rc;
+    }
+    io->ssl_err = err;
+    io->ssl_why[0] = '\0';
+    tm__admin_tls_errors(io->ssl_why, sizeof(io->ssl_why));
+    return 0;
+}
+
+static int send_all(io_t *io, const char *p, size_t len, int64_t deadline_ms)
 {
     while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (io->ssl != NULL) {
+            ERR_clear_error();
+            int n = SSL_write(io->ssl, p, len > INT_MAX ? INT_MAX : (int)len);
+            if (n > 0) {
+                p += n;
+                len -= (size_t)n;
+                continue;
+            }
+            int rc = ssl_retry(io, n, deadline_ms);
+            if (rc == 1)
+                continue;
+            return rc == 0 ? TM_EIO : rc;
+        }
+        ssize_t n = send(io->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
             p += n;
             len -= (size_t)n;
@@ -145,12 +205,117 @@ static int send_all(int fd, const char *p, size_t len, int64_t deadline_ms)
         }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return TM_EIO;
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int left = remaining_ms(deadline_ms);
-        if (left == 0 || (poll(&pfd, 1, left) == 0))
+        if (wait_fd(io->fd, POLLOUT, deadline_ms) != 0)
             return TM_EAGAIN;
     }
     return 0;
+}
+
+/*
+ * Reads what is there into buf[0, cap).  Returns the bytes read, 0 at the
+ * end of the stream, TM_EAGAIN at the deadline, or TM_EIO (errno set, or
+ * io->ssl_err for TLS).
+ */
+static ssize_t recv_some(io_t *io, char *buf, size_t cap, int64_t deadline_ms)
+{
+    for (;;) {
+        if (io->ssl != NULL) {
+            ERR_clear_error();
+            int n = SSL_read(io->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+            if (n > 0)
+                return n;
+            int rc = ssl_retry(io, n, deadline_ms);
+            if (rc == 1)
+                continue;
+            if (rc != 0)
+                return rc;
+            /* The server closed: with close_notify, or without (evhttp may just close). */
+            if (io->ssl_err == SSL_ERROR_ZERO_RETURN ||
+                (io->ssl_err == SSL_ERROR_SYSCALL && io->ssl_why[0] == '\0' && errno == 0))
+                return 0;
+            if (io->ssl_err == SSL_ERROR_SSL && strstr(io->ssl_why, "unexpected eof") != NULL)
+                return 0;
+            return TM_EIO;
+        }
+        ssize_t n = recv(io->fd, buf, cap, 0);
+        if (n >= 0)
+            return n;
+        if (errno != EAGAIN && errno != EINTR)
+            return TM_EIO;
+        if (wait_fd(io->fd, POLLIN, deadline_ms) != 0)
+            return TM_EAGAIN;
+    }
+}
+
+/* True if `host` is a numeric IPv4 or IPv6 address. */
+static bool is_ip(const char *host)
+{
+    unsigned char b[16];
+    return inet_pton(AF_INET, host, b) == 1 || inet_pton(AF_INET6, host, b) == 1;
+}
+
+/*
+ * The TLS handshake on io->fd, verifying the server's chain and that its
+ * certificate is for `name` (a host name or an IP address).  Returns 0, or
+ * TM_EPROTO / TM_EAGAIN / TM_ENOMEM with errstr saying what to do.
+ */
+static int tls_handshake(io_t *io, SSL_CTX *ctx, const char *addr, const char *name,
+                         int64_t deadline_ms, char *errstr, size_t errstr_size)
+{
+    io->ssl = SSL_new(ctx);
+    if (io->ssl == NULL || SSL_set_fd(io->ssl, io->fd) != 1)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    X509_VERIFY_PARAM *vp = SSL_get0_param(io->ssl);
+    if (is_ip(name)) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, name);
+    } else {
+        SSL_set_tlsext_host_name(io->ssl, name);
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        X509_VERIFY_PARAM_set1_host(vp, name, 0);
+    }
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_connect(io->ssl);
+        if (n == 1)
+            return 0;
+        int rc = ssl_retry(io, n, deadline_ms);
+        if (rc == 1)
+            continue;
+        if (rc == TM_EAGAIN)
+            return tm_seterr(errstr, errstr_size, TM_EAGAIN,
+                             "%s did not complete the TLS handshake in time", addr);
+        break;
+    }
+    long vr = SSL_get_verify_result(io->ssl);
+    if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+        return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                         "the admin API at %s presented a certificate that is not for %s; connect "
+                         "by a name the certificate has (--admin https://NAME:PORT), or pass "
+                         "--tls-server-name NAME (TIDEMARK_ADMIN_TLS_SERVER_NAME)",
+                         addr, name);
+    if (vr != X509_V_OK)
+        return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                         "the admin API at %s presented a certificate that is not trusted (%s); "
+                         "pass --cacert FILE (or TIDEMARK_ADMIN_CACERT) with the CA that signed "
+                         "it, or the certificate itself if it is self-signed",
+                         addr, X509_verify_cert_error_string(vr));
+    if (strstr(io->ssl_why, "wrong version number") != NULL ||
+        strstr(io->ssl_why, "packet length too long") != NULL ||
+        strstr(io->ssl_why, "record layer failure") != NULL)
+        return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                         "%s does not speak TLS (%s); the daemon serves plain HTTP unless "
+                         "admin_tls_cert is set: use the address without https://",
+                         addr, io->ssl_why[0] ? io->ssl_why + 2 : "handshake failed");
+    return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                     "the TLS handshake with %s failed (%s)%s", addr,
+                     io->ssl_why[0] ? io->ssl_why + 2
+                     : errno     ? strerror(errno)
+                                 : "the server closed the connection",
+                     strstr(io->ssl_why, "certificate") != NULL
+                         ? "; the daemon may require a client certificate (admin_tls_client_ca): "
+                           "pass --cert and --key (TIDEMARK_ADMIN_CERT, TIDEMARK_ADMIN_KEY)"
+                         : "");
 }
 
 /* Finds header `name` in the header block [h, end); returns its value or NULL. */
@@ -176,15 +341,37 @@ static const char *find_header(const char *h, const char *end, const char *name,
     return NULL;
 }
 
+/*
+ * Splits off an address's scheme: sets *tls for "https://", and returns the
+ * HOST:PORT part ("http://" and no scheme: plain).
+ */
+static const char *strip_scheme(const char *addr, bool *tls)
+{
+    *tls = strncasecmp(addr, "https://", 8) == 0;
+    if (*tls)
+        return addr + 8;
+    return strncasecmp(addr, "http://", 7) == 0 ? addr + 7 : addr;
+}
+
 int tm_admin_request(const char *addr, const char *token, const char *method, const char *path,
                      const char *body, int timeout_ms, int *status, tm_buf_t *resp, char *errstr,
                      size_t errstr_size)
 {
+    return tm_admin_request_tls(addr, NULL, token, method, path, body, timeout_ms, status, resp,
+                                errstr, errstr_size);
+}
+
+int tm_admin_request_tls(const char *addr, const tm_admin_client_tls_t *tls, const char *token,
+                         const char *method, const char *path, const char *body, int timeout_ms,
+                         int *status, tm_buf_t *resp, char *errstr, size_t errstr_size)
+{
     char host[256], port[16];
-    if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0)
+    bool use_tls;
+    const char *hostport = strip_scheme(addr, &use_tls);
+    if (split_addr(hostport, host, sizeof(host), port, sizeof(port)) != 0)
         return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                         "admin address '%s' is not HOST:PORT (e.g. 127.0.0.1:8081 or "
-                         "[::1]:8081)",
+                         "admin address '%s' is not HOST:PORT (e.g. 127.0.0.1:8081, [::1]:8081 "
+                         "or https://127.0.0.1:8081)",
                          addr);
     for (const char *t = token; t && *t; t++)
         if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
@@ -196,7 +383,7 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
     size_t blen = body ? strlen(body) : 0;
     int rc = tm_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tidemark/%s\r\n"
                                   "Accept: application/json\r\nConnection: close\r\n",
-                            method, path, addr, TM_VERSION);
+                            method, path, hostport, TM_VERSION);
     if (rc == 0 && token != NULL && token[0] != '\0') {
         rc = tm_buf_puts(&req, "Authorization: Bearer ");
         rc = rc ? rc : tm_buf_puts(&req, token);
@@ -214,17 +401,39 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
         return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
     }
 
-    int fd = connect_before(addr, host, port, deadline, errstr, errstr_size);
-    if (fd < 0) {
+    /* The TLS context first: a bad --cacert is reported before any connection is made. */
+    SSL_CTX *ctx = NULL;
+    if (use_tls && (rc = tm__admin_tls_client_ctx(tls, &ctx, errstr, errstr_size)) != 0) {
         explicit_bzero(req.data, req.cap);
         tm_buf_release(&req);
-        return fd;
+        return rc;
     }
-    rc = send_all(fd, req.data, req.len, deadline);
+    io_t io = {.fd = -1};
+    io.fd = connect_before(addr, host, port, deadline, errstr, errstr_size);
+    rc = io.fd < 0 ? io.fd : 0;
+    if (rc == 0 && use_tls)
+        rc = tls_handshake(&io, ctx,
+                           addr, tls != NULL && tls->server_name && tls->server_name[0]
+                                     ? tls->server_name
+                                     : host,
+                           deadline, errstr, errstr_size);
+    if (rc != 0) {
+        explicit_bzero(req.data, req.cap);
+        tm_buf_release(&req);
+        SSL_free(io.ssl);
+        SSL_CTX_free(ctx);
+        if (io.fd >= 0)
+            close(io.fd);
+        return rc;
+    }
+    int fd = io.fd;
+    rc = send_all(&io, req.data, req.len, deadline);
     explicit_bzero(req.data, req.cap);
     tm_buf_release(&req);
     if (rc != 0) {
         int saved = errno;
+        SSL_free(io.ssl);
+        SSL_CTX_free(ctx);
         close(fd);
         return rc == TM_EAGAIN
                    ? tm_seterr(errstr, errstr_size, TM_EAGAIN,
@@ -277,7 +486,8 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
             rc = TM_ENOMEM;
             break;
         }
-        ssize_t n = recv(fd, in.data + in.len, in.cap - in.len - 1, 0);
+        errno = 0;
+        ssize_t n = recv_some(&io, in.data + in.len, in.cap - in.len - 1, deadline);
         if (n > 0) {
             in.len += (size_t)n;
             in.data[in.len] = '\0';
@@ -285,34 +495,48 @@ int tm_admin_request(const char *addr, const char *token, const char *method, co
         }
         if (n == 0)
             break; /* closed: complete only if the headers and body are in (checked below) */
-        if (errno != EAGAIN && errno != EINTR) {
-            rerr = errno;
-            rc = TM_EIO;
-            break;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int left = remaining_ms(deadline);
-        if (left == 0 || poll(&pfd, 1, left) == 0) {
-            rc = TM_EAGAIN;
-            break;
-        }
+        rerr = errno;
+        rc = (int)n;
+        break;
     }
+    /* No close_notify: the answer is complete by its length, and the server may be gone. */
+    SSL_free(io.ssl);
+    SSL_CTX_free(ctx);
     close(fd);
     int code = 0;
     if (rc == 0 && (!have_headers || (want != SIZE_MAX && in.len - body_off < want) ||
                     sscanf(in.data, "HTTP/1.%*d %3d", &code) != 1 || code < 100 || code > 599))
         rc = in.len == 0 ? TM_EIO : TM_EPROTO;
+    /* A TLS record (an alert, a handshake) where an HTTP status line should be. */
+    bool tls_answer = !use_tls && in.len > 0 && (in.data[0] == 0x15 || in.data[0] == 0x16);
     if (rc != 0) {
         tm_buf_release(&in);
+        if (tls_answer)
+            return tm_seterr(errstr, errstr_size, TM_EPROTO,
+                             "%s answered with TLS: the daemon serves the admin API over TLS "
+                             "(admin_tls_cert); use https://%s",
+                             addr, hostport);
         switch (rc) {
         case TM_EAGAIN:
             return tm_seterr(errstr, errstr_size, rc, "%s did not answer within %d ms", addr,
                              timeout_ms);
         case TM_EIO:
+            if (io.ssl_why[0] != '\0')
+                return tm_seterr(errstr, errstr_size, rc,
+                                 "%s ended the TLS session without an answer (%s)%s", addr,
+                                 io.ssl_why + 2,
+                                 strstr(io.ssl_why, "certificate") != NULL
+                                     ? "; the daemon requires a client certificate "
+                                       "(admin_tls_client_ca): pass --cert and --key "
+                                       "(TIDEMARK_ADMIN_CERT, TIDEMARK_ADMIN_KEY)"
+                                     : "");
             return tm_seterr(errstr, errstr_size, rc, "%s closed the connection without an "
-                                                      "answer%s%s%s",
+                                                      "answer%s%s%s%s%s",
                              addr, rerr ? " (" : "", rerr ? strerror(rerr) : "",
-                             rerr ? ")" : "");
+                             rerr ? ")" : "",
+                             use_tls ? ""
+                                     : "; if the daemon serves TLS (admin_tls_cert), use https://",
+                             use_tls ? "" : hostport);
         case TM_ENOMEM:
             return tm_seterr(errstr, errstr_size, rc, "out of memory");
         default:
@@ -341,6 +565,7 @@ typedef struct cli {
     bool state_dir_given;
     const char *admin;
     const char *token;
+    tm_admin_client_tls_t tls; /* for an https:// address */
     bool savepoint;
     const char *probe; /* status: "/healthz" (--live), "/readyz" (--ready), or NULL */
     int64_t timeout_ms;
@@ -391,10 +616,31 @@ static void usage(FILE *f, const char *cmd)
                "  --admin HOST:PORT    the daemon's admin address instead\n"
                "  --token TOKEN        the admin API's bearer token (default: the environment\n"
                "                       variable TIDEMARK_ADMIN_TOKEN, which ps cannot show)\n"
+               "  --cacert FILE        for an https:// address: PEM CA(s) to verify the daemon\n"
+               "                       with, or its self-signed certificate (default:\n"
+               "                       TIDEMARK_ADMIN_CACERT, else the system's trust store)\n"
+               "  --tls-server-name N  the name (or IP) the certificate must be for (default:\n"
+               "                       TIDEMARK_ADMIN_TLS_SERVER_NAME, else the address's host)\n"
+               "  --cert FILE, --key FILE\n"
+               "                       a client certificate, for admin_tls_client_ca (default:\n"
+               "                       TIDEMARK_ADMIN_CERT, TIDEMARK_ADMIN_KEY)\n"
                "  --timeout DURATION   give up after DURATION, e.g. 90s or 10m (default 10m;\n"
                "                       status: 10s)\n"
                "\n"
                "Exit codes: 0 done, 1 failed (the reason on stderr), 2 usage error.\n");
+}
+
+/* The TLS client options every command takes. */
+#define TLS_OPTIONS                                                                                \
+    {"cacert", required_argument, NULL, 'C'}, {"cert", required_argument, NULL, 'E'},             \
+        {"key", required_argument, NULL, 'K'}, {"tls-server-name", required_argument, NULL, 'N'}
+
+/* Option value `v`, else the environment variable `env` (NULL when neither is set or empty). */
+static const char *or_env(const char *v, const char *env)
+{
+    if (v == NULL)
+        v = getenv(env);
+    return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
 /* Parses the command's arguments.  Returns -1 to go on, else the exit code. */
@@ -404,19 +650,21 @@ static int parse_args(cli_t *c, int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},     {"state-dir", required_argument, NULL, 's'},
         {"admin", required_argument, NULL, 'a'},   {"token", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'T'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        TLS_OPTIONS, {NULL, 0, NULL, 0},
     };
     static const struct option status_opts[] = {
         {"live", no_argument, NULL, 'L'},          {"ready", no_argument, NULL, 'R'},
         {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
         {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          TLS_OPTIONS,
+        {NULL, 0, NULL, 0},
     };
     static const struct option stop_opts[] = {
         {"savepoint", no_argument, NULL, 'S'},     {"dir", required_argument, NULL, 'd'},
         {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
         {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          TLS_OPTIONS,
+        {NULL, 0, NULL, 0},
     };
     bool stop = strcmp(c->cmd, "stop") == 0, status = strcmp(c->cmd, "status") == 0;
     const char *dir = NULL;
@@ -447,6 +695,18 @@ static int parse_args(cli_t *c, int argc, char **argv)
         case 't':
             c->token = optarg;
             break;
+        case 'C':
+            c->tls.ca_file = optarg;
+            break;
+        case 'E':
+            c->tls.cert = optarg;
+            break;
+        case 'K':
+            c->tls.key = optarg;
+            break;
+        case 'N':
+            c->tls.server_name = optarg;
+            break;
         case 'S':
             c->savepoint = true;
             break;
@@ -472,9 +732,11 @@ static int parse_args(cli_t *c, int argc, char **argv)
         return TM_EXIT_CONFIG;
     }
     char host[256], port[16];
-    if (c->admin != NULL && split_addr(c->admin, host, sizeof(host), port, sizeof(port)) != 0) {
-        fprintf(stderr, "tidemark %s: --admin '%s' is not HOST:PORT (e.g. 127.0.0.1:8081 or "
-                        "[::1]:8081)\n",
+    bool tls;
+    if (c->admin != NULL &&
+        split_addr(strip_scheme(c->admin, &tls), host, sizeof(host), port, sizeof(port)) != 0) {
+        fprintf(stderr, "tidemark %s: --admin '%s' is not HOST:PORT (e.g. 127.0.0.1:8081, "
+                        "[::1]:8081 or https://127.0.0.1:8081)\n",
                 c->cmd, c->admin);
         return TM_EXIT_CONFIG;
     }
@@ -507,6 +769,10 @@ static int parse_args(cli_t *c, int argc, char **argv)
     }
     if (c->token == NULL)
         c->token = getenv("TIDEMARK_ADMIN_TOKEN");
+    c->tls.ca_file = or_env(c->tls.ca_file, "TIDEMARK_ADMIN_CACERT");
+    c->tls.cert = or_env(c->tls.cert, "TIDEMARK_ADMIN_CERT");
+    c->tls.key = or_env(c->tls.key, "TIDEMARK_ADMIN_KEY");
+    c->tls.server_name = or_env(c->tls.server_name, "TIDEMARK_ADMIN_TLS_SERVER_NAME");
     return -1;
 }
 
@@ -572,13 +838,14 @@ static int cli_request(const cli_t *c, const char *method, const char *path, con
         timeout_ms = left;
     if (timeout_ms <= 0)
         return tm_seterr(err, errlen, TM_EAGAIN, "the --timeout passed");
-    return tm_admin_request(c->addr, c->token, method, path, body, timeout_ms, status, resp, err,
-                            errlen);
+    return tm_admin_request_tls(c->addr, &c->tls, c->token, method, path, body, timeout_ms, status,
+                                resp, err, errlen);
 }
 
 static void report_unreachable(const cli_t *c, int rc, const char *err)
 {
-    if (rc == TM_EINVAL)
+    /* The daemon may well be running: the address, a TLS file or the handshake is wrong. */
+    if (rc == TM_EINVAL || rc == TM_ECONFIG || rc == TM_EPROTO || rc == TM_EIO)
         fprintf(stderr, "tidemark %s: %s (%s)\n", c->cmd, err, c->from);
     else
         fprintf(stderr, "tidemark %s: daemon not running at %s (%s): %s; is tidemark running? "

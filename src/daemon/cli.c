@@ -132,6 +132,8 @@ static void usage(FILE *f)
             "  tidemark verify JOB.sql --sink NAME [--state-dir S | --admin HOST:PORT]\n"
             "                                           compare a PostgreSQL sink's table with\n"
             "                                           its query on the source, at one point\n"
+            "                  (savepoint, stop, status: --token, and for a daemon that serves\n"
+            "                  TLS --cacert, --tls-server-name, --cert, --key; see --help of each)\n"
             "  tidemark --version                       print the version\n"
             "  tidemark --help                          print this help\n"
             "\n"
@@ -168,6 +170,15 @@ static char *job_name_of(const char *path)
     return name;
 }
 
+/* The admin API's TLS settings (SET admin_tls_cert, admin_tls_key, admin_tls_client_ca). */
+static tm_admin_tls_t admin_tls_of(const tm_job_t *job)
+{
+    tm_admin_tls_t tls = {tm_opt_str(job->settings, "admin_tls_cert"),
+                          tm_opt_str(job->settings, "admin_tls_key"),
+                          tm_opt_str(job->settings, "admin_tls_client_ca")};
+    return tls;
+}
+
 /*
  * Everything about a job that can be checked without a side effect: the
  * admin API's address and token (without binding), and every source and
@@ -181,7 +192,8 @@ static int check_job(const tm_job_t *job, const char *admin_address, int64_t chk
                      const char *state_dir, char *err, size_t errlen)
 {
     const char *addr = admin_address ? admin_address : tm_opt_str(job->settings, "admin_address");
-    int rc = tm_admin_check(addr, tm_opt_str(job->settings, "admin_token"), err, errlen);
+    tm_admin_tls_t tls = admin_tls_of(job);
+    int rc = tm_admin_check_tls(addr, tm_opt_str(job->settings, "admin_token"), &tls, err, errlen);
     if (rc != 0)
         return rc;
     char *job_name = job_name_of(job->path);
@@ -1052,13 +1064,19 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                               admin_checkpoint_paused};
     const char *addr = ro->admin_address ? ro->admin_address
                                          : tm_opt_str(job->settings, "admin_address");
-    bool explicit_addr = ro->admin_address != NULL || tm_opt_isset(job->settings, "admin_address");
+    /* An admin API asked for by address or with TLS is part of the job: not starting it fails. */
+    bool explicit_addr = ro->admin_address != NULL ||
+                         tm_opt_isset(job->settings, "admin_address") ||
+                         tm_opt_isset(job->settings, "admin_tls_cert") ||
+                         tm_opt_isset(job->settings, "admin_tls_key");
     char addr_file[4200];
     snprintf(addr_file, sizeof(addr_file), "%s/%s", state_dir, TM_ADMIN_ADDR_FILE);
     tm_admin_t *admin = NULL;
+    tm_admin_tls_t tls = admin_tls_of(job);
     rc = rs.base == NULL ? tm_seterr(err, sizeof(err), TM_ENOMEM, "out of memory")
-                         : tm_admin_start(rs.base, addr, tm_opt_str(job->settings, "admin_token"),
-                                          &hooks, addr_file, &admin, err, sizeof(err));
+                         : tm_admin_start_tls(rs.base, addr,
+                                              tm_opt_str(job->settings, "admin_token"), &tls,
+                                              &hooks, addr_file, &admin, err, sizeof(err));
     if (rc != 0 && !explicit_addr && rs.base != NULL) {
         TM_WARN("main", "admin API not started; set admin_address to another address",
                 "error=\"%s\"", err);

@@ -9,6 +9,7 @@
  * Thread: the admin API's.
  */
 #include "daemon/metrics.h"
+#include "core/errcount.h"
 #include "runtime/graph.h"
 #include "state/store.h"
 
@@ -434,6 +435,18 @@ static void c_src_idle(const tm_metrics_src_t *m, const tm_metric_family_t *f, t
     }
 }
 
+/* ---- errors ---- */
+
+/* Every kind, 0 until it happens (core/errcount.h, invariant 2). */
+static void c_errors(const tm_metrics_src_t *m, const tm_metric_family_t *f, tm_buf_t *out)
+{
+    (void)m;
+    for (int k = 0; k < TM_ERRKIND_COUNT; k++) {
+        const char *kv[] = {"kind", tm_errkind_name((tm_errkind_t)k), NULL};
+        sample_u(out, f, kv, tm_errors_total((tm_errkind_t)k));
+    }
+}
+
 /* ---- the table ---- */
 
 static const tm_metric_family_t families[] = {
@@ -516,6 +529,10 @@ static const tm_metric_family_t families[] = {
     {"tidemark_source_idle", "gauge",
      "1 while a source is marked idle downstream: every partition had no record for idle_timeout.",
      c_src_idle},
+    {"tidemark_errors_total", "counter",
+     "Errors by kind: source_connection, sink_connection, row_expression, decode, "
+     "checkpoint_failed, dead_letter (docs/operations.md says what each means and what to do).",
+     c_errors},
 };
 
 const tm_metric_family_t *tm_metrics_families(int *n)

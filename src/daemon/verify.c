@@ -67,6 +67,7 @@ typedef struct verify {
     const char *state_dir;
     const char *admin;
     const char *token;
+    tm_admin_client_tls_t tls; /* for a daemon that serves https:// (admin.h) */
     int64_t timeout_ms;
     int64_t hold_ms;
     int max_diffs;
@@ -89,6 +90,8 @@ static void usage_verify(FILE *f)
     fprintf(f, "Usage: tidemark verify JOB.sql --sink NAME [--state-dir DIR | --admin HOST:PORT]\n"
                "                       [--token T] [--hold DURATION] [--timeout DURATION]\n"
                "                       [--max-diffs N]\n"
+               "A daemon that serves https:// is reached with TIDEMARK_ADMIN_CACERT,\n"
+               "TIDEMARK_ADMIN_TLS_SERVER_NAME, TIDEMARK_ADMIN_CERT and TIDEMARK_ADMIN_KEY.\n"
                "Compares the sink's target table with the job's query run on the source database,\n"
                "both at one point of the source's history, while the job runs. Exit 0: equal;\n"
                "1: different; 2: the job cannot be verified; 3: a server or the job is not\n"
@@ -608,9 +611,9 @@ static int daemon_call(verify_t *v, const char *method, const char *path, const 
     tm_buf_init(&resp);
     int64_t left = v->deadline - tm_mono_ms();
     int rc = left <= 0 ? tm_seterr(err, errlen, TM_EAGAIN, "the --timeout passed")
-                       : tm_admin_request(v->addr, v->token, method, path, body,
-                                          (int)(left < 30000 ? left : 30000), status, &resp, err,
-                                          errlen);
+                       : tm_admin_request_tls(v->addr, &v->tls, v->token, method, path, body,
+                                              (int)(left < 30000 ? left : 30000), status, &resp,
+                                              err, errlen);
     if (rc == 0 && out != NULL)
         *out = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
     if (rc == 0 && *status >= 300) {
@@ -963,6 +966,11 @@ int tm_verify_main(int argc, char **argv)
     v.job_path = argv[optind];
     if (v.token == NULL)
         v.token = getenv("TIDEMARK_ADMIN_TOKEN");
+    /* A daemon that serves TLS: as `tidemark status` is told, by the environment. */
+    v.tls.ca_file = getenv("TIDEMARK_ADMIN_CACERT");
+    v.tls.server_name = getenv("TIDEMARK_ADMIN_TLS_SERVER_NAME");
+    v.tls.cert = getenv("TIDEMARK_ADMIN_CERT");
+    v.tls.key = getenv("TIDEMARK_ADMIN_KEY");
     char err[4096] = "";
     int rc = tm_job_load(v.job_path, &v.job, err, sizeof(err));
     if (rc == 0)

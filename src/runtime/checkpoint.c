@@ -4,6 +4,7 @@
  */
 #include "runtime/checkpoint.h"
 #include "core/clock.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/failpoint.h"
@@ -609,6 +610,7 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
              */
             c->warned_timeout = true;
             c->failed++;
+            tm_errors_count(TM_ERRKIND_CHECKPOINT_FAILED);
             TM_WARN("checkpoint", "checkpoint is taking longer than checkpoint_timeout",
                     "checkpoint=%" PRIu64 " elapsed_ms=%" PRId64 " timeouts=%" PRIu64,
                     c->inflight, now - c->started_ms, c->failed);
@@ -618,6 +620,7 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
     int rc = write_metadata(c, c->inflight, now - c->started_ms, errstr, errstr_size);
     if (rc != 0) {
         c->failed++;
+        tm_errors_count(TM_ERRKIND_CHECKPOINT_FAILED);
         return rc;
     }
     tm_failpoint("checkpoint.after_metadata");

@@ -11,6 +11,7 @@
  */
 #include "runtime/deadletter.h"
 #include "core/clock.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/numeric.h"
@@ -99,6 +100,7 @@ uint64_t tm_dead_letter_count(const tm_dead_letter_t *dl)
 static int fail(tm_dead_letter_t *dl, int rc, const char *what, int errnum)
 {
     if (dl->err == 0) {
+        tm_errors_count(TM_ERRKIND_DEAD_LETTER);
         dl->err = rc;
         snprintf(dl->errmsg, sizeof(dl->errmsg),
                  "operator %s: cannot %s dead-letter file %s: %s", dl->uid, what, dl->path,

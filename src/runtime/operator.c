@@ -6,6 +6,7 @@
  */
 #include "runtime/operator.h"
 #include "core/clock.h"
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -36,6 +37,7 @@ int tm_operator_row_error(const tm_operator_ctx_t *ctx, const tm_record_t *rec,
                           const char *reason, char *errstr, size_t errstr_size)
 {
     atomic_fetch_add_explicit(&ctx->metrics->row_errors, 1, memory_order_relaxed);
+    tm_errors_count(TM_ERRKIND_ROW_EXPRESSION);
     switch (ctx->on_error) {
     case TM_ON_ERROR_SKIP:
         atomic_fetch_add_explicit(&ctx->metrics->rows_skipped, 1, memory_order_relaxed);

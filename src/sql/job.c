@@ -50,6 +50,16 @@ const tm_option_def_t tm_job_settings[] = {
      "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
     {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
      "Bearer token the admin API requires; mandatory when admin_address is not loopback."},
+    {"admin_tls_cert", TM_OPT_STRING, false, NULL, NULL,
+     "PEM certificate (then its chain) the admin API serves HTTPS with, a path or the PEM text "
+     "itself; needs admin_tls_key."},
+    {"admin_tls_key", TM_OPT_SECRET, false, NULL, NULL,
+     "PEM private key (unencrypted) of admin_tls_cert: a path, e.g. "
+     "'${env:CREDENTIALS_DIRECTORY}/admin-tls.key' under systemd, or the PEM text itself "
+     "('${file:…}', '${env:…}'); masked in explain."},
+    {"admin_tls_client_ca", TM_OPT_STRING, false, NULL, NULL,
+     "PEM CA bundle; when set, admin API clients must present a certificate it signed "
+     "(mutual TLS), which also allows a non-loopback admin_address without admin_token."},
     {"savepoint_dir", TM_OPT_STRING, false, NULL, NULL,
      "Root for savepoints (default <state-dir>/savepoints); the admin API writes savepoints "
      "only below it, and a relative \"dir\" is taken below it."},

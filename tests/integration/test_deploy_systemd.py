@@ -16,6 +16,7 @@ itself; the command line and the signal are what it would run and send.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -129,3 +130,65 @@ def test_configuration_errors_are_not_restarted(tmp_path, tidemark_bin):
     assert r.returncode != 0 and "no-such-connector" in r.stderr, r.stderr
     assert r.returncode in prevent, \
         f"a configuration error exits {r.returncode}, which the unit would restart (prevents {prevent})"
+
+
+TLS_DROP_IN = ROOT / "deploy" / "systemd" / "tls.conf"
+
+
+def test_tls_drop_in_verifies_and_its_credentials_serve_tls(cdc, tmp_path):
+    """deploy/systemd/tls.conf: `systemd-analyze verify` reads the unit with the drop-in and says
+    nothing, the exposure stays within bounds, and the daemon started as ExecStart with
+    $CREDENTIALS_DIRECTORY as LoadCredential= fills it serves the admin API over TLS with the job
+    settings the drop-in's comment gives; `tidemark status` reaches it."""
+    unit = installed_copy(tmp_path, cdc.bin)
+    drop = tmp_path / "tidemark@demo.service.d"
+    drop.mkdir()
+    (drop / "tls.conf").write_text(TLS_DROP_IN.read_text())
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", \
+        f"systemd-analyze verify:\n{r.stdout}{r.stderr}"
+    creds = {}
+    for line in TLS_DROP_IN.read_text().splitlines():
+        if line.startswith("LoadCredential="):
+            name, _, path = line.split("=", 1)[1].partition(":")
+            creds[name] = path
+    assert set(creds) == {"admin-tls.crt", "admin-tls.key"}, creds
+    settings = re.findall(r"^#   (SET admin_tls_\w+ = .*;)$", TLS_DROP_IN.read_text(), re.M)
+    assert len(settings) == 2, settings
+
+    # What systemd does at start: copy each credential into a private directory.
+    cred_dir = tmp_path / "credentials"
+    cred_dir.mkdir(mode=0o700)
+    ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    r = subprocess.run(f"openssl req -x509 {ec} -keyout {cred_dir}/admin-tls.key -out "
+                       f"{cred_dir}/admin-tls.crt -days 2 -subj /CN=localhost "
+                       "-addext subjectAltName=IP:127.0.0.1", shell=True, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cdc.sql("CREATE TABLE orders (id int PRIMARY KEY, note text);")
+    conf, state = tmp_path / "etc", tmp_path / "var-lib-tidemark-orders"
+    conf.mkdir()
+    state.mkdir(mode=0o700)
+    (conf / "orders.sql").write_text(cdc.job() + "SET admin_address = '127.0.0.1:0';\n" +
+                                     "\n".join(settings) + "\n")
+    cmd = exec_start(unit_settings(), cdc.bin, conf, state, "orders")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_ADMIN_")}
+    env["CREDENTIALS_DIRECTORY"] = str(cred_dir)
+    with open(tmp_path / "stderr.log", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path, env=env)
+        try:
+            addr = state / "admin.addr"
+            wait_until(addr.exists, 60, "admin.addr", proc)
+            assert addr.read_text().startswith("https://"), addr.read_text()
+            st = subprocess.run([str(cdc.bin), "status", "--live", "--state-dir", str(state),
+                                 "--cacert", str(cred_dir / "admin-tls.crt")],
+                                capture_output=True, text=True, timeout=30, env=env)
+            assert st.returncode == 0 and st.stdout == "ok\n", st
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert rc == 0, (tmp_path / "stderr.log").read_text()[-3000:]

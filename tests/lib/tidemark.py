@@ -155,17 +155,21 @@ class Tidemark:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
-    def admin_get(self, path: str, timeout: float = 30) -> str:
+    def admin_get(self, path: str, timeout: float = 30, context=None, headers=None) -> str:
         """The body of GET `path` from the admin API (the job sets admin_address).
 
         The address is the one this run wrote to <state-dir>/admin.addr; after
         a restart the file may still name the previous run's port for a
-        moment, so callers that restart poll this with wait_until().
+        moment, so callers that restart poll this with wait_until().  A TLS
+        daemon writes "https://HOST:PORT"; `context` (an ssl.SSLContext) then
+        says how to verify it, and `headers` may carry a bearer token.
         """
         addr = self.state_dir / "admin.addr"
         wait_until(addr.exists, timeout, "admin.addr", self)
-        url = "http://" + addr.read_text().strip() + path
-        with urllib.request.urlopen(url, timeout=10) as r:
+        text = addr.read_text().strip()
+        url = (text if text.startswith(("http://", "https://")) else "http://" + text) + path
+        req = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=10, context=context) as r:
             return r.read().decode()
 
     # -- output ------------------------------------------------------------

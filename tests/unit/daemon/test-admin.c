@@ -7,7 +7,9 @@
  * requested, a directory containing "fail" makes it fail, "/bad" is refused.
  * Requests go over real sockets, through tm_admin_request() or, where the
  * headers matter, a raw HTTP exchange.  The CLI commands run in this process
- * with stdout and stderr captured.
+ * with stdout and stderr captured.  The TLS tests make real certificates with
+ * `openssl req` in a temporary directory and speak to the server through
+ * tm_admin_request_tls() and the CLI with --cacert.
  */
 #include "core/clock.h"
 #include "core/error.h"
@@ -24,6 +26,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/resource.h>
@@ -158,6 +161,9 @@ static const tm_admin_hooks_t *full_hooks(fake_t *f)
     return &h;
 }
 
+/* The TLS settings server_start() serves with (NULL: plain HTTP). */
+static const tm_admin_tls_t *server_tls;
+
 static int server_start(server_t *s, const char *token, const tm_admin_hooks_t *hooks,
                         const char *addr_file, bool exit_on_stop)
 {
@@ -166,8 +172,8 @@ static int server_start(server_t *s, const char *token, const tm_admin_hooks_t *
     s->base = event_base_new();
     char err[512];
     tm_admin_hooks_t h = hooks ? *hooks : *full_hooks(&s->fake);
-    int rc = tm_admin_start(s->base, "127.0.0.1:0", token, &h, addr_file, &s->admin, err,
-                            sizeof(err));
+    int rc = tm_admin_start_tls(s->base, "127.0.0.1:0", token, server_tls, &h, addr_file,
+                                &s->admin, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "tm_admin_start: %s\n", err);
         event_base_free(s->base);
@@ -1082,6 +1088,358 @@ static void test_savepoint_dir(void)
     free(canon);
 }
 
+/* ---- TLS ---- */
+
+static char tls_dir[PATH_MAX];
+
+/* Runs a shell command quietly; true when it exits 0. */
+static bool sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    char full[4200];
+    snprintf(full, sizeof(full), "(%s) >/dev/null 2>&1", cmd);
+    return system(full) == 0;
+}
+
+static char *tls_file(const char *name)
+{
+    static _Thread_local char buf[16][PATH_MAX + 64];
+    static _Thread_local int next;
+    char *p = buf[next++ % 16];
+    snprintf(p, PATH_MAX + 64, "%s/%s", tls_dir, name);
+    return p;
+}
+
+/*
+ * Makes, with the openssl command: a CA, a server certificate it signs for
+ * localhost and 127.0.0.1, a client certificate it signs, a self-signed
+ * certificate for "other.example" only, a second key, and an encrypted key.
+ */
+static bool make_certs(void)
+{
+    snprintf(tls_dir, sizeof(tls_dir), "%s/tls", tmp_root);
+    mkdir(tls_dir, 0700);
+    const char *d = tls_dir;
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    return sh("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca",
+              d, ec) &&
+           sh("cd %s && openssl req %s -keyout server.key -out server.csr -subj /CN=localhost && "
+              "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && "
+              "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-days 2 -extfile san.ext -out server.pem",
+              d, ec) &&
+           sh("cd %s && openssl req %s -keyout client.key -out client.csr -subj /CN=operator && "
+              "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-days 2 -out client.pem",
+              d, ec) &&
+           sh("cd %s && openssl req -x509 %s -keyout other.key -out other.pem -days 2 "
+              "-subj /CN=other.example -addext subjectAltName=DNS:other.example",
+              d, ec) &&
+           sh("cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+              "-out stray.key && openssl pkey -in stray.key -aes256 -passout pass:pw "
+              "-out encrypted.key && printf 'not a certificate\\n' > garbage.pem",
+              d);
+}
+
+static int tls_req(const server_t *s, const tm_admin_client_tls_t *tls, const char *token,
+                   const char *path, int *status, tm_buf_t *resp, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return tm_admin_request_tls(s->addr, tls, token, "GET", path, NULL, 5000, status, resp, err,
+                                errlen);
+}
+
+static void test_tls_serves_and_verifies(void)
+{
+    TM_REQUIRE(make_certs());
+    tm_admin_tls_t tls = {tls_file("server.pem"), tls_file("server.key"), NULL};
+    char state[PATH_MAX], file[PATH_MAX + 32], text[256] = "";
+    make_dir(state, sizeof(state), "state-tls");
+    snprintf(file, sizeof(file), "%s/%s", state, TM_ADMIN_ADDR_FILE);
+    server_tls = &tls;
+    server_t s;
+    int rc = server_start(&s, "tls-token", NULL, file, false);
+    server_tls = NULL;
+    TM_REQUIRE(rc == 0);
+    TM_CHECK(strncmp(s.addr, "https://127.0.0.1:", 18) == 0);
+    int fd = open(file, O_RDONLY);
+    TM_CHECK(fd >= 0 && read(fd, text, sizeof(text) - 1) > 0);
+    if (fd >= 0)
+        close(fd);
+    TM_CHECK(strncmp(text, "https://127.0.0.1:", 18) == 0);
+
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    char err[1024];
+    int status = 0;
+    tm_admin_client_tls_t ca = {tls_file("ca.pem"), NULL, NULL, NULL};
+    /* Verified against the CA, by IP address; the token works over TLS. */
+    TM_CHECK_INT(tls_req(&s, &ca, "tls-token", "/v1/job", &status, &resp, err, sizeof(err)), 0);
+    TM_CHECK_INT(status, 200);
+    TM_CHECK(resp.data && strstr(resp.data, "\"running\"") != NULL);
+    TM_CHECK_INT(tls_req(&s, &ca, NULL, "/v1/job", &status, &resp, err, sizeof(err)), 0);
+    TM_CHECK_INT(status, 401);
+    /* By name, localhost being in the certificate too. */
+    tm_admin_client_tls_t by_name = {tls_file("ca.pem"), "localhost", NULL, NULL};
+    TM_CHECK_INT(tls_req(&s, &by_name, "tls-token", "/healthz", &status, &resp, err, sizeof(err)),
+                 0);
+    TM_CHECK_INT(status, 200);
+
+    /* Not trusted: the system's store does not hold our CA. */
+    rc = tls_req(&s, NULL, "tls-token", "/healthz", &status, &resp, err, sizeof(err));
+    TM_CHECK_INT(rc, TM_EPROTO);
+    TM_CHECK(strstr(err, "not trusted") != NULL && strstr(err, "--cacert") != NULL);
+    /* Trusted, but for another name. */
+    tm_admin_client_tls_t wrong_name = {tls_file("ca.pem"), "admin.example", NULL, NULL};
+    rc = tls_req(&s, &wrong_name, "tls-token", "/healthz", &status, &resp, err, sizeof(err));
+    TM_CHECK_INT(rc, TM_EPROTO);
+    TM_CHECK(strstr(err, "not for admin.example") != NULL);
+    /* A CA file that is not one. */
+    tm_admin_client_tls_t bad_ca = {tls_file("garbage.pem"), NULL, NULL, NULL};
+    rc = tls_req(&s, &bad_ca, "tls-token", "/healthz", &status, &resp, err, sizeof(err));
+    TM_CHECK_INT(rc, TM_ECONFIG);
+    TM_CHECK(strstr(err, "garbage.pem") != NULL);
+
+    /*
+     * Plain HTTP to the TLS port is refused: OpenSSL recognises the request,
+     * and the answer is a plain 400 naming the https:// address, never the API.
+     */
+    char plain[128], want[160];
+    snprintf(plain, sizeof(plain), "%s", s.addr + 8);
+    snprintf(want, sizeof(want), "use %s\"", s.addr);
+    rc = tm_admin_request(plain, "tls-token", "GET", "/v1/job", NULL, 5000, &status, &resp, err,
+                          sizeof(err));
+    TM_CHECK_INT(rc, 0);
+    TM_CHECK_INT(status, 400);
+    TM_CHECK(resp.data != NULL && strstr(resp.data, want) != NULL);
+    TM_CHECK(resp.data != NULL && strstr(resp.data, "running") == NULL);
+    tm_buf_t raw;
+    tm_buf_init(&raw);
+    server_t fake_plain = s;
+    memmove(fake_plain.addr, fake_plain.addr + 8, strlen(fake_plain.addr + 8) + 1);
+    raw_http(&fake_plain, "POST /v1/stop HTTP/1.1\r\nHost: localhost\r\n\r\n", &raw);
+    TM_CHECK(raw.data != NULL && strncmp(raw.data, "HTTP/1.1 400 ", 13) == 0);
+    TM_CHECK_INT(atomic_load(&s.fake.stop_calls), 0);
+    /* A method OpenSSL does not recognise: the connection is just closed. */
+    raw_http(&fake_plain, "DELETE /v1/job HTTP/1.1\r\nHost: localhost\r\n\r\n", &raw);
+    TM_CHECK(raw.len == 0 || strstr(raw.data, "HTTP/1.1 2") == NULL);
+    tm_buf_release(&raw);
+
+    /* The CLI over TLS: status, and a savepoint whose path comes back through the long poll. */
+    tm_buf_t out, cerr;
+    tm_buf_init(&out);
+    tm_buf_init(&cerr);
+    setenv("TIDEMARK_ADMIN_TOKEN", "tls-token", 1);
+    char *a1[] = {"status", "--live", "--state-dir", state, "--cacert", tls_file("ca.pem"), NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_status, a1, &out, &cerr), 0);
+    TM_CHECK_STR(out.data, "ok\n");
+    setenv("TIDEMARK_ADMIN_CACERT", tls_file("ca.pem"), 1);
+    char *a2[] = {"savepoint", "--dir", "/tmp/tls-sp", "--admin", s.addr, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_savepoint, a2, &out, &cerr), 0);
+    TM_CHECK_STR(out.data, "/tmp/tls-sp/savepoint-1\n");
+    unsetenv("TIDEMARK_ADMIN_CACERT");
+    char *a3[] = {"status", "--live", "--state-dir", state, NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_status, a3, &out, &cerr), 1);
+    TM_CHECK(strstr(cerr.data, "not trusted") != NULL);
+    unsetenv("TIDEMARK_ADMIN_TOKEN");
+    server_stop(&s);
+
+    /* A TLS client against a plain server. */
+    TM_REQUIRE(server_start(&s, NULL, NULL, NULL, false) == 0);
+    char https[128];
+    snprintf(https, sizeof(https), "https://%s", s.addr);
+    rc = tm_admin_request_tls(https, &ca, NULL, "GET", "/healthz", NULL, 5000, &status, &resp,
+                              err, sizeof(err));
+    TM_CHECK_INT(rc, TM_EPROTO);
+    TM_CHECK(strstr(err, "does not speak TLS") != NULL);
+    server_stop(&s);
+    tm_buf_release(&out);
+    tm_buf_release(&cerr);
+    tm_buf_release(&resp);
+    unlink(file);
+    rmdir(state);
+}
+
+/* Stop with a savepoint over TLS: the final answer is written through SSL by tm_admin_free(). */
+static void test_tls_stop_flush(void)
+{
+    tm_admin_tls_t tls = {tls_file("server.pem"), tls_file("server.key"), NULL};
+    server_tls = &tls;
+    server_t s;
+    int rc = server_start(&s, NULL, NULL, NULL, true);
+    server_tls = NULL;
+    TM_REQUIRE(rc == 0);
+    tm_buf_t out, err;
+    tm_buf_init(&out);
+    tm_buf_init(&err);
+    char *a[] = {"stop", "--savepoint", "--dir", "/tmp/final", "--admin", s.addr,
+                 "--cacert", tls_file("ca.pem"), NULL};
+    TM_CHECK_INT(capture(tm_admin_cli_stop, a, &out, &err), 0);
+    TM_CHECK_STR(out.data, "/tmp/final/savepoint-1\n");
+    if (out.len == 0)
+        fprintf(stderr, "stop --savepoint over TLS: %s\n", err.data);
+    TM_CHECK(atomic_load(&s.exited));
+    server_stop(&s);
+    tm_buf_release(&out);
+    tm_buf_release(&err);
+}
+
+static void test_tls_mutual(void)
+{
+    tm_admin_tls_t tls = {tls_file("server.pem"), tls_file("server.key"), tls_file("ca.pem")};
+    char err[1024];
+    /* Client certificates stand in for a token on a non-loopback address. */
+    TM_CHECK_INT(tm_admin_check_tls("0.0.0.0:0", NULL, &tls, err, sizeof(err)), 0);
+    tm_admin_tls_t no_ca = {tls_file("server.pem"), tls_file("server.key"), NULL};
+    TM_CHECK_INT(tm_admin_check_tls("0.0.0.0:0", NULL, &no_ca, err, sizeof(err)), TM_ECONFIG);
+    TM_CHECK(strstr(err, "admin_tls_client_ca") != NULL);
+
+    server_tls = &tls;
+    server_t s;
+    int rc = server_start(&s, NULL, NULL, NULL, false);
+    server_tls = NULL;
+    TM_REQUIRE(rc == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int status = 0;
+    tm_admin_client_tls_t anon = {tls_file("ca.pem"), NULL, NULL, NULL};
+    rc = tls_req(&s, &anon, NULL, "/healthz", &status, &resp, err, sizeof(err));
+    TM_CHECK(rc != 0);
+    TM_CHECK(strstr(err, "--cert") != NULL);
+    tm_admin_client_tls_t wrong = {tls_file("ca.pem"), NULL, tls_file("other.pem"),
+                                   tls_file("other.key")};
+    rc = tls_req(&s, &wrong, NULL, "/healthz", &status, &resp, err, sizeof(err));
+    TM_CHECK(rc != 0);
+    tm_admin_client_tls_t good = {tls_file("ca.pem"), NULL, tls_file("client.pem"),
+                                  tls_file("client.key")};
+    TM_CHECK_INT(tls_req(&s, &good, NULL, "/healthz", &status, &resp, err, sizeof(err)), 0);
+    TM_CHECK_INT(status, 200);
+    server_stop(&s);
+    tm_buf_release(&resp);
+}
+
+/* Each bad file is a configuration error at start that names the file and what to do. */
+static void test_tls_config_errors(void)
+{
+    static const struct {
+        const char *cert, *key, *ca, *expect1, *expect2;
+    } cases[] = {
+        {"missing.pem", "server.key", NULL, "missing.pem cannot be read", "No such file"},
+        {"server.pem", "missing.key", NULL, "missing.key cannot be read", "No such file"},
+        {"garbage.pem", "server.key", NULL, "garbage.pem holds no PEM certificate", "openssl req"},
+        {"server.key", "server.pem", NULL, "holds no PEM certificate", "swapped"},
+        {"server.pem", "garbage.pem", NULL, "garbage.pem holds no PEM private key", "made with"},
+        {"server.pem", "stray.key", NULL, "stray.key does not belong to", "server.pem"},
+        {"server.pem", "encrypted.key", NULL, "encrypted.key is encrypted", "openssl pkey"},
+        {"server.pem", NULL, NULL, "admin_tls_key is not set", "both"},
+        {NULL, "server.key", NULL, "admin_tls_cert is not set", "both"},
+        {"server.pem", "server.key", "garbage.pem", "admin_tls_client_ca", "garbage.pem"},
+        {"server.pem", "server.key", "missing-ca.pem", "admin_tls_client_ca", "cannot be read"},
+        {".", "server.key", NULL, "not a regular PEM file", "directory"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tm_admin_tls_t tls = {cases[i].cert ? tls_file(cases[i].cert) : NULL,
+                              cases[i].key ? tls_file(cases[i].key) : NULL,
+                              cases[i].ca ? tls_file(cases[i].ca) : NULL};
+        char err[1024] = "";
+        int rc = tm_admin_check_tls("127.0.0.1:0", NULL, &tls, err, sizeof(err));
+        TM_CHECK_INT(rc, TM_ECONFIG);
+        bool ok = strstr(err, cases[i].expect1) != NULL && strstr(err, cases[i].expect2) != NULL;
+        TM_CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "case %zu: %s\n", i, err);
+        /* tm_admin_start_tls() refuses the same, before binding anything. */
+        struct event_base *base = event_base_new();
+        tm_admin_t *a = NULL;
+        char err2[1024] = "";
+        rc = tm_admin_start_tls(base, "127.0.0.1:0", NULL, &tls, NULL, NULL, &a, err2,
+                                sizeof(err2));
+        TM_CHECK_INT(rc, TM_ECONFIG);
+        TM_CHECK(a == NULL);
+        TM_CHECK_STR(err2, err);
+        event_base_free(base);
+    }
+    tm_admin_tls_t good = {tls_file("server.pem"), tls_file("server.key"), NULL};
+    char err[512];
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &good, err, sizeof(err)), 0);
+}
+
+static char *slurp_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    tm_buf_t b;
+    tm_buf_init(&b);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        tm_buf_append(&b, buf, n);
+    fclose(f);
+    tm_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/*
+ * Values that are the PEM text itself (as ${file:} and ${env:} give them):
+ * served from memory, and never shown in a message.
+ */
+static void test_tls_inline_pem(void)
+{
+    char *cert = slurp_file(tls_file("server.pem"));
+    char *key = slurp_file(tls_file("server.key"));
+    char *ca = slurp_file(tls_file("ca.pem"));
+    char *stray = slurp_file(tls_file("stray.key"));
+    char *enc = slurp_file(tls_file("encrypted.key"));
+    TM_REQUIRE(cert && key && ca && stray && enc);
+    char err[1024] = "";
+    tm_admin_tls_t bad = {cert, stray, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &bad, err, sizeof(err)), TM_ECONFIG);
+    TM_CHECK(strstr(err, "does not belong to") != NULL && strstr(err, "(inline PEM)") != NULL);
+    TM_CHECK(strstr(err, "PRIVATE KEY") == NULL && strstr(err, "-----BEGIN") == NULL);
+    tm_admin_tls_t encrypted = {cert, enc, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &encrypted, err, sizeof(err)),
+                 TM_ECONFIG);
+    TM_CHECK(strstr(err, "is encrypted") != NULL && strstr(err, "-----BEGIN") == NULL);
+    tm_admin_tls_t swapped = {key, cert, NULL};
+    TM_CHECK_INT(tm_admin_check_tls("127.0.0.1:0", NULL, &swapped, err, sizeof(err)), TM_ECONFIG);
+    TM_CHECK(strstr(err, "swapped") != NULL && strstr(err, "-----BEGIN") == NULL);
+
+    /* A chain (server certificate, then the CA) and client CAs, all inline: mutual TLS works. */
+    tm_buf_t chain;
+    tm_buf_init(&chain);
+    tm_buf_puts(&chain, cert);
+    tm_buf_puts(&chain, ca);
+    tm_admin_tls_t tls = {chain.data, key, ca};
+    server_tls = &tls;
+    server_t s;
+    int rc = server_start(&s, NULL, NULL, NULL, false);
+    server_tls = NULL;
+    TM_REQUIRE(rc == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int status = 0;
+    tm_admin_client_tls_t good = {tls_file("ca.pem"), NULL, tls_file("client.pem"),
+                                  tls_file("client.key")};
+    TM_CHECK_INT(tls_req(&s, &good, NULL, "/healthz", &status, &resp, err, sizeof(err)), 0);
+    TM_CHECK_INT(status, 200);
+    tm_admin_client_tls_t anon = {tls_file("ca.pem"), NULL, NULL, NULL};
+    TM_CHECK(tls_req(&s, &anon, NULL, "/healthz", &status, &resp, err, sizeof(err)) != 0);
+    server_stop(&s);
+    tm_buf_release(&resp);
+    tm_buf_release(&chain);
+    free(cert);
+    free(key);
+    free(ca);
+    free(stray);
+    free(enc);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1105,6 +1463,11 @@ int main(void)
     TM_RUN(test_connection_bound);
     TM_RUN(test_fd_reserve);
     TM_RUN(test_savepoint_dir);
+    TM_RUN(test_tls_serves_and_verifies);
+    TM_RUN(test_tls_stop_flush);
+    TM_RUN(test_tls_mutual);
+    TM_RUN(test_tls_config_errors);
+    TM_RUN(test_tls_inline_pem);
     const char *dirs[] = {"wild", "state-addr", "state-cli", "state-stop"};
     char p[PATH_MAX + 64];
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -1113,6 +1476,8 @@ int main(void)
         snprintf(p, sizeof(p), "%s/%s", tmp_root, dirs[i]);
         rmdir(p);
     }
+    if (tls_dir[0] != '\0')
+        sh("rm -rf '%s'", tls_dir);
     rmdir(tmp_root);
     return tm_test_done();
 }

@@ -4,6 +4,7 @@
  * lazy creation, appending across writers (a restart), flushing, and the
  * sticky I/O error that names the file.
  */
+#include "core/errcount.h"
 #include "core/error.h"
 #include "core/numeric.h"
 #include "core/row.h"
@@ -201,6 +202,7 @@ static void test_io_error_is_sticky_and_names_the_file(void)
     FILE *f = fopen(blocker, "w");
     TM_REQUIRE(f != NULL);
     fclose(f);
+    uint64_t errors_before = tm_errors_total(TM_ERRKIND_DEAD_LETTER);
     tm_dead_letter_t *dl = tm_dead_letter_new(blocker, "j", "agg/out/1-ab", 0);
     tm_schema_t *s = wide_schema();
     tm_batch_t *b = tm_batch_new();
@@ -209,6 +211,8 @@ static void test_io_error_is_sticky_and_names_the_file(void)
     TM_CHECK_INT(tm_dead_letter_write(dl, ins, "division by zero", 1), TM_EIO);
     TM_CHECK_INT(tm_dead_letter_write(dl, ins, "division by zero", 1), TM_EIO);
     TM_CHECK_INT((int)tm_dead_letter_count(dl), 0);
+    /* tidemark_errors_total{kind="dead_letter"}: once, the error being sticky. */
+    TM_CHECK_INT(tm_errors_total(TM_ERRKIND_DEAD_LETTER) - errors_before, 1);
     err[0] = '\0';
     TM_CHECK_INT(tm_dead_letter_flush(dl, err, sizeof(err)), TM_EIO);
     TM_CHECK(strstr(err, "agg_out_1-ab-0.jsonl") != NULL);
