@@ -767,6 +767,13 @@ def test_the_materialised_view_guide_runs_as_written(tmp_path, tidemark_bin, mon
                 return got == server.psql(query, db="shop") and got
             wait_until(equal, 120, "the view to equal the query", tm.proc)
             assert "|" in server.psql(view, db="warehouse", user="etl")
+            # Step 4's verify, with the guide's job file, sink and state directory swapped in.
+            cmd = next(b for b in guide_blocks("sh") if "tidemark verify" in b).split()
+            assert cmd[:5] == ["tidemark", "verify", "revenue.sql", "--sink", "customer_revenue"]
+            out = run_cli(["verify", tm.job_path, *cmd[3:5], "--state-dir", tm.state_dir],
+                          bin=tidemark_bin, timeout=150)
+            assert out.returncode == 0, out.stdout + out.stderr + tm.log_tail()
+            assert "0 missing, 0 extra, 0 different: EQUAL" in out.stdout, out.stdout
             assert tm.terminate() == 0, tm.log_tail()
         finally:
             tm.kill9()
