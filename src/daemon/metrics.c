@@ -349,6 +349,7 @@ static void c_state_bytes(const tm_metrics_src_t *m, const tm_metric_family_t *f
 enum {
     OP_IN, OP_OUT, OP_ERRORS, OP_SKIPPED, OP_DEAD, OP_READS, OP_HITS, OP_MISSES, OP_QUERIES,
     OP_STATE_ROWS,
+    OP_LATE,
 };
 
 static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t *f,
@@ -389,6 +390,9 @@ static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t 
             case OP_QUERIES:
                 sample_u(out, f, kv, om.lookup_queries);
                 break;
+            case OP_LATE:
+                sample_u(out, f, kv, om.late_rows);
+                break;
             case OP_STATE_ROWS:
                 for (int i = 0; i < om.state_inputs && i < 2; i++) {
                     const char *kv2[] = {"operator", uid, "input", i == 0 ? "left" : "right",
@@ -415,6 +419,7 @@ OPERATOR_COLLECTOR(c_op_hits, OP_HITS)
 OPERATOR_COLLECTOR(c_op_misses, OP_MISSES)
 OPERATOR_COLLECTOR(c_op_queries, OP_QUERIES)
 OPERATOR_COLLECTOR(c_op_state_rows, OP_STATE_ROWS)
+OPERATOR_COLLECTOR(c_op_late, OP_LATE)
 
 /* ---- the table ---- */
 
@@ -491,6 +496,10 @@ static const tm_metric_family_t families[] = {
      "Lookup queries (one round trip per input batch with misses).", c_op_queries},
     {"tidemark_operator_state_rows", "gauge",
      "Rows held in an operator's state per input (a join: left, right).", c_op_state_rows},
+    {"tidemark_late_rows_total", "counter",
+     "Rows (and retractions) a window aggregation got behind the watermark for all their "
+     "windows: counted and logged, not applied.",
+     c_op_late},
 };
 
 const tm_metric_family_t *tm_metrics_families(int *n)

@@ -930,7 +930,9 @@ def win_pg(fn: str, table: str, col: str, sizes, tz: bool = False, keys=()) -> s
     gap = iv[0]
     part = lambda a: ("PARTITION BY " + ", ".join(f"{a}.{k}" for k in keys)) if keys else ""  # noqa
     grp = lambda a: ("PARTITION BY " + ", ".join([f"{a}.{k}" for k in keys] + [f"{a}.grp__"]))  # noqa
-    inner = (f"SELECT src.*, CASE WHEN {c} - lag({c}) OVER ({part('src')} ORDER BY {c}) <= {gap} "
+    # lag and the running sum must order ties alike (by id), or a tie's break lands on the wrong row.
+    inner = (f"SELECT src.*, CASE WHEN {c} - lag({c}) OVER ({part('src')} ORDER BY {c}, src.id) "
+             f"<= {gap} "
              f"THEN 0 ELSE 1 END AS brk__ FROM {table} src WHERE {c} IS NOT NULL")
     mid = (f"SELECT y.*, sum(y.brk__) OVER ({part('y')} ORDER BY y.{col}, y.id ROWS UNBOUNDED "
            f"PRECEDING) AS grp__ FROM ({inner}) y")
