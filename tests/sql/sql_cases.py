@@ -951,6 +951,7 @@ def wcase(name: str, query: str, fn: str, sizes, col: str = "ts", keys=(), oracl
     pg = win_pg(fn, table, col, sizes, tz=tz, keys=keys)
     return Case(f"win_{name}", query.format(W=tvf), tables or [clicks()], views=views,
                 oracle_query=(oracle or query).format(W=pg), bounded=True,
+                job_is_postgresql=False,
                 workload=workload or W(), note=note, kill_ci=kill_ci)
 
 
