@@ -708,10 +708,12 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
     fprintf(f, "\nnot built yet: interval joins, joins without an equality "
-               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
-               "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
+               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, a window "
+               "function (TUMBLE, …) without GROUP BY window_start, window_end, "
+               "SET late_data_sink, "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
-               "operations (UNION …), operators that use event time (the Kafka source emits "
-               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source.\n");
+               "operations (UNION …), watermarks from PostgreSQL sources (windows fire at the "
+               "end of a bounded input, or on a Kafka source's watermarks), the MySQL "
+               "source.\n");
     return 0;
 }

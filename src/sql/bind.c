@@ -1188,6 +1188,27 @@ static tm_schema_t *concat_schema(const tm_schema_t *a, const tm_schema_t *b, bo
 static void qctx_over(qctx_t *qc, bctx_t *b, tm_bound_query_t *q, const tm_schema_t *in,
                       scope_entry_t *scope, int nscope);
 
+/*
+ * The first location inside a parse node (INTERVAL '1 minute' is a TypeCast
+ * whose own location libpg_query leaves at -1; its constant has one).
+ */
+static int inner_location(json_t *node)
+{
+    int loc = node_location(node);
+    if (loc >= 0 || !json_is_object(node))
+        return loc;
+    void *it;
+    for (it = json_object_iter(node); it != NULL; it = json_object_iter_next(node, it)) {
+        json_t *v = json_object_iter_value(it);
+        if (strcmp(json_object_iter_key(it), "location") == 0 && json_is_integer(v) &&
+            json_integer_value(v) >= 0)
+            return (int)json_integer_value(v);
+        if (json_is_object(v) && (loc = inner_location(v)) >= 0)
+            return loc;
+    }
+    return -1;
+}
+
 /* A positive constant interval argument of a window function, in µs. */
 static int window_interval(bctx_t *b, json_t *arg, const char *fn, const char *what,
                            int location, int64_t *us)
@@ -1196,7 +1217,7 @@ static int window_interval(bctx_t *b, json_t *arg, const char *fn, const char *w
     memset(&dummy, 0, sizeof(dummy));
     qctx_t qc;
     qctx_over(&qc, b, &dummy, NULL, NULL, 0);
-    int loc = node_location(arg) >= 0 ? node_location(arg) : location;
+    int loc = inner_location(arg) >= 0 ? inner_location(arg) : location;
     tm_expr_t *e = NULL;
     int rc = bind_expr(&qc, arg, MODE_PLAIN, &e);
     if (rc != 0)
@@ -1346,7 +1367,7 @@ static int bind_window_leaf(bctx_t *b, json_t *rf, int location, tm_bound_from_t
     if (rc == 0 && fns_tab[k].nargs == 4) {
         const char *what = w->kind == TM_BOUND_WINDOW_HOP ? "slide" : "step";
         rc = window_interval(b, json_array_get(args, 2), fn, what, loc, &w->slide_us);
-        int sloc = node_location(json_array_get(args, 2));
+        int sloc = inner_location(json_array_get(args, 2));
         if (rc == 0 && w->size_us % w->slide_us != 0)
             rc = err_at(b, sloc >= 0 ? sloc : loc, TM_ESQL,
                         "the size of %s must be a whole multiple of its %s", fn, what);
@@ -1806,7 +1827,7 @@ static int bind_from_item(bctx_t *b, tm_bound_query_t *q, json_t *item, int loca
             return TM_ENOMEM;
         int rc = bind_leaf(b, item, loc, f);
         if (rc == 0 && f->window != NULL)
-            rc = err_at(b, loc, TM_EUNSUPPORTED,
+            rc = err_at(b, f->window->location, TM_EUNSUPPORTED,
                         "a window function (TUMBLE, HOP, SESSION, CUMULATE) can only be the one "
                         "item of a FROM clause for now: aggregate it in a view or subquery, then "
                         "join that");

@@ -1015,7 +1015,7 @@ WINDOW_CASES = [
     wcase("tumble_changes_before_read",
           f"SELECT user_id, {WS}, count(*) AS n, min(amount) AS lo FROM {{W}} "
           f"GROUP BY user_id, {WS}", "TUMBLE", ["10 minutes"],
-          workload=W(changes=300, insert=2, update=6, delete=4, key_change=2),
+          workload=W(changes=300, insert=5, update=6, delete=3, key_change=2),
           note="updates, deletes and key changes, all before the bounded read"),
     wcase("hop_count", f"SELECT {WS}, count(*) AS n FROM {{W}} GROUP BY {WS}",
           "HOP", ["5 minutes", "15 minutes"], kill_ci=True,
