@@ -1,0 +1,86 @@
+"""Window aggregation fired by real watermarks (issue 13), against a real broker.
+
+The Kafka source emits per-partition watermarks (newest event time minus
+watermark_delay, docs/connectors/kafka.md); a TUMBLE window aggregation over
+it must fire a window once the watermark passes its window_time (not only at
+the end of input), emit it once, insert-only, and count a row that arrives
+for a fired window in tidemark_late_rows_total instead of applying it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from test_kafka_source import KafkaCase, records_in
+from tidemark import create_table, payload, wait_until
+
+T0 = 1_700_000_000_000  # ms since the epoch; a multiple of 10 s
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event(i: int, t_ms: int, amount: int) -> bytes:
+    """A Debezium create whose envelope ts_ms (the source's event time) is the row's time."""
+    return json.dumps({"before": None, "after": {"id": i, "amount": amount, "t": iso(t_ms)},
+                       "op": "c", "ts_ms": t_ms,
+                       "source": {"version": "2.7.0.Final", "connector": "postgresql",
+                                  "name": "shop", "db": "shop", "schema": "public",
+                                  "table": "orders"}}).encode()
+
+
+@pytest.fixture
+def kcase(kafka, tmp_path, tidemark_bin, request):
+    case = KafkaCase(kafka, tmp_path, tidemark_bin)
+    yield case
+    rep = getattr(request.node, "rep_call", None)
+    case.cleanup(rep is None or rep.failed)
+
+
+def late_rows(tm) -> int:
+    text = tm.admin_get("/metrics")
+    m = re.search(r'^tidemark_late_rows_total\{operator="(window/[^"]+)"\} (\d+)$', text, re.M)
+    assert m, f"no tidemark_late_rows_total for the window operator in /metrics:\n{text}"
+    return int(m.group(2))
+
+
+def test_tumble_fires_on_watermark_and_counts_late_rows(kcase):
+    topic = kcase.topic("win")
+    out = kcase.out()
+    job = "\n".join([
+        create_table("src", kcase.source(topic, watermark_delay="1s"),
+                     "id bigint PRIMARY KEY, amount int, t timestamptz"),
+        create_table("sink", {"connector": "file", "path": str(out), "schemas": False}),
+        "INSERT INTO sink SELECT window_start, window_end, count(*) AS n, sum(amount) AS total "
+        "FROM TUMBLE(src, t, INTERVAL '10 seconds') GROUP BY window_start, window_end;",
+        "SET admin_address = '127.0.0.1:0';",
+    ]) + "\n"
+    tm = kcase.start(job)
+    # Out of order within the first window; nothing fires while the watermark is behind it.
+    kcase.produce(topic, [(b"k", event(1, T0 + 3_000, 1)), (b"k", event(2, T0 + 1_000, 2)),
+                          (b"k", event(3, T0 + 9_500, 4))])
+    # T0 + 12 s: the watermark (12 s - 1 s = 11 s) passes window_time T0 + 9.999999 s.
+    kcase.produce(topic, [(b"k", event(4, T0 + 12_000, 8))])
+    wait_until(lambda: len(records_in(out)) >= 1, 60, "the first window to fire", tm)
+    recs = records_in(out)
+    assert len(recs) == 1, recs
+    row = payload(recs[0])
+    assert row["op"] == "c", recs[0]
+    assert row["after"]["n"] == 3 and row["after"]["total"] == 7, row
+    # A row for the fired window is late: counted, not applied, nothing emitted.
+    kcase.produce(topic, [(b"k", event(5, T0 + 2_000, 100))])
+    wait_until(lambda: late_rows(tm) == 1, 60, "tidemark_late_rows_total to count 1", tm)
+    # The second window fires when the watermark passes T0 + 20 s.
+    kcase.produce(topic, [(b"k", event(6, T0 + 25_000, 16))])
+    wait_until(lambda: len(records_in(out)) >= 2, 60, "the second window to fire", tm)
+    recs = records_in(out)
+    assert len(recs) == 2, recs
+    second = payload(recs[1])["after"]
+    assert second["n"] == 1 and second["total"] == 8, recs[1]
+    assert all(payload(r)["op"] == "c" for r in recs), recs
+    assert late_rows(tm) == 1
