@@ -1,6 +1,6 @@
 /*
  * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
- * Join, Sink; WindowAgg and TopN reserved) each carrying its changelog
+ * Join, WindowAgg, Sink; TopN reserved) each carrying its changelog
  * mode, unique key, the exchange into it, parallelism, state and a stable
  * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
  * through the binder (sql/bind.h); explain.c prints it; build.c turns it

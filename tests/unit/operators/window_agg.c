@@ -540,6 +540,71 @@ static void test_restore(void)
     fixture_free(&f);
 }
 
+/*
+ * Rescaling: the checkpoint of one subtask (every key group) restored into
+ * two, each owning half of the key groups, fires exactly the windows the
+ * one would have, each on the subtask that owns its key.
+ */
+static void test_rescale(void)
+{
+    fixture_t f;
+    fixture_init(&f, TM_WINDOW_SESSION, 5 * S, 0, 0);
+    run_t r;
+    run_open(&r, &f);
+    out_t o;
+    out_init(&o);
+    in_row_t rows[40];
+    for (int i = 0; i < 40; i++)
+        rows[i] = (in_row_t){'c', (i * 7) % 23, 1 + i % 13, i, i % 2 ? "odd" : "even"};
+    feed(&r, &f, &o, rows, 40);
+    watermark(&r, &o, 3);
+    char *early = out_take(&o);
+    TM_REQUIRE(r.ops->on_barrier(r.op, 1, &o.c, err, sizeof(err)) == 0);
+    char chk[1024], p[1024];
+    TM_REQUIRE(tm_store_checkpoint(r.store, tst_path(chk, sizeof(chk), r.dir, "chk-1"), NULL, err,
+                                   sizeof(err)) == 0);
+    TM_REQUIRE(r.ops->on_end(r.op, &o.c, err, sizeof(err)) == 0);
+    char *want = out_take(&o);
+    TM_CHECK(strlen(want) > 0);
+    tm_buf_t got;
+    tm_buf_init(&got);
+    for (int half = 0; half < 2; half++) {
+        run_t h;
+        memset(&h, 0, sizeof(h));
+        tm_store_opts_t so = tst_opts(0);
+        char name[32];
+        snprintf(name, sizeof(name), "half-%d", half);
+        TM_REQUIRE(tm_store_open_from_checkpoint(chk, tst_path(p, sizeof(p), r.dir, name), &so,
+                                                 &h.store, err, sizeof(err)) == 0);
+        run_open_op(&h, &f);
+        /* run_open_op gives every key group; this subtask owns half of them. */
+        h.ops->free(h.op);
+        h.ctx.subtask = half;
+        h.ctx.parallelism = 2;
+        h.ctx.kg_first = half ? 64 : 0;
+        h.ctx.kg_last = half ? 127 : 63;
+        TM_REQUIRE(tm_window_agg_new(&f.spec, &h.ctx, &h.ops, &h.op, err, sizeof(err)) == 0);
+        TM_REQUIRE(h.ops->restore(h.op, err, sizeof(err)) == 0);
+        TM_REQUIRE(h.ops->on_end(h.op, &o.c, err, sizeof(err)) == 0);
+        char *part = out_take(&o);
+        TM_CHECK(strlen(part) > 0); /* keys 1..13 fall into both halves */
+        tm_buf_puts(&got, part);
+        free(part);
+        h.ops->free(h.op);
+        tm_store_close(h.store);
+    }
+    tm_buf_putc(&got, '\0');
+    char *both = tst_sort_lines(got.data);
+    TM_CHECK_STR(both, want);
+    free(both);
+    free(want);
+    free(early);
+    tm_buf_release(&got);
+    run_close(&r);
+    tm_buf_release(&o.text);
+    fixture_free(&f);
+}
+
 /* A stop is not the end of the input: on_end fires nothing, state stays. */
 static void test_stop_does_not_fire(void)
 {
@@ -571,6 +636,7 @@ int main(void)
     TM_RUN(test_allowed_lateness);
     TM_RUN(test_session_merging);
     TM_RUN(test_restore);
+    TM_RUN(test_rescale);
     TM_RUN(test_stop_does_not_fire); /* last: it raises the process-wide stop flag */
     return tm_test_done();
 }
