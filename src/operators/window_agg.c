@@ -876,8 +876,8 @@ static int apply_session(tm_operator_t *op, grp_t *g, int64_t ts, const tm_row_t
     return apply_value(op, nw, row, 1, errstr, errstr_size);
 }
 
-static int apply_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row, int sign,
-                       char *errstr, size_t errstr_size)
+static int apply_image(tm_operator_t *op, const tm_row_t *row, int sign, char *errstr,
+                       size_t errstr_size)
 {
     const tm_window_agg_spec_t *spec = op->spec;
     if (tm_row_is_null(row, spec->time_col))
@@ -918,7 +918,6 @@ static int apply_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t
         memcpy(g->keyrow, op->val.data, op->val.len);
         g->keyrowlen = op->val.len;
     }
-    (void)rec;
     if (spec->kind == TM_WINDOW_SESSION)
         return apply_session(op, g, ts, row, sign, errstr, errstr_size);
     int64_t starts[64], ends[64];
@@ -1050,17 +1049,17 @@ static int window_process(tm_operator_t *op, int input, const tm_batch_t *batch,
         case TM_OP_CREATE:
         case TM_OP_READ:
             if (rec->after != NULL)
-                rc = apply_image(op, rec, rec->after, 1, errstr, errstr_size);
+                rc = apply_image(op, rec->after, 1, errstr, errstr_size);
             break;
         case TM_OP_UPDATE:
             if (rec->before != NULL)
-                rc = apply_image(op, rec, rec->before, -1, errstr, errstr_size);
+                rc = apply_image(op, rec->before, -1, errstr, errstr_size);
             if (rc == 0 && rec->after != NULL)
-                rc = apply_image(op, rec, rec->after, 1, errstr, errstr_size);
+                rc = apply_image(op, rec->after, 1, errstr, errstr_size);
             break;
         case TM_OP_DELETE:
             if (rec->before != NULL)
-                rc = apply_image(op, rec, rec->before, -1, errstr, errstr_size);
+                rc = apply_image(op, rec->before, -1, errstr, errstr_size);
             break;
         default:
             break; /* truncates and messages carry no rows of a window */
