@@ -140,6 +140,9 @@ static void node_free(tm_plan_node_t *n)
     free(n->agg_group_cols);
     for (int k = 0; k < n->agg.naggs; k++)
         free(n->agg_calls[k].separator);
+    /* A window aggregation keeps its calls in agg_calls too (its own count: win.naggs). */
+    for (int k = 0; k < n->win.naggs; k++)
+        free(n->agg_calls[k].separator);
     free(n->agg_calls);
     tm_schema_unref((tm_schema_t *)n->agg.in_schema);
     free(n->join_left_keys);
@@ -151,8 +154,6 @@ static void node_free(tm_plan_node_t *n)
     tm_schema_unref(n->lookup_key_schema);
     tm_schema_unref(n->lookup_dim_schema);
     free(n->lookup_ext);
-    for (int k = 0; k < n->win.naggs; k++)
-        free(n->agg_calls[k].separator);
     free(n->win_key_cols);
     free(n->win_out_cols);
     tm_schema_unref((tm_schema_t *)n->win.in_schema);
