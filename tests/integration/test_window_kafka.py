@@ -25,10 +25,13 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event(i: int, t_ms: int, amount: int) -> bytes:
-    """A Debezium create whose envelope ts_ms (the source's event time) is the row's time."""
-    return json.dumps({"before": None, "after": {"id": i, "amount": amount, "t": iso(t_ms)},
-                       "op": "c", "ts_ms": t_ms,
+def event(i: int, t_ms: int, amount: int, op: str = "c", old_amount=None,
+          ts_ms=None) -> bytes:
+    """A Debezium change whose envelope ts_ms (the source's event time) is the row's time."""
+    row = {"id": i, "amount": amount, "t": iso(t_ms)}
+    before = None if op == "c" else {"id": i, "amount": old_amount, "t": iso(t_ms)}
+    return json.dumps({"before": before, "after": None if op == "d" else row,
+                       "op": op, "ts_ms": ts_ms or t_ms,
                        "source": {"version": "2.7.0.Final", "connector": "postgresql",
                                   "name": "shop", "db": "shop", "schema": "public",
                                   "table": "orders"}}).encode()
@@ -63,7 +66,12 @@ def test_tumble_fires_on_watermark_and_counts_late_rows(kcase):
     tm = kcase.start(job)
     # Out of order within the first window; nothing fires while the watermark is behind it.
     kcase.produce(topic, [(b"k", event(1, T0 + 3_000, 1)), (b"k", event(2, T0 + 1_000, 2)),
-                          (b"k", event(3, T0 + 9_500, 4))])
+                          (b"k", event(3, T0 + 9_500, 4)), (b"k", event(7, T0 + 8_000, 32))])
+    # A changelog: an update and a delete of rows whose window has not fired retract them.
+    kcase.produce(topic, [(b"k", event(2, T0 + 1_000, 3, op="u", old_amount=2,
+                                       ts_ms=T0 + 9_600)),
+                          (b"k", event(7, T0 + 8_000, 32, op="d", old_amount=32,
+                                       ts_ms=T0 + 9_700))])
     # T0 + 12 s: the watermark (12 s - 1 s = 11 s) passes window_time T0 + 9.999999 s.
     kcase.produce(topic, [(b"k", event(4, T0 + 12_000, 8))])
     wait_until(lambda: len(records_in(out)) >= 1, 60, "the first window to fire", tm)
@@ -71,7 +79,7 @@ def test_tumble_fires_on_watermark_and_counts_late_rows(kcase):
     assert len(recs) == 1, recs
     row = payload(recs[0])
     assert row["op"] == "c", recs[0]
-    assert row["after"]["n"] == 3 and row["after"]["total"] == 7, row
+    assert row["after"]["n"] == 3 and row["after"]["total"] == 8, row
     # A row for the fired window is late: counted, not applied, nothing emitted.
     kcase.produce(topic, [(b"k", event(5, T0 + 2_000, 100))])
     wait_until(lambda: late_rows(tm) == 1, 60, "tidemark_late_rows_total to count 1", tm)
