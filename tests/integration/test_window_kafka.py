@@ -92,3 +92,56 @@ def test_tumble_fires_on_watermark_and_counts_late_rows(kcase):
     assert second["n"] == 1 and second["total"] == 8, recs[1]
     assert all(payload(r)["op"] == "c" for r in recs), recs
     assert late_rows(tm) == 1
+
+
+def test_stop_does_not_fire_windows_and_restart_continues(kcase):
+    """SIGTERM is not the end of the input: the window stays in the final checkpoint."""
+    topic = kcase.topic("winstop")
+    out = kcase.out()
+    job = "\n".join([
+        create_table("src", kcase.source(topic, watermark_delay="1s"),
+                     "id bigint PRIMARY KEY, amount int, t timestamptz"),
+        create_table("sink", {"connector": "file", "path": str(out), "schemas": False}),
+        "INSERT INTO sink SELECT window_start, window_end, count(*) AS n, sum(amount) AS total "
+        "FROM TUMBLE(src, t, INTERVAL '10 seconds') GROUP BY window_start, window_end;",
+        "SET admin_address = '127.0.0.1:0';",
+        "SET checkpoint_interval = '200ms';",
+    ]) + "\n"
+    tm = kcase.start(job)
+    kcase.produce(topic, [(b"k", event(1, T0 + 1_000, 1)), (b"k", event(2, T0 + 2_000, 2))])
+
+    def read_both():
+        job_status = json.loads(tm.admin_get("/v1/job"))
+        return job_status["sources"][0]["events"] >= 2
+
+    wait_until(read_both, 60, "the source to read both rows", tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert records_in(out) == [], "a stop fired a window"
+    # The restart resumes after the two rows: they come back only from the window's state.
+    tm.start()
+    kcase.produce(topic, [(b"k", event(3, T0 + 15_000, 4))])
+    wait_until(lambda: len(records_in(out)) >= 1, 60, "the window to fire after the restart", tm)
+    recs = records_in(out)
+    assert len(recs) == 1, recs
+    after = payload(recs[0])["after"]
+    assert after["n"] == 2 and after["total"] == 3, recs
+
+
+def test_stop_without_checkpoints_fires_nothing(kcase):
+    """Without checkpoints the file sink flushes what arrives before the end: still no window."""
+    topic = kcase.topic("winstop0")
+    out = kcase.out()
+    job = "\n".join([
+        create_table("src", kcase.source(topic, watermark_delay="1s"),
+                     "id bigint PRIMARY KEY, amount int, t timestamptz"),
+        create_table("sink", {"connector": "file", "path": str(out), "schemas": False}),
+        "INSERT INTO sink SELECT window_start, window_end, count(*) AS n "
+        "FROM TUMBLE(src, t, INTERVAL '10 seconds') GROUP BY window_start, window_end;",
+        "SET admin_address = '127.0.0.1:0';",
+    ]) + "\n"
+    tm = kcase.start(job)
+    kcase.produce(topic, [(b"k", event(1, T0 + 1_000, 1)), (b"k", event(2, T0 + 2_000, 2))])
+    wait_until(lambda: json.loads(tm.admin_get("/v1/job"))["sources"][0]["events"] >= 2, 60,
+               "the source to read both rows", tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert records_in(out) == [], "a stop fired a window"
