@@ -896,7 +896,9 @@ static int apply_image(tm_operator_t *op, const tm_row_t *row, int sign, char *e
                          "tm_window_agg_key)",
                          op->ctx.uid, op->ctx.subtask, kg, op->ctx.kg_first, op->ctx.kg_last);
     grp_t *g;
-    if ((rc = group_get(op, (const uint8_t *)op->tmp.data, op->tmp.len, kg, &g)) != 0)
+    /* A query grouped by the window alone has an empty key (and a NULL buffer). */
+    const uint8_t *gk = op->tmp.len > 0 ? (const uint8_t *)op->tmp.data : (const uint8_t *)"";
+    if ((rc = group_get(op, gk, op->tmp.len, kg, &g)) != 0)
         return rc;
     if (g->keyrow == NULL) {
         /* The key row: the key columns of this row, everything else NULL. */
