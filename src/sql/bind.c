@@ -1209,10 +1209,40 @@ static int inner_location(json_t *node)
     return -1;
 }
 
+/* True when the parse tree reads a column (a ColumnRef anywhere in it). */
+static bool reads_column(json_t *node)
+{
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++)
+            if (reads_column(json_array_get(node, i)))
+                return true;
+        return false;
+    }
+    if (!json_is_object(node))
+        return false;
+    if (json_object_get(node, "ColumnRef") != NULL)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(node, k, v)
+    {
+        if (reads_column(v))
+            return true;
+    }
+    return false;
+}
+
 /* A positive constant interval argument of a window function, in µs. */
 static int window_interval(bctx_t *b, json_t *arg, const char *fn, const char *what,
                            int location, int64_t *us)
 {
+    if (reads_column(arg) || has_aggregate(arg)) {
+        int l = inner_location(arg);
+        return err_at(b, l >= 0 ? l : location, TM_ESQL,
+                      "the %s of %s must be a constant interval (INTERVAL '1 minute'), not an "
+                      "expression over the rows",
+                      what, fn);
+    }
     tm_bound_query_t dummy;
     memset(&dummy, 0, sizeof(dummy));
     qctx_t qc;

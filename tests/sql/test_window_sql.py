@@ -39,6 +39,9 @@ CASES = [
      ["timestamp", "integer"], []),
     ("size_not_interval", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, created_at, 60) "
      f"GROUP BY {WS}", "60", ["interval", "integer"], []),
+    ("size_reads_a_column", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, created_at,\n"
+     f"  qty * INTERVAL '1 second') GROUP BY {WS}", "qty * INTERVAL '1 second'",
+     ["constant interval"], []),
     ("size_not_positive", f"SELECT {WS}, count(*) AS n FROM SESSION(orders, created_at, "
      f"INTERVAL '-5 minutes') GROUP BY {WS}", "INTERVAL '-5 minutes'", ["gap", "positive"], []),
     ("size_in_months", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, created_at, "
