@@ -145,3 +145,41 @@ def test_stop_without_checkpoints_fires_nothing(kcase):
                "the source to read both rows", tm)
     assert tm.terminate() == 0, tm.log_tail()
     assert records_in(out) == [], "a stop fired a window"
+
+
+def test_allowed_lateness_emits_corrections(kcase):
+    """With allowed_lateness a late row within it updates the fired window's row."""
+    topic = kcase.topic("winlate")
+    out = kcase.out()
+    job = "\n".join([
+        create_table("src", kcase.source(topic, watermark_delay="1s"),
+                     "id bigint PRIMARY KEY, amount int, t timestamptz"),
+        create_table("sink", {"connector": "file", "path": str(out), "schemas": False}),
+        "INSERT INTO sink SELECT window_start, window_end, count(*) AS n, sum(amount) AS total "
+        "FROM TUMBLE(src, t, INTERVAL '10 seconds') GROUP BY window_start, window_end;",
+        "SET admin_address = '127.0.0.1:0';",
+        "SET allowed_lateness = '5s';",
+    ]) + "\n"
+    tm = kcase.start(job)
+    kcase.produce(topic, [(b"k", event(1, T0 + 1_000, 1)), (b"k", event(2, T0 + 12_000, 2))])
+    wait_until(lambda: len(records_in(out)) >= 1, 60, "the first window to fire", tm)
+    # Within the lateness (watermark 11 s < window_time 9.999999 s + 5 s): a correction.
+    kcase.produce(topic, [(b"k", event(3, T0 + 4_000, 10, ts_ms=T0 + 13_000))])
+    wait_until(lambda: len(records_in(out)) >= 2, 60, "the correction", tm)
+    recs = [payload(r) for r in records_in(out)]
+    assert recs[0]["op"] == "c" and recs[0]["after"]["n"] == 1, recs
+    assert recs[1]["op"] == "u", recs
+    assert recs[1]["before"]["n"] == 1 and recs[1]["before"]["total"] == 1, recs
+    assert recs[1]["after"]["n"] == 2 and recs[1]["after"]["total"] == 11, recs
+    # Past it (watermark 20 s >= 14.999999 s) the window's state is gone: late, counted.
+    kcase.produce(topic, [(b"k", event(4, T0 + 21_000, 0))])
+    wait_until(lambda: (json.loads(tm.admin_get("/v1/job"))["sources"][0]["watermark_ms"] or 0)
+               >= T0 + 20_000, 60, "the watermark to pass 20 s", tm)
+    kcase.produce(topic, [(b"k", event(5, T0 + 5_000, 100, ts_ms=T0 + 21_000))])
+    wait_until(lambda: late_rows(tm) == 1, 60, "the row past the lateness to be counted", tm)
+    # Nothing else comes out but the second window, fired by the same watermark.
+    wait_until(lambda: len(records_in(out)) >= 3, 60, "the second window", tm)
+    recs = [payload(r) for r in records_in(out)]
+    assert len(recs) == 3, recs
+    assert recs[2]["op"] == "c" and recs[2]["after"]["n"] == 1 and \
+        recs[2]["after"]["total"] == 2, recs
