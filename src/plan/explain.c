@@ -333,7 +333,8 @@ static void explain_window(FILE *f, const tm_plan_node_t *n)
         const tm_agg_call_t *a = &w->aggs[k];
         fprintf(f, "          %-8s %s := %s(%s%s)", k == 0 ? "compute" : "",
                 n->schema->cols[w->ngroup + k].name, tm_agg_name(a->kind),
-                a->distinct ? "DISTINCT " : "", a->arg >= 0 ? w->in_schema->cols[a->arg].name : "*");
+                a->distinct ? "DISTINCT " : "",
+                a->arg >= 0 ? w->in_schema->cols[a->arg].name : "*");
         fprintf(f, "   :: %s\n", tm_expr_type_name(&a->result_type, tn, sizeof(tn)));
     }
     fprintf(f, "          fires: once the watermark passes a window's end (window_time), and "

@@ -161,7 +161,9 @@ static int collect(tm_collector_t *c, tm_batch_t *b)
     out_t *o = c->arg;
     for (uint32_t i = 0; i < b->count; i++) {
         const tm_record_t *r = &b->recs[i];
-        tm_buf_puts(&o->text, r->op == TM_OP_CREATE ? "+I " : r->op == TM_OP_UPDATE ? "+U " : "-D ");
+        tm_buf_puts(&o->text, r->op == TM_OP_CREATE   ? "+I "
+                              : r->op == TM_OP_UPDATE ? "+U "
+                                                      : "-D ");
         if (r->before != NULL) {
             row_text(&o->text, r->schema, r->before);
             if (r->after != NULL)
