@@ -1091,9 +1091,45 @@ static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
 
 static int wait_acked(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
+    /*
+     * The end of a bounded input is the end of event time (Flink's
+     * MAX_WATERMARK): windows fire now, before the barriers below, so their
+     * results are part of the checkpoint that acknowledges the snapshot
+     * (output that only on_end produced would come after the last one).
+     */
+    bool wm_sent = !src->marker_pending;
     while (src->marker_pending) {
+        if (!wm_sent) {
+            int wrc = tm_source_emit_watermark(ctx, INT64_MAX, 100);
+            if (wrc == TM_ESTOPPED)
+                return 0;
+            if (wrc != 0 && wrc != TM_EAGAIN)
+                return tm_seterr(errstr, errstr_size, wrc,
+                                 "postgres source %s: cannot emit the end-of-input watermark (%s)",
+                                 src->name, tm_strerror(wrc));
+            wm_sent = wrc == 0;
+            continue;
+        }
         if (tm_source_should_stop(ctx))
             return 0;
+        /*
+         * With checkpoints the acknowledgement comes from a completed
+         * checkpoint, and this source is the one that injects its barriers:
+         * keep injecting them (at the snapshot's position: everything was
+         * emitted), or the job waits for itself forever.
+         */
+        uint64_t id = tm_source_barrier_due(ctx);
+        if (id != 0) {
+            char pos[24];
+            int brc = tm_source_emit_barrier(ctx, id, src->snapshot_lsn,
+                                             tm_pg_lsn_format(src->snapshot_lsn, pos), 100);
+            if (brc == TM_ESTOPPED)
+                return 0;
+            if (brc != 0 && brc != TM_EAGAIN)
+                return tm_seterr(errstr, errstr_size, brc,
+                                 "postgres source %s: cannot inject a checkpoint barrier (%s)",
+                                 src->name, tm_strerror(brc));
+        }
         int rc = tm_pg_marker_check(src, ctx, errstr, errstr_size);
         if (rc != 0)
             return rc;

@@ -17,3 +17,15 @@ bool tm_shutdown_requested(void)
 {
     return atomic_load(&requested) != 0;
 }
+
+static atomic_int stopping;
+
+void tm_shutdown_stopping(void)
+{
+    atomic_store(&stopping, 1);
+}
+
+bool tm_shutdown_is_stopping(void)
+{
+    return atomic_load(&stopping) != 0;
+}

@@ -23,4 +23,14 @@ void tm_shutdown_request(void);
 /* True once tm_shutdown_request was called. */
 bool tm_shutdown_requested(void);
 
+/*
+ * A graceful stop of a running job has begun (the daemon's begin_stop):
+ * sources will end because of the stop, not because their input ended, so
+ * operators that fire on end of input (window aggregation) must not: their
+ * state is in the final checkpoint and fires after a restart.  Unlike
+ * tm_shutdown_request(), connectors do not look at it.
+ */
+void tm_shutdown_stopping(void);
+bool tm_shutdown_is_stopping(void);
+
 #endif /* TM_CORE_SHUTDOWN_H */

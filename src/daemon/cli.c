@@ -96,6 +96,8 @@ typedef struct run_state {
  */
 static void begin_stop(run_state_t *rs)
 {
+    /* Sources now end because of the stop: windows must not fire at on_end (window_agg.h). */
+    tm_shutdown_stopping();
     if (rs->coord == NULL || tm_pipeline_error(rs->pipeline) != 0) {
         tm_pipeline_request_stop(rs->pipeline);
         return;

@@ -349,7 +349,7 @@ static void c_state_bytes(const tm_metrics_src_t *m, const tm_metric_family_t *f
 
 enum {
     OP_IN, OP_OUT, OP_ERRORS, OP_SKIPPED, OP_DEAD, OP_READS, OP_HITS, OP_MISSES, OP_QUERIES,
-    OP_STATE_ROWS, OP_WATERMARK,
+    OP_STATE_ROWS, OP_WATERMARK, OP_LATE,
 };
 
 static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t *f,
@@ -389,6 +389,9 @@ static void operator_metric(const tm_metrics_src_t *m, const tm_metric_family_t 
                 break;
             case OP_QUERIES:
                 sample_u(out, f, kv, om.lookup_queries);
+                break;
+            case OP_LATE:
+                sample_u(out, f, kv, om.late_rows);
                 break;
             case OP_STATE_ROWS:
                 for (int i = 0; i < om.state_inputs && i < 2; i++) {
@@ -446,6 +449,7 @@ static void c_errors(const tm_metrics_src_t *m, const tm_metric_family_t *f, tm_
         sample_u(out, f, kv, tm_errors_total((tm_errkind_t)k));
     }
 }
+OPERATOR_COLLECTOR(c_op_late, OP_LATE)
 
 /* ---- the table ---- */
 
@@ -533,6 +537,10 @@ static const tm_metric_family_t families[] = {
      "Errors by kind: source_connection, sink_connection, row_expression, decode, "
      "checkpoint_failed, dead_letter (docs/operations.md says what each means and what to do).",
      c_errors},
+    {"tidemark_late_rows_total", "counter",
+     "Rows (and retractions) a window aggregation got behind the watermark for all their "
+     "windows: counted and logged, not applied.",
+     c_op_late},
 };
 
 const tm_metric_family_t *tm_metrics_families(int *n)

@@ -29,6 +29,7 @@
 #include "operators/join.h"
 #include "operators/lookup_join.h"
 #include "operators/upsert.h"
+#include "operators/window_agg.h"
 
 #include <stdlib.h>
 
@@ -54,6 +55,10 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
     case TM_PLAN_JOIN:
         f->make = tm_join_new;
         f->spec = &n->join;
+        return 0;
+    case TM_PLAN_WINDOW_AGG:
+        f->make = tm_window_agg_new;
+        f->spec = &n->win;
         return 0;
     case TM_PLAN_LOOKUP_JOIN:
         f->make = tm_lookup_join_new;
@@ -84,6 +89,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
     if (n->kind == TM_PLAN_GROUP_AGG) {
         key->encode = tm_group_agg_key;
         key->arg = &n->agg;
+        return 0;
+    }
+    if (n->kind == TM_PLAN_WINDOW_AGG) {
+        key->encode = tm_window_agg_key;
+        key->arg = &n->win;
         return 0;
     }
     return TM_EINVAL;

@@ -274,6 +274,82 @@ static void explain_lookup_join(const tm_plan_t *plan, FILE *f, const tm_plan_no
             rows > 0 ? ", or as cached up to lookup_ttl earlier" : "");
 }
 
+
+/* "µs" as the largest whole unit ("1 minute", "90 seconds", "1500 ms"). */
+static void print_duration(FILE *f, int64_t us)
+{
+    static const struct {
+        int64_t us;
+        const char *unit;
+    } units[] = {{86400000000LL, "day"}, {3600000000LL, "hour"}, {60000000LL, "minute"},
+                 {1000000LL, "second"}, {1000LL, "millisecond"}, {1LL, "microsecond"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (us % units[i].us == 0) {
+            int64_t v = us / units[i].us;
+            fprintf(f, "INTERVAL '%" PRId64 " %s%s'", v, units[i].unit, v == 1 ? "" : "s");
+            return;
+        }
+}
+
+static void explain_window_head(FILE *f, const tm_plan_node_t *n)
+{
+    const tm_window_agg_spec_t *w = &n->win;
+    const char *tc = w->in_schema->cols[w->time_col].name;
+    switch (w->kind) {
+    case TM_WINDOW_TUMBLE:
+        fprintf(f, " TUMBLE(%s, ", tc);
+        print_duration(f, w->size_us);
+        break;
+    case TM_WINDOW_HOP:
+        fprintf(f, " HOP(%s, slide ", tc);
+        print_duration(f, w->slide_us);
+        fprintf(f, ", size ");
+        print_duration(f, w->size_us);
+        break;
+    case TM_WINDOW_CUMULATE:
+        fprintf(f, " CUMULATE(%s, step ", tc);
+        print_duration(f, w->slide_us);
+        fprintf(f, ", size ");
+        print_duration(f, w->size_us);
+        break;
+    case TM_WINDOW_SESSION:
+        fprintf(f, " SESSION(%s, gap ", tc);
+        print_duration(f, w->size_us);
+        fprintf(f, ", per group key");
+        break;
+    }
+    fprintf(f, ")\n");
+}
+
+static void explain_window(FILE *f, const tm_plan_node_t *n)
+{
+    const tm_window_agg_spec_t *w = &n->win;
+    char tn[64];
+    fprintf(f, "          group by ");
+    for (int i = 0; i < w->ngroup; i++)
+        fprintf(f, "%s%s", i ? ", " : "", n->schema->cols[i].name);
+    fprintf(f, "\n");
+    for (int k = 0; k < w->naggs; k++) {
+        const tm_agg_call_t *a = &w->aggs[k];
+        fprintf(f, "          %-8s %s := %s(%s%s)", k == 0 ? "compute" : "",
+                n->schema->cols[w->ngroup + k].name, tm_agg_name(a->kind),
+                a->distinct ? "DISTINCT " : "",
+                a->arg >= 0 ? w->in_schema->cols[a->arg].name : "*");
+        fprintf(f, "   :: %s\n", tm_expr_type_name(&a->result_type, tn, sizeof(tn)));
+    }
+    fprintf(f, "          fires: once the watermark passes a window's end (window_time), and "
+               "every window at the end of a bounded input; not on a stop\n");
+    if (w->allowed_lateness_us > 0) {
+        fprintf(f, "          allowed_lateness ");
+        print_duration(f, w->allowed_lateness_us);
+        fprintf(f, ": a fired window keeps its state that long; a row in that time emits a "
+                   "correction (retract)\n");
+    } else {
+        fprintf(f, "          late rows (behind the watermark for all their windows): counted in "
+                   "tidemark_late_rows_total and logged, not applied\n");
+    }
+}
+
 static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
 {
     const tm_job_t *job = plan->job;
@@ -299,6 +375,9 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     case TM_PLAN_GROUP_AGG:
         fprintf(f, "%s\n", n->agg.ngroup ? "" : " (global: one group)");
         break;
+    case TM_PLAN_WINDOW_AGG:
+        explain_window_head(f, n);
+        break;
     case TM_PLAN_JOIN:
         fprintf(f, " %s%s: left [%d], right [%d]\n", tm_plan_join_type_name(n->join.type),
                 n->join.null_aware ? " (null-aware: NOT IN)" : "", n->input->id, n->input2->id);
@@ -321,7 +400,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     if (n->kind == TM_PLAN_CALC) {
         const tm_schema_t *in = n->calc.in_schema;
         if (n->calc.filter != NULL) {
-            fprintf(f, "          %s ", n->input->kind == TM_PLAN_GROUP_AGG ? "having" : "where ");
+            fprintf(f, "          %s ",
+                    n->input->kind == TM_PLAN_GROUP_AGG || n->input->kind == TM_PLAN_WINDOW_AGG
+                        ? "having"
+                        : "where ");
             print_expr(f, n->calc.filter, in);
             fprintf(f, "\n");
         }
@@ -354,6 +436,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
             fprintf(f, "   :: %s\n", tm_expr_type_name(&a->result_type, tn, sizeof(tn)));
         }
     }
+    if (n->kind == TM_PLAN_WINDOW_AGG)
+        explain_window(f, n);
     if (n->kind == TM_PLAN_JOIN)
         explain_join(plan, f, n);
     if (n->kind == TM_PLAN_LOOKUP_JOIN)
@@ -392,6 +476,14 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, "each side's rows under their join key (see above)");
     } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
         fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
+    } else if (n->kind == TM_PLAN_WINDOW_AGG) {
+        fprintf(f, "accumulators per (");
+        if (n->win.nkey > 0) {
+            print_cols(f, n->win.in_schema, n->win.key_cols, n->win.nkey);
+            fprintf(f, ", ");
+        }
+        fprintf(f, "window) and a timer per window, keyed by %s",
+                n->win.nkey > 0 ? "the group key" : "the window (one subtask)");
     } else if (n->kind == TM_PLAN_GROUP_AGG) {
         if (n->agg.ngroup == 0) {
             fprintf(f, "accumulators of the one group");
@@ -568,7 +660,8 @@ static void explain_row_errors(const tm_plan_t *plan, FILE *f)
         for (int i = 0; i < st->nnodes; i++) {
             const tm_plan_node_t *n = st->nodes[i];
             /* Only expressions fail per row: projections, filters and aggregates. */
-            if (n->kind != TM_PLAN_CALC && n->kind != TM_PLAN_GROUP_AGG)
+            if (n->kind != TM_PLAN_CALC && n->kind != TM_PLAN_GROUP_AGG &&
+                n->kind != TM_PLAN_WINDOW_AGG)
                 continue;
             char name[512];
             tm_dead_letter_file_name(name, sizeof(name), n->uid, 0);
@@ -619,10 +712,12 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
     fprintf(f, "\nnot built yet: interval joins, joins without an equality "
-               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
-               "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
+               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, a window "
+               "function (TUMBLE, …) without GROUP BY window_start, window_end, "
+               "SET late_data_sink, "
                "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
-               "operations (UNION …), operators that use event time (the Kafka source emits "
-               "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source.\n");
+               "operations (UNION …), watermarks from PostgreSQL sources (windows fire at the "
+               "end of a bounded input, or on a Kafka source's watermarks), the MySQL "
+               "source.\n");
     return 0;
 }

@@ -146,6 +146,9 @@ static void node_free(tm_plan_node_t *n)
     free(n->agg_group_cols);
     for (int k = 0; k < n->agg.naggs; k++)
         free(n->agg_calls[k].separator);
+    /* A window aggregation keeps its calls in agg_calls too (its own count: win.naggs). */
+    for (int k = 0; k < n->win.naggs; k++)
+        free(n->agg_calls[k].separator);
     free(n->agg_calls);
     tm_schema_unref((tm_schema_t *)n->agg.in_schema);
     free(n->join_left_keys);
@@ -157,6 +160,9 @@ static void node_free(tm_plan_node_t *n)
     tm_schema_unref(n->lookup_key_schema);
     tm_schema_unref(n->lookup_dim_schema);
     free(n->lookup_ext);
+    free(n->win_key_cols);
+    free(n->win_out_cols);
+    tm_schema_unref((tm_schema_t *)n->win.in_schema);
     free(n);
 }
 
@@ -314,6 +320,7 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     for (int i = 0; star && i < nexprs; i++)
         star = tm_expr_column_index(exprs[i]) == i;
     n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG &&
+                           input->kind != TM_PLAN_WINDOW_AGG &&
                            input->kind != TM_PLAN_JOIN && strcmp(role, "pre-join") != 0;
     n->mode = input->mode;
     n->before_images = input->before_images;
@@ -673,6 +680,7 @@ bool tm_plan_key_ordered(const tm_plan_node_t *n)
     case TM_PLAN_SCAN:
     case TM_PLAN_UPSERT:
     case TM_PLAN_GROUP_AGG:
+    case TM_PLAN_WINDOW_AGG:
         return true; /* keyed by a source's key, or partitioned by the group key */
     case TM_PLAN_CALC:
     case TM_PLAN_LOOKUP_JOIN:
@@ -874,6 +882,9 @@ static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
     return *out ? 0 : TM_ENOMEM;
 }
 
+static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
+                       tm_plan_node_t **out);
+
 static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
                       tm_plan_node_t **out)
 {
@@ -901,6 +912,8 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
         return plan_err(pc, q->location, TM_EUNSUPPORTED,
                         "an aggregation needs a changelog whose updates carry their before "
                         "images; declare the source's PRIMARY KEY");
+    if (q->window != NULL)
+        return plan_window(pc, q, in, out);
     /* The pre-aggregation layout: group keys, then aggregate arguments. */
     tm_schema_t *pre_schema = tm_schema_new(q->npre);
     if (pre_schema == NULL)
@@ -919,6 +932,164 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
     if (agg == NULL)
         return TM_ENOMEM;
     *out = plan_calc(pc, agg, q->agg_schema, q->having, q->targets, q->ntargets, q->out_schema,
+                     q->having ? "having + project" : "project");
+    return *out ? 0 : TM_ENOMEM;
+}
+
+
+/* ---- window aggregation ---- */
+
+/*
+ * A grouped query over a window TVF (bind.h, tm_bound_window_t): a calc
+ * computing [event time, the non-window group keys, the aggregate
+ * arguments] over the TVF's input, the WindowAgg, then a calc for HAVING
+ * and the select list over the aggregation's layout (the group keys, the
+ * window columns among them where GROUP BY put them, then the aggregates).
+ */
+static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
+                       tm_plan_node_t **out)
+{
+    const tm_bound_window_t *w = q->window;
+    tm_plan_t *plan = pc->plan;
+    int nargs = q->npre - q->ngroup;
+    tm_expr_t **exprs = calloc((size_t)q->npre + 2, sizeof(*exprs));
+    int *out_cols = calloc((size_t)q->ngroup + 1, sizeof(int));
+    int *key_cols = calloc((size_t)q->ngroup + 1, sizeof(int));
+    tm_schema_t *pre_schema = NULL;
+    int rc = exprs && out_cols && key_cols ? 0 : TM_ENOMEM;
+    int nk = 0;
+    if (rc == 0) {
+        tm_expr_type_t tt;
+        tm_expr_type_from_column(&w->input->cols[w->time_col], &tt);
+        exprs[0] = tm_expr_column(plan->pool, w->time_col, &tt,
+                                  w->input->cols[w->time_col].name);
+        rc = exprs[0] ? 0 : TM_ENOMEM;
+    }
+    for (int i = 0; rc == 0 && i < q->ngroup; i++) {
+        int c = tm_expr_column_index(q->pre_exprs[i]);
+        if (c >= w->first_col) {
+            out_cols[i] = c == w->first_col       ? TM_WINDOW_COL_START
+                          : c == w->first_col + 1 ? TM_WINDOW_COL_END
+                                                  : TM_WINDOW_COL_TIME;
+            continue;
+        }
+        exprs[1 + nk] = q->pre_exprs[i];
+        key_cols[nk] = 1 + nk;
+        out_cols[i] = 1 + nk;
+        nk++;
+    }
+    int npre = 1 + nk + nargs;
+    for (int i = 0; rc == 0 && i < nargs; i++)
+        exprs[1 + nk + i] = q->pre_exprs[q->ngroup + i];
+    if (rc == 0) {
+        /* The pre-window layout's columns are named after what they compute. */
+        tm_schema_t *s = tm_schema_new(npre);
+        rc = s ? 0 : TM_ENOMEM;
+        for (int i = 0; rc == 0 && i < npre; i++) {
+            const char *nm = i == 0        ? w->input->cols[w->time_col].name
+                             : i <= nk     ? NULL
+                                           : q->pre_names[q->ngroup + (i - 1 - nk)];
+            if (i >= 1 && i <= nk)
+                for (int g = 0, seen = 0; g < q->ngroup; g++)
+                    if (out_cols[g] >= 0 && ++seen == i)
+                        nm = q->pre_names[g];
+            tm_schema_set_str(&s->cols[i].name, nm ? nm : "?");
+            tm_expr_type_to_column(tm_expr_type(exprs[i]), &s->cols[i]);
+            s->cols[i].nullable = !tm_expr_not_null(exprs[i]);
+            s->cols[i].key_index = -1;
+        }
+        pre_schema = s;
+        if (rc == 0 && tm_schema_finish(s) != 0)
+            rc = TM_EINVAL;
+    }
+    tm_plan_node_t *pre = NULL, *n = NULL;
+    if (rc == 0) {
+        pre = plan_calc(pc, in, w->input, q->where, exprs, npre, pre_schema, "pre-window");
+        rc = pre ? 0 : TM_ENOMEM;
+    }
+    if (rc == 0) {
+        n = node_add(plan, TM_PLAN_WINDOW_AGG, pre, pc->insert);
+        rc = n ? 0 : TM_ENOMEM;
+    }
+    if (rc == 0) {
+        pc->nagg++;
+        uint32_t h = 2166136261u;
+        char buf[2048], tn[64];
+        snprintf(buf, sizeof(buf), "window/%d/%" PRId64 "/%" PRId64, (int)w->kind, w->size_us,
+                 w->slide_us);
+        h = fnv(h, buf);
+        for (int i = 0; i < npre; i++) {
+            tm_expr_format(exprs[i], NULL, buf, sizeof(buf));
+            h = fnv(h, buf);
+            h = fnv(h, tm_expr_type_name(tm_expr_type(exprs[i]), tn, sizeof(tn)));
+            if (i == nk)
+                h = fnv(h, "|");
+        }
+        for (int k = 0; k < q->naggs; k++) {
+            snprintf(buf, sizeof(buf), "%s/%d/%d/%s", tm_agg_name(q->aggs[k].kind),
+                     q->aggs[k].distinct, q->aggs[k].arg,
+                     q->aggs[k].separator ? q->aggs[k].separator : "");
+            h = fnv(h, buf);
+        }
+        n->uid = tm_asprintf("window/%s/%d-%08x", pc->sink_name, pc->nagg, h);
+        n->agg_calls = calloc((size_t)q->naggs + 1, sizeof(tm_agg_call_t));
+        n->schema = tm_schema_clone(q->agg_schema);
+        if (n->uid == NULL || n->agg_calls == NULL || n->schema == NULL ||
+            set_identity(pc, n->schema) != 0)
+            rc = TM_ENOMEM;
+    }
+    if (rc == 0) {
+        for (int k = 0; k < q->naggs; k++) {
+            n->agg_calls[k] = q->aggs[k];
+            n->agg_calls[k].separator =
+                q->aggs[k].separator ? strdup(q->aggs[k].separator) : NULL;
+            if (q->aggs[k].arg >= 0)
+                n->agg_calls[k].arg = 1 + nk + (q->aggs[k].arg - q->ngroup);
+        }
+        int64_t lateness_ms = tm_opt_duration_ms(plan->job->settings, "allowed_lateness");
+        n->win_key_cols = key_cols;
+        n->win_out_cols = out_cols;
+        key_cols = out_cols = NULL;
+        n->win.in_schema = tm_schema_ref(pre->schema);
+        static const tm_window_kind_t kinds[] = {0, TM_WINDOW_TUMBLE, TM_WINDOW_HOP,
+                                                 TM_WINDOW_SESSION, TM_WINDOW_CUMULATE};
+        n->win.kind = kinds[w->kind];
+        n->win.time_col = 0;
+        n->win.size_us = w->size_us;
+        n->win.slide_us = w->slide_us;
+        n->win.key_cols = n->win_key_cols;
+        n->win.nkey = nk;
+        n->win.out_cols = n->win_out_cols;
+        n->win.ngroup = q->ngroup;
+        n->win.aggs = n->agg_calls;
+        n->win.naggs = q->naggs;
+        n->win.allowed_lateness_us = lateness_ms > 0 ? lateness_ms * 1000 : 0;
+        n->win.out_schema = n->schema;
+        n->mode = n->win.allowed_lateness_us > 0 ? TM_MODE_RETRACT : TM_MODE_INSERT_ONLY;
+        n->before_images = true;
+        n->key = calloc((size_t)q->ngroup + 1, sizeof(int));
+        for (int i = 0; n->key != NULL && i < q->ngroup; i++)
+            n->key[i] = i;
+        n->nkey = q->ngroup;
+        n->stateful = true;
+        if (nk > 0) {
+            n->exchange = TM_EXCHANGE_HASH;
+            n->exchange_cols = int_dup(n->win_key_cols, nk);
+            n->nexchange = nk;
+            n->parallelism = plan->parallelism;
+        } else {
+            n->exchange = TM_EXCHANGE_SINGLE;
+            n->parallelism = 1;
+        }
+        rc = n->key ? 0 : TM_ENOMEM;
+    }
+    free(exprs);
+    free(out_cols);
+    free(key_cols);
+    tm_schema_unref(pre_schema);
+    if (rc != 0)
+        return rc;
+    *out = plan_calc(pc, n, q->agg_schema, q->having, q->targets, q->ntargets, q->out_schema,
                      q->having ? "having + project" : "project");
     return *out ? 0 : TM_ENOMEM;
 }

@@ -1,6 +1,6 @@
 /*
  * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
- * Join, Sink; WindowAgg and TopN reserved) each carrying its changelog
+ * Join, WindowAgg, Sink; TopN reserved) each carrying its changelog
  * mode, unique key, the exchange into it, parallelism, state and a stable
  * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
  * through the binder (sql/bind.h); explain.c prints it; build.c turns it
@@ -42,6 +42,12 @@
  *             INNER JOIN, with ON equalities covering its whole PRIMARY KEY
  *             against expressions of the other side; anything else that reads
  *             it is a planning error at its position
+ *   WindowAgg window aggregation over a window TVF (operators/window_agg.h):
+ *             after a calc computing [event time, non-window keys, aggregate
+ *             arguments], HASH-exchanged on the non-window keys (SINGLE when
+ *             the window is the only key); needs before images; emits
+ *             insert-only rows unique on the group columns, or a retract
+ *             stream with before images under SET allowed_lateness > 0
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -62,6 +68,10 @@
  *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
  *   lookup/<sink>/<n>-<table>   the n-th lookup join of INSERT INTO sink
  *                               (stateless)
+ *   window/<sink>/<n>-<hash>    the n-th aggregation (window aggregations
+ *                               count with the plain ones) of INSERT INTO
+ *                               sink; hash = as agg/, plus the window
+ *                               function and its sizes
  *
  * Ownership: a plan borrows its job (which must outlive it) and owns its
  * nodes, expressions (one pool) and operator specs; the runtime graph
@@ -77,6 +87,7 @@
 #include "operators/group_agg.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
+#include "operators/window_agg.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -91,7 +102,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_GROUP_AGG,
     TM_PLAN_SINK,
     TM_PLAN_JOIN,
-    TM_PLAN_WINDOW_AGG, /* reserved */
+    TM_PLAN_WINDOW_AGG,
     TM_PLAN_TOPN,       /* reserved */
     TM_PLAN_LOOKUP_JOIN,
 } tm_plan_kind_t;
@@ -146,6 +157,9 @@ struct tm_plan_node {
     tm_schema_t *lookup_key_schema;
     tm_schema_t *lookup_dim_schema; /* a reference: the bound query is gone after planning */
     tm_expr_t **lookup_ext;
+    /* WindowAgg (its aggregate calls in agg_calls; input = the pre-window calc). */
+    tm_window_agg_spec_t win;
+    int *win_key_cols, *win_out_cols;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
 };

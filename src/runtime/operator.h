@@ -125,6 +125,11 @@ typedef struct tm_operator_metrics {
     _Atomic uint64_t lookup_cache_hits;
     _Atomic uint64_t lookup_cache_misses;
     _Atomic uint64_t lookup_queries; /* lookup_fetch calls (one round trip each) */
+    /*
+     * Window aggregation (operators/window_agg.h): rows (and retractions)
+     * that arrived behind the watermark for every window they belong to.
+     */
+    _Atomic uint64_t late_rows;
 } tm_operator_metrics_t;
 
 /* Where an operator instance runs; filled by the runtime. */

@@ -2259,6 +2259,7 @@ void tm_pipeline_op_metrics(const tm_pipeline_t *p, int stage, int op, tm_operat
         SUM(lookup_cache_hits);
         SUM(lookup_cache_misses);
         SUM(lookup_queries);
+        SUM(late_rows);
 #undef SUM
         int n = atomic_load_explicit(&m->state_inputs, memory_order_relaxed);
         if (n > atomic_load_explicit(&sum->state_inputs, memory_order_relaxed))

@@ -31,6 +31,7 @@
 #include "sql/bind.h"
 #include "core/error.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -77,6 +78,7 @@ typedef struct qctx {
     json_t **arg_nodes;    /* pre_exprs[ngroup + i]'s parse node */
     json_t **agg_nodes;    /* the parse node of aggs[k] */
     int expr_depth;
+    int window_refs; /* references to a window TVF's window columns bound so far */
 } qctx_t;
 
 static int bind_expr(qctx_t *qc, json_t *node, int mode, tm_expr_t **out);
@@ -286,6 +288,8 @@ static tm_expr_t *input_column(qctx_t *qc, int i)
         qc->used_min = i;
     if (i > qc->used_max)
         qc->used_max = i;
+    if (qc->q != NULL && qc->q->window != NULL && i >= qc->q->window->first_col)
+        qc->window_refs++;
     return tm_expr_column(qc->b->pool, i, &t, qc->in->cols[i].name);
 }
 
@@ -510,12 +514,18 @@ static int bind_aggregate(qctx_t *qc, json_t *fc, json_t *node, int location, tm
                       name, nargs);
     tm_expr_t *argv[2] = {NULL, NULL};
     tm_expr_type_t types[2];
+    int wrefs = qc->window_refs;
     for (int i = 0; i < nargs; i++) {
         int rc = bind_expr(qc, json_array_get(args, i), MODE_AGGARG, &argv[i]);
         if (rc != 0)
             return rc;
         types[i] = *tm_expr_type(argv[i]);
     }
+    if (qc->window_refs != wrefs)
+        return err_at(qc->b, location, TM_EUNSUPPORTED,
+                      "an aggregate over window_start, window_end or window_time is not "
+                      "supported: they are the same for every row of a window; select them "
+                      "as GROUP BY keys");
     tm_agg_call_t call;
     memset(&call, 0, sizeof(call));
     char err[1024];
@@ -987,6 +997,8 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
     return 0;
 }
 
+static int bind_window_leaf(bctx_t *b, json_t *rf, int location, tm_bound_from_t *f);
+
 /* Binds a table, view or subquery FROM item into f->table / f->sub, f->raw and f->name. */
 static int bind_leaf(bctx_t *b, json_t *item, int location, tm_bound_from_t *f)
 {
@@ -996,8 +1008,7 @@ static int bind_leaf(bctx_t *b, json_t *item, int location, tm_bound_from_t *f)
     if (kind == NULL || !json_is_object(body))
         return err_at(b, loc, TM_ESQL, "malformed FROM item");
     if (strcmp(kind, "RangeFunction") == 0)
-        return err_at(b, loc, TM_EUNSUPPORTED,
-                      "functions in FROM (TUMBLE, HOP, SESSION, …) are not built yet");
+        return bind_window_leaf(b, body, loc, f);
     json_t *alias = json_object_get(body, "alias");
     const char *aname = jstr(alias, "aliasname");
     json_t *colnames = json_object_get(alias, "colnames");
@@ -1080,6 +1091,15 @@ static int bind_leaf(bctx_t *b, json_t *item, int location, tm_bound_from_t *f)
 
 static int make_schema_col(tm_schema_t *s, int i, const char *name, const tm_expr_t *e);
 
+tm_bound_window_t *tm_bound_window_free(tm_bound_window_t *w)
+{
+    if (w != NULL) {
+        tm_schema_unref(w->input);
+        free(w);
+    }
+    return NULL;
+}
+
 tm_bound_from_t *tm_bound_from_free(tm_bound_from_t *f)
 {
     if (f == NULL)
@@ -1098,6 +1118,7 @@ tm_bound_from_t *tm_bound_from_free(tm_bound_from_t *f)
         tm_schema_unref(f->ranges[i].schema);
     }
     free(f->ranges);
+    tm_bound_window_free(f->window);
     free(f);
     return NULL;
 }
@@ -1160,6 +1181,259 @@ static tm_schema_t *concat_schema(const tm_schema_t *a, const tm_schema_t *b, bo
     if (rc != 0)
         return tm_schema_unref(s);
     return s;
+}
+
+/* ---- window table-valued functions (TUMBLE, HOP, SESSION, CUMULATE) ---- */
+
+static void qctx_over(qctx_t *qc, bctx_t *b, tm_bound_query_t *q, const tm_schema_t *in,
+                      scope_entry_t *scope, int nscope);
+
+/*
+ * The first location inside a parse node (INTERVAL '1 minute' is a TypeCast
+ * whose own location libpg_query leaves at -1; its constant has one).
+ */
+static int inner_location(json_t *node)
+{
+    int loc = node_location(node);
+    if (loc >= 0 || !json_is_object(node))
+        return loc;
+    void *it;
+    for (it = json_object_iter(node); it != NULL; it = json_object_iter_next(node, it)) {
+        json_t *v = json_object_iter_value(it);
+        if (strcmp(json_object_iter_key(it), "location") == 0 && json_is_integer(v) &&
+            json_integer_value(v) >= 0)
+            return (int)json_integer_value(v);
+        if (json_is_object(v) && (loc = inner_location(v)) >= 0)
+            return loc;
+    }
+    return -1;
+}
+
+/* True when the parse tree reads a column (a ColumnRef anywhere in it). */
+static bool reads_column(json_t *node)
+{
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++)
+            if (reads_column(json_array_get(node, i)))
+                return true;
+        return false;
+    }
+    if (!json_is_object(node))
+        return false;
+    if (json_object_get(node, "ColumnRef") != NULL)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(node, k, v)
+    {
+        if (reads_column(v))
+            return true;
+    }
+    return false;
+}
+
+/* A positive constant interval argument of a window function, in µs. */
+static int window_interval(bctx_t *b, json_t *arg, const char *fn, const char *what,
+                           int location, int64_t *us)
+{
+    if (reads_column(arg) || has_aggregate(arg)) {
+        int l = inner_location(arg);
+        return err_at(b, l >= 0 ? l : location, TM_ESQL,
+                      "the %s of %s must be a constant interval (INTERVAL '1 minute'), not an "
+                      "expression over the rows",
+                      what, fn);
+    }
+    tm_bound_query_t dummy;
+    memset(&dummy, 0, sizeof(dummy));
+    qctx_t qc;
+    qctx_over(&qc, b, &dummy, NULL, NULL, 0);
+    int loc = inner_location(arg) >= 0 ? inner_location(arg) : location;
+    tm_expr_t *e = NULL;
+    int rc = bind_expr(&qc, arg, MODE_PLAIN, &e);
+    if (rc != 0)
+        return rc;
+    char tn[64];
+    if (tm_expr_type(e)->type != TM_T_INTERVAL || !tm_expr_is_constant(e))
+        return err_at(b, loc, TM_ESQL,
+                      "the %s of %s must be a constant interval (INTERVAL '1 minute'), not %s%s",
+                      what, fn, tm_expr_is_constant(e) ? "type " : "an expression of type ",
+                      tm_expr_type_name(tm_expr_type(e), tn, sizeof(tn)));
+    tm_arena_t arena;
+    tm_arena_init(&arena, 256);
+    uint64_t nulls = 0;
+    tm_row_t none = {&nulls, NULL};
+    tm_eval_env_t env = {&arena, 0};
+    tm_datum_t d;
+    bool isnull = true;
+    char err[512];
+    rc = tm_expr_eval(e, &none, &env, &d, &isnull, err, sizeof(err));
+    tm_arena_release(&arena);
+    if (rc != 0)
+        return err_at(b, loc, rc == TM_ENOMEM ? rc : TM_ESQL, "the %s of %s: %s", what, fn, err);
+    if (isnull || d.u.iv.us <= 0)
+        return err_at(b, loc, TM_ESQL, "the %s of %s must be a positive interval", what, fn);
+    if (d.u.iv.months != 0)
+        return err_at(b, loc, TM_EUNSUPPORTED,
+                      "the %s of %s cannot count months or years (they differ in length); "
+                      "give it in days, hours, minutes or seconds",
+                      what, fn);
+    *us = d.u.iv.us;
+    return 0;
+}
+
+/*
+ * FROM TUMBLE(t, col, size) and its kin (a RangeFunction): f becomes t's leaf
+ * with the window columns appended and f->window set (bind.h).
+ */
+static int bind_window_leaf(bctx_t *b, json_t *rf, int location, tm_bound_from_t *f)
+{
+    json_t *fns = json_object_get(rf, "functions");
+    json_t *items = json_object_get(json_object_get(json_array_get(fns, 0), "List"), "items");
+    json_t *fc = json_object_get(json_array_get(items, 0), "FuncCall");
+    if (json_array_size(fns) != 1 || fc == NULL)
+        return err_at(b, location, TM_EUNSUPPORTED,
+                      "this function in FROM is not supported: FROM takes the window functions "
+                      "TUMBLE, HOP, SESSION and CUMULATE");
+    int loc = node_location(json_array_get(items, 0)) >= 0
+                  ? node_location(json_array_get(items, 0))
+                  : location;
+    if (json_object_get(fc, "location") != NULL)
+        loc = (int)json_integer_value(json_object_get(fc, "location"));
+    if (json_is_true(json_object_get(rf, "lateral")) ||
+        json_is_true(json_object_get(rf, "ordinality")) ||
+        json_is_true(json_object_get(rf, "is_rowsfrom")))
+        return unsupported(b, loc, "LATERAL, WITH ORDINALITY or ROWS FROM on a function in FROM");
+    const char *name = last_name(json_object_get(fc, "funcname"));
+    static const struct {
+        const char *name;
+        tm_bound_window_kind_t kind;
+        int nargs;
+        const char *usage;
+    } fns_tab[] = {
+        {"tumble", TM_BOUND_WINDOW_TUMBLE, 3, "TUMBLE(table, time_column, size)"},
+        {"hop", TM_BOUND_WINDOW_HOP, 4, "HOP(table, time_column, slide, size)"},
+        {"session", TM_BOUND_WINDOW_SESSION, 3, "SESSION(table, time_column, gap)"},
+        {"cumulate", TM_BOUND_WINDOW_CUMULATE, 4, "CUMULATE(table, time_column, step, size)"},
+    };
+    int k = -1;
+    for (int i = 0; name != NULL && i < 4; i++)
+        if (strcasecmp(name, fns_tab[i].name) == 0)
+            k = i;
+    if (k < 0)
+        return err_at(b, loc, TM_EUNSUPPORTED,
+                      "function %s() in FROM is not supported: FROM takes the window functions "
+                      "TUMBLE, HOP, SESSION and CUMULATE",
+                      name ? name : "?");
+    char fn[16];
+    snprintf(fn, sizeof(fn), "%s", fns_tab[k].name);
+    for (char *p = fn; *p; p++)
+        *p = (char)(*p - 'a' + 'A');
+    json_t *args = json_object_get(fc, "args");
+    if ((int)json_array_size(args) != fns_tab[k].nargs)
+        return err_at(b, loc, TM_ESQL, "%s takes %d arguments: %s", fn, fns_tab[k].nargs,
+                      fns_tab[k].usage);
+    /* The table: a bare name (libpg_query reads it as a column reference). */
+    json_t *a0 = json_array_get(args, 0);
+    json_t *cref = json_object_get(a0, "ColumnRef");
+    json_t *fields = json_object_get(cref, "fields");
+    const char *tname = json_array_size(fields) == 1 ? string_node(json_array_get(fields, 0))
+                                                     : NULL;
+    int aloc = node_location(a0) >= 0 ? node_location(a0) : loc;
+    if (tname == NULL)
+        return err_at(b, aloc, TM_ESQL,
+                      "the first argument of %s must name a table or view of the job: %s", fn,
+                      fns_tab[k].usage);
+    json_t *rv = json_pack("{s:{s:s,s:b,s:i}}", "RangeVar", "relname", tname, "inh", 1,
+                           "location", aloc);
+    if (rv == NULL)
+        return TM_ENOMEM;
+    int rc = bind_leaf(b, rv, aloc, f);
+    json_decref(rv);
+    if (rc != 0)
+        return rc;
+    if (f->raw == NULL)
+        return err_at(b, aloc, TM_ESQL,
+                      "'%s' declares no columns, so %s cannot read its time column; declare "
+                      "its columns",
+                      tname, fn);
+    /* The time column. */
+    json_t *a1 = json_array_get(args, 1);
+    json_t *cf = json_object_get(json_object_get(a1, "ColumnRef"), "fields");
+    const char *cname = json_array_size(cf) == 1 ? string_node(json_array_get(cf, 0)) : NULL;
+    int cloc = node_location(a1) >= 0 ? node_location(a1) : loc;
+    if (cname == NULL)
+        return err_at(b, cloc, TM_ESQL,
+                      "the second argument of %s must name a timestamp column of %s: %s", fn,
+                      tname, fns_tab[k].usage);
+    int tc = -1;
+    for (int i = 0; i < f->raw->ncols; i++)
+        if (strcmp(f->raw->cols[i].name, cname) == 0)
+            tc = i;
+    if (tc < 0) {
+        char cols[512];
+        column_list(f->raw, cols, sizeof(cols));
+        return err_at(b, cloc, TM_ESQL, "column \"%s\" does not exist in %s (its columns: %s)",
+                      cname, tname, cols);
+    }
+    tm_type_t tt = f->raw->cols[tc].type;
+    if (tt != TM_T_TIMESTAMP && tt != TM_T_TIMESTAMPTZ)
+        return err_at(b, cloc, TM_ESQL,
+                      "the time column of %s must be of type timestamp or timestamptz, but "
+                      "\"%s\" is %s",
+                      fn, cname, tm_expr_sql_type_name(tt));
+    tm_bound_window_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return TM_ENOMEM;
+    f->window = w;
+    w->kind = fns_tab[k].kind;
+    w->time_col = tc;
+    w->location = loc;
+    w->first_col = f->raw->ncols;
+    w->input = tm_schema_ref(f->raw);
+    int last = fns_tab[k].nargs - 1;
+    rc = window_interval(b, json_array_get(args, last), fn,
+                         w->kind == TM_BOUND_WINDOW_SESSION ? "gap" : "size", loc, &w->size_us);
+    w->slide_us = w->size_us;
+    if (rc == 0 && fns_tab[k].nargs == 4) {
+        const char *what = w->kind == TM_BOUND_WINDOW_HOP ? "slide" : "step";
+        rc = window_interval(b, json_array_get(args, 2), fn, what, loc, &w->slide_us);
+        int sloc = inner_location(json_array_get(args, 2));
+        if (rc == 0 && w->size_us % w->slide_us != 0)
+            rc = err_at(b, sloc >= 0 ? sloc : loc, TM_ESQL,
+                        "the size of %s must be a whole multiple of its %s", fn, what);
+        if (rc == 0 && w->size_us / w->slide_us > 1000)
+            rc = err_at(b, sloc >= 0 ? sloc : loc, TM_EUNSUPPORTED,
+                        "%s would put every row in %" PRId64 " windows (size / %s); at most "
+                        "1000 are supported",
+                        fn, w->size_us / w->slide_us, what);
+    }
+    if (rc != 0)
+        return rc;
+    /* The layout: t's columns, then window_start, window_end, window_time. */
+    tm_schema_t *ext = tm_schema_new(3);
+    if (ext == NULL)
+        return TM_ENOMEM;
+    static const char *const wnames[] = {"window_start", "window_end", "window_time"};
+    for (int i = 0; i < 3; i++) {
+        tm_schema_set_str(&ext->cols[i].name, wnames[i]);
+        ext->cols[i].type = tt;
+        ext->cols[i].nullable = false;
+        ext->cols[i].key_index = -1;
+    }
+    tm_schema_t *all = tm_schema_finish(ext) == 0 ? concat_schema(f->raw, ext, false, false)
+                                                 : NULL;
+    tm_schema_unref(ext);
+    if (all == NULL)
+        return TM_ENOMEM;
+    tm_schema_unref(f->raw);
+    f->raw = all;
+    /* An alias on the call names the leaf: FROM TUMBLE(orders, …) AS o. */
+    const char *aname = jstr(json_object_get(rf, "alias"), "aliasname");
+    if (aname != NULL) {
+        free(f->name);
+        f->name = strdup(aname);
+    }
+    return f->name ? 0 : TM_ENOMEM;
 }
 
 /* The AND of conjuncts (NULL when there are none). */
@@ -1582,6 +1856,11 @@ static int bind_from_item(bctx_t *b, tm_bound_query_t *q, json_t *item, int loca
         if (f == NULL)
             return TM_ENOMEM;
         int rc = bind_leaf(b, item, loc, f);
+        if (rc == 0 && f->window != NULL)
+            rc = err_at(b, f->window->location, TM_EUNSUPPORTED,
+                        "a window function (TUMBLE, HOP, SESSION, CUMULATE) can only be the one "
+                        "item of a FROM clause for now: aggregate it in a view or subquery, then "
+                        "join that");
         if (rc == 0 && f->raw == NULL)
             rc = err_at(b, loc, TM_ESQL,
                         "'%s' declares no columns (CREATE TABLE %s () …), so it cannot be "
@@ -1769,6 +2048,7 @@ static int bind_from(bctx_t *b, tm_bound_query_t *q, json_t *sel, int location, 
         q->from_view = f.view;
         q->from_name = f.name;
         q->in_schema = f.raw;
+        q->window = f.window;
         return rc;
     }
     /* The items of a comma list, then joined left to right. */
@@ -2064,6 +2344,30 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
     return rc;
 }
 
+/* A query over a window TVF is a window aggregation (bind.h, tm_bound_window_t). */
+static int check_window_query(bctx_t *b, tm_bound_query_t *q, int location)
+{
+    const tm_bound_window_t *w = q->window;
+    if (!q->grouped || q->ngroup == 0)
+        return err_at(b, w->location, TM_EUNSUPPORTED,
+                      "a window function in FROM is supported under window aggregation only: "
+                      "add GROUP BY window_start, window_end (a plain SELECT over a window "
+                      "function is not built yet)");
+    bool start = false, end = false;
+    for (int i = 0; i < q->ngroup; i++) {
+        int c = tm_expr_column_index(q->pre_exprs[i]);
+        start |= c == w->first_col;
+        end |= c == w->first_col + 1;
+    }
+    if (!start || !end)
+        return err_at(b, location, TM_ESQL,
+                      "a window aggregation groups by the window: add %s to GROUP BY",
+                      !start && !end ? "window_start, window_end"
+                      : !start       ? "window_start"
+                                     : "window_end");
+    return 0;
+}
+
 static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
 {
     *out = NULL;
@@ -2122,6 +2426,11 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
         rc = no_columns_error(&qc, location);
     if (rc == 0 && where != NULL)
         rc = bind_expr(&qc, where, MODE_PLAIN, &q->where);
+    if (rc == 0 && q->window != NULL && qc.window_refs > 0)
+        rc = err_at(b, node_location(where), TM_EUNSUPPORTED,
+                    "WHERE cannot use window_start, window_end or window_time: the window "
+                    "aggregation assigns them after WHERE; filter in HAVING or in an outer "
+                    "query");
     if (rc == 0 && q->where != NULL) {
         const tm_expr_type_t *t = tm_expr_type(q->where);
         if (t->type != TM_T_BOOL) {
@@ -2176,7 +2485,13 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
             if (rc != 0 || dup)
                 continue;
             tm_expr_t *e = NULL;
+            qc.window_refs = 0;
             rc = bind_expr(&qc, node, MODE_GROUPKEY, &e);
+            if (rc == 0 && q->window != NULL && qc.window_refs > 0 &&
+                tm_expr_column_index(e) < q->window->first_col)
+                rc = err_at(b, node_location(node), TM_EUNSUPPORTED,
+                            "GROUP BY may use window_start, window_end and window_time only as "
+                            "they are, not inside an expression");
             if (rc == 0) {
                 char buf[32];
                 qc.group_nodes[q->ngroup] = node;
@@ -2248,6 +2563,8 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
     } else if (rc == 0 && q->passthrough) {
         q->out_schema = q->in_schema ? tm_schema_ref(q->in_schema) : NULL;
     }
+    if (rc == 0 && q->window != NULL)
+        rc = check_window_query(b, q, location);
     free(qc.group_nodes);
     free(qc.arg_nodes);
     free(qc.agg_nodes);
@@ -2299,6 +2616,7 @@ tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q)
     free(q->targets);
     free(q->target_locations);
     tm_schema_unref(q->out_schema);
+    tm_bound_window_free(q->window);
     free(q);
     return NULL;
 }

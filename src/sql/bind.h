@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct tm_bound_query tm_bound_query_t;
 
@@ -92,6 +93,39 @@ typedef struct tm_bound_range {
 
 typedef struct tm_bound_from tm_bound_from_t;
 
+/*
+ * A window table-valued function in FROM (DESIGN §8):
+ *
+ *     TUMBLE(t, col, size)   HOP(t, col, slide, size)
+ *     SESSION(t, col, gap)   CUMULATE(t, col, step, size)
+ *
+ * `t` names a job table or view, `col` one of its timestamp or timestamptz
+ * columns, and the sizes are positive constant intervals without months
+ * (HOP's size a multiple of its slide, CUMULATE's of its step, at most
+ * 1000 windows per row).  Its layout is t's columns, then window_start,
+ * window_end and window_time (window_end - 1µs), of col's type.  The TVF
+ * adds no rows itself: it is bound only under GROUP BY window_start,
+ * window_end (window aggregation: the planner's WindowAgg assigns the
+ * windows), and the window columns may appear only as bare GROUP BY keys
+ * (and in the select list and HAVING through them).
+ */
+typedef enum tm_bound_window_kind {
+    TM_BOUND_WINDOW_TUMBLE = 1,
+    TM_BOUND_WINDOW_HOP,
+    TM_BOUND_WINDOW_SESSION,
+    TM_BOUND_WINDOW_CUMULATE,
+} tm_bound_window_kind_t;
+
+typedef struct tm_bound_window {
+    tm_bound_window_kind_t kind;
+    int time_col;       /* column of `input` (and of the TVF's layout) */
+    int64_t size_us;    /* TUMBLE, HOP, CUMULATE: size; SESSION: gap */
+    int64_t slide_us;   /* HOP: slide; CUMULATE: step; otherwise size_us */
+    int first_col;      /* window_start's column in the layout (= input->ncols) */
+    tm_schema_t *input; /* t's columns (a reference) */
+    int location;       /* of the function call */
+} tm_bound_window_t;
+
 struct tm_bound_from {
     tm_bound_join_kind_t kind;
     int location; /* byte offset (the join's left item, the subquery), for messages */
@@ -118,6 +152,8 @@ struct tm_bound_from {
 
     tm_bound_range_t *ranges;
     int nranges;
+
+    tm_bound_window_t *window; /* a leaf that is a window TVF, or NULL */
 };
 
 struct tm_bound_query {
@@ -148,6 +184,8 @@ struct tm_bound_query {
     tm_schema_t *out_schema; /* names and types of targets; NULL when passthrough over `()` */
 
     int location; /* byte offset of the SELECT */
+
+    tm_bound_window_t *window; /* FROM is a window TVF (table or sub is its input), or NULL */
 };
 
 /*
@@ -165,6 +203,8 @@ tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q);
 
 /* Accepts NULL; returns NULL. */
 tm_bound_from_t *tm_bound_from_free(tm_bound_from_t *f);
+/* Accepts NULL; returns NULL. */
+tm_bound_window_t *tm_bound_window_free(tm_bound_window_t *w);
 
 /* The job table a query finally reads (through subqueries and views). */
 int tm_bound_query_source(const tm_bound_query_t *q);

@@ -46,6 +46,9 @@ const tm_option_def_t tm_job_settings[] = {
      "Memory for all keyed state together: RocksDB block cache plus memtables."},
     {"state_ttl", TM_OPT_DURATION, false, "0", NULL,
      "Keyed state not written for this long expires; 0 keeps it forever."},
+    {"allowed_lateness", TM_OPT_DURATION, false, "0", NULL,
+     "How long a fired window keeps its state: a row that arrives that late still updates it, "
+     "and the window aggregation emits a correction (its output becomes a changelog)."},
     {"admin_address", TM_OPT_STRING, false, "127.0.0.1:8081", NULL,
      "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
     {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
@@ -708,6 +711,31 @@ static int walk_relations(parse_ctx_t *pc, json_t *node, int line, tm_job_insert
                          "%s:%d:%d: WITH (common table expressions) is not supported; declare "
                          "the query with CREATE VIEW name AS SELECT … instead",
                          pc->path, l, c);
+    }
+    json_t *rf = json_object_get(node, "RangeFunction");
+    if (rf != NULL) {
+        /*
+         * A window TVF, FROM TUMBLE(t, col, …): its first argument names the
+         * table or view read (a bare name, parsed as a column reference); the
+         * binder checks the rest.
+         */
+        json_t *items = json_object_get(
+            json_object_get(json_array_get(json_object_get(rf, "functions"), 0), "List"), "items");
+        json_t *fc = json_object_get(json_array_get(items, 0), "FuncCall");
+        json_t *cref = json_object_get(json_array_get(json_object_get(fc, "args"), 0), "ColumnRef");
+        json_t *fields = json_object_get(cref, "fields");
+        const char *name = json_array_size(fields) == 1
+                               ? jstr(json_object_get(json_array_get(fields, 0), "String"), "sval")
+                               : NULL;
+        if (name != NULL) {
+            json_t *fake = json_pack("{s:{s:s,s:i}}", "RangeVar", "relname", name, "location",
+                                     node_location(cref));
+            if (fake == NULL)
+                return TM_ENOMEM;
+            int rc = walk_relations(pc, fake, line, insert, depth + 1);
+            json_decref(fake);
+            return rc;
+        }
     }
     json_t *rv = json_object_get(node, "RangeVar");
     if (rv != NULL) {

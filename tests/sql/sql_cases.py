@@ -853,3 +853,209 @@ JOIN_CASES = [
 ]
 
 CASES += JOIN_CASES
+
+
+# -- windows (issue 13): window TVFs and window aggregation ---------------------
+#
+# Each windowed case runs bounded (Case.bounded: the final tables are read
+# through snapshot = 'initial_only' and the end of input fires every window)
+# until the sources emit watermarks.  PostgreSQL answers the same query with
+# the window function replaced by its definition over the table (win_pg):
+# TUMBLE by date_bin, HOP and CUMULATE by generate_series over each row's
+# windows, SESSION by gaps and islands per group key.  Rows whose time is NULL
+# are in no window on both sides.
+
+PAGES = ["home", "cart", "help", "shop", None]
+
+
+def narrow_ts(minutes: int = 120, tz: bool = False, null: float = 0.05):
+    """Times within `minutes` of 2026-03-01 10:00, some exactly on 5-minute boundaries."""
+    import random as _random  # noqa: F401 (the generator gets the workload's Random)
+    from datetime import datetime as _dt, timedelta as _td
+    base = _dt(2026, 3, 1, 10, 0, 0)
+    cast = "::timestamptz" if tz else "::timestamp"
+
+    def g(r):
+        if r.random() < null:
+            return "NULL"
+        if r.random() < 0.15:
+            t = base + _td(minutes=5 * r.randint(0, minutes // 5))
+        else:
+            t = base + _td(seconds=r.randint(0, minutes * 60),
+                           microseconds=r.choice([0, 0, 500_000, r.randint(0, 999_999)]))
+        return f"'{t.strftime('%Y-%m-%d %H:%M:%S.%f')}{'+00' if tz else ''}'{cast}"
+    return g
+
+
+def clicks(key_space: int = 60, initial: int = 40) -> Table:
+    """Clicks: a few users and pages (with NULLs), numbers, two times two hours wide."""
+    return Table("clicks", [
+        Column("user_id", "int", ints(1, 4, null=0.1)),
+        Column("page", "text", choice(PAGES)),
+        Column("amount", "numeric(8,2)", decimals(-20, 200, 2, null=0.1)),
+        Column("n", "int", ints(0, 9, null=0.1)),
+        Column("ts", "timestamp", narrow_ts()),
+        Column("tstz", "timestamptz", narrow_ts(tz=True)),
+        Column("ok", "boolean", bools(null=0.1)),
+    ], key_space=key_space, initial_rows=initial, watermark="ts - INTERVAL '5 seconds'")
+
+
+def win_pg(fn: str, table: str, col: str, sizes, tz: bool = False, keys=()) -> str:
+    """PostgreSQL's FROM item for tidemark's FN(table, col, sizes…): the table with its windows."""
+    o = "'1970-01-01 00:00:00+00'::timestamptz" if tz else "'1970-01-01 00:00:00'::timestamp"
+    iv = [f"INTERVAL '{s}'" for s in sizes]
+    one = "INTERVAL '1 microsecond'"
+    c = f"src.{col}"
+    if fn == "TUMBLE":
+        size = iv[0]
+        ws = f"date_bin({size}, {c}, {o})"
+        return (f"(SELECT src.*, {ws} AS window_start, {ws} + {size} AS window_end, "
+                f"{ws} + {size} - {one} AS window_time FROM {table} src "
+                f"WHERE {c} IS NOT NULL) AS {table}")
+    if fn == "HOP":
+        slide, size = iv
+        last = f"date_bin({slide}, {c}, {o})"
+        return (f"(SELECT src.*, s.ws AS window_start, s.ws + {size} AS window_end, "
+                f"s.ws + {size} - {one} AS window_time FROM {table} src, "
+                f"generate_series({last} - {size} + {slide}, {last}, {slide}) AS s(ws) "
+                f"WHERE {c} IS NOT NULL) AS {table}")
+    if fn == "CUMULATE":
+        step, size = iv
+        ws = f"date_bin({size}, {c}, {o})"
+        return (f"(SELECT src.*, {ws} AS window_start, e.we AS window_end, "
+                f"e.we - {one} AS window_time FROM {table} src, "
+                f"generate_series(date_bin({step}, {c}, {o}) + {step}, {ws} + {size}, {step}) "
+                f"AS e(we) WHERE {c} IS NOT NULL) AS {table}")
+    assert fn == "SESSION", fn
+    gap = iv[0]
+    part = lambda a: ("PARTITION BY " + ", ".join(f"{a}.{k}" for k in keys)) if keys else ""  # noqa
+    grp = lambda a: ("PARTITION BY " + ", ".join([f"{a}.{k}" for k in keys] + [f"{a}.grp__"]))  # noqa
+    # lag and the running sum must order ties alike (by id), or a tie's break lands on the wrong row.
+    inner = (f"SELECT src.*, CASE WHEN {c} - lag({c}) OVER ({part('src')} ORDER BY {c}, src.id) "
+             f"<= {gap} "
+             f"THEN 0 ELSE 1 END AS brk__ FROM {table} src WHERE {c} IS NOT NULL")
+    mid = (f"SELECT y.*, sum(y.brk__) OVER ({part('y')} ORDER BY y.{col}, y.id ROWS UNBOUNDED "
+           f"PRECEDING) AS grp__ FROM ({inner}) y")
+    return (f"(SELECT x.*, min(x.{col}) OVER ({grp('x')}) AS window_start, "
+            f"max(x.{col}) OVER ({grp('x')}) + {gap} AS window_end, "
+            f"max(x.{col}) OVER ({grp('x')}) + {gap} - {one} AS window_time "
+            f"FROM ({mid}) x) AS {table}")
+
+
+def wcase(name: str, query: str, fn: str, sizes, col: str = "ts", keys=(), oracle: str = None,
+          table: str = "clicks", tables=None, views=(), workload=None, note: str = "",
+          kill_ci: bool = False) -> Case:
+    """A windowed case: `query` (and `oracle`, default the same) with {W} for the FROM item."""
+    tz = col.endswith("tz")
+    tvf = f"{fn}({table}, {col}, " + ", ".join(f"INTERVAL '{s}'" for s in sizes) + ")"
+    pg = win_pg(fn, table, col, sizes, tz=tz, keys=keys)
+    return Case(f"win_{name}", query.format(W=tvf), tables or [clicks()], views=views,
+                oracle_query=(oracle or query).format(W=pg), bounded=True,
+                job_is_postgresql=False,
+                workload=workload or W(), note=note, kill_ci=kill_ci)
+
+
+WS = "window_start, window_end"
+
+WINDOW_CASES = [
+    wcase("tumble_count", f"SELECT {WS}, count(*) AS n FROM {{W}} GROUP BY {WS}",
+          "TUMBLE", ["10 minutes"], kill_ci=True,
+          note="the window alone is the key: one subtask (SINGLE)"),
+    wcase("tumble_by_user_sums",
+          f"SELECT user_id, {WS}, count(*) AS n, sum(amount) AS total, sum(n) AS sn "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "TUMBLE", ["10 minutes"], kill_ci=True),
+    wcase("tumble_min_max",
+          f"SELECT page, {WS}, min(amount) AS lo, max(amount) AS hi, min(n) AS nlo, "
+          f"max(ts) AS last_ts FROM {{W}} GROUP BY page, {WS}", "TUMBLE", ["15 minutes"]),
+    wcase("tumble_avg", f"SELECT user_id, {WS}, avg(amount) AS a, avg(n) AS an "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "TUMBLE", ["20 minutes"]),
+    wcase("tumble_distinct",
+          f"SELECT {WS}, count(DISTINCT page) AS pages, count(DISTINCT user_id) AS users, "
+          f"sum(DISTINCT n) AS sdn FROM {{W}} GROUP BY {WS}", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_string_agg",
+          f"SELECT user_id, {WS}, string_agg(page, ',') AS pages FROM {{W}} "
+          f"GROUP BY user_id, {WS}", "TUMBLE", ["30 minutes"],
+          oracle=f"SELECT user_id, {WS}, string_agg(page, ',' ORDER BY page) AS pages "
+                 f"FROM {{W}} GROUP BY user_id, {WS}"),
+    wcase("tumble_bool", f"SELECT page, {WS}, bool_and(ok) AS all_ok, bool_or(ok) AS any_ok "
+          f"FROM {{W}} GROUP BY page, {WS}", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_timestamptz", f"SELECT user_id, {WS}, count(*) AS n, sum(amount) AS total "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "TUMBLE", ["15 minutes"], col="tstz",
+          kill_ci=True),
+    wcase("tumble_having", f"SELECT user_id, {WS}, count(*) AS n FROM {{W}} "
+          f"GROUP BY user_id, {WS} HAVING count(*) > 1", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_where", f"SELECT page, {WS}, sum(amount) AS total FROM {{W}} "
+          f"WHERE amount > 0 AND n IS NOT NULL GROUP BY page, {WS}", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_expression_key",
+          f"SELECT user_id % 2 AS parity, {WS}, count(*) AS n FROM {{W}} "
+          f"GROUP BY user_id % 2, {WS}", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_select_expressions",
+          f"SELECT window_end - window_start AS len, count(*) * 2 AS n2, "
+          f"coalesce(sum(n), 0) + 1 AS s1 FROM {{W}} GROUP BY {WS}", "TUMBLE", ["5 minutes"]),
+    wcase("tumble_window_time",
+          f"SELECT window_start, window_time, count(*) AS n FROM {{W}} "
+          f"GROUP BY window_start, window_end, window_time", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_key_not_selected",
+          f"SELECT window_start, count(*) AS n FROM {{W}} GROUP BY page, {WS}",
+          "TUMBLE", ["10 minutes"], note="several rows per window: one per (hidden) page"),
+    wcase("tumble_columns_reordered",
+          f"SELECT count(*) AS n, window_end, user_id, window_start FROM {{W}} "
+          f"GROUP BY window_end, user_id, window_start", "TUMBLE", ["10 minutes"]),
+    wcase("tumble_two_keys", f"SELECT user_id, page, {WS}, count(*) AS n, max(amount) AS hi "
+          f"FROM {{W}} GROUP BY user_id, page, {WS}", "TUMBLE", ["30 minutes"], kill_ci=True),
+    wcase("tumble_one_minute", f"SELECT {WS}, count(*) AS n, sum(n) AS sn FROM {{W}} "
+          f"GROUP BY {WS}", "TUMBLE", ["1 minute"]),
+    wcase("tumble_count_column", f"SELECT user_id, {WS}, count(amount) AS c, count(*) AS n "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "TUMBLE", ["1 hour"]),
+    wcase("tumble_over_view",
+          f"SELECT user_id, {WS}, count(*) AS n, sum(amount) AS total FROM {{W}} "
+          f"GROUP BY user_id, {WS}", "TUMBLE", ["10 minutes"], table="paid",
+          views=["CREATE VIEW paid AS SELECT id, user_id, amount, ts FROM clicks WHERE ok"],
+          note="the TVF's table is a view"),
+    wcase("tumble_changes_before_read",
+          f"SELECT user_id, {WS}, count(*) AS n, min(amount) AS lo FROM {{W}} "
+          f"GROUP BY user_id, {WS}", "TUMBLE", ["10 minutes"],
+          workload=W(changes=300, insert=5, update=6, delete=3, key_change=2),
+          note="updates, deletes and key changes, all before the bounded read"),
+    wcase("hop_count", f"SELECT {WS}, count(*) AS n FROM {{W}} GROUP BY {WS}",
+          "HOP", ["5 minutes", "15 minutes"], kill_ci=True,
+          note="every row in three windows"),
+    wcase("hop_by_user", f"SELECT user_id, {WS}, sum(amount) AS total, max(n) AS mx "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "HOP", ["10 minutes", "30 minutes"]),
+    wcase("hop_distinct", f"SELECT {WS}, count(DISTINCT page) AS pages FROM {{W}} "
+          f"GROUP BY {WS}", "HOP", ["5 minutes", "20 minutes"]),
+    wcase("hop_timestamptz", f"SELECT page, {WS}, avg(n) AS an, count(*) AS n FROM {{W}} "
+          f"GROUP BY page, {WS}", "HOP", ["10 minutes", "30 minutes"], col="tstz"),
+    wcase("hop_having", f"SELECT user_id, {WS}, sum(n) AS sn FROM {{W}} "
+          f"GROUP BY user_id, {WS} HAVING sum(n) > 10", "HOP", ["5 minutes", "10 minutes"]),
+    wcase("cumulate_count", f"SELECT {WS}, count(*) AS n FROM {{W}} GROUP BY {WS}",
+          "CUMULATE", ["10 minutes", "30 minutes"], kill_ci=True),
+    wcase("cumulate_by_page", f"SELECT page, {WS}, min(amount) AS lo, max(amount) AS hi "
+          f"FROM {{W}} GROUP BY page, {WS}", "CUMULATE", ["5 minutes", "20 minutes"]),
+    wcase("cumulate_timestamptz",
+          f"SELECT user_id, {WS}, sum(amount) AS total, string_agg(page, '|') AS pages "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "CUMULATE", ["15 minutes", "1 hour"],
+          col="tstz",
+          oracle=f"SELECT user_id, {WS}, sum(amount) AS total, "
+                 f"string_agg(page, '|' ORDER BY page) AS pages FROM {{W}} "
+                 f"GROUP BY user_id, {WS}"),
+    wcase("session_global", f"SELECT {WS}, count(*) AS n, max(ts) AS last_ts FROM {{W}} "
+          f"GROUP BY {WS}", "SESSION", ["2 minutes"], kill_ci=True,
+          note="no group key: one session stream over all rows"),
+    wcase("session_by_user", f"SELECT user_id, {WS}, count(*) AS n, sum(amount) AS total "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "SESSION", ["5 minutes"], keys=["user_id"],
+          kill_ci=True),
+    wcase("session_by_page_timestamptz",
+          f"SELECT page, {WS}, count(*) AS n, min(n) AS lo FROM {{W}} GROUP BY page, {WS}",
+          "SESSION", ["4 minutes"], col="tstz", keys=["page"]),
+    wcase("session_distinct", f"SELECT user_id, {WS}, count(DISTINCT page) AS pages "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "SESSION", ["6 minutes"], keys=["user_id"]),
+    wcase("session_min_max_bool",
+          f"SELECT user_id, {WS}, min(amount) AS lo, max(page) AS hi, bool_or(ok) AS any_ok "
+          f"FROM {{W}} GROUP BY user_id, {WS}", "SESSION", ["10 minutes"], keys=["user_id"]),
+    wcase("session_two_keys", f"SELECT user_id, page, {WS}, count(*) AS n FROM {{W}} "
+          f"GROUP BY user_id, page, {WS}", "SESSION", ["15 minutes"],
+          keys=["user_id", "page"]),
+]
+
+CASES += WINDOW_CASES

@@ -73,6 +73,11 @@ US_PER_DAY = 86_400_000_000
 US_PER_MONTH = 2_629_800_000_000
 CHECKPOINT_INTERVAL = "200ms"
 HEARTBEAT_INTERVAL = "200ms"
+# Source watermarks (DESIGN §4): when True, a table that names a watermark
+# (Table.watermark) declares it as its `watermark` option.  Off until the
+# sources generate watermarks (helper M's branch); the windowed cases run
+# bounded meanwhile (Case.bounded).
+WATERMARKS = False
 
 
 def base_seed() -> int:
@@ -111,6 +116,7 @@ class Table:
     replica_identity: str = "full"   # 'full' or 'default'
     initial_rows: int = 30           # loaded before tidemark starts: read by its snapshot
     key_space: int = 60              # ids are drawn from 1..key_space, so keys are reused
+    watermark: Optional[str] = None  # its `watermark` option, declared when WATERMARKS is on
 
     def ddl(self) -> str:
         cols = ", ".join(f"{c.name} {c.type}" for c in self.columns)
@@ -163,6 +169,14 @@ class Case:
     # (e.g. the dead-letter files of on_error = 'dead-letter').
     post_check: Optional[Callable[["CaseRun"], List[str]]] = None
     note: str = ""                      # what the case is about
+    # Bounded: the whole workload is applied first, tidemark reads the final
+    # tables through snapshot = 'initial_only' and the job ends by itself
+    # (end of input fires every window, as Flink does at the end of a bounded
+    # input).  For windowed cases while sources emit no watermarks.
+    bounded: bool = False
+    # False when the query uses tidemark's own syntax (window TVFs in FROM):
+    # only the oracle query then runs in PostgreSQL.
+    job_is_postgresql: bool = True
 
     def job_query(self) -> str:
         return self.query.strip().rstrip(";")
@@ -962,6 +976,10 @@ class CaseRun:
                     "table": f"public.{t.name}", "slot": self.slot(t),
                     "publication": self.slot(t), "snapshot": "initial",
                     "heartbeat_interval": HEARTBEAT_INTERVAL}
+            if self.case.bounded:
+                opts["snapshot"] = "initial_only"
+            if WATERMARKS and t.watermark:
+                opts["watermark"] = t.watermark
             parts.append(create_table(t.name, opts, t.declared_columns()))
         parts.append(create_table("out", {"connector": "file", "path": str(self.out_dir),
                                           "format": "debezium-json",
@@ -1058,6 +1076,9 @@ class CaseRun:
             self.workload_sql += ["BEGIN;"] + [s + ";" for s in tx] + ["COMMIT;"]
         (self.env.dir / "workload.sql").write_text("\n".join(self.workload_sql) + "\n")
 
+        if self.case.bounded:
+            self._run_bounded(txs)
+            return
         self.info.started = time.time()
         self.start_daemon()
         (self.env.dir / "job.sql").write_text(self.daemon.job_path.read_text())
@@ -1085,6 +1106,34 @@ class CaseRun:
             raise CaseFailure(f"tidemark exited with {rc} on SIGTERM (expected 0)")
         self.compare()
 
+    def _run_bounded(self, txs: List[List[str]]) -> None:
+        """A bounded case: the final tables read once; the job must end by itself.
+
+        In the kill round the daemon is killed (kill -9) and restarted up to
+        three times at random moments while it runs; each restart recovers
+        from the last completed checkpoint and reads the tables again.
+        """
+        self.apply(txs)
+        self.info.started = time.time()
+        self.start_daemon()
+        (self.env.dir / "job.sql").write_text(self.daemon.job_path.read_text())
+        if self.mode == "kill":
+            r = random.Random(self.seed ^ 0x5EED)
+            for _ in range(3):
+                time.sleep(r.uniform(0.05, 0.8))
+                if self.daemon.poll() is not None:
+                    break
+                self.daemon.kill9()
+                self.kill_log.append(f"kill -9 at {time.time() - self.info.started:.2f}s")
+                time.sleep(r.uniform(0.0, 0.2))
+                self.daemon.start()
+        rc = self.daemon.wait_exit(120)
+        self.info.finished = time.time()
+        if rc != 0:
+            raise CaseFailure(f"tidemark exited with {rc} at the end of its bounded input "
+                              f"(expected 0)")
+        self.compare()
+
     def oracle_only(self) -> PgResult:
         """The case's workload and query in PostgreSQL alone (no daemon): checks the case.
 
@@ -1109,7 +1158,8 @@ class CaseRun:
             if self.case.expect_failure:
                 return PgResult([], [], Counter())
         result = pg_answer(self.env.pg, self.env.db, self.case.pg_query())
-        if self.case.oracle_query and "on_error" not in self.case.settings:
+        if (self.case.oracle_query and "on_error" not in self.case.settings
+                and self.case.job_is_postgresql):
             pg_answer(self.env.pg, self.env.db, self.case.job_query())
         return result
 

@@ -1,0 +1,4 @@
+CREATE TABLE o (id int PRIMARY KEY, c text, a int, t timestamptz, u timestamp) WITH (connector = 'postgres-cdc', dsn = 'host=127.0.0.1 dbname=x', table = 'public.o');
+CREATE TABLE s () WITH (connector = 'file', path = '/tmp/fuzz-out');
+CREATE VIEW v AS SELECT id, c, t FROM o WHERE a > 0;
+INSERT INTO s SELECT window_start, window_end, count(*) FROM generate_series(1, 3) GROUP BY 1, 2;
