@@ -263,8 +263,10 @@ static int next_extra(tm_dg_rng_t *r, int64_t current, int64_t avg, tm_nexmark_e
 static int gen_person(const tm_nexmark_cfg_t *c, tm_dg_rng_t *r, tm_nexmark_event_t *ev)
 {
     ev->person_id = tm_nexmark_last_person(c, ev->id) + FIRST_PERSON_ID;
-    snprintf(ev->name, sizeof(ev->name), "%s %s", first_names[tm_dg_rng_int(r, NELEM(first_names))],
-             last_names[tm_dg_rng_int(r, NELEM(last_names))]);
+    /* Two statements: the order of draws must not depend on argument evaluation order. */
+    int32_t first = tm_dg_rng_int(r, NELEM(first_names));
+    int32_t last = tm_dg_rng_int(r, NELEM(last_names));
+    snprintf(ev->name, sizeof(ev->name), "%s %s", first_names[first], last_names[last]);
     char a[8], b[8];
     next_string(r, 7, a);
     next_string(r, 5, b);
