@@ -215,6 +215,12 @@ static int map_nexmark(tm_source_t *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The scale random numerics are made with: the column's, at most 18 (2 if unconstrained). */
+static int numeric_scale(const tm_column_t *col)
+{
+    return col->scale >= 0 && col->scale <= 18 ? col->scale : col->scale > 18 ? 18 : 2;
+}
+
 /* Reads fields.<col>.<prop> options (Flink's datagen per-field options). */
 static int map_random(tm_source_t *s, const tm_options_t *opts, char *errstr, size_t errstr_size)
 {
@@ -271,25 +277,27 @@ static int map_random(tm_source_t *s, const tm_options_t *opts, char *errstr, si
                              "table '%s': %s = '%s' is not a number", s->name, key, val);
         long long ll = strtoll(val, &end, 10);
         bool integral = *end == '\0';
+        /* Bounds beyond the int64 range saturate (a cast would be undefined). */
+        double dc = d < -9.2e18 ? -9.2e18 : d > 9.2e18 ? 9.2e18 : d;
         if (strcmp(prop, "min") == 0) {
             rc->min = d;
-            rc->imin = integral ? ll : (int64_t)ceil(d);
+            rc->imin = integral ? ll : (int64_t)ceil(dc);
         } else if (strcmp(prop, "max") == 0) {
             rc->max = d;
-            rc->imax = integral ? ll : (int64_t)floor(d);
+            rc->imax = integral ? ll : (int64_t)floor(dc);
         } else if (strcmp(prop, "start") == 0 && integral) {
             rc->start = ll;
         } else if (strcmp(prop, "end") == 0 && integral) {
             rc->end = ll;
             rc->has_end = true;
-        } else if (strcmp(prop, "length") == 0 && integral && ll >= 0 && ll <= 1000000) {
+        } else if (strcmp(prop, "length") == 0 && integral && ll >= 0 && ll <= 65536) {
             rc->length = ll;
         } else if (strcmp(prop, "max_past") == 0 && integral && ll >= 0) {
             rc->max_past_ms = ll;
         } else {
             return tm_seterr(errstr, errstr_size, TM_ECONFIG,
                              "table '%s': option '%s' = '%s' is not understood; the properties "
-                             "are kind, min, max, length (0 to 1000000), start, end (integers) "
+                             "are kind, min, max, length (0 to 65536), start, end (integers) "
                              "and max_past (ms)",
                              s->name, key, val);
         }
@@ -313,6 +321,15 @@ static int map_random(tm_source_t *s, const tm_options_t *opts, char *errstr, si
             uint64_t n = (uint64_t)(rc->end - rc->start) + 1;
             if (n < s->limit)
                 s->limit = n;
+        }
+        if (t == TM_T_NUMERIC) {
+            /* Values are made as scaled 64-bit integers (fill_random). */
+            double lim = 9.2e18 / pow(10.0, numeric_scale(&sc->cols[i]));
+            if (fabs(rc->min) > lim || fabs(rc->max) > lim)
+                return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                                 "table '%s': fields.%s.min/max must lie within +-%g for a "
+                                 "numeric of scale %d",
+                                 s->name, sc->cols[i].name, lim, numeric_scale(&sc->cols[i]));
         }
         if (!rc->sequence && (rc->min > rc->max || rc->imin > rc->imax))
             return tm_seterr(errstr, errstr_size, TM_ECONFIG,
@@ -566,7 +583,7 @@ static int fill_random(tm_source_t *s, uint64_t rowno, int64_t now_us, tm_batch_
                 d->u.f64 = (float)d->u.f64;
             break;
         case TM_T_NUMERIC: {
-            int scale = col->scale >= 0 && col->scale <= 18 ? col->scale : 2;
+            int scale = numeric_scale(col);
             double p10 = pow(10.0, scale);
             double v = rc->sequence ? (double)seq
                                     : rc->min + tm_dg_rng_double(&r) * (rc->max - rc->min);
@@ -685,6 +702,15 @@ static int dg_source_run(tm_source_t *s, tm_source_ctx_t *ctx, char *errstr, siz
     uint32_t chunk = TM_BATCH_MAX;
     if (s->rows_per_second > 0 && s->rows_per_second / 20 < TM_BATCH_MAX)
         chunk = s->rows_per_second / 20 > 0 ? (uint32_t)(s->rows_per_second / 20) : 1;
+    /* Long random texts: keep a batch's arena near 4 MB. */
+    if (!s->nexmark) {
+        size_t row_bytes = 64;
+        for (int i = 0; i < s->schema->ncols; i++)
+            if (s->schema->cols[i].type == TM_T_TEXT && !s->rcols[i].sequence)
+                row_bytes += (size_t)s->rcols[i].length;
+        if ((4u << 20) / row_bytes < chunk)
+            chunk = (uint32_t)((4u << 20) / row_bytes) > 0 ? (uint32_t)((4u << 20) / row_bytes) : 1;
+    }
     int64_t t0 = tm_mono_us();
     uint64_t emitted = 0;
     int rc = 0;

@@ -230,6 +230,17 @@ static void test_connector_options(void)
     TM_CHECK_INT(rc, TM_ECONFIG);
     TM_CHECK(strstr(err, "number_of_rows") != NULL);
     job = tm_job_free(job);
+    /* Bounds out of range are refused, not cast (a numeric is made as a scaled int64). */
+    rc = source_of(", \"fields.v.max\" = '1e30'", "v numeric(10,2)", NULL, &src, &job, err,
+                   sizeof(err));
+    TM_CHECK_INT(rc, TM_ECONFIG);
+    TM_CHECK(strstr(err, "fields.v.min/max") != NULL);
+    job = tm_job_free(job);
+    rc = source_of(", \"fields.v.min\" = '-1e300'", "v bigint", NULL, &src, &job, err, sizeof(err));
+    TM_CHECK_INT(rc, 0);
+    if (rc == 0)
+        dg->source_free(src);
+    job = tm_job_free(job);
     /* A checkpoint position that is not datagen's is an error, not a silent restart. */
     rc = source_of("", "id bigint", "lsn=0/1", &src, &job, err, sizeof(err));
     TM_CHECK_INT(rc, TM_ECHECKPOINT);
