@@ -194,33 +194,44 @@ _RANKS = [("", ""), (" FILTER (WHERE price < 10000)", "rank1"),
           (" FILTER (WHERE price >= 1000000)", "rank3")]
 
 
-def _stats(prefix_cols):
+def _stats(prefix_cols, tidemark=False):
+    """The counts of q15/q16.  tidemark has no aggregate FILTER yet: count(CASE WHEN c THEN x
+    END) counts the same rows (count skips NULL), with DISTINCT as well."""
+    def agg(what, f, distinct):
+        if not tidemark or not f:
+            return f"count({'DISTINCT ' if distinct else ''}{what}){f}"
+        cond = f[len(" FILTER (WHERE "):-1]
+        return f"count({'DISTINCT ' if distinct else ''}CASE WHEN {cond} THEN {what} END)"
     cols = []
     for f, r in _RANKS:
-        cols.append(f"count(*){f} AS {r or 'total'}_bids")
+        cols.append(f"{agg('*' if not (tidemark and f) else '1', f, False)} AS {r or 'total'}_bids")
     for f, r in _RANKS:
-        cols.append(f"count(DISTINCT bidder){f} AS {r or 'total'}_bidders")
+        cols.append(f"{agg('bidder', f, True)} AS {r or 'total'}_bidders")
     for f, r in _RANKS:
-        cols.append(f"count(DISTINCT auction){f} AS {r or 'total'}_auctions")
+        cols.append(f"{agg('auction', f, True)} AS {r or 'total'}_auctions")
     return ", ".join(prefix_cols + cols)
 
 
+FILTER_NOTE = ("tidemark has no aggregate FILTER yet: count(CASE WHEN … THEN x END) on its side, "
+               "which counts the same rows")
+
+
 q("q15", ["bid"],
-  f"SELECT {_stats([f'{DAY_TM} AS day'])} FROM bid GROUP BY {DAY_TM}",
+  f"SELECT {_stats([f'{DAY_TM} AS day'], True)} FROM bid GROUP BY {DAY_TM}",
   f"SELECT {_stats(['DATE_FORMAT(`dateTime`, ' + repr('yyyy-MM-dd') + ') AS `day`'])} FROM bid "
-  "GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')")
+  "GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')", note=FILTER_NOTE)
 
 q("q16", ["bid"],
-  f"SELECT {_stats(['channel', f'{DAY_TM} AS day', f'max({HHMM_TM}) AS minute'])} FROM bid "
+  f"SELECT {_stats(['channel', f'{DAY_TM} AS day', f'max({HHMM_TM}) AS minute'], True)} FROM bid "
   f"GROUP BY channel, {DAY_TM}",
   f"SELECT {_stats(['channel', 'DATE_FORMAT(`dateTime`, ' + repr('yyyy-MM-dd') + ') AS `day`', 'max(DATE_FORMAT(`dateTime`, ' + repr('HH:mm') + ')) AS `minute`'])} "
-  "FROM bid GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')")
+  "FROM bid GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')", note=FILTER_NOTE)
 
 q("q17", ["bid"],
   f"SELECT auction, {DAY_TM} AS day, count(*) AS total_bids,"
-  " count(*) FILTER (WHERE price < 10000) AS rank1_bids,"
-  " count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,"
-  " count(*) FILTER (WHERE price >= 1000000) AS rank3_bids,"
+  " count(CASE WHEN price < 10000 THEN 1 END) AS rank1_bids,"
+  " count(CASE WHEN price >= 10000 AND price < 1000000 THEN 1 END) AS rank2_bids,"
+  " count(CASE WHEN price >= 1000000 THEN 1 END) AS rank3_bids,"
   " min(price) AS min_price, max(price) AS max_price, avg(price) AS avg_price,"
   f" sum(price) AS sum_price FROM bid GROUP BY auction, {DAY_TM}",
   "SELECT auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') AS `day`, count(*) AS total_bids,"
@@ -228,7 +239,8 @@ q("q17", ["bid"],
   " count(*) FILTER (WHERE price >= 10000 AND price < 1000000) AS rank2_bids,"
   " count(*) FILTER (WHERE price >= 1000000) AS rank3_bids,"
   " min(price) AS min_price, max(price) AS max_price, avg(price) AS avg_price,"
-  " sum(price) AS sum_price FROM bid GROUP BY auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')")
+  " sum(price) AS sum_price FROM bid GROUP BY auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')",
+  note=FILTER_NOTE)
 
 q("q18", ["bid"],
   "SELECT auction, bidder, price, channel, url, dateTime, extra FROM ("
