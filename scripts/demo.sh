@@ -13,11 +13,17 @@
 # Events go to stdout; the demo's own commentary and tidemark's log go to
 # stderr, so `scripts/demo.sh 2>/dev/null` shows only the events.
 #
+# `scripts/demo.sh --datagen` runs the server-less variant instead
+# (scripts/demo-datagen.sh: tidemark over its datagen source, no PostgreSQL).
+#
 # Environment:
 #   DEMO_SECONDS   roughly how long the changes take (default 10)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ "${1:-}" == "--datagen" ]]; then
+    exec bash scripts/demo-datagen.sh
+fi
 ROOT=$PWD
 PYTHON=/usr/bin/python3
 PGBIN=/usr/lib/postgresql/15/bin

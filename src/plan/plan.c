@@ -214,7 +214,15 @@ static tm_plan_node_t *scan_for(pctx_t *pc, int table)
     n->uid = tm_asprintf("scan/%s", t->name);
     n->schema = t->declared ? tm_schema_ref(t->declared) : NULL;
     n->exchange = 0;
-    if (t->declared != NULL && t->declared->nkeys > 0) {
+    if (t->conn != NULL && (t->conn->kinds & TM_CONNECTOR_INSERT_ONLY)) {
+        /* An append-only source (datagen): +I only, unique on a declared key if any. */
+        n->mode = TM_MODE_INSERT_ONLY;
+        n->before_images = true;
+        if (t->declared != NULL && t->declared->nkeys > 0) {
+            n->key = int_dup(t->declared->key_cols, t->declared->nkeys);
+            n->nkey = t->declared->nkeys;
+        }
+    } else if (t->declared != NULL && t->declared->nkeys > 0) {
         /* A CDC source keyed by its primary key: an update may carry only the key as before. */
         n->mode = TM_MODE_UPSERT;
         n->before_images = false;
@@ -235,7 +243,8 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     if (scan == NULL)
         return NULL;
     bool pk = t->declared != NULL && t->declared->nkeys > 0;
-    if ((!pk && !force_upsert) || (pk && pc->sink_folds_upserts))
+    if ((!pk && !force_upsert) || (pk && pc->sink_folds_upserts) ||
+        scan->mode == TM_MODE_INSERT_ONLY)
         return scan;
     tm_plan_node_t *n = node_add(plan, TM_PLAN_UPSERT, scan, pc->insert);
     if (n == NULL)

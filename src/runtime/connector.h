@@ -65,6 +65,12 @@ enum {
     TM_CONNECTOR_SOURCE = 1 << 0,
     TM_CONNECTOR_SINK = 1 << 1,
     TM_CONNECTOR_LOOKUP = 1 << 2,
+    /*
+     * The source only ever emits inserts (datagen): the planner gives its scan
+     * the insert-only changelog mode, so no ChangelogNormalize is added for a
+     * declared PRIMARY KEY and operators that need append-only input accept it.
+     */
+    TM_CONNECTOR_INSERT_ONLY = 1 << 3,
 };
 
 typedef struct tm_source tm_source_t; /* connector-private */

@@ -11,6 +11,8 @@ extern const tm_connector_t tm_connector_stdout;
 extern const tm_connector_t tm_connector_kafka;
 extern const tm_connector_t tm_connector_postgres_table;
 extern const tm_connector_t tm_connector_mysql;
+extern const tm_connector_t tm_connector_datagen;
+extern const tm_connector_t tm_connector_blackhole;
 
 static const tm_connector_t *const connectors[] = {
     &tm_connector_postgres,
@@ -19,6 +21,8 @@ static const tm_connector_t *const connectors[] = {
     &tm_connector_kafka,
     &tm_connector_postgres_table,
     &tm_connector_mysql,
+    &tm_connector_datagen,
+    &tm_connector_blackhole,
     NULL,
 };
 
