@@ -162,20 +162,36 @@ def value_bytes(op, before, after):
 
 
 def produce(kafka, evs, partitions):
+    """Writes the events to TOPIC, idempotent and acks=all: without idempotence a retried
+    batch can land after a later one (or twice), and the topic's final rows would no longer
+    be the events' (seen here on a loaded machine).  Checks every delivery and the topic's
+    end offsets; returns the bytes written."""
     from confluent_kafka import Producer
-    p = Producer(kafka.client_conf(acks="all", linger_ms=50))
+    p = Producer(kafka.client_conf(**{"acks": "all", "enable.idempotence": True,
+                                      "linger.ms": 50, "batch.size": 1 << 20}))
+    errors = []
+
+    def delivered(err, msg):
+        if err is not None and len(errors) < 5:
+            errors.append(str(err))
+
     nbytes = 0
     for k, op, before, after in evs:
         key, value = key_bytes(k), value_bytes(op, before, after)
         nbytes += len(key) + len(value)
         while True:
             try:
-                p.produce(TOPIC, key=key, value=value, partition=k % partitions)
+                p.produce(TOPIC, key=key, value=value, partition=k % partitions,
+                          on_delivery=delivered)
                 break
             except BufferError:
                 p.poll(0.1)
-    if p.flush(300) != 0:
-        raise RuntimeError("the producer could not deliver every event in 300 s")
+    left = p.flush(300)
+    if left or errors:
+        raise RuntimeError(f"producing {TOPIC}: {left} events undelivered; {errors}")
+    ends = kafka.end_offsets(TOPIC)
+    if sum(ends.values()) != len(evs):
+        raise RuntimeError(f"{TOPIC} holds {sum(ends.values())} records, expected {len(evs)}")
     return nbytes
 
 
@@ -256,6 +272,22 @@ def table_exists(pg, table):
     return pg.psql(f"SELECT to_regclass('public.{table}') IS NOT NULL", db="bench") == "t"
 
 
+def table_diff(pg, table, limit=5):
+    """A few rows that differ between `table` and the final rows (table ref)."""
+    try:
+        if not table_exists(pg, table):
+            return f"{table} does not exist"
+        out = []
+        for a, b, what in ((table, "ref", "unexpected"), ("ref", table, "missing")):
+            rows = pg.psql(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT SELECT * FROM {b}) x; "
+                           f"(SELECT * FROM {a} EXCEPT SELECT * FROM {b}) ORDER BY id LIMIT {limit}",
+                           db="bench")
+            out.append(f"{what} in {table}: {rows}")
+        return "\n".join(out)
+    except Exception as e:  # The diff is a diagnosis; its own failure must not hide the first.
+        return f"(no diff: {e})"
+
+
 def wait_until_right(pg, proc, table, want, poll, deadline, log, extra_check=None):
     """Polls `table` until its checksum is `want` (and extra_check() holds); the caller
     reads the clock right after.  Returns the time.perf_counter() of the first poll that
@@ -267,7 +299,7 @@ def wait_until_right(pg, proc, table, want, poll, deadline, log, extra_check=Non
             raise RuntimeError(f"{proc.args[0]} stopped (exit {proc.returncode}); see {log}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{table} did not reach the final rows in time (count|checksum "
-                               f"{got}, expected {want}); see {log}")
+                               f"{got}, expected {want}); see {log}\n{table_diff(pg, table)}")
         try:
             got = pg.psql(checksum_sql(table), db="bench") if table_exists(pg, table) else None
         except Exception:
@@ -515,10 +547,11 @@ def report(results, a):
             continue
         rate = med_spread([r["rate"] for r in rs], ",.0f")
         print(f"  {e:9s} {GUARANTEE[e]}")
+        rss = ("" if rs[0]["rss_mib"] is None else
+               f"peak RSS {med_spread([r['rss_mib'] for r in rs], '.1f')} MiB, ")
         print(f"            wall {med_spread([r['wall'] for r in rs], '.2f')} s, "
               f"{rate} {units.get(e, 'changes/s')}, "
-              f"CPU {med_spread([r['cpu'] for r in rs], '.2f')} s, "
-              f"peak RSS {med_spread([r['rss_mib'] for r in rs], '.1f')} MiB, "
+              f"CPU {med_spread([r['cpu'] for r in rs], '.2f')} s, {rss}"
               f"PostgreSQL CPU {med_spread([r['pg_cpu'] for r in rs], '.2f')} s"
               + (f"  [{rs[0]['note']}]" if rs[0]["note"] else ""))
         if rs[0]["first"] is not None:
@@ -557,11 +590,11 @@ def run_rounds(bench, a, results):
         for e in order:
             r = getattr(bench, e)(rnd)
             results[e].append(r)
-            rss = "-" if r["rss_mib"] is None else f"{r['rss_mib']:.1f}"
+            rss = "-" if r["rss_mib"] is None else f"{r['rss_mib']:.1f} MiB"
             first = ("" if r["first"] is None else
                      f"  (first rows at {r['first']:.2f} s, then {r['steady']:,.0f} /s)")
             print(f"round {rnd + 1} {e:9s} wall {r['wall']:8.2f} s  {r['rate']:10,.0f} /s  "
-                  f"CPU {r['cpu']:7.2f} s  peak RSS {rss:>7s} MiB  "
+                  f"CPU {r['cpu']:7.2f} s  peak RSS {rss:>11s}  "
                   f"PostgreSQL CPU {r['pg_cpu']:6.2f} s{first}", flush=True)
 
 
