@@ -39,7 +39,8 @@ tidemark / naive from the medians.  This is a benchmark, not a test.
 
     /usr/bin/python3 bench/pg_sink.py [--changes 1000000] [--keys 100000]
         [--engines tidemark,jdbc,copy,naive] [--rounds 1] [--naive-changes 100000]
-        [--jdbc-heap 2g] [--jdbc-conf KEY=VALUE ...] [--keep DIR]
+        [--jdbc-heap 2g] [--jdbc-tasks 1] [--jdbc-conf KEY=VALUE ...]
+        [--jdbc-worker-conf KEY=VALUE ...] [--poll 0.2] [--keep DIR]
 """
 import argparse
 import base64
@@ -440,9 +441,10 @@ class Bench:
             "schema.evolution": "basic",
             "collection.name.format": table,
         }
-        for kv in self.a.jdbc_conf:
-            k, _, v = kv.partition("=")
-            conn[k.strip()] = v.strip()
+        for props, extra in ((conn, self.a.jdbc_conf), (worker, self.a.jdbc_worker_conf)):
+            for kv in extra:
+                k, _, v = kv.partition("=")
+                props[k.strip()] = v.strip()
         for name, props in (("worker.properties", worker), ("jdbc-sink.properties", conn)):
             (d / name).write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         # The JVM options connect-standalone.sh (kafka-run-class.sh) gives a worker.
@@ -618,6 +620,9 @@ def main():
     ap.add_argument("--jdbc-tasks", type=int, default=1, help="the JDBC sink's tasks.max")
     ap.add_argument("--jdbc-conf", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra JDBC sink connector setting (repeatable), e.g. batch.size=2000")
+    ap.add_argument("--jdbc-worker-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra Connect worker setting (repeatable), e.g. "
+                         "consumer.max.poll.records=2000")
     ap.add_argument("--tidemark", default=os.environ.get("TIDEMARK_BIN",
                                                          str(REPO / "build" / "tidemark")))
     ap.add_argument("--keep", help="keep the job files and logs in DIR")
@@ -642,6 +647,10 @@ def main():
     print(f"versions: Kafka {kafka_version()} broker and Connect worker, "
           "debezium-connector-jdbc 3.6.0.Final (+ debezium-sink 3.6.1.Final), tidemark "
           f"{a.tidemark}")
+    if "jdbc" in a.engines:
+        extra = " ".join(a.jdbc_conf + a.jdbc_worker_conf)
+        print(f"JDBC sink: tasks.max={a.jdbc_tasks}, -Xmx{a.jdbc_heap}, settings beyond the "
+              f"bench's: {extra or 'none (batch.size 500, max.poll.records 500: the defaults)'}")
     results = {e: [] for e in a.engines}
     try:
         with PgServer() as pg, KafkaServer() as kafka:
