@@ -289,27 +289,46 @@ def table_diff(pg, table, limit=5):
         return f"(no diff: {e})"
 
 
+def checksum(conn, table):
+    """`table`'s count and checksum as psql -At prints them ("count|sum"), or None while
+    the table does not exist.  One psycopg2 connection for every poll: a psql per poll
+    would cost a fork, an exec and a backend each time, on the machine being measured."""
+    import psycopg2
+    try:
+        with conn.cursor() as cur:
+            cur.execute(checksum_sql(table))
+            n, total = cur.fetchone()
+            return f"{n}|{total}"
+    except psycopg2.errors.UndefinedTable:
+        return None
+
+
 def wait_until_right(pg, proc, table, want, poll, deadline, log, extra_check=None):
     """Polls `table` until its checksum is `want` (and extra_check() holds); the caller
     reads the clock right after.  Returns the time.perf_counter() of the first poll that
-    saw a row in the table (the end of the engine's start-up: its first write committed).
+    saw a row in the table (the end of the engine's start-up: its first write committed),
+    and whether that poll already saw the final rows (then there is no rate after it).
     Raises if the process stops or the deadline passes."""
     first = got = None
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} stopped (exit {proc.returncode}); see {log}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{table} did not reach the final rows in time (count|checksum "
-                               f"{got}, expected {want}); see {log}\n{table_diff(pg, table)}")
-        try:
-            got = pg.psql(checksum_sql(table), db="bench") if table_exists(pg, table) else None
-        except Exception:
-            got = None
-        if first is None and got is not None and not got.startswith("0|"):
-            first = time.perf_counter()
-        if got == want and (extra_check is None or extra_check()):
-            return first
-        time.sleep(poll)
+    conn = pg.connect("bench")
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args[0]} stopped (exit {proc.returncode}); see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{table} did not reach the final rows in time "
+                                   f"(count|checksum {got}, expected {want}); see {log}\n"
+                                   f"{table_diff(pg, table)}")
+            got = checksum(conn, table)
+            at_once = False
+            if first is None and got is not None and not got.startswith("0|"):
+                first = time.perf_counter()
+                at_once = True
+            if got == want and (extra_check is None or extra_check()):
+                return first, at_once
+            time.sleep(poll)
+    finally:
+        conn.close()
 
 
 def stop(proc, timeout=60):
@@ -349,12 +368,13 @@ class Bench:
         for proc in self.procs:
             stop(proc, 20)
 
-    def _result(self, wall, n, cpu, rss_kib, pg0, note="", first=None):
+    def _result(self, wall, n, cpu, rss_kib, pg0, note="", first=None, at_once=False):
         """One measurement.  `first`: seconds from the start to the first row seen in the
         target (start-up); the steady rate is then the changes over the rest of the run
-        (a slight overestimate: the first write already holds some changes)."""
+        (a slight overestimate: the first write already holds some changes), none when
+        the first rows seen were already the final ones (`at_once`)."""
         steady = None
-        if first is not None and wall - first > 0:
+        if first is not None and not at_once and wall - first > 0:
             steady = n / (wall - first)
         return {"wall": wall, "n": n, "rate": n / wall, "cpu": cpu,
                 "rss_mib": None if rss_kib is None else rss_kib / 1024,
@@ -382,12 +402,13 @@ class Bench:
         proc = self._spawn([self.a.tidemark, "run", str(d / "job.sql"), "--state-dir",
                             str(d / "state")], log, cwd=d)
         hwm = HwmSampler(proc.pid)
-        no_prepared = lambda: self.pg.psql("SELECT count(*) FROM pg_prepared_xacts") == "0"  # noqa
-        first = wait_until_right(self.pg, proc, table, self.want, self.a.poll,
-                                 time.monotonic() + self.a.timeout, log, no_prepared)
+        no_prepared = lambda: self.pg.psql("SELECT count(*) FROM pg_prepared_xacts") == "0"  # noqa: E731
+        first, at_once = wait_until_right(self.pg, proc, table, self.want, self.a.poll,
+                                          time.monotonic() + self.a.timeout, log, no_prepared)
         wall = time.perf_counter() - t0
         cpu = proc_cpu(proc.pid)
-        res = self._result(wall, len(self.evs), cpu, hwm.stop(), pg0, first=first - t0)
+        res = self._result(wall, len(self.evs), cpu, hwm.stop(), pg0, first=first - t0,
+                           at_once=at_once)
         stop(proc)
         self.pg.psql(f"DROP TABLE {table}", db="bench")
         return res
@@ -459,11 +480,12 @@ class Bench:
         t0 = time.perf_counter()
         proc = self._spawn(cmd, log, cwd=d)
         hwm = HwmSampler(proc.pid)
-        first = wait_until_right(self.pg, proc, table, self.want, self.a.poll,
-                                 time.monotonic() + self.a.timeout, log)
+        first, at_once = wait_until_right(self.pg, proc, table, self.want, self.a.poll,
+                                          time.monotonic() + self.a.timeout, log)
         wall = time.perf_counter() - t0
         cpu = proc_cpu(proc.pid)
-        res = self._result(wall, len(self.evs), cpu, hwm.stop(), pg0, first=first - t0)
+        res = self._result(wall, len(self.evs), cpu, hwm.stop(), pg0, first=first - t0,
+                           at_once=at_once)
         stop(proc)
         self.pg.psql(f"DROP TABLE {table}", db="bench")
         return res
@@ -569,8 +591,11 @@ def report(results, a):
     print("ratios (of medians):")
     if results.get("jdbc"):
         j = results["jdbc"]
-        print(f"  tidemark / JDBC sink: changes/s {tm_rate / med([r['rate'] for r in j]):.2f} "
-              f"(after start-up {med([r['steady'] for r in tm]) / med([r['steady'] for r in j]):.2f}), "
+        tm_steady, j_steady = med([r["steady"] for r in tm]), med([r["steady"] for r in j])
+        steady = ("" if tm_steady is None or j_steady is None else
+                  f" (after start-up {tm_steady / j_steady:.2f})")
+        print(f"  tidemark / JDBC sink: changes/s {tm_rate / med([r['rate'] for r in j]):.2f}"
+              f"{steady}, "
               f"wall {med([r['wall'] for r in tm]) / med([r['wall'] for r in j]):.2f}, "
               f"process CPU {tm_cpu / med([r['cpu'] for r in j]):.2f}, "
               f"PostgreSQL CPU {tm_pg / med([r['pg_cpu'] for r in j]):.2f}, "
@@ -593,8 +618,11 @@ def run_rounds(bench, a, results):
             r = getattr(bench, e)(rnd)
             results[e].append(r)
             rss = "-" if r["rss_mib"] is None else f"{r['rss_mib']:.1f} MiB"
-            first = ("" if r["first"] is None else
-                     f"  (first rows at {r['first']:.2f} s, then {r['steady']:,.0f} /s)")
+            first = ""
+            if r["first"] is not None:
+                then = ("all at once" if r["steady"] is None else
+                        f"then {r['steady']:,.0f} /s")
+                first = f"  (first rows at {r['first']:.2f} s, {then})"
             print(f"round {rnd + 1} {e:9s} wall {r['wall']:8.2f} s  {r['rate']:10,.0f} /s  "
                   f"CPU {r['cpu']:7.2f} s  peak RSS {rss:>11s}  "
                   f"PostgreSQL CPU {r['pg_cpu']:6.2f} s{first}", flush=True)
