@@ -40,7 +40,7 @@ tidemark / naive from the medians.  This is a benchmark, not a test.
     /usr/bin/python3 bench/pg_sink.py [--changes 1000000] [--keys 100000]
         [--engines tidemark,jdbc,copy,naive] [--rounds 1] [--naive-changes 100000]
         [--jdbc-heap 2g] [--jdbc-tasks 1] [--jdbc-conf KEY=VALUE ...]
-        [--jdbc-worker-conf KEY=VALUE ...] [--poll 0.2] [--keep DIR]
+        [--jdbc-worker-conf KEY=VALUE ...] [--poll 0.2] [--verify-topic] [--keep DIR]
 """
 import argparse
 import base64
@@ -194,6 +194,30 @@ def produce(kafka, evs, partitions):
     if sum(ends.values()) != len(evs):
         raise RuntimeError(f"{TOPIC} holds {sum(ends.values())} records, expected {len(evs)}")
     return nbytes
+
+
+def verify_topic(kafka, rows):
+    """Reads the topic back and folds it per key in offset order: a topic whose changes
+    fold to other rows than the generator's would make every engine miss the final rows,
+    and this tells that apart from an engine's fault.  Holds the whole topic in memory
+    (about 1.9 KiB an event): for runs of up to a few 100k changes."""
+    got = {}
+    msgs = kafka.consume_all(TOPIC, timeout=600)
+    for m in msgs:
+        key = json.loads(m.key)["payload"]["id"]
+        payload = json.loads(m.value)["payload"]
+        after = payload["after"]
+        if payload["op"] == "d":
+            got.pop(key, None)
+        else:
+            got[key] = (after["customer"], int.from_bytes(base64.b64decode(after["amount"]),
+                                                          "big", signed=True), after["note"])
+    want = {k: (r["customer"], r["amount"], r["note"]) for k, r in rows.items()}
+    if got != want:
+        bad = [k for k in set(got) | set(want) if got.get(k) != want.get(k)]
+        raise RuntimeError(f"the topic's {len(msgs)} records fold to {len(got)} rows, not the "
+                           f"{len(want)} generated; {len(bad)} keys differ, e.g. {sorted(bad)[:5]}")
+    print(f"topic verified: {len(msgs)} records fold to the {len(want)} final rows")
 
 
 # -- measuring ----------------------------------------------------------------
@@ -653,6 +677,9 @@ def main():
                          "consumer.max.poll.records=2000")
     ap.add_argument("--tidemark", default=os.environ.get("TIDEMARK_BIN",
                                                          str(REPO / "build" / "tidemark")))
+    ap.add_argument("--verify-topic", action="store_true",
+                    help="read the topic back and check that it folds to the final rows "
+                         "(holds the topic in memory: for small runs)")
     ap.add_argument("--keep", help="keep the job files and logs in DIR")
     a = ap.parse_args()
     a.tidemark = str(Path(a.tidemark).resolve())
@@ -697,6 +724,8 @@ def main():
                 print(f"topic {TOPIC}: {len(evs)} events, {nbytes / 2**20:.1f} MiB "
                       f"(keys + values, JSON with schemas), written in "
                       f"{time.perf_counter() - t0:.1f} s")
+                if a.verify_topic:
+                    verify_topic(kafka, rows)
             bench = Bench(a, pg, kafka, tmp, evs, rows, want)
             try:
                 run_rounds(bench, a, results)
