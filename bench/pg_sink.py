@@ -65,7 +65,7 @@ CONNECT_JAR = "jdbc-sink-bench-1.jar"
 sys.path.insert(0, str(REPO / "tests" / "lib"))
 sys.path.insert(0, str(REPO / "bench"))
 from pgserver import PgServer  # noqa: E402
-from kafkaserver import KafkaServer, find_java, kafka_version  # noqa: E402
+from kafkaserver import KafkaServer, _die_with_parent, find_java, kafka_version  # noqa: E402
 from pg_drain import cpu_model  # noqa: E402
 
 COLS = "id bigint PRIMARY KEY, customer bigint, amount numeric(14,2), note text"
@@ -382,8 +382,11 @@ class Bench:
         self.classpath = None
 
     def _spawn(self, cmd, log, **kw):
+        """Starts an engine's process, its output into `log`; it gets SIGKILL when this
+        driver dies (PR_SET_PDEATHSIG), so a killed run leaves no JVM or daemon behind."""
         out = open(log, "wb")
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **kw)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent, **kw)
         out.close()
         self.procs.append(proc)
         return proc
