@@ -47,6 +47,7 @@ import base64
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -442,6 +443,11 @@ class Bench:
 
     def build_connect(self):
         if self.classpath is None:
+            m = re.search(r"<connect\.version>([^<]+)</", (CONNECT_DIR / "pom.xml").read_text())
+            if m is None or m.group(1).strip() != kafka_version():
+                print(f"note: bench/connect/pom.xml's connect.version "
+                      f"({m.group(1) if m else 'unset'}) is not the broker's {kafka_version()}",
+                      file=sys.stderr)
             from maven import module_classpath
             self.classpath = module_classpath(CONNECT_DIR, CONNECT_JAR,
                                               log=lambda m: print(m, file=sys.stderr))
