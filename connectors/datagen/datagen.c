@@ -86,6 +86,8 @@ static const tm_option_def_t dg_options[] = {
     {"avg_bid_bytes", TM_OPT_INT, false, "100", NULL, "Nexmark: average bid size (extra pads)"},
     {"out_of_order_group", TM_OPT_INT, false, "1", NULL,
      "Nexmark: events are shuffled within groups of this many (1: in order)"},
+    TM_SOURCE_OPT_WATERMARK,
+    TM_SOURCE_OPT_IDLE_TIMEOUT,
     {NULL, 0, false, NULL, NULL, NULL},
 };
 
@@ -730,6 +732,8 @@ static int dg_source_run(tm_source_t *s, tm_source_ctx_t *ctx, char *errstr, siz
                 int64_t wait = due - now < 100000 ? due - now : 100000;
                 struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait * 1000};
                 nanosleep(&ts, NULL);
+                /* Throttled: let the runtime send a due watermark (connector.h). */
+                (void)tm_source_tick(ctx, 0);
                 continue;
             }
         }

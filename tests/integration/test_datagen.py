@@ -148,3 +148,36 @@ def test_nexmark_bench_smoke(tmp_path, tidemark_bin):
         assert re.search(r"\|\s+[\d,.]+K?\s+[\d,.]+K?\s+\d+Mi", line), r.stdout
     # A query the planner cannot take yet is listed with its error, not skipped.
     assert re.search(r"q5 .*\n\s+tidemark: not supported yet: ", r.stdout), r.stdout
+
+
+@pytest.mark.deadline(120)
+def test_windows_over_datagen_fire_on_its_watermarks(tmp_path, tidemark_bin):
+    """datagen with `watermark` on dateTime: the runtime's watermarks fire tumbling windows while
+    the unbounded stream runs (a stop fires none), each window holding every bid of its second
+    of event time exactly once."""
+    out = tmp_path / "out"
+    job = (f"CREATE TABLE bid ({BID_COLUMNS}) WITH (connector = 'datagen', kind = 'nexmark', "
+           "table = 'bid', rows_per_second = '20000', first_event_rate = '1000', "
+           "watermark = 'dateTime - INTERVAL ''1 second''');\n"
+           f"CREATE TABLE out () WITH (connector = 'file', path = '{out}', schemas = 'false', "
+           "topic = 'w');\n"
+           "INSERT INTO out SELECT window_start, window_end, count(*) AS n, "
+           "min(event_id) AS lo, max(event_id) AS hi "
+           "FROM TUMBLE(bid, dateTime, INTERVAL '1 second') GROUP BY window_start, window_end;\n"
+           "SET checkpoint_interval = '200ms';\n")
+    tm = Tidemark(job, tmp_path / "tm", bin=tidemark_bin).start()
+    try:
+        path = out / "w.jsonl"
+        wait_until(lambda: path.exists() and len(rows(path)) >= 3, 60,
+                   "three windows fired by watermarks", tm.proc)
+        assert tm.running(), tm.log_tail()
+    finally:
+        assert tm.terminate() == 0, tm.log_tail()
+    got = rows(path)
+    starts = [r["window_start"] for r in got]
+    assert len(starts) == len(set(starts)), "a window fired twice"
+    # 1000 events per second of event time, 46 of every 50 are bids: 920 bids a window.
+    for r in got:
+        assert r["n"] == 920, r
+        # Events k*1000 .. k*1000+999; the first four of every fifty are people and auctions.
+        assert r["lo"] % 1000 == 4 and r["hi"] == r["lo"] + 995, r
