@@ -99,8 +99,7 @@ q("q5", ["bid"],
   "  GROUP BY auction, window_start, window_end) AS CountBids"
   " GROUP BY CountBids.starttime, CountBids.endtime) AS MaxBids"
   " ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime"
-  " AND AuctionBids.num >= MaxBids.maxn",
-  note="a window query: tidemark plans it once window TVFs land")
+  " AND AuctionBids.num >= MaxBids.maxn")
 
 q("q7", ["bid"],
   "SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra FROM bid B JOIN ("
