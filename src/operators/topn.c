@@ -445,7 +445,7 @@ static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_
         return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                          "topn %s: a stored row is unreadable (the input schema changed?)",
                          op->ctx.uid);
-    if (spec->rn_col < 0) {
+    if (spec->rn_col < 0 && spec->nhidden == 0) {
         *out = row;
         return 0;
     }
@@ -460,7 +460,7 @@ static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_
             }
             continue;
         }
-        int src = c < spec->rn_col ? c : c - 1;
+        int src = spec->rn_col < 0 || c < spec->rn_col ? c : c - 1;
         r->vals[c] = row->vals[src];
         tm_row_set_null(r, c, tm_row_is_null(row, src));
     }
@@ -663,13 +663,14 @@ static int check_spec(const tm_topn_spec_t *spec, const char *uid, char *errstr,
                          "topn %s: needs an input and output schema, at least one ORDER BY "
                          "column and a limit of at least 1",
                          uid);
-    int extra = spec->rn_col >= 0 ? 1 : 0;
-    if (spec->out_schema->ncols != in->ncols + extra || spec->rn_col >= in->ncols + extra ||
+    int extra = spec->rn_col >= 0 ? 1 : 0, nout = in->ncols - spec->nhidden + extra;
+    if (spec->nhidden < 0 || spec->nhidden >= in->ncols || spec->out_schema->ncols != nout ||
+        spec->rn_col >= nout ||
         (extra && spec->out_schema->cols[spec->rn_col].type != TM_T_INT64))
         return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                         "topn %s: the output must be the %d input columns with a bigint rank "
-                         "column at %d",
-                         uid, in->ncols, spec->rn_col);
+                         "topn %s: the output must be the first %d input columns with a bigint "
+                         "rank column at %d",
+                         uid, in->ncols - spec->nhidden, spec->rn_col);
     for (int i = 0; i < spec->npart; i++)
         if (spec->part_cols[i] < 0 || spec->part_cols[i] >= in->ncols)
             return tm_seterr(errstr, errstr_size, TM_EINVAL,

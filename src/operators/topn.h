@@ -14,8 +14,8 @@
  * partition, which is what makes deduplication (N = 1) cost one small
  * state range per key.
  *
- * Output: out_schema = in_schema's columns with the rank number (bigint)
- * inserted at rn_col (rn_col -1: the same columns as the input).  After
+ * Output: out_schema = in_schema's columns but the last nhidden, with the
+ * rank number (bigint) inserted at rn_col (rn_col -1: no rank column).  After
  * each batch, for each partition it touched, the operator compares the top
  * N before and after the batch and emits the difference:
  *
@@ -63,6 +63,8 @@ typedef struct tm_topn_spec {
     int rn_col;    /* output column of the rank number, -1 for none */
     bool rank_number; /* emit by rank (rn selected); false: as a multiset */
     bool append_only; /* the input is insert-only: rows below rank N are dropped */
+    /* The last nhidden input columns only feed PARTITION BY / ORDER BY: not output. */
+    int nhidden;
     tm_schema_t *out_schema;
 } tm_topn_spec_t;
 

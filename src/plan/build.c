@@ -14,7 +14,8 @@
  *      the plan must outlive the pipeline (plan.h).
  *   2. A HASH exchange's key function is the one the consuming operator
  *      stores its state under (tm_upsert_exchange_key for the upsert,
- *      tm_group_agg_key for group_agg, tm_join_left_key/right_key for the
+ *      tm_group_agg_key for group_agg, tm_topn_key for topn,
+ *      tm_join_left_key/right_key for the
  *      two inputs of a join), so a key's state is always on the subtask
  *      that receives it.
  *   3. A join's stage has two inputs: input 0 linked from the left
@@ -28,6 +29,7 @@
 #include "operators/group_agg.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
+#include "operators/topn.h"
 #include "operators/upsert.h"
 
 #include <stdlib.h>
@@ -59,6 +61,10 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->make = tm_lookup_join_new;
         f->spec = &n->lookup;
         return 0;
+    case TM_PLAN_TOPN:
+        f->make = tm_topn_new;
+        f->spec = &n->topn;
+        return 0;
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                          "plan node %d (%s) has no operator in this version", n->id,
@@ -84,6 +90,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
     if (n->kind == TM_PLAN_GROUP_AGG) {
         key->encode = tm_group_agg_key;
         key->arg = &n->agg;
+        return 0;
+    }
+    if (n->kind == TM_PLAN_TOPN) {
+        key->encode = tm_topn_key;
+        key->arg = &n->topn;
         return 0;
     }
     return TM_EINVAL;

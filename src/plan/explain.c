@@ -136,6 +136,31 @@ static void print_expr(FILE *f, const tm_expr_t *e, const tm_schema_t *in)
 }
 
 
+/* A Top-N's ranking, and what it emits. */
+static void explain_topn(FILE *f, const tm_plan_node_t *n)
+{
+    const tm_topn_spec_t *ts = &n->topn;
+    fprintf(f, "          rank   %s := row_number() OVER (",
+            ts->rn_col >= 0 ? n->schema->cols[ts->rn_col].name : "rn");
+    if (ts->npart > 0) {
+        fprintf(f, "PARTITION BY ");
+        print_cols(f, ts->in_schema, ts->part_cols, ts->npart);
+        fprintf(f, " ");
+    }
+    fprintf(f, "ORDER BY ");
+    for (int i = 0; i < ts->norder; i++)
+        fprintf(f, "%s%s %s NULLS %s", i ? ", " : "", ts->in_schema->cols[ts->order_cols[i]].name,
+                ts->order_desc[i] ? "DESC" : "ASC", ts->nulls_first[i] ? "FIRST" : "LAST");
+    fprintf(f, ") <= %lld\n", (long long)ts->limit);
+    if (ts->rank_number)
+        fprintf(f, "          emits  by rank: a change of rank updates the rows at every rank it "
+                   "shifts\n");
+    else
+        fprintf(f, "          emits  rows entering and leaving the top %lld only (the rank is "
+                   "not selected, so rank changes emit nothing)\n",
+                (long long)ts->limit);
+}
+
 /* The scans (source tables) under a node, for "state grows without bound" and the header. */
 static void side_sources(const tm_plan_t *plan, const tm_plan_node_t *n, char *buf, size_t len)
 {
@@ -308,6 +333,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
                 n->lookup.type == TM_JOIN_LEFT ? "left" : "inner", t->name, t->conn->name,
                 n->input->id, n->lookup.dim_left ? " (the table is the join's left side)" : "");
         break;
+    case TM_PLAN_TOPN:
+        fprintf(f, ": the top %lld rows per partition%s\n", (long long)n->topn.limit,
+                n->topn.limit == 1 ? " (deduplication)" : "");
+        break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
                 n->sink_upsert ? ": upserts on its PRIMARY KEY" : "");
@@ -351,6 +380,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
             fprintf(f, "   :: %s\n", tm_expr_type_name(&a->result_type, tn, sizeof(tn)));
         }
     }
+    if (n->kind == TM_PLAN_TOPN)
+        explain_topn(f, n);
     if (n->kind == TM_PLAN_JOIN)
         explain_join(plan, f, n);
     if (n->kind == TM_PLAN_LOOKUP_JOIN)
@@ -389,6 +420,14 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, "each side's rows under their join key (see above)");
     } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
         fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
+    } else if (n->kind == TM_PLAN_TOPN) {
+        if (n->topn.append_only)
+            fprintf(f, "at most %lld rows per partition (the input is insert-only)",
+                    (long long)n->topn.limit);
+        else
+            fprintf(f, "every row of each partition, sorted by the order key (rows below the "
+                       "top %lld can move up when a row of it is retracted)",
+                    (long long)n->topn.limit);
     } else if (n->kind == TM_PLAN_GROUP_AGG) {
         if (n->agg.ngroup == 0) {
             fprintf(f, "accumulators of the one group");
@@ -618,7 +657,7 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
     fprintf(f, "\nnot built yet: interval joins, joins without an equality "
                "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
-               "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
+               "window Top-N, SELECT DISTINCT ON, subqueries in expressions, set "
                "operations (UNION …), operators that use event time (the Kafka source emits "
                "per-partition watermarks, shown in /metrics and /v1/job), the MySQL source.\n");
     return 0;

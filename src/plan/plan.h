@@ -1,6 +1,6 @@
 /*
  * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
- * Join, Sink; WindowAgg and TopN reserved) each carrying its changelog
+ * Join, TopN, Sink; WindowAgg reserved) each carrying its changelog
  * mode, unique key, the exchange into it, parallelism, state and a stable
  * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
  * through the binder (sql/bind.h); explain.c prints it; build.c turns it
@@ -42,6 +42,13 @@
  *             INNER JOIN, with ON equalities covering its whole PRIMARY KEY
  *             against expressions of the other side; anything else that reads
  *             it is a planning error at its position
+ *   TopN      row_number() OVER (PARTITION BY p ORDER BY o) filtered by
+ *             rn <= N: a calc computes the query's other select-list items,
+ *             then TopN, HASH-exchanged on p (SINGLE, one subtask, without
+ *             PARTITION BY); needs before images; emits retract with before
+ *             images, unique on (p, rn) when the enclosing query reads rn,
+ *             else on its input's unique key (no rank number: rows entering
+ *             and leaving the top N only)
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -62,6 +69,9 @@
  *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
  *   lookup/<sink>/<n>-<table>   the n-th lookup join of INSERT INTO sink
  *                               (stateless)
+ *   topn/<sink>/<n>-<hash>      the n-th Top-N of INSERT INTO sink; hash = a
+ *                               fingerprint of its partition, order, N, rank
+ *                               mode and input layout
  *
  * Ownership: a plan borrows its job (which must outlive it) and owns its
  * nodes, expressions (one pool) and operator specs; the runtime graph
@@ -77,6 +87,7 @@
 #include "operators/group_agg.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
+#include "operators/topn.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -92,7 +103,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_SINK,
     TM_PLAN_JOIN,
     TM_PLAN_WINDOW_AGG, /* reserved */
-    TM_PLAN_TOPN,       /* reserved */
+    TM_PLAN_TOPN,
     TM_PLAN_LOOKUP_JOIN,
 } tm_plan_kind_t;
 
@@ -148,6 +159,10 @@ struct tm_plan_node {
     tm_expr_t **lookup_ext;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
+    /* TopN (input = the calc computing the ranked query's other select-list items). */
+    tm_topn_spec_t topn;
+    int *topn_part, *topn_order;
+    bool *topn_desc, *topn_nulls_first;
 };
 
 typedef struct tm_plan_pipeline {

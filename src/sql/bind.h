@@ -120,6 +120,37 @@ struct tm_bound_from {
     int nranges;
 };
 
+/*
+ * Top-N (bind.c, section Top-N).  A select list may hold one `row_number() OVER
+ * (PARTITION BY … ORDER BY …)` over bare columns of the FROM layout.
+ * Its target is a placeholder bigint column; the planner computes the other
+ * targets, then ranks.  The query that reads the subquery must filter the
+ * rank with `rn <= N`, `rn < N` or `rn = 1` (the binder of that query
+ * removes the filter and sets `limit`); it may or may not read rn itself
+ * (`rank_used`).
+ */
+typedef struct tm_bound_rank {
+    int target;        /* the select-list item that is row_number() */
+    int *part_targets; /* select-list items of PARTITION BY */
+    int npart;
+    int *order_targets; /* select-list items of ORDER BY */
+    bool *desc;
+    bool *nulls_first;
+    int norder;
+    /*
+     * PARTITION BY / ORDER BY columns the select list does not project:
+     * item t >= ntargets above is hidden[t - ntargets], an expression over
+     * the FROM layout that the planner computes after the select list and
+     * drops after ranking.
+     */
+    tm_expr_t **hidden;
+    int nhidden;
+    tm_expr_t **exprs; /* binding only: the PARTITION BY, then the ORDER BY columns */
+    int64_t limit;  /* N; 0 until the enclosing query's filter is found */
+    bool rank_used; /* the enclosing query reads the rank column */
+    int location;   /* of the row_number() call */
+} tm_bound_rank_t;
+
 struct tm_bound_query {
     /* FROM: a job table (table >= 0) or a subquery (sub != NULL). */
     int table;
@@ -148,6 +179,8 @@ struct tm_bound_query {
     tm_schema_t *out_schema; /* names and types of targets; NULL when passthrough over `()` */
 
     int location; /* byte offset of the SELECT */
+
+    tm_bound_rank_t *rank; /* row_number() OVER (…) in the select list, or NULL */
 };
 
 /*

@@ -853,3 +853,81 @@ JOIN_CASES = [
 ]
 
 CASES += JOIN_CASES
+
+
+# -- Top-N and deduplication (issue 13) ----------------------------------------------------
+# Every ORDER BY ends with a unique column (id, or the group key), because PostgreSQL ranks
+# ties in no promised order; tidemark ranks them by the row's bytes (docs/sql.md).
+
+def _ranked(select: str, over: str, where: str, inner: str = "*", source: str = "orders") -> str:
+    return (f"SELECT {select} FROM (SELECT {inner}, row_number() OVER ({over}) AS rn "
+            f"FROM {source}) s WHERE {where}")
+
+
+TOPN_W = dict(insert=4, update=6, delete=3, key_change=1)
+
+TOPN_CASES = [
+    Case("topn_rank_number",
+         _ranked("*", "PARTITION BY customer ORDER BY amount DESC, id", "rn <= 3"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("amount", "max")), kill_ci=True,
+         note="the top 3 per customer with their rank; deleting a leader moves the 4th up"),
+    Case("topn_no_rank_number",
+         _ranked("id, customer, amount", "PARTITION BY customer ORDER BY amount DESC, id",
+                 "rn <= 2", inner="id, customer, amount"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("amount", "max")), kill_ci=True,
+         note="rn not selected: rows entering and leaving the top 2 only"),
+    Case("topn_lt_asc_nulls_first",
+         _ranked("id, customer, qty, rn", "PARTITION BY customer ORDER BY qty ASC NULLS FIRST, id",
+                 "rn < 4"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("qty", "min")),
+         note="rn < N, ascending with NULLs first"),
+    Case("topn_global",
+         _ranked("id, amount, rn", "ORDER BY amount DESC NULLS LAST, id", "rn <= 5"),
+         [orders()], workload=W(**TOPN_W),
+         note="no PARTITION BY: one partition on one subtask"),
+    Case("topn_two_partition_columns_float",
+         _ranked("id, customer, region, price, rn",
+                 "PARTITION BY customer, region ORDER BY price DESC, id", "2 >= rn"),
+         [orders()], workload=W(**TOPN_W),
+         note="a composite partition key (with NULLs), a float order key, N >= rn"),
+    Case("topn_hidden_order_column",
+         _ranked("id, customer", "PARTITION BY customer ORDER BY qty DESC, id", "rn <= 2",
+                 inner="id, customer"),
+         [orders()], workload=W(**TOPN_W),
+         note="ORDER BY a column the subquery does not select"),
+    Case("topn_between_and_filter",
+         _ranked("id, region, amount, rn", "PARTITION BY region ORDER BY amount, id",
+                 "rn BETWEEN 1 AND 3 AND amount > 0"),
+         [orders()], workload=W(**TOPN_W),
+         note="rn BETWEEN 1 AND N, and another condition after ranking"),
+    Case("topn_where_before_rank",
+         _ranked("id, customer, note, rn", "PARTITION BY customer ORDER BY note DESC, id",
+                 "rn <= 2", source="orders WHERE paid"),
+         [orders()], workload=W(**TOPN_W),
+         note="WHERE inside the subquery filters before ranking; text order key"),
+    Case("topn_over_aggregate",
+         _ranked("*", "PARTITION BY region ORDER BY total DESC, customer", "rn <= 2",
+                 inner="region, customer, total",
+                 source="(SELECT region, customer, sum(amount) AS total FROM orders "
+                        "GROUP BY region, customer) a"),
+         [orders()], workload=W(**TOPN_W), kill_ci=True,
+         note="the issue's plain Top-N: the best customers per region by revenue, over an "
+              "aggregate's updates"),
+    Case("dedup_keep_first",
+         _ranked("id, customer, created_at", "PARTITION BY customer ORDER BY created_at, id",
+                 "rn = 1"),
+         [orders()], workload=W(**TOPN_W),
+         note="deduplication: the first row per customer by time"),
+    Case("dedup_keep_last",
+         _ranked("id, customer, amount, created_at",
+                 "PARTITION BY customer ORDER BY created_at DESC, id DESC", "rn = 1"),
+         [orders()], workload=W(**TOPN_W), kill_ci=True,
+         note="deduplication: the last row per customer by time"),
+    Case("dedup_keep_last_by_id",
+         _ranked("id, kind, user_id, score", "PARTITION BY kind, user_id ORDER BY id DESC",
+                 "rn = 1", source="events"),
+         [events("default")], workload=W(**TOPN_W),
+         note="the latest event per (kind, user) under REPLICA IDENTITY DEFAULT"),
+]
+
+CASES += TOPN_CASES
