@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/interval_join.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
 #include "operators/topn.h"
@@ -61,6 +62,10 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->make = tm_lookup_join_new;
         f->spec = &n->lookup;
         return 0;
+    case TM_PLAN_INTERVAL_JOIN:
+        f->make = tm_interval_join_new;
+        f->spec = &n->ij;
+        return 0;
     case TM_PLAN_TOPN:
         f->make = tm_topn_new;
         f->spec = &n->topn;
@@ -81,6 +86,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
     if (n->kind == TM_PLAN_JOIN) {
         key->encode = input == 0 ? tm_join_left_key : tm_join_right_key;
         key->arg = &n->join;
+        return 0;
+    }
+    if (n->kind == TM_PLAN_INTERVAL_JOIN) {
+        key->encode = input == 0 ? tm_interval_join_left_key : tm_interval_join_right_key;
+        key->arg = &n->ij;
         return 0;
     }
     if (n->kind == TM_PLAN_UPSERT) {
@@ -136,7 +146,8 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
     }
     for (int s = 0; rc == 0 && s < plan->nstages; s++) {
         const tm_plan_node_t *first = plan->stages[s].nodes[0];
-        int ninputs = first->kind == TM_PLAN_JOIN ? 2 : 1;
+        int ninputs =
+            first->kind == TM_PLAN_JOIN || first->kind == TM_PLAN_INTERVAL_JOIN ? 2 : 1;
         for (int in = 0; rc == 0 && in < ninputs; in++) {
             tm_exchange_key_t key;
             int from = producer_of(in == 0 ? first->input : first->input2, table_nodes, ids);

@@ -174,7 +174,7 @@ static void side_sources(const tm_plan_t *plan, const tm_plan_node_t *n, char *b
         return;
     }
     side_sources(plan, n->input, buf, len);
-    if (n->kind == TM_PLAN_JOIN)
+    if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN)
         side_sources(plan, n->input2, buf, len);
 }
 
@@ -256,6 +256,45 @@ static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     side_sources(plan, n->input2, all, sizeof(all));
     fprintf(f, "          estimate: the live rows of %s (both sides' rows are kept until retracted%s)\n", all,
             ttl ? " or expired" : "");
+    if (n->interval_as_join)
+        fprintf(f, "          note: the ON clause bounds the time columns (right.%s + %lld µs <= "
+                   "left.%s <= right.%s + %lld µs: an interval join), but an input is not "
+                   "append-only (left: %s, right: %s), so this is a regular join with the time "
+                   "bounds as a condition over each pair: its state is not cleaned by watermarks "
+                   "(Flink plans the same)\n",
+                rs->cols[n->ij.right_time].name, (long long)n->ij.lower_us,
+                ls->cols[n->ij.left_time].name, rs->cols[n->ij.right_time].name,
+                (long long)n->ij.upper_us, tm_changelog_mode_name(n->input->mode),
+                tm_changelog_mode_name(n->input2->mode));
+}
+
+/* An interval join's keys, time range, residual and state. */
+static void explain_interval_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
+{
+    const tm_interval_join_spec_t *js = &n->ij;
+    const tm_schema_t *ls = js->left_schema, *rs = js->right_schema;
+    fprintf(f, "          on     ");
+    for (int k = 0; k < js->nkeys; k++)
+        fprintf(f, "%sleft.%s = right.%s", k ? " AND " : "", ls->cols[js->left_keys[k]].name,
+                rs->cols[js->right_keys[k]].name);
+    fprintf(f, "   (NULL keys never match)\n");
+    fprintf(f, "          time   right.%s + %lld µs <= left.%s <= right.%s + %lld µs\n",
+            rs->cols[js->right_time].name, (long long)js->lower_us, ls->cols[js->left_time].name,
+            rs->cols[js->right_time].name, (long long)js->upper_us);
+    if (js->residual != NULL) {
+        char buf[4096];
+        tm_expr_format(js->residual, NULL, buf, sizeof(buf));
+        fprintf(f, "          and    %s   (residual over left ++ right, $i = column i)\n", buf);
+    }
+    char all[512] = "";
+    side_sources(plan, n->input, all, sizeof(all));
+    side_sources(plan, n->input2, all, sizeof(all));
+    fprintf(f, "          state: each side's rows by (join key, time) in RocksDB, %d key groups, "
+               "dropped once the watermark passes the last time the other side can match them%s; "
+               "rows of %s; uid %s\n",
+            plan->max_parallelism,
+            js->type == TM_JOIN_INNER ? "" : " (an unmatched outer row is padded then)", all,
+            n->uid);
 }
 
 /* A lookup join's key, conditions, cache and consistency. */
@@ -328,6 +367,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, " %s%s: left [%d], right [%d]\n", tm_plan_join_type_name(n->join.type),
                 n->join.null_aware ? " (null-aware: NOT IN)" : "", n->input->id, n->input2->id);
         break;
+    case TM_PLAN_INTERVAL_JOIN:
+        fprintf(f, " %s: left [%d], right [%d]\n", tm_plan_join_type_name(n->ij.type),
+                n->input->id, n->input2->id);
+        break;
     case TM_PLAN_LOOKUP_JOIN:
         fprintf(f, " %s with lookup table %s (connector %s): stream [%d]%s\n",
                 n->lookup.type == TM_JOIN_LEFT ? "left" : "inner", t->name, t->conn->name,
@@ -382,20 +425,24 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     }
     if (n->kind == TM_PLAN_TOPN)
         explain_topn(f, n);
+    if (n->kind == TM_PLAN_INTERVAL_JOIN)
+        explain_interval_join(plan, f, n);
     if (n->kind == TM_PLAN_JOIN)
         explain_join(plan, f, n);
     if (n->kind == TM_PLAN_LOOKUP_JOIN)
         explain_lookup_join(plan, f, n);
     if (n->kind != TM_PLAN_SCAN) {
         fprintf(f, "          input: ");
-        if (n->kind == TM_PLAN_JOIN)
+        bool two = n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN;
+        if (two)
             fprintf(f, "left ");
         print_exchange(f, n);
-        if (n->kind == TM_PLAN_JOIN) {
+        if (two) {
             fprintf(f, ", right ");
             if (n->exchange == TM_EXCHANGE_HASH) {
                 fprintf(f, "hash(");
-                print_cols(f, n->input2->schema, n->join.right_keys, n->join.nkeys);
+                print_cols(f, n->input2->schema, n->join_right_keys,
+                           n->kind == TM_PLAN_JOIN ? n->join.nkeys : n->ij.nkeys);
                 fprintf(f, ")");
             } else {
                 print_exchange(f, n);
@@ -416,7 +463,7 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         } else {
             fprintf(f, "the records' primary key");
         }
-    } else if (n->kind == TM_PLAN_JOIN) {
+    } else if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN) {
         fprintf(f, "each side's rows under their join key (see above)");
     } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
         fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
@@ -456,7 +503,7 @@ static void collect(const tm_plan_node_t *n, bool *in, int max)
 {
     for (; n != NULL && n->id <= max && !in[n->id]; n = n->input) {
         in[n->id] = true;
-        if (n->kind == TM_PLAN_JOIN)
+        if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN)
             collect(n->input2, in, max);
     }
 }
@@ -654,7 +701,8 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
-    fprintf(f, "\nnot built yet: interval joins, joins without an equality "
+    fprintf(f, "\nnot built yet: interval joins over sources (no source is append-only yet, so "
+               "they run as regular joins), joins without an equality "
                "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "window Top-N, SELECT DISTINCT ON, subqueries in expressions, set "

@@ -69,8 +69,8 @@ const char *tm_plan_kind_name(tm_plan_kind_t kind)
 {
     static const char *const names[] = {"?",    "scan",       "upsert", "calc",       "group_agg",
                                         "sink", "join",       "window_agg", "topn",
-                                        "lookup_join"};
-    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_LOOKUP_JOIN ? names[kind] : "?";
+                                        "lookup_join", "interval_join"};
+    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_INTERVAL_JOIN ? names[kind] : "?";
 }
 
 static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
@@ -313,7 +313,8 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     for (int i = 0; star && i < nexprs; i++)
         star = tm_expr_column_index(exprs[i]) == i;
     n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG &&
-                           input->kind != TM_PLAN_JOIN && strcmp(role, "pre-join") != 0 &&
+                           input->kind != TM_PLAN_JOIN && input->kind != TM_PLAN_INTERVAL_JOIN &&
+                           strcmp(role, "pre-join") != 0 &&
                            strcmp(role, "pre-rank") != 0;
     n->mode = input->mode;
     n->before_images = input->before_images;
@@ -698,9 +699,79 @@ bool tm_plan_key_ordered(const tm_plan_node_t *n)
         }
         return left || right;
     }
+    case TM_PLAN_TOPN:
+        /* By rank, the output key holds the partition key: one subtask per key value. */
+        return n->topn.rank_number && n->key != NULL && n->nkey > 0 &&
+               tm_plan_key_ordered(n->input);
     default:
         return false;
     }
+}
+
+/*
+ * An interval join (plan.h, IntervalJoin): both inputs insert-only, the
+ * time bounds found by the binder.  Its uid counts as a join's.
+ */
+static int plan_interval_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t *l,
+                              tm_plan_node_t *r, tm_plan_node_t **out)
+{
+    tm_plan_node_t *n = node_add(pc->plan, TM_PLAN_INTERVAL_JOIN, l, pc->insert);
+    if (n == NULL)
+        return TM_ENOMEM;
+    n->input2 = r;
+    pc->njoin++;
+    tm_interval_join_spec_t *s = &n->ij;
+    s->type = join_type_of(f->kind);
+    uint32_t h = 2166136261u;
+    char buf[256], tn[64];
+    h = fnv(h, "interval");
+    h = fnv(h, tm_plan_join_type_name(s->type));
+    const tm_schema_t *sides[2] = {l->schema, r->schema};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; sides[k] && i < sides[k]->ncols; i++) {
+            tm_expr_type_t t;
+            tm_expr_type_from_column(&sides[k]->cols[i], &t);
+            h = fnv(h, sides[k]->cols[i].name);
+            h = fnv(h, tm_expr_type_name(&t, tn, sizeof(tn)));
+        }
+        h = fnv(h, "|");
+    }
+    for (int k = 0; k < f->nkeys; k++) {
+        snprintf(buf, sizeof(buf), "%d=%d", f->left_keys[k], f->right_keys[k]);
+        h = fnv(h, buf);
+    }
+    snprintf(buf, sizeof(buf), "t%d/%d/%lld/%lld", f->time_left, f->time_right,
+             (long long)f->lower_us, (long long)f->upper_us);
+    h = fnv(h, buf);
+    n->uid = tm_asprintf("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
+    n->schema = tm_schema_clone(f->raw);
+    n->join_left_keys = int_dup(f->left_keys, f->nkeys);
+    n->join_right_keys = int_dup(f->right_keys, f->nkeys);
+    if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0 ||
+        n->join_left_keys == NULL || n->join_right_keys == NULL)
+        return TM_ENOMEM;
+    s->left_schema = l->schema;
+    s->right_schema = r->schema;
+    s->left_keys = n->join_left_keys;
+    s->right_keys = n->join_right_keys;
+    s->nkeys = f->nkeys;
+    s->left_time = f->time_left;
+    s->right_time = f->time_right;
+    s->lower_us = f->lower_us;
+    s->upper_us = f->upper_us;
+    s->residual = f->interval_rest;
+    s->out_schema = n->schema;
+    n->mode = TM_MODE_INSERT_ONLY;
+    n->before_images = true; /* vacuously: it emits no updates or deletes */
+    n->stateful = true;
+    n->exchange = TM_EXCHANGE_HASH;
+    n->exchange_cols = int_dup(f->left_keys, f->nkeys);
+    n->nexchange = f->nkeys;
+    n->parallelism = pc->plan->parallelism;
+    if (set_schema_key(n->schema, NULL, 0) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
 }
 
 static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
@@ -714,6 +785,9 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
         rc = plan_from(pc, f->right, &r);
     if (rc != 0)
         return rc;
+    if (f->interval && f->lower_us <= f->upper_us && l->mode == TM_MODE_INSERT_ONLY &&
+        r->mode == TM_MODE_INSERT_ONLY)
+        return plan_interval_join(pc, f, l, r, out);
     if (!l->before_images || !r->before_images)
         return plan_err(pc, f->location, TM_EUNSUPPORTED,
                         "a join needs changelogs whose updates carry their before images; "
@@ -775,6 +849,14 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
     js->nright_uk = n->join_right_uk ? r->nkey : 0;
     js->residual = f->residual;
     js->null_aware = f->null_aware;
+    n->interval_as_join = f->interval;
+    if (f->interval) {
+        /* For explain: the bounds the residual holds. */
+        n->ij.left_time = f->time_left;
+        n->ij.right_time = f->time_right;
+        n->ij.lower_us = f->lower_us;
+        n->ij.upper_us = f->upper_us;
+    }
     js->out_schema = n->schema;
     n->mode = TM_MODE_RETRACT;
     n->before_images = true;

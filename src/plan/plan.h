@@ -49,6 +49,13 @@
  *             images, unique on (p, rn) when the enclosing query reads rn,
  *             else on its input's unique key (no rank number: rows entering
  *             and leaving the top N only)
+ *   IntervalJoin  two insert-only inputs joined on keys and a time range
+ *             (right.t + lower <= left.t <= right.t + upper), each HASH-
+ *             exchanged on its join keys; emits insert-only (outer rows
+ *             padded once the watermark passes their range).  An interval
+ *             condition over an input that is not insert-only stays a Join
+ *             with the bounds in its residual (interval_as_join; Flink does
+ *             the same), whose state the watermark does not clean
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -69,6 +76,8 @@
  *   scan/<source>, calc/<sink>/<n>, sink/<sink>   stateless (explain, metrics)
  *   lookup/<sink>/<n>-<table>   the n-th lookup join of INSERT INTO sink
  *                               (stateless)
+ *   join/<sink>/<n>-<hash>      also an interval join (it counts as a join;
+ *                               the hash covers its time bounds)
  *   topn/<sink>/<n>-<hash>      the n-th Top-N of INSERT INTO sink; hash = a
  *                               fingerprint of its partition, order, N, rank
  *                               mode and input layout
@@ -85,6 +94,7 @@
 #include "expr/expr.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/interval_join.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
 #include "operators/topn.h"
@@ -105,6 +115,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_WINDOW_AGG, /* reserved */
     TM_PLAN_TOPN,
     TM_PLAN_LOOKUP_JOIN,
+    TM_PLAN_INTERVAL_JOIN,
 } tm_plan_kind_t;
 
 typedef enum tm_changelog_mode {
@@ -163,6 +174,10 @@ struct tm_plan_node {
     tm_topn_spec_t topn;
     int *topn_part, *topn_order;
     bool *topn_desc, *topn_nulls_first;
+    /* IntervalJoin (input = left, input2 = right; keys in join_left_keys/join_right_keys). */
+    tm_interval_join_spec_t ij;
+    /* Join: the ON clause bounds the time columns, but an input is not append-only. */
+    bool interval_as_join;
 };
 
 typedef struct tm_plan_pipeline {

@@ -1335,6 +1335,131 @@ static int check_bool(bctx_t *b, tm_expr_t *e, json_t *node, const char *what)
  * Joins L and R (both consumed: owned by *out, or freed on error) on the
  * conjuncts of `in` (see bind.h, Joins).
  */
+/* ---- interval joins: time bounds in a join's residual (bind.h, tm_bound_from_t) ---- */
+
+/* A term `col` or `col ± constant interval` of a time bound, over the join's layout. */
+static bool time_term(qctx_t *qc, json_t *node, int *col, int64_t *off_us)
+{
+    json_t *ae = json_object_get(node, "A_Expr");
+    json_t *cref = node;
+    int sign = 0;
+    *off_us = 0;
+    if (ae != NULL) {
+        const char *kind = jstr(ae, "kind"), *op = last_name(json_object_get(ae, "name"));
+        if (kind == NULL || strcmp(kind, "AEXPR_OP") != 0 || op == NULL ||
+            (strcmp(op, "+") != 0 && strcmp(op, "-") != 0))
+            return false;
+        sign = op[0] == '+' ? 1 : -1;
+        cref = json_object_get(ae, "lexpr");
+    }
+    json_t *cr = json_object_get(cref, "ColumnRef");
+    if (cr == NULL || resolve_column(qc, cr, col) != 0)
+        return false;
+    tm_type_t t = qc->in->cols[*col].type;
+    if (t != TM_T_TIMESTAMP && t != TM_T_TIMESTAMPTZ)
+        return false;
+    if (sign == 0)
+        return true;
+    tm_expr_t *c = NULL;
+    if (bind_expr(qc, json_object_get(ae, "rexpr"), MODE_PLAIN, &c) != 0 ||
+        !tm_expr_is_constant(c) || tm_expr_type(c)->type != TM_T_INTERVAL)
+        return false;
+    tm_arena_t arena;
+    tm_arena_init(&arena, 1024);
+    tm_eval_env_t env = {&arena, 0};
+    tm_datum_t d;
+    bool isnull = true;
+    char why[256];
+    int rc = tm_expr_eval(c, NULL, &env, &d, &isnull, why, sizeof(why));
+    tm_arena_release(&arena);
+    /* A month is not a fixed number of microseconds: such a bound is only a condition. */
+    if (rc != 0 || isnull || d.u.iv.months != 0)
+        return false;
+    *off_us = sign * d.u.iv.us;
+    return true;
+}
+
+/*
+ * Whether conjunct `node` bounds the left time column by the right one;
+ * narrows J's bounds when it does.  `nl` = the left side's width.
+ */
+static bool time_bound(qctx_t *qc, json_t *node, int nl, tm_bound_from_t *J, bool *have_lo,
+                       bool *have_hi)
+{
+    /* A failed resolution is reported where the conjunct is bound for real. */
+    char *saved = qc->b->errstr;
+    size_t saved_size = qc->b->errstr_size;
+    char scratch[256];
+    qc->b->errstr = scratch;
+    qc->b->errstr_size = sizeof(scratch);
+    json_t *ae = json_object_get(node, "A_Expr");
+    const char *kind = jstr(ae, "kind"), *op = last_name(json_object_get(ae, "name"));
+    json_t *l = json_object_get(ae, "lexpr"), *r = json_object_get(ae, "rexpr");
+    int ca, cb, cc;
+    int64_t oa, ob, oc;
+    bool ok = false;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    int tl = -1, tr = -1;
+    if (kind != NULL && strcmp(kind, "AEXPR_BETWEEN") == 0) {
+        json_t *bounds = json_is_array(r) ? r : json_object_get(json_object_get(r, "List"),
+                                                                   "items");
+        if (json_array_size(bounds) == 2 && time_term(qc, l, &ca, &oa) &&
+            time_term(qc, json_array_get(bounds, 0), &cb, &ob) &&
+            time_term(qc, json_array_get(bounds, 1), &cc, &oc) && cb == cc &&
+            (ca < nl) != (cb < nl) && oa == 0) {
+            if (ca < nl) { /* l BETWEEN r + ob AND r + oc */
+                tl = ca, tr = cb - nl, lo = ob, hi = oc;
+            } else { /* r BETWEEN l + ob AND l + oc: r - oc <= l <= r - ob */
+                tl = cb, tr = ca - nl, lo = -oc, hi = -ob;
+            }
+            ok = true;
+        }
+    } else if (kind != NULL && strcmp(kind, "AEXPR_OP") == 0 && op != NULL &&
+               (strcmp(op, "<") == 0 || strcmp(op, "<=") == 0 || strcmp(op, ">") == 0 ||
+                strcmp(op, ">=") == 0) &&
+               time_term(qc, l, &ca, &oa) && time_term(qc, r, &cb, &ob) &&
+               (ca < nl) != (cb < nl)) {
+        /* ca + oa OP cb + ob, as left OP right + c. */
+        bool lt = op[0] == '<', eq = op[1] == '=';
+        int64_t c;
+        if (ca < nl) {
+            tl = ca, tr = cb - nl, c = ob - oa;
+        } else {
+            tl = cb, tr = ca - nl, c = oa - ob, lt = !lt;
+        }
+        if (lt)
+            hi = eq ? c : c - 1;
+        else
+            lo = eq ? c : c + 1;
+        ok = true;
+    }
+    qc->b->errstr = saved;
+    qc->b->errstr_size = saved_size;
+    if (!ok)
+        return false;
+    /* Every bound must relate the same two columns (and types). */
+    if (J->interval && (J->time_left != tl || J->time_right != tr))
+        return false;
+    if (qc->in->cols[tl].type != qc->in->cols[nl + tr].type)
+        return false;
+    if (!J->interval) {
+        J->interval = true;
+        J->time_left = tl;
+        J->time_right = tr;
+        J->lower_us = INT64_MIN;
+        J->upper_us = INT64_MAX;
+    }
+    if (lo != INT64_MIN) {
+        *have_lo = true;
+        J->lower_us = lo > J->lower_us ? lo : J->lower_us;
+    }
+    if (hi != INT64_MAX) {
+        *have_hi = true;
+        J->upper_us = hi < J->upper_us ? hi : J->upper_us;
+    }
+    return true;
+}
+
 static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bound_from_t *L,
                      tm_bound_from_t *R, tm_bound_from_t **out)
 {
@@ -1453,8 +1578,8 @@ static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bou
                           "uncorrelated subquery is not supported"
                         : "%s needs an equality between an expression of each side (ON a.x = "
                           "b.y), which becomes the join key; cross joins and joins on other "
-                          "conditions only (interval joins such as a.ts BETWEEN b.ts - INTERVAL "
-                          "… AND b.ts) are not built yet",
+                          "conditions only are not supported (an interval join such as a.ts "
+                          "BETWEEN b.ts - INTERVAL … AND b.ts needs a key equality too)",
                     in->what);
     /* Key pairs: one type per pair (their common type), keys as columns of each side. */
     if (rc == 0) {
@@ -1525,16 +1650,33 @@ static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bou
         if (rc == 0)
             rc = scope_add(&sc, &nsc, R, L->schema->ncols, 0);
         tm_expr_t **v = calloc((size_t)nres, sizeof(*v));
-        if (v == NULL)
+        tm_expr_t **rest = calloc((size_t)nres, sizeof(*rest));
+        bool *tb = calloc((size_t)nres, sizeof(bool));
+        bool have_lo = false, have_hi = false;
+        int nrest = 0;
+        if (v == NULL || rest == NULL || tb == NULL)
             rc = TM_ENOMEM;
+        bool pairs = in->kind == TM_BOUND_INNER || in->kind == TM_BOUND_LEFT ||
+                     in->kind == TM_BOUND_RIGHT || in->kind == TM_BOUND_FULL;
         for (int i = 0; rc == 0 && i < nres; i++) {
             qctx_t qc;
             qctx_over(&qc, b, q, cat, sc, nsc);
             rc = bind_expr(&qc, resid[i], MODE_PLAIN, &v[i]);
+            if (rc == 0 && pairs && !in->subquery)
+                tb[i] = time_bound(&qc, resid[i], L->schema->ncols, J, &have_lo, &have_hi);
+            if (rc == 0 && !tb[i])
+                rest[nrest++] = v[i];
         }
         if (rc == 0)
             rc = and_all(b, v, nres, in->location, &J->residual);
+        /* An interval join needs both bounds; one alone is only a condition. */
+        if (rc == 0 && J->interval && !(have_lo && have_hi))
+            J->interval = false;
+        if (rc == 0 && J->interval)
+            rc = and_all(b, rest, nrest, in->location, &J->interval_rest);
         free(v);
+        free(rest);
+        free(tb);
     }
     tm_schema_unref(cat);
     free(sc);

@@ -109,6 +109,19 @@ struct tm_bound_from {
     int nkeys;
     tm_expr_t *residual; /* over left->schema ++ right->schema; NULL = true */
     bool null_aware;     /* ANTI from NOT IN with a nullable key */
+    /*
+     * Interval join (INNER/LEFT/RIGHT/FULL): residual conjuncts that bound
+     * one side's time column by the other's from both sides, as
+     *     right.time_right + lower_us <= left.time_left <= right.time_right + upper_us
+     * (BETWEEN, <, <=, >, >= with ± a constant INTERVAL without months; a
+     * strict bound is one microsecond tighter).  `residual` keeps them (a
+     * regular join runs them as a condition); `interval_rest` is the
+     * residual without them (NULL = true), for an interval join.
+     */
+    bool interval;
+    int time_left, time_right; /* columns of left->schema / right->schema */
+    int64_t lower_us, upper_us;
+    tm_expr_t *interval_rest;
 
     tm_schema_t *raw;    /* the item's output */
     tm_expr_t *filter;   /* over raw, or NULL */

@@ -346,6 +346,72 @@ static void test_join_shape(void)
     tm_expr_pool_free(pool);
 }
 
+/* Interval joins: the time bounds the binder finds in a join's ON clause. */
+static void test_interval_bounds(void)
+{
+    const int64_t M = 60 * 1000000LL; /* a minute in µs */
+    static const struct {
+        const char *on;
+        bool interval;
+        int64_t lower, upper; /* in minutes, or µs with `exact` */
+        bool exact;
+        bool rest; /* a residual besides the bounds */
+    } cases[] = {
+        {"a.created_at BETWEEN b.created_at AND b.created_at + INTERVAL '10 minutes'", true, 0,
+         10, false, false},
+        {"a.created_at >= b.created_at - INTERVAL '5 minutes' AND a.created_at < b.created_at",
+         true, -5 * M, -1, true, false},
+        {"b.created_at BETWEEN a.created_at - INTERVAL '2 minutes' AND a.created_at + "
+         "INTERVAL '3 minutes' AND a.amount > b.amount",
+         true, -3, 2, false, true},
+        {"b.created_at + INTERVAL '1 minute' > a.created_at AND a.created_at > b.created_at",
+         true, 1, M - 1, true, false},
+        {"a.created_at > b.created_at AND a.created_at <= b.created_at + INTERVAL '1 hour' AND "
+         "a.created_at <= b.created_at + INTERVAL '30 minutes'",
+         true, 1, 30 * M, true, false},
+        /* One bound only, a month, or a non-constant offset: a plain condition. */
+        {"a.created_at >= b.created_at", false, 0, 0, false, true},
+        {"a.created_at BETWEEN b.created_at AND b.created_at + INTERVAL '1 month'", false, 0, 0,
+         false, true},
+        {"a.created_at BETWEEN b.created_at AND a.created_at + INTERVAL '1 minute'", false, 0,
+         0, false, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char sql[1024], err[2048] = "";
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO out SELECT a.id, b.id AS bid FROM orders a JOIN orders b ON "
+                 "a.customer_id = b.customer_id AND %s;",
+                 cases[i].on);
+        tm_job_t *job = NULL;
+        tm_bound_query_t *q = NULL;
+        tm_expr_pool_t *pool = tm_expr_pool_new();
+        int rc = bind_one(sql, &q, &job, pool, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "%s\n", err);
+        TM_REQUIRE(rc == 0);
+        const tm_bound_from_t *J = q->from;
+        TM_REQUIRE(J != NULL && J->kind == TM_BOUND_INNER);
+        if (J->interval != cases[i].interval)
+            fprintf(stderr, "case %zu: interval %d\n", i, J->interval);
+        TM_CHECK(J->interval == cases[i].interval);
+        TM_CHECK(J->residual != NULL); /* a regular join keeps every condition */
+        if (cases[i].interval) {
+            int64_t mul = cases[i].exact ? 1 : M;
+            TM_CHECK_STR(J->left->schema->cols[J->time_left].name, "created_at");
+            TM_CHECK_STR(J->right->schema->cols[J->time_right].name, "created_at");
+            if (J->lower_us != cases[i].lower * mul || J->upper_us != cases[i].upper * mul)
+                fprintf(stderr, "case %zu: bounds %lld..%lld\n", i, (long long)J->lower_us,
+                        (long long)J->upper_us);
+            TM_CHECK(J->lower_us == cases[i].lower * mul);
+            TM_CHECK(J->upper_us == cases[i].upper * mul);
+            TM_CHECK((J->interval_rest != NULL) == cases[i].rest);
+        }
+        tm_bound_query_free(q);
+        tm_job_free(job);
+        tm_expr_pool_free(pool);
+    }
+}
+
 /* Top-N: the rank's columns, order, limit and whether the enclosing query reads rn. */
 static void test_rank_shape(void)
 {
@@ -409,6 +475,7 @@ static void test_rank_shape(void)
 int main(void)
 {
     TM_RUN(test_rank_shape);
+    TM_RUN(test_interval_bounds);
     TM_RUN(test_join_shape);
     TM_RUN(test_errors);
     TM_RUN(test_undeclared_columns);
