@@ -289,12 +289,9 @@ static void explain_interval_join(const tm_plan_t *plan, FILE *f, const tm_plan_
     char all[512] = "";
     side_sources(plan, n->input, all, sizeof(all));
     side_sources(plan, n->input2, all, sizeof(all));
-    fprintf(f, "          state: each side's rows by (join key, time) in RocksDB, %d key groups, "
-               "dropped once the watermark passes the last time the other side can match them%s; "
-               "rows of %s; uid %s\n",
-            plan->max_parallelism,
-            js->type == TM_JOIN_INNER ? "" : " (an unmatched outer row is padded then)", all,
-            n->uid);
+    fprintf(f, "          rows   of %s, each kept until the watermark passes the last time "
+               "the other side can match it%s\n",
+            all, js->type == TM_JOIN_INNER ? "" : " (an unmatched outer row is padded then)");
 }
 
 /* A lookup join's key, conditions, cache and consistency. */
@@ -463,8 +460,10 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         } else {
             fprintf(f, "the records' primary key");
         }
-    } else if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN) {
+    } else if (n->kind == TM_PLAN_JOIN) {
         fprintf(f, "each side's rows under their join key (see above)");
+    } else if (n->kind == TM_PLAN_INTERVAL_JOIN) {
+        fprintf(f, "each side's rows by (join key, time), and a time index per side");
     } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
         fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
     } else if (n->kind == TM_PLAN_TOPN) {
@@ -701,8 +700,9 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
-    fprintf(f, "\nnot built yet: interval joins over sources (no source is append-only yet, so "
-               "they run as regular joins), joins without an equality "
+    fprintf(f, "\nnot built yet: interval joins over streaming sources (only a snapshot-only "
+               "source is append-only yet; others run them as regular joins), joins without an "
+               "equality "
                "between their sides (cross joins), JOIN … USING and NATURAL JOIN, window "
                "aggregates (TUMBLE, HOP, SESSION, CUMULATE), "
                "window Top-N, SELECT DISTINCT ON, subqueries in expressions, set "

@@ -4,7 +4,8 @@
  *
  * Rules, in the order they apply to one INSERT:
  *   1. FROM a table: a Scan (one per source table, shared by every INSERT
- *      that reads it).  A table with a declared PRIMARY KEY — or a SELECT *
+ *      that reads it; insert-only for a snapshot-only source, snapshot =
+ *      'initial_only').  A table with a declared PRIMARY KEY — or a SELECT *
  *      pipeline into a sink that declares one, as in the first version — gets
  *      an Upsert hashed by that key right after it, before anything stateful.
  *      FROM a subquery or view: that query's plan, inlined.
@@ -207,7 +208,20 @@ static tm_plan_node_t *scan_for(pctx_t *pc, int table)
     n->uid = tm_asprintf("scan/%s", t->name);
     n->schema = t->declared ? tm_schema_ref(t->declared) : NULL;
     n->exchange = 0;
-    if (t->declared != NULL && t->declared->nkeys > 0) {
+    const char *snap = t->opts != NULL ? tm_opt_str(t->opts, "snapshot") : NULL;
+    if (snap != NULL && strcmp(snap, "initial_only") == 0) {
+        /*
+         * A snapshot-only CDC source reads the table once and ends: every
+         * record is a snapshot read, so it is an insert-only stream (a
+         * bounded one), unique on its declared key.
+         */
+        n->mode = TM_MODE_INSERT_ONLY;
+        n->before_images = true; /* vacuously: no update or delete comes */
+        if (t->declared != NULL && t->declared->nkeys > 0) {
+            n->key = int_dup(t->declared->key_cols, t->declared->nkeys);
+            n->nkey = t->declared->nkeys;
+        }
+    } else if (t->declared != NULL && t->declared->nkeys > 0) {
         /* A CDC source keyed by its primary key: an update may carry only the key as before. */
         n->mode = TM_MODE_UPSERT;
         n->before_images = false;
@@ -228,7 +242,8 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     if (scan == NULL)
         return NULL;
     bool pk = t->declared != NULL && t->declared->nkeys > 0;
-    if (!pk && !force_upsert)
+    /* An insert-only scan needs no changelog normalization. */
+    if ((!pk || scan->mode == TM_MODE_INSERT_ONLY) && !force_upsert)
         return scan;
     tm_plan_node_t *n = node_add(plan, TM_PLAN_UPSERT, scan, pc->insert);
     if (n == NULL)

@@ -14,7 +14,9 @@
  *   upsert        +I +U -D keyed by `key`; an update may lack its before
  *                 image unless before_images is set
  *
- *   Scan      a source with a declared PRIMARY KEY is an upsert stream on
+ *   Scan      a snapshot-only source (snapshot = 'initial_only') is an
+ *             insert-only stream (unique on its declared key, no Upsert);
+ *             otherwise a source with a declared PRIMARY KEY is an upsert stream on
  *             it (a before image may carry only the key); without one it is
  *             taken as a retract stream with full images (REPLICA IDENTITY
  *             FULL is the user's promise; explain says so)
