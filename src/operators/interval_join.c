@@ -24,9 +24,11 @@
  *          and to the time index; else pad it now if it is an unmatched
  *          outer row
  *       then commit.
- *     on_watermark(W): per side, per owned key group, walk the time index
- *       up to the side's expiry time, pad the unmatched outer rows, delete
- *       both entries; commit; forward W - max(|lower|, |upper|).
+ *     on_watermark(W): per side, unless no stored row is that old (the
+ *       oldest time is tracked in memory once a walk has seen it), per
+ *       owned key group, walk the time index up to the side's expiry time,
+ *       pad the unmatched outer rows, delete both entries; commit; forward
+ *       W - max(|lower|, |upper|).
  *     on_end: as on_watermark with every row expired.
  *
  * Invariants:
@@ -65,6 +67,12 @@ struct tm_operator {
     bool outer[2];        /* the side's unmatched rows are padded */
     int nl, nr, maxp;
     int64_t wm;           /* the last watermark, INT64_MIN before the first */
+    /*
+     * Per side, no stored row is older than this (INT64_MIN: unknown, as
+     * after a restore), so a watermark that expires nothing skips the walk
+     * over every key group.
+     */
+    int64_t oldest[2];
     tm_row_t pair;
     tm_eval_env_t env;
     tm_buf_t key, ikey, val, ser;
@@ -328,6 +336,8 @@ static int process_row(tm_operator_t *op, int s, const tm_record_t *rec, const t
         return rc;
     if ((rc = put_entry(op, kg, op->key.data, op->key.len, copies + 1, was || matched)) != 0)
         return rc;
+    if (t < op->oldest[s])
+        op->oldest[s] = t;
     if (copies > 0)
         return 0; /* its index entry exists */
     tm_buf_clear(&op->ikey);
@@ -389,6 +399,9 @@ static int expire_side(tm_operator_t *op, int s, int64_t until, tm_collector_t *
     const tm_interval_join_spec_t *spec = op->spec;
     uint8_t prefix[2] = {INDEX_TAG, (uint8_t)s};
     int rc = 0;
+    if (until <= op->oldest[s] && op->oldest[s] != INT64_MIN)
+        return 0; /* nothing that old is stored */
+    int64_t oldest = INT64_MAX; /* of the rows that stay */
     for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++) {
         if ((rc = tm_store_iter_seek(op->it, kg, prefix, 2, false)) != 0)
             return rc;
@@ -397,8 +410,10 @@ static int expire_side(tm_operator_t *op, int s, int64_t until, tm_collector_t *
             if (e.klen < 10)
                 return corrupt(op, errstr, errstr_size);
             int64_t t = get_time(e.key + 2);
-            if (t >= until)
+            if (t >= until) {
+                oldest = t < oldest ? t : oldest;
                 break;
+            }
             size_t klen;
             if (tm_row_cols_key_skip(op->sch[s], op->keys[s], spec->nkeys, e.key + 10,
                                      e.klen - 10, &klen) != 0)
@@ -437,6 +452,9 @@ static int expire_side(tm_operator_t *op, int s, int64_t until, tm_collector_t *
         }
         rc = rc < 0 ? rc : 0;
     }
+    /* Every row older than `until` is gone; INT64_MAX when nothing stays. */
+    if (rc == 0)
+        op->oldest[s] = oldest;
     return rc;
 }
 
@@ -566,6 +584,7 @@ int tm_interval_join_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
     op->store = ctx->store;
     op->maxp = maxp;
     op->wm = INT64_MIN;
+    op->oldest[0] = op->oldest[1] = INT64_MIN;
     op->sch[0] = spec->left_schema;
     op->sch[1] = spec->right_schema;
     op->keys[0] = spec->left_keys;

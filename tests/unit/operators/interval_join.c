@@ -450,13 +450,22 @@ static void test_end_and_late_rows(void)
     add_insert(b3, f.sch[0], mk_row(b3, f.sch[0], 5, 2, 150, 1));
     TM_REQUIRE(r.ops->process(r.op, 0, b3, &c.c, err, sizeof(err)) == 0);
     TM_CHECK_INT(c.records, 3);
+    /* A left row at 300 (k 3) can match right rows up to time 300: the watermark 305 pads it. */
+    tm_batch_t *b5 = tm_batch_new();
+    add_insert(b5, f.sch[0], mk_row(b5, f.sch[0], 7, 3, 300, 1));
+    TM_REQUIRE(r.ops->process(r.op, 0, b5, &c.c, err, sizeof(err)) == 0);
+    TM_REQUIRE(r.ops->on_watermark(r.op, 300, &fwd, &c.c, err, sizeof(err)) == 0);
+    TM_CHECK_INT(c.records, 3); /* 300 is not before 300: it may still match */
+    TM_REQUIRE(r.ops->on_watermark(r.op, 305, &fwd, &c.c, err, sizeof(err)) == 0);
+    TM_CHECK_INT(c.records, 4);
+    tm_batch_unref(b5);
     /* The end pads the unmatched right row at 500. */
     TM_REQUIRE(r.ops->on_end(r.op, &c.c, err, sizeof(err)) == 0);
-    TM_CHECK_INT(c.records, 4);
+    TM_CHECK_INT(c.records, 5);
     TM_CHECK_INT(count_entries(r.store), 0);
     char *got = collected(&c);
     TM_CHECK_STR(got, "-,-,-,-,2,2,500,8\n3,1,105,9,1,1,100,7\n4,-,105,9,-,-,-,-\n"
-                      "5,2,150,1,-,-,-,-\n");
+                      "5,2,150,1,-,-,-,-\n7,3,300,1,-,-,-,-\n");
     free(got);
     /* An update is refused: the inputs must be append-only. */
     tm_batch_t *b4 = tm_batch_new();
