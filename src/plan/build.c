@@ -14,7 +14,8 @@
  *      the plan must outlive the pipeline (plan.h).
  *   2. A HASH exchange's key function is the one the consuming operator
  *      stores its state under (tm_upsert_exchange_key for the upsert,
- *      tm_group_agg_key for group_agg, tm_join_left_key/right_key for the
+ *      tm_group_agg_key for group_agg, tm_topn_key for topn,
+ *      tm_join_left_key/right_key for the
  *      two inputs of a join), so a key's state is always on the subtask
  *      that receives it.
  *   3. A join's stage has two inputs: input 0 linked from the left
@@ -26,8 +27,10 @@
 #include "core/error.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/interval_join.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
+#include "operators/topn.h"
 #include "operators/upsert.h"
 #include "operators/window_agg.h"
 
@@ -64,6 +67,14 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->make = tm_lookup_join_new;
         f->spec = &n->lookup;
         return 0;
+    case TM_PLAN_INTERVAL_JOIN:
+        f->make = tm_interval_join_new;
+        f->spec = &n->ij;
+        return 0;
+    case TM_PLAN_TOPN:
+        f->make = tm_topn_new;
+        f->spec = &n->topn;
+        return 0;
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                          "plan node %d (%s) has no operator in this version", n->id,
@@ -82,6 +93,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
         key->arg = &n->join;
         return 0;
     }
+    if (n->kind == TM_PLAN_INTERVAL_JOIN) {
+        key->encode = input == 0 ? tm_interval_join_left_key : tm_interval_join_right_key;
+        key->arg = &n->ij;
+        return 0;
+    }
     if (n->kind == TM_PLAN_UPSERT) {
         key->encode = tm_upsert_exchange_key;
         return 0;
@@ -94,6 +110,11 @@ static int exchange_key_of(const tm_plan_node_t *n, int input, tm_exchange_key_t
     if (n->kind == TM_PLAN_WINDOW_AGG) {
         key->encode = tm_window_agg_key;
         key->arg = &n->win;
+        return 0;
+    }
+    if (n->kind == TM_PLAN_TOPN) {
+        key->encode = tm_topn_key;
+        key->arg = &n->topn;
         return 0;
     }
     return TM_EINVAL;
@@ -135,7 +156,8 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
     }
     for (int s = 0; rc == 0 && s < plan->nstages; s++) {
         const tm_plan_node_t *first = plan->stages[s].nodes[0];
-        int ninputs = first->kind == TM_PLAN_JOIN ? 2 : 1;
+        int ninputs =
+            first->kind == TM_PLAN_JOIN || first->kind == TM_PLAN_INTERVAL_JOIN ? 2 : 1;
         for (int in = 0; rc == 0 && in < ninputs; in++) {
             tm_exchange_key_t key;
             int from = producer_of(in == 0 ? first->input : first->input2, table_nodes, ids);

@@ -136,6 +136,31 @@ static void print_expr(FILE *f, const tm_expr_t *e, const tm_schema_t *in)
 }
 
 
+/* A Top-N's ranking, and what it emits. */
+static void explain_topn(FILE *f, const tm_plan_node_t *n)
+{
+    const tm_topn_spec_t *ts = &n->topn;
+    fprintf(f, "          rank   %s := row_number() OVER (",
+            ts->rn_col >= 0 ? n->schema->cols[ts->rn_col].name : "rn");
+    if (ts->npart > 0) {
+        fprintf(f, "PARTITION BY ");
+        print_cols(f, ts->in_schema, ts->part_cols, ts->npart);
+        fprintf(f, " ");
+    }
+    fprintf(f, "ORDER BY ");
+    for (int i = 0; i < ts->norder; i++)
+        fprintf(f, "%s%s %s NULLS %s", i ? ", " : "", ts->in_schema->cols[ts->order_cols[i]].name,
+                ts->order_desc[i] ? "DESC" : "ASC", ts->nulls_first[i] ? "FIRST" : "LAST");
+    fprintf(f, ") <= %lld\n", (long long)ts->limit);
+    if (ts->rank_number)
+        fprintf(f, "          emits  by rank: a change of rank updates the rows at every rank it "
+                   "shifts\n");
+    else
+        fprintf(f, "          emits  rows entering and leaving the top %lld only (the rank is "
+                   "not selected, so rank changes emit nothing)\n",
+                (long long)ts->limit);
+}
+
 /* The scans (source tables) under a node, for "state grows without bound" and the header. */
 static void side_sources(const tm_plan_t *plan, const tm_plan_node_t *n, char *buf, size_t len)
 {
@@ -149,7 +174,7 @@ static void side_sources(const tm_plan_t *plan, const tm_plan_node_t *n, char *b
         return;
     }
     side_sources(plan, n->input, buf, len);
-    if (n->kind == TM_PLAN_JOIN)
+    if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN)
         side_sources(plan, n->input2, buf, len);
 }
 
@@ -231,6 +256,42 @@ static void explain_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     side_sources(plan, n->input2, all, sizeof(all));
     fprintf(f, "          estimate: the live rows of %s (both sides' rows are kept until retracted%s)\n", all,
             ttl ? " or expired" : "");
+    if (n->interval_as_join)
+        fprintf(f, "          note: the ON clause bounds the time columns (right.%s + %lld µs <= "
+                   "left.%s <= right.%s + %lld µs: an interval join), but an input is not "
+                   "append-only (left: %s, right: %s), so this is a regular join with the time "
+                   "bounds as a condition over each pair: its state is not cleaned by watermarks "
+                   "(Flink plans the same)\n",
+                rs->cols[n->ij.right_time].name, (long long)n->ij.lower_us,
+                ls->cols[n->ij.left_time].name, rs->cols[n->ij.right_time].name,
+                (long long)n->ij.upper_us, tm_changelog_mode_name(n->input->mode),
+                tm_changelog_mode_name(n->input2->mode));
+}
+
+/* An interval join's keys, time range, residual and state. */
+static void explain_interval_join(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
+{
+    const tm_interval_join_spec_t *js = &n->ij;
+    const tm_schema_t *ls = js->left_schema, *rs = js->right_schema;
+    fprintf(f, "          on     ");
+    for (int k = 0; k < js->nkeys; k++)
+        fprintf(f, "%sleft.%s = right.%s", k ? " AND " : "", ls->cols[js->left_keys[k]].name,
+                rs->cols[js->right_keys[k]].name);
+    fprintf(f, "   (NULL keys never match)\n");
+    fprintf(f, "          time   right.%s + %lld µs <= left.%s <= right.%s + %lld µs\n",
+            rs->cols[js->right_time].name, (long long)js->lower_us, ls->cols[js->left_time].name,
+            rs->cols[js->right_time].name, (long long)js->upper_us);
+    if (js->residual != NULL) {
+        char buf[4096];
+        tm_expr_format(js->residual, NULL, buf, sizeof(buf));
+        fprintf(f, "          and    %s   (residual over left ++ right, $i = column i)\n", buf);
+    }
+    char all[512] = "";
+    side_sources(plan, n->input, all, sizeof(all));
+    side_sources(plan, n->input2, all, sizeof(all));
+    fprintf(f, "          rows   of %s, each kept until the watermark passes the last time "
+               "the other side can match it%s\n",
+            all, js->type == TM_JOIN_INNER ? "" : " (an unmatched outer row is padded then)");
 }
 
 /* A lookup join's key, conditions, cache and consistency. */
@@ -382,10 +443,18 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, " %s%s: left [%d], right [%d]\n", tm_plan_join_type_name(n->join.type),
                 n->join.null_aware ? " (null-aware: NOT IN)" : "", n->input->id, n->input2->id);
         break;
+    case TM_PLAN_INTERVAL_JOIN:
+        fprintf(f, " %s: left [%d], right [%d]\n", tm_plan_join_type_name(n->ij.type),
+                n->input->id, n->input2->id);
+        break;
     case TM_PLAN_LOOKUP_JOIN:
         fprintf(f, " %s with lookup table %s (connector %s): stream [%d]%s\n",
                 n->lookup.type == TM_JOIN_LEFT ? "left" : "inner", t->name, t->conn->name,
                 n->input->id, n->lookup.dim_left ? " (the table is the join's left side)" : "");
+        break;
+    case TM_PLAN_TOPN:
+        fprintf(f, ": the top %lld rows per partition%s\n", (long long)n->topn.limit,
+                n->topn.limit == 1 ? " (deduplication)" : "");
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
@@ -438,20 +507,26 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
     }
     if (n->kind == TM_PLAN_WINDOW_AGG)
         explain_window(f, n);
+    if (n->kind == TM_PLAN_TOPN)
+        explain_topn(f, n);
+    if (n->kind == TM_PLAN_INTERVAL_JOIN)
+        explain_interval_join(plan, f, n);
     if (n->kind == TM_PLAN_JOIN)
         explain_join(plan, f, n);
     if (n->kind == TM_PLAN_LOOKUP_JOIN)
         explain_lookup_join(plan, f, n);
     if (n->kind != TM_PLAN_SCAN) {
         fprintf(f, "          input: ");
-        if (n->kind == TM_PLAN_JOIN)
+        bool two = n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN;
+        if (two)
             fprintf(f, "left ");
         print_exchange(f, n);
-        if (n->kind == TM_PLAN_JOIN) {
+        if (two) {
             fprintf(f, ", right ");
             if (n->exchange == TM_EXCHANGE_HASH) {
                 fprintf(f, "hash(");
-                print_cols(f, n->input2->schema, n->join.right_keys, n->join.nkeys);
+                print_cols(f, n->input2->schema, n->join_right_keys,
+                           n->kind == TM_PLAN_JOIN ? n->join.nkeys : n->ij.nkeys);
                 fprintf(f, ")");
             } else {
                 print_exchange(f, n);
@@ -474,6 +549,8 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         }
     } else if (n->kind == TM_PLAN_JOIN) {
         fprintf(f, "each side's rows under their join key (see above)");
+    } else if (n->kind == TM_PLAN_INTERVAL_JOIN) {
+        fprintf(f, "each side's rows by (join key, time), and a time index per side");
     } else if (n->kind == TM_PLAN_LOOKUP_JOIN) {
         fprintf(f, "none (the lookup cache is memory only, per subtask, never checkpointed)");
     } else if (n->kind == TM_PLAN_WINDOW_AGG) {
@@ -484,6 +561,14 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         }
         fprintf(f, "window) and a timer per window, keyed by %s",
                 n->win.nkey > 0 ? "the group key" : "the window (one subtask)");
+    } else if (n->kind == TM_PLAN_TOPN) {
+        if (n->topn.append_only)
+            fprintf(f, "at most %lld rows per partition (the input is insert-only)",
+                    (long long)n->topn.limit);
+        else
+            fprintf(f, "every row of each partition, sorted by the order key (rows below the "
+                       "top %lld can move up when a row of it is retracted)",
+                    (long long)n->topn.limit);
     } else if (n->kind == TM_PLAN_GROUP_AGG) {
         if (n->agg.ngroup == 0) {
             fprintf(f, "accumulators of the one group");
@@ -512,7 +597,7 @@ static void collect(const tm_plan_node_t *n, bool *in, int max)
 {
     for (; n != NULL && n->id <= max && !in[n->id]; n = n->input) {
         in[n->id] = true;
-        if (n->kind == TM_PLAN_JOIN)
+        if (n->kind == TM_PLAN_JOIN || n->kind == TM_PLAN_INTERVAL_JOIN)
             collect(n->input2, in, max);
     }
 }
@@ -711,13 +796,11 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
         fprintf(f, "\ncheckpoints: off (SET checkpoint_interval = '10s' turns them on); sinks are "
                    "at-least-once, sources acknowledge what sinks flushed\n");
     explain_row_errors(plan, f);
-    fprintf(f, "\nnot built yet: interval joins, joins without an equality "
-               "between their sides (cross joins), JOIN … USING and NATURAL JOIN, a window "
-               "function (TUMBLE, …) without GROUP BY window_start, window_end, "
-               "SET late_data_sink, "
-               "Top-N (ORDER BY … LIMIT), SELECT DISTINCT ON, subqueries in expressions, set "
-               "operations (UNION …), watermarks from PostgreSQL sources (windows fire at the "
-               "end of a bounded input, or on a Kafka source's watermarks), the MySQL "
-               "source.\n");
+    fprintf(f, "\nnot built yet: interval joins over streaming sources (only a snapshot-only "
+               "source or datagen is append-only; others run them as regular joins), joins "
+               "without an equality between their sides (cross joins), JOIN … USING and NATURAL "
+               "JOIN, a window function (TUMBLE, …) without GROUP BY window_start, window_end, "
+               "SET late_data_sink, window Top-N, SELECT DISTINCT ON, subqueries in expressions, "
+               "set operations (UNION …).\n");
     return 0;
 }

@@ -4,7 +4,8 @@
  *
  * Rules, in the order they apply to one INSERT:
  *   1. FROM a table: a Scan (one per source table, shared by every INSERT
- *      that reads it).  A table with a declared PRIMARY KEY — or a SELECT *
+ *      that reads it; insert-only for a snapshot-only source, snapshot =
+ *      'initial_only').  A table with a declared PRIMARY KEY — or a SELECT *
  *      pipeline into a sink that declares one, as in the first version — gets
  *      an Upsert hashed by that key right after it, before anything stateful.
  *      FROM a subquery or view: that query's plan, inlined.
@@ -55,6 +56,7 @@ typedef struct pctx {
     bool sink_folds_upserts;
     char *errstr;
     size_t errstr_size;
+    int ntopn; /* Top-Ns planned so far for this INSERT */
 } pctx_t;
 
 const char *tm_changelog_mode_name(tm_changelog_mode_t mode)
@@ -74,8 +76,8 @@ const char *tm_plan_kind_name(tm_plan_kind_t kind)
 {
     static const char *const names[] = {"?",    "scan",       "upsert", "calc",       "group_agg",
                                         "sink", "join",       "window_agg", "topn",
-                                        "lookup_join"};
-    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_LOOKUP_JOIN ? names[kind] : "?";
+                                        "lookup_join", "interval_join"};
+    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_INTERVAL_JOIN ? names[kind] : "?";
 }
 
 static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
@@ -163,6 +165,10 @@ static void node_free(tm_plan_node_t *n)
     free(n->win_key_cols);
     free(n->win_out_cols);
     tm_schema_unref((tm_schema_t *)n->win.in_schema);
+    free(n->topn_part);
+    free(n->topn_order);
+    free(n->topn_desc);
+    free(n->topn_nulls_first);
     free(n);
 }
 
@@ -214,8 +220,17 @@ static tm_plan_node_t *scan_for(pctx_t *pc, int table)
     n->uid = tm_asprintf("scan/%s", t->name);
     n->schema = t->declared ? tm_schema_ref(t->declared) : NULL;
     n->exchange = 0;
-    if (t->conn != NULL && (t->conn->kinds & TM_CONNECTOR_INSERT_ONLY)) {
-        /* An append-only source (datagen): +I only, unique on a declared key if any. */
+    const char *snap = t->conn != NULL && strcmp(t->conn->name, "postgres-cdc") == 0
+                           ? tm_opt_str(t->opts, "snapshot")
+                           : NULL;
+    if ((t->conn != NULL && (t->conn->kinds & TM_CONNECTOR_INSERT_ONLY)) ||
+        (snap != NULL && strcmp(snap, "initial_only") == 0)) {
+        /*
+         * An append-only source (datagen), or a snapshot-only CDC source,
+         * which reads the table once and ends: every record is a snapshot
+         * read.  Insert-only (a bounded stream for the latter), unique on a
+         * declared key if any; before images vacuously whole.
+         */
         n->mode = TM_MODE_INSERT_ONLY;
         n->before_images = true;
         if (t->declared != NULL && t->declared->nkeys > 0) {
@@ -243,6 +258,7 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     if (scan == NULL)
         return NULL;
     bool pk = t->declared != NULL && t->declared->nkeys > 0;
+    /* An insert-only scan needs no changelog normalization. */
     if ((!pk && !force_upsert) || (pk && pc->sink_folds_upserts) ||
         scan->mode == TM_MODE_INSERT_ONLY)
         return scan;
@@ -329,8 +345,9 @@ static tm_plan_node_t *plan_calc(pctx_t *pc, tm_plan_node_t *input, tm_schema_t 
     for (int i = 0; star && i < nexprs; i++)
         star = tm_expr_column_index(exprs[i]) == i;
     n->calc.pass_control = star && input->kind != TM_PLAN_GROUP_AGG &&
-                           input->kind != TM_PLAN_WINDOW_AGG &&
-                           input->kind != TM_PLAN_JOIN && strcmp(role, "pre-join") != 0;
+                           input->kind != TM_PLAN_WINDOW_AGG && input->kind != TM_PLAN_JOIN &&
+                           input->kind != TM_PLAN_INTERVAL_JOIN &&
+                           strcmp(role, "pre-join") != 0 && strcmp(role, "pre-rank") != 0;
     n->mode = input->mode;
     n->before_images = input->before_images;
     n->exchange = TM_EXCHANGE_FORWARD;
@@ -715,9 +732,79 @@ bool tm_plan_key_ordered(const tm_plan_node_t *n)
         }
         return left || right;
     }
+    case TM_PLAN_TOPN:
+        /* By rank, the output key holds the partition key: one subtask per key value. */
+        return n->topn.rank_number && n->key != NULL && n->nkey > 0 &&
+               tm_plan_key_ordered(n->input);
     default:
         return false;
     }
+}
+
+/*
+ * An interval join (plan.h, IntervalJoin): both inputs insert-only, the
+ * time bounds found by the binder.  Its uid counts as a join's.
+ */
+static int plan_interval_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t *l,
+                              tm_plan_node_t *r, tm_plan_node_t **out)
+{
+    tm_plan_node_t *n = node_add(pc->plan, TM_PLAN_INTERVAL_JOIN, l, pc->insert);
+    if (n == NULL)
+        return TM_ENOMEM;
+    n->input2 = r;
+    pc->njoin++;
+    tm_interval_join_spec_t *s = &n->ij;
+    s->type = join_type_of(f->kind);
+    uint32_t h = 2166136261u;
+    char buf[256], tn[64];
+    h = fnv(h, "interval");
+    h = fnv(h, tm_plan_join_type_name(s->type));
+    const tm_schema_t *sides[2] = {l->schema, r->schema};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; sides[k] && i < sides[k]->ncols; i++) {
+            tm_expr_type_t t;
+            tm_expr_type_from_column(&sides[k]->cols[i], &t);
+            h = fnv(h, sides[k]->cols[i].name);
+            h = fnv(h, tm_expr_type_name(&t, tn, sizeof(tn)));
+        }
+        h = fnv(h, "|");
+    }
+    for (int k = 0; k < f->nkeys; k++) {
+        snprintf(buf, sizeof(buf), "%d=%d", f->left_keys[k], f->right_keys[k]);
+        h = fnv(h, buf);
+    }
+    snprintf(buf, sizeof(buf), "t%d/%d/%lld/%lld", f->time_left, f->time_right,
+             (long long)f->lower_us, (long long)f->upper_us);
+    h = fnv(h, buf);
+    n->uid = tm_asprintf("join/%s/%d-%08x", pc->sink_name, pc->njoin, h);
+    n->schema = tm_schema_clone(f->raw);
+    n->join_left_keys = int_dup(f->left_keys, f->nkeys);
+    n->join_right_keys = int_dup(f->right_keys, f->nkeys);
+    if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0 ||
+        n->join_left_keys == NULL || n->join_right_keys == NULL)
+        return TM_ENOMEM;
+    s->left_schema = l->schema;
+    s->right_schema = r->schema;
+    s->left_keys = n->join_left_keys;
+    s->right_keys = n->join_right_keys;
+    s->nkeys = f->nkeys;
+    s->left_time = f->time_left;
+    s->right_time = f->time_right;
+    s->lower_us = f->lower_us;
+    s->upper_us = f->upper_us;
+    s->residual = f->interval_rest;
+    s->out_schema = n->schema;
+    n->mode = TM_MODE_INSERT_ONLY;
+    n->before_images = true; /* vacuously: it emits no updates or deletes */
+    n->stateful = true;
+    n->exchange = TM_EXCHANGE_HASH;
+    n->exchange_cols = int_dup(f->left_keys, f->nkeys);
+    n->nexchange = f->nkeys;
+    n->parallelism = pc->plan->parallelism;
+    if (set_schema_key(n->schema, NULL, 0) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
 }
 
 static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
@@ -731,6 +818,9 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
         rc = plan_from(pc, f->right, &r);
     if (rc != 0)
         return rc;
+    if (f->interval && f->lower_us <= f->upper_us && l->mode == TM_MODE_INSERT_ONLY &&
+        r->mode == TM_MODE_INSERT_ONLY)
+        return plan_interval_join(pc, f, l, r, out);
     if (!l->before_images || !r->before_images)
         return plan_err(pc, f->location, TM_EUNSUPPORTED,
                         "a join needs changelogs whose updates carry their before images; "
@@ -792,6 +882,14 @@ static int plan_join(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
     js->nright_uk = n->join_right_uk ? r->nkey : 0;
     js->residual = f->residual;
     js->null_aware = f->null_aware;
+    n->interval_as_join = f->interval;
+    if (f->interval) {
+        /* For explain: the bounds the residual holds. */
+        n->ij.left_time = f->time_left;
+        n->ij.right_time = f->time_right;
+        n->ij.lower_us = f->lower_us;
+        n->ij.upper_us = f->upper_us;
+    }
     js->out_schema = n->schema;
     n->mode = TM_MODE_RETRACT;
     n->before_images = true;
@@ -877,6 +975,201 @@ static int plan_from(pctx_t *pc, const tm_bound_from_t *f, tm_plan_node_t **out)
     return 0;
 }
 
+/* ---- Top-N ---- */
+
+/* `s` without column `drop`. */
+static tm_schema_t *schema_without(const tm_schema_t *s, int drop)
+{
+    tm_schema_t *d = tm_schema_new(s->ncols - 1);
+    if (d == NULL)
+        return NULL;
+    for (int i = 0, j = 0; i < s->ncols; i++) {
+        if (i == drop)
+            continue;
+        const tm_column_t *c = &s->cols[i];
+        tm_column_t *o = &d->cols[j++];
+        tm_schema_set_str(&o->name, c->name);
+        o->type = c->type;
+        o->elem_type = c->elem_type;
+        o->precision = c->precision;
+        o->scale = c->scale;
+        o->nullable = c->nullable;
+        o->key_index = -1;
+    }
+    if (tm_schema_finish(d) != 0)
+        return tm_schema_unref(d), NULL;
+    return d;
+}
+
+/*
+ * A ranked query (q->rank): a calc computes every select-list item but the
+ * rank, then TopN ranks its rows and puts the rank column back at its place
+ * (plan.h, TopN).
+ */
+static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
+                     const tm_bound_query_t *q, tm_plan_node_t **out)
+{
+    tm_plan_t *plan = pc->plan;
+    const tm_bound_rank_t *rk = q->rank;
+    if (rk->limit < 1)
+        return plan_err(pc, rk->location, TM_EUNSUPPORTED,
+                        "row_number() needs a filter on it where the subquery is read: WHERE "
+                        "rn <= N, rn < N or rn = 1 (Top-N)");
+    if (!in->before_images)
+        return plan_err(pc, rk->location, TM_EUNSUPPORTED,
+                        "Top-N needs a changelog whose updates carry their before images; "
+                        "declare the source's PRIMARY KEY");
+    /* The select list without the rank, then the hidden PARTITION BY / ORDER BY columns. */
+    int nt = q->ntargets - 1, nv = nt + rk->nhidden;
+    tm_expr_t **v = calloc((size_t)nv + 1, sizeof(*v));
+    tm_schema_t *vis = schema_without(q->out_schema, rk->target);
+    tm_schema_t *pre_schema = vis ? tm_schema_new(nv) : NULL;
+    if (v == NULL || pre_schema == NULL) {
+        free(v);
+        tm_schema_unref(vis);
+        tm_schema_unref(pre_schema);
+        return TM_ENOMEM;
+    }
+    for (int i = 0, j = 0; i < q->ntargets; i++)
+        if (i != rk->target)
+            v[j++] = q->targets[i];
+    for (int h = 0; h < rk->nhidden; h++)
+        v[nt + h] = rk->hidden[h];
+    for (int i = 0; i < nv; i++) {
+        tm_column_t *o = &pre_schema->cols[i];
+        if (i < nt) {
+            const tm_column_t *c = &vis->cols[i];
+            tm_schema_set_str(&o->name, c->name);
+            o->type = c->type;
+            o->elem_type = c->elem_type;
+            o->precision = c->precision;
+            o->scale = c->scale;
+            o->nullable = c->nullable;
+        } else {
+            char nm[32];
+            snprintf(nm, sizeof(nm), "$rank%d", i - nt + 1);
+            tm_schema_set_str(&o->name, nm);
+            tm_expr_type_to_column(tm_expr_type(v[i]), o);
+            o->nullable = !tm_expr_not_null(v[i]);
+        }
+        o->key_index = -1;
+    }
+    tm_schema_unref(vis);
+    if (tm_schema_finish(pre_schema) != 0) {
+        free(v);
+        tm_schema_unref(pre_schema);
+        return TM_EINVAL;
+    }
+    tm_plan_node_t *pre = plan_calc(pc, in, in_schema, q->where, v, nv, pre_schema, "pre-rank");
+    free(v);
+    tm_schema_unref(pre_schema);
+    if (pre == NULL)
+        return TM_ENOMEM;
+    tm_plan_node_t *n = node_add(plan, TM_PLAN_TOPN, pre, pc->insert);
+    if (n == NULL)
+        return TM_ENOMEM;
+    pc->ntopn++;
+    /* A select-list item's column in the calc's output (the rank's item is not there). */
+#define PRE_COL(t) ((t) < rk->target ? (t) : (t) - 1)
+    n->topn_part = calloc((size_t)rk->npart + 1, sizeof(int));
+    n->topn_order = calloc((size_t)rk->norder + 1, sizeof(int));
+    n->topn_desc = calloc((size_t)rk->norder + 1, sizeof(bool));
+    n->topn_nulls_first = calloc((size_t)rk->norder + 1, sizeof(bool));
+    n->schema = tm_schema_clone(q->out_schema);
+    if (n->topn_part == NULL || n->topn_order == NULL || n->topn_desc == NULL ||
+        n->topn_nulls_first == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0)
+        return TM_ENOMEM;
+    for (int i = 0; i < rk->npart; i++)
+        n->topn_part[i] = PRE_COL(rk->part_targets[i]);
+    for (int i = 0; i < rk->norder; i++) {
+        n->topn_order[i] = PRE_COL(rk->order_targets[i]);
+        const tm_column_t *c = &pre->schema->cols[n->topn_order[i]];
+        if (!tm_topn_orderable(c->type))
+            return plan_err(pc, rk->location, TM_EUNSUPPORTED,
+                            "Top-N cannot order by a column of type %s (\"%s\")",
+                            tm_type_name(c->type), c->name);
+        n->topn_desc[i] = rk->desc[i];
+        n->topn_nulls_first[i] = rk->nulls_first[i];
+    }
+    /* The fingerprint: what the state means (partition, order, N, mode, input layout). */
+    uint32_t h = 2166136261u;
+    char buf[256], tn[64];
+    for (int i = 0; pre->schema && i < pre->schema->ncols; i++) {
+        tm_expr_type_t t;
+        tm_expr_type_from_column(&pre->schema->cols[i], &t);
+        h = fnv(h, pre->schema->cols[i].name);
+        h = fnv(h, tm_expr_type_name(&t, tn, sizeof(tn)));
+    }
+    for (int i = 0; i < rk->npart; i++) {
+        snprintf(buf, sizeof(buf), "p%d", n->topn_part[i]);
+        h = fnv(h, buf);
+    }
+    for (int i = 0; i < rk->norder; i++) {
+        snprintf(buf, sizeof(buf), "o%d/%d/%d", n->topn_order[i], n->topn_desc[i],
+                 n->topn_nulls_first[i]);
+        h = fnv(h, buf);
+    }
+    bool append_only = pre->mode == TM_MODE_INSERT_ONLY;
+    snprintf(buf, sizeof(buf), "n%lld/%d/%d", (long long)rk->limit, rk->rank_used, append_only);
+    h = fnv(h, buf);
+    n->uid = tm_asprintf("topn/%s/%d-%08x", pc->sink_name, pc->ntopn, h);
+    if (n->uid == NULL)
+        return TM_ENOMEM;
+    tm_topn_spec_t *ts = &n->topn;
+    ts->in_schema = pre->schema;
+    ts->part_cols = n->topn_part;
+    ts->npart = rk->npart;
+    ts->order_cols = n->topn_order;
+    ts->order_desc = n->topn_desc;
+    ts->nulls_first = n->topn_nulls_first;
+    ts->norder = rk->norder;
+    ts->limit = rk->limit;
+    ts->rn_col = rk->target;
+    ts->rank_number = rk->rank_used;
+    ts->append_only = append_only;
+    ts->nhidden = rk->nhidden;
+    ts->out_schema = n->schema;
+    n->mode = TM_MODE_RETRACT;
+    n->before_images = true;
+    n->stateful = true;
+    bool part_visible = true, key_visible = pre->key != NULL && pre->nkey > 0;
+    for (int i = 0; i < rk->npart; i++)
+        part_visible &= rk->part_targets[i] < q->ntargets;
+    for (int i = 0; key_visible && i < pre->nkey; i++)
+        key_visible = pre->key[i] < nt;
+    if (rk->rank_used && part_visible) {
+        /* Unique on (partition columns, rn): one row per rank of a partition. */
+        n->key = calloc((size_t)rk->npart + 1, sizeof(int));
+        if (n->key == NULL)
+            return TM_ENOMEM;
+        for (int i = 0; i < rk->npart; i++)
+            n->key[i] = rk->part_targets[i];
+        n->key[rk->npart] = rk->target;
+        n->nkey = rk->npart + 1;
+    } else if (!rk->rank_used && key_visible) {
+        n->key = malloc(sizeof(int) * (size_t)pre->nkey);
+        if (n->key == NULL)
+            return TM_ENOMEM;
+        for (int i = 0; i < pre->nkey; i++)
+            n->key[i] = pre->key[i] < rk->target ? pre->key[i] : pre->key[i] + 1;
+        n->nkey = pre->nkey;
+    }
+#undef PRE_COL
+    if (rk->npart > 0) {
+        n->exchange = TM_EXCHANGE_HASH;
+        n->exchange_cols = int_dup(n->topn_part, rk->npart);
+        n->nexchange = rk->npart;
+        n->parallelism = plan->parallelism;
+    } else {
+        n->exchange = TM_EXCHANGE_SINGLE;
+        n->parallelism = 1;
+    }
+    if (set_schema_key(n->schema, n->key, n->nkey) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
+}
+
 /* ---- queries ---- */
 
 static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
@@ -912,6 +1205,8 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
      * after a join the calc reads the join's own output schema.
      */
     tm_schema_t *in_schema = q->from != NULL && in->schema != NULL ? in->schema : q->in_schema;
+    if (q->rank != NULL)
+        return plan_topn(pc, in, in_schema, q, out);
     if (!q->grouped) {
         *out = plan_calc(pc, in, in_schema, q->where, q->targets, q->ntargets, q->out_schema,
                          "project");

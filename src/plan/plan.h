@@ -1,6 +1,6 @@
 /*
  * plan.h — the job's plan: a graph of nodes (Scan, Upsert, Calc, GroupAgg,
- * Join, WindowAgg, Sink; TopN reserved) each carrying its changelog
+ * Join, WindowAgg, TopN, IntervalJoin, Sink) each carrying its changelog
  * mode, unique key, the exchange into it, parallelism, state and a stable
  * uid (DESIGN §8, §13).  The planner (plan.c) makes it from a parsed job
  * through the binder (sql/bind.h); explain.c prints it; build.c turns it
@@ -14,7 +14,9 @@
  *   upsert        +I +U -D keyed by `key`; an update may lack its before
  *                 image unless before_images is set
  *
- *   Scan      a source with a declared PRIMARY KEY is an upsert stream on
+ *   Scan      a snapshot-only source (snapshot = 'initial_only') is an
+ *             insert-only stream (unique on its declared key, no Upsert);
+ *             otherwise a source with a declared PRIMARY KEY is an upsert stream on
  *             it (a before image may carry only the key); without one it is
  *             taken as a retract stream with full images (REPLICA IDENTITY
  *             FULL is the user's promise; explain says so)
@@ -48,6 +50,20 @@
  *             the window is the only key); needs before images; emits
  *             insert-only rows unique on the group columns, or a retract
  *             stream with before images under SET allowed_lateness > 0
+ *   TopN      row_number() OVER (PARTITION BY p ORDER BY o) filtered by
+ *             rn <= N: a calc computes the query's other select-list items,
+ *             then TopN, HASH-exchanged on p (SINGLE, one subtask, without
+ *             PARTITION BY); needs before images; emits retract with before
+ *             images, unique on (p, rn) when the enclosing query reads rn,
+ *             else on its input's unique key (no rank number: rows entering
+ *             and leaving the top N only)
+ *   IntervalJoin  two insert-only inputs joined on keys and a time range
+ *             (right.t + lower <= left.t <= right.t + upper), each HASH-
+ *             exchanged on its join keys; emits insert-only (outer rows
+ *             padded once the watermark passes their range).  An interval
+ *             condition over an input that is not insert-only stays a Join
+ *             with the bounds in its residual (interval_as_join; Flink does
+ *             the same), whose state the watermark does not clean
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -72,6 +88,11 @@
  *                               count with the plain ones) of INSERT INTO
  *                               sink; hash = as agg/, plus the window
  *                               function and its sizes
+ *   join/<sink>/<n>-<hash>      also an interval join (it counts as a join;
+ *                               the hash covers its time bounds)
+ *   topn/<sink>/<n>-<hash>      the n-th Top-N of INSERT INTO sink; hash = a
+ *                               fingerprint of its partition, order, N, rank
+ *                               mode and input layout
  *
  * Ownership: a plan borrows its job (which must outlive it) and owns its
  * nodes, expressions (one pool) and operator specs; the runtime graph
@@ -85,8 +106,10 @@
 #include "expr/expr.h"
 #include "operators/calc.h"
 #include "operators/group_agg.h"
+#include "operators/interval_join.h"
 #include "operators/join.h"
 #include "operators/lookup_join.h"
+#include "operators/topn.h"
 #include "operators/window_agg.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
@@ -103,8 +126,9 @@ typedef enum tm_plan_kind {
     TM_PLAN_SINK,
     TM_PLAN_JOIN,
     TM_PLAN_WINDOW_AGG,
-    TM_PLAN_TOPN,       /* reserved */
+    TM_PLAN_TOPN,
     TM_PLAN_LOOKUP_JOIN,
+    TM_PLAN_INTERVAL_JOIN,
 } tm_plan_kind_t;
 
 typedef enum tm_changelog_mode {
@@ -162,6 +186,14 @@ struct tm_plan_node {
     int *win_key_cols, *win_out_cols;
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
+    /* TopN (input = the calc computing the ranked query's other select-list items). */
+    tm_topn_spec_t topn;
+    int *topn_part, *topn_order;
+    bool *topn_desc, *topn_nulls_first;
+    /* IntervalJoin (input = left, input2 = right; keys in join_left_keys/join_right_keys). */
+    tm_interval_join_spec_t ij;
+    /* Join: the ON clause bounds the time columns, but an input is not append-only. */
+    bool interval_as_join;
 };
 
 typedef struct tm_plan_pipeline {

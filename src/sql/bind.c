@@ -972,13 +972,14 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
         return err_at(b, loc >= 0 ? loc : location,
                       TM_EUNSUPPORTED,
                       "ORDER BY is not supported in a streaming query: a changelog has no order "
-                      "(Top-N is not built yet)");
+                      "(for Top-N, rank with row_number() OVER (… ORDER BY …) and filter "
+                      "rn <= N)");
     }
     if ((v = json_object_get(sel, "limitCount")) != NULL ||
         (v = json_object_get(sel, "limitOffset")) != NULL)
         return err_at(b, node_location(v) >= 0 ? node_location(v) : location, TM_EUNSUPPORTED,
-                      "LIMIT and OFFSET are not supported in a streaming query (Top-N is not "
-                      "built yet)");
+                      "LIMIT and OFFSET are not supported in a streaming query (for Top-N, "
+                      "rank with row_number() OVER (…) and filter rn <= N)");
     if (json_object_get(sel, "windowClause") != NULL)
         return unsupported(b, location, "WINDOW clauses (window functions)");
     if (json_object_get(sel, "lockingClause") != NULL)
@@ -991,8 +992,8 @@ static int check_clauses(bctx_t *b, json_t *sel, int location)
         json_t *first = json_array_get(v, 0);
         if (json_array_size(v) > 1 || (json_is_object(first) && json_object_size(first) > 0))
             return err_at(b, node_location(first) >= 0 ? node_location(first) : location,
-                          TM_EUNSUPPORTED, "SELECT DISTINCT ON is not supported (Top-N is not "
-                          "built yet)");
+                          TM_EUNSUPPORTED, "SELECT DISTINCT ON is not supported (deduplicate with "
+                          "row_number() OVER (PARTITION BY … ORDER BY …) and rn = 1)");
     }
     return 0;
 }
@@ -1608,6 +1609,131 @@ static int check_bool(bctx_t *b, tm_expr_t *e, json_t *node, const char *what)
  * Joins L and R (both consumed: owned by *out, or freed on error) on the
  * conjuncts of `in` (see bind.h, Joins).
  */
+/* ---- interval joins: time bounds in a join's residual (bind.h, tm_bound_from_t) ---- */
+
+/* A term `col` or `col ± constant interval` of a time bound, over the join's layout. */
+static bool time_term(qctx_t *qc, json_t *node, int *col, int64_t *off_us)
+{
+    json_t *ae = json_object_get(node, "A_Expr");
+    json_t *cref = node;
+    int sign = 0;
+    *off_us = 0;
+    if (ae != NULL) {
+        const char *kind = jstr(ae, "kind"), *op = last_name(json_object_get(ae, "name"));
+        if (kind == NULL || strcmp(kind, "AEXPR_OP") != 0 || op == NULL ||
+            (strcmp(op, "+") != 0 && strcmp(op, "-") != 0))
+            return false;
+        sign = op[0] == '+' ? 1 : -1;
+        cref = json_object_get(ae, "lexpr");
+    }
+    json_t *cr = json_object_get(cref, "ColumnRef");
+    if (cr == NULL || resolve_column(qc, cr, col) != 0)
+        return false;
+    tm_type_t t = qc->in->cols[*col].type;
+    if (t != TM_T_TIMESTAMP && t != TM_T_TIMESTAMPTZ)
+        return false;
+    if (sign == 0)
+        return true;
+    tm_expr_t *c = NULL;
+    if (bind_expr(qc, json_object_get(ae, "rexpr"), MODE_PLAIN, &c) != 0 ||
+        !tm_expr_is_constant(c) || tm_expr_type(c)->type != TM_T_INTERVAL)
+        return false;
+    tm_arena_t arena;
+    tm_arena_init(&arena, 1024);
+    tm_eval_env_t env = {&arena, 0};
+    tm_datum_t d;
+    bool isnull = true;
+    char why[256];
+    int rc = tm_expr_eval(c, NULL, &env, &d, &isnull, why, sizeof(why));
+    tm_arena_release(&arena);
+    /* A month is not a fixed number of microseconds: such a bound is only a condition. */
+    if (rc != 0 || isnull || d.u.iv.months != 0)
+        return false;
+    *off_us = sign * d.u.iv.us;
+    return true;
+}
+
+/*
+ * Whether conjunct `node` bounds the left time column by the right one;
+ * narrows J's bounds when it does.  `nl` = the left side's width.
+ */
+static bool time_bound(qctx_t *qc, json_t *node, int nl, tm_bound_from_t *J, bool *have_lo,
+                       bool *have_hi)
+{
+    /* A failed resolution is reported where the conjunct is bound for real. */
+    char *saved = qc->b->errstr;
+    size_t saved_size = qc->b->errstr_size;
+    char scratch[256];
+    qc->b->errstr = scratch;
+    qc->b->errstr_size = sizeof(scratch);
+    json_t *ae = json_object_get(node, "A_Expr");
+    const char *kind = jstr(ae, "kind"), *op = last_name(json_object_get(ae, "name"));
+    json_t *l = json_object_get(ae, "lexpr"), *r = json_object_get(ae, "rexpr");
+    int ca, cb, cc;
+    int64_t oa, ob, oc;
+    bool ok = false;
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    int tl = -1, tr = -1;
+    if (kind != NULL && strcmp(kind, "AEXPR_BETWEEN") == 0) {
+        json_t *bounds = json_is_array(r) ? r : json_object_get(json_object_get(r, "List"),
+                                                                   "items");
+        if (json_array_size(bounds) == 2 && time_term(qc, l, &ca, &oa) &&
+            time_term(qc, json_array_get(bounds, 0), &cb, &ob) &&
+            time_term(qc, json_array_get(bounds, 1), &cc, &oc) && cb == cc &&
+            (ca < nl) != (cb < nl) && oa == 0) {
+            if (ca < nl) { /* l BETWEEN r + ob AND r + oc */
+                tl = ca, tr = cb - nl, lo = ob, hi = oc;
+            } else { /* r BETWEEN l + ob AND l + oc: r - oc <= l <= r - ob */
+                tl = cb, tr = ca - nl, lo = -oc, hi = -ob;
+            }
+            ok = true;
+        }
+    } else if (kind != NULL && strcmp(kind, "AEXPR_OP") == 0 && op != NULL &&
+               (strcmp(op, "<") == 0 || strcmp(op, "<=") == 0 || strcmp(op, ">") == 0 ||
+                strcmp(op, ">=") == 0) &&
+               time_term(qc, l, &ca, &oa) && time_term(qc, r, &cb, &ob) &&
+               (ca < nl) != (cb < nl)) {
+        /* ca + oa OP cb + ob, as left OP right + c. */
+        bool lt = op[0] == '<', eq = op[1] == '=';
+        int64_t c;
+        if (ca < nl) {
+            tl = ca, tr = cb - nl, c = ob - oa;
+        } else {
+            tl = cb, tr = ca - nl, c = oa - ob, lt = !lt;
+        }
+        if (lt)
+            hi = eq ? c : c - 1;
+        else
+            lo = eq ? c : c + 1;
+        ok = true;
+    }
+    qc->b->errstr = saved;
+    qc->b->errstr_size = saved_size;
+    if (!ok)
+        return false;
+    /* Every bound must relate the same two columns (and types). */
+    if (J->interval && (J->time_left != tl || J->time_right != tr))
+        return false;
+    if (qc->in->cols[tl].type != qc->in->cols[nl + tr].type)
+        return false;
+    if (!J->interval) {
+        J->interval = true;
+        J->time_left = tl;
+        J->time_right = tr;
+        J->lower_us = INT64_MIN;
+        J->upper_us = INT64_MAX;
+    }
+    if (lo != INT64_MIN) {
+        *have_lo = true;
+        J->lower_us = lo > J->lower_us ? lo : J->lower_us;
+    }
+    if (hi != INT64_MAX) {
+        *have_hi = true;
+        J->upper_us = hi < J->upper_us ? hi : J->upper_us;
+    }
+    return true;
+}
+
 static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bound_from_t *L,
                      tm_bound_from_t *R, tm_bound_from_t **out)
 {
@@ -1726,8 +1852,8 @@ static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bou
                           "uncorrelated subquery is not supported"
                         : "%s needs an equality between an expression of each side (ON a.x = "
                           "b.y), which becomes the join key; cross joins and joins on other "
-                          "conditions only (interval joins such as a.ts BETWEEN b.ts - INTERVAL "
-                          "… AND b.ts) are not built yet",
+                          "conditions only are not supported (an interval join such as a.ts "
+                          "BETWEEN b.ts - INTERVAL … AND b.ts needs a key equality too)",
                     in->what);
     /* Key pairs: one type per pair (their common type), keys as columns of each side. */
     if (rc == 0) {
@@ -1798,16 +1924,33 @@ static int make_join(bctx_t *b, tm_bound_query_t *q, const join_in_t *in, tm_bou
         if (rc == 0)
             rc = scope_add(&sc, &nsc, R, L->schema->ncols, 0);
         tm_expr_t **v = calloc((size_t)nres, sizeof(*v));
-        if (v == NULL)
+        tm_expr_t **rest = calloc((size_t)nres, sizeof(*rest));
+        bool *tb = calloc((size_t)nres, sizeof(bool));
+        bool have_lo = false, have_hi = false;
+        int nrest = 0;
+        if (v == NULL || rest == NULL || tb == NULL)
             rc = TM_ENOMEM;
+        bool pairs = in->kind == TM_BOUND_INNER || in->kind == TM_BOUND_LEFT ||
+                     in->kind == TM_BOUND_RIGHT || in->kind == TM_BOUND_FULL;
         for (int i = 0; rc == 0 && i < nres; i++) {
             qctx_t qc;
             qctx_over(&qc, b, q, cat, sc, nsc);
             rc = bind_expr(&qc, resid[i], MODE_PLAIN, &v[i]);
+            if (rc == 0 && pairs && !in->subquery)
+                tb[i] = time_bound(&qc, resid[i], L->schema->ncols, J, &have_lo, &have_hi);
+            if (rc == 0 && !tb[i])
+                rest[nrest++] = v[i];
         }
         if (rc == 0)
             rc = and_all(b, v, nres, in->location, &J->residual);
+        /* An interval join needs both bounds; one alone is only a condition. */
+        if (rc == 0 && J->interval && !(have_lo && have_hi))
+            J->interval = false;
+        if (rc == 0 && J->interval)
+            rc = and_all(b, rest, nrest, in->location, &J->interval_rest);
         free(v);
+        free(rest);
+        free(tb);
     }
     tm_schema_unref(cat);
     free(sc);
@@ -2239,6 +2382,303 @@ static int make_schema_col(tm_schema_t *s, int i, const char *name, const tm_exp
     return c->name ? 0 : TM_ENOMEM;
 }
 
+/* ---- Top-N: row_number() OVER (…) and the filter on it (bind.h, tm_bound_rank_t) ---- */
+
+static bool is_window_call(json_t *val)
+{
+    json_t *fc = json_object_get(val, "FuncCall");
+    return fc != NULL && json_object_get(fc, "over") != NULL;
+}
+
+/* A PARTITION BY or ORDER BY item: a bare column of the FROM layout. */
+static int rank_column(qctx_t *qc, json_t *node, int location, const char *clause, int *col,
+                       tm_expr_t **out)
+{
+    tm_expr_t *e = NULL;
+    int rc = bind_expr(qc, node, MODE_PLAIN, &e);
+    *out = e;
+    if (rc != 0)
+        return rc;
+    *col = tm_expr_column_index(e);
+    if (*col < 0)
+        return err_at(qc->b, node_location(node) >= 0 ? node_location(node) : location,
+                      TM_EUNSUPPORTED,
+                      "%s of row_number() must name a column; compute the expression in a "
+                      "subquery first",
+                      clause);
+    return 0;
+}
+
+static int bind_rank(qctx_t *qc, json_t *val, int location, int mode, int target,
+                     tm_expr_t **out)
+{
+    tm_bound_query_t *q = qc->q;
+    json_t *fc = json_object_get(val, "FuncCall");
+    const char *name = last_name(json_object_get(fc, "funcname"));
+    json_t *over = json_object_get(fc, "over");
+    json_t *wd = json_object_get(over, "WindowDef");
+    if (wd == NULL)
+        wd = over;
+    if (name == NULL || strcmp(name, "row_number") != 0)
+        return err_at(qc->b, location, TM_EUNSUPPORTED,
+                      "window function %s() is not supported; only row_number() OVER "
+                      "(PARTITION BY … ORDER BY …) filtered by rn <= N (Top-N) is",
+                      name ? name : "?");
+    if (json_array_size(json_object_get(fc, "args")) > 0)
+        return err_at(qc->b, location, TM_ESQL, "row_number() takes no arguments");
+    if (mode != MODE_PLAIN)
+        return unsupported(qc->b, location,
+                           "row_number() in a query with GROUP BY or aggregates (rank the "
+                           "aggregate's rows in an enclosing query)");
+    if (q->rank != NULL)
+        return unsupported(qc->b, location, "more than one row_number() in one select list");
+    if (jstr(wd, "refname") != NULL)
+        return unsupported(qc->b, location, "named windows (OVER w)");
+    if (qc->in == NULL)
+        return no_columns_error(qc, location);
+    json_t *parts = json_object_get(wd, "partitionClause");
+    json_t *orders = json_object_get(wd, "orderClause");
+    if (json_array_size(orders) == 0)
+        return err_at(qc->b, location, TM_EUNSUPPORTED,
+                      "row_number() needs ORDER BY inside OVER (…): Top-N ranks rows by it");
+    tm_bound_rank_t *rk = calloc(1, sizeof(*rk));
+    size_t np = json_array_size(parts), no = json_array_size(orders);
+    if (rk == NULL)
+        return TM_ENOMEM;
+    q->rank = rk;
+    rk->target = target;
+    rk->location = location;
+    rk->part_targets = calloc(np + 1, sizeof(int));
+    rk->order_targets = calloc(no + 1, sizeof(int));
+    rk->desc = calloc(no + 1, sizeof(bool));
+    rk->nulls_first = calloc(no + 1, sizeof(bool));
+    rk->exprs = calloc(np + no + 1, sizeof(tm_expr_t *));
+    rk->hidden = calloc(np + no + 1, sizeof(tm_expr_t *));
+    if (rk->part_targets == NULL || rk->order_targets == NULL || rk->desc == NULL ||
+        rk->nulls_first == NULL || rk->exprs == NULL || rk->hidden == NULL)
+        return TM_ENOMEM;
+    int rc = 0;
+    /* Input columns for now; bind_targets maps them to select-list items at its end. */
+    for (size_t i = 0; rc == 0 && i < np; i++)
+        rc = rank_column(qc, json_array_get(parts, i), location, "PARTITION BY",
+                         &rk->part_targets[rk->npart], &rk->exprs[rk->npart]), rk->npart++;
+    for (size_t i = 0; rc == 0 && i < no; i++) {
+        json_t *sb = json_object_get(json_array_get(orders, i), "SortBy");
+        const char *dir = jstr(sb, "sortby_dir"), *nulls = jstr(sb, "sortby_nulls");
+        if (sb == NULL)
+            return err_at(qc->b, location, TM_ESQL, "malformed ORDER BY in OVER (…)");
+        if (dir != NULL && strcmp(dir, "SORTBY_USING") == 0)
+            return unsupported(qc->b, location, "ORDER BY … USING");
+        bool desc = dir != NULL && strcmp(dir, "SORTBY_DESC") == 0;
+        rk->desc[rk->norder] = desc;
+        /* PostgreSQL's default: NULLs sort as larger than any value. */
+        rk->nulls_first[rk->norder] =
+            nulls != NULL && strcmp(nulls, "SORTBY_NULLS_FIRST") == 0   ? true
+            : nulls != NULL && strcmp(nulls, "SORTBY_NULLS_LAST") == 0 ? false
+                                                                         : desc;
+        rc = rank_column(qc, json_object_get(sb, "node"), location, "ORDER BY",
+                         &rk->order_targets[rk->norder], &rk->exprs[np + (size_t)rk->norder]);
+        rk->norder++;
+    }
+    if (rc != 0)
+        return rc;
+    /* A placeholder of the rank's type (bigint); the planner never evaluates it. */
+    tm_expr_t *big = tm_expr_int(qc->b->pool, INT64_MAX);
+    *out = big ? tm_expr_column(qc->b->pool, 0, tm_expr_type(big), "row_number()") : NULL;
+    return *out ? 0 : TM_ENOMEM;
+}
+
+/*
+ * Maps the rank's input columns to the select-list items that project them
+ * bare, or to hidden items after the select list (bind.h, tm_bound_rank_t).
+ */
+static int rank_targets(qctx_t *qc)
+{
+    tm_bound_query_t *q = qc->q;
+    tm_bound_rank_t *rk = q->rank;
+    for (int pass = 0; pass < 2; pass++) {
+        int *cols = pass == 0 ? rk->part_targets : rk->order_targets;
+        int n = pass == 0 ? rk->npart : rk->norder;
+        tm_expr_t **exprs = pass == 0 ? rk->exprs : rk->exprs + rk->npart;
+        for (int i = 0; i < n; i++) {
+            int t = -1;
+            for (int j = 0; j < q->ntargets && t < 0; j++)
+                if (j != rk->target && tm_expr_column_index(q->targets[j]) == cols[i])
+                    t = j;
+            for (int h = 0; h < rk->nhidden && t < 0; h++)
+                if (tm_expr_column_index(rk->hidden[h]) == cols[i])
+                    t = q->ntargets + h;
+            if (t < 0) {
+                t = q->ntargets + rk->nhidden;
+                rk->hidden[rk->nhidden++] = exprs[i];
+            }
+            cols[i] = t;
+        }
+    }
+    return 0;
+}
+
+/* The integer constant of an A_Const, if it is one. */
+static bool int_const(json_t *node, int64_t *v)
+{
+    json_t *c = json_object_get(node, "A_Const"), *iv;
+    if (c == NULL || (iv = json_object_get(c, "ival")) == NULL)
+        return false;
+    json_t *x = json_object_get(iv, "ival");
+    *v = json_is_integer(x) ? json_integer_value(x) : 0;
+    return true;
+}
+
+/* True when `node` is a column reference to the subquery's rank column. */
+static bool is_rank_ref(qctx_t *qc, json_t *node)
+{
+    json_t *cr = json_object_get(node, "ColumnRef");
+    int idx;
+    char *saved = qc->b->errstr;
+    size_t saved_size = qc->b->errstr_size;
+    char scratch[256];
+    if (cr == NULL)
+        return false;
+    /* A failed resolution is reported later, where the reference is bound. */
+    qc->b->errstr = scratch;
+    qc->b->errstr_size = sizeof(scratch);
+    bool is = resolve_column(qc, cr, &idx) == 0 && idx == qc->q->sub->rank->target;
+    qc->b->errstr = saved;
+    qc->b->errstr_size = saved_size;
+    return is;
+}
+
+/* Does the enclosing query read the rank column (or `*`)? */
+static bool reads_rank(qctx_t *qc, json_t *node)
+{
+    if (json_is_array(node)) {
+        for (size_t i = 0; i < json_array_size(node); i++)
+            if (reads_rank(qc, json_array_get(node, i)))
+                return true;
+        return false;
+    }
+    if (!json_is_object(node))
+        return false;
+    json_t *cr = json_object_get(node, "ColumnRef");
+    if (cr != NULL) {
+        json_t *f = json_object_get(cr, "fields");
+        size_t n = json_array_size(f);
+        return (n > 0 && json_object_get(json_array_get(f, n - 1), "A_Star") != NULL) ||
+               is_rank_ref(qc, node);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(node, k, v) if (reads_rank(qc, v)) return true;
+    return false;
+}
+
+/*
+ * In the query over a ranked subquery: finds the conjuncts of WHERE that
+ * bound the rank (rn <= N, rn < N, rn = 1, N >= rn, rn BETWEEN 1 AND N,
+ * and lower bounds that keep rank 1), sets the subquery's limit, and
+ * replaces *where with the rest (*owned holds a new node, if one was made).
+ */
+static int rank_filter(qctx_t *qc, json_t *sel, json_t **where, json_t **owned)
+{
+    tm_bound_rank_t *rk = qc->q->sub->rank;
+    json_t *conj = json_array(), *rest = json_array();
+    if (conj == NULL || rest == NULL) {
+        json_decref(conj);
+        json_decref(rest);
+        return TM_ENOMEM;
+    }
+    conjuncts(*where, conj);
+    int rc = 0;
+    int64_t limit = INT64_MAX;
+    bool found = false;
+    for (size_t i = 0; rc == 0 && i < json_array_size(conj); i++) {
+        json_t *c = json_array_get(conj, i);
+        json_t *ae = json_object_get(c, "A_Expr");
+        const char *kind = jstr(ae, "kind"), *op = last_name(json_object_get(ae, "name"));
+        json_t *l = json_object_get(ae, "lexpr"), *r = json_object_get(ae, "rexpr");
+        int64_t k = 0, hi = 0;
+        int loc = node_location(c);
+        /* BETWEEN's bounds are a List node (an array in older parse trees). */
+        json_t *bounds = json_is_array(r) ? r : json_object_get(json_object_get(r, "List"),
+                                                                   "items");
+        if (kind != NULL && strcmp(kind, "AEXPR_BETWEEN") == 0 && is_rank_ref(qc, l) &&
+            json_array_size(bounds) == 2 && int_const(json_array_get(bounds, 0), &k) &&
+            int_const(json_array_get(bounds, 1), &hi)) {
+            if (k > 1)
+                rc = err_at(qc->b, loc, TM_EUNSUPPORTED,
+                            "a rank range that does not start at 1 is not supported");
+            limit = hi < limit ? hi : limit;
+            found = true;
+            continue;
+        }
+        if (kind == NULL || strcmp(kind, "AEXPR_OP") != 0 || op == NULL) {
+            json_array_append(rest, c);
+            continue;
+        }
+        const char *o = op;
+        if (is_rank_ref(qc, l) && int_const(r, &k)) {
+            /* rn OP k */
+        } else if (is_rank_ref(qc, r) && int_const(l, &k)) {
+            /* k OP rn: mirror the operator. */
+            o = strcmp(op, "<") == 0    ? ">"
+                : strcmp(op, "<=") == 0 ? ">="
+                : strcmp(op, ">") == 0  ? "<"
+                : strcmp(op, ">=") == 0 ? "<="
+                                        : op;
+        } else {
+            json_array_append(rest, c);
+            continue;
+        }
+        found = true;
+        int64_t n = -1;
+        if (strcmp(o, "<=") == 0)
+            n = k;
+        else if (strcmp(o, "<") == 0)
+            n = k == INT64_MIN ? 0 : k - 1;
+        else if (strcmp(o, "=") == 0 && k == 1)
+            n = 1;
+        else if ((strcmp(o, ">=") == 0 && k <= 1) || (strcmp(o, ">") == 0 && k <= 0))
+            continue; /* keeps every rank from 1 */
+        else
+            rc = err_at(qc->b, loc, TM_EUNSUPPORTED,
+                        "this filter on row_number() is not supported; Top-N takes rn <= N, "
+                        "rn < N or rn = 1");
+        if (n >= 0 && n < limit)
+            limit = n;
+    }
+    if (rc == 0 && (!found || limit == INT64_MAX))
+        rc = err_at(qc->b, rk->location, TM_EUNSUPPORTED,
+                    "row_number() needs a filter on it where the subquery is read: WHERE rn <= "
+                    "N, rn < N or rn = 1 (Top-N; an unbounded ranking is not supported)");
+    if (rc == 0 && limit < 1)
+        rc = err_at(qc->b, rk->location, TM_EUNSUPPORTED,
+                    "the filter on row_number() keeps no rank; Top-N needs rn <= N with N >= 1");
+    if (rc == 0) {
+        rk->limit = limit;
+        size_t nr = json_array_size(rest);
+        if (nr == 0)
+            *where = NULL;
+        else if (nr == 1)
+            *where = json_array_get(rest, 0);
+        else {
+            *owned = json_pack("{s:{s:s,s:O,s:i}}", "BoolExpr", "boolop", "AND_EXPR", "args",
+                               rest, "location", node_location(*where));
+            *where = *owned;
+            if (*owned == NULL)
+                rc = TM_ENOMEM;
+        }
+    }
+    if (rc == 0) {
+        json_t *parts[] = {json_object_get(sel, "targetList"), json_object_get(sel, "groupClause"),
+                           json_object_get(sel, "havingClause"), *where};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+            rk->rank_used |= reads_rank(qc, parts[i]);
+    }
+    json_decref(conj);
+    json_decref(rest);
+    return rc;
+}
+
 static int bind_targets(qctx_t *qc, json_t *targets, int mode)
 {
     tm_bound_query_t *q = qc->q;
@@ -2322,7 +2762,8 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
             rc = TM_ENOMEM;
             break;
         }
-        rc = bind_expr(qc, val, mode, &q->targets[n]);
+        rc = is_window_call(val) ? bind_rank(qc, val, loc, mode, n, &q->targets[n])
+                                 : bind_expr(qc, val, mode, &q->targets[n]);
         if (rc == 0) {
             const char *alias = jstr(rt, "name");
             names[n] = strdup(alias ? alias : figure_name(val));
@@ -2332,6 +2773,10 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
     }
     if (rc == 0) {
         q->ntargets = n;
+        if (q->rank != NULL)
+            rc = rank_targets(qc);
+    }
+    if (rc == 0) {
         q->out_schema = tm_schema_new(n);
         if (q->out_schema == NULL)
             rc = TM_ENOMEM;
@@ -2407,6 +2852,9 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
         qc.scope = q->in_schema ? &one : NULL;
         qc.nscope = q->in_schema ? 1 : 0;
     }
+    json_t *rank_owned = NULL;
+    if (rc == 0 && q->sub != NULL && q->sub->rank != NULL && q->from == NULL)
+        rc = rank_filter(&qc, sel, &where, &rank_owned);
     json_t *groups = json_object_get(sel, "groupClause");
     json_t *having = json_object_get(sel, "havingClause");
     json_t *distinct = json_object_get(sel, "distinctClause");
@@ -2571,6 +3019,7 @@ static int bind_block(bctx_t *b, json_t *sel, tm_bound_query_t **out)
     if (q->from != NULL)
         free(qc.scope);
     json_decref(where_owned);
+    json_decref(rank_owned);
     if (rc != 0) {
         tm_bound_query_free(q);
         return rc;
@@ -2594,7 +3043,15 @@ int tm_bind_insert(const tm_job_t *job, int insert, tm_expr_pool_t *pool, tm_bou
 {
     if (insert < 0 || insert >= job->ninserts)
         return tm_seterr(errstr, errstr_size, TM_EINVAL, "no INSERT number %d", insert + 1);
-    return tm_bind_select(job, job->inserts[insert].select, pool, out, errstr, errstr_size);
+    int rc = tm_bind_select(job, job->inserts[insert].select, pool, out, errstr, errstr_size);
+    if (rc == 0 && (*out)->rank != NULL) {
+        bctx_t b = {job, pool, errstr, errstr_size, 0};
+        rc = err_at(&b, (*out)->rank->location, TM_EUNSUPPORTED,
+                    "row_number() needs a filter on it where the query is read: rank in a "
+                    "subquery and filter it with WHERE rn <= N, rn < N or rn = 1 (Top-N)");
+        *out = tm_bound_query_free(*out);
+    }
+    return rc;
 }
 
 tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q)
@@ -2617,6 +3074,15 @@ tm_bound_query_t *tm_bound_query_free(tm_bound_query_t *q)
     free(q->target_locations);
     tm_schema_unref(q->out_schema);
     tm_bound_window_free(q->window);
+    if (q->rank != NULL) {
+        free(q->rank->part_targets);
+        free(q->rank->order_targets);
+        free(q->rank->desc);
+        free(q->rank->nulls_first);
+        free(q->rank->exprs);
+        free(q->rank->hidden);
+        free(q->rank);
+    }
     free(q);
     return NULL;
 }

@@ -143,6 +143,19 @@ struct tm_bound_from {
     int nkeys;
     tm_expr_t *residual; /* over left->schema ++ right->schema; NULL = true */
     bool null_aware;     /* ANTI from NOT IN with a nullable key */
+    /*
+     * Interval join (INNER/LEFT/RIGHT/FULL): residual conjuncts that bound
+     * one side's time column by the other's from both sides, as
+     *     right.time_right + lower_us <= left.time_left <= right.time_right + upper_us
+     * (BETWEEN, <, <=, >, >= with ± a constant INTERVAL without months; a
+     * strict bound is one microsecond tighter).  `residual` keeps them (a
+     * regular join runs them as a condition); `interval_rest` is the
+     * residual without them (NULL = true), for an interval join.
+     */
+    bool interval;
+    int time_left, time_right; /* columns of left->schema / right->schema */
+    int64_t lower_us, upper_us;
+    tm_expr_t *interval_rest;
 
     tm_schema_t *raw;    /* the item's output */
     tm_expr_t *filter;   /* over raw, or NULL */
@@ -155,6 +168,37 @@ struct tm_bound_from {
 
     tm_bound_window_t *window; /* a leaf that is a window TVF, or NULL */
 };
+
+/*
+ * Top-N (bind.c, section Top-N).  A select list may hold one `row_number() OVER
+ * (PARTITION BY … ORDER BY …)` over bare columns of the FROM layout.
+ * Its target is a placeholder bigint column; the planner computes the other
+ * targets, then ranks.  The query that reads the subquery must filter the
+ * rank with `rn <= N`, `rn < N` or `rn = 1` (the binder of that query
+ * removes the filter and sets `limit`); it may or may not read rn itself
+ * (`rank_used`).
+ */
+typedef struct tm_bound_rank {
+    int target;        /* the select-list item that is row_number() */
+    int *part_targets; /* select-list items of PARTITION BY */
+    int npart;
+    int *order_targets; /* select-list items of ORDER BY */
+    bool *desc;
+    bool *nulls_first;
+    int norder;
+    /*
+     * PARTITION BY / ORDER BY columns the select list does not project:
+     * item t >= ntargets above is hidden[t - ntargets], an expression over
+     * the FROM layout that the planner computes after the select list and
+     * drops after ranking.
+     */
+    tm_expr_t **hidden;
+    int nhidden;
+    tm_expr_t **exprs; /* binding only: the PARTITION BY, then the ORDER BY columns */
+    int64_t limit;  /* N; 0 until the enclosing query's filter is found */
+    bool rank_used; /* the enclosing query reads the rank column */
+    int location;   /* of the row_number() call */
+} tm_bound_rank_t;
 
 struct tm_bound_query {
     /* FROM: a job table (table >= 0) or a subquery (sub != NULL). */
@@ -186,6 +230,7 @@ struct tm_bound_query {
     int location; /* byte offset of the SELECT */
 
     tm_bound_window_t *window; /* FROM is a window TVF (table or sub is its input), or NULL */
+    tm_bound_rank_t *rank; /* row_number() OVER (…) in the select list, or NULL */
 };
 
 /*

@@ -27,8 +27,10 @@ from __future__ import annotations
 import json
 import re
 
+from datetime import datetime, timedelta
+
 from sql_harness import (Case, Column, Table, Workload, bools, choice, dates, decimals, floats,
-                         intervals, ints, jsons, texts, timestamps)
+                         intervals, ints, jsons, nullable, texts, timestamps)
 
 # -- tables ---------------------------------------------------------------------
 
@@ -1059,3 +1061,160 @@ WINDOW_CASES = [
 ]
 
 CASES += WINDOW_CASES
+# -- Top-N and deduplication (issue 13) ----------------------------------------------------
+# Every ORDER BY ends with a unique column (id, or the group key), because PostgreSQL ranks
+# ties in no promised order; tidemark ranks them by the row's bytes (docs/sql.md).
+
+def _ranked(select: str, over: str, where: str, inner: str = "*", source: str = "orders") -> str:
+    return (f"SELECT {select} FROM (SELECT {inner}, row_number() OVER ({over}) AS rn "
+            f"FROM {source}) s WHERE {where}")
+
+
+TOPN_W = dict(insert=4, update=6, delete=3, key_change=1)
+
+TOPN_CASES = [
+    Case("topn_rank_number",
+         _ranked("*", "PARTITION BY customer ORDER BY amount DESC, id", "rn <= 3"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("amount", "max")), kill_ci=True,
+         note="the top 3 per customer with their rank; deleting a leader moves the 4th up"),
+    Case("topn_no_rank_number",
+         _ranked("id, customer, amount", "PARTITION BY customer ORDER BY amount DESC, id",
+                 "rn <= 2", inner="id, customer, amount"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("amount", "max")), kill_ci=True,
+         note="rn not selected: rows entering and leaving the top 2 only"),
+    Case("topn_lt_asc_nulls_first",
+         _ranked("id, customer, qty, rn", "PARTITION BY customer ORDER BY qty ASC NULLS FIRST, id",
+                 "rn < 4"),
+         [orders()], workload=W(**TOPN_W, extreme_deletes=("qty", "min")),
+         note="rn < N, ascending with NULLs first"),
+    Case("topn_global",
+         _ranked("id, amount, rn", "ORDER BY amount DESC NULLS LAST, id", "rn <= 5"),
+         [orders()], workload=W(**TOPN_W),
+         note="no PARTITION BY: one partition on one subtask"),
+    Case("topn_two_partition_columns_float",
+         _ranked("id, customer, region, price, rn",
+                 "PARTITION BY customer, region ORDER BY price DESC, id", "2 >= rn"),
+         [orders()], workload=W(**TOPN_W),
+         note="a composite partition key (with NULLs), a float order key, N >= rn"),
+    Case("topn_hidden_order_column",
+         _ranked("id, customer", "PARTITION BY customer ORDER BY qty DESC, id", "rn <= 2",
+                 inner="id, customer"),
+         [orders()], workload=W(**TOPN_W),
+         note="ORDER BY a column the subquery does not select"),
+    Case("topn_between_and_filter",
+         _ranked("id, region, amount, rn", "PARTITION BY region ORDER BY amount, id",
+                 "rn BETWEEN 1 AND 3 AND amount > 0"),
+         [orders()], workload=W(**TOPN_W),
+         note="rn BETWEEN 1 AND N, and another condition after ranking"),
+    Case("topn_where_before_rank",
+         _ranked("id, customer, note, rn", "PARTITION BY customer ORDER BY note DESC, id",
+                 "rn <= 2", source="orders WHERE paid"),
+         [orders()], workload=W(**TOPN_W),
+         note="WHERE inside the subquery filters before ranking; text order key"),
+    Case("topn_over_aggregate",
+         _ranked("*", "PARTITION BY region ORDER BY total DESC, customer", "rn <= 2",
+                 inner="region, customer, total",
+                 source="(SELECT region, customer, sum(amount) AS total FROM orders "
+                        "GROUP BY region, customer) a"),
+         [orders()], workload=W(**TOPN_W), kill_ci=True,
+         note="the issue's plain Top-N: the best customers per region by revenue, over an "
+              "aggregate's updates"),
+    Case("dedup_keep_first",
+         _ranked("id, customer, created_at", "PARTITION BY customer ORDER BY created_at, id",
+                 "rn = 1"),
+         [orders()], workload=W(**TOPN_W),
+         note="deduplication: the first row per customer by time"),
+    Case("dedup_keep_last",
+         _ranked("id, customer, amount, created_at",
+                 "PARTITION BY customer ORDER BY created_at DESC, id DESC", "rn = 1"),
+         [orders()], workload=W(**TOPN_W), kill_ci=True,
+         note="deduplication: the last row per customer by time"),
+    Case("dedup_keep_last_by_id",
+         _ranked("id, kind, user_id, score", "PARTITION BY kind, user_id ORDER BY id DESC",
+                 "rn = 1", source="events"),
+         [events("default")], workload=W(**TOPN_W),
+         note="the latest event per (kind, user) under REPLICA IDENTITY DEFAULT"),
+]
+
+CASES += TOPN_CASES
+
+
+# -- interval joins (issue 13) ----------------------------------------------------------------
+# Bids and auctions whose times fall within two hours, so that 10-minute ranges match often.
+# PostgreSQL sources are changelogs, not append-only streams: tidemark plans these as regular
+# joins with the time bounds as a condition (explain says so), as Flink does; the interval join
+# operator itself runs over insert-only inputs (tests/unit/operators/interval_join.c).
+
+def near_times(span_minutes: int = 120, null: float = 0.0, tz: bool = False):
+    base = datetime(2026, 12, 7, 12, 0, 0)
+    cast = "::timestamptz" if tz else "::timestamp"
+
+    def g(r):
+        t = base + timedelta(seconds=r.randint(0, span_minutes * 60),
+                             microseconds=r.choice([0, 0, 500_000, r.randint(0, 999_999)]))
+        return f"'{t.strftime('%Y-%m-%d %H:%M:%S.%f')}{'+00' if tz else ''}'{cast}"
+    return nullable(g, null) if null else g
+
+
+def auctions(tz: bool = False) -> Table:
+    ty = "timestamptz" if tz else "timestamp"
+    return Table("auctions", [
+        Column("seller", "int", ints(1, 9, null=0.05)),
+        Column("category", "int", ints(1, 4)),
+        Column("ts", ty, near_times(null=0.05, tz=tz)),
+    ], replica_identity="full", key_space=20, initial_rows=14)
+
+
+def bids(tz: bool = False) -> Table:
+    ty = "timestamptz" if tz else "timestamp"
+    return Table("bids", [
+        Column("auction", "int", ints(1, 22, null=0.05)),
+        Column("bidder", "int", ints(1, 12)),
+        Column("price", "numeric(10,2)", decimals(1, 300, 2, null=0.05)),
+        Column("ts", ty, near_times(null=0.05, tz=tz)),
+    ], replica_identity="default", key_space=90, initial_rows=50)
+
+
+IJ_W = dict(insert=6, update=4, delete=2, key_change=1)
+BA = "FROM bids b {} auctions a ON b.auction = a.id AND "
+
+INTERVAL_JOIN_CASES = [
+    Case("ij_between",
+         "SELECT b.id, b.price, a.seller " + BA.format("JOIN") +
+         "b.ts BETWEEN a.ts AND a.ts + INTERVAL '10 minutes'",
+         [bids(), auctions()], workload=W(**IJ_W), kill_ci=True,
+         note="the issue's interval join: bids within 10 minutes after their auction"),
+    Case("ij_strict_minus",
+         "SELECT b.id, a.id AS aid, b.ts AS bts, a.ts AS ats " + BA.format("JOIN") +
+         "b.ts > a.ts - INTERVAL '5 minutes' AND b.ts < a.ts + INTERVAL '15 minutes'",
+         [bids(), auctions()], workload=W(**IJ_W),
+         note="strict bounds on both sides, one of them before the other side's time"),
+    Case("ij_reversed_sides",
+         "SELECT b.id, a.seller " + BA.format("JOIN") +
+         "a.ts BETWEEN b.ts - INTERVAL '20 minutes' AND b.ts - INTERVAL '1 minute'",
+         [bids(), auctions()], workload=W(**IJ_W),
+         note="the bound written on the right side's time column"),
+    Case("ij_left",
+         "SELECT b.id, b.price, a.id AS aid, a.seller " + BA.format("LEFT JOIN") +
+         "b.ts BETWEEN a.ts AND a.ts + INTERVAL '10 minutes'",
+         [bids(), auctions()], workload=W(**IJ_W), kill_ci=True,
+         note="bids without an auction in range are padded"),
+    Case("ij_right",
+         "SELECT b.id, a.id AS aid, a.category " + BA.format("RIGHT JOIN") +
+         "b.ts >= a.ts AND b.ts <= a.ts + INTERVAL '30 minutes'",
+         [bids(), auctions()], workload=W(**IJ_W),
+         note="auctions without a bid in range are padded"),
+    Case("ij_full_residual",
+         "SELECT b.id, a.id AS aid " + BA.format("FULL JOIN") +
+         "b.ts BETWEEN a.ts - INTERVAL '3 minutes' AND a.ts + INTERVAL '3 minutes' "
+         "AND b.price > 50",
+         [bids(), auctions()], workload=W(**IJ_W),
+         note="a condition besides the time range, both sides padded"),
+    Case("ij_timestamptz_group_by",
+         "SELECT a.seller, count(*) AS n, max(b.price) AS top " + BA.format("JOIN") +
+         "b.ts BETWEEN a.ts AND a.ts + INTERVAL '1 hour' GROUP BY a.seller",
+         [bids(tz=True), auctions(tz=True)], workload=W(**IJ_W),
+         note="timestamptz bounds, then an aggregate over the matches"),
+]
+
+CASES += INTERVAL_JOIN_CASES

@@ -331,8 +331,99 @@ static void test_lookup_join_plan(void)
     tm_job_free(job);
 }
 
+/* Top-N: calc → TopN (hash on the partition) → calc, keys and modes, uids. */
+static void test_topn_plan(void)
+{
+    tm_job_t *job = NULL;
+    char *sql = job_text(
+        "CREATE TABLE top3 (status text, rn bigint, id bigint, amount numeric(10,2),\n"
+        "  PRIMARY KEY (status, rn)) WITH (connector = 'stdout');\n"
+        "INSERT INTO top3 SELECT status, rn, id, amount FROM (SELECT id, status, amount,\n"
+        "  row_number() OVER (PARTITION BY status ORDER BY amount DESC, id) AS rn FROM orders) s\n"
+        "  WHERE rn <= 3;\n"
+        "INSERT INTO big_orders SELECT id, status FROM (SELECT *, row_number() OVER (ORDER BY\n"
+        "  created_at) AS rn FROM orders) s WHERE rn = 1;\n",
+        NULL, NULL, NULL);
+    tm_plan_t *plan = plan_of(sql, &job);
+    TM_REQUIRE(plan != NULL);
+    tm_plan_node_t *v[16];
+    int n = chain(plan, 0, v, 16);
+    TM_REQUIRE(n == 6);
+    TM_CHECK(v[2]->kind == TM_PLAN_CALC && v[3]->kind == TM_PLAN_TOPN);
+    const tm_plan_node_t *t = v[3];
+    TM_CHECK(t->exchange == TM_EXCHANGE_HASH && t->nexchange == 1 && t->parallelism == 2);
+    TM_CHECK(t->stateful && t->mode == TM_MODE_RETRACT && t->before_images);
+    TM_CHECK(t->topn.rank_number && t->topn.limit == 3 && t->topn.rn_col == 3);
+    TM_CHECK(!t->topn.append_only);
+    TM_CHECK(strncmp(t->uid, "topn/top3/1-", 12) == 0);
+    /* Unique on (status, rn); the sink's PRIMARY KEY (status, rn) receives upserts. */
+    TM_REQUIRE(t->nkey == 2);
+    TM_CHECK_STR(t->schema->cols[t->key[0]].name, "status");
+    TM_CHECK_STR(t->schema->cols[t->key[1]].name, "rn");
+    TM_CHECK(v[5]->kind == TM_PLAN_SINK && v[5]->sink_upsert);
+    /* No PARTITION BY: one subtask; rn not read: rows entering and leaving only, keyed by id. */
+    n = chain(plan, 1, v, 16);
+    TM_REQUIRE(n == 6);
+    t = v[3];
+    TM_CHECK(t->kind == TM_PLAN_TOPN && t->exchange == TM_EXCHANGE_SINGLE && t->parallelism == 1);
+    TM_CHECK(!t->topn.rank_number && t->topn.limit == 1);
+    TM_REQUIRE(t->nkey == 1);
+    TM_CHECK_STR(t->schema->cols[t->key[0]].name, "id");
+    tm_plan_free(plan);
+    tm_job_free(job);
+    free(sql);
+    /* A ranked subquery read through a join has no filter on its rank. */
+    expect_plan_error("INSERT INTO big_orders SELECT s.id FROM (SELECT id, customer_id, "
+                      "row_number() OVER (ORDER BY id) AS rn FROM orders) s JOIN orders o ON "
+                      "s.customer_id = o.customer_id WHERE s.rn <= 3;",
+                      "row_number() needs a filter on it");
+}
+
+/* Interval joins: over snapshot-only sources an IntervalJoin, over changelogs a Join. */
+static void test_interval_join_plan(void)
+{
+#define IJ_QUERY(t)                                                                         \
+    "INSERT INTO big_orders SELECT a.id, b.id AS bid FROM " t " a LEFT JOIN " t " b ON "         \
+    "a.customer_id = b.customer_id AND a.created_at BETWEEN b.created_at - INTERVAL '1 minute' " \
+    "AND b.created_at AND a.amount > b.amount;\n"
+    static const char *snap =
+        "CREATE TABLE snap (id bigint, customer_id int, amount numeric(10,2), created_at\n"
+        "  timestamp, PRIMARY KEY (id)) WITH (connector='postgres-cdc', dsn='host=x',\n"
+        "  table='public.orders', snapshot = 'initial_only');\n";
+    for (int bounded = 0; bounded < 2; bounded++) {
+        char both[2048];
+        snprintf(both, sizeof(both), "%s%s", snap, bounded ? IJ_QUERY("snap") : IJ_QUERY("orders"));
+        tm_job_t *job = NULL;
+        char *sql = job_text(both, NULL, NULL, NULL);
+        tm_plan_t *plan = plan_of(sql, &job);
+        TM_REQUIRE(plan != NULL);
+        tm_plan_node_t *j = NULL;
+        for (int i = 0; i < plan->nnodes; i++)
+            if (plan->nodes[i]->input2 != NULL)
+                j = plan->nodes[i];
+        TM_REQUIRE(j != NULL);
+        if (bounded) {
+            TM_CHECK(j->kind == TM_PLAN_INTERVAL_JOIN);
+            TM_CHECK(j->mode == TM_MODE_INSERT_ONLY);
+            TM_CHECK(j->input->kind == TM_PLAN_SCAN); /* no upsert before it */
+            TM_CHECK(j->ij.type == TM_JOIN_LEFT);
+            TM_CHECK(j->ij.lower_us == -60000000 && j->ij.upper_us == 0);
+            TM_CHECK(j->ij.residual != NULL); /* a.amount > b.amount */
+            TM_CHECK(strncmp(j->uid, "join/big_orders/1-", 18) == 0);
+        } else {
+            TM_CHECK(j->kind == TM_PLAN_JOIN && j->interval_as_join);
+            TM_CHECK(j->mode == TM_MODE_RETRACT);
+        }
+        tm_plan_free(plan);
+        tm_job_free(job);
+        free(sql);
+    }
+}
+
 int main(void)
 {
+    TM_RUN(test_topn_plan);
+    TM_RUN(test_interval_join_plan);
     TM_RUN(test_issue_queries);
     TM_RUN(test_uid_stability);
     TM_RUN(test_sink_errors);

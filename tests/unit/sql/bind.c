@@ -94,7 +94,35 @@ static void test_errors(void)
                       "job.sql:4:48: ORDER BY is not supported in a streaming query");
     expect_bind_error("INSERT INTO out SELECT id FROM orders LIMIT 3;", "LIMIT");
     expect_bind_error("INSERT INTO out SELECT id, row_number() OVER () AS r FROM orders;",
+                      "needs ORDER BY inside OVER");
+    expect_bind_error("INSERT INTO out SELECT id, rank() OVER (ORDER BY id) AS r FROM orders;",
+                      "window function rank() is not supported");
+    expect_bind_error("INSERT INTO out SELECT id, row_number() OVER (ORDER BY id) + 1 AS r "
+                      "FROM orders;",
                       "window functions");
+    /* Top-N: the filter on the rank is required and must bound it from above. */
+    expect_bind_error("INSERT INTO out SELECT id, row_number() OVER (ORDER BY id) AS r FROM "
+                      "orders;",
+                      "job.sql:4:28: row_number() needs a filter on it");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT id, row_number() OVER (ORDER BY id) "
+                      "AS rn FROM orders) s WHERE rn > 2;",
+                      "this filter on row_number() is not supported");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT id, row_number() OVER (ORDER BY id) "
+                      "AS rn FROM orders) s WHERE rn = 2;",
+                      "this filter on row_number() is not supported");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT id, row_number() OVER (ORDER BY id) "
+                      "AS rn FROM orders) s WHERE rn <= 0;",
+                      "keeps no rank");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT id, row_number() OVER (ORDER BY id) "
+                      "AS rn FROM orders) s WHERE rn <= 3 OR id = 1;",
+                      "row_number() needs a filter on it");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT id, row_number() OVER (ORDER BY "
+                      "amount + 1) AS rn FROM orders) s WHERE rn <= 3;",
+                      "ORDER BY of row_number() must name a column");
+    expect_bind_error("INSERT INTO out SELECT * FROM (SELECT customer_id, count(*) AS n, "
+                      "row_number() OVER (ORDER BY customer_id) AS rn FROM orders GROUP BY "
+                      "customer_id) s WHERE rn <= 3;",
+                      "row_number() in a query with GROUP BY");
     expect_bind_error("INSERT INTO out SELECT id FROM orders WHERE id > 3 OR id IN (SELECT id "
                       "FROM orders);",
                       "a subquery in an expression is not supported");
@@ -318,8 +346,136 @@ static void test_join_shape(void)
     tm_expr_pool_free(pool);
 }
 
+/* Interval joins: the time bounds the binder finds in a join's ON clause. */
+static void test_interval_bounds(void)
+{
+    const int64_t M = 60 * 1000000LL; /* a minute in µs */
+    static const struct {
+        const char *on;
+        bool interval;
+        int64_t lower, upper; /* in minutes, or µs with `exact` */
+        bool exact;
+        bool rest; /* a residual besides the bounds */
+    } cases[] = {
+        {"a.created_at BETWEEN b.created_at AND b.created_at + INTERVAL '10 minutes'", true, 0,
+         10, false, false},
+        {"a.created_at >= b.created_at - INTERVAL '5 minutes' AND a.created_at < b.created_at",
+         true, -5 * M, -1, true, false},
+        {"b.created_at BETWEEN a.created_at - INTERVAL '2 minutes' AND a.created_at + "
+         "INTERVAL '3 minutes' AND a.amount > b.amount",
+         true, -3, 2, false, true},
+        {"b.created_at + INTERVAL '1 minute' > a.created_at AND a.created_at > b.created_at",
+         true, 1, M - 1, true, false},
+        {"a.created_at > b.created_at AND a.created_at <= b.created_at + INTERVAL '1 hour' AND "
+         "a.created_at <= b.created_at + INTERVAL '30 minutes'",
+         true, 1, 30 * M, true, false},
+        /* One bound only, a month, or a non-constant offset: a plain condition. */
+        {"a.created_at >= b.created_at", false, 0, 0, false, true},
+        {"a.created_at BETWEEN b.created_at AND b.created_at + INTERVAL '1 month'", false, 0, 0,
+         false, true},
+        {"a.created_at BETWEEN b.created_at AND a.created_at + INTERVAL '1 minute'", false, 0,
+         0, false, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char sql[1024], err[2048] = "";
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO out SELECT a.id, b.id AS bid FROM orders a JOIN orders b ON "
+                 "a.customer_id = b.customer_id AND %s;",
+                 cases[i].on);
+        tm_job_t *job = NULL;
+        tm_bound_query_t *q = NULL;
+        tm_expr_pool_t *pool = tm_expr_pool_new();
+        int rc = bind_one(sql, &q, &job, pool, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "%s\n", err);
+        TM_REQUIRE(rc == 0);
+        const tm_bound_from_t *J = q->from;
+        TM_REQUIRE(J != NULL && J->kind == TM_BOUND_INNER);
+        if (J->interval != cases[i].interval)
+            fprintf(stderr, "case %zu: interval %d\n", i, J->interval);
+        TM_CHECK(J->interval == cases[i].interval);
+        TM_CHECK(J->residual != NULL); /* a regular join keeps every condition */
+        if (cases[i].interval) {
+            int64_t mul = cases[i].exact ? 1 : M;
+            TM_CHECK_STR(J->left->schema->cols[J->time_left].name, "created_at");
+            TM_CHECK_STR(J->right->schema->cols[J->time_right].name, "created_at");
+            if (J->lower_us != cases[i].lower * mul || J->upper_us != cases[i].upper * mul)
+                fprintf(stderr, "case %zu: bounds %lld..%lld\n", i, (long long)J->lower_us,
+                        (long long)J->upper_us);
+            TM_CHECK(J->lower_us == cases[i].lower * mul);
+            TM_CHECK(J->upper_us == cases[i].upper * mul);
+            TM_CHECK((J->interval_rest != NULL) == cases[i].rest);
+        }
+        tm_bound_query_free(q);
+        tm_job_free(job);
+        tm_expr_pool_free(pool);
+    }
+}
+
+/* Top-N: the rank's columns, order, limit and whether the enclosing query reads rn. */
+static void test_rank_shape(void)
+{
+    static const struct {
+        const char *sql;
+        int64_t limit;
+        bool used;
+        int nhidden;
+    } cases[] = {
+        {"INSERT INTO out SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY status "
+         "ORDER BY amount DESC, created_at NULLS FIRST) AS rn FROM orders) s WHERE rn <= 3;",
+         3, true, 0},
+        {"INSERT INTO out SELECT id FROM (SELECT *, row_number() OVER (PARTITION BY status "
+         "ORDER BY amount DESC, created_at NULLS FIRST) AS rn FROM orders) s WHERE 4 > rn "
+         "AND rn >= 1 AND id > 2;",
+         3, false, 0},
+        {"INSERT INTO out SELECT id, status FROM (SELECT id, status, row_number() OVER "
+         "(PARTITION BY status ORDER BY amount DESC, created_at NULLS FIRST) AS rn FROM orders) "
+         "s WHERE rn = 1 AND rn < 7;",
+         1, false, 2},
+        {"INSERT INTO out SELECT id, rn * 2 AS r2 FROM (SELECT *, row_number() OVER "
+         "(PARTITION BY status ORDER BY amount DESC, created_at NULLS FIRST) AS rn FROM orders) "
+         "s WHERE rn BETWEEN 1 AND 5;",
+         5, true, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[2048] = "";
+        tm_job_t *job = NULL;
+        tm_bound_query_t *q = NULL;
+        tm_expr_pool_t *pool = tm_expr_pool_new();
+        int rc = bind_one(cases[i].sql, &q, &job, pool, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "%s\n", err);
+        TM_REQUIRE(rc == 0);
+        TM_REQUIRE(q->sub != NULL && q->sub->rank != NULL);
+        const tm_bound_query_t *sub = q->sub;
+        const tm_bound_rank_t *rk = sub->rank;
+        TM_CHECK_INT((int)rk->limit, (int)cases[i].limit);
+        TM_CHECK(rk->rank_used == cases[i].used);
+        TM_CHECK_INT(rk->nhidden, cases[i].nhidden);
+        TM_CHECK_INT(rk->npart, 1);
+        TM_CHECK_INT(rk->norder, 2);
+        TM_CHECK(rk->desc[0] && rk->nulls_first[0]);   /* DESC: NULLs first by default */
+        TM_CHECK(!rk->desc[1] && rk->nulls_first[1]);  /* ASC NULLS FIRST */
+        TM_CHECK_STR(sub->out_schema->cols[rk->target].name, "rn");
+        TM_CHECK(sub->out_schema->cols[rk->target].type == TM_T_INT64);
+        /* The partition column is the select list's status, or hidden. */
+        int p = rk->part_targets[0];
+        if (cases[i].nhidden == 0)
+            TM_CHECK_STR(sub->out_schema->cols[p].name, "status");
+        else
+            TM_CHECK(p >= sub->ntargets || strcmp(sub->out_schema->cols[p].name, "status") == 0);
+        /* The filter on rn is gone from the enclosing query; other conditions stay. */
+        TM_CHECK((q->where != NULL) == (i == 1));
+        tm_bound_query_free(q);
+        tm_job_free(job);
+        tm_expr_pool_free(pool);
+    }
+}
+
 int main(void)
 {
+    TM_RUN(test_rank_shape);
+    TM_RUN(test_interval_bounds);
     TM_RUN(test_join_shape);
     TM_RUN(test_errors);
     TM_RUN(test_undeclared_columns);
