@@ -31,7 +31,7 @@ WATCHED = [
     "tidemark_checkpoint_state_bytes", "tidemark_state_block_cache_bytes",
     "tidemark_state_bytes", "tidemark_sink_commit_duration_seconds",
     "tidemark_operator_row_errors_total", "tidemark_checkpoints_failed_total",
-    "tidemark_operator_state_rows", "tidemark_errors_total",
+    "tidemark_operator_state_rows", "tidemark_errors_total", "tidemark_late_rows_total",
 ]
 
 
