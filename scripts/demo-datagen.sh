@@ -3,10 +3,9 @@
 # datagen source, Nexmark bids, no PostgreSQL and no Kafka.
 #
 # It builds tidemark (scripts/setup.sh, unless TIDEMARK names a binary), runs
-# examples/datagen.sql, a live aggregate per bid channel, and prints the
-# aggregate as a small table every two seconds until the bounded stream ends
-# (about 50 seconds; DEMO_SECONDS shortens it).  It is a plain GROUP BY until
-# window functions land; then it becomes a per-10-second tumbling window.
+# examples/datagen.sql, bids per channel in 10-second tumbling windows of event
+# time, and prints each window as a small table as soon as the watermark fires
+# it, until the bounded stream ends (about 50 seconds; DEMO_SECONDS shortens it).
 #
 # The table goes to stdout; commentary and tidemark's log go to stderr.
 set -euo pipefail
@@ -29,23 +28,30 @@ fi
 workdir=$(mktemp -d /tmp/tidemark-datagen.XXXXXX)
 trap 'rm -rf "$workdir"' EXIT
 
-say "running examples/datagen.sql: Nexmark bids at 2,000/s, count and top price per channel"
+say "running examples/datagen.sql: Nexmark bids at 2,000/s; bids and top price per channel, per 10 s window"
 cat > "$workdir/show.py" <<'PY'
-import json, sys, time
-rows, last = {}, 0.0
+import json, sys
+from datetime import datetime, timezone
+def hms(us):
+    return datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%H:%M:%S")
+window, rows = None, []
 def show():
-    print(f"{'channel':10} {'bids':>8} {'top price':>12}")
-    for ch in sorted(rows):
-        r = rows[ch]
-        print(f"{ch:10} {r['bids']:>8,} {r['top_price'] / 100:>12,.2f}")
+    if window is None:
+        return
+    print(f"window {hms(window[0])}-{hms(window[1])} (event time)")
+    print(f"  {'channel':10} {'bids':>8} {'top price':>12}")
+    for r in sorted(rows, key=lambda r: r["channel"]):
+        print(f"  {r['channel']:10} {r['bids']:>8,} {r['top_price'] / 100:>12,.2f}")
     print(flush=True)
 for line in sys.stdin:
     after = json.loads(line).get("after")
-    if after:
-        rows[after["channel"]] = after
-    if time.monotonic() - last >= 2:
-        last = time.monotonic()
+    if not after:
+        continue
+    w = (after["window_start"], after["window_end"])
+    if w != window:
         show()
+        window, rows = w, []
+    rows.append(after)
 show()
 PY
 # timeout ends the run early when DEMO_SECONDS is shorter than the stream (status 124).

@@ -183,3 +183,12 @@ def test_windows_over_datagen_fire_on_its_watermarks(tmp_path, tidemark_bin):
         assert r["n"] == 920, r
         # Events k*1000 .. k*1000+999; the first four of every fifty are people and auctions.
         assert r["lo"] % 1000 == 4 and r["hi"] == r["lo"] + 995, r
+
+
+def test_the_datagen_example_plans_a_watermarked_window(tidemark_bin):
+    """examples/datagen.sql (scripts/demo.sh --datagen) plans as the README says: a tumbling
+    window over datagen's watermarks, insert-only output."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "datagen.sql"
+    out = run_cli(["explain", example], bin=tidemark_bin)
+    assert out.returncode == 0, out.stderr
+    assert "TUMBLE" in out.stdout and "watermark" in out.stdout, out.stdout
