@@ -268,9 +268,14 @@ static tm_plan_node_t *plan_table(pctx_t *pc, int table, bool force_upsert)
     n->table = table;
     /* A second upsert of the same source in one INSERT (a self-join) needs a uid of its own. */
     int same = 0;
-    for (int i = 0; i < plan->nnodes; i++)
+    /*
+     * This INSERT's nodes are the newest ones, among scans (insert -1) shared
+     * with the others: the count stays linear in the job's size.
+     */
+    for (int i = plan->nnodes - 1;
+         i >= 0 && (plan->nodes[i]->insert == pc->insert || plan->nodes[i]->insert == -1); i--)
         same += plan->nodes[i]->kind == TM_PLAN_UPSERT && plan->nodes[i]->table == table &&
-                plan->nodes[i]->insert == pc->insert && plan->nodes[i] != n;
+                plan->nodes[i] != n;
     n->uid = same == 0 ? tm_asprintf("upsert/%s/%s", t->name, pc->sink_name)
                        : tm_asprintf("upsert/%s/%s/%d", t->name, pc->sink_name, same + 1);
     n->schema = scan->schema ? tm_schema_ref(scan->schema) : NULL;
