@@ -37,6 +37,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 
 #include <inttypes.h>
@@ -233,6 +234,7 @@ static int chunk_done(const tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_
                                 n < src->chunk_size);
     if (n < src->chunk_size)
         return 1;
+    tm_failpoint("pg.snapshot.chunk");
     int64_t now = tm_mono_us();
     if (tm_log_is_terminal()) {
         if (first || now - *last_log >= 200000) {

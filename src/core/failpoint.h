@@ -63,6 +63,8 @@
  *                                progress row is written, COMMIT not yet sent
  *   mysql.stream.rows            mysql-cdc source thread: a rows event arrived,
  *                                not yet decoded (sleep here slows the source)
+ *   pg.snapshot.chunk            postgres-cdc source thread: a snapshot chunk
+ *                                was emitted (sleep here slows the snapshot)
  *
  * Cost when off: one relaxed atomic load and a predictable branch.
  *

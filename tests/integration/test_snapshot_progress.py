@@ -40,8 +40,12 @@ def test_progress_line_on_a_terminal(cdc, tmp_path):
     job = tmp_path / "job.sql"
     job.write_text(job_text(cdc, tmp_path / "out"))
     master, slave = pty.openpty()
+    # 3 ms per chunk of 1,000 rows: the snapshot lasts at least 0.6 s, so the line (redrawn every
+    # 200 ms) is drawn more than once however fast the machine reads the table.
+    env = dict(os.environ, TIDEMARK_FAILPOINTS="pg.snapshot.chunk=sleep(3)")
     proc = subprocess.Popen([str(cdc.bin), "run", str(job), "--state-dir", str(tmp_path / "state")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                            env=env)
     os.close(slave)
     out = b""
     try:
