@@ -736,36 +736,10 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
 static int add_record(tm_operator_t *op, int s, uint32_t index, const tm_record_t *rec,
                       char *errstr, size_t errstr_size)
 {
-    const tm_row_t *img[2] = {NULL, NULL};
-    switch (rec->op) {
-    case TM_OP_READ:
-    case TM_OP_CREATE:
-        img[1] = rec->after;
-        break;
-    case TM_OP_UPDATE:
-        if (rec->before == NULL || rec->after == NULL)
-            return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                             "join %s: an update without its before image cannot be retracted; "
-                             "the join's input must be a retract stream",
-                             op->ctx.uid);
-        img[0] = rec->before;
-        img[1] = rec->after;
-        break;
-    case TM_OP_DELETE:
-        if (rec->before == NULL)
-            return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                             "join %s: a delete without its before image cannot be retracted",
-                             op->ctx.uid);
-        img[0] = rec->before;
-        break;
-    case TM_OP_TRUNCATE:
-        return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
-                         "join %s: an input table was truncated; a join cannot retract rows it "
-                         "is not told about, so the job must be restarted from a fresh snapshot",
-                         op->ctx.uid);
-    default:
-        return 0; /* logical decoding messages carry no rows */
-    }
+    const tm_row_t *img[2];
+    int irc = tm_operator_images(&op->ctx, rec, img, errstr, errstr_size);
+    if (irc != 0)
+        return irc;
     int st[2] = {KEY_BAD, KEY_BAD}, kg[2] = {-1, -1};
     tm_buf_t *kb[2] = {&op->key, &op->skey};
     int home = -1;

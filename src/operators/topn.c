@@ -259,40 +259,12 @@ static int collect_images(tm_operator_t *op, const tm_batch_t *batch, char *errs
     op->nimgs = 0;
     for (uint32_t i = 0; i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
-        int rc = 0;
-        switch (rec->op) {
-        case TM_OP_READ:
-        case TM_OP_CREATE:
-            if (rec->after != NULL)
-                rc = add_image(op, rec, rec->after, 1, errstr, errstr_size);
-            break;
-        case TM_OP_UPDATE:
-            if (rec->before == NULL || rec->after == NULL)
-                return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                                 "topn %s: an update without its before image cannot be "
-                                 "retracted; the Top-N input must be a retract stream",
-                                 op->ctx.uid);
-            rc = add_image(op, rec, rec->before, -1, errstr, errstr_size);
-            if (rc == 0)
-                rc = add_image(op, rec, rec->after, 1, errstr, errstr_size);
-            break;
-        case TM_OP_DELETE:
-            if (rec->before == NULL)
-                return tm_seterr(errstr, errstr_size, TM_EINVAL,
-                                 "topn %s: a delete without its before image cannot be "
-                                 "retracted",
-                                 op->ctx.uid);
-            rc = add_image(op, rec, rec->before, -1, errstr, errstr_size);
-            break;
-        case TM_OP_TRUNCATE:
-            return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
-                             "topn %s: the input table was truncated; Top-N cannot retract "
-                             "rows it is not told about, so the job must be restarted from a "
-                             "fresh snapshot",
-                             op->ctx.uid);
-        default:
-            break; /* logical decoding messages carry no rows */
-        }
+        const tm_row_t *img[2];
+        int rc = tm_operator_images(&op->ctx, rec, img, errstr, errstr_size);
+        if (rc == 0 && img[0] != NULL)
+            rc = add_image(op, rec, img[0], -1, errstr, errstr_size);
+        if (rc == 0 && img[1] != NULL)
+            rc = add_image(op, rec, img[1], 1, errstr, errstr_size);
         if (rc != 0)
             return rc;
     }

@@ -1047,25 +1047,12 @@ static int window_process(tm_operator_t *op, int input, const tm_batch_t *batch,
     int rc = scratch_reset(op);
     for (uint32_t i = 0; rc == 0 && i < batch->count; i++) {
         const tm_record_t *rec = &batch->recs[i];
-        switch (rec->op) {
-        case TM_OP_CREATE:
-        case TM_OP_READ:
-            if (rec->after != NULL)
-                rc = apply_image(op, rec->after, 1, errstr, errstr_size);
-            break;
-        case TM_OP_UPDATE:
-            if (rec->before != NULL)
-                rc = apply_image(op, rec->before, -1, errstr, errstr_size);
-            if (rc == 0 && rec->after != NULL)
-                rc = apply_image(op, rec->after, 1, errstr, errstr_size);
-            break;
-        case TM_OP_DELETE:
-            if (rec->before != NULL)
-                rc = apply_image(op, rec->before, -1, errstr, errstr_size);
-            break;
-        default:
-            break; /* truncates and messages carry no rows of a window */
-        }
+        const tm_row_t *img[2];
+        rc = tm_operator_images(&op->ctx, rec, img, errstr, errstr_size);
+        if (rc == 0 && img[0] != NULL)
+            rc = apply_image(op, img[0], -1, errstr, errstr_size);
+        if (rc == 0 && img[1] != NULL)
+            rc = apply_image(op, img[1], 1, errstr, errstr_size);
     }
     if (rc == 0)
         rc = write_back(op, out, errstr, errstr_size);

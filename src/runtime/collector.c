@@ -1,7 +1,7 @@
 /*
  * collector.c — an operator's output batch: filled, emitted when full or at
  * the end of a call (see operator.h).  A file of its own so that a unit test
- * that stubs operator.c's row-error handling can still link these.
+ * with its own version of operator.c's row-error handling can still link these.
  *
  * Thread: the operator's.
  */

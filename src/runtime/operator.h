@@ -197,4 +197,16 @@ typedef struct tm_operator_factory {
 int tm_operator_row_error(const tm_operator_ctx_t *ctx, const tm_record_t *rec,
                           const char *reason, char *errstr, size_t errstr_size);
 
+/*
+ * The rows a record of a retract stream takes away and adds, for an operator
+ * that keeps state by row (join, aggregates, Top-N): img[0] the row it
+ * retracts (a delete's, an update's old row), img[1] the row it adds (an
+ * insert's, a snapshot read's, an update's new row); both NULL for a record
+ * without rows (a logical decoding message).  An update or a delete without
+ * its before image cannot be retracted (TM_EINVAL), nor can a TRUNCATE, which
+ * names no rows (TM_EUNSUPPORTED); errstr names operator ctx->uid.
+ */
+int tm_operator_images(const tm_operator_ctx_t *ctx, const tm_record_t *rec,
+                       const tm_row_t *img[2], char *errstr, size_t errstr_size);
+
 #endif
