@@ -61,9 +61,18 @@
  *      server's message, and the rest of the epoch is written.  A redone
  *      epoch (invariant 2) rejects its rows again: dead letters are
  *      at-least-once, as everywhere (runtime/deadletter.h).
+ *   7. An exactly-once epoch is written and prepared (or sealed) in the
+ *      background, by a writer thread started at the barrier, so that the
+ *      pipeline goes on folding the next epoch meanwhile instead of waiting
+ *      for the target (connector.h, sink_precommit_poll).  While the writer
+ *      runs it alone uses the connection and the target's shape (columns,
+ *      statements, DDL): the sink thread only folds into `cur`, skips early
+ *      writes, and waits for the writer before it changes the shape (a new
+ *      stream column) or the connection (commit).  The epoch counts as
+ *      pre-committed only once the writer is done.
  *
  * Thread: main (new, open, decided, recover, free), sink (write, flush,
- * precommit, commit).
+ * precommit, poll, commit), the writer (the background pre-commit).
  */
 #include "postgres/pg_sink.h"
 #include "postgres/pg_lookup.h"
@@ -83,8 +92,11 @@
 #include "runtime/deadletter.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,8 +184,24 @@ struct tm_sink {
     bool txn_partial; /* part of the epoch was written early: no redo */
     uint64_t *prepared; /* two-phase: epochs prepared, not yet committed */
     int nprepared, capprepared;
-    tm_pgsink_fold_t cur;    /* the epoch being received */
-    tm_pgsink_fold_t sealed; /* decision log: the epoch waiting for commit */
+    tm_pgsink_fold_t cur;     /* the epoch being received */
+    tm_pgsink_fold_t sealed;  /* decision log: the epoch waiting for commit */
+    tm_pgsink_fold_t writing; /* two-phase: the epoch being prepared by the writer */
+    /* The background pre-commit (invariant 7). */
+    pthread_t w_thread;
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cv;
+    bool w_sync_ready;  /* w_mu and w_cv initialised */
+    bool w_running;     /* started and not joined yet */
+    bool w_done;        /* under w_mu: the writer has finished */
+    bool w_collected;   /* joined; w_rc not yet reported by poll */
+    int w_rc;
+    char w_err[1024];
+    uint64_t w_epoch;
+    char w_gid[200];
+    int (*w_step)(tm_sink_t *s, void *arg, bool retry, char *errstr, size_t errstr_size);
+    void *w_arg;
+    bool w_redoable;
     uint64_t sealed_epoch;
     bool sealed_partial;
     ps_map_t maps[PS_MAPS];
@@ -542,9 +570,16 @@ static void ps_free(tm_sink_t *s)
     tm_buf_release(&s->sql_copy);
     tm_buf_release(&s->sql_upsert);
     tm_buf_release(&s->sql_delete);
+    if (s->w_running)
+        pthread_join(s->w_thread, NULL);
+    if (s->w_sync_ready) {
+        pthread_mutex_destroy(&s->w_mu);
+        pthread_cond_destroy(&s->w_cv);
+    }
     free(s->prepared);
     tm_pgsink_fold_release(&s->cur);
     tm_pgsink_fold_release(&s->sealed);
+    tm_pgsink_fold_release(&s->writing);
     for (int i = 0; i < PS_MAPS; i++) {
         tm_schema_unref(s->maps[i].schema);
         free(s->maps[i].idx);
@@ -606,6 +641,13 @@ static int ps_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr, si
     s->declared = cfg->declared ? tm_schema_ref((tm_schema_t *)cfg->declared) : NULL;
     tm_pgsink_fold_init(&s->cur, false);
     tm_pgsink_fold_init(&s->sealed, false);
+    tm_pgsink_fold_init(&s->writing, false);
+    if (pthread_mutex_init(&s->w_mu, NULL) == 0) {
+        if (pthread_cond_init(&s->w_cv, NULL) == 0)
+            s->w_sync_ready = true;
+        else
+            pthread_mutex_destroy(&s->w_mu);
+    }
     tm_arena_init(&s->scratch, 64 << 10);
     tm_buf_init(&s->line);
     tm_buf_init(&s->key);
@@ -613,7 +655,7 @@ static int ps_new(tm_sink_t **out, const tm_sink_config_t *cfg, char *errstr, si
     tm_buf_init(&s->sql_upsert);
     tm_buf_init(&s->sql_delete);
     int rc = 0;
-    if (!s->name || !s->job || !s->dsn || !s->dsn_masked)
+    if (!s->name || !s->job || !s->dsn || !s->dsn_masked || !s->w_sync_ready)
         rc = TM_ENOMEM;
     const char *table = rc == 0 ? tm_opt_str(o, "table") : NULL;
     if (rc == 0 && (table == NULL || table[0] == '\0'))
@@ -1043,7 +1085,7 @@ static int setup(tm_sink_t *s, const tm_schema_t *shape, char *errstr, size_t er
     }
     if (rc == TM_ENOMEM)
         return tm_seterr(errstr, errstr_size, rc, "out of memory");
-    s->cur.keyed = s->sealed.keyed = s->nkeys > 0;
+    s->cur.keyed = s->sealed.keyed = s->writing.keyed = s->nkeys > 0;
     rc = check_target(s, errstr, errstr_size);
     if (rc == 0 && build_sql(s) != 0)
         rc = tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
@@ -1089,6 +1131,8 @@ static int ps_open(tm_sink_t *s, char *errstr, size_t errstr_size)
 /* ------------------------------------------------------------ writing */
 
 /* The mapping of a record schema's columns onto the target's (cached). */
+static void writer_join(tm_sink_t *s);
+
 static int map_for(tm_sink_t *s, tm_schema_t *schema, const int **idx, char *errstr,
                    size_t errstr_size)
 {
@@ -1097,6 +1141,8 @@ static int map_for(tm_sink_t *s, tm_schema_t *schema, const int **idx, char *err
             *idx = s->maps[i].idx;
             return 0;
         }
+    /* A new shape may change the target's columns, which the writer reads (invariant 7). */
+    writer_join(s);
     /* A stream column the target lacks: add it (schema_evolution) or stop. */
     for (int j = 0; j < schema->ncols; j++) {
         bool found = false;
@@ -1693,7 +1739,7 @@ static int ps_write(tm_sink_t *s, const tm_batch_t *batch, char *errstr, size_t 
      * Exactly-once: a large epoch's first part goes into the open transaction
      * now, unless an earlier epoch still waits for its commit (invariant 3).
      */
-    if (s->nprepared > 0 || s->sealed_epoch != 0)
+    if (s->nprepared > 0 || s->sealed_epoch != 0 || s->w_running || s->w_collected)
         return 0;
     bool first = !s->txn_partial;
     int rc = with_retry(s, step_partial, NULL, !s->txn_partial, errstr, errstr_size);
@@ -1739,7 +1785,7 @@ static int step_prepare(tm_sink_t *s, void *arg, bool retry, char *errstr, size_
     }
     int rc = begin(s, errstr, errstr_size);
     if (rc == 0)
-        rc = apply(s, &s->cur, errstr, errstr_size);
+        rc = apply(s, &s->writing, errstr, errstr_size);
     tm_failpoint("pgsink.before_prepare");
     if (rc == 0) {
         char *lit = tm_pg_quote_literal(gid);
@@ -1878,6 +1924,84 @@ static int step_dl_seal(tm_sink_t *s, void *arg, bool retry, char *errstr, size_
 
 /* ------------------------------------------------------- checkpoints */
 
+/* The writer thread (invariant 7): one step with retries, then the dead letters it wrote. */
+static void *writer_main(void *arg)
+{
+    tm_sink_t *s = arg;
+    char err[sizeof(s->w_err)] = "";
+    int rc = with_retry(s, s->w_step, s->w_arg, s->w_redoable, err, sizeof(err));
+    if (rc == 0)
+        rc = flush_dead_letters(s, err, sizeof(err));
+    pthread_mutex_lock(&s->w_mu);
+    s->w_rc = rc;
+    memcpy(s->w_err, err, sizeof(err));
+    s->w_done = true;
+    pthread_cond_signal(&s->w_cv);
+    pthread_mutex_unlock(&s->w_mu);
+    return NULL;
+}
+
+/* Starts the writer on `step`; TM_EAGAIN when it runs (sink_precommit_poll reports its end). */
+static int writer_start(tm_sink_t *s, uint64_t epoch, ps_step_fn step, void *arg, bool redoable,
+                        char *errstr, size_t errstr_size)
+{
+    s->w_step = step;
+    s->w_arg = arg;
+    s->w_redoable = redoable;
+    s->w_epoch = epoch;
+    s->w_done = false;
+    s->w_rc = 0;
+    s->w_err[0] = '\0';
+    int err = pthread_create(&s->w_thread, NULL, writer_main, s);
+    if (err != 0)
+        return tm_seterr(errstr, errstr_size, TM_ESINK,
+                         "table '%s': cannot start the writer thread: %s", s->name, strerror(err));
+    s->w_running = true;
+    return TM_EAGAIN;
+}
+
+/*
+ * Waits for the writer to end, up to timeout_ms (-1: no limit), and joins it;
+ * its result stays for sink_precommit_poll (w_collected).  True once joined
+ * (or if none ran).
+ */
+static bool writer_wait(tm_sink_t *s, int timeout_ms)
+{
+    if (!s->w_running)
+        return true;
+    pthread_mutex_lock(&s->w_mu);
+    if (!s->w_done && timeout_ms != 0) {
+        if (timeout_ms < 0) {
+            while (!s->w_done)
+                pthread_cond_wait(&s->w_cv, &s->w_mu);
+        } else {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += timeout_ms / 1000;
+            until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!s->w_done && pthread_cond_timedwait(&s->w_cv, &s->w_mu, &until) != ETIMEDOUT)
+                ;
+        }
+    }
+    bool done = s->w_done;
+    pthread_mutex_unlock(&s->w_mu);
+    if (!done)
+        return false;
+    pthread_join(s->w_thread, NULL);
+    s->w_running = false;
+    s->w_collected = true;
+    return true;
+}
+
+static void writer_join(tm_sink_t *s)
+{
+    (void)writer_wait(s, -1);
+}
+
 static int precommit_epoch(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
                            size_t errstr_size)
 {
@@ -1891,17 +2015,15 @@ static int precommit_epoch(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char 
         tm_pgsink_fold_clear(&s->cur);
         s->sealed_epoch = epoch;
         s->sealed_partial = s->txn_partial;
-        int rc = s->sealed.n > 0 ? with_retry(s, step_dl_seal, NULL, !s->sealed_partial, errstr,
-                                              errstr_size)
-                                 : 0;
-        if (rc == 0)
-            rc = tm_buf_appendf(handle, "{\"progress\":%" PRIu64 "}", epoch) ? TM_ENOMEM : 0;
-        return rc;
+        if (tm_buf_appendf(handle, "{\"progress\":%" PRIu64 "}", epoch) != 0)
+            return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+        if (s->sealed.n == 0)
+            return flush_dead_letters(s, errstr, errstr_size);
+        return writer_start(s, epoch, step_dl_seal, NULL, !s->sealed_partial, errstr,
+                            errstr_size);
     }
     if (s->cur.n == 0 && !s->txn_open && s->nddl == 0)
-        return 0; /* nothing in this epoch: nothing to prepare */
-    char gid[PS_GID_MAX];
-    gid_of(s, epoch, gid, sizeof(gid));
+        return flush_dead_letters(s, errstr, errstr_size); /* nothing to prepare */
     if (s->nprepared == s->capprepared) {
         int ncap = s->capprepared ? s->capprepared * 2 : 4;
         uint64_t *n = realloc(s->prepared, (size_t)ncap * sizeof(*n));
@@ -1910,19 +2032,43 @@ static int precommit_epoch(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char 
         s->prepared = n;
         s->capprepared = ncap;
     }
-    int rc = with_retry(s, step_prepare, gid, !s->txn_partial, errstr, errstr_size);
-    if (rc != 0)
-        return rc;
-    s->prepared[s->nprepared++] = epoch;
+    gid_of(s, epoch, s->w_gid, sizeof(s->w_gid));
+    if (tm_buf_appendf(handle, "%s", s->w_gid) != 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "out of memory");
+    tm_pgsink_fold_t t = s->writing;
+    s->writing = s->cur;
+    s->cur = t;
     tm_pgsink_fold_clear(&s->cur);
-    return tm_buf_appendf(handle, "%s", gid) ? TM_ENOMEM : 0;
+    return writer_start(s, epoch, step_prepare, s->w_gid, !s->txn_partial, errstr, errstr_size);
 }
 
 static int ps_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
                         size_t errstr_size)
 {
-    int rc = precommit_epoch(s, epoch, handle, errstr, errstr_size);
-    return rc == 0 ? flush_dead_letters(s, errstr, errstr_size) : rc;
+    /* The runtime polls one pre-commit to its end before it starts the next. */
+    writer_join(s);
+    return precommit_epoch(s, epoch, handle, errstr, errstr_size);
+}
+
+static int ps_precommit_poll(tm_sink_t *s, int timeout_ms, bool *done, char *errstr,
+                             size_t errstr_size)
+{
+    *done = false;
+    if (!writer_wait(s, timeout_ms))
+        return 0;
+    *done = true;
+    if (!s->w_collected)
+        return 0;
+    s->w_collected = false;
+    if (s->w_rc != 0) {
+        snprintf(errstr, errstr_size, "%s", s->w_err);
+        return s->w_rc;
+    }
+    if (s->mode == PS_2PC) {
+        s->prepared[s->nprepared++] = s->w_epoch;
+        tm_pgsink_fold_clear(&s->writing);
+    }
+    return 0;
 }
 
 static int ps_commit(tm_sink_t *s, uint64_t epoch, const char *progress, char *errstr,
@@ -2044,6 +2190,7 @@ const tm_connector_t tm_connector_postgres_table = {
     .sink_precommit = ps_precommit,
     .sink_commit = ps_commit,
     .sink_recover = ps_recover,
+    .sink_precommit_poll = ps_precommit_poll,
     .sink_is_decision_log = ps_is_decision_log,
     .sink_decided = ps_decided,
     .sink_free = ps_free,

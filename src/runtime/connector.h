@@ -198,6 +198,23 @@ typedef struct tm_connector {
     int (*sink_recover)(tm_sink_t *sink, uint64_t epoch, const char *handle, char *errstr,
                         size_t errstr_size);
     /*
+     * Asynchronous pre-commit (sink thread; NULL if the sink has none).  A
+     * sink that has it may return TM_EAGAIN from sink_precommit after filling
+     * `handle`: the epoch's writes go on in the background (the PostgreSQL
+     * sink: its own thread writing and preparing the epoch), and the runtime
+     * keeps delivering the next epoch's batches to sink_write meanwhile,
+     * instead of stalling the pipeline behind the sink for as long as the
+     * target takes.  The runtime then calls sink_precommit_poll, waiting up
+     * to `timeout_ms` (-1: until it is over), until it sets *done; only then
+     * is the epoch pre-committed (its checkpoint can complete), so nothing is
+     * acknowledged before it is durable.  A non-zero return is the
+     * pre-commit's failure and fails the job.  At most one pre-commit is in
+     * flight: the runtime waits for it before the next barrier's, before
+     * sink_commit, and before the sink thread ends.
+     */
+    int (*sink_precommit_poll)(tm_sink_t *sink, int timeout_ms, bool *done, char *errstr,
+                               size_t errstr_size);
+    /*
      * The job's decision log (DESIGN §6; NULL for sinks that never are one).
      * A sink whose commit cannot be redone after a crash (Kafka: a new
      * producer's init_transactions aborts what the old one left open) decides

@@ -1204,6 +1204,8 @@ typedef struct sink_loop {
     uint64_t writes;
     pending_ack_t *acks;
     size_t acks_head, acks_len, acks_cap;
+    /* The barrier whose pre-commit runs in the background (sink_precommit_poll), 0 if none. */
+    uint64_t precommitting;
 } sink_loop_t;
 
 static void sink_fail(sink_loop_t *l, int rc)
@@ -1329,17 +1331,48 @@ static void sink_commit_completed(sink_loop_t *l)
         pipeline_publish(p, done);
 }
 
+/*
+ * Asks the sink whether its background pre-commit is over, waiting up to
+ * timeout_ms (-1: until it is); when it is, the epoch counts as pre-committed.
+ */
+static void sink_precommit_wait(sink_loop_t *l, int timeout_ms)
+{
+    tm_sink_node_t *s = l->s;
+    if (l->precommitting == 0)
+        return;
+    bool done = false;
+    int rc = s->conn->sink_precommit_poll(s->sink, timeout_ms, &done, s->err, sizeof(s->err));
+    if (rc != 0) {
+        l->precommitting = 0;
+        sink_fail(l, rc);
+        return;
+    }
+    if (!done)
+        return;
+    uint64_t id = l->precommitting;
+    l->precommitting = 0;
+    tm_failpoint("sink.after_precommit");
+    if (!l->failed)
+        atomic_store(&s->precommitted, id);
+}
+
 /* Barrier `id` has arrived on every input: pre-commit the epoch it closes. */
 static void sink_barrier_aligned(sink_loop_t *l, uint64_t id)
 {
     tm_sink_node_t *s = l->s;
+    /* One pre-commit at a time: the previous epoch's comes first. */
+    sink_precommit_wait(l, -1);
     tm_buf_clear(&s->handle);
     if (!l->failed) {
         if (s->conn->sink_precommit != NULL) {
             int rc = s->conn->sink_precommit(s->sink, id, &s->handle, s->err, sizeof(s->err));
+            l->dirty = false;
+            if (rc == TM_EAGAIN && s->conn->sink_precommit_poll != NULL) {
+                l->precommitting = id;
+                return;
+            }
             if (rc != 0)
                 sink_fail(l, rc);
-            l->dirty = false;
             tm_failpoint("sink.after_precommit");
         } else {
             l->dirty = true;
@@ -1456,6 +1489,11 @@ static void *sink_main(void *arg)
             int64_t left = l.last_flush + p->flush_ms - tm_mono_ms();
             wait = left > 0 ? (int)(left < 100 ? left : 100) : 0;
         }
+        if (l.precommitting != 0) {
+            sink_precommit_wait(&l, 0);
+            if (l.precommitting != 0 && wait > 2)
+                wait = 2;
+        }
         sink_commit_completed(&l);
         if (s->idx == p->dl && atomic_load(&s->precommitted) > s->committed_local &&
             !l.failed && !atomic_load(&p->stop) && tm_pipeline_error(p) == 0) {
@@ -1492,6 +1530,7 @@ static void *sink_main(void *arg)
     }
     if (timed_flush || l.async_acks)
         sink_flush(&l);
+    sink_precommit_wait(&l, -1);
     sink_commit_completed(&l);
     free(l.acks);
     atomic_fetch_sub(&p->running, 1);

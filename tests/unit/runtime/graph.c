@@ -29,6 +29,7 @@ struct tm_source {
     int n;          /* records to emit */
     int per_batch;
     bool linger;    /* keep answering barriers until stopped (for checkpoints) */
+    int hold_at;    /* > 0: after this many records, wait for a barrier and emit it first */
     uint64_t acked; /* tm_source_acked after the final sync */
 };
 
@@ -61,6 +62,13 @@ static int fake_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t
     tm_source_set_ready(ctx, true);
     uint64_t token = 0;
     for (int i = 0; i < src->n;) {
+        if (src->hold_at > 0 && i == src->hold_at) {
+            while (tm_source_barrier_due(ctx) == 0 && !tm_source_should_stop(ctx))
+                usleep(1000);
+            int rc = barrier_if_due(ctx, token);
+            if (rc != 0)
+                return rc == TM_ESTOPPED ? 0 : rc;
+        }
         tm_batch_t *b = tm_batch_new();
         for (int j = 0; j < src->per_batch && i < src->n; j++, i++)
             rt_add(b, src->schema, TM_OP_CREATE, NULL, rt_row(b, src->schema, i % NKEYS, i));
@@ -73,7 +81,7 @@ static int fake_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t
         int64_t wm = (int64_t)i * 1000;
         while ((rc = tm_source_emit_watermark(ctx, wm, 50)) == TM_EAGAIN)
             ;
-        if (rc == 0)
+        if (rc == 0 && (src->hold_at == 0 || i > src->hold_at))
             rc = barrier_if_due(ctx, token);
         if (rc != 0)
             return rc;
@@ -164,6 +172,30 @@ static void fake_sink_free(tm_sink_t *s)
     (void)s;
 }
 
+/*
+ * The asynchronous pre-commit (connector.h, sink_precommit_poll): pre-commit
+ * answers TM_EAGAIN and the epoch is done only once the test says so.
+ */
+static atomic_bool precommit_release;
+
+static int async_precommit(tm_sink_t *s, uint64_t epoch, tm_buf_t *handle, char *errstr,
+                           size_t errstr_size)
+{
+    int rc = fake_precommit(s, epoch, handle, errstr, errstr_size);
+    return rc == 0 ? TM_EAGAIN : rc;
+}
+
+static int async_poll(tm_sink_t *s, int timeout_ms, bool *done, char *errstr, size_t errstr_size)
+{
+    (void)s;
+    (void)errstr;
+    (void)errstr_size;
+    int64_t until = tm_mono_ms() + (timeout_ms < 0 ? 60000 : timeout_ms);
+    while (!(*done = atomic_load(&precommit_release)) && tm_mono_ms() < until)
+        usleep(500);
+    return 0;
+}
+
 static const tm_connector_t fake_conn = {
     .abi = TM_CONNECTOR_ABI,
     .name = "fake",
@@ -173,6 +205,18 @@ static const tm_connector_t fake_conn = {
     .sink_write = fake_write,
     .sink_flush = fake_flush,
     .sink_precommit = fake_precommit,
+    .sink_commit = fake_commit,
+    .sink_free = fake_sink_free,
+};
+
+static const tm_connector_t async_conn = {
+    .abi = TM_CONNECTOR_ABI,
+    .name = "fake-async",
+    .kinds = TM_CONNECTOR_SINK,
+    .sink_write = fake_write,
+    .sink_flush = fake_flush,
+    .sink_precommit = async_precommit,
+    .sink_precommit_poll = async_poll,
     .sink_commit = fake_commit,
     .sink_free = fake_sink_free,
 };
@@ -297,7 +341,8 @@ typedef struct harness {
 
 static char err[1024];
 
-static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack_policy_t policy)
+static void harness_init_with(harness_t *h, int n, int per_batch, bool linger,
+                              tm_ack_policy_t policy, const tm_connector_t *sink_conn)
 {
     memset(h, 0, sizeof(*h));
     atomic_store(&foreign_keys, 0);
@@ -323,7 +368,7 @@ static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack
     tm_pipeline_set_ack_policy(h->p, policy);
     tm_pipeline_set_flush_interval(h->p, 20);
     int s = tm_pipeline_add_source(h->p, &fake_conn, &h->src, "src");
-    int k = tm_pipeline_add_sink(h->p, &fake_conn, &h->sink, "out");
+    int k = tm_pipeline_add_sink(h->p, sink_conn, &h->sink, "out");
     tm_operator_factory_t f = {test_op_new, NULL, "test/op", true};
     h->stage = tm_pipeline_add_stage(h->p, "count", 2, &f, 1, err, sizeof(err));
     /* One number space: source 0, sink 1, stage 2. */
@@ -333,6 +378,11 @@ static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack
                                 sizeof(err)) >= 0);
     TM_REQUIRE(tm_pipeline_link(h->p, h->stage, k, 0, TM_EXCHANGE_FORWARD, NULL, err,
                                 sizeof(err)) >= 0);
+}
+
+static void harness_init(harness_t *h, int n, int per_batch, bool linger, tm_ack_policy_t policy)
+{
+    harness_init_with(h, n, per_batch, linger, policy, &fake_conn);
 }
 
 static void harness_free(harness_t *h)
@@ -425,6 +475,58 @@ static void test_barrier_aligns_snapshots_and_precommits(void)
     TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
     TM_CHECK_INT(h.sink.nprecommits, 1);
     TM_CHECK_INT(h.sink.ncommits, 1);
+    harness_free(&h);
+}
+
+/*
+ * A sink whose pre-commit runs in the background keeps receiving the next
+ * epoch's batches meanwhile, and the epoch counts as pre-committed (so the
+ * checkpoint can complete) only once the sink says it is done.
+ */
+static void test_asynchronous_precommit(void)
+{
+    harness_t h;
+    harness_init_with(&h, 2000, 50, true, TM_ACK_CHECKPOINT, &async_conn);
+    h.src.hold_at = 1000;
+    atomic_store(&precommit_release, false);
+    char root[700];
+    snprintf(root, sizeof(root), "%s/checkpoints", h.dir);
+    tm_pipeline_set_state_checkpoint_dir(h.p, root);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    tm_pipeline_request_barrier(h.p, 1);
+    /* The 1000 records after the barrier reach the sink while epoch 1 is being pre-committed. */
+    int64_t deadline = tm_mono_ms() + 30000;
+    int n = 0, np = 0;
+    while (tm_mono_ms() < deadline) {
+        pthread_mutex_lock(&h.sink.lock);
+        n = h.sink.n;
+        np = h.sink.nprecommits;
+        pthread_mutex_unlock(&h.sink.lock);
+        if (n == 2000 && np == 1)
+            break;
+        usleep(2000);
+    }
+    TM_CHECK_INT(np, 1);
+    TM_CHECK_INT(n, 2000);
+    usleep(50000);
+    TM_CHECK(!tm_pipeline_precommitted(h.p, 1));
+    TM_CHECK_INT(tm_pipeline_error(h.p), 0);
+    atomic_store(&precommit_release, true);
+    deadline = tm_mono_ms() + 10000;
+    while (!tm_pipeline_precommitted(h.p, 1) && tm_mono_ms() < deadline)
+        usleep(2000);
+    TM_REQUIRE(tm_pipeline_precommitted(h.p, 1));
+    TM_CHECK_STR(tm_pipeline_sink_handle(h.p, 0), "epoch-1");
+    TM_CHECK(!tm_pipeline_committed(h.p, 1));
+    tm_pipeline_complete(h.p, 1, NULL);
+    deadline = tm_mono_ms() + 10000;
+    while (!tm_pipeline_committed(h.p, 1) && tm_mono_ms() < deadline)
+        usleep(2000);
+    TM_CHECK(tm_pipeline_committed(h.p, 1));
+    tm_pipeline_request_stop(h.p);
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    TM_CHECK_INT(h.sink.ncommits, 1);
+    TM_CHECK_INT(h.sink.commits[0], 1);
     harness_free(&h);
 }
 
@@ -711,6 +813,7 @@ int main(void)
     TM_RUN(test_hash_stage_delivers_every_row_once_in_key_order);
     TM_RUN(test_barrier_aligns_snapshots_and_precommits);
     TM_RUN(test_coordinator_completes_checkpoints);
+    TM_RUN(test_asynchronous_precommit);
     TM_RUN(test_link_checks);
     TM_RUN(test_two_input_stage);
     TM_RUN(test_dead_letters_go_to_one_file_per_subtask);
