@@ -32,6 +32,11 @@
  *   3. Every input, however malformed, ends in a return code: recursion is
  *      depth-limited, every read is bounds-checked, all memory is either the
  *      scratch arena (reset per call), the batch arena, or the cache.
+ *   4. An event's "schema" part that repeats, byte for byte, one of the last
+ *      SCHEMA_TEXTS seen is not parsed again: its row schema's text, kept with
+ *      it, is all the schema cache needs to find the derived schema.  Only a
+ *      cache miss needs the parsed schema, and then the event is decoded
+ *      again in full; the result is the same either way.
  *
  * Thread: a decoder belongs to one thread (a Kafka source's).
  */
@@ -81,6 +86,13 @@ typedef struct jparser {
     size_t klen;
     int depth;
     const char *err;
+    /*
+     * Invariant 4: the root's "schema" members seen last (NULL: parse every
+     * member), and which of them this event repeats (-1 if none).
+     */
+    const struct schema_text *seen;
+    int skipped;
+    const char *skipped_at;
 } jparser_t;
 
 static bool jp_fail(jparser_t *jp, const char *why)
@@ -307,6 +319,46 @@ static bool kpush(jparser_t *jp, const char *s, uint32_t n)
 
 static bool jp_value(jparser_t *jp, jv_t *v);
 
+/*
+ * The text of a "schema" member of a JSON-with-schemas event (Kafka Connect's
+ * JsonConverter with schemas.enable=true), kept so that the next events,
+ * which nearly always repeat it byte for byte, skip parsing it (invariant 4).
+ * `row` is the text of its row struct schema (row_schema_of), if it has one.
+ */
+#define SCHEMA_TEXTS 4
+#define SCHEMA_TEXT_MAX (256 << 10)
+
+typedef struct schema_text {
+    char *text;
+    size_t len;
+    char *row;
+    size_t rowlen;
+} schema_text_t;
+
+/* At the root's "schema" member: true if the input repeats a kept schema text (jp->skipped). */
+static bool jp_skip_schema(jparser_t *jp, const char *key, uint32_t keylen, jv_t *v)
+{
+    if (jp->seen == NULL || jp->depth != 1 || keylen != 6 || memcmp(key, "schema", 6) != 0 ||
+        jp->p >= jp->end || *jp->p != '{')
+        return false;
+    size_t left = (size_t)(jp->end - jp->p);
+    for (int i = 0; i < SCHEMA_TEXTS; i++) {
+        const schema_text_t *t = &jp->seen[i];
+        if (t->text == NULL || t->len > left || memcmp(jp->p, t->text, t->len) != 0)
+            continue;
+        /* The same bytes parse to the same object, ending at the same place. */
+        memset(v, 0, sizeof(*v));
+        v->kind = JV_OBJ;
+        v->raw = jp->p;
+        v->rawlen = (uint32_t)t->len;
+        jp->skipped_at = jp->p;
+        jp->p += t->len;
+        jp->skipped = i;
+        return true;
+    }
+    return false;
+}
+
 /* Moves the top `count` stack entries of a finished container into the arena. */
 static bool jp_close(jparser_t *jp, jv_t *v, size_t vbase, size_t kbase, bool obj)
 {
@@ -360,9 +412,15 @@ static bool jp_container(jparser_t *jp, jv_t *v, bool obj)
                 return jp_fail(jp, "expected ':'");
             jp->p++;
             jp_ws(jp);
+            if (jp_skip_schema(jp, ks, kn, &item)) {
+                if (!vpush(jp, &item))
+                    return false;
+                goto next;
+            }
         }
         if (!jp_value(jp, &item) || !vpush(jp, &item))
             return false;
+    next:
         jp_ws(jp);
         if (jp->p >= jp->end)
             return jp_fail(jp, "unterminated container");
@@ -542,6 +600,8 @@ struct tm_dbz_decoder {
     uint64_t tick;
     tm_buf_t key;
     tm_buf_t tmp;
+    schema_text_t seen[SCHEMA_TEXTS]; /* invariant 4 */
+    int seen_next;
 };
 
 static void entry_release(dec_entry_t *e)
@@ -581,6 +641,10 @@ tm_dbz_decoder_t *tm_dbz_decoder_free(tm_dbz_decoder_t *dec)
     for (size_t i = 0; i < dec->ncache; i++)
         entry_release(&dec->cache[i]);
     free(dec->cache);
+    for (int i = 0; i < SCHEMA_TEXTS; i++) {
+        free(dec->seen[i].text);
+        free(dec->seen[i].row);
+    }
     tm_schema_unref(dec->declared);
     tm_arena_release(&dec->scratch);
     free(dec->vstack);
@@ -1638,12 +1702,20 @@ static int64_t envelope_us(tm_dbz_decoder_t *dec, const jv_t *payload)
 }
 
 /* Finds or derives the schema entry for an event (invariant 1). */
+/*
+ * `row_schema` is the event's row struct schema, or NULL; `unparsed` says it
+ * is only its text (invariant 4), and then a cache miss returns DEC_REPARSE.
+ */
+#define DEC_REPARSE 1
+
 static int resolve_schema(tm_dbz_decoder_t *dec, char tag, const ident_t *id,
-                          const jv_t *schema_part, const jv_t *after, const jv_t *before,
-                          dec_entry_t **out, char *errstr, size_t errstr_size)
+                          const jv_t *row_schema, bool unparsed, const jv_t *after,
+                          const jv_t *before, dec_entry_t **out, char *errstr,
+                          size_t errstr_size)
 {
     tm_buf_t *key = &dec->key;
-    const jv_t *row_schema = tag == 'M' ? NULL : row_schema_of(schema_part);
+    if (tag == 'M')
+        row_schema = NULL;
     int ninfer = 0;
     tm_buf_clear(key);
     if (tag != 'M')
@@ -1672,6 +1744,8 @@ static int resolve_schema(tm_dbz_decoder_t *dec, char tag, const ident_t *id,
         *out = e;
         return 0;
     }
+    if (unparsed && row_schema != NULL)
+        return DEC_REPARSE;
     uint8_t *wire = NULL;
     int32_t *wscale = NULL;
     tm_schema_t *s;
@@ -1743,8 +1817,33 @@ static int decode_message(tm_dbz_decoder_t *dec, const jv_t *payload, tm_batch_t
     return 0;
 }
 
-static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_batch_t *batch,
-                        tm_record_t **out, char *errstr, size_t errstr_size)
+/* Keeps the text of a parsed "schema" part and of its row schema (invariant 4). */
+static void remember_schema(tm_dbz_decoder_t *dec, const jv_t *schema_part, const jv_t *row)
+{
+    if (schema_part->rawlen > SCHEMA_TEXT_MAX)
+        return;
+    schema_text_t *t = &dec->seen[dec->seen_next];
+    char *text = malloc(schema_part->rawlen);
+    char *rtext = row != NULL ? malloc(row->rawlen ? row->rawlen : 1) : NULL;
+    if (text == NULL || (row != NULL && rtext == NULL)) {
+        free(text);
+        free(rtext);
+        return;
+    }
+    memcpy(text, schema_part->raw, schema_part->rawlen);
+    if (row != NULL)
+        memcpy(rtext, row->raw, row->rawlen);
+    free(t->text);
+    free(t->row);
+    t->text = text;
+    t->len = schema_part->rawlen;
+    t->row = rtext;
+    t->rowlen = row != NULL ? row->rawlen : 0;
+    dec->seen_next = (dec->seen_next + 1) % SCHEMA_TEXTS;
+}
+
+static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, bool skip_schema,
+                        tm_batch_t *batch, tm_record_t **out, char *errstr, size_t errstr_size)
 {
     jparser_t jp = {.p = json,
                     .start = json,
@@ -1753,7 +1852,9 @@ static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_
                     .vstack = &dec->vstack,
                     .vcap = &dec->vcap,
                     .kstack = &dec->kstack,
-                    .kcap = &dec->kcap};
+                    .kcap = &dec->kcap,
+                    .seen = skip_schema ? dec->seen : NULL,
+                    .skipped = -1};
     /* A UTF-8 byte order mark is tolerated. */
     if (len >= 3 && memcmp(json, "\xEF\xBB\xBF", 3) == 0)
         jp.p += 3;
@@ -1772,7 +1873,8 @@ static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_
         return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
                          "event: expected a JSON object, got %s", kind_name(&root));
 
-    const jv_t *payload = &root, *schema_part = NULL;
+    const jv_t *payload = &root, *schema_part = NULL, *row_schema = NULL;
+    jv_t row_text;
     const jv_t *p = obj_get(&root, "payload");
     if (p != NULL) {
         /* The schemas.enable=true form; {"schema":…,"payload":null} is a tombstone. */
@@ -1785,6 +1887,21 @@ static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_
         schema_part = obj_get(&root, "schema");
         if (schema_part != NULL && schema_part->kind != JV_OBJ)
             schema_part = NULL;
+        if (schema_part != NULL && jp.skipped >= 0 && schema_part->raw == jp.skipped_at) {
+            /* Not parsed (invariant 4): its row schema is the kept text. */
+            const schema_text_t *t = &dec->seen[jp.skipped];
+            if (t->row != NULL) {
+                memset(&row_text, 0, sizeof(row_text));
+                row_text.kind = JV_OBJ;
+                row_text.raw = t->row;
+                row_text.rawlen = (uint32_t)t->rowlen;
+                row_schema = &row_text;
+            }
+        } else if (schema_part != NULL) {
+            row_schema = row_schema_of(schema_part);
+            if (skip_schema)
+                remember_schema(dec, schema_part, row_schema);
+        }
     }
 
     const jv_t *opv = obj_get(payload, "op");
@@ -1803,8 +1920,8 @@ static int decode_event(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_
 
     const jv_t *before = obj_get(payload, "before"), *after = obj_get(payload, "after");
     dec_entry_t *e = NULL;
-    int rc = resolve_schema(dec, op == TM_OP_MESSAGE ? 'M' : '?', &id, schema_part, after, before,
-                            &e, errstr, errstr_size);
+    int rc = resolve_schema(dec, op == TM_OP_MESSAGE ? 'M' : '?', &id, row_schema,
+                            jp.skipped >= 0, after, before, &e, errstr, errstr_size);
     if (rc != 0)
         return rc;
 
@@ -1847,7 +1964,11 @@ int tm_dbz_decode(tm_dbz_decoder_t *dec, const char *json, size_t len, tm_batch_
     if (json == NULL || len == 0)
         return TM_ENOTFOUND;
     tm_arena_reset(&dec->scratch);
-    int rc = decode_event(dec, json, len, batch, out, errstr, errstr_size);
+    int rc = decode_event(dec, json, len, true, batch, out, errstr, errstr_size);
+    if (rc == DEC_REPARSE) {
+        tm_arena_reset(&dec->scratch);
+        rc = decode_event(dec, json, len, false, batch, out, errstr, errstr_size);
+    }
     if (rc == TM_ENOMEM)
         tm_seterr(errstr, errstr_size, rc, "out of memory while decoding a Debezium event");
     return rc;

@@ -392,6 +392,76 @@ static void test_batch_full(void)
     tm_dbz_decoder_free(dec);
 }
 
+/*
+ * A repeated "schema" part is not parsed again (debezium_dec.c invariant 4):
+ * the events still get the schema their own schema part describes, when the
+ * same text comes with another table (a cache miss: decoded again in full),
+ * and when more distinct texts rotate than the decoder keeps.
+ */
+static void schema_event(char *buf, size_t len, int variant, const char *table, int a)
+{
+    static const char *const types[] = {"int32", "int64", "int16", "string", "boolean", "double"};
+    const char *bt = types[variant % 6];
+    char bval[32];
+    if (strcmp(bt, "string") == 0)
+        snprintf(bval, sizeof(bval), "\"s%d\"", a);
+    else if (strcmp(bt, "boolean") == 0)
+        snprintf(bval, sizeof(bval), "%s", a % 2 ? "true" : "false");
+    else
+        snprintf(bval, sizeof(bval), "%d", a);
+    snprintf(buf, len,
+             "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"struct\",\"fields\":["
+             "{\"type\":\"int32\",\"optional\":false,\"field\":\"a\"},"
+             "{\"type\":\"%s\",\"optional\":true,\"field\":\"b\"}],\"optional\":true,"
+             "\"name\":\"v%d.Value\",\"field\":\"after\"}],\"optional\":false,"
+             "\"name\":\"v%d.Envelope\"},"
+             "\"payload\":{\"op\":\"c\",\"after\":{\"a\":%d,\"b\":%s},"
+             "\"source\":{\"db\":\"d\",\"schema\":\"public\",\"table\":\"%s\"}}}",
+             bt, variant, variant, a, bval, table);
+}
+
+static void test_repeated_schema_parts(void)
+{
+    static const tm_type_t btypes[] = {TM_T_INT32, TM_T_INT64,  TM_T_INT16,
+                                       TM_T_TEXT,  TM_T_BOOL, TM_T_FLOAT64};
+    tm_dbz_opts_t o = {.schemas = true, .connector = "postgresql"};
+    tm_dbz_decoder_t *dec = tm_dbz_decoder_new(&o, NULL);
+    tm_batch_t *b = tm_batch_new();
+    char ev[2048], err[256];
+    tm_record_t *r1, *r2, *r3;
+    schema_event(ev, sizeof(ev), 3, "t1", 1);
+    TM_REQUIRE(decode_str(dec, b, ev, &r1, err, sizeof(err)) == 0);
+    schema_event(ev, sizeof(ev), 3, "t1", 2);
+    TM_REQUIRE(decode_str(dec, b, ev, &r2, err, sizeof(err)) == 0);
+    TM_CHECK(r2->schema == r1->schema);
+    TM_CHECK_INT(r2->after->vals[0].u.i64, 2);
+    TM_CHECK(memcmp(r2->after->vals[1].u.var.ptr, "s2", 2) == 0);
+    /* The same schema text for another table: a schema of its own, from the schema part. */
+    schema_event(ev, sizeof(ev), 3, "t2", 3);
+    TM_REQUIRE(decode_str(dec, b, ev, &r3, err, sizeof(err)) == 0);
+    TM_CHECK(r3->schema != r1->schema);
+    TM_CHECK_STR(r3->schema->table, "t2");
+    TM_CHECK_INT(r3->schema->cols[0].type, TM_T_INT32);
+    TM_CHECK_INT(r3->schema->cols[1].type, TM_T_TEXT);
+    /* More distinct texts than the decoder keeps, in rotation, twice. */
+    for (int round = 0; round < 2; round++)
+        for (int v = 0; v < 6; v++) {
+            tm_record_t *r;
+            schema_event(ev, sizeof(ev), v, "t1", 10 + v);
+            if (tm_batch_full(b)) {
+                tm_batch_unref(b);
+                b = tm_batch_new();
+            }
+            TM_REQUIRE(decode_str(dec, b, ev, &r, err, sizeof(err)) == 0);
+            TM_CHECK_STR(r->schema->table, "t1");
+            TM_CHECK_INT(r->schema->cols[0].type, TM_T_INT32);
+            TM_CHECK_INT(r->schema->cols[1].type, btypes[v]);
+            TM_CHECK_INT(r->after->vals[0].u.i64, 10 + v);
+        }
+    tm_batch_unref(b);
+    tm_dbz_decoder_free(dec);
+}
+
 int main(void)
 {
     TM_RUN(test_roundtrip_declared);
@@ -402,5 +472,6 @@ int main(void)
     TM_RUN(test_declared_matching);
     TM_RUN(test_inference);
     TM_RUN(test_batch_full);
+    TM_RUN(test_repeated_schema_parts);
     return tm_test_done();
 }
