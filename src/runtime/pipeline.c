@@ -46,6 +46,13 @@
  *      like any sink and what an operator emitted to its side before a
  *      barrier belongs to that checkpoint.  A stage without side edges has
  *      no side collectors and routes exactly as before.
+ *   8. A source whose run ends its input (returns 0, not stopping) sends
+ *      the end-of-time watermark, and with checkpoints the next barrier at
+ *      its final position (tm_source_finished), and waits until that
+ *      checkpoint completed before END: so every operator flushed what the
+ *      input produced into that checkpoint (windows fire on the watermark)
+ *      and every two-phase-commit sink commits it before END ends it, as
+ *      Flink 2.x waits for a final checkpoint of a bounded job.
  *
  * Thread: the tm_pipeline_* functions are main-thread unless pipeline.h
  * says otherwise; tm_source_* run on the calling source's thread.
@@ -56,6 +63,7 @@
 #include "core/failpoint.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/shutdown.h"
 #include "runtime/deadletter.h"
 #include "runtime/evtime.h"
 #include "runtime/exchange.h"
@@ -145,6 +153,9 @@ struct tm_source_ctx {
     uint64_t bar_done;
     uint64_t bar_token;
     char *bar_position; /* any length: Kafka records offsets of every partition */
+    /* tm_source_finished(): where a bounded input ended, for its final barrier. */
+    char *fin_position;
+    uint64_t fin_token;
     _Atomic uint64_t published; /* TM_ACK_CHECKPOINT: token of the last completed checkpoint */
     _Atomic bool paused; /* holding its input at a consistent point (tm_source_pause_wanted) */
     _Atomic int64_t watermark_us;
@@ -305,6 +316,7 @@ struct tm_pipeline {
     _Atomic uint64_t barrier_missed;
     _Atomic int64_t pause_until_ms; /* sources hold their input until then (monotonic ms) */
     _Atomic uint64_t completed;
+    _Atomic bool chk_wanted; /* a source waits for its final checkpoint (invariant 8) */
     _Atomic bool stop;
     _Atomic int running;
     pthread_mutex_t err_lock;
@@ -1206,6 +1218,64 @@ void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes)
     atomic_fetch_add_explicit(&ctx->bytes, bytes, memory_order_relaxed);
 }
 
+void tm_source_finished(tm_source_ctx_t *ctx, uint64_t token, const char *position)
+{
+    char *copy = strdup(position ? position : "");
+    if (copy == NULL)
+        return; /* the final barrier then carries the last barrier's position */
+    free(ctx->fin_position);
+    ctx->fin_position = copy;
+    ctx->fin_token = token;
+}
+
+/* Whether the source must stop waiting for its final checkpoint. */
+static bool source_final_abandon(const tm_source_ctx_t *ctx)
+{
+    return atomic_load(&ctx->p->stop) || tm_pipeline_error(ctx->p) != 0 ||
+           tm_shutdown_is_stopping();
+}
+
+/*
+ * The end of a bounded input (invariant 8): the end-of-time watermark, then
+ * the next checkpoint's barrier at the source's final position, then a wait
+ * until that checkpoint completed, so that two-phase-commit sinks commit
+ * everything the input produced before END ends them.  A stop or a failure
+ * meanwhile abandons the wait (END follows at once, as before).
+ */
+static void source_final_checkpoint(tm_source_ctx_t *ctx)
+{
+    tm_pipeline_t *p = ctx->p;
+    while (!source_final_abandon(ctx)) {
+        int rc = tm_source_emit_watermark(ctx, INT64_MAX, 100);
+        if (rc == 0)
+            break;
+        if (rc != TM_EAGAIN)
+            return;
+    }
+    if (p->policy != TM_ACK_CHECKPOINT || p->chk_root == NULL)
+        return;
+    atomic_store(&p->chk_wanted, true);
+    uint64_t id = 0;
+    const char *pos = ctx->fin_position ? ctx->fin_position : ctx->bar_position;
+    uint64_t token = ctx->fin_position ? ctx->fin_token : ctx->bar_token;
+    while (!source_final_abandon(ctx)) {
+        if (id == 0 && (id = tm_source_barrier_due(ctx)) == 0) {
+            usleep(5000);
+            continue;
+        }
+        int rc = tm_source_emit_barrier(ctx, id, token, pos, 100);
+        if (rc == 0)
+            break;
+        if (rc != TM_EAGAIN)
+            return;
+    }
+    if (id != 0)
+        TM_INFO("pipeline", "input complete; waiting for the final checkpoint", "source=%s "
+                "checkpoint=%" PRIu64, ctx->name, id);
+    while (id != 0 && atomic_load(&p->completed) < id && !source_final_abandon(ctx))
+        usleep(5000);
+}
+
 static void *source_main(void *arg)
 {
     tm_source_ctx_t *ctx = arg;
@@ -1216,6 +1286,8 @@ static void *source_main(void *arg)
             snprintf(ctx->err, sizeof(ctx->err), "%s", tm_strerror(ctx->rc));
         pipeline_fail(p, ctx->rc, ctx->name, ctx->err);
     }
+    if (ctx->rc == 0 && !source_final_abandon(ctx))
+        source_final_checkpoint(ctx);
     /* A source that ends (initial_only, or an error) still tells everything downstream. */
     tm_event_t ev = {.kind = TM_EV_END};
     fan_out(p, ctx->outs, ctx->nouts, 0, &ev, NULL, FAN_MAIN);
@@ -2113,6 +2185,11 @@ void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy)
     p->policy = policy;
 }
 
+bool tm_pipeline_take_checkpoint_wanted(tm_pipeline_t *p)
+{
+    return atomic_exchange(&p->chk_wanted, false);
+}
+
 void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id)
 {
     tm_pipeline_request_barrier_at(p, id, 0);
@@ -2478,6 +2555,7 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         free_outs(c->outs, c->nouts);
         free(c->acks);
         free(c->bar_position);
+        free(c->fin_position);
         pthread_mutex_destroy(&c->snap_lock);
         free(c->name);
         free(c);
