@@ -1225,7 +1225,7 @@ static int plan_late_sink(pctx_t *pc, tm_plan_node_t *n)
     for (int i = 0; i < ls->ncols; i++) {
         size_t len = strlen(want);
         snprintf(want + len, sizeof(want) - len, "%s%s %s", i ? ", " : "", ls->cols[i].name,
-                 tm_type_name(ls->cols[i].type));
+                 tm_expr_sql_type_name(ls->cols[i].type));
     }
     bool same = d->ncols == ls->ncols && d->nkeys == 0;
     for (int i = 0; same && i < d->ncols; i++)
