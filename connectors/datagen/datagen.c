@@ -762,6 +762,12 @@ static int dg_source_run(tm_source_t *s, tm_source_ctx_t *ctx, char *errstr, siz
     if (rc != 0)
         return tm_seterr(errstr, errstr_size, rc, "datagen table '%s': %s", s->name,
                          tm_strerror(rc));
+    if (s->pos >= s->limit) {
+        /* Every row emitted: the final checkpoint records the end (connector.h). */
+        char pos[64];
+        snprintf(pos, sizeof(pos), "%s=%" PRIu64, s->nexmark ? "event" : "row", s->pos);
+        tm_source_finished(ctx, s->pos, pos);
+    }
     return 0;
 }
 

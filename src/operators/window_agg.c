@@ -71,6 +71,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,7 @@ struct tm_operator {
     int nslots;
     int64_t last_late_log_ms;
     uint64_t late_unlogged;
+    tm_batch_t *late; /* late rows for ctx.side_out, emitted at the end of each call */
 };
 
 static const tm_operator_ops_t window_agg_ops;
@@ -633,13 +635,107 @@ static int emit(tm_operator_t *op, tm_collector_t *out, tm_op_t kind, const tm_r
 
 /* ---- late rows ---- */
 
-static void late_row(tm_operator_t *op, int64_t ts, int sign)
+tm_schema_t *tm_window_agg_late_schema(const tm_window_agg_spec_t *spec)
+{
+    const tm_schema_t *in = spec->in_schema;
+    static const char *const names[] = {"operator", "window_start", "window_end", "watermark",
+                                        "reason"};
+    tm_schema_t *s = tm_schema_new(in->ncols + TM_WINDOW_LATE_EXTRA);
+    if (s == NULL)
+        return NULL;
+    bool ok = true;
+    for (int i = 0; i < in->ncols; i++) {
+        tm_column_t *c = &s->cols[i];
+        c->name = strdup(in->cols[i].name);
+        c->type = in->cols[i].type;
+        c->elem_type = in->cols[i].elem_type;
+        c->precision = in->cols[i].precision;
+        c->scale = in->cols[i].scale;
+        c->length = in->cols[i].length;
+        c->nullable = true;
+        c->key_index = -1;
+        ok &= c->name != NULL;
+    }
+    for (int k = 0; k < TM_WINDOW_LATE_EXTRA; k++) {
+        tm_column_t *c = &s->cols[in->ncols + k];
+        /* An input column of the same name keeps it; the added one says it is about lateness. */
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s", tm_schema_find(in, names[k]) >= 0 ? "late_" : "",
+                 names[k]);
+        c->name = strdup(name);
+        c->type = k == 0 || k == 4 ? TM_T_TEXT : in->cols[spec->time_col].type;
+        c->precision = k == 0 || k == 4 ? -1 : in->cols[spec->time_col].precision;
+        c->scale = 0;
+        c->length = -1;
+        c->nullable = true;
+        c->key_index = -1;
+        ok &= c->name != NULL;
+    }
+    if (!ok || tm_schema_finish(s) != 0)
+        return tm_schema_unref(s);
+    return s;
+}
+
+/*
+ * Appends a late row image to the side output's batch: the input row, the
+ * operator, the (last) window it was late for, the watermark and why.
+ */
+static int late_side(tm_operator_t *op, const tm_row_t *row, int sign, int64_t wstart,
+                     int64_t wend, char *errstr, size_t errstr_size)
+{
+    const tm_window_agg_spec_t *spec = op->spec;
+    int rc = tm_collector_room(op->ctx.side_out, &op->late, op->ctx.uid, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    tm_record_t *rec = tm_batch_add(op->late, spec->late_schema, TM_OP_CREATE);
+    const tm_row_t *in = rec != NULL ? tm_row_copy(op->late, spec->in_schema, row) : NULL;
+    tm_row_t *r = in != NULL ? tm_batch_new_row(op->late, spec->late_schema) : NULL;
+    if (r == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "%s: out of memory", op->ctx.uid);
+    int n = spec->in_schema->ncols;
+    for (int i = 0; i < n; i++) {
+        r->vals[i] = in->vals[i];
+        tm_row_set_null(r, i, tm_row_is_null(in, i));
+    }
+    const char *reason = sign > 0 ? "late" : "late retraction";
+    rc = tm_batch_set_var(op->late, &r->vals[n], op->ctx.uid, strlen(op->ctx.uid));
+    if (rc == 0)
+        rc = tm_batch_set_var(op->late, &r->vals[n + 4], reason, strlen(reason));
+    if (rc != 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOMEM, "%s: out of memory", op->ctx.uid);
+    tm_row_set_null(r, n, false);
+    tm_row_set_null(r, n + 4, false);
+    int64_t t[3] = {wstart, wend, op->wm};
+    for (int k = 0; k < 3; k++) {
+        /* No watermark yet cannot make a row late, but keep the column honest anyway. */
+        if (t[k] == INT64_MIN || t[k] == INT64_MAX)
+            continue;
+        r->vals[n + 1 + k].u.i64 = t[k];
+        tm_row_set_null(r, n + 1 + k, false);
+    }
+    rec->proc_us = tm_store_now(op->ctx.store);
+    rec->after = r;
+    return 0;
+}
+
+/*
+ * Counts (and logs, rate-limited) a row image that is late for every window
+ * it belongs to, and writes it to the side output when the job has one;
+ * [wstart, wend) is the last of those windows.
+ */
+static int late_row(tm_operator_t *op, const tm_row_t *row, int64_t ts, int sign, int64_t wstart,
+                    int64_t wend, char *errstr, size_t errstr_size)
 {
     atomic_fetch_add_explicit(&op->ctx.metrics->late_rows, 1, memory_order_relaxed);
+    if (op->ctx.side_out != NULL && op->spec->late_schema != NULL) {
+        int rc = late_side(op, row, sign, wstart, wend, errstr, errstr_size);
+        if (rc != 0)
+            return rc;
+    }
     op->late_unlogged++;
     int64_t now = tm_mono_ms();
     if (now - op->last_late_log_ms < 10000 && op->last_late_log_ms != 0)
-        return;
+        return 0;
     op->last_late_log_ms = now;
     TM_WARN("window",
             "late rows: behind the watermark for every window they belong to; counted in "
@@ -650,6 +746,7 @@ static void late_row(tm_operator_t *op, int64_t ts, int sign)
             op->ctx.uid, op->ctx.subtask, op->late_unlogged, ts,
             sign > 0 ? "insert" : "retraction", op->wm);
     op->late_unlogged = 0;
+    return 0;
 }
 
 /* ---- loading ---- */
@@ -839,14 +936,12 @@ static int apply_session(tm_operator_t *op, grp_t *g, int64_t ts, const tm_row_t
                 return apply_value(op, w, row, -1, errstr, errstr_size);
             }
         }
-        late_row(op, ts, sign);
-        return 0;
+        return late_row(op, row, ts, sign, ts, sat_add(ts, op->spec->size_us), errstr,
+                        errstr_size);
     }
     int64_t s = ts, e = sat_add(ts, op->spec->size_us);
-    if (is_late(op, e)) {
-        late_row(op, ts, sign);
-        return 0;
-    }
+    if (is_late(op, e))
+        return late_row(op, row, ts, sign, s, e, errstr, errstr_size);
     win_t *nw = win_new(op, s, e);
     if (nw == NULL)
         return TM_ENOMEM;
@@ -961,10 +1056,16 @@ static int apply_image(tm_operator_t *op, const tm_row_t *row, int sign, char *e
         rc = apply_value(op, w, row, sign, errstr, errstr_size);
         applied = true;
     }
+    if (rc == 0 && !applied) {
+        /* The window that ends last: every earlier one was late before it. */
+        int last = 0;
+        for (int i = 1; i < n; i++)
+            last = ev[i] > ev[last] ? i : last;
+        rc = n > 0 ? late_row(op, row, ts, sign, sv[last], ev[last], errstr, errstr_size)
+                   : late_row(op, row, ts, sign, INT64_MIN, INT64_MIN, errstr, errstr_size);
+    }
     if (sv != starts)
         free(sv);
-    if (rc == 0 && !applied)
-        late_row(op, ts, sign);
     return rc;
 }
 
@@ -1060,6 +1161,8 @@ static int window_process(tm_operator_t *op, int input, const tm_batch_t *batch,
         groups_clear(op);
     if (rc == 0)
         rc = tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    if (rc == 0 && op->late != NULL)
+        rc = tm_collector_flush(op->ctx.side_out, &op->late, op->ctx.uid, errstr, errstr_size);
     return rc;
 }
 
@@ -1289,6 +1392,7 @@ static void window_free(tm_operator_t *op)
     free(op->groups);
     free(op->slots);
     tm_batch_unref(op->out);
+    tm_batch_unref(op->late);
     tm_batch_unref(op->scratch);
     tm_store_batch_free(op->wb);
     tm_store_iter_free(op->it);

@@ -33,7 +33,11 @@
  * Late rows: a row image whose every window has window_time + L at or
  * behind the watermark (or a retraction of a row no window holds) is late:
  * it is counted in metrics->late_rows and logged (rate-limited), never
- * applied.
+ * applied.  When the spec has a late_schema and the runtime gave the
+ * operator a side output (ctx->side_out: the job's late_data_sink), each
+ * late image is also written there, as an insert of late_schema
+ * (tm_window_agg_late_schema), in the same call: one side row per counted
+ * late image, so the count and the side output agree.
  *
  * Stop vs end: on_end fires every window (the end of a bounded input, as
  * Flink's MAX_WATERMARK), except when the process is stopping
@@ -84,7 +88,28 @@ typedef struct tm_window_agg_spec {
     int naggs;
     int64_t allowed_lateness_us; /* 0: a window's state goes when it fires */
     tm_schema_t *out_schema;     /* ngroup + naggs columns */
+    /*
+     * The rows late images are written as to the side output
+     * (tm_window_agg_late_schema, with the late sink's identity), or NULL:
+     * late rows are only counted and logged.
+     */
+    tm_schema_t *late_schema;
 } tm_window_agg_spec_t;
+
+/* Columns a late row adds after the input's (operator … reason, see below). */
+#define TM_WINDOW_LATE_EXTRA 5
+
+/*
+ * The layout of the late rows of a window aggregation: every column of
+ * spec->in_schema, then `operator` (text: the uid), `window_start` and
+ * `window_end` (the last window the row was late for; NULL when it has
+ * none), `watermark` (the operator's watermark then; these three of the time
+ * column's type) and `reason` (text: 'late' for an insert or the new image
+ * of an update, 'late retraction' for a delete or an old image).  An added
+ * name that an input column already has gets the prefix `late_`.  NULL when
+ * memory ran out.  Thread: any.
+ */
+tm_schema_t *tm_window_agg_late_schema(const tm_window_agg_spec_t *spec);
 
 int tm_window_agg_new(const void *spec, const tm_operator_ctx_t *ctx,
                       const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,

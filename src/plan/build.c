@@ -20,6 +20,9 @@
  *      that receives it.
  *   3. A join's stage has two inputs: input 0 linked from the left
  *      producer, input 1 from the right (plan node input / input2).
+ *   4. A window aggregation with a late_table gets a side link
+ *      (tm_pipeline_link_side) from its place in its stage's chain to that
+ *      table's sink; nothing else is linked to that sink.
  *
  * Thread: the main thread, before tm_pipeline_start().
  */
@@ -182,6 +185,24 @@ int tm_plan_build(tm_plan_t *plan, tm_pipeline_t *p, const int *table_nodes, int
             break;
         }
         rc = tm_pipeline_link(p, from, to, 0, TM_EXCHANGE_FORWARD, NULL, errstr, errstr_size);
+        rc = rc < 0 ? rc : 0;
+    }
+    /* SET late_data_sink: each window aggregation's side output goes to that sink. */
+    for (int i = 0; rc == 0 && i < plan->nnodes; i++) {
+        const tm_plan_node_t *n = plan->nodes[i];
+        if (n->late_table < 0 || n->stage < 0)
+            continue;
+        const tm_plan_stage_t *st = &plan->stages[n->stage];
+        int op = 0;
+        while (op < st->nnodes && st->nodes[op] != n)
+            op++;
+        int to = table_nodes[n->late_table];
+        if (to < 0 || op == st->nnodes) {
+            rc = tm_seterr(errstr, errstr_size, TM_EINVAL,
+                           "%s: its late_data_sink was not added to the graph", n->uid);
+            break;
+        }
+        rc = tm_pipeline_link_side(p, ids[n->stage], op, to, errstr, errstr_size);
         rc = rc < 0 ? rc : 0;
     }
     if (rc == 0 && stage_nodes != NULL)

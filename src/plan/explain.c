@@ -382,7 +382,7 @@ static void explain_window_head(FILE *f, const tm_plan_node_t *n)
     fprintf(f, ")\n");
 }
 
-static void explain_window(FILE *f, const tm_plan_node_t *n)
+static void explain_window(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
 {
     const tm_window_agg_spec_t *w = &n->win;
     char tn[64];
@@ -409,6 +409,10 @@ static void explain_window(FILE *f, const tm_plan_node_t *n)
         fprintf(f, "          late rows (behind the watermark for all their windows): counted in "
                    "tidemark_late_rows_total and logged, not applied\n");
     }
+    if (n->late_table >= 0)
+        fprintf(f, "          late_data_sink %s: every late row goes there too (side output: its "
+                   "columns, operator, window_start, window_end, watermark, reason)\n",
+                plan->job->tables[n->late_table].name);
 }
 
 static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n)
@@ -506,7 +510,7 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         }
     }
     if (n->kind == TM_PLAN_WINDOW_AGG)
-        explain_window(f, n);
+        explain_window(plan, f, n);
     if (n->kind == TM_PLAN_TOPN)
         explain_topn(f, n);
     if (n->kind == TM_PLAN_INTERVAL_JOIN)
@@ -837,7 +841,7 @@ int tm_plan_explain(const tm_plan_t *plan, FILE *f, char *errstr, size_t errstr_
                "datagen and snapshot-only sources are append-only), joins "
                "without an equality between their sides (cross joins), JOIN … USING and NATURAL "
                "JOIN, a window function (TUMBLE, …) without GROUP BY window_start, window_end, "
-               "SET late_data_sink, window Top-N, SELECT DISTINCT ON, subqueries in expressions, "
+               "window Top-N, SELECT DISTINCT ON, subqueries in expressions, "
                "set operations (UNION …).\n");
     return 0;
 }

@@ -130,6 +130,7 @@ static tm_plan_node_t *node_add(tm_plan_t *plan, tm_plan_kind_t kind, tm_plan_no
     n->input = input;
     n->insert = insert;
     n->table = -1;
+    n->late_table = -1;
     n->stage = -1;
     n->parallelism = 1;
     return n;
@@ -165,6 +166,7 @@ static void node_free(tm_plan_node_t *n)
     free(n->win_key_cols);
     free(n->win_out_cols);
     tm_schema_unref((tm_schema_t *)n->win.in_schema);
+    tm_schema_unref(n->win.late_schema);
     free(n->topn_part);
     free(n->topn_order);
     free(n->topn_desc);
@@ -1192,6 +1194,52 @@ static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
 static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
                        tm_plan_node_t **out);
 
+/*
+ * SET late_data_sink: the window aggregation n writes its late rows to that
+ * table (plan.h, WindowAgg).  A table with declared columns must declare
+ * exactly the late rows' columns (tm_window_agg_late_schema), in order and
+ * with their types, and no primary key (the rows are inserts only).
+ */
+static int plan_late_sink(pctx_t *pc, tm_plan_node_t *n)
+{
+    const tm_job_t *job = pc->plan->job;
+    const char *late = tm_options_lookup(job->settings, "late_data_sink");
+    int li = late != NULL ? tm_job_find_table(job, late) : -1;
+    if (li < 0)
+        return 0;
+    tm_schema_t *ls = tm_window_agg_late_schema(&n->win);
+    if (ls == NULL)
+        return TM_ENOMEM;
+    tm_schema_set_str(&ls->source_name, "tidemark");
+    tm_schema_set_str(&ls->namespace, pc->plan->job_name);
+    tm_schema_set_str(&ls->table, late);
+    ls->full_identity = true;
+    n->win.late_schema = ls;
+    n->late_table = li;
+    if (ls->source_name == NULL || ls->namespace == NULL || ls->table == NULL)
+        return TM_ENOMEM;
+    const tm_schema_t *d = job->tables[li].declared;
+    if (d == NULL)
+        return 0;
+    char want[1024] = "";
+    for (int i = 0; i < ls->ncols; i++) {
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof(want) - len, "%s%s %s", i ? ", " : "", ls->cols[i].name,
+                 tm_expr_sql_type_name(ls->cols[i].type));
+    }
+    bool same = d->ncols == ls->ncols && d->nkeys == 0;
+    for (int i = 0; same && i < d->ncols; i++)
+        same = strcmp(d->cols[i].name, ls->cols[i].name) == 0 &&
+               d->cols[i].type == ls->cols[i].type;
+    if (!same)
+        return tm_seterr(pc->errstr, pc->errstr_size, TM_ESQL,
+                         "%s:%d: table '%s' is the late_data_sink of window aggregation %s, whose "
+                         "late rows have the columns (%s) and no primary key; declare exactly "
+                         "those, or declare the table with () to take them as they come",
+                         job->path, job->tables[li].line, late, n->uid, want);
+    return 0;
+}
+
 static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
                       tm_plan_node_t **out)
 {
@@ -1391,6 +1439,8 @@ static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in
             n->parallelism = 1;
         }
         rc = n->key ? 0 : TM_ENOMEM;
+        if (rc == 0)
+            rc = plan_late_sink(pc, n);
     }
     free(exprs);
     free(out_cols);
@@ -1867,6 +1917,16 @@ int tm_plan_new(const tm_job_t *job, tm_plan_t **out, char *errstr, size_t errst
     rc = plan->pool && plan->job_name ? 0 : TM_ENOMEM;
     for (int i = 0; rc == 0 && i < job->ninserts; i++)
         rc = plan_insert(plan, i, errstr, errstr_size);
+    const char *late = tm_options_lookup(job->settings, "late_data_sink");
+    bool fed = false;
+    for (int i = 0; rc == 0 && late != NULL && i < plan->nnodes; i++)
+        fed |= plan->nodes[i]->late_table >= 0;
+    if (rc == 0 && late != NULL && !fed)
+        rc = tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
+                       "%s: SET late_data_sink = '%s', but the job has no window aggregation "
+                       "(FROM TUMBLE/HOP/CUMULATE/SESSION … GROUP BY window_start, window_end), "
+                       "the only operator that counts late rows; remove the setting",
+                       job->path, late);
     if (rc == 0)
         rc = plan_stages(plan);
     if (rc != 0) {

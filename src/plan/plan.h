@@ -64,6 +64,9 @@
  *             condition over an input that is not insert-only stays a Join
  *             with the bounds in its residual (interval_as_join; Flink does
  *             the same), whose state the watermark does not clean
+ *             With SET late_data_sink = 'table' every window aggregation
+ *             also writes its late rows (win.late_schema) to that table's
+ *             sink through a side output (late_table; build.c links it)
  *   Sink      takes what arrives; a sink that declares a PRIMARY KEY receives
  *             upserts on it, and the key must be the query's unique key
  *
@@ -184,6 +187,7 @@ struct tm_plan_node {
     /* WindowAgg (its aggregate calls in agg_calls; input = the pre-window calc). */
     tm_window_agg_spec_t win;
     int *win_key_cols, *win_out_cols;
+    int late_table; /* the job's late_data_sink (its late rows go there), or -1 */
     /* Sink. */
     bool sink_upsert; /* receives upserts on its declared primary key */
     /* TopN (input = the calc computing the ranked query's other select-list items). */

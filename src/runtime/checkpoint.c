@@ -577,7 +577,9 @@ int tm_coordinator_tick(tm_coordinator_t *c, char *errstr, size_t errstr_size)
     }
     if (c->inflight == 0) {
         bool at = c->at_pos != 0;
-        if (!at && (now < c->next_ms || now < c->hold_until))
+        /* A bounded source that ended waits for its final checkpoint: take it now. */
+        if (!at && (now < c->next_ms || now < c->hold_until) &&
+            !tm_pipeline_take_checkpoint_wanted(c->p))
             return 0;
         c->inflight = c->last_completed + 1;
         c->started_ms = now;

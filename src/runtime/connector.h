@@ -344,6 +344,19 @@ uint64_t tm_source_barrier_due(const tm_source_ctx_t *ctx);
 int tm_source_emit_barrier(tm_source_ctx_t *ctx, uint64_t id, uint64_t token, const char *position,
                            int timeout_ms);
 /*
+ * The end of a bounded input (thread: source).  When source_run returns 0
+ * (its input is complete, not a stop), the runtime sends the end-of-time
+ * watermark and, with checkpoints, places the next checkpoint's barrier for
+ * the source and waits until that checkpoint completed before it sends END,
+ * so that two-phase-commit sinks commit the input's last stretch (pipeline.c
+ * invariant 8).  A source that knows where its input ended calls
+ * tm_source_finished() before returning, with the token and position right
+ * after its last row: the final barrier carries them, so a job restored from
+ * that checkpoint reads nothing twice.  Without the call the final barrier
+ * carries the position of the source's previous barrier.
+ */
+void tm_source_finished(tm_source_ctx_t *ctx, uint64_t token, const char *position);
+/*
  * A barrier at a position (tidemark verify, docs/connectors/postgres-sink.md):
  * tm_source_barrier_at() is 0 when the due barrier may go at any consistent
  * point, else the source position it must go at: for a PostgreSQL source an

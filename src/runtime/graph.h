@@ -77,6 +77,17 @@ int tm_pipeline_set_stage_stores(tm_pipeline_t *p, int stage, tm_store_t *const 
  */
 int tm_pipeline_link(tm_pipeline_t *p, int from, int to, int input, tm_exchange_kind_t kind,
                      const tm_exchange_key_t *key, char *errstr, size_t errstr_size);
+/*
+ * Connects the side output of operator `op` (0-based in the chain) of stage
+ * `from` to sink `to`: batches the operator emits to ctx->side_out go there,
+ * one input slot per subtask of the stage, while control events (barriers,
+ * watermarks, end) reach it as they reach every consumer of the stage, so
+ * the sink takes part in checkpoints like any other.  Under
+ * TM_ACK_SINK_DURABLE each input batch's ack token reaches it too.  Returns
+ * the edge's id (>= 0) or a negative TM_E* with errstr filled.
+ */
+int tm_pipeline_link_side(tm_pipeline_t *p, int from, int op, int to, char *errstr,
+                          size_t errstr_size);
 /* The job's on_error policy and dead-letter handling for every operator. */
 void tm_pipeline_set_error_policy(tm_pipeline_t *p, tm_error_policy_t policy);
 /*

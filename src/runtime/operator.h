@@ -151,6 +151,15 @@ typedef struct tm_operator_ctx {
      */
     void (*dead_letter)(void *arg, const char *uid, const tm_record_t *rec, const char *reason);
     void *dead_letter_arg;
+    /*
+     * The operator's side output (graph.h, tm_pipeline_link_side): a second
+     * collector whose batches go to the edges linked from this operator's
+     * side, e.g. the late rows of a window aggregation to the job's
+     * late_data_sink.  NULL when no edge takes it: the operator then writes
+     * nothing there, so the main path costs the same as without one.  Same
+     * thread and ownership rules as the main collector.
+     */
+    tm_collector_t *side_out;
 } tm_operator_ctx_t;
 
 typedef struct tm_operator tm_operator_t; /* operator-private */

@@ -38,6 +38,21 @@
  *      subtask's thread only; the subtask flushes them at each aligned
  *      barrier before its snapshot and at the end, and fails with a writer's
  *      I/O error after the batch that met it.
+ *   7. Side outputs (tm_pipeline_link_side): an operator with a side edge
+ *      gets ctx->side_out, whose batches are routed at once, on its
+ *      subtask's thread, to the edges of that operator's side only; main
+ *      batches never go there.  Control events go to every out, side edges
+ *      included, so a side sink aligns barriers over the stage's subtasks
+ *      like any sink and what an operator emitted to its side before a
+ *      barrier belongs to that checkpoint.  A stage without side edges has
+ *      no side collectors and routes exactly as before.
+ *   8. A source whose run ends its input (returns 0, not stopping) sends
+ *      the end-of-time watermark, and with checkpoints the next barrier at
+ *      its final position (tm_source_finished), and waits until that
+ *      checkpoint completed before END: so every operator flushed what the
+ *      input produced into that checkpoint (windows fire on the watermark)
+ *      and every two-phase-commit sink commits it before END ends it, as
+ *      Flink 2.x waits for a final checkpoint of a bounded job.
  *
  * Thread: the tm_pipeline_* functions are main-thread unless pipeline.h
  * says otherwise; tm_source_* run on the calling source's thread.
@@ -48,6 +63,7 @@
 #include "core/failpoint.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/shutdown.h"
 #include "runtime/deadletter.h"
 #include "runtime/evtime.h"
 #include "runtime/exchange.h"
@@ -90,11 +106,13 @@ typedef struct tm_edge {
     tm_exchange_key_t key;
     int pfrom, pto; /* parallelism of both ends (sources and sinks: 1) */
     int *slot;      /* [producer * pto + consumer]: the consumer's input slot, or -1 */
+    int side_op;    /* -1: the producer's output; else its operator whose side output it takes */
 } tm_edge_t;
 
 /* A producer's side of one outgoing edge. */
 typedef struct tm_out {
     int edge;
+    int side_op; /* the edge's */
     tm_exchange_t x;
 } tm_out_t;
 
@@ -135,6 +153,9 @@ struct tm_source_ctx {
     uint64_t bar_done;
     uint64_t bar_token;
     char *bar_position; /* any length: Kafka records offsets of every partition */
+    /* tm_source_finished(): where a bounded input ended, for its final barrier. */
+    char *fin_position;
+    uint64_t fin_token;
     _Atomic uint64_t published; /* TM_ACK_CHECKPOINT: token of the last completed checkpoint */
     _Atomic bool paused; /* holding its input at a consistent point (tm_source_pause_wanted) */
     _Atomic int64_t watermark_us;
@@ -236,6 +257,8 @@ struct tm_subtask {
     tm_operator_metrics_t *metrics; /* [nops]; read by any thread */
     tm_dead_letter_t **dls;      /* [nops]: dead-letter writers, or NULL (deadletter.h) */
     tm_link_t *links;            /* [nops] */
+    tm_link_t *side_links;       /* [nops]: side-output collectors (ctx->side_out), or NULL */
+    bool has_side;               /* an out takes a side output (ack tokens go there too) */
     _Atomic int64_t *wm_op;      /* [nops]: the last watermark each operator saw; read by metrics */
     int64_t wm_fwd;
     bool idle_fwd;               /* downstream was told every live input of this subtask is idle */
@@ -293,6 +316,7 @@ struct tm_pipeline {
     _Atomic uint64_t barrier_missed;
     _Atomic int64_t pause_until_ms; /* sources hold their input until then (monotonic ms) */
     _Atomic uint64_t completed;
+    _Atomic bool chk_wanted; /* a source waits for its final checkpoint (invariant 8) */
     _Atomic bool stop;
     _Atomic int running;
     pthread_mutex_t err_lock;
@@ -538,7 +562,26 @@ int tm_pipeline_link(tm_pipeline_t *p, int from, int to, int input, tm_exchange_
         e->key = *key;
     e->pfrom = pfrom;
     e->pto = pto;
+    e->side_op = -1;
     return p->nedges++;
+}
+
+int tm_pipeline_link_side(tm_pipeline_t *p, int from, int op, int to, char *errstr,
+                          size_t errstr_size)
+{
+    tm_stage_t *st = stage_of(p, from);
+    if (st == NULL || op < 0 || op >= st->nops)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "a side output is linked from an operator of a stage (node %d, "
+                         "operator %d)", from, op);
+    if (to < 0 || to >= p->nnodes || p->nodes[to].kind != NODE_SINK)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "the side output of stage %s goes to a sink, not to node %d", st->name,
+                         to);
+    int e = tm_pipeline_link(p, from, to, 0, TM_EXCHANGE_FORWARD, NULL, errstr, errstr_size);
+    if (e >= 0)
+        p->edges[e].side_op = op;
+    return e;
 }
 
 void tm_pipeline_set_state_checkpoint_dir(tm_pipeline_t *p, const char *chk_root)
@@ -700,14 +743,19 @@ static int deliver(void *arg, int target, tm_batch_t *batch)
     return 0;
 }
 
+/* fan_out's `side` for a batch: the main output, or every side output (ack tokens). */
+#define FAN_MAIN (-1)
+#define FAN_ANY_SIDE (-2)
+
 /*
  * Builds the fan-out of one event of producer subtask `producer` over its
- * outs: a batch goes through each edge's exchange, a control event to each
- * edge's control targets.  `ev` keeps its references (each target gets its
+ * outs: a batch goes through the exchange of each edge that takes output
+ * `side` (FAN_MAIN, an operator's side output, or FAN_ANY_SIDE), a control
+ * event to each edge's control targets.  `ev` keeps its references (each target gets its
  * own).  With pd == NULL the events are pushed now (blocking).
  */
 static int fan_out(tm_pipeline_t *p, tm_out_t *outs, int nouts, int producer,
-                   const tm_event_t *ev, tm_pend_t *pd)
+                   const tm_event_t *ev, tm_pend_t *pd, int side)
 {
     int targets[TM_MAX_PARALLELISM];
     for (int o = 0; o < nouts; o++) {
@@ -715,6 +763,8 @@ static int fan_out(tm_pipeline_t *p, tm_out_t *outs, int nouts, int producer,
         route_ctx_t r = {p, e, producer, pd};
         int rc;
         if (ev->kind == TM_EV_BATCH) {
+            if (side == FAN_ANY_SIDE ? outs[o].side_op < 0 : outs[o].side_op != side)
+                continue;
             rc = tm_exchange_route(&outs[o].x, ev->u.batch, deliver, &r);
             if (rc != 0)
                 return rc;
@@ -761,7 +811,7 @@ static int source_push(tm_source_ctx_t *ctx, tm_pend_t *pd, int timeout_ms)
 static int source_prepare(tm_source_ctx_t *ctx, tm_pend_t *pd, const tm_event_t *ev)
 {
     pend_clear(pd);
-    int rc = fan_out(ctx->p, ctx->outs, ctx->nouts, 0, ev, pd);
+    int rc = fan_out(ctx->p, ctx->outs, ctx->nouts, 0, ev, pd, FAN_MAIN);
     if (rc != 0)
         pend_clear(pd);
     return rc;
@@ -1098,7 +1148,7 @@ int tm_source_sync(tm_source_ctx_t *ctx, int timeout_ms)
     memset(&pd, 0, sizeof(pd));
     tm_event_t ev = {.kind = TM_EV_SYNC, .source = ctx->idx};
     ev.u.id = id;
-    int rc = fan_out(p, ctx->outs, ctx->nouts, 0, &ev, &pd);
+    int rc = fan_out(p, ctx->outs, ctx->nouts, 0, &ev, &pd, FAN_MAIN);
     while (rc == 0 && pd.next < pd.n) {
         if (tm_queue_push(pd.qs[pd.next], &pd.evs[pd.next], 50) == 0)
             pd.next++;
@@ -1168,6 +1218,64 @@ void tm_source_count(tm_source_ctx_t *ctx, uint64_t events, uint64_t bytes)
     atomic_fetch_add_explicit(&ctx->bytes, bytes, memory_order_relaxed);
 }
 
+void tm_source_finished(tm_source_ctx_t *ctx, uint64_t token, const char *position)
+{
+    char *copy = strdup(position ? position : "");
+    if (copy == NULL)
+        return; /* the final barrier then carries the last barrier's position */
+    free(ctx->fin_position);
+    ctx->fin_position = copy;
+    ctx->fin_token = token;
+}
+
+/* Whether the source must stop waiting for its final checkpoint. */
+static bool source_final_abandon(const tm_source_ctx_t *ctx)
+{
+    return atomic_load(&ctx->p->stop) || tm_pipeline_error(ctx->p) != 0 ||
+           tm_shutdown_is_stopping();
+}
+
+/*
+ * The end of a bounded input (invariant 8): the end-of-time watermark, then
+ * the next checkpoint's barrier at the source's final position, then a wait
+ * until that checkpoint completed, so that two-phase-commit sinks commit
+ * everything the input produced before END ends them.  A stop or a failure
+ * meanwhile abandons the wait (END follows at once, as before).
+ */
+static void source_final_checkpoint(tm_source_ctx_t *ctx)
+{
+    tm_pipeline_t *p = ctx->p;
+    while (!source_final_abandon(ctx)) {
+        int rc = tm_source_emit_watermark(ctx, INT64_MAX, 100);
+        if (rc == 0)
+            break;
+        if (rc != TM_EAGAIN)
+            return;
+    }
+    if (p->policy != TM_ACK_CHECKPOINT || p->chk_root == NULL)
+        return;
+    atomic_store(&p->chk_wanted, true);
+    uint64_t id = 0;
+    const char *pos = ctx->fin_position ? ctx->fin_position : ctx->bar_position;
+    uint64_t token = ctx->fin_position ? ctx->fin_token : ctx->bar_token;
+    while (!source_final_abandon(ctx)) {
+        if (id == 0 && (id = tm_source_barrier_due(ctx)) == 0) {
+            usleep(5000);
+            continue;
+        }
+        int rc = tm_source_emit_barrier(ctx, id, token, pos, 100);
+        if (rc == 0)
+            break;
+        if (rc != TM_EAGAIN)
+            return;
+    }
+    if (id != 0)
+        TM_INFO("pipeline", "input complete; waiting for the final checkpoint", "source=%s "
+                "checkpoint=%" PRIu64, ctx->name, id);
+    while (id != 0 && atomic_load(&p->completed) < id && !source_final_abandon(ctx))
+        usleep(5000);
+}
+
 static void *source_main(void *arg)
 {
     tm_source_ctx_t *ctx = arg;
@@ -1178,9 +1286,11 @@ static void *source_main(void *arg)
             snprintf(ctx->err, sizeof(ctx->err), "%s", tm_strerror(ctx->rc));
         pipeline_fail(p, ctx->rc, ctx->name, ctx->err);
     }
+    if (ctx->rc == 0 && !source_final_abandon(ctx))
+        source_final_checkpoint(ctx);
     /* A source that ends (initial_only, or an error) still tells everything downstream. */
     tm_event_t ev = {.kind = TM_EV_END};
-    fan_out(p, ctx->outs, ctx->nouts, 0, &ev, NULL);
+    fan_out(p, ctx->outs, ctx->nouts, 0, &ev, NULL, FAN_MAIN);
     atomic_fetch_sub(&p->running, 1);
     return NULL;
 }
@@ -1554,20 +1664,34 @@ static void sub_fail(tm_subtask_t *sub, int rc)
 /* Sends a control event to every consumer subtask of every outgoing edge. */
 static void sub_control(tm_subtask_t *sub, const tm_event_t *ev)
 {
-    fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, ev, NULL);
+    fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, ev, NULL, FAN_MAIN);
 }
 
-/* Routes one output batch of the chain downstream (takes the reference). */
-static void sub_route(tm_subtask_t *sub, tm_batch_t *b)
+/* Routes one output batch of the chain (or a side output) downstream (takes the reference). */
+static void sub_route(tm_subtask_t *sub, tm_batch_t *b, int side)
 {
     tm_event_t ev = {.kind = TM_EV_BATCH};
     ev.u.batch = b;
-    int rc = fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, &ev, NULL);
+    int rc = fan_out(sub->st->p, sub->outs, sub->nouts, sub->idx, &ev, NULL, side);
     if (rc != 0) {
         snprintf(sub->err, sizeof(sub->err), "cannot route a batch: %s", tm_strerror(rc));
         sub_fail(sub, rc);
     }
     tm_batch_unref(b);
+}
+
+/* Sends an empty batch carrying an input batch's ack token to output `side`. */
+static void sub_token(tm_subtask_t *sub, uint64_t token, int source, int side)
+{
+    tm_batch_t *t = tm_batch_new();
+    if (t == NULL) {
+        snprintf(sub->err, sizeof(sub->err), "out of memory");
+        sub_fail(sub, TM_ENOMEM);
+        return;
+    }
+    t->ack_token = token;
+    t->ack_source = (int16_t)source;
+    sub_route(sub, t, side);
 }
 
 /*
@@ -1579,25 +1703,33 @@ static void sub_flush_held(tm_subtask_t *sub, uint64_t token, int source)
 {
     tm_batch_t *b = sub->held;
     sub->held = NULL;
-    bool carry = token != 0 && sub->st->p->policy == TM_ACK_SINK_DURABLE;
+    bool durable = token != 0 && sub->st->p->policy == TM_ACK_SINK_DURABLE;
+    bool carry = durable;
     if (b != NULL && carry && atomic_load(&b->refcount) == 1) {
         b->ack_token = token;
         b->ack_source = (int16_t)source;
         carry = false;
     }
     if (b != NULL)
-        sub_route(sub, b);
-    if (carry) {
-        tm_batch_t *t = tm_batch_new();
-        if (t == NULL) {
-            snprintf(sub->err, sizeof(sub->err), "out of memory");
-            sub_fail(sub, TM_ENOMEM);
-            return;
-        }
-        t->ack_token = token;
-        t->ack_source = (int16_t)source;
-        sub_route(sub, t);
+        sub_route(sub, b, FAN_MAIN);
+    if (carry)
+        sub_token(sub, token, source, FAN_MAIN);
+    /* Side outputs get the token on an empty batch of their own. */
+    if (durable && sub->has_side)
+        sub_token(sub, token, source, FAN_ANY_SIDE);
+}
+
+/* A side output's collector (ctx->side_out): its batches go straight to the edges that take it. */
+static int side_emit(tm_collector_t *c, tm_batch_t *batch)
+{
+    tm_link_t *ln = (tm_link_t *)c;
+    tm_subtask_t *sub = ln->sub;
+    if (sub->failed) {
+        tm_batch_unref(batch);
+        return atomic_load(&sub->st->p->stop) ? TM_ESTOPPED : 0;
     }
+    sub_route(sub, batch, ln->op);
+    return 0;
 }
 
 /* Collector of operator `op`: into op+1, or the stage's output after the last. */
@@ -1859,6 +1991,7 @@ static int build_outs(tm_pipeline_t *p, int node, int producer, tm_out_t **outs,
             continue;
         tm_out_t *o = &(*outs)[(*nouts)++];
         o->edge = e;
+        o->side_op = ed->side_op;
         int rc = tm_exchange_init(&o->x, ed->kind, ed->kind == TM_EXCHANGE_HASH ? &ed->key : NULL,
                                   ed->pto, stage_maxp(p, stage_of(p, ed->to)), producer,
                                   p->policy == TM_ACK_SINK_DURABLE);
@@ -1997,6 +2130,10 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
     sub->links = calloc((size_t)n, sizeof(*sub->links));
     sub->wm_op = calloc((size_t)n, sizeof(*sub->wm_op));
     sub->dls = calloc((size_t)n, sizeof(*sub->dls));
+    for (int e = 0; e < p->nedges; e++)
+        sub->has_side |= p->edges[e].from == st->node && p->edges[e].side_op >= 0;
+    if (sub->has_side && (sub->side_links = calloc((size_t)n, sizeof(*sub->side_links))) == NULL)
+        return TM_ENOMEM;
     if (sub->dls == NULL || sub->ctx == NULL || sub->ops == NULL || sub->hooks == NULL || sub->metrics == NULL ||
         sub->links == NULL || sub->wm_op == NULL || tm_queue_init(&sub->queue, TM_QUEUE_CAPACITY))
         return TM_ENOMEM;
@@ -2019,6 +2156,15 @@ static int build_subtask(tm_pipeline_t *p, tm_stage_t *st, int w, char *errstr,
         ctx->store = st->stores != NULL ? st->stores[w] : NULL;
         ctx->on_error = p->on_error;
         ctx->metrics = &sub->metrics[i];
+        for (int e = 0; sub->has_side && e < p->nedges; e++) {
+            if (p->edges[e].from != st->node || p->edges[e].side_op != i)
+                continue;
+            sub->side_links[i].c.emit = side_emit;
+            sub->side_links[i].c.arg = &sub->side_links[i];
+            sub->side_links[i].sub = sub;
+            sub->side_links[i].op = i;
+            ctx->side_out = &sub->side_links[i].c;
+        }
         if (p->on_error == TM_ON_ERROR_DEAD_LETTER && p->dl_dir != NULL) {
             sub->dls[i] = tm_dead_letter_new(p->dl_dir, ctx->job, ctx->uid, w);
             if (sub->dls[i] == NULL)
@@ -2076,6 +2222,11 @@ static int build(tm_pipeline_t *p, char *errstr, size_t errstr_size)
 void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy)
 {
     p->policy = policy;
+}
+
+bool tm_pipeline_take_checkpoint_wanted(tm_pipeline_t *p)
+{
+    return atomic_exchange(&p->chk_wanted, false);
 }
 
 void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id)
@@ -2362,7 +2513,7 @@ int tm_pipeline_join(tm_pipeline_t *p, char *errstr, size_t errstr_size)
     for (int i = 0; i < p->nsources; i++)
         if (p->sources[i]->outs != NULL && !p->sources[i]->ran && atomic_load(&p->running) > 0) {
             tm_event_t ev = {.kind = TM_EV_END};
-            fan_out(p, p->sources[i]->outs, p->sources[i]->nouts, 0, &ev, NULL);
+            fan_out(p, p->sources[i]->outs, p->sources[i]->nouts, 0, &ev, NULL, FAN_MAIN);
             p->sources[i]->ran = true;
         }
     for (int i = 0; i < p->nstages; i++)
@@ -2414,6 +2565,7 @@ static void free_subtask(tm_subtask_t *sub)
     free(sub->hooks);
     free(sub->metrics);
     free(sub->links);
+    free(sub->side_links);
     free((void *)sub->wm_op);
     for (int i = 0; sub->dls != NULL && i < sub->st->nops; i++)
         tm_dead_letter_free(sub->dls[i]);
@@ -2442,6 +2594,7 @@ tm_pipeline_t *tm_pipeline_free(tm_pipeline_t *p)
         free_outs(c->outs, c->nouts);
         free(c->acks);
         free(c->bar_position);
+        free(c->fin_position);
         pthread_mutex_destroy(&c->snap_lock);
         free(c->name);
         free(c);

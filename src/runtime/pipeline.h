@@ -101,6 +101,12 @@ void tm_pipeline_set_ack_policy(tm_pipeline_t *p, tm_ack_policy_t policy);
 /* Asks every source to inject barrier `id` at its next consistent point. */
 void tm_pipeline_request_barrier(tm_pipeline_t *p, uint64_t id);
 /*
+ * True once after a source ended its input and waits for a final checkpoint
+ * (connector.h, tm_source_finished): the coordinator then triggers the next
+ * checkpoint now instead of after checkpoint_interval.  Thread: main.
+ */
+bool tm_pipeline_take_checkpoint_wanted(tm_pipeline_t *p);
+/*
  * The same, at source position `at` (connector.h, tm_source_barrier_at; 0:
  * anywhere).  tm_pipeline_barrier_missed() says whether a source could not
  * place barrier `id` there and put it where it was instead.

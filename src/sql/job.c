@@ -49,6 +49,9 @@ const tm_option_def_t tm_job_settings[] = {
     {"allowed_lateness", TM_OPT_DURATION, false, "0", NULL,
      "How long a fired window keeps its state: a row that arrives that late still updates it, "
      "and the window aggregation emits a correction (its output becomes a changelog)."},
+    {"late_data_sink", TM_OPT_STRING, false, NULL, NULL,
+     "A table of the job (CREATE TABLE … WITH (connector = …)) that receives every row a window "
+     "aggregation counts as late, with the operator, window, watermark and reason."},
     {"admin_address", TM_OPT_STRING, false, "127.0.0.1:8081", NULL,
      "Where the admin HTTP API listens (health, metrics, savepoints); port 0 picks a free one."},
     {"admin_token", TM_OPT_SECRET, false, NULL, NULL,
@@ -959,6 +962,22 @@ static int job_check(parse_ctx_t *pc)
             if (v != NULL && !tm_opt_isset(snk->opts, *f))
                 tm_options_set(snk->opts, *f, v);
         }
+    }
+    /* SET late_data_sink = 'table': the table is a sink fed by the planner, not by an INSERT. */
+    const char *late = tm_options_lookup(job->settings, "late_data_sink");
+    if (late != NULL) {
+        int li = tm_job_find_table(job, late);
+        if (li < 0)
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_ECONFIG,
+                             "%s: SET late_data_sink = '%s' names no table of the job; declare "
+                             "it with CREATE TABLE %s (…) WITH (connector = '…')",
+                             pc->path, late, late);
+        if (job->tables[li].role & TM_ROLE_SINK)
+            return tm_seterr(pc->errstr, pc->errstr_size, TM_EUNSUPPORTED,
+                             "%s: SET late_data_sink = '%s' names a table that an INSERT INTO "
+                             "also writes; late rows need a table of their own",
+                             pc->path, late);
+        job->tables[li].role |= TM_ROLE_SINK;
     }
     for (int i = 0; i < job->ntables; i++) {
         tm_job_table_t *t = &job->tables[i];

@@ -74,9 +74,10 @@ US_PER_MONTH = 2_629_800_000_000
 CHECKPOINT_INTERVAL = "200ms"
 HEARTBEAT_INTERVAL = "200ms"
 # Source watermarks (DESIGN §4): when True, a table that names a watermark
-# (Table.watermark) declares it as its `watermark` option.  Off until the
-# sources generate watermarks (helper M's branch); the windowed cases run
-# bounded meanwhile (Case.bounded).
+# (Table.watermark) declares it as its `watermark` option.  Off: the
+# windowed cases run bounded (Case.bounded), where a snapshot read in any
+# order would make rows late; the streaming windowed cases with watermarks,
+# out-of-order and late rows are tests/sql/test_window_stream.py.
 WATERMARKS = False
 
 

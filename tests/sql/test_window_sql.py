@@ -134,3 +134,49 @@ def test_explain_allowed_lateness_makes_a_changelog(sql_bin, tmp_path):
     assert "HOP(created_at, slide INTERVAL '1 minute', size INTERVAL '5 minutes')" in out, out
     assert "allowed_lateness INTERVAL '30 seconds'" in out, out
     assert "changelog: retract" in out, out
+
+
+# -- SET late_data_sink ------------------------------------------------------------------------
+
+TUMBLE_Q = (f"SELECT customer, {WS}, count(*) AS n, sum(amount) AS total FROM "
+            f"TUMBLE(orders, created_at, INTERVAL '1 minute') GROUP BY customer, {WS}")
+
+
+def test_explain_late_data_sink(sql_bin, tmp_path):
+    out = _explain(sql_bin, tmp_path, TUMBLE_Q,
+                   f"CREATE TABLE late () WITH (connector = 'file', path = '{tmp_path / 'l'}');\n"
+                   "SET late_data_sink = 'late';\n")
+    assert "late_data_sink late: every late row goes there too" in out, out
+    assert "  late (connector file)" in out, "the late sink is not listed among the sinks\n" + out
+    assert "SET late_data_sink" not in out.split("not built yet:")[-1], out
+
+
+def test_late_data_sink_with_declared_columns(sql_bin, tmp_path):
+    cols = ("created_at timestamptz, customer text, sum_arg1 numeric, operator text, "
+            "window_start timestamptz, window_end timestamptz, watermark timestamptz, reason text")
+    _explain(sql_bin, tmp_path, TUMBLE_Q,
+             f"CREATE TABLE late ({cols}) WITH (connector = 'file', path = '{tmp_path / 'l'}');\n"
+             "SET late_data_sink = 'late';\n")
+
+
+@pytest.mark.parametrize("name,query,extra,words", [
+    ("no_such_table", TUMBLE_Q, "SET late_data_sink = 'nope';\n",
+     ["late_data_sink", "nope", "names no table"]),
+    ("also_an_insert_target", TUMBLE_Q, "SET late_data_sink = 'out';\n",
+     ["late_data_sink", "out", "insert into"]),
+    ("no_window_aggregation", "SELECT customer, count(*) AS n FROM orders GROUP BY customer",
+     "CREATE TABLE late () WITH (connector = 'file', path = '/tmp/x');\n"
+     "SET late_data_sink = 'late';\n", ["late_data_sink", "no window aggregation"]),
+    ("declared_columns_differ", TUMBLE_Q,
+     "CREATE TABLE late (customer text) WITH (connector = 'file', path = '/tmp/x');\n"
+     "SET late_data_sink = 'late';\n", ["late", "window_start", "reason", "declare exactly"]),
+])
+def test_late_data_sink_errors(name, query, extra, words, sql_bin, tmp_path):
+    job = SOURCE.format(out=tmp_path / "out") + f"INSERT INTO out {query};\n{extra}"
+    path = tmp_path / "job.sql"
+    path.write_text(job)
+    res = run_cli(["explain", path], bin=sql_bin)
+    said = (res.stdout + res.stderr).strip()
+    assert res.returncode == EXIT_CONFIG, f"exit {res.returncode}\n{job}\n{said}"
+    missing = [w for w in words if w.lower() not in said.lower()]
+    assert not missing, f"the message should mention {missing}\n{job}\n{said}"

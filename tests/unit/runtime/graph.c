@@ -94,6 +94,8 @@ static int fake_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t
     }
     if (!src->linger && tm_source_sync(ctx, 10000) == 0)
         src->acked = tm_source_acked(ctx);
+    if (!src->linger)
+        tm_source_finished(ctx, token, "end");
     return 0;
 }
 
@@ -240,9 +242,16 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *in, tm_col
     (void)errstr;
     (void)errstr_size;
     tm_batch_t *b = tm_batch_new();
+    tm_batch_t *side = t->ctx->side_out != NULL ? tm_batch_new() : NULL;
     for (uint32_t i = 0; i < in->count; i++) {
         const tm_record_t *r = &in->recs[i];
         int64_t k = r->after->vals[0].u.i64;
+        /* With a side output, multiples of 7 go there instead (as late rows do). */
+        if (side != NULL && r->after->vals[1].u.i64 % 7 == 0) {
+            tm_record_t *o = tm_batch_add(side, r->schema, r->op);
+            o->after = rt_row(side, r->schema, k, r->after->vals[1].u.i64);
+            continue;
+        }
         if (rt_owner(k, t->ctx->parallelism, t->ctx->max_parallelism) != t->ctx->subtask)
             atomic_fetch_add(&foreign_keys, 1);
         int mod = atomic_load(&reject_mod);
@@ -256,6 +265,13 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *in, tm_col
         }
         tm_record_t *o = tm_batch_add(b, r->schema, r->op);
         o->after = rt_row(b, r->schema, k, r->after->vals[1].u.i64);
+    }
+    if (side != NULL) {
+        int rc = tm_collector_emit(t->ctx->side_out, side);
+        if (rc != 0) {
+            tm_batch_unref(b);
+            return rc;
+        }
     }
     return tm_collector_emit(out, b);
 }
@@ -808,6 +824,88 @@ static void test_dead_letter_io_error_fails_the_job(void)
     harness_free(&h);
 }
 
+/*
+ * A side output (tm_pipeline_link_side): the operator's side rows reach their
+ * own sink, once each, never the main one; barriers reach it (it pre-commits
+ * with the others) and ack tokens too (the source's acknowledgement needs every
+ * sink slot it reaches).  Without a side link, ctx->side_out is NULL.
+ */
+static void test_side_output(void)
+{
+    harness_t h;
+    harness_init(&h, 5000, 100, false, TM_ACK_SINK_DURABLE);
+    tm_sink_t late;
+    memset(&late, 0, sizeof(late));
+    pthread_mutex_init(&late.lock, NULL);
+    int l = tm_pipeline_add_sink(h.p, &fake_conn, &late, "late");
+    TM_CHECK(tm_pipeline_link_side(h.p, h.stage, 1, l, err, sizeof(err)) < 0);
+    TM_CHECK(tm_pipeline_link_side(h.p, h.stage, 0, 0, err, sizeof(err)) < 0);
+    TM_CHECK(strstr(err, "sink") != NULL);
+    TM_REQUIRE(tm_pipeline_link_side(h.p, h.stage, 0, l, err, sizeof(err)) >= 0);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_done(h.p) && tm_mono_ms() < deadline)
+        usleep(5000);
+    TM_CHECK(tm_pipeline_done(h.p));
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    char *seen = calloc(5000, 1);
+    for (int i = 0; i < h.sink.n; i++) {
+        TM_CHECK(h.sink.v[i] % 7 != 0);
+        TM_CHECK(!seen[h.sink.v[i]]++);
+    }
+    for (int i = 0; i < late.n; i++) {
+        TM_CHECK(late.v[i] % 7 == 0);
+        TM_CHECK(!seen[late.v[i]]++);
+    }
+    free(seen);
+    TM_CHECK_INT(late.n, 715); /* 0, 7, …, 4998 */
+    TM_CHECK_INT(h.sink.n + late.n, 5000);
+    TM_CHECK_INT((long long)h.src.acked, 50);
+    free(late.k);
+    free(late.v);
+    pthread_mutex_destroy(&late.lock);
+    harness_free(&h);
+}
+
+/*
+ * A bounded source with checkpoints an hour apart: at the end of its input a
+ * checkpoint is taken at once, at the position the source gave
+ * (tm_source_finished), and the sink commits it before the job ends, so
+ * every row is committed (pipeline.c invariant 8).
+ */
+static void test_bounded_source_ends_with_a_final_checkpoint(void)
+{
+    harness_t h;
+    harness_init(&h, 3000, 50, false, TM_ACK_CHECKPOINT);
+    char root[700];
+    snprintf(root, sizeof(root), "%s/checkpoints", h.dir);
+    tm_pipeline_set_state_checkpoint_dir(h.p, root);
+    TM_REQUIRE(tm_pipeline_start(h.p, err, sizeof(err)) == 0);
+    tm_coordinator_t *c = tm_coordinator_new(h.p, h.dir, "job", 3600000, 10000, 2, 0);
+    TM_REQUIRE(c != NULL);
+    int64_t deadline = tm_mono_ms() + 30000;
+    while (!tm_pipeline_done(h.p) && tm_mono_ms() < deadline) {
+        TM_CHECK_INT(tm_coordinator_tick(c, err, sizeof(err)), 0);
+        usleep(2000);
+    }
+    TM_CHECK(tm_pipeline_done(h.p));
+    TM_CHECK_INT(tm_pipeline_join(h.p, err, sizeof(err)), 0);
+    TM_CHECK_INT(h.sink.n, 3000);
+    /* The one checkpoint is the final one; the sink committed it. */
+    TM_CHECK_INT(h.sink.nprecommits, 1);
+    TM_CHECK_INT(h.sink.ncommits, 1);
+    TM_CHECK_INT((long long)h.sink.commits[0], (long long)h.sink.precommits[0]);
+    tm_checkpoint_info_t info;
+    TM_REQUIRE(tm_checkpoint_load_latest(h.dir, &info, err, sizeof(err)) == 0);
+    TM_CHECK_INT((long long)info.id, (long long)h.sink.commits[0]);
+    TM_REQUIRE(info.nsources == 1);
+    TM_CHECK_STR(info.sources[0].position, "end");
+    TM_CHECK_INT((long long)tm_checkpoint_source_token(&info, "src"), 60);
+    tm_checkpoint_info_release(&info);
+    tm_coordinator_free(c);
+    harness_free(&h);
+}
+
 int main(void)
 {
     TM_RUN(test_hash_stage_delivers_every_row_once_in_key_order);
@@ -818,5 +916,7 @@ int main(void)
     TM_RUN(test_two_input_stage);
     TM_RUN(test_dead_letters_go_to_one_file_per_subtask);
     TM_RUN(test_dead_letter_io_error_fails_the_job);
+    TM_RUN(test_side_output);
+    TM_RUN(test_bounded_source_ends_with_a_final_checkpoint);
     return tm_test_done();
 }
