@@ -358,9 +358,9 @@ def test_server_id_used_by_another_replica(case):
     assert first.running()
 
 
-def test_snapshot_initial_not_built_yet(case):
-    tm = case.start(name="snap", source={"snapshot": "initial"})
-    expect_failure(tm, "snapshot = 'initial' is not built yet", "never")
+def test_snapshot_chunk_size_out_of_range(case):
+    tm = case.start(name="snap", source={"snapshot": "initial", "snapshot_chunk_size": 0})
+    expect_failure(tm, "snapshot_chunk_size", "1 to 10000000")
 
 
 def test_missing_table(case):
