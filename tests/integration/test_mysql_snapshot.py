@@ -146,7 +146,12 @@ def test_initial_only_ends_the_job(case):
     my.sql(f"CREATE TABLE {db}.a (id INT PRIMARY KEY, s VARCHAR(10));"
            f"CREATE TABLE {db}.nokey (x INT, y TEXT);"
            f"INSERT INTO {db}.a SELECT seq, CONCAT('v', seq) FROM {db}.seq_1_to_25;"
-           f"INSERT INTO {db}.nokey VALUES (1, 'one'), (2, NULL)")
+           f"INSERT INTO {db}.nokey VALUES (1, 'one'), (2, NULL);"
+           # Composite keys of strings (quotes, backslashes, non-ASCII) and bytes, in chunks.
+           f"CREATE TABLE {db}.ck (s VARCHAR(20), b VARBINARY(4), n INT, PRIMARY KEY (s, b, n));"
+           f"INSERT INTO {db}.ck VALUES ('a', x'00', 1), ('a', x'00', 2), ('a', x'ff', 1), "
+           f"('it''s', x'27', 1), ('b\\\\c', x'5c', 1), ('é', x'', 1), ('é', x'', 2), "
+           f"('z', x'01', 9), ('z', x'01', 10), ('z', x'02', 0), ('zz', x'00', 0)")
     tm = case.start(source={"snapshot": "initial_only", "snapshot_chunk_size": 10})
     assert tm.wait_exit(EXIT_TIMEOUT) == 0, tm.log_tail()
     a = payloads(case.topic("a"))
@@ -154,7 +159,12 @@ def test_initial_only_ends_the_job(case):
     assert all(p["op"] == "r" for p in a)
     n = payloads(case.topic("nokey"))
     assert sorted((p["after"]["x"], p["after"]["y"]) for p in n) == [(1, "one"), (2, None)]
-    marks = [p["source"]["snapshot"] for p in a + n]
+    ck = payloads(case.topic("ck"))
+    got = sorted((p["after"]["s"], p["after"]["b"], p["after"]["n"]) for p in ck)
+    want = sorted((r[0], r[1], int(r[2])) for r in
+                  my.query(f"SELECT s, TO_BASE64(b), n FROM {db}.ck"))
+    assert len(ck) == 11 and got == want, (got, want)
+    marks = [p["source"]["snapshot"] for p in a + ck + n]
     assert marks[0] == "first" and marks[-1] == "last"
     assert "snapshot complete; initial_only source finished" in tm.log_text()
     assert (tm.state_dir / "mysql-inv" / "snapshot.done").exists()
