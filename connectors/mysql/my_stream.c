@@ -23,7 +23,8 @@
  *      mysql_int.h) after the last transaction complete in or before it.  The
  *      position file is written only for tokens tm_source_acked() covers.
  *   2. No duplicates after a reconnect.  Streaming restarts at done (the end
- *      of the last complete transaction); if records of the transaction that
+ *      of the last complete transaction: its GTID set on MariaDB, else its
+ *      file and offset); if records of the transaction that
  *      was open were already put into batches, that many rows of it are
  *      skipped when it arrives again.
  *   3. Order.  Schema changes, batches and barriers leave in the order they

@@ -14,15 +14,23 @@
  *     the checkpoint's ack token (file sequence and offset; the file name is
  *         rebuilt from the server's binlog base name)
  *     <state_dir>/mysql-<name>/position, written as sinks acknowledge
+ *     a snapshot's position (snapshot = initial, when_needed, initial_only;
+ *         my_snapshot.c), which the position file follows once acknowledged
  *     the server's current position (SHOW MASTER STATUS): snapshot = 'never'
+ *
+ * A resume position must still be on the server: its binlog file, or
+ * (MariaDB) every transaction after its GTID set, judged by the Gtid_list
+ * of the oldest binlog.  If not, when_needed takes a new snapshot and the
+ * other modes stop with the missing range and the way out.
  *
  * Invariants:
  *   1. A position always points at a transaction boundary, so resuming from
  *      it neither repeats nor skips a row.
  *   2. The password is never logged nor shown in explain: describe prints
  *      user@host:port only, and error messages never include it.
- *   3. A resume position whose binlog file the server no longer has stops the
- *      job with the file named; it never silently starts from "now".
+ *   3. A resume position that the server no longer has stops the job with
+ *      the missing range named (or, with when_needed, re-reads the tables);
+ *      it never silently starts from "now".
  *
  * Thread: source_new/open/describe/free on the main thread, source_run on the
  * source thread.

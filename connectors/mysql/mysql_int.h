@@ -13,7 +13,8 @@
  *
  * Positions.  A position is where the next transaction starts: a binlog file
  * and the offset after the last complete transaction's commit event, plus the
- * GTID of that transaction (MariaDB domain-server-seq) for the record.  Its
+ * MariaDB GTID set there (one domain-server-seq per domain), which a MariaDB
+ * resume goes by (my_stream.c: connect_stream).  Its
  * ack token (tm_batch_t.ack_token) packs the file's sequence number and the
  * offset, (seq << 32) | offset, which orders as the binlog does; the position
  * string (tm_source_emit_barrier, the position file) is
