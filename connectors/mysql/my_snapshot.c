@@ -26,8 +26,8 @@
  * path's (a table map built from information_schema and completed by
  * my_catalog.c, then tm_my_schema_from_tablemap), and each text value is
  * turned into exactly the datum binlog_rows.c makes of the row image: the
- * SELECT asks for a form that is exact (TIMESTAMP in a UTC session, BIT as
- * its number, GEOMETRY as ST_AsWKB) and text_value() mirrors decode_value()
+ * SELECT asks for a form that is exact (TIMESTAMP in a UTC session, FLOAT as
+ * DOUBLE, BIT as its number, GEOMETRY as ST_AsWKB) and text_value() mirrors decode_value()
  * type by type, zero dates included.
  *
  * Records carry Debezium's snapshot markers as the PostgreSQL source's do:
@@ -429,17 +429,20 @@ static int text_value(tm_batch_t *batch, const tm_my_column_t *c, const tm_colum
     }
     case TM_MY_T_FLOAT:
     case TM_MY_T_DOUBLE: {
-        /* The server prints the shortest text that reads back as the same value. */
+        /*
+         * A DOUBLE prints as the shortest text that reads back as the same
+         * value; a FLOAT is selected as a DOUBLE (select_list) and narrowed
+         * back, as the decoder widens the float it reads.
+         */
         char buf[64];
         if (len == 0 || len >= sizeof(buf))
             return TM_EINVAL;
         memcpy(buf, s, len);
         buf[len] = '\0';
         char *end;
+        d->u.f64 = strtod(buf, &end);
         if (c->type == TM_MY_T_FLOAT)
-            d->u.f64 = strtof(buf, &end);
-        else
-            d->u.f64 = strtod(buf, &end);
+            d->u.f64 = (float)d->u.f64;
         return *end == '\0' ? 0 : TM_EINVAL;
     }
     case TM_MY_T_NEWDECIMAL: {
@@ -537,6 +540,12 @@ static void select_list(tm_buf_t *b, const tm_my_tablemap_t *map, const tm_schem
             tm_buf_putc(b, '(');
             put_ident(b, name);
             tm_buf_puts(b, " + 0)");
+            break;
+        case TM_MY_T_FLOAT:
+            /* A FLOAT prints with 6 digits; as DOUBLE, exactly (and reads back as the float). */
+            tm_buf_puts(b, "CAST(");
+            put_ident(b, name);
+            tm_buf_puts(b, " AS DOUBLE)");
             break;
         case TM_MY_T_GEOMETRY:
             tm_buf_puts(b, "ST_AsWKB(");
