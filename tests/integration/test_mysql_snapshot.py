@@ -91,7 +91,7 @@ def test_snapshot_under_concurrent_writes_each_change_once(case):
     my.sql(f"CREATE TABLE {db}.acc (id INT PRIMARY KEY, v INT NOT NULL)")
     my.sql(f"INSERT INTO {db}.acc SELECT seq, 0 FROM {db}.seq_1_to_3000")
     job = case.job(source={"snapshot": "initial", "snapshot_chunk_size": 200},
-                   sink={"schemas": False})
+                   sink={"schemas": False}) + "SET admin_address = '127.0.0.1:0';\n"
     tm = Tidemark(job, case.dir / "tm", bin=case.bin)
     case.daemons.append(tm)
     tm.start_with(failpoints="mysql.snapshot.chunk=sleep(150)")
@@ -115,6 +115,15 @@ def test_snapshot_under_concurrent_writes_each_change_once(case):
     wait_until(lambda: "snapshot of table started" in tm.log_text() or None, 30,
                "the snapshot to start", proc=tm.proc)
     t.start()
+
+    def progress_metric():
+        text = tm.admin_get("/metrics")
+        return [ln for ln in text.splitlines()
+                if ln.startswith("tidemark_snapshot_rows{") and f"{db}.acc" in ln] or None
+
+    # The snapshot's progress is in the metrics while it runs.
+    lines = wait_until(progress_metric, 60, "tidemark_snapshot_rows", proc=tm.proc)
+    assert float(lines[0].split()[-1]) >= 200, lines
     wait_until(lambda: "snapshot read" in tm.log_text() or None, 120, "the snapshot to end",
                proc=tm.proc)
     time.sleep(1.0)
