@@ -295,3 +295,23 @@ def test_purged_binlog_when_needed_snapshots_again(case):
     assert [(p["op"], p["after"]["id"], p["after"]["v"]) for p in ps[2:]] == \
         [("r", 1, 1), ("r", 2, 20), ("r", 3, 3), ("c", 4, 4)]
     assert "binlog needed to resume is gone; taking a new snapshot" in tm.log_text()
+
+
+def test_empty_snapshot_then_restart_streams_without_a_new_snapshot(case):
+    """A snapshot of no rows emits nothing; its position is the resume point at once."""
+    my = case.my
+    db = case.db
+    my.sql(f"CREATE TABLE {db}.e (id INT PRIMARY KEY)")
+    tm = case.start(source={"snapshot": "initial"})
+    wait_until(lambda: "snapshot read" in tm.log_text() or None, 30, "the snapshot",
+               proc=tm.proc)
+    my.sql(f"INSERT INTO {db}.e VALUES (1)")
+    wait_for_lines(case.topic("e"), 1, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    my.sql(f"INSERT INTO {db}.e VALUES (2)")
+    tm.start()
+    wait_for_lines(case.topic("e"), 2, proc=tm)
+    assert tm.terminate() == 0, tm.log_tail()
+    assert [(p["op"], p["after"]["id"]) for p in payloads(case.topic("e"))] == [("c", 1), ("c", 2)]
+    log = tm.log_text()
+    assert log.count("snapshot started") == 1 and 'from="position file"' in log
