@@ -150,6 +150,21 @@ def test_snapshot_under_concurrent_writes_each_change_once(case):
     inserts = [p["after"]["id"] for p in ps if p["op"] == "c"]
     # Each insert once, and never both read by the snapshot and streamed as an insert.
     assert len(inserts) == len(set(inserts)) and not set(inserts) & set(reads)
+    # Each change exactly once: every update and delete follows on from the row's previous
+    # record (its before image is the value last emitted, the update adds one), so none is
+    # missing or repeated, whether it happened before, during or after the snapshot's point.
+    last = {}
+    for p in ps:
+        if p["op"] in ("r", "c"):
+            assert p["after"]["id"] not in last, p
+            last[p["after"]["id"]] = p["after"]["v"]
+        elif p["op"] == "u":
+            k = p["after"]["id"]
+            assert p["before"]["v"] == last[k] and p["after"]["v"] == last[k] + 1, p
+            last[k] = p["after"]["v"]
+        else:
+            assert p["before"]["v"] == last.pop(p["before"]["id"]), p
+    assert last == table
     assert "snapshot progress" in tm.log_text()
 
 
