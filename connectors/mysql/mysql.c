@@ -674,8 +674,9 @@ static int resume_available(tm_source_t *src, const tm_my_pos_t *pos, bool *ok, 
              "it needs binlog file %s from position %" PRIu64 "%s%s%s, but the server's oldest "
              "binlog is %s%s%s%s%s%s",
              pos->file, pos->offset, pos->gtid[0] ? " (after GTID " : "", pos->gtid,
-             pos->gtid[0] ? ")" : "", first[0] ? first : "none", list[0] ? " (starting after GTID " : "",
-             list, list[0] ? ")" : "", gwhy[0] ? "; " : "", gwhy);
+             pos->gtid[0] ? ")" : "", first[0] ? first : "none",
+             list[0] ? " (starting after GTID " : "", list, list[0] ? ")" : "",
+             gwhy[0] ? "; " : "", gwhy);
     return 0;
 }
 
