@@ -23,7 +23,8 @@
  *      mysql_int.h) after the last transaction complete in or before it.  The
  *      position file is written only for tokens tm_source_acked() covers.
  *   2. No duplicates after a reconnect.  Streaming restarts at done (the end
- *      of the last complete transaction); if records of the transaction that
+ *      of the last complete transaction: its GTID set on MariaDB, else its
+ *      file and offset); if records of the transaction that
  *      was open were already put into batches, that many rows of it are
  *      skipped when it arrives again.
  *   3. Order.  Schema changes, batches and barriers leave in the order they
@@ -378,8 +379,15 @@ static void tx_end(stream_t *st, uint32_t next_pos)
     st->tx_standalone = false;
     snprintf(st->done.file, sizeof(st->done.file), "%s", st->file);
     st->done.offset = next_pos;
-    if (st->tx_gtid[0] != '\0')
-        snprintf(st->done.gtid, sizeof(st->done.gtid), "%s", st->tx_gtid);
+    /*
+     * The position's GTID set moves one domain entry at a time.  A set that
+     * was unknown at the start stays unknown (a partial one would make a
+     * GTID resume re-read the other domains), as does one that outgrows
+     * the field: resuming then goes by file and offset.
+     */
+    if (st->tx_gtid[0] != '\0' && st->done.gtid[0] != '\0' &&
+        tm_my_gtid_set_update(st->done.gtid, sizeof(st->done.gtid), st->tx_gtid) != 0)
+        st->done.gtid[0] = '\0';
     st->done_token = tm_my_pos_token(&st->done);
     /* A transaction fully skipped after a reconnect leaves nothing to skip in the next. */
     st->skip_rows = 0;
@@ -421,6 +429,25 @@ static int connect_stream(stream_t *st, char *errstr, size_t errstr_size)
     if (src->is_mariadb &&
         (rc = tm_my_exec(st->conn, "SET @mariadb_slave_capability = 4", errstr, errstr_size)) != 0)
         return rc;
+    /*
+     * MariaDB: resume by GTID set when it is known, as a MariaDB replica
+     * does (CHANGE MASTER … MASTER_USE_GTID = slave_pos): the server finds
+     * the file itself, so a renamed or rebuilt binlog (a failover) still
+     * resumes exactly.  Strict mode makes a GTID the server never had an
+     * error rather than a silent skip.  Without a set, file and offset.
+     */
+    bool by_gtid = src->is_mariadb && st->done.gtid[0] != '\0' &&
+                   strspn(st->done.gtid, "0123456789-,") == strlen(st->done.gtid);
+    if (by_gtid) {
+        char gsql[300];
+        snprintf(gsql, sizeof(gsql), "SET @slave_connect_state = '%s'", st->done.gtid);
+        if ((rc = tm_my_exec(st->conn, gsql, errstr, errstr_size)) != 0 ||
+            (rc = tm_my_exec(st->conn, "SET @slave_gtid_strict_mode = 1", errstr, errstr_size)) !=
+                0 ||
+            (rc = tm_my_exec(st->conn, "SET @slave_gtid_ignore_duplicates = 0", errstr,
+                             errstr_size)) != 0)
+            return rc;
+    }
     /* The events before the first FORMAT_DESCRIPTION are checksummed as announced here. */
     if (mysql_query(st->conn, "SELECT @@global.binlog_checksum") != 0)
         return tm_seterr(errstr, errstr_size, TM_ECONN, "cannot read binlog_checksum: %s",
@@ -452,10 +479,15 @@ static int connect_stream(stream_t *st, char *errstr, size_t errstr_size)
         unsigned e = mysql_errno(st->conn);
         rc = tm_seterr(errstr, errstr_size,
                        e >= CR_MIN_ERROR && e <= CR_MAX_ERROR ? TM_ECONN : TM_ESOURCE,
-                       "cannot start reading the binlog at %s:%" PRIu64 ": %s (error %u)",
-                       st->done.file, st->done.offset, mysql_error(st->conn), e);
+                       "cannot start reading the binlog at %s:%" PRIu64 "%s%s: %s (error %u)",
+                       st->done.file, st->done.offset, by_gtid ? " GTID " : "",
+                       by_gtid ? st->done.gtid : "", mysql_error(st->conn), e);
         return rc;
     }
+    if (!st->ever_connected)
+        TM_INFO(TM_MY_COMP, "binlog dump started",
+                "source=%s by=%s file=%s pos=%" PRIu64 " gtid=%s", src->name,
+                by_gtid ? "gtid" : "file", st->done.file, st->done.offset, st->done.gtid);
     snprintf(st->file, sizeof(st->file), "%s", st->done.file);
     /* Invariant 2: rows of the transaction that was open are in batches already. */
     st->skip_rows = st->tx_active ? st->tx_rows : 0;
@@ -701,8 +733,12 @@ static int stream_loop(stream_t *st, char *errstr, size_t errstr_size)
                      mysql_error(st->conn)[0] ? mysql_error(st->conn) : "end of stream", e);
             if (e == 1236) /* ER_MASTER_FATAL_ERROR_READING_BINLOG: purged, corrupt */
                 return tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                                 "the server cannot send the binlog from %s:%" PRIu64 ": %s",
-                                 st->done.file, st->done.offset, why);
+                                 "the server cannot send the binlog from %s:%" PRIu64
+                                 "%s%s: %s; if it was purged, the changes since are lost to "
+                                 "this job: restart it with snapshot = 'when_needed' to read "
+                                 "the tables again, or start a new job",
+                                 st->done.file, st->done.offset, st->done.gtid[0] ? " GTID " : "",
+                                 st->done.gtid, why);
             if ((rc = reconnect(st, why, errstr, errstr_size)) != 0)
                 return rc == TM_ESTOPPED ? 0 : rc;
             continue;
@@ -748,6 +784,24 @@ int tm_my_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
     st->done_token = tm_my_pos_token(&st->done);
     /* What the checkpoint already covers is acknowledged: the position file need not repeat it. */
     st->saved_token = src->restore_token;
+    if (src->do_snapshot) {
+        /*
+         * After a snapshot: its last batch carries the start position's
+         * token, and the position file follows once the sinks hold it
+         * (my_snapshot.c invariant 2).  An empty snapshot emitted nothing:
+         * its position is durable as it is.
+         */
+        st->saved_token = 0;
+        if (src->snapshot_token != 0) {
+            ring_push(st, src->snapshot_token, &st->done);
+        } else {
+            int prc = tm_my_pos_save(src, &st->done, errstr, errstr_size);
+            if (prc != 0) {
+                free(st);
+                return prc;
+            }
+        }
+    }
     int rc = connect_stream(st, errstr, errstr_size);
     if (rc == TM_ECONN)
         rc = reconnect(st, errstr, errstr, errstr_size);

@@ -14,15 +14,23 @@
  *     the checkpoint's ack token (file sequence and offset; the file name is
  *         rebuilt from the server's binlog base name)
  *     <state_dir>/mysql-<name>/position, written as sinks acknowledge
+ *     a snapshot's position (snapshot = initial, when_needed, initial_only;
+ *         my_snapshot.c), which the position file follows once acknowledged
  *     the server's current position (SHOW MASTER STATUS): snapshot = 'never'
+ *
+ * A resume position must still be on the server: its binlog file, or
+ * (MariaDB) every transaction after its GTID set, judged by the Gtid_list
+ * of the oldest binlog.  If not, when_needed takes a new snapshot and the
+ * other modes stop with the missing range and the way out.
  *
  * Invariants:
  *   1. A position always points at a transaction boundary, so resuming from
  *      it neither repeats nor skips a row.
  *   2. The password is never logged nor shown in explain: describe prints
  *      user@host:port only, and error messages never include it.
- *   3. A resume position whose binlog file the server no longer has stops the
- *      job with the file named; it never silently starts from "now".
+ *   3. A resume position that the server no longer has stops the job with
+ *      the missing range named (or, with when_needed, re-reads the tables);
+ *      it never silently starts from "now".
  *
  * Thread: source_new/open/describe/free on the main thread, source_run on the
  * source thread.
@@ -42,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static const tm_option_def_t my_source_options[] = {
     {"host", TM_OPT_STRING, false, "127.0.0.1", NULL, "server host name or address"},
@@ -56,7 +65,10 @@ static const tm_option_def_t my_source_options[] = {
     {"server_id", TM_OPT_INT, true, NULL, NULL,
      "the replica server id tidemark uses; unique among the server's replicas (1 to 4294967295)"},
     {"snapshot", TM_OPT_ENUM, false, "initial", "initial|never|initial_only|when_needed",
-     "initial snapshot mode; only 'never' is built so far"},
+     "initial snapshot mode: read the tables first (initial), never, only the snapshot "
+     "(initial_only), or again when the binlog needed to resume is gone (when_needed)"},
+    {"snapshot_chunk_size", TM_OPT_INT, false, "10000", NULL,
+     "rows per primary-key chunk of the initial snapshot"},
     {"heartbeat_interval", TM_OPT_DURATION, false, "1s", NULL,
      "binlog heartbeat period the server sends on an idle stream (tells idle from dead; "
      "bounds how long a stop waits)"},
@@ -279,12 +291,12 @@ static int my_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
                        src->name);
         goto fail;
     }
-    if (src->snapmode != TM_MY_SNAP_NEVER) {
-        rc = tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
-                       "table '%s': snapshot = '%s' is not built yet for mysql-cdc; set "
-                       "snapshot = 'never' to stream changes from the current binlog position "
-                       "(existing rows are not read)",
-                       src->name, mode);
+    src->chunk_size = tm_opt_int(o, "snapshot_chunk_size");
+    if (src->chunk_size < 1 || src->chunk_size > 10000000) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': option 'snapshot_chunk_size' = %" PRId64
+                       " is out of range; use 1 to 10000000 rows",
+                       src->name, src->chunk_size);
         goto fail;
     }
     if (cfg->declared != NULL && cfg->declared->ncols > 0) {
@@ -408,6 +420,18 @@ static int query_row(MYSQL *conn, const char *sql, char cells[][256], int ncells
     }
     mysql_free_result(res);
     return rc;
+}
+
+int tm_my_query_row(MYSQL *conn, const char *sql, char cells[][256], int ncells, char *errstr,
+                    size_t errstr_size)
+{
+    return query_row(conn, sql, cells, ncells, errstr, errstr_size);
+}
+
+static const char *snapmode_name(tm_my_snapmode_t m)
+{
+    static const char *const names[] = {"initial", "never", "initial_only", "when_needed"};
+    return (unsigned)m < 4 ? names[m] : "?";
 }
 
 /* ---- source_open: checks ---- */
@@ -590,6 +614,72 @@ static int binlog_exists(tm_source_t *src, const char *file, bool *exists, char 
     return 0;
 }
 
+/*
+ * The GTID list the server's oldest binlog file starts after (its
+ * Gtid_list event: "0-1-5,1-2-9"); "" when the server does not say.
+ */
+static void oldest_gtid_list(tm_source_t *src, const char *first, char *out, size_t outlen)
+{
+    char efile[400], sql[512];
+    out[0] = '\0';
+    if (strlen(first) > 190)
+        return;
+    mysql_real_escape_string(src->conn, efile, first, (unsigned long)strlen(first));
+    snprintf(sql, sizeof(sql), "SHOW BINLOG EVENTS IN '%s' LIMIT 6", efile);
+    if (mysql_query(src->conn, sql) != 0)
+        return;
+    MYSQL_RES *res = mysql_store_result(src->conn);
+    if (res == NULL)
+        return;
+    MYSQL_ROW row;
+    while ((row = mysql_fetch_row(res)) != NULL)
+        if (mysql_num_fields(res) >= 6 && row[2] != NULL && row[5] != NULL &&
+            strcmp(row[2], "Gtid_list") == 0) {
+            /* Info is "[0-1-5,1-2-9]": the list without its brackets. */
+            const char *p = row[5] + (row[5][0] == '[');
+            size_t n = strcspn(p, "]");
+            snprintf(out, outlen, "%.*s", (int)n, p);
+            break;
+        }
+    mysql_free_result(res);
+}
+
+/*
+ * Whether the server still has everything after pos: its binlog file, or
+ * (MariaDB, the file gone or renamed) every transaction after its GTID set.
+ * *by_gtid says which; when neither, why names the missing range.
+ */
+static int resume_available(tm_source_t *src, const tm_my_pos_t *pos, bool *ok, bool *by_gtid,
+                            char *why, size_t whylen, char *errstr, size_t errstr_size)
+{
+    bool exists;
+    char first[256], list[256] = "", gwhy[256] = "";
+    *ok = *by_gtid = false;
+    int rc = binlog_exists(src, pos->file, &exists, first, sizeof(first), errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (first[0] != '\0')
+        oldest_gtid_list(src, first, list, sizeof(list));
+    if (exists) {
+        *ok = true;
+        *by_gtid = src->is_mariadb && pos->gtid[0] != '\0';
+        return 0;
+    }
+    if (src->is_mariadb && pos->gtid[0] != '\0' && list[0] != '\0' &&
+        tm_my_gtid_covered(pos->gtid, list, gwhy, sizeof(gwhy)) == 1) {
+        *ok = *by_gtid = true;
+        return 0;
+    }
+    snprintf(why, whylen,
+             "it needs binlog file %s from position %" PRIu64 "%s%s%s, but the server's oldest "
+             "binlog is %s%s%s%s%s%s",
+             pos->file, pos->offset, pos->gtid[0] ? " (after GTID " : "", pos->gtid,
+             pos->gtid[0] ? ")" : "", first[0] ? first : "none",
+             list[0] ? " (starting after GTID " : "", list, list[0] ? ")" : "",
+             gwhy[0] ? "; " : "", gwhy);
+    return 0;
+}
+
 static int decide_start(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     char cur[3][256];
@@ -602,6 +692,21 @@ static int decide_start(tm_source_t *src, char *errstr, size_t errstr_size)
     const char *dot = strrchr(cur[0], '.');
     snprintf(src->binlog_base, sizeof(src->binlog_base), "%.*s",
              (int)(dot ? dot - cur[0] : (long)strlen(cur[0])), cur[0]);
+    if (src->snapmode == TM_MY_SNAP_INITIAL_ONLY) {
+        /* A bounded job: its snapshot, once, and nothing else. */
+        char *path = tm_asprintf("%s/snapshot.done", src->state_dir);
+        bool done = path != NULL && access(path, F_OK) == 0;
+        free(path);
+        if (done) {
+            TM_INFO(TM_MY_COMP, "snapshot already done; nothing to do",
+                    "source=%s mode=initial_only marker=%s/snapshot.done", src->name,
+                    src->state_dir);
+            src->snapshot_finished = true;
+        } else {
+            src->do_snapshot = true;
+        }
+        return 0;
+    }
     const char *from = NULL;
     tm_my_pos_t pos;
     if (src->restore_position != NULL && tm_my_pos_parse(src->restore_position, &pos) == 0) {
@@ -616,22 +721,37 @@ static int decide_start(tm_source_t *src, char *errstr, size_t errstr_size)
         from = "position file";
     }
     if (from != NULL) {
-        bool exists;
-        char first[256];
-        if ((rc = binlog_exists(src, pos.file, &exists, first, sizeof(first), errstr,
-                                errstr_size)) != 0)
+        bool ok, by_gtid;
+        char why[1024] = "";
+        if ((rc = resume_available(src, &pos, &ok, &by_gtid, why, sizeof(why), errstr,
+                                   errstr_size)) != 0)
             return rc;
-        if (!exists)
-            return tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                             "table '%s': resuming needs binlog file %s (position %" PRIu64
-                             ", from the %s), but the server no longer has it (its oldest is "
-                             "%s): changes from there on are lost to this job; start it "
-                             "afresh (remove %s and the sink's output) to stream from now",
-                             src->name, pos.file, pos.offset, from, first[0] ? first : "none",
-                             src->state_dir);
-        src->start = pos;
-        TM_INFO(TM_MY_COMP, "resuming", "source=%s from=\"%s\" file=%s pos=%" PRIu64 " gtid=%s",
-                src->name, from, pos.file, pos.offset, pos.gtid);
+        if (ok) {
+            src->start = pos;
+            TM_INFO(TM_MY_COMP, "resuming",
+                    "source=%s from=\"%s\" by=%s file=%s pos=%" PRIu64 " gtid=%s", src->name,
+                    from, by_gtid ? "gtid" : "file", pos.file, pos.offset, pos.gtid);
+            return 0;
+        }
+        /* Invariant 3: never a silent start from "now". */
+        if (src->snapmode == TM_MY_SNAP_WHEN_NEEDED) {
+            TM_WARN(TM_MY_COMP, "binlog needed to resume is gone; taking a new snapshot",
+                    "source=%s from=\"%s\" reason=\"%s\" hint=\"snapshot = 'when_needed': the "
+                    "tables are read again, then streaming goes on from there\"",
+                    src->name, from, why);
+            src->do_snapshot = true;
+            return 0;
+        }
+        return tm_seterr(errstr, errstr_size, TM_ESOURCE,
+                         "table '%s': cannot resume from the %s: %s; the changes in between are "
+                         "no longer on the server (purged by binlog_expire_logs_seconds, "
+                         "expire_logs_days or PURGE BINARY LOGS). To recover, set snapshot = "
+                         "'when_needed' to read the tables again and stream on from there, or "
+                         "start a new job (remove %s and the sink's output)",
+                         src->name, from, why, src->state_dir);
+    }
+    if (src->snapmode != TM_MY_SNAP_NEVER) {
+        src->do_snapshot = true;
         return 0;
     }
     /*
@@ -680,12 +800,15 @@ static int my_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
         (rc = decide_start(src, errstr, errstr_size)) != 0)
         return rc == TM_ECONN ? TM_ESOURCE : rc;
     char pos[512];
-    tm_my_pos_format(&src->start, pos, sizeof(pos));
+    if (src->do_snapshot || src->snapshot_finished)
+        snprintf(pos, sizeof(pos), "%s", src->do_snapshot ? "after the snapshot" : "none");
+    else
+        tm_my_pos_format(&src->start, pos, sizeof(pos));
     TM_INFO(TM_MY_COMP, "source opened",
             "source=%s server=\"%s:%d\" user=%s version=\"%s\" server_id=%" PRIu32
-            " tables=%d snapshot=never start=\"%s\"",
+            " tables=%d snapshot=%s read_snapshot=%s start=\"%s\"",
             src->name, src->host, src->port, src->user, src->server_version, src->server_id,
-            src->nspecs, pos);
+            src->nspecs, snapmode_name(src->snapmode), src->do_snapshot ? "yes" : "no", pos);
     return 0;
 }
 
@@ -693,6 +816,24 @@ static int my_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
 
 static int my_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
+    if (src->snapshot_finished)
+        return 0; /* initial_only, done before: the bounded input is empty */
+    if (src->do_snapshot) {
+        bool only = src->snapmode == TM_MY_SNAP_INITIAL_ONLY;
+        /* Ready means streaming; a bounded initial_only job is ready while it reads. */
+        if (only)
+            tm_source_set_ready(ctx, true);
+        int rc = tm_my_snapshot_run(src, ctx, errstr, errstr_size);
+        if (rc != 0)
+            return rc == TM_ESTOPPED ? 0 : rc;
+        if (tm_source_should_stop(ctx))
+            return 0;
+        if (only) {
+            rc = tm_my_snapshot_finish(src, ctx, errstr, errstr_size);
+            tm_source_set_ready(ctx, false);
+            return rc;
+        }
+    }
     int rc = tm_my_stream_run(src, ctx, errstr, errstr_size);
     return rc == TM_ESTOPPED ? 0 : rc;
 }
@@ -714,9 +855,11 @@ static void my_source_describe(const tm_source_t *src, void (*line)(void *arg, c
     free(s);
     tm_buf_release(&b);
     if ((s = tm_asprintf("server_id %" PRIu32 ", ssl_mode %s, heartbeat %" PRId64
-                       " ms, snapshot never, position = binlog file and offset after the last "
-                       "complete transaction (with its GTID)",
-                       src->server_id, src->ssl_mode, src->heartbeat_ms)))
+                       " ms, snapshot %s (chunks of %" PRId64 " rows), position = binlog file "
+                       "and offset after the last complete transaction and the GTID set there "
+                       "(MariaDB: resumes by GTID)",
+                       src->server_id, src->ssl_mode, src->heartbeat_ms,
+                       snapmode_name(src->snapmode), src->chunk_size)))
         line(arg, s);
     free(s);
 }
@@ -756,7 +899,7 @@ const tm_connector_t tm_connector_mysql = {
     .abi = TM_CONNECTOR_ABI,
     .name = "mysql-cdc",
     .kinds = TM_CONNECTOR_SOURCE,
-    .doc = "MySQL/MariaDB binlog (row events): every change from the current position",
+    .doc = "MySQL/MariaDB binlog (row events): an initial snapshot, then every change",
     .source_options = my_source_options,
     .sink_options = NULL,
     .option_prefix = NULL,

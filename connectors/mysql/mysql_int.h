@@ -8,10 +8,13 @@
  *                    events to records and batches, transactions, barriers,
  *                    acknowledgements, reconnects
  *     binlog_rows.c  the pure row-event decoder (no I/O)
+ *     my_snapshot.c  the initial snapshot (consistent read, chunks, progress)
+ *     my_gtid.c      GTID sets (MariaDB domain-server-seq lists), pure
  *
  * Positions.  A position is where the next transaction starts: a binlog file
  * and the offset after the last complete transaction's commit event, plus the
- * GTID of that transaction (MariaDB domain-server-seq) for the record.  Its
+ * MariaDB GTID set there (one domain-server-seq per domain), which a MariaDB
+ * resume goes by (my_stream.c: connect_stream).  Its
  * ack token (tm_batch_t.ack_token) packs the file's sequence number and the
  * offset, (seq << 32) | offset, which orders as the binlog does; the position
  * string (tm_source_emit_barrier, the position file) is
@@ -53,7 +56,12 @@ typedef struct tm_my_tablespec {
 typedef struct tm_my_pos {
     char file[192];
     uint64_t offset;
-    char gtid[192]; /* MariaDB domain-server-seq of the last complete transaction, or "" */
+    /*
+     * MariaDB's GTID set at this position: the last domain-server-seq of
+     * each replication domain ("0-1-7,1-2-30"), as @@gtid_binlog_pos; "" when
+     * unknown (then resuming uses the file and offset).
+     */
+    char gtid[192];
 } tm_my_pos_t;
 
 /* What the source knows about one table (by db.table). */
@@ -88,6 +96,12 @@ struct tm_source {
     char *state_dir; /* <state_dir>/mysql-<name> */
     uint64_t restore_token;
     char *restore_position;
+    int64_t chunk_size; /* snapshot_chunk_size */
+
+    /* Snapshot plan (decided at open, my_snapshot.c runs it). */
+    bool do_snapshot;        /* read the tables before streaming */
+    bool snapshot_finished;  /* initial_only: snapshot.done exists, nothing to do */
+    uint64_t snapshot_token; /* ack token of the snapshot's position; 0 before */
 
     /* Decided at open. */
     MYSQL *conn;          /* queries and checks */
@@ -135,6 +149,44 @@ bool tm_my_wanted(const tm_source_t *src, const char *db, const char *table);
  */
 int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr,
                            size_t errstr_size);
+
+/*
+ * Reads the first row of `sql` into cells (up to ncells, 256 bytes each;
+ * NULL gives ""); TM_ENOTFOUND when there is no row.
+ */
+int tm_my_query_row(MYSQL *conn, const char *sql, char cells[][256], int ncells, char *errstr,
+                    size_t errstr_size);
+
+/* ---- my_gtid.c ---- */
+
+/*
+ * Puts `gtid` (domain-server-seq) into the set (comma-separated, one entry
+ * per domain): it replaces the entry of its domain or is appended.
+ * TM_EINVAL if gtid is not one, TM_EINVAL too if the set would not fit in cap.
+ */
+int tm_my_gtid_set_update(char *set, size_t cap, const char *gtid);
+/*
+ * Whether a server whose oldest binlog starts after the GTID list `oldest`
+ * (its Gtid_list event, "0-1-5,1-2-9" or "[0-1-5]") still has every
+ * transaction after the set `need`: for each domain of `oldest`, `need` must
+ * have reached that domain's seq.  Returns 1 (covered), 0 (not: the first
+ * missing domain is described in `why`), or TM_EINVAL for a malformed set.
+ */
+int tm_my_gtid_covered(const char *need, const char *oldest, char *why, size_t whylen);
+
+/* ---- my_snapshot.c ---- */
+
+/*
+ * Takes a consistent snapshot (START TRANSACTION WITH CONSISTENT SNAPSHOT
+ * and the binlog position that matches it), reads every captured table as
+ * op 'r' records, and sets src->start to the position streaming continues
+ * from and src->snapshot_token to its token (carried by the last batch).
+ */
+int tm_my_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr,
+                       size_t errstr_size);
+/* initial_only: waits until the sinks hold the snapshot, then writes snapshot.done. */
+int tm_my_snapshot_finish(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr,
+                          size_t errstr_size);
 
 /* ---- my_stream.c ---- */
 

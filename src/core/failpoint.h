@@ -65,6 +65,8 @@
  *                                not yet decoded (sleep here slows the source)
  *   pg.snapshot.chunk            postgres-cdc source thread: a snapshot chunk
  *                                was emitted (sleep here slows the snapshot)
+ *   mysql.snapshot.chunk         mysql-cdc source thread: a snapshot chunk
+ *                                was emitted (sleep here slows the snapshot)
  *
  * Cost when off: one relaxed atomic load and a predictable branch.
  *
