@@ -1199,13 +1199,14 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
         return 0;
     }
     in->cj = j;
+    /* Between the read and the close: a sleep here widens the window for tests. */
+    tm_failpoint("pg.snapshot.chunk");
     if ((rc = emit_watermark(src, "close", t, err, sizeof(err))) != 0) {
         chunk_drop(in);
         job_fail(src, j, err);
         return 0;
     }
     in->phase = PHASE_WAIT_OPEN;
-    tm_failpoint("pg.snapshot.chunk");
     return 0;
 }
 

@@ -753,7 +753,19 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
             rc = query_failed(res, "check the publication's tables", errstr, errstr_size);
             break;
         }
-        if (PQntuples(res) == 0) {
+        if (PQntuples(res) == 0 && s->relname == NULL && !src->create) {
+            /*
+             * An administrator's publication that lists some tables of the
+             * schema: capture those, and the ones added to it later (ALTER
+             * PUBLICATION … ADD TABLE, pg_incr.c polls for them).
+             */
+            TM_WARN(TM_PG_COMP,
+                    "publication covers only some tables of a schema; capturing those, and "
+                    "tables an administrator adds to it later",
+                    "source=%s publication=%s schema=%s", src->name, src->publication,
+                    s->nspname);
+            src->pub_partial = true;
+        } else if (PQntuples(res) == 0) {
             missing[i] = true;
             nmissing++;
         }
@@ -1139,6 +1151,36 @@ static int ensure_signal_table(tm_source_t *src, char *errstr, size_t errstr_siz
     return rc;
 }
 
+/* With a publication that lists only some tables of a captured schema: only those. */
+static int keep_published_tables(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    if (!src->pub_partial)
+        return 0;
+    const char *p1[1] = {src->publication};
+    PGresult *res = query(src->conn,
+                          "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables "
+                          "WHERE pubname = $1",
+                          1, p1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return query_failed(res, "read the publication's tables", errstr, errstr_size);
+    int kept = 0;
+    for (int i = 0; i < src->ntables; i++) {
+        bool in = false;
+        for (int r = 0; r < PQntuples(res) && !in; r++)
+            in = strcmp(PQgetvalue(res, r, 0), src->tables[i].nspname) == 0 &&
+                 strcmp(PQgetvalue(res, r, 1), src->tables[i].relname) == 0;
+        if (in) {
+            src->tables[kept++] = src->tables[i];
+        } else {
+            free(src->tables[i].nspname);
+            free(src->tables[i].relname);
+        }
+    }
+    src->ntables = kept;
+    PQclear(res);
+    return 0;
+}
+
 static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     int rc;
@@ -1156,6 +1198,7 @@ static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
         return rc;
     if (need_repl) {
         if ((rc = ensure_publication(src, errstr, errstr_size)) != 0 ||
+            (rc = keep_published_tables(src, errstr, errstr_size)) != 0 ||
             (rc = ensure_signal_table(src, errstr, errstr_size)) != 0)
             return rc;
         if ((rc = tm_pg_connect(src, true, &src->repl, errstr, errstr_size)) != 0)

@@ -113,6 +113,7 @@ struct tm_source {
     tm_pg_table_t *tables;
     int ntables;
     bool do_snapshot;
+    bool pub_partial; /* create = false and the publication lists only some tables of a schema.* */
     bool snapshot_exported;  /* conn holds a transaction with the slot's snapshot */
     bool slot_for_streaming; /* false for initial_only: no slot at all */
     uint64_t snapshot_lsn;
