@@ -75,6 +75,8 @@
 #define INCR_CHUNK_MAX 20000
 /* Finished jobs kept for GET /v1/snapshots. */
 #define HISTORY_MAX 16
+/* How often (2 ms apart) wait_in_flight() looks before it goes on. */
+#define INCR_WAIT_TRIES 25
 
 /* ---- Registry (any thread, under reg_lock) ---- */
 
@@ -796,6 +798,24 @@ void tm_pg_incr_stop(tm_source_t *src)
 
 /* ---- Requests (source thread side) ---- */
 
+/*
+ * Runs a query with the user's filter in a READ ONLY transaction of its own,
+ * so a filter that calls a function cannot write anything.  Returns the
+ * result (check its status); NULL only when out of memory.
+ */
+static PGresult *read_only_query(PGconn *conn, const char *sql, int nparams,
+                                 const char *const *params)
+{
+    PGresult *res = PQexec(conn, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *end = PQexec(conn, PQresultStatus(res) == PGRES_TUPLES_OK ? "COMMIT" : "ROLLBACK");
+    PQclear(end);
+    return res;
+}
+
 static int check_where(tm_source_t *src, const tm_pg_table_t *t, const char *where, char *err,
                        size_t errlen)
 {
@@ -806,7 +826,7 @@ static int check_where(tm_source_t *src, const tm_pg_table_t *t, const char *whe
     free(qr);
     if (sql == NULL)
         return TM_ENOMEM;
-    PGresult *res = PQexec(src->conn, sql);
+    PGresult *res = read_only_query(src->conn, sql, 0, NULL);
     free(sql);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -1010,6 +1030,41 @@ static int emit_watermark(tm_source_t *src, const char *kind, const itable_t *t,
     return rc;
 }
 
+/*
+ * After the open watermark: waits (briefly) for the transactions that were
+ * running when it was written.  A transaction whose commit record precedes
+ * the watermark in the WAL, but which was not yet visible (the moment
+ * between its commit record and its ProcArray update), would otherwise be
+ * before the window in the stream and missing from the chunk, which would
+ * then carry a stale row.  Those finish within microseconds; a transaction
+ * still running after the bound has not written its commit record, so it
+ * commits after the watermark, inside the window or later, which is safe.
+ */
+static void wait_in_flight(tm_source_t *src)
+{
+    PGresult *res = PQexec(src->conn, "SELECT array_agg(x)::text FROM pg_catalog.pg_snapshot_xip("
+                                      "pg_catalog.pg_current_snapshot()) x");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        return;
+    }
+    char *xids = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    for (int i = 0; xids != NULL && i < INCR_WAIT_TRIES; i++) {
+        const char *p[1] = {xids};
+        res = PQexecParams(src->conn,
+                           "SELECT count(*) FROM unnest($1::xid8[]) x "
+                           "WHERE pg_catalog.pg_xact_status(x) = 'in progress'",
+                           1, NULL, p, NULL, NULL, 0);
+        bool done = PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+        PQclear(res);
+        if (done)
+            break;
+        usleep(2000);
+    }
+    free(xids);
+}
+
 /* The relation cache entry of t, loaded from the catalog if the stream has not sent it. */
 static tm_pg_rel_t *table_rel(tm_source_t *src, itable_t *t, char *errstr, size_t errstr_size)
 {
@@ -1175,8 +1230,9 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
         job_fail(src, j, err);
         return 0;
     }
-    PGresult *res = PQexecParams(src->conn, sql.data, resume ? s->nkeys : 0, NULL,
-                                 (const char *const *)(resume ? t->last : NULL), NULL, NULL, 0);
+    wait_in_flight(src);
+    PGresult *res = read_only_query(src->conn, sql.data, resume ? s->nkeys : 0,
+                                    (const char *const *)(resume ? t->last : NULL));
     tm_buf_release(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char m[400];
