@@ -1596,9 +1596,67 @@ static bool entry_captures(const reg_entry_t *e, const char *name)
     return yes;
 }
 
+/*
+ * True if the parentheses of `w` balance outside string literals, quoted
+ * identifiers, dollar quotes and comments, never closing one it did not
+ * open: then `(w)` cannot end early, and nothing of w (a UNION, a second
+ * statement) can get outside the parentheses the chunk query puts it in.
+ */
+static bool parens_balance(const char *w)
+{
+    int depth = 0;
+    for (const char *p = w; *p != '\0'; p++) {
+        if (*p == '(') {
+            depth++;
+        } else if (*p == ')') {
+            if (--depth < 0)
+                return false;
+        } else if (*p == '\'' || *p == '"') {
+            char q = *p;
+            bool esc = q == '\'' && p > w && (p[-1] == 'E' || p[-1] == 'e');
+            for (p++; *p != '\0'; p++) {
+                if (esc && *p == '\\' && p[1] != '\0')
+                    p++;
+                else if (*p == q && p[1] == q)
+                    p++;
+                else if (*p == q)
+                    break;
+            }
+            if (*p == '\0')
+                return false;
+        } else if (*p == '-' && p[1] == '-') {
+            return false; /* a comment would swallow what follows the filter */
+        } else if (*p == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            if (e == NULL)
+                return false;
+            p = e + 1;
+        } else if (*p == '$') {
+            const char *e = p + 1;
+            while (*e == '_' || (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') ||
+                   (*e >= '0' && *e <= '9'))
+                e++;
+            if (*e != '$' || (e > p + 1 && p[1] >= '0' && p[1] <= '9'))
+                continue; /* $1 or a lone $: not a dollar quote */
+            size_t tag = (size_t)(e - p + 1);
+            const char *end = e + 1;
+            while ((end = strchr(end, '$')) != NULL && strncmp(end, p, tag) != 0)
+                end++;
+            if (end == NULL)
+                return false;
+            p = end + tag - 1;
+        }
+    }
+    return depth == 0;
+}
+
 /* Checks that `where` is one SQL expression and nothing more (no second statement). */
 static int where_parse(const char *where, char *errstr, size_t errstr_size)
 {
+    if (!parens_balance(where))
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "\"where\" must be one boolean expression with balanced parentheses "
+                         "and no comments, such as \"id > 100\"");
     char *sql = tm_asprintf("SELECT 1 WHERE (%s)", where);
     if (sql == NULL)
         return TM_ENOMEM;
