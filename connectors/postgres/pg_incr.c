@@ -725,10 +725,8 @@ static int poll_publication(tm_source_t *src, char *errstr, size_t errstr_size)
 
 /* ---- Start and stop ---- */
 
-int tm_pg_incr_start(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+int tm_pg_incr_register(tm_source_t *src)
 {
-    (void)errstr;
-    (void)errstr_size;
     if (src->incr != NULL)
         return 0;
     tm_pg_incr_t *in = calloc(1, sizeof(*in));
@@ -738,22 +736,35 @@ int tm_pg_incr_start(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         free(e);
         return TM_ENOMEM;
     }
-    in->ctx = ctx;
     in->dirty = true;
     snprintf(in->session, sizeof(in->session), "%08x%08x", (unsigned)getpid(),
              (unsigned)(tm_mono_us() & 0xffffffffu));
     src->incr = in;
     e->src = src;
     in->reg = e;
-    int rc = 0;
-    if (src->incr_restore != NULL)
-        rc = restore(src, src->incr_restore);
-    if (rc == 0)
-        rc = tables_compare(src);
     pthread_mutex_lock(&reg_lock);
     e->next = reg_head;
     reg_head = e;
     pthread_mutex_unlock(&reg_lock);
+    return 0;
+}
+
+int tm_pg_incr_start(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    int rc = tm_pg_incr_register(src);
+    if (rc != 0)
+        return rc;
+    tm_pg_incr_t *in = src->incr;
+    in->ctx = ctx;
+    if (src->incr_restore != NULL)
+        rc = restore(src, src->incr_restore);
+    /* A snapshot about to run reads every captured table: nothing joins the capture then. */
+    if (rc == 0 && src->do_snapshot)
+        tables_write(src, NULL, NULL);
+    else if (rc == 0)
+        rc = tables_compare(src);
     publish(src);
     return rc;
 }

@@ -1157,8 +1157,6 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         rc = TM_ENOMEM;
     if (rc == 0)
         rc = tm_pg_txbuf_new(&st->txbuf, spill, errstr, errstr_size);
-    if (rc == 0)
-        rc = tm_pg_incr_start(src, ctx, errstr, errstr_size);
     if (rc == 0) {
         /* Batches left over from the snapshot (none, normally) keep their order. */
         if (src->repl == NULL || PQstatus(src->repl) != CONNECTION_OK)
@@ -1184,7 +1182,6 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
         rc = 0;
     }
     tm_source_set_ready(ctx, false);
-    tm_pg_incr_stop(src);
     tm_pg_txreplay_free(st->replay);
     tm_pg_txbuf_free(st->txbuf);
     tm_pg_decoder_free(st->dec);

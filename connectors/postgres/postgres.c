@@ -1206,6 +1206,8 @@ static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
     }
     if ((rc = plan_slot_and_snapshot(src, errstr, errstr_size)) != 0)
         return rc;
+    if (src->slot_for_streaming && (rc = tm_pg_incr_register(src)) != 0)
+        return rc;
     char lsn[24];
     TM_INFO(TM_PG_COMP, "source opened",
             "source=%s dsn=\"%s\" db=%s tables=%d slot=%s publication=%s snapshot=%s lsn=%s",
@@ -1267,7 +1269,7 @@ static int wait_acked(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size
     return 0;
 }
 
-static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+static int run_source(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
     int rc = 0;
     if (src->do_snapshot) {
@@ -1291,6 +1293,20 @@ static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, s
     }
     rc = tm_pg_stream_run(src, ctx, errstr, errstr_size);
     return rc == TM_ESTOPPED ? 0 : rc;
+}
+
+static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    /*
+     * Incremental snapshots (pg_incr.c) are asked for from the start, so a
+     * request that comes during the initial snapshot waits for streaming.
+     */
+    if (src->slot_for_streaming && (rc = tm_pg_incr_start(src, ctx, errstr, errstr_size)) != 0)
+        return rc;
+    rc = run_source(src, ctx, errstr, errstr_size);
+    tm_pg_incr_stop(src);
+    return rc;
 }
 
 static void pg_source_describe(const tm_source_t *src, void (*line)(void *arg, const char *text),
@@ -1328,6 +1344,7 @@ static void pg_source_free(tm_source_t *src)
 {
     if (src == NULL)
         return;
+    tm_pg_incr_stop(src);
     if (src->conn != NULL)
         PQfinish(src->conn);
     if (src->repl != NULL)

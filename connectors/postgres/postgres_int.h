@@ -219,7 +219,12 @@ tm_record_t *tm_pg_stream_add(void *st, tm_schema_t *schema, tm_op_t op, uint64_
 
 /* ---- pg_incr.c ---- */
 
-/* Registers the source for the admin API, restores its jobs, compares the captured tables. */
+/*
+ * Registers the source for the admin API (source_open, main thread): requests
+ * queue from then on and are taken once it streams.
+ */
+int tm_pg_incr_register(tm_source_t *src);
+/* Registers if needed, restores the jobs, compares the captured tables (source thread). */
 int tm_pg_incr_start(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size);
 /* Unregisters and frees (answers any waiting request). */
 void tm_pg_incr_stop(tm_source_t *src);
