@@ -13,7 +13,8 @@
  * and then, on the replication stream (pg_stream.c calls in here):
  *
  *     open seen ──► window: every key a streamed change touches in the
- *                   chunk's table is dropped from the chunk
+ *                   chunk's table is dropped from the chunk (from the
+ *                   chunk's read on, see tm_pg_incr_on_change)
  *     close seen ─► the chunk's remaining rows are emitted, op 'r' with
  *                   source.snapshot = "incremental", at the close's place
  *
@@ -1431,11 +1432,20 @@ static void drop_key(tm_pg_incr_t *in, const tm_schema_t *s, const tm_row_t *row
     }
 }
 
+/*
+ * Changes streamed after the chunk was read count from then on, not only
+ * inside the window: a transaction whose commit record precedes the open
+ * watermark may still have been invisible to the chunk's read (the moment
+ * between its commit record and its ProcArray update, which a slow WAL
+ * flush stretches), and its streamed change then carries the newer value.
+ * Dropping the key is safe for any change streamed before the close: the
+ * last change of a key before the close has the key's value at the close.
+ */
 void tm_pg_incr_on_change(tm_source_t *src, const tm_pg_rel_t *rel, const tm_row_t *before,
                           const tm_row_t *after)
 {
     tm_pg_incr_t *in = src->incr;
-    if (in == NULL || in->phase != PHASE_WINDOW || rel->relid != in->relid ||
+    if (in == NULL || in->phase == PHASE_IDLE || rel->relid != in->relid ||
         rel->schema != in->schema)
         return;
     if (before != NULL)
@@ -1447,7 +1457,7 @@ void tm_pg_incr_on_change(tm_source_t *src, const tm_pg_rel_t *rel, const tm_row
 void tm_pg_incr_on_truncate(tm_source_t *src, uint32_t relid)
 {
     tm_pg_incr_t *in = src->incr;
-    if (in == NULL || in->phase != PHASE_WINDOW || relid != in->relid)
+    if (in == NULL || in->phase == PHASE_IDLE || relid != in->relid)
         return;
     for (int r = 0; r < in->nrows; r++)
         in->dropped[r] = true;
