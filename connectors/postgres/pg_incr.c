@@ -184,6 +184,7 @@ struct tm_pg_incr {
     int nslots;
 
     int64_t last_poll_us;
+    int64_t last_log_us; /* the last progress line */
     bool tables_pending; /* write the `tables` file once acked >= tables_token */
     uint64_t tables_token;
 };
@@ -1013,6 +1014,20 @@ static void job_fail(tm_source_t *src, ijob_t *j, const char *msg)
     tables_sync(src);
 }
 
+/*
+ * A chunk could not be read: a lost connection is retried (the chunk is read
+ * again once tm_pg_conn_ensure() reconnects); anything else fails the job.
+ */
+static void chunk_error(tm_source_t *src, ijob_t *j, const char *msg)
+{
+    if (src->conn == NULL || PQstatus(src->conn) != CONNECTION_OK) {
+        TM_WARN(TM_PG_COMP, "incremental snapshot chunk failed; retrying after a reconnect",
+                "source=%s id=%" PRId64 " error=\"%s\"", src->name, j->id, msg);
+        return;
+    }
+    job_fail(src, j, msg);
+}
+
 static int emit_watermark(tm_source_t *src, const char *kind, const itable_t *t,
                           char *errstr, size_t errstr_size)
 {
@@ -1239,7 +1254,7 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
     if ((rc = emit_watermark(src, "open", t, err, sizeof(err))) != 0) {
         tm_buf_release(&sql);
         chunk_drop(in);
-        job_fail(src, j, err);
+        chunk_error(src, j, err);
         return 0;
     }
     wait_in_flight(src);
@@ -1252,7 +1267,7 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
                  tm_pg_msg(PQresultErrorMessage(res), m, sizeof(m)));
         PQclear(res);
         chunk_drop(in);
-        job_fail(src, j, err);
+        chunk_error(src, j, err);
         return 0;
     }
     in->res = res;
@@ -1271,7 +1286,7 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
     tm_failpoint("pg.snapshot.chunk");
     if ((rc = emit_watermark(src, "close", t, err, sizeof(err))) != 0) {
         chunk_drop(in);
-        job_fail(src, j, err);
+        chunk_error(src, j, err);
         return 0;
     }
     in->phase = PHASE_WAIT_OPEN;
@@ -1352,6 +1367,14 @@ static int chunk_finish(tm_source_t *src, void *st, uint64_t lsn, char *errstr,
     TM_DEBUG(TM_PG_COMP, "incremental chunk", "source=%s table=%s chunk=%" PRIu64 " read=%d "
              "dropped=%" PRIu64 " emitted=%" PRIu64, src->name, name, t->chunks, in->nrows,
              in->ndropped, emitted);
+    int64_t now = tm_mono_us();
+    if (!t->done && now - in->last_log_us >= 5000000) {
+        in->last_log_us = now;
+        double pct = t->estimate > 0 ? 100.0 * (double)t->rows / t->estimate : 0.0;
+        TM_INFO(TM_PG_COMP, "incremental snapshot progress",
+                "source=%s id=%" PRId64 " table=%s rows=%" PRIu64 " chunks=%" PRIu64 " pct=%.1f",
+                src->name, j->id, name, t->rows, t->chunks, pct > 99.9 ? 99.9 : pct);
+    }
     if (t->done) {
         TM_INFO(TM_PG_COMP, "incremental snapshot of table done",
                 "source=%s id=%" PRId64 " table=%s rows=%" PRIu64 " chunks=%" PRIu64, src->name,
