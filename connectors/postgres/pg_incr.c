@@ -1181,6 +1181,14 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
                 "source=%s id=%" PRId64 " tables=%d where=\"%s\"", src->name, j->id, j->ntables,
                 j->where ? j->where : "");
     }
+    if (src->server_version > 0 && src->server_version < 140000) {
+        snprintf(err, sizeof(err),
+                 "incremental snapshots need PostgreSQL 14 or later (logical decoding messages); "
+                 "this server is %d: use snapshot = 'always' to read %s.%s",
+                 src->server_version, t->nsp, t->rel);
+        job_fail(src, j, err);
+        return 0;
+    }
     if (tm_pg_conn_ensure(src, err, sizeof(err)) != 0) {
         TM_WARN(TM_PG_COMP, "incremental snapshot waits for the connection",
                 "source=%s error=\"%s\"", src->name, err);
@@ -1263,8 +1271,13 @@ static int chunk_begin(tm_source_t *src, ijob_t *j, char *errstr, size_t errstr_
     tm_buf_release(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char m[400];
-        snprintf(err, sizeof(err), "reading a chunk of %s.%s failed: %s", t->nsp, t->rel,
-                 tm_pg_msg(PQresultErrorMessage(res), m, sizeof(m)));
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(err, sizeof(err), "reading a chunk of %s.%s failed: %s%s", t->nsp, t->rel,
+                 tm_pg_msg(PQresultErrorMessage(res), m, sizeof(m)),
+                 state && strcmp(state, "42703") == 0
+                     ? " (a column was dropped or renamed and the stream has not reached that "
+                       "change yet: start the snapshot again after the next change of the table)"
+                     : "");
         PQclear(res);
         chunk_drop(in);
         chunk_error(src, j, err);
