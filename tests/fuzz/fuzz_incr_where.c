@@ -73,10 +73,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(where, data, size);
     where[size] = '\0';
-    if (strlen(where) != size || size == 0) {
+    /* The filter arrives in JSON (the API's body, a signal's data): valid UTF-8 only. */
+    json_t *utf8 = json_stringn(where, size);
+    if (strlen(where) != size || size == 0 || utf8 == NULL) {
+        json_decref(utf8);
         free(where);
         return 0;
     }
+    json_decref(utf8);
     const char *tables[] = {"public.orders"};
     char err[512];
     int64_t rc = tm_pg_incr_request(NULL, tables, 1, where, err, sizeof(err));
