@@ -1038,9 +1038,19 @@ static int emit_watermark(tm_source_t *src, const char *kind, const itable_t *t,
     if (content == NULL)
         return TM_ENOMEM;
     const char *p[1] = {content};
+    /*
+     * The walsender sends only flushed WAL, and a non-transactional message
+     * does not flush: the close watermark would wait for the WAL writer
+     * (wal_writer_delay, 200 ms by default) on a quiet server.  txid_current()
+     * gives the statement's transaction an id, so its commit flushes the WAL,
+     * the watermarks included; it writes nothing else.
+     */
     PGresult *res = PQexecParams(src->conn,
-                                 "SELECT pg_catalog.pg_logical_emit_message(false, '"
-                                 TM_PG_INCR_PREFIX "', $1)",
+                                 strcmp(kind, "close") == 0
+                                     ? "SELECT pg_catalog.pg_logical_emit_message(false, '"
+                                       TM_PG_INCR_PREFIX "', $1), pg_catalog.txid_current()"
+                                     : "SELECT pg_catalog.pg_logical_emit_message(false, '"
+                                       TM_PG_INCR_PREFIX "', $1)",
                                  1, NULL, p, NULL, NULL, 0);
     free(content);
     int rc = 0;
