@@ -435,7 +435,8 @@ static int restore(tm_source_t *src, const char *text)
     {
         ijob_t *j = calloc(1, sizeof(*j));
         json_t *tabs = json_object_get(jo, "tables");
-        if (j == NULL || (j->tables = calloc(json_array_size(tabs) + 1, sizeof(itable_t))) == NULL) {
+        if (j == NULL ||
+            (j->tables = calloc(json_array_size(tabs) + 1, sizeof(itable_t))) == NULL) {
             job_free(j);
             rc = TM_ENOMEM;
             break;
@@ -1032,9 +1033,14 @@ static int emit_watermark(tm_source_t *src, const char *kind, const itable_t *t,
                           char *errstr, size_t errstr_size)
 {
     tm_pg_incr_t *in = src->incr;
-    char *content = tm_asprintf("{\"slot\":\"%s\",\"session\":\"%s\",\"kind\":\"%s\",\"chunk\":%" PRIu64
-                                ",\"id\":%" PRId64 ",\"table\":\"%s.%s\"}",
-                                src->slot, in->session, kind, in->seq, in->cj->id, t->nsp, t->rel);
+    /* Built by jansson: a table's name may hold any character. */
+    char table[600];
+    snprintf(table, sizeof(table), "%s.%s", t->nsp, t->rel);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "slot", src->slot, "session", in->session,
+                          "kind", kind, "chunk", (json_int_t)in->seq, "id", (json_int_t)in->cj->id,
+                          "table", table);
+    char *content = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
     if (content == NULL)
         return TM_ENOMEM;
     const char *p[1] = {content};
@@ -1093,7 +1099,8 @@ static void wait_in_flight(tm_source_t *src)
                            "SELECT count(*) FROM unnest($1::xid8[]) x "
                            "WHERE pg_catalog.pg_xact_status(x) = 'in progress'",
                            1, NULL, p, NULL, NULL, 0);
-        bool done = PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+        bool done = PQresultStatus(res) != PGRES_TUPLES_OK ||
+                    strcmp(PQgetvalue(res, 0, 0), "0") == 0;
         PQclear(res);
         if (done)
             break;

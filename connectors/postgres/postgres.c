@@ -1143,8 +1143,9 @@ static int ensure_signal_table(tm_source_t *src, char *errstr, size_t errstr_siz
         res = PQexec(src->conn, sql);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
-                           "cannot add the signal table to publication '%s' (%s): %s", src->publication,
-                           sql, tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+                           "cannot add the signal table to publication '%s' (%s): %s",
+                           src->publication, sql,
+                           tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
         PQclear(res);
     }
     free(sql);
