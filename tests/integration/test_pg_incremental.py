@@ -478,3 +478,44 @@ def test_backfill_a_new_sink_with_an_incremental_snapshot(cdc):
     # Row 50 came as the streamed update first; its re-read was a duplicate for the new sink too.
     reads = sorted(r["after"]["id"] for r in backfill if r["op"] == "r")
     assert reads == [i for i in range(1, 201) if i != 50], reads
+
+
+def test_through_the_postgres_sink_the_target_equals_the_table(cdc):
+    """The upsert path end to end: a keyed source fed to the PostgreSQL sink, an incremental
+    snapshot under a concurrent writer; the target table ends equal to the source table."""
+    make_orders(cdc, 4000)
+    tdb = f"{cdc.db}_tgt"
+    cdc.pg.psql(f'CREATE DATABASE "{tdb}"')
+    try:
+        job = "\n".join([
+            create_table("shop", {"connector": "postgres-cdc", "dsn": cdc.dsn(),
+                                  "table": "public.orders", "slot": cdc.slot,
+                                  "publication": cdc.publication, "snapshot": "never",
+                                  "snapshot_chunk_size": 300, "heartbeat_interval": "200ms"},
+                         "id int PRIMARY KEY, v int"),
+            create_table("view_out", {"connector": "postgres", "dsn": cdc.pg.dsn(tdb),
+                                      "table": "public.view_out", "create_table": True,
+                                      "delivery": "exactly-once"}, "id int PRIMARY KEY, v int"),
+            "INSERT INTO view_out SELECT id, v FROM shop;",
+            "SET checkpoint_interval = '300ms';", "SET admin_address = '127.0.0.1:0';", ""])
+        tm = cdc.tidemark(job)
+        tm.start_with(failpoints="pg.snapshot.chunk=sleep(20)")
+        cdc.wait_slot_ready(tm)
+        writer = Writer(cdc, 3, max_id=4500)
+        writer.start()
+        time.sleep(0.3)
+        status, body = post(tm, "/v1/snapshots", {"tables": ["public.orders"]})
+        assert status == 202, body
+        wait_snapshot(tm, body["id"])
+        writer.finish()
+
+        def target():
+            out = cdc.pg.psql("SELECT id, v FROM view_out ORDER BY id", db=tdb)
+            return {int(i): int(v) for i, v in (line.split("|") for line in out.splitlines())}
+        want = table_rows(cdc)
+        wait_until(lambda: target() == want or None, 90, "the target to equal the table", tm)
+        assert tm.terminate() == 0, tm.log_tail()
+    finally:
+        for d in cdc.daemons:
+            d.kill9()
+        cdc.pg.drop_database(tdb)
