@@ -76,8 +76,10 @@
 #define INCR_CHUNK_MAX 20000
 /* Finished jobs kept for GET /v1/snapshots. */
 #define HISTORY_MAX 16
-/* How often (2 ms apart) wait_in_flight() looks before it goes on. */
-#define INCR_WAIT_TRIES 25
+/* Transactions whose commits the stream handed on most recently (wait_in_flight). */
+#define RECENT_XIDS 1024
+/* How long wait_in_flight() waits at most for them to become visible. */
+#define INCR_WAIT_MS 10000
 
 /* ---- Registry (any thread, under reg_lock) ---- */
 
@@ -185,6 +187,8 @@ struct tm_pg_incr {
 
     int64_t last_poll_us;
     int64_t last_log_us; /* the last progress line */
+    uint32_t recent[RECENT_XIDS]; /* ring of the last committed xids the stream handed on */
+    int nrecent;
     bool tables_pending; /* write the `tables` file once acked >= tables_token */
     uint64_t tables_token;
 };
@@ -1073,40 +1077,71 @@ static int emit_watermark(tm_source_t *src, const char *kind, const itable_t *t,
     return rc;
 }
 
+void tm_pg_incr_note_commit(tm_source_t *src, uint32_t xid)
+{
+    tm_pg_incr_t *in = src->incr;
+    if (in != NULL && xid != 0)
+        in->recent[in->nrecent++ % RECENT_XIDS] = xid;
+}
+
 /*
- * After the open watermark: waits (briefly) for the transactions that were
- * running when it was written.  A transaction whose commit record precedes
- * the watermark in the WAL, but which was not yet visible (the moment
- * between its commit record and its ProcArray update), would otherwise be
- * before the window in the stream and missing from the chunk, which would
- * then carry a stale row.  Those finish within microseconds; a transaction
- * still running after the bound has not written its commit record, so it
- * commits after the watermark, inside the window or later, which is safe.
+ * After the open watermark, before the chunk's read: waits until every
+ * transaction whose commit the stream has already handed on is visible.
+ * Between a transaction's commit record and its visibility (ProcArray) there
+ * is a moment, longer while its backend waits for the WAL flush or is not
+ * scheduled, in which the walsender may already have sent the commit.  A
+ * read then would miss its change, and since that change went downstream
+ * before the chunk was read (so nothing drops its key) the chunk's older row
+ * would follow it.  Transactions the stream handles later are covered by
+ * tm_pg_incr_on_change(); transactions still running (not in `recent`) have
+ * not written their commit record before the watermark, so they commit
+ * inside the window or after it, which is safe, and are not waited for.
  */
 static void wait_in_flight(tm_source_t *src)
 {
-    PGresult *res = PQexec(src->conn, "SELECT array_agg(x)::text FROM pg_catalog.pg_snapshot_xip("
+    tm_pg_incr_t *in = src->incr;
+    PGresult *res = PQexec(src->conn, "SELECT x::text FROM pg_catalog.pg_snapshot_xip("
                                       "pg_catalog.pg_current_snapshot()) x");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQgetisnull(res, 0, 0)) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return;
     }
-    char *xids = strdup(PQgetvalue(res, 0, 0));
+    tm_buf_t b;
+    tm_buf_init(&b);
+    int n = in->nrecent < RECENT_XIDS ? in->nrecent : RECENT_XIDS;
+    for (int r = 0; r < PQntuples(res); r++) {
+        uint64_t x8 = strtoull(PQgetvalue(res, r, 0), NULL, 10);
+        bool seen = false;
+        for (int i = 0; i < n && !seen; i++)
+            seen = in->recent[i] == (uint32_t)x8;
+        if (seen)
+            tm_buf_appendf(&b, "%s%" PRIu64, b.len ? "," : "{", x8);
+    }
     PQclear(res);
-    for (int i = 0; xids != NULL && i < INCR_WAIT_TRIES; i++) {
-        const char *p[1] = {xids};
+    if (b.len == 0 || tm_buf_puts(&b, "}") != 0 || tm_buf_putc(&b, '\0') != 0) {
+        tm_buf_release(&b);
+        return;
+    }
+    int64_t until = tm_mono_us() + (int64_t)INCR_WAIT_MS * 1000;
+    for (;;) {
+        const char *p[1] = {b.data};
         res = PQexecParams(src->conn,
-                           "SELECT count(*) FROM unnest($1::xid8[]) x "
-                           "WHERE pg_catalog.pg_xact_status(x) = 'in progress'",
+                           "SELECT count(*) FROM unnest($1::xid8[]) x WHERE x = ANY(ARRAY("
+                           "SELECT pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot())))",
                            1, NULL, p, NULL, NULL, 0);
         bool done = PQresultStatus(res) != PGRES_TUPLES_OK ||
                     strcmp(PQgetvalue(res, 0, 0), "0") == 0;
         PQclear(res);
         if (done)
             break;
-        usleep(2000);
+        if (tm_mono_us() >= until) {
+            TM_WARN(TM_PG_COMP, "committed transactions stayed invisible; reading the chunk anyway",
+                    "source=%s xids=%s", src->name, b.data);
+            break;
+        }
+        usleep(1000);
     }
-    free(xids);
+    tm_buf_release(&b);
 }
 
 /* The relation cache entry of t, loaded from the catalog if the stream has not sent it. */

@@ -330,6 +330,7 @@ static void commit_tx(stream_t *st, uint64_t end_lsn)
     st->prev_commit_end = end_lsn;
     st->prev_commit_ts_us = st->tx.ts_us;
     st->tx.active = false;
+    tm_pg_incr_note_commit(st->src, st->tx.xid);
 }
 
 /* Counts one change of the open transaction; true if it must be skipped (invariant 2). */

@@ -243,6 +243,8 @@ void tm_pg_incr_on_truncate(tm_source_t *src, uint32_t relid);
 /* A Relation message was installed: a changed shape drops the chunk; a new table joins. */
 int tm_pg_incr_on_relation(tm_source_t *src, const tm_pg_rel_t *rel, char *errstr,
                            size_t errstr_size);
+/* The stream handed on transaction xid's commit (kept for wait_in_flight, pg_incr.c). */
+void tm_pg_incr_note_commit(tm_source_t *src, uint32_t xid);
 /* The replication session was reset: the chunk in flight is read again. */
 void tm_pg_incr_reset(tm_source_t *src);
 /* True if rel is the signal table. */

@@ -513,7 +513,13 @@ def test_through_the_postgres_sink_the_target_equals_the_table(cdc):
             out = cdc.pg.psql("SELECT id, v FROM view_out ORDER BY id", db=tdb)
             return {int(i): int(v) for i, v in (line.split("|") for line in out.splitlines())}
         want = table_rows(cdc)
-        wait_until(lambda: target() == want or None, 90, "the target to equal the table", tm)
+        try:
+            wait_until(lambda: target() == want or None, 90, "the target to equal the table", tm)
+        except AssertionError:
+            got = target()
+            diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:10]
+            raise AssertionError(f"differ at {[(k, want.get(k), got.get(k)) for k in diff]}\n"
+                                 f"{tm.log_tail(3000)}")
         assert tm.terminate() == 0, tm.log_tail()
     finally:
         for d in cdc.daemons:
