@@ -110,6 +110,7 @@ static int outq_push(tm_source_t *src, tm_batch_t *batch, tm_schema_t *schema)
     o->batch = batch;
     o->schema = schema;
     o->barrier = 0;
+    o->barrier_pos = NULL;
     return 0;
 }
 
@@ -165,7 +166,9 @@ static int flush_outq(stream_t *st, int timeout_ms)
         } else if (o->barrier != 0) {
             char pos[24];
             rc = tm_source_emit_barrier(st->ctx, o->barrier, o->barrier_token,
-                                        tm_pg_lsn_format(o->barrier_token, pos), timeout_ms);
+                                        o->barrier_pos ? o->barrier_pos
+                                                       : tm_pg_lsn_format(o->barrier_token, pos),
+                                        timeout_ms);
         } else {
             rc = tm_source_emit_schema(st->ctx, o->schema, timeout_ms);
         }
@@ -176,6 +179,8 @@ static int flush_outq(stream_t *st, int timeout_ms)
         o->batch = NULL;
         o->schema = NULL;
         o->barrier = 0;
+        free(o->barrier_pos);
+        o->barrier_pos = NULL;
         src->outq_head = (src->outq_head + 1) % TM_PG_OUTQ_MAX;
         src->outq_len--;
     }
@@ -196,6 +201,17 @@ static tm_record_t *add_record(stream_t *st, tm_schema_t *schema, tm_op_t op)
     if (src->cur == NULL && (src->cur = tm_batch_new()) == NULL)
         return NULL;
     return tm_batch_add(src->cur, schema, op);
+}
+
+static void fill_source(stream_t *st, tm_record_t *rec, uint64_t lsn);
+
+tm_record_t *tm_pg_stream_add(void *arg, tm_schema_t *schema, tm_op_t op, uint64_t lsn)
+{
+    stream_t *st = arg;
+    tm_record_t *rec = add_record(st, schema, op);
+    if (rec != NULL)
+        fill_source(st, rec, lsn);
+    return rec;
 }
 
 /* ---- Status updates ---- */
@@ -277,6 +293,10 @@ static int housekeeping(stream_t *st, char *errstr, size_t errstr_size)
     int rc = tm_pg_marker_check(st->src, st->ctx, errstr, errstr_size);
     if (rc != 0)
         return rc;
+    /* Incremental snapshots read their next chunk only when nothing waits downstream. */
+    bool idle = st->src->outq_len == 0 && !st->tx.active && st->replay == NULL;
+    if ((rc = tm_pg_incr_tick(st->src, idle, errstr, errstr_size)) != 0)
+        return rc;
     heartbeat(st);
     return send_status(st, false) == 0 ? 0 : TM_ECONN;
 }
@@ -310,6 +330,7 @@ static void commit_tx(stream_t *st, uint64_t end_lsn)
     st->prev_commit_end = end_lsn;
     st->prev_commit_ts_us = st->tx.ts_us;
     st->tx.active = false;
+    tm_pg_incr_note_commit(st->src, st->tx.xid);
 }
 
 /* Counts one change of the open transaction; true if it must be skipped (invariant 2). */
@@ -395,6 +416,8 @@ static int on_relation(stream_t *st, const tm_pg_msg_t *msg, char *errstr, size_
     if ((rc = tm_pg_rel_install(src, relid, msg->u.relation.replident, s, ct, &changed)) != 0)
         return rc;
     tm_pg_rel_t *rel = tm_pg_rel_find(src, relid);
+    if ((rc = tm_pg_incr_on_relation(src, rel, errstr, errstr_size)) != 0)
+        return rc;
     if (!changed || !rel->wanted)
         return 0;
     TM_INFO(TM_PG_COMP, "schema changed", "source=%s table=%s.%s version=%" PRIu32 " columns=%d",
@@ -415,7 +438,14 @@ static int on_change(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *e
         return tm_seterr(errstr, errstr_size, TM_EPROTO,
                          "change for relation %" PRIu32 " arrived before its Relation message",
                          msg->u.change.relid);
-    if (change_skipped(st) || !rel->wanted)
+    if (change_skipped(st))
+        return 0;
+    if (tm_pg_incr_is_signal(src, rel)) {
+        int src_rc = tm_pg_incr_on_signal(src, rel, msg);
+        if (src_rc != 0 || !rel->wanted)
+            return src_rc;
+    }
+    if (!rel->wanted)
         return 0;
     tm_op_t op = msg->tag == TM_PG_MSG_INSERT   ? TM_OP_CREATE
                  : msg->tag == TM_PG_MSG_UPDATE ? TM_OP_UPDATE
@@ -448,6 +478,7 @@ static int on_change(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *e
             }
         }
     }
+    tm_pg_incr_on_change(src, rel, rec->before, rec->after);
     return 0;
 }
 
@@ -463,6 +494,7 @@ static int on_truncate(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char 
                              "truncate of relation %" PRIu32 " arrived before its Relation "
                              "message",
                              msg->u.truncate.relids[i]);
+        tm_pg_incr_on_truncate(st->src, rel->relid);
         if (!rel->wanted)
             continue;
         tm_record_t *rec = add_record(st, rel->schema, TM_OP_TRUNCATE);
@@ -473,7 +505,8 @@ static int on_truncate(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char 
     return 0;
 }
 
-static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
+static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *errstr,
+                      size_t errstr_size)
 {
     tm_source_t *src = st->src;
     bool transactional = (msg->u.message.flags & TM_PG_MESSAGE_TRANSACTIONAL) != 0;
@@ -493,6 +526,9 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn)
     }
     if (strcmp(msg->u.message.prefix, TM_PG_HEARTBEAT_PREFIX) == 0)
         return 0;
+    /* Watermarks of incremental snapshots (pg_incr.c): consumed, never emitted. */
+    if (strcmp(msg->u.message.prefix, TM_PG_INCR_PREFIX) == 0)
+        return transactional ? 0 : tm_pg_incr_on_message(src, st, msg, lsn, errstr, errstr_size);
     if (src->msg_schema == NULL) {
         src->msg_schema = tm_schema_new(0);
         if (src->msg_schema == NULL)
@@ -556,7 +592,7 @@ static int handle(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *errs
     case TM_PG_MSG_TRUNCATE:
         return on_truncate(st, msg, lsn, errstr, errstr_size);
     case TM_PG_MSG_MESSAGE:
-        return on_message(st, msg, lsn);
+        return on_message(st, msg, lsn, errstr, errstr_size);
     default:
         return tm_seterr(errstr, errstr_size, TM_EPROTO,
                          "unexpected pgoutput message '%c' outside a stream block", msg->tag);
@@ -773,6 +809,7 @@ static void reset_session(stream_t *st)
     tm_pg_decoder_set_stream(st->dec, false);
     st->tx.active = false;
     st->reply_requested = false;
+    tm_pg_incr_reset(src);
 }
 
 /* Reads the error that ended the COPY stream, for the log. */
@@ -905,6 +942,8 @@ static int inject_barrier(stream_t *st, uint64_t id)
     o->schema = NULL;
     o->barrier = id;
     o->barrier_token = st->done_end > src->sealed_token ? st->done_end : src->sealed_token;
+    /* The incremental snapshots' progress as of this point goes with it (pg_incr.c). */
+    o->barrier_pos = tm_pg_incr_position(src, o->barrier_token);
     return 0;
 }
 

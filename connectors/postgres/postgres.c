@@ -73,6 +73,9 @@ static const tm_option_def_t pg_source_options[] = {
      "stream large in-progress transactions (protocol 2) and spill them to disk"},
     {"reconnect_timeout", TM_OPT_DURATION, false, "5m", NULL,
      "how long to retry a lost connection (backoff 0.5s to 30s) before failing"},
+    {"signal_table", TM_OPT_STRING, false, NULL, NULL,
+     "schema.table of a Debezium signal table; an execute-snapshot row inserted there starts an "
+     "incremental snapshot"},
     {"schemas", TM_OPT_BOOL, false, "true", NULL,
      "include the schema part in Debezium JSON (schemas.enable)"},
     {"decimal_handling", TM_OPT_ENUM, false, "precise", "precise|string|double",
@@ -199,6 +202,13 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
         return TM_ENOMEM;
     src->name = strdup(cfg->name ? cfg->name : "postgres");
     src->restore_token = cfg->restore_token;
+    /* The incremental snapshots' progress rides on the position (pg_incr.c, invariant 1). */
+    const char *incr = cfg->restore_position ? strstr(cfg->restore_position, " incremental=")
+                                             : NULL;
+    if (incr != NULL && (src->incr_restore = strdup(incr + strlen(" incremental="))) == NULL) {
+        pg_source_free(src);
+        return TM_ENOMEM;
+    }
     src->dsn = strdup(tm_opt_str(o, "dsn") ? tm_opt_str(o, "dsn") : "");
     src->dsn_masked = tm_dsn_mask(src->dsn);
     src->state_dir = tm_asprintf("%s/postgres-%s", cfg->state_dir ? cfg->state_dir : ".",
@@ -275,6 +285,23 @@ static int pg_source_new(tm_source_t **out, const tm_source_config_t *cfg, char 
     if ((rc = parse_specs(src, table ? "table" : "tables", table ? table : tables, errstr,
                           errstr_size)) != 0)
         goto fail;
+    const char *signal = tm_opt_str(o, "signal_table");
+    if (signal != NULL) {
+        tm_pg_tablespec_t sig;
+        rc = parse_spec(signal, strlen(signal), &sig);
+        if (rc != 0 || sig.relname == NULL) {
+            free(sig.nspname);
+            free(sig.relname);
+            rc = rc == TM_ENOMEM ? rc
+                                 : tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                                             "table '%s': option 'signal_table' = '%s' must name "
+                                             "one schema.table",
+                                             src->name, signal);
+            goto fail;
+        }
+        src->signal_nsp = sig.nspname;
+        src->signal_rel = sig.relname;
+    }
     if (table != NULL && (src->nspecs != 1 || src->specs[0].relname == NULL)) {
         rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
                        "table '%s': option 'table' must name exactly one schema.table", src->name);
@@ -726,7 +753,19 @@ static int ensure_publication(tm_source_t *src, char *errstr, size_t errstr_size
             rc = query_failed(res, "check the publication's tables", errstr, errstr_size);
             break;
         }
-        if (PQntuples(res) == 0) {
+        if (PQntuples(res) == 0 && s->relname == NULL && !src->create) {
+            /*
+             * An administrator's publication that lists some tables of the
+             * schema: capture those, and the ones added to it later (ALTER
+             * PUBLICATION … ADD TABLE, pg_incr.c polls for them).
+             */
+            TM_WARN(TM_PG_COMP,
+                    "publication covers only some tables of a schema; capturing those, and "
+                    "tables an administrator adds to it later",
+                    "source=%s publication=%s schema=%s", src->name, src->publication,
+                    s->nspname);
+            src->pub_partial = true;
+        } else if (PQntuples(res) == 0) {
             missing[i] = true;
             nmissing++;
         }
@@ -1055,6 +1094,94 @@ static int plan_slot_and_snapshot(tm_source_t *src, char *errstr, size_t errstr_
     return begin_plain_snapshot(src, si.confirmed_flush, errstr, errstr_size);
 }
 
+/*
+ * The signal table's inserts must reach the stream, so it must be in the
+ * publication (its changes are emitted only if `tables` captures it too).
+ */
+static int ensure_signal_table(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    if (src->signal_nsp == NULL)
+        return 0;
+    const char *params[3] = {src->publication, src->signal_nsp, src->signal_rel};
+    PGresult *res = query(src->conn,
+                          "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+                          "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                          " WHERE n.nspname = $2 AND c.relname = $3), "
+                          "       EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables "
+                          " WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
+                          3, params);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return query_failed(res, "look up the signal table", errstr, errstr_size);
+    bool exists = PQgetvalue(res, 0, 0)[0] == 't', published = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    if (!exists)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "table '%s': signal table %s.%s does not exist; create it as Debezium "
+                         "does: CREATE TABLE %s.%s (id varchar(42) PRIMARY KEY, type "
+                         "varchar(32) NOT NULL, data varchar(2048))",
+                         src->name, src->signal_nsp, src->signal_rel, src->signal_nsp,
+                         src->signal_rel);
+    if (published)
+        return 0;
+    char *qp = tm_pg_quote_ident(src->publication), *qn = tm_pg_quote_ident(src->signal_nsp),
+         *qr = tm_pg_quote_ident(src->signal_rel);
+    char *sql = qp && qn && qr ? tm_asprintf("ALTER PUBLICATION %s ADD TABLE %s.%s", qp, qn, qr)
+                               : NULL;
+    free(qp);
+    free(qn);
+    free(qr);
+    if (sql == NULL)
+        return TM_ENOMEM;
+    int rc = 0;
+    if (!src->create) {
+        rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                       "table '%s': publication '%s' does not include the signal table and "
+                       "create = false; ask an administrator to run: %s",
+                       src->name, src->publication, sql);
+    } else {
+        char mbuf[512];
+        res = PQexec(src->conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = tm_seterr(errstr, errstr_size, TM_ESOURCE,
+                           "cannot add the signal table to publication '%s' (%s): %s",
+                           src->publication, sql,
+                           tm_pg_msg(PQresultErrorMessage(res), mbuf, sizeof(mbuf)));
+        PQclear(res);
+    }
+    free(sql);
+    return rc;
+}
+
+/* With a publication that lists only some tables of a captured schema: only those. */
+static int keep_published_tables(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    if (!src->pub_partial)
+        return 0;
+    const char *p1[1] = {src->publication};
+    PGresult *res = query(src->conn,
+                          "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables "
+                          "WHERE pubname = $1",
+                          1, p1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return query_failed(res, "read the publication's tables", errstr, errstr_size);
+    int kept = 0;
+    for (int i = 0; i < src->ntables; i++) {
+        bool in = false;
+        for (int r = 0; r < PQntuples(res) && !in; r++)
+            in = strcmp(PQgetvalue(res, r, 0), src->tables[i].nspname) == 0 &&
+                 strcmp(PQgetvalue(res, r, 1), src->tables[i].relname) == 0;
+        if (in) {
+            src->tables[kept++] = src->tables[i];
+        } else {
+            free(src->tables[i].nspname);
+            free(src->tables[i].relname);
+        }
+    }
+    src->ntables = kept;
+    PQclear(res);
+    return 0;
+}
+
 static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
 {
     int rc;
@@ -1071,12 +1198,16 @@ static int pg_source_open(tm_source_t *src, char *errstr, size_t errstr_size)
         (rc = check_declared(src, errstr, errstr_size)) != 0)
         return rc;
     if (need_repl) {
-        if ((rc = ensure_publication(src, errstr, errstr_size)) != 0)
+        if ((rc = ensure_publication(src, errstr, errstr_size)) != 0 ||
+            (rc = keep_published_tables(src, errstr, errstr_size)) != 0 ||
+            (rc = ensure_signal_table(src, errstr, errstr_size)) != 0)
             return rc;
         if ((rc = tm_pg_connect(src, true, &src->repl, errstr, errstr_size)) != 0)
             return rc == TM_ECONN ? TM_ESOURCE : rc;
     }
     if ((rc = plan_slot_and_snapshot(src, errstr, errstr_size)) != 0)
+        return rc;
+    if (src->slot_for_streaming && (rc = tm_pg_incr_register(src)) != 0)
         return rc;
     char lsn[24];
     TM_INFO(TM_PG_COMP, "source opened",
@@ -1139,7 +1270,7 @@ static int wait_acked(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size
     return 0;
 }
 
-static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+static int run_source(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
 {
     int rc = 0;
     if (src->do_snapshot) {
@@ -1163,6 +1294,20 @@ static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, s
     }
     rc = tm_pg_stream_run(src, ctx, errstr, errstr_size);
     return rc == TM_ESTOPPED ? 0 : rc;
+}
+
+static int pg_source_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    /*
+     * Incremental snapshots (pg_incr.c) are asked for from the start, so a
+     * request that comes during the initial snapshot waits for streaming.
+     */
+    if (src->slot_for_streaming && (rc = tm_pg_incr_start(src, ctx, errstr, errstr_size)) != 0)
+        return rc;
+    rc = run_source(src, ctx, errstr, errstr_size);
+    tm_pg_incr_stop(src);
+    return rc;
 }
 
 static void pg_source_describe(const tm_source_t *src, void (*line)(void *arg, const char *text),
@@ -1200,6 +1345,7 @@ static void pg_source_free(tm_source_t *src)
 {
     if (src == NULL)
         return;
+    tm_pg_incr_stop(src);
     if (src->conn != NULL)
         PQfinish(src->conn);
     if (src->repl != NULL)
@@ -1218,7 +1364,11 @@ static void pg_source_free(tm_source_t *src)
         tm_pg_out_t *o = &src->outq[(src->outq_head + i) % TM_PG_OUTQ_MAX];
         tm_batch_unref(o->batch);
         tm_schema_unref(o->schema);
+        free(o->barrier_pos);
     }
+    free(src->signal_nsp);
+    free(src->signal_rel);
+    free(src->incr_restore);
     tm_schema_unref(src->declared);
     free(src->name);
     free(src->dsn);

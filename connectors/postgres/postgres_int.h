@@ -11,6 +11,8 @@
  *     pgoutput.c     message decoding (no intelligence)
  *     pg_types.c     type metadata and text parsing
  *     txbuf.c        spill files of streamed transactions
+ *     pg_incr.c      incremental snapshots (DBLog watermarks), tables added
+ *                    to a running job, the signal table
  *
  * Ownership: the tm_source_t owns both connections, every schema in the
  * relation cache (one reference each) and the batches it has not emitted.
@@ -33,6 +35,12 @@
 
 #define TM_PG_COMP "postgres"
 #define TM_PG_HEARTBEAT_PREFIX "tidemark_heartbeat"
+/* The prefix of incremental snapshot watermarks (pg_logical_emit_message). */
+#define TM_PG_INCR_PREFIX "tidemark"
+/* How often the publication is polled for tables added to it. */
+#define TM_PG_INCR_POLL_MS 5000
+
+typedef struct tm_pg_incr tm_pg_incr_t;
 
 typedef enum {
     TM_PG_SNAP_INITIAL = 0,
@@ -71,6 +79,7 @@ typedef struct tm_pg_out {
     tm_schema_t *schema; /* ... or a schema change (owned reference) ... */
     uint64_t barrier;    /* ... or checkpoint barrier `barrier` ... */
     uint64_t barrier_token; /* ... complete up to this end LSN */
+    char *barrier_pos;      /* the barrier's position string (owned), or NULL */
 } tm_pg_out_t;
 
 #define TM_PG_OUTQ_MAX 64
@@ -104,6 +113,7 @@ struct tm_source {
     tm_pg_table_t *tables;
     int ntables;
     bool do_snapshot;
+    bool pub_partial; /* create = false and the publication lists only some tables of a schema.* */
     bool snapshot_exported;  /* conn holds a transaction with the slot's snapshot */
     bool slot_for_streaming; /* false for initial_only: no slot at all */
     uint64_t snapshot_lsn;
@@ -120,6 +130,11 @@ struct tm_source {
     int outq_head, outq_len;
     uint64_t sealed_token; /* highest ack_token put on a batch */
     uint64_t restore_token; /* end LSN committed by the last completed checkpoint */
+
+    /* Incremental snapshots (pg_incr.c). */
+    char *signal_nsp, *signal_rel; /* option signal_table, or NULL */
+    char *incr_restore; /* the restored position's JSON after " incremental=", or NULL */
+    tm_pg_incr_t *incr; /* while streaming */
 };
 
 /* ---- postgres.c ---- */
@@ -195,5 +210,48 @@ int tm_pg_stream_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_
 int tm_pg_tuple_to_row(tm_batch_t *batch, const tm_pg_rel_t *rel, const tm_pg_tuple_t *tup,
                        tm_row_t **out, char *errstr, size_t errstr_size);
 
+/*
+ * Adds a record at the stream's current place (source fields as a streamed
+ * change at `lsn`) to src->cur; NULL when out of memory.  `st` is the
+ * stream's private state, as pg_stream.c hands it to the pg_incr hooks.
+ */
+tm_record_t *tm_pg_stream_add(void *st, tm_schema_t *schema, tm_op_t op, uint64_t lsn);
+
+/* ---- pg_incr.c ---- */
+
+/*
+ * Registers the source for the admin API (source_open, main thread): requests
+ * queue from then on and are taken once it streams.
+ */
+int tm_pg_incr_register(tm_source_t *src);
+/* Registers if needed, restores the jobs, compares the captured tables (source thread). */
+int tm_pg_incr_start(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, size_t errstr_size);
+/* Unregisters and frees (answers any waiting request). */
+void tm_pg_incr_stop(tm_source_t *src);
+/*
+ * Housekeeping: takes requests, polls the publication, and reads the next
+ * chunk when `idle` (nothing waits downstream) and none is in flight.
+ */
+int tm_pg_incr_tick(tm_source_t *src, bool idle, char *errstr, size_t errstr_size);
+/* A 'tidemark' message: opens or closes the window (emitting the chunk through st). */
+int tm_pg_incr_on_message(tm_source_t *src, void *st, const tm_pg_msg_t *msg, uint64_t lsn,
+                          char *errstr, size_t errstr_size);
+/* A streamed change of rel (rows parsed): drops its keys from the chunk in the window. */
+void tm_pg_incr_on_change(tm_source_t *src, const tm_pg_rel_t *rel, const tm_row_t *before,
+                          const tm_row_t *after);
+void tm_pg_incr_on_truncate(tm_source_t *src, uint32_t relid);
+/* A Relation message was installed: a changed shape drops the chunk; a new table joins. */
+int tm_pg_incr_on_relation(tm_source_t *src, const tm_pg_rel_t *rel, char *errstr,
+                           size_t errstr_size);
+/* The stream handed on transaction xid's commit (kept for wait_in_flight, pg_incr.c). */
+void tm_pg_incr_note_commit(tm_source_t *src, uint32_t xid);
+/* The replication session was reset: the chunk in flight is read again. */
+void tm_pg_incr_reset(tm_source_t *src);
+/* True if rel is the signal table. */
+bool tm_pg_incr_is_signal(const tm_source_t *src, const tm_pg_rel_t *rel);
+/* A change of the signal table (Debezium's execute-snapshot and friends). */
+int tm_pg_incr_on_signal(tm_source_t *src, const tm_pg_rel_t *rel, const tm_pg_msg_t *msg);
+/* The barrier position: the LSN, plus " incremental=<json>" while jobs are active. */
+char *tm_pg_incr_position(const tm_source_t *src, uint64_t token);
 
 #endif

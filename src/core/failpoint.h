@@ -64,7 +64,9 @@
  *   mysql.stream.rows            mysql-cdc source thread: a rows event arrived,
  *                                not yet decoded (sleep here slows the source)
  *   pg.snapshot.chunk            postgres-cdc source thread: a snapshot chunk
- *                                was emitted (sleep here slows the snapshot)
+ *                                was emitted (sleep here slows the snapshot);
+ *                                an incremental chunk was read, its close
+ *                                watermark not yet written (widens the window)
  *   mysql.snapshot.chunk         mysql-cdc source thread: a snapshot chunk
  *                                was emitted (sleep here slows the snapshot)
  *

@@ -671,6 +671,131 @@ static int h_pause_get(tm_admin_t *a, struct evhttp_request *req, const char *ta
                      "/v1/checkpoints/pause");
 }
 
+/* ---- incremental snapshots (connectors/postgres/pg_incr.h) ---- */
+
+static int snapshot_http_status(int64_t rc)
+{
+    switch (rc) {
+    case TM_EINVAL:
+    case TM_ECONFIG:
+        return 400;
+    case TM_ENOTFOUND:
+        return 404;
+    case TM_EUNSUPPORTED:
+    case TM_ESTOPPED:
+    case TM_EAGAIN:
+        return 409;
+    default:
+        return 500;
+    }
+}
+
+static int h_snapshots_get(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    (void)tail;
+    return serve_doc(req, a->hooks.snapshots, a->hooks.arg, JSON_TYPE, "/v1/snapshots");
+}
+
+/* A string member that, if present, is a non-empty string without NUL; replies 400 otherwise. */
+static int string_field(struct evhttp_request *req, json_t *body, const char *name,
+                        const char **out)
+{
+    json_t *v = json_object_get(body, name);
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    char msg[128];
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(msg, sizeof(msg), "\"%s\" must be a non-empty string", name);
+        return reply_error(req, 400, msg);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int h_snapshots_post(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"tables", "where", "source", NULL};
+    (void)tail;
+    if (a->hooks.snapshot_start == NULL)
+        return reply_error(req, 501, "incremental snapshots are not available in this daemon");
+    json_t *body;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"tables\", \"where\", \"source\"");
+    json_t *tables = json_object_get(body, "tables");
+    const char *where = NULL, *source = NULL;
+    size_t n = json_array_size(tables);
+    if (code == 0 && (!json_is_array(tables) || n == 0 || n > 1000))
+        code = reply_error(req, 400,
+                           "\"tables\" must be a list of table names, such as "
+                           "[\"public.orders\"]");
+    for (size_t i = 0; code == 0 && i < n; i++) {
+        json_t *t = json_array_get(tables, i);
+        if (!json_is_string(t) || json_string_length(t) == 0 ||
+            strlen(json_string_value(t)) != json_string_length(t))
+            code = reply_error(req, 400, "every entry of \"tables\" must be a table name");
+    }
+    if (code == 0)
+        code = string_field(req, body, "where", &where);
+    if (code == 0)
+        code = string_field(req, body, "source", &source);
+    if (code == 0) {
+        const char **names = calloc(n, sizeof(char *));
+        if (names == NULL) {
+            code = reply_error(req, 500, "out of memory");
+        } else {
+            for (size_t i = 0; i < n; i++)
+                names[i] = json_string_value(json_array_get(tables, i));
+            char err[512] = "";
+            int64_t id = a->hooks.snapshot_start(a->hooks.arg, names, (int)n, where, source, err,
+                                                 sizeof(err));
+            free(names);
+            if (id <= 0) {
+                code = reply_error(req, snapshot_http_status(id),
+                                   err[0] ? err : "cannot start the incremental snapshot");
+            } else {
+                char out[64];
+                snprintf(out, sizeof(out), "{\"id\":%" PRId64 "}\n", id);
+                code = reply_json(req, 202, out, strlen(out));
+            }
+        }
+    }
+    json_decref(body);
+    return code;
+}
+
+static int h_snapshots_control(tm_admin_t *a, struct evhttp_request *req, const char *tail)
+{
+    static const char *const allowed[] = {"source", NULL};
+    if (a->hooks.snapshot_control == NULL)
+        return reply_error(req, 501, "incremental snapshots are not available in this daemon");
+    if (strcmp(tail, "pause") != 0 && strcmp(tail, "resume") != 0 && strcmp(tail, "cancel") != 0)
+        return reply_error(req, 404, "use /v1/snapshots/pause, /v1/snapshots/resume or "
+                                     "/v1/snapshots/cancel");
+    json_t *body;
+    const char *source = NULL;
+    int code = parse_body(req, &body);
+    if (code == 0 && body != NULL)
+        code = check_fields(req, body, allowed, "\"source\"");
+    if (code == 0)
+        code = string_field(req, body, "source", &source);
+    if (code == 0) {
+        char err[512] = "";
+        int rc = a->hooks.snapshot_control(a->hooks.arg, tail, source, err, sizeof(err));
+        if (rc < 0) {
+            code = reply_error(req, snapshot_http_status(rc), err[0] ? err : tm_strerror(rc));
+        } else {
+            char out[64];
+            snprintf(out, sizeof(out), "{\"sources\":%d}\n", rc);
+            code = reply_json(req, 202, out, strlen(out));
+        }
+    }
+    json_decref(body);
+    return code;
+}
+
 /* ---- routing ---- */
 
 typedef struct route {
@@ -694,6 +819,9 @@ static const route_t routes[] = {
     {"/v1/savepoints", false, EVHTTP_REQ_POST, h_savepoint_post},
     {"/v1/savepoints/", true, EVHTTP_REQ_GET, h_savepoint_get},
     {"/v1/stop", false, EVHTTP_REQ_POST, h_stop},
+    {"/v1/snapshots", false, EVHTTP_REQ_GET, h_snapshots_get},
+    {"/v1/snapshots", false, EVHTTP_REQ_POST, h_snapshots_post},
+    {"/v1/snapshots/", true, EVHTTP_REQ_POST, h_snapshots_control},
 };
 
 static const char *method_name(int m)

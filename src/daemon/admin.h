@@ -14,6 +14,9 @@
  *     POST /v1/savepoints        {"dir"?}             → 202 {"id":N}
  *     GET  /v1/savepoints/N      [?wait_ms=M]         → 200 status JSON, or 404
  *     POST /v1/stop              {"savepoint"?, "dir"?} → 202 {"id":N} or 202 {}
+ *     POST /v1/snapshots         {"tables":[...], "where"?, "source"?} → 202 {"id":N}
+ *     GET  /v1/snapshots         JSON progress of incremental snapshots (hooks->snapshots)
+ *     POST /v1/snapshots/pause|resume|cancel  {"source"?} → 202 {"sources":N}
  *
  * Other paths give 404, other methods on a known path 405 (with Allow), a
  * body over 64 KiB 413, a body that is not the JSON object described 400, and
@@ -159,6 +162,20 @@ typedef struct tm_admin_hooks {
      */
     int (*checkpoint_pause)(void *arg, int64_t max_ms, char *errstr, size_t errstr_size);
     void (*checkpoint_paused)(void *arg, tm_buf_t *out);
+    /*
+     * POST /v1/snapshots: an incremental snapshot of `tables` (ntables >= 1)
+     * with an optional row filter and source name (both may be NULL).
+     * Returns its id > 0 or a negative TM_E* with errstr: TM_EINVAL 400,
+     * TM_ENOTFOUND 404, TM_EUNSUPPORTED 409, anything else 500.
+     */
+    int64_t (*snapshot_start)(void *arg, const char *const *tables, int ntables,
+                              const char *where, const char *source, char *errstr,
+                              size_t errstr_size);
+    /* GET /v1/snapshots: appends {"snapshots":[...]}. */
+    void (*snapshots)(void *arg, tm_buf_t *out);
+    /* POST /v1/snapshots/<op>: "pause", "resume" or "cancel"; sources told, or TM_E*. */
+    int (*snapshot_control)(void *arg, const char *op, const char *source, char *errstr,
+                            size_t errstr_size);
 } tm_admin_hooks_t;
 
 /*
@@ -317,5 +334,13 @@ int tm_admin_cli_stop(int argc, char **argv);
  * TIDEMARK_ADMIN_TOKEN).  Found and authorised as above.
  */
 int tm_admin_cli_status(int argc, char **argv);
+/*
+ * `tidemark snapshot --table T [--table …] [--where EXPR] [--source NAME]
+ * [--wait]`: POST /v1/snapshots and print the id (with --wait, follow GET
+ * /v1/snapshots until it is done, failed or cancelled; exit 1 unless done);
+ * `--status`, `--pause`, `--resume`, `--cancel` [--source NAME]: show or
+ * control the incremental snapshots.  Found and authorised as above.
+ */
+int tm_admin_cli_snapshot(int argc, char **argv);
 
 #endif

@@ -568,6 +568,13 @@ typedef struct cli {
     tm_admin_client_tls_t tls; /* for an https:// address */
     bool savepoint;
     const char *probe; /* status: "/healthz" (--live), "/readyz" (--ready), or NULL */
+    /* snapshot: the tables, filter, source, an action instead of a start, and --wait. */
+    const char *tables[64];
+    int ntables;
+    const char *where;
+    const char *source;
+    const char *action; /* "pause", "resume", "cancel", "status" or NULL (start) */
+    bool wait;
     int64_t timeout_ms;
     int64_t deadline_ms;
     char addr[300];
@@ -577,7 +584,24 @@ typedef struct cli {
 
 static void usage(FILE *f, const char *cmd)
 {
-    if (strcmp(cmd, "status") == 0)
+    if (strcmp(cmd, "snapshot") == 0)
+        fprintf(f, "Usage: tidemark snapshot --table SCHEMA.TABLE [--table ...] [--where EXPR]\n"
+                   "                         [--source NAME] [--wait] [--state-dir DIR | --admin "
+                   "HOST:PORT]\n"
+                   "       tidemark snapshot --status | --pause | --resume | --cancel [--source "
+                   "NAME]\n"
+                   "\n"
+                   "Starts an incremental snapshot of a PostgreSQL source's tables while the job\n"
+                   "streams (POST /v1/snapshots) and prints its id; or shows, pauses, resumes or\n"
+                   "cancels the incremental snapshots.\n"
+                   "\n"
+                   "  --table T            a captured table to read again (repeatable)\n"
+                   "  --where EXPR         read only the rows where EXPR holds (SQL, e.g.\n"
+                   "                       \"created_at > now() - interval '1 day'\")\n"
+                   "  --source NAME        the job's source table (default: the one that\n"
+                   "                       captures the tables)\n"
+                   "  --wait               wait until the snapshot is done, printing progress\n");
+    else if (strcmp(cmd, "status") == 0)
         fprintf(f, "Usage: tidemark status [--live | --ready] [--state-dir DIR | --admin "
                    "HOST:PORT]\n"
                    "                       [--token TOKEN] [--timeout DURATION]\n"
@@ -666,14 +690,56 @@ static int parse_args(cli_t *c, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          TLS_OPTIONS,
         {NULL, 0, NULL, 0},
     };
+    static const struct option snapshot_opts[] = {
+        {"table", required_argument, NULL, 'b'},   {"where", required_argument, NULL, 'w'},
+        {"source", required_argument, NULL, 'o'},  {"wait", no_argument, NULL, 'W'},
+        {"status", no_argument, NULL, '1'},        {"pause", no_argument, NULL, '2'},
+        {"resume", no_argument, NULL, '3'},        {"cancel", no_argument, NULL, '4'},
+        {"state-dir", required_argument, NULL, 's'}, {"admin", required_argument, NULL, 'a'},
+        {"token", required_argument, NULL, 't'},   {"timeout", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},          TLS_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
     bool stop = strcmp(c->cmd, "stop") == 0, status = strcmp(c->cmd, "status") == 0;
+    bool snap = strcmp(c->cmd, "snapshot") == 0;
     const char *dir = NULL;
     int opt;
     optind = 0; /* the top-level command line was parsed with getopt too */
     while ((opt = getopt_long(argc, argv, "+h",
-                              status ? status_opts : stop ? stop_opts : savepoint_opts, NULL)) !=
-           -1) {
+                              snap     ? snapshot_opts
+                              : status ? status_opts
+                              : stop   ? stop_opts
+                                       : savepoint_opts,
+                              NULL)) != -1) {
         switch (opt) {
+        case 'b':
+            if (c->ntables == (int)(sizeof(c->tables) / sizeof(c->tables[0]))) {
+                fprintf(stderr, "tidemark snapshot: at most 64 --table options\n");
+                return TM_EXIT_CONFIG;
+            }
+            c->tables[c->ntables++] = optarg;
+            break;
+        case 'w':
+            c->where = optarg;
+            break;
+        case 'o':
+            c->source = optarg;
+            break;
+        case 'W':
+            c->wait = true;
+            break;
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+            if (c->action != NULL) {
+                fprintf(stderr, "tidemark snapshot: pass one of --status, --pause, --resume, "
+                                "--cancel\n");
+                return TM_EXIT_CONFIG;
+            }
+            c->action = opt == '1' ? "status" : opt == '2' ? "pause" : opt == '3' ? "resume"
+                                                                                 : "cancel";
+            break;
         case 'L':
         case 'R':
             if (c->probe != NULL) {
@@ -742,6 +808,13 @@ static int parse_args(cli_t *c, int argc, char **argv)
     }
     if (c->admin != NULL && c->state_dir_given) {
         fprintf(stderr, "tidemark %s: pass --state-dir or --admin, not both\n", c->cmd);
+        usage(stderr, c->cmd);
+        return TM_EXIT_CONFIG;
+    }
+    if (snap && (c->action == NULL) == (c->ntables == 0)) {
+        fprintf(stderr, c->action ? "tidemark snapshot: --%s takes no --table\n"
+                                  : "tidemark snapshot: name a table with --table SCHEMA.TABLE%s\n",
+                c->action ? c->action : "");
         usage(stderr, c->cmd);
         return TM_EXIT_CONFIG;
     }
@@ -1100,6 +1173,115 @@ static int run_status(const cli_t *c)
     return code;
 }
 
+/* Prints one snapshot of GET /v1/snapshots on one line. */
+static void print_snapshot(const json_t *s)
+{
+    printf("snapshot %" JSON_INTEGER_FORMAT " source=%s state=%s rows=%" JSON_INTEGER_FORMAT
+           " chunks=%" JSON_INTEGER_FORMAT " percent=%.1f",
+           json_integer_value(json_object_get(s, "id")),
+           json_string_value(json_object_get(s, "source")) ?: "?",
+           json_string_value(json_object_get(s, "state")) ?: "?",
+           json_integer_value(json_object_get(s, "rows")),
+           json_integer_value(json_object_get(s, "chunks")),
+           json_number_value(json_object_get(s, "percent")));
+    const char *err = json_string_value(json_object_get(s, "error"));
+    if (err != NULL)
+        printf(" error=\"%s\"", err);
+    printf("\n");
+}
+
+/* `tidemark snapshot`: start (and with --wait follow) or control incremental snapshots. */
+static int run_snapshot(const cli_t *c)
+{
+    char err[1024];
+    int status = 0, code = TM_EXIT_OK;
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    json_t *body = json_object();
+    if (c->source)
+        json_object_set_new(body, "source", json_string(c->source));
+    int64_t id = 0;
+    if (c->action == NULL || strcmp(c->action, "status") != 0) {
+        char path[64] = "/v1/snapshots";
+        if (c->action != NULL) {
+            snprintf(path, sizeof(path), "/v1/snapshots/%s", c->action);
+        } else {
+            json_t *tabs = json_array();
+            for (int i = 0; i < c->ntables; i++)
+                json_array_append_new(tabs, json_string(c->tables[i]));
+            json_object_set_new(body, "tables", tabs);
+            if (c->where)
+                json_object_set_new(body, "where", json_string(c->where));
+        }
+        char *text = json_dumps(body, JSON_COMPACT);
+        int rc = cli_request(c, "POST", path, text, REQUEST_MS, &status, &resp, err, sizeof(err));
+        free(text);
+        if (rc != 0) {
+            report_unreachable(c, rc, err);
+            code = TM_EXIT_FAILURE;
+        } else if (status != 202) {
+            report_http_error(c, status, &resp);
+            code = TM_EXIT_FAILURE;
+        } else if (c->action != NULL) {
+            printf("incremental snapshots: %s\n", c->action);
+        } else if ((id = answer_id(&resp)) == 0) {
+            fprintf(stderr, "tidemark snapshot: the daemon at %s sent no snapshot id\n", c->addr);
+            code = TM_EXIT_FAILURE;
+        } else {
+            printf("incremental snapshot %" PRId64 " started\n", id);
+        }
+    }
+    json_decref(body);
+    bool show = c->action != NULL && strcmp(c->action, "status") == 0;
+    while (code == TM_EXIT_OK && (show || (c->wait && id > 0))) {
+        int rc = cli_request(c, "GET", "/v1/snapshots", NULL, REQUEST_MS, &status, &resp, err,
+                             sizeof(err));
+        if (rc != 0) {
+            report_unreachable(c, rc, err);
+            code = TM_EXIT_FAILURE;
+            break;
+        }
+        if (status != 200) {
+            report_http_error(c, status, &resp);
+            code = TM_EXIT_FAILURE;
+            break;
+        }
+        json_t *j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
+        json_t *list = json_object_get(j, "snapshots"), *s;
+        size_t i;
+        const char *state = NULL;
+        json_array_foreach(list, i, s)
+        {
+            if (show && (c->source == NULL ||
+                         strcmp(json_string_value(json_object_get(s, "source")) ?: "",
+                                c->source) == 0))
+                print_snapshot(s);
+            if (!show && json_integer_value(json_object_get(s, "id")) == id) {
+                print_snapshot(s);
+                state = json_string_value(json_object_get(s, "state"));
+                if (state && strcmp(state, "failed") == 0)
+                    code = TM_EXIT_FAILURE;
+                state = state && (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+                                  strcmp(state, "cancelled") == 0)
+                            ? state
+                            : NULL;
+            }
+        }
+        json_decref(j);
+        if (show || state != NULL)
+            break;
+        if (remaining_ms(c->deadline_ms) == 0) {
+            fprintf(stderr, "tidemark snapshot: snapshot %" PRId64 " still runs after --timeout\n",
+                    id);
+            code = TM_EXIT_FAILURE;
+            break;
+        }
+        sleep_ms(1000);
+    }
+    tm_buf_release(&resp);
+    return code;
+}
+
 static int run(cli_t *c, int argc, char **argv)
 {
     int code = parse_args(c, argc, argv);
@@ -1110,6 +1292,8 @@ static int run(cli_t *c, int argc, char **argv)
     c->deadline_ms = tm_mono_ms() + c->timeout_ms;
     if (strcmp(c->cmd, "status") == 0)
         return run_status(c);
+    if (strcmp(c->cmd, "snapshot") == 0)
+        return run_snapshot(c);
     bool stop = strcmp(c->cmd, "stop") == 0;
     bool with_sp = !stop || c->savepoint;
     char *body = request_body(c, stop && c->savepoint);
@@ -1165,4 +1349,9 @@ int tm_admin_cli_stop(int argc, char **argv)
 int tm_admin_cli_status(int argc, char **argv)
 {
     return cli_main("status", argc, argv);
+}
+
+int tm_admin_cli_snapshot(int argc, char **argv)
+{
+    return cli_main("snapshot", argc, argv);
 }

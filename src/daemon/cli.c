@@ -26,6 +26,7 @@
 #include "core/shutdown.h"
 #include "daemon/admin.h"
 #include "daemon/metrics.h"
+#include "postgres/pg_incr.h"
 #include "runtime/checkpoint.h"
 #include "runtime/graph.h"
 #include "runtime/jobstate.h"
@@ -131,6 +132,10 @@ static void usage(FILE *f)
             "                                           stop the running job (final checkpoint)\n"
             "  tidemark status [--live | --ready] [--state-dir S | --admin HOST:PORT]\n"
             "                                           print the running job, or probe it\n"
+            "  tidemark snapshot --table T [--where EXPR] [--wait] [--state-dir S]\n"
+            "                                           re-read a PostgreSQL table while the job\n"
+            "                                           streams (incremental snapshot; also\n"
+            "                                           --status, --pause, --resume, --cancel)\n"
             "  tidemark verify JOB.sql --sink NAME [--state-dir S | --admin HOST:PORT]\n"
             "                                           compare a PostgreSQL sink's table with\n"
             "                                           its query on the source, at one point\n"
@@ -785,6 +790,16 @@ static void admin_job(void *arg, tm_buf_t *out)
                                                     v));
         }
     json_object_set_new(root, "operator_watermarks", op_wms);
+    /* Incremental snapshots of PostgreSQL sources (GET /v1/snapshots has the same list). */
+    tm_buf_t incr;
+    tm_buf_init(&incr);
+    tm_pg_incr_status(&incr);
+    json_t *ij = json_loadb(incr.data ? incr.data : "", incr.len, 0, NULL);
+    json_t *list = json_object_get(ij, "snapshots");
+    json_object_set_new(root, "incremental_snapshots",
+                        list ? json_incref(list) : json_array());
+    json_decref(ij);
+    tm_buf_release(&incr);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (text != NULL)
@@ -978,6 +993,29 @@ static void admin_checkpoint_paused(void *arg, tm_buf_t *out)
     tm_buf_appendf(out, "{\"paused\":%d,\"sources\":%d}\n", paused, sources);
 }
 
+static int64_t admin_snapshot_start(void *arg, const char *const *tables, int ntables,
+                                    const char *where, const char *source, char *errstr,
+                                    size_t errstr_size)
+{
+    run_state_t *rs = arg;
+    if (rs->stopping)
+        return tm_seterr(errstr, errstr_size, TM_ESTOPPED, "the job is stopping");
+    return tm_pg_incr_request(source, tables, ntables, where, errstr, errstr_size);
+}
+
+static void admin_snapshots(void *arg, tm_buf_t *out)
+{
+    (void)arg;
+    tm_pg_incr_status(out);
+}
+
+static int admin_snapshot_control(void *arg, const char *op, const char *source, char *errstr,
+                                  size_t errstr_size)
+{
+    (void)arg;
+    return tm_pg_incr_control(source, op, errstr, errstr_size);
+}
+
 static void admin_checkpoint_release(void *arg)
 {
     run_state_t *rs = arg;
@@ -1063,7 +1101,8 @@ static int cmd_run(const char *path, const run_opts_t *ro)
                               admin_checkpoints, admin_savepoint, admin_savepoint_status,
                               admin_stop,  admin_checkpoint_at, admin_checkpoint_at_status,
                               admin_checkpoint_release, admin_checkpoint_pause,
-                              admin_checkpoint_paused};
+                              admin_checkpoint_paused, admin_snapshot_start,
+                              admin_snapshots,  admin_snapshot_control};
     const char *addr = ro->admin_address ? ro->admin_address
                                          : tm_opt_str(job->settings, "admin_address");
     /* An admin API asked for by address or with TLS is part of the job: not starting it fails. */
@@ -1469,7 +1508,8 @@ int tm_cli_main(int argc, char **argv)
         if (argv[i][0] == '-')
             continue;
         if (strcmp(argv[i], "savepoint") == 0 || strcmp(argv[i], "stop") == 0 ||
-            strcmp(argv[i], "status") == 0 || strcmp(argv[i], "verify") == 0) {
+            strcmp(argv[i], "status") == 0 || strcmp(argv[i], "verify") == 0 ||
+            strcmp(argv[i], "snapshot") == 0) {
             char **args = calloc((size_t)argc + 1, sizeof(*args));
             int n = 0;
             args[n++] = argv[i];
@@ -1489,6 +1529,7 @@ int tm_cli_main(int argc, char **argv)
             }
             optind = 1;
             int rc = argv[i][0] == 'v'   ? tm_verify_main(n, args)
+                     : argv[i][1] == 'n' ? tm_admin_cli_snapshot(n, args)
                      : argv[i][1] == 'a' ? tm_admin_cli_savepoint(n, args)
                      : argv[i][3] == 'p' ? tm_admin_cli_stop(n, args)
                                          : tm_admin_cli_status(n, args);

@@ -111,6 +111,43 @@ static void fake_stop(void *arg)
     atomic_fetch_add(&((fake_t *)arg)->stop_calls, 1);
 }
 
+/* Incremental snapshots: what the last POST /v1/snapshots handed over. */
+static char snap_seen[512];
+
+static int64_t fake_snapshot_start(void *arg, const char *const *tables, int ntables,
+                                   const char *where, const char *source, char *errstr,
+                                   size_t errstr_size)
+{
+    (void)arg;
+    size_t n = 0;
+    snap_seen[0] = '\0';
+    for (int i = 0; i < ntables; i++)
+        n += (size_t)snprintf(snap_seen + n, sizeof(snap_seen) - n, "%s,", tables[i]);
+    snprintf(snap_seen + n, sizeof(snap_seen) - n, "where=%s source=%s", where ? where : "-",
+             source ? source : "-");
+    if (strcmp(tables[0], "public.missing") == 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOTFOUND, "no source captures public.missing");
+    if (where != NULL && strcmp(where, "bad") == 0)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL, "the filter does not work");
+    return 42;
+}
+
+static void fake_snapshots(void *arg, tm_buf_t *out)
+{
+    (void)arg;
+    tm_buf_puts(out, "{\"snapshots\":[{\"id\":42,\"state\":\"running\"}]}\n");
+}
+
+static int fake_snapshot_control(void *arg, const char *op, const char *source, char *errstr,
+                                 size_t errstr_size)
+{
+    (void)arg;
+    snprintf(snap_seen, sizeof(snap_seen), "%s source=%s", op, source ? source : "-");
+    if (source != NULL && strcmp(source, "nope") == 0)
+        return tm_seterr(errstr, errstr_size, TM_ENOTFOUND, "no source nope");
+    return 1;
+}
+
 /* ---- the server thread ---- */
 
 typedef struct server {
@@ -158,6 +195,9 @@ static const tm_admin_hooks_t *full_hooks(fake_t *f)
     static _Thread_local tm_admin_hooks_t h;
     h = (tm_admin_hooks_t){f,           fake_ready,     fake_metrics, fake_job, fake_checkpoints,
                            fake_savepoint, fake_status, fake_stop};
+    h.snapshot_start = fake_snapshot_start;
+    h.snapshots = fake_snapshots;
+    h.snapshot_control = fake_snapshot_control;
     return &h;
 }
 
@@ -527,6 +567,72 @@ static void test_null_hooks_501(void)
     TM_CHECK(req(&s, NULL, "POST", "/v1/stop", NULL, &st, &resp) == 0);
     TM_CHECK_INT(st, 501);
     TM_CHECK(req(&s, NULL, "POST", "/v1/stop", "{\"savepoint\":true}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    tm_buf_release(&resp);
+    server_stop(&s);
+}
+
+/* POST/GET /v1/snapshots and the control paths (incremental snapshots, pg_incr.h). */
+static void test_snapshot_routes(void)
+{
+    server_t s;
+    TM_REQUIRE(server_start(&s, NULL, NULL, NULL, false) == 0);
+    tm_buf_t resp;
+    tm_buf_init(&resp);
+    int st = 0;
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots",
+                 "{\"tables\":[\"public.orders\",\"public.items\"],\"where\":\"id > 3\"}", &st,
+                 &resp) == 0);
+    TM_CHECK_INT(st, 202);
+    TM_CHECK(strstr(resp.data, "\"id\":42") != NULL);
+    TM_CHECK_STR(snap_seen, "public.orders,public.items,where=id > 3 source=-");
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots",
+                 "{\"tables\":[\"public.missing\"],\"source\":\"shop\"}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(strstr(resp.data, "public.missing") != NULL);
+    TM_CHECK_STR(snap_seen, "public.missing,where=- source=shop");
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots", "{\"tables\":[\"t\"],\"where\":\"bad\"}",
+                 &st, &resp) == 0);
+    TM_CHECK_INT(st, 400);
+    const char *bad[] = {"", "{}", "{\"tables\":[]}", "{\"tables\":\"public.orders\"}",
+                         "{\"tables\":[1]}", "{\"tables\":[\"t\"],\"where\":3}",
+                         "{\"tables\":[\"t\"],\"where\":\"\"}", "{\"tables\":[\"t\"],\"x\":1}",
+                         "[1]"};
+    snap_seen[0] = '\0';
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots", bad[i], &st, &resp) == 0);
+        TM_CHECK_INT(st, 400);
+    }
+    TM_CHECK_STR(snap_seen, ""); /* none of them reached the hook */
+    TM_CHECK(req(&s, NULL, "GET", "/v1/snapshots", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 200);
+    TM_CHECK(strstr(resp.data, "\"state\":\"running\"") != NULL);
+    const char *ops[] = {"pause", "resume", "cancel"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[64], want[64];
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", ops[i]);
+        TM_CHECK(req(&s, NULL, "POST", path, NULL, &st, &resp) == 0);
+        TM_CHECK_INT(st, 202);
+        TM_CHECK(strstr(resp.data, "\"sources\":1") != NULL);
+        snprintf(want, sizeof(want), "%s source=-", ops[i]);
+        TM_CHECK_STR(snap_seen, want);
+    }
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots/pause", "{\"source\":\"nope\"}", &st, &resp) ==
+             0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots/explode", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 404);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/snapshots/pause", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 405);
+    server_stop(&s);
+
+    tm_admin_hooks_t none = {0};
+    TM_REQUIRE(server_start(&s, NULL, &none, NULL, false) == 0);
+    TM_CHECK(req(&s, NULL, "GET", "/v1/snapshots", NULL, &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots", "{\"tables\":[\"t\"]}", &st, &resp) == 0);
+    TM_CHECK_INT(st, 501);
+    TM_CHECK(req(&s, NULL, "POST", "/v1/snapshots/cancel", NULL, &st, &resp) == 0);
     TM_CHECK_INT(st, 501);
     tm_buf_release(&resp);
     server_stop(&s);
@@ -1453,6 +1559,7 @@ int main(void)
     TM_RUN(test_savepoint_flow);
     TM_RUN(test_http_errors);
     TM_RUN(test_null_hooks_501);
+    TM_RUN(test_snapshot_routes);
     TM_RUN(test_config_errors);
     TM_RUN(test_bearer_token);
     TM_RUN(test_addr_file);
