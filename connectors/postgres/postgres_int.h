@@ -86,6 +86,7 @@ struct tm_source {
     char *publication;
     bool create;
     bool streaming;
+    bool binary; /* ask for binary values on PostgreSQL 14+ (pg_binary.h) */
     tm_pg_snapmode_t snapmode;
     int64_t chunk_size;
     int64_t heartbeat_ms;
@@ -112,6 +113,7 @@ struct tm_source {
 
     /* Source thread state. */
     tm_pg_typecache_t *types;
+    bool binary_off; /* a captured column's type has no binary decoder: text from now on */
     tm_pg_rel_t *rels;
     int nrels, relcap;
     tm_schema_t *msg_schema;
