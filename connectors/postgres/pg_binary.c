@@ -314,9 +314,52 @@ static int numeric_text(tm_buf_t *out, const uint8_t *p, size_t len, char *errst
     return 0;
 }
 
+/*
+ * The common case without the text: a finite value of at most 36 decimal
+ * digits (integer groups and dscale fraction digits) is what tm_numeric_parse
+ * makes of numeric_out's text, the digits as one __int128 and dscale as the
+ * scale, with no risk of overflow.  False when the value needs the text path
+ * (or is malformed, which the text path reports).
+ */
+static bool numeric_fast(const uint8_t *p, size_t len, tm_datum_t *d)
+{
+    if (len < 8)
+        return false;
+    uint16_t ndigits = get_u16(p), sign = get_u16(p + 4), dscale = get_u16(p + 6);
+    int weight = (int16_t)get_u16(p + 2);
+    if (len != 8 + 2 * (size_t)ndigits || (sign != NUMERIC_POS && sign != NUMERIC_NEG))
+        return false;
+    int intgroups = weight >= 0 ? weight + 1 : 0;
+    if (intgroups * 4 + (int)dscale > 36)
+        return false;
+    const uint8_t *dg = p + 8;
+    __int128 v = 0;
+    for (int g = 0; g < intgroups; g++) {
+        unsigned x = g < ndigits ? get_u16(dg + 2 * g) : 0;
+        if (x > 9999)
+            return false;
+        v = v * 10000 + x;
+    }
+    /* dscale fraction digits, from the groups after the point (weight + 1 on). */
+    int left = dscale;
+    for (int g = weight + 1; left > 0; g++) {
+        unsigned x = g >= 0 && g < ndigits ? get_u16(dg + 2 * g) : 0;
+        if (x > 9999)
+            return false;
+        static const unsigned div[4] = {1000, 100, 10, 1};
+        for (int k = 0; k < 4 && left > 0; k++, left--)
+            v = v * 10 + (x / div[k]) % 10;
+    }
+    d->u.dec = sign == NUMERIC_NEG ? -v : v;
+    d->scale = (int16_t)dscale;
+    return true;
+}
+
 static int parse_numeric(tm_batch_t *batch, const uint8_t *p, size_t len, tm_datum_t *d,
                          char *errstr, size_t errstr_size)
 {
+    if (numeric_fast(p, len, d))
+        return 0;
     tm_buf_t txt;
     tm_buf_init(&txt);
     int rc = numeric_text(&txt, p, len, errstr, errstr_size);
@@ -330,15 +373,15 @@ static int parse_numeric(tm_batch_t *batch, const uint8_t *p, size_t len, tm_dat
     return rc;
 }
 
-/* cash_out's digits in lc_monetary=C without '$' and ',' — what the text path keeps. */
-static int parse_money(tm_batch_t *batch, int64_t cents, tm_datum_t *d)
+/*
+ * cash_out in lc_monetary=C prints the cents with two decimals ("-$1,234.56");
+ * the text path keeps the digits and sign, which tm_numeric_parse reads as
+ * the cents at scale 2.
+ */
+static void parse_money(int64_t cents, tm_datum_t *d)
 {
-    char buf[32];
-    uint64_t mag = cents < 0 ? 0 - (uint64_t)cents : (uint64_t)cents;
-    int n = snprintf(buf, sizeof(buf), "%s%" PRIu64 ".%02u", cents < 0 ? "-" : "", mag / 100,
-                     (unsigned)(mag % 100));
-    int rc = tm_numeric_parse(batch, d, buf, (size_t)n);
-    return rc == TM_ENOMEM ? rc : rc != 0 ? TM_EPROTO : 0;
+    d->u.dec = cents;
+    d->scale = 2;
 }
 
 /* ---- Scalars ---- */
@@ -401,7 +444,8 @@ static int bin_scalar(tm_batch_t *batch, uint8_t bin, const uint8_t *p, size_t l
     case TM_PG_BIN_MONEY:
         if (len != 8)
             return bad_len(errstr, errstr_size, bin, len, 8);
-        return parse_money(batch, get_i64(p), d);
+        parse_money(get_i64(p), d);
+        return 0;
     case TM_PG_BIN_TEXT:
     case TM_PG_BIN_XML:
     case TM_PG_BIN_BYTEA:
