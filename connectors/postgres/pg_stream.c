@@ -401,20 +401,20 @@ int tm_pg_tuple_to_row(tm_batch_t *batch, const tm_pg_rel_t *rel, const tm_pg_tu
  * Binary values need a decoder for the type of every captured column
  * (pg_binary.h); a type without one would arrive in a form nothing here can
  * read.  Returns false, having said which column and type stand in the way,
- * when rel has such a column; the source then streams text from the next
- * START_REPLICATION on.
+ * when a wanted relation of shape (s, ct) has such a column; the source then
+ * streams text from the next START_REPLICATION on.
  */
-static bool binary_usable(stream_t *st, const tm_pg_rel_t *rel)
+static bool binary_usable(stream_t *st, const tm_schema_t *s, const tm_pg_coltype_t *ct,
+                          bool wanted)
 {
     tm_source_t *src = st->src;
-    if (!rel->wanted || rel->schema == NULL || rel->ct == NULL)
+    if (!wanted || s == NULL || ct == NULL)
         return true;
     const char *enc = src->repl != NULL ? PQparameterStatus(src->repl, "client_encoding") : NULL;
     bool xml_ok = enc != NULL && (strcmp(enc, "UTF8") == 0 || strcmp(enc, "SQL_ASCII") == 0);
-    int i = tm_pg_binary_unsupported(rel->ct, rel->schema->ncols, xml_ok);
+    int i = tm_pg_binary_unsupported(ct, s->ncols, xml_ok);
     if (i < 0)
         return true;
-    const tm_schema_t *s = rel->schema;
     src->binary_off = true;
     TM_INFO(TM_PG_COMP, "binary values off: a captured column's type has no binary decoder",
             "source=%s table=%s.%s column=%s type=%s client_encoding=%s action=\"streaming text "
@@ -433,17 +433,25 @@ static int on_relation(stream_t *st, const tm_pg_msg_t *msg, char *errstr, size_
     int rc = tm_pg_schema_from_relation(src, msg, &s, &ct, errstr, errstr_size);
     if (rc != 0)
         return rc;
+    if (st->binary &&
+        !binary_usable(st, s, ct,
+                       s->namespace && s->table && tm_pg_wanted(src, s->namespace, s->table))) {
+        /*
+         * Nothing of this shape went out yet: start over from the slot in
+         * text, without installing it (the resent stream brings it again).
+         */
+        rc = tm_seterr(errstr, errstr_size, TM_ECONN,
+                       "restarting the stream with text values for %s.%s", s->namespace,
+                       s->table);
+        tm_schema_unref(s);
+        free(ct);
+        st->to_text = true;
+        return rc;
+    }
     uint32_t relid = msg->u.relation.relid;
     if ((rc = tm_pg_rel_install(src, relid, msg->u.relation.replident, s, ct, &changed)) != 0)
         return rc;
     tm_pg_rel_t *rel = tm_pg_rel_find(src, relid);
-    if (st->binary && !binary_usable(st, rel)) {
-        /* No change of this relation went out yet: start over from the slot in text. */
-        st->to_text = true;
-        return tm_seterr(errstr, errstr_size, TM_ECONN,
-                         "restarting the stream with text values for %s.%s",
-                         rel->schema->namespace, rel->schema->table);
-    }
     if (!changed || !rel->wanted)
         return 0;
     TM_INFO(TM_PG_COMP, "schema changed", "source=%s table=%s.%s version=%" PRIu32 " columns=%d",
@@ -764,8 +772,10 @@ static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
     bool v14 = src->server_version == 0 || src->server_version >= 140000;
     /* Binary values (PostgreSQL 14+) unless a captured table already known cannot use them. */
     st->binary = src->binary && v14 && !src->binary_off;
-    for (int i = 0; st->binary && i < src->nrels; i++)
-        st->binary = binary_usable(st, &src->rels[i]);
+    for (int i = 0; st->binary && i < src->nrels; i++) {
+        const tm_pg_rel_t *rel = &src->rels[i];
+        st->binary = binary_usable(st, rel->schema, rel->ct, rel->wanted);
+    }
     const char *bin = st->binary ? ", binary 'true'" : "";
     if (!v14)
         snprintf(cmd, sizeof(cmd),

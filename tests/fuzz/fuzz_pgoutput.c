@@ -26,12 +26,13 @@
  * or by hand, without meson:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc -Iconnectors \
- *       tests/fuzz/fuzz_pgoutput.c connectors/postgres/pgoutput.c \
+ *       -I/usr/include/postgresql tests/fuzz/fuzz_pgoutput.c connectors/postgres/pgoutput.c \
  *       connectors/postgres/pg_types.c connectors/postgres/pg_binary.c \
- *       src/core/[a-z]*.c -lm -o fuzz-pgoutput
+ *       src/core/[a-z]*.c -lm -lpq -o fuzz-pgoutput
  *
  * Every file in tests/fuzz/pgoutput/ (seeds cut from tests/data/pgoutput,
- * binary ones from binary.txt, and every crash ever found) is replayed as the unit test `fuzz-corpus-pgoutput`.
+ * binary ones from binary.txt, and every crash ever found) is replayed as the
+ * unit test `fuzz-corpus-pgoutput`.
  *
  * Thread: libFuzzer calls the target from one thread.
  */

@@ -148,6 +148,9 @@ def test_a_column_added_mid_stream_switches_to_text_without_loss(cdc):
     log = tm.log_text()
     assert re.search(r"binary values off.*column=spot type=point", log), tm.log_tail()
     assert len(re.findall(r"streaming started.*values=text", log)) == 1
+    # One schema change (the new column), not a spurious one from the restart.
+    changes = re.findall(r"schema changed.*version=(\d+) columns=(\d+)", log)
+    assert changes == [("2", "4")], changes
     assert "replication connection lost" not in log
     # No duplicate appears later either.
     cdc.sql("INSERT INTO orders VALUES (1000, 0, 'last', NULL);")
