@@ -7,6 +7,8 @@ without losing or repeating a change.
 import json
 import re
 
+import pytest
+
 from tidemark import payload, read_jsonl, wait_for_lines, wait_until
 
 TYPES = """
@@ -122,37 +124,53 @@ def test_a_type_without_binary_decoder_streams_text(cdc):
     assert "replication connection lost" not in log
 
 
-def test_a_column_added_mid_stream_switches_to_text_without_loss(cdc):
+@pytest.mark.parametrize("n, pad", [
+    pytest.param(20, 0, id="small-transaction"),
+    # Past logical_decoding_work_mem (64kB on the test server): the transaction is
+    # streamed, spilled, and its Relation message met when the spill file is replayed.
+    pytest.param(1500, 200, id="streamed-transaction"),
+])
+def test_a_column_added_mid_stream_switches_to_text_without_loss(cdc, n, pad):
     cdc.sql("CREATE TABLE public.orders (id int PRIMARY KEY, qty int, note text);")
     tm = cdc.start(tables="public.orders", sink={"schemas": False})
     cdc.wait_slot_ready(tm)
     cdc.sql("INSERT INTO orders SELECT g, g, 'before' FROM generate_series(1, 50) g;")
     wait_for_lines(cdc.topic_path("orders"), 50, proc=tm)
     wait_until(lambda: "values=binary" in tm.log_text(), 10, "binary values", tm)
-    # One transaction: 20 changes in binary, then the new column's Relation message
+    # One transaction: n changes in binary, then the new column's Relation message
     # mid-transaction, then changes that can only come as text.
-    cdc.sql("""
+    last = 50 + 2 * n
+    cdc.sql(f"""
         BEGIN;
-        INSERT INTO orders SELECT g, g, 'same tx' FROM generate_series(51, 70) g;
+        INSERT INTO orders SELECT g, g, 'same tx' || repeat('x', {pad})
+          FROM generate_series(51, {50 + n}) g;
         ALTER TABLE orders ADD COLUMN spot point;
-        INSERT INTO orders SELECT g, g, 'after', point(g, g) FROM generate_series(71, 90) g;
+        INSERT INTO orders SELECT g, g, 'after', point(g, g)
+          FROM generate_series({51 + n}, {last}) g;
         UPDATE orders SET spot = '(0,0)' WHERE id = 1;
         COMMIT;
     """)
-    records = wait_for_lines(cdc.topic_path("orders"), 91, proc=tm)
-    ids = [payload(r)["after"]["id"] for r in records[:91]]
-    assert ids == list(range(1, 91)) + [1], "every change exactly once, in order"
-    tail = [payload(r)["after"] for r in records[70:72]]
-    assert tail[0]["spot"] == "(71,71)" and tail[0]["note"] == "after"
-    assert payload(records[90])["after"]["spot"] == "(0,0)"
+    records = wait_for_lines(cdc.topic_path("orders"), last + 1, proc=tm)
+    ids = [payload(r)["after"]["id"] for r in records[:last + 1]]
+    assert ids == list(range(1, last + 1)) + [1], "every change exactly once, in order"
+    first_text = payload(records[50 + n])["after"]
+    assert first_text["spot"] == f"({51 + n},{51 + n})" and first_text["note"] == "after"
+    assert payload(records[last])["after"]["spot"] == "(0,0)"
     log = tm.log_text()
     assert re.search(r"binary values off.*column=spot type=point", log), tm.log_tail()
+    assert "replication connection lost" not in log
     assert len(re.findall(r"streaming started.*values=text", log)) == 1
     # One schema change (the new column), not a spurious one from the restart.
     changes = re.findall(r"schema changed.*version=(\d+) columns=(\d+)", log)
     assert changes == [("2", "4")], changes
-    assert "replication connection lost" not in log
+    if pad:
+        # The server did stream it (in both sessions, binary and text).
+        def streamed():
+            out = cdc.sql("SELECT stream_txns FROM pg_stat_replication_slots "
+                          f"WHERE slot_name = '{cdc.slot}'")
+            return out.isdigit() and int(out) >= 2
+        wait_until(streamed, 15, "the slot's statistics to count streamed transactions", tm)
     # No duplicate appears later either.
-    cdc.sql("INSERT INTO orders VALUES (1000, 0, 'last', NULL);")
-    records = wait_for_lines(cdc.topic_path("orders"), 92, proc=tm)
-    assert len(read_jsonl(cdc.topic_path("orders"))) == 92
+    cdc.sql("INSERT INTO orders VALUES (100000, 0, 'last', NULL);")
+    wait_for_lines(cdc.topic_path("orders"), last + 2, proc=tm)
+    assert len(read_jsonl(cdc.topic_path("orders"))) == last + 2
