@@ -145,8 +145,9 @@ static int64_t get_i64(const uint8_t *p)
 
 /*
  * Moves the decimal in buf ("[-]d.ddde±x", as %.*e prints it) one unit of its
- * last digit away from zero (away = true) or towards it, rewriting buf as
- * "[-]<digits>e<exp>".  False when the result would be zero.
+ * last digit away from zero (away = true) or towards it, keeping as many
+ * significant digits, and rewrites buf as "[-]<digits>e<exp>".  False for
+ * zero or text not in that form.
  */
 static bool step_decimal(char *buf, size_t size, bool away)
 {
@@ -163,11 +164,17 @@ static bool step_decimal(char *buf, size_t size, bool away)
     if (*s != 'e')
         return false;
     long e = strtol(s + 1, NULL, 10) - (ndig - 1);
-    if (away) {
+    uint64_t lead = 1; /* 10^(ndig - 1): "1.00…0", whose lower neighbour is "9.99…9" a decade down */
+    for (int k = 1; k < ndig; k++)
+        lead *= 10;
+    if (m == 0 || ndig == 0) {
+        return false;
+    } else if (away) {
         m++;
+    } else if (m == lead) {
+        m = lead * 10 - 1;
+        e--;
     } else {
-        if (m <= 1)
-            return false;
         m--;
     }
     snprintf(buf, size, "%s%" PRIu64 "e%ld", neg ? "-" : "", m, e);

@@ -169,10 +169,12 @@ INSERT INTO t_float SELECT 1000 + k, (2::float8 ^ k)::float4, 2::float8 ^ (k * 7
   FROM generate_series(-149, 127) k;
 INSERT INTO t_float SELECT 2000 + k, -(2::float8 ^ k)::float4 * 3, (2::float8 ^ k) * 3
   FROM generate_series(-140, 120) k;
+INSERT INTO t_float SELECT 3000 + k, -(2::float8 ^ k)::float4, -(2::float8 ^ (k * 7))
+  FROM generate_series(-149, 127) k;
 SELECT setseed(0.42);
 INSERT INTO t_float SELECT 5000 + g, ((random() - 0.5) * 10 ^ (random() * 60 - 30))::float4,
                           (random() - 0.5) * 10 ^ (random() * 600 - 300)
-  FROM generate_series(1, 3000) g;
+  FROM generate_series(1, 2500) g;
 
 UPDATE t_bin SET t = 'changed', a_i4 = '{5}' WHERE id = 1;
 DELETE FROM t_bin WHERE id = 3;
