@@ -34,6 +34,10 @@
  *   4. Streamed transactions are spilled, never held in memory, and replayed
  *      only after their Stream Commit; replay yields to the emitter like
  *      network input does.
+ *   5. Binary values (option binary) are asked for only while every wanted
+ *      relation known can decode them (pg_binary.h).  A Relation message
+ *      that cannot is not installed: the stream restarts from the slot in
+ *      text, and invariant 2 skips what already went out.
  *
  * Thread: the source thread.
  */

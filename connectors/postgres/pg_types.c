@@ -17,8 +17,8 @@
 #include "postgres/pg_types.h"
 
 #include "core/buf.h"
-#include "postgres/pg_binary.h"
 #include "core/error.h"
+#include "postgres/pg_binary.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -10,6 +10,7 @@
  *                    acknowledgements, keepalives, heartbeats, reconnects
  *     pgoutput.c     message decoding (no intelligence)
  *     pg_types.c     type metadata and text parsing
+ *     pg_binary.c    binary values (pgoutput's binary 'true'), as the text parses
  *     txbuf.c        spill files of streamed transactions
  *
  * Ownership: the tm_source_t owns both connections, every schema in the
