@@ -11,9 +11,14 @@ slots therefore hold exactly the same changes.  Then, one after the other:
 
 It prints both rates in events/s, the ratio tidemark/pg_recvlogical, tidemark's peak
 RSS, and the machine.  This is a benchmark, not a test: nothing here asserts a time.
+The tidemark drain asks for text values (`binary = 'false'`); with --binary a third
+drain per round asks for binary values (`binary = 'true'`, PostgreSQL 14+) on the same
+slot contents, and the CPU time of tidemark and of the server's walsender per event is
+printed for both.
 
     bench/pg_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--no-schemas]
-                      [--checkpoint-interval 1s [--commit append|rename]] [--perf FILE]
+                      [--checkpoint-interval 1s [--commit append|rename]] [--binary]
+                      [--perf FILE]
 """
 import argparse
 import os
@@ -104,6 +109,8 @@ def peak_rss_kib(pid: int) -> int:
 
 # CPU seconds (user + system) each drain's process used until its last line, by slot.
 CPU: dict = {}
+# CPU seconds of the walsender that served each tidemark drain, by slot.
+WALSENDER_CPU: dict = {}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -119,7 +126,7 @@ BENCH_COLUMNS = "id bigint PRIMARY KEY, a int, b text, c numeric(10,2), d timest
 
 
 def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path, checkpoint: str = None,
-                   watermark: bool = False) -> tuple:
+                   watermark: bool = False, binary: bool = False) -> tuple:
     """Runs tidemark on `slot` until every change is a line on disk.
 
     With --watermark the source declares its columns (both arms, so that the
@@ -132,7 +139,8 @@ def drain_tidemark(args, pg: PgServer, slot: str, run_dir: Path, checkpoint: str
     job.write_text(f"""
 CREATE TABLE bench ({cols}) WITH (connector = 'postgres-cdc',
   dsn = 'host={pg.host} port={pg.port} dbname=bench user=postgres',
-  tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never'{wm});
+  tables = 'public.bench', slot = '{slot}', publication = 'bench_pub', snapshot = 'never',
+  binary = '{'true' if binary else 'false'}'{wm});
 CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
   schemas = {'false' if args.no_schemas else 'true'}, commit = '{args.commit}');
 INSERT INTO out SELECT * FROM bench;
@@ -160,6 +168,9 @@ INSERT INTO out SELECT * FROM bench;
     seconds = time.monotonic() - t0
     rss = max(rss, peak_rss_kib(proc.pid))
     CPU[slot] = cpu_seconds(proc.pid)
+    walsender = pg.psql(f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'",
+                        db="bench").strip()
+    WALSENDER_CPU[slot] = cpu_seconds(int(walsender)) if walsender.isdigit() else float("nan")
     if args.perf:
         subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
     else:
@@ -188,6 +199,9 @@ def main() -> int:
     ap.add_argument("--watermark", metavar="EXPR",
                     help="adds a drain whose source has watermark = EXPR (e.g. \"d - INTERVAL "
                          "'5 seconds'\"): the cost of generating watermarks")
+    ap.add_argument("--binary", action="store_true",
+                    help="adds a tidemark drain with binary = 'true' (binary pgoutput values) to "
+                         "each round, beside the text one, and prints both with their CPU per event")
     ap.add_argument("--perf", metavar="FILE",
                     help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     args = ap.parse_args()
@@ -196,7 +210,8 @@ def main() -> int:
     pg = PgServer(extra_conf={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}).start()
     try:
         pg.psql("CREATE DATABASE bench")
-        tools = (["recv", "tm"] + (["chk"] if args.checkpoint_interval else []) +
+        tools = (["recv", "tm"] + (["bin"] if args.binary else []) +
+                 (["chk"] if args.checkpoint_interval else []) +
                  (["wm"] if args.watermark else []))
         slots = ["warm"] + [f"{tool}_{i}" for i in range(args.repeat) for tool in tools]
         pg.psql("""CREATE TABLE bench (id bigint PRIMARY KEY, a int, b text, c numeric(10,2),
@@ -223,7 +238,7 @@ def main() -> int:
         # no measured run pays for reading it from disk.
         pg.psql("CHECKPOINT", db="bench")
         recvlogical("warm")
-        t_recv, t_tm, t_chk, t_wm, rss, nbytes = [], [], [], [], 0, 0
+        t_recv, t_tm, t_bin, t_chk, t_wm, rss, nbytes = [], [], [], [], [], 0, 0
         for i in range(args.repeat):
             # Rotate the order so that no tool always runs on a fresher machine.
             order = tools[i % len(tools):] + tools[:i % len(tools)]
@@ -234,6 +249,12 @@ def main() -> int:
                     sec, r, nbytes = drain_tidemark(args, pg, f"tm_{i}", tmp)
                     t_tm.append(sec)
                     rss = max(rss, r)
+                elif tool == "bin":
+                    sec, r, nbytes_bin = drain_tidemark(args, pg, f"bin_{i}", tmp, binary=True)
+                    t_bin.append(sec)
+                    rss = max(rss, r)
+                    if nbytes and nbytes_bin != nbytes:
+                        print(f"warning: binary drain wrote {nbytes_bin} bytes, text {nbytes}")
                 elif tool == "wm":
                     sec, r, _ = drain_tidemark(args, pg, f"wm_{i}", tmp, watermark=True)
                     t_wm.append(sec)
@@ -244,6 +265,8 @@ def main() -> int:
                     rss = max(rss, r)
             line = (f"run {i + 1}: pg_recvlogical {args.events / t_recv[-1]:,.0f} events/s, "
                     f"tidemark {args.events / t_tm[-1]:,.0f} events/s")
+            if t_bin:
+                line += f", tidemark binary {args.events / t_bin[-1]:,.0f} events/s"
             if t_chk:
                 line += f", tidemark with checkpoints {args.events / t_chk[-1]:,.0f} events/s"
             if t_wm:
@@ -260,6 +283,22 @@ def main() -> int:
               f"{'off' if args.no_schemas else 'on'}, {nbytes / args.events:.0f} bytes/event): "
               f"{r_tm:,.0f} events/s")
         print(f"ratio tidemark/pg_recvlogical: {r_tm / r_recv:.2f}")
+
+        def spread(ts):
+            return f"{args.events / max(ts):,.0f}-{args.events / min(ts):,.0f}"
+
+        if t_bin:
+            r_bin = args.events / statistics.median(t_bin)
+            print(f"tidemark with binary values (binary = 'true'): {r_bin:,.0f} events/s")
+            print(f"ratio tidemark binary/pg_recvlogical: {r_bin / r_recv:.2f}, "
+                  f"binary/text: {r_bin / r_tm:.2f}")
+            print(f"spreads (events/s, slowest-fastest round): pg_recvlogical {spread(t_recv)}, "
+                  f"tidemark text {spread(t_tm)}, tidemark binary {spread(t_bin)}")
+            for arm in ("tm", "bin"):
+                c = statistics.median(CPU[f"{arm}_{i}"] for i in range(args.repeat))
+                w = statistics.median(WALSENDER_CPU[f"{arm}_{i}"] for i in range(args.repeat))
+                print(f"CPU per event, {'text  ' if arm == 'tm' else 'binary'}: tidemark "
+                      f"{c / args.events * 1e6:.2f} µs, walsender {w / args.events * 1e6:.2f} µs")
         if t_chk:
             r_chk = args.events / statistics.median(t_chk)
             print(f"tidemark with checkpoint_interval = {args.checkpoint_interval} and commit = "

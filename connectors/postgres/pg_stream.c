@@ -34,6 +34,10 @@
  *   4. Streamed transactions are spilled, never held in memory, and replayed
  *      only after their Stream Commit; replay yields to the emitter like
  *      network input does.
+ *   5. Binary values (option binary) are asked for only while every wanted
+ *      relation known can decode them (pg_binary.h).  A Relation message
+ *      that cannot is not installed: the stream restarts from the slot in
+ *      text, and invariant 2 skips what already went out.
  *
  * Thread: the source thread.
  */
@@ -42,6 +46,7 @@
 #include "core/errcount.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "postgres/pg_binary.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -93,6 +98,8 @@ typedef struct stream {
     int64_t last_heartbeat_us;
     bool reply_requested;
     bool ever_connected;
+    bool binary;  /* this session asked for binary values */
+    bool to_text; /* the coming reconnect switches to text values: not a lost connection */
 } stream_t;
 
 /* ---- Output queue ---- */
@@ -392,15 +399,54 @@ int tm_pg_tuple_to_row(tm_batch_t *batch, const tm_pg_rel_t *rel, const tm_pg_tu
             tm_row_set_null(row, i, false);
             break;
         }
+        case TM_PG_COL_BINARY: {
+            /* Asked for with the binary option; the same datum as its text (pg_binary.h). */
+            char why[256];
+            int rc = tm_pg_binary_parse(batch, &rel->ct[i], c->data, c->len, d, why, sizeof(why));
+            if (rc != 0)
+                return rc == TM_ENOMEM
+                           ? rc
+                           : tm_seterr(errstr, errstr_size, TM_EPROTO,
+                                       "column %s.%s.%s (%s), binary value: %s", s->namespace,
+                                       s->table, s->cols[i].name, s->cols[i].db_type, why);
+            tm_row_set_null(row, i, false);
+            break;
+        }
         default:
-            /* Binary values are only sent when asked for ('binary' option); we never ask. */
             return tm_seterr(errstr, errstr_size, TM_EPROTO,
-                             "column %s.%s.%s arrived in binary format", s->namespace, s->table,
-                             s->cols[i].name);
+                             "column %s.%s.%s arrived with unknown kind 0x%02x", s->namespace,
+                             s->table, s->cols[i].name, (unsigned char)c->kind);
         }
     }
     *out = row;
     return 0;
+}
+
+/*
+ * Binary values need a decoder for the type of every captured column
+ * (pg_binary.h); a type without one would arrive in a form nothing here can
+ * read.  Returns false, having said which column and type stand in the way,
+ * when a wanted relation of shape (s, ct) has such a column; the source then
+ * streams text from the next START_REPLICATION on.
+ */
+static bool binary_usable(stream_t *st, const tm_schema_t *s, const tm_pg_coltype_t *ct,
+                          bool wanted)
+{
+    tm_source_t *src = st->src;
+    if (!wanted || s == NULL || ct == NULL)
+        return true;
+    const char *enc = src->repl != NULL ? PQparameterStatus(src->repl, "client_encoding") : NULL;
+    bool xml_ok = enc != NULL && (strcmp(enc, "UTF8") == 0 || strcmp(enc, "SQL_ASCII") == 0);
+    int i = tm_pg_binary_unsupported(ct, s->ncols, xml_ok);
+    if (i < 0)
+        return true;
+    src->binary_off = true;
+    TM_INFO(TM_PG_COMP, "binary values off: a captured column's type has no binary decoder",
+            "source=%s table=%s.%s column=%s type=%s client_encoding=%s action=\"streaming text "
+            "values\"",
+            src->name, s->namespace, s->table, s->cols[i].name, s->cols[i].db_type,
+            enc ? enc : "?");
+    return false;
 }
 
 static int on_relation(stream_t *st, const tm_pg_msg_t *msg, char *errstr, size_t errstr_size)
@@ -412,6 +458,21 @@ static int on_relation(stream_t *st, const tm_pg_msg_t *msg, char *errstr, size_
     int rc = tm_pg_schema_from_relation(src, msg, &s, &ct, errstr, errstr_size);
     if (rc != 0)
         return rc;
+    if (st->binary &&
+        !binary_usable(st, s, ct,
+                       s->namespace && s->table && tm_pg_wanted(src, s->namespace, s->table))) {
+        /*
+         * Nothing of this shape went out yet: start over from the slot in
+         * text, without installing it (the resent stream brings it again).
+         */
+        rc = tm_seterr(errstr, errstr_size, TM_ECONN,
+                       "restarting the stream with text values for %s.%s", s->namespace,
+                       s->table);
+        tm_schema_unref(s);
+        free(ct);
+        st->to_text = true;
+        return rc;
+    }
     uint32_t relid = msg->u.relation.relid;
     if ((rc = tm_pg_rel_install(src, relid, msg->u.relation.replident, s, ct, &changed)) != 0)
         return rc;
@@ -748,20 +809,28 @@ static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
         free(lit);
         return TM_ENOMEM;
     }
-    if (src->server_version > 0 && src->server_version < 140000)
+    bool v14 = src->server_version == 0 || src->server_version >= 140000;
+    /* Binary values (PostgreSQL 14+) unless a captured table already known cannot use them. */
+    st->binary = src->binary && v14 && !src->binary_off;
+    for (int i = 0; st->binary && i < src->nrels; i++) {
+        const tm_pg_rel_t *rel = &src->rels[i];
+        st->binary = binary_usable(st, rel->schema, rel->ct, rel->wanted);
+    }
+    const char *bin = st->binary ? ", binary 'true'" : "";
+    if (!v14)
         snprintf(cmd, sizeof(cmd),
                  "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s)",
                  qslot, lit);
     else if (st->proto == 2)
         snprintf(cmd, sizeof(cmd),
                  "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '2', publication_names %s, "
-                 "streaming 'on', messages 'true')",
-                 qslot, lit);
+                 "streaming 'on', messages 'true'%s)",
+                 qslot, lit, bin);
     else
         snprintf(cmd, sizeof(cmd),
                  "START_REPLICATION SLOT %s LOGICAL 0/0 (proto_version '1', publication_names %s, "
-                 "messages 'true')",
-                 qslot, lit);
+                 "messages 'true'%s)",
+                 qslot, lit, bin);
     free(qslot);
     free(qpub);
     free(lit);
@@ -789,8 +858,9 @@ static int start_replication(stream_t *st, char *errstr, size_t errstr_size)
     if (PQsetnonblocking(src->repl, 1) != 0)
         return tm_seterr(errstr, errstr_size, TM_ECONN, "cannot make the connection non-blocking");
     char lsn[24];
-    TM_INFO(TM_PG_COMP, "streaming started", "source=%s slot=%s proto=%d done_end=%s", src->name,
-            src->slot, st->proto, tm_pg_lsn_format(st->done_end, lsn));
+    TM_INFO(TM_PG_COMP, "streaming started", "source=%s slot=%s proto=%d values=%s done_end=%s",
+            src->name, src->slot, st->proto, st->binary ? "binary" : "text",
+            tm_pg_lsn_format(st->done_end, lsn));
     st->ever_connected = true;
     st->last_status_us = 0;
     return 0;
@@ -858,13 +928,22 @@ static bool nap(stream_t *st, int64_t ms)
 static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_size)
 {
     tm_source_t *src = st->src;
-    TM_WARN(TM_PG_COMP, "replication connection lost; reconnecting",
-            "source=%s error=\"%s\" timeout_ms=%" PRId64, src->name, why, src->reconnect_ms);
-    tm_errors_count(TM_ERRKIND_SOURCE_CONNECTION);
+    /* Switching to text values (binary_usable) is a restart on purpose, not a failure. */
+    bool planned = st->to_text;
+    st->to_text = false;
+    if (planned) {
+        TM_INFO(TM_PG_COMP, "restarting replication", "source=%s reason=\"%s\"", src->name,
+                why);
+    } else {
+        TM_WARN(TM_PG_COMP, "replication connection lost; reconnecting",
+                "source=%s error=\"%s\" timeout_ms=%" PRId64, src->name, why,
+                src->reconnect_ms);
+        tm_errors_count(TM_ERRKIND_SOURCE_CONNECTION);
+    }
     tm_source_set_ready(st->ctx, false);
     reset_session(st);
     int64_t deadline = tm_mono_us() + src->reconnect_ms * 1000;
-    int64_t backoff = 500;
+    int64_t backoff = planned ? 0 : 500;
     char last[512];
     snprintf(last, sizeof(last), "%s", why);
     for (int attempt = 1;; attempt++) {
@@ -889,10 +968,9 @@ static int reconnect(stream_t *st, const char *why, char *errstr, size_t errstr_
                              "reconnect within reconnect_timeout (%" PRId64 " ms, %d attempts): "
                              "%s",
                              src->dsn_masked, src->reconnect_ms, attempt, last);
+        backoff = backoff == 0 ? 500 : backoff * 2 > 30000 ? 30000 : backoff * 2;
         TM_WARN(TM_PG_COMP, "reconnect failed", "source=%s attempt=%d retry_ms=%" PRId64
-                " error=\"%s\"", src->name, attempt, backoff * 2 > 30000 ? 30000 : backoff * 2,
-                last);
-        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+                " error=\"%s\"", src->name, attempt, backoff, last);
     }
 }
 

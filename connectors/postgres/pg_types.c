@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/error.h"
+#include "postgres/pg_binary.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -404,6 +405,7 @@ int tm_pg_column_describe(const tm_pg_typecache_t *tc, uint32_t oid, int32_t typ
     if (resolve(tc, oid, &tm, &sc, &elem_oid, &delim)) {
         col->type = sc.type;
         ct->kind = sc.kind;
+        ct->bin = tm_pg_binary_format(sc.oid, sc.kind);
         apply_typmod(col, sc.oid, sc.kind, tm);
         db_type = sc.name;
     } else {
@@ -427,6 +429,8 @@ int tm_pg_column_describe(const tm_pg_typecache_t *tc, uint32_t oid, int32_t typ
         ct->kind = TM_PG_K_ARRAY;
         ct->elem_kind = esc.kind;
         ct->delim = delim;
+        ct->elem_bin = tm_pg_binary_format(esc.oid, esc.kind);
+        ct->bin = ct->elem_bin != TM_PG_BIN_NONE ? TM_PG_BIN_ARRAY : TM_PG_BIN_NONE;
         apply_typmod(col, esc.oid, esc.kind, etm);
         sc = esc;
         sc.semantic = NULL;
@@ -1178,6 +1182,11 @@ static int append_elem_json(tm_buf_t *out, tm_batch_t *batch, uint8_t kind, cons
         (void)batch;
         return tm_buf_append_json_str(out, d->u.var.ptr, d->u.var.len);
     }
+}
+
+int tm_pg_elem_json(tm_buf_t *out, uint8_t kind, const tm_datum_t *d)
+{
+    return append_elem_json(out, NULL, kind, d);
 }
 
 typedef struct arr_parser {

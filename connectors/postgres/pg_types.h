@@ -78,6 +78,8 @@ typedef struct tm_pg_coltype {
     uint8_t kind;      /* tm_pg_kind_t */
     uint8_t elem_kind; /* arrays: the element's kind */
     char delim;        /* arrays: element delimiter (',' except box) */
+    uint8_t bin;       /* tm_pg_bin_t (pg_binary.h): how a binary value decodes, 0 = cannot */
+    uint8_t elem_bin;  /* arrays: the element's tm_pg_bin_t */
 } tm_pg_coltype_t;
 
 /* A non-builtin type learnt from the catalog. */
@@ -133,6 +135,15 @@ int tm_pg_column_describe(const tm_pg_typecache_t *tc, uint32_t oid, int32_t typ
  */
 int tm_pg_value_parse(tm_batch_t *batch, const tm_pg_coltype_t *ct, const char *s, size_t len,
                       tm_datum_t *d, char *errstr, size_t errstr_size);
+
+/*
+ * Appends one array element's datum (of the element kind `kind`) as the JSON
+ * the text path's array parser writes for it; the binary array decoder
+ * (pg_binary.c) shares it so that both paths write the same text.  Returns 0
+ * or TM_ENOMEM.
+ */
+struct tm_buf;
+int tm_pg_elem_json(struct tm_buf *out, uint8_t kind, const tm_datum_t *d);
 
 /*
  * A column default as Debezium's PostgreSQL connector reads it (its

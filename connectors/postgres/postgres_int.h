@@ -10,6 +10,7 @@
  *                    acknowledgements, keepalives, heartbeats, reconnects
  *     pgoutput.c     message decoding (no intelligence)
  *     pg_types.c     type metadata and text parsing
+ *     pg_binary.c    binary values (pgoutput's binary 'true'), as the text parses
  *     txbuf.c        spill files of streamed transactions
  *     pg_incr.c      incremental snapshots (DBLog watermarks), tables added
  *                    to a running job, the signal table
@@ -95,6 +96,7 @@ struct tm_source {
     char *publication;
     bool create;
     bool streaming;
+    bool binary; /* ask for binary values on PostgreSQL 14+ (pg_binary.h) */
     tm_pg_snapmode_t snapmode;
     int64_t chunk_size;
     int64_t heartbeat_ms;
@@ -122,6 +124,7 @@ struct tm_source {
 
     /* Source thread state. */
     tm_pg_typecache_t *types;
+    bool binary_off; /* a captured column's type has no binary decoder: text from now on */
     tm_pg_rel_t *rels;
     int nrels, relcap;
     tm_schema_t *msg_schema;

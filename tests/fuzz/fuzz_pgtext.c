@@ -11,8 +11,9 @@
  * fuzz_pgoutput feeds the same parsers through corrupt messages without
  * column types; this target reaches the typmod and encoder paths.
  *
- * There is no binary-format decoder: tidemark asks pgoutput for text values
- * only (binary 'false'), so there is nothing binary to fuzz.
+ * Binary values (pgoutput's `binary 'true'`, connectors/postgres/pg_binary.c)
+ * are fuzzed by fuzz_pgoutput, which decodes them by the types of the
+ * Relation message before them.
  *
  * Invariants: no crash, leak or undefined behaviour on any input; a value
  * that parses is encoded, and the fast encoder's output is valid JSON (valid

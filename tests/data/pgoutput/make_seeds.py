@@ -40,6 +40,19 @@ for name in ('v1', 'v2'):
             f.write(frames(msgs[s:s + 12] + [m for m in msgs if m[:1] in (b'E', b'c', b'A')]))
         with open(os.path.join(out, 'v2-first-40.bin'), 'wb') as f:
             f.write(frames(msgs[:40]))
+# Binary values (binary 'true'): each row of capture_binary.sh's t_bin with its
+# Relation message, so the target decodes the values by their real types.
+msgs = []
+with open(os.path.join(here, 'binary.txt')) as f:
+    for line in f:
+        parts = line.split()
+        if len(parts) == 3:
+            msgs.append(bytes.fromhex(parts[2]))
+rel = next(m for m in msgs if m[:1] == b'R')
+rows = [m for m in msgs if m[:1] in (b'I', b'U', b'D') and m[1:5] == rel[1:5]]
+for k, m in enumerate(rows):
+    with open(os.path.join(out, 'binary-%02d.bin' % k), 'wb') as f:
+        f.write(frames([rel, m]))
 keepalive = b'k' + struct.pack('>QQB', 0x16B374D848, 1234, 1)
 xlog = b'w' + struct.pack('>QQQ', 1, 2, 3) + b'B' + b'\0' * 20
 with open(os.path.join(out, 'copydata.bin'), 'wb') as f:
