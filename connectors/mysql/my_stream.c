@@ -81,6 +81,13 @@ typedef struct stream {
     char tx_gtid[192];
     uint64_t tx_rows;   /* rows put into batches in this transaction */
     uint64_t skip_rows; /* rows to skip of the first transaction after a reconnect */
+    /*
+     * The open transaction's part of the records' source block (GTID,
+     * thread), and the interned name of the file being read (ifile, for
+     * st->file), so a record's block is filled without a lookup.
+     */
+    tm_my_source_t txsrc;
+    const char *ifile;
     bool untokened;     /* records emitted after the last token */
 
     ackpos_t ring[ACKRING];
@@ -326,6 +333,13 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
     snprintf(here.file, sizeof(here.file), "%s", st->file);
     here.offset = h->next_pos >= h->size ? h->next_pos - h->size : 0;
     uint64_t lsn = tm_my_pos_token(&here);
+    if (st->ifile == NULL || strcmp(st->ifile, st->file) != 0) {
+        /* A new file (once per file, so the interned names stay few). */
+        if ((st->ifile = tm_intern(st->file, strlen(st->file))) == NULL)
+            return TM_ENOMEM;
+    }
+    st->txsrc.mariadb = src->is_mariadb;
+    uint32_t row = 0; /* Debezium's row: the row's number within its rows event */
     for (;;) {
         if (st->src->cur != NULL && tm_batch_full(st->src->cur) && (rc = seal(st)) != 0)
             return rc;
@@ -346,6 +360,7 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
             /* Invariant 2: already emitted before the reconnect. */
             st->skip_rows--;
             st->tx_rows++;
+            row++;
             continue;
         }
         tm_record_t *rec = add_record(st, t->schema, r.op);
@@ -355,14 +370,51 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
         rec->after = after;
         rec->proc_us = tm_wall_us();
         rec->src.ts_us = (int64_t)h->timestamp * 1000000;
-        rec->src.lsn = lsn;
-        rec->src.commit_lsn = st->done_token;
+        rec->src.pos = lsn;
         rec->src.snapshot = TM_SNAPSHOT_FALSE;
+        rec->src.kind = TM_SOURCE_MYSQL;
+        rec->src.u.my = st->txsrc;
+        rec->src.u.my.file = st->ifile;
+        rec->src.u.my.server_id = h->server_id;
+        rec->src.u.my.event_pos = (uint32_t)here.offset;
+        rec->src.u.my.row = row++;
         st->tx_rows++;
     }
 }
 
 /* ---- Transactions ---- */
+
+/*
+ * The GTID of a transaction into its records' source block: MariaDB's
+ * domain-server-seq or MySQL's uuid:seq (the uuid interned: one per server).
+ * Anything else leaves no GTID (Debezium's null).
+ */
+static void txsrc_gtid(tm_my_source_t *my, const char *gtid)
+{
+    my->gtid_kind = TM_MY_GTID_NONE;
+    my->gtid_uuid = NULL;
+    const char *colon = strrchr(gtid, ':');
+    char *end;
+    if (colon != NULL && colon > gtid) {
+        unsigned long long seq = strtoull(colon + 1, &end, 10);
+        if (*end == '\0' && colon[1] != '\0' &&
+            (my->gtid_uuid = tm_intern(gtid, (size_t)(colon - gtid))) != NULL) {
+            my->gtid_seq = seq;
+            my->gtid_kind = TM_MY_GTID_MYSQL;
+        }
+        return;
+    }
+    unsigned long d, s;
+    unsigned long long q;
+    char tail;
+    if (sscanf(gtid, "%lu-%lu-%llu%c", &d, &s, &q, &tail) == 3 && d <= UINT32_MAX &&
+        s <= UINT32_MAX) {
+        my->gtid_domain = (uint32_t)d;
+        my->gtid_server = (uint32_t)s;
+        my->gtid_seq = q;
+        my->gtid_kind = TM_MY_GTID_MARIADB;
+    }
+}
 
 static void tx_begin(stream_t *st, const char *gtid, bool standalone)
 {
@@ -370,6 +422,8 @@ static void tx_begin(stream_t *st, const char *gtid, bool standalone)
     st->tx_standalone = standalone;
     st->tx_rows = 0;
     snprintf(st->tx_gtid, sizeof(st->tx_gtid), "%s", gtid);
+    memset(&st->txsrc, 0, sizeof(st->txsrc));
+    txsrc_gtid(&st->txsrc, gtid);
 }
 
 static void tx_end(stream_t *st, uint32_t next_pos)
@@ -625,6 +679,9 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
         if (slen == 5 && strncmp(stmt, "BEGIN", 5) == 0) {
             if (!st->tx_active)
                 tx_begin(st, "", false);
+            /* Debezium's thread: the connection id of the session that wrote the transaction. */
+            st->txsrc.thread = (uint32_t)body[0] | (uint32_t)body[1] << 8 |
+                               (uint32_t)body[2] << 16 | (uint32_t)body[3] << 24;
             return 0;
         }
         if ((slen == 6 && strncmp(stmt, "COMMIT", 6) == 0) || st->tx_standalone ||

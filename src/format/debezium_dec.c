@@ -1604,10 +1604,15 @@ static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
     else if (num_i64(f[SF_TS_NS], sa, &x))
         info->ts_us = tm__dbz_floordiv(x, 1000);
     if (num_i64(f[SF_LSN], sa, &x) && x > 0)
-        info->lsn = (uint64_t)x;
+        info->pos = (uint64_t)x;
     if (num_i64(f[SF_TXID], sa, &x) && x > 0)
-        info->xid = (uint32_t)x;
-    info->commit_lsn = sequence_commit_lsn(dec, f[SF_SEQUENCE]);
+        info->u.pg.xid = (uint32_t)x;
+    info->u.pg.commit_lsn = sequence_commit_lsn(dec, f[SF_SEQUENCE]);
+    /* A block with PostgreSQL's positions is PostgreSQL's; others keep only the common part. */
+    if (info->pos != 0 || info->u.pg.xid != 0 || info->u.pg.commit_lsn != 0)
+        info->kind = TM_SOURCE_POSTGRES;
+    else
+        memset(&info->u, 0, sizeof(info->u));
     const jv_t *snap = f[SF_SNAPSHOT];
     if (snap == NULL)
         return;
