@@ -1,0 +1,351 @@
+/*
+ * mysql_source.c — Debezium's MySQL/MariaDB source block (format-mysql-source).
+ *
+ * Role: the contract of records from the MySQL source (tm_source_info_t's
+ * MySQL block, row.h) as the Debezium encoder writes them.
+ *   1. Real Debezium MySQL events (tests/data/debezium/risingwave, streamed
+ *      rows with server_id, file, pos, row and thread): a record carrying the
+ *      same binlog coordinates encodes to a source block with the same keys in
+ *      the same order (Debezium 3 adds ts_us and ts_ns after sequence), the
+ *      same values, and the same source schema fields.
+ *   2. MariaDB records get Debezium's MariaDB connector shape ("mariadb",
+ *      io.debezium.connector.mariadb.Source) and its GTID text; MySQL GTIDs
+ *      are uuid:seq.
+ *   3. The fast encoder and the reference encoder agree on these records.
+ *   4. A record copied into another batch keeps its block after the first
+ *      batch is freed (the names are interned, tm_intern).
+ *
+ * Thread: single-threaded.
+ */
+#include "core/error.h"
+#include "core/row.h"
+#include "format/debezium.h"
+#include "tm_test.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tm_schema_t *customers(const char *source_name, const char *db, const char *table)
+{
+    tm_schema_t *s = tm_schema_new(1);
+    tm_schema_set_str(&s->source_name, source_name);
+    tm_schema_set_str(&s->db, db);
+    tm_schema_set_str(&s->namespace, db);
+    tm_schema_set_str(&s->table, table);
+    tm_schema_set_str(&s->cols[0].name, "id");
+    s->cols[0].type = TM_T_INT32;
+    s->cols[0].key_index = 0;
+    s->cols[0].length = -1;
+    s->cols[0].precision = -1;
+    tm_schema_finish(s);
+    return s;
+}
+
+static tm_record_t *mk_record(tm_batch_t *b, tm_schema_t *s, int64_t id)
+{
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+    r->after = tm_batch_new_row(b, s);
+    tm_row_set_null(r->after, 0, false);
+    r->after->vals[0].u.i64 = id;
+    r->proc_us = INT64_C(1661328391500000);
+    return r;
+}
+
+static json_t *encode_json(tm_dbz_encoder_t *enc, const tm_record_t *r)
+{
+    tm_buf_t out;
+    tm_buf_init(&out);
+    int rc = tm_dbz_encode_value(enc, r, &out);
+    TM_CHECK_INT(rc, 0);
+    json_error_t e;
+    json_t *j = rc == 0 ? json_loads(out.data, 0, &e) : NULL;
+    tm_buf_release(&out);
+    TM_CHECK(j != NULL);
+    return j;
+}
+
+/* ---- 1. against real Debezium MySQL events ---- */
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf != NULL)
+        buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* The keys of an object, in order, with ts_us and ts_ns after sequence when `add_ts`. */
+static void keys_of(json_t *o, bool add_ts, char *out, size_t n)
+{
+    out[0] = '\0';
+    const char *k;
+    json_t *v;
+    size_t len = 0;
+    json_object_foreach(o, k, v) {
+        len += (size_t)snprintf(out + len, n - len, "%s,", k);
+        if (add_ts && strcmp(k, "sequence") == 0)
+            len += (size_t)snprintf(out + len, n - len, "ts_us,ts_ns,");
+    }
+}
+
+/* json_equal, with two absent values equal (jansson's says they differ). */
+static bool same(json_t *a, json_t *b)
+{
+    return (a == NULL && b == NULL) || json_equal(a, b);
+}
+
+static json_t *field_named(json_t *fields, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(fields, i, f) {
+        if (strcmp(json_string_value(json_object_get(f, "field")), name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+static void check_event(const char *line)
+{
+    json_error_t e;
+    json_t *ev = json_loads(line, JSON_DECODE_ANY, &e);
+    TM_REQUIRE(ev != NULL);
+    json_t *want = json_object_get(json_object_get(ev, "payload"), "source");
+    json_t *want_schema = NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(json_object_get(ev, "schema"), "fields"), i, f) {
+        if (strcmp(json_string_value(json_object_get(f, "field")), "source") == 0)
+            want_schema = f;
+    }
+    TM_REQUIRE(want != NULL && want_schema != NULL);
+
+    /* A record with the event's binlog coordinates, as my_stream.c fills it. */
+    tm_schema_t *s = customers(json_string_value(json_object_get(want, "name")),
+                               json_string_value(json_object_get(want, "db")),
+                               json_string_value(json_object_get(want, "table")));
+    tm_batch_t *b = tm_batch_new();
+    tm_record_t *r = mk_record(b, s, 1);
+    r->src.ts_us = json_integer_value(json_object_get(want, "ts_ms")) * 1000;
+    r->src.kind = TM_SOURCE_MYSQL;
+    tm_my_source_t *my = &r->src.u.my;
+    const char *file = json_string_value(json_object_get(want, "file"));
+    my->file = tm_intern(file, strlen(file));
+    my->server_id = (uint32_t)json_integer_value(json_object_get(want, "server_id"));
+    my->event_pos = (uint32_t)json_integer_value(json_object_get(want, "pos"));
+    my->row = (uint32_t)json_integer_value(json_object_get(want, "row"));
+    my->thread = (uint32_t)json_integer_value(json_object_get(want, "thread"));
+    TM_CHECK(json_is_null(json_object_get(want, "gtid")));
+
+    /* The file sink's encoder: configured for PostgreSQL, the record decides the shape. */
+    tm_dbz_opts_t o = {.schemas = true,
+                       .connector = "postgresql",
+                       .version = json_string_value(json_object_get(want, "version"))};
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    json_t *got_ev = encode_json(enc, r);
+    json_t *got = json_object_get(json_object_get(got_ev, "payload"), "source");
+    TM_REQUIRE(got != NULL);
+
+    char wk[1024], gk[1024];
+    keys_of(want, true, wk, sizeof(wk));
+    keys_of(got, false, gk, sizeof(gk));
+    TM_CHECK_STR(gk, wk);
+    const char *k;
+    json_t *v;
+    json_object_foreach(want, k, v) {
+        if (!json_equal(json_object_get(got, k), v)) {
+            char *a = json_dumps(json_object_get(got, k), JSON_ENCODE_ANY);
+            char *c = json_dumps(v, JSON_ENCODE_ANY);
+            fprintf(stderr, "source.%s: got %s, Debezium wrote %s\n", k, a, c);
+            free(a);
+            free(c);
+            TM_CHECK(false);
+        }
+    }
+    TM_CHECK_INT(json_integer_value(json_object_get(got, "ts_us")),
+                 json_integer_value(json_object_get(want, "ts_ms")) * 1000);
+
+    /* The schema: the same fields, types and optionality; the same struct name. */
+    json_t *got_schema = NULL;
+    json_array_foreach(json_object_get(json_object_get(got_ev, "schema"), "fields"), i, f) {
+        if (strcmp(json_string_value(json_object_get(f, "field")), "source") == 0)
+            got_schema = f;
+    }
+    TM_REQUIRE(got_schema != NULL);
+    TM_CHECK_STR(json_string_value(json_object_get(got_schema, "name")),
+                 json_string_value(json_object_get(want_schema, "name")));
+    TM_CHECK(json_equal(json_object_get(got_schema, "optional"),
+                        json_object_get(want_schema, "optional")));
+    json_t *wf = json_object_get(want_schema, "fields");
+    json_t *gf = json_object_get(got_schema, "fields");
+    TM_CHECK_INT((long long)json_array_size(gf), (long long)json_array_size(wf) + 2);
+    json_array_foreach(wf, i, f) {
+        const char *name = json_string_value(json_object_get(f, "field"));
+        json_t *g = field_named(gf, name);
+        TM_REQUIRE(g != NULL);
+        TM_CHECK(same(json_object_get(g, "type"), json_object_get(f, "type")));
+        TM_CHECK(same(json_object_get(g, "optional"), json_object_get(f, "optional")));
+        TM_CHECK(same(json_object_get(g, "name"), json_object_get(f, "name")));
+    }
+    for (size_t j = 0; j < json_array_size(gf); j++) {
+        const char *name = json_string_value(json_object_get(json_array_get(gf, j), "field"));
+        bool extra = strcmp(name, "ts_us") == 0 || strcmp(name, "ts_ns") == 0;
+        TM_CHECK(extra || field_named(wf, name) != NULL);
+    }
+
+    /* The reference encoder writes the same event. */
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    TM_CHECK(ref != NULL && json_equal(ref, got_ev));
+    json_decref(ref);
+    json_decref(got_ev);
+    json_decref(ev);
+    tm_dbz_encoder_free(enc);
+    tm_batch_unref(b);
+    tm_schema_unref(s);
+}
+
+static void test_debezium_mysql_events(void)
+{
+    const char *root = getenv("TM_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/debezium/risingwave/debezium_log.1",
+             root ? root : "tests/data");
+    char *text = read_file(path);
+    TM_REQUIRE(text != NULL);
+    int streamed = 0;
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        /* Streamed events carry real binlog coordinates (snapshot reads have server_id 0). */
+        if (strstr(line, "\"snapshot\":\"false\"") == NULL)
+            continue;
+        check_event(line);
+        streamed++;
+    }
+    TM_CHECK_INT(streamed, 6);
+    free(text);
+}
+
+/* ---- 2, 3, 4. MariaDB, GTIDs, copies ---- */
+
+static void test_mariadb_and_gtids(void)
+{
+    tm_schema_t *s = customers("inv", "inventory", "customers");
+    tm_batch_t *b = tm_batch_new();
+    tm_dbz_opts_t o = {.schemas = false, .connector = "postgresql", .version = "3.0.0"};
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+
+    tm_record_t *r = mk_record(b, s, 7);
+    r->src.ts_us = INT64_C(1700000000000000);
+    r->src.kind = TM_SOURCE_MYSQL;
+    r->src.u.my = (tm_my_source_t){.file = tm_intern("mariadb-bin.000002", 18),
+                                   .server_id = 1,
+                                   .event_pos = 1234,
+                                   .row = 2,
+                                   .gtid_kind = TM_MY_GTID_MARIADB,
+                                   .gtid_domain = 0,
+                                   .gtid_server = 1,
+                                   .gtid_seq = 42,
+                                   .mariadb = true};
+    tm_buf_t out;
+    tm_buf_init(&out);
+    TM_CHECK_INT(tm_dbz_encode_value(enc, r, &out), 0);
+    TM_CHECK(strstr(out.data,
+                    "\"source\":{\"version\":\"3.0.0\",\"connector\":\"mariadb\",\"name\":\"inv\","
+                    "\"ts_ms\":1700000000000,\"snapshot\":\"false\",\"db\":\"inventory\","
+                    "\"sequence\":null,\"ts_us\":1700000000000000,\"ts_ns\":1700000000000000000,"
+                    "\"table\":\"customers\",\"server_id\":1,\"gtid\":\"0-1-42\","
+                    "\"file\":\"mariadb-bin.000002\",\"pos\":1234,\"row\":2,\"thread\":null,"
+                    "\"query\":null}") != NULL);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    json_t *fast = json_loads(out.data, 0, NULL);
+    TM_CHECK(ref != NULL && fast != NULL && json_equal(ref, fast));
+    json_decref(ref);
+    json_decref(fast);
+
+    /* With schemas: Debezium 3's MariaDB connector names its source struct so. */
+    tm_dbz_opts_t os = o;
+    os.schemas = true;
+    tm_dbz_encoder_t *enc2 = tm_dbz_encoder_new(&os);
+    out.len = 0;
+    TM_CHECK_INT(tm_dbz_encode_value(enc2, r, &out), 0);
+    TM_CHECK(strstr(out.data, "\"name\":\"io.debezium.connector.mariadb.Source\"") != NULL);
+    TM_CHECK(strstr(out.data, "\"name\":\"inv.inventory.customers.Envelope\"") != NULL);
+
+    /* MySQL: uuid:seq, a thread, connector "mysql"; the same encoder caches both shapes. */
+    tm_record_t *m = mk_record(b, s, 8);
+    m->src.kind = TM_SOURCE_MYSQL;
+    const char *uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    m->src.u.my = (tm_my_source_t){.file = tm_intern("binlog.000009", 13),
+                                   .server_id = 5,
+                                   .event_pos = 99,
+                                   .thread = 12,
+                                   .gtid_kind = TM_MY_GTID_MYSQL,
+                                   .gtid_uuid = tm_intern(uuid, strlen(uuid)),
+                                   .gtid_seq = 23};
+    out.len = 0;
+    TM_CHECK_INT(tm_dbz_encode_value(enc2, m, &out), 0);
+    TM_CHECK(strstr(out.data, "\"connector\":\"mysql\"") != NULL);
+    TM_CHECK(strstr(out.data, "\"name\":\"io.debezium.connector.mysql.Source\"") != NULL);
+    TM_CHECK(strstr(out.data, "\"server_id\":5,\"gtid\":\"3e11fa47-71ca-11e1-9e33-c80aa9429562:23\","
+                              "\"file\":\"binlog.000009\",\"pos\":99,\"row\":0,\"thread\":12,") !=
+             NULL);
+    ref = tm_dbz_encode_value_json(enc2, m);
+    fast = json_loads(out.data, 0, NULL);
+    TM_CHECK(ref != NULL && fast != NULL && json_equal(ref, fast));
+    json_decref(ref);
+    json_decref(fast);
+
+    /* Transaction metadata is PostgreSQL's: a MySQL record is outside any xid. */
+    TM_CHECK_INT(tm_source_pg(&m->src)->xid, 0);
+
+    /* 4. A copy in another batch outlives the first batch. */
+    tm_batch_t *b2 = tm_batch_new();
+    tm_record_t *c = mk_record(b2, s, 8);
+    c->src = m->src;
+    tm_batch_unref(b);
+    tm_buf_t out2;
+    tm_buf_init(&out2);
+    TM_CHECK_INT(tm_dbz_encode_value(enc2, c, &out2), 0);
+    TM_CHECK_STR(out2.data, out.data);
+    tm_buf_release(&out2);
+
+    tm_buf_release(&out);
+    tm_dbz_encoder_free(enc);
+    tm_dbz_encoder_free(enc2);
+    tm_batch_unref(b2);
+    tm_schema_unref(s);
+}
+
+static void test_intern(void)
+{
+    char a[] = "binlog.000001", bb[] = "binlog.000001";
+    const char *x = tm_intern(a, strlen(a));
+    const char *y = tm_intern(bb, strlen(bb));
+    const char *z = tm_intern("binlog.000002", 13);
+    TM_CHECK(x != NULL && x == y && x != a);
+    TM_CHECK(z != NULL && z != x);
+    TM_CHECK_STR(x, "binlog.000001");
+    /* The length decides, not a NUL: a prefix is another text. */
+    TM_CHECK(tm_intern(a, 6) != x);
+    TM_CHECK_STR(tm_intern(a, 6), "binlog");
+}
+
+int main(void)
+{
+    TM_RUN(test_debezium_mysql_events);
+    TM_RUN(test_mariadb_and_gtids);
+    TM_RUN(test_intern);
+    return tm_test_done();
+}
