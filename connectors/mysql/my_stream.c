@@ -252,6 +252,22 @@ static tm_my_table_t *table_by_id(tm_source_t *src, uint64_t id)
     return NULL;
 }
 
+/* True if two schemas of a table describe its columns alike, to the Debezium details. */
+static bool same_schema(const tm_schema_t *a, const tm_schema_t *b)
+{
+    if (!tm_schema_equal_shape(a, b))
+        return false;
+    for (int i = 0; i < a->ncols; i++) {
+        const tm_column_t *x = &a->cols[i], *y = &b->cols[i];
+        if (x->length != y->length ||
+            (x->semantic == NULL) != (y->semantic == NULL) ||
+            (x->semantic != NULL && strcmp(x->semantic, y->semantic) != 0) ||
+            !tm_column_default_equal(x, y))
+            return false;
+    }
+    return true;
+}
+
 static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *errstr,
                         size_t errstr_size)
 {
@@ -274,7 +290,7 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         tm_my_tablemap_free(map);
         return 0;
     }
-    if (t->map != NULL && tm_my_tablemap_same_binlog_shape(t->map, map)) {
+    if (t->map != NULL && !t->refresh && tm_my_tablemap_same_binlog_shape(t->map, map)) {
         /* The usual case: one TABLE_MAP per transaction, same table (and catalog reads). */
         t->map->table_id = map->table_id;
         tm_my_tablemap_free(map);
@@ -290,7 +306,13 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         tm_my_tablemap_free(map);
         return rc;
     }
-    bool changed = t->schema != NULL;
+    t->refresh = false;
+    if (t->schema != NULL && same_schema(t->schema, schema)) {
+        /* Read again after a DDL that changed nothing here: no new version. */
+        tm_schema_unref(schema);
+        schema = tm_schema_ref(t->schema);
+    }
+    bool changed = t->schema != NULL && schema != t->schema;
     if (changed) {
         schema->version = t->schema->version + 1;
         TM_INFO(TM_MY_COMP, "table shape changed", "source=%s table=%s.%s version=%" PRIu32,
@@ -687,9 +709,11 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
         if ((slen == 6 && strncmp(stmt, "COMMIT", 6) == 0) || st->tx_standalone ||
             !st->tx_active) {
             /* COMMIT of a non-transactional group, or a standalone statement (DDL). */
-            if (!(slen == 6 && strncmp(stmt, "COMMIT", 6) == 0))
+            if (!(slen == 6 && strncmp(stmt, "COMMIT", 6) == 0)) {
                 TM_DEBUG(TM_MY_COMP, "statement", "source=%s query=\"%.*s\"", src->name,
                          (int)(slen > 200 ? 200 : slen), stmt);
+                tm_my_catalog_note_ddl(src, stmt, slen);
+            }
             tx_end(st, h.next_pos);
         }
         return 0;

@@ -64,6 +64,12 @@ typedef struct tm_my_table {
     uint64_t table_id;      /* of the last TABLE_MAP */
     tm_my_tablemap_t *map;  /* the last TABLE_MAP (owned) */
     tm_schema_t *schema;    /* its schema; one reference owned here */
+    /*
+     * A DDL statement named the table since its TABLE_MAP was cached: the
+     * next TABLE_MAP is completed from information_schema again even if its
+     * binlog shape is the same (a renamed column keeps its type).
+     */
+    bool refresh;
 } tm_my_table_t;
 
 struct tm_source {
@@ -135,6 +141,18 @@ bool tm_my_wanted(const tm_source_t *src, const char *db, const char *table);
  */
 int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr,
                            size_t errstr_size);
+
+/*
+ * True if `stmt` (a QUERY event's statement) is DDL (ALTER, CREATE, DROP,
+ * RENAME, TRUNCATE) that names `table` as an identifier, quoted or not.  No
+ * SQL is parsed beyond that: a false positive costs one catalog read.
+ */
+bool tm_my_catalog_ddl_names(const char *stmt, size_t len, const char *table);
+/*
+ * Marks every captured table a DDL statement names for a catalog refresh
+ * (tm_my_table_t.refresh); returns how many were marked.
+ */
+int tm_my_catalog_note_ddl(tm_source_t *src, const char *stmt, size_t len);
 
 /* ---- my_stream.c ---- */
 
