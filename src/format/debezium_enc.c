@@ -158,6 +158,17 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         }
         break;
     case TM_T_BYTES:
+        if (col->semantic != NULL && (strcmp(col->semantic, TM_DBZ_GEOMETRY) == 0 ||
+                                      strcmp(col->semantic, TM_DBZ_POINT) == 0)) {
+            /* A struct whose wkb is Connect bytes whatever binary.handling.mode says. */
+            bool point = strcmp(col->semantic, TM_DBZ_POINT) == 0;
+            desc->type = "struct";
+            desc->name = col->semantic;
+            desc->version = 1;
+            desc->doc = point ? "Geometry (POINT)" : "Geometry";
+            desc->wire = point ? TM_DBZ_W_POINT : TM_DBZ_W_GEOMETRY;
+            break;
+        }
         desc->bin = opts ? (uint8_t)opts->binary_mode : 0;
         desc->type = desc->bin == TM_BINARY_BYTES ? "bytes" : "string";
         if (col->semantic != NULL) {
@@ -1340,6 +1351,14 @@ static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz
     if (desc->wire == TM_DBZ_W_HSTORE_MAP)
         TRY(PUTS(out, ",\"keys\":{\"type\":\"string\",\"optional\":false},"
                       "\"values\":{\"type\":\"string\",\"optional\":true}"));
+    if (desc->wire == TM_DBZ_W_GEOMETRY)
+        TRY(PUTS(out, ",\"fields\":[{\"type\":\"bytes\",\"optional\":false,\"field\":\"wkb\"},"
+                      "{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}]"));
+    if (desc->wire == TM_DBZ_W_POINT)
+        TRY(PUTS(out, ",\"fields\":[{\"type\":\"double\",\"optional\":false,\"field\":\"x\"},"
+                      "{\"type\":\"double\",\"optional\":false,\"field\":\"y\"},"
+                      "{\"type\":\"bytes\",\"optional\":true,\"field\":\"wkb\"},"
+                      "{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}]"));
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -1921,6 +1940,10 @@ static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *
         return "\"{}\"";
     case TM_DBZ_W_HSTORE_MAP:
         return "{}";
+    case TM_DBZ_W_GEOMETRY:
+        return "{\"wkb\":\"\",\"srid\":null}";
+    case TM_DBZ_W_POINT:
+        return "{\"x\":0.0,\"y\":0.0,\"wkb\":null,\"srid\":null}";
     default:
         break;
     }
@@ -2006,10 +2029,76 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     return w_value(enc, col, desc, d, out);
 }
 
+/*
+ * A MySQL spatial value: the SRID (4 bytes, little-endian) and the WKB.
+ * Debezium writes an SRID of 0 (none given) as null: *has_srid false.
+ */
+static void geom_split(const tm_datum_t *d, uint32_t *srid, bool *has_srid, const uint8_t **wkb,
+                       size_t *n)
+{
+    const uint8_t *p = (const uint8_t *)d->u.var.ptr;
+    size_t len = d->u.var.len;
+    *srid = 0;
+    *wkb = p;
+    *n = len;
+    if (p != NULL && len >= 4) {
+        *srid = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        *wkb = p + 4;
+        *n = len - 4;
+    }
+    *has_srid = *srid != 0;
+}
+
+/* x and y of a 2D WKB point in either byte order; 0, 0 if the WKB is not one. */
+static void wkb_point_xy(const uint8_t *w, size_t n, double *x, double *y)
+{
+    *x = *y = 0;
+    if (w == NULL || n != 21 || (w[0] != 0 && w[0] != 1))
+        return;
+    bool le = w[0] == 1;
+    uint64_t v[3] = {0, 0, 0};
+    for (int f = 0; f < 3; f++) {
+        int off = f == 0 ? 1 : 5 + (f - 1) * 8, len = f == 0 ? 4 : 8;
+        for (int k = 0; k < len; k++)
+            v[f] |= (uint64_t)w[off + (le ? k : len - 1 - k)] << (8 * k);
+    }
+    if (v[0] != 1)
+        return;
+    memcpy(x, &v[1], sizeof(*x));
+    memcpy(y, &v[2], sizeof(*y));
+}
+
+/* Debezium's Geometry {wkb, srid} or Point {x, y, wkb, srid}. */
+static int w_geometry(const tm_dbz_coldesc_t *desc, const tm_datum_t *d, tm_buf_t *out)
+{
+    uint32_t srid;
+    bool has_srid;
+    const uint8_t *wkb;
+    size_t n;
+    geom_split(d, &srid, &has_srid, &wkb, &n);
+    TRY(bputc(out, '{'));
+    if (desc->wire == TM_DBZ_W_POINT) {
+        double x, y;
+        wkb_point_xy(wkb, n, &x, &y);
+        TRY(BPUTS(out, "\"x\":"));
+        TRY(w_double(out, x, false));
+        TRY(BPUTS(out, ",\"y\":"));
+        TRY(w_double(out, y, false));
+        TRY(bputc(out, ','));
+    }
+    TRY(BPUTS(out, "\"wkb\":\""));
+    TRY(tm_buf_append_base64(out, wkb, n));
+    TRY(BPUTS(out, "\",\"srid\":"));
+    TRY(has_srid ? bput_u64(out, srid) : BPUTS(out, "null"));
+    return bputc(out, '}');
+}
+
 /* A non-NULL value of the column, as Debezium's converters write it. */
 static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
                    const tm_datum_t *d, tm_buf_t *out)
 {
+    if (desc->wire == TM_DBZ_W_GEOMETRY || desc->wire == TM_DBZ_W_POINT)
+        return w_geometry(desc, d, out);
     char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
     if (desc->wire == TM_DBZ_W_BIT1)
@@ -2518,6 +2607,18 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
         json_object_set_new(o, "keys", json_pack("{s:s,s:b}", "type", "string", "optional", 0));
         json_object_set_new(o, "values", json_pack("{s:s,s:b}", "type", "string", "optional", 1));
     }
+    if (desc->wire == TM_DBZ_W_GEOMETRY)
+        json_object_set_new(o, "fields",
+                            json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s}]", "type", "bytes", "optional",
+                                      0, "field", "wkb", "type", "int32", "optional", 1, "field",
+                                      "srid"));
+    if (desc->wire == TM_DBZ_W_POINT)
+        json_object_set_new(
+            o, "fields",
+            json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}]", "type",
+                      "double", "optional", 0, "field", "x", "type", "double", "optional", 0,
+                      "field", "y", "type", "bytes", "optional", 1, "field", "wkb", "type",
+                      "int32", "optional", 1, "field", "srid"));
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -2735,6 +2836,23 @@ static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, con
                        bool snap)
 {
     char tmp[TM__DBZ_ZONED_MAX];
+    if (desc->wire == TM_DBZ_W_GEOMETRY || desc->wire == TM_DBZ_W_POINT) {
+        uint32_t srid;
+        bool has_srid;
+        const uint8_t *wkb;
+        size_t n;
+        geom_split(d, &srid, &has_srid, &wkb, &n);
+        json_t *o = json_object();
+        if (desc->wire == TM_DBZ_W_POINT) {
+            double x, y;
+            wkb_point_xy(wkb, n, &x, &y);
+            json_object_set_new(o, "x", j_double(x, false));
+            json_object_set_new(o, "y", j_double(y, false));
+        }
+        json_object_set_new(o, "wkb", j_base64(wkb, n));
+        json_object_set_new(o, "srid", has_srid ? json_integer(srid) : json_null());
+        return o;
+    }
     if (desc->wire == TM_DBZ_W_BIT1)
         return json_boolean(d->u.var.len > 0 && d->u.var.ptr[0] == '1');
     if (desc->wire == TM_DBZ_W_BITS) {

@@ -14,6 +14,8 @@
  *   3. The fast encoder and the reference encoder agree on these records.
  *   4. A record copied into another batch keeps its block after the first
  *      batch is freed (the names are interned, tm_intern).
+ *   5. Spatial columns (MySQL's SRID + WKB bytes) become Debezium's Geometry
+ *      and Point structs, as in the flink-cdc vector of Debezium's output.
  *
  * Thread: single-threaded.
  */
@@ -328,6 +330,117 @@ static void test_mariadb_and_gtids(void)
     tm_schema_unref(s);
 }
 
+/* ---- 5. Geometry and Point ---- */
+
+static size_t unbase64(const char *in, uint8_t *out)
+{
+    static const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (; *in && *in != '='; in++) {
+        const char *p = strchr(abc, *in);
+        acc = acc << 6 | (uint32_t)(p - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+static void test_geometry(void)
+{
+    const char *root = getenv("TM_TEST_DATA");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/debezium/flink-cdc/debezium-data-schema-exclude.json",
+             root ? root : "tests/data");
+    json_error_t e;
+    json_t *doc = json_load_file(path, 0, &e);
+    TM_REQUIRE(doc != NULL);
+    json_t *want = json_object_get(json_object_get(doc, "expected_binlog"), "after");
+    static const char *const cols[] = {"point_c", "geometry_c", "linestring_c", "polygon_c",
+                                       "multipoint_c", "multiline_c", "multipolygon_c",
+                                       "geometrycollection_c"};
+    int ncols = (int)(sizeof(cols) / sizeof(cols[0])) + 1;
+    tm_schema_t *s = tm_schema_new(ncols);
+    tm_schema_set_str(&s->source_name, "inv");
+    tm_schema_set_str(&s->db, "db");
+    tm_schema_set_str(&s->namespace, "db");
+    tm_schema_set_str(&s->table, "full_types");
+    for (int i = 0; i < ncols; i++) {
+        tm_column_t *c = &s->cols[i];
+        tm_schema_set_str(&c->name, i < ncols - 1 ? cols[i] : "srid_c");
+        c->type = TM_T_BYTES;
+        c->nullable = true;
+        c->key_index = -1;
+        c->length = c->precision = -1;
+        tm_schema_set_str(&c->semantic, i == 0 ? "io.debezium.data.geometry.Point"
+                                               : "io.debezium.data.geometry.Geometry");
+    }
+    tm_schema_finish(s);
+    tm_batch_t *b = tm_batch_new();
+    tm_record_t *r = tm_batch_add(b, s, TM_OP_CREATE);
+    r->after = tm_batch_new_row(b, s);
+    for (int i = 0; i < ncols - 1; i++) {
+        /* MySQL's value: SRID 0, then the WKB Debezium wrote. */
+        uint8_t buf[512] = {0};
+        json_t *v = json_object_get(want, cols[i]);
+        TM_REQUIRE(v != NULL);
+        size_t n = unbase64(json_string_value(json_object_get(v, "wkb")), buf + 4);
+        tm_row_set_null(r->after, i, false);
+        tm_batch_set_var(b, &r->after->vals[i], buf, n + 4);
+    }
+    /* An SRID Debezium writes as a number. */
+    static const uint8_t srid4326[] = {0xE6, 0x10, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xF0,
+                                       0x3F, 0, 0, 0, 0, 0, 0, 0, 0x40};
+    tm_row_set_null(r->after, ncols - 1, false);
+    tm_batch_set_var(b, &r->after->vals[ncols - 1], srid4326, sizeof(srid4326));
+
+    tm_dbz_opts_t o = {.schemas = true, .connector = "mysql", .version = "3.0.0",
+                       .binary_mode = TM_BINARY_HEX};
+    tm_dbz_encoder_t *enc = tm_dbz_encoder_new(&o);
+    json_t *got = encode_json(enc, r);
+    json_t *after = json_object_get(json_object_get(got, "payload"), "after");
+    for (int i = 0; i < ncols - 1; i++) {
+        json_t *g = json_object_get(after, cols[i]), *w = json_object_get(want, cols[i]);
+        if (!json_equal(g, w)) {
+            char *a = json_dumps(g, 0), *c = json_dumps(w, 0);
+            fprintf(stderr, "%s: got %s, Debezium wrote %s\n", cols[i], a, c);
+            free(a);
+            free(c);
+            TM_CHECK(false);
+        }
+    }
+    json_t *sr = json_object_get(after, "srid_c");
+    TM_CHECK_INT(json_integer_value(json_object_get(sr, "srid")), 4326);
+    TM_CHECK_STR(json_string_value(json_object_get(sr, "wkb")), "AQEAAAAAAAAAAADwPwAAAAAAAABA");
+    /* The schema: Debezium's structs (binary.handling.mode does not touch their wkb). */
+    tm_buf_t out;
+    tm_buf_init(&out);
+    TM_CHECK_INT(tm_dbz_encode_value(enc, r, &out), 0);
+    TM_CHECK(strstr(out.data, "{\"type\":\"struct\",\"fields\":[{\"type\":\"double\",\"optional\":false,"
+                              "\"field\":\"x\"},{\"type\":\"double\",\"optional\":false,\"field\":\"y\"},"
+                              "{\"type\":\"bytes\",\"optional\":true,\"field\":\"wkb\"},{\"type\":"
+                              "\"int32\",\"optional\":true,\"field\":\"srid\"}],\"optional\":true,"
+                              "\"name\":\"io.debezium.data.geometry.Point\",\"version\":1,\"doc\":"
+                              "\"Geometry (POINT)\",\"field\":\"point_c\"}") != NULL);
+    TM_CHECK(strstr(out.data, "{\"type\":\"struct\",\"fields\":[{\"type\":\"bytes\",\"optional\":false,"
+                              "\"field\":\"wkb\"},{\"type\":\"int32\",\"optional\":true,\"field\":"
+                              "\"srid\"}],\"optional\":true,\"name\":\"io.debezium.data.geometry.Geometry\","
+                              "\"version\":1,\"doc\":\"Geometry\",\"field\":\"geometry_c\"}") != NULL);
+    json_t *ref = tm_dbz_encode_value_json(enc, r);
+    TM_CHECK(ref != NULL && json_equal(ref, got));
+    json_decref(ref);
+    tm_buf_release(&out);
+    json_decref(got);
+    json_decref(doc);
+    tm_dbz_encoder_free(enc);
+    tm_batch_unref(b);
+    tm_schema_unref(s);
+}
+
 static void test_intern(void)
 {
     char a[] = "binlog.000001", bb[] = "binlog.000001";
@@ -346,6 +459,7 @@ int main(void)
 {
     TM_RUN(test_debezium_mysql_events);
     TM_RUN(test_mariadb_and_gtids);
+    TM_RUN(test_geometry);
     TM_RUN(test_intern);
     return tm_test_done();
 }
