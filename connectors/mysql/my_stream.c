@@ -406,38 +406,6 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
 
 /* ---- Transactions ---- */
 
-/*
- * The GTID of a transaction into its records' source block: MariaDB's
- * domain-server-seq or MySQL's uuid:seq (the uuid interned: one per server).
- * Anything else leaves no GTID (Debezium's null).
- */
-static void txsrc_gtid(tm_my_source_t *my, const char *gtid)
-{
-    my->gtid_kind = TM_MY_GTID_NONE;
-    my->gtid_uuid = NULL;
-    const char *colon = strrchr(gtid, ':');
-    char *end;
-    if (colon != NULL && colon > gtid) {
-        unsigned long long seq = strtoull(colon + 1, &end, 10);
-        if (*end == '\0' && colon[1] != '\0' &&
-            (my->gtid_uuid = tm_intern(gtid, (size_t)(colon - gtid))) != NULL) {
-            my->gtid_seq = seq;
-            my->gtid_kind = TM_MY_GTID_MYSQL;
-        }
-        return;
-    }
-    unsigned long d, s;
-    unsigned long long q;
-    char tail;
-    if (sscanf(gtid, "%lu-%lu-%llu%c", &d, &s, &q, &tail) == 3 && d <= UINT32_MAX &&
-        s <= UINT32_MAX) {
-        my->gtid_domain = (uint32_t)d;
-        my->gtid_server = (uint32_t)s;
-        my->gtid_seq = q;
-        my->gtid_kind = TM_MY_GTID_MARIADB;
-    }
-}
-
 static void tx_begin(stream_t *st, const char *gtid, bool standalone)
 {
     st->tx_active = true;
@@ -445,7 +413,7 @@ static void tx_begin(stream_t *st, const char *gtid, bool standalone)
     st->tx_rows = 0;
     snprintf(st->tx_gtid, sizeof(st->tx_gtid), "%s", gtid);
     memset(&st->txsrc, 0, sizeof(st->txsrc));
-    txsrc_gtid(&st->txsrc, gtid);
+    tm_my_source_set_gtid(&st->txsrc, gtid, strlen(gtid));
 }
 
 static void tx_end(stream_t *st, uint32_t next_pos)

@@ -200,9 +200,20 @@ static inline const tm_pg_source_t *tm_source_pg(const tm_source_info_t *s)
  * Interns a string: the same text always gives the same pointer, valid
  * until the process ends (never freed).  For the few distinct names a
  * source block points to (binlog file names, server uuids).  NULL when
- * memory ran out.  Thread-safe.
+ * memory ran out, or when the table is full (TM_INTERN_MAX texts or
+ * TM_INTERN_MAX_BYTES bytes: input from outside cannot grow it without
+ * bound).  Thread-safe.
  */
+#define TM_INTERN_MAX 65536
+#define TM_INTERN_MAX_BYTES (16u << 20)
 const char *tm_intern(const char *s, size_t len);
+
+/*
+ * Sets the GTID of a MySQL block from its text: MariaDB's domain-server-seq
+ * or MySQL's uuid:seq (the uuid interned).  Anything else (or an empty
+ * text) leaves no GTID (gtid_kind TM_MY_GTID_NONE), Debezium's null.
+ */
+void tm_my_source_set_gtid(tm_my_source_t *my, const char *gtid, size_t len);
 
 typedef struct tm_record {
     tm_op_t op;
