@@ -187,7 +187,8 @@ int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr
         c->json = row[5] != NULL && strtol(row[5], NULL, 10) > 0 &&
                   tm_my_type_is_character(c->type);
         /* Without GEOMETRY_TYPE metadata (NO_LOG): a POINT column is told by its type. */
-        if (c->type == TM_MY_T_GEOMETRY && c->geom_type == 0 && strncasecmp(coltype, "point", 5) == 0)
+        if (c->type == TM_MY_T_GEOMETRY && c->geom_type == 0 &&
+            strncasecmp(coltype, "point", 5) == 0)
             c->geom_type = 1;
     }
     mysql_free_result(res);
