@@ -14,7 +14,9 @@
  *      MESSAGE    NULL            NULL         (logical decoding message)
  *
  * Invariants:
- *   1. Every row, value and string of a batch lives in the batch's arena.
+ *   1. Every row, value and string of a batch lives in the batch's arena,
+ *      except the interned names a source block points to (tm_intern),
+ *      which live as long as the process.
  *   2. A batch holds one reference to every schema its records point to.
  *   3. Control events (barrier, watermark, schema change, end of input) never
  *      travel inside a batch; see runtime/queue.h.
