@@ -4,6 +4,7 @@
  *     mysql.c        descriptor, options, source_new/open/run/describe/free,
  *                    the start checks, positions and the position file
  *     my_catalog.c   information_schema: what a TABLE_MAP does not carry
+ *     my_srcinfo.c   the source block of snapshot rows (Debezium's binlog fields)
  *     my_stream.c    the binlog stream through Connector/C (mariadb_rpl_*):
  *                    events to records and batches, transactions, barriers,
  *                    acknowledgements, reconnects
@@ -153,6 +154,18 @@ bool tm_my_catalog_ddl_names(const char *stmt, size_t len, const char *table);
  * (tm_my_table_t.refresh); returns how many were marked.
  */
 int tm_my_catalog_note_ddl(tm_source_t *src, const char *stmt, size_t len);
+
+/* ---- my_srcinfo.c ---- */
+
+/*
+ * Fills a snapshot row's source information as Debezium's MySQL/MariaDB
+ * connectors write it: the position the snapshot is consistent with (its
+ * file and offset), row 0, server_id 0, no GTID; `snapshot` is the
+ * TM_SNAPSHOT_* marker, ts_us the snapshot's time.  0, or TM_ENOMEM when the
+ * file name cannot be interned.
+ */
+int tm_my_snapshot_source(const tm_source_t *src, const tm_my_pos_t *pos, int64_t ts_us,
+                          uint8_t snapshot, tm_source_info_t *info);
 
 /* ---- my_stream.c ---- */
 
