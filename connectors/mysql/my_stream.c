@@ -674,14 +674,15 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
                                (uint32_t)body[2] << 16 | (uint32_t)body[3] << 24;
             return 0;
         }
-        if ((slen == 6 && strncmp(stmt, "COMMIT", 6) == 0) || st->tx_standalone ||
-            !st->tx_active) {
+        bool commit = slen == 6 && strncmp(stmt, "COMMIT", 6) == 0;
+        /* A DDL statement, however its group is framed, may change a captured table. */
+        if (!commit)
+            tm_my_catalog_note_ddl(src, stmt, slen);
+        if (commit || st->tx_standalone || !st->tx_active) {
             /* COMMIT of a non-transactional group, or a standalone statement (DDL). */
-            if (!(slen == 6 && strncmp(stmt, "COMMIT", 6) == 0)) {
+            if (!commit)
                 TM_DEBUG(TM_MY_COMP, "statement", "source=%s query=\"%.*s\"", src->name,
                          (int)(slen > 200 ? 200 : slen), stmt);
-                tm_my_catalog_note_ddl(src, stmt, slen);
-            }
             tx_end(st, h.next_pos);
         }
         return 0;
