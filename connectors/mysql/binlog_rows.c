@@ -677,8 +677,15 @@ static int map_column(const tm_my_column_t *c, const tm_my_mapping_t *map, tm_co
         db = "JSON";
         break;
     case TM_MY_T_GEOMETRY:
+        /*
+         * The value keeps MySQL's bytes, SRID then WKB, which the Debezium
+         * encoder writes as its Geometry struct (Point for POINT columns:
+         * geometry type 1 in the TABLE_MAP metadata or the catalog).
+         */
         col->type = TM_T_BYTES;
-        db = "GEOMETRY";
+        db = c->geom_type == 1 ? "POINT" : "GEOMETRY";
+        sem = c->geom_type == 1 ? "io.debezium.data.geometry.Point"
+                                : "io.debezium.data.geometry.Geometry";
         break;
     case TM_MY_T_NULL:
         col->type = TM_T_TEXT;
@@ -1243,10 +1250,10 @@ static int decode_value(rd_t *r, const tm_my_column_t *c, const tm_column_t *col
         if ((q = rd_take(r, n)) == NULL)
             return TM_ECORRUPT;
         if (c->type == TM_MY_T_GEOMETRY) {
-            /* 4 bytes of SRID, then WKB. */
+            /* 4 bytes of SRID, then WKB: kept whole (the column's semantic says so). */
             if (n < 4)
                 return TM_ECORRUPT;
-            return tm_batch_set_var(batch, d, q + 4, n - 4);
+            return tm_batch_set_var(batch, d, q, n);
         }
         if (c->type == TM_MY_T_JSON) {
             /* MySQL 8 writes its binary JSON format; the row holds the text. */

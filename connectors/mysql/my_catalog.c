@@ -13,6 +13,10 @@
  * column count that differs is caught and stops the job with a message
  * (binlog_row_metadata = FULL avoids the question).  Debezium parses DDL
  * to follow such changes; tidemark does not have an SQL parser for it.
+ * It only notices that a DDL statement names a captured table
+ * (tm_my_catalog_note_ddl), and then reads the catalog again at the
+ * table's next TABLE_MAP, so a change the binlog shape does not show (a
+ * renamed column) is seen while streaming live.
  *
  * Invariants:
  *   1. Only fields the event did not carry are filled (has_* flags), so a
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Parses the labels of "enum('a','b''c')" / "set(...)" into c->labels. */
 static int parse_labels(tm_my_column_t *c, const char *coltype)
@@ -181,9 +186,84 @@ int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr
         }
         c->json = row[5] != NULL && strtol(row[5], NULL, 10) > 0 &&
                   tm_my_type_is_character(c->type);
+        /* Without GEOMETRY_TYPE metadata (NO_LOG): a POINT column is told by its type. */
+        if (c->type == TM_MY_T_GEOMETRY && c->geom_type == 0 &&
+            strncasecmp(coltype, "point", 5) == 0)
+            c->geom_type = 1;
     }
     mysql_free_result(res);
     if (rc != 0)
         return rc;
     return 0;
+}
+
+/* ---- DDL ---- */
+
+static bool ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+/* Skips spaces and comments at the start of a statement. */
+static size_t skip_blank(const char *s, size_t len, size_t i)
+{
+    for (;;) {
+        while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+            i++;
+        if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t k = i + 2; k + 1 < len && end == NULL; k++)
+                if (s[k] == '*' && s[k + 1] == '/')
+                    end = s + k + 2;
+            if (end == NULL)
+                return len;
+            i = (size_t)(end - s);
+        } else if (i + 1 < len && s[i] == '-' && s[i + 1] == '-') {
+            while (i < len && s[i] != '\n')
+                i++;
+        } else {
+            return i;
+        }
+    }
+}
+
+bool tm_my_catalog_ddl_names(const char *stmt, size_t len, const char *table)
+{
+    static const char *const verbs[] = {"ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"};
+    size_t i = skip_blank(stmt, len, 0);
+    bool ddl = false;
+    for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]) && !ddl; v++) {
+        size_t n = strlen(verbs[v]);
+        ddl = i + n < len && strncasecmp(stmt + i, verbs[v], n) == 0 && !ident_char(stmt[i + n]);
+    }
+    size_t tl = strlen(table);
+    if (!ddl || tl == 0)
+        return false;
+    for (size_t k = i; k + tl <= len; k++) {
+        if (memcmp(stmt + k, table, tl) != 0)
+            continue;
+        /* An identifier on its own: not part of a longer name (quotes and dots are bounds). */
+        bool left = k == 0 || !ident_char(stmt[k - 1]);
+        bool right = k + tl == len || !ident_char(stmt[k + tl]);
+        if (left && right)
+            return true;
+    }
+    return false;
+}
+
+int tm_my_catalog_note_ddl(tm_source_t *src, const char *stmt, size_t len)
+{
+    int marked = 0;
+    for (int i = 0; i < src->ntables; i++) {
+        tm_my_table_t *t = &src->tables[i];
+        if (t->wanted && t->map != NULL && !t->refresh &&
+            tm_my_catalog_ddl_names(stmt, len, t->table)) {
+            t->refresh = true;
+            marked++;
+            TM_INFO(TM_MY_COMP, "DDL on a captured table; its columns are read again",
+                    "source=%s table=%s.%s", src->name, t->db, t->table);
+        }
+    }
+    return marked;
 }

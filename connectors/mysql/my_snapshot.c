@@ -75,6 +75,7 @@ typedef struct snapstate {
     uint64_t table;   /* rows emitted of the current table */
     uint64_t token;   /* the snapshot position's ack token */
     int64_t now_us;   /* wall clock of the snapshot, every record's ts */
+    tm_source_info_t info; /* every row's source block but its marker (tm_my_snapshot_source) */
 } snapstate_t;
 
 /* One table to read. */
@@ -698,9 +699,7 @@ static int emit_row(tm_source_t *src, tm_source_ctx_t *ctx, const snaptable_t *t
         return TM_ENOMEM;
     rec->after = after;
     rec->proc_us = st->now_us;
-    rec->src.ts_us = st->now_us;
-    rec->src.lsn = st->token;
-    rec->src.commit_lsn = st->token;
+    rec->src = st->info;
     rec->src.snapshot = st->total == 0   ? TM_SNAPSHOT_FIRST
                         : st->table == 0 ? TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION
                                          : TM_SNAPSHOT_TRUE;
@@ -1045,11 +1044,15 @@ int tm_my_snapshot_run(tm_source_t *src, tm_source_ctx_t *ctx, char *errstr, siz
     int rc = tm_my_connect(src, &conn, errstr, errstr_size);
     if (rc != 0)
         return rc == TM_ECONN ? TM_ESOURCE : rc;
-    snapstate_t st = {0, tm_mono_us(), 0, 0, tm_wall_us()};
+    snapstate_t st = {.start_us = tm_mono_us(), .now_us = tm_wall_us()};
     if ((rc = consistent_point(src, conn, &pos, errstr, errstr_size)) != 0 ||
         (rc = list_tables(src, conn, &tables, &ntables, errstr, errstr_size)) != 0)
         goto out;
     st.token = tm_my_pos_token(&pos);
+    if ((rc = tm_my_snapshot_source(src, &pos, st.now_us, TM_SNAPSHOT_TRUE, &st.info)) != 0) {
+        tm_seterr(errstr, errstr_size, rc, "out of memory");
+        goto out;
+    }
     char ps[512];
     tm_my_pos_format(&pos, ps, sizeof(ps));
     TM_INFO(TM_MY_COMP, "snapshot started",

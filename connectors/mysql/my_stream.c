@@ -82,6 +82,13 @@ typedef struct stream {
     char tx_gtid[192];
     uint64_t tx_rows;   /* rows put into batches in this transaction */
     uint64_t skip_rows; /* rows to skip of the first transaction after a reconnect */
+    /*
+     * The open transaction's part of the records' source block (GTID,
+     * thread), and the interned name of the file being read (ifile, for
+     * st->file), so a record's block is filled without a lookup.
+     */
+    tm_my_source_t txsrc;
+    const char *ifile;
     bool untokened;     /* records emitted after the last token */
 
     ackpos_t ring[ACKRING];
@@ -246,6 +253,22 @@ static tm_my_table_t *table_by_id(tm_source_t *src, uint64_t id)
     return NULL;
 }
 
+/* True if two schemas of a table describe its columns alike, to the Debezium details. */
+static bool same_schema(const tm_schema_t *a, const tm_schema_t *b)
+{
+    if (!tm_schema_equal_shape(a, b))
+        return false;
+    for (int i = 0; i < a->ncols; i++) {
+        const tm_column_t *x = &a->cols[i], *y = &b->cols[i];
+        if (x->length != y->length ||
+            (x->semantic == NULL) != (y->semantic == NULL) ||
+            (x->semantic != NULL && strcmp(x->semantic, y->semantic) != 0) ||
+            !tm_column_default_equal(x, y))
+            return false;
+    }
+    return true;
+}
+
 static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *errstr,
                         size_t errstr_size)
 {
@@ -268,7 +291,7 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         tm_my_tablemap_free(map);
         return 0;
     }
-    if (t->map != NULL && tm_my_tablemap_same_binlog_shape(t->map, map)) {
+    if (t->map != NULL && !t->refresh && tm_my_tablemap_same_binlog_shape(t->map, map)) {
         /* The usual case: one TABLE_MAP per transaction, same table (and catalog reads). */
         t->map->table_id = map->table_id;
         tm_my_tablemap_free(map);
@@ -284,7 +307,13 @@ static int on_table_map(stream_t *st, const uint8_t *body, size_t len, char *err
         tm_my_tablemap_free(map);
         return rc;
     }
-    bool changed = t->schema != NULL;
+    t->refresh = false;
+    if (t->schema != NULL && same_schema(t->schema, schema)) {
+        /* Read again after a DDL that changed nothing here: no new version. */
+        tm_schema_unref(schema);
+        schema = tm_schema_ref(t->schema);
+    }
+    bool changed = t->schema != NULL && schema != t->schema;
     if (changed) {
         schema->version = t->schema->version + 1;
         TM_INFO(TM_MY_COMP, "table shape changed", "source=%s table=%s.%s version=%" PRIu32,
@@ -327,6 +356,13 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
     snprintf(here.file, sizeof(here.file), "%s", st->file);
     here.offset = h->next_pos >= h->size ? h->next_pos - h->size : 0;
     uint64_t lsn = tm_my_pos_token(&here);
+    if (st->ifile == NULL || strcmp(st->ifile, st->file) != 0) {
+        /* A new file (once per file, so the interned names stay few). */
+        if ((st->ifile = tm_intern(st->file, strlen(st->file))) == NULL)
+            return TM_ENOMEM;
+    }
+    st->txsrc.mariadb = src->is_mariadb;
+    uint32_t row = 0; /* Debezium's row: the row's number within its rows event */
     for (;;) {
         if (st->src->cur != NULL && tm_batch_full(st->src->cur) && (rc = seal(st)) != 0)
             return rc;
@@ -347,6 +383,7 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
             /* Invariant 2: already emitted before the reconnect. */
             st->skip_rows--;
             st->tx_rows++;
+            row++;
             continue;
         }
         tm_record_t *rec = add_record(st, t->schema, r.op);
@@ -356,9 +393,14 @@ static int on_rows(stream_t *st, const tm_my_event_header_t *h, const uint8_t *b
         rec->after = after;
         rec->proc_us = tm_wall_us();
         rec->src.ts_us = (int64_t)h->timestamp * 1000000;
-        rec->src.lsn = lsn;
-        rec->src.commit_lsn = st->done_token;
+        rec->src.pos = lsn;
         rec->src.snapshot = TM_SNAPSHOT_FALSE;
+        rec->src.kind = TM_SOURCE_MYSQL;
+        rec->src.u.my = st->txsrc;
+        rec->src.u.my.file = st->ifile;
+        rec->src.u.my.server_id = h->server_id;
+        rec->src.u.my.event_pos = (uint32_t)here.offset;
+        rec->src.u.my.row = row++;
         st->tx_rows++;
     }
 }
@@ -371,6 +413,8 @@ static void tx_begin(stream_t *st, const char *gtid, bool standalone)
     st->tx_standalone = standalone;
     st->tx_rows = 0;
     snprintf(st->tx_gtid, sizeof(st->tx_gtid), "%s", gtid);
+    memset(&st->txsrc, 0, sizeof(st->txsrc));
+    tm_my_source_set_gtid(&st->txsrc, gtid, strlen(gtid));
 }
 
 static void tx_end(stream_t *st, uint32_t next_pos)
@@ -657,12 +701,18 @@ static int handle_event(stream_t *st, MARIADB_RPL_EVENT *ev, char *errstr, size_
         if (slen == 5 && strncmp(stmt, "BEGIN", 5) == 0) {
             if (!st->tx_active)
                 tx_begin(st, "", false);
+            /* Debezium's thread: the connection id of the session that wrote the transaction. */
+            st->txsrc.thread = (uint32_t)body[0] | (uint32_t)body[1] << 8 |
+                               (uint32_t)body[2] << 16 | (uint32_t)body[3] << 24;
             return 0;
         }
-        if ((slen == 6 && strncmp(stmt, "COMMIT", 6) == 0) || st->tx_standalone ||
-            !st->tx_active) {
+        bool commit = slen == 6 && strncmp(stmt, "COMMIT", 6) == 0;
+        /* A DDL statement, however its group is framed, may change a captured table. */
+        if (!commit)
+            tm_my_catalog_note_ddl(src, stmt, slen);
+        if (commit || st->tx_standalone || !st->tx_active) {
             /* COMMIT of a non-transactional group, or a standalone statement (DDL). */
-            if (!(slen == 6 && strncmp(stmt, "COMMIT", 6) == 0))
+            if (!commit)
                 TM_DEBUG(TM_MY_COMP, "statement", "source=%s query=\"%.*s\"", src->name,
                          (int)(slen > 200 ? 200 : slen), stmt);
             tx_end(st, h.next_pos);

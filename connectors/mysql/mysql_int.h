@@ -4,6 +4,7 @@
  *     mysql.c        descriptor, options, source_new/open/run/describe/free,
  *                    the start checks, positions and the position file
  *     my_catalog.c   information_schema: what a TABLE_MAP does not carry
+ *     my_srcinfo.c   the source block of snapshot rows (Debezium's binlog fields)
  *     my_stream.c    the binlog stream through Connector/C (mariadb_rpl_*):
  *                    events to records and batches, transactions, barriers,
  *                    acknowledgements, reconnects
@@ -72,6 +73,12 @@ typedef struct tm_my_table {
     uint64_t table_id;      /* of the last TABLE_MAP */
     tm_my_tablemap_t *map;  /* the last TABLE_MAP (owned) */
     tm_schema_t *schema;    /* its schema; one reference owned here */
+    /*
+     * A DDL statement named the table since its TABLE_MAP was cached: the
+     * next TABLE_MAP is completed from information_schema again even if its
+     * binlog shape is the same (a renamed column keeps its type).
+     */
+    bool refresh;
 } tm_my_table_t;
 
 struct tm_source {
@@ -149,6 +156,30 @@ bool tm_my_wanted(const tm_source_t *src, const char *db, const char *table);
  */
 int tm_my_catalog_complete(tm_source_t *src, tm_my_tablemap_t *map, char *errstr,
                            size_t errstr_size);
+
+/*
+ * True if `stmt` (a QUERY event's statement) is DDL (ALTER, CREATE, DROP,
+ * RENAME, TRUNCATE) that names `table` as an identifier, quoted or not.  No
+ * SQL is parsed beyond that: a false positive costs one catalog read.
+ */
+bool tm_my_catalog_ddl_names(const char *stmt, size_t len, const char *table);
+/*
+ * Marks every captured table a DDL statement names for a catalog refresh
+ * (tm_my_table_t.refresh); returns how many were marked.
+ */
+int tm_my_catalog_note_ddl(tm_source_t *src, const char *stmt, size_t len);
+
+/* ---- my_srcinfo.c ---- */
+
+/*
+ * Fills a snapshot row's source information as Debezium's MySQL/MariaDB
+ * connectors write it: the position the snapshot is consistent with (its
+ * file and offset), row 0, server_id 0, no GTID; `snapshot` is the
+ * TM_SNAPSHOT_* marker, ts_us the snapshot's time.  0, or TM_ENOMEM when the
+ * file name cannot be interned.
+ */
+int tm_my_snapshot_source(const tm_source_t *src, const tm_my_pos_t *pos, int64_t ts_us,
+                          uint8_t snapshot, tm_source_info_t *info);
 
 /*
  * Reads the first row of `sql` into cells (up to ncells, 256 bytes each;

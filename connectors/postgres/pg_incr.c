@@ -1580,11 +1580,18 @@ bool tm_pg_incr_is_signal(const tm_source_t *src, const tm_pg_rel_t *rel)
            strcmp(rel->schema->table, src->signal_rel) == 0;
 }
 
-/* A column of the new tuple as a string, or NULL. */
+/*
+ * A column of the new tuple as a string, or NULL.  A text column's binary
+ * value (binary pgoutput, pg_binary.c) is the same bytes as its text.
+ */
 static char *tuple_text(const tm_pg_rel_t *rel, const tm_pg_tuple_t *tup, const char *name)
 {
     int c = tm_schema_find(rel->schema, name);
-    if (c < 0 || c >= tup->ncols || tup->cols[c].kind != TM_PG_COL_TEXT)
+    if (c < 0 || c >= tup->ncols)
+        return NULL;
+    bool text = tup->cols[c].kind == TM_PG_COL_TEXT ||
+                (tup->cols[c].kind == TM_PG_COL_BINARY && rel->schema->cols[c].type == TM_T_TEXT);
+    if (!text)
         return NULL;
     return strndup((const char *)tup->cols[c].data, tup->cols[c].len);
 }

@@ -260,8 +260,9 @@ static int emit_rows(tm_source_t *src, tm_source_ctx_t *ctx, tm_pg_rel_t *rel, P
             return rc;
         rec->proc_us = now;
         rec->src.ts_us = now;
-        rec->src.lsn = src->snapshot_lsn;
-        rec->src.xid = src->snapshot_xid;
+        rec->src.kind = TM_SOURCE_POSTGRES;
+        rec->src.pos = src->snapshot_lsn;
+        rec->src.u.pg.xid = src->snapshot_xid;
         rec->src.snapshot = st->total == 0    ? TM_SNAPSHOT_FIRST
                             : st->table == 0 ? TM_SNAPSHOT_FIRST_IN_DATA_COLLECTION
                                              : TM_SNAPSHOT_TRUE;

@@ -358,10 +358,11 @@ static void fill_source(stream_t *st, tm_record_t *rec, uint64_t lsn)
 {
     rec->proc_us = tm_wall_us();
     rec->src.ts_us = st->tx.active ? st->tx.ts_us : rec->proc_us;
-    rec->src.lsn = lsn;
-    rec->src.commit_lsn = st->prev_commit_end;
-    rec->src.xid = st->tx.active ? st->tx.xid : 0;
-    rec->src.tx_lsn = st->tx.active ? st->tx.begin_lsn : st->prev_commit_end;
+    rec->src.kind = TM_SOURCE_POSTGRES;
+    rec->src.pos = lsn;
+    rec->src.u.pg.commit_lsn = st->prev_commit_end;
+    rec->src.u.pg.xid = st->tx.active ? st->tx.xid : 0;
+    rec->src.u.pg.tx_lsn = st->tx.active ? st->tx.begin_lsn : st->prev_commit_end;
     rec->src.snapshot = TM_SNAPSHOT_FALSE;
 }
 
@@ -610,8 +611,8 @@ static int on_message(stream_t *st, const tm_pg_msg_t *msg, uint64_t lsn, char *
          * so the next transaction's sequence[0] is this LSN too.
          */
         rec->src.ts_us = st->prev_commit_ts_us != 0 ? st->prev_commit_ts_us : rec->proc_us;
-        rec->src.commit_lsn = lsn;
-        rec->src.xid = 0;
+        rec->src.u.pg.commit_lsn = lsn;
+        rec->src.u.pg.xid = 0;
         /* tx_lsn, set above, keeps the end of the transaction before it. */
         st->prev_commit_end = lsn;
     }

@@ -14,7 +14,9 @@
  *      MESSAGE    NULL            NULL         (logical decoding message)
  *
  * Invariants:
- *   1. Every row, value and string of a batch lives in the batch's arena.
+ *   1. Every row, value and string of a batch lives in the batch's arena,
+ *      except the interned names a source block points to (tm_intern),
+ *      which live as long as the process.
  *   2. A batch holds one reference to every schema its records point to.
  *   3. Control events (barrier, watermark, schema change, end of input) never
  *      travel inside a batch; see runtime/queue.h.
@@ -30,6 +32,7 @@
 #include "core/schema.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Datum flags. */
@@ -118,12 +121,18 @@ enum {
 };
 
 /*
- * Where a record came from.  The fields are PostgreSQL-shaped; other sources
- * fill what applies and leave the rest zero.
+ * Which connector filled a record's source information, and so which member
+ * of tm_source_info_t.u is valid.  TM_SOURCE_OTHER: none is (datagen,
+ * derived streams, a Debezium event read back without PostgreSQL positions).
  */
-typedef struct tm_source_info {
-    int64_t ts_us;       /* commit (or snapshot) time, µs since epoch */
-    uint64_t lsn;        /* LSN of this change (PostgreSQL) */
+typedef enum tm_source_kind {
+    TM_SOURCE_OTHER = 0,
+    TM_SOURCE_POSTGRES,
+    TM_SOURCE_MYSQL,
+} tm_source_kind_t;
+
+/* PostgreSQL's part of a record's source information (u.pg). */
+typedef struct tm_pg_source {
     uint64_t commit_lsn; /* LSN of the last commit before this change: sequence[0] */
     /*
      * Where the record's transaction is known to start or the one before it
@@ -134,9 +143,79 @@ typedef struct tm_source_info {
      * it, the LSN in that transaction's END event.  0 if unknown.
      */
     uint64_t tx_lsn;
-    uint32_t xid;        /* transaction id, 0 if unknown */
-    uint8_t snapshot;    /* TM_SNAPSHOT_* */
+    uint32_t xid; /* transaction id, 0 if unknown */
+} tm_pg_source_t;
+
+/* MySQL/MariaDB's part of a record's source information (u.my): Debezium's binlog fields. */
+typedef struct tm_my_source {
+    /*
+     * The binlog file of the event.  Interned (tm_intern): it lives as long
+     * as the process, so copying the record to another batch needs no copy
+     * of the text.
+     */
+    const char *file;
+    const char *gtid_uuid; /* MySQL GTID: the source uuid text, interned; NULL otherwise */
+    uint64_t gtid_seq;     /* GTID sequence number (gtid_kind != 0) */
+    uint32_t gtid_domain;  /* MariaDB GTID domain */
+    uint32_t gtid_server;  /* MariaDB GTID server id */
+    uint32_t server_id;    /* server id in the event's header */
+    uint32_t event_pos;    /* offset of the rows event in the file (Debezium's pos) */
+    uint32_t row;          /* row number within the rows event */
+    uint32_t thread;       /* thread id of the transaction's BEGIN, 0 if unknown (null) */
+    uint8_t gtid_kind;     /* TM_MY_GTID_* */
+    bool mariadb;          /* the server is MariaDB (Debezium's "mariadb" connector) */
+} tm_my_source_t;
+
+enum { TM_MY_GTID_NONE = 0, TM_MY_GTID_MARIADB, TM_MY_GTID_MYSQL };
+
+/*
+ * Where a record came from.  The common part holds what every reader may
+ * use (time, snapshot marker, the ordering position); each connector has
+ * its own small block in `u`, named by `kind`, which only readers that know
+ * the connector look into (format/debezium).  The blocks hold numbers and
+ * interned text only, so a record is copied with plain assignment.
+ */
+typedef struct tm_source_info {
+    int64_t ts_us; /* commit (or snapshot) time, µs since epoch */
+    /*
+     * Where the change is in the source's log, ordered as the log is:
+     * PostgreSQL's LSN of this change; MySQL's position token of its rows
+     * event ((file number << 32) | offset).  0 if unknown.
+     */
+    uint64_t pos;
+    uint8_t snapshot; /* TM_SNAPSHOT_* */
+    uint8_t kind;     /* tm_source_kind_t: which member of u is valid */
+    union {
+        tm_pg_source_t pg;
+        tm_my_source_t my;
+    } u;
 } tm_source_info_t;
+
+/* The PostgreSQL block of `s`, or a zeroed one when the record is not PostgreSQL's. */
+static inline const tm_pg_source_t *tm_source_pg(const tm_source_info_t *s)
+{
+    static const tm_pg_source_t none;
+    return s->kind == TM_SOURCE_POSTGRES ? &s->u.pg : &none;
+}
+
+/*
+ * Interns a string: the same text always gives the same pointer, valid
+ * until the process ends (never freed).  For the few distinct names a
+ * source block points to (binlog file names, server uuids).  NULL when
+ * memory ran out, or when the table is full (TM_INTERN_MAX texts or
+ * TM_INTERN_MAX_BYTES bytes: input from outside cannot grow it without
+ * bound).  Thread-safe.
+ */
+#define TM_INTERN_MAX 65536
+#define TM_INTERN_MAX_BYTES (16u << 20)
+const char *tm_intern(const char *s, size_t len);
+
+/*
+ * Sets the GTID of a MySQL block from its text: MariaDB's domain-server-seq
+ * or MySQL's uuid:seq (the uuid interned).  Anything else (or an empty
+ * text) leaves no GTID (gtid_kind TM_MY_GTID_NONE), Debezium's null.
+ */
+void tm_my_source_set_gtid(tm_my_source_t *my, const char *gtid, size_t len);
 
 typedef struct tm_record {
     tm_op_t op;

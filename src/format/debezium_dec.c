@@ -1626,11 +1626,41 @@ static uint64_t sequence_commit_lsn(tm_dbz_decoder_t *dec, const jv_t *seq)
  */
 /* The source block's fields read_source uses, found in one pass over its keys. */
 enum { SF_NAME, SF_DB, SF_SCHEMA, SF_TABLE, SF_TS_US, SF_TS_MS, SF_TS_NS, SF_LSN, SF_TXID,
-       SF_SEQUENCE, SF_SNAPSHOT, SF_N };
+       SF_SEQUENCE, SF_SNAPSHOT, SF_CONNECTOR, SF_FILE, SF_POS, SF_ROW, SF_SERVER_ID, SF_THREAD,
+       SF_GTID, SF_N };
 
-static const char *const source_fields[SF_N] = {"name",  "db",    "schema", "table",
-                                                "ts_us", "ts_ms", "ts_ns",  "lsn",
-                                                "txId",  "sequence", "snapshot"};
+static const char *const source_fields[SF_N] = {
+    "name",     "db",        "schema", "table", "ts_us", "ts_ms",     "ts_ns",  "lsn",  "txId",
+    "sequence", "snapshot",  "connector", "file", "pos", "row", "server_id", "thread", "gtid"};
+
+/* A non-negative integer field that fits `max`, or 0. */
+static uint64_t source_uint(tm_dbz_decoder_t *dec, const jv_t *v, uint64_t max)
+{
+    int64_t x;
+    return num_i64(v, &dec->scratch, &x) && x > 0 && (uint64_t)x <= max ? (uint64_t)x : 0;
+}
+
+/*
+ * The binlog fields of a MySQL or MariaDB connector's block into the MySQL
+ * part (row.h), so a sink writes them again.  A file name that cannot be
+ * interned (the table is full) is left out, as Debezium's empty file.
+ */
+static void read_binlog_source(tm_dbz_decoder_t *dec, const jv_t *const *f, bool mariadb,
+                               tm_source_info_t *info)
+{
+    tm_my_source_t *my = &info->u.my;
+    memset(&info->u, 0, sizeof(info->u));
+    info->kind = TM_SOURCE_MYSQL;
+    my->mariadb = mariadb;
+    if (f[SF_FILE]->n > 0)
+        my->file = tm_intern(f[SF_FILE]->s, f[SF_FILE]->n);
+    my->event_pos = (uint32_t)source_uint(dec, f[SF_POS], UINT32_MAX);
+    my->row = (uint32_t)source_uint(dec, f[SF_ROW], UINT32_MAX);
+    my->server_id = (uint32_t)source_uint(dec, f[SF_SERVER_ID], UINT32_MAX);
+    my->thread = (uint32_t)source_uint(dec, f[SF_THREAD], UINT32_MAX);
+    if (f[SF_GTID] != NULL && f[SF_GTID]->kind == JV_STR)
+        tm_my_source_set_gtid(my, f[SF_GTID]->s, f[SF_GTID]->n);
+}
 
 static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
                         tm_source_info_t *info)
@@ -1668,10 +1698,23 @@ static void read_source(tm_dbz_decoder_t *dec, const jv_t *src, ident_t *id,
     else if (num_i64(f[SF_TS_NS], sa, &x))
         info->ts_us = tm__dbz_floordiv(x, 1000);
     if (num_i64(f[SF_LSN], sa, &x) && x > 0)
-        info->lsn = (uint64_t)x;
+        info->pos = (uint64_t)x;
     if (num_i64(f[SF_TXID], sa, &x) && x > 0)
-        info->xid = (uint32_t)x;
-    info->commit_lsn = sequence_commit_lsn(dec, f[SF_SEQUENCE]);
+        info->u.pg.xid = (uint32_t)x;
+    info->u.pg.commit_lsn = sequence_commit_lsn(dec, f[SF_SEQUENCE]);
+    /*
+     * A binlog connector's block (connector "mysql" or "mariadb" with a
+     * file) keeps its binlog fields; a block with PostgreSQL's positions is
+     * PostgreSQL's; others keep only the common part.
+     */
+    bool mariadb = is_str(f[SF_CONNECTOR], "mariadb");
+    if ((mariadb || is_str(f[SF_CONNECTOR], "mysql")) && f[SF_FILE] != NULL &&
+        f[SF_FILE]->kind == JV_STR)
+        read_binlog_source(dec, f, mariadb, info);
+    else if (info->pos != 0 || info->u.pg.xid != 0 || info->u.pg.commit_lsn != 0)
+        info->kind = TM_SOURCE_POSTGRES;
+    else
+        memset(&info->u, 0, sizeof(info->u));
     const jv_t *snap = f[SF_SNAPSHOT];
     if (snap == NULL)
         return;

@@ -39,6 +39,7 @@
 #include "format/debezium.h"
 #include "format/debezium_int.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,17 @@ void tm__dbz_col_desc(const tm_column_t *col, const tm_dbz_opts_t *opts, tm_dbz_
         }
         break;
     case TM_T_BYTES:
+        if (col->semantic != NULL && (strcmp(col->semantic, TM_DBZ_GEOMETRY) == 0 ||
+                                      strcmp(col->semantic, TM_DBZ_POINT) == 0)) {
+            /* A struct whose wkb is Connect bytes whatever binary.handling.mode says. */
+            bool point = strcmp(col->semantic, TM_DBZ_POINT) == 0;
+            desc->type = "struct";
+            desc->name = col->semantic;
+            desc->version = 1;
+            desc->doc = point ? "Geometry (POINT)" : "Geometry";
+            desc->wire = point ? TM_DBZ_W_POINT : TM_DBZ_W_GEOMETRY;
+            break;
+        }
         desc->bin = opts ? (uint8_t)opts->binary_mode : 0;
         desc->type = desc->bin == TM_BINARY_BYTES ? "bytes" : "string";
         if (col->semantic != NULL) {
@@ -1104,7 +1116,12 @@ int tm__dbz_append_stem(tm_buf_t *out, const tm_schema_t *schema)
 /* Per-connector constant parts                                             */
 /* ======================================================================== */
 
-enum { TM__DBZ_PG = 0, TM__DBZ_MYSQL = 1 };
+/*
+ * The source block shapes.  MySQL and MariaDB share the binlog fields and
+ * differ in the connector name and the schema name (Debezium 3 has a
+ * MariaDB connector of its own, io.debezium.connector.mariadb).
+ */
+enum { TM__DBZ_PG = 0, TM__DBZ_MYSQL = 1, TM__DBZ_MARIADB = 2, TM__DBZ_NKINDS = 3 };
 
 /* One field of a source struct: the data the schema part and the reference share. */
 typedef struct src_field {
@@ -1126,9 +1143,10 @@ static const src_field_t pg_source_fields[] = {
 };
 
 /*
- * MySQL's source block.  tm_source_info_t has no binlog coordinates yet, so
- * the encoder writes neutral values for them (w_mysql_source_tail); once a
- * MySQL source fills them, they move from that cached tail into w_source().
+ * The binlog connectors' source block.  A record of the MySQL source fills
+ * the binlog fields from its tm_my_source_t (w_binlog_position); a record
+ * without one, written in this shape because the encoder was configured
+ * for it, gets neutral values.
  */
 static const src_field_t mysql_source_fields[] = {
     {"version", "string", false}, {"connector", "string", false}, {"name", "string", false},
@@ -1164,6 +1182,7 @@ typedef struct enc_table {
     struct enc_table *next;
     tm_schema_t *schema; /* one reference (invariant 1) */
     uint32_t version;
+    int kind; /* TM__DBZ_*: the source block shape of its records */
     tm_dbz_coldesc_t *desc; /* per column */
     tm_buf_t value_head;    /* …`"payload":{"before":` or `{"before":` */
     tm_buf_t src_head;      /* `,"source":{"version":…,"name":"…","ts_ms":` */
@@ -1185,11 +1204,11 @@ struct tm_dbz_encoder {
     tm_dbz_opts_t opts; /* connector/version point at the owned copies below */
     char *connector;
     char *version;
-    int kind; /* TM__DBZ_PG / TM__DBZ_MYSQL */
+    int kind; /* TM__DBZ_*: the configured shape, for records without a connector part */
     enc_table_t *buckets[TM__DBZ_ENC_BUCKETS];
     enc_table_t *last;
     unsigned ntables;
-    tm_buf_t source_schema; /* the source field of the envelope schema, constant */
+    tm_buf_t source_schema[TM__DBZ_NKINDS]; /* the source field of the envelope schema, per kind */
     tm_buf_t scratch;
     bool snap; /* the record being written is a snapshot read (tm__dbz_date_out) */
     tm__dbz_filter_t *filter; /* column lists and message.key.columns, or NULL */
@@ -1332,6 +1351,14 @@ static int w_value_schema(tm_buf_t *out, const tm_dbz_opts_t *opts, const tm_dbz
     if (desc->wire == TM_DBZ_W_HSTORE_MAP)
         TRY(PUTS(out, ",\"keys\":{\"type\":\"string\",\"optional\":false},"
                       "\"values\":{\"type\":\"string\",\"optional\":true}"));
+    if (desc->wire == TM_DBZ_W_GEOMETRY)
+        TRY(PUTS(out, ",\"fields\":[{\"type\":\"bytes\",\"optional\":false,\"field\":\"wkb\"},"
+                      "{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}]"));
+    if (desc->wire == TM_DBZ_W_POINT)
+        TRY(PUTS(out, ",\"fields\":[{\"type\":\"double\",\"optional\":false,\"field\":\"x\"},"
+                      "{\"type\":\"double\",\"optional\":false,\"field\":\"y\"},"
+                      "{\"type\":\"bytes\",\"optional\":true,\"field\":\"wkb\"},"
+                      "{\"type\":\"int32\",\"optional\":true,\"field\":\"srid\"}]"));
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -1399,27 +1426,53 @@ static int w_row_schema(tm_buf_t *out, tm_dbz_encoder_t *enc, const tm_schema_t 
     return tm_buf_putc(out, '}');
 }
 
-/*
- * MySQL's source fields after the common ones.  The binlog coordinates are
- * constants until tm_source_info_t carries them (see mysql_source_fields).
- */
+/* The binlog connectors' table field, the constant part after the common ones. */
 static int w_mysql_source_tail(tm_buf_t *out, const char *table)
 {
     TRY(PUTS(out, ",\"table\":"));
-    TRY(w_str(out, table));
-    return PUTS(out, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,\"row\":0,"
-                     "\"thread\":null,\"query\":null}");
+    return w_str(out, table);
+}
+
+/* The source block shape of a record: its connector's, else the configured one. */
+static int rec_kind(const tm_dbz_encoder_t *enc, const tm_record_t *rec)
+{
+    if (rec->src.kind == TM_SOURCE_MYSQL)
+        return rec->src.u.my.mariadb ? TM__DBZ_MARIADB : TM__DBZ_MYSQL;
+    return enc->kind;
+}
+
+/* Debezium's connector name for a shape: the configured name for the configured shape. */
+static const char *kind_connector(const tm_dbz_encoder_t *enc, int kind)
+{
+    if (kind == enc->kind)
+        return enc->connector;
+    return kind == TM__DBZ_MARIADB ? "mariadb" : kind == TM__DBZ_MYSQL ? "mysql" : "postgresql";
+}
+
+/*
+ * A MySQL record's GTID as Debezium writes it: MariaDB's domain-server-seq
+ * or MySQL's uuid:seq.  Writes "" when the record has none.
+ */
+static void my_gtid_text(const tm_my_source_t *my, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (my->gtid_kind == TM_MY_GTID_MARIADB)
+        snprintf(buf, n, "%" PRIu32 "-%" PRIu32 "-%" PRIu64, my->gtid_domain, my->gtid_server,
+                 my->gtid_seq);
+    else if (my->gtid_kind == TM_MY_GTID_MYSQL && my->gtid_uuid != NULL)
+        snprintf(buf, n, "%s:%" PRIu64, my->gtid_uuid, my->gtid_seq);
 }
 
 static const src_field_t *source_fields(int kind)
 {
-    return kind == TM__DBZ_MYSQL ? mysql_source_fields : pg_source_fields;
+    return kind != TM__DBZ_PG ? mysql_source_fields : pg_source_fields;
 }
 
 static const char *source_schema_name(int kind)
 {
-    return kind == TM__DBZ_MYSQL ? "io.debezium.connector.mysql.Source"
-                                 : "io.debezium.connector.postgresql.Source";
+    return kind == TM__DBZ_MARIADB ? "io.debezium.connector.mariadb.Source"
+           : kind == TM__DBZ_MYSQL ? "io.debezium.connector.mysql.Source"
+                                   : "io.debezium.connector.postgresql.Source";
 }
 
 static int w_source_schema(tm_buf_t *out, int kind)
@@ -1443,7 +1496,7 @@ static int w_source_schema(tm_buf_t *out, int kind)
     }
     /* Debezium 3's PostgreSQL source struct carries a schema version (tests/compat). */
     return tm_buf_appendf(out, "],\"optional\":false,\"name\":\"%s\",%s\"field\":\"source\"}",
-                          source_schema_name(kind), kind == TM__DBZ_MYSQL ? "" : "\"version\":1,");
+                          source_schema_name(kind), kind != TM__DBZ_PG ? "" : "\"version\":1,");
 }
 
 #define TXN_SCHEMA                                                                                 \
@@ -1518,7 +1571,7 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
         TRY(w_row_schema(h, enc, s, t->desc, t->val_cols, t->nval, true, ".Value", "after",
                          NULL));
         TRY(tm_buf_putc(h, ','));
-        TRY(tm_buf_append(h, enc->source_schema.data, enc->source_schema.len));
+        TRY(tm_buf_append(h, enc->source_schema[t->kind].data, enc->source_schema[t->kind].len));
         TRY(PUTS(h, "," TXN_SCHEMA "," ENVELOPE_TAIL_FIELDS "],\"optional\":false,\"name\":"));
         TRY(w_stem_name(h, s, ".Envelope"));
         TRY(PUTS(h, ",\"version\":2},\"payload\":{\"before\":"));
@@ -1530,14 +1583,14 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     TRY(PUTS(&t->src_head, ",\"source\":{\"version\":"));
     TRY(w_str(&t->src_head, enc->version));
     TRY(PUTS(&t->src_head, ",\"connector\":"));
-    TRY(w_str(&t->src_head, enc->connector));
+    TRY(w_str(&t->src_head, kind_connector(enc, t->kind)));
     TRY(PUTS(&t->src_head, ",\"name\":"));
     TRY(w_str(&t->src_head, s->source_name));
     TRY(PUTS(&t->src_head, ",\"ts_ms\":"));
     TRY(PUTS(&t->src_db, ",\"db\":"));
     TRY(w_str(&t->src_db, s->db));
     TRY(PUTS(&t->src_db, ",\"sequence\":"));
-    if (enc->kind == TM__DBZ_MYSQL) {
+    if (t->kind != TM__DBZ_PG) {
         TRY(w_mysql_source_tail(&t->src_tail, s->table));
     } else {
         TRY(PUTS(&t->src_tail, ",\"schema\":"));
@@ -1557,14 +1610,14 @@ static int enc_table_build(tm_dbz_encoder_t *enc, enc_table_t *t)
     return 0;
 }
 
-static enc_table_t *enc_table_get(tm_dbz_encoder_t *enc, tm_schema_t *schema, int *err)
+static enc_table_t *enc_table_get(tm_dbz_encoder_t *enc, tm_schema_t *schema, int kind, int *err)
 {
     enc_table_t *t = enc->last;
-    if (t != NULL && t->schema == schema && t->version == schema->version)
+    if (t != NULL && t->schema == schema && t->version == schema->version && t->kind == kind)
         return t;
     unsigned b = (unsigned)(((uintptr_t)schema >> 4) ^ schema->version) % TM__DBZ_ENC_BUCKETS;
     for (t = enc->buckets[b]; t != NULL; t = t->next)
-        if (t->schema == schema && t->version == schema->version)
+        if (t->schema == schema && t->version == schema->version && t->kind == kind)
             return enc->last = t;
 
     if (enc->ntables >= TM__DBZ_ENC_MAX_TABLES)
@@ -1576,6 +1629,7 @@ static enc_table_t *enc_table_get(tm_dbz_encoder_t *enc, tm_schema_t *schema, in
     }
     t->schema = tm_schema_ref(schema);
     t->version = schema->version;
+    t->kind = kind;
     int rc = enc_table_build(enc, t);
     if (rc != 0) {
         enc_table_free(t);
@@ -1612,10 +1666,17 @@ static tm_dbz_encoder_t *dbz_encoder_new(const tm_dbz_opts_t *opts)
         return tm_dbz_encoder_free(enc);
     enc->opts.connector = enc->connector;
     enc->opts.version = enc->version;
-    /* Anything that is not MySQL gets PostgreSQL's source shape, the richer of the two. */
-    enc->kind = strcmp(enc->connector, "mysql") == 0 ? TM__DBZ_MYSQL : TM__DBZ_PG;
-    if (w_source_schema(&enc->source_schema, enc->kind) != 0)
-        return tm_dbz_encoder_free(enc);
+    /*
+     * The configured shape is for records without a connector part (a
+     * MySQL record always gets a binlog shape); anything that is not MySQL
+     * or MariaDB gets PostgreSQL's, the richer one.
+     */
+    enc->kind = strcmp(enc->connector, "mysql") == 0     ? TM__DBZ_MYSQL
+                : strcmp(enc->connector, "mariadb") == 0 ? TM__DBZ_MARIADB
+                                                         : TM__DBZ_PG;
+    for (int k = 0; k < TM__DBZ_NKINDS; k++)
+        if (w_source_schema(&enc->source_schema[k], k) != 0)
+            return tm_dbz_encoder_free(enc);
     return enc;
 }
 
@@ -1642,7 +1703,8 @@ tm_dbz_encoder_t *tm_dbz_encoder_free(tm_dbz_encoder_t *enc)
     if (enc == NULL)
         return NULL;
     enc_cache_clear(enc);
-    tm_buf_release(&enc->source_schema);
+    for (int k = 0; k < TM__DBZ_NKINDS; k++)
+        tm_buf_release(&enc->source_schema[k]);
     tm_buf_release(&enc->scratch);
     tm__dbz_filter_free(enc->filter);
     free(enc->connector);
@@ -1878,6 +1940,10 @@ static const char *dbz_fallback(const tm_column_t *col, const tm_dbz_coldesc_t *
         return "\"{}\"";
     case TM_DBZ_W_HSTORE_MAP:
         return "{}";
+    case TM_DBZ_W_GEOMETRY:
+        return "{\"wkb\":\"\",\"srid\":null}";
+    case TM_DBZ_W_POINT:
+        return "{\"x\":0.0,\"y\":0.0,\"wkb\":null,\"srid\":null}";
     default:
         break;
     }
@@ -1963,10 +2029,76 @@ static int w_datum(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_c
     return w_value(enc, col, desc, d, out);
 }
 
+/*
+ * A MySQL spatial value: the SRID (4 bytes, little-endian) and the WKB.
+ * Debezium writes an SRID of 0 (none given) as null: *has_srid false.
+ */
+static void geom_split(const tm_datum_t *d, uint32_t *srid, bool *has_srid, const uint8_t **wkb,
+                       size_t *n)
+{
+    const uint8_t *p = (const uint8_t *)d->u.var.ptr;
+    size_t len = d->u.var.len;
+    *srid = 0;
+    *wkb = p;
+    *n = len;
+    if (p != NULL && len >= 4) {
+        *srid = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        *wkb = p + 4;
+        *n = len - 4;
+    }
+    *has_srid = *srid != 0;
+}
+
+/* x and y of a 2D WKB point in either byte order; 0, 0 if the WKB is not one. */
+static void wkb_point_xy(const uint8_t *w, size_t n, double *x, double *y)
+{
+    *x = *y = 0;
+    if (w == NULL || n != 21 || (w[0] != 0 && w[0] != 1))
+        return;
+    bool le = w[0] == 1;
+    uint64_t v[3] = {0, 0, 0};
+    for (int f = 0; f < 3; f++) {
+        int off = f == 0 ? 1 : 5 + (f - 1) * 8, len = f == 0 ? 4 : 8;
+        for (int k = 0; k < len; k++)
+            v[f] |= (uint64_t)w[off + (le ? k : len - 1 - k)] << (8 * k);
+    }
+    if (v[0] != 1)
+        return;
+    memcpy(x, &v[1], sizeof(*x));
+    memcpy(y, &v[2], sizeof(*y));
+}
+
+/* Debezium's Geometry {wkb, srid} or Point {x, y, wkb, srid}. */
+static int w_geometry(const tm_dbz_coldesc_t *desc, const tm_datum_t *d, tm_buf_t *out)
+{
+    uint32_t srid;
+    bool has_srid;
+    const uint8_t *wkb;
+    size_t n;
+    geom_split(d, &srid, &has_srid, &wkb, &n);
+    TRY(bputc(out, '{'));
+    if (desc->wire == TM_DBZ_W_POINT) {
+        double x, y;
+        wkb_point_xy(wkb, n, &x, &y);
+        TRY(BPUTS(out, "\"x\":"));
+        TRY(w_double(out, x, false));
+        TRY(BPUTS(out, ",\"y\":"));
+        TRY(w_double(out, y, false));
+        TRY(bputc(out, ','));
+    }
+    TRY(BPUTS(out, "\"wkb\":\""));
+    TRY(tm_buf_append_base64(out, wkb, n));
+    TRY(BPUTS(out, "\",\"srid\":"));
+    TRY(has_srid ? bput_u64(out, srid) : BPUTS(out, "null"));
+    return bputc(out, '}');
+}
+
 /* A non-NULL value of the column, as Debezium's converters write it. */
 static int w_value(tm_dbz_encoder_t *enc, const tm_column_t *col, const tm_dbz_coldesc_t *desc,
                    const tm_datum_t *d, tm_buf_t *out)
 {
+    if (desc->wire == TM_DBZ_W_GEOMETRY || desc->wire == TM_DBZ_W_POINT)
+        return w_geometry(desc, d, out);
     char tmp[TM__DBZ_ZONED_MAX + 2];
     size_t n;
     if (desc->wire == TM_DBZ_W_BIT1)
@@ -2052,17 +2184,17 @@ static int w_row(tm_dbz_encoder_t *enc, const enc_table_t *t, const tm_row_t *ro
 static int w_sequence(tm_buf_t *out, const tm_source_info_t *src)
 {
     TRY(BPUTS(out, "\"["));
-    if (src->commit_lsn != 0) {
+    if (tm_source_pg(src)->commit_lsn != 0) {
         TRY(BPUTS(out, "\\\""));
-        TRY(bput_u64(out, src->commit_lsn));
+        TRY(bput_u64(out, tm_source_pg(src)->commit_lsn));
         TRY(BPUTS(out, "\\\""));
     } else {
         TRY(BPUTS(out, "null"));
     }
     TRY(bputc(out, ','));
-    if (src->lsn != 0) {
+    if (src->pos != 0) {
         TRY(BPUTS(out, "\\\""));
-        TRY(bput_u64(out, src->lsn));
+        TRY(bput_u64(out, src->pos));
         TRY(BPUTS(out, "\\\""));
     } else {
         TRY(BPUTS(out, "null"));
@@ -2070,9 +2202,41 @@ static int w_sequence(tm_buf_t *out, const tm_source_info_t *src)
     return BPUTS(out, "]\"");
 }
 
+/*
+ * The binlog fields after `table`, to the block's end: from the record's
+ * MySQL part, or neutral values for a record without one.  `query` stays
+ * null: the source does not read the statement (Debezium's
+ * include.query is off by default).
+ */
+static int w_binlog_position(const tm_source_info_t *src, tm_buf_t *out)
+{
+    if (src->kind != TM_SOURCE_MYSQL)
+        return BPUTS(out, ",\"server_id\":0,\"gtid\":null,\"file\":\"\",\"pos\":0,\"row\":0,"
+                          "\"thread\":null,\"query\":null}");
+    const tm_my_source_t *my = &src->u.my;
+    char gtid[128];
+    my_gtid_text(my, gtid, sizeof(gtid));
+    TRY(BPUTS(out, ",\"server_id\":"));
+    TRY(bput_u64(out, my->server_id));
+    TRY(BPUTS(out, ",\"gtid\":"));
+    TRY(gtid[0] != '\0' ? w_str(out, gtid) : BPUTS(out, "null"));
+    TRY(BPUTS(out, ",\"file\":"));
+    TRY(w_str(out, my->file != NULL ? my->file : ""));
+    TRY(BPUTS(out, ",\"pos\":"));
+    TRY(bput_u64(out, my->event_pos));
+    TRY(BPUTS(out, ",\"row\":"));
+    TRY(bput_u64(out, my->row));
+    TRY(BPUTS(out, ",\"thread\":"));
+    if (my->thread != 0)
+        TRY(bput_u64(out, my->thread));
+    else
+        TRY(BPUTS(out, "null"));
+    return BPUTS(out, ",\"query\":null}");
+}
+
 /* The timestamps, snapshot and position parts of a source block, between the cached pieces. */
-static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t *db,
-                    const tm_buf_t *tail, const tm_record_t *rec, tm_buf_t *out)
+static int w_source(int kind, const tm_buf_t *head, const tm_buf_t *db, const tm_buf_t *tail,
+                    const tm_record_t *rec, tm_buf_t *out)
 {
     const tm_source_info_t *src = &rec->src;
     TRY(bput(out, head->data, head->len));
@@ -2081,7 +2245,7 @@ static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t 
     TRY(tm_buf_puts(out, snapshot_name(src->snapshot)));
     TRY(bputc(out, '"'));
     TRY(bput(out, db->data, db->len));
-    if (enc->kind == TM__DBZ_MYSQL)
+    if (kind != TM__DBZ_PG)
         TRY(BPUTS(out, "null"));
     else
         TRY(w_sequence(out, src));
@@ -2090,15 +2254,15 @@ static int w_source(tm_dbz_encoder_t *enc, const tm_buf_t *head, const tm_buf_t 
     TRY(BPUTS(out, ",\"ts_ns\":"));
     TRY(w_scaled_i64(out, src->ts_us, 1000));
     TRY(bput(out, tail->data, tail->len));
-    if (enc->kind == TM__DBZ_MYSQL)
-        return 0;
-    if (src->xid != 0)
-        TRY(bput_u64(out, src->xid));
+    if (kind != TM__DBZ_PG)
+        return w_binlog_position(src, out);
+    if (tm_source_pg(src)->xid != 0)
+        TRY(bput_u64(out, tm_source_pg(src)->xid));
     else
         TRY(BPUTS(out, "null"));
     TRY(BPUTS(out, ",\"lsn\":"));
-    if (src->lsn != 0)
-        TRY(bput_u64(out, src->lsn));
+    if (src->pos != 0)
+        TRY(bput_u64(out, src->pos));
     else
         TRY(BPUTS(out, "null"));
     /* origin and origin_lsn: a change replicated into this database (PostgreSQL 16's origins). */
@@ -2125,20 +2289,20 @@ static int w_envelope_ts(tm_buf_t *out, int64_t us)
  * The source pieces of a message.  A message belongs to no table: its source
  * block carries empty schema and table names, as Debezium's does.
  */
-static int message_source_pieces(tm_dbz_encoder_t *enc, const tm_schema_t *s, tm_buf_t *head,
-                                 tm_buf_t *db, tm_buf_t *tail)
+static int message_source_pieces(tm_dbz_encoder_t *enc, int kind, const tm_schema_t *s,
+                                 tm_buf_t *head, tm_buf_t *db, tm_buf_t *tail)
 {
     TRY(PUTS(head, ",\"source\":{\"version\":"));
     TRY(w_str(head, enc->version));
     TRY(PUTS(head, ",\"connector\":"));
-    TRY(w_str(head, enc->connector));
+    TRY(w_str(head, kind_connector(enc, kind)));
     TRY(PUTS(head, ",\"name\":"));
     TRY(w_str(head, s ? s->source_name : NULL));
     TRY(PUTS(head, ",\"ts_ms\":"));
     TRY(PUTS(db, ",\"db\":"));
     TRY(w_str(db, s ? s->db : NULL));
     TRY(PUTS(db, ",\"sequence\":"));
-    if (enc->kind == TM__DBZ_MYSQL)
+    if (kind != TM__DBZ_PG)
         return w_mysql_source_tail(tail, NULL);
     return PUTS(tail, ",\"schema\":\"\",\"table\":\"\",\"txId\":");
 }
@@ -2153,7 +2317,8 @@ static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *
         TRY(BPUTS(out, "{\"schema\":{\"type\":\"struct\",\"fields\":["
                        "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
                        "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"));
-        TRY(bput(out, enc->source_schema.data, enc->source_schema.len));
+        TRY(bput(out, enc->source_schema[rec_kind(enc, rec)].data,
+                 enc->source_schema[rec_kind(enc, rec)].len));
         TRY(BPUTS(out, "," TXN_SCHEMA "," MSG_BLOCK_SCHEMA "],\"optional\":false,"
                        "\"name\":\"io.debezium.connector.postgresql.MessageValue\","
                        "\"version\":1},\"payload\":"));
@@ -2164,9 +2329,10 @@ static int enc_message(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *
     tm_buf_init(&head);
     tm_buf_init(&db);
     tm_buf_init(&tail);
-    int rc = message_source_pieces(enc, rec->schema, &head, &db, &tail);
+    int kind = rec_kind(enc, rec);
+    int rc = message_source_pieces(enc, kind, rec->schema, &head, &db, &tail);
     if (rc == 0)
-        rc = w_source(enc, &head, &db, &tail, rec, out);
+        rc = w_source(kind, &head, &db, &tail, rec, out);
     tm_buf_release(&head);
     tm_buf_release(&db);
     tm_buf_release(&tail);
@@ -2193,7 +2359,7 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     if (rec->schema == NULL)
         return TM_EINVAL;
     int err = 0;
-    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    enc_table_t *t = enc_table_get(enc, rec->schema, rec_kind(enc, rec), &err);
     if (t == NULL)
         return err;
     bool rows = rec->op != TM_OP_TRUNCATE;
@@ -2202,7 +2368,7 @@ static int enc_value(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *ou
     TRY(w_row(enc, t, rows ? rec->before : NULL, true, out));
     TRY(BPUTS(out, ",\"after\":"));
     TRY(w_row(enc, t, rows ? rec->after : NULL, false, out));
-    TRY(w_source(enc, &t->src_head, &t->src_db, &t->src_tail, rec, out));
+    TRY(w_source(t->kind, &t->src_head, &t->src_db, &t->src_tail, rec, out));
     TRY(w_txblock(enc, out));
     char opbuf[] = ",\"op\":\"?\"";
     opbuf[sizeof(opbuf) - 3] = (char)rec->op;
@@ -2247,7 +2413,7 @@ static int enc_key(tm_dbz_encoder_t *enc, const tm_record_t *rec, tm_buf_t *out)
     if (rec->schema == NULL)
         return TM_EINVAL;
     int err = 0;
-    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    enc_table_t *t = enc_table_get(enc, rec->schema, rec_kind(enc, rec), &err);
     if (t == NULL)
         return err;
     if (!t->has_key)
@@ -2352,7 +2518,7 @@ bool tm_dbz_encoder_key_changed(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     if (enc->filter == NULL || sc == NULL || rec->op != TM_OP_UPDATE)
         return tm_dbz_key_changed(rec);
     int err = 0;
-    enc_table_t *t = enc_table_get(enc, rec->schema, &err);
+    enc_table_t *t = enc_table_get(enc, rec->schema, rec_kind(enc, rec), &err);
     if (t == NULL || !t->has_key || rec->before == NULL || rec->after == NULL)
         return t == NULL ? tm_dbz_key_changed(rec) : false;
     /* Debezium compares the old key with the new one, built from its key columns. */
@@ -2441,6 +2607,18 @@ static json_t *j_schema_field(const tm_dbz_opts_t *opts, const tm_dbz_coldesc_t 
         json_object_set_new(o, "keys", json_pack("{s:s,s:b}", "type", "string", "optional", 0));
         json_object_set_new(o, "values", json_pack("{s:s,s:b}", "type", "string", "optional", 1));
     }
+    if (desc->wire == TM_DBZ_W_GEOMETRY)
+        json_object_set_new(o, "fields",
+                            json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s}]", "type", "bytes", "optional",
+                                      0, "field", "wkb", "type", "int32", "optional", 1, "field",
+                                      "srid"));
+    if (desc->wire == TM_DBZ_W_POINT)
+        json_object_set_new(
+            o, "fields",
+            json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s},{s:s,s:b,s:s}]", "type",
+                      "double", "optional", 0, "field", "x", "type", "double", "optional", 0,
+                      "field", "y", "type", "bytes", "optional", 1, "field", "wkb", "type",
+                      "int32", "optional", 1, "field", "srid"));
     if (strcmp(desc->type, "array") == 0) {
         tm_dbz_coldesc_t elem;
         tm__dbz_elem_desc(desc->elem_type, opts, &elem);
@@ -2519,10 +2697,10 @@ static json_t *j_row_schema(const tm_dbz_encoder_t *enc, const tm_schema_t *s, b
     return o;
 }
 
-static json_t *j_source_schema(const tm_dbz_encoder_t *enc)
+static json_t *j_source_schema(int kind)
 {
     json_t *fields = json_array();
-    const src_field_t *f = source_fields(enc->kind);
+    const src_field_t *f = source_fields(kind);
     for (int i = 0; f[i].field; i++) {
         if (f[i].type == NULL)
             json_array_append_new(
@@ -2535,8 +2713,8 @@ static json_t *j_source_schema(const tm_dbz_encoder_t *enc)
                                                     f[i].optional, "field", f[i].field));
     }
     json_t *o = json_pack("{s:s,s:o,s:b,s:s}", "type", "struct", "fields", fields, "optional", 0,
-                          "name", source_schema_name(enc->kind));
-    if (o != NULL && enc->kind != TM__DBZ_MYSQL)
+                          "name", source_schema_name(kind));
+    if (o != NULL && kind == TM__DBZ_PG)
         json_object_set_new(o, "version", json_integer(1));
     if (o != NULL)
         json_object_set_new(o, "field", json_string("source"));
@@ -2658,6 +2836,23 @@ static json_t *j_value(const tm_column_t *col, const tm_dbz_coldesc_t *desc, con
                        bool snap)
 {
     char tmp[TM__DBZ_ZONED_MAX];
+    if (desc->wire == TM_DBZ_W_GEOMETRY || desc->wire == TM_DBZ_W_POINT) {
+        uint32_t srid;
+        bool has_srid;
+        const uint8_t *wkb;
+        size_t n;
+        geom_split(d, &srid, &has_srid, &wkb, &n);
+        json_t *o = json_object();
+        if (desc->wire == TM_DBZ_W_POINT) {
+            double x, y;
+            wkb_point_xy(wkb, n, &x, &y);
+            json_object_set_new(o, "x", j_double(x, false));
+            json_object_set_new(o, "y", j_double(y, false));
+        }
+        json_object_set_new(o, "wkb", j_base64(wkb, n));
+        json_object_set_new(o, "srid", has_srid ? json_integer(srid) : json_null());
+        return o;
+    }
     if (desc->wire == TM_DBZ_W_BIT1)
         return json_boolean(d->u.var.len > 0 && d->u.var.ptr[0] == '1');
     if (desc->wire == TM_DBZ_W_BITS) {
@@ -2752,10 +2947,10 @@ static json_t *j_sequence(const tm_source_info_t *src)
 {
     char b[64];
     char c[24] = "null", l[24] = "null";
-    if (src->commit_lsn)
-        snprintf(c, sizeof(c), "\"%llu\"", (unsigned long long)src->commit_lsn);
-    if (src->lsn)
-        snprintf(l, sizeof(l), "\"%llu\"", (unsigned long long)src->lsn);
+    if (tm_source_pg(src)->commit_lsn)
+        snprintf(c, sizeof(c), "\"%llu\"", (unsigned long long)tm_source_pg(src)->commit_lsn);
+    if (src->pos)
+        snprintf(l, sizeof(l), "\"%llu\"", (unsigned long long)src->pos);
     snprintf(b, sizeof(b), "[%s,%s]", c, l);
     return json_string(b);
 }
@@ -2765,31 +2960,36 @@ static json_t *j_source(const tm_dbz_encoder_t *enc, const tm_record_t *rec)
     const tm_schema_t *s = rec->schema;
     const tm_source_info_t *src = &rec->src;
     bool msg = rec->op == TM_OP_MESSAGE;
+    int kind = rec_kind(enc, rec);
     json_t *o = json_object();
     json_object_set_new(o, "version", j_str(enc->version));
-    json_object_set_new(o, "connector", j_str(enc->connector));
+    json_object_set_new(o, "connector", j_str(kind_connector(enc, kind)));
     json_object_set_new(o, "name", j_str(s ? s->source_name : NULL));
     json_object_set_new(o, "ts_ms", j_i64(tm__dbz_floordiv(src->ts_us, 1000)));
     json_object_set_new(o, "snapshot", json_string(snapshot_name(src->snapshot)));
     json_object_set_new(o, "db", j_str(s ? s->db : NULL));
-    json_object_set_new(o, "sequence",
-                        enc->kind == TM__DBZ_MYSQL ? json_null() : j_sequence(src));
+    json_object_set_new(o, "sequence", kind != TM__DBZ_PG ? json_null() : j_sequence(src));
     json_object_set_new(o, "ts_us", j_i64(src->ts_us));
     json_object_set_new(o, "ts_ns", j_scaled(src->ts_us, 1000));
-    if (enc->kind == TM__DBZ_MYSQL) {
+    if (kind != TM__DBZ_PG) {
+        static const tm_my_source_t none;
+        const tm_my_source_t *my = src->kind == TM_SOURCE_MYSQL ? &src->u.my : &none;
+        char gtid[128];
+        my_gtid_text(my, gtid, sizeof(gtid));
         json_object_set_new(o, "table", j_str(msg || !s ? NULL : s->table));
-        json_object_set_new(o, "server_id", json_integer(0));
-        json_object_set_new(o, "gtid", json_null());
-        json_object_set_new(o, "file", json_string(""));
-        json_object_set_new(o, "pos", json_integer(0));
-        json_object_set_new(o, "row", json_integer(0));
-        json_object_set_new(o, "thread", json_null());
+        json_object_set_new(o, "server_id", json_integer(my->server_id));
+        json_object_set_new(o, "gtid", gtid[0] ? json_string(gtid) : json_null());
+        json_object_set_new(o, "file", json_string(my->file ? my->file : ""));
+        json_object_set_new(o, "pos", json_integer(my->event_pos));
+        json_object_set_new(o, "row", json_integer(my->row));
+        json_object_set_new(o, "thread", my->thread ? json_integer(my->thread) : json_null());
         json_object_set_new(o, "query", json_null());
     } else {
         json_object_set_new(o, "schema", j_str(msg || !s ? NULL : s->namespace));
         json_object_set_new(o, "table", j_str(msg || !s ? NULL : s->table));
-        json_object_set_new(o, "txId", src->xid ? json_integer(src->xid) : json_null());
-        json_object_set_new(o, "lsn", src->lsn ? json_integer((json_int_t)src->lsn) : json_null());
+        uint32_t xid = tm_source_pg(src)->xid;
+        json_object_set_new(o, "txId", xid ? json_integer(xid) : json_null());
+        json_object_set_new(o, "lsn", src->pos ? json_integer((json_int_t)src->pos) : json_null());
         json_object_set_new(o, "xmin", json_null());
         json_object_set_new(o, "origin", json_null());
         json_object_set_new(o, "origin_lsn", json_null());
@@ -2817,7 +3017,7 @@ static json_t *j_message(tm_dbz_encoder_t *enc, const tm_record_t *rec)
                                             "field", "op"));
     json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "int64", "optional", 1,
                                             "field", "ts_ms"));
-    json_array_append_new(fields, j_source_schema(enc));
+    json_array_append_new(fields, j_source_schema(rec_kind(enc, rec)));
     json_array_append_new(fields, j_txn_schema());
     json_array_append_new(
         fields,
@@ -2864,7 +3064,7 @@ json_t *tm_dbz_encode_value_json(tm_dbz_encoder_t *enc, const tm_record_t *rec)
     json_t *fields = json_array();
     json_array_append_new(fields, j_row_schema(enc, s, false, ".Value", "before"));
     json_array_append_new(fields, j_row_schema(enc, s, false, ".Value", "after"));
-    json_array_append_new(fields, j_source_schema(enc));
+    json_array_append_new(fields, j_source_schema(rec_kind(enc, rec)));
     json_array_append_new(fields, j_txn_schema());
     json_array_append_new(fields, json_pack("{s:s,s:b,s:s}", "type", "string", "optional", 0,
                                             "field", "op"));

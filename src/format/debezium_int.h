@@ -44,6 +44,13 @@
 #define TM_DBZ_VSD_DOC "Variable scaled decimal"
 #define TM_DBZ_ENUM "io.debezium.data.Enum"
 #define TM_DBZ_JSON "io.debezium.data.Json"
+/*
+ * MySQL spatial values.  A column with one of these semantic names holds
+ * MySQL's own value bytes: the SRID (4 bytes, little-endian) and then the
+ * WKB, which the encoder writes as Debezium's struct.
+ */
+#define TM_DBZ_GEOMETRY "io.debezium.data.geometry.Geometry"
+#define TM_DBZ_POINT "io.debezium.data.geometry.Point"
 #define TM_DBZ_UUID "io.debezium.data.Uuid"
 #define TM_DBZ_BITS "io.debezium.data.Bits"
 
@@ -63,6 +70,8 @@ typedef enum tm_dbz_wire {
     TM_DBZ_W_NS,         /* TIME/TIMESTAMP as integer nanoseconds (decoder only) */
     TM_DBZ_W_BITS,       /* bit(n>1)/varbit text as io.debezium.data.Bits bytes */
     TM_DBZ_W_BIT1,       /* bit(1)/varbit(1) text "0"/"1" as a boolean */
+    TM_DBZ_W_GEOMETRY,   /* MySQL geometry (SRID + WKB bytes) as Geometry {wkb, srid} */
+    TM_DBZ_W_POINT,      /* MySQL point (SRID + WKB bytes) as Point {x, y, wkb, srid} */
     TM_DBZ_W_UNKNOWN,    /* an unknown type's text as bytes (include.unknown.datatypes) */
     TM_DBZ_W_IV_STRING,  /* interval as io.debezium.time.Interval text */
     TM_DBZ_W_HSTORE_JSON, /* hstore text as a JSON object in a string */

@@ -165,7 +165,8 @@ static void queue_begin(tm_dbz_txmon_t *m, const tm_record_t *rec)
 {
     tx_ev_t *e = &m->q[m->nq++];
     memset(e, 0, sizeof(*e));
-    tx_id(e->id, sizeof(e->id), rec->src.xid, rec->src.tx_lsn ? rec->src.tx_lsn : rec->src.lsn);
+    const tm_pg_source_t *pg = tm_source_pg(&rec->src);
+    tx_id(e->id, sizeof(e->id), pg->xid, pg->tx_lsn ? pg->tx_lsn : rec->src.pos);
     e->ts_ms = m->ts_ms;
 }
 
@@ -187,23 +188,25 @@ static void queue_end(tm_dbz_txmon_t *m, uint64_t end_lsn)
 
 int tm_dbz_txmon_record(tm_dbz_txmon_t *m, const tm_record_t *rec)
 {
-    if (rec->src.xid == 0) {
+    /* Transactions are told by PostgreSQL's xid: other sources' records are outside one. */
+    const tm_pg_source_t *pg = tm_source_pg(&rec->src);
+    if (pg->xid == 0) {
         /* Outside a transaction: the one before has ended, at tx_lsn when the source knows. */
-        if (m->open && rec->src.tx_lsn != 0 && rec->src.tx_lsn > m->last_lsn)
-            queue_end(m, rec->src.tx_lsn);
+        if (m->open && pg->tx_lsn != 0 && pg->tx_lsn > m->last_lsn)
+            queue_end(m, pg->tx_lsn);
         return 0;
     }
-    if (m->open && rec->src.xid == m->xid) {
-        if (rec->src.lsn > m->last_lsn)
-            m->last_lsn = rec->src.lsn;
+    if (m->open && pg->xid == m->xid) {
+        if (rec->src.pos > m->last_lsn)
+            m->last_lsn = rec->src.pos;
         return 0;
     }
     if (m->open)
-        queue_end(m, rec->src.commit_lsn != 0 ? rec->src.commit_lsn : m->last_lsn);
+        queue_end(m, pg->commit_lsn != 0 ? pg->commit_lsn : m->last_lsn);
     m->open = true;
-    m->xid = rec->src.xid;
+    m->xid = pg->xid;
     m->ts_ms = rec->src.ts_us / 1000 - (rec->src.ts_us % 1000 < 0);
-    m->last_lsn = rec->src.lsn;
+    m->last_lsn = rec->src.pos;
     m->total = 0;
     m->seq = 0;
     queue_begin(m, rec);
@@ -247,13 +250,13 @@ static int64_t dc_add(tm_dbz_txmon_t *m, const char *name, bool fresh)
 
 int tm_dbz_txmon_event(tm_dbz_txmon_t *m, const tm_record_t *rec, tm_dbz_txblock_t *blk)
 {
-    if (!m->open || rec->src.xid != m->xid)
+    if (!m->open || tm_source_pg(&rec->src)->xid != m->xid)
         return TM_ENOTFOUND;
     char name[512];
     bool fresh = false;
     if (rec->op == TM_OP_MESSAGE || rec->schema == NULL || rec->schema->table == NULL) {
         /* A new LogicalDecodingMessageId per message: Object.toString(), its identity hash. */
-        uint64_t x = rec->src.lsn * UINT64_C(0x9E3779B97F4A7C15);
+        uint64_t x = rec->src.pos * UINT64_C(0x9E3779B97F4A7C15);
         uint32_t ih = (uint32_t)(x >> 33) & 0x7fffffffu;
         snprintf(name, sizeof(name), "%s%" PRIx32, TX_MSG_COLLECTION, ih ? ih : 1u);
         fresh = true;
@@ -268,7 +271,7 @@ int tm_dbz_txmon_event(tm_dbz_txmon_t *m, const tm_record_t *rec, tm_dbz_txblock
     if (order < 0)
         return (int)order;
     m->total++;
-    tx_id(blk->id, sizeof(blk->id), rec->src.xid, rec->src.lsn);
+    tx_id(blk->id, sizeof(blk->id), tm_source_pg(&rec->src)->xid, rec->src.pos);
     blk->total_order = m->total;
     blk->data_collection_order = order;
     return 0;

@@ -22,7 +22,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *       tests/fuzz/fuzz_debezium.c src/format/debezium_{enc,dec}.c \
- *       src/core/{arena,buf,error,row,schema}.c \
+ *       src/core/{arena,buf,error,intern,row,schema}.c \
  *       -ljansson -lm -o fuzz-debezium
  *
  * Every file in tests/fuzz/debezium/ (seeds and every crash ever found) is

@@ -114,11 +114,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&rec, 0, sizeof(rec));
         rec.op = ops[d[0] % 6];
         rec.schema = s;
-        rec.src.xid = d[1] % 4;
+        rec.src.kind = TM_SOURCE_POSTGRES;
+        rec.src.u.pg.xid = d[1] % 4;
         lsn += (uint64_t)d[2] | (uint64_t)d[3] << 8;
-        rec.src.lsn = lsn;
-        rec.src.tx_lsn = (d[4] & 1) ? lsn - (d[4] >> 1) : 0;
-        rec.src.commit_lsn = (d[4] & 2) ? lsn - d[2] : 0;
+        rec.src.pos = lsn;
+        rec.src.u.pg.tx_lsn = (d[4] & 1) ? lsn - (d[4] >> 1) : 0;
+        rec.src.u.pg.commit_lsn = (d[4] & 2) ? lsn - d[2] : 0;
         rec.src.ts_us = (int64_t)lsn * 1000 - 500000;
         if (tm_dbz_txmon_record(m, &rec) != 0)
             abort();

@@ -141,7 +141,11 @@ def server_text(value, field, sqltype):
             return "1" if value else "0"
         raw = bytes.fromhex(value)  # binary_handling_mode = 'hex'; Bits are little-endian
         return str(int.from_bytes(raw, "little"))
-    if t.startswith(("BINARY", "VARBINARY", "BLOB", "LONGBLOB", "GEOMETRY")):
+    if t.startswith("GEOMETRY"):
+        # Debezium's Geometry struct: the WKB (always base64 bytes) and the SRID (0: null).
+        assert name == "io.debezium.data.geometry.Geometry" and value["srid"] is None, value
+        return base64.b64decode(value["wkb"]).hex().upper()
+    if t.startswith(("BINARY", "VARBINARY", "BLOB", "LONGBLOB")):
         return value.upper()
     return value  # CHAR, VARCHAR, TEXT, ENUM, SET, JSON
 

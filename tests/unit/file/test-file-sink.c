@@ -530,10 +530,11 @@ static tm_record_t *add_tx_row(tm_batch_t *b, tm_schema_t *s, tm_op_t op, int64_
         tm_row_set_null(r->after, 0, false);
         r->after->vals[0].u.i64 = v;
     }
-    r->src.xid = xid;
-    r->src.lsn = lsn;
-    r->src.tx_lsn = tx_lsn;
-    r->src.commit_lsn = commit_lsn;
+    r->src.kind = TM_SOURCE_POSTGRES;
+    r->src.u.pg.xid = xid;
+    r->src.pos = lsn;
+    r->src.u.pg.tx_lsn = tx_lsn;
+    r->src.u.pg.commit_lsn = commit_lsn;
     r->src.ts_us = 1700000000123456;
     return r;
 }

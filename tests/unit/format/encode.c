@@ -494,9 +494,10 @@ static tm_row_t *products_row(tm_batch_t *b, const tm_schema_t *s, int64_t id, c
 static void fill_src(tm_record_t *r)
 {
     r->src.ts_us = INT64_C(1704164645123456);
-    r->src.lsn = 34078720;
-    r->src.commit_lsn = 34078000;
-    r->src.xid = 601;
+    r->src.kind = TM_SOURCE_POSTGRES;
+    r->src.pos = 34078720;
+    r->src.u.pg.commit_lsn = 34078000;
+    r->src.u.pg.xid = 601;
     r->proc_us = INT64_C(1704164646000000);
 }
 
@@ -574,8 +575,8 @@ static void test_events_schemaless(void)
     r = tm_batch_add(b, s, TM_OP_READ);
     r->after = products_row(b, s, 2, "x");
     fill_src(r);
-    r->src.commit_lsn = 0;
-    r->src.xid = 0;
+    r->src.u.pg.commit_lsn = 0;
+    r->src.u.pg.xid = 0;
     r->src.snapshot = TM_SNAPSHOT_TRUE;
     got = encode_text(enc, r, false, &rc);
     TM_CHECK(strstr(got, "\"snapshot\":\"true\"") != NULL);

@@ -63,9 +63,10 @@ static void fill_record(fmt_gen_t *g, tm_batch_t *b, tm_record_t *r, const tm_sc
                                     INT64_C(9223372036854775), INT64_C(9200000000000000000)};
     r->proc_us = times[fmt_next(g) % 6];
     r->src.ts_us = times[fmt_next(g) % 6];
-    r->src.lsn = fmt_chance(g, 20) ? 0 : fmt_next(g) >> 2;
-    r->src.commit_lsn = fmt_chance(g, 30) ? 0 : fmt_next(g) >> 2;
-    r->src.xid = fmt_chance(g, 20) ? 0 : (uint32_t)fmt_next(g);
+    r->src.kind = TM_SOURCE_POSTGRES;
+    r->src.pos = fmt_chance(g, 20) ? 0 : fmt_next(g) >> 2;
+    r->src.u.pg.commit_lsn = fmt_chance(g, 30) ? 0 : fmt_next(g) >> 2;
+    r->src.u.pg.xid = fmt_chance(g, 20) ? 0 : (uint32_t)fmt_next(g);
     r->src.snapshot = (uint8_t)fmt_range(g, 0, 4);
 }
 

@@ -55,9 +55,9 @@ static void check_record(const tm_record_t *a, const tm_record_t *b, const tm_db
     else
         TM_CHECK_INT(b->proc_us, a->proc_us);
     TM_CHECK_INT(b->src.ts_us, a->src.ts_us);
-    TM_CHECK_INT(b->src.lsn, a->src.lsn);
-    TM_CHECK_INT(b->src.commit_lsn, a->src.commit_lsn);
-    TM_CHECK_INT(b->src.xid, a->src.xid);
+    TM_CHECK_INT(b->src.pos, a->src.pos);
+    TM_CHECK_INT(b->src.u.pg.commit_lsn, a->src.u.pg.commit_lsn);
+    TM_CHECK_INT(b->src.u.pg.xid, a->src.u.pg.xid);
     TM_CHECK_INT(b->src.snapshot, a->src.snapshot);
     TM_CHECK(str_eq(b->schema->source_name, a->schema->source_name));
     TM_CHECK(str_eq(b->schema->db, a->schema->db));
@@ -91,9 +91,10 @@ static void fill_record(fmt_gen_t *g, tm_batch_t *b, tm_record_t *r, const tm_sc
     }
     r->proc_us = fmt_range(g, INT64_C(-9000000000000000), INT64_C(9000000000000000));
     r->src.ts_us = fmt_range(g, INT64_C(-9000000000000000), INT64_C(9000000000000000));
-    r->src.lsn = fmt_chance(g, 20) ? 0 : fmt_next(g) >> 2;
-    r->src.commit_lsn = fmt_chance(g, 30) ? 0 : fmt_next(g) >> 2;
-    r->src.xid = fmt_chance(g, 20) ? 0 : (uint32_t)fmt_next(g);
+    r->src.kind = TM_SOURCE_POSTGRES;
+    r->src.pos = fmt_chance(g, 20) ? 0 : fmt_next(g) >> 2;
+    r->src.u.pg.commit_lsn = fmt_chance(g, 30) ? 0 : fmt_next(g) >> 2;
+    r->src.u.pg.xid = fmt_chance(g, 20) ? 0 : (uint32_t)fmt_next(g);
     r->src.snapshot = (uint8_t)fmt_range(g, 0, 3);
 }
 
@@ -201,8 +202,8 @@ static void test_roundtrip_mysql(void)
         tm_record_t *r = tm_batch_add(src, s, ops[k % 4]);
         fill_record(&g, src, r, s, &o);
         /* MySQL's source block has no LSNs or xid yet. */
-        r->src.lsn = r->src.commit_lsn = 0;
-        r->src.xid = 0;
+        r->src.pos = r->src.u.pg.commit_lsn = 0;
+        r->src.u.pg.xid = 0;
         tm_buf_clear(&out);
         TM_REQUIRE(tm_dbz_encode_value(enc, r, &out) == 0);
         tm_record_t *back = NULL;

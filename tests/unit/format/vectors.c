@@ -293,8 +293,8 @@ static void test_postgres_with_schema(void)
     TM_CHECK(col(r, true, "weight")->u.f64 == 3.14);
     TM_CHECK(r->before == NULL);
     TM_CHECK_INT(r->src.snapshot, TM_SNAPSHOT_TRUE);
-    TM_CHECK_INT(r->src.lsn, 34078720);
-    TM_CHECK_INT(r->src.xid, 601);
+    TM_CHECK_INT(r->src.pos, 34078720);
+    TM_CHECK_INT(r->src.u.pg.xid, 601);
     TM_CHECK_INT(r->src.ts_us, INT64_C(1596001099434000));
     TM_CHECK_INT(r->proc_us, INT64_C(1596001099434000));
 
@@ -306,7 +306,7 @@ static void test_postgres_with_schema(void)
     TM_CHECK(col_str(r, true, "description", "18oz carpenter hammer"));
     TM_CHECK(col(r, true, "weight")->u.f64 == 1.0);
     TM_CHECK_INT(r->src.snapshot, TM_SNAPSHOT_FALSE);
-    TM_CHECK_INT(r->src.lsn, 34131104);
+    TM_CHECK_INT(r->src.pos, 34131104);
     TM_CHECK_INT(r->proc_us, INT64_C(1596010890411000));
 
     /* Rocks 107: weight 5.3 → 5.1. */

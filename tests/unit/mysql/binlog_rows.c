@@ -142,8 +142,13 @@ static void format_value(const tm_column_t *col, const tm_datum_t *d, char *out,
                 v = v << 8 | (uint8_t)d->u.var.ptr[i];
             snprintf(out, n, "%" PRIu64, v);
         } else {
+            /* Spatial values hold the SRID (4 bytes) before the WKB the server prints. */
+            uint32_t i = col->semantic != NULL &&
+                                 strncmp(col->semantic, "io.debezium.data.geometry.", 26) == 0
+                             ? 4
+                             : 0;
             size_t k = 0;
-            for (uint32_t i = 0; i < d->u.var.len && k + 3 < n; i++)
+            for (; i < d->u.var.len && k + 3 < n; i++)
                 k += (size_t)snprintf(out + k, n - k, "%02X", (uint8_t)d->u.var.ptr[i]);
             out[k] = '\0';
         }

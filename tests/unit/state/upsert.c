@@ -51,7 +51,7 @@ static tm_record_t *add(tm_batch_t *b, tm_schema_t *s, tm_op_t op, tm_row_t *bef
     r->before = before;
     r->after = after;
     r->proc_us = 42;
-    r->src.lsn = 1000 + b->count;
+    r->src.pos = 1000 + b->count;
     return r;
 }
 
