@@ -129,41 +129,38 @@ bool tm_topn_orderable(tm_type_t type)
     }
 }
 
-/* Appends S of `row` (see the header) to op->key. */
-static int put_order(tm_operator_t *op, const tm_row_t *row)
+int tm_topn_order_put(const tm_topn_spec_t *spec, const tm_row_t *row, tm_buf_t *key,
+                      tm_buf_t *tmp)
 {
-    const tm_topn_spec_t *spec = op->spec;
     int rc = 0;
     for (int i = 0; rc == 0 && i < spec->norder; i++) {
         int c = spec->order_cols[i];
         uint8_t inv = spec->order_desc[i] ? 0xff : 0x00;
         if (tm_row_is_null(row, c)) {
-            rc = tm_buf_putc(&op->key,
-                             (char)(spec->nulls_first[i] ? ORD_NULL_FIRST : ORD_NULL_LAST));
+            rc = tm_buf_putc(key, (char)(spec->nulls_first[i] ? ORD_NULL_FIRST : ORD_NULL_LAST));
             continue;
         }
-        tm_buf_clear(&op->tmp);
-        if ((rc = tm_agg_value_encode(spec->in_schema->cols[c].type, &row->vals[c], &op->tmp)) != 0)
+        tm_buf_clear(tmp);
+        if ((rc = tm_agg_value_encode(spec->in_schema->cols[c].type, &row->vals[c], tmp)) != 0)
             return rc;
-        if ((rc = tm_buf_reserve(&op->key, 2 * op->tmp.len + 3)) != 0)
+        if ((rc = tm_buf_reserve(key, 2 * tmp->len + 3)) != 0)
             return rc;
-        uint8_t *p = (uint8_t *)op->key.data + op->key.len;
+        uint8_t *p = (uint8_t *)key->data + key->len;
         *p++ = ORD_VALUE;
-        for (size_t k = 0; k < op->tmp.len; k++) {
-            uint8_t b = (uint8_t)op->tmp.data[k];
+        for (size_t k = 0; k < tmp->len; k++) {
+            uint8_t b = (uint8_t)tmp->data[k];
             *p++ = b ^ inv;
             if (b == 0)
                 *p++ = 0xff ^ inv;
         }
         *p++ = 0x00 ^ inv;
         *p++ = 0x01 ^ inv;
-        op->key.len = (size_t)(p - (uint8_t *)op->key.data);
+        key->len = (size_t)(p - (uint8_t *)key->data);
     }
     return rc;
 }
 
-/* The length of S at `p` (see the header); -1 when the bytes are not an order key. */
-static ptrdiff_t order_len(const tm_topn_spec_t *spec, const uint8_t *p, const uint8_t *end)
+ptrdiff_t tm_topn_order_len(const tm_topn_spec_t *spec, const uint8_t *p, const uint8_t *end)
 {
     const uint8_t *start = p;
     for (int i = 0; i < spec->norder; i++) {
@@ -219,7 +216,7 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
     int rc = tm_row_cols_key_encode(spec->in_schema, row, spec->part_cols, spec->npart, &op->key);
     size_t plen = op->key.len;
     if (rc == 0)
-        rc = put_order(op, row);
+        rc = tm_topn_order_put(spec, row, &op->key, &op->tmp);
     if (rc == TM_EINVAL)
         return tm_operator_row_error(&op->ctx, rec,
                                      "a PARTITION BY or ORDER BY column is an unchanged TOASTed "
@@ -402,26 +399,23 @@ static int apply_part(tm_operator_t *op, const part_t *pt, char *errstr, size_t 
 
 /* ---- step 5: output ---- */
 
-static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_t rank,
-                   tm_row_t **out, char *errstr, size_t errstr_size)
+int tm_topn_row_out(const tm_topn_spec_t *spec, const uint8_t *key, size_t klen, size_t plen,
+                    int64_t rank, tm_batch_t *batch, tm_row_t **out)
 {
-    const tm_topn_spec_t *spec = op->spec;
-    ptrdiff_t slen = order_len(spec, ent->key + plen, ent->key + ent->klen);
+    ptrdiff_t slen = plen <= klen ? tm_topn_order_len(spec, key + plen, key + klen) : -1;
     tm_row_t *row = NULL;
     int rc = slen < 0 ? TM_ECORRUPT
-                      : tm_row_deserialize(spec->in_schema, ent->key + plen + slen,
-                                           ent->klen - plen - (size_t)slen, op->out, &row);
+                      : tm_row_deserialize(spec->in_schema, key + plen + slen,
+                                           klen - plen - (size_t)slen, batch, &row);
     if (rc == TM_ENOMEM)
         return rc;
     if (rc != 0)
-        return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                         "topn %s: a stored row is unreadable (the input schema changed?)",
-                         op->ctx.uid);
+        return TM_ECORRUPT;
     if (spec->rn_col < 0 && spec->nhidden == 0) {
         *out = row;
         return 0;
     }
-    tm_row_t *r = tm_batch_new_row(op->out, spec->out_schema);
+    tm_row_t *r = tm_batch_new_row(batch, spec->out_schema);
     if (r == NULL)
         return TM_ENOMEM;
     for (int c = 0; c < spec->out_schema->ncols; c++) {
@@ -438,6 +432,17 @@ static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_
     }
     *out = r;
     return 0;
+}
+
+static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_t rank,
+                   tm_row_t **out, char *errstr, size_t errstr_size)
+{
+    int rc = tm_topn_row_out(op->spec, ent->key, ent->klen, plen, rank, op->out, out);
+    if (rc == TM_ECORRUPT)
+        return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                         "topn %s: a stored row is unreadable (the input schema changed?)",
+                         op->ctx.uid);
+    return rc;
 }
 
 static int emit(tm_operator_t *op, tm_collector_t *out, const part_t *pt, tm_op_t kind,

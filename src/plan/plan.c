@@ -1007,6 +1007,24 @@ static tm_schema_t *schema_without(const tm_schema_t *s, int drop)
 }
 
 /*
+ * The window column (TM_WINDOW_COL_START/END/TIME) that column `col` of
+ * node `n` is, followed through calcs that project it bare to the window
+ * aggregation that made it; 0 when it is not one.
+ */
+static int window_col_of(const tm_plan_node_t *n, int col)
+{
+    while (n != NULL && n->kind == TM_PLAN_CALC) {
+        if (col < 0 || col >= n->calc.nexprs)
+            return 0;
+        col = tm_expr_column_index(n->calc_exprs[col]);
+        n = n->input;
+    }
+    if (n == NULL || n->kind != TM_PLAN_WINDOW_AGG || col < 0 || col >= n->win.ngroup)
+        return 0;
+    return n->win_out_cols[col] < 0 ? n->win_out_cols[col] : 0;
+}
+
+/*
  * A ranked query (q->rank): a calc computes every select-list item but the
  * rank, then TopN ranks its rows and puts the rank column back at its place
  * (plan.h, TopN).
@@ -1115,7 +1133,22 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
         h = fnv(h, buf);
     }
     bool append_only = pre->mode == TM_MODE_INSERT_ONLY;
-    snprintf(buf, sizeof(buf), "n%lld/%d/%d", (long long)rk->limit, rk->rank_used, append_only);
+    /*
+     * Window Top-N (Flink's WindowRank): an insert-only input partitioned by
+     * window_start and window_end of a window aggregation; the window's top
+     * N is final once the watermark passes its end, so it is emitted once.
+     */
+    int end_col = -1;
+    bool has_start = false;
+    for (int i = 0; append_only && i < rk->npart; i++) {
+        int w = window_col_of(pre, n->topn_part[i]);
+        has_start |= w == TM_WINDOW_COL_START;
+        if (w == TM_WINDOW_COL_END)
+            end_col = n->topn_part[i];
+    }
+    n->windowed = has_start && end_col >= 0;
+    snprintf(buf, sizeof(buf), "n%lld/%d/%d%s", (long long)rk->limit, rk->rank_used, append_only,
+             n->windowed ? "/window" : "");
     h = fnv(h, buf);
     n->uid = tm_asprintf("topn/%s/%d-%08x", pc->sink_name, pc->ntopn, h);
     if (n->uid == NULL)
@@ -1134,7 +1167,7 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
     ts->append_only = append_only;
     ts->nhidden = rk->nhidden;
     ts->out_schema = n->schema;
-    n->mode = TM_MODE_RETRACT;
+    n->mode = n->windowed ? TM_MODE_INSERT_ONLY : TM_MODE_RETRACT;
     n->before_images = true;
     n->stateful = true;
     bool part_visible = true, key_visible = pre->key != NULL && pre->nkey > 0;
@@ -1171,6 +1204,11 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
     }
     if (set_schema_key(n->schema, n->key, n->nkey) != 0)
         return TM_EINVAL;
+    if (n->windowed) {
+        n->wrank.topn = *ts;
+        n->wrank.topn.rank_number = true; /* inserts only: every row can carry its rank */
+        n->wrank.end_col = end_col;
+    }
     *out = n;
     return 0;
 }

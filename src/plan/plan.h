@@ -111,6 +111,7 @@
 #include "operators/lookup_join.h"
 #include "operators/topn.h"
 #include "operators/window_agg.h"
+#include "operators/window_rank.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -190,6 +191,9 @@ struct tm_plan_node {
     tm_topn_spec_t topn;
     int *topn_part, *topn_order;
     bool *topn_desc, *topn_nulls_first;
+    /* Window Top-N: a TopN whose partition holds window_end of a window aggregation. */
+    bool windowed;
+    tm_window_rank_spec_t wrank; /* topn copied, plus the window_end column */
     /* IntervalJoin (input = left, input2 = right; keys in join_left_keys/join_right_keys). */
     tm_interval_join_spec_t ij;
     /* Join: the ON clause bounds the time columns, but an input is not append-only. */

@@ -1,0 +1,652 @@
+/*
+ * window_rank.c — window Top-N (see window_rank.h).
+ *
+ * State layout in column family `uid` (P = tm_row_cols_key_encode of the
+ * partition columns, which include window_end; S = the order key and R =
+ * tm_row_serialize of the row, both as in topn.c; T(x) = x as a big-endian
+ * u64 with the sign bit flipped, so that times sort as bytes; the key group
+ * of 'r' and 't' keys is tm_keygroup_of(P), of 'm' every owned key group):
+ *
+ *     'r' ‖ P ‖ S ‖ R         a row of a window: value = varint count
+ *     't' ‖ T(due) ‖ P        the window's timer (empty value), due at its
+ *                             window_time = window_end - 1µs
+ *     'm'                     the watermark seen at the last barrier (T)
+ *
+ * A partition's rows are one key range in rank order ('r' ‖ P is
+ * prefix-free), and a key group's timers one range in time order.
+ *
+ *     process(batch):
+ *       1. each insert becomes ('r' ‖ P ‖ S ‖ R, due); a row whose window the
+ *          watermark already reached is late (counted, dropped); sort them by
+ *          (key group, key): a partition is one run
+ *       2. per distinct key: add its copies to the stored count; per
+ *          partition: put its timer; commit
+ *       3. per partition: read its rows in rank order through a new
+ *          iterator and delete every copy past rank N; commit
+ *     on_watermark(w): per owned key group, take the timers due at w; per
+ *       timer: emit its partition's rows with ranks 1..N, delete them and
+ *       the timer; commit
+ *
+ * Invariants:
+ *   1. After process returns, a partition holds at most N copies (so firing
+ *      reads at most N rows, and state is N rows per open window).
+ *   2. Every partition in the store has exactly one timer, and after
+ *      on_watermark(w) returns no timer due at or before w is left.
+ *   3. Every write of a call is committed before it returns: on_barrier
+ *      only records the watermark.
+ *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a row
+ *      of another key group fails the call (a partitioning bug upstream).
+ *
+ * Thread: its subtask's.
+ */
+#include "operators/window_rank.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/shutdown.h"
+#include "operators/batchkeys.h"
+#include "state/keygroup.h"
+#include "state/rowcodec.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One insert of the batch (step 1). */
+typedef struct wr_image {
+    int kg;
+    const uint8_t *key; /* 'r' ‖ P ‖ S ‖ R, in the scratch arena */
+    size_t klen;
+    size_t plen; /* |'r' ‖ P| */
+    int64_t due;
+    uint32_t seq; /* position in the batch: a stable sort */
+} wr_image_t;
+
+/* A due timer (on_watermark): its partition's key prefix 'r' ‖ P. */
+typedef struct wr_timer {
+    int kg;
+    uint8_t *tkey; /* the timer's key, to delete it */
+    size_t tlen;
+    uint8_t *prefix;
+    size_t plen;
+} wr_timer_t;
+
+struct tm_operator {
+    const tm_window_rank_spec_t *spec;
+    tm_operator_ctx_t ctx;
+    tm_store_cf_t *cf;
+    tm_store_batch_t *wb;
+    tm_store_iter_t *it; /* per call, never kept across calls */
+    tm_batch_t *scratch; /* only its arena: per-call keys */
+    tm_batch_t *out;     /* the output batch being filled */
+    tm_buf_t key, val, tmp;
+    int64_t wm;       /* the input watermark seen so far */
+    int64_t saved_wm; /* the watermark recorded at the last barrier */
+    int64_t next_due; /* the earliest timer (INT64_MAX: none) */
+    wr_image_t *imgs;
+    int nimgs, cap;
+    int64_t last_late_log_ms;
+    uint64_t late_unlogged;
+};
+
+/* ---- time ---- */
+
+static void put_t(uint8_t *p, int64_t t)
+{
+    uint64_t u = (uint64_t)t ^ ((uint64_t)1 << 63);
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)u;
+        u >>= 8;
+    }
+}
+
+static int64_t get_t(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
+    return (int64_t)(u ^ ((uint64_t)1 << 63));
+}
+
+static void late_row(tm_operator_t *op, int64_t due)
+{
+    atomic_fetch_add_explicit(&op->ctx.metrics->late_rows, 1, memory_order_relaxed);
+    op->late_unlogged++;
+    int64_t now = tm_mono_ms();
+    if (now - op->last_late_log_ms < 10000 && op->last_late_log_ms != 0)
+        return;
+    op->last_late_log_ms = now;
+    TM_WARN("window",
+            "late rows: a window Top-N received rows of a window it already emitted; counted "
+            "in tidemark_late_rows_total and dropped",
+            "operator=%s subtask=%d rows=%" PRIu64 " window_time_us=%" PRId64
+            " watermark_us=%" PRId64,
+            op->ctx.uid, op->ctx.subtask, op->late_unlogged, due, op->wm);
+    op->late_unlogged = 0;
+}
+
+/* ---- step 1: images ---- */
+
+static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *row,
+                     uint32_t seq, char *errstr, size_t errstr_size)
+{
+    const tm_topn_spec_t *ts = &op->spec->topn;
+    int ec = op->spec->end_col;
+    if (tm_row_is_null(row, ec))
+        return tm_operator_row_error(&op->ctx, rec, "window_end is NULL: the row is in no window",
+                                     errstr, errstr_size);
+    int64_t due = row->vals[ec].u.i64 - 1;
+    if (due <= op->wm) {
+        late_row(op, due);
+        return 0;
+    }
+    tm_buf_clear(&op->key);
+    int rc = tm_buf_putc(&op->key, 'r');
+    if (rc == 0)
+        rc = tm_row_cols_key_encode(ts->in_schema, row, ts->part_cols, ts->npart, &op->key);
+    size_t plen = op->key.len;
+    if (rc == 0)
+        rc = tm_topn_order_put(ts, row, &op->key, &op->tmp);
+    if (rc == TM_EINVAL)
+        return tm_operator_row_error(&op->ctx, rec,
+                                     "a PARTITION BY or ORDER BY column is an unchanged TOASTed "
+                                     "value the source did not send",
+                                     errstr, errstr_size);
+    if (rc == 0)
+        rc = tm_row_serialize(ts->in_schema, row, &op->key);
+    if (rc != 0)
+        return rc;
+    int kg = tm_keygroup_of(op->key.data + 1, plen - 1, op->ctx.max_parallelism);
+    if (kg < op->ctx.kg_first || kg > op->ctx.kg_last)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "window_rank %s: subtask %d received a row of key group %d, but owns "
+                         "key groups %d..%d; its input is not hash-partitioned by the partition "
+                         "key (tm_topn_key)",
+                         op->ctx.uid, op->ctx.subtask, kg, op->ctx.kg_first, op->ctx.kg_last);
+    if (op->nimgs == op->cap) {
+        int cap = op->cap ? 2 * op->cap : 256;
+        wr_image_t *v = realloc(op->imgs, sizeof(*v) * (size_t)cap);
+        if (v == NULL)
+            return TM_ENOMEM;
+        op->imgs = v;
+        op->cap = cap;
+    }
+    uint8_t *k = tm_arena_alloc(&op->scratch->arena, op->key.len);
+    if (k == NULL)
+        return TM_ENOMEM;
+    memcpy(k, op->key.data, op->key.len);
+    op->imgs[op->nimgs++] = (wr_image_t){kg, k, op->key.len, plen, due, seq};
+    return 0;
+}
+
+static int image_cmp(const void *a, const void *b)
+{
+    const wr_image_t *x = a, *y = b;
+    if (x->kg != y->kg)
+        return x->kg < y->kg ? -1 : 1;
+    int c = tm_bytes_cmp(x->key, x->klen, y->key, y->klen);
+    if (c != 0)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool same_part(const wr_image_t *a, const wr_image_t *b)
+{
+    return a->kg == b->kg && a->plen == b->plen && memcmp(a->key, b->key, a->plen) == 0;
+}
+
+/* ---- steps 2 and 3 ---- */
+
+static int bad_count(tm_operator_t *op, char *errstr, size_t errstr_size)
+{
+    return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                     "window_rank %s: a stored row count is unreadable (state written by "
+                     "another version?)",
+                     op->ctx.uid);
+}
+
+/* Adds the copies of the distinct key at imgs[i..*next) to its stored count. */
+static int add_key(tm_operator_t *op, int i, int *next, char *errstr, size_t errstr_size)
+{
+    const wr_image_t *im = &op->imgs[i];
+    int j = i;
+    while (j < op->nimgs && tm_bytes_cmp(op->imgs[j].key, op->imgs[j].klen, im->key,
+                                         im->klen) == 0 && op->imgs[j].kg == im->kg)
+        j++;
+    *next = j;
+    uint64_t cur = 0;
+    int rc = tm_store_get(op->ctx.store, op->cf, im->kg, im->key, im->klen, &op->val, errstr,
+                          errstr_size);
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    if (rc == 0) {
+        const uint8_t *p = (const uint8_t *)op->val.data;
+        if (tm_buf_get_varint(&p, p + op->val.len, &cur) != 0 || cur > INT64_MAX)
+            return bad_count(op, errstr, errstr_size);
+    } else if (rc != TM_ENOTFOUND) {
+        return rc;
+    }
+    tm_buf_clear(&op->val);
+    rc = tm_buf_put_varint(&op->val, cur + (uint64_t)(j - i));
+    return rc != 0 ? rc
+                   : tm_store_batch_put(op->wb, op->cf, im->kg, im->key, im->klen, op->val.data,
+                                        op->val.len);
+}
+
+static int put_timer(tm_operator_t *op, const wr_image_t *im)
+{
+    tm_buf_clear(&op->tmp);
+    uint8_t t[9];
+    t[0] = 't';
+    put_t(t + 1, im->due);
+    int rc = tm_buf_append(&op->tmp, t, sizeof(t));
+    if (rc == 0)
+        rc = tm_buf_append(&op->tmp, im->key + 1, im->plen - 1);
+    if (rc == 0)
+        rc = tm_store_batch_put(op->wb, op->cf, im->kg, op->tmp.data, op->tmp.len, "", 0);
+    if (rc == 0 && im->due < op->next_due)
+        op->next_due = im->due;
+    return rc;
+}
+
+/* Invariant 1: deletes every copy of the partition of `im` past rank N. */
+static int prune(tm_operator_t *op, const wr_image_t *im, char *errstr, size_t errstr_size)
+{
+    int64_t limit = op->spec->topn.limit, total = 0;
+    int rc = tm_store_iter_seek(op->it, im->kg, im->key, im->plen, false);
+    if (rc != 0)
+        return rc;
+    tm_store_entry_t e;
+    while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
+        const uint8_t *p = e.val;
+        uint64_t cnt;
+        if (tm_buf_get_varint(&p, e.val + e.vlen, &cnt) != 0 || cnt == 0 || cnt > INT64_MAX)
+            return bad_count(op, errstr, errstr_size);
+        if (total >= limit) {
+            if ((rc = tm_store_batch_delete(op->wb, op->cf, e.kg, e.key, e.klen)) != 0)
+                return rc;
+            continue;
+        }
+        if ((int64_t)cnt > limit - total) {
+            tm_buf_clear(&op->val);
+            if ((rc = tm_buf_put_varint(&op->val, (uint64_t)(limit - total))) != 0 ||
+                (rc = tm_store_batch_put(op->wb, op->cf, e.kg, e.key, e.klen, op->val.data,
+                                         op->val.len)) != 0)
+                return rc;
+            total = limit;
+        } else {
+            total += (int64_t)cnt;
+        }
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static int new_iter(tm_operator_t *op)
+{
+    op->it = tm_store_iter_free(op->it);
+    return tm_store_iter_new(op->ctx.store, op->cf, op->ctx.kg_first, op->ctx.kg_last, NULL, 0,
+                             &op->it);
+}
+
+static int process(tm_operator_t *op, const tm_batch_t *batch, char *errstr, size_t errstr_size)
+{
+    tm_arena_reset(&op->scratch->arena);
+    op->nimgs = 0;
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < batch->count; i++) {
+        const tm_record_t *rec = &batch->recs[i];
+        const tm_row_t *img[2];
+        if ((rc = tm_operator_images(&op->ctx, rec, img, errstr, errstr_size)) != 0)
+            break;
+        if (img[0] != NULL)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "window_rank %s: received an update or delete, but a window "
+                             "Top-N needs an insert-only input (a window aggregation without "
+                             "allowed_lateness)",
+                             op->ctx.uid);
+        if (img[1] != NULL)
+            rc = add_image(op, rec, img[1], i, errstr, errstr_size);
+    }
+    if (rc != 0 || op->nimgs == 0)
+        return rc;
+    qsort(op->imgs, (size_t)op->nimgs, sizeof(*op->imgs), image_cmp);
+    /* Step 2. */
+    for (int i = 0; rc == 0 && i < op->nimgs;) {
+        if ((i == 0 || !same_part(&op->imgs[i - 1], &op->imgs[i])) &&
+            (rc = put_timer(op, &op->imgs[i])) != 0)
+            break;
+        rc = add_key(op, i, &i, errstr, errstr_size);
+    }
+    if (rc == 0)
+        rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    /* Step 3: a fresh view sees the commit. */
+    if (rc == 0)
+        rc = new_iter(op);
+    for (int i = 0; rc == 0 && i < op->nimgs; i++)
+        if (i == 0 || !same_part(&op->imgs[i - 1], &op->imgs[i]))
+            rc = prune(op, &op->imgs[i], errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    if (rc == 0)
+        rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    return rc;
+}
+
+static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_collector_t *out,
+                      char *errstr, size_t errstr_size)
+{
+    (void)input;
+    (void)out;
+    int rc = process(op, batch, errstr, errstr_size);
+    /* The iterator pins memtables and blocks: it never outlives the call, even on failure. */
+    op->it = tm_store_iter_free(op->it);
+    return rc;
+}
+
+/* ---- firing ---- */
+
+/* The earliest timer of the owned key groups (INT64_MAX: none), through op->it. */
+static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
+{
+    op->next_due = INT64_MAX;
+    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
+        int rc = tm_store_iter_seek(op->it, kg, "t", 1, false);
+        tm_store_entry_t e;
+        if (rc == 0)
+            rc = tm_store_iter_next(op->it, &e, errstr, errstr_size);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && e.klen >= 9) {
+            int64_t due = get_t(e.key + 1);
+            if (due < op->next_due)
+                op->next_due = due;
+        }
+    }
+    return 0;
+}
+
+/* Emits the top N of one due partition as inserts and deletes its rows (op->it). */
+static int fire_one(tm_operator_t *op, const wr_timer_t *t, tm_collector_t *out, char *errstr,
+                    size_t errstr_size)
+{
+    const tm_topn_spec_t *ts = &op->spec->topn;
+    int64_t rank = 0;
+    int rc = tm_store_iter_seek(op->it, t->kg, t->prefix, t->plen, false);
+    if (rc != 0)
+        return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    tm_store_entry_t e;
+    while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
+        const uint8_t *p = e.val;
+        uint64_t cnt;
+        if (tm_buf_get_varint(&p, e.val + e.vlen, &cnt) != 0 || cnt == 0 || cnt > INT64_MAX)
+            return bad_count(op, errstr, errstr_size);
+        for (uint64_t c = 0; c < cnt && rank < ts->limit; c++) {
+            if ((rc = tm_collector_room(out, &op->out, op->ctx.uid, errstr, errstr_size)) != 0)
+                return rc;
+            tm_record_t *r = tm_batch_add(op->out, ts->out_schema, TM_OP_CREATE);
+            if (r == NULL)
+                return TM_ENOMEM;
+            rc = tm_topn_row_out(ts, e.key, e.klen, t->plen, ++rank, op->out, &r->after);
+            if (rc == TM_ECORRUPT)
+                return tm_seterr(errstr, errstr_size, rc,
+                                 "window_rank %s: a stored row is unreadable (the input schema "
+                                 "changed?)",
+                                 op->ctx.uid);
+            if (rc != 0)
+                return rc;
+        }
+        if ((rc = tm_store_batch_delete(op->wb, op->cf, e.kg, e.key, e.klen)) != 0)
+            return rc;
+    }
+    if (rc < 0)
+        return rc;
+    return tm_store_batch_delete(op->wb, op->cf, t->kg, t->tkey, t->tlen);
+}
+
+static void timers_free(wr_timer_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].tkey);
+        free(v[i].prefix);
+    }
+    free(v);
+}
+
+/* Fires every partition whose timer is due at `wm` (invariant 2). */
+static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *errstr,
+                      size_t errstr_size)
+{
+    if (wm < op->next_due)
+        return 0;
+    int rc = new_iter(op);
+    wr_timer_t *v = NULL;
+    size_t nv = 0, cap = 0;
+    for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++) {
+        if ((rc = tm_store_iter_seek(op->it, kg, "t", 1, false)) != 0)
+            break;
+        tm_store_entry_t e;
+        while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
+            if (e.klen < 9) {
+                rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                               "window_rank %s: a timer in key group %d is malformed",
+                               op->ctx.uid, kg);
+                break;
+            }
+            if (get_t(e.key + 1) > wm)
+                break;
+            if (nv == cap) {
+                cap = cap ? 2 * cap : 64;
+                wr_timer_t *nvv = realloc(v, sizeof(*v) * cap);
+                if (nvv == NULL) {
+                    rc = TM_ENOMEM;
+                    break;
+                }
+                v = nvv;
+            }
+            wr_timer_t *t = &v[nv];
+            t->kg = kg;
+            t->tlen = e.klen;
+            t->plen = e.klen - 8; /* 'r' ‖ P */
+            t->tkey = malloc(t->tlen);
+            t->prefix = malloc(t->plen);
+            if (t->tkey == NULL || t->prefix == NULL) {
+                free(t->tkey);
+                free(t->prefix);
+                rc = TM_ENOMEM;
+                break;
+            }
+            nv++;
+            memcpy(t->tkey, e.key, e.klen);
+            t->prefix[0] = 'r';
+            memcpy(t->prefix + 1, e.key + 9, e.klen - 9);
+        }
+        rc = rc < 0 ? rc : 0;
+    }
+    for (size_t i = 0; rc == 0 && i < nv; i++)
+        rc = fire_one(op, &v[i], out, errstr, errstr_size);
+    timers_free(v, nv);
+    if (rc == 0)
+        rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    if (rc == 0)
+        rc = new_iter(op);
+    if (rc == 0)
+        rc = find_next_due(op, errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    if (rc == 0)
+        rc = tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    return rc;
+}
+
+static int op_on_watermark(tm_operator_t *op, int64_t ts_us, int64_t *forward_us,
+                           tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    (void)forward_us;
+    if (ts_us <= op->wm)
+        return 0;
+    op->wm = ts_us;
+    int rc = fire_until(op, ts_us, out, errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    return rc;
+}
+
+static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, char *errstr,
+                         size_t errstr_size)
+{
+    (void)id;
+    int rc = tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    if (rc != 0 || op->wm == op->saved_wm)
+        return rc;
+    /* Every owned key group records the watermark, so a rescaled job finds it (restore). */
+    uint8_t t[8];
+    put_t(t, op->wm);
+    for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++)
+        rc = tm_store_batch_put(op->wb, op->cf, kg, "m", 1, t, 8);
+    if (rc == 0)
+        rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+    if (rc == 0)
+        op->saved_wm = op->wm;
+    return rc;
+}
+
+static int op_on_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    if (tm_shutdown_is_stopping())
+        return tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    /* The end of a bounded input: every window closes (Flink's MAX_WATERMARK). */
+    op->wm = INT64_MAX;
+    int rc = fire_until(op, INT64_MAX, out, errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    return rc;
+}
+
+static int op_restore(tm_operator_t *op, char *errstr, size_t errstr_size)
+{
+    /* The lowest watermark any owned key group kept (window_agg.c's restore says why). */
+    int64_t wm = INT64_MAX;
+    bool any = false;
+    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
+        int rc = tm_store_get(op->ctx.store, op->cf, kg, "m", 1, &op->val, errstr, errstr_size);
+        if (rc == TM_ENOTFOUND)
+            continue;
+        if (rc != 0)
+            return rc;
+        if (op->val.len != 8)
+            return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                             "window_rank %s: the stored watermark of key group %d is malformed",
+                             op->ctx.uid, kg);
+        int64_t w = get_t((const uint8_t *)op->val.data);
+        wm = w < wm ? w : wm;
+        any = true;
+    }
+    if (any)
+        op->wm = op->saved_wm = wm;
+    int rc = new_iter(op);
+    if (rc == 0)
+        rc = find_next_due(op, errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    return rc;
+}
+
+static void op_free(tm_operator_t *op)
+{
+    if (op == NULL)
+        return;
+    tm_store_iter_free(op->it);
+    tm_store_batch_free(op->wb);
+    tm_batch_unref(op->scratch);
+    tm_batch_unref(op->out);
+    tm_buf_release(&op->key);
+    tm_buf_release(&op->val);
+    tm_buf_release(&op->tmp);
+    free(op->imgs);
+    free(op);
+}
+
+static const tm_operator_ops_t window_rank_ops = {
+    .name = "window_rank",
+    .ninputs = 1,
+    .process = op_process,
+    .on_watermark = op_on_watermark,
+    .on_barrier = op_on_barrier,
+    .on_end = op_on_end,
+    .restore = op_restore,
+    .free = op_free,
+};
+
+static int check_spec(const tm_window_rank_spec_t *spec, const char *uid, char *errstr,
+                      size_t errstr_size)
+{
+    const tm_topn_spec_t *ts = &spec->topn;
+    const tm_schema_t *in = ts->in_schema;
+    bool ok = in != NULL && ts->out_schema != NULL && ts->norder >= 1 && ts->npart >= 1 &&
+              ts->limit >= 1 && ts->nhidden >= 0 && ts->nhidden < in->ncols &&
+              ts->out_schema->ncols == in->ncols - ts->nhidden + (ts->rn_col >= 0) &&
+              ts->rn_col < ts->out_schema->ncols &&
+              (ts->rn_col < 0 || ts->out_schema->cols[ts->rn_col].type == TM_T_INT64) &&
+              spec->end_col >= 0 && spec->end_col < in->ncols &&
+              (in->cols[spec->end_col].type == TM_T_TIMESTAMP ||
+               in->cols[spec->end_col].type == TM_T_TIMESTAMPTZ);
+    bool end_in_part = false;
+    for (int i = 0; ok && i < ts->npart; i++) {
+        ok = ts->part_cols[i] >= 0 && ts->part_cols[i] < in->ncols;
+        end_in_part |= ok && ts->part_cols[i] == spec->end_col;
+    }
+    for (int i = 0; ok && i < ts->norder; i++)
+        ok = ts->order_cols[i] >= 0 && ts->order_cols[i] < in->ncols &&
+             tm_topn_orderable(in->cols[ts->order_cols[i]].type);
+    if (!ok || !end_in_part)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "window_rank %s: needs an input and output schema (the output the "
+                         "input's visible columns with a bigint rank), at least one ORDER BY "
+                         "column of a sortable type, a limit of at least 1, and window_end (a "
+                         "timestamp column) among the partition columns",
+                         uid);
+    return 0;
+}
+
+int tm_window_rank_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
+                       const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                       size_t errstr_size)
+{
+    const tm_window_rank_spec_t *spec = spec_arg;
+    const char *uid = ctx->uid ? ctx->uid : "";
+    *out = NULL;
+    if (ctx->store == NULL)
+        return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                         "window_rank %s: the operator keeps state and needs a store", uid);
+    int rc = check_spec(spec, uid, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (ctx->kg_first < 0 || ctx->kg_last >= ctx->max_parallelism ||
+        ctx->kg_first > ctx->kg_last)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "window_rank %s: key groups %d..%d are outside 0..%d", uid,
+                         ctx->kg_first, ctx->kg_last, ctx->max_parallelism - 1);
+    tm_operator_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return TM_ENOMEM;
+    op->spec = spec;
+    op->ctx = *ctx;
+    op->wm = op->saved_wm = INT64_MIN;
+    op->next_due = INT64_MAX;
+    tm_buf_init(&op->key);
+    tm_buf_init(&op->val);
+    tm_buf_init(&op->tmp);
+    rc = tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
+    if (rc == 0 && (op->scratch = tm_batch_new()) == NULL)
+        rc = TM_ENOMEM;
+    if (rc == 0)
+        rc = tm_store_batch_new_unindexed(ctx->store, &op->wb);
+    if (rc == 0)
+        rc = new_iter(op);
+    if (rc == 0)
+        rc = find_next_due(op, errstr, errstr_size);
+    op->it = tm_store_iter_free(op->it);
+    if (rc != 0) {
+        op_free(op);
+        return rc;
+    }
+    *ops = &window_rank_ops;
+    *out = op;
+    return 0;
+}
