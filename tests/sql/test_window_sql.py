@@ -134,3 +134,32 @@ def test_explain_allowed_lateness_makes_a_changelog(sql_bin, tmp_path):
     assert "HOP(created_at, slide INTERVAL '1 minute', size INTERVAL '5 minutes')" in out, out
     assert "allowed_lateness INTERVAL '30 seconds'" in out, out
     assert "changelog: retract" in out, out
+
+
+RANKED = ("SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY n DESC) "
+          "AS rn FROM (SELECT customer, " + WS + ", count(*) AS n FROM TUMBLE(orders, "
+          "created_at, INTERVAL '1 minute') GROUP BY customer, " + WS + ") a) t WHERE rn <= 3")
+
+
+def _topn_node(out):
+    """The explain lines of the (one) topn node."""
+    lines = out.splitlines()
+    start = next(i for i, l in enumerate(lines) if "] topn" in l)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("["))
+    return "\n".join(lines[start:end])
+
+
+def test_explain_window_top_n_is_insert_only(sql_bin, tmp_path):
+    out = _explain(sql_bin, tmp_path, RANKED.format(part=WS), "SET parallelism = 2;\n")
+    node = _topn_node(out)
+    assert "the top 3 rows per window (window Top-N)" in node, out
+    assert "emits  insert-only" in node and "window_end" in node, out
+    assert "input: hash(window_start, window_end); parallelism 2" in node, out
+    assert "changelog: insert-only (+I); unique key (window_start, window_end, rn)" in node, out
+
+
+def test_explain_top_n_without_the_window_stays_retracting(sql_bin, tmp_path):
+    # Partitioned by window_start alone (not the window): the plain Top-N, retracting.
+    out = _explain(sql_bin, tmp_path, RANKED.format(part="window_start"))
+    node = _topn_node(out)
+    assert "window Top-N" not in node and "changelog: retract" in node, out
