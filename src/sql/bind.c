@@ -1362,6 +1362,12 @@ static int bind_window_leaf(bctx_t *b, json_t *rf, int location, tm_bound_from_t
     json_t *cf = json_object_get(json_object_get(a1, "ColumnRef"), "fields");
     const char *cname = json_array_size(cf) == 1 ? string_node(json_array_get(cf, 0)) : NULL;
     int cloc = node_location(a1) >= 0 ? node_location(a1) : loc;
+    if (cname == NULL && json_object_get(a1, "FuncCall") != NULL)
+        return err_at(b, cloc, TM_EUNSUPPORTED,
+                      "processing-time windows are not supported: the second argument of %s is "
+                      "a function call (such as now() or PROCTIME()), but windows are on event "
+                      "time; name a timestamp column of %s (with the table's watermark option)",
+                      fn, tname);
     if (cname == NULL)
         return err_at(b, cloc, TM_ESQL,
                       "the second argument of %s must name a timestamp column of %s: %s", fn,

@@ -34,6 +34,9 @@ CASES = [
     ("unknown_time_column", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, create_at, "
      f"INTERVAL '1 minute') GROUP BY {WS}", "create_at", ["create_at", "created_at"],
      ["does not exist"]),
+    ("processing_time", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, now(), "
+     f"INTERVAL '1 minute') GROUP BY {WS}", "now()", ["processing-time", "not supported"],
+     ["event time"]),
     ("time_column_type", f"SELECT {WS}, count(*) AS n FROM HOP(orders, qty, "
      f"INTERVAL '1 minute', INTERVAL '2 minutes') GROUP BY {WS}", "qty",
      ["timestamp", "integer"], []),
