@@ -72,8 +72,13 @@ typedef struct wr_timer {
     size_t plen;
 } wr_timer_t;
 
+/*
+ * One instance type for both operators of this file: a window Top-N (spec),
+ * or a window TVF (tvf; it uses only ctx, scratch and out).
+ */
 struct tm_operator {
     const tm_window_rank_spec_t *spec;
+    const tm_window_tvf_spec_t *tvf;
     tm_operator_ctx_t ctx;
     tm_store_cf_t *cf;
     tm_store_batch_t *wb;
@@ -647,6 +652,115 @@ int tm_window_rank_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
         return rc;
     }
     *ops = &window_rank_ops;
+    *out = op;
+    return 0;
+}
+
+/* ---- the window TVF operator (window_rank.h) ---- */
+
+static int tvf_process(tm_operator_t *op, int input, const tm_batch_t *batch,
+                       tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    (void)input;
+    const tm_window_tvf_spec_t *spec = op->tvf;
+    const tm_schema_t *in = spec->win.in_schema;
+    tm_schema_t *os = spec->out_schema;
+    int tc = spec->win.time_col, nin = in->ncols;
+    int64_t starts[TM_WINDOW_MAX_PER_ROW], ends[TM_WINDOW_MAX_PER_ROW];
+    tm_arena_reset(&op->scratch->arena);
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < batch->count; i++) {
+        const tm_record_t *rec = &batch->recs[i];
+        const tm_row_t *img[2];
+        if ((rc = tm_operator_images(&op->ctx, rec, img, errstr, errstr_size)) != 0)
+            break;
+        if (img[0] != NULL)
+            return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                             "window_tvf %s: received an update or delete, but a window Top-N "
+                             "over a window function needs an insert-only input",
+                             op->ctx.uid);
+        const tm_row_t *row = img[1];
+        if (row == NULL || tm_row_is_null(row, tc))
+            continue; /* no event time: in no window */
+        int n = tm_window_assign(&spec->win, row->vals[tc].u.i64, starts, ends,
+                                 TM_WINDOW_MAX_PER_ROW);
+        tm_row_t *wide = tm_batch_new_row(op->scratch, os);
+        if (wide == NULL)
+            return TM_ENOMEM;
+        for (int c = 0; c < nin; c++) {
+            wide->vals[c] = row->vals[c];
+            tm_row_set_null(wide, c, tm_row_is_null(row, c));
+        }
+        for (int k = 0; rc == 0 && k < n; k++) {
+            int64_t w[3] = {starts[k], ends[k], ends[k] - 1};
+            for (int c = 0; c < 3; c++) {
+                wide->vals[nin + c].u.i64 = w[c];
+                tm_row_set_null(wide, nin + c, false);
+            }
+            if ((rc = tm_collector_room(out, &op->out, op->ctx.uid, errstr, errstr_size)) != 0)
+                break;
+            tm_record_t *r = tm_batch_add(op->out, os, TM_OP_CREATE);
+            if (r == NULL || (r->after = tm_row_copy(op->out, os, wide)) == NULL)
+                return TM_ENOMEM;
+            r->proc_us = rec->proc_us;
+            r->src = rec->src;
+        }
+    }
+    return rc != 0 ? rc : tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+}
+
+static int tvf_flush(tm_operator_t *op, uint64_t id, tm_collector_t *out, char *errstr,
+                     size_t errstr_size)
+{
+    (void)id;
+    return tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+}
+
+static int tvf_on_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_t errstr_size)
+{
+    return tvf_flush(op, 0, out, errstr, errstr_size);
+}
+
+static const tm_operator_ops_t window_tvf_ops = {
+    .name = "window_tvf",
+    .ninputs = 1,
+    .process = tvf_process,
+    .on_barrier = tvf_flush,
+    .on_end = tvf_on_end,
+    .free = op_free,
+};
+
+int tm_window_tvf_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
+                      const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                      size_t errstr_size)
+{
+    const tm_window_tvf_spec_t *spec = spec_arg;
+    const tm_window_agg_spec_t *w = &spec->win;
+    const char *uid = ctx->uid ? ctx->uid : "";
+    *out = NULL;
+    const tm_schema_t *in = w->in_schema, *os = spec->out_schema;
+    bool ok = in != NULL && os != NULL && os->ncols == in->ncols + 3 && w->time_col >= 0 &&
+              w->time_col < in->ncols &&
+              (in->cols[w->time_col].type == TM_T_TIMESTAMP ||
+               in->cols[w->time_col].type == TM_T_TIMESTAMPTZ) &&
+              (w->kind == TM_WINDOW_TUMBLE || w->kind == TM_WINDOW_HOP ||
+               w->kind == TM_WINDOW_CUMULATE) &&
+              w->size_us > 0 && w->slide_us >= 0 &&
+              (w->slide_us == 0 || w->size_us / w->slide_us <= TM_WINDOW_MAX_PER_ROW);
+    if (!ok)
+        return tm_seterr(errstr, errstr_size, TM_EINVAL,
+                         "window_tvf %s: needs TUMBLE, HOP or CUMULATE over a timestamp column "
+                         "with a positive size (at most %d windows per row) and an output of "
+                         "the input's columns plus three window columns",
+                         uid, TM_WINDOW_MAX_PER_ROW);
+    tm_operator_t *op = calloc(1, sizeof(*op));
+    if (op == NULL || (op->scratch = tm_batch_new()) == NULL) {
+        free(op);
+        return TM_ENOMEM;
+    }
+    op->tvf = spec;
+    op->ctx = *ctx;
+    *ops = &window_tvf_ops;
     *out = op;
     return 0;
 }

@@ -26,12 +26,20 @@
  * back a row below rank N) and one timer per partition, both in the store,
  * so they survive checkpoints, savepoints and rescaling.
  *
+ * A window Top-N (or deduplication, rn = 1) read straight from a window
+ * TVF, FROM TUMBLE/HOP/CUMULATE(t, …) without GROUP BY, gets its window
+ * columns from the window TVF operator (tm_window_tvf_new, Flink's
+ * WindowTableFunctionOperator): stateless, it emits every insert once per
+ * window it belongs to (tm_window_assign), with window_start, window_end
+ * and window_time appended; rows without an event time are in no window.
+ *
  * Thread: its subtask's.
  */
 #ifndef TM_OPERATORS_WINDOW_RANK_H
 #define TM_OPERATORS_WINDOW_RANK_H
 
 #include "operators/topn.h"
+#include "operators/window_agg.h"
 #include "runtime/operator.h"
 
 typedef struct tm_window_rank_spec {
@@ -43,5 +51,16 @@ typedef struct tm_window_rank_spec {
 int tm_window_rank_new(const void *spec, const tm_operator_ctx_t *ctx,
                        const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
                        size_t errstr_size);
+
+typedef struct tm_window_tvf_spec {
+    /* in_schema, kind (TUMBLE, HOP or CUMULATE), time_col, size_us, slide_us; the rest unused. */
+    tm_window_agg_spec_t win;
+    tm_schema_t *out_schema; /* in_schema's columns, then window_start, window_end, window_time */
+} tm_window_tvf_spec_t;
+
+/* The window TVF operator (above); its input must be insert-only. */
+int tm_window_tvf_new(const void *spec, const tm_operator_ctx_t *ctx,
+                      const tm_operator_ops_t **ops, tm_operator_t **out, char *errstr,
+                      size_t errstr_size);
 
 #endif

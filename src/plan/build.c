@@ -77,6 +77,10 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->make = n->windowed ? tm_window_rank_new : tm_topn_new;
         f->spec = n->windowed ? (const void *)&n->wrank : (const void *)&n->topn;
         return 0;
+    case TM_PLAN_WINDOW_TVF:
+        f->make = tm_window_tvf_new;
+        f->spec = &n->wtvf;
+        return 0;
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,
                          "plan node %d (%s) has no operator in this version", n->id,

@@ -359,7 +359,7 @@ static void print_duration(FILE *f, int64_t us)
 
 static void explain_window_head(FILE *f, const tm_plan_node_t *n)
 {
-    const tm_window_agg_spec_t *w = &n->win;
+    const tm_window_agg_spec_t *w = n->kind == TM_PLAN_WINDOW_TVF ? &n->wtvf.win : &n->win;
     const char *tc = w->in_schema->cols[w->time_col].name;
     switch (w->kind) {
     case TM_WINDOW_TUMBLE:
@@ -442,6 +442,7 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, "%s\n", n->agg.ngroup ? "" : " (global: one group)");
         break;
     case TM_PLAN_WINDOW_AGG:
+    case TM_PLAN_WINDOW_TVF:
         explain_window_head(f, n);
         break;
     case TM_PLAN_JOIN:
@@ -458,9 +459,13 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
                 n->input->id, n->lookup.dim_left ? " (the table is the join's left side)" : "");
         break;
     case TM_PLAN_TOPN:
-        fprintf(f, ": the top %lld rows per %s%s\n", (long long)n->topn.limit,
-                n->windowed ? "window (window Top-N)" : "partition",
-                n->topn.limit == 1 ? " (deduplication)" : "");
+        if (n->windowed)
+            fprintf(f, ": the top %lld row%s per window and partition (window %s)\n",
+                    (long long)n->topn.limit, n->topn.limit == 1 ? "" : "s",
+                    n->topn.limit == 1 ? "deduplication" : "Top-N");
+        else
+            fprintf(f, ": the top %lld rows per partition%s\n", (long long)n->topn.limit,
+                    n->topn.limit == 1 ? " (deduplication)" : "");
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,

@@ -1124,6 +1124,40 @@ WINRANK_CASES = [
           "HOP", ["10 minutes", "20 minutes"], note="one row per window: ranked 1"),
 ]
 
+
+# Window Top-N and deduplication straight over the window TVF (no aggregation): every row
+# of the table ranked within each of its windows.  ORDER BY ends with id (unique).
+
+
+def _tvf_rank(select: str, part: str, order: str, where: str, inner_where: str = "") -> str:
+    w = f" WHERE {inner_where}" if inner_where else ""
+    return (f"SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY {WS}{part} "
+            f"ORDER BY {order}) AS rn FROM {{W}}{w}) t WHERE {where}")
+
+
+TVF_ROWS = "id, user_id, page, amount, ts, window_start, window_end"
+
+WINRANK_CASES += [
+    wcase("dedup_first", _tvf_rank(f"{TVF_ROWS}, rn", ", user_id", "ts, id", "rn = 1"),
+          "TUMBLE", ["10 minutes"], kill_ci=True, post_check=_insert_only,
+          note="window deduplication, first row per (window, user)"),
+    wcase("dedup_last", _tvf_rank(TVF_ROWS, ", user_id", "ts DESC, id DESC", "rn <= 1"),
+          "TUMBLE", ["15 minutes"], post_check=_insert_only,
+          note="window deduplication, last row per (window, user); rn not selected"),
+    wcase("tvf_top_hop", _tvf_rank(f"{TVF_ROWS}, rn", "", "amount DESC NULLS LAST, id",
+                                   "rn <= 3"),
+          "HOP", ["5 minutes", "15 minutes"], kill_ci=True, post_check=_insert_only,
+          note="the top 3 rows per HOP window: a row is ranked in each of its 3 windows"),
+    wcase("tvf_top_cumulate_where",
+          _tvf_rank(f"{TVF_ROWS}, rn", ", page", "n DESC NULLS LAST, id", "rn < 3",
+                    inner_where="amount > 0"),
+          "CUMULATE", ["10 minutes", "30 minutes"], post_check=_insert_only,
+          note="WHERE before ranking; PARTITION BY the window and page"),
+    wcase("tvf_top_timestamptz", _tvf_rank("id, tstz, window_end, rn", "", "tstz DESC, id",
+                                           "rn <= 2"),
+          "TUMBLE", ["20 minutes"], col="tstz"),
+]
+
 CASES += WINRANK_CASES
 # -- Top-N and deduplication (issue 13) ----------------------------------------------------
 # Every ORDER BY ends with a unique column (id, or the group key), because PostgreSQL ranks
