@@ -1,5 +1,6 @@
 /*
- * window_rank.c — window Top-N (see window_rank.h).
+ * window_rank.c — window Top-N, and the window TVF operator that feeds it
+ * rows of a window function read directly (see window_rank.h).
  *
  * State layout in column family `uid` (P = tm_row_cols_key_encode of the
  * partition columns, which include window_end; S = the order key and R =
@@ -36,6 +37,10 @@
  *      only records the watermark.
  *   4. Only key groups in [ctx->kg_first, ctx->kg_last] are touched; a row
  *      of another key group fails the call (a partitioning bug upstream).
+ *
+ * The window TVF operator (tm_window_tvf_new, at the end) shares the
+ * instance type: it keeps no state, and copies each insert once per window
+ * (tm_window_assign of window_agg.h) with the window columns appended.
  *
  * Thread: its subtask's.
  */
