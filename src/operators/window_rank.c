@@ -24,9 +24,9 @@
  *          partition: put its timer; commit
  *       3. per partition: read its rows in rank order through a new
  *          iterator and delete every copy past rank N; commit
- *     on_watermark(w): per owned key group, take the timers due at w; per
- *       timer: emit its partition's rows with ranks 1..N, delete them and
- *       the timer; commit
+ *     on_watermark(w): per owned key group whose earliest timer (kg_due)
+ *       is due, take the timers due at w; per timer: emit its partition's
+ *       rows with ranks 1..N, delete them and the timer; commit
  *
  * Invariants:
  *   1. After process returns, a partition holds at most N copies (so firing
@@ -94,6 +94,12 @@ struct tm_operator {
     int64_t wm;       /* the input watermark seen so far */
     int64_t saved_wm; /* the watermark recorded at the last barrier */
     int64_t next_due; /* the earliest timer (INT64_MAX: none) */
+    /*
+     * Per owned key group (index kg - kg_first), its earliest timer: a
+     * firing seeks only the key groups with a timer due, since a seek into
+     * a timer range first skips the tombstones of the timers fired before.
+     */
+    int64_t *kg_due;
     wr_image_t *imgs;
     int nimgs, cap;
     int64_t last_late_log_ms;
@@ -254,6 +260,8 @@ static int put_timer(tm_operator_t *op, const wr_image_t *im)
         rc = tm_buf_append(&op->tmp, im->key + 1, im->plen - 1);
     if (rc == 0)
         rc = tm_store_batch_put(op->wb, op->cf, im->kg, op->tmp.data, op->tmp.len, "", 0);
+    if (rc == 0 && im->due < op->kg_due[im->kg - op->ctx.kg_first])
+        op->kg_due[im->kg - op->ctx.kg_first] = im->due;
     if (rc == 0 && im->due < op->next_due)
         op->next_due = im->due;
     return rc;
@@ -354,22 +362,23 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
 
 /* ---- firing ---- */
 
-/* The earliest timer of the owned key groups (INT64_MAX: none), through op->it. */
+/* The earliest timer of each owned key group and of all (INT64_MAX: none), through op->it. */
 static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
 {
     op->next_due = INT64_MAX;
     for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
+        int64_t *due = &op->kg_due[kg - op->ctx.kg_first];
+        *due = INT64_MAX;
         int rc = tm_store_iter_seek(op->it, kg, "t", 1, false);
         tm_store_entry_t e;
         if (rc == 0)
             rc = tm_store_iter_next(op->it, &e, errstr, errstr_size);
         if (rc < 0)
             return rc;
-        if (rc == 1 && e.klen >= 9) {
-            int64_t due = get_t(e.key + 1);
-            if (due < op->next_due)
-                op->next_due = due;
-        }
+        if (rc == 1 && e.klen >= 9)
+            *due = get_t(e.key + 1);
+        if (*due < op->next_due)
+            op->next_due = *due;
     }
     return 0;
 }
@@ -432,8 +441,12 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
     wr_timer_t *v = NULL;
     size_t nv = 0, cap = 0;
     for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++) {
+        int64_t *due = &op->kg_due[kg - op->ctx.kg_first];
+        if (*due > wm)
+            continue;
         if ((rc = tm_store_iter_seek(op->it, kg, "t", 1, false)) != 0)
             break;
+        *due = INT64_MAX; /* unless a timer past wm is left */
         tm_store_entry_t e;
         while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
             if (e.klen < 9) {
@@ -442,8 +455,10 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
                                op->ctx.uid, kg);
                 break;
             }
-            if (get_t(e.key + 1) > wm)
+            if (get_t(e.key + 1) > wm) {
+                *due = get_t(e.key + 1);
                 break;
+            }
             if (nv == cap) {
                 cap = cap ? 2 * cap : 64;
                 wr_timer_t *nvv = realloc(v, sizeof(*v) * cap);
@@ -477,11 +492,12 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
     timers_free(v, nv);
     if (rc == 0)
         rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
-    if (rc == 0)
-        rc = new_iter(op);
-    if (rc == 0)
-        rc = find_next_due(op, errstr, errstr_size);
     op->it = tm_store_iter_free(op->it);
+    /* The scan left each key group's next timer in kg_due (firing adds none). */
+    op->next_due = INT64_MAX;
+    for (int i = 0; i <= op->ctx.kg_last - op->ctx.kg_first; i++)
+        if (op->kg_due[i] < op->next_due)
+            op->next_due = op->kg_due[i];
     if (rc == 0)
         rc = tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
     return rc;
@@ -569,6 +585,7 @@ static void op_free(tm_operator_t *op)
     tm_buf_release(&op->val);
     tm_buf_release(&op->tmp);
     free(op->imgs);
+    free(op->kg_due);
     free(op);
 }
 
@@ -644,6 +661,9 @@ int tm_window_rank_new(const void *spec_arg, const tm_operator_ctx_t *ctx,
     tm_buf_init(&op->tmp);
     rc = tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
     if (rc == 0 && (op->scratch = tm_batch_new()) == NULL)
+        rc = TM_ENOMEM;
+    if (rc == 0 && (op->kg_due = malloc(sizeof(int64_t) *
+                                        (size_t)(ctx->kg_last - ctx->kg_first + 1))) == NULL)
         rc = TM_ENOMEM;
     if (rc == 0)
         rc = tm_store_batch_new_unindexed(ctx->store, &op->wb);
