@@ -20,10 +20,11 @@
  *       1. each insert becomes ('r' ‖ P ‖ S ‖ R, due); a row whose window the
  *          watermark already reached is late (counted, dropped); sort them by
  *          (key group, key): a partition is one run
- *       2. per distinct key: add its copies to the stored count; per
- *          partition: put its timer; commit
- *       3. per partition: read its rows in rank order through a new
- *          iterator and delete every copy past rank N; commit
+ *       2. per partition: read its stored rows in rank order (at most N
+ *          copies) through one iterator opened before any write
+ *       3. per partition: merge the batch's rows into them and write what
+ *          changes (rows entering the top N, counts, rows pushed past rank
+ *          N), and the timer of a new partition; commit once
  *     on_watermark(w): per owned key group whose earliest timer (kg_due)
  *       is due, take the timers due at w; per timer: emit its partition's
  *       rows with ranks 1..N, delete them and the timer; commit
@@ -68,6 +69,13 @@ typedef struct wr_image {
     uint32_t seq; /* position in the batch: a stable sort */
 } wr_image_t;
 
+/* A stored row of a partition, in rank order: `cnt` copies of key (step 2). */
+typedef struct wr_ent {
+    const uint8_t *key; /* in the scratch arena */
+    size_t klen;
+    int64_t cnt;
+} wr_ent_t;
+
 /* A due timer (on_watermark): its partition's key prefix 'r' ‖ P. */
 typedef struct wr_timer {
     int kg;
@@ -102,6 +110,8 @@ struct tm_operator {
     int64_t *kg_due;
     wr_image_t *imgs;
     int nimgs, cap;
+    wr_ent_t *ents; /* a partition's stored rows (merge_part) */
+    int nents, ents_cap;
     int64_t last_late_log_ms;
     uint64_t late_unlogged;
 };
@@ -222,33 +232,6 @@ static int bad_count(tm_operator_t *op, char *errstr, size_t errstr_size)
                      op->ctx.uid);
 }
 
-/* Adds the copies of the distinct key at imgs[i..*next) to its stored count. */
-static int add_key(tm_operator_t *op, int i, int *next, char *errstr, size_t errstr_size)
-{
-    const wr_image_t *im = &op->imgs[i];
-    int j = i;
-    while (j < op->nimgs && tm_bytes_cmp(op->imgs[j].key, op->imgs[j].klen, im->key,
-                                         im->klen) == 0 && op->imgs[j].kg == im->kg)
-        j++;
-    *next = j;
-    uint64_t cur = 0;
-    int rc = tm_store_get(op->ctx.store, op->cf, im->kg, im->key, im->klen, &op->val, errstr,
-                          errstr_size);
-    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
-    if (rc == 0) {
-        const uint8_t *p = (const uint8_t *)op->val.data;
-        if (tm_buf_get_varint(&p, p + op->val.len, &cur) != 0 || cur > INT64_MAX)
-            return bad_count(op, errstr, errstr_size);
-    } else if (rc != TM_ENOTFOUND) {
-        return rc;
-    }
-    tm_buf_clear(&op->val);
-    rc = tm_buf_put_varint(&op->val, cur + (uint64_t)(j - i));
-    return rc != 0 ? rc
-                   : tm_store_batch_put(op->wb, op->cf, im->kg, im->key, im->klen, op->val.data,
-                                        op->val.len);
-}
-
 static int put_timer(tm_operator_t *op, const wr_image_t *im)
 {
     tm_buf_clear(&op->tmp);
@@ -267,36 +250,90 @@ static int put_timer(tm_operator_t *op, const wr_image_t *im)
     return rc;
 }
 
-/* Invariant 1: deletes every copy of the partition of `im` past rank N. */
-static int prune(tm_operator_t *op, const wr_image_t *im, char *errstr, size_t errstr_size)
+/* Grows op->ents to hold one more entry. */
+static int ents_room(tm_operator_t *op)
 {
+    if (op->nents < op->ents_cap)
+        return 0;
+    int cap = op->ents_cap ? 2 * op->ents_cap : 16;
+    wr_ent_t *v = realloc(op->ents, sizeof(*v) * (size_t)cap);
+    if (v == NULL)
+        return TM_ENOMEM;
+    op->ents = v;
+    op->ents_cap = cap;
+    return 0;
+}
+
+/*
+ * Steps 2 and 3 for the partition of imgs[first, end): reads its stored
+ * rows in rank order (at most N copies, invariant 1) through op->it, merges
+ * the batch's rows into them, and writes only what changes: a row entering
+ * the top N, a count that changes, a row pushed out; and the timer of a
+ * partition new to the store.
+ */
+static int merge_part(tm_operator_t *op, int first, int end, char *errstr, size_t errstr_size)
+{
+    const wr_image_t *im = &op->imgs[first];
     int64_t limit = op->spec->topn.limit, total = 0;
     int rc = tm_store_iter_seek(op->it, im->kg, im->key, im->plen, false);
     if (rc != 0)
         return rc;
+    atomic_fetch_add(&op->ctx.metrics->state_reads, 1);
+    op->nents = 0;
     tm_store_entry_t e;
-    while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
+    while (total < limit && (rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
         const uint8_t *p = e.val;
         uint64_t cnt;
         if (tm_buf_get_varint(&p, e.val + e.vlen, &cnt) != 0 || cnt == 0 || cnt > INT64_MAX)
             return bad_count(op, errstr, errstr_size);
-        if (total >= limit) {
-            if ((rc = tm_store_batch_delete(op->wb, op->cf, e.kg, e.key, e.klen)) != 0)
-                return rc;
+        uint8_t *k = tm_arena_alloc(&op->scratch->arena, e.klen);
+        if (k == NULL || ents_room(op) != 0)
+            return TM_ENOMEM;
+        memcpy(k, e.key, e.klen);
+        op->ents[op->nents++] = (wr_ent_t){k, e.klen, (int64_t)cnt};
+        total += (int64_t)cnt;
+    }
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    bool fresh = op->nents == 0;
+    int64_t left = limit;
+    for (int si = 0, bi = first; rc == 0 && (si < op->nents || bi < end);) {
+        const wr_ent_t *se = si < op->nents ? &op->ents[si] : NULL;
+        const wr_image_t *be = bi < end ? &op->imgs[bi] : NULL;
+        int c = se == NULL   ? 1
+                : be == NULL ? -1
+                             : tm_bytes_cmp(se->key, se->klen, be->key, be->klen);
+        const uint8_t *key = c <= 0 ? se->key : be->key;
+        size_t klen = c <= 0 ? se->klen : be->klen;
+        int64_t have = 0, add = 0;
+        if (c <= 0) {
+            have = se->cnt;
+            si++;
+        }
+        if (c >= 0) {
+            int j = bi;
+            while (j < end && tm_bytes_cmp(op->imgs[j].key, op->imgs[j].klen, key, klen) == 0)
+                j++;
+            add = j - bi;
+            bi = j;
+        }
+        int64_t keep = have + add < left ? have + add : left;
+        left -= keep;
+        if (keep == have)
+            continue;
+        if (keep == 0) {
+            rc = tm_store_batch_delete(op->wb, op->cf, im->kg, key, klen);
             continue;
         }
-        if ((int64_t)cnt > limit - total) {
-            tm_buf_clear(&op->val);
-            if ((rc = tm_buf_put_varint(&op->val, (uint64_t)(limit - total))) != 0 ||
-                (rc = tm_store_batch_put(op->wb, op->cf, e.kg, e.key, e.klen, op->val.data,
-                                         op->val.len)) != 0)
-                return rc;
-            total = limit;
-        } else {
-            total += (int64_t)cnt;
-        }
+        tm_buf_clear(&op->val);
+        if ((rc = tm_buf_put_varint(&op->val, (uint64_t)keep)) == 0)
+            rc = tm_store_batch_put(op->wb, op->cf, im->kg, key, klen, op->val.data,
+                                    op->val.len);
     }
-    return rc < 0 ? rc : 0;
+    if (rc == 0 && fresh)
+        rc = put_timer(op, im);
+    return rc;
 }
 
 static int new_iter(tm_operator_t *op)
@@ -328,21 +365,16 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, char *errstr, siz
     if (rc != 0 || op->nimgs == 0)
         return rc;
     qsort(op->imgs, (size_t)op->nimgs, sizeof(*op->imgs), image_cmp);
-    /* Step 2. */
+    /* Steps 2 and 3: one view taken before any write; partitions are disjoint. */
+    if ((rc = new_iter(op)) != 0)
+        return rc;
     for (int i = 0; rc == 0 && i < op->nimgs;) {
-        if ((i == 0 || !same_part(&op->imgs[i - 1], &op->imgs[i])) &&
-            (rc = put_timer(op, &op->imgs[i])) != 0)
-            break;
-        rc = add_key(op, i, &i, errstr, errstr_size);
+        int j = i + 1;
+        while (j < op->nimgs && same_part(&op->imgs[i], &op->imgs[j]))
+            j++;
+        rc = merge_part(op, i, j, errstr, errstr_size);
+        i = j;
     }
-    if (rc == 0)
-        rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
-    /* Step 3: a fresh view sees the commit. */
-    if (rc == 0)
-        rc = new_iter(op);
-    for (int i = 0; rc == 0 && i < op->nimgs; i++)
-        if (i == 0 || !same_part(&op->imgs[i - 1], &op->imgs[i]))
-            rc = prune(op, &op->imgs[i], errstr, errstr_size);
     op->it = tm_store_iter_free(op->it);
     if (rc == 0)
         rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
@@ -585,6 +617,7 @@ static void op_free(tm_operator_t *op)
     tm_buf_release(&op->val);
     tm_buf_release(&op->tmp);
     free(op->imgs);
+    free(op->ents);
     free(op->kg_due);
     free(op);
 }
