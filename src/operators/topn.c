@@ -31,6 +31,11 @@
  *          commit); an append-only input deletes everything past rank N
  *       5. per partition: emit the difference of the two lists (topn.h)
  *
+ *     An append-only input's batch of inserts does steps 3 and 4 in memory
+ *     instead (merge_part): its stored rows are the top list before, so
+ *     the list after is their merge with the batch's rows; only the changes
+ *     are written, with one commit.
+ *
  * Invariants:
  *   1. A key's count is >= 1; a row retracted more often than it was
  *      inserted (the input lost a change) is forgotten, never negative.
@@ -397,6 +402,56 @@ static int apply_part(tm_operator_t *op, const part_t *pt, char *errstr, size_t 
     return rc;
 }
 
+/*
+ * Steps 3 and 4 at once for an insert-only batch of an insert-only input
+ * (append_only): the stored rows are the `before` list (at most N copies,
+ * kept so by step 4's pruning), so the top N after the batch is the merge of
+ * that list with the batch's rows, and only what changes is written: a row
+ * entering the top N, a count that changes, a row pushed past rank N.  No
+ * count is read and no second view is needed.
+ */
+static int merge_part(tm_operator_t *op, part_t *pt)
+{
+    const toplist_t *B = &pt->before;
+    int64_t left = op->spec->limit;
+    int kg = op->imgs[pt->first].kg, rc = 0;
+    for (int si = 0, bi = pt->first; rc == 0 && (si < B->n || bi < pt->end);) {
+        const rank_ent_t *se = si < B->n ? &B->e[si] : NULL;
+        const image_t *be = bi < pt->end ? &op->imgs[bi] : NULL;
+        int c = se == NULL   ? 1
+                : be == NULL ? -1
+                             : tm_bytes_cmp(se->key, se->klen, be->key, be->klen);
+        const uint8_t *key = c <= 0 ? se->key : be->key;
+        size_t klen = c <= 0 ? se->klen : be->klen;
+        int64_t have = 0, add = 0;
+        if (c <= 0) {
+            have = se->cnt;
+            si++;
+        }
+        if (c >= 0) {
+            int j = bi;
+            while (j < pt->end && tm_bytes_cmp(op->imgs[j].key, op->imgs[j].klen, key, klen) == 0)
+                j++;
+            add = j - bi;
+            bi = j;
+        }
+        int64_t keep = have + add < left ? have + add : left;
+        left -= keep;
+        if (keep > 0 && (rc = list_add(op, &pt->after, key, klen, keep)) != 0)
+            break;
+        if (keep == have)
+            continue;
+        if (keep == 0) {
+            rc = tm_store_batch_delete(op->wb, op->cf, kg, key, klen);
+            continue;
+        }
+        tm_buf_clear(&op->val);
+        if ((rc = tm_buf_put_varint(&op->val, (uint64_t)keep)) == 0)
+            rc = tm_store_batch_put(op->wb, op->cf, kg, key, klen, op->val.data, op->val.len);
+    }
+    return rc;
+}
+
 /* ---- step 5: output ---- */
 
 int tm_topn_row_out(const tm_topn_spec_t *spec, const uint8_t *key, size_t klen, size_t plen,
@@ -577,6 +632,21 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
     for (int k = 0; rc == 0 && k < nparts; k++)
         rc = read_top(op, &op->imgs[parts[k].first], false, &parts[k].before, errstr,
                       errstr_size);
+    bool inserts_only = op->spec->append_only;
+    for (int i = 0; inserts_only && i < op->nimgs; i++)
+        inserts_only = op->imgs[i].sign > 0;
+    if (inserts_only) {
+        /* Steps 3 and 4 in memory (merge_part), one commit. */
+        op->it = tm_store_iter_free(op->it);
+        for (int k = 0; rc == 0 && k < nparts; k++)
+            rc = merge_part(op, &parts[k]);
+        if (rc == 0)
+            rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+        for (int k = 0; rc == 0 && k < nparts; k++)
+            rc = op->spec->rank_number ? diff_ranks(op, out, &parts[k], errstr, errstr_size)
+                                       : diff_sets(op, out, &parts[k], errstr, errstr_size);
+        return rc != 0 ? rc : tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    }
     /* Step 3. */
     for (int k = 0; rc == 0 && k < nparts; k++)
         rc = apply_part(op, &parts[k], errstr, errstr_size);

@@ -1232,6 +1232,22 @@ TOPN_CASES = [
                  "rn = 1", source="events"),
          [events("default")], workload=W(**TOPN_W),
          note="the latest event per (kind, user) under REPLICA IDENTITY DEFAULT"),
+    # Over an insert-only input (a bounded snapshot read): the operator keeps N rows per
+    # partition and merges each batch of inserts into them in memory (topn.c, merge_part).
+    Case("topn_append_only",
+         _ranked("*", "PARTITION BY customer ORDER BY amount DESC, id", "rn <= 3"),
+         [orders(initial=120)], bounded=True, kill_ci=True,
+         note="insert-only input: by rank, batches of many inserts per partition"),
+    Case("topn_append_only_no_rank_number",
+         _ranked("id, region, qty", "PARTITION BY region ORDER BY qty ASC NULLS FIRST, id",
+                 "rn <= 4", inner="id, region, qty"),
+         [orders(initial=120)], bounded=True,
+         note="insert-only input, rows entering and leaving the top 4 only"),
+    Case("dedup_append_only_last",
+         _ranked("id, customer, created_at", "PARTITION BY customer ORDER BY created_at DESC, "
+                 "id DESC", "rn = 1"),
+         [orders(initial=120)], bounded=True,
+         note="insert-only input: the last row per customer; later rows replace the first"),
 ]
 
 CASES += TOPN_CASES
