@@ -51,7 +51,7 @@ FLINK_JAR = "flink-nexmark-1.jar"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "lib"))
 from queries import (FLINK_113_PER_CORE, FLINK_COLUMNS, FLINK_WATERMARK, ORDER, Q,  # noqa: E402
-                     SANITY, TIDEMARK_COLUMNS)
+                     SANITY, TIDEMARK_COLUMNS, TIDEMARK_WATERMARK)
 
 RUN_DEADLINE = 3600
 
@@ -141,7 +141,7 @@ class Bench:
         for t in tables:
             lines.append(f"CREATE TABLE {t} ({TIDEMARK_COLUMNS[t]}) WITH (connector = 'datagen', "
                          f"kind = 'nexmark', table = '{t}', events = '{events}', "
-                         f"seed = '{self.args.seed}');")
+                         f"seed = '{self.args.seed}', watermark = '{TIDEMARK_WATERMARK}');")
         if sink == "blackhole":
             lines.append("CREATE TABLE nexmark_out () WITH (connector = 'blackhole');")
         else:

@@ -7,8 +7,8 @@ rows go into a blackhole sink.  The Flink texts are the Nexmark suite's
 function has another name in PostgreSQL's grammar the tidemark text says the
 same thing with tidemark's functions, and `note` says so.  Window, Top-N and
 interval-join queries are written as the issue's SQL will accept them
-(TUMBLE/HOP/SESSION table functions, row_number()); until the planner takes
-them the driver prints its error as "not supported yet".
+(TUMBLE/HOP/SESSION table functions, row_number()); a query the planner refuses
+(q12's processing-time window) is printed with its error as "not supported".
 
 `events_of` lists the tables a query reads: only those are generated, on both
 engines.
@@ -32,10 +32,11 @@ FLINK_COLUMNS = {
     "bid": "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, "
            "`dateTime` TIMESTAMP(3), extra STRING",
 }
-# Nexmark's watermark, on every Flink table as the suite declares it (window TVFs need a
-# time attribute).  tidemark's datagen emits no watermarks until the runtime's generic
-# `watermark` option lands.
+# Nexmark's watermark, on every table of both engines as the suite declares it (window TVFs
+# need a time attribute; windows fire as the watermark passes them, not all at the end).
 FLINK_WATERMARK = ", WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND"
+# The same as the datagen table option (a string literal's quotes doubled in the job file).
+TIDEMARK_WATERMARK = "dateTime - INTERVAL ''4 seconds''"
 
 DAY_TM = "CAST(CAST(dateTime AS date) AS text)"
 HHMM_TM = ("concat(lpad(CAST(extract(hour FROM dateTime) AS text), 2, '0'), ':', "

@@ -31,6 +31,11 @@
  *          commit); an append-only input deletes everything past rank N
  *       5. per partition: emit the difference of the two lists (topn.h)
  *
+ *     An append-only input's batch of inserts does steps 3 and 4 in memory
+ *     instead (merge_part): its stored rows are the top list before, so
+ *     the list after is their merge with the batch's rows; only the changes
+ *     are written, with one commit.
+ *
  * Invariants:
  *   1. A key's count is >= 1; a row retracted more often than it was
  *      inserted (the input lost a change) is forgotten, never negative.
@@ -129,41 +134,38 @@ bool tm_topn_orderable(tm_type_t type)
     }
 }
 
-/* Appends S of `row` (see the header) to op->key. */
-static int put_order(tm_operator_t *op, const tm_row_t *row)
+int tm_topn_order_put(const tm_topn_spec_t *spec, const tm_row_t *row, tm_buf_t *key,
+                      tm_buf_t *tmp)
 {
-    const tm_topn_spec_t *spec = op->spec;
     int rc = 0;
     for (int i = 0; rc == 0 && i < spec->norder; i++) {
         int c = spec->order_cols[i];
         uint8_t inv = spec->order_desc[i] ? 0xff : 0x00;
         if (tm_row_is_null(row, c)) {
-            rc = tm_buf_putc(&op->key,
-                             (char)(spec->nulls_first[i] ? ORD_NULL_FIRST : ORD_NULL_LAST));
+            rc = tm_buf_putc(key, (char)(spec->nulls_first[i] ? ORD_NULL_FIRST : ORD_NULL_LAST));
             continue;
         }
-        tm_buf_clear(&op->tmp);
-        if ((rc = tm_agg_value_encode(spec->in_schema->cols[c].type, &row->vals[c], &op->tmp)) != 0)
+        tm_buf_clear(tmp);
+        if ((rc = tm_agg_value_encode(spec->in_schema->cols[c].type, &row->vals[c], tmp)) != 0)
             return rc;
-        if ((rc = tm_buf_reserve(&op->key, 2 * op->tmp.len + 3)) != 0)
+        if ((rc = tm_buf_reserve(key, 2 * tmp->len + 3)) != 0)
             return rc;
-        uint8_t *p = (uint8_t *)op->key.data + op->key.len;
+        uint8_t *p = (uint8_t *)key->data + key->len;
         *p++ = ORD_VALUE;
-        for (size_t k = 0; k < op->tmp.len; k++) {
-            uint8_t b = (uint8_t)op->tmp.data[k];
+        for (size_t k = 0; k < tmp->len; k++) {
+            uint8_t b = (uint8_t)tmp->data[k];
             *p++ = b ^ inv;
             if (b == 0)
                 *p++ = 0xff ^ inv;
         }
         *p++ = 0x00 ^ inv;
         *p++ = 0x01 ^ inv;
-        op->key.len = (size_t)(p - (uint8_t *)op->key.data);
+        key->len = (size_t)(p - (uint8_t *)key->data);
     }
     return rc;
 }
 
-/* The length of S at `p` (see the header); -1 when the bytes are not an order key. */
-static ptrdiff_t order_len(const tm_topn_spec_t *spec, const uint8_t *p, const uint8_t *end)
+ptrdiff_t tm_topn_order_len(const tm_topn_spec_t *spec, const uint8_t *p, const uint8_t *end)
 {
     const uint8_t *start = p;
     for (int i = 0; i < spec->norder; i++) {
@@ -219,7 +221,7 @@ static int add_image(tm_operator_t *op, const tm_record_t *rec, const tm_row_t *
     int rc = tm_row_cols_key_encode(spec->in_schema, row, spec->part_cols, spec->npart, &op->key);
     size_t plen = op->key.len;
     if (rc == 0)
-        rc = put_order(op, row);
+        rc = tm_topn_order_put(spec, row, &op->key, &op->tmp);
     if (rc == TM_EINVAL)
         return tm_operator_row_error(&op->ctx, rec,
                                      "a PARTITION BY or ORDER BY column is an unchanged TOASTed "
@@ -400,28 +402,75 @@ static int apply_part(tm_operator_t *op, const part_t *pt, char *errstr, size_t 
     return rc;
 }
 
+/*
+ * Steps 3 and 4 at once for an insert-only batch of an insert-only input
+ * (append_only): the stored rows are the `before` list (at most N copies,
+ * kept so by step 4's pruning), so the top N after the batch is the merge of
+ * that list with the batch's rows, and only what changes is written: a row
+ * entering the top N, a count that changes, a row pushed past rank N.  No
+ * count is read and no second view is needed.
+ */
+static int merge_part(tm_operator_t *op, part_t *pt)
+{
+    const toplist_t *B = &pt->before;
+    int64_t left = op->spec->limit;
+    int kg = op->imgs[pt->first].kg, rc = 0;
+    for (int si = 0, bi = pt->first; rc == 0 && (si < B->n || bi < pt->end);) {
+        const rank_ent_t *se = si < B->n ? &B->e[si] : NULL;
+        const image_t *be = bi < pt->end ? &op->imgs[bi] : NULL;
+        int c = se == NULL   ? 1
+                : be == NULL ? -1
+                             : tm_bytes_cmp(se->key, se->klen, be->key, be->klen);
+        const uint8_t *key = c <= 0 ? se->key : be->key;
+        size_t klen = c <= 0 ? se->klen : be->klen;
+        int64_t have = 0, add = 0;
+        if (c <= 0) {
+            have = se->cnt;
+            si++;
+        }
+        if (c >= 0) {
+            int j = bi;
+            while (j < pt->end && tm_bytes_cmp(op->imgs[j].key, op->imgs[j].klen, key, klen) == 0)
+                j++;
+            add = j - bi;
+            bi = j;
+        }
+        int64_t keep = have + add < left ? have + add : left;
+        left -= keep;
+        if (keep > 0 && (rc = list_add(op, &pt->after, key, klen, keep)) != 0)
+            break;
+        if (keep == have)
+            continue;
+        if (keep == 0) {
+            rc = tm_store_batch_delete(op->wb, op->cf, kg, key, klen);
+            continue;
+        }
+        tm_buf_clear(&op->val);
+        if ((rc = tm_buf_put_varint(&op->val, (uint64_t)keep)) == 0)
+            rc = tm_store_batch_put(op->wb, op->cf, kg, key, klen, op->val.data, op->val.len);
+    }
+    return rc;
+}
+
 /* ---- step 5: output ---- */
 
-static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_t rank,
-                   tm_row_t **out, char *errstr, size_t errstr_size)
+int tm_topn_row_out(const tm_topn_spec_t *spec, const uint8_t *key, size_t klen, size_t plen,
+                    int64_t rank, tm_batch_t *batch, tm_row_t **out)
 {
-    const tm_topn_spec_t *spec = op->spec;
-    ptrdiff_t slen = order_len(spec, ent->key + plen, ent->key + ent->klen);
+    ptrdiff_t slen = plen <= klen ? tm_topn_order_len(spec, key + plen, key + klen) : -1;
     tm_row_t *row = NULL;
     int rc = slen < 0 ? TM_ECORRUPT
-                      : tm_row_deserialize(spec->in_schema, ent->key + plen + slen,
-                                           ent->klen - plen - (size_t)slen, op->out, &row);
+                      : tm_row_deserialize(spec->in_schema, key + plen + slen,
+                                           klen - plen - (size_t)slen, batch, &row);
     if (rc == TM_ENOMEM)
         return rc;
     if (rc != 0)
-        return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                         "topn %s: a stored row is unreadable (the input schema changed?)",
-                         op->ctx.uid);
+        return TM_ECORRUPT;
     if (spec->rn_col < 0 && spec->nhidden == 0) {
         *out = row;
         return 0;
     }
-    tm_row_t *r = tm_batch_new_row(op->out, spec->out_schema);
+    tm_row_t *r = tm_batch_new_row(batch, spec->out_schema);
     if (r == NULL)
         return TM_ENOMEM;
     for (int c = 0; c < spec->out_schema->ncols; c++) {
@@ -438,6 +487,17 @@ static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_
     }
     *out = r;
     return 0;
+}
+
+static int out_row(tm_operator_t *op, const rank_ent_t *ent, size_t plen, int64_t rank,
+                   tm_row_t **out, char *errstr, size_t errstr_size)
+{
+    int rc = tm_topn_row_out(op->spec, ent->key, ent->klen, plen, rank, op->out, out);
+    if (rc == TM_ECORRUPT)
+        return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
+                         "topn %s: a stored row is unreadable (the input schema changed?)",
+                         op->ctx.uid);
+    return rc;
 }
 
 static int emit(tm_operator_t *op, tm_collector_t *out, const part_t *pt, tm_op_t kind,
@@ -572,6 +632,21 @@ static int process(tm_operator_t *op, const tm_batch_t *batch, tm_collector_t *o
     for (int k = 0; rc == 0 && k < nparts; k++)
         rc = read_top(op, &op->imgs[parts[k].first], false, &parts[k].before, errstr,
                       errstr_size);
+    bool inserts_only = op->spec->append_only;
+    for (int i = 0; inserts_only && i < op->nimgs; i++)
+        inserts_only = op->imgs[i].sign > 0;
+    if (inserts_only) {
+        /* Steps 3 and 4 in memory (merge_part), one commit. */
+        op->it = tm_store_iter_free(op->it);
+        for (int k = 0; rc == 0 && k < nparts; k++)
+            rc = merge_part(op, &parts[k]);
+        if (rc == 0)
+            rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
+        for (int k = 0; rc == 0 && k < nparts; k++)
+            rc = op->spec->rank_number ? diff_ranks(op, out, &parts[k], errstr, errstr_size)
+                                       : diff_sets(op, out, &parts[k], errstr, errstr_size);
+        return rc != 0 ? rc : tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
+    }
     /* Step 3. */
     for (int k = 0; rc == 0 && k < nparts; k++)
         rc = apply_part(op, &parts[k], errstr, errstr_size);

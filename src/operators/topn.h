@@ -49,6 +49,7 @@
 #include "runtime/operator.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct tm_topn_spec {
@@ -80,5 +81,23 @@ int tm_topn_key(const void *spec, const tm_schema_t *schema, const tm_row_t *row
  * booleans).
  */
 bool tm_topn_orderable(tm_type_t type);
+
+/*
+ * The state encoding shared with the window Top-N (window_rank.c): appends
+ * the order key S of `row` (topn.c gives its bytes) to `key`, `tmp` being
+ * scratch; 0, TM_EINVAL for an unchanged TOASTed value, or TM_ENOMEM.
+ */
+int tm_topn_order_put(const tm_topn_spec_t *spec, const tm_row_t *row, tm_buf_t *key,
+                      tm_buf_t *tmp);
+/* The length of the order key at `p`; -1 when the bytes are not one. */
+ptrdiff_t tm_topn_order_len(const tm_topn_spec_t *spec, const uint8_t *p, const uint8_t *end);
+/*
+ * The output row of a stored key P ‖ S ‖ R (plen = |P|, any prefix
+ * included) at `rank`, in `batch`'s arena: the row R with the rank column
+ * put in and the hidden columns left out.  0, TM_ENOMEM, or TM_ECORRUPT
+ * when the key does not decode.
+ */
+int tm_topn_row_out(const tm_topn_spec_t *spec, const uint8_t *key, size_t klen, size_t plen,
+                    int64_t rank, tm_batch_t *batch, tm_row_t **out);
 
 #endif

@@ -34,6 +34,7 @@
 #include "operators/join.h"
 #include "operators/lookup_join.h"
 #include "operators/topn.h"
+#include "operators/window_rank.h"
 #include "operators/upsert.h"
 #include "operators/window_agg.h"
 
@@ -75,8 +76,13 @@ static int factory_of(const tm_plan_node_t *n, tm_operator_factory_t *f, char *e
         f->spec = &n->ij;
         return 0;
     case TM_PLAN_TOPN:
-        f->make = tm_topn_new;
-        f->spec = &n->topn;
+        /* A window Top-N shares the plain one's spec and exchange key (plan.h). */
+        f->make = n->windowed ? tm_window_rank_new : tm_topn_new;
+        f->spec = n->windowed ? (const void *)&n->wrank : (const void *)&n->topn;
+        return 0;
+    case TM_PLAN_WINDOW_TVF:
+        f->make = tm_window_tvf_new;
+        f->spec = &n->wtvf;
         return 0;
     default:
         return tm_seterr(errstr, errstr_size, TM_EUNSUPPORTED,

@@ -152,7 +152,12 @@ static void explain_topn(FILE *f, const tm_plan_node_t *n)
         fprintf(f, "%s%s %s NULLS %s", i ? ", " : "", ts->in_schema->cols[ts->order_cols[i]].name,
                 ts->order_desc[i] ? "DESC" : "ASC", ts->nulls_first[i] ? "FIRST" : "LAST");
     fprintf(f, ") <= %lld\n", (long long)ts->limit);
-    if (ts->rank_number)
+    if (n->windowed)
+        fprintf(f, "          emits  insert-only: each window's top %lld once, when the "
+                   "watermark passes its window_end (%s); rows of a window already emitted "
+                   "are late (counted, dropped)\n",
+                (long long)ts->limit, ts->in_schema->cols[n->wrank.end_col].name);
+    else if (ts->rank_number)
         fprintf(f, "          emits  by rank: a change of rank updates the rows at every rank it "
                    "shifts\n");
     else
@@ -354,7 +359,7 @@ static void print_duration(FILE *f, int64_t us)
 
 static void explain_window_head(FILE *f, const tm_plan_node_t *n)
 {
-    const tm_window_agg_spec_t *w = &n->win;
+    const tm_window_agg_spec_t *w = n->kind == TM_PLAN_WINDOW_TVF ? &n->wtvf.win : &n->win;
     const char *tc = w->in_schema->cols[w->time_col].name;
     switch (w->kind) {
     case TM_WINDOW_TUMBLE:
@@ -441,6 +446,7 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, "%s\n", n->agg.ngroup ? "" : " (global: one group)");
         break;
     case TM_PLAN_WINDOW_AGG:
+    case TM_PLAN_WINDOW_TVF:
         explain_window_head(f, n);
         break;
     case TM_PLAN_JOIN:
@@ -457,8 +463,13 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
                 n->input->id, n->lookup.dim_left ? " (the table is the join's left side)" : "");
         break;
     case TM_PLAN_TOPN:
-        fprintf(f, ": the top %lld rows per partition%s\n", (long long)n->topn.limit,
-                n->topn.limit == 1 ? " (deduplication)" : "");
+        if (n->windowed)
+            fprintf(f, ": the top %lld row%s per window and partition (window %s)\n",
+                    (long long)n->topn.limit, n->topn.limit == 1 ? "" : "s",
+                    n->topn.limit == 1 ? "deduplication" : "Top-N");
+        else
+            fprintf(f, ": the top %lld rows per partition%s\n", (long long)n->topn.limit,
+                    n->topn.limit == 1 ? " (deduplication)" : "");
         break;
     case TM_PLAN_SINK:
         fprintf(f, " %s (connector %s)%s\n", t->name, t->conn->name,
@@ -566,7 +577,11 @@ static void explain_node(const tm_plan_t *plan, FILE *f, const tm_plan_node_t *n
         fprintf(f, "window) and a timer per window, keyed by %s",
                 n->win.nkey > 0 ? "the group key" : "the window (one subtask)");
     } else if (n->kind == TM_PLAN_TOPN) {
-        if (n->topn.append_only)
+        if (n->windowed)
+            fprintf(f, "at most %lld rows per open window and partition, and a timer per "
+                       "window (dropped when it fires)",
+                    (long long)n->topn.limit);
+        else if (n->topn.append_only)
             fprintf(f, "at most %lld rows per partition (the input is insert-only)",
                     (long long)n->topn.limit);
         else

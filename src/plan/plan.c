@@ -76,8 +76,8 @@ const char *tm_plan_kind_name(tm_plan_kind_t kind)
 {
     static const char *const names[] = {"?",    "scan",       "upsert", "calc",       "group_agg",
                                         "sink", "join",       "window_agg", "topn",
-                                        "lookup_join", "interval_join"};
-    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_INTERVAL_JOIN ? names[kind] : "?";
+                                        "lookup_join", "interval_join", "window_tvf"};
+    return kind >= TM_PLAN_SCAN && kind <= TM_PLAN_WINDOW_TVF ? names[kind] : "?";
 }
 
 static int plan_err(pctx_t *pc, int location, int code, const char *fmt, ...)
@@ -167,6 +167,7 @@ static void node_free(tm_plan_node_t *n)
     free(n->win_out_cols);
     tm_schema_unref((tm_schema_t *)n->win.in_schema);
     tm_schema_unref(n->win.late_schema);
+    tm_schema_unref((tm_schema_t *)n->wtvf.win.in_schema);
     free(n->topn_part);
     free(n->topn_order);
     free(n->topn_desc);
@@ -1009,6 +1010,31 @@ static tm_schema_t *schema_without(const tm_schema_t *s, int drop)
 }
 
 /*
+ * The window column (TM_WINDOW_COL_START/END/TIME) that column `col` of
+ * node `n` is, followed through calcs that project it bare to the window
+ * aggregation or window TVF that made it; 0 when it is not one.
+ */
+static int window_col_of(const tm_plan_node_t *n, int col)
+{
+    while (n != NULL && n->kind == TM_PLAN_CALC) {
+        if (col < 0 || col >= n->calc.nexprs)
+            return 0;
+        col = tm_expr_column_index(n->calc_exprs[col]);
+        n = n->input;
+    }
+    if (n != NULL && n->kind == TM_PLAN_WINDOW_TVF) {
+        int first = n->wtvf.win.in_schema->ncols;
+        return col == first       ? TM_WINDOW_COL_START
+               : col == first + 1 ? TM_WINDOW_COL_END
+               : col == first + 2 ? TM_WINDOW_COL_TIME
+                                  : 0;
+    }
+    if (n == NULL || n->kind != TM_PLAN_WINDOW_AGG || col < 0 || col >= n->win.ngroup)
+        return 0;
+    return n->win_out_cols[col] < 0 ? n->win_out_cols[col] : 0;
+}
+
+/*
  * A ranked query (q->rank): a calc computes every select-list item but the
  * rank, then TopN ranks its rows and puts the rank column back at its place
  * (plan.h, TopN).
@@ -1117,7 +1143,22 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
         h = fnv(h, buf);
     }
     bool append_only = pre->mode == TM_MODE_INSERT_ONLY;
-    snprintf(buf, sizeof(buf), "n%lld/%d/%d", (long long)rk->limit, rk->rank_used, append_only);
+    /*
+     * Window Top-N (Flink's WindowRank): an insert-only input partitioned by
+     * window_start and window_end of a window aggregation; the window's top
+     * N is final once the watermark passes its end, so it is emitted once.
+     */
+    int end_col = -1;
+    bool has_start = false;
+    for (int i = 0; append_only && i < rk->npart; i++) {
+        int w = window_col_of(pre, n->topn_part[i]);
+        has_start |= w == TM_WINDOW_COL_START;
+        if (w == TM_WINDOW_COL_END)
+            end_col = n->topn_part[i];
+    }
+    n->windowed = has_start && end_col >= 0;
+    snprintf(buf, sizeof(buf), "n%lld/%d/%d%s", (long long)rk->limit, rk->rank_used, append_only,
+             n->windowed ? "/window" : "");
     h = fnv(h, buf);
     n->uid = tm_asprintf("topn/%s/%d-%08x", pc->sink_name, pc->ntopn, h);
     if (n->uid == NULL)
@@ -1136,7 +1177,7 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
     ts->append_only = append_only;
     ts->nhidden = rk->nhidden;
     ts->out_schema = n->schema;
-    n->mode = TM_MODE_RETRACT;
+    n->mode = n->windowed ? TM_MODE_INSERT_ONLY : TM_MODE_RETRACT;
     n->before_images = true;
     n->stateful = true;
     bool part_visible = true, key_visible = pre->key != NULL && pre->nkey > 0;
@@ -1173,6 +1214,11 @@ static int plan_topn(pctx_t *pc, tm_plan_node_t *in, tm_schema_t *in_schema,
     }
     if (set_schema_key(n->schema, n->key, n->nkey) != 0)
         return TM_EINVAL;
+    if (n->windowed) {
+        n->wrank.topn = *ts;
+        n->wrank.topn.rank_number = true; /* inserts only: every row can carry its rank */
+        n->wrank.end_col = end_col;
+    }
     *out = n;
     return 0;
 }
@@ -1193,6 +1239,8 @@ static int plan_input(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
 
 static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
                        tm_plan_node_t **out);
+static int plan_window_tvf(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
+                           tm_plan_node_t **out);
 
 /*
  * SET late_data_sink: the window aggregation n writes its late rows to that
@@ -1258,6 +1306,14 @@ static int plan_query(pctx_t *pc, const tm_bound_query_t *q, bool force_upsert,
      * after a join the calc reads the join's own output schema.
      */
     tm_schema_t *in_schema = q->from != NULL && in->schema != NULL ? in->schema : q->in_schema;
+    if (q->window != NULL && !q->grouped && q->rank != NULL) {
+        /* A window Top-N over the TVF itself: its WHERE runs in the TVF's calc. */
+        tm_bound_query_t rq = *q;
+        rq.where = NULL;
+        if ((rc = plan_window_tvf(pc, q, in, &in)) != 0)
+            return rc;
+        return plan_topn(pc, in, in->schema, &rq, out);
+    }
     if (q->rank != NULL)
         return plan_topn(pc, in, in_schema, q, out);
     if (!q->grouped) {
@@ -1451,6 +1507,69 @@ static int plan_window(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in
     *out = plan_calc(pc, n, q->agg_schema, q->having, q->targets, q->ntargets, q->out_schema,
                      q->having ? "having + project" : "project");
     return *out ? 0 : TM_ENOMEM;
+}
+
+/*
+ * A window TVF read without GROUP BY (a window Top-N over it, plan.h
+ * WindowTVF): a calc of the table's columns with the query's WHERE, then
+ * the WindowTVF node, whose layout is the TVF's (bind.h): the columns, then
+ * window_start, window_end and window_time.
+ */
+static int plan_window_tvf(pctx_t *pc, const tm_bound_query_t *q, tm_plan_node_t *in,
+                           tm_plan_node_t **out)
+{
+    const tm_bound_window_t *w = q->window;
+    if (in->mode != TM_MODE_INSERT_ONLY)
+        return plan_err(pc, w->location, TM_EUNSUPPORTED,
+                        "a window Top-N over a window function needs an insert-only input, but "
+                        "%s is a changelog; rank the rows of a window aggregation instead, or "
+                        "read the table as a snapshot (snapshot = 'initial_only') or an "
+                        "append-only stream",
+                        q->from_name ? q->from_name : "its table");
+    int ncols = w->input->ncols;
+    tm_expr_t **v = calloc((size_t)ncols + 1, sizeof(*v));
+    if (v == NULL)
+        return TM_ENOMEM;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < ncols; i++) {
+        tm_expr_type_t t;
+        tm_expr_type_from_column(&w->input->cols[i], &t);
+        v[i] = tm_expr_column(pc->plan->pool, i, &t, w->input->cols[i].name);
+        rc = v[i] ? 0 : TM_ENOMEM;
+    }
+    tm_plan_node_t *pre = NULL, *n = NULL;
+    if (rc == 0)
+        rc = (pre = plan_calc(pc, in, w->input, q->where, v, ncols, w->input, "pre-window")) ? 0
+                                                                                      : TM_ENOMEM;
+    free(v);
+    if (rc == 0)
+        rc = (n = node_add(pc->plan, TM_PLAN_WINDOW_TVF, pre, pc->insert)) ? 0 : TM_ENOMEM;
+    if (rc != 0)
+        return rc;
+    pc->ncalc++;
+    n->uid = tm_asprintf("window_tvf/%s/%d", pc->sink_name, pc->ncalc);
+    n->schema = tm_schema_clone(q->in_schema);
+    if (n->uid == NULL || n->schema == NULL || set_identity(pc, n->schema) != 0)
+        return TM_ENOMEM;
+    for (int i = 0; i < n->schema->ncols; i++)
+        n->schema->cols[i].key_index = -1;
+    static const tm_window_kind_t kinds[] = {0, TM_WINDOW_TUMBLE, TM_WINDOW_HOP,
+                                             TM_WINDOW_SESSION, TM_WINDOW_CUMULATE};
+    tm_window_agg_spec_t *ws = &n->wtvf.win;
+    ws->in_schema = tm_schema_ref(pre->schema);
+    ws->kind = kinds[w->kind];
+    ws->time_col = w->time_col;
+    ws->size_us = w->size_us;
+    ws->slide_us = w->slide_us;
+    n->wtvf.out_schema = n->schema;
+    n->mode = TM_MODE_INSERT_ONLY;
+    n->before_images = true;
+    n->exchange = TM_EXCHANGE_FORWARD;
+    n->parallelism = pre->parallelism;
+    if (set_schema_key(n->schema, NULL, 0) != 0)
+        return TM_EINVAL;
+    *out = n;
+    return 0;
 }
 
 /* ---- fitting the output to the sink ---- */

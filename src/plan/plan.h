@@ -57,6 +57,17 @@
  *             images, unique on (p, rn) when the enclosing query reads rn,
  *             else on its input's unique key (no rank number: rows entering
  *             and leaving the top N only)
+ *   TopN over window_start and window_end (a window Top-N, Flink's
+ *             WindowRank): when the input is insert-only and PARTITION BY
+ *             holds window_start and window_end of a WindowAgg or WindowTVF
+ *             (followed through bare-column calcs), the TopN runs
+ *             operators/window_rank.h instead: it emits each window's top N
+ *             once, when the watermark passes the window's end; insert-only
+ *   WindowTVF  a window Top-N or deduplication straight over TUMBLE, HOP or
+ *             CUMULATE (no GROUP BY): after a calc of the table's columns
+ *             (and WHERE), FORWARD, stateless, it emits each row once per
+ *             window with window_start, window_end and window_time appended;
+ *             insert-only in, insert-only out
  *   IntervalJoin  two insert-only inputs joined on keys and a time range
  *             (right.t + lower <= left.t <= right.t + upper), each HASH-
  *             exchanged on its join keys; emits insert-only (outer rows
@@ -114,6 +125,7 @@
 #include "operators/lookup_join.h"
 #include "operators/topn.h"
 #include "operators/window_agg.h"
+#include "operators/window_rank.h"
 #include "runtime/graph.h"
 #include "sql/bind.h"
 #include "sql/job.h"
@@ -132,6 +144,7 @@ typedef enum tm_plan_kind {
     TM_PLAN_TOPN,
     TM_PLAN_LOOKUP_JOIN,
     TM_PLAN_INTERVAL_JOIN,
+    TM_PLAN_WINDOW_TVF,
 } tm_plan_kind_t;
 
 typedef enum tm_changelog_mode {
@@ -194,6 +207,14 @@ struct tm_plan_node {
     tm_topn_spec_t topn;
     int *topn_part, *topn_order;
     bool *topn_desc, *topn_nulls_first;
+    /*
+     * Window Top-N: a TopN whose partition holds window_start and window_end
+     * of a window aggregation or of a WindowTVF.
+     */
+    bool windowed;
+    tm_window_rank_spec_t wrank; /* topn copied, plus the window_end column */
+    /* WindowTVF (input = the pre-window calc). */
+    tm_window_tvf_spec_t wtvf;
     /* IntervalJoin (input = left, input2 = right; keys in join_left_keys/join_right_keys). */
     tm_interval_join_spec_t ij;
     /* Join: the ON clause bounds the time columns, but an input is not append-only. */

@@ -1362,6 +1362,12 @@ static int bind_window_leaf(bctx_t *b, json_t *rf, int location, tm_bound_from_t
     json_t *cf = json_object_get(json_object_get(a1, "ColumnRef"), "fields");
     const char *cname = json_array_size(cf) == 1 ? string_node(json_array_get(cf, 0)) : NULL;
     int cloc = node_location(a1) >= 0 ? node_location(a1) : loc;
+    if (cname == NULL && json_object_get(a1, "FuncCall") != NULL)
+        return err_at(b, cloc, TM_EUNSUPPORTED,
+                      "processing-time windows are not supported: the second argument of %s is "
+                      "a function call (such as now() or PROCTIME()), but windows are on event "
+                      "time; name a timestamp column of %s (with the table's watermark option)",
+                      fn, tname);
     if (cname == NULL)
         return err_at(b, cloc, TM_ESQL,
                       "the second argument of %s must name a timestamp column of %s: %s", fn,
@@ -2789,14 +2795,50 @@ static int bind_targets(qctx_t *qc, json_t *targets, int mode)
     return rc;
 }
 
-/* A query over a window TVF is a window aggregation (bind.h, tm_bound_window_t). */
+/*
+ * A window TVF's select-list item or hidden rank item `t` (bind.h,
+ * tm_bound_rank_t): its FROM column when it is a bare one, else -1.
+ */
+static int rank_item_column(const tm_bound_query_t *q, int t)
+{
+    const tm_bound_rank_t *rk = q->rank;
+    const tm_expr_t *e = t < q->ntargets ? q->targets[t] : rk->hidden[t - q->ntargets];
+    return tm_expr_column_index(e);
+}
+
+/*
+ * A query over a window TVF is a window aggregation, or a window Top-N
+ * (deduplication) ranking the TVF's rows per window (bind.h,
+ * tm_bound_window_t).
+ */
 static int check_window_query(bctx_t *b, tm_bound_query_t *q, int location)
 {
     const tm_bound_window_t *w = q->window;
+    if (!q->grouped && q->rank != NULL) {
+        const tm_bound_rank_t *rk = q->rank;
+        bool start = false, end = false;
+        for (int i = 0; i < rk->npart; i++) {
+            int c = rank_item_column(q, rk->part_targets[i]);
+            start |= c == w->first_col;
+            end |= c == w->first_col + 1;
+        }
+        if (!start || !end)
+            return err_at(b, rk->location, TM_EUNSUPPORTED,
+                          "row_number() over a window function ranks the rows of each window: "
+                          "PARTITION BY must hold window_start and window_end (window Top-N)");
+        if (w->kind == TM_BOUND_WINDOW_SESSION)
+            return err_at(b, w->location, TM_EUNSUPPORTED,
+                          "a window Top-N over SESSION is not supported (a session's bounds "
+                          "are known only once it closes); rank the rows of a window "
+                          "aggregation over SESSION instead");
+        return 0;
+    }
     if (!q->grouped || q->ngroup == 0)
         return err_at(b, w->location, TM_EUNSUPPORTED,
-                      "a window function in FROM is supported under window aggregation only: "
-                      "add GROUP BY window_start, window_end (a plain SELECT over a window "
+                      "a window function in FROM is supported under window aggregation and "
+                      "window Top-N only: add GROUP BY window_start, window_end, or rank its "
+                      "rows with row_number() OVER (PARTITION BY window_start, window_end …) "
+                      "in a subquery filtered by rn <= N (a plain SELECT over a window "
                       "function is not built yet)");
     bool start = false, end = false;
     for (int i = 0; i < q->ngroup; i++) {

@@ -107,7 +107,10 @@ typedef struct tm_bound_from tm_bound_from_t;
  * adds no rows itself: it is bound only under GROUP BY window_start,
  * window_end (window aggregation: the planner's WindowAgg assigns the
  * windows), and the window columns may appear only as bare GROUP BY keys
- * (and in the select list and HAVING through them).
+ * (and in the select list and HAVING through them); or, not grouped (TUMBLE,
+ * HOP, CUMULATE), in a select list with row_number() OVER (PARTITION BY
+ * window_start, window_end …) (a window Top-N: the planner's WindowTVF
+ * assigns the windows).  WHERE never reads the window columns.
  */
 typedef enum tm_bound_window_kind {
     TM_BOUND_WINDOW_TUMBLE = 1,

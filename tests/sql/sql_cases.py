@@ -946,7 +946,7 @@ def win_pg(fn: str, table: str, col: str, sizes, tz: bool = False, keys=()) -> s
 
 def wcase(name: str, query: str, fn: str, sizes, col: str = "ts", keys=(), oracle: str = None,
           table: str = "clicks", tables=None, views=(), workload=None, note: str = "",
-          kill_ci: bool = False) -> Case:
+          kill_ci: bool = False, post_check=None) -> Case:
     """A windowed case: `query` (and `oracle`, default the same) with {W} for the FROM item."""
     tz = col.endswith("tz")
     tvf = f"{fn}({table}, {col}, " + ", ".join(f"INTERVAL '{s}'" for s in sizes) + ")"
@@ -954,7 +954,7 @@ def wcase(name: str, query: str, fn: str, sizes, col: str = "ts", keys=(), oracl
     return Case(f"win_{name}", query.format(W=tvf), tables or [clicks()], views=views,
                 oracle_query=(oracle or query).format(W=pg), bounded=True,
                 job_is_postgresql=False,
-                workload=workload or W(), note=note, kill_ci=kill_ci)
+                workload=workload or W(), note=note, kill_ci=kill_ci, post_check=post_check)
 
 
 WS = "window_start, window_end"
@@ -1061,6 +1061,104 @@ WINDOW_CASES = [
 ]
 
 CASES += WINDOW_CASES
+
+# -- window Top-N (issue 13): row_number() over a window aggregation ------------------------
+# PARTITION BY window_start, window_end [, k] over a window aggregate plans a window Top-N
+# (insert-only, each window's top N once it closes); PostgreSQL ranks the same aggregate over
+# the floored windows.  Ties: a case that orders by a column with ties selects only columns
+# the tie cannot change (PostgreSQL ranks ties in no promised order).
+
+
+def _wagg(keys: str, aggs: str = "count(*) AS n, sum(amount) AS total") -> str:
+    k = keys + ", " if keys else ""
+    return f"SELECT {k}{WS}, {aggs} FROM {{W}} GROUP BY {k}{WS}"
+
+
+def _insert_only(run) -> list:
+    """A window Top-N emits each window's rows once: inserts only, never an update or delete."""
+    from sql_harness import output_lines
+    ops = {}
+    for _f, _n, rec in output_lines(run.out_dir):
+        p = rec.get("payload", rec)
+        ops[p.get("op")] = ops.get(p.get("op"), 0) + 1
+    bad = {k: v for k, v in ops.items() if k not in ("c", "r")}
+    return [f"a window Top-N must be insert-only, but the output has {bad}"] if bad else []
+
+
+def _wrank(select: str, part: str, order: str, where: str, agg: str) -> str:
+    return (f"SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY {WS}{part} "
+            f"ORDER BY {order}) AS rn FROM ({agg}) a) t WHERE {where}")
+
+
+WINRANK_CASES = [
+    wcase("rank_tumble_top2", _wrank("*", "", "n DESC, user_id NULLS LAST", "rn <= 2",
+                                     _wagg("user_id")), "TUMBLE", ["10 minutes"], kill_ci=True,
+          post_check=_insert_only,
+          note="the top 2 users per window by rows, with their rank"),
+    wcase("rank_ties", _wrank(f"{WS}, n, rn", "", "n DESC", "rn <= 2", _wagg("user_id")),
+          "TUMBLE", ["15 minutes"],
+          note="ties in n: the tied user is not selected, so either order gives these rows"),
+    wcase("rank_partition_k", _wrank("*", ", page", "total DESC NULLS LAST, user_id NULLS LAST",
+                                     "rn <= 1", _wagg("page, user_id")),
+          "TUMBLE", ["20 minutes"], post_check=_insert_only,
+          note="PARTITION BY the window and a key: top 1 per page"),
+    wcase("rank_n_larger_than_groups", _wrank("*", "", "total ASC NULLS FIRST, user_id",
+                                              "rn <= 50", _wagg("user_id")),
+          "TUMBLE", ["10 minutes"], note="N above the groups of any window: every group, ranked"),
+    wcase("rank_hop", _wrank("user_id, window_start, n, rn", "", "n DESC, user_id NULLS LAST",
+                             "rn < 3", _wagg("user_id")),
+          "HOP", ["5 minutes", "15 minutes"], kill_ci=True, post_check=_insert_only,
+          note="a row is in three windows: ranked in each"),
+    wcase("rank_cumulate", _wrank("*", "", "total DESC NULLS LAST, page NULLS LAST", "rn <= 2",
+                                  _wagg("page")),
+          "CUMULATE", ["10 minutes", "30 minutes"]),
+    wcase("rank_not_selected", _wrank("page, window_end, total", "", "total DESC NULLS LAST, "
+                                      "page NULLS LAST", "rn <= 2", _wagg("page")),
+          "TUMBLE", ["10 minutes"], note="rn not read by the outer query"),
+    wcase("rank_timestamptz", _wrank("*", "", "n DESC, user_id NULLS LAST", "rn = 1",
+                                     _wagg("user_id")), "TUMBLE", ["15 minutes"], col="tstz"),
+    wcase("rank_session", _wrank("*", "", "n DESC", "rn <= 1", _wagg("user_id")),
+          "SESSION", ["5 minutes"], keys=["user_id"],
+          note="sessions per user: every window holds one user, so no ties"),
+    wcase("rank_global_aggregate", _wrank("*", "", "n DESC", "rn <= 3", _wagg("")),
+          "HOP", ["10 minutes", "20 minutes"], note="one row per window: ranked 1"),
+]
+
+
+# Window Top-N and deduplication straight over the window TVF (no aggregation): every row
+# of the table ranked within each of its windows.  ORDER BY ends with id (unique).
+
+
+def _tvf_rank(select: str, part: str, order: str, where: str, inner_where: str = "") -> str:
+    w = f" WHERE {inner_where}" if inner_where else ""
+    return (f"SELECT {select} FROM (SELECT *, row_number() OVER (PARTITION BY {WS}{part} "
+            f"ORDER BY {order}) AS rn FROM {{W}}{w}) t WHERE {where}")
+
+
+TVF_ROWS = "id, user_id, page, amount, ts, window_start, window_end"
+
+WINRANK_CASES += [
+    wcase("dedup_first", _tvf_rank(f"{TVF_ROWS}, rn", ", user_id", "ts, id", "rn = 1"),
+          "TUMBLE", ["10 minutes"], kill_ci=True, post_check=_insert_only,
+          note="window deduplication, first row per (window, user)"),
+    wcase("dedup_last", _tvf_rank(TVF_ROWS, ", user_id", "ts DESC, id DESC", "rn <= 1"),
+          "TUMBLE", ["15 minutes"], post_check=_insert_only,
+          note="window deduplication, last row per (window, user); rn not selected"),
+    wcase("tvf_top_hop", _tvf_rank(f"{TVF_ROWS}, rn", "", "amount DESC NULLS LAST, id",
+                                   "rn <= 3"),
+          "HOP", ["5 minutes", "15 minutes"], kill_ci=True, post_check=_insert_only,
+          note="the top 3 rows per HOP window: a row is ranked in each of its 3 windows"),
+    wcase("tvf_top_cumulate_where",
+          _tvf_rank(f"{TVF_ROWS}, rn", ", page", "n DESC NULLS LAST, id", "rn < 3",
+                    inner_where="amount > 0"),
+          "CUMULATE", ["10 minutes", "30 minutes"], post_check=_insert_only,
+          note="WHERE before ranking; PARTITION BY the window and page"),
+    wcase("tvf_top_timestamptz", _tvf_rank("id, tstz, window_end, rn", "", "tstz DESC, id",
+                                           "rn <= 2"),
+          "TUMBLE", ["20 minutes"], col="tstz"),
+]
+
+CASES += WINRANK_CASES
 # -- Top-N and deduplication (issue 13) ----------------------------------------------------
 # Every ORDER BY ends with a unique column (id, or the group key), because PostgreSQL ranks
 # ties in no promised order; tidemark ranks them by the row's bytes (docs/sql.md).
@@ -1134,6 +1232,22 @@ TOPN_CASES = [
                  "rn = 1", source="events"),
          [events("default")], workload=W(**TOPN_W),
          note="the latest event per (kind, user) under REPLICA IDENTITY DEFAULT"),
+    # Over an insert-only input (a bounded snapshot read): the operator keeps N rows per
+    # partition and merges each batch of inserts into them in memory (topn.c, merge_part).
+    Case("topn_append_only",
+         _ranked("*", "PARTITION BY customer ORDER BY amount DESC, id", "rn <= 3"),
+         [orders(initial=120)], bounded=True, kill_ci=True,
+         note="insert-only input: by rank, batches of many inserts per partition"),
+    Case("topn_append_only_no_rank_number",
+         _ranked("id, region, qty", "PARTITION BY region ORDER BY qty ASC NULLS FIRST, id",
+                 "rn <= 4", inner="id, region, qty"),
+         [orders(initial=120)], bounded=True,
+         note="insert-only input, rows entering and leaving the top 4 only"),
+    Case("dedup_append_only_last",
+         _ranked("id, customer, created_at", "PARTITION BY customer ORDER BY created_at DESC, "
+                 "id DESC", "rn = 1"),
+         [orders(initial=120)], bounded=True,
+         note="insert-only input: the last row per customer; later rows replace the first"),
 ]
 
 CASES += TOPN_CASES

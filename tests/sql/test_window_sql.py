@@ -34,6 +34,18 @@ CASES = [
     ("unknown_time_column", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, create_at, "
      f"INTERVAL '1 minute') GROUP BY {WS}", "create_at", ["create_at", "created_at"],
      ["does not exist"]),
+    ("processing_time", f"SELECT {WS}, count(*) AS n FROM TUMBLE(orders, now(), "
+     f"INTERVAL '1 minute') GROUP BY {WS}", "now()", ["processing-time", "not supported"],
+     ["event time"]),
+    ("rank_without_the_window", "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY "
+     f"customer ORDER BY amount DESC) AS rn FROM {T}) t WHERE rn <= 3", "row_number()",
+     ["window_start", "window_end", "partition by"], []),
+    ("rank_over_session", "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY "
+     f"{WS} ORDER BY amount DESC) AS rn FROM SESSION(orders, created_at, INTERVAL '1 minute'))"
+     " t WHERE rn <= 3", "SESSION(", ["session", "window aggregation"], ["not supported"]),
+    ("rank_over_changelog", "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY "
+     f"{WS} ORDER BY amount DESC) AS rn FROM {T}) t WHERE rn <= 3", "TUMBLE(",
+     ["insert-only", "orders"], []),
     ("time_column_type", f"SELECT {WS}, count(*) AS n FROM HOP(orders, qty, "
      f"INTERVAL '1 minute', INTERVAL '2 minutes') GROUP BY {WS}", "qty",
      ["timestamp", "integer"], []),
@@ -94,8 +106,8 @@ def test_window_errors(name, query, offending, must, one_of, sql_bin, tmp_path):
          f"columns {first}-{last}{context}")
 
 
-def _explain(sql_bin, tmp_path, query, settings=""):
-    job = SOURCE.format(out=tmp_path / "out") + f"INSERT INTO out {query};\n{settings}"
+def _explain(sql_bin, tmp_path, query, settings="", source=SOURCE):
+    job = source.format(out=tmp_path / "out") + f"INSERT INTO out {query};\n{settings}"
     path = tmp_path / "job.sql"
     path.write_text(job)
     res = run_cli(["explain", path], bin=sql_bin)
@@ -180,3 +192,46 @@ def test_late_data_sink_errors(name, query, extra, words, sql_bin, tmp_path):
     assert res.returncode == EXIT_CONFIG, f"exit {res.returncode}\n{job}\n{said}"
     missing = [w for w in words if w.lower() not in said.lower()]
     assert not missing, f"the message should mention {missing}\n{job}\n{said}"
+
+
+RANKED = ("SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY n DESC) "
+          "AS rn FROM (SELECT customer, " + WS + ", count(*) AS n FROM TUMBLE(orders, "
+          "created_at, INTERVAL '1 minute') GROUP BY customer, " + WS + ") a) t WHERE rn <= 3")
+
+
+def _topn_node(out):
+    """The explain lines of the (one) topn node."""
+    lines = out.splitlines()
+    start = next(i for i, l in enumerate(lines) if "] topn" in l)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("["))
+    return "\n".join(lines[start:end])
+
+
+def test_explain_window_top_n_is_insert_only(sql_bin, tmp_path):
+    out = _explain(sql_bin, tmp_path, RANKED.format(part=WS), "SET parallelism = 2;\n")
+    node = _topn_node(out)
+    assert "the top 3 rows per window and partition (window Top-N)" in node, out
+    assert "emits  insert-only" in node and "window_end" in node, out
+    assert "input: hash(window_start, window_end); parallelism 2" in node, out
+    assert "changelog: insert-only (+I); unique key (window_start, window_end, rn)" in node, out
+
+
+def test_explain_top_n_without_the_window_stays_retracting(sql_bin, tmp_path):
+    # Partitioned by window_start alone (not the window): the plain Top-N, retracting.
+    out = _explain(sql_bin, tmp_path, RANKED.format(part="window_start"))
+    node = _topn_node(out)
+    assert "window Top-N" not in node and "changelog: retract" in node, out
+
+
+def test_explain_window_dedup_over_the_tvf(sql_bin, tmp_path):
+    # snapshot = 'initial_only': an insert-only read, which a window Top-N over the TVF needs.
+    out = _explain(sql_bin, tmp_path,
+                   "SELECT id, customer, window_start FROM (SELECT *, row_number() OVER "
+                   f"(PARTITION BY {WS}, customer ORDER BY created_at DESC) AS rn FROM {T}) t "
+                   "WHERE rn = 1", "SET parallelism = 2;\n",
+                   source=SOURCE.replace("table = 'public.orders'",
+                                         "table = 'public.orders', snapshot = 'initial_only'"))
+    assert "window_tvf TUMBLE(created_at, INTERVAL '1 minute')" in out, out
+    node = _topn_node(out)
+    assert "the top 1 row per window and partition (window deduplication)" in node, out
+    assert "changelog: insert-only (+I)" in node, out
