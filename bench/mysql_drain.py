@@ -27,7 +27,7 @@ printed, with CPU seconds (user + system of the arm's process) and peak RSS.
 This is a benchmark, not a test: nothing here asserts a time.
 
     bench/mysql_drain.py [--events 1000000] [--txn-rows 1000] [--repeat 3] [--quick]
-                         [--arms raw,decode,tidemark,debezium] [--perf FILE]
+                         [--arms raw,decode,tidemark,debezium] [--no-schemas] [--perf FILE]
 """
 import argparse
 import os
@@ -43,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "lib"))
 from mariadbserver import MariaDbServer  # noqa: E402
+from serverproc import free_port  # noqa: E402
 from maven import module_classpath  # noqa: E402
 
 DBZ_VERSION = "8.0.36-MariaDB-10.11-bench"
@@ -197,11 +198,12 @@ CREATE TABLE bench () WITH (connector = 'mysql-cdc', host = '{self.my.host}',
   port = {self.my.port}, user = 'root', tables = 'bench.bench',
   server_id = {5600 + self.runs}, snapshot = 'never');
 CREATE TABLE out () WITH (connector = 'file', path = '{out}', format = 'debezium-json',
-  schemas = true);
+  schemas = {'false' if args.no_schemas else 'true'});
 INSERT INTO out SELECT * FROM bench;
 """)
         log = open(run_dir / "tidemark.log", "wb")
-        cmd = [args.tidemark, "run", str(job), "--state-dir", str(st)]
+        cmd = [args.tidemark, "run", str(job), "--state-dir", str(st),
+               "--admin-address", f"127.0.0.1:{free_port()}"]
         if args.perf:
             cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-o",
                    args.perf, "--"] + cmd
@@ -255,7 +257,8 @@ INSERT INTO out SELECT * FROM bench;
                "--out", str(out), "--events", str(self.debezium_events),
                "--server-id", str(5600 + self.runs), "--file", self.file,
                "--pos", str(self.pos),
-               "--set", "table.include.list=bench.bench"]
+               "--set", "table.include.list=bench.bench",
+               "--schemas", "false" if args.no_schemas else "true"]
         log = open(self.tmp / "debezium.log", "wb")
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
@@ -287,6 +290,9 @@ def main() -> int:
     ap.add_argument("--arms", default=",".join(ARMS),
                     help="comma-separated subset of " + ",".join(ARMS))
     ap.add_argument("--tidemark", default=str(REPO / "build" / "tidemark"))
+    ap.add_argument("--no-schemas", action="store_true",
+                    help="tidemark writes payloads only (schemas = false) and Debezium's "
+                         "JsonConverter schemas.enable=false")
     ap.add_argument("--perf", metavar="FILE",
                     help="profile tidemark with `perf record -e cpu-clock -g -o FILE`")
     ap.add_argument("--keep", action="store_true", help="keep tidemark's last run directory")

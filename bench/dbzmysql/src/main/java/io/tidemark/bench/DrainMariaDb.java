@@ -2,8 +2,8 @@
  * DrainMariaDb: the Debezium arm of bench/mysql_drain.py.  Runs Debezium's
  * MySQL connector (the MariaDB one is not on Maven Central at 3.6.1) in the
  * embedded engine from the first binlog of a throwaway MariaDB, writes every
- * change event's value as Kafka Connect's JsonConverter (schemas.enable=true)
- * would put it on Kafka, one line per event, into a file, and says when it
+ * change event's value as Kafka Connect's JsonConverter (schemas.enable as
+ * --schemas says, true by default) would put it on Kafka, one line per event, into a file, and says when it
  * has written --events of them.
  *
  * Invariants:
@@ -100,7 +100,7 @@ public final class DrainMariaDb {
         p.putAll(extra);
 
         JsonConverter valueConverter = new JsonConverter();
-        valueConverter.configure(Map.of("schemas.enable", "true"), false);
+        valueConverter.configure(Map.of("schemas.enable", a.getOrDefault("--schemas", "true")), false);
 
         AtomicLong count = new AtomicLong();
         AtomicReference<String> failure = new AtomicReference<>();
