@@ -125,17 +125,26 @@ def count_lines(path: Path, state: dict) -> int:
 
 
 def run_wait4(cmd, stdout=subprocess.DEVNULL) -> tuple:
-    """Runs cmd to its end; returns (seconds, CPU seconds, peak RSS KiB) from wait4."""
+    """Runs cmd to its end; returns (seconds, CPU seconds, peak RSS KiB).
+
+    CPU comes from wait4; the peak RSS from polling VmHWM, because wait4's
+    ru_maxrss carries the forking Python process's own peak across exec."""
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
+    rss = -1
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid != 0:
+            break
+        rss = max(rss, peak_rss_kib(proc.pid))
+        time.sleep(0.005)
     seconds = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}):\n{err[-2000:]}")
-    return seconds, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    return seconds, ru.ru_utime + ru.ru_stime, rss
 
 
 class Bench:
