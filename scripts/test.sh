@@ -29,6 +29,7 @@
 #   TIDEMARK_TEST_FILTER   a pytest -k expression, to run some integration/crash tests only
 #   TIDEMARK_CRASH_SEED    the crash test's seed (default fixed; 'random' draws one; printed)
 #   TIDEMARK_CRASH_KILLS   the crash test's number of kills (default 24)
+#   TIDEMARK_MYSQL_CRASH_SEED, TIDEMARK_MYSQL_CRASH_KILLS   the same for the mysql-cdc crash test
 #   TIDEMARK_SQL_SEED      the SQL suite's base seed (default fixed; 'random' draws one)
 #   TIDEMARK_SQL_FULL      1: the SQL suite's kill round on every case, not CI's subset
 set -uo pipefail

@@ -27,8 +27,8 @@
  * my_catalog.c, then tm_my_schema_from_tablemap), and each text value is
  * turned into exactly the datum binlog_rows.c makes of the row image: the
  * SELECT asks for a form that is exact (TIMESTAMP in a UTC session, FLOAT as
- * DOUBLE, BIT as its number, GEOMETRY as ST_AsWKB) and text_value() mirrors decode_value()
- * type by type, zero dates included.
+ * DOUBLE, BIT as its number, GEOMETRY as stored: SRID and WKB) and
+ * text_value() mirrors decode_value() type by type, zero dates included.
  *
  * Records carry Debezium's snapshot markers as the PostgreSQL source's do:
  * FIRST on the first record of the whole snapshot, LAST on the last,
@@ -495,7 +495,7 @@ static int text_value(tm_batch_t *batch, const tm_my_column_t *c, const tm_colum
         }
         return tm_batch_set_var(batch, d, s, len);
     case TM_MY_T_BLOB:
-    case TM_MY_T_GEOMETRY: /* ST_AsWKB: the WKB the decoder keeps after the SRID */
+    case TM_MY_T_GEOMETRY: /* as stored: the SRID (4 bytes) and the WKB, as in the binlog */
     case TM_MY_T_JSON:
     case TM_MY_T_ENUM:
     case TM_MY_T_SET:
@@ -547,11 +547,6 @@ static void select_list(tm_buf_t *b, const tm_my_tablemap_t *map, const tm_schem
             tm_buf_puts(b, "CAST(");
             put_ident(b, name);
             tm_buf_puts(b, " AS DOUBLE)");
-            break;
-        case TM_MY_T_GEOMETRY:
-            tm_buf_puts(b, "ST_AsWKB(");
-            put_ident(b, name);
-            tm_buf_putc(b, ')');
             break;
         default:
             put_ident(b, name);

@@ -38,6 +38,7 @@
 #include "mysql/mysql_int.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -524,8 +525,13 @@ static int check_privileges(tm_source_t *src, char *errstr, size_t errstr_size)
 }
 
 /* Another replica registered with our server_id would have its stream cut by ours. */
-static int check_server_id_clash(tm_source_t *src, char *errstr, size_t errstr_size)
+/*
+ * Whether another replica is registered with our server_id; *host gets its
+ * report host.  0 when none is, or when the replicas cannot be listed.
+ */
+static int replica_with_our_id(tm_source_t *src, char *host, size_t hostlen, bool *found)
 {
+    *found = false;
     if (mysql_query(src->conn, "SHOW SLAVE HOSTS") != 0) {
         /* Needs REPLICATION MASTER ADMIN on MariaDB 10.5+; not having it is no error. */
         TM_DEBUG(TM_MY_COMP, "cannot list replicas", "source=%s error=\"%s\"", src->name,
@@ -536,19 +542,49 @@ static int check_server_id_clash(tm_source_t *src, char *errstr, size_t errstr_s
     if (res == NULL)
         return 0;
     MYSQL_ROW row;
-    int rc = 0;
     while ((row = mysql_fetch_row(res)) != NULL) {
         if (row[0] != NULL && strtoul(row[0], NULL, 10) == src->server_id) {
-            rc = tm_seterr(errstr, errstr_size, TM_ECONFIG,
-                           "table '%s': server_id %" PRIu32
-                           " is already used by a replica of this server (host '%s'); each "
-                           "replica needs its own: choose another value for option 'server_id'",
-                           src->name, src->server_id, row[1] ? row[1] : "");
+            snprintf(host, hostlen, "%s", row[1] ? row[1] : "");
+            *found = true;
             break;
         }
     }
     mysql_free_result(res);
-    return rc;
+    return 0;
+}
+
+/*
+ * A replica registered with our server_id is a clash, unless it goes away:
+ * a job killed (or stopped) a moment ago stays registered until the server's
+ * dump thread notices the closed connection, at its next heartbeat write.
+ * So a restart waits up to two heartbeat periods and a second for that before
+ * calling it a clash (the crash harness restarts within a second of kill -9).
+ */
+static int check_server_id_clash(tm_source_t *src, char *errstr, size_t errstr_size)
+{
+    int64_t wait_ms = 2 * src->heartbeat_ms + 1000;
+    int64_t until = tm_mono_us() + wait_ms * 1000;
+    char host[256];
+    bool found, said = false;
+    for (;;) {
+        replica_with_our_id(src, host, sizeof(host), &found);
+        if (!found)
+            return 0;
+        if (tm_mono_us() >= until)
+            break;
+        if (!said) {
+            TM_INFO(TM_MY_COMP, "waiting for a replica with our server_id to go",
+                    "source=%s server_id=%" PRIu32 " host=\"%s\" wait_ms=%" PRId64, src->name,
+                    src->server_id, host, wait_ms);
+            said = true;
+        }
+        usleep(100 * 1000);
+    }
+    return tm_seterr(errstr, errstr_size, TM_ECONFIG,
+                     "table '%s': server_id %" PRIu32
+                     " is already used by a replica of this server (host '%s'); each "
+                     "replica needs its own: choose another value for option 'server_id'",
+                     src->name, src->server_id, host);
 }
 
 /* Named tables must exist (a db.* may match none yet: tables created later are captured). */

@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 sys.path.insert(0, str(HERE))
 
 from deadline import deadline_fixture, register_marker  # noqa: E402,F401 (autouse)
+from mariadbserver import MariaDbServer  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 from tidemark import daemon_under_test  # noqa: E402
 
@@ -30,6 +31,17 @@ def pytest_configure(config):
 def crash_pg():
     """A PostgreSQL 15 for the crash tests; transactions over 64kB are streamed."""
     server = PgServer(extra_conf={"logical_decoding_work_mem": "64kB"}, fsync_off=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def crash_my():
+    """A MariaDB 10.11 for the mysql-cdc crash test (mysql_harness.py)."""
+    server = MariaDbServer()
     server.start()
     try:
         yield server

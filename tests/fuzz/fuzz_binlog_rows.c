@@ -10,8 +10,8 @@
  *
  * The table map is parsed and turned into a schema with both BIGINT
  * UNSIGNED modes; every row of the rows event is decoded against it; the
- * whole input also goes through the header parser, the CRC32 check and the
- * MySQL 8 binary JSON decoder.
+ * whole input also goes through the header parser, the CRC32 check, the
+ * MySQL 8 binary JSON decoder and the GTID decoder (MariaDB's and MySQL's).
  *
  * Invariants: no crash, no leak, no undefined behaviour on any input.
  *
@@ -24,7 +24,9 @@
  * The seeds in tests/fuzz/binlog_rows/ are the captured MariaDB events of
  * tests/data/mysql/types.json (every column type; insert, update, delete),
  * framed as above (seed-N-T: the TABLE_MAP and the rows event of type T after
- * it; event-table-map: one whole event); every file there is replayed as the
+ * it; event-table-map: one whole event), plus MySQL 8 fragments of
+ * tests/data/mysql/mysql8_fragments.json (json-*: binary JSON values, gtid-*:
+ * whole GTID events); every file there is replayed as the
  * unit test `fuzz-corpus-binlog_rows` in every build.
  *
  * Thread: libFuzzer calls the target from one thread.
@@ -32,6 +34,7 @@
 #include "core/buf.h"
 #include "core/row.h"
 #include "core/schema.h"
+#include "mysql/binlog_gtid.h"
 #include "mysql/binlog_rows.h"
 
 #include <stddef.h>
@@ -55,6 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tm_buf_init(&json);
     (void)tm_my_json_to_text(data, size, &json);
     tm_buf_release(&json);
+    /* The whole input as a GTID event body of each server's form, and past a header. */
+    tm_my_gtid_t g;
+    (void)tm_my_gtid_parse(TM_MY_EV_GTID, data, size, 1, &g, err, sizeof(err));
+    (void)tm_my_gtid_parse(TM_MY_EV_MYSQL_GTID, data, size, 1, &g, err, sizeof(err));
+    (void)tm_my_gtid_parse(TM_MY_EV_MYSQL_ANONYMOUS_GTID, data, size, 1, &g, err, sizeof(err));
+    if (size > TM_MY_HEADER_LEN)
+        (void)tm_my_gtid_parse(data[4], data + TM_MY_HEADER_LEN, size - TM_MY_HEADER_LEN, 1, &g,
+                               err, sizeof(err));
     if (size < 3)
         return 0;
     uint8_t type = row_types[data[0] % 6];

@@ -433,6 +433,152 @@ static void test_truncations_and_corruption(void)
     }
 }
 
+/* Bit-at-a-time CRC-32, the definition the table-driven one must agree with. */
+static uint32_t crc32_bitwise(const uint8_t *p, size_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void test_crc32_every_length_and_alignment(void)
+{
+    uint8_t buf[160];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    int bad = 0;
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; off + len <= sizeof(buf); len++)
+            bad += tm_my_crc32(buf + off, len) != crc32_bitwise(buf + off, len);
+    TM_CHECK_INT(bad, 0);
+}
+
+/* The server's decimal2bin of sign, integer digits (intg of them) and fraction digits (scale). */
+static size_t decimal2bin(bool neg, const char *ip, int intg, const char *fp, int scale,
+                          uint8_t *out)
+{
+    static const int d2b[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
+    size_t n = 0;
+    const char *groups[16];
+    int widths[16], ng = 0;
+    if (intg % 9) {
+        groups[ng] = ip;
+        widths[ng++] = intg % 9;
+    }
+    for (int g = 0; g < intg / 9; g++) {
+        groups[ng] = ip + intg % 9 + g * 9;
+        widths[ng++] = 9;
+    }
+    for (int g = 0; g < scale / 9; g++) {
+        groups[ng] = fp + g * 9;
+        widths[ng++] = 9;
+    }
+    if (scale % 9) {
+        groups[ng] = fp + (scale / 9) * 9;
+        widths[ng++] = scale % 9;
+    }
+    for (int g = 0; g < ng; g++) {
+        uint32_t v = 0;
+        for (int k = 0; k < widths[g]; k++)
+            v = v * 10 + (uint32_t)(groups[g][k] - '0');
+        for (int b = d2b[widths[g]] - 1; b >= 0; b--)
+            out[n++] = (uint8_t)(v >> (8 * b));
+    }
+    if (neg)
+        for (size_t i = 0; i < n; i++)
+            out[i] ^= 0xFF;
+    out[0] ^= 0x80;
+    return n;
+}
+
+/*
+ * DECIMAL(p,s) for every precision 1..65 and a spread of scales, random
+ * digits, both signs: the decoder's text (through tm_numeric_format) is the
+ * digits with the integer part's leading zeros dropped.  Precisions up to 38
+ * take the 128-bit path, wider ones the text path: the same answer both ways.
+ */
+static void test_decimal_every_precision(void)
+{
+    uint32_t x = 777;
+    int bad = 0, cases = 0;
+    for (int prec = 1; prec <= 65; prec++) {
+        for (int scale = 0; scale <= prec && scale <= 30; scale += (prec > 12 ? 7 : 1)) {
+            for (int rep = 0; rep < 6; rep++) {
+                char ip[80], fp[40], want[130];
+                int intg = prec - scale;
+                bool nonzero = false;
+                for (int i = 0; i < intg; i++) {
+                    x = x * 1103515245u + 12345u;
+                    /* Some values with leading zeros, some with every digit 9. */
+                    bool zero = rep == 1 && i < intg / 2;
+                    ip[i] = rep == 0 ? '9' : (char)('0' + (zero ? 0 : (x >> 16) % 10));
+                    nonzero |= ip[i] != '0';
+                }
+                for (int i = 0; i < scale; i++) {
+                    x = x * 1103515245u + 12345u;
+                    fp[i] = rep == 0 ? '9' : (char)('0' + (x >> 16) % 10);
+                    nonzero |= fp[i] != '0';
+                }
+                bool neg = (rep & 1) && nonzero;
+                char *w = want;
+                if (neg)
+                    *w++ = '-';
+                int skip = 0;
+                while (skip < intg - 1 && ip[skip] == '0')
+                    skip++;
+                if (intg == 0)
+                    *w++ = '0';
+                else
+                    for (int i = skip; i < intg; i++)
+                        *w++ = ip[i];
+                if (scale > 0) {
+                    *w++ = '.';
+                    memcpy(w, fp, (size_t)scale);
+                    w += scale;
+                }
+                *w = '\0';
+                uint8_t bin[40];
+                size_t n = decimal2bin(neg, ip, intg, fp, scale, bin);
+                tm_batch_t *b = tm_batch_new();
+                tm_datum_t d;
+                memset(&d, 0, sizeof(d));
+                char got[160] = "";
+                int rc = tm_my_decimal_decode(b, &d, bin, n, prec, scale);
+                if (rc == 0)
+                    tm_numeric_format(&d, got, sizeof(got));
+                if (rc != 0 || strcmp(got, want) != 0) {
+                    if (bad++ < 5)
+                        fprintf(stderr, "DECIMAL(%d,%d): want %s, got %s (rc %d)\n", prec, scale,
+                                want, got, rc);
+                }
+                cases++;
+                tm_batch_unref(b);
+            }
+        }
+    }
+    TM_CHECK(cases > 1000);
+    TM_CHECK_INT(bad, 0);
+    /* A group above 999999999 (or above its digits) is not a decimal: corrupt, not a number. */
+    uint8_t bin[40];
+    size_t n = decimal2bin(false, "123456789", 9, "", 0, bin);
+    bin[0] = 0x80 | 0x3B, bin[1] = 0x9A, bin[2] = 0xCA, bin[3] = 0x00; /* 1000000000 */
+    tm_batch_t *b = tm_batch_new();
+    tm_datum_t d;
+    memset(&d, 0, sizeof(d));
+    TM_CHECK_INT(tm_my_decimal_decode(b, &d, bin, n, 9, 0), TM_ECORRUPT);
+    n = decimal2bin(false, "12", 2, "5", 1, bin);
+    bin[0] = 0x80 | 0; bin[1] = 100; /* 100 in a two-digit group */
+    TM_CHECK_INT(tm_my_decimal_decode(b, &d, bin, n, 3, 1), TM_ECORRUPT);
+    tm_batch_unref(b);
+}
+
 static void test_days_from_civil(void)
 {
     TM_CHECK(tm_my_days_from_civil(1970, 1, 1) == 0);
@@ -452,6 +598,8 @@ int main(void)
     TM_RUN(test_rows_v2);
     TM_RUN(test_truncations_and_corruption);
     TM_RUN(test_days_from_civil);
+    TM_RUN(test_crc32_every_length_and_alignment);
+    TM_RUN(test_decimal_every_precision);
     for (int i = 0; i < nevs; i++)
         free(evs[i].bytes);
     json_decref(doc);
