@@ -42,6 +42,7 @@
  * Thread: its subtask's.
  */
 #include "operators/interval_join.h"
+#include "operators/evstate.h"
 #include "core/error.h"
 #include "state/keygroup.h"
 #include "state/rowcodec.h"
@@ -80,37 +81,13 @@ struct tm_operator {
 
 /* ---- small helpers ---- */
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
-static void put_time(uint8_t *p, int64_t t)
-{
-    uint64_t u = (uint64_t)t ^ ((uint64_t)1 << 63);
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        p[i] = (uint8_t)u;
-}
-
-static int64_t get_time(const uint8_t *p)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | p[i];
-    return (int64_t)(u ^ ((uint64_t)1 << 63));
-}
-
 /*
  * The earliest time a row of side s may have and still be matched by a row
  * the other side sends after watermark `wm` (interval_join.h, Time).
  */
 static int64_t keep_from(const tm_operator_t *op, int s, int64_t wm)
 {
-    return s == 0 ? sat_add(wm, op->spec->lower_us) : sat_add(wm, -op->spec->upper_us);
+    return s == 0 ? tm_evstate_sat_add(wm, op->spec->lower_us) : tm_evstate_sat_add(wm, -op->spec->upper_us);
 }
 
 int tm_interval_join_left_key(const void *spec, const tm_schema_t *schema, const tm_row_t *row,
@@ -268,11 +245,11 @@ static int process_row(tm_operator_t *op, int s, const tm_record_t *rec, const t
     /* Step 2: the other side's rows of K whose time is in range. */
     int64_t lo, hi;
     if (s == 0) {
-        lo = sat_add(t, -spec->upper_us);
-        hi = sat_add(t, -spec->lower_us);
+        lo = tm_evstate_sat_add(t, -spec->upper_us);
+        hi = tm_evstate_sat_add(t, -spec->lower_us);
     } else {
-        lo = sat_add(t, spec->lower_us);
-        hi = sat_add(t, spec->upper_us);
+        lo = tm_evstate_sat_add(t, spec->lower_us);
+        hi = tm_evstate_sat_add(t, spec->upper_us);
     }
     bool matched = false;
     if ((rc = tm_buf_putc(&op->key, (char)o)) != 0)
@@ -285,7 +262,7 @@ static int process_row(tm_operator_t *op, int s, const tm_record_t *rec, const t
     while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
         if (e.klen < klen + 9)
             return corrupt(op, errstr, errstr_size);
-        int64_t ot = get_time(e.key + klen + 1);
+        int64_t ot = tm_evstate_get_time(e.key + klen + 1);
         if (ot < lo)
             continue;
         if (ot > hi)
@@ -317,7 +294,7 @@ static int process_row(tm_operator_t *op, int s, const tm_record_t *rec, const t
         return op->outer[s] && !matched ? emit_padded(op, out, rec, s, x, 1, errstr, errstr_size)
                                         : 0;
     uint8_t tb[8];
-    put_time(tb, t);
+    tm_evstate_put_time(tb, t);
     tm_buf_clear(&op->ser);
     if ((rc = tm_row_serialize(op->sch[s], x, &op->ser)) != 0)
         return rc;
@@ -409,7 +386,7 @@ static int expire_side(tm_operator_t *op, int s, int64_t until, tm_collector_t *
         while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
             if (e.klen < 10)
                 return corrupt(op, errstr, errstr_size);
-            int64_t t = get_time(e.key + 2);
+            int64_t t = tm_evstate_get_time(e.key + 2);
             if (t >= until) {
                 oldest = t < oldest ? t : oldest;
                 break;
@@ -483,7 +460,7 @@ static int op_on_watermark(tm_operator_t *op, int64_t ts_us, int64_t *forward_us
     int64_t a = spec->lower_us < 0 ? -spec->lower_us : spec->lower_us;
     int64_t b = spec->upper_us < 0 ? -spec->upper_us : spec->upper_us;
     if (forward_us != NULL)
-        *forward_us = sat_add(ts_us, -(a > b ? a : b));
+        *forward_us = tm_evstate_sat_add(ts_us, -(a > b ? a : b));
     return rc;
 }
 

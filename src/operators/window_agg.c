@@ -61,6 +61,7 @@
  * Thread: its subtask's.
  */
 #include "operators/window_agg.h"
+#include "operators/evstate.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/hash.h"
@@ -152,33 +153,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
-static void put_t(uint8_t *p, int64_t t)
-{
-    uint64_t u = (uint64_t)t ^ ((uint64_t)1 << 63);
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)u;
-        u >>= 8;
-    }
-}
-
-static int64_t get_t(const uint8_t *p)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | p[i];
-    return (int64_t)(u ^ ((uint64_t)1 << 63));
-}
-
-/* a + b, saturated (window times near the ends of int64 never wrap). */
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
 int tm_window_assign(const tm_window_agg_spec_t *spec, int64_t ts, int64_t *starts,
                      int64_t *ends, int max)
 {
@@ -189,20 +163,20 @@ int tm_window_assign(const tm_window_agg_spec_t *spec, int64_t ts, int64_t *star
         if (max < 1)
             return 0;
         starts[0] = floor_div(ts, size) * size;
-        ends[0] = sat_add(starts[0], size);
+        ends[0] = tm_evstate_sat_add(starts[0], size);
         return 1;
     case TM_WINDOW_HOP: {
         int64_t last = floor_div(ts, slide) * slide;
         for (int64_t s = last; s > ts - size && n < max; s -= slide) {
             starts[n] = s;
-            ends[n] = sat_add(s, size);
+            ends[n] = tm_evstate_sat_add(s, size);
             n++;
         }
         return n;
     }
     case TM_WINDOW_CUMULATE: {
         int64_t s = floor_div(ts, size) * size;
-        for (int64_t e = sat_add(s, slide); n < max; e = sat_add(e, slide)) {
+        for (int64_t e = tm_evstate_sat_add(s, slide); n < max; e = tm_evstate_sat_add(e, slide)) {
             if (e > ts) {
                 starts[n] = s;
                 ends[n] = e;
@@ -217,7 +191,7 @@ int tm_window_assign(const tm_window_agg_spec_t *spec, int64_t ts, int64_t *star
         if (max < 1)
             return 0;
         starts[0] = ts;
-        ends[0] = sat_add(ts, size);
+        ends[0] = tm_evstate_sat_add(ts, size);
         return 1;
     }
     return 0;
@@ -234,8 +208,8 @@ int tm_window_agg_key(const void *spec, const tm_schema_t *schema, const tm_row_
 static int win_key(tm_operator_t *op, const grp_t *g, int64_t start, int64_t end)
 {
     uint8_t t[16];
-    put_t(t, start);
-    put_t(t + 8, end);
+    tm_evstate_put_time(t, start);
+    tm_evstate_put_time(t + 8, end);
     tm_buf_clear(&op->key);
     int rc = tm_buf_putc(&op->key, 'w');
     rc = rc ? rc : tm_buf_append(&op->key, g->g, g->glen);
@@ -247,10 +221,10 @@ static int timer_key(tm_operator_t *op, int kind, int64_t due, int64_t start, in
                      const uint8_t *g, size_t glen)
 {
     uint8_t t[25];
-    put_t(t, due);
+    tm_evstate_put_time(t, due);
     t[8] = (uint8_t)kind;
-    put_t(t + 9, start);
-    put_t(t + 17, end);
+    tm_evstate_put_time(t + 9, start);
+    tm_evstate_put_time(t + 17, end);
     tm_buf_clear(&op->key);
     int rc = tm_buf_putc(&op->key, 't');
     rc = rc ? rc : tm_buf_append(&op->key, t, 25);
@@ -265,7 +239,7 @@ static int64_t lateness(const tm_operator_t *op)
 /* The timer a stored window has (invariant 2). */
 static int timer_of(tm_operator_t *op, const grp_t *g, const win_t *w, bool fired)
 {
-    return fired ? timer_key(op, TIMER_CLEANUP, sat_add(w->end - 1, lateness(op)), w->start,
+    return fired ? timer_key(op, TIMER_CLEANUP, tm_evstate_sat_add(w->end - 1, lateness(op)), w->start,
                              w->end, g->g, g->glen)
                  : timer_key(op, TIMER_FIRE, w->end - 1, w->start, w->end, g->g, g->glen);
 }
@@ -800,7 +774,7 @@ static int scan_group(tm_operator_t *op, grp_t *g, char *errstr, size_t errstr_s
                            op->ctx.uid, g->kg);
             break;
         }
-        win_t *w = win_new(op, get_t(e.key + 1 + g->glen), get_t(e.key + 1 + g->glen + 8));
+        win_t *w = win_new(op, tm_evstate_get_time(e.key + 1 + g->glen), tm_evstate_get_time(e.key + 1 + g->glen + 8));
         if (w == NULL) {
             rc = TM_ENOMEM;
             break;
@@ -918,7 +892,7 @@ static int merge_into(tm_operator_t *op, win_t *a, win_t *b, char *errstr, size_
 
 static bool is_late(const tm_operator_t *op, int64_t end)
 {
-    return sat_add(end - 1, lateness(op)) <= op->wm;
+    return tm_evstate_sat_add(end - 1, lateness(op)) <= op->wm;
 }
 
 static int apply_session(tm_operator_t *op, grp_t *g, int64_t ts, const tm_row_t *row, int sign,
@@ -936,10 +910,10 @@ static int apply_session(tm_operator_t *op, grp_t *g, int64_t ts, const tm_row_t
                 return apply_value(op, w, row, -1, errstr, errstr_size);
             }
         }
-        return late_row(op, row, ts, sign, ts, sat_add(ts, op->spec->size_us), errstr,
+        return late_row(op, row, ts, sign, ts, tm_evstate_sat_add(ts, op->spec->size_us), errstr,
                         errstr_size);
     }
-    int64_t s = ts, e = sat_add(ts, op->spec->size_us);
+    int64_t s = ts, e = tm_evstate_sat_add(ts, op->spec->size_us);
     if (is_late(op, e))
         return late_row(op, row, ts, sign, s, e, errstr, errstr_size);
     win_t *nw = win_new(op, s, e);
@@ -1076,7 +1050,7 @@ static int put_timer(tm_operator_t *op, const grp_t *g, const win_t *w, bool fir
     int rc = timer_of(op, g, w, fired);
     if (rc != 0)
         return rc;
-    int64_t due = get_t((const uint8_t *)op->key.data + 1);
+    int64_t due = tm_evstate_get_time((const uint8_t *)op->key.data + 1);
     if (del)
         return tm_store_batch_delete(op->wb, op->cf, g->kg, op->key.data, op->key.len);
     if (due < op->next_due)
@@ -1180,7 +1154,7 @@ static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
         if (rc < 0)
             return rc;
         if (rc == 1 && e.klen >= 9) {
-            int64_t due = get_t(e.key + 1);
+            int64_t due = tm_evstate_get_time(e.key + 1);
             if (due < op->next_due)
                 op->next_due = due;
         }
@@ -1224,7 +1198,7 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
                                op->ctx.uid, kg);
                 break;
             }
-            if (get_t(e.key + 1) > wm)
+            if (tm_evstate_get_time(e.key + 1) > wm)
                 break;
             if (nv == cap) {
                 cap = cap ? 2 * cap : 64;
@@ -1238,8 +1212,8 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
             due_timer_t *t = &v[nv];
             t->kg = kg;
             t->kind = e.key[9];
-            t->start = get_t(e.key + 10);
-            t->end = get_t(e.key + 18);
+            t->start = tm_evstate_get_time(e.key + 10);
+            t->end = tm_evstate_get_time(e.key + 18);
             t->glen = e.klen - 26;
             if ((t->g = malloc(t->glen ? t->glen : 1)) == NULL) {
                 rc = TM_ENOMEM;
@@ -1257,7 +1231,7 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
         win_t *w = NULL;
         /* The timer goes in any case. */
         if ((rc = timer_key(op, t->kind, t->kind == TIMER_FIRE ? t->end - 1
-                                                               : sat_add(t->end - 1, lateness(op)),
+                                                               : tm_evstate_sat_add(t->end - 1, lateness(op)),
                             t->start, t->end, t->g, t->glen)) != 0 ||
             (rc = tm_store_batch_delete(op->wb, op->cf, t->kg, op->key.data, op->key.len)) != 0)
             break;
@@ -1279,7 +1253,7 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
             tm_row_t *r = NULL;
             if (w->rows > 0 && (rc = build_result(op, gp, w, &r, errstr, errstr_size)) == 0)
                 rc = emit(op, out, TM_OP_CREATE, NULL, r, errstr, errstr_size);
-            bool keep = lateness(op) > 0 && sat_add(t->end - 1, lateness(op)) > wm;
+            bool keep = lateness(op) > 0 && tm_evstate_sat_add(t->end - 1, lateness(op)) > wm;
             if (rc == 0 && (rc = win_key(op, gp, t->start, t->end)) == 0) {
                 if (!keep) {
                     rc = tm_store_batch_delete(op->wb, op->cf, t->kg, op->key.data, op->key.len);
@@ -1334,10 +1308,7 @@ static int window_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out
     if (rc != 0 || op->wm == op->saved_wm)
         return rc;
     /* Every owned key group records the watermark, so a rescaled job finds it (restore). */
-    uint8_t t[8];
-    put_t(t, op->wm);
-    for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++)
-        rc = tm_store_batch_put(op->wb, op->cf, kg, "m", 1, t, 8);
+    rc = tm_evstate_save_watermark(op->wb, op->cf, op->ctx.kg_first, op->ctx.kg_last, op->wm);
     if (rc == 0)
         rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
     if (rc == 0)
@@ -1362,25 +1333,18 @@ static int window_restore(tm_operator_t *op, char *errstr, size_t errstr_size)
      * (after rescaling, key groups come from subtasks that may have seen
      * different watermarks; the lowest is the one every one of them passed).
      */
-    int64_t wm = INT64_MAX;
-    bool any = false;
-    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
-        int rc = tm_store_get(op->ctx.store, op->cf, kg, "m", 1, &op->val, errstr, errstr_size);
-        if (rc == TM_ENOTFOUND)
-            continue;
-        if (rc != 0)
-            return rc;
-        if (op->val.len != 8)
-            return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                             "window_agg %s: the stored watermark of key group %d is malformed",
-                             op->ctx.uid, kg);
-        int64_t w = get_t((const uint8_t *)op->val.data);
-        wm = w < wm ? w : wm;
-        any = true;
-    }
+    char what[300];
+    snprintf(what, sizeof(what), "window_agg %s", op->ctx.uid);
+    int64_t wm;
+    bool any;
+    int rc = tm_evstate_restore_watermark(op->ctx.store, op->cf, op->ctx.kg_first,
+                                          op->ctx.kg_last, &op->val, what, &wm, &any, errstr,
+                                          errstr_size);
+    if (rc != 0)
+        return rc;
     if (any)
         op->wm = op->saved_wm = wm;
-    int rc = fresh_iter(op);
+    rc = fresh_iter(op);
     return rc ? rc : find_next_due(op, errstr, errstr_size);
 }
 

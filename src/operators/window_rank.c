@@ -51,11 +51,13 @@
 #include "core/log.h"
 #include "core/shutdown.h"
 #include "operators/batchkeys.h"
+#include "operators/evstate.h"
 #include "state/keygroup.h"
 #include "state/rowcodec.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,24 +118,7 @@ struct tm_operator {
     uint64_t late_unlogged;
 };
 
-/* ---- time ---- */
-
-static void put_t(uint8_t *p, int64_t t)
-{
-    uint64_t u = (uint64_t)t ^ ((uint64_t)1 << 63);
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)u;
-        u >>= 8;
-    }
-}
-
-static int64_t get_t(const uint8_t *p)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | p[i];
-    return (int64_t)(u ^ ((uint64_t)1 << 63));
-}
+/* ---- late rows ---- */
 
 static void late_row(tm_operator_t *op, int64_t due)
 {
@@ -237,7 +222,7 @@ static int put_timer(tm_operator_t *op, const wr_image_t *im)
     tm_buf_clear(&op->tmp);
     uint8_t t[9];
     t[0] = 't';
-    put_t(t + 1, im->due);
+    tm_evstate_put_time(t + 1, im->due);
     int rc = tm_buf_append(&op->tmp, t, sizeof(t));
     if (rc == 0)
         rc = tm_buf_append(&op->tmp, im->key + 1, im->plen - 1);
@@ -408,7 +393,7 @@ static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
         if (rc < 0)
             return rc;
         if (rc == 1 && e.klen >= 9)
-            *due = get_t(e.key + 1);
+            *due = tm_evstate_get_time(e.key + 1);
         if (*due < op->next_due)
             op->next_due = *due;
     }
@@ -487,8 +472,8 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
                                op->ctx.uid, kg);
                 break;
             }
-            if (get_t(e.key + 1) > wm) {
-                *due = get_t(e.key + 1);
+            if (tm_evstate_get_time(e.key + 1) > wm) {
+                *due = tm_evstate_get_time(e.key + 1);
                 break;
             }
             if (nv == cap) {
@@ -555,10 +540,7 @@ static int op_on_barrier(tm_operator_t *op, uint64_t id, tm_collector_t *out, ch
     if (rc != 0 || op->wm == op->saved_wm)
         return rc;
     /* Every owned key group records the watermark, so a rescaled job finds it (restore). */
-    uint8_t t[8];
-    put_t(t, op->wm);
-    for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++)
-        rc = tm_store_batch_put(op->wb, op->cf, kg, "m", 1, t, 8);
+    rc = tm_evstate_save_watermark(op->wb, op->cf, op->ctx.kg_first, op->ctx.kg_last, op->wm);
     if (rc == 0)
         rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
     if (rc == 0)
@@ -580,25 +562,18 @@ static int op_on_end(tm_operator_t *op, tm_collector_t *out, char *errstr, size_
 static int op_restore(tm_operator_t *op, char *errstr, size_t errstr_size)
 {
     /* The lowest watermark any owned key group kept (window_agg.c's restore says why). */
-    int64_t wm = INT64_MAX;
-    bool any = false;
-    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
-        int rc = tm_store_get(op->ctx.store, op->cf, kg, "m", 1, &op->val, errstr, errstr_size);
-        if (rc == TM_ENOTFOUND)
-            continue;
-        if (rc != 0)
-            return rc;
-        if (op->val.len != 8)
-            return tm_seterr(errstr, errstr_size, TM_ECORRUPT,
-                             "window_rank %s: the stored watermark of key group %d is malformed",
-                             op->ctx.uid, kg);
-        int64_t w = get_t((const uint8_t *)op->val.data);
-        wm = w < wm ? w : wm;
-        any = true;
-    }
+    char what[300];
+    snprintf(what, sizeof(what), "window_rank %s", op->ctx.uid);
+    int64_t wm;
+    bool any;
+    int rc = tm_evstate_restore_watermark(op->ctx.store, op->cf, op->ctx.kg_first,
+                                          op->ctx.kg_last, &op->val, what, &wm, &any, errstr,
+                                          errstr_size);
+    if (rc != 0)
+        return rc;
     if (any)
         op->wm = op->saved_wm = wm;
-    int rc = new_iter(op);
+    rc = new_iter(op);
     if (rc == 0)
         rc = find_next_due(op, errstr, errstr_size);
     op->it = tm_store_iter_free(op->it);
