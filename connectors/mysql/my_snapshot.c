@@ -51,6 +51,7 @@
  */
 #include "mysql/mysql_int.h"
 
+#include "common/snapprog.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -640,18 +641,17 @@ static int keyset(tm_buf_t *b, MYSQL *conn, const tm_my_tablemap_t *map, const t
 
 /* ---- Reading a table ---- */
 
+/* Snapshot progress as text (common/snapprog.h). */
+static tm_snapprog_t prog_of(const tm_source_t *src, const snaptable_t *t, int64_t start_us)
+{
+    return (tm_snapprog_t){TM_MY_COMP, src->name, t->db, t->table, t->estimate, start_us};
+}
+
 static void progress(const tm_source_t *src, const snaptable_t *t, uint64_t rows, bool done,
                      const snapstate_t *st, int64_t t0)
 {
-    double secs = (double)(tm_mono_us() - t0) / 1e6;
-    double pct = done ? 100.0 : t->estimate > 0 ? 100.0 * (double)rows / t->estimate : 0.0;
-    if (pct > 100.0)
-        pct = done ? 100.0 : 99.9;
-    TM_INFO(TM_MY_COMP, "snapshot progress",
-            "source=%s table=%s.%s rows=%" PRIu64 " pct=%.1f rate=%.0f total=%" PRIu64
-            " done=%s",
-            src->name, t->db, t->table, rows, pct, secs > 0 ? (double)rows / secs : 0.0,
-            st->total, done ? "true" : "false");
+    tm_snapprog_t p = prog_of(src, t, t0);
+    tm_snapprog_log(&p, rows, st->total, done);
 }
 
 /* Emits one result row as an op 'r' record (emitting the full batch before it, invariant 1). */
@@ -720,10 +720,8 @@ static int chunk_done(tm_source_t *src, tm_source_ctx_t *ctx, const snaptable_t 
     int64_t now = tm_mono_us();
     if (tm_log_is_terminal()) {
         if (now - *last_log >= 200000) {
-            char line[400];
-            snprintf(line, sizeof(line), "snapshot %s %s.%s: %" PRIu64 " of ~%.0f rows",
-                     src->name, t->db, t->table, rows, t->estimate > 0 ? t->estimate : 0.0);
-            tm_log_progress(line);
+            tm_snapprog_t p = prog_of(src, t, t0);
+            tm_snapprog_line(&p, rows);
             *last_log = now;
         }
     } else if (now - *last_log >= 5000000) {

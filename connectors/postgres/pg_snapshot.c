@@ -35,6 +35,7 @@
  */
 #include "postgres/postgres_int.h"
 
+#include "common/snapprog.h"
 #include "core/buf.h"
 #include "core/error.h"
 #include "core/failpoint.h"
@@ -145,76 +146,18 @@ static int row_from_result(tm_source_t *src, tm_pg_rel_t *rel, PGresult *res, in
     return 0;
 }
 
+/* Snapshot progress as text (common/snapprog.h). */
+static tm_snapprog_t prog_of(const tm_source_t *src, const tm_pg_table_t *t, int64_t start_us)
+{
+    return (tm_snapprog_t){TM_PG_COMP, src->name, t->nspname, t->relname, t->reltuples,
+                           start_us};
+}
+
 static void progress(const tm_source_t *src, const tm_pg_table_t *t, uint64_t rows, bool done,
                      const snapstate_t *st, int64_t table_start_us)
 {
-    double secs = (double)(tm_mono_us() - table_start_us) / 1e6;
-    double pct = done ? 100.0 : t->reltuples > 0 ? 100.0 * (double)rows / t->reltuples : 0.0;
-    if (pct > 100.0)
-        pct = done ? 100.0 : 99.9;
-    TM_INFO(TM_PG_COMP, "snapshot progress",
-            "source=%s table=%s.%s rows=%" PRIu64 " pct=%.1f rate=%.0f total=%" PRIu64
-            " done=%s",
-            src->name, t->nspname, t->relname, rows, pct, secs > 0 ? (double)rows / secs : 0.0,
-            st->total, done ? "true" : "false");
-}
-
-/* Appends n with thousands separators ("1,234,567"). */
-static void put_count(char *buf, size_t len, uint64_t n)
-{
-    char digits[32];
-    int nd = snprintf(digits, sizeof(digits), "%" PRIu64, n);
-    size_t k = 0;
-    for (int i = 0; i < nd && k + 2 < len; i++) {
-        if (i > 0 && (nd - i) % 3 == 0)
-            buf[k++] = ',';
-        buf[k++] = digits[i];
-    }
-    buf[k] = '\0';
-}
-
-/*
- * The terminal's progress line (core/log.h), redrawn at most every 200 ms:
- *
- *   snapshot shop public.orders [#########           ] 46% 1,234,567 of ~2,700,000 rows, 412,000 rows/s, ~4 s left
- *
- * The total is PostgreSQL's estimate (pg_class.reltuples): "~", and no bar,
- * percentage or time left when the table was never analysed.
- */
-static void progress_line(const tm_source_t *src, const tm_pg_table_t *t, uint64_t rows,
-                          int64_t table_start_us)
-{
-    double secs = (double)(tm_mono_us() - table_start_us) / 1e6;
-    double rate = secs > 0 ? (double)rows / secs : 0.0;
-    char done[40], total[40], per[40], line[512];
-    put_count(done, sizeof(done), rows);
-    put_count(per, sizeof(per), (uint64_t)rate);
-    if (t->reltuples > 0) {
-        double frac = (double)rows / t->reltuples;
-        if (frac > 0.999)
-            frac = 0.999; /* an estimate: never claim the end before it comes */
-        char bar[21];
-        for (int i = 0; i < 20; i++)
-            bar[i] = i < (int)(frac * 20) ? '#' : ' ';
-        bar[20] = '\0';
-        put_count(total, sizeof(total), (uint64_t)t->reltuples);
-        double left = rate > 0 && t->reltuples > (double)rows ? (t->reltuples - (double)rows) / rate
-                                                              : 0.0;
-        char eta[32];
-        if (left >= 7200)
-            snprintf(eta, sizeof(eta), "~%.0f h", left / 3600);
-        else if (left >= 120)
-            snprintf(eta, sizeof(eta), "~%.0f min", left / 60);
-        else
-            snprintf(eta, sizeof(eta), "~%.0f s", left);
-        snprintf(line, sizeof(line),
-                 "snapshot %s %s.%s [%s] %2.0f%% %s of ~%s rows, %s rows/s, %s left", src->name,
-                 t->nspname, t->relname, bar, frac * 100, done, total, per, eta);
-    } else {
-        snprintf(line, sizeof(line), "snapshot %s %s.%s: %s rows, %s rows/s", src->name,
-                 t->nspname, t->relname, done, per);
-    }
-    tm_log_progress(line);
+    tm_snapprog_t p = prog_of(src, t, table_start_us);
+    tm_snapprog_log(&p, rows, st->total, done);
 }
 
 /*
@@ -238,7 +181,8 @@ static int chunk_done(const tm_source_t *src, tm_source_ctx_t *ctx, const tm_pg_
     int64_t now = tm_mono_us();
     if (tm_log_is_terminal()) {
         if (first || now - *last_log >= 200000) {
-            progress_line(src, t, *rows, t0);
+            tm_snapprog_t p = prog_of(src, t, t0);
+            tm_snapprog_line(&p, *rows);
             *last_log = now;
         }
     } else if (now - *last_log >= 5000000) {
