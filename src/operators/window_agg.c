@@ -33,7 +33,9 @@
  * family of their own): on_watermark seeks each owned key group's 't'
  * range and takes timers while due <= watermark.  `next_due` (the earliest
  * timer, rebuilt on restore) skips the seeks for a watermark that fires
- * nothing.  A window's multisets live inline in its value: a window holds
+ * nothing, and `kg_next` (each key group's earliest timer, kept current by
+ * the firing's own scan and by every timer written) the key groups with
+ * nothing due, so a firing costs the key groups it fires in, not all.  A window's multisets live inline in its value: a window holds
  * the rows of one key over one period, and its state goes when it fires.
  *
  *     process(batch):
@@ -126,6 +128,12 @@ struct tm_operator {
     int64_t wm;       /* the input watermark seen so far */
     int64_t saved_wm; /* the watermark recorded at the last barrier */
     int64_t next_due; /* earliest timer (INT64_MAX: none) */
+    /*
+     * Earliest timer of each owned key group (index kg - kg_first), or a
+     * time before it: a timer deleted since only makes a firing look at its
+     * key group once more, never misses one.
+     */
+    int64_t *kg_next;
     tm_batch_t *out;
     tm_batch_t *scratch; /* per call: result rows */
     tm_store_batch_t *wb;
@@ -1055,6 +1063,9 @@ static int put_timer(tm_operator_t *op, const grp_t *g, const win_t *w, bool fir
         return tm_store_batch_delete(op->wb, op->cf, g->kg, op->key.data, op->key.len);
     if (due < op->next_due)
         op->next_due = due;
+    int64_t *kn = &op->kg_next[g->kg - op->ctx.kg_first];
+    if (due < *kn)
+        *kn = due;
     return tm_store_batch_put(op->wb, op->cf, g->kg, op->key.data, op->key.len, "", 0);
 }
 
@@ -1143,21 +1154,23 @@ static int window_process(tm_operator_t *op, int input, const tm_batch_t *batch,
 /* ---- firing ---- */
 
 /* The earliest timer of the owned key groups (INT64_MAX: none). */
+/* Reads every owned key group's earliest timer (at open and restore: firings keep them current). */
 static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
 {
     op->next_due = INT64_MAX;
     for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
+        int64_t *kn = &op->kg_next[kg - op->ctx.kg_first];
+        *kn = INT64_MAX;
         int rc = tm_store_iter_seek(op->it, kg, "t", 1, false);
         tm_store_entry_t e;
         if (rc == 0)
             rc = tm_store_iter_next(op->it, &e, errstr, errstr_size);
         if (rc < 0)
             return rc;
-        if (rc == 1 && e.klen >= 9) {
-            int64_t due = tm_evstate_get_time(e.key + 1);
-            if (due < op->next_due)
-                op->next_due = due;
-        }
+        if (rc == 1 && e.klen >= 9)
+            *kn = tm_evstate_get_time(e.key + 1);
+        if (*kn < op->next_due)
+            op->next_due = *kn;
     }
     return 0;
 }
@@ -1188,9 +1201,13 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
     due_timer_t *v = NULL;
     size_t nv = 0, cap = 0;
     for (int kg = op->ctx.kg_first; rc == 0 && kg <= op->ctx.kg_last; kg++) {
+        int64_t *kn = &op->kg_next[kg - op->ctx.kg_first];
+        if (*kn > wm)
+            continue; /* nothing due in this key group */
         if ((rc = tm_store_iter_seek(op->it, kg, "t", 1, false)) != 0)
             break;
         tm_store_entry_t e;
+        *kn = INT64_MAX;
         while ((rc = tm_store_iter_next(op->it, &e, errstr, errstr_size)) == 1) {
             if (e.klen < 26) {
                 rc = tm_seterr(errstr, errstr_size, TM_ECORRUPT,
@@ -1198,8 +1215,11 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
                                op->ctx.uid, kg);
                 break;
             }
-            if (tm_evstate_get_time(e.key + 1) > wm)
+            int64_t due = tm_evstate_get_time(e.key + 1);
+            if (due > wm) {
+                *kn = due; /* the key group's next timer once these are gone */
                 break;
+            }
             if (nv == cap) {
                 cap = cap ? 2 * cap : 64;
                 due_timer_t *nvv = realloc(v, sizeof(*v) * cap);
@@ -1283,8 +1303,13 @@ static int fire_until(tm_operator_t *op, int64_t wm, tm_collector_t *out, char *
         rc = tm_store_batch_commit(op->wb, errstr, errstr_size);
     if (rc == 0)
         rc = fresh_iter(op);
-    if (rc == 0)
-        rc = find_next_due(op, errstr, errstr_size);
+    if (rc == 0) {
+        /* The scan above (and put_timer for timers written since) kept kg_next current. */
+        op->next_due = INT64_MAX;
+        for (int i = 0; i <= op->ctx.kg_last - op->ctx.kg_first; i++)
+            if (op->kg_next[i] < op->next_due)
+                op->next_due = op->kg_next[i];
+    }
     if (rc == 0)
         rc = tm_collector_flush(out, &op->out, op->ctx.uid, errstr, errstr_size);
     return rc;
@@ -1355,6 +1380,7 @@ static void window_free(tm_operator_t *op)
     groups_clear(op);
     free(op->groups);
     free(op->slots);
+    free(op->kg_next);
     tm_batch_unref(op->out);
     tm_batch_unref(op->late);
     tm_batch_unref(op->scratch);
@@ -1397,10 +1423,12 @@ int tm_window_agg_new(const void *spec, const tm_operator_ctx_t *ctx,
     op->ctx = *ctx;
     op->wm = op->saved_wm = INT64_MIN;
     op->next_due = INT64_MAX;
+    op->kg_next = malloc(sizeof(*op->kg_next) * (size_t)(ctx->kg_last - ctx->kg_first + 1));
     tm_buf_init(&op->key);
     tm_buf_init(&op->val);
     tm_buf_init(&op->tmp);
-    int rc = tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size);
+    int rc = op->kg_next != NULL ? tm_store_cf(ctx->store, ctx->uid, &op->cf, errstr, errstr_size)
+                                 : TM_ENOMEM;
     if (rc == 0)
         rc = tm_store_batch_new(ctx->store, &op->wb);
     if (rc == 0)
