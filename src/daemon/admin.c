@@ -284,8 +284,8 @@ static int check_fields(struct evhttp_request *req, json_t *body, const char *co
     return 0;
 }
 
-/* Maps a savepoint hook's error code to an HTTP status (table in admin.h). */
-static int savepoint_http_status(int64_t rc)
+/* Maps a hook's error code (savepoints, checkpoints, snapshots) to an HTTP status (table in admin.h). */
+static int hook_http_status(int64_t rc)
 {
     switch (rc) {
     case TM_EAGAIN:
@@ -295,9 +295,22 @@ static int savepoint_http_status(int64_t rc)
     case TM_EINVAL:
     case TM_ECONFIG:
         return 400;
+    case TM_ENOTFOUND:
+        return 404;
     default:
         return 500;
     }
+}
+
+/* Replies 202 {"id":N} for what a hook started, or its error (`fallback` when it gave no message). */
+static int reply_started(struct evhttp_request *req, int64_t id, const char *err,
+                         const char *fallback)
+{
+    if (id <= 0)
+        return reply_error(req, hook_http_status(id), err[0] ? err : fallback);
+    char out[64];
+    snprintf(out, sizeof(out), "{\"id\":%" PRId64 "}\n", id);
+    return reply_json(req, 202, out, strlen(out));
 }
 
 /* Starts a savepoint through the hook and replies 202 {"id":N} or the error. */
@@ -308,7 +321,7 @@ static int start_savepoint(tm_admin_t *a, struct evhttp_request *req, const char
     if (id < 0) {
         if (err[0] == '\0')
             snprintf(err, sizeof(err), "cannot start a savepoint: %s", tm_strerror((int)id));
-        return reply_error(req, savepoint_http_status(id), err);
+        return reply_error(req, hook_http_status(id), err);
     }
     if (NEVER(id == 0))
         return reply_error(req, 500, "the daemon returned no savepoint id");
@@ -590,14 +603,7 @@ static int h_checkpoint_post(tm_admin_t *a, struct evhttp_request *req, const ch
     if (code == 0) {
         char err[512] = "";
         int64_t id = a->hooks.checkpoint_at(a->hooks.arg, at, hold_ms, err, sizeof(err));
-        if (id <= 0) {
-            code = reply_error(req, savepoint_http_status(id),
-                               err[0] ? err : "cannot start the checkpoint");
-        } else {
-            char out[64];
-            snprintf(out, sizeof(out), "{\"id\":%" PRId64 "}\n", id);
-            code = reply_json(req, 202, out, strlen(out));
-        }
+        code = reply_started(req, id, err, "cannot start the checkpoint");
     }
     json_decref(body);
     return code;
@@ -657,7 +663,7 @@ static int h_pause_post(tm_admin_t *a, struct evhttp_request *req, const char *t
     if (code == 0) {
         char err[512] = "";
         int rc = a->hooks.checkpoint_pause(a->hooks.arg, max_ms, err, sizeof(err));
-        code = rc != 0 ? reply_error(req, savepoint_http_status(rc), err)
+        code = rc != 0 ? reply_error(req, hook_http_status(rc), err)
                        : reply_json(req, 202, "{}\n", 3);
     }
     json_decref(body);
@@ -672,23 +678,6 @@ static int h_pause_get(tm_admin_t *a, struct evhttp_request *req, const char *ta
 }
 
 /* ---- incremental snapshots (connectors/postgres/pg_incr.h) ---- */
-
-static int snapshot_http_status(int64_t rc)
-{
-    switch (rc) {
-    case TM_EINVAL:
-    case TM_ECONFIG:
-        return 400;
-    case TM_ENOTFOUND:
-        return 404;
-    case TM_EUNSUPPORTED:
-    case TM_ESTOPPED:
-    case TM_EAGAIN:
-        return 409;
-    default:
-        return 500;
-    }
-}
 
 static int h_snapshots_get(tm_admin_t *a, struct evhttp_request *req, const char *tail)
 {
@@ -752,14 +741,7 @@ static int h_snapshots_post(tm_admin_t *a, struct evhttp_request *req, const cha
             int64_t id = a->hooks.snapshot_start(a->hooks.arg, names, (int)n, where, source, err,
                                                  sizeof(err));
             free(names);
-            if (id <= 0) {
-                code = reply_error(req, snapshot_http_status(id),
-                                   err[0] ? err : "cannot start the incremental snapshot");
-            } else {
-                char out[64];
-                snprintf(out, sizeof(out), "{\"id\":%" PRId64 "}\n", id);
-                code = reply_json(req, 202, out, strlen(out));
-            }
+            code = reply_started(req, id, err, "cannot start the incremental snapshot");
         }
     }
     json_decref(body);
@@ -785,7 +767,7 @@ static int h_snapshots_control(tm_admin_t *a, struct evhttp_request *req, const 
         char err[512] = "";
         int rc = a->hooks.snapshot_control(a->hooks.arg, tail, source, err, sizeof(err));
         if (rc < 0) {
-            code = reply_error(req, snapshot_http_status(rc), err[0] ? err : tm_strerror(rc));
+            code = reply_error(req, hook_http_status(rc), err[0] ? err : tm_strerror(rc));
         } else {
             char out[64];
             snprintf(out, sizeof(out), "{\"sources\":%d}\n", rc);

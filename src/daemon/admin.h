@@ -129,6 +129,7 @@ typedef struct tm_admin_hooks {
      *   TM_ESTOPPED     409  the job is stopping
      *   TM_EINVAL,
      *   TM_ECONFIG      400  `dir` is unusable
+     *   TM_ENOTFOUND    404  (the same table serves every hook that starts something)
      *   anything else   500
      */
     int64_t (*savepoint)(void *arg, const char *dir, bool stop, char *errstr, size_t errstr_size);
