@@ -64,3 +64,24 @@ int tm_evstate_restore_watermark(tm_store_t *store, tm_store_cf_t *cf, int kg_fi
     }
     return 0;
 }
+
+int tm_evstate_earliest_timers(tm_store_iter_t *it, int kg_first, int kg_last, int64_t *kg_due,
+                               int64_t *next, char *errstr, size_t errstr_size)
+{
+    *next = INT64_MAX;
+    for (int kg = kg_first; kg <= kg_last; kg++) {
+        int64_t *due = &kg_due[kg - kg_first];
+        *due = INT64_MAX;
+        int rc = tm_store_iter_seek(it, kg, "t", 1, false);
+        tm_store_entry_t e;
+        if (rc == 0)
+            rc = tm_store_iter_next(it, &e, errstr, errstr_size);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && e.klen >= 9)
+            *due = tm_evstate_get_time(e.key + 1);
+        if (*due < *next)
+            *next = *due;
+    }
+    return 0;
+}

@@ -1153,26 +1153,11 @@ static int window_process(tm_operator_t *op, int input, const tm_batch_t *batch,
 
 /* ---- firing ---- */
 
-/* The earliest timer of the owned key groups (INT64_MAX: none). */
-/* Reads every owned key group's earliest timer (at open and restore: firings keep them current). */
+/* Every owned key group's earliest timer (at open and restore: firings keep them current). */
 static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
 {
-    op->next_due = INT64_MAX;
-    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
-        int64_t *kn = &op->kg_next[kg - op->ctx.kg_first];
-        *kn = INT64_MAX;
-        int rc = tm_store_iter_seek(op->it, kg, "t", 1, false);
-        tm_store_entry_t e;
-        if (rc == 0)
-            rc = tm_store_iter_next(op->it, &e, errstr, errstr_size);
-        if (rc < 0)
-            return rc;
-        if (rc == 1 && e.klen >= 9)
-            *kn = tm_evstate_get_time(e.key + 1);
-        if (*kn < op->next_due)
-            op->next_due = *kn;
-    }
-    return 0;
+    return tm_evstate_earliest_timers(op->it, op->ctx.kg_first, op->ctx.kg_last, op->kg_next,
+                                      &op->next_due, errstr, errstr_size);
 }
 
 static int fresh_iter(tm_operator_t *op)

@@ -379,25 +379,11 @@ static int op_process(tm_operator_t *op, int input, const tm_batch_t *batch, tm_
 
 /* ---- firing ---- */
 
-/* The earliest timer of each owned key group and of all (INT64_MAX: none), through op->it. */
+/* Every owned key group's earliest timer (at open and restore: firings keep them current). */
 static int find_next_due(tm_operator_t *op, char *errstr, size_t errstr_size)
 {
-    op->next_due = INT64_MAX;
-    for (int kg = op->ctx.kg_first; kg <= op->ctx.kg_last; kg++) {
-        int64_t *due = &op->kg_due[kg - op->ctx.kg_first];
-        *due = INT64_MAX;
-        int rc = tm_store_iter_seek(op->it, kg, "t", 1, false);
-        tm_store_entry_t e;
-        if (rc == 0)
-            rc = tm_store_iter_next(op->it, &e, errstr, errstr_size);
-        if (rc < 0)
-            return rc;
-        if (rc == 1 && e.klen >= 9)
-            *due = tm_evstate_get_time(e.key + 1);
-        if (*due < op->next_due)
-            op->next_due = *due;
-    }
-    return 0;
+    return tm_evstate_earliest_timers(op->it, op->ctx.kg_first, op->ctx.kg_last, op->kg_due,
+                                      &op->next_due, errstr, errstr_size);
 }
 
 /* Emits the top N of one due partition as inserts and deletes its rows (op->it). */
